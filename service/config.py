@@ -1,0 +1,149 @@
+"""Settings: environment variables ``STRAWFIRE_*`` and an optional TOML file, strictly validated.
+
+Precedence, highest first:
+
+1. values passed to ``Settings(...)`` in code (tests);
+2. environment variables ``STRAWFIRE_<FIELD>`` (for example ``STRAWFIRE_DATABASE_URL``; nested tables with
+   ``__``, e.g. ``STRAWFIRE_REGIONS__TOLERANCE_M``);
+3. the TOML file named by ``STRAWFIRE_CONFIG``, else ``./strawfire.toml`` when it exists;
+4. the defaults below.
+
+Unknown keys are errors (a typo in a TOML file must not be silently ignored). Secrets are ``SecretStr``: they
+print as ``**********`` in reprs, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from service.errors import ConfigError
+
+DEFAULT_TOML = Path("strawfire.toml")
+
+
+class RegionSettings(BaseModel):
+    """How places are assigned to administrative units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A fire a few hundred metres outside every polygon is almost always a boundary-data error (coarse or
+    # offset polygons), not a fire abroad: give it to the nearest unit, flagged `nearest`.
+    tolerance_m: float = Field(500.0, ge=0, le=50_000)
+    # Units are always assigned at this level by the service (townships when they are loaded).
+    default_level: str = "township"
+
+
+class FirmsSettings(BaseModel):
+    """NASA FIRMS access (used by the satellite poller)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    map_key: SecretStr | None = None
+    base_url: str = "https://firms.modaps.eosdis.nasa.gov"
+
+
+class SentinelHubSettings(BaseModel):
+    """Sentinel Hub / Copernicus Data Space credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    base_url: str = "https://sh.dataspace.copernicus.eu"
+
+
+class Settings(BaseSettings):
+    """All of strawfire's settings. Build with :func:`get_settings` (cached) or directly in tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STRAWFIRE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # SQLite under the data folder by default: the embedded deployment needs no other server.
+    # PostgreSQL: postgresql+psycopg://user:password@host:5432/db
+    database_url: str = ""
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Load the generated, clearly labelled demo region and scenario at start when the database is empty.
+    demo: bool = False
+    log_level: str = "INFO"
+    # Signs API tokens. Generated into the data folder on first use when not set (see service.auth).
+    secret_key: SecretStr | None = None
+    regions: RegionSettings = Field(default_factory=RegionSettings)
+    firms: FirmsSettings = Field(default_factory=FirmsSettings)
+    sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgres")):
+            raise ValueError("database_url must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith(("postgres://", "postgresql://")):
+            # SQLAlchemy would pick psycopg2, which strawfire does not ship.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file ``<data_dir>/strawfire.sqlite3``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'strawfire.sqlite3'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("STRAWFIRE_CONFIG")
+        path = Path(toml_path) if toml_path else DEFAULT_TOML
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path and not path.is_file():
+            raise ConfigError(f"STRAWFIRE_CONFIG names {path}, which is not a file")
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation problems into a :class:`ConfigError` without secret values."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    except ValueError as exc:  # a malformed TOML file
+        raise ConfigError(f"invalid settings file: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own :class:`Settings`)."""
+    return load_settings()

@@ -1,0 +1,106 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from service import http_errors
+from service.config import Settings, get_settings
+from service.db import make_engine, make_session_factory, transaction, upgrade
+from service.demo import DEMO_LABEL, demo_scenario, load_demo
+from service.deps import RegionIndexesDep, SessionDep
+from service.regions import service as regions
+from service.regions.router import router as regions_router
+from service.regions.service import RegionIndexCache
+
+log = logging.getLogger("strawfire")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the lifespan applies migrations and, with ``settings.demo``, loads the demo."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.effective_database_url)
+        upgrade(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        app.state.region_indexes = RegionIndexCache(settings.regions.tolerance_m)
+        if settings.demo:
+            with transaction(app.state.session_factory) as session:
+                if load_demo(session):
+                    log.info("loaded the generated DEMO region")
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="strawfire",
+        version="0.1.0",
+        summary="Straw-burning detection and closed-loop response",
+        license_info={"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
+        lifespan=lifespan,
+    )
+    http_errors.install(app)
+    app.include_router(regions_router)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(session: SessionDep, indexes: RegionIndexesDep) -> str:
+        return _home_page(session, indexes)
+
+    return app
+
+
+def _home_page(session: SessionDep, indexes: RegionIndexesDep) -> str:
+    rows = regions.list_regions(session)
+    units = "".join(
+        f"<tr><td>{html.escape(r.level)}</td><td>{html.escape(r.code)}</td><td>{html.escape(r.name)}</td>"
+        f"<td>{r.area_ha:,.0f}</td></tr>"
+        for r in rows
+    )
+    scenario = ""
+    levels = regions.loaded_levels(session)
+    if rows and all(r.code.startswith(DEMO_LABEL) for r in rows) and levels:
+        index = indexes.get(session, levels[0])
+        points = demo_scenario()
+        result = index.assign_points(
+            np.array([p.longitude for p in points]),
+            np.array([p.latitude for p in points]),
+            measure_outside=True,
+        )
+        lines = []
+        for i, p in enumerate(points):
+            a = index.describe(result, i)
+            lines.append(
+                f"<tr><td>{p.observed_at:%Y-%m-%d %H:%M} UTC</td><td>{p.source}</td>"
+                f"<td>{p.latitude:.5f}, {p.longitude:.5f}</td><td>{p.confidence:.2f}</td>"
+                f"<td>{html.escape(a.name or '—')}</td><td>{a.status.value}</td>"
+                f"<td>{0 if a.distance_m is None else a.distance_m:,.0f}</td></tr>"
+            )
+        scenario = (
+            "<h2>DEMO scenario (generated, not real fires)</h2><table><tr><th>time</th><th>source</th>"
+            "<th>lat, lon (WGS-84)</th><th>confidence</th><th>township</th><th>status</th><th>distance m</th>"
+            "</tr>" + "".join(lines) + "</table>"
+        )
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>strawfire</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+        "</style></head><body><h1>strawfire 秸秆焚烧监测</h1>"
+        "<p>API documentation: <a href='/docs'>/docs</a> · <a href='/openapi.json'>/openapi.json</a></p>"
+        "<h2>Administrative units</h2><table><tr><th>level</th><th>code</th><th>name</th><th>area ha</th></tr>"
+        f"{units}</table>{scenario}</body></html>"
+    )

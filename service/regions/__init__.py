@@ -1,0 +1,1 @@
+"""Administrative units at any level (county, township, village, grid cell) and assignment of places to them."""

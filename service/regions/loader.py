@@ -1,0 +1,353 @@
+"""Read administrative boundaries from GeoJSON or Shapefile into WGS-84 :class:`RegionUnit` records.
+
+Nothing here touches the database: :func:`read_units` returns every unit of a file or raises one
+:class:`~service.errors.InputError` that names the file and the feature (row) to fix, so an import is all or
+nothing. Invalid polygons are repaired with ``shapely.make_valid`` and reported, never silently changed.
+
+Attribute names are detected (``code``/``adcode``/``XZQDM``…, ``name``/``XZQMC``…, ``parent``/``parent_code``…)
+or given explicitly. The official code list (``streets_2201.csv`` form: ``code,name,<parent>Code…``) can fill
+missing codes (by unique name), names (by code) and parent codes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapefile  # pyshp
+import shapely
+from shapely.geometry import shape
+
+from service.errors import InputError
+from service.regions.crs import SourceCRS, geometry_to_wgs84
+from service.regions.types import RegionLevel, RegionUnit
+
+CODE_FIELDS = ("code", "adcode", "region_code", "xzqdm", "xzqh", "pac", "gb", "dm")
+NAME_FIELDS = ("name", "region_name", "xzqmc", "mc", "zlmc")
+PARENT_FIELDS = ("parent_code", "parent", "parentcode", "sjxzqdm")
+CROPLAND_FIELDS = ("cropland_ha", "cropland", "gdmj_ha")
+# Parent columns of the official code lists, most specific first.
+CODE_LIST_PARENT_FIELDS = ("parent_code", "parentCode", "streetCode", "areaCode", "cityCode", "provinceCode")
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A polygon that was invalid and was repaired, with shapely's reason."""
+
+    row: int
+    code: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ReadReport:
+    """What :func:`read_units` did besides returning units."""
+
+    source: str
+    repairs: list[Repair] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalise_code(value: object) -> str:
+    """An administrative code as text; the short province/city forms (``22``, ``2201``) padded to 6 digits."""
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].isdigit():  # codes read as floats from shapefile DBF numbers
+        text = text[:-2]
+    if text.isdigit() and len(text) in (2, 4):
+        text = text.ljust(6, "0")
+    return text
+
+
+def _pick(properties: Mapping[str, Any], explicit: str | None, candidates: Iterable[str]) -> Any:
+    if explicit:
+        return properties.get(explicit)
+    lowered = {k.lower(): v for k, v in properties.items()}
+    for name in candidates:
+        if name in lowered and lowered[name] not in (None, ""):
+            return lowered[name]
+    return None
+
+
+def _parent_value(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, Mapping):  # DataV: "parent": {"adcode": 220100}
+        value = value.get("adcode") or value.get("code")
+        if value in (None, ""):
+            return None
+    return normalise_code(value)
+
+
+def _polygonal(geometry: shapely.Geometry) -> shapely.Polygon | shapely.MultiPolygon | None:
+    """Only the polygonal part of a (repaired) geometry; None if there is none."""
+    if isinstance(geometry, shapely.Polygon | shapely.MultiPolygon):
+        return geometry
+    parts = [g for g in shapely.get_parts(geometry) if isinstance(g, shapely.Polygon | shapely.MultiPolygon)]
+    if not parts:
+        return None
+    merged = shapely.union_all(parts)
+    return merged if isinstance(merged, shapely.Polygon | shapely.MultiPolygon) else None
+
+
+def _iter_geojson(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file: {exc}", source=str(path)) from exc
+    if not text.strip():
+        raise InputError("the file is empty", source=str(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}", source=str(path)
+        ) from exc
+    if not isinstance(data, dict) or "type" not in data:
+        raise InputError("not a GeoJSON object (no 'type')", source=str(path))
+    if data["type"] == "FeatureCollection":
+        features = data.get("features")
+        if not isinstance(features, list):
+            raise InputError("FeatureCollection without a 'features' list", source=str(path))
+    elif data["type"] == "Feature":
+        features = [data]
+    else:  # a bare geometry
+        features = [{"type": "Feature", "properties": {}, "geometry": data}]
+    for row, feature in enumerate(features, start=1):
+        if not isinstance(feature, dict):
+            raise InputError("feature is not a JSON object", source=str(path), location=f"line {row}")
+        yield row, feature.get("properties") or {}, feature.get("geometry")
+
+
+# What pyshp raises on truncated or foreign files.
+_SHAPEFILE_ERRORS = (
+    shapefile.ShapefileException,
+    OSError,
+    zipfile.BadZipFile,
+    struct.error,
+    ValueError,
+    EOFError,
+)
+
+
+def _shapefile_reader(path: Path) -> shapefile.Reader:
+    encoding = "utf-8"
+    cpg = path.with_suffix(".cpg")
+    if cpg.exists():
+        encoding = cpg.read_text(errors="replace").strip() or encoding
+    try:
+        # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
+        return shapefile.Reader(str(path), encoding=encoding if cpg.exists() else "gbk", encodingErrors="strict")
+    except _SHAPEFILE_ERRORS as exc:
+        raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
+
+
+def _iter_shapefile(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    reader = _shapefile_reader(path)
+    with reader:
+        if reader.numRecords == 0:
+            raise InputError("the shapefile has no features", source=str(path))
+        try:
+            for row, item in enumerate(reader.iterShapeRecords(), start=1):
+                geometry = item.shape.__geo_interface__ if item.shape.shapeType != shapefile.NULL else None
+                yield row, item.record.as_dict(), geometry
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"attribute text is not in the expected encoding ({exc.reason}); add a .cpg file naming it",
+                source=str(path),
+            ) from exc
+        except _SHAPEFILE_ERRORS as exc:
+            raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
+
+
+def iter_features(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    """Yield (row, properties, GeoJSON geometry) for a GeoJSON, Shapefile or zipped Shapefile."""
+    if not path.exists():
+        raise InputError("no such file", source=str(path))
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".geojson"):
+        return _iter_geojson(path)
+    if suffix in (".shp", ".zip"):
+        return _iter_shapefile(path)
+    raise InputError(f"unsupported file type {suffix!r}: use .geojson/.json, .shp or a zipped .shp", source=str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class CodeList:
+    """An official code list: code → (name, parent code), and name → codes."""
+
+    names: dict[str, str]
+    parents: dict[str, str | None]
+    by_name: dict[str, list[str]]
+
+    @classmethod
+    def read(cls, path: Path) -> CodeList:
+        """Read a ``code,name[,parent columns]`` CSV such as ``streets_2201.csv``."""
+        names: dict[str, str] = {}
+        parents: dict[str, str | None] = {}
+        by_name: dict[str, list[str]] = {}
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                reader = csv.DictReader(handle)
+                header = reader.fieldnames or []
+                missing = [c for c in ("code", "name") if c not in header]
+                if missing:
+                    raise InputError(
+                        f"code list lacks column(s) {', '.join(missing)}", source=str(path), location="line 1"
+                    )
+                parent_field = next((f for f in CODE_LIST_PARENT_FIELDS if f in header), None)
+                for row, record in enumerate(reader, start=2):
+                    code = normalise_code(record.get("code") or "")
+                    name = (record.get("name") or "").strip()
+                    if not code or not name:
+                        raise InputError("empty code or name", source=str(path), location=f"line {row}")
+                    names[code] = name
+                    parents[code] = normalise_code(record[parent_field]) if parent_field else None
+                    by_name.setdefault(name, []).append(code)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read code list: {exc}", source=str(path)) from exc
+        if not names:
+            raise InputError("the code list is empty", source=str(path))
+        return cls(names, parents, by_name)
+
+
+def read_units(
+    path: Path,
+    *,
+    level: RegionLevel,
+    crs: SourceCRS,
+    codes: CodeList | None = None,
+    code_field: str | None = None,
+    name_field: str | None = None,
+    parent_field: str | None = None,
+) -> tuple[list[RegionUnit], ReadReport]:
+    """Read every unit of ``path`` (all or nothing) converted from ``crs`` to WGS-84."""
+    report = ReadReport(source=str(path))
+    units: list[RegionUnit] = []
+    seen: dict[str, int] = {}
+    source = str(path)
+    for row, properties, geometry_json in iter_features(path):
+        if geometry_json is None:
+            raise InputError("feature has no geometry", source=source, location=f"feature {row}")
+        try:
+            geometry = shape(geometry_json)
+        except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as exc:
+            raise InputError(
+                f"unreadable geometry: {exc}", source=source, location=f"feature {row}", field="geometry"
+            ) from exc
+        if not isinstance(geometry, shapely.Polygon | shapely.MultiPolygon):
+            raise InputError(
+                f"geometry is a {geometry.geom_type}, not a Polygon or MultiPolygon",
+                source=source,
+                location=f"feature {row}",
+                field="geometry",
+            )
+        if geometry.is_empty:
+            raise InputError("geometry is empty", source=source, location=f"feature {row}", field="geometry")
+        coords = shapely.get_coordinates(geometry)
+        if not np.isfinite(coords).all():
+            raise InputError(
+                "geometry has non-finite coordinates",
+                source=source,
+                location=f"feature {row}",
+                field="geometry",
+            )
+
+        raw_code = _pick(properties, code_field, CODE_FIELDS)
+        name = _pick(properties, name_field, NAME_FIELDS)
+        name = str(name).strip() if name not in (None, "") else None
+        code = normalise_code(raw_code) if raw_code not in (None, "") else None
+        parent = _parent_value(_pick(properties, parent_field, PARENT_FIELDS))
+        if codes is not None:
+            if code is None and name is not None:
+                matches = codes.by_name.get(name, [])
+                if len(matches) == 1:
+                    code = matches[0]
+                elif len(matches) > 1:
+                    raise InputError(
+                        f"name {name!r} matches several codes in the code list ({', '.join(matches)}); give the code",
+                        source=source,
+                        location=f"feature {row}",
+                    )
+            if code is not None and code in codes.names:
+                listed = codes.names[code]
+                if name is None:
+                    name = listed
+                elif name != listed:
+                    report.warnings.append(
+                        f"row {row}: name {name!r} differs from the code list's {listed!r} for {code}"
+                    )
+                if parent is None:
+                    parent = codes.parents.get(code)
+            elif code is not None:
+                report.warnings.append(f"row {row}: code {code} is not in the code list")
+        if code is None:
+            raise InputError(
+                "no unit code (looked for " + ", ".join([code_field] if code_field else CODE_FIELDS) + ")",
+                source=source,
+                location=f"feature {row}",
+                field="code",
+            )
+        if name is None:
+            name = code
+            report.warnings.append(f"row {row}: unit {code} has no name; using its code")
+        if code in seen:
+            raise InputError(
+                f"code {code} appears twice (also row {seen[code]})",
+                source=source,
+                location=f"feature {row}",
+                field="code",
+            )
+        seen[code] = row
+
+        geometry = geometry_to_wgs84(crs, geometry)
+        lon, lat = shapely.get_coordinates(geometry).T
+        if lon.min() < -180 or lon.max() > 180 or lat.min() < -90 or lat.max() > 90:
+            raise InputError(
+                f"coordinates are outside longitude/latitude range after conversion from {crs}:"
+                " is the declared CRS right?",
+                source=source,
+                location=f"feature {row}",
+                field="geometry",
+            )
+        if not geometry.is_valid:
+            reason = shapely.is_valid_reason(geometry)
+            repaired = _polygonal(shapely.make_valid(geometry))
+            if repaired is None or repaired.is_empty:
+                raise InputError(
+                    f"invalid polygon that cannot be repaired ({reason})",
+                    source=source,
+                    location=f"feature {row}",
+                    field="geometry",
+                )
+            report.repairs.append(Repair(row, code, reason))
+            geometry = repaired
+        cropland = _pick(properties, None, CROPLAND_FIELDS)
+        try:
+            cropland_ha = float(cropland) if cropland not in (None, "") else None
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"cropland area {cropland!r} is not a number",
+                source=source,
+                location=f"feature {row}",
+                field="cropland_ha",
+            ) from exc
+        units.append(
+            RegionUnit(
+                code=code,
+                name=name,
+                level=level,
+                geometry=geometry,
+                parent_code=parent,
+                cropland_ha=cropland_ha,
+            )
+        )
+    if not units:
+        raise InputError("the file has no features", source=source)
+    return units, report
