@@ -35,9 +35,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative units: import, list, assign places to them.", no_args_is_help=True)
 demo_app = typer.Typer(help="The generated DEMO region and scenario.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, roles and device tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(regions_app, name="regions")
 app.add_typer(demo_app, name="demo")
+app.add_typer(users_app, name="users")
 
 err = Console(stderr=True)
 
@@ -234,6 +236,32 @@ def demo_load() -> None:
     with transaction(_session_factory()) as session:
         loaded = load_demo(session)
     typer.echo("DEMO region loaded" if loaded else "real regions present: DEMO region not loaded")
+
+
+@users_app.command("add")
+@friendly_errors
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    role: Annotated[str, typer.Option(help="patrol, supervisor, evaluator, admin or device.")],
+    unit: Annotated[str | None, typer.Option(help="Township or county code the user answers for.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a user. The password is read from stdin (--password-stdin) or prompted for, never an argument."""
+    from service.auth.service import create_user
+    from service.db import transaction
+    from service.incidents.states import Role
+
+    try:
+        user_role = Role(role.strip().lower())
+    except ValueError:
+        raise InputError(f"unknown role {role!r}; use patrol, supervisor, evaluator, admin or device") from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with transaction(_session_factory()) as session:
+        user = create_user(session, name, password, user_role, unit)
+    typer.echo(f"user {user.username} ({user.role}{', unit ' + user.unit_code if user.unit_code else ''}) created")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,21 @@ class RegionSettings(BaseModel):
     default_level: str = "township"
 
 
+class IncidentSettings(BaseModel):
+    """Fusion of observations into incidents, and upload limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Pyronear links camera detections of one fire for 2 h; SMHI's activefires-pp suppresses repeat satellite
+    # alarms at a spot for 6 h. A satellite pass is a snapshot, hence the longer window whenever one is involved.
+    ground_window_h: float = Field(2.0, gt=0, le=48)
+    satellite_window_h: float = Field(6.0, gt=0, le=72)
+    # Uncertainty regions must overlap; a positive buffer (m) also links regions that nearly touch.
+    link_buffer_m: float = Field(0.0, ge=0, le=5000)
+    # A FIRMS global 24 h CSV is ~1.3 MB; a 7-day global VIIRS file is ~100 MB.
+    max_upload_mb: float = Field(100.0, gt=0, le=2000)
+
+
 class FirmsSettings(BaseModel):
     """NASA FIRMS access (used by the satellite poller)."""
 
@@ -85,6 +100,7 @@ class Settings(BaseSettings):
     # Signs API tokens. Generated into the data folder on first use when not set (see service.auth).
     secret_key: SecretStr | None = None
     regions: RegionSettings = Field(default_factory=RegionSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 
 from service.errors import ConflictError, InputError, NotFoundError, StrawfireError
 
@@ -19,6 +20,12 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+async def _stale(request: Request, exc: Exception) -> JSONResponse:
+    # Two people changed the same incident at once; the second must reload and decide again.
+    return JSONResponse({"detail": "the incident was changed by someone else; reload it"}, status_code=409)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(StrawfireError, _handle)
+    app.add_exception_handler(StaleDataError, _stale)

@@ -12,10 +12,13 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from service import http_errors
+from service.auth.router import router as auth_router
+from service.auth.security import load_or_create_secret
 from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory, transaction, upgrade
 from service.demo import DEMO_LABEL, demo_scenario, load_demo
 from service.deps import RegionIndexesDep, SessionDep
+from service.incidents.router import router as incidents_router
 from service.regions import service as regions
 from service.regions.router import router as regions_router
 from service.regions.service import RegionIndexCache
@@ -36,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.region_indexes = RegionIndexCache(settings.regions.tolerance_m)
+        app.state.token_secret = (
+            settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
+        )
         if settings.demo:
             with transaction(app.state.session_factory) as session:
                 if load_demo(session):
@@ -52,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     http_errors.install(app)
     app.include_router(regions_router)
+    app.include_router(auth_router)
+    app.include_router(incidents_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,596 @@
+"""Read NASA FIRMS active-fire CSV into :class:`~satellite.hotspot.Hotspot` records.
+
+One reader for every FIRMS CSV layout the project meets: MODIS C6.1 and VIIRS 375 m (S-NPP, NOAA-20, NOAA-21),
+near-real-time and standard-processing/archive files (with ``type``), the 7-day text files (no ``instrument``)
+and the country API (leading ``country_id``). Columns are found **by header name, never by position**, because
+the layouts differ by product and endpoint and FIRMS has added columns before; unknown columns are ignored.
+
+Pure: the reader does no I/O beyond reading the text, bytes, file object or path it is given, and it never
+touches the network. Errors that make the whole input unusable raise
+:class:`~satellite.errors.FirmsFormatError`; a malformed *row* is reported in :attr:`FirmsReadResult.rejected`
+with its line number and skipped, so one corrupt line never hides the rest of a pass.
+
+Speed: validation and normalisation run per *column* (``map(float, column)``, then a range check with ``min``/
+``max``/``sum``; categorical columns such as ``satellite`` or ``confidence`` are converted once per distinct
+value) and records are built with the C-level ``tuple.__new__`` while the cyclic collector is paused. Only a
+column that fails the fast check is re-walked value by value to find and describe the bad rows. Returning one
+Python record per row has a floor that a columnar C reader does not pay, so this is several times slower than
+``pandas.read_csv`` (measured by ``bench/bench_firms_parse.py``) while doing far more; it still reads a global
+MODIS day in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import repeat
+from pathlib import Path
+from typing import IO, Any, Final
+
+from satellite.errors import FirmsEmptyError, FirmsFormatError
+from satellite.hotspot import (
+    BRIGHTNESS_RANGE_K,
+    FRP_RANGE_MW,
+    SCAN_TRACK_RANGE_KM,
+    DayNight,
+    Hotspot,
+    Instrument,
+    Product,
+    Satellite,
+    is_nrt_version,
+    normalise_confidence,
+    parse_acq_date,
+    parse_acq_time,
+)
+
+__all__ = [
+    "BRIGHTNESS_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "FirmsReadResult",
+    "FirmsSource",
+    "RejectedRow",
+    "read_firms_csv",
+]
+
+FirmsSource = os.PathLike[str] | str | bytes | bytearray | memoryview | IO[str] | IO[bytes]
+"""What :func:`read_firms_csv` accepts. A ``str`` is CSV *text*; to read a file pass a ``pathlib.Path``."""
+
+REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
+    "latitude",
+    "longitude",
+    "scan",
+    "track",
+    "acq_date",
+    "acq_time",
+    "satellite",
+    "confidence",
+    "version",
+    "frp",
+    "daynight",
+)
+"""Columns every FIRMS layout has, besides the instrument's two brightness columns."""
+
+BRIGHTNESS_COLUMNS: Final[dict[Instrument, tuple[str, str]]] = {
+    Instrument.MODIS: ("brightness", "bright_t31"),
+    Instrument.VIIRS: ("bright_ti4", "bright_ti5"),
+}
+"""(mid-infrared, thermal-infrared) brightness-temperature columns; which pair is present identifies the
+instrument."""
+
+OPTIONAL_COLUMNS: Final[tuple[str, ...]] = ("instrument", "type", "country_id")
+"""``instrument`` is absent from 7-day text files, ``type`` from NRT files, ``country_id`` outside the country
+API."""
+
+_CHUNK_LINES: Final = 65_536
+"""Rows converted per batch: bounds the intermediate per-field strings of a large archive file."""
+
+_MAX_TEXT_IN_REPORT: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """A data row the reader skipped, and why.
+
+    Attributes:
+        source_name: the input's name, as given to the reader.
+        line: 1-based physical line number in the input (the header is usually line 1).
+        field: the first offending column in header order, or ``None`` when the row as a whole is wrong
+            (wrong number of fields).
+        reason: what is wrong, in words.
+        text: the raw line, cut to 200 characters.
+    """
+
+    source_name: str
+    line: int
+    field: str | None
+    reason: str
+    text: str
+
+    def __str__(self) -> str:
+        where = f"{self.source_name}:{self.line}"
+        return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class FirmsReadResult:
+    """What one FIRMS CSV yielded.
+
+    Attributes:
+        source_name: the input's name.
+        instrument: MODIS or VIIRS, from the header's brightness columns.
+        product: the product the caller asserted, or ``None`` when each row's product was derived from its
+            satellite and version.
+        columns: the header as read (lower-cased, stripped), including columns the reader ignores.
+        hotspots: valid rows, in file order.
+        rejected: skipped rows, in file order.
+    """
+
+    source_name: str
+    instrument: Instrument
+    product: Product | None
+    columns: tuple[str, ...]
+    hotspots: list[Hotspot]
+    rejected: list[RejectedRow]
+
+
+def read_firms_csv(
+    source: FirmsSource,
+    *,
+    source_name: str | None = None,
+    product: Product | str | None = None,
+) -> FirmsReadResult:
+    """Parse a FIRMS active-fire CSV.
+
+    Args:
+        source: a path (``pathlib.Path`` or other ``os.PathLike``), CSV text as ``str``, raw ``bytes``, or an
+            open text or binary file. Bytes are decoded as UTF-8; a byte-order mark, CRLF or CR line ends,
+            blank lines and a missing final newline are all accepted.
+        source_name: name used in errors and rejected rows; defaults to the file name (not the directory), or
+            ``<string>``/``<bytes>``/the stream's ``name``. It appears in messages and logs, so **never pass a
+            URL that contains the FIRMS MAP_KEY** — pass it through :func:`satellite.errors.redact` first.
+        product: the FIRMS product the input is known to be (e.g. the ``SOURCE`` an API call asked for).
+            When given, a header of the other instrument is an error, and rows whose satellite or processing
+            level contradict it are rejected. When ``None``, each row's product is derived from its satellite
+            and ``version``.
+
+    Returns:
+        The hotspots and the rejected rows. A header with no rows is a valid, empty result (FIRMS answers
+        that way when there are no fires in the area).
+
+    Raises:
+        FirmsEmptyError: the input is empty or blank.
+        FirmsFormatError: undecodable bytes, no FIRMS header, required columns missing (named in the message
+            and in ``.missing``), duplicated columns, or a header of the wrong instrument for ``product``.
+        ValueError: ``product`` is not a FIRMS product name.
+    """
+    want = None if product is None else Product(product)
+    text, name = _load_text(source, source_name)
+    with _gc_paused():
+        return _parse(text, name, want)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the records are built.
+
+    The reader allocates one tuple per row. CPython runs a young-generation collection every 700 container
+    allocations and, every so often, an older-generation one that walks the records already built; on the
+    16,000-row MODIS day that was about a fifth of the parse time. The records hold only enums, datetimes,
+    floats and strings, so they cannot form cycles and there is nothing for the collector to find. The previous
+    state is restored even on error, and a collector that the application disabled stays disabled.
+    """
+    was_enabled = gc.isenabled()
+    if was_enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_text(source: FirmsSource, source_name: str | None) -> tuple[str, str]:
+    data: bytes
+    if isinstance(source, os.PathLike):
+        path = Path(source)
+        name = source_name if source_name is not None else path.name
+        data = path.read_bytes()
+    elif isinstance(source, str):
+        name = source_name if source_name is not None else "<string>"
+        if source.strip() and "\n" not in source and "," not in source:
+            raise FirmsFormatError(
+                "a str is read as CSV text, and this one has no header; pass a pathlib.Path to read a file",
+                source_name=name,
+            )
+        return source.removeprefix("\ufeff"), name
+    elif isinstance(source, bytes | bytearray | memoryview):
+        name = source_name if source_name is not None else "<bytes>"
+        data = bytes(source)
+    else:
+        name = source_name if source_name is not None else str(getattr(source, "name", "<stream>"))
+        content: Any = source.read()
+        if isinstance(content, str):
+            return content.removeprefix("\ufeff"), name
+        if not isinstance(content, bytes | bytearray):
+            raise TypeError(f"{name}: read() returned {type(content).__name__}, not str or bytes")
+        data = bytes(content)
+    try:
+        return data.decode("utf-8-sig"), name
+    except UnicodeDecodeError as exc:
+        raise FirmsFormatError(
+            f"not UTF-8 text (byte {exc.start})",
+            source_name=name,
+            line=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
+
+
+def _split_line(line: str, quoted: bool) -> list[str]:
+    if quoted:
+        return next(csv.reader([line]), [])
+    return line.split(",")
+
+
+def _parse(text: str, name: str, product: Product | None) -> FirmsReadResult:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    header_index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if header_index is None:
+        raise FirmsEmptyError("empty input: no header and no rows", source_name=name)
+    # FIRMS never quotes; a quote anywhere switches to the csv module for exact CSV semantics.
+    quoted = '"' in text
+    header_line = lines[header_index]
+    columns = tuple(col.strip().lower() for col in _split_line(header_line, quoted))
+    instrument = _check_header(columns, name, header_index + 1, header_line, product)
+
+    body = lines[header_index + 1 :]
+    first_line_no = header_index + 2
+    # The final newline leaves an empty last element; only a missing one makes a cut last row likely.
+    ends_with_newline = text.endswith("\n")
+    last_content = len(body) - 1
+    while last_content >= 0 and not body[last_content].strip():
+        last_content -= 1
+
+    hotspots: list[Hotspot] = []
+    rejected: list[RejectedRow] = []
+    reader = _ColumnReader(columns, instrument, product, name)
+    for start in range(0, last_content + 1, _CHUNK_LINES):
+        chunk = body[start : min(start + _CHUNK_LINES, last_content + 1)]
+        cut_last = not ends_with_newline and start + len(chunk) == last_content + 1
+        reader.read_chunk(chunk, first_line_no + start, quoted, cut_last, hotspots, rejected)
+    rejected.sort(key=lambda row: row.line)
+    return FirmsReadResult(
+        source_name=name,
+        instrument=instrument,
+        product=product,
+        columns=columns,
+        hotspots=hotspots,
+        rejected=rejected,
+    )
+
+
+def _check_header(
+    columns: tuple[str, ...], name: str, line: int, header_line: str, product: Product | None
+) -> Instrument:
+    present = set(columns)
+    modis = present.intersection(BRIGHTNESS_COLUMNS[Instrument.MODIS])
+    viirs = present.intersection(BRIGHTNESS_COLUMNS[Instrument.VIIRS])
+    if modis and viirs:
+        raise FirmsFormatError(
+            f"header mixes MODIS ({', '.join(sorted(modis))}) and VIIRS ({', '.join(sorted(viirs))}) columns",
+            source_name=name,
+            line=line,
+        )
+    instrument = Instrument.MODIS if modis else Instrument.VIIRS if viirs else None
+    if product is not None and instrument is not None and instrument is not product.instrument:
+        raise FirmsFormatError(
+            f"header is a {instrument} layout but product {product} was given",
+            source_name=name,
+            line=line,
+        )
+    if instrument is None and product is not None:
+        instrument = product.instrument
+    required = [c for c in REQUIRED_COLUMNS if c not in present]
+    if instrument is None:
+        required += [
+            f"{' + '.join(BRIGHTNESS_COLUMNS[Instrument.MODIS])} (MODIS) "
+            f"or {' + '.join(BRIGHTNESS_COLUMNS[Instrument.VIIRS])} (VIIRS)"
+        ]
+    else:
+        required += [c for c in BRIGHTNESS_COLUMNS[instrument] if c not in present]
+    if required:
+        looks_like_header = len(columns) >= 3
+        found = (
+            f"header has {len(columns)} columns"
+            if looks_like_header
+            else f"first line is not a FIRMS header: {header_line.strip()[:80]!r}"
+        )
+        raise FirmsFormatError(
+            f"missing required FIRMS column(s): {', '.join(required)} ({found})",
+            source_name=name,
+            line=line,
+            missing=required,
+        )
+    wanted = set(REQUIRED_COLUMNS).union(OPTIONAL_COLUMNS, *BRIGHTNESS_COLUMNS.values())
+    duplicated = sorted({c for c in columns if c in wanted and columns.count(c) > 1})
+    if duplicated:
+        raise FirmsFormatError(
+            f"duplicated column(s): {', '.join(duplicated)}", source_name=name, line=line, field=duplicated[0]
+        )
+    assert instrument is not None
+    return instrument
+
+
+class _RowErrors:
+    """First error per row: columns are converted in header order, so the first recorded one wins."""
+
+    __slots__ = ("by_row",)
+
+    def __init__(self) -> None:
+        self.by_row: dict[int, tuple[str, str]] = {}
+
+    def add(self, row: int, field: str, reason: str) -> None:
+        self.by_row.setdefault(row, (field, reason))
+
+
+class _ColumnReader:
+    """Converts batches of data lines to hotspots, column by column."""
+
+    def __init__(self, columns: tuple[str, ...], instrument: Instrument, product: Product | None, name: str):
+        self.columns = columns
+        self.width = len(columns)
+        self.instrument = instrument
+        self.product = product
+        self.name = name
+        self.mir, self.tir = BRIGHTNESS_COLUMNS[instrument]
+        # column -> (lowest, highest, may be empty)
+        self.numeric: dict[str, tuple[float, float, bool]] = {
+            "latitude": (-90.0, 90.0, False),
+            "longitude": (-180.0, 180.0, False),
+            "scan": (*SCAN_TRACK_RANGE_KM, False),
+            "track": (*SCAN_TRACK_RANGE_KM, False),
+            self.mir: (*BRIGHTNESS_RANGE_K, False),
+            self.tir: (*BRIGHTNESS_RANGE_K, False),
+            "frp": (*FRP_RANGE_MW, True),
+        }
+        # Low-cardinality columns: converted once per distinct value.
+        self.categorical: dict[str, Callable[[str], Any]] = {
+            "acq_date": parse_acq_date,
+            "acq_time": parse_acq_time,
+            "satellite": self._satellite,
+            "instrument": self._instrument,
+            "confidence": self._confidence,
+            "version": self._version,
+            "daynight": _daynight,
+            "type": _fire_type,
+            "country_id": _country_id,
+        }
+
+    def _satellite(self, raw: str) -> Satellite:
+        sat = Satellite.parse(raw)
+        if sat.instrument is not self.instrument:
+            raise ValueError(f"{sat} carries {sat.instrument}, but this is a {self.instrument} file")
+        if self.product is not None and sat not in self.product.satellites:
+            raise ValueError(f"{sat} detection in a {self.product} file")
+        return sat
+
+    def _instrument(self, raw: str) -> Instrument:
+        if raw.strip().upper() != self.instrument.value:
+            raise ValueError(f"instrument {raw.strip()[:20]!r} in a {self.instrument} layout")
+        return self.instrument
+
+    def _confidence(self, raw: str) -> tuple[float, str]:
+        text = raw.strip()
+        return normalise_confidence(text, self.instrument), text
+
+    def _version(self, raw: str) -> tuple[str, bool]:
+        text = raw.strip()
+        if not text:
+            raise ValueError("empty")
+        nrt = is_nrt_version(text)
+        if self.product is not None and self.product.is_nrt != nrt:
+            level = "near-real-time" if nrt else "standard processing"
+            raise ValueError(f"version {text!r} is {level}, but this is a {self.product} file")
+        return text, nrt
+
+    def read_chunk(
+        self,
+        lines: list[str],
+        first_line_no: int,
+        quoted: bool,
+        cut_last: bool,
+        hotspots: list[Hotspot],
+        rejected: list[RejectedRow],
+    ) -> None:
+        """Append the valid rows of ``lines`` to ``hotspots`` and the others to ``rejected``."""
+        width = self.width
+        split: list[list[str]] = []
+        if quoted:
+            split = [_split_line(line, True) for line in lines]
+            counts = [len(fields) - 1 for fields in split]
+        else:
+            counts = list(map(str.count, lines, repeat(",")))
+        # row_lines[r] is the index in ``lines`` of row r.
+        row_lines: list[int] | range = range(len(lines))
+        if counts.count(width - 1) != len(counts):
+            row_lines = []
+            for i, count in enumerate(counts):
+                if count == width - 1:
+                    row_lines.append(i)
+                elif lines[i].strip():
+                    reason = f"expected {width} fields, found {count + 1}"
+                    if cut_last and i == len(lines) - 1 and count + 1 < width:
+                        reason += "; the input ends without a newline, so this last line was probably cut off"
+                    rejected.append(self._reject(first_line_no + i, None, reason, lines[i]))
+        if not row_lines:
+            return
+        table: list[Sequence[str]]
+        if quoted:
+            table = list(zip(*(split[i] for i in row_lines), strict=True))
+        else:
+            kept = lines if isinstance(row_lines, range) else [lines[i] for i in row_lines]
+            flat = ",".join(kept).split(",")
+            table = [flat[j::width] for j in range(width)]
+
+        errors = _RowErrors()
+        numbers: dict[str, list[float | None]] = {}
+        cells: dict[str, Sequence[str]] = {}
+        converted: dict[str, dict[str, Any]] = {}
+        for column, column_cells in zip(self.columns, table, strict=True):
+            if column in self.numeric:
+                lo, hi, optional = self.numeric[column]
+                numbers[column] = _floats(column_cells, column, lo, hi, errors, optional=optional)
+            elif column in self.categorical:
+                cells[column] = column_cells
+                converted[column] = _distinct(column_cells, column, self.categorical[column], errors)
+        if errors.by_row:
+            for row, (field, reason) in errors.by_row.items():
+                i = row_lines[row]
+                rejected.append(self._reject(first_line_no + i, field, reason, lines[i]))
+            keep = [r for r in range(len(row_lines)) if r not in errors.by_row]
+            if not keep:
+                return
+            numbers = {c: [v[r] for r in keep] for c, v in numbers.items()}
+            cells = {c: [v[r] for r in keep] for c, v in cells.items()}
+        self._build(numbers, cells, converted, hotspots)
+
+    def _build(
+        self,
+        numbers: dict[str, list[float | None]],
+        cells: dict[str, Sequence[str]],
+        converted: dict[str, dict[str, Any]],
+        hotspots: list[Hotspot],
+    ) -> None:
+        """Assemble records; categorical values are looked up lazily, so no per-column list is built."""
+
+        def looked_up(column: str, table: dict[str, Any] | None = None) -> Iterator[Any]:
+            if column not in cells:
+                return repeat(None)
+            return map((table if table is not None else converted[column]).__getitem__, cells[column])
+
+        dates, times = cells["acq_date"], cells["acq_time"]
+        day_of, hhmm_of = converted["acq_date"], converted["acq_time"]
+        stamp_of = {}
+        for d, t in set(zip(dates, times, strict=True)):
+            day, (hour, minute) = day_of[d], hhmm_of[t]
+            stamp_of[(d, t)] = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+        sats, versions = cells["satellite"], cells["version"]
+        sat_of, version_of = converted["satellite"], converted["version"]
+        product_of = {
+            (s, v): Product.for_detection(sat_of[s], nrt=version_of[v][1])
+            for s, v in set(zip(sats, versions, strict=True))
+        }
+        confidence_of = converted["confidence"]
+        records = zip(
+            map(product_of.__getitem__, zip(sats, versions, strict=True)),
+            looked_up("satellite"),
+            repeat(self.instrument),
+            map(stamp_of.__getitem__, zip(dates, times, strict=True)),
+            numbers["latitude"],
+            numbers["longitude"],
+            numbers["scan"],
+            numbers["track"],
+            numbers[self.mir],
+            numbers[self.tir],
+            numbers["frp"],
+            looked_up("confidence", {raw: vt[0] for raw, vt in confidence_of.items()}),
+            looked_up("confidence", {raw: vt[1] for raw, vt in confidence_of.items()}),
+            looked_up("daynight"),
+            looked_up("version", {raw: vt[0] for raw, vt in version_of.items()}),
+            looked_up("type"),
+            looked_up("country_id"),
+        )
+        # Every field was validated column-wise above, so the C constructor may skip Hotspot.__new__'s checks.
+        new: Callable[[type[Hotspot], Iterable[Any]], Hotspot] = tuple.__new__
+        hotspots.extend(map(new, repeat(Hotspot, len(dates)), records))
+
+    def _reject(self, line_no: int, field: str | None, reason: str, text: str) -> RejectedRow:
+        return RejectedRow(self.name, line_no, field, reason, text[:_MAX_TEXT_IN_REPORT])
+
+
+def _floats(
+    column: Sequence[str],
+    field: str,
+    lo: float,
+    hi: float,
+    errors: _RowErrors,
+    *,
+    optional: bool = False,
+) -> list[float | None]:
+    """Convert a numeric column, rejecting non-numbers, NaN/inf and values outside [lo, hi].
+
+    The fast path converts the whole column in C and checks the bounds with min/max; ``sum`` catches NaN and
+    infinities, which min/max silently step over. Only if that fails is the column walked value by value.
+    """
+    try:
+        values: list[float] = list(map(float, column))
+    except ValueError:
+        pass
+    else:
+        if values and math.isfinite(sum(values)) and min(values) >= lo and max(values) <= hi:
+            return values  # type: ignore[return-value]  # list is invariant; no None on this path
+    out: list[float | None] = []
+    append = out.append
+    for row, raw in enumerate(column):
+        text = raw.strip()
+        if not text:
+            if not optional:
+                errors.add(row, field, "empty")
+            append(None)
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            errors.add(row, field, f"not a number: {text[:20]!r}")
+            append(None)
+            continue
+        if not (math.isfinite(value) and lo <= value <= hi):
+            errors.add(row, field, f"{text[:20]} is outside [{lo:g}, {hi:g}]")
+        append(value)
+    return out
+
+
+def _distinct(column: Sequence[str], field: str, convert: Callable[[str], Any], errors: _RowErrors) -> dict[str, Any]:
+    """Convert each distinct value of a low-cardinality column once; record the rows holding bad values."""
+    converted: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    for raw in set(column):
+        try:
+            converted[raw] = convert(raw)
+        except ValueError as exc:
+            failures[raw] = str(exc)
+    if failures:
+        for row, raw in enumerate(column):
+            reason = failures.get(raw)
+            if reason is not None:
+                errors.add(row, field, reason)
+    return converted
+
+
+def _daynight(raw: str) -> DayNight:
+    text = raw.strip().upper()
+    if text == "D":
+        return DayNight.DAY
+    if text == "N":
+        return DayNight.NIGHT
+    raise ValueError(f"daynight must be D or N, not {raw.strip()[:20]!r}")
+
+
+def _fire_type(raw: str) -> int | None:
+    text = raw.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"type must be a non-negative integer, not {text[:20]!r}")
+    return int(text)
+
+
+def _country_id(raw: str) -> str | None:
+    return raw.strip() or None

@@ -1,0 +1,69 @@
+"""Password hashing (argon2id) and signed access tokens (JWT, HS256)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from service.db import utcnow
+
+_HASHER = PasswordHasher()
+ALGORITHM = "HS256"
+# A patrol phone stays logged in for a shift; devices get long-lived tokens from `strawfire users token`.
+ACCESS_TOKEN_TTL = timedelta(hours=12)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (salted; parameters stored in the hash)."""
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when ``password`` matches; never raises on a bad hash."""
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The token signing key: ``<data_dir>/secret_key`` (created 0600 on first use) unless configured."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a valid token says."""
+
+    username: str
+    role: str
+
+
+def create_token(secret: str, username: str, role: str, ttl: timedelta = ACCESS_TOKEN_TTL) -> str:
+    """A signed token naming the user and role, expiring after ``ttl``."""
+    now = utcnow()
+    return jwt.encode({"sub": username, "role": role, "iat": now, "exp": now + ttl}, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> TokenClaims | None:
+    """The claims of a valid, unexpired token; None otherwise."""
+    try:
+        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    except jwt.PyJWTError:
+        return None
+    return TokenClaims(str(payload["sub"]), str(payload.get("role", "")))

@@ -1,0 +1,102 @@
+"""Users: creation, authentication, and the scope each role sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from service.auth.security import hash_password, verify_password
+from service.auth.tables import User
+from service.errors import ConflictError, InputError
+from service.incidents.states import Role
+from service.incidents.tables import Incident
+
+UNIT_ROLES = frozenset({Role.PATROL, Role.SUPERVISOR})
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user's name, role and the unit they answer for."""
+
+    username: str
+    role: Role
+    unit_code: str | None = None
+
+    def can_read_all(self) -> bool:
+        """Evaluators and admins see every unit."""
+        return self.role in (Role.EVALUATOR, Role.ADMIN, Role.SYSTEM)
+
+    def incident_filter(self) -> ColumnElement[bool]:
+        """SQL condition for the incidents this principal may see.
+
+        A patrol user answers for a township (or for a county where only counties are loaded); a supervisor for
+        a county. Either sees the incidents whose township or county is their unit.
+        """
+        if self.can_read_all():
+            return true()
+        if self.role in UNIT_ROLES and self.unit_code:
+            return or_(Incident.township_code == self.unit_code, Incident.county_code == self.unit_code)
+        return false()
+
+    def can_see(self, incident: Incident) -> bool:
+        """The same rule as :meth:`incident_filter`, for one loaded incident."""
+        if self.can_read_all():
+            return True
+        return (
+            self.role in UNIT_ROLES
+            and self.unit_code is not None
+            and self.unit_code in (incident.township_code, incident.county_code)
+        )
+
+
+SYSTEM = Principal("strawfire", Role.SYSTEM)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password("no such user")
+
+
+def create_user(session: Session, username: str, password: str, role: Role, unit_code: str | None) -> User:
+    """Add a user; patrol and supervisor users must name their unit."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise InputError("a username has 1–64 characters", field="username")
+    if role is Role.SYSTEM:
+        raise InputError("the system role is reserved", field="role")
+    if role in UNIT_ROLES and not unit_code:
+        raise InputError(
+            f"a {role.value} user needs --unit (the township or county code they answer for)", field="unit"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ConflictError(f"user {username!r} already exists")
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role.value,
+        unit_code=unit_code if role in UNIT_ROLES else None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None (the same answer for unknown user and bad password)."""
+    user = session.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if user is None:
+        # Spend the same time as a real check so that usernames cannot be probed by timing.
+        verify_password(_dummy_hash(), password)
+        return None
+    return user if verify_password(user.password_hash, password) else None
+
+
+def principal_of(user: User) -> Principal:
+    """The principal a user acts as."""
+    return Principal(user.username, Role(user.role), user.unit_code)

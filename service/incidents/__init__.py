@@ -1,0 +1,1 @@
+"""Incidents: observations fused into one fire, assigned to a unit, and walked through the dispatch lifecycle."""

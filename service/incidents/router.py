@@ -1,0 +1,142 @@
+"""HTTP API of incidents and observations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile
+
+from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
+from service.errors import InputError
+from service.incidents import service
+from service.incidents.schemas import (
+    EventRead,
+    IncidentDetail,
+    IncidentRead,
+    IngestOut,
+    ReassignIn,
+    RejectedRowOut,
+    TransitionIn,
+)
+from service.incidents.sources import fusion_windows, hotspot_observation
+from service.incidents.states import IncidentState, allowed_targets
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+_CHUNK = 1 << 20
+
+
+async def read_limited(upload: UploadFile, limit_mb: float) -> bytes:
+    """The upload's bytes, refusing anything over ``limit_mb`` without reading it all into memory first."""
+    limit = int(limit_mb * (1 << 20))
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise InputError(f"the upload is larger than the {limit_mb:g} MB limit", source=upload.filename)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+@router.post("/observations/satellite")
+async def post_satellite(
+    principal: ObservationPoster,
+    session: SessionDep,
+    settings: SettingsDep,
+    indexes: RegionIndexesDep,
+    file: Annotated[UploadFile, File(description="A FIRMS CSV (MODIS or VIIRS, any published layout)")],
+) -> IngestOut:
+    """Ingest a FIRMS CSV: bad rows are skipped and reported, the rest lands in one transaction."""
+    from satellite.errors import SatelliteError
+    from satellite.firms import read_firms_csv
+
+    name = file.filename or "upload.csv"
+    data = await read_limited(file, settings.incidents.max_upload_mb)
+    try:
+        parsed = read_firms_csv(data, source_name=name)
+    except SatelliteError as exc:
+        raise InputError(str(exc)) from exc
+    summary = service.ingest(
+        session,
+        [hotspot_observation(h) for h in parsed.hotspots],
+        indexes=indexes,
+        windows=fusion_windows(settings.incidents),
+        actor=principal,
+    )
+    session.commit()
+    return IngestOut(
+        source=name,
+        rows=len(parsed.hotspots) + len(parsed.rejected),
+        new=summary.new,
+        duplicates=summary.duplicates,
+        rejected=[RejectedRowOut(line=r.line, field=r.field, reason=r.reason) for r in parsed.rejected],
+        new_incidents=summary.new_incidents,
+        updated_incidents=summary.updated_incidents,
+        merged_incidents=summary.merged_incidents,
+    )
+
+
+@router.get("/incidents")
+def list_incidents(
+    principal: Reader,
+    session: SessionDep,
+    township: str | None = None,
+    county: str | None = None,
+    state: IncidentState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[IncidentRead]:
+    """Incidents in the caller's scope, newest first."""
+    rows = service.list_incidents(
+        session, principal, township=township, county=county, state=state, limit=limit, offset=offset
+    )
+    return [IncidentRead.model_validate(r) for r in rows]
+
+
+@router.get("/incidents/{incident_id}")
+def get_incident(incident_id: int, principal: Reader, session: SessionDep) -> IncidentDetail:
+    """One incident with its observations and the transitions the caller may make."""
+    incident = service.get_incident(session, incident_id, principal)
+    allowed = allowed_targets(IncidentState(incident.state), principal.role)
+    return IncidentDetail.of(incident, service.observations_of(session, incident), allowed)
+
+
+@router.get("/incidents/{incident_id}/events")
+def get_events(incident_id: int, principal: Reader, session: SessionDep) -> list[EventRead]:
+    """The incident's append-only record."""
+    incident = service.get_incident(session, incident_id, principal)
+    return [EventRead.of(e) for e in service.events_of(session, incident)]
+
+
+@router.post("/incidents/{incident_id}/transitions")
+def post_transition(incident_id: int, body: TransitionIn, principal: Actor, session: SessionDep) -> IncidentRead:
+    """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller)."""
+    incident = service.get_incident(session, incident_id, principal)
+    service.transition(
+        session,
+        incident,
+        body.to,
+        principal,
+        note=body.note,
+        reason=body.reason,
+        feedback=body.feedback,
+        evidence_sha256=body.evidence_sha256,
+    )
+    session.commit()
+    return IncidentRead.model_validate(incident)
+
+
+@router.post("/incidents/{incident_id}/assignment")
+def post_assignment(
+    incident_id: int,
+    body: ReassignIn,
+    principal: Supervisor,
+    session: SessionDep,
+) -> IncidentRead:
+    """Reassign the incident to another township/county (supervisors and admins; audited)."""
+    incident = service.get_incident(session, incident_id, principal)
+    service.reassign(
+        session, incident, principal, township_code=body.township_code, county_code=body.county_code, note=body.note
+    )
+    session.commit()
+    return IncidentRead.model_validate(incident)

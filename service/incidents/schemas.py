@@ -1,0 +1,171 @@
+"""API shapes of the incidents domain."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from shapely.geometry import mapping
+
+from service.incidents.states import FalseAlarmReason, IncidentState
+from service.incidents.tables import Incident, IncidentEvent, Observation
+
+
+class IncidentRead(BaseModel):
+    """An incident as listed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    state: IncidentState
+    latitude: float
+    longitude: float
+    location_kind: str
+    confidence: float
+    township_code: str | None
+    township_name: str | None
+    county_code: str | None
+    county_name: str | None
+    assignment_status: str
+    assignment_certainty: float
+    first_observed_at: datetime
+    last_observed_at: datetime
+    created_at: datetime
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    en_route_at: datetime | None
+    on_site_at: datetime | None
+    extinguished_at: datetime | None
+    feedback_at: datetime | None
+    verified_at: datetime | None
+    closed_at: datetime | None
+    false_alarm_at: datetime | None
+    reopened_at: datetime | None
+    escalated_at: datetime | None
+    false_alarm_reason: str | None
+    version: int
+
+
+class ObservationRead(BaseModel):
+    """One observation with its uncertainty region as GeoJSON."""
+
+    id: int
+    kind: str
+    source_key: str
+    observed_at: datetime
+    latitude: float
+    longitude: float
+    confidence: float
+    frp_mw: float | None
+    region: dict[str, Any]
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: Observation) -> ObservationRead:
+        """Build from a row."""
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            source_key=row.source_key,
+            observed_at=row.observed_at,
+            latitude=row.latitude,
+            longitude=row.longitude,
+            confidence=row.confidence,
+            frp_mw=row.frp_mw,
+            region=dict(mapping(shapely.from_wkb(row.region_wkb))),
+            details=json.loads(row.details),
+        )
+
+
+class IncidentDetail(IncidentRead):
+    """An incident with its observations, assignment candidates, feedback and the moves the caller may make."""
+
+    assignment_candidates: list[dict[str, Any]]
+    feedback: dict[str, Any] | None
+    observations: list[ObservationRead]
+    allowed_transitions: list[IncidentState]
+
+    @classmethod
+    def of(cls, incident: Incident, observations: list[Observation], allowed: list[IncidentState]) -> IncidentDetail:
+        """Build from rows."""
+        base = IncidentRead.model_validate(incident).model_dump()
+        return cls(
+            **base,
+            assignment_candidates=json.loads(incident.assignment_candidates),
+            feedback=json.loads(incident.feedback) if incident.feedback else None,
+            observations=[ObservationRead.of(o) for o in observations],
+            allowed_transitions=allowed,
+        )
+
+
+class EventRead(BaseModel):
+    """One entry of the append-only record."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    actor_role: str
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    note: str
+    evidence_sha256: str | None
+    data: dict[str, Any]
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @classmethod
+    def of(cls, row: IncidentEvent) -> EventRead:
+        """Build from a row."""
+        return cls.model_validate(row)
+
+
+class TransitionIn(BaseModel):
+    """A requested move in the lifecycle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: IncidentState
+    note: str = Field("", max_length=4000)
+    reason: FalseAlarmReason | None = None
+    feedback: dict[str, Any] | None = None
+    evidence_sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
+
+
+class ReassignIn(BaseModel):
+    """A supervisor's manual assignment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    township_code: str | None = None
+    county_code: str | None = None
+    note: str = Field(min_length=1, max_length=4000)
+
+
+class RejectedRowOut(BaseModel):
+    """A row of an upload that was skipped, and why."""
+
+    line: int
+    field: str | None
+    reason: str
+
+
+class IngestOut(BaseModel):
+    """What an upload did."""
+
+    source: str
+    rows: int
+    new: int
+    duplicates: int
+    rejected: list[RejectedRowOut]
+    new_incidents: list[int]
+    updated_incidents: list[int]
+    merged_incidents: list[int]

@@ -1,0 +1,94 @@
+"""Fusion rules: overlap + time windows per kind pair, transitivity, noisy-OR, location precedence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import shapely
+
+from service.incidents.fusion import (
+    FusionWindows,
+    Located,
+    ObservationIn,
+    ObservationKind,
+    best_location,
+    combined_confidence,
+    linked_incidents,
+)
+
+T0 = datetime(2025, 4, 23, 3, 0, tzinfo=UTC)
+K = ObservationKind
+
+
+def obs(
+    kind: ObservationKind,
+    region: shapely.Geometry,
+    minutes: float = 0,
+    confidence: float = 0.5,
+    frp: float | None = None,
+    key: str = "k",
+) -> ObservationIn:
+    c = region.centroid
+    return ObservationIn(kind, key, T0 + timedelta(minutes=minutes), c.y, c.x, region, confidence, frp)
+
+
+def located(incident: int, kind: ObservationKind, region: shapely.Geometry, minutes: float = 0) -> Located:
+    return Located(incident, kind, T0 + timedelta(minutes=minutes), region)
+
+
+PIXEL = shapely.box(125.40, 44.00, 125.41, 44.01)
+WEDGE = shapely.Polygon([(125.3, 43.95), (125.45, 44.02), (125.45, 44.03)])
+
+
+def test_overlap_and_time_windows_per_pair_of_kinds() -> None:
+    w = FusionWindows()
+    camera = obs(K.CAMERA, WEDGE, minutes=0)
+    assert linked_incidents(camera, [located(1, K.CAMERA, WEDGE, minutes=-110)], w) == [1]
+    assert linked_incidents(camera, [located(1, K.CAMERA, WEDGE, minutes=-130)], w) == []  # > 2 h
+    assert linked_incidents(camera, [located(1, K.SATELLITE, PIXEL, minutes=-350)], w) == [1]  # < 6 h
+    assert linked_incidents(camera, [located(1, K.SATELLITE, PIXEL, minutes=-370)], w) == []
+    far = shapely.box(125.6, 44.2, 125.61, 44.21)
+    assert linked_incidents(camera, [located(1, K.CAMERA, far)], w) == []
+
+
+def test_one_observation_links_several_incidents_transitively() -> None:
+    a = shapely.box(125.40, 44.00, 125.41, 44.01)
+    b = shapely.box(125.412, 44.00, 125.42, 44.01)
+    bridge = shapely.box(125.405, 44.00, 125.415, 44.01)
+    got = linked_incidents(
+        obs(K.SATELLITE, bridge), [located(7, K.SATELLITE, b), located(3, K.SATELLITE, a)], FusionWindows()
+    )
+    assert got == [3, 7]
+
+
+def test_buffer_links_regions_that_nearly_touch() -> None:
+    a = shapely.box(125.40, 44.00, 125.41, 44.01)
+    b = shapely.box(125.4105, 44.00, 125.42, 44.01)  # ~40 m gap
+    assert linked_incidents(obs(K.SATELLITE, b), [located(1, K.SATELLITE, a)], FusionWindows()) == []
+    assert linked_incidents(obs(K.SATELLITE, b), [located(1, K.SATELLITE, a)], FusionWindows(buffer_m=50)) == [1]
+
+
+def test_noisy_or() -> None:
+    assert combined_confidence([0.5, 0.5]) == pytest.approx(0.75)
+    assert combined_confidence([0.9, 0.7, 0.4]) == pytest.approx(1 - 0.1 * 0.3 * 0.6)
+    assert combined_confidence([]) == 0.0
+
+
+def test_location_precedence() -> None:
+    drone = obs(K.DRONE, shapely.Point(125.405, 44.005), confidence=0.3, key="d")
+    tri = obs(K.TRIANGULATED, PIXEL, confidence=0.9, key="t")
+    sat_low = obs(K.SATELLITE, PIXEL, confidence=0.8, frp=5, key="s1")
+    sat_high = obs(K.SATELLITE, PIXEL, confidence=0.8, frp=50, key="s2")
+    cam = obs(K.CAMERA, WEDGE, confidence=0.99, key="c")
+    assert best_location([cam, sat_low, tri, drone]).source_key == "d"
+    assert best_location([cam, sat_low, tri]).source_key == "t"
+    assert best_location([cam, sat_low, sat_high]).source_key == "s2"
+    assert best_location([cam]).source_key == "c"
+
+
+def test_observation_validation() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        ObservationIn(K.DRONE, "x", datetime(2025, 1, 1), 44, 125, shapely.Point(125, 44), 0.5)
+    with pytest.raises(ValueError, match="confidence"):
+        ObservationIn(K.DRONE, "x", T0, 44, 125, shapely.Point(125, 44), 1.5)
