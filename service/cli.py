@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detector.cli import app as detector_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
 from service.regions.types import RegionLevel
@@ -40,6 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(regions_app, name="regions")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
+app.add_typer(detector_app, name="detector")
 
 err = Console(stderr=True)
 

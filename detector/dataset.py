@@ -1,0 +1,679 @@
+"""Assemble one YOLO-format fire/smoke training set from the labelled sets in ``../shared/data``.
+
+Why this module exists: the project's labelled images come from five sources with different class ids,
+different artefacts and different ways of leaking near-duplicate frames between train and validation. Training
+on their union only makes sense when
+
+* every source's class ids are mapped *explicitly* onto the two project classes ``0 = fire`` and ``1 = smoke``
+  (:data:`SOURCE_CLASS_MAPS`; an id that is not listed is a data error, never silently kept),
+* frames of one video never sit on both sides of the split in an interleaved way — a random split of
+  consecutive video frames would put near-identical images in train and val and make validation meaningless —
+  so video-derived images are split by *frame range* (the last part of each sequence goes to val) and
+  independent photos by a stable hash of their name,
+* images whose objects are present but not boxed (tower frames after +15 min) are excluded rather than taught
+  as background.
+
+The output is a folder of symlinks to the original images plus rewritten label files, ``data.yaml`` for
+ultralytics and ``manifest.json`` with counts, class mapping and licences. Nothing is copied, nothing is
+downloaded, and the result is byte-for-byte deterministic for the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final, Literal
+
+__all__ = [
+    "CLASS_IDS",
+    "CLASS_NAMES",
+    "DEFAULT_OUT_DIR",
+    "DEFAULT_SOURCE_ROOT",
+    "DEFAULT_VAL_FRACTION",
+    "SOURCES",
+    "SOURCE_CLASS_MAPS",
+    "Box",
+    "DatasetError",
+    "DatasetPlan",
+    "FrameKey",
+    "Sample",
+    "SourceInfo",
+    "build_dataset",
+    "frame_key",
+    "parse_label_text",
+    "plan_dataset",
+    "remap_boxes",
+    "split_sequence",
+    "stable_unit_interval",
+]
+
+ClassName = Literal["fire", "smoke"]
+Split = Literal["train", "val"]
+SplitRule = Literal["sequence", "photo", "tower"]
+
+#: The project's two classes, in YOLO id order. Every model, metric and alert downstream relies on this order.
+CLASS_NAMES: Final[tuple[ClassName, ...]] = ("fire", "smoke")
+CLASS_IDS: Final[Mapping[ClassName, int]] = {"fire": 0, "smoke": 1}
+
+#: Where the shared data lives, relative to the repository root (see ``../shared/data/README.md``).
+DEFAULT_SOURCE_ROOT: Final[Path] = Path("../shared/data")
+DEFAULT_OUT_DIR: Final[Path] = Path("var/datasets/strawfire-v1")
+DEFAULT_VAL_FRACTION: Final[float] = 0.2
+#: Sequences shorter than this are too short to cut into a meaningful train/val range; they go whole to one
+#: side.
+DEFAULT_MIN_SEQUENCE_FRAMES: Final[int] = 5
+#: Salt of the photo hash split: changing it reshuffles which independent photos are validation images.
+HASH_SALT: Final[str] = "strawfire-v1"
+
+IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+#: Source class id -> project class, per source. ``None`` drops the box (the image stays, as background if
+#: nothing else remains). A source id missing from a map is an error, so a new class in a data drop cannot
+#: slip through.
+SOURCE_CLASS_MAPS: Final[Mapping[str, Mapping[int, ClassName | None]]] = {
+    # Roboflow fire-wrpgm v8: 0 Fire, 1 default, 2 smoke. "default" boxes cover whole non-fire CCTV frames: a
+    # labelling artefact, so the box is dropped and the frame kept as background.
+    "fire_smoke": {0: "fire", 1: None, 2: "smoke"},
+    # Roboflow try20 v19: 0 fire, 1 smoke.
+    "fire_smoke_aerial": {0: "fire", 1: "smoke"},
+    # cair normal_images: negatives only, every label file is empty; any box would be a data error.
+    "negatives_cair": {},
+    # D-Fire AoF frames, labelled in D-Fire ids (0 fire, 1 smoke): AoF00002 holds one faint smoke plume.
+    "negatives_dfire_aof": {0: "fire", 1: "smoke"},
+    # FIgLib / firecam boxes: smoke only, class 1.
+    "tower_sequences": {1: "smoke"},
+}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Provenance of one source, written to the manifest so the licence travels with the dataset."""
+
+    source_id: str
+    path: str  # relative to the source root
+    licence: str
+    attribution: str
+    url: str
+    split_rule: SplitRule
+    note: str
+
+
+SOURCES: Final[Mapping[str, SourceInfo]] = {
+    "fire_smoke": SourceInfo(
+        source_id="fire_smoke",
+        path="fire_smoke",
+        licence="CC BY 4.0",
+        attribution='Roboflow Universe "fire-wrpgm" v8 by custom-thxhn, via github.com/Abonia1/'
+        "YOLOv8-Fire-and-Smoke-Detection @ f2c67efae8ff249f2c3e1c34df0fd3a6351a1efb",
+        url="https://universe.roboflow.com/custom-thxhn/fire-wrpgm/dataset/8",
+        split_rule="sequence",
+        note="train/ and valid/ are pooled and re-split by frame range per video: Roboflow's own split puts "
+        "frames of the same CCTV clips on both sides. 'default' boxes (class 1) are dropped.",
+    ),
+    "fire_smoke_aerial": SourceInfo(
+        source_id="fire_smoke_aerial",
+        path="fire_smoke_aerial",
+        licence="CC BY 4.0",
+        attribution='Roboflow Universe "try20" v19 by wildfireproject-l6dvc, via github.com/chenanran1/'
+        "YOLO-based-Wildfire-Smoke-Detection @ b98552443f6a30d91b707c7390501a8e458533fc",
+        url="https://universe.roboflow.com/wildfireproject-l6dvc/try20/dataset/19",
+        split_rule="sequence",
+        note="Drone video frames split by frame range per video; single photos by name hash.",
+    ),
+    "negatives_cair": SourceInfo(
+        source_id="negatives_cair",
+        path="negatives/cair",
+        licence="MIT (curator's licence; photos collected from the web: training and testing only)",
+        attribution="github.com/cair/Fire-Detection-Image-Dataset (normal_images/)",
+        url="https://github.com/cair/Fire-Detection-Image-Dataset",
+        split_rule="photo",
+        note="Background images (hard negatives: sunsets, red scenes, fog); independent photos split by name hash.",
+    ),
+    "negatives_dfire_aof": SourceInfo(
+        source_id="negatives_dfire_aof",
+        path="negatives/dfire_aof",
+        licence="CC0",
+        attribution="D-Fire dataset (AoF frames), via github.com/z3qi/ECE176_Final_Project @ "
+        "bbb8a1a5450671045920cd2ab2848b0dc212334b",
+        url="https://github.com/gaiasd/DFireDataset",
+        split_rule="sequence",
+        note="Consecutive captures of a few fixed cameras (near-duplicates), so split by frame range, not by "
+        "hash. AoF00002 holds one faint smoke plume.",
+    ),
+    "tower_sequences": SourceInfo(
+        source_id="tower_sequences",
+        path="tower_sequences",
+        licence="FIgLib images: research use, credit 'HPWREN / UC San Diego'; boxes: CC BY-NC-SA 4.0 "
+        "(Open Climate Tech firecam 2019a)",
+        attribution="HPWREN / UC San Diego, Fire Ignition images Library (FIgLib); boxes from Open Climate "
+        "Tech firecam, via github.com/plasmapotatos/wildfire-smoke-detection @ "
+        "1050f9dab3ddfa6c1f3e4beb684d8dc705fc5f56",
+        url="https://www.hpwren.ucsd.edu/FIgLib/",
+        split_rule="tower",
+        note="Pre-ignition frames (empty labels) are negatives, +0..+15 min frames carry smoke boxes; later "
+        "frames have no label file and are excluded (smoke present but not boxed). Each phase is split "
+        "by time range.",
+    ),
+}
+
+
+class DatasetError(ValueError):
+    """The source data does not match its README: stop rather than train on wrong labels."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """One YOLO box: class id and normalised centre/size, as in a YOLO ``.txt`` label line."""
+
+    cls: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+    def to_line(self) -> str:
+        """Format as a YOLO label line (six decimals: sub-pixel even at 4k)."""
+        return f"{self.cls} {self.cx:.6f} {self.cy:.6f} {self.w:.6f} {self.h:.6f}"
+
+
+@dataclass(frozen=True)
+class FrameKey:
+    """Sequence (video) of an image and its frame number there; ``frame`` is None for a photo."""
+
+    sequence: str
+    frame: int | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of the assembled dataset, before it is written."""
+
+    source: str
+    image: Path  # absolute path of the original image
+    out_stem: str  # file stem inside the assembled dataset, unique over all sources
+    boxes: tuple[Box, ...]  # already in project class ids
+    group: str  # split unit: a sequence (video / tower phase) or a single photo
+    frame: int | None  # position inside the sequence (frame index or seconds), None for photos
+    split: Split
+
+
+@dataclass
+class _SourceStats:
+    """Per-source counters for the manifest."""
+
+    images: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    background: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    boxes: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {"train": {"fire": 0, "smoke": 0}, "val": {"fire": 0, "smoke": 0}}
+    )
+    dropped_boxes: int = 0
+    excluded_images: int = 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pure helpers
+# ------------------------------------------------------------------------------------------------------------
+
+
+def parse_label_text(text: str, *, where: str = "<label>") -> list[Box]:
+    """Parse a YOLO label file in the *source's* class ids.
+
+    Accepts box lines (``cls cx cy w h``) and, because Roboflow exports sometimes mix them in, polygon lines
+    (``cls x1 y1 x2 y2 ...``), which are reduced to their bounding box. Coordinates that overshoot [0, 1] by
+    rounding are clipped; anything else malformed raises :class:`DatasetError` so a broken label never trains
+    silently.
+    """
+    boxes: list[Box] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        try:
+            cls = int(parts[0])
+            values = [float(p) for p in parts[1:]]
+        except ValueError as exc:
+            raise DatasetError(f"{where}:{lineno}: not a YOLO label line: {raw!r}") from exc
+        if len(values) == 4:
+            cx, cy, w, h = values
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            xs, ys = values[0::2], values[1::2]
+            x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+            cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        else:
+            raise DatasetError(f"{where}:{lineno}: expected 4 box values or a polygon, got {len(values)}")
+        if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w <= 0 or h <= 0:
+            raise DatasetError(f"{where}:{lineno}: degenerate box {raw!r}")
+        if min(cx - w / 2, cy - h / 2) < -0.01 or max(cx + w / 2, cy + h / 2) > 1.01:
+            raise DatasetError(f"{where}:{lineno}: box outside the image {raw!r}")
+        boxes.append(_clip_box(cls, cx, cy, w, h))
+    return boxes
+
+
+def _clip_box(cls: int, cx: float, cy: float, w: float, h: float) -> Box:
+    """Clip a box to the unit square (ultralytics drops boxes that overshoot, we keep the visible part)."""
+    if min(cx - w / 2, cy - h / 2) >= 0.0 and max(cx + w / 2, cy + h / 2) <= 1.0:
+        return Box(cls, cx, cy, w, h)  # inside: keep the source values exactly
+    x0, y0 = max(0.0, cx - w / 2), max(0.0, cy - h / 2)
+    x1, y1 = min(1.0, cx + w / 2), min(1.0, cy + h / 2)
+    return Box(cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+
+
+def remap_boxes(
+    boxes: Iterable[Box], class_map: Mapping[int, ClassName | None], *, where: str = "<label>"
+) -> tuple[list[Box], int]:
+    """Map source class ids to project ids; return the kept boxes and how many were dropped (mapped to None).
+
+    An id absent from ``class_map`` raises: the mapping must be explicit for every id a source uses.
+    """
+    kept: list[Box] = []
+    dropped = 0
+    for box in boxes:
+        if box.cls not in class_map:
+            known = dict(class_map)
+            raise DatasetError(f"{where}: class id {box.cls} has no mapping for this source ({known})")
+        target = class_map[box.cls]
+        if target is None:
+            dropped += 1
+            continue
+        kept.append(Box(CLASS_IDS[target], box.cx, box.cy, box.w, box.h))
+    return kept, dropped
+
+
+_ROBOFLOW_SUFFIX = re.compile(r"^(?P<base>.+)_(?:jpe?g|png|bmp|webp)\.rf\.[0-9a-fA-F]+$")
+#: Copy markers seen in the data: ``img_52--2-`` (a "(2)" duplicate), ``bcws-carousel-2-Copie``, ``x-copy``,
+#: ``x (2)``.
+_COPY_MARKER = re.compile(r"(?:--\d+-|[-_ ](?:copie|copy)|\s*\(\d+\))$", re.IGNORECASE)
+_TRAILING_FRAME = re.compile(r"^(?P<sequence>.*?)[-_]?(?P<frame>\d+)$")
+
+
+def frame_key(stem: str) -> FrameKey:
+    """Derive (sequence, frame) from an image file stem, so frames of one video can be split by range.
+
+    Roboflow names video frames ``<video>_mp4-<frame>_jpg.rf.<hash>``, numbered captures
+    ``img_<n>_jpg.rf.<hash>`` and photos ``<name>_jpg.rf.<hash>``; duplicates carry ``--2-`` or ``-Copie``.
+    The Roboflow suffix and copy markers are removed (so a copy lands with its original), then a trailing
+    number is taken as the frame. A name without a trailing number is a photo (``frame`` None) whose sequence
+    is the cleaned name itself.
+    """
+    base = stem
+    if match := _ROBOFLOW_SUFFIX.match(base):
+        base = match["base"]
+    while (cleaned := _COPY_MARKER.sub("", base)) != base and cleaned:
+        base = cleaned
+    if match := _TRAILING_FRAME.match(base):
+        return FrameKey(match["sequence"], int(match["frame"]))
+    return FrameKey(base, None)
+
+
+def stable_unit_interval(key: str, salt: str = HASH_SALT) -> float:
+    """Map a key to [0, 1) with SHA-256: stable across machines and runs, unlike ``hash()``."""
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_sequence(
+    frames: Iterable[int],
+    val_fraction: float,
+    *,
+    group: str,
+    min_frames: int = DEFAULT_MIN_SEQUENCE_FRAMES,
+) -> frozenset[int]:
+    """Return the frame numbers of one sequence that go to validation.
+
+    The last ``val_fraction`` of the sequence's distinct frames (at least one) go to val, so every train frame
+    precedes every val frame: neighbouring near-duplicates meet only at the single cut. Sequences with fewer
+    than ``min_frames`` distinct frames cannot be cut usefully and go whole to one side by a stable hash of
+    ``group``.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    distinct = sorted(set(frames))
+    if not distinct or val_fraction == 0.0:
+        return frozenset()
+    if len(distinct) < min_frames:
+        return frozenset(distinct) if stable_unit_interval(group) < val_fraction else frozenset()
+    n_val = max(1, math.floor(len(distinct) * val_fraction + 0.5))
+    return frozenset(distinct[-n_val:])
+
+
+def _photo_split(group: str, val_fraction: float) -> Split:
+    """Split an independent photo by hash of its (copy-normalised) name."""
+    return "val" if stable_unit_interval(group) < val_fraction else "train"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Reading the sources
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """An image with its remapped boxes, before the split is decided."""
+
+    source: str
+    image: Path
+    out_stem: str
+    boxes: tuple[Box, ...]
+    group: str
+    frame: int | None
+    dropped: int
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files of a folder, sorted by name for determinism."""
+    if not folder.is_dir():
+        raise DatasetError(f"missing image folder {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_boxes(label: Path, source: str) -> tuple[list[Box], int]:
+    """Read and remap one label file of ``source``."""
+    raw = parse_label_text(label.read_text(encoding="utf-8"), where=str(label))
+    return remap_boxes(raw, SOURCE_CLASS_MAPS[source], where=str(label))
+
+
+def _require_label(image: Path, labels: Path) -> Path:
+    """Label file of an image where every image must have one.
+
+    A missing label is an error, not "background": unboxed positives taught as negatives are exactly the
+    failure the tower frames after +15 min would cause.
+    """
+    label = labels / f"{image.stem}.txt"
+    if not label.is_file():
+        raise DatasetError(f"{image}: no label file {label}")
+    return label
+
+
+def _collect_flat(source: str, images: Iterable[Path], labels_of: Mapping[Path, Path]) -> list[_Candidate]:
+    """Candidates of a source whose images and labels sit in images/ + labels/ folders."""
+    out: list[_Candidate] = []
+    for image in images:
+        boxes, dropped = _read_boxes(labels_of[image], source)
+        key = frame_key(image.stem)
+        out.append(
+            _Candidate(
+                source=source,
+                image=image,
+                out_stem=f"{source}__{image.stem}",
+                boxes=tuple(boxes),
+                group=f"{source}/{key.sequence}",
+                frame=key.frame,
+                dropped=dropped,
+            )
+        )
+    return out
+
+
+def _collect_images_labels(source: str, folders: Sequence[Path]) -> list[_Candidate]:
+    """Candidates from one or more ``<folder>/images`` + ``<folder>/labels`` pairs."""
+    images: list[Path] = []
+    labels_of: dict[Path, Path] = {}
+    for folder in folders:
+        for image in _images_in(folder / "images"):
+            images.append(image)
+            labels_of[image] = _require_label(image, folder / "labels")
+    return _collect_flat(source, images, labels_of)
+
+
+_TOWER_NAME = re.compile(r"^(?P<epoch>\d+)_(?P<offset>[+-]\d+)$")
+
+
+def _collect_tower(root: Path) -> tuple[list[_Candidate], int]:
+    """Tower frames that have a label file; return them and how many frames were excluded for lacking one.
+
+    File names are ``<unix epoch>_<offset seconds from ignition>``. Frames before ignition and after it are
+    separate split groups ("phases"), so validation holds both tower negatives and tower smoke.
+    """
+    source = "tower_sequences"
+    out: list[_Candidate] = []
+    excluded = 0
+    sequences = sorted(p for p in root.iterdir() if (p / "images").is_dir())
+    if not sequences:
+        raise DatasetError(f"no tower sequences under {root}")
+    for seq in sequences:
+        for image in _images_in(seq / "images"):
+            match = _TOWER_NAME.match(image.stem)
+            if match is None:
+                raise DatasetError(f"{image}: tower frame name is not <epoch>_<offset>")
+            label = seq / "labels" / f"{image.stem}.txt"
+            if not label.is_file():
+                excluded += 1  # smoke present but not boxed: neither a positive nor a negative
+                continue
+            boxes, dropped = _read_boxes(label, source)
+            offset = int(match["offset"])
+            phase = "pre" if offset < 0 else "post"
+            out.append(
+                _Candidate(
+                    source=source,
+                    image=image,
+                    out_stem=f"{source}__{seq.name}__{image.stem}",
+                    boxes=tuple(boxes),
+                    group=f"{source}/{seq.name}/{phase}",
+                    frame=offset,
+                    dropped=dropped,
+                )
+            )
+    return out, excluded
+
+
+def _assign_splits(
+    candidates: Sequence[_Candidate], rule: SplitRule, val_fraction: float, min_frames: int
+) -> list[Sample]:
+    """Decide train/val for every candidate of one source."""
+    if rule == "photo":
+        # Independent photos: each image is its own group, whatever digits its name happens to end in.
+        photos = [replace(c, group=f"{c.source}/{c.image.stem}", frame=None) for c in candidates]
+        return [_to_sample(c, _photo_split(c.group, val_fraction)) for c in photos]
+    frames_of: dict[str, list[int]] = {}
+    for c in candidates:
+        if c.frame is not None:
+            frames_of.setdefault(c.group, []).append(c.frame)
+    val_frames = {
+        group: split_sequence(frames, val_fraction, group=group, min_frames=min_frames)
+        for group, frames in frames_of.items()
+    }
+    samples: list[Sample] = []
+    for c in candidates:
+        if c.frame is None:
+            split = _photo_split(c.group, val_fraction)
+        else:
+            split = "val" if c.frame in val_frames[c.group] else "train"
+        samples.append(_to_sample(c, split))
+    return samples
+
+
+def _to_sample(c: _Candidate, split: Split) -> Sample:
+    return Sample(c.source, c.image, c.out_stem, c.boxes, c.group, c.frame, split)
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """Everything :func:`build_dataset` will write, computed without touching the output folder."""
+
+    samples: tuple[Sample, ...]
+    dropped_boxes: Mapping[str, int]
+    excluded_images: Mapping[str, int]
+
+
+def plan_dataset(
+    source_root: Path = DEFAULT_SOURCE_ROOT,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    min_sequence_frames: int = DEFAULT_MIN_SEQUENCE_FRAMES,
+) -> DatasetPlan:
+    """Read all sources, map classes and decide the split; pure apart from reading ``source_root``."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    root = source_root.resolve()
+    if not root.is_dir():
+        raise DatasetError(f"source root {source_root} does not exist (expected ../shared/data)")
+    per_source: dict[str, list[_Candidate]] = {
+        "fire_smoke": _collect_images_labels(
+            "fire_smoke", [root / "fire_smoke" / "train", root / "fire_smoke" / "valid"]
+        ),
+        "fire_smoke_aerial": _collect_images_labels("fire_smoke_aerial", [root / "fire_smoke_aerial"]),
+        "negatives_cair": _collect_images_labels("negatives_cair", [root / "negatives" / "cair"]),
+        "negatives_dfire_aof": _collect_images_labels("negatives_dfire_aof", [root / "negatives" / "dfire_aof"]),
+    }
+    tower, tower_excluded = _collect_tower(root / "tower_sequences")
+    per_source["tower_sequences"] = tower
+
+    samples: list[Sample] = []
+    for source, candidates in per_source.items():
+        samples += _assign_splits(candidates, SOURCES[source].split_rule, val_fraction, min_sequence_frames)
+    stems = [s.out_stem for s in samples]
+    if len(set(stems)) != len(stems):
+        raise DatasetError("two images map to the same output name")
+    return DatasetPlan(
+        samples=tuple(samples),
+        dropped_boxes={s: sum(c.dropped for c in cs) for s, cs in per_source.items()},
+        excluded_images={s: (tower_excluded if s == "tower_sequences" else 0) for s in per_source},
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------------------
+
+MANIFEST_NAME: Final[str] = "manifest.json"
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Empty the output folder, but only if it is one we built (has our manifest) or is empty: never wipe
+    others.
+    """
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise DatasetError(f"{out_dir} exists and is not a folder")
+        if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+            raise DatasetError(f"{out_dir} is not empty and has no {MANIFEST_NAME}: refusing to overwrite it")
+        for sub in ("images", "labels"):
+            if (out_dir / sub).exists():
+                shutil.rmtree(out_dir / sub)
+        for name in (MANIFEST_NAME, "data.yaml"):
+            (out_dir / name).unlink(missing_ok=True)
+    for split in ("train", "val"):
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+
+
+def _data_yaml(out_dir: Path) -> str:
+    """ultralytics dataset file; the absolute path keeps it valid from any working directory."""
+    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES))
+    return (
+        "# Generated by detector.dataset; do not edit (rebuild with `strawfire detector dataset build`).\n"
+        f"path: {json.dumps(str(out_dir))}\n"
+        "train: images/train\n"
+        "val: images/val\n"
+        f"nc: {len(CLASS_NAMES)}\n"
+        f"names:\n{names}\n"
+    )
+
+
+def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_frames: int) -> dict[str, object]:
+    """Counts, class mapping, split rules and licences: what a model card needs to cite."""
+    stats: dict[str, _SourceStats] = {s: _SourceStats() for s in SOURCES}
+    for s in plan.samples:
+        st = stats[s.source]
+        st.images[s.split] += 1
+        if not s.boxes:
+            st.background[s.split] += 1
+        for b in s.boxes:
+            st.boxes[s.split][CLASS_NAMES[b.cls]] += 1
+    for source, n in plan.dropped_boxes.items():
+        stats[source].dropped_boxes = n
+    for source, n in plan.excluded_images.items():
+        stats[source].excluded_images = n
+
+    sources: dict[str, object] = {}
+    for sid, info in SOURCES.items():
+        st = stats[sid]
+        sources[sid] = {
+            "path": info.path,
+            "licence": info.licence,
+            "attribution": info.attribution,
+            "url": info.url,
+            "split_rule": info.split_rule,
+            "note": info.note,
+            "class_map": {str(k): v for k, v in SOURCE_CLASS_MAPS[sid].items()},
+            "images": st.images,
+            "background_images": st.background,
+            "boxes": st.boxes,
+            "dropped_boxes": st.dropped_boxes,
+            "excluded_images": st.excluded_images,
+        }
+    totals = {
+        split: {
+            "images": sum(stats[s].images[split] for s in stats),
+            "background_images": sum(stats[s].background[split] for s in stats),
+            "fire_boxes": sum(stats[s].boxes[split]["fire"] for s in stats),
+            "smoke_boxes": sum(stats[s].boxes[split]["smoke"] for s in stats),
+        }
+        for split in ("train", "val")
+    }
+    return {
+        "name": "strawfire-v1",
+        "generator": "detector.dataset",
+        "source_root": str(source_root),
+        "classes": {str(i): name for i, name in enumerate(CLASS_NAMES)},
+        "val_fraction": val_fraction,
+        "min_sequence_frames": min_frames,
+        "hash_salt": HASH_SALT,
+        "split_rules": {
+            "sequence": "video frames: the last val_fraction of each sequence's distinct frame numbers go to "
+            "val (sequences shorter than min_sequence_frames go whole to one side by name hash); photos by "
+            "name hash",
+            "photo": "independent photos: SHA-256 of salt + name, val if below val_fraction",
+            "tower": "each sequence split into pre-ignition and post-ignition phases; the last val_fraction "
+            "of each phase (by time offset) goes to val; frames without a label file are excluded",
+        },
+        "totals": totals,
+        "sources": sources,
+        "images": [
+            {
+                "file": f"images/{s.split}/{s.out_stem}{s.image.suffix.lower()}",
+                "source": s.source,
+                "original": str(s.image.relative_to(source_root)),
+                "group": s.group,
+                "frame": s.frame,
+                "split": s.split,
+                "boxes": len(s.boxes),
+            }
+            for s in sorted(plan.samples, key=lambda s: (s.split, s.out_stem))
+        ],
+    }
+
+
+def build_dataset(
+    source_root: Path = DEFAULT_SOURCE_ROOT,
+    out_dir: Path = DEFAULT_OUT_DIR,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    min_sequence_frames: int = DEFAULT_MIN_SEQUENCE_FRAMES,
+) -> dict[str, object]:
+    """Write the dataset (symlinks + labels + ``data.yaml`` + ``manifest.json``) and return the manifest.
+
+    Images are symlinked (absolute targets) so no data is duplicated and the shared set stays the single
+    source of truth; labels are rewritten because class ids differ per source. Rebuilding replaces a previous
+    build in place.
+    """
+    root = source_root.resolve()
+    out = out_dir.resolve()
+    plan = plan_dataset(root, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames)
+    _prepare_out_dir(out)
+    for s in plan.samples:
+        link = out / "images" / s.split / f"{s.out_stem}{s.image.suffix.lower()}"
+        link.symlink_to(s.image)
+        label_text = "".join(f"{b.to_line()}\n" for b in s.boxes)
+        (out / "labels" / s.split / f"{s.out_stem}.txt").write_text(label_text, encoding="utf-8")
+    manifest = _manifest(plan, root, val_fraction, min_sequence_frames)
+    (out / "data.yaml").write_text(_data_yaml(out), encoding="utf-8")
+    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    (out / MANIFEST_NAME).write_text(manifest_text, encoding="utf-8")
+    return manifest

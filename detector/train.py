@@ -1,0 +1,410 @@
+"""Train the fire/smoke detector with ultralytics YOLO, resumably and fully offline.
+
+Why it looks like this:
+
+* The machines that train this project have no internet. ultralytics reaches out on its own in several places
+  (an online check, a PyPI update check, usage analytics, the ``Arial.ttf`` font that every dataset check asks
+  for, the AMP check's ``yolo11n.pt``, hub weights for ``*.pt`` names). :func:`configure_offline` closes each
+  of them before ultralytics is imported, and the model is always built from an architecture ``.yaml`` (random
+  init).
+* Training on a CPU with two cores takes days and is stopped whenever the session ends, so every run is
+  resumable: ultralytics writes ``weights/last.pt`` after every epoch, and :func:`train` resumes from it
+  automatically.
+* torch/ultralytics are imported inside functions only, so importing this module (and ``strawfire --help``)
+  stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "AUGMENTATION",
+    "DEFAULT_DATA",
+    "DEFAULT_MODEL",
+    "DEFAULT_PROJECT",
+    "DEFAULT_RUN_NAME",
+    "TrainingSetupError",
+    "configure_offline",
+    "last_checkpoint",
+    "offline_guard",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA: Final[Path] = Path("var/datasets/strawfire-v1/data.yaml")
+#: yolov8n rather than yolo11n: measured on this CPU (1 thread, batch 16 at 320 px, forward+backward) yolov8n
+#: takes ~1.36 s per batch and yolo11n ~1.53 s; without pretrained weights neither has an accuracy head start,
+#: and the plain conv/C2f yolov8 graph is the cheaper, well-trodden baseline for fire/smoke.
+#: ``model="yolo11n.yaml"`` works too.
+DEFAULT_MODEL: Final[str] = "yolov8n.yaml"
+DEFAULT_PROJECT: Final[Path] = Path("var/train")
+DEFAULT_RUN_NAME: Final[str] = "strawfire-v1"
+#: ultralytics settings, fonts and caches live here instead of ~/.config, so nothing outside the repo is
+#: touched.
+DEFAULT_CONFIG_DIR: Final[Path] = Path("var/ultralytics")
+
+#: Augmentation for outdoor, long-range, hazy scenes (tower cameras over fields, drones, CCTV). Passed
+#: verbatim to ``YOLO.train``.
+AUGMENTATION: Final[Mapping[str, float]] = {
+    # Colour is a main cue (orange flame, grey/white/brown smoke vs. white cloud and blue haze): shift hue
+    # only a little so flame stays flame-coloured, but vary saturation and brightness widely because haze, low
+    # sun, dusk and auto-exposure change both a lot.
+    "hsv_h": 0.015,
+    "hsv_s": 0.6,
+    "hsv_v": 0.4,
+    # Cameras are mounted level and smoke rises: no rotation, shear or perspective warps, and no vertical flip
+    # (an upside-down plume or sky below ground never occurs in the field). Left-right is symmetric.
+    "degrees": 0.0,
+    "shear": 0.0,
+    "perspective": 0.0,
+    "flipud": 0.0,
+    "fliplr": 0.5,
+    # Targets range from tiny plumes on the horizon (0.1 % of a tower frame) to close-up flames: strong scale
+    # jitter and translation teach size invariance.
+    "scale": 0.6,
+    "translate": 0.1,
+    # Mosaic packs four images into one: more small objects and more background context per step, which helps
+    # a small dataset most. It is switched off for the last epochs so the model also sees whole, real frames.
+    "mosaic": 1.0,
+    "close_mosaic": 10,
+    # No mixup: blending two images makes semi-transparent ghosts that look like haze or smoke, blurring
+    # exactly the smoke-vs-haze distinction the detector must learn.
+    "mixup": 0.0,
+    "cutmix": 0.0,
+    "copy_paste": 0.0,
+}
+
+
+class TrainingSetupError(RuntimeError):
+    """Training cannot start as asked (no dataset, a finished run, a ``.pt`` name): fix the call."""
+
+
+#: Everything that would otherwise phone home or sync somewhere, switched off in ultralytics' settings.
+_OFFLINE_SETTINGS: Final[Mapping[str, bool]] = {
+    "sync": False,
+    "hub": False,
+    "clearml": False,
+    "comet": False,
+    "dvc": False,
+    "mlflow": False,
+    "neptune": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+    "vscode_msg": False,
+    "openvino_msg": False,
+}
+
+#: Fonts ultralytics checks for (and would download) — satisfied with a font matplotlib already ships.
+_FONT_NAMES: Final[tuple[str, ...]] = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def configure_offline(config_dir: Path = DEFAULT_CONFIG_DIR, *, threads: int = 1) -> None:
+    """Make ultralytics and torch safe for an offline, shared CPU box. Call before anything imports them.
+
+    * ``YOLO_OFFLINE=1`` makes ultralytics' ``ONLINE`` constant False, which disables the PyPI update check,
+      analytics events and error reporting; it is read once at import, hence "before import".
+    * ``YOLO_CONFIG_DIR`` (and ``MPLCONFIGDIR``, unless set) keep ultralytics' settings file and the font caches
+      inside the project's ``var/``.
+    * Every dataset check calls ``check_font("Arial.ttf")``, which downloads the font when it is not in the
+      config dir; a symlink to matplotlib's bundled DejaVu Sans satisfies it (it is only used to draw plot
+      labels).
+    * ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` cap torch's intra-op threads so training leaves the other core
+      free; torch is also capped again at train start because ultralytics resets it.
+    """
+    config_dir = config_dir.resolve()
+    if "ultralytics" in sys.modules and os.environ.get("YOLO_OFFLINE") != "1":
+        raise RuntimeError("ultralytics was imported before configure_offline(); its online check ran")
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))  # matplotlib's font cache
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+    font_dir = config_dir / "Ultralytics"  # ultralytics' get_user_config_dir() appends this
+    font_dir.mkdir(parents=True, exist_ok=True)
+    local_font = _bundled_font()
+    for name in _FONT_NAMES:
+        target = font_dir / name
+        if not target.exists():
+            target.unlink(missing_ok=True)  # a dangling link from an older matplotlib
+            target.symlink_to(local_font)
+
+
+_LOCAL_HOSTS: Final[frozenset[str]] = frozenset({"", "localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104
+_NAME_LOOKUPS: Final[frozenset[str]] = frozenset(
+    {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr"}
+)
+_guard = {"installed": False, "active": False}
+
+
+def _network_audit_hook(event: str, args: tuple[Any, ...]) -> None:
+    """Refuse (and report) name lookups and connections to other hosts while :func:`offline_guard` is active.
+
+    Settings and env vars close every path to the network we know of; this hook catches the ones we do not,
+    in any library, and prints them to the training log so a new ultralytics version cannot silently try.
+    Local IPC (Unix sockets, loopback) stays allowed: dataloader workers use it.
+    """
+    if not _guard["active"]:
+        return
+    if event == "socket.connect":
+        address = args[1] if len(args) > 1 else None
+        if isinstance(address, str | bytes) or not isinstance(address, tuple) or not address:
+            return  # AF_UNIX path or something that is not an internet address
+        host = str(address[0])
+    elif event in _NAME_LOOKUPS:
+        name = args[0]
+        host = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name or "")
+    elif event == "urllib.Request":
+        url = urlsplit(str(args[0]))
+        if url.scheme == "file":
+            return
+        host = url.hostname or ""
+    else:
+        return
+    if host in _LOCAL_HOSTS:
+        return
+    print(f"strawfire: blocked network access during training: {event} {host}", flush=True)  # noqa: T201
+    raise OSError(f"network access blocked (offline training): {event} {host}")
+
+
+@contextmanager
+def offline_guard() -> Iterator[None]:
+    """Block non-local network access in this process for the duration of the block (see the audit hook)."""
+    if not _guard["installed"]:
+        sys.addaudithook(_network_audit_hook)  # audit hooks cannot be removed; the flag turns it off
+        _guard["installed"] = True
+    previous = _guard["active"]
+    _guard["active"] = True
+    try:
+        yield
+    finally:
+        _guard["active"] = previous
+
+
+def _bundled_font() -> Path:
+    """A TTF that is certainly on disk: matplotlib (an ultralytics dependency) ships DejaVu Sans."""
+    import matplotlib
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not font.is_file():
+        raise FileNotFoundError(f"matplotlib's bundled font is missing: {font}")
+    return font
+
+
+def _apply_offline_settings(project: Path, config_dir: Path) -> None:
+    """Switch off ultralytics integrations and point its default folders into ``var/`` (after import)."""
+    from ultralytics.utils import SETTINGS
+
+    settings: Any = SETTINGS  # untyped third-party object
+    updates: dict[str, Any] = {k: v for k, v in _OFFLINE_SETTINGS.items() if k in settings}
+    updates |= {
+        "runs_dir": str(project),
+        "weights_dir": str(config_dir / "weights"),
+        "datasets_dir": str(config_dir / "datasets"),
+    }
+    settings.update(updates)
+
+
+def last_checkpoint(project: Path = DEFAULT_PROJECT, name: str = DEFAULT_RUN_NAME) -> Path:
+    """Where ultralytics writes the after-every-epoch checkpoint of a run (``best.pt`` sits next to it)."""
+    return project / name / "weights" / "last.pt"
+
+
+def _checkpoint_state(path: Path) -> tuple[int, int, bool]:
+    """(last finished epoch, planned epochs, has optimizer state) of a checkpoint, to tell resumable from
+    done.
+    """
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by ultralytics
+    epoch = int(ckpt.get("epoch", -1))
+    planned = int((ckpt.get("train_args") or {}).get("epochs", 0))
+    return epoch, planned, ckpt.get("optimizer") is not None
+
+
+def train(
+    data: Path = DEFAULT_DATA,
+    *,
+    model: str = DEFAULT_MODEL,
+    epochs: int = 300,
+    imgsz: int = 320,
+    batch: int = 16,
+    device: str = "cpu",
+    workers: int = 0,
+    threads: int = 1,
+    project: Path = DEFAULT_PROJECT,
+    name: str = DEFAULT_RUN_NAME,
+    resume: bool = True,
+    patience: int = 100,
+    save_period: int = -1,
+    cache: str | bool = "ram",
+    seed: int = 0,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
+) -> Path:
+    """Train (or resume) the detector; return the run folder (``weights/last.pt`` and ``weights/best.pt``).
+
+    Args:
+        data: ``data.yaml`` written by :func:`detector.dataset.build_dataset`.
+        model: architecture yaml (``yolov8n.yaml``, ``yolo11n.yaml``, ...): built with random weights. ``.pt``
+            names are refused because resolving them means a download.
+        epochs: planned epochs; a stopped run continues towards this number when resumed.
+        imgsz: training size. 320 on CPU (4x cheaper than 640); small plumes argue for more on a GPU.
+        batch: images per step (ultralytics accumulates gradients up to a nominal 64).
+        workers: dataloader processes; 0 loads in the training process, leaving a core for other work.
+        threads: torch intra-op threads.
+        project, name: the run lives in ``project/name``.
+        resume: continue from ``project/name/weights/last.pt`` when it exists and is unfinished. ``False``
+            starts over (overwriting that run folder).
+        patience: early-stopping patience in epochs without validation improvement.
+        save_period: also keep ``epochN.pt`` every N epochs (-1: only ``last.pt``/``best.pt``, which
+            ultralytics writes every epoch anyway).
+        cache: ``"ram"`` decodes and resizes each image once (decoding 1-2k px JPEGs dominates CPU data
+            loading), ``"disk"`` or ``False`` otherwise.
+        seed: random seed for reproducible runs.
+        config_dir: ultralytics settings/font folder (see :func:`configure_offline`).
+    """
+    if model.endswith(".pt"):
+        raise TrainingSetupError(f"{model}: build from an architecture .yaml; .pt names would be downloaded")
+    project = project.resolve()
+    config_dir = config_dir.resolve()
+    data = data.resolve()
+    if not data.is_file():
+        raise TrainingSetupError(f"{data} not found: build it first with `strawfire detector dataset build`")
+
+    configure_offline(config_dir, threads=threads)
+    with offline_guard():
+        return _train_offline(
+            data,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            threads=threads,
+            project=project,
+            name=name,
+            resume=resume,
+            patience=patience,
+            save_period=save_period,
+            cache=cache,
+            seed=seed,
+            config_dir=config_dir,
+        )
+
+
+def _train_offline(
+    data: Path,
+    *,
+    model: str,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    device: str,
+    workers: int,
+    threads: int,
+    project: Path,
+    name: str,
+    resume: bool,
+    patience: int,
+    save_period: int,
+    cache: str | bool,
+    seed: int,
+    config_dir: Path,
+) -> Path:
+    """The part of :func:`train` that imports torch/ultralytics; runs inside :func:`offline_guard`."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from ultralytics.models.yolo.model import YOLO
+
+    _apply_offline_settings(project, config_dir)
+
+    common: dict[str, Any] = {
+        "device": device,
+        "workers": workers,
+        "cache": cache,
+        "plots": False,  # plotting needs fonts and costs CPU; metrics still go to results.csv
+        "save_period": save_period,
+        "patience": patience,
+    }
+    last = last_checkpoint(project, name)
+    resuming = False
+    if resume and last.is_file():
+        epoch, planned, has_optimizer = _checkpoint_state(last)
+        if not (has_optimizer and 0 <= epoch < planned - 1):
+            raise TrainingSetupError(
+                f"{last} is a finished run (epoch {epoch + 1} of {planned}); pass resume=False to start over"
+            )
+        resuming = True
+        log.info("resuming %s after epoch %d of %d", last, epoch + 1, planned)
+
+    if resuming:
+        # Data, epochs, augmentation and optimiser come from the checkpoint (ultralytics keeps them fixed).
+        yolo = YOLO(str(last))
+        train_args: dict[str, Any] = {"resume": True, **common}
+    else:
+        yolo = YOLO(model)
+        train_args = {
+            "data": str(data),
+            "epochs": epochs,
+            "imgsz": imgsz,
+            "batch": batch,
+            "project": str(project),
+            "name": name,
+            "exist_ok": True,  # keep the fixed run folder so resume always finds last.pt
+            "pretrained": False,  # no weights exist offline; never let ultralytics look for any
+            "amp": False,  # fp32 on CPU anyway, and on CUDA the AMP check would download yolo26n.pt
+            "optimizer": "SGD",  # explicit: "auto" switches optimiser with the iteration count
+            "lr0": 0.01,
+            "momentum": 0.937,
+            "weight_decay": 0.0005,
+            "warmup_epochs": 3.0,
+            "seed": seed,
+            "deterministic": True,
+            "val": True,
+            **AUGMENTATION,
+            **common,
+        }
+
+    _add_callbacks(yolo, threads)
+    yolo.train(**train_args)
+    trainer = yolo.trainer
+    return Path(str(trainer.save_dir)) if trainer is not None else project / name
+
+
+def _add_callbacks(yolo: Any, threads: int) -> None:
+    """Re-cap torch threads after ultralytics' device selection, and log a one-line timing per epoch."""
+    import torch
+
+    state = {"start": time.monotonic()}
+
+    def cap_threads(_trainer: Any) -> None:
+        torch.set_num_threads(threads)  # select_device() resets it to ultralytics' own NUM_THREADS
+
+    def epoch_start(_trainer: Any) -> None:
+        state["start"] = time.monotonic()
+
+    def epoch_end(trainer: Any) -> None:
+        took = time.monotonic() - state["start"]
+        weights = Path(str(trainer.save_dir)) / "weights"
+        message = (
+            f"strawfire: epoch {trainer.epoch + 1}/{trainer.epochs} done in {took:.0f} s "
+            f"(train+val); fitness {trainer.fitness}; checkpoints in {weights}"
+        )
+        print(message, flush=True)  # noqa: T201 - stdout is the training log (nohup ... > train.log)
+
+    yolo.add_callback("on_pretrain_routine_start", cap_threads)
+    yolo.add_callback("on_train_epoch_start", epoch_start)
+    yolo.add_callback("on_fit_epoch_end", epoch_end)

@@ -1,0 +1,379 @@
+"""Tests of detector.dataset: class mapping, leak-free splits, dropped/excluded labels, the written dataset.
+
+Most tests run on a tiny synthetic copy of the ``../shared/data`` layout (fast, always available); the tests
+marked ``shared_data`` check the same invariants on the real sets and skip when ``../shared/data`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from detector.dataset import (
+    CLASS_IDS,
+    CLASS_NAMES,
+    SOURCE_CLASS_MAPS,
+    SOURCES,
+    Box,
+    DatasetError,
+    DatasetPlan,
+    FrameKey,
+    Sample,
+    build_dataset,
+    frame_key,
+    parse_label_text,
+    plan_dataset,
+    remap_boxes,
+    split_sequence,
+    stable_unit_interval,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_DATA / "README.md").is_file(), reason=f"real labelled data not found at {SHARED_DATA}"
+)
+
+RF = "_jpg.rf.0123456789abcdef0123456789abcdef"  # a Roboflow export suffix
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Class mapping
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_project_classes_are_fire_then_smoke() -> None:
+    assert CLASS_NAMES == ("fire", "smoke")
+    assert dict(CLASS_IDS) == {"fire": 0, "smoke": 1}
+
+
+def test_class_map_per_source_is_explicit() -> None:
+    assert {k: dict(v) for k, v in SOURCE_CLASS_MAPS.items()} == {
+        "fire_smoke": {0: "fire", 1: None, 2: "smoke"},  # 1 = "default", a labelling artefact
+        "fire_smoke_aerial": {0: "fire", 1: "smoke"},
+        "negatives_cair": {},
+        "negatives_dfire_aof": {0: "fire", 1: "smoke"},
+        "tower_sequences": {1: "smoke"},
+    }
+    assert set(SOURCE_CLASS_MAPS) == set(SOURCES)
+
+
+@pytest.mark.parametrize(
+    ("source", "source_id", "expected"),
+    [
+        ("fire_smoke", 0, 0),
+        ("fire_smoke", 1, None),
+        ("fire_smoke", 2, 1),
+        ("fire_smoke_aerial", 0, 0),
+        ("fire_smoke_aerial", 1, 1),
+        ("negatives_dfire_aof", 1, 1),
+        ("tower_sequences", 1, 1),
+    ],
+)
+def test_remap_maps_each_source_id(source: str, source_id: int, expected: int | None) -> None:
+    kept, dropped = remap_boxes([Box(source_id, 0.5, 0.5, 0.1, 0.1)], SOURCE_CLASS_MAPS[source])
+    if expected is None:
+        assert (kept, dropped) == ([], 1)
+    else:
+        assert [b.cls for b in kept] == [expected]
+        assert dropped == 0
+
+
+@pytest.mark.parametrize(("source", "source_id"), [("tower_sequences", 0), ("negatives_cair", 0), ("fire_smoke", 3)])
+def test_remap_refuses_unmapped_ids(source: str, source_id: int) -> None:
+    with pytest.raises(DatasetError, match="no mapping"):
+        remap_boxes([Box(source_id, 0.5, 0.5, 0.1, 0.1)], SOURCE_CLASS_MAPS[source])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Label parsing
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_parse_boxes_polygons_and_blank_lines() -> None:
+    boxes = parse_label_text("0 0.5 0.5 0.2 0.4\n\n2 0.1 0.1 0.3 0.1 0.3 0.5\n")
+    assert boxes[0] == Box(0, 0.5, 0.5, 0.2, 0.4)
+    assert boxes[1].cls == 2
+    assert (boxes[1].cx, boxes[1].cy, boxes[1].w, boxes[1].h) == pytest.approx((0.2, 0.3, 0.2, 0.4))
+
+
+def test_parse_clips_rounding_overshoot() -> None:
+    (box,) = parse_label_text("1 0.995 0.5 0.02 0.2")
+    assert box.cx + box.w / 2 == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("line", ["fire 0.5 0.5 0.1 0.1", "0 0.5 0.5 0.1", "0 0.5 0.5 0 0.1", "0 1.5 0.5 0.1 0.1"])
+def test_parse_rejects_malformed_lines(line: str) -> None:
+    with pytest.raises(DatasetError):
+        parse_label_text(line)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Frame keys and splits
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stem", "expected"),
+    [
+        (f"1-Zenmuse_X4S_1_1_mp4-561{RF}", FrameKey("1-Zenmuse_X4S_1_1_mp4", 561)),
+        (f"newsmoke2_mp4-54{RF}", FrameKey("newsmoke2_mp4", 54)),
+        (f"img_52--2-{RF}", FrameKey("img", 52)),  # a "(2)" copy lands with img_52
+        (f"img_52{RF}", FrameKey("img", 52)),
+        (f"gg{RF}", FrameKey("gg", None)),
+        ("AoF00002", FrameKey("AoF", 2)),
+    ],
+)
+def test_frame_key(stem: str, expected: FrameKey) -> None:
+    assert frame_key(stem) == expected
+
+
+def test_copies_share_the_key_of_their_original() -> None:
+    assert frame_key(f"bcws-carousel-2-Copie{RF}") == frame_key("bcws-carousel-2_jpg.rf.ffff")
+
+
+def test_split_sequence_takes_the_tail() -> None:
+    val = split_sequence(range(0, 30, 3), 0.2, group="g")
+    assert val == frozenset({24, 27})
+
+
+def test_split_sequence_counts_distinct_frames() -> None:
+    # Roboflow keeps two augmentations of some frames: they must not shift the cut or be split apart.
+    val = split_sequence([1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.2, group="g")
+    assert val == frozenset({9, 10})
+
+
+def test_short_sequences_go_whole_to_one_side() -> None:
+    for group in (f"group-{i}" for i in range(50)):
+        val = split_sequence([1, 2, 3], 0.2, group=group, min_frames=5)
+        assert val in (frozenset(), frozenset({1, 2, 3}))
+
+
+def test_split_sequence_validates_fraction() -> None:
+    assert split_sequence([1, 2, 3, 4, 5], 0.0, group="g") == frozenset()
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_sequence([1, 2], 1.0, group="g")
+
+
+def test_stable_hash_is_pinned() -> None:
+    # Pinned so that a refactor cannot silently reshuffle which photos are validation images.
+    assert stable_unit_interval("x") == pytest.approx(0.2096651869670662)
+    assert all(0.0 <= stable_unit_interval(str(i)) < 1.0 for i in range(100))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Synthetic source tree
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8\xff\xd9")  # content is never decoded: images are only symlinked
+
+
+def _pair(folder: Path, stem: str, label: str | None) -> None:
+    _image(folder / "images" / f"{stem}.jpg")
+    if label is not None:
+        (folder / "labels").mkdir(parents=True, exist_ok=True)
+        (folder / "labels" / f"{stem}.txt").write_text(label)
+
+
+TOWER_SEQ = "20190925_FIRE_wc-s-mobo-c"
+
+
+@pytest.fixture
+def source_root(tmp_path: Path) -> Path:
+    """A miniature of ../shared/data with every case the builder must handle."""
+    root = tmp_path / "shared" / "data"
+    fs = root / "fire_smoke"
+    for frame in range(10):  # one CCTV video across Roboflow's train/ and valid/
+        part = "valid" if frame % 4 == 0 else "train"
+        _pair(fs / part, f"fire1_mp4-{frame}{RF}", "0 0.5 0.5 0.2 0.2\n2 0.3 0.3 0.1 0.1")
+    _pair(fs / "train", f"img_1{RF}", "1 0.5 0.5 1 1")  # only a "default" box: becomes background
+    _pair(fs / "train", f"photo{RF}", "")
+    aerial = root / "fire_smoke_aerial"
+    for frame in range(0, 60, 3):
+        _pair(aerial, f"1-Zenmuse_X4S_1_1_mp4-{frame}{RF}", "0 0.5 0.5 0.01 0.01\n1 0.4 0.4 0.2 0.2")
+    _pair(aerial, f"bcws-carousel-2{RF}", "0 0.5 0.5 0.2 0.2")
+    _pair(aerial, "bcws-carousel-2-Copie_jpg.rf.ffff", "0 0.5 0.5 0.2 0.2")
+    for i in range(20):
+        _pair(root / "negatives" / "cair", f"cair_neg_{i:03d}_photo", "")
+    for i in range(0, 20, 2):
+        _pair(root / "negatives" / "dfire_aof", f"AoF{i:05d}", "1 0.7 0.3 0.03 0.05" if i == 2 else "")
+    tower = root / "tower_sequences" / TOWER_SEQ
+    for minute in range(-10, 21):
+        offset = minute * 60
+        label = "" if minute < 0 else "1 0.01 0.47 0.02 0.04" if minute <= 15 else None
+        _pair(tower, f"{1569442402 + offset}_{offset:+06d}", label)
+    return root
+
+
+def _assert_no_interleaving(samples: Iterable[Sample]) -> None:
+    """Within every sequence, all train frames precede all val frames."""
+    frames: dict[str, dict[str, list[int]]] = defaultdict(lambda: {"train": [], "val": []})
+    for s in samples:
+        if s.frame is not None:
+            frames[s.group][s.split].append(s.frame)
+    for group, by_split in frames.items():
+        if by_split["train"] and by_split["val"]:
+            assert max(by_split["train"]) < min(by_split["val"]), group
+
+
+def test_plan_splits_video_frames_by_range(source_root: Path) -> None:
+    plan = plan_dataset(source_root)
+    _assert_no_interleaving(plan.samples)
+    fire1 = sorted((s.frame, s.split) for s in plan.samples if s.group == "fire_smoke/fire1_mp4")
+    # Roboflow's train/valid folders are pooled: the split follows the frame number only.
+    assert fire1 == [(f, "val" if f >= 8 else "train") for f in range(10)]
+    zenmuse = [s for s in plan.samples if s.group.endswith("Zenmuse_X4S_1_1_mp4")]
+    assert {s.frame for s in zenmuse if s.split == "val"} == {48, 51, 54, 57}
+
+
+def test_plan_keeps_copies_together(source_root: Path) -> None:
+    plan = plan_dataset(source_root)
+    carousel = {s.split for s in plan.samples if "bcws-carousel" in s.out_stem}
+    assert len(carousel) == 1
+
+
+def test_plan_drops_default_boxes(source_root: Path) -> None:
+    plan = plan_dataset(source_root)
+    assert plan.dropped_boxes["fire_smoke"] == 1
+    (img,) = (s for s in plan.samples if s.out_stem.startswith("fire_smoke__img_1_"))
+    assert img.boxes == ()  # kept as a background image
+    fire1 = [s for s in plan.samples if s.group == "fire_smoke/fire1_mp4"]
+    assert all(sorted(b.cls for b in s.boxes) == [0, 1] for s in fire1)  # 0 Fire -> 0, 2 smoke -> 1
+
+
+def test_plan_excludes_unlabelled_tower_frames(source_root: Path) -> None:
+    plan = plan_dataset(source_root)
+    tower = [s for s in plan.samples if s.source == "tower_sequences"]
+    assert plan.excluded_images["tower_sequences"] == 5  # +16 .. +20 min: smoke present, not boxed
+    assert all(s.frame is not None and s.frame <= 15 * 60 for s in tower)
+    negatives = [s for s in tower if s.frame is not None and s.frame < 0]
+    assert len(negatives) == 10
+    assert all(s.boxes == () for s in negatives)
+    assert all([b.cls for b in s.boxes] == [1] for s in tower if s.frame is not None and s.frame >= 0)
+    # Both phases contribute their last part to val: tower negatives and tower smoke are both validated.
+    assert {(s.group.rsplit("/", 1)[1], s.split) for s in tower} == {
+        ("pre", "train"),
+        ("pre", "val"),
+        ("post", "train"),
+        ("post", "val"),
+    }
+
+
+def test_plan_dfire_smoke_plume_is_smoke(source_root: Path) -> None:
+    plan = plan_dataset(source_root)
+    (aof2,) = (s for s in plan.samples if s.out_stem == "negatives_dfire_aof__AoF00002")
+    assert [b.cls for b in aof2.boxes] == [CLASS_IDS["smoke"]]
+
+
+def test_plan_rejects_missing_labels(source_root: Path) -> None:
+    (source_root / "negatives" / "cair" / "labels" / "cair_neg_000_photo.txt").unlink()
+    with pytest.raises(DatasetError, match="no label file"):
+        plan_dataset(source_root)
+
+
+def test_build_writes_symlinks_labels_yaml_and_manifest(source_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    manifest = build_dataset(source_root, out)
+    images = sorted((out / "images").rglob("*.jpg"))
+    labels = sorted((out / "labels").rglob("*.txt"))
+    assert len(images) == len(labels) == 12 + 22 + 20 + 10 + 26
+    for image in images:
+        assert image.is_symlink()
+        assert image.resolve().is_relative_to(source_root.resolve())
+        label = out / "labels" / image.parent.name / f"{image.stem}.txt"
+        for line in label.read_text().splitlines():
+            assert line.split()[0] in {"0", "1"}
+    assert "path: " in (out / "data.yaml").read_text()
+    assert "  0: fire\n  1: smoke\n" in (out / "data.yaml").read_text()
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    tower = on_disk["sources"]["tower_sequences"]
+    assert tower["excluded_images"] == 5
+    assert "CC BY-NC-SA 4.0" in tower["licence"]
+    assert on_disk["sources"]["fire_smoke"]["licence"] == "CC BY 4.0"
+    assert on_disk["sources"]["negatives_dfire_aof"]["licence"] == "CC0"
+    assert on_disk["sources"]["fire_smoke"]["class_map"] == {"0": "fire", "1": None, "2": "smoke"}
+
+
+def test_rebuild_is_deterministic(source_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = (build_dataset(source_root, out), (out / "manifest.json").read_bytes())
+    second = (build_dataset(source_root, out), (out / "manifest.json").read_bytes())
+    assert first == second
+
+
+def test_build_refuses_to_wipe_a_foreign_folder(source_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(DatasetError, match="refusing"):
+        build_dataset(source_root, out)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The real data
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_plan() -> DatasetPlan:
+    return plan_dataset(SHARED_DATA)
+
+
+@pytest.mark.shared_data
+@needs_shared_data
+def test_real_counts_match_the_readme(real_plan: DatasetPlan) -> None:
+    per_source: dict[str, int] = defaultdict(int)
+    for s in real_plan.samples:
+        per_source[s.source] += 1
+    assert dict(per_source) == {
+        "fire_smoke": 877 + 47,
+        "fire_smoke_aerial": 310,
+        "negatives_cair": 358,
+        "negatives_dfire_aof": 49,
+        "tower_sequences": 54,
+    }
+    assert real_plan.dropped_boxes["fire_smoke"] == 160  # every "default" box
+    boxes: dict[tuple[str, int], int] = defaultdict(int)
+    for s in real_plan.samples:
+        for b in s.boxes:
+            boxes[s.source, b.cls] += 1
+    assert boxes["fire_smoke", 0] == 349
+    assert boxes["fire_smoke", 1] == 511
+
+
+@pytest.mark.shared_data
+@needs_shared_data
+def test_real_split_never_interleaves_video_frames(real_plan: DatasetPlan) -> None:
+    _assert_no_interleaving(real_plan.samples)
+    zenmuse = [s for s in real_plan.samples if "Zenmuse" in s.group]
+    assert {s.group for s in zenmuse} == {"fire_smoke_aerial/1-Zenmuse_X4S_1_1_mp4"}
+    val_share = sum(s.split == "val" for s in real_plan.samples) / len(real_plan.samples)
+    assert 0.15 < val_share < 0.25
+
+
+@pytest.mark.shared_data
+@needs_shared_data
+def test_real_tower_frames_without_labels_are_excluded(real_plan: DatasetPlan) -> None:
+    labels = SHARED_DATA / "tower_sequences" / TOWER_SEQ / "labels"
+    tower = [s for s in real_plan.samples if s.source == "tower_sequences"]
+    assert len(tower) == len(list(labels.glob("*.txt")))
+    assert real_plan.excluded_images["tower_sequences"] == 81 - len(tower)
+    assert all((labels / f"{s.image.stem}.txt").is_file() for s in tower)
+    assert all(s.frame is not None and s.frame <= 15 * 60 for s in tower)
+
+
+@pytest.mark.shared_data
+@needs_shared_data
+def test_real_default_boxes_never_reach_the_output(real_plan: DatasetPlan) -> None:
+    assert all(b.cls in (0, 1) for s in real_plan.samples for b in s.boxes)
+    aof2 = next(s for s in real_plan.samples if s.image.stem == "AoF00002")
+    assert [b.cls for b in aof2.boxes] == [1]
