@@ -21,6 +21,7 @@ from detector.cli import app as detector_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
 from service.regions.types import RegionLevel
+from video.cli import camera_app, drone_app
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -37,11 +38,17 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative units: import, list, assign places to them.", no_args_is_help=True)
 demo_app = typer.Typer(help="The generated DEMO region and scenario.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and device tokens.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alert recipients and the delivery worker.", no_args_is_help=True)
+firms_app = typer.Typer(help="NASA FIRMS hotspots: ingest files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(regions_app, name="regions")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(detector_app, name="detector")
+app.add_typer(drone_app, name="drone")
+app.add_typer(camera_app, name="camera")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(firms_app, name="firms")
 
 err = Console(stderr=True)
 
@@ -264,6 +271,129 @@ def users_add(
     with transaction(_session_factory()) as session:
         user = create_user(session, name, password, user_role, unit)
     typer.echo(f"user {user.username} ({user.role}{', unit ' + user.unit_code if user.unit_code else ''}) created")
+
+
+@alerts_app.command("add-recipient")
+@friendly_errors
+def alerts_add_recipient(
+    name: Annotated[str, typer.Argument(help="A name people recognise (e.g. 北岗镇巡查群).")],
+    unit: Annotated[str, typer.Option(help="Township or county code whose incidents it receives.")],
+    channel: Annotated[str, typer.Option(help="webhook, wecom, dingtalk, feishu, email or sms.")],
+    target: Annotated[str, typer.Option(help="URL, e-mail address, or GATEWAY_URL#PHONE for sms.")],
+    role: Annotated[str, typer.Option(help="township (acts on alerts) or county (escalations).")] = "township",
+    rate_per_min: Annotated[int | None, typer.Option(help="Messages per minute (default per channel).")] = None,
+    secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Read the signing secret from stdin.")] = False,
+) -> None:
+    """Add an alert recipient. A signing secret is read from stdin, never from the command line."""
+    from service.alerts.service import create_recipient
+    from service.alerts.tables import Channel, RecipientRole
+    from service.db import transaction
+
+    try:
+        chosen_channel, chosen_role = Channel(channel.strip().lower()), RecipientRole(role.strip().lower())
+    except ValueError:
+        raise InputError(f"unknown channel {channel!r} or role {role!r}") from None
+    secret = sys.stdin.readline().rstrip("\r\n") if secret_stdin else None
+    with transaction(_session_factory()) as session:
+        recipient = create_recipient(
+            session,
+            name=name,
+            unit_code=unit,
+            channel=chosen_channel,
+            target=target,
+            secret=secret,
+            role=chosen_role,
+            rate_per_min=rate_per_min,
+        )
+    typer.echo(f"recipient {recipient.id} ({recipient.channel}) added for unit {recipient.unit_code}")
+
+
+@alerts_app.command("worker")
+@friendly_errors
+def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False) -> None:
+    """Deliver alerts and apply deadlines (for deployments that run workers apart from the web process)."""
+    from service.alerts.worker import AlertWorker, run_once, sender_from
+
+    settings = get_settings()
+    factory = _session_factory()
+    if once:
+        escalation, delivery = run_once(factory, sender_from(settings.alerts), settings.alerts)
+        typer.echo(
+            f"reminders {escalation.reminders}, escalated {len(escalation.escalated)}, "
+            f"sent {delivery.sent}, retried {delivery.retried}, failed {delivery.failed}"
+        )
+        return
+    worker = AlertWorker(factory, settings.alerts)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        worker.stop()
+
+
+@firms_app.command("ingest")
+@friendly_errors
+def firms_ingest(
+    files: Annotated[list[Path], typer.Argument(help="FIRMS CSV files (MODIS or VIIRS, any published layout).")],
+) -> None:
+    """Ingest FIRMS files into incidents: each file is one transaction; bad rows are reported and skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from satellite.errors import SatelliteError
+    from satellite.firms import read_firms_csv
+    from service.auth.service import Principal
+    from service.db import transaction
+    from service.flows import ingest_observations
+    from service.incidents.sources import hotspot_observation
+    from service.incidents.states import Role
+    from service.regions.service import RegionIndexCache
+
+    settings = get_settings()
+    factory = _session_factory()
+    indexes = RegionIndexCache(settings.regions.tolerance_m)
+    actor = Principal("cli", Role.ADMIN)
+    totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0}
+    failed_files = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingesting", total=len(files))
+        for path in files:
+            progress.update(task, description=f"ingesting {path.name}")
+            try:
+                parsed = read_firms_csv(path)
+            except (SatelliteError, OSError) as exc:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                failed_files += 1
+                progress.advance(task)
+                continue
+            with transaction(factory) as session:
+                summary = ingest_observations(
+                    session,
+                    [hotspot_observation(h) for h in parsed.hotspots],
+                    indexes=indexes,
+                    settings=settings,
+                    actor=actor,
+                )
+            for rejected in parsed.rejected:
+                err.print(f"rejected {rejected}", highlight=False)
+            totals["rows"] += len(parsed.hotspots) + len(parsed.rejected)
+            totals["new"] += summary.new
+            totals["duplicates"] += summary.duplicates
+            totals["rejected"] += len(parsed.rejected)
+            totals["incidents"] += len(summary.new_incidents)
+            progress.advance(task)
+    typer.echo(
+        f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
+        f"rejected {totals['rejected']}, new incidents {totals['incidents']}"
+    )
+    if failed_files:
+        raise typer.Exit(2)
 
 
 if __name__ == "__main__":

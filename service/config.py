@@ -59,6 +59,45 @@ class IncidentSettings(BaseModel):
     max_upload_mb: float = Field(100.0, gt=0, le=2000)
 
 
+class DeadlineSettings(BaseModel):
+    """A county's response deadlines in minutes (defaults: acknowledge 15, on site 30)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    acknowledge_min: float = Field(15.0, gt=0, le=24 * 60)
+    on_site_min: float = Field(30.0, gt=0, le=24 * 60)
+
+
+class SmtpSettings(BaseModel):
+    """The mail server for e-mail alerts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = None
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "strawfire@localhost"
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+
+
+class AlertSettings(BaseModel):
+    """Alert delivery and escalation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Links in alerts point here (the dashboard as the township teams reach it).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # The embedded deployment runs the delivery/escalation worker inside the web process; a deployment with
+    # `strawfire alerts worker` processes turns this off.
+    run_worker: bool = True
+    poll_interval_s: float = Field(5.0, gt=0, le=600)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    # Per-county overrides, keyed by county code: [alerts.county_deadlines.220112] acknowledge_min = 10
+    county_deadlines: dict[str, DeadlineSettings] = Field(default_factory=dict)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+
 class FirmsSettings(BaseModel):
     """NASA FIRMS access (used by the satellite poller)."""
 
@@ -101,6 +140,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     regions: RegionSettings = Field(default_factory=RegionSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
 

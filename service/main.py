@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from service import http_errors
+from service.alerts.router import router as alerts_router
+from service.alerts.worker import AlertWorker
 from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret
 from service.config import Settings, get_settings
@@ -42,11 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_secret = (
             settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
         )
+        worker = None
+        if settings.alerts.run_worker:
+            worker = AlertWorker(app.state.session_factory, settings.alerts)
+            worker.start()
         if settings.demo:
             with transaction(app.state.session_factory) as session:
                 if load_demo(session):
                     log.info("loaded the generated DEMO region")
         yield
+        if worker is not None:
+            worker.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -60,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(regions_router)
     app.include_router(auth_router)
     app.include_router(incidents_router)
+    app.include_router(alerts_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 
+from service import flows
 from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
 from service.errors import InputError
 from service.incidents import service
@@ -18,7 +19,7 @@ from service.incidents.schemas import (
     RejectedRowOut,
     TransitionIn,
 )
-from service.incidents.sources import fusion_windows, hotspot_observation
+from service.incidents.sources import hotspot_observation
 from service.incidents.states import IncidentState, allowed_targets
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -56,12 +57,8 @@ async def post_satellite(
         parsed = read_firms_csv(data, source_name=name)
     except SatelliteError as exc:
         raise InputError(str(exc)) from exc
-    summary = service.ingest(
-        session,
-        [hotspot_observation(h) for h in parsed.hotspots],
-        indexes=indexes,
-        windows=fusion_windows(settings.incidents),
-        actor=principal,
+    summary = flows.ingest_observations(
+        session, [hotspot_observation(h) for h in parsed.hotspots], indexes=indexes, settings=settings, actor=principal
     )
     session.commit()
     return IngestOut(
@@ -135,7 +132,7 @@ def post_assignment(
 ) -> IncidentRead:
     """Reassign the incident to another township/county (supervisors and admins; audited)."""
     incident = service.get_incident(session, incident_id, principal)
-    service.reassign(
+    flows.reassign_incident(
         session, incident, principal, township_code=body.township_code, county_code=body.county_code, note=body.note
     )
     session.commit()

@@ -1,0 +1,249 @@
+"""Delivery channels. Each turns an :class:`AlertMessage` (or a digest) into one request and says whether it went.
+
+HTTP channels share one ``httpx.Client`` whose transport can be swapped in tests (the httpx transport seam); the
+real tests point them at HTTP servers on 127.0.0.1. Secrets (webhook keys, signing secrets, SMTP passwords) are
+used to sign or authenticate and never appear in an error: :func:`safe_url` strips the target URL's query string.
+
+Formats and limits follow the platforms' documentation (see ``../shared/reference/closed-loop.md`` § 4):
+
+* generic webhook — JSON body; ``X-Strawfire-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." +
+  body)>``, ``X-Strawfire-Timestamp`` and ``Idempotency-Key`` headers (receivers dedupe on the key);
+* WeCom group bot — ``{"msgtype": "markdown", ...}``, success when ``errcode == 0``; 20 messages/min per bot;
+* DingTalk robot — ``&timestamp=…&sign=urlencode(base64(HMAC-SHA256(secret, "{timestamp}\\n{secret}")))``;
+  20/min per robot (exceeding it blocks the robot for 10 min);
+* Feishu bot — body ``timestamp`` + ``sign = base64(HMAC-SHA256(key="{timestamp}\\n{secret}", msg=""))``;
+  100/min, 5/s;
+* SMTP e-mail; an HTTP SMS gateway (``{"phone", "text"}`` with a bearer token), the form most provincial
+  platforms and cloud SMS proxies accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+import urllib.parse
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+
+from service.alerts.messages import AlertMessage, digest_text
+from service.alerts.tables import Channel
+
+# Per-minute limits when the recipient does not set one.
+DEFAULT_RATE_PER_MIN: dict[Channel, int] = {
+    Channel.WECOM: 20,
+    Channel.DINGTALK: 20,
+    Channel.FEISHU: 100,
+    Channel.WEBHOOK: 120,
+    Channel.EMAIL: 30,
+    Channel.SMS: 10,
+}
+
+
+class DeliveryError(Exception):
+    """The channel did not accept the message. ``retry_after`` (s) when the platform said to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where to send: the recipient's channel, target and signing secret."""
+
+    channel: Channel
+    target: str
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """How to reach the mail server."""
+
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_s: float = 10.0
+
+
+class Sender(Protocol):
+    """Sends a single alert, or a digest of several to one recipient."""
+
+    def send(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        """Deliver ``messages`` (one, or a digest of several) or raise :class:`DeliveryError`."""
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for an error message: no query string (WeCom/DingTalk keys live there), no credentials."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
+    """The generic webhook signature: hex HMAC-SHA256 over ``timestamp + "." + body``."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's ``sign`` query parameter (already URL-encoded)."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return urllib.parse.quote_plus(base64.b64encode(digest).decode())
+
+
+def feishu_sign(secret: str, timestamp_s: int) -> str:
+    """Feishu's ``sign`` body field: the key is ``"{timestamp}\\n{secret}"`` and the message is empty."""
+    digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class ChannelSender:
+    """The one :class:`Sender` strawfire uses: dispatches on the destination's channel."""
+
+    def __init__(
+        self, client: httpx.Client | None = None, smtp: SmtpSettings | None = None, clock: Any = time.time
+    ) -> None:
+        self._client = client or httpx.Client(timeout=10.0)
+        self._smtp = smtp
+        self._clock = clock
+
+    def send(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        """Deliver one message, or several as one digest."""
+        if not messages:
+            return
+        handler = {
+            Channel.WEBHOOK: self._webhook,
+            Channel.WECOM: self._wecom,
+            Channel.DINGTALK: self._dingtalk,
+            Channel.FEISHU: self._feishu,
+            Channel.EMAIL: self._email,
+            Channel.SMS: self._sms,
+        }[destination.channel]
+        handler(destination, messages)
+
+    # -- HTTP ---------------------------------------------------------------------------------------------
+
+    def _post(self, url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
+        try:
+            response = self._client.post(url, content=content, headers={"Content-Type": "application/json", **headers})
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{safe_url(url)}: {type(exc).__name__}") from None
+        if response.status_code == 429:
+            retry = response.headers.get("Retry-After")
+            raise DeliveryError(
+                f"{safe_url(url)}: HTTP 429", retry_after=float(retry) if retry and retry.isdigit() else 60.0
+            )
+        if response.status_code >= 300:
+            raise DeliveryError(f"{safe_url(url)}: HTTP {response.status_code}")
+        return response
+
+    @staticmethod
+    def _platform_ok(url: str, response: httpx.Response, code_field: str, throttled: set[int]) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            raise DeliveryError(f"{safe_url(url)}: not a JSON answer") from None
+        code = body.get(code_field, body.get("code", 0)) if isinstance(body, dict) else -1
+        if code in throttled:
+            # WeCom 45009 / DingTalk 130101 / Feishu 11232: over the per-minute limit; wait out the window.
+            raise DeliveryError(f"{safe_url(url)}: rate limited ({code})", retry_after=65.0)
+        if code != 0:
+            raise DeliveryError(f"{safe_url(url)}: {code_field} {code}")
+
+    @staticmethod
+    def _markdown(messages: list[AlertMessage]) -> tuple[str, str]:
+        if len(messages) == 1:
+            return messages[0].title, messages[0].markdown()
+        return f"火点汇总 {len(messages)} 条", digest_text(messages[0].unit_name, messages)
+
+    def _webhook(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        if len(messages) == 1:
+            payload: dict[str, Any] = messages[0].as_json()
+            key = messages[0].idempotency_key
+        else:
+            payload = {"digest": [m.as_json() for m in messages]}
+            key = "digest:" + ",".join(m.idempotency_key for m in messages)
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        timestamp = str(int(self._clock()))
+        headers = {"Idempotency-Key": key[:500], "X-Strawfire-Timestamp": timestamp}
+        if destination.secret:
+            headers["X-Strawfire-Signature"] = "sha256=" + sign_webhook(destination.secret, timestamp, body)
+        self._post(destination.target, content=body, headers=headers)
+
+    def _wecom(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        _, text = self._markdown(messages)
+        body = json.dumps({"msgtype": "markdown", "markdown": {"content": text}}, ensure_ascii=False).encode()
+        response = self._post(destination.target, content=body, headers={})
+        self._platform_ok(destination.target, response, "errcode", {45009})
+
+    def _dingtalk(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        title, text = self._markdown(messages)
+        url = destination.target
+        if destination.secret:
+            timestamp = int(self._clock() * 1000)
+            url += (
+                "&" if "?" in url else "?"
+            ) + f"timestamp={timestamp}&sign={dingtalk_sign(destination.secret, timestamp)}"
+        body = json.dumps(
+            {"msgtype": "markdown", "markdown": {"title": title, "text": text}}, ensure_ascii=False
+        ).encode()
+        response = self._post(url, content=body, headers={})
+        self._platform_ok(destination.target, response, "errcode", {130101})
+
+    def _feishu(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        text = messages[0].text() if len(messages) == 1 else digest_text(messages[0].unit_name, messages)
+        payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
+        if destination.secret:
+            timestamp = int(self._clock())
+            payload |= {"timestamp": str(timestamp), "sign": feishu_sign(destination.secret, timestamp)}
+        response = self._post(destination.target, content=json.dumps(payload, ensure_ascii=False).encode(), headers={})
+        self._platform_ok(destination.target, response, "code", {11232})
+
+    def _sms(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        # target: "https://gateway/send#13800000000" — the gateway URL, then the phone number after '#'.
+        url, _, phone = destination.target.partition("#")
+        if not phone:
+            raise DeliveryError("an SMS target is 'GATEWAY_URL#PHONE'")
+        text = (
+            messages[0].sms()
+            if len(messages) == 1
+            else (f"【strawfire】{messages[0].unit_name} 有 {len(messages)} 个火点待签收，请登录系统处置。")
+        )
+        headers = {"Authorization": f"Bearer {destination.secret}"} if destination.secret else {}
+        self._post(
+            url, content=json.dumps({"phone": phone, "text": text}, ensure_ascii=False).encode(), headers=headers
+        )
+
+    # -- e-mail -------------------------------------------------------------------------------------------
+
+    def _email(self, destination: Destination, messages: list[AlertMessage]) -> None:
+        if self._smtp is None:
+            raise DeliveryError("e-mail alerts need SMTP settings (smtp.host)")
+        smtp = self._smtp
+        mail = EmailMessage()
+        mail["From"] = smtp.sender
+        mail["To"] = destination.target
+        mail["Subject"] = messages[0].title if len(messages) == 1 else f"火点汇总 {len(messages)} 条"
+        mail["Message-ID"] = f"<{hashlib.sha256(messages[0].idempotency_key.encode()).hexdigest()[:32]}@strawfire>"
+        mail.set_content("\n\n".join(m.text() for m in messages))
+        try:
+            with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:
+                if smtp.starttls:
+                    client.starttls()
+                if smtp.username and smtp.password:
+                    client.login(smtp.username, smtp.password)
+                client.send_message(mail)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"smtp {smtp.host}:{smtp.port}: {type(exc).__name__}") from None

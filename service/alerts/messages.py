@@ -1,0 +1,147 @@
+"""What an alert says, rendered for each channel (pure: no I/O).
+
+Content (the brief's list): township and county, coordinates in WGS-84 and in the GCJ-02 form that phone maps in
+China use, a map link (Amap, GCJ-02), the sources that saw the fire, the time (Beijing time for people, UTC for
+machines), confidence, and a link to the incident page with its evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from service.alerts.tables import AlertKind
+from service.regions.crs import wgs84_to_gcj02
+
+BEIJING = timezone(timedelta(hours=8), "CST")
+_KIND_TITLE = {
+    AlertKind.NEW: "秸秆焚烧火点预警",
+    AlertKind.REMINDER: "火点预警（未签收，再次提醒）",
+    AlertKind.ESCALATION: "火点预警升级（超时未处置）",
+}
+_SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    """Everything a channel needs to say about one incident."""
+
+    incident_id: int
+    kind: AlertKind
+    unit_name: str
+    county_name: str | None
+    latitude: float
+    longitude: float
+    gcj02_latitude: float
+    gcj02_longitude: float
+    observed_at: datetime
+    sources: tuple[str, ...]
+    confidence: float
+    state: str
+    incident_url: str
+    map_url: str
+    idempotency_key: str
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        incident_id: int,
+        kind: AlertKind,
+        unit_name: str,
+        county_name: str | None,
+        latitude: float,
+        longitude: float,
+        observed_at: datetime,
+        sources: tuple[str, ...],
+        confidence: float,
+        state: str,
+        base_url: str,
+        idempotency_key: str,
+    ) -> AlertMessage:
+        """Fill in the GCJ-02 coordinates and the links."""
+        gcj_lon, gcj_lat = wgs84_to_gcj02(longitude, latitude)
+        base = base_url.rstrip("/")
+        return cls(
+            incident_id=incident_id,
+            kind=kind,
+            unit_name=unit_name,
+            county_name=county_name,
+            latitude=round(latitude, 6),
+            longitude=round(longitude, 6),
+            gcj02_latitude=round(gcj_lat, 6),
+            gcj02_longitude=round(gcj_lon, 6),
+            observed_at=observed_at,
+            sources=sources,
+            confidence=confidence,
+            state=state,
+            incident_url=f"{base}/incidents/{incident_id}",
+            # Amap's marker URI opens the map app on phones; it expects GCJ-02.
+            map_url=f"https://uri.amap.com/marker?position={gcj_lon:.6f},{gcj_lat:.6f}&name=火点{incident_id}",
+            idempotency_key=idempotency_key,
+        )
+
+    @property
+    def title(self) -> str:
+        """The headline for this kind of alert."""
+        return _KIND_TITLE[self.kind]
+
+    def _lines(self) -> list[str]:
+        local = self.observed_at.astimezone(BEIJING)
+        sources = "、".join(_SOURCE_NAMES.get(s, s) for s in self.sources)
+        place = (
+            f"{self.county_name} {self.unit_name}"
+            if self.county_name and self.county_name != self.unit_name
+            else (self.unit_name)
+        )
+        return [
+            f"火点编号：{self.incident_id}",
+            f"责任单位：{place}",
+            f"发现时间：{local:%Y-%m-%d %H:%M}（北京时间）",
+            f"来源：{sources}",
+            f"置信度：{self.confidence:.0%}",
+            f"坐标(WGS-84)：{self.latitude:.5f}, {self.longitude:.5f}",
+            f"坐标(GCJ-02)：{self.gcj02_latitude:.5f}, {self.gcj02_longitude:.5f}",
+        ]
+
+    def text(self) -> str:
+        """Plain text (WeCom text, e-mail body, DingTalk/Feishu text)."""
+        return "\n".join(
+            [f"【{self.title}】", *self._lines(), f"地图：{self.map_url}", f"详情与签收：{self.incident_url}"]
+        )
+
+    def markdown(self) -> str:
+        """Markdown for WeCom and DingTalk group bots."""
+        lines = [f"### {self.title}", *(f"- {line}" for line in self._lines())]
+        lines += [f"- [地图导航]({self.map_url})", f"- [详情与签收]({self.incident_url})"]
+        return "\n".join(lines)
+
+    def sms(self) -> str:
+        """A short text: SMS templates are short and links are often blocked."""
+        local = self.observed_at.astimezone(BEIJING)
+        return (
+            f"【strawfire】{self.title}：{self.unit_name} {local:%m-%d %H:%M} "
+            f"坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f}，编号{self.incident_id}，请立即签收处置。"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The machine form for generic webhooks (UTC ISO times)."""
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["observed_at"] = self.observed_at.isoformat()
+        data["sources"] = list(self.sources)
+        data["title"] = self.title
+        return data
+
+
+def digest_text(unit_name: str, messages: list[AlertMessage]) -> str:
+    """One message for many incidents when a bot's rate limit would otherwise be exceeded."""
+    lines = [f"### 火点汇总：{unit_name}（{len(messages)} 条）"]
+    for m in messages:
+        local = m.observed_at.astimezone(BEIJING)
+        lines.append(
+            f"- {m.title} #{m.incident_id} {local:%m-%d %H:%M} "
+            f"GCJ-02 {m.gcj02_latitude:.5f},{m.gcj02_longitude:.5f} [详情]({m.incident_url})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,246 @@
+"""The transactional outbox: alerts are written with the incident change and delivered later by a worker.
+
+* **Enqueue** (:func:`enqueue`) runs inside the caller's transaction, so an incident and its alerts commit or
+  roll back together; the unique idempotency key (incident, recipient, kind[, round]) means a recipient never
+  gets the same alert twice, however often the enqueue runs.
+* **Deliver** (:func:`deliver_due`) claims due alerts with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+  several workers can run), sends them outside any transaction, then records the outcome. Ingestion never waits
+  for a channel. A worker killed mid-send leaves the alert pending; once the lease expires it is sent again,
+  carrying the same ``Idempotency-Key`` so that the receiver can drop the repeat.
+* **Failures** are retried with exponential backoff (5 s doubling to 10 min, or what the platform asked for)
+  until the retry horizon (24 h) passes; then the alert is ``failed`` and shows up for supervisors.
+* **Rate limits**: at most ``rate_per_min`` messages to one recipient in any 60 s; when more are due than the
+  window allows, they go out as one township digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender
+from service.alerts.messages import AlertMessage
+from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
+from service.auth.service import SYSTEM
+from service.db import utcnow
+from service.incidents.service import transition
+from service.incidents.states import IncidentState
+from service.incidents.tables import Incident, IncidentEvent, Observation
+
+log = logging.getLogger("strawfire.alerts")
+
+LEASE = timedelta(seconds=60)
+RETRY_HORIZON = timedelta(hours=24)
+_WINDOW = timedelta(seconds=60)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before attempt ``attempts + 1``: 5 s, 10 s, 20 s … capped at 10 min."""
+    return timedelta(seconds=min(600.0, 5.0 * 2 ** max(0, attempts - 1)))
+
+
+def idempotency_key(incident_id: int, recipient_id: int, kind: AlertKind, round_no: int = 0) -> str:
+    """The key that makes an alert unique per (incident, recipient, kind[, round])."""
+    base = f"{incident_id}:{recipient_id}:{kind.value}"
+    return f"{base}:{round_no}" if round_no else base
+
+
+def enqueue(
+    session: Session,
+    incident: Incident,
+    kind: AlertKind,
+    *,
+    role: RecipientRole = RecipientRole.TOWNSHIP,
+    round_no: int = 0,
+    now: datetime | None = None,
+) -> list[Alert]:
+    """Queue ``kind`` alerts for every active recipient of the incident's township or county (idempotent)."""
+    units = [code for code in (incident.township_code, incident.county_code) if code]
+    if not units:
+        return []
+    recipients = session.scalars(
+        select(Recipient)
+        .where(Recipient.active.is_(True), Recipient.role == role.value, Recipient.unit_code.in_(units))
+        .order_by(Recipient.id)
+    ).all()
+    created: list[Alert] = []
+    for recipient in recipients:
+        key = idempotency_key(incident.id, recipient.id, kind, round_no)
+        if session.scalar(select(Alert.id).where(Alert.idempotency_key == key)) is not None:
+            continue
+        alert = Alert(
+            incident_id=incident.id,
+            recipient_id=recipient.id,
+            kind=kind.value,
+            idempotency_key=key,
+            next_attempt_at=now or utcnow(),
+        )
+        session.add(alert)
+        created.append(alert)
+    session.flush()
+    return created
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one :func:`deliver_due` pass did."""
+
+    claimed: int
+    sent: int
+    digests: int
+    retried: int
+    failed: int
+
+
+def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> list[int]:
+    with factory() as session, session.begin():
+        query = (
+            select(Alert)
+            .where(
+                Alert.status == AlertStatus.PENDING.value,
+                Alert.next_attempt_at <= now,
+                or_(Alert.lease_until.is_(None), Alert.lease_until < now),
+            )
+            .order_by(Alert.next_attempt_at, Alert.id)
+            .limit(batch)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        alerts = session.scalars(query).all()
+        for alert in alerts:
+            alert.lease_until = now + LEASE
+        return [a.id for a in alerts]
+
+
+def _message(session: Session, alert: Alert, recipient: Recipient, base_url: str) -> AlertMessage:
+    incident = session.get_one(Incident, alert.incident_id)
+    sources = tuple(
+        sorted(set(session.scalars(select(Observation.kind).where(Observation.incident_id == incident.id))))
+    )
+    unit = incident.township_name or incident.county_name or recipient.unit_code
+    return AlertMessage.build(
+        incident_id=incident.id,
+        kind=AlertKind(alert.kind),
+        unit_name=unit,
+        county_name=incident.county_name,
+        latitude=incident.latitude,
+        longitude=incident.longitude,
+        observed_at=incident.first_observed_at,
+        sources=sources,
+        confidence=incident.confidence,
+        state=incident.state,
+        base_url=base_url,
+        idempotency_key=alert.idempotency_key,
+    )
+
+
+def _sent_recently(session: Session, recipient_id: int, now: datetime) -> int:
+    # A digest counts once: one request to the platform.
+    count = session.scalar(
+        select(func.count(func.distinct(Alert.sent_at))).where(
+            Alert.recipient_id == recipient_id, Alert.status == AlertStatus.SENT.value, Alert.sent_at > now - _WINDOW
+        )
+    )
+    return int(count or 0)
+
+
+def deliver_due(
+    factory: sessionmaker[Session],
+    sender: Sender,
+    *,
+    base_url: str,
+    now: Callable[[], datetime] = utcnow,
+    batch: int = 100,
+) -> DeliveryReport:
+    """Claim and deliver the alerts that are due; record every outcome."""
+    started = now()
+    claimed = _claim(factory, started, batch)
+    if not claimed:
+        return DeliveryReport(0, 0, 0, 0, 0)
+    with factory() as session:
+        by_recipient: dict[int, list[Alert]] = defaultdict(list)
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(claimed)).order_by(Alert.id)):
+            by_recipient[alert.recipient_id].append(alert)
+        work = []
+        for recipient_id, alerts in by_recipient.items():
+            recipient = session.get_one(Recipient, recipient_id)
+            limit = recipient.rate_per_min or DEFAULT_RATE_PER_MIN[Channel(recipient.channel)]
+            capacity = limit - _sent_recently(session, recipient_id, started)
+            messages = [_message(session, a, recipient, base_url) for a in alerts]
+            destination = Destination(Channel(recipient.channel), recipient.target, recipient.secret)
+            work.append((recipient, destination, [a.id for a in alerts], messages, capacity))
+    sent = digests = retried = failed = 0
+    for recipient, destination, alert_ids, messages, capacity in work:
+        if capacity <= 0:
+            _postpone(factory, alert_ids, started + timedelta(seconds=15))
+            continue
+        # Within the limit: one request per alert. Over it: everything due as one digest.
+        groups = [[i] for i in range(len(messages))] if len(messages) <= capacity else [list(range(len(messages)))]
+        for group in groups:
+            ids = [alert_ids[i] for i in group]
+            try:
+                sender.send(destination, [messages[i] for i in group])
+            except DeliveryError as exc:
+                outcome = _failed(factory, ids, str(exc), exc.retry_after, now())
+                retried += outcome == "retry"
+                failed += outcome == "failed"
+                log.warning("alert %s to recipient %s failed: %s", ids, recipient.id, exc)
+                continue
+            _delivered(factory, ids, now(), digest=len(group) > 1)
+            sent += len(ids)
+            digests += len(group) > 1
+    return DeliveryReport(len(claimed), sent, digests, retried, failed)
+
+
+def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -> None:
+    with factory() as session, session.begin():
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+            alert.lease_until = None
+            alert.next_attempt_at = until
+
+
+def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_after: float | None, at: datetime) -> str:
+    outcome = "retry"
+    with factory() as session, session.begin():
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+            alert.attempts += 1
+            alert.lease_until = None
+            alert.last_error = error[:1000]
+            delay = timedelta(seconds=retry_after) if retry_after else backoff(alert.attempts)
+            alert.next_attempt_at = at + delay
+            if at - alert.created_at > RETRY_HORIZON:
+                alert.status = AlertStatus.FAILED.value
+                outcome = "failed"
+    return outcome
+
+
+def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:
+    with factory() as session, session.begin():
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+            alert.status = AlertStatus.SENT.value
+            alert.sent_at = at
+            alert.attempts += 1
+            alert.lease_until = None
+            alert.digest_size = len(ids)
+            incident = session.get_one(Incident, alert.incident_id)
+            session.add(
+                IncidentEvent(
+                    incident_id=incident.id,
+                    at=at,
+                    actor=SYSTEM.username,
+                    actor_role=SYSTEM.role.value,
+                    kind="alert",
+                    note=f"{alert.kind} alert delivered to recipient {alert.recipient_id}"
+                    + (" (digest)" if digest else ""),
+                    data=f'{{"alert": {alert.id}, "recipient": {alert.recipient_id}}}',
+                )
+            )
+            # The township has been told: the incident is now "notified" (推送), and the ack deadline starts.
+            if alert.kind == AlertKind.NEW.value and incident.state == IncidentState.SUSPECTED.value:
+                transition(session, incident, IncidentState.NOTIFIED, SYSTEM, note="alert delivered", at=at)

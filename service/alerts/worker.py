@@ -1,0 +1,85 @@
+"""The alert worker: delivers due alerts and applies deadlines, on a timer, apart from ingestion.
+
+The embedded deployment runs one inside the web process (a daemon thread started by the app's lifespan);
+larger ones run ``strawfire alerts worker`` processes. Several workers are safe on PostgreSQL (leases claimed
+with SKIP LOCKED); on SQLite run one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.alerts.channels import ChannelSender, Sender, SmtpSettings
+from service.alerts.escalation import Deadlines, EscalationReport, escalate_due
+from service.alerts.outbox import DeliveryReport, deliver_due
+from service.config import AlertSettings, DeadlineSettings
+from service.db import utcnow
+
+log = logging.getLogger("strawfire.alerts")
+
+
+def deadlines_of(settings: DeadlineSettings) -> Deadlines:
+    """Minutes from settings as a :class:`Deadlines`."""
+    return Deadlines(timedelta(minutes=settings.acknowledge_min), timedelta(minutes=settings.on_site_min))
+
+
+def sender_from(settings: AlertSettings, client: httpx.Client | None = None) -> ChannelSender:
+    """The channel sender configured by ``settings``."""
+    smtp = settings.smtp
+    smtp_settings = None
+    if smtp.host:
+        smtp_settings = SmtpSettings(
+            smtp.host,
+            smtp.port,
+            smtp.sender,
+            smtp.username,
+            smtp.password.get_secret_value() if smtp.password else None,
+            smtp.starttls,
+        )
+    return ChannelSender(client=client, smtp=smtp_settings)
+
+
+def run_once(
+    factory: sessionmaker[Session], sender: Sender, settings: AlertSettings, now: datetime | None = None
+) -> tuple[EscalationReport, DeliveryReport]:
+    """One pass: apply deadlines (queueing reminders/escalations), then deliver what is due."""
+    at = now or utcnow()
+    with factory() as session, session.begin():
+        escalation = escalate_due(
+            session,
+            at,
+            default=deadlines_of(settings.deadlines),
+            per_county={code: deadlines_of(d) for code, d in settings.county_deadlines.items()},
+        )
+    delivery = deliver_due(factory, sender, base_url=settings.public_base_url, now=(lambda: at) if now else utcnow)
+    return escalation, delivery
+
+
+class AlertWorker(threading.Thread):
+    """A daemon thread calling :func:`run_once` every ``poll_interval_s`` until stopped."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: AlertSettings, sender: Sender | None = None) -> None:
+        super().__init__(name="strawfire-alerts", daemon=True)
+        self._factory = factory
+        self._settings = settings
+        self._sender = sender or sender_from(settings)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`; an error in one pass is logged and the next pass runs anyway."""
+        while not self._stop_event.is_set():
+            try:
+                run_once(self._factory, self._sender, self._settings)
+            except Exception:  # a worker that dies silently would stop every alert
+                log.exception("alert worker pass failed")
+            self._stop_event.wait(self._settings.poll_interval_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the loop to end and wait for it."""
+        self._stop_event.set()
+        self.join(timeout)

@@ -1,0 +1,179 @@
+"""The outbox on SQLite and PostgreSQL: exactly-once per recipient, backoff, digests, escalation deadlines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import shapely
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.alerts.channels import ChannelSender
+from service.alerts.escalation import Deadlines, escalate_due
+from service.alerts.outbox import backoff, deliver_due
+from service.alerts.service import create_recipient
+from service.alerts.tables import Alert, AlertStatus, Channel, RecipientRole
+from service.auth.service import Principal
+from service.config import Settings
+from service.db import make_session_factory, transaction
+from service.demo import load_demo
+from service.flows import ingest_observations
+from service.incidents import service as incidents
+from service.incidents.fusion import ObservationIn, ObservationKind
+from service.incidents.states import IncidentState, Role
+from service.incidents.tables import Incident
+from service.regions.service import RegionIndexCache
+from tests.httpserver import Receiver, http_receiver
+
+OBSERVED = datetime(2025, 10, 20, 3, 0, tzinfo=UTC)
+ADMIN = Principal("admin", Role.ADMIN)
+PATROL = Principal("p", Role.PATROL, "DEMO01")
+
+
+def observation(i: int, lon: float, lat: float, minutes: int = 0) -> ObservationIn:
+    pixel = shapely.box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003)
+    return ObservationIn(
+        ObservationKind.SATELLITE, f"sat-{i}", OBSERVED + timedelta(minutes=minutes), lat, lon, pixel, 0.8
+    )
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    return factory
+
+
+def setup(
+    factory: sessionmaker[Session], receiver: Receiver, n_fires: int, rate: int | None = None
+) -> tuple[list[int], datetime]:
+    """Recipients and fires; returns the new incident ids and a clock start just after their alerts were queued."""
+    with transaction(factory) as session:
+        create_recipient(
+            session,
+            name="北岗镇群",
+            unit_code="DEMO01",
+            channel=Channel.WEBHOOK,
+            target=receiver.url + "/town",
+            secret="k",
+            rate_per_min=rate,
+        )
+        create_recipient(
+            session,
+            name="县督导",
+            unit_code="DEMO00",
+            channel=Channel.WEBHOOK,
+            target=receiver.url + "/county",
+            role=RecipientRole.COUNTY,
+        )
+        # Fires 0.02° apart inside 北岗镇 (DEMO01): separate incidents.
+        obs = [observation(i, 125.52 + 0.02 * (i % 5), 44.33 + 0.015 * (i // 5)) for i in range(n_fires)]
+        summary = ingest_observations(session, obs, indexes=RegionIndexCache(500), settings=Settings(), actor=ADMIN)
+    # Alerts are queued at the real time of ingest; the tests drive the clock forward from just after it.
+    return summary.new_incidents, datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_one_alert_per_incident_and_recipient_exactly_once(factory: sessionmaker[Session]) -> None:
+    with http_receiver() as receiver:
+        ids, t0 = setup(factory, receiver, 3)
+        assert len(ids) == 3
+        with transaction(factory) as session:  # re-ingesting the same observations queues nothing new
+            ingest_observations(
+                session,
+                [observation(0, 125.52, 44.33)],
+                indexes=RegionIndexCache(500),
+                settings=Settings(),
+                actor=ADMIN,
+            )
+        first = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
+        second = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=1))
+        got = receiver.received()
+    assert (first.sent, second.claimed) == (3, 0)
+    assert sorted(r.headers["Idempotency-Key"] for r in got) == sorted(f"{i}:1:new" for i in ids)
+    assert all(r.path == "/town" for r in got)
+    with factory() as session:
+        states = {i.state for i in session.scalars(select(Incident))}
+    assert states == {IncidentState.NOTIFIED.value}
+
+
+def test_a_failing_webhook_is_retried_with_backoff_and_delivered_after_recovery(
+    factory: sessionmaker[Session],
+) -> None:
+    with http_receiver() as receiver:
+        receiver.respond = lambda r: (500, {}, b"broken")
+        _, t0 = setup(factory, receiver, 1)
+        clock = t0
+        attempts = []
+        for _ in range(5):  # the receiver is down for these passes
+            report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda clock=clock: clock)
+            with factory() as session:
+                alert = session.scalars(select(Alert)).one()
+            attempts.append((report.retried, alert.attempts, alert.next_attempt_at - clock))
+            clock = alert.next_attempt_at
+        assert [a[1] for a in attempts] == [1, 2, 3, 4, 5]
+        assert [a[2] for a in attempts] == [backoff(n) for n in range(1, 6)]  # 5 s, 10 s, 20 s …
+        assert receiver.received() == []
+        receiver.respond = lambda r: (200, {}, b"{}")
+        early = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: clock - timedelta(seconds=1))
+        assert early.claimed == 0  # not before its time
+        report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: clock)
+        assert report.sent == 1
+        assert len(receiver.received()) == 1
+    with factory() as session:
+        alert = session.scalars(select(Alert)).one()
+        assert (alert.status, alert.attempts, alert.last_error) == (
+            "sent",
+            6,
+            f"http://127.0.0.1:{receiver.url.rsplit(':', 1)[1]}/town: HTTP 500",
+        )
+
+
+def test_rate_limit_turns_the_excess_into_one_township_digest(factory: sessionmaker[Session]) -> None:
+    with http_receiver() as receiver:
+        _, t0 = setup(factory, receiver, 6, rate=3)
+        report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
+        got = receiver.received()
+    assert report.sent == 6
+    assert report.digests == 1
+    assert len(got) == 1  # six due, three allowed: everything as one digest
+    assert len(got[0].json()["digest"]) == 6
+
+
+def test_escalation_reminds_then_escalates_to_the_county(factory: sessionmaker[Session]) -> None:
+    with http_receiver() as receiver:
+        (incident_id,), t0 = setup(factory, receiver, 1)
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)  # notified at t0
+        deadlines = Deadlines(acknowledge=timedelta(minutes=15), on_site=timedelta(minutes=30))
+        for minutes, expected_state in ((10, "notified"), (16, "notified"), (31, "escalated")):
+            at = t0 + timedelta(minutes=minutes)
+            with transaction(factory) as session:
+                escalate_due(session, at, default=deadlines)
+            deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda at=at: at)
+            with factory() as session:
+                assert session.get_one(Incident, incident_id).state == expected_state
+        paths = [(r.path, r.json()["kind"]) for r in receiver.received()]
+    assert paths == [("/town", "new"), ("/town", "reminder"), ("/county", "escalation")]
+    # The team acknowledges late; not on site 30 min later → escalated again, once.
+    with transaction(factory) as session:
+        incident = session.get_one(Incident, incident_id)
+        incidents.transition(session, incident, IncidentState.ACKNOWLEDGED, PATROL, at=t0 + timedelta(minutes=40))
+    for minutes in (80, 90):
+        with transaction(factory) as session:
+            report = escalate_due(session, t0 + timedelta(minutes=minutes), default=deadlines)
+        assert report.escalated == ([incident_id] if minutes == 80 else [])
+    with factory() as session:
+        statuses = {a.status for a in session.scalars(select(Alert))}
+    assert statuses <= {AlertStatus.SENT.value, AlertStatus.PENDING.value}
+
+
+def test_per_county_deadlines(factory: sessionmaker[Session]) -> None:
+    with http_receiver() as receiver:
+        (incident_id,), t0 = setup(factory, receiver, 1)
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
+        strict = {"DEMO00": Deadlines(acknowledge=timedelta(minutes=2))}
+        with transaction(factory) as session:
+            report = escalate_due(session, t0 + timedelta(minutes=5), per_county=strict)
+    assert report.escalated == [incident_id]

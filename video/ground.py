@@ -1,0 +1,538 @@
+"""Single-camera ground fixes: intersect a viewing ray with flat ground or a DEM, with an uncertainty region.
+
+Why a fix always comes with a region, and often with only a wedge: on the flat Songliao plain a tower camera
+sees its targets at grazing angles. From a 40 m mast a field 3 km away is 0.76° below the horizon, and a 0.1°
+tilt error moves the flat-ground point by −350/+450 m (closed-loop.md § 1.4); at 0.2° above the horizon
+there is no ground at all. So the range is reported as a near/far interval obtained by re-intersecting the
+ray tilted by ±n·σ, and when the central ray does not land within the maximum range the result is the bearing
+wedge alone, flagged, never an invented point.
+
+Earth curvature and refraction: relative to the camera's horizontal plane the ground falls away by
+``drop = d²·(1 − k) / (2·R_e)`` at horizontal distance ``d`` (``R_e`` = 6371 km, refraction coefficient
+``k`` ≈ 0.13 for a standard atmosphere, which bends the ray down and so cancels about 1/7 of the curvature).
+That is 0.61 m at 3 km and 1.71 m at 5 km — from a 40 m mast, 4 % of the height and ~200 m of range at 5 km,
+so it is always applied unless ``curvature=False`` (which exists for textbook comparisons).
+
+Vertical datum: the camera altitude, the flat-ground elevation and the DEM heights must share one datum.
+DJI's ``AbsoluteAltitude`` and SRTM/Copernicus DEMs are both EGM96/EGM2008 heights above the geoid, which is
+what strawfire assumes everywhere.
+
+Horizontal positions along the ray are computed with ``pyproj.Geod.fwd`` along the ray's bearing; the DEM's
+own CRS is handled with a ``pyproj.Transformer``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from video.camera import (
+    GEOD,
+    CameraSite,
+    Lens,
+    PtzPose,
+    Ray,
+    box_to_wedge,
+    normalise_bearing,
+    pixel_to_ray,
+    sector_polygon,
+)
+from video.errors import DemError, InputError, NoGroundIntersectionError
+
+if TYPE_CHECKING:
+    from shapely import Polygon
+
+__all__ = [
+    "EARTH_RADIUS_M",
+    "REFRACTION_K",
+    "DemTerrain",
+    "FlatTerrain",
+    "GroundFix",
+    "GroundStatus",
+    "RayHit",
+    "Terrain",
+    "curvature_drop_m",
+    "ground_fix",
+    "intersect_ray",
+    "locate_box",
+    "locate_pixel",
+]
+
+EARTH_RADIUS_M: Final = 6_371_000.0
+REFRACTION_K: Final = 0.13
+_BISECTION_TOLERANCE_M: Final = 0.01
+
+
+def curvature_drop_m(distance_m: float, refraction_k: float = REFRACTION_K) -> float:
+    """How far the ground lies below the camera's horizontal plane at ``distance_m``, refraction included."""
+    return distance_m * distance_m * (1.0 - refraction_k) / (2.0 * EARTH_RADIUS_M)
+
+
+class Terrain(Protocol):
+    """A ground surface: heights at WGS-84 points, plus what ray marching needs to step safely."""
+
+    @property
+    def max_slope(self) -> float:
+        """An upper bound of the surface gradient, metres per metre."""
+        ...
+
+    @property
+    def resolution_m(self) -> float:
+        """The finest horizontal detail of the surface, metres (the smallest marching step)."""
+        ...
+
+    def elevation(self, longitude: ArrayLike, latitude: ArrayLike) -> NDArray[np.float64]:
+        """Heights at the points; NaN where the surface is unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlatTerrain:
+    """Level ground at one elevation (intersected in closed form)."""
+
+    elevation_m: float
+
+    @property
+    def max_slope(self) -> float:
+        """Flat."""
+        return 0.0
+
+    @property
+    def resolution_m(self) -> float:
+        """Any step is exact on a plane; one metre keeps generic marching cheap."""
+        return 1.0
+
+    def elevation(self, longitude: ArrayLike, latitude: ArrayLike) -> NDArray[np.float64]:
+        """The same height everywhere."""
+        shape = np.broadcast(np.asarray(longitude), np.asarray(latitude)).shape
+        return np.full(shape, self.elevation_m, dtype=np.float64)
+
+
+class DemTerrain:
+    """A single-band elevation raster held in memory, sampled bilinearly; nodata and outside are NaN.
+
+    ``max_slope`` is the steepest gradient of the bilinear surface anywhere in the raster; the marcher uses it
+    to take the longest step that provably cannot pass through a hill (the ray's clearance divided by the
+    fastest rate at which the clearance can shrink).
+    """
+
+    def __init__(
+        self,
+        heights: ArrayLike,
+        transform: Any,
+        crs: Any,
+        *,
+        source_name: str = "<array>",
+    ) -> None:
+        """``transform``: a north-up ``affine.Affine``; ``crs``: anything ``pyproj.CRS.from_user_input`` takes."""
+        from pyproj import CRS, Transformer
+
+        grid = np.asarray(heights, dtype=np.float64)
+        if grid.ndim != 2 or grid.shape[0] < 2 or grid.shape[1] < 2:
+            raise DemError(f"{source_name}: a DEM needs a 2-D grid of at least 2×2 cells, got shape {grid.shape}")
+        if transform.b != 0.0 or transform.d != 0.0:
+            raise DemError(f"{source_name}: rotated rasters are not supported (transform {tuple(transform)[:6]})")
+        self.source_name = source_name
+        self.heights = grid
+        self._transform = transform
+        try:
+            dem_crs = CRS.from_user_input(crs)
+        except Exception as exc:  # pyproj raises CRSError, but also TypeError for odd inputs
+            raise DemError(f"{source_name}: unusable CRS {crs!r}: {exc}") from None
+        self._to_dem = Transformer.from_crs("EPSG:4326", dem_crs, always_xy=True)
+        self._pixel_m = self._pixel_size_m(dem_crs)
+        self._max_slope = self._compute_max_slope()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DemTerrain:
+        """Read band 1 of a GeoTIFF (or any raster GDAL reads) into memory."""
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        path = Path(path)
+        if not path.is_file():
+            raise DemError(f"{path}: no such DEM file")
+        try:
+            with rasterio.open(path) as ds:
+                if ds.crs is None:
+                    raise DemError(f"{path}: the raster has no CRS")
+                band = ds.read(1, masked=True).astype(np.float64)
+                heights = np.ma.filled(band, np.nan)
+                return cls(heights, ds.transform, ds.crs.to_wkt(), source_name=str(path))
+        except RasterioError as exc:
+            raise DemError(f"{path}: cannot read as a raster: {exc}") from None
+
+    def _pixel_size_m(self, dem_crs: Any) -> tuple[float, float]:
+        t = self._transform
+        rows, cols = self.heights.shape
+        if dem_crs.is_geographic:
+            # Metres per degree of longitude shrink poleward: measure at the poleward edge so slopes are bounded
+            # from above.
+            lat_edges = (t.f, t.f + t.e * rows)
+            lat = max(lat_edges, key=abs)
+            lat = max(-89.9, min(89.9, lat))
+            _, _, dx = GEOD.inv(t.c, lat, t.c + abs(t.a), lat)
+            mid_lon = t.c + t.a * cols / 2.0
+            mid_lat = t.f + t.e * rows / 2.0
+            _, _, dy = GEOD.inv(mid_lon, mid_lat, mid_lon, mid_lat + abs(t.e))
+            return float(dx), float(dy)
+        factor = float(dem_crs.axis_info[0].unit_conversion_factor) if dem_crs.axis_info else 1.0
+        return abs(t.a) * factor, abs(t.e) * factor
+
+    def _compute_max_slope(self) -> float:
+        dx, dy = self._pixel_m
+        with np.errstate(invalid="ignore"):
+            sx = np.abs(np.diff(self.heights, axis=1)) / dx
+            sy = np.abs(np.diff(self.heights, axis=0)) / dy
+        mx = float(np.nanmax(sx)) if np.any(np.isfinite(sx)) else 0.0
+        my = float(np.nanmax(sy)) if np.any(np.isfinite(sy)) else 0.0
+        return math.hypot(mx, my)
+
+    @property
+    def max_slope(self) -> float:
+        """Steepest gradient of the bilinear surface, m/m."""
+        return self._max_slope
+
+    @property
+    def resolution_m(self) -> float:
+        """The smaller pixel side, metres."""
+        return min(self._pixel_m)
+
+    def elevation(self, longitude: ArrayLike, latitude: ArrayLike) -> NDArray[np.float64]:
+        """Bilinear heights between pixel centres; NaN outside the raster or next to a nodata cell."""
+        lon, lat = np.broadcast_arrays(np.asarray(longitude, dtype=np.float64), np.asarray(latitude, dtype=np.float64))
+        x, y = self._to_dem.transform(lon, lat)
+        t = self._transform
+        # North-up raster (checked at construction): column and row are independent linear maps; -0.5 puts
+        # integers on pixel centres, where the heights are.
+        c = (np.asarray(x, dtype=np.float64) - t.c) / t.a - 0.5
+        r = (np.asarray(y, dtype=np.float64) - t.f) / t.e - 0.5
+        rows, cols = self.heights.shape
+        inside = (c >= 0.0) & (c <= cols - 1) & (r >= 0.0) & (r <= rows - 1)
+        c0 = np.clip(np.floor(np.where(inside, c, 0.0)).astype(np.intp), 0, cols - 2)
+        r0 = np.clip(np.floor(np.where(inside, r, 0.0)).astype(np.intp), 0, rows - 2)
+        fc = np.where(inside, c - c0, 0.0)
+        fr = np.where(inside, r - r0, 0.0)
+        h = self.heights
+        top = h[r0, c0] * (1.0 - fc) + h[r0, c0 + 1] * fc
+        bottom = h[r0 + 1, c0] * (1.0 - fc) + h[r0 + 1, c0 + 1] * fc
+        return np.asarray(np.where(inside, top * (1.0 - fr) + bottom * fr, np.nan), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class RayHit:
+    """Where a ray meets the ground: position, ground height, horizontal and slant distance from the camera."""
+
+    latitude: float
+    longitude: float
+    ground_altitude_m: float
+    horizontal_range_m: float
+    slant_range_m: float
+
+
+def _check_origin(latitude: float, longitude: float, altitude_m: float, max_range_m: float) -> None:
+    for name, value, low, high in (
+        ("latitude", latitude, -90.0, 90.0),
+        ("longitude", longitude, -180.0, 180.0),
+        ("max_range_m", max_range_m, 1e-3, 1e6),
+    ):
+        if not (math.isfinite(value) and low <= value <= high):
+            raise InputError(f"must be within [{low:g}, {high:g}], got {value!r}", field=name)
+    if not math.isfinite(altitude_m):
+        raise InputError(f"must be finite, got {altitude_m!r}", field="altitude_m")
+
+
+def intersect_ray(
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    ray: Ray,
+    terrain: Terrain,
+    *,
+    max_range_m: float = 8000.0,
+    refraction_k: float = REFRACTION_K,
+    curvature: bool = True,
+) -> RayHit:
+    """The first point where ``ray`` from a camera at ``altitude_m`` meets ``terrain``.
+
+    Flat terrain is solved in closed form: with ``h`` the camera height above the ground, ``t = tan(elevation)``
+    and ``a = (1 − k)/(2·R_e)``, the ray height ``h + d·t`` meets the dropping ground ``−a·d²`` at the smaller
+    root of ``a·d² + t·d + h = 0``, i.e. ``d = 2h / (−t + √(t² − 4ah))`` (the stable form). No real root means
+    the ray passes over the horizon.
+
+    Other terrain is marched: the ray's height above the curved datum is ``z + d·t + a·d²`` and at clearance
+    ``g`` above the surface the next step is ``g / (−t + s_max)`` (``s_max`` the terrain's steepest slope) — the
+    farthest the ray can go without possibly crossing the surface — but at least half a DEM cell; the first step
+    that ends below the surface is bisected to 1 cm.
+
+    Raises:
+        NoGroundIntersectionError: ``above_horizon``, ``beyond_max_range`` or ``outside_dem``.
+        InputError: the camera is at or below the ground.
+        DemError: the camera is not over the DEM.
+    """
+    _check_origin(latitude, longitude, altitude_m, max_range_m)
+    a = (1.0 - refraction_k) / (2.0 * EARTH_RADIUS_M) if curvature else 0.0
+    elevation = max(-90.0, min(90.0, ray.elevation_deg))
+    if elevation <= -90.0 + 1e-9:
+        elevation = -90.0 + 1e-9  # tan(-90°) is infinite; a nanodegree off nadir is the same ground point
+    tan_e = math.tan(math.radians(elevation))
+    bearing = normalise_bearing(ray.bearing_deg)
+
+    if isinstance(terrain, FlatTerrain):
+        height = altitude_m - terrain.elevation_m
+        if height <= 0.0:
+            raise InputError(f"the camera ({altitude_m:g} m) is not above the ground ({terrain.elevation_m:g} m)")
+        disc = tan_e * tan_e - 4.0 * a * height
+        if tan_e >= 0.0 or disc < 0.0:
+            raise NoGroundIntersectionError(
+                f"the ray at {ray.elevation_deg:+.3f}° passes over the horizon of ground {height:.1f} m below",
+                reason="above_horizon",
+            )
+        distance = 2.0 * height / (-tan_e + math.sqrt(disc))
+        if distance > max_range_m:
+            raise NoGroundIntersectionError(
+                f"the ray lands {distance:.0f} m away, beyond the maximum range {max_range_m:.0f} m",
+                reason="beyond_max_range",
+            )
+        lon, lat, _ = GEOD.fwd(longitude, latitude, bearing, distance)
+        slant = math.hypot(distance, height + a * distance * distance)
+        return RayHit(float(lat), float(lon), terrain.elevation_m, distance, slant)
+
+    return _march(latitude, longitude, altitude_m, bearing, tan_e, a, terrain, max_range_m)
+
+
+def _march(
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    bearing: float,
+    tan_e: float,
+    a: float,
+    terrain: Terrain,
+    max_range_m: float,
+) -> RayHit:
+    def clearance(d: float) -> tuple[float, float, float, float]:
+        lon, lat, _ = GEOD.fwd(longitude, latitude, bearing, d)
+        ground = float(terrain.elevation(lon, lat))
+        # The datum surface falls a·d² below the camera's horizontal plane, so the ray's height above it gains a·d².
+        return altitude_m + d * tan_e + a * d * d - ground, float(lat), float(lon), ground
+
+    g, lat, lon, ground = clearance(0.0)
+    if math.isnan(g):
+        raise DemError(f"the camera ({latitude:.6f}, {longitude:.6f}) is not over the DEM")
+    if g <= 0.0:
+        raise InputError(f"the camera ({altitude_m:g} m) is not above the terrain ({ground:g} m)")
+    # Clearance shrinks at most at -tan(e) + s_max per metre (the curvature term only ever adds clearance).
+    descent_bound = max(0.0, -tan_e) + terrain.max_slope
+    min_step = 0.5 * terrain.resolution_m
+    d = 0.0
+    for _ in range(int(max_range_m / min_step) + 16):
+        step = g / descent_bound if descent_bound > 0.0 else math.inf
+        step = min(max(step, min_step), max_range_m - d)
+        d_next = d + step
+        g_next, lat, lon, ground = clearance(d_next)
+        if math.isnan(g_next):
+            raise NoGroundIntersectionError(
+                f"the ray leaves the DEM {d_next:.0f} m out without meeting the ground", reason="outside_dem"
+            )
+        if g_next <= 0.0:
+            lo, hi = d, d_next
+            while hi - lo > _BISECTION_TOLERANCE_M:
+                mid = 0.5 * (lo + hi)
+                g_mid, *_ = clearance(mid)
+                if math.isnan(g_mid) or g_mid > 0.0:
+                    lo = mid
+                else:
+                    hi = mid
+            _, lat, lon, ground = clearance(hi)
+            slant = math.hypot(hi, altitude_m + a * hi * hi - ground)
+            return RayHit(lat, lon, ground, hi, slant)
+        d, g = d_next, g_next
+        if d >= max_range_m:
+            break
+    # Past d = -tan(e)/(2a) the ray climbs away from the curved datum: it went over the horizon.
+    reason = "above_horizon" if tan_e + 2.0 * a * max_range_m >= 0.0 else "beyond_max_range"
+    raise NoGroundIntersectionError(
+        f"the ray does not meet the terrain within {max_range_m:.0f} m ({reason.replace('_', ' ')})", reason=reason
+    )
+
+
+class GroundStatus(StrEnum):
+    """Whether the central ray found the ground, and if not, why."""
+
+    HIT = "hit"
+    ABOVE_HORIZON = "above_horizon"
+    BEYOND_MAX_RANGE = "beyond_max_range"
+    OUTSIDE_DEM = "outside_dem"
+
+
+@dataclass(frozen=True, slots=True)
+class GroundFix:
+    """A single-camera location: a point when the ray lands, always an uncertainty region.
+
+    Attributes:
+        status: ``hit``, or why there is no point (then ``hit`` is ``None`` and ``region`` is the whole wedge).
+        ray: the central ray.
+        hit: the central ray's ground point.
+        near_range_m, far_range_m: horizontal ranges of the region (from re-intersecting the ray tilted and
+            panned by ±n·σ).
+        far_open: some perturbed ray did not land within the maximum range, so ``far_range_m`` is that maximum —
+            the usual case at grazing angles.
+        half_width_deg: the region's bearing half-width (n·σ_pan plus any box half-width).
+        region: the region as a WGS-84 polygon (lon/lat).
+    """
+
+    status: GroundStatus
+    ray: Ray
+    hit: RayHit | None
+    near_range_m: float
+    far_range_m: float
+    far_open: bool
+    half_width_deg: float
+    region: Polygon
+
+    @property
+    def located(self) -> bool:
+        """Whether there is a point, not just a wedge."""
+        return self.hit is not None
+
+    @property
+    def cross_range_m(self) -> float | None:
+        """Half-width of the region across the ray at the hit, metres."""
+        if self.hit is None:
+            return None
+        return self.hit.horizontal_range_m * math.tan(math.radians(self.half_width_deg))
+
+
+def ground_fix(
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    ray: Ray,
+    terrain: Terrain,
+    *,
+    sigma_bearing_deg: float,
+    sigma_elevation_deg: float,
+    n_sigma: float = 2.0,
+    extra_half_width_deg: float = 0.0,
+    max_range_m: float = 8000.0,
+    refraction_k: float = REFRACTION_K,
+    curvature: bool = True,
+) -> GroundFix:
+    """Intersect ``ray`` and bound the result by the pose uncertainty.
+
+    The region's ranges are the extremes over the 3×3 combinations of bearing ``{−nσ, 0, +nσ}`` and elevation
+    ``{−nσ, 0, +nσ}`` (bearing matters on a DEM, where a hill beside the ray stops a neighbouring ray sooner).
+    Perturbing the ray's elevation by σ_tilt is exact for the optical axis and a first-order approximation for
+    off-centre pixels.
+    """
+    for name, value in (("sigma_bearing_deg", sigma_bearing_deg), ("sigma_elevation_deg", sigma_elevation_deg)):
+        if not (math.isfinite(value) and 0.0 <= value <= 45.0):
+            raise InputError(f"must be within [0, 45], got {value!r}", field=name)
+    if not (math.isfinite(n_sigma) and 0.0 <= n_sigma <= 10.0):
+        raise InputError(f"must be within [0, 10], got {n_sigma!r}", field="n_sigma")
+    if not (math.isfinite(extra_half_width_deg) and 0.0 <= extra_half_width_deg < 90.0):
+        raise InputError(f"must be within [0, 90), got {extra_half_width_deg!r}", field="extra_half_width_deg")
+    half_width = n_sigma * sigma_bearing_deg + extra_half_width_deg
+    options: dict[str, Any] = {"max_range_m": max_range_m, "refraction_k": refraction_k, "curvature": curvature}
+    try:
+        hit = intersect_ray(latitude, longitude, altitude_m, ray, terrain, **options)
+    except NoGroundIntersectionError as exc:
+        region = sector_polygon(
+            latitude, longitude, ray.bearing_deg - half_width, ray.bearing_deg + half_width, max_range_m
+        )
+        return GroundFix(GroundStatus(exc.reason), ray, None, 0.0, max_range_m, True, half_width, region)
+
+    ranges = [hit.horizontal_range_m]
+    far_open = False
+    db, de = n_sigma * sigma_bearing_deg, n_sigma * sigma_elevation_deg
+    for bearing_offset in (-db, 0.0, db):
+        for elevation_offset in (-de, 0.0, de):
+            if bearing_offset == 0.0 and elevation_offset == 0.0:
+                continue
+            perturbed = Ray(
+                ray.bearing_deg + bearing_offset, max(-90.0, min(90.0, ray.elevation_deg + elevation_offset))
+            )
+            try:
+                ranges.append(
+                    intersect_ray(latitude, longitude, altitude_m, perturbed, terrain, **options).horizontal_range_m
+                )
+            except NoGroundIntersectionError:
+                far_open = True
+    near = min(ranges)
+    far = max_range_m if far_open else max(ranges)
+    if far - near < 1.0:  # zero sigmas: keep the region a polygon with area
+        near, far = max(0.0, hit.horizontal_range_m - 0.5), max(0.0, hit.horizontal_range_m - 0.5) + 1.0
+    region = sector_polygon(latitude, longitude, ray.bearing_deg - half_width, ray.bearing_deg + half_width, far, near)
+    return GroundFix(GroundStatus.HIT, ray, hit, near, far, far_open, half_width, region)
+
+
+def locate_pixel(
+    site: CameraSite,
+    lens: Lens,
+    pose: PtzPose,
+    u: float,
+    v: float,
+    *,
+    terrain: Terrain | None = None,
+    n_sigma: float = 2.0,
+    max_range_m: float = 8000.0,
+    refraction_k: float = REFRACTION_K,
+    curvature: bool = True,
+) -> GroundFix:
+    """Ground fix of one pixel from a tower camera (flat ground at the site elevation unless a DEM is given)."""
+    return ground_fix(
+        site.latitude,
+        site.longitude,
+        site.camera_altitude_m,
+        pixel_to_ray(site, lens, pose, u, v),
+        terrain if terrain is not None else FlatTerrain(site.ground_elevation_m),
+        sigma_bearing_deg=pose.sigma_pan_deg,
+        sigma_elevation_deg=pose.sigma_tilt_deg,
+        n_sigma=n_sigma,
+        max_range_m=max_range_m,
+        refraction_k=refraction_k,
+        curvature=curvature,
+    )
+
+
+def locate_box(
+    site: CameraSite,
+    lens: Lens,
+    pose: PtzPose,
+    box: tuple[float, float, float, float],
+    *,
+    terrain: Terrain | None = None,
+    n_sigma: float = 2.0,
+    max_range_m: float = 8000.0,
+    refraction_k: float = REFRACTION_K,
+    curvature: bool = True,
+) -> GroundFix:
+    """Ground fix of a detection box ``(xmin, ymin, xmax, ymax)``.
+
+    The ray goes through the box's *bottom* centre: smoke rises from the fire, so the plume's lowest point is
+    where it meets the ground, and the box centre would land too far away. The region is widened by the box's
+    bearing half-width, as in :func:`video.camera.box_to_wedge`.
+    """
+    wedge = box_to_wedge(site, lens, pose, box, max_range_m=max_range_m, n_sigma=0.0)
+    base = pixel_to_ray(site, lens, pose, (box[0] + box[2]) / 2.0, box[3])
+    return ground_fix(
+        site.latitude,
+        site.longitude,
+        site.camera_altitude_m,
+        Ray(wedge.centre_bearing_deg, base.elevation_deg),
+        terrain if terrain is not None else FlatTerrain(site.ground_elevation_m),
+        sigma_bearing_deg=pose.sigma_pan_deg,
+        sigma_elevation_deg=pose.sigma_tilt_deg,
+        n_sigma=n_sigma,
+        extra_half_width_deg=wedge.box_half_width_deg,
+        max_range_m=max_range_m,
+        refraction_k=refraction_k,
+        curvature=curvature,
+    )
