@@ -92,3 +92,27 @@ def test_observation_validation() -> None:
         ObservationIn(K.DRONE, "x", datetime(2025, 1, 1), 44, 125, shapely.Point(125, 44), 0.5)
     with pytest.raises(ValueError, match="confidence"):
         ObservationIn(K.DRONE, "x", T0, 44, 125, shapely.Point(125, 44), 1.5)
+
+
+def test_batch_plan_equals_pairwise_linking_and_joins_existing_incidents() -> None:
+    from service.incidents.fusion import plan_batch
+
+    w = FusionWindows()
+    a = obs(K.SATELLITE, shapely.box(125.40, 44.00, 125.41, 44.01), key="a")
+    b = obs(K.SATELLITE, shapely.box(125.409, 44.00, 125.419, 44.01), key="b")  # overlaps a
+    c = obs(K.SATELLITE, shapely.box(125.418, 44.00, 125.428, 44.01), key="c")  # overlaps b only: chain
+    far = obs(K.SATELLITE, shapely.box(126.0, 44.5, 126.01, 44.51), key="far")
+    late = obs(K.CAMERA, WEDGE, minutes=400, key="late")  # crosses a's pixel, but 6 h 40 min later
+    existing = [located(9, K.SATELLITE, shapely.box(125.427, 44.00, 125.437, 44.01), minutes=-60)]
+    groups = plan_batch([a, b, c, far, late], existing, w)
+    as_sets = sorted((g.observations, g.incidents) for g in groups)
+    assert ((0, 1, 2), (9,)) in as_sets  # a–b–c chain reaches incident 9 through c
+    assert ((3,), ()) in as_sets
+    assert ((4,), ()) in as_sets
+    assert sum(len(g.observations) for g in groups) == 5
+    # A camera observation 5 h after a camera-only incident does not link (2 h window) …
+    old_camera = [located(4, K.CAMERA, WEDGE, minutes=-300)]
+    assert plan_batch([obs(K.CAMERA, WEDGE, key="x")], old_camera, w)[0].incidents == ()
+    # … but within 6 h of a satellite observation it does.
+    old_sat = [located(5, K.SATELLITE, PIXEL, minutes=-300)]
+    assert plan_batch([obs(K.CAMERA, WEDGE, key="y")], old_sat, w)[0].incidents == (5,)
