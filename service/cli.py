@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from detector.cli import app as detector_app
+from satellite.cli import app as satellite_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
 from service.regions.types import RegionLevel
@@ -47,6 +48,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(detector_app, name="detector")
 app.add_typer(drone_app, name="drone")
 app.add_typer(camera_app, name="camera")
+app.add_typer(satellite_app, name="satellite")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(firms_app, name="firms")
 

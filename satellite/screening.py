@@ -1,0 +1,753 @@
+"""Screening: decide for every hotspot whether it is a candidate straw fire, and record why.
+
+In Jilin a satellite fire point in a county's 禁烧区 costs the county ¥300,000-500,000, and industrial and other fixed
+heat sources dominate raw hotspot counts in Chinese farm provinces (reference satellite.md §1, finding 4). So a
+hotspot is never silently dropped: every one gets a :class:`ScreeningDecision` with a status, a human-readable
+reason, every rule that matched (for audit and appeal), and the burn zone it lies in.
+
+Rules, in order of precedence (the first that matches sets the status; all matches are kept in ``findings``):
+
+1. ``glitch`` — a sensor artefact, not a fire: mid-infrared brightness temperature over FRP above 1000 K/MW while
+   the temperature is above 310 K (``tb/power > 1000 and tb > 310`` in activefires-pp's
+   ``sanity_check_detections.py``: VIIRS I-4 single-event upsets, frequent over the South Atlantic Anomaly — a
+   "hot" pixel with almost no radiative power). Applied to VIIRS only by default (reference S4): on the real
+   global MODIS day of 2025-04-23 the rule would flag 11 pixels of 16,017, all high-confidence detections whose FRP
+   is published as 0.0, i.e. MODIS's "not retrieved", not upsets. FRP missing → the test does not apply.
+2. ``outside_coverage`` — outside every coverage polygon (e.g. the city boundary plus a margin), when coverage is
+   configured.
+3. ``industrial_site`` — inside a known industrial-site polygon (steel works, power plants, cement kilns...).
+4. ``static_source`` — a fixed heat source by evidence: the product says so (FIRMS standard-processing ``type``
+   1 volcano, 2 other static land source, 3 offshore; Himawari ``Volcano`` > 0), or the persistence map has seen
+   the same ~1 km cell (0.01°) on at least ``static_min_days`` (10) distinct local days in the
+   ``static_window_days`` (365) before the hotspot's own day. The rule and its thresholds are those of the Henan
+   two-year VIIRS analysis (reference §8: P95 of cell-days is 3, P99 32; 10 days ⇒ fixed). Days are counted as
+   local dates (China Standard Time) because a night and a day pass of one local day fall on two UTC dates.
+5. ``permitted`` — inside a burn permit (polygon + UTC window) valid at the detection time: planned burning in a
+   限烧区 is not a violation. Permits do not apply inside a 禁烧区 unless ``permits_in_no_burn_zones`` is set — a
+   permit there contradicts the zone, and the zone is the stricter rule.
+6. ``accepted`` — none of the above: a candidate straw fire, "suspected" (疑似) until verified on the ground.
+
+Zones: the decision also carries the zone (``no_burn`` 禁烧区 beats ``restricted`` 限烧区 where both contain the
+point; ``None`` outside all zones), so :attr:`ScreeningDecision.violation` can say ``True`` / ``False`` / ``None``
+(unknown: no zone data there).
+
+All polygon lookups use shapely 2 STRtrees, queried once per layer for all hotspots; a point on a polygon's
+boundary counts as inside, and holes are honoured (activefires-pp tested exteriors only). Tests are on the pixel
+*centre*: draw site polygons with a margin of about half a pixel. Polygons must be WGS-84 longitude/latitude
+(GeoJSON's CRS): convert GCJ-02 or CGCS2000 data first (the service's region import does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Generic, TypeAlias
+
+import numpy as np
+import shapely
+from shapely import MultiPolygon, Polygon
+
+from satellite.clustering import D, Detection
+from satellite.errors import GeometryInputError
+
+__all__ = [
+    "CHINA_STANDARD_TIME",
+    "BurnPermit",
+    "Detection",
+    "Finding",
+    "PersistenceMap",
+    "Screener",
+    "ScreeningConfig",
+    "ScreeningDecision",
+    "ScreeningStatus",
+    "Site",
+    "Zone",
+    "ZoneKind",
+    "glitch_reason",
+    "read_coverage_geojson",
+    "read_permits_geojson",
+    "read_sites_geojson",
+    "read_zones_geojson",
+]
+
+CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
+"""UTC+8 all year (no daylight saving since 1991), so a fixed offset needs no time-zone database."""
+
+
+class ScreeningStatus(StrEnum):
+    """What screening concluded (module docstring: the rules, in precedence order)."""
+
+    ACCEPTED = "accepted"
+    GLITCH = "glitch"
+    OUTSIDE_COVERAGE = "outside_coverage"
+    INDUSTRIAL_SITE = "industrial_site"
+    STATIC_SOURCE = "static_source"
+    PERMITTED = "permitted"
+
+
+_PRECEDENCE: Final[tuple[ScreeningStatus, ...]] = (
+    ScreeningStatus.GLITCH,
+    ScreeningStatus.OUTSIDE_COVERAGE,
+    ScreeningStatus.INDUSTRIAL_SITE,
+    ScreeningStatus.STATIC_SOURCE,
+    ScreeningStatus.PERMITTED,
+)
+
+
+class ZoneKind(StrEnum):
+    """Jilin's two burn zones."""
+
+    NO_BURN = "no_burn"
+    """禁烧区: no burning at all."""
+    RESTRICTED = "restricted"
+    """限烧区: planned, permitted burning only (计划烧除)."""
+
+    @classmethod
+    def parse(cls, raw: str) -> ZoneKind:
+        """Accept the English values and the Chinese names (``禁烧区``/``禁烧``, ``限烧区``/``限烧``)."""
+        text = raw.strip().lower().replace("-", "_").replace(" ", "_")
+        found = _ZONE_ALIASES.get(text)
+        if found is None:
+            raise ValueError(f"zone kind must be no_burn/禁烧区 or restricted/限烧区, not {raw.strip()[:20]!r}")
+        return found
+
+
+_ZONE_ALIASES: Final[dict[str, ZoneKind]] = {
+    "no_burn": ZoneKind.NO_BURN,
+    "noburn": ZoneKind.NO_BURN,
+    "禁烧区": ZoneKind.NO_BURN,
+    "禁烧": ZoneKind.NO_BURN,
+    "restricted": ZoneKind.RESTRICTED,
+    "限烧区": ZoneKind.RESTRICTED,
+    "限烧": ZoneKind.RESTRICTED,
+}
+
+_ZONE_LABEL: Final[dict[ZoneKind, str]] = {
+    ZoneKind.NO_BURN: "no-burn zone 禁烧区",
+    ZoneKind.RESTRICTED: "restricted zone 限烧区",
+}
+
+Polygonal: TypeAlias = Polygon | MultiPolygon
+
+
+# --- records ------------------------------------------------------------------------------------------------
+
+
+def _check_polygonal(geometry: object, what: str) -> None:
+    if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
+        raise ValueError(f"{what} must be a non-empty shapely Polygon or MultiPolygon")
+    if not geometry.is_valid:
+        raise ValueError(f"{what} is not a valid polygon ({shapely.is_valid_reason(geometry)}); repair it first")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A known industrial heat source (steel works, power plant, cement kiln, ...)."""
+
+    site_id: str
+    name: str
+    geometry: Polygonal
+
+    def __post_init__(self) -> None:
+        _check_polygonal(self.geometry, f"site {self.site_id!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A 禁烧区 or 限烧区 polygon."""
+
+    zone_id: str
+    kind: ZoneKind
+    name: str
+    geometry: Polygonal
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ZoneKind(self.kind))
+        _check_polygonal(self.geometry, f"zone {self.zone_id!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BurnPermit:
+    """Approved planned burning: a polygon and a UTC window ``[start_utc, end_utc)``."""
+
+    permit_id: str
+    geometry: Polygonal
+    start_utc: datetime
+    end_utc: datetime
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _check_polygonal(self.geometry, f"permit {self.permit_id!r}")
+        if self.start_utc.utcoffset() is None or self.end_utc.utcoffset() is None:
+            raise ValueError(f"permit {self.permit_id!r}: start and end must be tz-aware (a naive time is ambiguous)")
+        if not self.start_utc < self.end_utc:
+            raise ValueError(f"permit {self.permit_id!r}: start must be before end")
+
+    def valid_at(self, when: datetime) -> bool:
+        """Whether the window contains ``when`` (start inclusive, end exclusive)."""
+        return self.start_utc <= when < self.end_utc
+
+    def window_text(self) -> str:
+        """The window in UTC, for reasons."""
+        return f"{self.start_utc.astimezone(UTC):%Y-%m-%d %H:%M} to {self.end_utc.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule that matched a hotspot."""
+
+    status: ScreeningStatus
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningDecision(Generic[D]):
+    """The screening outcome for one hotspot.
+
+    Attributes:
+        hotspot: the record screened.
+        status: the first matching rule in precedence order, or ``accepted``.
+        reason: why, in words (the deciding rule's reason; for ``accepted``, what was checked and the zone).
+        zone: ``no_burn`` (禁烧区), ``restricted`` (限烧区) or ``None`` (no zone contains the point).
+        zone_ids: every zone containing the point.
+        findings: every rule that matched, in precedence order (empty for a plain ``accepted``).
+        site_id: the industrial site containing the point, if any.
+        permit_id: the permit that made it ``permitted``, if any.
+    """
+
+    hotspot: D
+    status: ScreeningStatus
+    reason: str
+    zone: ZoneKind | None
+    zone_ids: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    site_id: str | None = None
+    permit_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The hotspot's key."""
+        return self.hotspot.key
+
+    @property
+    def violation(self) -> bool | None:
+        """``True`` for an accepted hotspot in a zone, ``False`` when screened out or permitted, ``None`` when
+        accepted but outside every zone (no zone data: unknown)."""
+        if self.status is not ScreeningStatus.ACCEPTED:
+            return False
+        return None if self.zone is None else True
+
+
+# --- persistence map --------------------------------------------------------------------------------------
+
+
+class PersistenceMap:
+    """On which local days each ~1 km grid cell has had a hotspot: the evidence for fixed heat sources.
+
+    Pure and serialisable: build it from any iterable of past hotspots (a year of FIRMS archive, or the service's
+    own store), save it with :meth:`to_json`, load it with :meth:`from_json`. Cells are ``cell_deg`` squares
+    (0.01°: 1.1 km north-south, 0.8 km east-west at Changchun, the Henan analysis's grid); days are local dates at
+    ``utc_offset`` (China Standard Time by default).
+
+    A fixed source near a cell border splits its days between two cells; ``neighbourhood=1`` in the query counts
+    the 3 × 3 block instead, at the price of also adding up neighbouring farmers' fields.
+    """
+
+    FORMAT: Final = "strawfire.persistence/1"
+
+    def __init__(self, cell_deg: float = 0.01, utc_offset: timedelta = timedelta(hours=8)) -> None:
+        if not (math.isfinite(cell_deg) and 0 < cell_deg <= 1):
+            raise ValueError(f"cell_deg must be in (0, 1], not {cell_deg!r}")
+        if abs(utc_offset) > timedelta(hours=14):
+            raise ValueError(f"utc_offset {utc_offset} is not a real UTC offset")
+        self.cell_deg = float(cell_deg)
+        self.utc_offset = utc_offset
+        self._tz = timezone(utc_offset)
+        self._days: dict[tuple[int, int], set[int]] = {}
+
+    @classmethod
+    def from_hotspots(
+        cls, hotspots: Iterable[Detection], *, cell_deg: float = 0.01, utc_offset: timedelta = timedelta(hours=8)
+    ) -> PersistenceMap:
+        """A map of the given history."""
+        built = cls(cell_deg, utc_offset)
+        built.add(hotspots)
+        return built
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PersistenceMap):
+            return NotImplemented
+        return (self.cell_deg, self.utc_offset, self._days) == (other.cell_deg, other.utc_offset, other._days)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"PersistenceMap(cell_deg={self.cell_deg:g}, utc_offset={self.utc_offset}, cells={len(self)})"
+
+    def cell(self, latitude: float, longitude: float) -> tuple[int, int]:
+        """The (row, column) of the cell containing a point.
+
+        Rounded to 9 decimals before flooring, so that 43.91 / 0.01 = 4390.999999… lands in cell 4391 as written.
+        """
+        return math.floor(round(latitude / self.cell_deg, 9)), math.floor(round(longitude / self.cell_deg, 9))
+
+    def local_date(self, when: datetime) -> date:
+        """The map's local calendar date of a tz-aware time."""
+        if when.utcoffset() is None:
+            raise ValueError("times must be tz-aware UTC")
+        return when.astimezone(self._tz).date()
+
+    def add(self, hotspots: Iterable[Detection]) -> None:
+        """Record each hotspot's cell and local day (adding the same hotspot twice changes nothing)."""
+        for hotspot in hotspots:
+            day = self.local_date(hotspot.acq_utc).toordinal()
+            self._days.setdefault(self.cell(hotspot.latitude, hotspot.longitude), set()).add(day)
+
+    def days_seen(
+        self, latitude: float, longitude: float, before: date, *, window_days: int = 365, neighbourhood: int = 0
+    ) -> int:
+        """Distinct local days with a hotspot in the cell (or the ``2n+1`` square block) in
+        ``[before - window_days, before)``: the day in question itself is never counted, so the answer does not
+        depend on whether today's hotspots were added to the map yet."""
+        row, col = self.cell(latitude, longitude)
+        end = before.toordinal()
+        start = end - window_days
+        days: set[int] = set()
+        for dr in range(-neighbourhood, neighbourhood + 1):
+            for dc in range(-neighbourhood, neighbourhood + 1):
+                days.update(d for d in self._days.get((row + dr, col + dc), ()) if start <= d < end)
+        return len(days)
+
+    def to_json(self) -> str:
+        """Deterministic JSON: cells ``"row,col"`` → sorted ISO dates."""
+        cells = {
+            f"{row},{col}": [date.fromordinal(d).isoformat() for d in sorted(days)]
+            for (row, col), days in sorted(self._days.items())
+        }
+        document = {
+            "format": self.FORMAT,
+            "cell_deg": self.cell_deg,
+            "utc_offset_minutes": int(self.utc_offset.total_seconds() // 60),
+            "cells": cells,
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PersistenceMap:
+        """Load what :meth:`to_json` wrote; raise ``ValueError`` on anything else."""
+        try:
+            document = json.loads(text)
+            if document.get("format") != cls.FORMAT:
+                raise ValueError(f"not a {cls.FORMAT} document (format {document.get('format')!r})")
+            loaded = cls(float(document["cell_deg"]), timedelta(minutes=int(document["utc_offset_minutes"])))
+            for cell_key, days in document["cells"].items():
+                row_text, col_text = cell_key.split(",")
+                loaded._days[(int(row_text), int(col_text))] = {date.fromisoformat(d).toordinal() for d in days}
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"malformed persistence map: {exc}") from None
+        return loaded
+
+
+# --- the screener -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningConfig:
+    """Screening thresholds.
+
+    Attributes:
+        glitch_ratio_k_per_mw, glitch_min_k: the glitch rule ``T/FRP > ratio and T > min`` (activefires-pp).
+        glitch_instruments: instruments the glitch rule applies to (VIIRS; see the module docstring for MODIS).
+        static_min_days, static_window_days, static_neighbourhood: the persistence rule.
+        permits_in_no_burn_zones: let permits apply inside 禁烧区 too.
+    """
+
+    glitch_ratio_k_per_mw: float = 1000.0
+    glitch_min_k: float = 310.0
+    glitch_instruments: frozenset[str] = frozenset({"VIIRS"})
+    static_min_days: int = 10
+    static_window_days: int = 365
+    static_neighbourhood: int = 0
+    permits_in_no_burn_zones: bool = False
+
+    def __post_init__(self) -> None:
+        if self.static_min_days < 1 or self.static_window_days < 1 or not 0 <= self.static_neighbourhood <= 5:
+            raise ValueError("static_min_days and static_window_days must be >= 1, static_neighbourhood 0-5")
+        if not (self.glitch_ratio_k_per_mw > 0 and math.isfinite(self.glitch_min_k)):
+            raise ValueError("glitch thresholds must be positive and finite")
+
+
+def glitch_reason(hotspot: Detection, config: ScreeningConfig | None = None) -> str | None:
+    """Why a hotspot is a sensor glitch, or ``None`` (module docstring, rule 1)."""
+    cfg = config if config is not None else ScreeningConfig()
+    instrument = str(getattr(hotspot, "instrument", ""))
+    temperature = getattr(hotspot, "bright_mir_k", None)
+    frp = hotspot.frp_mw
+    if instrument not in cfg.glitch_instruments or temperature is None or frp is None:
+        return None
+    if temperature <= cfg.glitch_min_k:
+        return None
+    if frp > 0 and temperature / frp <= cfg.glitch_ratio_k_per_mw:
+        return None
+    ratio = "infinite (FRP 0)" if frp <= 0 else f"{temperature / frp:.0f} K/MW"
+    return (
+        f"sensor glitch: mid-IR {temperature:.1f} K over FRP {frp:g} MW is {ratio}, above "
+        f"{cfg.glitch_ratio_k_per_mw:g} K/MW with T > {cfg.glitch_min_k:g} K (activefires-pp single-event-upset rule)"
+    )
+
+
+_FIRMS_STATIC_TYPES: Final[dict[int, str]] = {
+    1: "active volcano",
+    2: "other static land source",
+    3: "offshore",
+}
+
+
+class _PolygonIndex:
+    """An STRtree over polygons answering "which polygons contain each of these points" in one query."""
+
+    def __init__(self, geometries: Sequence[Polygonal]) -> None:
+        self.size = len(geometries)
+        self.tree = shapely.STRtree(list(geometries)) if geometries else None
+
+    def hits(self, points: np.ndarray[Any, Any]) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in range(len(points))]
+        if self.tree is None or len(points) == 0:
+            return out
+        found = self.tree.query(points, predicate="intersects")
+        for point, polygon in zip(found[0].tolist(), found[1].tolist(), strict=True):
+            out[point].append(polygon)
+        for row in out:
+            row.sort()
+        return out
+
+
+class Screener:
+    """Applies the screening rules (module docstring) to batches of hotspots. Pure: no I/O, no clock.
+
+    Args:
+        config: thresholds.
+        persistence: history of hotspots for the persistence rule (skipped when ``None``).
+        sites: known industrial sites.
+        zones: 禁烧区 / 限烧区 polygons.
+        permits: burn permits.
+        coverage: the monitored area; ``None`` means no coverage test.
+    """
+
+    def __init__(
+        self,
+        config: ScreeningConfig | None = None,
+        *,
+        persistence: PersistenceMap | None = None,
+        sites: Iterable[Site] = (),
+        zones: Iterable[Zone] = (),
+        permits: Iterable[BurnPermit] = (),
+        coverage: Iterable[Polygonal] | None = None,
+    ) -> None:
+        self.config = config if config is not None else ScreeningConfig()
+        self.persistence = persistence
+        self.sites = tuple(sites)
+        self.zones = tuple(zones)
+        self.permits = tuple(permits)
+        self.coverage = None if coverage is None else tuple(coverage)
+        if self.coverage is not None:
+            for number, polygon in enumerate(self.coverage):
+                _check_polygonal(polygon, f"coverage polygon {number}")
+            if not self.coverage:
+                raise ValueError("coverage is configured but empty: every hotspot would be outside it")
+        self._sites = _PolygonIndex([s.geometry for s in self.sites])
+        self._zones = _PolygonIndex([z.geometry for z in self.zones])
+        self._permits = _PolygonIndex([p.geometry for p in self.permits])
+        self._coverage = _PolygonIndex(self.coverage or ())
+
+    def screen(self, hotspots: Iterable[D]) -> list[ScreeningDecision[D]]:
+        """One decision per hotspot, in input order."""
+        items = list(hotspots)
+        for item in items:
+            if item.acq_utc.utcoffset() is None:
+                raise ValueError(f"hotspot {item.key} has a naive time; times must be tz-aware UTC")
+        points = shapely.points(
+            np.fromiter((h.longitude for h in items), dtype=np.float64, count=len(items)),
+            np.fromiter((h.latitude for h in items), dtype=np.float64, count=len(items)),
+        )
+        site_hits = self._sites.hits(points)
+        zone_hits = self._zones.hits(points)
+        permit_hits = self._permits.hits(points)
+        coverage_hits = self._coverage.hits(points) if self.coverage is not None else None
+        return [
+            self._decide(
+                item,
+                site_hits[i],
+                zone_hits[i],
+                permit_hits[i],
+                None if coverage_hits is None else bool(coverage_hits[i]),
+            )
+            for i, item in enumerate(items)
+        ]
+
+    def _decide(
+        self, hotspot: D, sites: list[int], zones: list[int], permits: list[int], covered: bool | None
+    ) -> ScreeningDecision[D]:
+        cfg = self.config
+        findings: list[Finding] = []
+        glitch = glitch_reason(hotspot, cfg)
+        if glitch is not None:
+            findings.append(Finding(ScreeningStatus.GLITCH, glitch))
+        if covered is False:
+            findings.append(Finding(ScreeningStatus.OUTSIDE_COVERAGE, "outside the monitored area (coverage polygons)"))
+        site_id = None
+        if sites:
+            site = self.sites[sites[0]]
+            site_id = site.site_id
+            named = f" {site.name!r}" if site.name else ""
+            findings.append(
+                Finding(ScreeningStatus.INDUSTRIAL_SITE, f"inside known industrial site {site.site_id}{named}")
+            )
+        findings.extend(Finding(ScreeningStatus.STATIC_SOURCE, reason) for reason in self._static_reasons(hotspot))
+
+        zone_kinds = {self.zones[z].kind for z in zones}
+        zone = ZoneKind.NO_BURN if ZoneKind.NO_BURN in zone_kinds else (ZoneKind.RESTRICTED if zone_kinds else None)
+        zone_ids = tuple(sorted(self.zones[z].zone_id for z in zones))
+        if zone is None:
+            zone_text = "outside every burn zone"
+        else:
+            ids = ", ".join(self.zones[z].zone_id for z in zones if self.zones[z].kind is zone)
+            zone_text = f"in {_ZONE_LABEL[zone]} {ids}"
+        permit_id = None
+        permit_notes: list[str] = []
+        for index in permits:
+            permit = self.permits[index]
+            if not permit.valid_at(hotspot.acq_utc):
+                permit_notes.append(
+                    f"permit {permit.permit_id} covers the place but its window {permit.window_text()} does not "
+                    f"include {hotspot.acq_utc.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                )
+            elif zone is ZoneKind.NO_BURN and not cfg.permits_in_no_burn_zones:
+                permit_notes.append(
+                    f"permit {permit.permit_id} is valid here and now, but permits do not apply in a "
+                    "no-burn zone 禁烧区"
+                )
+            elif permit_id is None:
+                permit_id = permit.permit_id
+                findings.append(
+                    Finding(
+                        ScreeningStatus.PERMITTED,
+                        f"planned burning under permit {permit.permit_id} ({permit.window_text()}); {zone_text}",
+                    )
+                )
+        findings.sort(key=lambda f: _PRECEDENCE.index(f.status))
+        if findings:
+            status, reason = findings[0].status, findings[0].reason
+        else:
+            status = ScreeningStatus.ACCEPTED
+            reason = f"candidate straw fire: no exclusion applies; {zone_text}"
+            if zone is not None:
+                reason += " without a valid permit"
+            if permit_notes:
+                reason += "; " + "; ".join(permit_notes)
+        return ScreeningDecision(
+            hotspot,
+            status,
+            reason,
+            zone,
+            zone_ids,
+            tuple(findings),
+            site_id,
+            permit_id if status is ScreeningStatus.PERMITTED else None,
+        )
+
+    def _static_reasons(self, hotspot: Detection) -> list[str]:
+        reasons: list[str] = []
+        fire_type = getattr(hotspot, "fire_type", None)
+        if isinstance(fire_type, int) and fire_type in _FIRMS_STATIC_TYPES:
+            reasons.append(f"FIRMS type {fire_type} ({_FIRMS_STATIC_TYPES[fire_type]})")
+        volcano = getattr(hotspot, "volcano", None)
+        if isinstance(volcano, int) and volcano > 0:
+            reasons.append(f"Himawari reports {volcano} volcano(es) within the surrounding 3 x 3 cells")
+        if self.persistence is not None:
+            cfg = self.config
+            today = self.persistence.local_date(hotspot.acq_utc)
+            days = self.persistence.days_seen(
+                hotspot.latitude,
+                hotspot.longitude,
+                today,
+                window_days=cfg.static_window_days,
+                neighbourhood=cfg.static_neighbourhood,
+            )
+            if days >= cfg.static_min_days:
+                area = (
+                    "cell"
+                    if cfg.static_neighbourhood == 0
+                    else f"{2 * cfg.static_neighbourhood + 1}x{2 * cfg.static_neighbourhood + 1} cells"
+                )
+                reasons.append(
+                    f"persistent heat source: hotspots in the same {self.persistence.cell_deg:g}° {area} on {days} "
+                    f"distinct local days in the {cfg.static_window_days} days before {today.isoformat()} "
+                    f"(threshold {cfg.static_min_days})"
+                )
+        return reasons
+
+
+# --- GeoJSON loaders --------------------------------------------------------------------------------------
+
+
+GeoJsonSource = os.PathLike[str] | str | bytes | Mapping[str, Any]
+"""A path, GeoJSON text or bytes, or an already parsed GeoJSON object."""
+
+
+def _features(
+    source: GeoJsonSource, source_name: str | None
+) -> tuple[str, list[tuple[int, dict[str, Any], Polygonal]]]:
+    """Polygonal features of a FeatureCollection, Feature or bare geometry, repaired if invalid."""
+    name = source_name
+    document: Any
+    if isinstance(source, os.PathLike):
+        name = name if name is not None else Path(source).name
+        try:
+            document = json.loads(Path(source).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise GeometryInputError(f"cannot read GeoJSON: {exc}", source_name=name) from None
+    elif isinstance(source, str | bytes):
+        name = name if name is not None else "<geojson>"
+        try:
+            document = json.loads(source)
+        except ValueError as exc:
+            raise GeometryInputError(f"not JSON: {exc}", source_name=name) from None
+    else:
+        name = name if name is not None else "<geojson>"
+        document = source
+    if not isinstance(document, Mapping):
+        raise GeometryInputError("not a GeoJSON object", source_name=name)
+    kind = document.get("type")
+    if kind == "FeatureCollection":
+        raw_features = document.get("features")
+        if not isinstance(raw_features, list):
+            raise GeometryInputError("FeatureCollection without a features list", source_name=name)
+    elif kind == "Feature":
+        raw_features = [document]
+    else:
+        raw_features = [{"type": "Feature", "properties": {}, "geometry": document}]
+    out: list[tuple[int, dict[str, Any], Polygonal]] = []
+    for index, feature in enumerate(raw_features):
+        if not isinstance(feature, Mapping):
+            raise GeometryInputError("not a GeoJSON Feature", source_name=name, feature=index)
+        properties = dict(feature.get("properties") or {})
+        if "id" in feature and "id" not in properties:
+            properties["id"] = feature["id"]
+        geometry_json = feature.get("geometry")
+        try:
+            geometry = shapely.from_geojson(json.dumps(geometry_json))
+        except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+            raise GeometryInputError(f"unreadable geometry: {exc}", source_name=name, feature=index) from None
+        if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
+            raise GeometryInputError(
+                f"geometry must be a Polygon or MultiPolygon, not {getattr(geometry, 'geom_type', 'nothing')}",
+                source_name=name,
+                feature=index,
+            )
+        minx, miny, maxx, maxy = geometry.bounds
+        if not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+            raise GeometryInputError(
+                "coordinates are outside longitude/latitude ranges (GeoJSON must be WGS-84 lon/lat)",
+                source_name=name,
+                feature=index,
+            )
+        if not geometry.is_valid:
+            geometry = _polygonal_part(shapely.make_valid(geometry))
+            if geometry is None:
+                raise GeometryInputError(
+                    "invalid polygon with no area left after repair", source_name=name, feature=index
+                )
+        out.append((index, properties, geometry))
+    return name, out
+
+
+def _polygonal_part(geometry: Any) -> Polygonal | None:
+    if isinstance(geometry, Polygon | MultiPolygon):
+        return geometry if not geometry.is_empty else None
+    parts = [g for g in getattr(geometry, "geoms", ()) if isinstance(g, Polygon | MultiPolygon) and not g.is_empty]
+    if not parts:
+        return None
+    merged = shapely.union_all(parts)
+    return merged if isinstance(merged, Polygon | MultiPolygon) else None
+
+
+def _text(properties: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = properties.get(name)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def read_sites_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Site]:
+    """Industrial sites from GeoJSON polygons; id from ``id``/``site_id``/``code`` (else ``site-N``), name from
+    ``name``/``名称``. Invalid polygons are repaired (``shapely.make_valid``, polygonal part kept)."""
+    _, features = _features(source, source_name)
+    return [
+        Site(_text(p, "site_id", "id", "code") or f"site-{i}", _text(p, "name", "名称") or "", g)
+        for i, p, g in features
+    ]
+
+
+def read_zones_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Zone]:
+    """禁烧区 / 限烧区 polygons; each feature needs ``kind`` (or ``zone``/``type``/``类型``): ``no_burn``/``禁烧区`` or
+    ``restricted``/``限烧区``."""
+    name, features = _features(source, source_name)
+    zones: list[Zone] = []
+    for index, properties, geometry in features:
+        raw = _text(properties, "kind", "zone", "type", "类型")
+        if raw is None:
+            raise GeometryInputError(
+                "zone without a kind (no_burn/禁烧区 or restricted/限烧区)", source_name=name, feature=index
+            )
+        try:
+            kind = ZoneKind.parse(raw)
+        except ValueError as exc:
+            raise GeometryInputError(str(exc), source_name=name, feature=index) from None
+        zone_id = _text(properties, "zone_id", "id", "code") or f"zone-{index}"
+        zones.append(Zone(zone_id, kind, _text(properties, "name", "名称") or "", geometry))
+    return zones
+
+
+def read_permits_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[BurnPermit]:
+    """Burn permits: polygons with ``start`` and ``end`` (or ``start_utc``/``end_utc``) as ISO 8601 times *with*
+    an offset (``2025-04-23T08:00+08:00``); a time without one is refused rather than guessed."""
+    name, features = _features(source, source_name)
+    permits: list[BurnPermit] = []
+    for index, properties, geometry in features:
+        times: list[datetime] = []
+        for field in ("start", "end"):
+            raw = _text(properties, field, f"{field}_utc")
+            if raw is None:
+                raise GeometryInputError(f"permit without {field}", source_name=name, feature=index)
+            try:
+                value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise GeometryInputError(
+                    f"{field} is not an ISO 8601 time: {raw[:40]!r}", source_name=name, feature=index
+                ) from None
+            if value.utcoffset() is None:
+                raise GeometryInputError(f"{field} {raw!r} has no UTC offset", source_name=name, feature=index)
+            times.append(value.astimezone(UTC))
+        permit_id = _text(properties, "permit_id", "id", "code") or f"permit-{index}"
+        try:
+            permits.append(BurnPermit(permit_id, geometry, times[0], times[1], _text(properties, "note", "备注") or ""))
+        except ValueError as exc:
+            raise GeometryInputError(str(exc), source_name=name, feature=index) from None
+    return permits
+
+
+def read_coverage_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Polygonal]:
+    """Coverage polygons (the monitored area)."""
+    _, features = _features(source, source_name)
+    return [geometry for _, _, geometry in features]
