@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 
 from service import flows
 from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
@@ -23,6 +23,8 @@ from service.incidents.sources import hotspot_observation
 from service.incidents.states import IncidentState, allowed_targets
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
+# Database ids are 64-bit; a larger number is a client error, not a crash in the driver.
+IncidentId = Annotated[int, Path(ge=1, le=2**62)]
 _CHUNK = 1 << 20
 
 
@@ -91,7 +93,7 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: int, principal: Reader, session: SessionDep) -> IncidentDetail:
+def get_incident(incident_id: IncidentId, principal: Reader, session: SessionDep) -> IncidentDetail:
     """One incident with its observations and the transitions the caller may make."""
     incident = service.get_incident(session, incident_id, principal)
     allowed = allowed_targets(IncidentState(incident.state), principal.role)
@@ -99,14 +101,14 @@ def get_incident(incident_id: int, principal: Reader, session: SessionDep) -> In
 
 
 @router.get("/incidents/{incident_id}/events")
-def get_events(incident_id: int, principal: Reader, session: SessionDep) -> list[EventRead]:
+def get_events(incident_id: IncidentId, principal: Reader, session: SessionDep) -> list[EventRead]:
     """The incident's append-only record."""
     incident = service.get_incident(session, incident_id, principal)
     return [EventRead.of(e) for e in service.events_of(session, incident)]
 
 
 @router.post("/incidents/{incident_id}/transitions")
-def post_transition(incident_id: int, body: TransitionIn, principal: Actor, session: SessionDep) -> IncidentRead:
+def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Actor, session: SessionDep) -> IncidentRead:
     """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller)."""
     incident = service.get_incident(session, incident_id, principal)
     service.transition(
@@ -125,7 +127,7 @@ def post_transition(incident_id: int, body: TransitionIn, principal: Actor, sess
 
 @router.post("/incidents/{incident_id}/assignment")
 def post_assignment(
-    incident_id: int,
+    incident_id: IncidentId,
     body: ReassignIn,
     principal: Supervisor,
     session: SessionDep,
