@@ -345,8 +345,7 @@ def firms_ingest(
     from satellite.firms import read_firms_csv
     from service.auth.service import Principal
     from service.db import transaction
-    from service.flows import ingest_observations
-    from service.incidents.sources import hotspot_observation
+    from service.flows import ingest_hotspots
     from service.incidents.states import Role
     from service.regions.service import RegionIndexCache
 
@@ -355,6 +354,7 @@ def firms_ingest(
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     actor = Principal("cli", Role.ADMIN)
     totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0}
+    held: dict[str, int] = {}
     failed_files = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -375,13 +375,7 @@ def firms_ingest(
                 progress.advance(task)
                 continue
             with transaction(factory) as session:
-                summary = ingest_observations(
-                    session,
-                    [hotspot_observation(h) for h in parsed.hotspots],
-                    indexes=indexes,
-                    settings=settings,
-                    actor=actor,
-                )
+                summary = ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=actor)
             for rejected in parsed.rejected:
                 err.print(f"rejected {rejected}", highlight=False)
             totals["rows"] += len(parsed.hotspots) + len(parsed.rejected)
@@ -389,10 +383,17 @@ def firms_ingest(
             totals["duplicates"] += summary.duplicates
             totals["rejected"] += len(parsed.rejected)
             totals["incidents"] += len(summary.new_incidents)
+            for status, count in summary.held.items():
+                held[status] = held.get(status, 0) + count
             progress.advance(task)
     typer.echo(
         f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
         f"rejected {totals['rejected']}, new incidents {totals['incidents']}"
+        + (
+            f", screened out {sum(held.values())} ({', '.join(f'{k} {v}' for k, v in sorted(held.items()))})"
+            if held
+            else ""
+        )
     )
     if failed_files:
         raise typer.Exit(2)

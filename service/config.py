@@ -98,6 +98,24 @@ class AlertSettings(BaseModel):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
+class ScreeningSettings(BaseModel):
+    """Satellite hotspot screening before anyone is alerted (see satellite/screening.py for the rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # GeoJSON files (any CRS strawfire knows, declared by `layers_crs`): 禁烧区/限烧区 zones, burn permits
+    # (polygon + valid_from/valid_to), known industrial heat sources. Absent files mean "no such layer".
+    zones_file: Path | None = None
+    permits_file: Path | None = None
+    sites_file: Path | None = None
+    layers_crs: str = "wgs84"
+    # A hotspot outside every imported unit (beyond the assignment tolerance) is recorded but opens no incident.
+    coverage_from_regions: bool = True
+    # The Henan two-year VIIRS analysis: a ~1 km cell hot on >= 10 local days a year is a fixed heat source.
+    static_min_days: int = Field(10, ge=1, le=366)
+    static_window_days: int = Field(365, ge=1, le=3660)
+
+
 class FirmsSettings(BaseModel):
     """NASA FIRMS access (used by the satellite poller)."""
 
@@ -141,6 +159,7 @@ class Settings(BaseSettings):
     regions: RegionSettings = Field(default_factory=RegionSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
 

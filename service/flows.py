@@ -6,15 +6,18 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from satellite.hotspot import Hotspot
+from satellite.screening import ScreeningStatus
 from service.alerts.outbox import enqueue
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn
-from service.incidents.sources import fusion_windows
+from service.incidents.sources import fusion_windows, hotspot_observation
 from service.incidents.tables import Incident
 from service.regions.service import RegionIndexCache
+from service.screening import build_screener
 
 
 def ingest_observations(
@@ -31,6 +34,24 @@ def ingest_observations(
     )
     for incident_id in summary.new_incidents:
         enqueue(session, session.get_one(Incident, incident_id), AlertKind.NEW)
+    return summary
+
+
+def ingest_hotspots(
+    session: Session,
+    hotspots: Sequence[Hotspot],
+    *,
+    indexes: RegionIndexCache,
+    settings: Settings,
+    actor: Principal,
+) -> incidents.IngestSummary:
+    """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision."""
+    decisions = build_screener(session, settings, hotspots).screen(hotspots)
+    accepted = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is ScreeningStatus.ACCEPTED]
+    held = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
+    summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
+    incidents.record_held(session, held, summary)
+    summary.received = len(hotspots)
     return summary
 
 

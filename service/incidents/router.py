@@ -19,7 +19,6 @@ from service.incidents.schemas import (
     RejectedRowOut,
     TransitionIn,
 )
-from service.incidents.sources import hotspot_observation
 from service.incidents.states import IncidentState, allowed_targets
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -59,9 +58,7 @@ async def post_satellite(
         parsed = read_firms_csv(data, source_name=name)
     except SatelliteError as exc:
         raise InputError(str(exc)) from exc
-    summary = flows.ingest_observations(
-        session, [hotspot_observation(h) for h in parsed.hotspots], indexes=indexes, settings=settings, actor=principal
-    )
+    summary = flows.ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=principal)
     session.commit()
     return IngestOut(
         source=name,
@@ -72,6 +69,7 @@ async def post_satellite(
         new_incidents=summary.new_incidents,
         updated_incidents=summary.updated_incidents,
         merged_incidents=summary.merged_incidents,
+        held=summary.held,
     )
 
 

@@ -169,3 +169,4 @@ class IngestOut(BaseModel):
     new_incidents: list[int]
     updated_incidents: list[int]
     merged_incidents: list[int]
+    held: dict[str, int]  # screened out (recorded, no incident): status → count

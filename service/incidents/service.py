@@ -52,6 +52,8 @@ class IngestSummary:
     new_incidents: list[int] = field(default_factory=list)
     updated_incidents: list[int] = field(default_factory=list)
     merged_incidents: list[int] = field(default_factory=list)
+    # Screened-out observations: recorded with their decision, but opening no incident (status → count).
+    held: dict[str, int] = field(default_factory=dict)
 
 
 def _event(
@@ -218,20 +220,7 @@ def ingest(
     new_ids = {incident.id for incident, _ in created}
     for obs, holder in zip(fresh, owner, strict=True):
         assert holder is not None
-        session.add(
-            Observation(
-                kind=obs.kind.value,
-                source_key=obs.source_key,
-                observed_at=obs.observed_at,
-                latitude=obs.latitude,
-                longitude=obs.longitude,
-                region_wkb=shapely.to_wkb(obs.region),
-                confidence=obs.confidence,
-                frp_mw=obs.frp_mw,
-                details=json.dumps(obs.details, ensure_ascii=False, default=str),
-                incident_id=holder.id,
-            )
-        )
+        session.add(_row(obs, holder.id))
         if holder.id not in new_ids:
             _event(
                 session, incident, actor, "observation", data={"source": obs.kind.value, "source_key": obs.source_key}
@@ -248,6 +237,30 @@ def ingest(
     summary.updated_incidents = sorted(set(touched) - new_ids - set(summary.merged_incidents))
     session.flush()
     return summary
+
+
+def record_held(session: Session, observations: Sequence[ObservationIn], summary: IngestSummary) -> None:
+    """Store observations that screening held back (no incident, no alert), keeping their decision."""
+    for obs in _new_only(session, observations, summary):
+        session.add(_row(obs, None))
+        status = str(obs.details.get("screening", {}).get("status", "held"))
+        summary.held[status] = summary.held.get(status, 0) + 1
+    session.flush()
+
+
+def _row(obs: ObservationIn, incident_id: int | None) -> Observation:
+    return Observation(
+        kind=obs.kind.value,
+        source_key=obs.source_key,
+        observed_at=obs.observed_at,
+        latitude=obs.latitude,
+        longitude=obs.longitude,
+        region_wkb=shapely.to_wkb(obs.region),
+        confidence=obs.confidence,
+        frp_mw=obs.frp_mw,
+        details=json.dumps(obs.details, ensure_ascii=False, default=str),
+        incident_id=incident_id,
+    )
 
 
 def _new_only(session: Session, observations: Sequence[ObservationIn], summary: IngestSummary) -> list[ObservationIn]:

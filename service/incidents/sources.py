@@ -5,12 +5,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 from satellite.hotspot import Hotspot
+from satellite.screening import ScreeningDecision
 from service.config import IncidentSettings
 from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKind
 
 
-def hotspot_observation(hotspot: Hotspot) -> ObservationIn:
-    """A satellite hotspot: its uncertainty region is the pixel footprint (scan × track km)."""
+def hotspot_observation(hotspot: Hotspot, decision: ScreeningDecision[Hotspot] | None = None) -> ObservationIn:
+    """A satellite hotspot: its uncertainty region is the pixel footprint (scan × track km).
+
+    The screening decision, when there is one, travels with it (status, reason, zone, every matching rule).
+    """
+    screening: dict[str, object] = {}
+    if decision is not None:
+        screening = {
+            "status": decision.status.value,
+            "reason": decision.reason,
+            "zone": decision.zone.value if decision.zone else None,
+            "zone_ids": list(decision.zone_ids),
+            "findings": [{"status": f.status.value, "reason": f.reason} for f in decision.findings],
+            "site_id": decision.site_id,
+            "permit_id": decision.permit_id,
+        }
     return ObservationIn(
         kind=ObservationKind.SATELLITE,
         source_key=hotspot.key,
@@ -31,6 +46,7 @@ def hotspot_observation(hotspot: Hotspot) -> ObservationIn:
             "confidence_raw": hotspot.confidence_raw,
             "daynight": hotspot.daynight.value,
             "version": hotspot.version,
+            **({"screening": screening} if screening else {}),
         },
     )
 

@@ -67,9 +67,12 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
     firms = shared_path("firms", "MODIS_C6_1_Global_24h_2025-04-23_NEChina_bbox.csv")
     device = login(client, "cam01")
     first = upload(client, device, firms)
-    assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 484, 0, [])
+    # Nine hotspots fell in Changchun; the other 475 (Inner Mongolia, Russia, Korea…) are recorded as outside
+    # coverage and open no incident.
+    assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 9, 0, [])
+    assert first["held"] == {"outside_coverage": 475}
     again = upload(client, device, firms)
-    assert (again["new"], again["duplicates"], again["new_incidents"]) == (0, 484, [])
+    assert (again["new"], again["duplicates"], again["new_incidents"], again["held"]) == (0, 484, [], {})
 
     admin = login(client, "admin")
     everything = client.get("/api/v1/incidents", params={"limit": 1000}, headers=admin).json()

@@ -1,0 +1,110 @@
+"""Satellite screening in the service: build the :class:`satellite.screening.Screener` from the deployment's data.
+
+* **Coverage** is the imported administrative units (the coarsest level loaded), widened by the assignment
+  tolerance: a hotspot nobody is responsible for is recorded but opens no incident and alerts no one.
+* **Static heat sources** come from the history of satellite observations in the database (a persistence map
+  of ~1 km cells over the configured window), plus the industrial-site polygons of ``screening.sites_file``.
+* **Zones and permits** (禁烧区/限烧区, 计划烧除 permits) come from ``screening.zones_file`` and
+  ``screening.permits_file``, in the CRS named by ``screening.layers_crs`` (GCJ-02 map data is converted).
+
+Every decision is stored with its observation (``details.screening``): nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import shapely
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from satellite.clustering import Detection
+from satellite.screening import (
+    PersistenceMap,
+    Screener,
+    ScreeningConfig,
+    read_permits_geojson,
+    read_sites_geojson,
+    read_zones_geojson,
+)
+from service.config import Settings
+from service.incidents.tables import Observation
+from service.regions.crs import geometry_to_wgs84, parse_crs
+from service.regions.service import load_units, loaded_levels
+
+_M_PER_DEG = 111_320.0
+
+
+@dataclass(frozen=True, slots=True)
+class _PastHotspot:
+    """A stored satellite observation, as the persistence map reads it."""
+
+    key: str
+    latitude: float
+    longitude: float
+    acq_utc: datetime
+    frp_mw: float | None
+
+
+def _converter(crs_name: str) -> Callable[[Any], Any]:
+    crs = parse_crs(crs_name)
+    return lambda geometry: geometry_to_wgs84(crs, geometry)
+
+
+def _coverage(session: Session, tolerance_m: float) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
+    levels = loaded_levels(session)
+    if not levels:
+        return None
+    units = load_units(session, levels[-1])  # the coarsest level covers the whole area
+    margin = tolerance_m / _M_PER_DEG  # degrees of latitude; a longitude degree is shorter, so this is generous
+    merged = shapely.union_all([shapely.buffer(u.geometry, margin) for u in units])
+    return list(shapely.get_parts(merged))
+
+
+def build_screener(session: Session, settings: Settings, hotspots: Sequence[Detection]) -> Screener:
+    """A screener for a batch: history up to the batch's earliest time, layers from the configured files."""
+    config = settings.screening
+    persistence = PersistenceMap()
+    times = [h.acq_utc for h in hotspots]
+    if times:
+        since = min(times) - timedelta(days=config.static_window_days + 1)
+        rows = session.execute(
+            select(
+                Observation.source_key,
+                Observation.latitude,
+                Observation.longitude,
+                Observation.observed_at,
+                Observation.frp_mw,
+            ).where(
+                Observation.kind == "satellite", Observation.observed_at >= since, Observation.observed_at < max(times)
+            )
+        ).all()
+        persistence.add(_PastHotspot(*row) for row in rows)
+    coverage = _coverage(session, settings.regions.tolerance_m) if config.coverage_from_regions else None
+    convert = _converter(config.layers_crs)
+    sites = (
+        [replace(x, geometry=convert(x.geometry)) for x in read_sites_geojson(config.sites_file)]
+        if (config.sites_file)
+        else []
+    )
+    zones = (
+        [replace(x, geometry=convert(x.geometry)) for x in read_zones_geojson(config.zones_file)]
+        if (config.zones_file)
+        else []
+    )
+    permits = (
+        [replace(x, geometry=convert(x.geometry)) for x in read_permits_geojson(config.permits_file)]
+        if (config.permits_file)
+        else []
+    )
+    return Screener(
+        ScreeningConfig(static_min_days=config.static_min_days, static_window_days=config.static_window_days),
+        persistence=persistence,
+        sites=sites,
+        zones=zones,
+        permits=permits,
+        coverage=coverage,
+    )

@@ -1,0 +1,132 @@
+"""Screening inside the service: zones and permits from files (GCJ-02), static sources from history, coverage."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import prcoords
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from satellite.firms import read_firms_csv
+from service.auth.service import Principal
+from service.config import Settings
+from service.db import make_session_factory, transaction
+from service.demo import load_demo
+from service.flows import ingest_hotspots
+from service.incidents.states import Role
+from service.incidents.tables import Incident, Observation
+from service.regions.service import RegionIndexCache
+
+ADMIN = Principal("admin", Role.ADMIN)
+HEADER = (
+    "latitude,longitude,brightness,scan,track,acq_date,acq_time,satellite,confidence,version,bright_t31,frp,daynight\n"
+)
+
+
+def firms(rows: list[tuple[float, float, datetime]]) -> list:
+    text = HEADER + "".join(
+        f"{lat},{lon},330.5,1.0,1.0,{t:%Y-%m-%d},{t:%H%M},T,80,6.1NRT,290.0,15.2,D\n" for lat, lon, t in rows
+    )
+    return read_firms_csv(text).hotspots
+
+
+def gcj_square(lon: float, lat: float, half: float) -> list[list[float]]:
+    """A square around a WGS-84 point, written in GCJ-02 as a phone map would."""
+    ring = []
+    for dx, dy in ((-half, -half), (half, -half), (half, half), (-half, half), (-half, -half)):
+        g = prcoords.wgs_gcj(prcoords.Coords(lat + dy, lon + dx), False)
+        ring.append([g.lon, g.lat])
+    return ring
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_zones_permits_history_and_coverage(engine: Engine, tmp_path: Path) -> None:
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    permitted_at = (125.53, 44.33)
+    zones = tmp_path / "zones.geojson"
+    zones.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"kind": "限烧区", "name": "北岗限烧区"},
+                        "geometry": {"type": "Polygon", "coordinates": [gcj_square(125.55, 44.33, 0.05)]},
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"kind": "禁烧区", "name": "东河禁烧区"},
+                        "geometry": {"type": "Polygon", "coordinates": [gcj_square(125.72, 44.33, 0.03)]},
+                    },
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    permits = tmp_path / "permits.geojson"
+    permits.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {
+                            "permit_id": "P-2025-17",
+                            "start": "2025-10-20T08:00+08:00",
+                            "end": "2025-10-20T18:00+08:00",
+                        },
+                        "geometry": {"type": "Polygon", "coordinates": [gcj_square(*permitted_at, 0.004)]},
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        screening={"zones_file": zones, "permits_file": permits, "layers_crs": "gcj02", "static_min_days": 3},
+    )
+    # History: the same ~1 km cell hot on 3 earlier days → a static heat source (a boiler, say).
+    static_at = (125.60, 44.20)
+    history = firms([(static_at[1], static_at[0], t - timedelta(days=d)) for d in (3, 20, 41)])
+    indexes = RegionIndexCache(500)
+    with transaction(factory) as session:
+        ingest_hotspots(session, history, indexes=indexes, settings=Settings(data_dir=tmp_path), actor=ADMIN)
+    batch = firms(
+        [
+            (permitted_at[1], permitted_at[0], t),  # inside the permit, within its window
+            (permitted_at[1], permitted_at[0], t + timedelta(hours=12)),  # same place, after the window
+            (44.33, 125.72, t),  # in the no-burn zone
+            (static_at[1] + 0.001, static_at[0], t),  # the static source again
+            (45.5, 125.0, t),  # far outside the demo county
+        ]
+    )
+    with transaction(factory) as session:
+        summary = ingest_hotspots(session, batch, indexes=indexes, settings=settings, actor=ADMIN)
+    assert summary.held == {"permitted": 1, "static_source": 1, "outside_coverage": 1}
+    assert summary.new == 2
+    with factory() as session:
+        rows = {
+            o.source_key: json.loads(o.details)["screening"]
+            for o in session.scalars(select(Observation).where(Observation.observed_at >= t))
+        }
+        by_status = {v["status"]: v for v in rows.values()}
+        assert by_status["permitted"]["permit_id"] == "P-2025-17"
+        assert "P-2025-17" in by_status["permitted"]["reason"]
+        accepted_zones = sorted(str(v["zone"]) for v in rows.values() if v["status"] == "accepted")
+        assert accepted_zones == ["no_burn", "restricted"]  # after the permit window, it is a violation again
+        held = session.scalars(
+            select(Observation).where(Observation.incident_id.is_(None), Observation.observed_at >= t)
+        ).all()
+        assert len(held) == 3
+        assert len(session.scalars(select(Incident)).all()) == 3 + 2  # one per history day (days apart) + two new
