@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -333,16 +333,15 @@ def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit
         worker.stop()
 
 
-@firms_app.command("ingest")
-@friendly_errors
-def firms_ingest(
-    files: Annotated[list[Path], typer.Argument(help="FIRMS CSV files (MODIS or VIIRS, any published layout).")],
-) -> None:
-    """Ingest FIRMS files into incidents: each file is one transaction; bad rows are reported and skipped."""
+himawari_app = typer.Typer(help="Himawari-8/9 AHI wildfire product: ingest files.", no_args_is_help=True)
+app.add_typer(himawari_app, name="himawari")
+
+
+def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], list[Any]]]) -> None:
+    """Read, screen and ingest each file as one transaction, with a progress bar and a summary line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from satellite.errors import SatelliteError
-    from satellite.firms import read_firms_csv
     from service.auth.service import Principal
     from service.db import transaction
     from service.flows import ingest_hotspots
@@ -356,47 +355,101 @@ def firms_ingest(
     totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0}
     held: dict[str, int] = {}
     failed_files = 0
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
             progress.update(task, description=f"ingesting {path.name}")
             try:
-                parsed = read_firms_csv(path)
+                hotspots, rejected = read(path)
             except (SatelliteError, OSError) as exc:
                 err.print(f"[red]error:[/red] {exc}", highlight=False)
                 failed_files += 1
                 progress.advance(task)
                 continue
             with transaction(factory) as session:
-                summary = ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=actor)
-            for rejected in parsed.rejected:
-                err.print(f"rejected {rejected}", highlight=False)
-            totals["rows"] += len(parsed.hotspots) + len(parsed.rejected)
+                summary = ingest_hotspots(session, hotspots, indexes=indexes, settings=settings, actor=actor)
+            for row in rejected:
+                err.print(f"rejected {row}", highlight=False)
+            totals["rows"] += len(hotspots) + len(rejected)
             totals["new"] += summary.new
             totals["duplicates"] += summary.duplicates
-            totals["rejected"] += len(parsed.rejected)
+            totals["rejected"] += len(rejected)
             totals["incidents"] += len(summary.new_incidents)
             for status, count in summary.held.items():
                 held[status] = held.get(status, 0) + count
             progress.advance(task)
+    screened = ", ".join(f"{k} {v}" for k, v in sorted(held.items()))
     typer.echo(
         f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
         f"rejected {totals['rejected']}, new incidents {totals['incidents']}"
-        + (
-            f", screened out {sum(held.values())} ({', '.join(f'{k} {v}' for k, v in sorted(held.items()))})"
-            if held
-            else ""
-        )
+        + (f", screened out {sum(held.values())} ({screened})" if held else "")
     )
     if failed_files:
         raise typer.Exit(2)
+
+
+@firms_app.command("ingest")
+@friendly_errors
+def firms_ingest(
+    files: Annotated[list[Path], typer.Argument(help="FIRMS CSV files (MODIS or VIIRS, any published layout).")],
+) -> None:
+    """Ingest FIRMS files: each file is one transaction; bad rows are reported with their line and skipped."""
+    from satellite.firms import read_firms_csv
+
+    def read(path: Path) -> tuple[list[Any], list[Any]]:
+        parsed = read_firms_csv(path)
+        return list(parsed.hotspots), list(parsed.rejected)
+
+    _ingest_files(files, read)
+
+
+@himawari_app.command("ingest")
+@friendly_errors
+def himawari_ingest(
+    files: Annotated[list[Path], typer.Argument(help="JAXA AHI L2 wildfire CSV files (10-minute, 2 km).")],
+) -> None:
+    """Ingest Himawari wildfire files like FIRMS files (screened, fused, alerted)."""
+    from satellite.himawari import read_himawari_csv
+
+    def read(path: Path) -> tuple[list[Any], list[Any]]:
+        parsed = read_himawari_csv(path)
+        return list(parsed.hotspots), list(parsed.rejected)
+
+    _ingest_files(files, read)
+
+
+@firms_app.command("poll")
+@friendly_errors
+def firms_poll(
+    loop: Annotated[bool, typer.Option("--loop", help="Keep polling every firms.poll_interval_min minutes.")] = False,
+) -> None:
+    """Poll the FIRMS area API once (or in a loop) and ingest the hotspots; the MAP_KEY is never printed."""
+    import time
+
+    from service.firms_poll import make_poller, poll_and_ingest
+    from service.regions.service import RegionIndexCache
+
+    settings = get_settings()
+    factory = _session_factory()
+    indexes = RegionIndexCache(settings.regions.tolerance_m)
+    while True:
+        with factory() as session:
+            poller = make_poller(session, settings)
+        with poller:
+            summary = poll_and_ingest(factory, settings, indexes, poller)
+        received = ", ".join(f"{k} {v}" for k, v in summary.per_source.items())
+        typer.echo(
+            f"received {received}; new {summary.new}, duplicate {summary.duplicates}, "
+            f"new incidents {len(summary.new_incidents)}"
+        )
+        for source, error in summary.errors.items():
+            err.print(f"[yellow]{source}:[/yellow] {error}", highlight=False)
+        if not loop:
+            if summary.errors and not summary.per_source:
+                raise typer.Exit(1)
+            return
+        time.sleep(max(60.0, settings.firms.poll_interval_min * 60))
 
 
 if __name__ == "__main__":

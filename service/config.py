@@ -117,12 +117,22 @@ class ScreeningSettings(BaseModel):
 
 
 class FirmsSettings(BaseModel):
-    """NASA FIRMS access (used by the satellite poller)."""
+    """NASA FIRMS area-API polling."""
 
     model_config = ConfigDict(extra="forbid")
 
     map_key: SecretStr | None = None
     base_url: str = "https://firms.modaps.eosdis.nasa.gov"
+    # VIIRS on three satellites plus MODIS: the NRT products that cover Jilin several times a day.
+    sources: list[str] = Field(
+        default_factory=lambda: ["VIIRS_NOAA20_NRT", "VIIRS_NOAA21_NRT", "VIIRS_SNPP_NRT", "MODIS_NRT"]
+    )
+    # W,S,E,N; empty = the bounds of the imported regions.
+    bbox: list[float] = Field(default_factory=list, max_length=4)
+    # 2 days: each poll overlaps the previous one, so a late-published pass is picked up (duplicates are no-ops).
+    day_range: int = Field(2, ge=1, le=5)
+    # 0 = no automatic polling inside the web process (use `strawfire firms poll`).
+    poll_interval_min: float = Field(0.0, ge=0, le=24 * 60)
 
 
 class SentinelHubSettings(BaseModel):

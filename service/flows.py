@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningStatus
 from service.alerts.outbox import enqueue
@@ -39,7 +40,7 @@ def ingest_observations(
 
 def ingest_hotspots(
     session: Session,
-    hotspots: Sequence[Hotspot],
+    hotspots: Sequence[Hotspot | HimawariHotspot],
     *,
     indexes: RegionIndexCache,
     settings: Settings,

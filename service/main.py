@@ -20,6 +20,7 @@ from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory, transaction, upgrade
 from service.demo import DEMO_LABEL, demo_scenario, load_demo
 from service.deps import RegionIndexesDep, SessionDep
+from service.firms_poll import FirmsPollWorker
 from service.incidents.router import router as incidents_router
 from service.regions import service as regions
 from service.regions.router import router as regions_router
@@ -48,13 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.alerts.run_worker:
             worker = AlertWorker(app.state.session_factory, settings.alerts)
             worker.start()
+        firms_worker = None
+        if settings.firms.map_key is not None and settings.firms.poll_interval_min > 0:
+            firms_worker = FirmsPollWorker(app.state.session_factory, settings, app.state.region_indexes)
+            firms_worker.start()
         if settings.demo:
             with transaction(app.state.session_factory) as session:
                 if load_demo(session):
                     log.info("loaded the generated DEMO region")
         yield
-        if worker is not None:
-            worker.stop()
+        for thread in (worker, firms_worker):
+            if thread is not None:
+                thread.stop()
         engine.dispose()
 
     app = FastAPI(

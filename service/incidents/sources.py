@@ -3,21 +3,47 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningDecision
 from service.config import IncidentSettings
 from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKind
 
 
-def hotspot_observation(hotspot: Hotspot, decision: ScreeningDecision[Hotspot] | None = None) -> ObservationIn:
-    """A satellite hotspot: its uncertainty region is the pixel footprint (scan × track km).
+def hotspot_observation(
+    hotspot: Hotspot | HimawariHotspot, decision: ScreeningDecision[Any] | None = None
+) -> ObservationIn:
+    """A satellite hotspot (FIRMS or Himawari): its uncertainty region is the pixel footprint.
 
     The screening decision, when there is one, travels with it (status, reason, zone, every matching rule).
     """
-    screening: dict[str, object] = {}
+    details: dict[str, Any] = {
+        "instrument": str(hotspot.instrument),
+        "confidence_raw": hotspot.confidence_raw,
+        "scan_km": hotspot.scan_km,
+        "track_km": hotspot.track_km,
+    }
+    if isinstance(hotspot, Hotspot):
+        details |= {
+            "product": hotspot.product.value,
+            "satellite": hotspot.satellite.value,
+            "bright_mir_k": hotspot.bright_mir_k,
+            "bright_tir_k": hotspot.bright_tir_k,
+            "daynight": hotspot.daynight.value,
+            "version": hotspot.version,
+        }
+    else:
+        details |= {
+            "product": "HIMAWARI_AHI_L2_WLF",
+            "satellite": hotspot.satellite.value if hotspot.satellite else None,
+            "level": hotspot.level.name,
+            "reliability": int(hotspot.reliability),
+            "volcano": hotspot.volcano,
+        }
     if decision is not None:
-        screening = {
+        details["screening"] = {
             "status": decision.status.value,
             "reason": decision.reason,
             "zone": decision.zone.value if decision.zone else None,
@@ -35,19 +61,7 @@ def hotspot_observation(hotspot: Hotspot, decision: ScreeningDecision[Hotspot] |
         region=hotspot.footprint(),
         confidence=hotspot.confidence,
         frp_mw=hotspot.frp_mw,
-        details={
-            "product": hotspot.product.value,
-            "satellite": hotspot.satellite.value,
-            "instrument": hotspot.instrument.value,
-            "scan_km": hotspot.scan_km,
-            "track_km": hotspot.track_km,
-            "bright_mir_k": hotspot.bright_mir_k,
-            "bright_tir_k": hotspot.bright_tir_k,
-            "confidence_raw": hotspot.confidence_raw,
-            "daynight": hotspot.daynight.value,
-            "version": hotspot.version,
-            **({"screening": screening} if screening else {}),
-        },
+        details=details,
     )
 
 

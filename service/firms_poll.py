@@ -1,0 +1,117 @@
+"""Polling the FIRMS area API and ingesting what it returns (screening, fusion, alerts) in one transaction.
+
+The MAP_KEY stays inside :class:`satellite.poller.FirmsPoller`; nothing here logs URLs. A source that fails is
+reported and retried on the next poll; the overlapping day range picks up what it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import shapely
+from sqlalchemy.orm import Session, sessionmaker
+
+from satellite.hotspot import Product
+from satellite.poller import BBox, FirmsPoller, PollResult
+from service.auth.service import SYSTEM
+from service.config import Settings
+from service.db import transaction
+from service.errors import ConfigError
+from service.flows import ingest_hotspots
+from service.regions.service import RegionIndexCache, list_regions
+
+log = logging.getLogger("strawfire.firms")
+
+
+@dataclass(slots=True)
+class PollSummary:
+    """One poll: hotspots received per source, what the ingest did, and per-source errors (redacted)."""
+
+    per_source: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    new: int = 0
+    duplicates: int = 0
+    held: dict[str, int] = field(default_factory=dict)
+    new_incidents: list[int] = field(default_factory=list)
+
+
+def area_of_interest(session: Session, settings: Settings) -> BBox:
+    """The configured box, or the bounds of the imported regions (a small margin added)."""
+    if settings.firms.bbox:
+        if len(settings.firms.bbox) != 4:
+            raise ConfigError("firms.bbox needs four numbers: west, south, east, north")
+        return BBox(*settings.firms.bbox)
+    rows = list_regions(session)
+    if not rows:
+        raise ConfigError("no regions imported and no firms.bbox configured: nothing to poll for")
+    west, south, east, north = shapely.total_bounds([shapely.from_wkb(r.geometry_wkb) for r in rows])
+    return BBox(max(-180.0, west - 0.1), max(-90.0, south - 0.1), min(180.0, east + 0.1), min(90.0, north + 0.1))
+
+
+def make_poller(session: Session, settings: Settings) -> FirmsPoller:
+    """A poller from settings; a missing MAP_KEY is a configuration error."""
+    if settings.firms.map_key is None:
+        raise ConfigError("firms.map_key is not set (STRAWFIRE_FIRMS__MAP_KEY)")
+    try:
+        sources = tuple(Product(name) for name in settings.firms.sources)
+    except ValueError as exc:
+        raise ConfigError(f"firms.sources: {exc}") from None
+    return FirmsPoller(
+        settings.firms.map_key,
+        base_url=settings.firms.base_url,
+        sources=sources,
+        bbox=area_of_interest(session, settings),
+        day_range=settings.firms.day_range,
+    )
+
+
+def poll_and_ingest(
+    factory: sessionmaker[Session], settings: Settings, indexes: RegionIndexCache, poller: FirmsPoller
+) -> PollSummary:
+    """One poll of every source, ingested as one transaction."""
+    result: PollResult = poller.poll_once()
+    summary = PollSummary(
+        per_source={source.value: len(r.hotspots) for source, r in result.results.items()},
+        errors={source.value: str(error) for source, error in result.errors.items()},
+    )
+    hotspots = result.all_hotspots()
+    if hotspots:
+        with transaction(factory) as session:
+            ingest = ingest_hotspots(session, hotspots, indexes=indexes, settings=settings, actor=SYSTEM)
+        summary.new, summary.duplicates = ingest.new, ingest.duplicates
+        summary.held, summary.new_incidents = ingest.held, ingest.new_incidents
+    return summary
+
+
+class FirmsPollWorker(threading.Thread):
+    """Polls every ``firms.poll_interval_min`` minutes inside the web process (daemon thread)."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, indexes: RegionIndexCache) -> None:
+        super().__init__(name="strawfire-firms", daemon=True)
+        self._factory, self._settings, self._indexes = factory, settings, indexes
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Poll until stopped; a failing poll is logged (without the key) and retried next time."""
+        while not self._stop_event.is_set():
+            try:
+                with self._factory() as session:
+                    poller = make_poller(session, self._settings)
+                with poller:
+                    summary = poll_and_ingest(self._factory, self._settings, self._indexes, poller)
+                log.info(
+                    "FIRMS poll: %s new, %s duplicate, errors %s",
+                    summary.new,
+                    summary.duplicates,
+                    summary.errors or "none",
+                )
+            except Exception:  # keep polling: the next cycle may succeed
+                log.exception("FIRMS poll failed")
+            self._stop_event.wait(self._settings.firms.poll_interval_min * 60)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the loop to end and wait for it."""
+        self._stop_event.set()
+        self.join(timeout)

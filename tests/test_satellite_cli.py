@@ -1,0 +1,71 @@
+"""`strawfire firms poll` against a local FIRMS stand-in, and `strawfire himawari ingest`, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, shared_path
+from tests.httpserver import http_receiver
+
+STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
+MAP_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def run(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [STRAWFIRE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_firms_poll_ingests_from_the_area_api_and_never_prints_the_key(tmp_path: Path) -> None:
+    boundary = shared_path("boundaries", "220100_full.json")
+    csv = shared_path("firms", "MODIS_C6_1_Global_24h_2025-04-23_NEChina_bbox.csv").read_bytes()
+    with http_receiver() as firms:
+        # MODIS answers with the real file; the VIIRS sources have no fires (header only), one fails with 500.
+        def respond(request):  # type: ignore[no-untyped-def]
+            if "/VIIRS_SNPP_NRT/" in request.path:
+                return 500, {}, b"server error"
+            if "/MODIS_NRT/" in request.path:
+                return 200, {"Content-Type": "text/csv"}, csv
+            return (
+                200,
+                {"Content-Type": "text/csv"},
+                b"latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,"
+                b"satellite,instrument,confidence,version,bright_ti5,frp,daynight\n",
+            )
+
+        firms.respond = respond
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+        env |= {"STRAWFIRE_FIRMS__MAP_KEY": MAP_KEY, "STRAWFIRE_FIRMS__BASE_URL": firms.url}
+        imported = run("regions", "import", str(boundary), "--level", "county", "--crs", "gcj02", cwd=tmp_path, env=env)
+        assert imported.returncode == 0, imported.stderr
+        first = run("firms", "poll", cwd=tmp_path, env=env)
+        second = run("firms", "poll", cwd=tmp_path, env=env)
+        paths = [r.path for r in firms.received()]
+    assert first.returncode == 0, first.stderr
+    assert "MODIS_NRT 484" in first.stdout
+    assert "new 9," in first.stdout
+    assert "new 0, duplicate 484" in second.stdout  # an overlapping window adds nothing
+    assert "VIIRS_SNPP_NRT" in first.stderr  # the failing source is reported …
+    for output in (first.stdout, first.stderr, second.stdout, second.stderr):
+        assert MAP_KEY not in output  # … without the key
+    assert any(f"/api/area/csv/{MAP_KEY}/MODIS_NRT/" in p for p in paths)  # the server did get it
+    assert all(p.endswith("/2") for p in paths)  # DAY_RANGE 2: each poll overlaps the previous one
+    missing_key = run(
+        "firms", "poll", cwd=tmp_path, env={k: v for k, v in env.items() if k != "STRAWFIRE_FIRMS__MAP_KEY"}
+    )
+    assert missing_key.returncode == 2
+    assert "firms.map_key is not set" in missing_key.stderr
+
+
+def test_himawari_ingest(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    files = sorted((REPO / "tests" / "satellite" / "data" / "himawari").glob("*.csv"))
+    result = run("himawari", "ingest", *map(str, files), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "rows read" in result.stdout
+    again = run("himawari", "ingest", *map(str, files), cwd=tmp_path, env=env)
+    assert "new 0," in again.stdout
