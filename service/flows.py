@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningStatus
-from service.alerts.outbox import enqueue
+from service.alerts.outbox import enqueue, enqueue_many
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
@@ -33,8 +34,9 @@ def ingest_observations(
     summary = incidents.ingest(
         session, observations, indexes=indexes, windows=fusion_windows(settings.incidents), actor=actor
     )
-    for incident_id in summary.new_incidents:
-        enqueue(session, session.get_one(Incident, incident_id), AlertKind.NEW)
+    if summary.new_incidents:
+        created = session.scalars(select(Incident).where(Incident.id.in_(summary.new_incidents))).all()
+        enqueue_many(session, created, AlertKind.NEW)
     return summary
 
 

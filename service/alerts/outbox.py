@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,28 +61,51 @@ def enqueue(
     now: datetime | None = None,
 ) -> list[Alert]:
     """Queue ``kind`` alerts for every active recipient of the incident's township or county (idempotent)."""
-    units = [code for code in (incident.township_code, incident.county_code) if code]
+    return enqueue_many(session, [incident], kind, role=role, round_no=round_no, now=now)
+
+
+def enqueue_many(
+    session: Session,
+    incidents: Sequence[Incident],
+    kind: AlertKind,
+    *,
+    role: RecipientRole = RecipientRole.TOWNSHIP,
+    round_no: int = 0,
+    now: datetime | None = None,
+) -> list[Alert]:
+    """:func:`enqueue` for many incidents with two queries in all (an ingest can open thousands)."""
+    units = {code for i in incidents for code in (i.township_code, i.county_code) if code}
     if not units:
         return []
     recipients = session.scalars(
         select(Recipient)
-        .where(Recipient.active.is_(True), Recipient.role == role.value, Recipient.unit_code.in_(units))
+        .where(Recipient.active.is_(True), Recipient.role == role.value, Recipient.unit_code.in_(sorted(units)))
         .order_by(Recipient.id)
     ).all()
-    created: list[Alert] = []
-    for recipient in recipients:
-        key = idempotency_key(incident.id, recipient.id, kind, round_no)
-        if session.scalar(select(Alert.id).where(Alert.idempotency_key == key)) is not None:
-            continue
-        alert = Alert(
+    wanted = [
+        (incident, recipient, idempotency_key(incident.id, recipient.id, kind, round_no))
+        for incident in incidents
+        for recipient in recipients
+        if recipient.unit_code in (incident.township_code, incident.county_code)
+    ]
+    keys = [key for _, _, key in wanted]
+    existing: set[str] = set()
+    for start in range(0, len(keys), 500):
+        existing.update(
+            session.scalars(select(Alert.idempotency_key).where(Alert.idempotency_key.in_(keys[start : start + 500])))
+        )
+    created = [
+        Alert(
             incident_id=incident.id,
             recipient_id=recipient.id,
             kind=kind.value,
             idempotency_key=key,
             next_attempt_at=now or utcnow(),
         )
-        session.add(alert)
-        created.append(alert)
+        for incident, recipient, key in wanted
+        if key not in existing
+    ]
+    session.add_all(created)
     session.flush()
     return created
 
