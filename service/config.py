@@ -116,6 +116,18 @@ class ScreeningSettings(BaseModel):
     static_window_days: int = Field(365, ge=1, le=3660)
 
 
+class EvidenceSettings(BaseModel):
+    """Photos uploaded from the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where files go; default <data_dir>/evidence. Named by sha256, so a re-upload stores nothing new.
+    directory: Path | None = None
+    max_upload_mb: float = Field(25.0, gt=0, le=500)
+    # A photo whose GPS is farther than this from the incident is flagged for a supervisor's look.
+    max_distance_m: float = Field(1000.0, gt=0, le=100_000)
+
+
 class FirmsSettings(BaseModel):
     """NASA FIRMS area-API polling."""
 
@@ -170,6 +182,7 @@ class Settings(BaseSettings):
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
 

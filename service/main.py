@@ -20,6 +20,7 @@ from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory, transaction, upgrade
 from service.demo import DEMO_LABEL, demo_scenario, load_demo
 from service.deps import RegionIndexesDep, SessionDep
+from service.evidence.router import router as evidence_router
 from service.firms_poll import FirmsPollWorker
 from service.incidents.router import router as incidents_router
 from service.regions import service as regions
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(incidents_router)
     app.include_router(alerts_router)
+    app.include_router(evidence_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

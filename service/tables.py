@@ -2,7 +2,18 @@
 
 from service.alerts.tables import Alert, Recipient
 from service.auth.tables import User
+from service.evidence.tables import Evidence
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region, RegionImport
 
-__all__ = ["Alert", "Incident", "IncidentEvent", "Observation", "Recipient", "Region", "RegionImport", "User"]
+__all__ = [
+    "Alert",
+    "Evidence",
+    "Incident",
+    "IncidentEvent",
+    "Observation",
+    "Recipient",
+    "Region",
+    "RegionImport",
+    "User",
+]

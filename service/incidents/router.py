@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Path, Query, UploadFile
 from service import flows
 from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
 from service.errors import InputError
+from service.evidence.service import require_evidence
 from service.incidents import service
 from service.incidents.schemas import (
     EventRead,
@@ -109,6 +110,7 @@ def get_events(incident_id: IncidentId, principal: Reader, session: SessionDep) 
 def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Actor, session: SessionDep) -> IncidentRead:
     """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller)."""
     incident = service.get_incident(session, incident_id, principal)
+    require_evidence(session, incident, body.evidence_sha256)
     service.transition(
         session,
         incident,

@@ -56,7 +56,7 @@ class IngestSummary:
     held: dict[str, int] = field(default_factory=dict)
 
 
-def _event(
+def record_event(
     session: Session,
     incident: Incident,
     actor: Principal,
@@ -208,7 +208,7 @@ def ingest(
             owner[i] = incident
     session.flush()  # ids for the new incidents
     for incident, first in created:
-        _event(
+        record_event(
             session,
             incident,
             actor,
@@ -222,7 +222,7 @@ def ingest(
         assert holder is not None
         session.add(_row(obs, holder.id))
         if holder.id not in new_ids:
-            _event(
+            record_event(
                 session, incident, actor, "observation", data={"source": obs.kind.value, "source_key": obs.source_key}
             )
         touched[holder.id] = holder
@@ -297,7 +297,7 @@ def _merge(session: Session, other: Incident, *, into: Incident, actor: Principa
     other.state = IncidentState.FALSE_ALARM.value
     other.false_alarm_at = utcnow()
     other.false_alarm_reason = FalseAlarmReason.DUPLICATE.value
-    _event(
+    record_event(
         session,
         other,
         actor,
@@ -307,7 +307,7 @@ def _merge(session: Session, other: Incident, *, into: Incident, actor: Principa
         note=f"merged into incident {into.id}: the same fire",
         data={"merged_into": into.id},
     )
-    _event(session, into, actor, "merged", note=f"incident {other.id} merged in", data={"merged": other.id})
+    record_event(session, into, actor, "merged", note=f"incident {other.id} merged in", data={"merged": other.id})
     summary.merged_incidents.append(other.id)
 
 
@@ -400,7 +400,7 @@ def transition(
     setattr(incident, f"{target.value}_at", now)
     if target is IncidentState.FALSE_ALARM:
         incident.false_alarm_reason = reason.value if reason else None
-    _event(
+    record_event(
         session,
         incident,
         actor,
@@ -436,7 +436,7 @@ def reassign(
         incident.county_code, incident.county_name = unit.code, unit.name
     incident.assignment_status = "manual"
     incident.assignment_certainty = 1.0
-    _event(
+    record_event(
         session,
         incident,
         actor,

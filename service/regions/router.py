@@ -9,7 +9,7 @@ import shapely
 from fastapi import APIRouter
 from shapely.geometry import mapping, shape
 
-from service.deps import RegionIndexesDep, SessionDep
+from service.deps import CurrentPrincipal, RegionIndexesDep, SessionDep
 from service.errors import InputError, NotFoundError
 from service.regions import service
 from service.regions.schemas import (
@@ -22,17 +22,20 @@ from service.regions.schemas import (
 )
 from service.regions.types import RegionLevel
 
+# Any signed-in user or device may read boundaries and assign places (devices do, to label their sightings).
 router = APIRouter(prefix="/api/v1/regions", tags=["regions"])
 
 
 @router.get("")
-def list_regions(session: SessionDep, level: RegionLevel | None = None) -> list[RegionRead]:
+def list_regions(
+    principal: CurrentPrincipal, session: SessionDep, level: RegionLevel | None = None
+) -> list[RegionRead]:
     """Units, optionally of one level, ordered by level and code."""
     return [RegionRead.model_validate(r) for r in service.list_regions(session, level)]
 
 
 @router.get("/geojson")
-def regions_geojson(session: SessionDep, level: RegionLevel) -> dict[str, Any]:
+def regions_geojson(principal: CurrentPrincipal, session: SessionDep, level: RegionLevel) -> dict[str, Any]:
     """A FeatureCollection of one level's units (WGS-84), for maps."""
     features = []
     for row in service.list_regions(session, level):
@@ -48,7 +51,7 @@ def regions_geojson(session: SessionDep, level: RegionLevel) -> dict[str, Any]:
 
 
 @router.get("/{level}/{code}")
-def get_region(session: SessionDep, level: RegionLevel, code: str) -> dict[str, Any]:
+def get_region(principal: CurrentPrincipal, session: SessionDep, level: RegionLevel, code: str) -> dict[str, Any]:
     """One unit as a GeoJSON Feature."""
     row, unit = service.get_region(session, level, code)
     return {
@@ -59,7 +62,9 @@ def get_region(session: SessionDep, level: RegionLevel, code: str) -> dict[str, 
 
 
 @router.post("/assign")
-def assign(body: AssignRequest, session: SessionDep, indexes: RegionIndexesDep) -> AssignResponse:
+def assign(
+    body: AssignRequest, principal: CurrentPrincipal, session: SessionDep, indexes: RegionIndexesDep
+) -> AssignResponse:
     """Assign points and footprints to the units of one level."""
     level = body.level
     if level is None:

@@ -8,15 +8,29 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.auth.service import create_user
 from service.config import Settings
+from service.db import transaction
+from service.incidents.states import Role
 from service.main import create_app
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "var", demo=True)
-    with TestClient(create_app(settings)) as test_client:
+    app = create_app(settings)
+    with TestClient(app) as test_client:
+        with transaction(app.state.session_factory) as session:
+            create_user(session, "cam", "device-password", Role.DEVICE, None)
+        token = test_client.post("/api/v1/auth/token", data={"username": "cam", "password": "device-password"})
+        test_client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         yield test_client
+
+
+def test_regions_need_a_signed_in_user(client: TestClient) -> None:
+    anonymous = {"Authorization": ""}
+    assert client.get("/api/v1/regions", headers=anonymous).status_code == 401
+    assert client.post("/api/v1/regions/assign", json={}, headers=anonymous).status_code == 401
 
 
 def test_home_docs_and_openapi(client: TestClient) -> None:

@@ -1,0 +1,75 @@
+"""HTTP API for evidence photos (scoped like the incident they belong to)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.deps import Actor, Reader, SessionDep, SettingsDep
+from service.errors import NotFoundError
+from service.evidence import service
+from service.incidents import service as incidents
+from service.incidents.router import IncidentId, read_limited
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["evidence"])
+Sha256 = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+
+
+class EvidenceRead(BaseModel):
+    """A stored photo and what its EXIF says."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sha256: str
+    content_type: str
+    size_bytes: int
+    filename: str
+    uploaded_by: str
+    uploaded_at: datetime
+    taken_at: datetime | None
+    latitude: float | None
+    longitude: float | None
+    distance_m: float | None
+    flags: str
+
+
+@router.post("/{incident_id}/evidence", status_code=201)
+async def upload_evidence(
+    incident_id: IncidentId,
+    principal: Actor,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="A photo (JPEG, PNG, WebP, HEIF) taken on site")],
+) -> EvidenceRead:
+    """Attach a photo; its sha256 can then be cited by a transition (``evidence_sha256``)."""
+    incident = incidents.get_incident(session, incident_id, principal)
+    data = await read_limited(file, settings.evidence.max_upload_mb)
+    row = service.store_evidence(
+        session, incident, data, filename=file.filename or "photo", actor=principal, settings=settings
+    )
+    session.commit()
+    return EvidenceRead.model_validate(row)
+
+
+@router.get("/{incident_id}/evidence")
+def list_evidence(incident_id: IncidentId, principal: Reader, session: SessionDep) -> list[EvidenceRead]:
+    """The incident's photos."""
+    incident = incidents.get_incident(session, incident_id, principal)
+    return [EvidenceRead.model_validate(e) for e in service.evidence_of(session, incident)]
+
+
+@router.get("/{incident_id}/evidence/{sha256}", response_class=FileResponse)
+def get_evidence_file(
+    incident_id: IncidentId, sha256: str, principal: Reader, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    """The photo itself."""
+    incident = incidents.get_incident(session, incident_id, principal)
+    row = service.get_evidence(session, incident, sha256.lower())
+    path = service.path_of(settings, row.sha256)
+    if not path.is_file():
+        raise NotFoundError(f"the file of evidence {row.sha256[:12]}… is missing from the evidence folder")
+    return FileResponse(path, media_type=row.content_type, filename=row.filename)

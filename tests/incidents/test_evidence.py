@@ -1,0 +1,131 @@
+"""Evidence photos: content-addressed storage, EXIF checks, limits, scope, and citation by transitions."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.auth.service import SYSTEM, create_user
+from service.config import Settings
+from service.db import transaction
+from service.demo import load_demo
+from service.flows import ingest_observations
+from service.incidents.fusion import ObservationIn, ObservationKind
+from service.incidents.states import Role
+from service.main import create_app
+from service.regions.service import RegionIndexCache
+
+PASSWORD = "evidence-password"
+FIRE = (125.55, 44.33)  # in 北岗镇 (DEMO01)
+
+
+def photo(lat: float | None, lon: float | None, when: str = "2025:10:20 13:45:00", size: int = 64) -> bytes:
+    image = Image.new("RGB", (size, size), (200, 90, 30))
+    exif = Image.Exif()
+    exif[0x0132] = when
+    if lat is not None and lon is not None:
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[3] = "N", "E"
+        for tag, value in ((2, lat), (4, lon)):
+            d = int(value)
+            m = int((value - d) * 60)
+            s = (value - d - m / 60) * 3600
+            gps[tag] = (float(d), float(m), round(s, 4))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[TestClient, int, Settings]]:
+    settings = Settings(data_dir=tmp_path / "var", evidence={"max_upload_mb": 0.05})
+    app = create_app(settings)
+    with TestClient(app) as client:
+        from datetime import UTC, datetime
+
+        with transaction(app.state.session_factory) as session:
+            load_demo(session)
+            create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
+            create_user(session, "donghe", PASSWORD, Role.PATROL, "DEMO02")
+            pixel = shapely.box(FIRE[0] - 0.004, FIRE[1] - 0.003, FIRE[0] + 0.004, FIRE[1] + 0.003)
+            obs = ObservationIn(
+                ObservationKind.SATELLITE, "s1", datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], FIRE[0], pixel, 0.9
+            )
+            summary = ingest_observations(
+                session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM
+            )
+        yield client, summary.new_incidents[0], settings
+
+
+def token(client: TestClient, name: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_upload_check_download_and_cite(setup: tuple[TestClient, int, Settings]) -> None:
+    client, incident, settings = setup
+    me = token(client, "beigang")
+    url = f"/api/v1/incidents/{incident}/evidence"
+    near = photo(FIRE[1] + 0.001, FIRE[0])
+    response = client.post(url, headers=me, files={"file": ("IMG_0001.jpg", near, "image/jpeg")})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    digest = hashlib.sha256(near).hexdigest()
+    assert body["sha256"] == digest
+    assert body["flags"] == ""
+    assert 100 < body["distance_m"] < 130
+    assert body["taken_at"] == "2025-10-20T05:45:00Z"  # phone time is China time, stored as UTC
+    assert (settings.data_dir / "evidence" / digest[:2] / digest).read_bytes() == near
+    far = client.post(url, headers=me, files={"file": ("far.jpg", photo(44.40, 125.70), "image/jpeg")}).json()
+    assert "m from the incident" in far["flags"]
+    old = client.post(
+        url, headers=me, files={"file": ("old.jpg", photo(FIRE[1], FIRE[0], "2024:01:01 10:00:00"), "image/jpeg")}
+    ).json()
+    assert "before the fire" in old["flags"]
+    nogps = client.post(url, headers=me, files={"file": ("x.png", _png(), "image/png")}).json()
+    assert nogps["flags"] == "no GPS position in the photo"
+    again = client.post(url, headers=me, files={"file": ("copy.jpg", near, "image/jpeg")})
+    assert again.json()["sha256"] == digest  # idempotent
+    assert len(client.get(url, headers=me).json()) == 4
+    download = client.get(f"{url}/{digest}", headers=me)
+    assert download.content == near
+    assert download.headers["content-type"] == "image/jpeg"
+
+    move = f"/api/v1/incidents/{incident}/transitions"
+    assert client.post(move, headers=me, json={"to": "acknowledged", "evidence_sha256": "0" * 64}).status_code == 422
+    assert client.post(move, headers=me, json={"to": "acknowledged", "evidence_sha256": digest}).status_code == 200
+    events = client.get(f"/api/v1/incidents/{incident}/events", headers=me).json()
+    assert [e["evidence_sha256"] for e in events if e["kind"] == "transition"] == [digest]
+    assert sum(e["kind"] == "evidence" for e in events) == 4
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (32, 32), 128).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_bad_uploads_and_scope(setup: tuple[TestClient, int, Settings]) -> None:
+    client, incident, _ = setup
+    me = token(client, "beigang")
+    url = f"/api/v1/incidents/{incident}/evidence"
+    good = photo(FIRE[1], FIRE[0])
+    for name, data in (
+        ("cut.jpg", good[: len(good) // 2]),
+        ("empty.jpg", b""),
+        ("notes.txt", b"not an image"),
+        ("huge.jpg", photo(FIRE[1], FIRE[0], size=2000) + b"\0" * 60_000),
+    ):
+        response = client.post(url, headers=me, files={"file": (name, data, "image/jpeg")})
+        assert response.status_code == 422, name
+        assert name in response.json()["detail"] or "limit" in response.json()["detail"]
+    other = token(client, "donghe")
+    assert client.post(url, headers=other, files={"file": ("a.jpg", good, "image/jpeg")}).status_code == 404
+    assert client.get(url, headers=other).status_code == 404
