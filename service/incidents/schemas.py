@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 from shapely.geometry import mapping
 
 from service.incidents.states import FalseAlarmReason, IncidentState
 from service.incidents.tables import Incident, IncidentEvent, Observation
+from service.regions.crs import wgs84_to_gcj02
 
 
 class IncidentRead(BaseModel):
@@ -47,6 +48,18 @@ class IncidentRead(BaseModel):
     escalated_at: datetime | None
     false_alarm_reason: str | None
     version: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gcj02_latitude(self) -> float:
+        """Latitude in GCJ-02, the system phone maps in China use."""
+        return round(wgs84_to_gcj02(self.longitude, self.latitude)[1], 6)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gcj02_longitude(self) -> float:
+        """Longitude in GCJ-02."""
+        return round(wgs84_to_gcj02(self.longitude, self.latitude)[0], 6)
 
 
 class ObservationRead(BaseModel):
