@@ -352,7 +352,7 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     actor = Principal("cli", Role.ADMIN)
-    totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0}
+    totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0, "fire_points": 0, "repeats": 0}
     held: dict[str, int] = {}
     failed_files = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -376,14 +376,16 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
             totals["duplicates"] += summary.duplicates
             totals["rejected"] += len(rejected)
             totals["incidents"] += len(summary.new_incidents)
+            totals["fire_points"] += summary.fire_points
+            totals["repeats"] += summary.repeats
             for status, count in summary.held.items():
                 held[status] = held.get(status, 0) + count
             progress.advance(task)
     screened = ", ".join(f"{k} {v}" for k, v in sorted(held.items()))
     typer.echo(
         f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
-        f"rejected {totals['rejected']}, new incidents {totals['incidents']}"
-        + (f", screened out {sum(held.values())} ({screened})" if held else "")
+        f"rejected {totals['rejected']}, fire points {totals['fire_points']} (repeats {totals['repeats']}), "
+        f"new incidents {totals['incidents']}" + (f", screened out {sum(held.values())} ({screened})" if held else "")
     )
     if failed_files:
         raise typer.Exit(2)

@@ -19,7 +19,7 @@ from service.incidents.fusion import ObservationIn
 from service.incidents.sources import fusion_windows, hotspot_observation
 from service.incidents.tables import Incident
 from service.regions.service import RegionIndexCache
-from service.screening import build_screener
+from service.screening import build_screener, fire_points
 
 
 def ingest_observations(
@@ -50,11 +50,15 @@ def ingest_hotspots(
 ) -> incidents.IngestSummary:
     """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision."""
     decisions = build_screener(session, settings, hotspots).screen(hotspots)
-    accepted = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is ScreeningStatus.ACCEPTED]
+    passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
+    points = fire_points(session, [d.hotspot for d in passed], settings)
+    accepted = [hotspot_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
     held = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
     incidents.record_held(session, held, summary)
     summary.received = len(hotspots)
+    summary.fire_points = sum(1 for p in points.values() if p["representative"] and not p["repeat_of"])
+    summary.repeats = sum(1 for p in points.values() if p["representative"] and p["repeat_of"])
     return summary
 
 

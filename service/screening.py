@@ -12,6 +12,7 @@ Every decision is stored with its observation (``details.screening``): nothing i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from satellite.clustering import Detection
+from satellite.clustering import ClusteringConfig, Detection, PriorFirePoint, cluster_fire_points
 from satellite.screening import (
     PersistenceMap,
     Screener,
@@ -62,6 +63,61 @@ def _coverage(session: Session, tolerance_m: float) -> list[shapely.Polygon | sh
     margin = tolerance_m / _M_PER_DEG  # degrees of latitude; a longitude degree is shorter, so this is generous
     merged = shapely.union_all([shapely.buffer(u.geometry, margin) for u in units])
     return list(shapely.get_parts(merged))
+
+
+def _priors(session: Session, settings: Settings, first: datetime) -> list[PriorFirePoint]:
+    """Fire points seen within the repeat window before the batch (their representatives' stored details)."""
+    window = timedelta(hours=settings.clustering.repeat_window_h)
+    rows = session.execute(
+        select(Observation.latitude, Observation.longitude, Observation.observed_at, Observation.details).where(
+            Observation.kind == "satellite", Observation.observed_at >= first - window, Observation.observed_at < first
+        )
+    ).all()
+    priors = []
+    for latitude, longitude, observed_at, details in rows:
+        point = json.loads(details).get("fire_point")
+        if point and point.get("representative"):
+            priors.append(
+                PriorFirePoint(
+                    point["key"],
+                    latitude,
+                    longitude,
+                    observed_at,
+                    point.get("pass_id"),
+                    float(point.get("pixel_km", 0.0)),
+                )
+            )
+    return priors
+
+
+def fire_points(session: Session, hotspots: Sequence[Detection], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Cluster accepted hotspots into fire points; per hotspot key, what it belongs to (stored with it)."""
+    if not hotspots:
+        return {}
+    config = settings.clustering
+    result = cluster_fire_points(
+        hotspots,
+        ClusteringConfig(
+            link_km=config.link_km,
+            split_km=config.split_km,
+            repeat_km=config.repeat_km,
+            repeat_window=timedelta(hours=config.repeat_window_h),
+        ),
+        history=_priors(session, settings, min(h.acq_utc for h in hotspots)),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for point in result.fire_points:
+        for member in point.members:
+            out[member.key] = {
+                "key": point.key,
+                "representative": member.key == point.representative.key,
+                "members": len(point.members),
+                "extent_km": round(point.extent_km, 3),
+                "pass_id": point.pass_id,
+                "pixel_km": point.pixel_km,
+                "repeat_of": point.repeat_of.key if point.repeat_of else None,
+            }
+    return out
 
 
 def build_screener(session: Session, settings: Settings, hotspots: Sequence[Detection]) -> Screener:

@@ -71,6 +71,8 @@ async def post_satellite(
         updated_incidents=summary.updated_incidents,
         merged_incidents=summary.merged_incidents,
         held=summary.held,
+        fire_points=summary.fire_points,
+        repeats=summary.repeats,
     )
 
 

@@ -183,3 +183,5 @@ class IngestOut(BaseModel):
     updated_incidents: list[int]
     merged_incidents: list[int]
     held: dict[str, int]  # screened out (recorded, no incident): status → count
+    fire_points: int  # new satellite fire points (clusters of pixels of one pass)
+    repeats: int  # fire points repeating one seen within the repeat window

@@ -54,6 +54,9 @@ class IngestSummary:
     merged_incidents: list[int] = field(default_factory=list)
     # Screened-out observations: recorded with their decision, but opening no incident (status → count).
     held: dict[str, int] = field(default_factory=dict)
+    # Satellite fire points (clusters of pixels of one pass) that are new, and those repeating an earlier one.
+    fire_points: int = 0
+    repeats: int = 0
 
 
 def record_event(

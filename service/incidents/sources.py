@@ -13,7 +13,9 @@ from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKi
 
 
 def hotspot_observation(
-    hotspot: Hotspot | HimawariHotspot, decision: ScreeningDecision[Any] | None = None
+    hotspot: Hotspot | HimawariHotspot,
+    decision: ScreeningDecision[Any] | None = None,
+    fire_point: dict[str, Any] | None = None,
 ) -> ObservationIn:
     """A satellite hotspot (FIRMS or Himawari): its uncertainty region is the pixel footprint.
 
@@ -52,6 +54,8 @@ def hotspot_observation(
             "site_id": decision.site_id,
             "permit_id": decision.permit_id,
         }
+    if fire_point is not None:
+        details["fire_point"] = fire_point
     return ObservationIn(
         kind=ObservationKind.SATELLITE,
         source_key=hotspot.key,

@@ -71,6 +71,8 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
     # coverage and open no incident.
     assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 9, 0, [])
     assert first["held"] == {"outside_coverage": 475}
+    # The nine pixels are seven fire points (adjacent pixels of one pass cluster), each one incident.
+    assert (first["fire_points"], first["repeats"], len(first["new_incidents"])) == (7, 0, 7)
     again = upload(client, device, firms)
     assert (again["new"], again["duplicates"], again["new_incidents"], again["held"]) == (0, 484, [], {})
 
