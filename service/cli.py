@@ -275,6 +275,30 @@ def users_add(
     typer.echo(f"user {user.username} ({user.role}{', unit ' + user.unit_code if user.unit_code else ''}) created")
 
 
+@users_app.command("token")
+@friendly_errors
+def users_token(
+    name: Annotated[str, typer.Argument(help="An existing user, usually a device (camera, drone station).")],
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Validity in days.")] = 365,
+) -> None:
+    """Print a long-lived bearer token for a device (cameras post observations with it)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from service.auth.security import create_token, load_or_create_secret
+    from service.auth.tables import User
+    from service.errors import NotFoundError
+
+    settings = get_settings()
+    with _session_factory()() as session:
+        user = session.scalar(select(User).where(User.username == name, User.active.is_(True)))
+    if user is None:
+        raise NotFoundError(f"no active user {name!r}")
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
+    typer.echo(create_token(secret, user.username, user.role, timedelta(days=days)))
+
+
 @alerts_app.command("add-recipient")
 @friendly_errors
 def alerts_add_recipient(

@@ -123,3 +123,19 @@ def test_db_upgrade_and_demo_load(tmp_path: Path) -> None:
     bad = run("db", "upgrade", cwd=tmp_path, env={"STRAWFIRE_DATABASE_URL": "mysql://x"})
     assert bad.returncode == 2
     assert "database_url" in bad.stderr
+
+
+def test_users_and_device_token(tmp_path: Path) -> None:
+    created = subprocess.run([STRAWFIRE, "users", "add", "cam7", "--role", "device", "--password-stdin"], cwd=tmp_path,
+                             input="device-password\n", capture_output=True, text=True, timeout=120, check=False,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")})
+    assert created.returncode == 0, created.stderr
+    assert "cam7 (device)" in created.stdout
+    token = run("users", "token", "cam7", "--days", "30", cwd=tmp_path)
+    assert token.returncode == 0
+    assert token.stdout.count(".") == 2  # a JWT
+    short = subprocess.run([STRAWFIRE, "users", "add", "p1", "--role", "patrol", "--password-stdin"], cwd=tmp_path,
+                           input="longenough\n", capture_output=True, text=True, timeout=120, check=False)
+    assert short.returncode == 2
+    assert "needs --unit" in short.stderr
+    assert run("users", "token", "nobody", cwd=tmp_path).returncode == 2
