@@ -22,6 +22,7 @@ from satellite.cli import app as satellite_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
 from service.regions.types import RegionLevel
+from service.reports.cli import report
 from video.cli import camera_app, drone_app
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ app.add_typer(camera_app, name="camera")
 app.add_typer(satellite_app, name="satellite")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(firms_app, name="firms")
+app.command("report")(report)
 
 err = Console(stderr=True)
 

@@ -141,6 +141,15 @@ class ClusteringSettings(BaseModel):
     repeat_window_h: float = Field(6.0, ge=0, le=72)
 
 
+class StatsSettings(BaseModel):
+    """Statistics and accountability scoring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Folder of versioned scoring-rules files (*.toml): each period is scored with the version in force then.
+    rules_dir: Path = Path("rules")
+
+
 class FirmsSettings(BaseModel):
     """NASA FIRMS area-API polling."""
 
@@ -197,6 +206,7 @@ class Settings(BaseSettings):
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)
 

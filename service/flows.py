@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,12 +16,16 @@ from service.alerts.outbox import enqueue, enqueue_many
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
+from service.evidence.service import store_evidence
 from service.incidents import service as incidents
-from service.incidents.fusion import ObservationIn
-from service.incidents.sources import fusion_windows, hotspot_observation
-from service.incidents.tables import Incident
+from service.incidents.fusion import ObservationIn, ObservationKind, combined_confidence
+from service.incidents.sources import fusion_windows, hotspot_observation, sighting_observation
+from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
 from service.screening import build_screener, fire_points
+from video.errors import VideoError
+from video.sighting import CameraSighting, DroneSighting
+from video.triangulate import BearingObservation, triangulate
 
 
 def ingest_observations(
@@ -60,6 +66,117 @@ def ingest_hotspots(
     summary.fire_points = sum(1 for p in points.values() if p["representative"] and not p["repeat_of"])
     summary.repeats = sum(1 for p in points.values() if p["representative"] and p["repeat_of"])
     return summary
+
+
+@dataclass(frozen=True, slots=True)
+class SightingResult:
+    """What posting one sighting did."""
+
+    duplicate: bool
+    incident_id: int | None
+    triangulated: bool
+
+
+def ingest_sighting(
+    session: Session,
+    sighting: CameraSighting | DroneSighting,
+    evidence_jpeg: bytes,
+    *,
+    indexes: RegionIndexCache,
+    settings: Settings,
+    actor: Principal,
+) -> SightingResult:
+    """A camera or drone sighting: fuse it, keep its frame as evidence, and cross bearings with other towers."""
+    observation = sighting_observation(sighting)
+    summary = ingest_observations(session, [observation], indexes=indexes, settings=settings, actor=actor)
+    row = session.scalar(
+        select(Observation).where(
+            Observation.kind == observation.kind.value, Observation.source_key == observation.source_key
+        )
+    )
+    incident = session.get(Incident, row.incident_id) if row and row.incident_id else None
+    if summary.duplicates or incident is None:
+        return SightingResult(True, incident.id if incident else None, False)
+    store_evidence(
+        session,
+        incident,
+        evidence_jpeg,
+        filename=f"{sighting.evidence.sha256}.jpg",
+        actor=actor,
+        settings=settings,
+        from_device=True,
+    )
+    crossed = False
+    if isinstance(sighting, CameraSighting):
+        crossed = _triangulate(session, incident, indexes=indexes, settings=settings, actor=actor)
+    return SightingResult(False, incident.id, crossed)
+
+
+def _triangulate(
+    session: Session, incident: Incident, *, indexes: RegionIndexCache, settings: Settings, actor: Principal
+) -> bool:
+    """Cross the latest bearing of each tower that sees this incident (within the ground window).
+
+    An accepted crossing (consistent by chi-square, crossing angle ≥ 15°) becomes a ``triangulated`` observation,
+    which out-ranks single-camera wedges as the incident's location.
+    """
+    window = fusion_windows(settings.incidents).ground
+    rows = session.scalars(
+        select(Observation)
+        .where(Observation.incident_id == incident.id, Observation.kind == ObservationKind.CAMERA.value)
+        .order_by(Observation.observed_at.desc())
+    ).all()
+    if not rows:
+        return False
+    newest = rows[0].observed_at
+    latest: dict[str, Observation] = {}
+    for row in rows:
+        camera = json.loads(row.details).get("camera_id")
+        if camera and camera not in latest and newest - row.observed_at <= window:
+            latest[camera] = row
+    if len(latest) < 2:
+        return False
+    bearings = []
+    for row in latest.values():
+        details = json.loads(row.details)
+        site, bearing = details["site"], details["bearing"]
+        bearings.append(
+            BearingObservation(
+                latitude=site["latitude"],
+                longitude=site["longitude"],
+                bearing_deg=bearing["centre_deg"],
+                bearing_sigma_deg=max(bearing["sigma_deg"], 0.05),
+                height_m=site["mast_height_m"],
+            )
+        )
+    try:
+        crossing = triangulate(
+            bearings, max_range_m=max(json.loads(r.details)["bearing"]["max_range_m"] for r in latest.values())
+        )
+    except VideoError:
+        return False
+    if not crossing.accepted:
+        return False
+    keys = sorted(r.source_key for r in latest.values())
+    observation = ObservationIn(
+        kind=ObservationKind.TRIANGULATED,
+        source_key="tri:" + "+".join(keys),
+        observed_at=newest,
+        latitude=crossing.latitude,
+        longitude=crossing.longitude,
+        region=crossing.ellipse(),
+        confidence=combined_confidence(r.confidence for r in latest.values()),
+        details={
+            "cameras": sorted(latest),
+            "sightings": keys,
+            "crossing_angle_deg": crossing.crossing_angle_deg,
+            "sigma_major_m": crossing.sigma_major_m,
+            "sigma_minor_m": crossing.sigma_minor_m,
+            "p_value": crossing.p_value,
+        },
+    )
+    summary = ingest_observations(session, [observation], indexes=indexes, settings=settings, actor=actor)
+    return summary.new == 1
 
 
 def reassign_incident(

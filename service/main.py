@@ -26,6 +26,7 @@ from service.incidents.router import router as incidents_router
 from service.regions import service as regions
 from service.regions.router import router as regions_router
 from service.regions.service import RegionIndexCache
+from service.stats.router import router as stats_router
 
 log = logging.getLogger("strawfire")
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(incidents_router)
     app.include_router(alerts_router)
     app.include_router(evidence_router)
+    app.include_router(stats_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -38,9 +38,20 @@ def path_of(settings: Settings, sha256: str) -> Path:
 
 
 def store_evidence(
-    session: Session, incident: Incident, data: bytes, *, filename: str, actor: Principal, settings: Settings
+    session: Session,
+    incident: Incident,
+    data: bytes,
+    *,
+    filename: str,
+    actor: Principal,
+    settings: Settings,
+    from_device: bool = False,
 ) -> Evidence:
-    """Validate, store and record one photo for ``incident`` (idempotent per incident and content)."""
+    """Validate, store and record one photo for ``incident`` (idempotent per incident and content).
+
+    Frames from cameras and drones (``from_device``) are not checked for phone GPS: their position is the
+    sighting's own geometry.
+    """
     try:
         facts = inspect_photo(data)
     except ImageCheckError as exc:
@@ -60,7 +71,8 @@ def store_evidence(
     flags: list[str] = []
     distance = None
     if facts.latitude is None or facts.longitude is None:
-        flags.append("no GPS position in the photo")
+        if not from_device:
+            flags.append("no GPS position in the photo")
     else:
         _, _, distance = _GEOD.inv(incident.longitude, incident.latitude, facts.longitude, facts.latitude)
         if distance > settings.evidence.max_distance_m:

@@ -70,11 +70,13 @@ def record_event(
     note: str = "",
     evidence_sha256: str | None = None,
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
+    """Append one event to the incident's record (server time unless a server-side clock passes ``at``)."""
     session.add(
         IncidentEvent(
             incident_id=incident.id,
-            at=utcnow(),
+            at=at or utcnow(),
             actor=actor.username,
             actor_role=actor.role.value,
             kind=kind,
@@ -413,6 +415,7 @@ def transition(
         note=note,
         evidence_sha256=evidence_sha256,
         data={"reason": reason.value} if reason else ({"feedback": feedback} if feedback else {}),
+        at=now,
     )
     session.flush()
     return incident

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import shapely
+
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningDecision
 from service.config import IncidentSettings
 from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKind
+from video.sighting import CameraSighting, DroneSighting
 
 
 def hotspot_observation(
@@ -65,6 +68,61 @@ def hotspot_observation(
         region=hotspot.footprint(),
         confidence=hotspot.confidence,
         frp_mw=hotspot.frp_mw,
+        details=details,
+    )
+
+
+# A drone sighting without a ground fix is placed at the drone with this uncertainty (metres): the operator was
+# there and the fire is in view, which is still worth an incident.
+_UNLOCATED_DRONE_M = 500.0
+
+
+def sighting_observation(sighting: CameraSighting | DroneSighting) -> ObservationIn:
+    """A camera or drone sighting: its region is the ground fix's uncertainty polygon, else the camera's wedge."""
+    confidence = max(box.confidence for box in sighting.boxes)
+    base: dict[str, Any] = {
+        "boxes": [b.model_dump() for b in sighting.boxes],
+        "model": sighting.model.model_dump(),
+        "evidence_sha256": sighting.evidence.sha256,
+        "ground_status": sighting.ground_status,
+    }
+    if isinstance(sighting, CameraSighting):
+        region: shapely.Geometry = (
+            sighting.ground.uncertainty.to_shapely() if sighting.ground else sighting.wedge.to_shapely()
+        )
+        point = sighting.ground.point.to_shapely() if sighting.ground else region.representative_point()
+        confidence = sighting.event.max_confidence
+        details = base | {
+            "camera_id": sighting.camera_id,
+            "preset_id": sighting.preset_id,
+            "site": sighting.site.model_dump(),
+            "bearing": sighting.bearing.model_dump(),
+            "event": sighting.event.model_dump(mode="json"),
+        }
+        kind = ObservationKind.CAMERA
+    else:
+        if sighting.ground:
+            region = sighting.ground.uncertainty.to_shapely()
+            point = sighting.ground.point.to_shapely()
+        else:
+            point = shapely.Point(sighting.drone.longitude, sighting.drone.latitude)
+            degrees = _UNLOCATED_DRONE_M / 111_320.0
+            region = shapely.buffer(point, degrees)
+        details = base | {
+            "drone_id": sighting.drone_id,
+            "image_name": sighting.image_name,
+            "drone": sighting.drone.model_dump(),
+            "lrf_check_m": sighting.lrf_check_m,
+        }
+        kind = ObservationKind.DRONE
+    return ObservationIn(
+        kind=kind,
+        source_key=sighting.sighting_key,
+        observed_at=sighting.captured_at,
+        latitude=point.y,
+        longitude=point.x,
+        region=region,
+        confidence=confidence,
         details=details,
     )
 

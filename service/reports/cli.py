@@ -1,0 +1,121 @@
+"""``strawfire report``: a period's report for an area as PDF, XLSX or the provincial CSV.
+
+Mounted by ``service.cli`` as ``app.command("report")(report)``. Errors are one line on stderr with exit status 2,
+as everywhere in the ``strawfire`` command; a failed report leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.config import get_settings
+from service.errors import InputError, StrawfireError
+
+if TYPE_CHECKING:  # the builders import matplotlib and openpyxl: only when a report is made
+    from service.reports.data import ReportData
+
+
+class ReportFormat(StrEnum):
+    """The formats a report comes in."""
+
+    PDF = "pdf"
+    XLSX = "xlsx"
+    CSV = "csv"
+
+
+def _format_of(out: Path, given: ReportFormat | None) -> ReportFormat:
+    if given is not None:
+        return given
+    try:
+        return ReportFormat(out.suffix.lower().lstrip("."))
+    except ValueError:
+        raise InputError(f"cannot tell the format from {out.name!r}: give --format pdf, xlsx or csv") from None
+
+
+def report(
+    period: Annotated[
+        str,
+        typer.Option(
+            help="2025, 2025-Q4, 2025-11, 2025-W45, 2025-11-03 or 2025-11-01..2025-11-15 (days in Beijing time)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="File to write; its suffix gives the format unless --format is given.")],
+    area: Annotated[
+        str | None,
+        typer.Option(help="A unit code; a prefecture code such as 220100 covers every unit under it. Default: all."),
+    ] = None,
+    report_format: Annotated[
+        ReportFormat | None, typer.Option("--format", help="pdf (charts and map), xlsx (tables) or csv (fire points).")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Folder of scoring-rules files (default: the configured folder, ./rules).")
+    ] = None,
+    rules_version: Annotated[
+        str | None, typer.Option(help="Score with this rules version instead of the one in force in the period.")
+    ] = None,
+) -> None:
+    """Write the report of a period for an area: ranked units, response times, fire points, trend, map."""
+    try:
+        _report(period, out, area, report_format, rules, rules_version)
+    except StrawfireError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _report(
+    period_text: str,
+    out: Path,
+    area: str | None,
+    given: ReportFormat | None,
+    rules: Path | None,
+    rules_version: str | None,
+) -> None:
+    from service.db import make_engine, make_session_factory, upgrade
+    from service.reports.data import collect
+    from service.stats.periods import parse_period
+    from service.stats.rules import RuleBook
+    from service.stats.service import deadline_policy, rules_dir
+
+    chosen = _format_of(out, given)
+    period = parse_period(period_text)
+    settings = get_settings()
+    rulebook = RuleBook.load(rules or rules_dir(settings))
+    if not out.parent.is_dir():
+        raise InputError(f"folder {out.parent} does not exist", source=str(out))
+    engine = make_engine(settings.effective_database_url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine)() as session:
+            data = collect(session, period, area, rulebook, deadline_policy(settings.alerts), version=rules_version)
+    finally:
+        engine.dispose()
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    os.close(descriptor)
+    partial = Path(temporary)
+    try:
+        summary = _write(chosen, data, partial)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    version = data.selection.version.rules.version
+    typer.echo(f"wrote {out}: {summary} ({period.label}, area {data.area_code or 'all'}, rules {version})")
+    for warning in data.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _write(chosen: ReportFormat, data: ReportData, path: Path) -> str:
+    from service.reports.pdf import write_pdf
+    from service.reports.points_csv import write_csv
+    from service.reports.xlsx import write_xlsx
+
+    if chosen is ReportFormat.PDF:
+        return f"{len(write_pdf(data, path))} pages"
+    if chosen is ReportFormat.XLSX:
+        return f"{len(write_xlsx(data, path))} sheets"
+    return f"{write_csv(data, path)} fire points"

@@ -1,0 +1,96 @@
+"""Everything a report shows, computed once from the database for a period and an area.
+
+Reports are made by operators on the server (the ``strawfire report`` command), so they see every unit; the
+API's role scopes do not apply here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from service.auth.service import SYSTEM
+from service.db import utcnow
+from service.regions.types import RegionLevel
+from service.stats.lifecycle import OutcomeKind, outcome
+from service.stats.outcomes import OutcomeTable, outcome_table
+from service.stats.periods import Period
+from service.stats.queries import load_fire_points, load_units
+from service.stats.records import FirePoint, Unit
+from service.stats.response import DeadlinePolicy, GroupBy, ResponseTable, response_table
+from service.stats.rules import RuleBook, Selection
+from service.stats.scoring import ScoreBoard
+from service.stats.service import resolve_area, score_board
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """The inputs of every report format."""
+
+    period: Period
+    area_code: str | None
+    area_name: str | None  # the area unit's name when it is imported
+    generated_at: datetime
+    as_of: datetime
+    level: RegionLevel  # the level units are scored and mapped at
+    units: list[Unit]  # units of ``level`` in the area, with boundaries
+    outlines: list[Unit]  # the counties around them when townships are scored (drawn thicker)
+    points: list[FirePoint]  # fire points in the area, merged duplicates excluded
+    responses: ResponseTable  # by unit of ``level``
+    responses_by_source: ResponseTable
+    outcomes: OutcomeTable  # by unit of ``level``
+    outcomes_by_source: OutcomeTable
+    daily: OutcomeTable
+    board: ScoreBoard
+    selection: Selection
+    deadlines: DeadlinePolicy
+    warnings: list[str]
+
+
+def collect(
+    session: Session,
+    period: Period,
+    area_code: str | None,
+    rulebook: RuleBook,
+    deadlines: DeadlinePolicy,
+    *,
+    as_of: datetime | None = None,
+    version: str | None = None,
+    level: RegionLevel | None = None,
+) -> ReportData:
+    """Load and compute everything for ``period`` and ``area_code`` (None: every unit)."""
+    as_of = as_of or utcnow()
+    units = load_units(session, geometry=True)
+    area = resolve_area(SYSTEM, area_code, units)
+    selection = rulebook.select(period) if version is None else Selection(rulebook.by_version(version), ())
+    every = [p for p in load_fire_points(session, period) if area.contains_any(p.township_code, p.county_code)]
+    board, warnings = score_board(session, period, area, units, selection, deadlines, as_of, level, points=every)
+    by_unit = GroupBy.COUNTY if board.level is RegionLevel.COUNTY else GroupBy.TOWNSHIP
+    points = [p for p in every if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
+    scored = [u for u in units if u.level is board.level and area.contains(u.code)]
+    outlines = []
+    if board.level is RegionLevel.TOWNSHIP:
+        parents = {u.parent_code for u in scored}
+        outlines = [u for u in units if u.level is RegionLevel.COUNTY and u.code in parents]
+    return ReportData(
+        period=period,
+        area_code=area.code,
+        area_name=next((u.name for u in units if u.code == area.code), None),
+        generated_at=utcnow(),
+        as_of=as_of,
+        level=board.level,
+        units=scored,
+        outlines=outlines,
+        points=points,
+        responses=response_table(points, by_unit, deadlines, as_of),
+        responses_by_source=response_table(points, GroupBy.SOURCE, deadlines, as_of),
+        outcomes=outcome_table(points, by_unit),
+        outcomes_by_source=outcome_table(points, GroupBy.SOURCE),
+        daily=outcome_table(points, GroupBy.DAY),
+        board=board,
+        selection=selection,
+        deadlines=deadlines,
+        warnings=warnings,
+    )

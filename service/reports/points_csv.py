@@ -1,0 +1,95 @@
+"""The CSV of every fire point in the form provincial lists are pushed down (火点清单).
+
+One row per fire point (merged duplicates excluded), in time order, with Chinese headings:
+
+======================  ==========================================================
+序号                     row number
+县（市、区）代码/名称       county code and name
+乡镇（街道）代码/名称       township code and name
+经度, 纬度                longitude, latitude (WGS-84, 6 decimals)
+发现时间                  first observation, Beijing time (UTC+8), ``YYYY-MM-DD HH:MM``
+卫星过境时间              the first satellite observation (pass time), if a satellite saw it
+来源                      卫星 / 视频 / 无人机, joined with ``+`` when several saw it
+处置结果                  违规焚烧 / 误报 / 计划烧除 / 处置中
+误报原因                  the false-alarm reason, in Chinese
+事件编号                  strawfire's incident id
+======================  ==========================================================
+
+The file is UTF-8 with a byte-order mark and CRLF line ends, which is what Excel on a Chinese Windows needs to
+open it without garbling the names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from service.reports.data import ReportData
+from service.reports.tables import OUTCOME_ZH, REASON_ZH, SOURCE_ZH, satellite_pass, sources_text
+from service.stats.lifecycle import OutcomeKind, outcome
+from service.stats.periods import local_time
+
+HEADER = [
+    "序号",
+    "县（市、区）代码",
+    "县（市、区）",
+    "乡镇（街道）代码",
+    "乡镇（街道）",
+    "经度",
+    "纬度",
+    "发现时间",
+    "卫星过境时间",
+    "来源",
+    "首报来源",
+    "处置结果",
+    "误报原因",
+    "事件编号",
+]
+
+
+def _time(at: datetime | None) -> str:
+    return "" if at is None else f"{local_time(at):%Y-%m-%d %H:%M}"
+
+
+def points_csv(data: ReportData) -> str:
+    """The CSV text (without the byte-order mark)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    for n, p in enumerate(sorted(data.points, key=lambda p: (p.first_observed_at, p.id)), start=1):
+        result = outcome(p.transitions)
+        first = p.first_sighting
+        writer.writerow(
+            [
+                n,
+                p.county_code or "",
+                p.county_name or "",
+                p.township_code or "",
+                p.township_name or "",
+                f"{p.longitude:.6f}",
+                f"{p.latitude:.6f}",
+                _time(p.first_observed_at),
+                _time(satellite_pass(p)),
+                sources_text(p),
+                SOURCE_ZH[first.source] if first else "",
+                OUTCOME_ZH[result.kind],
+                REASON_ZH.get(result.reason or "", result.reason or "")
+                if result.kind in (OutcomeKind.FALSE_ALARM, OutcomeKind.PERMITTED_BURN)
+                else "",
+                p.id,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def write_csv(data: ReportData, out: Path | BinaryIO) -> int:
+    """Write the CSV (UTF-8 with BOM); returns the number of fire points."""
+    payload = points_csv(data).encode("utf-8-sig")
+    if isinstance(out, Path):
+        out.write_bytes(payload)
+    else:
+        out.write(payload)
+    return len(data.points)

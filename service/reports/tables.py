@@ -1,0 +1,290 @@
+"""The rows every tabular report shares (XLSX sheets, the CSV), built once from :class:`ReportData`.
+
+Times are China local time (UTC+8) without a zone, as counties read them; durations are minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from service.reports.data import ReportData
+from service.stats.lifecycle import OutcomeKind, milestones, outcome
+from service.stats.periods import local_time
+from service.stats.records import SOURCE_ORDER, FirePoint, Source
+from service.stats.response import Interval, ResponseGroup, response_of
+from service.stats.schemas import minutes
+
+Cell = str | int | float | datetime | None
+
+SOURCE_ZH = {Source.SATELLITE: "卫星", Source.CAMERA: "视频", Source.DRONE: "无人机"}
+OUTCOME_ZH = {
+    OutcomeKind.VIOLATION: "违规焚烧",
+    OutcomeKind.FALSE_ALARM: "误报",
+    OutcomeKind.PERMITTED_BURN: "计划烧除",
+    OutcomeKind.DUPLICATE: "重复",
+    OutcomeKind.OPEN: "处置中",
+}
+REASON_ZH = {
+    "industrial_heat": "工业热源",
+    "non_straw_fire": "非秸秆火（垃圾、荒草、祭祀、炊烟等）",
+    "permitted_burn": "计划烧除",
+    "duplicate": "重复",
+    "not_found": "现场未发现",
+    "out_of_area": "不在辖区",
+    "unspecified": "未注明",
+}
+
+
+def local(at: datetime | None) -> datetime | None:
+    """An instant as a naive China-local datetime (spreadsheets have no time zones)."""
+    return None if at is None else local_time(at).replace(tzinfo=None)
+
+
+RANKED_HEADER = [
+    "rank 名次",
+    "code 代码",
+    "unit 单位",
+    "parent 上级",
+    "score 得分",
+    "grade 等次",
+    "sanction 问责",
+    "fire points 火点",
+    "violations 违规火点",
+    "satellite 卫星点",
+    "camera 视频点",
+    "drone 无人机点",
+    "self-found 自查自报",
+    "unreported 漏报",
+    "concealed 瞒报",
+    "late acknowledge 签收超时",
+    "late on site 到场超时",
+    "per 1000 ha 千公顷火点密度",
+    "density basis 密度基数",
+    "basis ha 面积(公顷)",
+    "deductions 扣分",
+    "credits 加分",
+]
+
+
+def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """One row per scored unit, best first."""
+    for u in data.board.units:
+        yield [
+            u.rank,
+            u.code,
+            u.name,
+            u.parent_code,
+            u.score,
+            u.grade,
+            u.sanction,
+            u.fire_points,
+            u.violations,
+            u.violations_by_source.get(Source.SATELLITE.value, 0),
+            u.violations_by_source.get(Source.CAMERA.value, 0),
+            u.violations_by_source.get(Source.DRONE.value, 0),
+            u.self_found,
+            u.unreported,
+            u.concealed,
+            u.late_acknowledge,
+            u.late_on_site,
+            u.density_per_1000ha,
+            u.density_basis,
+            u.basis_ha,
+            u.deductions,
+            u.credits,
+        ]
+
+
+ITEMS_HEADER = ["code 代码", "unit 单位", "incident 事件", "rule 规则", "points 分值", "note 说明"]
+
+
+def item_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """Every deduction and credit behind the scores (for audit and appeal)."""
+    for u in data.board.units:
+        for item in u.items:
+            yield [u.code, u.name, item.incident_id, item.rule, round(item.points, 4), item.note]
+
+
+def _interval_header() -> list[str]:
+    cells = []
+    for interval in Interval:
+        cells += [
+            f"{interval.value} n",
+            f"{interval.value} p50 min",
+            f"{interval.value} p90 min",
+            f"{interval.value} max min",
+        ]
+    return cells
+
+
+RESPONSE_HEADER = [
+    "group 分组",
+    "key 代码",
+    "name 名称",
+    "incidents 火点",
+    "notified 已推送",
+    "not notified 未推送",
+    "escalated 已升级",
+    "reopened 重新打开",
+    *_interval_header(),
+    "acknowledge met 按时签收",
+    "acknowledge missed 签收超时",
+    "acknowledge pending 待签收",
+    "acknowledge rate 签收达标率",
+    "on site met 按时到场",
+    "on site missed 到场超时",
+    "on site pending 待到场",
+    "on site rate 到场达标率",
+]
+
+
+def _response_row(group: str, g: ResponseGroup) -> list[Cell]:
+    cells: list[Cell] = [group, g.key, g.name, g.incidents, g.notified, g.not_notified, g.escalated, g.reopened]
+    for interval in Interval:
+        d = g.intervals[interval]
+        cells += [d.n, minutes(d.p50), minutes(d.p90), minutes(d.max)]
+    for c in (g.acknowledge, g.on_site):
+        cells += [c.met, c.missed, c.pending, c.rate]
+    return cells
+
+
+def response_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """Per unit, per source, then the total."""
+    for g in data.responses.groups:
+        yield _response_row(data.responses.group_by.value, g)
+    for g in data.responses_by_source.groups:
+        yield _response_row("source", g)
+    yield _response_row("total", data.responses.total)
+
+
+POINTS_HEADER = [
+    "incident 事件编号",
+    "county code 县代码",
+    "county 县(市、区)",
+    "township code 乡镇代码",
+    "township 乡镇(街道)",
+    "longitude 经度",
+    "latitude 纬度",
+    "first observed 发现时间 (UTC+8)",
+    "satellite pass 卫星过境时间 (UTC+8)",
+    "sources 来源",
+    "first source 首报来源",
+    "outcome 处置结果",
+    "reason 原因",
+    "state 状态",
+    "notified 推送时间 (UTC+8)",
+    "acknowledge min 签收用时",
+    "on site min 到场用时",
+    "extinguished min 扑灭用时",
+    "closed min 销号用时",
+    "acknowledge 签收时限",
+    "on site 到场时限",
+    "burned m² 过火面积",
+]
+
+
+def satellite_pass(point: FirePoint) -> datetime | None:
+    """The first satellite observation of the fire (过境时间), if a satellite saw it."""
+    return next((s.observed_at for s in point.sightings if s.source is Source.SATELLITE), None)
+
+
+def sources_text(point: FirePoint) -> str:
+    """The sources that saw the fire, in Chinese, satellite first."""
+    return "+".join(SOURCE_ZH[s] for s in SOURCE_ORDER if s in point.sources)
+
+
+def point_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """Every fire point in time order."""
+    for p in sorted(data.points, key=lambda p: (p.first_observed_at, p.id)):
+        result = outcome(p.transitions)
+        response = response_of(p, data.deadlines.for_county(p.county_code), data.as_of)
+        spans = response.intervals if response else {}
+        first = p.first_sighting
+        yield [
+            p.id,
+            p.county_code,
+            p.county_name,
+            p.township_code,
+            p.township_name,
+            round(p.longitude, 6),
+            round(p.latitude, 6),
+            local(p.first_observed_at),
+            local(satellite_pass(p)),
+            sources_text(p),
+            SOURCE_ZH[first.source] if first else None,
+            OUTCOME_ZH[result.kind],
+            REASON_ZH.get(result.reason or "", result.reason) if result.kind is not OutcomeKind.VIOLATION else None,
+            p.state.value,
+            local(milestones(p.transitions).notified),
+            minutes(spans.get(Interval.ACKNOWLEDGE)),
+            minutes(spans.get(Interval.ON_SITE)),
+            minutes(spans.get(Interval.EXTINGUISHED)),
+            minutes(spans.get(Interval.CLOSED)),
+            response.acknowledge.value if response else None,
+            response.on_site.value if response else None,
+            p.burned_area_m2,
+        ]
+
+
+DAILY_HEADER = [
+    "date 日期",
+    "fire points 火点",
+    "violations 违规",
+    "false alarms 误报",
+    "permitted burns 计划烧除",
+    "open 处置中",
+    "satellite 卫星",
+    "camera 视频",
+    "drone 无人机",
+]
+
+
+def daily_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """One row per local day of the period, days without fires included."""
+    rows = {g.key: g for g in data.daily.groups}
+    for day in data.period.days():
+        g = rows.get(day.isoformat())
+        seen = [p for p in data.points if local_time(p.first_observed_at).date() == day]
+        counts = [sum(1 for p in seen if s in p.sources) for s in SOURCE_ORDER]
+        if g is None:
+            yield [day.isoformat(), 0, 0, 0, 0, 0, *counts]
+        else:
+            yield [day.isoformat(), g.fire_points, g.violations, g.false_alarms, g.permitted_burns, g.open, *counts]
+
+
+RULES_HEADER = ["key 项目", "value 值"]
+
+
+def rules_rows(data: ReportData) -> Iterator[list[Cell]]:
+    """The rules version that scored the period, its weights, the deadlines, and any warning."""
+    version = data.selection.version
+    rules = version.rules
+    yield ["version", rules.version]
+    yield ["title", rules.title]
+    yield ["file", version.path.name]
+    yield ["effective_from", rules.effective_from.isoformat()]
+    yield ["in force until", version.last_day.isoformat() if version.last_day else "(open)"]
+    yield ["unit_level", rules.unit_level]
+    yield ["base", rules.base]
+    yield ["floor", rules.floor]
+    yield ["max_credit", rules.max_credit]
+    for section in ("fire_points", "responses", "reporting", "density"):
+        for key, value in getattr(rules, section).model_dump(mode="json").items():
+            yield [f"{section}.{key}", ", ".join(value) if isinstance(value, list) else value]
+    for grade in sorted(rules.grades, key=lambda g: -g.min_score):
+        yield [f"grade ≥ {grade.min_score:g}", grade.name]
+    for step, sanction in enumerate(rules.sanctions, start=1):
+        when = [f"≥ {sanction.min_violations} violations"] if sanction.min_violations is not None else []
+        when += [f"score < {sanction.below_score:g}"] if sanction.below_score is not None else []
+        yield [f"sanction {step}: {' or '.join(when)}", sanction.name]
+    default = data.deadlines.default
+    yield ["deadline acknowledge min", minutes(default.acknowledge)]
+    yield ["deadline on site min (after acknowledging)", minutes(default.on_site)]
+    for county, deadline in sorted(data.deadlines.per_county.items()):
+        yield [
+            f"deadline {county} acknowledge / on site min",
+            f"{minutes(deadline.acknowledge)} / {minutes(deadline.on_site)}",
+        ]
+    for warning in data.warnings:
+        yield ["warning", warning]

@@ -1,0 +1,51 @@
+"""The XLSX report: one sheet per table (ranked units, score items, response times, fire points, daily trend,
+rules used), with bold frozen headings so the workbook reads like the county's own 考核 sheets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from service.reports import tables
+from service.reports.data import ReportData
+
+SHEETS = ("Ranked units", "Score items", "Response times", "Fire points", "Daily trend", "Rules")
+
+
+def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[tables.Cell]]) -> None:
+    sheet = book.create_sheet(title)
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    widths = [len(h) for h in header]
+    for row in rows:
+        sheet.append(row)
+        widths = [max(w, len(str(v)) if v is not None else 0) for w, v in zip(widths, row, strict=False)]
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, width + 2))
+    for column, cell in enumerate(sheet[1], start=1):
+        if "(UTC+8)" in str(cell.value):
+            for row_cells in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+                row_cells[0].number_format = "yyyy-mm-dd hh:mm"
+    sheet.freeze_panes = "A2"
+
+
+def write_xlsx(data: ReportData, out: Path | BinaryIO) -> list[str]:
+    """Write the workbook; returns the sheet names in order."""
+    book = Workbook()
+    book.remove(book.active)
+    _sheet(book, SHEETS[0], tables.RANKED_HEADER, tables.ranked_rows(data))
+    _sheet(book, SHEETS[1], tables.ITEMS_HEADER, tables.item_rows(data))
+    _sheet(book, SHEETS[2], tables.RESPONSE_HEADER, tables.response_rows(data))
+    _sheet(book, SHEETS[3], tables.POINTS_HEADER, tables.point_rows(data))
+    _sheet(book, SHEETS[4], tables.DAILY_HEADER, tables.daily_rows(data))
+    _sheet(book, SHEETS[5], tables.RULES_HEADER, tables.rules_rows(data))
+    book.properties.title = f"strawfire report {data.period.label} {data.area_code or 'all'}"
+    book.properties.creator = "strawfire"
+    book.save(out)
+    return list(book.sheetnames)

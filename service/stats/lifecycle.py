@@ -1,0 +1,150 @@
+"""What the event record says about one fire point: when each stage was first reached, and how it ended.
+
+Definitions (all from the append-only transitions, server time):
+
+* **Clock start** — the first entry into ``notified`` (推送: the alert reached the township). An incident that was
+  never notified (a supervisor dismissed it while suspected, or a patrol picked it up before any alert) has no
+  response times: they are measured *from notification*, and it is counted as ``not_notified``.
+* **Stage reached** — the first time the incident entered that state *or any later state of the main path*:
+  a team that goes from ``escalated`` straight to ``on_site`` has acknowledged by then. For acknowledging, a false
+  alarm declared by the team also counts as its answer (it looked and decided). ``closed`` is its first entry,
+  whatever led to it.
+* **Reopened incidents** keep the times of their first round: the first time each stage was reached is what the
+  deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times.
+* **Outcome** — the latest decision in the record: entering ``feedback`` (反馈, a real fire was handled) makes it a
+  *violation*; entering ``false_alarm`` makes it a false alarm with that reason (``permitted_burn`` is counted as a
+  permitted burn, ``duplicate`` as merged into another incident, not a fire point of its own). A false alarm that
+  is later reopened is *open* again until decided anew; a violation stays a violation when reopened (the fire was
+  real; reopening questions the handling). No decision yet: *open*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from service.incidents.states import FalseAlarmReason, IncidentState
+from service.stats.records import FirePoint, Transition
+
+S = IncidentState
+
+# The main path after notification, in order; reaching one implies having reached those before it.
+_MAIN_PATH = (S.ACKNOWLEDGED, S.EN_ROUTE, S.ON_SITE, S.EXTINGUISHED, S.FEEDBACK, S.VERIFIED)
+
+
+def _at_or_after(stage: IncidentState) -> frozenset[IncidentState]:
+    return frozenset(_MAIN_PATH[_MAIN_PATH.index(stage) :])
+
+
+_ACK_STATES = _at_or_after(S.ACKNOWLEDGED)
+_ON_SITE_STATES = _at_or_after(S.ON_SITE)
+_EXTINGUISHED_STATES = _at_or_after(S.EXTINGUISHED)
+
+
+class OutcomeKind(StrEnum):
+    """How a fire point ended (so far)."""
+
+    VIOLATION = "violation"  # a real straw fire: fed back (反馈), verified, closed
+    FALSE_ALARM = "false_alarm"  # not a straw-burning violation, with a reason
+    PERMITTED_BURN = "permitted_burn"  # a false alarm because the burn had a permit (计划烧除)
+    DUPLICATE = "duplicate"  # the same fire as another incident: not a fire point of its own
+    OPEN = "open"  # not decided yet
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The outcome and, for false alarms, the reason."""
+
+    kind: OutcomeKind
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Milestones:
+    """When each stage was first reached (None: not reached)."""
+
+    notified: datetime | None
+    acknowledged: datetime | None
+    acknowledged_by_false_alarm: bool  # the first answer was "false alarm", so no site visit was owed
+    on_site: datetime | None
+    extinguished: datetime | None
+    closed: datetime | None
+    first_false_alarm: datetime | None  # first non-duplicate false alarm at or after notification
+    escalated: bool
+    reopened: bool
+
+
+def _is_duplicate(t: Transition) -> bool:
+    return t.to_state is S.FALSE_ALARM and t.reason == FalseAlarmReason.DUPLICATE.value
+
+
+def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milestones:
+    """The first time each stage was reached (see the module docstring for the rules)."""
+    notified = next((t.at for t in transitions if t.to_state is S.NOTIFIED), None)
+    after = [t for t in transitions if notified is not None and t.at >= notified]
+
+    def first(states: frozenset[IncidentState], *, false_alarm: bool = False) -> datetime | None:
+        return next(
+            (
+                t.at
+                for t in after
+                if t.to_state in states or (false_alarm and t.to_state is S.FALSE_ALARM and not _is_duplicate(t))
+            ),
+            None,
+        )
+
+    acknowledged = first(_ACK_STATES, false_alarm=True)
+    acknowledged_main = first(_ACK_STATES)
+    first_false_alarm = first(frozenset(), false_alarm=True)
+    return Milestones(
+        notified=notified,
+        acknowledged=acknowledged,
+        acknowledged_by_false_alarm=acknowledged is not None and acknowledged != acknowledged_main,
+        on_site=first(_ON_SITE_STATES),
+        extinguished=first(_EXTINGUISHED_STATES),
+        closed=first(frozenset({S.CLOSED})),
+        first_false_alarm=first_false_alarm,
+        escalated=any(t.to_state is S.ESCALATED for t in transitions),
+        reopened=any(t.to_state is S.REOPENED for t in transitions),
+    )
+
+
+def outcome(transitions: tuple[Transition, ...] | list[Transition]) -> Outcome:
+    """The latest decision in the record (see the module docstring)."""
+    decided: Outcome = Outcome(OutcomeKind.OPEN)
+    for t in transitions:
+        if t.to_state is S.FEEDBACK:
+            decided = Outcome(OutcomeKind.VIOLATION)
+        elif t.to_state is S.FALSE_ALARM:
+            if t.reason == FalseAlarmReason.DUPLICATE.value:
+                decided = Outcome(OutcomeKind.DUPLICATE, t.reason)
+            elif t.reason == FalseAlarmReason.PERMITTED_BURN.value:
+                decided = Outcome(OutcomeKind.PERMITTED_BURN, t.reason)
+            else:
+                decided = Outcome(OutcomeKind.FALSE_ALARM, t.reason or "unspecified")
+        elif t.to_state is S.REOPENED and decided.kind is not OutcomeKind.VIOLATION:
+            decided = Outcome(OutcomeKind.OPEN)
+    return decided
+
+
+def was_concealed(point: FirePoint) -> bool:
+    """瞒报: the township called it a false alarm, and it was later handled as a real fire (a violation).
+
+    A merge into another incident is not a claim by the township and does not count.
+    """
+    if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
+        return False
+    last_feedback = max((i for i, t in enumerate(point.transitions) if t.to_state is S.FEEDBACK), default=-1)
+    return any(t.to_state is S.FALSE_ALARM and not _is_duplicate(t) for t in point.transitions[:last_feedback])
+
+
+def reopened_after_feedback(point: FirePoint) -> bool:
+    """The handling failed verification: reopened after the team had fed back (核查不合格)."""
+    seen_feedback = False
+    for t in point.transitions:
+        if t.to_state is S.FEEDBACK:
+            seen_feedback = True
+        elif t.to_state is S.REOPENED and seen_feedback:
+            return True
+    return False

@@ -1,0 +1,136 @@
+"""Loading the typed records from the database: a handful of queries, no computation.
+
+Fire points belong to a period by their **first observation** (when the fire was first seen), in the period's
+local-day boundaries. Their transitions come from the append-only event record, not from the incident's
+per-state timestamps, which keep only the latest entry into each state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import shapely
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from service.incidents.fusion import ObservationKind
+from service.incidents.states import FalseAlarmReason, IncidentState
+from service.incidents.tables import Incident, IncidentEvent, Observation
+from service.regions.tables import Region
+from service.regions.types import RegionLevel
+from service.stats.periods import Period
+from service.stats.records import FirePoint, Sighting, Transition, Unit
+
+_CHUNK = 500  # ids per IN (…) list: well inside every driver's parameter limit
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
+
+
+def load_units(session: Session, levels: Iterable[RegionLevel] | None = None, *, geometry: bool = False) -> list[Unit]:
+    """Units (of ``levels``, or all), ordered by level and code; boundaries only when asked for (maps)."""
+    columns = [Region.code, Region.name, Region.level, Region.parent_code, Region.area_ha, Region.cropland_ha]
+    query = select(*columns, Region.geometry_wkb) if geometry else select(*columns)
+    if levels is not None:
+        query = query.where(Region.level.in_([level.value for level in levels]))
+    units = []
+    for row in session.execute(query.order_by(Region.level, Region.code)):
+        units.append(
+            Unit(
+                code=row.code,
+                name=row.name,
+                level=RegionLevel(row.level),
+                parent_code=row.parent_code,
+                area_ha=row.area_ha,
+                cropland_ha=row.cropland_ha,
+                geometry=shapely.from_wkb(row.geometry_wkb) if geometry else None,
+            )
+        )
+    return units
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(event: IncidentEvent, incident: Incident) -> str | None:
+    if event.to_state != IncidentState.FALSE_ALARM.value:
+        return None
+    data = _json(event.data)
+    if "merged_into" in data:  # fusion merged it into another incident: the same fire
+        return FalseAlarmReason.DUPLICATE.value
+    reason = data.get("reason")
+    return str(reason) if reason else incident.false_alarm_reason
+
+
+def load_fire_points(session: Session, period: Period, *, where: ColumnElement[bool] | None = None) -> list[FirePoint]:
+    """Every incident first observed in ``period`` (and matching ``where``, e.g. a caller's scope), by id."""
+    query = select(Incident).where(Incident.first_observed_at >= period.start, Incident.first_observed_at < period.end)
+    if where is not None:
+        query = query.where(where)
+    incidents = list(session.scalars(query.order_by(Incident.id)))
+    ids = [i.id for i in incidents]
+    by_id = {i.id: i for i in incidents}
+    transitions: dict[int, list[Transition]] = {i: [] for i in ids}
+    sightings: dict[int, list[Sighting]] = {i: [] for i in ids}
+    for chunk in _chunks(ids):
+        for event in session.scalars(
+            select(IncidentEvent)
+            .where(IncidentEvent.incident_id.in_(chunk), IncidentEvent.kind == "transition")
+            .order_by(IncidentEvent.id)
+        ):
+            if event.to_state is None:
+                continue
+            transitions[event.incident_id].append(
+                Transition(
+                    at=event.at,
+                    to_state=IncidentState(event.to_state),
+                    from_state=IncidentState(event.from_state) if event.from_state else None,
+                    reason=_reason(event, by_id[event.incident_id]),
+                )
+            )
+        for incident_id, kind, observed_at, details in session.execute(
+            select(Observation.incident_id, Observation.kind, Observation.observed_at, Observation.details)
+            .where(Observation.incident_id.in_(chunk))
+            .order_by(Observation.observed_at, Observation.id)
+        ):
+            if incident_id is None:
+                continue
+            reporter = _json(details).get("reporter_unit")
+            sightings[incident_id].append(
+                Sighting(ObservationKind(kind), observed_at, str(reporter) if reporter else None)
+            )
+    return [
+        FirePoint(
+            id=i.id,
+            latitude=i.latitude,
+            longitude=i.longitude,
+            township_code=i.township_code,
+            township_name=i.township_name,
+            county_code=i.county_code,
+            county_name=i.county_name,
+            first_observed_at=i.first_observed_at,
+            state=IncidentState(i.state),
+            sightings=tuple(sightings[i.id]),
+            transitions=tuple(transitions[i.id]),
+            burned_area_m2=_float(_json(i.feedback).get("burned_area_m2")),
+        )
+        for i in incidents
+    ]

@@ -1,0 +1,113 @@
+"""Typed records the statistics work on: a fire point with its sightings and transitions, and a unit.
+
+They are plain frozen dataclasses so that every computation over them is a pure function that tests feed with
+hand-made values; :mod:`service.stats.queries` builds them from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import shapely
+
+from service.incidents.fusion import ObservationKind
+from service.incidents.states import IncidentState
+from service.regions.types import RegionLevel
+
+
+class Source(StrEnum):
+    """What kind of sensor saw a fire, as supervisors count them (卫星 / 视频 / 无人机).
+
+    A triangulated observation is two or more tower cameras agreeing, so it counts as ``camera``.
+    """
+
+    SATELLITE = "satellite"
+    CAMERA = "camera"
+    DRONE = "drone"
+
+
+SOURCE_ORDER = (Source.SATELLITE, Source.CAMERA, Source.DRONE)
+
+
+def source_of(kind: ObservationKind) -> Source:
+    """The source an observation kind counts as."""
+    if kind is ObservationKind.SATELLITE:
+        return Source.SATELLITE
+    if kind is ObservationKind.DRONE:
+        return Source.DRONE
+    return Source.CAMERA
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One observation of the fire: when, by what, and (when a patrol app says so) which unit reported it."""
+
+    kind: ObservationKind
+    observed_at: datetime
+    reporter_unit: str | None = None
+
+    @property
+    def source(self) -> Source:
+        """The source this sighting counts as."""
+        return source_of(self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One lifecycle step from the append-only event record (server time)."""
+
+    at: datetime
+    to_state: IncidentState
+    from_state: IncidentState | None = None
+    reason: str | None = None  # the false-alarm reason, for transitions to false_alarm
+
+
+@dataclass(frozen=True, slots=True)
+class FirePoint:
+    """An incident as the statistics see it. ``sightings`` and ``transitions`` are in time order."""
+
+    id: int
+    latitude: float
+    longitude: float
+    township_code: str | None
+    township_name: str | None
+    county_code: str | None
+    county_name: str | None
+    first_observed_at: datetime
+    state: IncidentState
+    sightings: tuple[Sighting, ...]
+    transitions: tuple[Transition, ...]
+    burned_area_m2: float | None = None
+
+    @property
+    def sources(self) -> frozenset[Source]:
+        """Every source that saw the fire."""
+        return frozenset(s.source for s in self.sightings)
+
+    @property
+    def first_sighting(self) -> Sighting | None:
+        """The earliest observation: who found the fire."""
+        return self.sightings[0] if self.sightings else None
+
+    def unit_code(self, level: RegionLevel) -> str | None:
+        """The township or county the fire was assigned to."""
+        return self.county_code if level is RegionLevel.COUNTY else self.township_code
+
+    def unit_name(self, level: RegionLevel) -> str | None:
+        """The name of :meth:`unit_code`."""
+        return self.county_name if level is RegionLevel.COUNTY else self.township_name
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """An administrative unit with the areas density is measured against (geometry only when a map needs it)."""
+
+    code: str
+    name: str
+    level: RegionLevel
+    parent_code: str | None
+    area_ha: float
+    cropland_ha: float | None = None
+    geometry: shapely.Geometry | None = None

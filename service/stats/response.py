@@ -1,0 +1,264 @@
+"""Response-time statistics: intervals from notification, fractiles, deadline compliance (pure).
+
+Intervals (NFPA-style, each with a defined start and end event; see :mod:`service.stats.lifecycle` for when a stage
+counts as reached):
+
+* ``acknowledge``  notified → acknowledged (签收)
+* ``on_site``      notified → on site (到场)
+* ``extinguished`` notified → extinguished (扑灭/处置)
+* ``closed``       notified → closed (销号)
+* ``travel``       acknowledged → on site (出发+到场, what the on-site deadline judges)
+
+Every incident that reached the end stage contributes, whatever its outcome (a false alarm closed after a site
+visit has a real ``on_site`` time). Merged duplicates are left out entirely: the incident they were merged into
+carries the response.
+
+Fractiles are **nearest-rank**, as NFPA 1710 reports them: the p-th percentile of n sorted values is the value
+at rank ⌈p·n/100⌉, i.e. the smallest time within which at least p % of the responses happened. No
+interpolation, so every figure is a time that really occurred.
+
+Deadlines are the ones the escalation timer enforces (``alerts.deadlines``, per county ``alerts.county_deadlines``):
+acknowledge within 15 min of notification, be on site within 30 min **of acknowledging**. A stage is
+
+* *met* when reached within its deadline;
+* *missed* when reached late, or not reached and the deadline has passed at ``as_of``;
+* *pending* when not reached and the deadline has not passed yet (not in the rate).
+
+The on-site deadline applies only to incidents the team acknowledged by taking the case (not by declaring a false
+alarm); one declared a false alarm within the on-site deadline without a visit owes none. The compliance rate is
+met / (met + missed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from service.stats.lifecycle import Milestones, OutcomeKind, milestones, outcome
+from service.stats.periods import local_date
+from service.stats.records import SOURCE_ORDER, FirePoint
+
+
+class Interval(StrEnum):
+    """The measured intervals (see the module docstring)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ON_SITE = "on_site"
+    EXTINGUISHED = "extinguished"
+    CLOSED = "closed"
+    TRAVEL = "travel"
+
+
+class Compliance(StrEnum):
+    """How one incident fared against one deadline."""
+
+    MET = "met"
+    MISSED = "missed"
+    PENDING = "pending"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class GroupBy(StrEnum):
+    """How statistics are broken down."""
+
+    TOWNSHIP = "township"
+    COUNTY = "county"
+    SOURCE = "source"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A county's response deadlines."""
+
+    acknowledge: timedelta = timedelta(minutes=15)
+    on_site: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePolicy:
+    """The default deadlines and the counties that set their own."""
+
+    default: Deadline = Deadline()
+    per_county: Mapping[str, Deadline] = field(default_factory=dict)
+
+    def for_county(self, county_code: str | None) -> Deadline:
+        """The deadlines that apply to a county's incidents."""
+        return self.per_county.get(county_code or "", self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One incident's response: its intervals and how it fared against each deadline."""
+
+    milestones: Milestones
+    intervals: Mapping[Interval, timedelta]
+    acknowledge: Compliance
+    on_site: Compliance
+
+
+def _judge(reached: datetime | None, since: datetime, deadline: timedelta, as_of: datetime) -> Compliance:
+    if reached is not None:
+        return Compliance.MET if reached - since <= deadline else Compliance.MISSED
+    return Compliance.MISSED if as_of - since > deadline else Compliance.PENDING
+
+
+def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Response | None:
+    """The response to one incident; None when it was never notified or was merged into another."""
+    if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
+        return None
+    m = milestones(point.transitions)
+    if m.notified is None:
+        return None
+    intervals: dict[Interval, timedelta] = {}
+    for interval, reached in (
+        (Interval.ACKNOWLEDGE, m.acknowledged),
+        (Interval.ON_SITE, m.on_site),
+        (Interval.EXTINGUISHED, m.extinguished),
+        (Interval.CLOSED, m.closed),
+    ):
+        if reached is not None:
+            intervals[interval] = reached - m.notified
+    acknowledge = _judge(m.acknowledged, m.notified, deadline.acknowledge, as_of)
+    on_site = Compliance.NOT_APPLICABLE
+    if m.acknowledged is not None and not m.acknowledged_by_false_alarm:
+        if m.on_site is not None:
+            intervals[Interval.TRAVEL] = m.on_site - m.acknowledged
+        due = m.acknowledged + deadline.on_site
+        if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:
+            on_site = Compliance.NOT_APPLICABLE  # judged a false alarm in time: no visit owed
+        else:
+            on_site = _judge(m.on_site, m.acknowledged, deadline.on_site, as_of)
+    return Response(m, intervals, acknowledge, on_site)
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Nearest-rank fractiles of one interval over a group (None when the group has no value)."""
+
+    n: int
+    p50: timedelta | None
+    p90: timedelta | None
+    max: timedelta | None
+
+
+def percentile(values: Sequence[timedelta], p: float) -> timedelta:
+    """Nearest-rank percentile: the value at rank ⌈p·n/100⌉ of the sorted values (p in 0 < p ≤ 100)."""
+    if not values:
+        raise ValueError("no values")
+    if not 0 < p <= 100:
+        raise ValueError("p must be within (0, 100]")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
+
+
+def distribution(values: Sequence[timedelta]) -> Distribution:
+    """n, p50, p90 and max of the values."""
+    if not values:
+        return Distribution(0, None, None, None)
+    return Distribution(len(values), percentile(values, 50), percentile(values, 90), max(values))
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceCount:
+    """Met, missed and pending counts for one deadline; ``rate`` is met / (met + missed)."""
+
+    met: int = 0
+    missed: int = 0
+    pending: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The share of judged incidents that met the deadline (None when none was judged)."""
+        judged = self.met + self.missed
+        return self.met / judged if judged else None
+
+
+def _count(values: Iterable[Compliance]) -> ComplianceCount:
+    items = list(values)
+    return ComplianceCount(
+        met=items.count(Compliance.MET), missed=items.count(Compliance.MISSED), pending=items.count(Compliance.PENDING)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseGroup:
+    """Response statistics of one group (a township, county, source or day; ``key`` None is "unassigned")."""
+
+    key: str | None
+    name: str | None
+    incidents: int  # fire points in the group (merged duplicates excluded)
+    notified: int
+    not_notified: int
+    escalated: int
+    reopened: int
+    intervals: Mapping[Interval, Distribution]
+    acknowledge: ComplianceCount
+    on_site: ComplianceCount
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTable:
+    """Rows per group plus the total over all fire points (each counted once)."""
+
+    group_by: GroupBy
+    groups: list[ResponseGroup]
+    total: ResponseGroup
+
+
+KeyName = tuple[str | None, str | None]
+
+
+def group_keys(point: FirePoint, by: GroupBy) -> list[KeyName]:
+    """The groups a fire point belongs to. A fire seen by several sources is in each of their groups."""
+    if by is GroupBy.TOWNSHIP:
+        return [(point.township_code, point.township_name)]
+    if by is GroupBy.COUNTY:
+        return [(point.county_code, point.county_name)]
+    if by is GroupBy.DAY:
+        return [(local_date(point.first_observed_at).isoformat(), None)]
+    return [(s.value, None) for s in SOURCE_ORDER if s in point.sources]
+
+
+def sort_key(by: GroupBy) -> Callable[[str | None], tuple[int, str]]:
+    """Rows in a stable order: sources in their fixed order, everything else by key, unassigned last."""
+    if by is GroupBy.SOURCE:
+        order = {s.value: i for i, s in enumerate(SOURCE_ORDER)}
+        return lambda key: (order.get(key or "", len(order)), key or "")
+    return lambda key: (1, "") if key is None else (0, key)
+
+
+def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Response | None]]) -> ResponseGroup:
+    kept = [(p, r) for p, r in rows if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
+    responses = [r for _, r in kept if r is not None]
+    return ResponseGroup(
+        key=key,
+        name=name,
+        incidents=len(kept),
+        notified=len(responses),
+        not_notified=len(kept) - len(responses),
+        escalated=sum(1 for r in responses if r.milestones.escalated),
+        reopened=sum(1 for r in responses if r.milestones.reopened),
+        intervals={i: distribution([r.intervals[i] for r in responses if i in r.intervals]) for i in Interval},
+        acknowledge=_count(r.acknowledge for r in responses),
+        on_site=_count(r.on_site for r in responses),
+    )
+
+
+def response_table(
+    points: Iterable[FirePoint], by: GroupBy, deadlines: DeadlinePolicy, as_of: datetime
+) -> ResponseTable:
+    """Response statistics of ``points`` broken down by ``by``, with a total row."""
+    rows = [(p, response_of(p, deadlines.for_county(p.county_code), as_of)) for p in points]
+    grouped: dict[str | None, list[tuple[FirePoint, Response | None]]] = {}
+    names: dict[str | None, str | None] = {}
+    for row in rows:
+        for key, name in group_keys(row[0], by):
+            grouped.setdefault(key, []).append(row)
+            names[key] = names.get(key) or name
+    order = sort_key(by)
+    groups = [_group(key, names[key], grouped[key]) for key in sorted(grouped, key=order)]
+    return ResponseTable(by, groups, _group(None, None, rows))

@@ -1,0 +1,265 @@
+"""Scoring rules as versioned TOML files, and picking the version in force for a period.
+
+Local 考核办法 differ county by county and change from season to season, so the weights are data: every file in the
+rules folder (``*.toml``) is one version with ``version``, ``effective_from`` and optionally ``effective_to`` (both
+inclusive local dates). A version without ``effective_to`` stays in force until the next version's
+``effective_from``. Versions must not overlap; a folder that breaks this is refused as a whole, naming the files.
+
+A period is scored with the version in force on its **first day**, so a past month keeps the score it had when it
+was assessed however the rules change later. A period that spans a change of rules (a year, say) is still scored
+with one version, and the selection lists the other versions in force during it as a warning.
+
+``rules/scoring-example-v1.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.errors import InputError, NotFoundError
+from service.stats.periods import Period
+from service.stats.records import Source
+
+
+class FirePointRules(BaseModel):
+    """Points deducted per violation, by the heaviest source that saw it, and the multipliers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    satellite: float = Field(ge=0)
+    camera: float = Field(ge=0)
+    drone: float = Field(ge=0)
+    large_area_m2: float | None = Field(None, gt=0)
+    large_area_factor: float = Field(1.0, ge=1)
+    reopened_factor: float = Field(1.0, ge=1)
+
+    def weight(self, source: Source) -> float:
+        """The deduction for one violation seen by ``source``."""
+        return {Source.SATELLITE: self.satellite, Source.CAMERA: self.camera, Source.DRONE: self.drone}[source]
+
+
+class ResponseRules(BaseModel):
+    """Points deducted per missed response deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    late_acknowledge: float = Field(0.0, ge=0)
+    late_on_site: float = Field(0.0, ge=0)
+
+
+class ReportingRules(BaseModel):
+    """Unreported and concealed fires, and the credit for fires a township found itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unreported: float = Field(0.0, ge=0)
+    concealed: float = Field(0.0, ge=0)
+    self_found_sources: list[Source] = Field(default_factory=list)
+    self_found_credit: float = Field(0.0, ge=0)
+
+    @field_validator("self_found_sources")
+    @classmethod
+    def _no_satellite(cls, value: list[Source]) -> list[Source]:
+        if Source.SATELLITE in value:
+            raise ValueError("a satellite is never the township's own finding")
+        return value
+
+
+class DensityRules(BaseModel):
+    """Points deducted per violation per 1,000 ha of cropland."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points_per_fire_per_1000ha: float = Field(0.0, ge=0)
+
+
+class Grade(BaseModel):
+    """A score band: the best grade whose ``min_score`` the score reaches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_score: float
+    name: str = Field(min_length=1)
+
+
+class Sanction(BaseModel):
+    """A step of the sanction ladder: it applies from ``min_violations`` violations, or below ``below_score``.
+
+    Steps are listed mildest first; the last step that applies is the unit's sanction.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_violations: int | None = Field(None, ge=1)
+    below_score: float | None = None
+    name: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Sanction:
+        if self.min_violations is None and self.below_score is None:
+            raise ValueError("a sanction needs min_violations, below_score or both")
+        return self
+
+    def applies(self, violations: int, score: float) -> bool:
+        """Whether this step is reached."""
+        by_count = self.min_violations is not None and violations >= self.min_violations
+        by_score = self.below_score is not None and score < self.below_score
+        return by_count or by_score
+
+
+class ScoringRules(BaseModel):
+    """One version of the scoring rules (see ``rules/scoring-example-v1.toml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=100)
+    title: str = ""
+    effective_from: date
+    effective_to: date | None = None
+    unit_level: Literal["township", "county"] = "township"
+    base: float = 100.0
+    floor: float | None = 0.0
+    max_credit: float | None = Field(None, ge=0)
+    fire_points: FirePointRules
+    responses: ResponseRules = Field(default_factory=ResponseRules)
+    reporting: ReportingRules = Field(default_factory=ReportingRules)
+    density: DensityRules = Field(default_factory=DensityRules)
+    grades: list[Grade] = Field(default_factory=list)
+    sanctions: list[Sanction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _dates(self) -> ScoringRules:
+        if self.effective_to is not None and self.effective_to < self.effective_from:
+            raise ValueError("effective_to is before effective_from")
+        return self
+
+    def grade(self, score: float) -> str | None:
+        """The grade of a score (None when no band applies)."""
+        bands = sorted(self.grades, key=lambda g: g.min_score, reverse=True)
+        return next((g.name for g in bands if score >= g.min_score), None)
+
+    def sanction(self, violations: int, score: float) -> str | None:
+        """The heaviest (last listed) sanction that applies; None when none does."""
+        return next((s.name for s in reversed(self.sanctions) if s.applies(violations, score)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVersion:
+    """A loaded rules file: its rules, where it came from, and the last day it is in force (None: open)."""
+
+    rules: ScoringRules
+    path: Path
+    last_day: date | None
+
+    def in_force(self, day: date) -> bool:
+        """Whether the version applies on ``day``."""
+        return self.rules.effective_from <= day and (self.last_day is None or day <= self.last_day)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The version that scores a period, and any other version in force during it."""
+
+    version: RuleVersion
+    also_in_force: tuple[RuleVersion, ...]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Human-readable notes about the selection."""
+        return [
+            f"rules {other.rules.version} ({other.path.name}) took effect during the period on "
+            f"{other.rules.effective_from}; the period is scored with {self.version.rules.version}, in force on its "
+            "first day"
+            for other in self.also_in_force
+        ]
+
+
+def read_rules(path: Path) -> ScoringRules:
+    """Parse and validate one rules file; :class:`InputError` names the file and the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the rules file: {exc}", source=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=str(path)) from None
+    try:
+        return ScoringRules.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise InputError(problems, source=str(path)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    """Every version in a rules folder, oldest first, checked not to overlap."""
+
+    versions: tuple[RuleVersion, ...]
+
+    @classmethod
+    def load(cls, folder: Path) -> RuleBook:
+        """Read every ``*.toml`` in ``folder``."""
+        if not folder.is_dir():
+            raise NotFoundError(f"no scoring rules folder at {folder}")
+        loaded = sorted(
+            ((read_rules(path), path) for path in sorted(folder.glob("*.toml"))),
+            key=lambda item: item[0].effective_from,
+        )
+        if not loaded:
+            raise NotFoundError(f"no scoring rules (*.toml) in {folder}")
+        versions: list[RuleVersion] = []
+        seen: dict[str, Path] = {}
+        for i, (rules, path) in enumerate(loaded):
+            if rules.version in seen:
+                raise InputError(f"version {rules.version!r} is also in {seen[rules.version].name}", source=str(path))
+            seen[rules.version] = path
+            following = loaded[i + 1] if i + 1 < len(loaded) else None
+            last_day = rules.effective_to
+            if following is not None:
+                next_rules, next_path = following
+                if last_day is None:
+                    last_day = next_rules.effective_from - timedelta(days=1)
+                if last_day >= next_rules.effective_from:
+                    raise InputError(
+                        f"version {rules.version} (in force {rules.effective_from}…{last_day}) overlaps version "
+                        f"{next_rules.version} in {next_path.name} (from {next_rules.effective_from})",
+                        source=str(path),
+                    )
+            versions.append(RuleVersion(rules, path, last_day))
+        return cls(tuple(versions))
+
+    def in_force(self, day: date) -> RuleVersion:
+        """The version in force on ``day``; :class:`NotFoundError` when none is."""
+        found = next((v for v in self.versions if v.in_force(day)), None)
+        if found is None:
+            spans = ", ".join(f"{v.rules.version}: {v.rules.effective_from}…{v.last_day or ''}" for v in self.versions)
+            raise NotFoundError(f"no scoring rules in force on {day} (versions: {spans})")
+        return found
+
+    def select(self, period: Period) -> Selection:
+        """The version for ``period`` (in force on its first day) and the others in force during it."""
+        chosen = self.in_force(period.first_day)
+        others = tuple(
+            v
+            for v in self.versions
+            if v is not chosen
+            and v.rules.effective_from <= period.last_day
+            and (v.last_day is None or v.last_day >= period.first_day)
+        )
+        return Selection(chosen, others)
+
+    def by_version(self, version: str) -> RuleVersion:
+        """A version by its name (to re-score a period under other rules on purpose)."""
+        found = next((v for v in self.versions if v.rules.version == version), None)
+        if found is None:
+            raise NotFoundError(
+                f"no scoring rules version {version!r}; have " + ", ".join(v.rules.version for v in self.versions)
+            )
+        return found

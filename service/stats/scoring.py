@@ -1,0 +1,241 @@
+"""Accountability scoring (考核) of units for a period under one version of the rules (pure).
+
+For each unit of the scored level (townships by default) every fire point assigned to it is looked at::
+
+    score = base
+            − Σ violations not found by the unit itself   weight(heaviest source) × k_area × k_reopened
+            − Σ missed deadlines                          late_acknowledge / late_on_site
+            − Σ unreported violations                     unreported
+            − Σ concealed violations                      concealed
+            − density × points_per_fire_per_1000ha
+            + Σ self-found violations                     self_found_credit   (capped at max_credit)
+    then floored at ``floor``.
+
+Definitions, with the data the record holds:
+
+* **Violation** — a fire point whose outcome is a violation (:mod:`service.stats.lifecycle`). Open fire points and
+  false alarms (permitted burns included) cost nothing but late responses.
+* **Heaviest source** — a fire seen by a satellite and a camera is charged as a satellite point: the higher
+  authority's list includes it whoever saw it first (the published rules weigh satellite points −20/−30 against
+  −5 for a city camera).
+* **k_area** — ``large_area_factor`` when the feedback's ``burned_area_m2`` exceeds ``large_area_m2`` (荆门: doubled
+  above 300 m²). **k_reopened** — ``reopened_factor`` when the handling failed verification (reopened after
+  feedback), the record's nearest equivalent of "not stopped on site".
+* **Self-found** (自查自报) — the earliest observation is the unit's own: its source is one of
+  ``reporting.self_found_sources`` (e.g. the township patrol's drones), or the observation's
+  ``details.reporter_unit`` is the unit's code (patrol reports). Such a violation costs no source points and earns
+  ``self_found_credit`` (XX镇: "found by the village itself, put out, punished and reported: no deduction, +2").
+* **Unreported** (漏报) — a violation whose earliest observation is a satellite's: nobody on the ground had
+  reported it before the satellite pass.
+* **Concealed** (瞒报) — a violation the team had earlier declared a false alarm (reopened and then fed back).
+* **Late** — each missed acknowledge and on-site deadline (:mod:`service.stats.response`), on any fire point.
+* **Density** — violations per 1,000 ha of the unit's cropland; units imported without ``cropland_ha`` fall back to
+  their total area, flagged ``density_basis = "area"``.
+
+Ranking: higher score first, then fewer violations, then lower density; equal keys share a rank.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from service.regions.types import RegionLevel
+from service.stats.lifecycle import OutcomeKind, outcome, reopened_after_feedback, was_concealed
+from service.stats.records import SOURCE_ORDER, FirePoint, Source, Unit
+from service.stats.response import Compliance, DeadlinePolicy, response_of
+from service.stats.rules import ScoringRules
+
+DensityBasis = Literal["cropland", "area"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreItem:
+    """One line of a unit's score: which fire point (None for the unit's density), which rule, how many points."""
+
+    incident_id: int | None
+    rule: str
+    points: float  # negative: deducted; positive: credited
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitScore:
+    """A unit's score for the period with the counts behind it and every item, for audit."""
+
+    code: str
+    name: str
+    parent_code: str | None
+    rank: int
+    score: float
+    grade: str | None
+    sanction: str | None
+    fire_points: int
+    violations: int
+    violations_by_source: Mapping[str, int]  # by the source each violation was charged as
+    self_found: int
+    unreported: int
+    concealed: int
+    late_acknowledge: int
+    late_on_site: int
+    density_per_1000ha: float | None
+    density_basis: DensityBasis | None
+    basis_ha: float | None
+    deductions: float
+    credits: float
+    items: tuple[ScoreItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBoard:
+    """The ranked units of one level, and the fire points that could not be scored (no unit at this level)."""
+
+    level: RegionLevel
+    rules: ScoringRules
+    units: list[UnitScore]
+    unscored: int
+
+
+def charged_source(point: FirePoint, rules: ScoringRules) -> Source:
+    """The heaviest source that saw the fire (ties in the order satellite, camera, drone)."""
+    seen = [s for s in SOURCE_ORDER if s in point.sources] or [Source.CAMERA]
+    return max(seen, key=lambda s: (rules.fire_points.weight(s), -SOURCE_ORDER.index(s)))
+
+
+def is_self_found(point: FirePoint, unit_code: str, rules: ScoringRules) -> bool:
+    """Whether the unit found the fire itself (see the module docstring)."""
+    first = point.first_sighting
+    if first is None or first.source is Source.SATELLITE:
+        return False
+    return first.source in rules.reporting.self_found_sources or first.reporter_unit == unit_code
+
+
+def density_basis(unit: Unit) -> tuple[float | None, DensityBasis | None]:
+    """Hectares density is measured against: cropland when imported, else the unit's area (flagged)."""
+    if unit.cropland_ha is not None and unit.cropland_ha > 0:
+        return unit.cropland_ha, "cropland"
+    if unit.area_ha > 0:
+        return unit.area_ha, "area"
+    return None, None
+
+
+def _score_unit(
+    unit: Unit, points: Sequence[FirePoint], rules: ScoringRules, deadlines: DeadlinePolicy, as_of: datetime
+) -> UnitScore:
+    items: list[ScoreItem] = []
+    by_source: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    fire_points = [p for p in points if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
+    weights = rules.fire_points
+    for point in fire_points:
+        response = response_of(point, deadlines.for_county(point.county_code), as_of)
+        if response is not None and response.acknowledge is Compliance.MISSED:
+            counts["late_acknowledge"] += 1
+            items.append(ScoreItem(point.id, "late_acknowledge", -rules.responses.late_acknowledge))
+        if response is not None and response.on_site is Compliance.MISSED:
+            counts["late_on_site"] += 1
+            items.append(ScoreItem(point.id, "late_on_site", -rules.responses.late_on_site))
+        if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
+            continue
+        counts["violations"] += 1
+        if is_self_found(point, unit.code, rules):
+            counts["self_found"] += 1
+            items.append(ScoreItem(point.id, "self_found", rules.reporting.self_found_credit))
+        else:
+            source = charged_source(point, rules)
+            by_source[source.value] += 1
+            factor, notes = 1.0, []
+            large = weights.large_area_m2
+            if large is not None and point.burned_area_m2 is not None and point.burned_area_m2 > large:
+                factor *= weights.large_area_factor
+                notes.append(f"burned {point.burned_area_m2:g} m² > {large:g} m² ×{weights.large_area_factor:g}")
+            if reopened_after_feedback(point):
+                factor *= weights.reopened_factor
+                notes.append(f"failed verification ×{weights.reopened_factor:g}")
+            items.append(
+                ScoreItem(point.id, f"fire_point:{source.value}", -weights.weight(source) * factor, "; ".join(notes))
+            )
+        first = point.first_sighting
+        if first is not None and first.source is Source.SATELLITE:
+            counts["unreported"] += 1
+            items.append(ScoreItem(point.id, "unreported", -rules.reporting.unreported))
+        if was_concealed(point):
+            counts["concealed"] += 1
+            items.append(ScoreItem(point.id, "concealed", -rules.reporting.concealed))
+    basis_ha, basis = density_basis(unit)
+    density = counts["violations"] / basis_ha * 1000.0 if basis_ha else None
+    if density is not None and rules.density.points_per_fire_per_1000ha and counts["violations"]:
+        items.append(
+            ScoreItem(
+                None,
+                "density",
+                -rules.density.points_per_fire_per_1000ha * density,
+                f"{counts['violations']} per {basis_ha:,.0f} ha of {basis}",
+            )
+        )
+    deductions = -sum(i.points for i in items if i.points < 0)
+    credited = sum(i.points for i in items if i.points > 0)
+    if rules.max_credit is not None:
+        credited = min(credited, rules.max_credit)
+    score = rules.base - deductions + credited
+    if rules.floor is not None:
+        score = max(rules.floor, score)
+    score = round(score, 2)
+    return UnitScore(
+        code=unit.code,
+        name=unit.name,
+        parent_code=unit.parent_code,
+        rank=0,
+        score=score,
+        grade=rules.grade(score),
+        sanction=rules.sanction(counts["violations"], score),
+        fire_points=len(fire_points),
+        violations=counts["violations"],
+        violations_by_source={s.value: by_source[s.value] for s in SOURCE_ORDER},
+        self_found=counts["self_found"],
+        unreported=counts["unreported"],
+        concealed=counts["concealed"],
+        late_acknowledge=counts["late_acknowledge"],
+        late_on_site=counts["late_on_site"],
+        density_per_1000ha=density,
+        density_basis=basis,
+        basis_ha=basis_ha,
+        deductions=round(deductions, 4),
+        credits=round(credited, 4),
+        items=tuple(items),
+    )
+
+
+def _rank_key(unit: UnitScore) -> tuple[float, int, float]:
+    return (-unit.score, unit.violations, unit.density_per_1000ha or 0.0)
+
+
+def score_units(
+    points: Iterable[FirePoint],
+    units: Iterable[Unit],
+    level: RegionLevel,
+    rules: ScoringRules,
+    deadlines: DeadlinePolicy,
+    as_of: datetime,
+) -> ScoreBoard:
+    """Score and rank every unit in ``units`` (all of ``level``) on the fire points assigned to it."""
+    by_unit: dict[str, list[FirePoint]] = {}
+    scored_units = sorted(units, key=lambda u: u.code)
+    codes = {u.code for u in scored_units}
+    unscored = 0
+    for point in points:
+        code = point.unit_code(level)
+        if code in codes:
+            by_unit.setdefault(code or "", []).append(point)
+        elif outcome(point.transitions).kind is not OutcomeKind.DUPLICATE:
+            unscored += 1
+    scores = [_score_unit(u, by_unit.get(u.code, []), rules, deadlines, as_of) for u in scored_units]
+    scores.sort(key=lambda s: (*_rank_key(s), s.code))
+    ranked: list[UnitScore] = []
+    for position, score in enumerate(scores, start=1):
+        tied = bool(ranked) and _rank_key(ranked[-1]) == _rank_key(score)
+        ranked.append(replace(score, rank=ranked[-1].rank if tied else position))
+    return ScoreBoard(level, rules, ranked, unscored)

@@ -1,0 +1,189 @@
+"""Statistics and scores for a caller: the scope they may see, the records loaded once, the pure computations.
+
+Scopes (the same as for incidents, :class:`service.auth.service.Principal`):
+
+* evaluators and admins see every area (and change nothing: everything here is read-only);
+* a supervisor sees their county and anything in it;
+* a patrol user sees their own unit. Scores are the sharpest case: a patrol gets **only its own unit's row** —
+  ranked among the units of its parent area, because the rank is its own result, but without any other unit's
+  score or counts.
+
+Asking for an area outside the scope is a :class:`ScopeError` (HTTP 403).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from service.auth.service import UNIT_ROLES, Principal
+from service.config import AlertSettings, Settings
+from service.errors import NotFoundError, StrawfireError
+from service.incidents.states import Role
+from service.regions.types import RegionLevel
+from service.stats.areas import Area
+from service.stats.outcomes import OutcomeTable, outcome_table
+from service.stats.periods import Period
+from service.stats.queries import load_fire_points, load_units
+from service.stats.records import FirePoint, Unit
+from service.stats.response import Deadline, DeadlinePolicy, GroupBy, ResponseTable, response_table
+from service.stats.rules import RuleBook, Selection
+from service.stats.scoring import ScoreBoard, score_units
+
+DEFAULT_RULES_DIR = Path("rules")
+_SCORED_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
+
+
+class ScopeError(StrawfireError):
+    """The caller asked for an area outside what their role lets them see."""
+
+
+def deadline_policy(alerts: AlertSettings) -> DeadlinePolicy:
+    """The deadlines the escalation timer enforces, so statistics judge by the same clock."""
+
+    def of(minutes_ack: float, minutes_on_site: float) -> Deadline:
+        return Deadline(timedelta(minutes=minutes_ack), timedelta(minutes=minutes_on_site))
+
+    return DeadlinePolicy(
+        default=of(alerts.deadlines.acknowledge_min, alerts.deadlines.on_site_min),
+        per_county={code: of(d.acknowledge_min, d.on_site_min) for code, d in alerts.county_deadlines.items()},
+    )
+
+
+def rules_dir(settings: Settings) -> Path:
+    """The folder of scoring-rules files (``stats.rules_dir``, default ``./rules``)."""
+    return settings.stats.rules_dir
+
+
+def resolve_area(principal: Principal, requested: str | None, units: list[Unit]) -> Area:
+    """The area to report on: the requested one when the caller may see it, else their own unit."""
+    requested = requested.strip() if requested and requested.strip() else None
+    if principal.can_read_all():
+        area = Area.of(requested, units)
+    elif principal.role in UNIT_ROLES and principal.unit_code:
+        own = Area.of(principal.unit_code, units)
+        if requested is not None and not own.contains(requested):
+            raise ScopeError(f"a {principal.role.value} user sees only unit {principal.unit_code} and what is in it")
+        area = Area.of(requested or principal.unit_code, units)
+    else:
+        raise ScopeError(f"a {principal.role.value} user has no unit to see statistics of")
+    if area.code is not None and not any(area.contains(u.code) for u in units):
+        raise NotFoundError(f"no imported unit is in area {area.code}")
+    return area
+
+
+def fire_points_in(session: Session, principal: Principal, period: Period, area: Area) -> list[FirePoint]:
+    """The fire points of the period that the caller may see and that lie in ``area``."""
+    points = load_fire_points(session, period, where=principal.incident_filter())
+    return [p for p in points if area.contains_any(p.township_code, p.county_code)]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A statistics answer with what it was computed over."""
+
+    period: Period
+    area: Area
+    as_of: datetime
+
+
+def response_times(
+    session: Session,
+    principal: Principal,
+    period: Period,
+    area_code: str | None,
+    group_by: GroupBy,
+    deadlines: DeadlinePolicy,
+    as_of: datetime,
+) -> tuple[Stats, ResponseTable]:
+    """Response-time statistics for the caller's view of ``area_code`` in ``period``."""
+    area = resolve_area(principal, area_code, load_units(session))
+    points = fire_points_in(session, principal, period, area)
+    return Stats(period, area, as_of), response_table(points, group_by, deadlines, as_of)
+
+
+def outcomes(
+    session: Session, principal: Principal, period: Period, area_code: str | None, group_by: GroupBy, as_of: datetime
+) -> tuple[Stats, OutcomeTable]:
+    """Fire-point outcome counts for the caller's view of ``area_code`` in ``period``."""
+    area = resolve_area(principal, area_code, load_units(session))
+    points = fire_points_in(session, principal, period, area)
+    return Stats(period, area, as_of), outcome_table(points, group_by)
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """A score board with the rules version that made it and notes for the reader."""
+
+    stats: Stats
+    board: ScoreBoard
+    selection: Selection
+    warnings: list[str]
+
+
+def scored_level(units: list[Unit], area: Area, preferred: RegionLevel) -> RegionLevel:
+    """``preferred`` when the area has units of it, else the other scored level (counties-only imports)."""
+    for level in (preferred, *(lv for lv in _SCORED_LEVELS if lv is not preferred)):
+        if any(u.level is level and area.contains(u.code) for u in units):
+            return level
+    return preferred
+
+
+def score_board(
+    session: Session,
+    period: Period,
+    area: Area,
+    units: list[Unit],
+    selection: Selection,
+    deadlines: DeadlinePolicy,
+    as_of: datetime,
+    level: RegionLevel | None = None,
+    points: list[FirePoint] | None = None,
+) -> tuple[ScoreBoard, list[str]]:
+    """Score every unit of the scored level in ``area`` (unscoped: callers filter what they show)."""
+    rules = selection.version.rules
+    preferred = level or RegionLevel(rules.unit_level)
+    chosen = scored_level(units, area, preferred)
+    warnings = list(selection.warnings)
+    if chosen is not preferred:
+        warnings.append(f"no {preferred.value} units in the area: scored {chosen.value} units instead")
+    if points is None:
+        points = [p for p in load_fire_points(session, period) if area.contains_any(p.township_code, p.county_code)]
+    scored = [u for u in units if u.level is chosen and area.contains(u.code)]
+    board = score_units(points, scored, chosen, rules, deadlines, as_of)
+    if board.unscored:
+        warnings.append(f"{board.unscored} fire point(s) in the area have no {chosen.value} and are not scored")
+    return board, warnings
+
+
+def scores(
+    session: Session,
+    principal: Principal,
+    period: Period,
+    area_code: str | None,
+    rulebook: RuleBook,
+    deadlines: DeadlinePolicy,
+    as_of: datetime,
+    *,
+    level: RegionLevel | None = None,
+    version: str | None = None,
+) -> Scores:
+    """Scores for the caller: every unit of their area, or — for a patrol user — their own unit only."""
+    units = load_units(session)
+    area = resolve_area(principal, area_code, units)
+    selection = rulebook.select(period) if version is None else Selection(rulebook.by_version(version), ())
+    if principal.can_read_all() or principal.role is not Role.PATROL:
+        board, warnings = score_board(session, period, area, units, selection, deadlines, as_of, level)
+        return Scores(Stats(period, area, as_of), board, selection, warnings)
+    # A patrol user: rank its unit among its siblings, then show that row alone.
+    own = next((u for u in units if u.code == principal.unit_code), None)
+    if own is None:
+        raise NotFoundError(f"unit {principal.unit_code} is not imported")
+    parent = Area.of(own.parent_code, units) if own.parent_code else Area.of(own.code, units)
+    board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own.level)
+    mine = [u for u in board.units if u.code == own.code]
+    notes = [w for w in warnings if "fire point(s)" not in w]
+    return Scores(Stats(period, area, as_of), replace(board, units=mine, unscored=0), selection, notes)

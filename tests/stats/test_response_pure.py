@@ -1,0 +1,120 @@
+"""Lifecycle milestones, outcomes, fractiles and deadline judgements on hand-made records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.incidents.fusion import ObservationKind
+from service.incidents.states import IncidentState
+from service.stats.lifecycle import OutcomeKind, milestones, outcome, reopened_after_feedback, was_concealed
+from service.stats.records import FirePoint, Sighting, Transition
+from service.stats.response import Compliance, Deadline, Interval, percentile, response_of
+
+T0 = datetime(2025, 11, 3, 2, 0, tzinfo=UTC)
+S = IncidentState
+DEADLINE = Deadline()
+
+
+def t(minutes: float, state: IncidentState, reason: str | None = None) -> Transition:
+    return Transition(T0 + timedelta(minutes=minutes), state, reason=reason)
+
+
+def point(*transitions: Transition, kinds: tuple[ObservationKind, ...] = (ObservationKind.CAMERA,)) -> FirePoint:
+    return FirePoint(
+        id=1,
+        latitude=44.0,
+        longitude=125.0,
+        township_code="T",
+        township_name="镇",
+        county_code="C",
+        county_name="县",
+        first_observed_at=T0,
+        state=transitions[-1].to_state if transitions else S.SUSPECTED,
+        sightings=tuple(Sighting(k, T0) for k in kinds),
+        transitions=transitions,
+    )
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = [timedelta(minutes=v) for v in (7, 1, 3, 5)]
+    assert percentile(values, 50) == timedelta(minutes=3)  # rank ⌈2⌉ = 2 of [1, 3, 5, 7]
+    assert percentile(values, 90) == timedelta(minutes=7)  # rank ⌈3.6⌉ = 4
+    assert percentile(values, 25) == timedelta(minutes=1)
+    assert percentile([timedelta(minutes=9)], 90) == timedelta(minutes=9)
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_skipped_stages_count_as_reached_when_a_later_one_is() -> None:
+    # escalated straight to on site: acknowledged at that moment too
+    m = milestones((t(0, S.NOTIFIED), t(40, S.ESCALATED), t(45, S.ON_SITE)))
+    assert (m.acknowledged, m.on_site, m.escalated) == (T0 + timedelta(minutes=45),) * 2 + (True,)
+    response = response_of(point(t(0, S.NOTIFIED), t(40, S.ESCALATED), t(45, S.ON_SITE)), DEADLINE, T0)
+    assert response is not None
+    assert response.acknowledge is Compliance.MISSED
+    assert response.on_site is Compliance.MET  # on site the moment it acknowledged
+    assert response.intervals[Interval.TRAVEL] == timedelta(0)
+
+
+def test_pending_until_the_deadline_passes_then_missed() -> None:
+    notified = point(t(0, S.NOTIFIED))
+    early = response_of(notified, DEADLINE, T0 + timedelta(minutes=15))
+    late = response_of(notified, DEADLINE, T0 + timedelta(minutes=16))
+    assert early is not None
+    assert late is not None
+    assert (early.acknowledge, late.acknowledge) == (Compliance.PENDING, Compliance.MISSED)
+    assert early.on_site is Compliance.NOT_APPLICABLE
+    acked = point(t(0, S.NOTIFIED), t(5, S.ACKNOWLEDGED))
+    assert response_of(acked, DEADLINE, T0 + timedelta(minutes=35)).on_site is Compliance.PENDING  # type: ignore[union-attr]
+    assert response_of(acked, DEADLINE, T0 + timedelta(minutes=36)).on_site is Compliance.MISSED  # type: ignore[union-attr]
+
+
+def test_a_false_alarm_in_time_owes_no_visit_but_a_late_one_does() -> None:
+    in_time = point(t(0, S.NOTIFIED), t(5, S.ACKNOWLEDGED), t(30, S.FALSE_ALARM, "industrial_heat"))
+    too_late = point(t(0, S.NOTIFIED), t(5, S.ACKNOWLEDGED), t(40, S.FALSE_ALARM, "industrial_heat"))
+    as_of = T0 + timedelta(days=1)
+    assert response_of(in_time, DEADLINE, as_of).on_site is Compliance.NOT_APPLICABLE  # type: ignore[union-attr]
+    assert response_of(too_late, DEADLINE, as_of).on_site is Compliance.MISSED  # type: ignore[union-attr]
+
+
+def test_not_notified_and_duplicates_have_no_response() -> None:
+    assert response_of(point(t(5, S.ACKNOWLEDGED)), DEADLINE, T0) is None
+    assert response_of(point(t(0, S.NOTIFIED), t(1, S.FALSE_ALARM, "duplicate")), DEADLINE, T0) is None
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ((), (OutcomeKind.OPEN, None)),
+        (((S.NOTIFIED, None), (S.ACKNOWLEDGED, None)), (OutcomeKind.OPEN, None)),
+        (((S.FEEDBACK, None), (S.VERIFIED, None), (S.CLOSED, None)), (OutcomeKind.VIOLATION, None)),
+        (((S.FALSE_ALARM, "industrial_heat"), (S.CLOSED, None)), (OutcomeKind.FALSE_ALARM, "industrial_heat")),
+        (((S.FALSE_ALARM, None),), (OutcomeKind.FALSE_ALARM, "unspecified")),
+        (((S.FALSE_ALARM, "permitted_burn"),), (OutcomeKind.PERMITTED_BURN, "permitted_burn")),
+        (((S.FALSE_ALARM, "duplicate"),), (OutcomeKind.DUPLICATE, "duplicate")),
+        (((S.FALSE_ALARM, "not_found"), (S.REOPENED, None)), (OutcomeKind.OPEN, None)),  # a false alarm in doubt
+        (((S.FEEDBACK, None), (S.REOPENED, None)), (OutcomeKind.VIOLATION, None)),  # the fire was real
+        (
+            ((S.FEEDBACK, None), (S.REOPENED, None), (S.FALSE_ALARM, "non_straw_fire")),
+            (OutcomeKind.FALSE_ALARM, "non_straw_fire"),
+        ),
+    ],
+)
+def test_outcome_is_the_latest_decision(
+    states: tuple[tuple[IncidentState, str | None], ...], expected: tuple[OutcomeKind, str | None]
+) -> None:
+    got = outcome([t(i, state, reason) for i, (state, reason) in enumerate(states)])
+    assert (got.kind, got.reason) == expected
+
+
+def test_concealed_and_failed_verification() -> None:
+    concealed = point(t(0, S.NOTIFIED), t(5, S.FALSE_ALARM, "not_found"), t(60, S.REOPENED), t(70, S.FEEDBACK))
+    assert was_concealed(concealed)
+    assert not reopened_after_feedback(concealed)
+    merged_then_real = point(t(0, S.FALSE_ALARM, "duplicate"), t(60, S.REOPENED), t(70, S.FEEDBACK))
+    assert not was_concealed(merged_then_real)
+    reworked = point(t(0, S.FEEDBACK), t(10, S.REOPENED), t(20, S.ACKNOWLEDGED), t(30, S.FEEDBACK))
+    assert reopened_after_feedback(reworked)
+    assert not was_concealed(reworked)
