@@ -54,8 +54,7 @@ def fires(n: int, at: datetime) -> list[ObservationIn]:
         lon = 125.505 + 0.0195 * (i % 15) + 0.0003 * ((i // 225) % 10)
         lat = 44.155 + 0.0135 * ((i // 15) % 15) + 0.0003 * ((i // 2250) % 10)
         pixel = shapely.box(lon - 0.004, lat - 0.003, lon + 0.004, lat + 0.003)
-        out.append(ObservationIn(ObservationKind.SATELLITE, f"bench-{i}", at + timedelta(days=i), lat, lon, pixel,
-                                 0.8))
+        out.append(ObservationIn(ObservationKind.SATELLITE, f"bench-{i}", at + timedelta(days=i), lat, lon, pixel, 0.8))
     return out
 
 
@@ -87,8 +86,14 @@ def run(url: str, label: str) -> None:
         with transaction(factory) as session:
             load_demo(session)
             for code in ("DEMO01", "DEMO02", "DEMO03", "DEMO04"):
-                create_recipient(session, name=code, unit_code=code, channel=Channel.WEBHOOK,
-                                 target=receiver.url + "/" + code, rate_per_min=10_000)
+                create_recipient(
+                    session,
+                    name=code,
+                    unit_code=code,
+                    channel=Channel.WEBHOOK,
+                    target=receiver.url + "/" + code,
+                    rate_per_min=10_000,
+                )
         start = datetime(2020, 1, 1, tzinfo=UTC)
 
         # Throughput: 10 batches of 500 (no worker running, so ingest alone is timed).
@@ -110,14 +115,16 @@ def run(url: str, label: str) -> None:
                 if mode == "sustained":
                     for _ in range(60):
                         with transaction(factory) as session:
-                            summary = ingest_observations(session, fires(1, start), indexes=indexes,
-                                                          settings=settings, actor=SYSTEM)
+                            summary = ingest_observations(
+                                session, fires(1, start), indexes=indexes, settings=settings, actor=SYSTEM
+                            )
                         submitted[str(summary.new_incidents[0])] = time.perf_counter()
                         time.sleep(0.25)
                 else:
                     with transaction(factory) as session:
-                        summary = ingest_observations(session, fires(200, start), indexes=indexes,
-                                                      settings=settings, actor=SYSTEM)
+                        summary = ingest_observations(
+                            session, fires(200, start), indexes=indexes, settings=settings, actor=SYSTEM
+                        )
                     now = time.perf_counter()
                     submitted = {str(i): now for i in summary.new_incidents}
                 deadline = time.monotonic() + 120
@@ -128,9 +135,11 @@ def run(url: str, label: str) -> None:
                     time.sleep(0.05)
                 with lock:
                     latencies = [received[k] - t for k, t in submitted.items() if k in received]
-                print(f"[{label}] {mode:9s}: {len(latencies)}/{len(submitted)} delivered; ingest→webhook latency "
-                      f"p50 {percentile(latencies, 50) * 1000:,.0f} ms, p99 {percentile(latencies, 99) * 1000:,.0f} ms, "
-                      f"mean {statistics.fmean(latencies) * 1000:,.0f} ms")
+                print(
+                    f"[{label}] {mode:9s}: {len(latencies)}/{len(submitted)} delivered; ingest→webhook latency "
+                    f"p50 {percentile(latencies, 50) * 1000:,.0f} ms, p99 {percentile(latencies, 99) * 1000:,.0f} ms, "
+                    f"mean {statistics.fmean(latencies) * 1000:,.0f} ms"
+                )
         finally:
             worker.stop()
     engine.dispose()

@@ -1,4 +1,25 @@
 """Fire and smoke detection in camera and drone frames: training, inference and evaluation.
 
-This package never imports ``service``, ``satellite`` or ``video``.
+This package never imports ``service``, ``satellite`` or ``video``. Importing it (or ``detector.cli``) loads no
+numpy, OpenCV, ONNX Runtime or torch; each module imports what it needs.
+
+Public API, by module:
+
+* ``detector.detections`` — :class:`Detector` (the one interface: ``info`` and ``detect(images, conf=)``),
+  :class:`MotionDetector` (also ``detect_pair(image, previous)``), :class:`Detections` (one image's boxes as
+  arrays, original-image pixels, model name and version), :class:`Detection`, :class:`ModelInfo`.
+* ``detector.backends`` — :func:`load_detector` (``"auto" | "onnx" | "torch" | "rules"``, through the manifest),
+  :class:`YoloDetector` (shared letterbox → network → NMS), :func:`onnx_network`, :func:`torch_network`.
+* ``detector.yolo`` — :func:`letterbox`, :func:`letterbox_batch`, :func:`nms`, :func:`postprocess`,
+  :func:`box_iou`: the pre/post-processing every network backend shares.
+* ``detector.images`` — :func:`load_image` (safe decoding; :class:`ImageLoadError` per bad file).
+* ``detector.rules`` — :class:`RulesDetector`: weights-free flame colour and smoke motion rules.
+* ``detector.sequence`` — :class:`SequenceVerifier`, :class:`PositionVerifiers`, :class:`SequenceConfig`,
+  :class:`IgnoreMask`, :class:`Event`: persistence rules for fixed cameras (pure).
+* ``detector.watch`` — :func:`watch`: a video or frame folder through a detector and the verifier.
+* ``detector.evaluate`` — :func:`evaluate`, :func:`compute_report`, :func:`average_precision`,
+  :func:`match_detections`, :class:`EvalReport`: our own metrics.
+* ``detector.manifest`` — :func:`load_manifest`, :func:`verified_file`, :class:`ModelEntry`, :class:`ModelError`.
+* ``detector.export`` — :func:`export_model`: checkpoint → ONNX + torch weights, evaluation, manifest, card.
+* ``detector.dataset`` / ``detector.train`` — building the training set and training (ultralytics, offline).
 """

@@ -1,15 +1,21 @@
-"""``strawfire detector ...``: build the training set and train the fire/smoke detector.
+"""``strawfire detector ...``: build the training set, train, export, evaluate and run the fire/smoke detector.
 
-A Typer sub-app mounted by the root CLI. ``detector.dataset`` and ``detector.train`` import only the standard
-library at module level (torch and ultralytics are imported inside :func:`detector.train.train`), so loading
-this module keeps ``strawfire --help`` fast.
+A Typer sub-app mounted by the root CLI. The modules imported here load only the standard library at module
+level; numpy, OpenCV, ONNX Runtime, torch and ultralytics are imported inside the commands that need them, so
+loading this module keeps ``strawfire --help`` fast.
+
+The output of ``eval --json``, ``predict --json``, ``info --json`` and ``watch --json`` is a contract that
+acceptance checks and other services parse: extend it, never rename or remove keys.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -23,6 +29,7 @@ from detector.dataset import (
     DatasetError,
     build_dataset,
 )
+from detector.paths import DEFAULT_MODELS_DIR
 from detector.train import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_DATA,
@@ -34,11 +41,14 @@ from detector.train import (
     train,
 )
 
+if TYPE_CHECKING:
+    from detector.detections import Detector
+
 __all__ = ["app"]
 
 app = typer.Typer(
     name="detector",
-    help="Fire/smoke detector for camera and drone frames: dataset and training.",
+    help="Fire/smoke detector for camera and drone frames: dataset, training, export, evaluation, inference.",
     no_args_is_help=True,
 )
 dataset_app = typer.Typer(help="Assemble the YOLO training set from ../shared/data.", no_args_is_help=True)
@@ -141,6 +151,329 @@ def train_command(
         _errors.print(f"[red]training failed:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     _console.print(f"done: {run_dir}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Inference, evaluation, export
+# ------------------------------------------------------------------------------------------------------------
+
+
+class BackendChoice(StrEnum):
+    """``--backend`` values: ``auto`` = torch on a CUDA GPU, else ONNX Runtime; rules when no model exists."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+    rules = "rules"
+
+
+BackendOption = Annotated[
+    BackendChoice, typer.Option(help="onnx (default on CPU), torch (default on a GPU), rules (weights-free).")
+]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Model name in the manifest (default: its default).")]
+ModelsDirOption = Annotated[Path, typer.Option(help="Folder with manifest.json and the weights.")]
+ThreadsOption = Annotated[int, typer.Option(min=0, help="CPU threads for inference (0: all cores).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+TilesOption = Annotated[
+    str, typer.Option(help="Also run on COLSxROWS overlapping tiles (e.g. 3x2) for small, distant plumes.")
+]
+
+
+def _parse_tiles(tiles: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(v) for v in tiles.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter("use COLSxROWS, e.g. 3x2", param_hint="--tiles") from None
+    if cols < 1 or rows < 1:
+        raise typer.BadParameter("use COLSxROWS with both ≥ 1", param_hint="--tiles")
+    return cols, rows
+
+
+def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: int, tiles: str = "1x1") -> Detector:
+    """The detector (tiled if asked), or exit 1 with the reason (missing/corrupted model) on stderr."""
+    from detector.backends import load_detector
+    from detector.manifest import ModelError
+
+    cols, rows = _parse_tiles(tiles)
+    try:
+        detector = load_detector(backend.value, model=model, models_dir=models_dir, threads=threads or None)
+    except ModelError as exc:
+        _errors.print(f"[red]model error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(code=1) from exc
+    if (cols, rows) == (1, 1):
+        return detector
+    from detector.tiling import TiledDetector
+
+    return TiledDetector(detector, cols, rows)
+
+
+def _print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+@app.command("info")
+def info_command(
+    as_json: JsonFlag = False,
+    backend: BackendOption = BackendChoice.auto,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+) -> None:
+    """Describe the default model (name, version, classes, input size, operating threshold), checking its file."""
+    detector = _load(backend, model, models_dir, threads=1)
+    info = detector.info
+    payload: dict[str, Any] = {
+        "name": info.name,
+        "version": info.version,
+        "classes": list(info.classes),
+        "input_size": info.input_size,
+        "operating_threshold": info.operating_threshold,
+        "backend": info.backend,
+    }
+    if info.backend != "rules":
+        from detector.manifest import load_manifest, resolve_model
+
+        entry = resolve_model(load_manifest(models_dir), info.name)
+        validation = entry.validation
+        payload |= {
+            "file": entry.file,
+            "sha256": entry.sha256,
+            "precision": entry.precision,
+            "architecture": entry.architecture,
+            "epochs_trained": entry.epochs_trained,
+            "date": entry.date,
+            "validation": {
+                "data": validation.data,
+                "map50": validation.map50,
+                "ap50": {cls: r.ap50 for cls, r in validation.per_class.items()},
+                "fp_image_rate": validation.fp_image_rate,
+            },
+        }
+    if as_json:
+        _print_json(payload)
+        return
+    table = Table(title="detector model", show_header=False)
+    for key, value in payload.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value))
+    _console.print(table)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Every visible regular file of a folder, sorted: non-images get a per-file error rather than being skipped."""
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder", param_hint="IMAGES_DIR")
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@app.command("predict")
+def predict_command(
+    images_dir: Annotated[Path, typer.Argument(help="Folder of images (every file in it is tried).")],
+    out: Annotated[Path, typer.Option("--json", help="Write {image name: [[class, conf, x1, y1, x2, y2], ...]}.")],
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep detections with confidence ≥ this.")] = 0.01,
+    backend: BackendOption = BackendChoice.auto,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+    threads: ThreadsOption = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
+    tiles: TilesOption = "1x1",
+) -> None:
+    """Detect fire and smoke in every image of a folder; boxes in original-image pixels.
+
+    An unreadable file (empty, truncated, not an image, too large) is reported on stderr and left out of the
+    JSON; the other images are still processed.
+    """
+    from detector.evaluate import detect_images
+    from detector.images import ImageLoadError
+
+    detector = _load(backend, model, models_dir, threads, tiles)
+    results: dict[str, list[list[str | float]]] = {}
+    failed = 0
+    for path, found in detect_images(detector, _image_files(images_dir), batch_size=batch, conf=conf):
+        if isinstance(found, ImageLoadError):
+            failed += 1
+            _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
+            continue
+        results[path.name] = found.above(conf).to_rows()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, ensure_ascii=False) + "\n", encoding="utf-8")
+    _console.print(
+        f"{len(results)} images, {sum(len(v) for v in results.values())} detections ≥ {conf} "
+        f"({detector.info.name} {detector.info.version}, {detector.info.backend}); {failed} unreadable → {out}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command("eval")
+def eval_command(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with images/ and labels/ (YOLO txt).")],
+    names: Annotated[
+        str,
+        typer.Option(help="Label id → class by position, e.g. Fire,default,smoke (other names are ignored)."),
+    ] = "fire,smoke",
+    split: Annotated[
+        str | None, typer.Option(help="Use images/SPLIT and labels/SPLIT (e.g. val for a built dataset).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Operating threshold (default: the model's).")
+    ] = None,
+    missing_labels: Annotated[
+        str, typer.Option(help="Images without a label file: skip (unlabelled) or background (negative).")
+    ] = "skip",
+    as_json: JsonFlag = False,
+    backend: BackendOption = BackendChoice.auto,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+    threads: ThreadsOption = 0,
+    batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
+    tiles: TilesOption = "1x1",
+) -> None:
+    """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
+    from detector.evaluate import evaluate
+
+    if missing_labels not in {"skip", "background"}:
+        raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
+    detector = _load(backend, model, models_dir, threads, tiles)
+    try:
+        report = evaluate(
+            detector,
+            data_dir,
+            names=names,
+            split=split,
+            threshold=threshold,
+            missing_labels="skip" if missing_labels == "skip" else "background",
+            batch_size=batch,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    table = Table(title=f"{report.model} {report.version} ({report.backend}) on {report.data} @ {report.threshold:.2f}")
+    for column in ("class", "AP50", "precision", "recall", "F1", "boxes", "img precision", "img recall"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for cls, r in report.per_class.items():
+        values = (r.ap50, r.precision, r.recall, r.f1)
+        table.add_row(cls, *(_num(v) for v in values), str(r.gt_boxes), _num(r.image_precision), _num(r.image_recall))
+    _console.print(table)
+    _console.print(
+        f"mAP50 {_num(report.map50)}; fire-or-smoke present: precision {_num(report.presence.precision)}, "
+        f"recall {_num(report.presence.recall)}; false-positive image rate {_num(report.fp_image_rate)} on "
+        f"{report.negatives} images without labels; {_num(report.ms_per_image, 1)} ms/image; "
+        f"{report.evaluated} of {report.images} images evaluated ({report.unlabelled} without a label file)",
+        highlight=False,
+    )
+    for error in report.errors:
+        _errors.print(f"skipped {error}", markup=False, highlight=False)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+@app.command("watch")
+def watch_command(
+    source: Annotated[Path, typer.Argument(help="Video file, or folder of frames sorted by file name.")],
+    as_json: JsonFlag = False,
+    frame_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Per-frame confidence (low).")] = 0.15,
+    window: Annotated[int, typer.Option(min=1, help="M: frames looked back over.")] = 8,
+    min_hits: Annotated[int, typer.Option(min=1, help="N: supporting frames in the window to confirm.")] = 4,
+    end_after: Annotated[int, typer.Option(min=1, help="K: frames without support that end an event.")] = 5,
+    min_overlap: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Intersection over the smaller box to link detections.")
+    ] = 0.2,
+    mask: Annotated[
+        Path | None, typer.Option(help="JSON ignore polygons [[[x, y], ...], ...] in frame pixels.")
+    ] = None,
+    backend: BackendOption = BackendChoice.auto,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+    threads: ThreadsOption = 0,
+    tiles: TilesOption = "1x1",
+) -> None:
+    """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes."""
+    from detector.sequence import SequenceConfig
+    from detector.watch import load_mask, watch
+
+    try:
+        config = SequenceConfig(
+            frame_threshold=frame_threshold,
+            window=window,
+            min_hits=min_hits,
+            min_overlap=min_overlap,
+            end_after=end_after,
+        )
+        ignore = load_mask(mask) if mask else None
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    detector = _load(backend, model, models_dir, threads, tiles)
+    try:
+        result = watch(detector, source, config=config, mask=ignore)
+    except (FileNotFoundError, ValueError) as exc:
+        _errors.print(f"[red]watch failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        _print_json(result.to_json())
+        return
+    _console.print(f"{result.frames} frames, {len(result.events)} confirmed event(s)", highlight=False)
+    for event in result.event_dicts():
+        _console.print(
+            f"  {event['class']}: start {event['start_frame']}, confirmed {event['confirm_frame']}, "
+            f"end {event['end_frame']}, box {event['box']}",
+            highlight=False,
+        )
+    for error in result.errors:
+        _errors.print(error, markup=False, highlight=False)
+
+
+@app.command("export")
+def export_command(
+    weights: Annotated[Path, typer.Option(help="Training checkpoint (copied before use).")] = Path(
+        "var/train/strawfire-v1/weights/best.pt"
+    ),
+    name: Annotated[str, typer.Option(help="Model name in the manifest.")] = "strawfire-yolov8n",
+    version: Annotated[str | None, typer.Option(help="Version (default: <date>-e<epochs>).")] = None,
+    dataset: Annotated[Path, typer.Option(help="Built dataset (for the val split and licences).")] = DEFAULT_OUT_DIR,
+    split: Annotated[str, typer.Option(help="Held-out split to evaluate on.")] = "val",
+    quantize: Annotated[bool, typer.Option(help="Try an int8 variant; kept only if it keeps accuracy.")] = True,
+    tower_clip: Annotated[
+        Path | None, typer.Option(help="Tower clip for the sequence check (skipped when absent).")
+    ] = None,
+    tower_mask: Annotated[
+        Path | None, typer.Option(help="That camera position's ignore mask (default: the one in tests/detector/data).")
+    ] = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+    threads: ThreadsOption = 0,
+) -> None:
+    """Export a checkpoint to ONNX (+ torch weights) in models/, evaluate it, update manifest.json and README.md."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    from detector.export import DEFAULT_TOWER_CLIP, DEFAULT_TOWER_MASK, export_model
+
+    try:
+        result = export_model(
+            weights,
+            name=name,
+            version=version,
+            models_dir=models_dir,
+            dataset=dataset,
+            split=split,
+            quantize=quantize,
+            threads=threads or None,
+            tower_clip=tower_clip or DEFAULT_TOWER_CLIP,
+            tower_mask=tower_mask or DEFAULT_TOWER_MASK,
+        )
+    except FileNotFoundError as exc:
+        _errors.print(f"[red]export failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
+    report = result.entry.validation
+    aps = ", ".join(f"{cls} {_num(r.ap50)}" for cls, r in report.per_class.items())
+    _console.print(
+        f"{result.entry.name} {result.entry.version}: AP50 {aps}; threshold {result.entry.operating_threshold:.2f}; "
+        f"FP image rate {_num(report.fp_image_rate)}; int8: {result.quantization_note}",
+        highlight=False,
+    )
+    _console.print(f"wrote {result.manifest_path} and {result.card_path}", highlight=False)
 
 
 if __name__ == "__main__":  # `python -m detector.cli ...` until the root CLI mounts this app

@@ -123,9 +123,12 @@ def configure_offline(config_dir: Path = DEFAULT_CONFIG_DIR, *, threads: int = 1
       free; torch is also capped again at train start because ultralytics resets it.
     """
     config_dir = config_dir.resolve()
-    if "ultralytics" in sys.modules and os.environ.get("YOLO_OFFLINE") != "1":
+    # An earlier call in this process already put ultralytics offline before it was imported (inference and tests
+    # load it too), even if YOLO_OFFLINE has since been removed from the environment.
+    if "ultralytics" in sys.modules and os.environ.get("YOLO_OFFLINE") != "1" and not _guard["configured"]:
         raise RuntimeError("ultralytics was imported before configure_offline(); its online check ran")
     os.environ["YOLO_OFFLINE"] = "1"
+    _guard["configured"] = True
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))  # matplotlib's font cache
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -145,7 +148,7 @@ _LOCAL_HOSTS: Final[frozenset[str]] = frozenset({"", "localhost", "127.0.0.1", "
 _NAME_LOOKUPS: Final[frozenset[str]] = frozenset(
     {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr"}
 )
-_guard = {"installed": False, "active": False}
+_guard = {"installed": False, "active": False, "configured": False}
 
 
 def _network_audit_hook(event: str, args: tuple[Any, ...]) -> None:

@@ -1,0 +1,138 @@
+"""Benchmark: strawfire's ONNX Runtime detector against ultralytics' own predictor, same weights, same images.
+
+* **strawfire ORT**: ``load_detector("onnx")`` — numpy/OpenCV letterbox, ONNX Runtime, numpy NMS.
+* **ultralytics predictor**: ``YOLO(<the model's .pt>).predict(images, imgsz, conf, iou)`` — the usual way to run
+  these weights (its own letterbox, torch forward, torchvision NMS, ``Results`` objects).
+* **strawfire torch** (context): our pipeline with the torch network, to show where the difference comes from.
+* **strawfire ORT int8** (when the manifest lists a ``<name>-int8`` variant, i.e. one that kept accuracy).
+
+Same decoded images (RGB for ours, BGR for ultralytics, as each expects; decoding is not timed), same confidence
+(0.01) and IoU (0.7), batch 1 and 8, the passes alternating so that machine load affects all alike. Fairness:
+ONNX Runtime's intra-op threads and torch's threads are both set to ``--threads`` (default 1; torch's count is
+set again after ultralytics' predictor set-up, which changes it). Prints ms/image and images/s (best of
+``--repeat`` passes) and the ORT/ultralytics ratio.
+
+    .venv/bin/python bench/bench_detector.py [--threads 1] [--images 32] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from detector.backends import load_detector  # noqa: E402
+from detector.detections import Detector  # noqa: E402
+from detector.images import load_image  # noqa: E402
+from detector.manifest import load_manifest, resolve_model, verified_file  # noqa: E402
+from detector.paths import DEFAULT_MODELS_DIR  # noqa: E402
+from detector.train import configure_offline, offline_guard  # noqa: E402
+
+VAL_IMAGES = REPO / "var" / "datasets" / "strawfire-v1" / "images" / "val"
+SHARED_IMAGES = REPO.parent / "shared" / "data" / "fire_smoke" / "train" / "images"
+CONF, IOU = 0.01, 0.7
+
+
+def pick_images(count: int) -> list[np.ndarray]:
+    """``count`` real images spread over the validation split (or the shared fire/smoke set)."""
+    folder = VAL_IMAGES if VAL_IMAGES.is_dir() else SHARED_IMAGES
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not paths:
+        raise SystemExit(f"no images in {folder}")
+    step = max(1, len(paths) // count)
+    return [load_image(p).pixels for p in paths[::step][:count]]
+
+
+def best_seconds(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads = torch threads (default 1)")
+    parser.add_argument("--images", type=int, default=32, help="real images per pass (default 32)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes per engine and batch size (best is kept)")
+    args = parser.parse_args()
+
+    configure_offline(REPO / "var" / "ultralytics", threads=args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    manifest = load_manifest(DEFAULT_MODELS_DIR)
+    entry = resolve_model(manifest)
+    int8_name = f"{entry.name}-int8"
+    int8_detector = (
+        load_detector("onnx", model=int8_name, threads=args.threads)
+        if any(m.name == int8_name for m in manifest.models)
+        else None
+    )
+    pt = verified_file(DEFAULT_MODELS_DIR, entry, "torch")
+    ort_detector = load_detector("onnx", threads=args.threads)
+    torch_detector = load_detector("torch", threads=args.threads, device="cpu")
+    with offline_guard():
+        from ultralytics import YOLO
+
+        yolo = YOLO(str(pt), task="detect")
+    images = pick_images(args.images)
+    bgr = [np.ascontiguousarray(image[:, :, ::-1]) for image in images]
+    size = entry.input_size
+
+    def ours(detector: Detector, batch: int) -> Callable[[], object]:
+        def run() -> None:
+            for start in range(0, len(images), batch):
+                detector.detect(images[start : start + batch], conf=CONF)
+
+        return run
+
+    def ultralytics(batch: int) -> Callable[[], object]:
+        def run() -> None:
+            for start in range(0, len(bgr), batch):
+                yolo.predict(
+                    bgr[start : start + batch], imgsz=size, conf=CONF, iou=IOU, device="cpu", verbose=False, batch=batch
+                )
+
+        return run
+
+    with offline_guard():
+        ultralytics(1)()  # warm-up: builds the predictor (and resets torch's thread count)
+        torch.set_num_threads(args.threads)
+        ours(ort_detector, 1)()
+        ours(torch_detector, 1)()
+        print(
+            f"{entry.name} {entry.version}, {len(images)} real images, input {size}, conf {CONF}, "
+            f"threads {args.threads} (ORT intra-op = torch), torch {torch.__version__}"
+        )
+        for batch in (1, 8):
+            engines = {
+                "strawfire ORT": ours(ort_detector, batch),
+                "ultralytics predictor": ultralytics(batch),
+                "strawfire torch": ours(torch_detector, batch),
+            }
+            if int8_detector is not None:
+                engines["strawfire ORT int8"] = ours(int8_detector, batch)
+            results = dict.fromkeys(engines, float("inf"))
+            for _ in range(args.repeat):  # alternate engines so that load changes hit all of them
+                for label, run in engines.items():
+                    results[label] = min(results[label], best_seconds(run, 1))
+            print(f"batch {batch}:")
+            for label, seconds in results.items():
+                per_image = 1000 * seconds / len(images)
+                print(f"  {label:<22} {per_image:7.1f} ms/image  {len(images) / seconds:7.1f} images/s")
+            ratio = results["ultralytics predictor"] / results["strawfire ORT"]
+            print(f"  ratio ultralytics / ORT: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

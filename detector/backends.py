@@ -1,0 +1,217 @@
+"""Detector backends: ONNX Runtime (default, CPU), ultralytics/torch (GPU, or on request), and the colour rules.
+
+Why they share :class:`YoloDetector`: a backend here is only "a function from the letterboxed batch to the raw
+network output". Letterboxing, decoding, NMS and the mapping back to image pixels are the single implementation
+in :mod:`detector.yolo`, so ONNX Runtime and torch differ only by floating-point arithmetic inside the network
+(``tests/detector/test_backends.py`` checks they agree on real images).
+
+Weights are always loaded through ``models/manifest.json`` (:func:`load_detector`), which verifies their sha256;
+nothing here can reach the network (ultralytics is put offline before it is imported, see
+:func:`detector.train.configure_offline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from detector.detections import Detections, Detector, FloatArray, ImageArray, ModelInfo
+from detector.manifest import (
+    DEFAULT_MODELS_DIR,
+    ModelEntry,
+    ModelError,
+    load_manifest,
+    resolve_model,
+    verified_file,
+)
+from detector.yolo import DEFAULT_IOU, DEFAULT_MAX_DET, letterbox_batch, postprocess
+
+__all__ = [
+    "DEFAULT_CANDIDATE_CONF",
+    "Backend",
+    "YoloDetector",
+    "cuda_available",
+    "load_detector",
+    "model_info",
+    "onnx_network",
+    "torch_network",
+]
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "onnx", "torch", "rules"]
+#: Lowest confidence a backend returns unless asked otherwise: low, so that callers (sequence verification,
+#: ``predict --json``) can apply their own threshold; the operating threshold is in :class:`ModelInfo`.
+DEFAULT_CANDIDATE_CONF: Final[float] = 0.01
+#: Images per network call: bounds memory for long lists while keeping the batched speed-up.
+DEFAULT_MAX_BATCH: Final[int] = 8
+#: ultralytics' settings folder for inference, inside the checkout's ``var/`` (never ``~/.config``).
+_ULTRALYTICS_CONFIG_DIR: Final[Path] = DEFAULT_MODELS_DIR.parent / "var" / "ultralytics"
+
+Network = Callable[[FloatArray], FloatArray]
+
+
+class YoloDetector:
+    """A YOLO network behind the shared letterbox → network → NMS pipeline; implements :class:`Detector`."""
+
+    def __init__(
+        self,
+        network: Network,
+        info: ModelInfo,
+        *,
+        conf: float = DEFAULT_CANDIDATE_CONF,
+        iou: float = DEFAULT_IOU,
+        max_det: int = DEFAULT_MAX_DET,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._network = network
+        self._info = info
+        self.conf = conf
+        self.iou = iou
+        self.max_det = max_det
+        self.max_batch = max_batch
+
+    @property
+    def info(self) -> ModelInfo:
+        """Name, version, classes, input size and operating threshold of the loaded model."""
+        return self._info
+
+    def raw(self, batch: FloatArray) -> FloatArray:
+        """The network's raw output for an already letterboxed batch (for tests and benchmarks)."""
+        return self._network(batch)
+
+    def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
+        """Detect in a batch of RGB images; boxes in each image's pixels, confidence ≥ ``conf``."""
+        threshold = self.conf if conf is None else conf
+        out: list[Detections] = []
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            batch, boxes = letterbox_batch(chunk, self._info.input_size)
+            raw = self._network(batch)
+            for box, (xyxy, confidence, class_id) in zip(
+                boxes, postprocess(raw, boxes, conf=threshold, iou=self.iou, max_det=self.max_det), strict=True
+            ):
+                out.append(
+                    Detections(
+                        box.image_size,
+                        self._info.name,
+                        self._info.version,
+                        self._info.classes,
+                        xyxy,
+                        confidence,
+                        class_id,
+                    )
+                )
+        return out
+
+
+def onnx_network(path: Path, *, threads: int | None = None) -> Network:
+    """An ONNX Runtime CPU session as a :data:`Network`. ``threads`` None lets ONNX Runtime use every core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1  # one graph branch at a time: the YOLO graph is a chain
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped exception classes
+        raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from exc
+    input_name = session.get_inputs()[0].name
+
+    def run(batch: FloatArray) -> FloatArray:
+        result: Any = session.run(None, {input_name: batch})[0]
+        return np.asarray(result, dtype=np.float32)
+
+    return run
+
+
+def cuda_available() -> bool:
+    """Whether torch can use a CUDA GPU. Cheap when there is no NVIDIA driver (torch is then not imported)."""
+    if not (Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia").exists()):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def torch_network(path: Path, *, device: str | None = None, threads: int | None = None) -> Network:
+    """The ultralytics checkpoint at ``path`` as a :data:`Network` (fp32; conv+bn fused, as ONNX Runtime does)."""
+    from detector.train import configure_offline, offline_guard
+
+    configure_offline(_ULTRALYTICS_CONFIG_DIR, threads=threads or (os.cpu_count() or 1))
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    with offline_guard():
+        from ultralytics.nn.tasks import load_checkpoint
+
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            model, _ = load_checkpoint(str(path), device=target, fuse=True)  # type: ignore[no-untyped-call]
+        except Exception as exc:  # torch/pickle raise many unrelated types for a bad file
+            raise ModelError(f"{path}: not a loadable ultralytics checkpoint ({exc})") from exc
+    model.eval()
+
+    def run(batch: FloatArray) -> FloatArray:
+        with torch.inference_mode():
+            output = model(torch.from_numpy(batch).to(target))
+        if isinstance(output, tuple | list):  # eval mode returns (decoded, raw feature maps)
+            output = output[0]
+        return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
+
+    return run
+
+
+def model_info(entry: ModelEntry, backend: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a manifest entry."""
+    return ModelInfo(
+        name=entry.name,
+        version=entry.version,
+        classes=entry.classes,
+        input_size=entry.input_size,
+        operating_threshold=entry.operating_threshold,
+        backend=backend,
+    )
+
+
+def load_detector(
+    backend: Backend = "auto",
+    *,
+    model: str | None = None,
+    models_dir: Path = DEFAULT_MODELS_DIR,
+    threads: int | None = None,
+    device: str | None = None,
+) -> Detector:
+    """The configured detector: the manifest's default model (or ``model``) on the requested backend.
+
+    ``auto`` picks torch when a CUDA GPU is present and the entry has torch weights, else ONNX Runtime; when no
+    model is configured at all (no manifest), ``auto`` falls back to the weights-free colour rules and says so in
+    the log. A configured but missing or corrupted model is always an error, never a silent fallback.
+    """
+    if backend == "rules":
+        from detector.rules import RulesDetector
+
+        return RulesDetector()
+    manifest_path = models_dir / "manifest.json"
+    if backend == "auto" and not manifest_path.exists():
+        from detector.rules import RulesDetector
+
+        log.warning("no model manifest at %s: using the weights-free colour/motion rules", manifest_path)
+        return RulesDetector()
+    entry = resolve_model(load_manifest(models_dir), model)
+    if backend == "auto":
+        backend = "torch" if entry.torch_file and cuda_available() else "onnx"
+    if backend == "torch":
+        network = torch_network(verified_file(models_dir, entry, "torch"), device=device, threads=threads)
+    else:
+        network = onnx_network(verified_file(models_dir, entry, "onnx"), threads=threads)
+    return YoloDetector(network, model_info(entry, backend))

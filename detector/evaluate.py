@@ -1,0 +1,470 @@
+"""Evaluate any :class:`~detector.detections.Detector` on a folder of YOLO-labelled images, with our own metrics.
+
+Why our own code rather than ultralytics' validator: the same numbers must be computable for every backend
+(ONNX Runtime, torch, the weights-free colour rules) and for any labelled folder, whatever its class ids, and they
+must be the numbers that matter for alerting, not only mAP:
+
+* AP50 per class: IoU ≥ 0.5, greedy matching in order of decreasing confidence (each prediction takes the
+  still-unmatched ground-truth box of its class with the highest IoU), all-point interpolation of the precision
+  envelope (PASCAL VOC 2010+; ultralytics reports a 101-point approximation, so its numbers differ slightly);
+* precision / recall / F1 of boxes at the operating threshold;
+* image-level presence precision / recall (does the image contain fire / smoke at all? — what an alert needs);
+* the false-positive image rate on images without any labelled object (what makes operators mute a camera);
+* milliseconds per image, decoding included.
+
+Label ids are mapped by position through ``names`` (``Fire,default,smoke`` → id 0 fire, id 1 ignored, id 2
+smoke). An image without a label file is *unlabelled* and skipped by default (the tower set leaves frames whose
+smoke was not boxed without one); ``missing_labels="background"`` treats it as a negative (the YOLO convention).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
+
+from detector.detections import CLASS_NAMES, Detections, Detector, FloatArray
+from detector.images import ImageLoadError, LoadedImage, load_image
+
+__all__ = [
+    "DEFAULT_EVAL_CONF",
+    "DEFAULT_OPERATING_THRESHOLD",
+    "IMAGE_SUFFIXES",
+    "ClassReport",
+    "EvalReport",
+    "GroundTruth",
+    "LabelledImage",
+    "PresenceReport",
+    "average_precision",
+    "best_f1_threshold",
+    "compute_report",
+    "detect_images",
+    "evaluate",
+    "match_detections",
+    "parse_names",
+    "read_yolo_folder",
+    "rescale",
+]
+
+IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: Candidate threshold for AP: low enough that the precision–recall curve reaches the model's full recall.
+DEFAULT_EVAL_CONF: Final[float] = 0.001
+IOU_THRESHOLD: Final[float] = 0.5
+#: ultralytics' predictor default, used when the data cannot choose a threshold.
+DEFAULT_OPERATING_THRESHOLD: Final[float] = 0.25
+BoolArray = npt.NDArray[np.bool_]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassReport(_Strict):
+    """Metrics of one class. ``None`` where a ratio is undefined (no ground truth, no prediction)."""
+
+    ap50: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    gt_boxes: int
+    predictions: int  # boxes at or above the operating threshold
+    true_positives: int
+    image_precision: float | None
+    image_recall: float | None
+
+
+class PresenceReport(_Strict):
+    """Image-level "fire or smoke present" at the operating threshold."""
+
+    precision: float | None
+    recall: float | None
+
+
+class EvalReport(_Strict):
+    """Everything ``strawfire detector eval --json`` prints, also stored in the model manifest."""
+
+    data: str
+    model: str
+    version: str
+    backend: str
+    threshold: float
+    iou: float = IOU_THRESHOLD
+    images: int  # image files found
+    evaluated: int  # decoded and evaluated
+    unlabelled: int  # skipped: no label file
+    negatives: int  # evaluated images without any fire/smoke box
+    per_class: dict[str, ClassReport]
+    map50: float | None
+    presence: PresenceReport
+    fp_image_rate: float | None  # share of negatives with a detection at the threshold
+    ms_per_image: float | None
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Boxes of one image in normalised xyxy (0..1), with project class ids (0 fire, 1 smoke)."""
+
+    xyxy: FloatArray
+    class_id: npt.NDArray[np.int64]
+
+    def to_pixels(self, size: tuple[int, int]) -> FloatArray:
+        """The boxes in pixels of an image of ``size`` (width, height)."""
+        scale = np.array([size[0], size[1], size[0], size[1]], np.float32)
+        return (self.xyxy * scale).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """An image and its ground truth; ``truth`` is None when the label file itself is broken (``error`` says why)."""
+
+    path: Path
+    truth: GroundTruth | None
+    error: str | None = None
+
+
+def parse_names(names: str | Sequence[str]) -> tuple[int | None, ...]:
+    """Map label ids to project class ids by position: ``"Fire,default,smoke"`` → (0, None, 1).
+
+    Case-insensitive; any name other than fire/smoke means "ignore boxes of this id".
+    """
+    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
+    if not items or any(not n for n in items):
+        raise ValueError(f"--names needs comma-separated class names, got {names!r}")
+    lookup: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+    return tuple(lookup.get(n.lower()) for n in items)
+
+
+def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> GroundTruth:
+    from detector.dataset import parse_label_text
+
+    boxes: list[tuple[float, float, float, float]] = []
+    classes: list[int] = []
+    for box in parse_label_text(text, where=where):
+        if not 0 <= box.cls < len(ids):
+            raise ValueError(f"{where}: class id {box.cls} is not covered by --names ({len(ids)} names)")
+        target = ids[box.cls]
+        if target is None:
+            continue
+        boxes.append((box.cx - box.w / 2, box.cy - box.h / 2, box.cx + box.w / 2, box.cy + box.h / 2))
+        classes.append(target)
+    return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64))
+
+
+def read_yolo_folder(
+    data_dir: Path,
+    names: str | Sequence[str] = CLASS_NAMES,
+    *,
+    split: str | None = None,
+    missing_labels: Literal["skip", "background"] = "skip",
+) -> tuple[list[LabelledImage], int]:
+    """List ``data_dir/images[/split]`` with ground truth from ``data_dir/labels[/split]/<stem>.txt``.
+
+    Returns the labelled images (sorted by name) and how many were skipped for lack of a label file.
+    """
+    images_dir = data_dir / "images" / split if split else data_dir / "images"
+    labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
+    ids = parse_names(names)
+    paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
+    if not paths and splits:
+        raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    out: list[LabelledImage] = []
+    unlabelled = 0
+    for path in paths:
+        label = labels_dir / f"{path.stem}.txt"
+        if not label.is_file():
+            if missing_labels == "skip":
+                unlabelled += 1
+                continue
+            out.append(LabelledImage(path, GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))))
+            continue
+        try:
+            out.append(LabelledImage(path, _parse_labels(label.read_text(encoding="utf-8"), ids, str(label))))
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            out.append(LabelledImage(path, None, f"{label}: {exc}"))
+    return out, unlabelled
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pure metrics
+# ------------------------------------------------------------------------------------------------------------
+
+
+def match_detections(
+    pred_xyxy: FloatArray, pred_conf: FloatArray, gt_xyxy: FloatArray, iou_threshold: float = IOU_THRESHOLD
+) -> BoolArray:
+    """True-positive flag of each prediction of one class in one image (predictions in any order).
+
+    Predictions are taken by decreasing confidence (ties: original order); each takes the unmatched ground-truth
+    box with the highest IoU, if that IoU ≥ ``iou_threshold``; otherwise it is a false positive.
+    """
+    from detector.yolo import box_iou
+
+    tp = np.zeros(len(pred_conf), bool)
+    if not len(pred_conf) or not len(gt_xyxy):
+        return tp
+    ious = box_iou(pred_xyxy, gt_xyxy)
+    taken = np.zeros(len(gt_xyxy), bool)
+    for i in np.argsort(-pred_conf, kind="stable"):
+        candidates = np.where(taken, -1.0, ious[i])
+        best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            taken[best] = True
+            tp[i] = True
+    return tp
+
+
+def average_precision(tp: BoolArray, conf: FloatArray, n_gt: int) -> float | None:
+    """AP with all-point interpolation: the area under the monotone precision envelope over recall.
+
+    ``tp``/``conf`` are the flags and confidences of all predictions of one class over the dataset. ``None`` when
+    there is no ground truth (AP is undefined, whatever the false positives).
+    """
+    if n_gt == 0:
+        return None
+    if not len(tp):
+        return 0.0
+    order = np.argsort(-conf, kind="stable")
+    hits = tp[order].astype(np.float64)
+    cum_tp = np.cumsum(hits)
+    cum_fp = np.cumsum(1.0 - hits)
+    recall = cum_tp / n_gt
+    precision = cum_tp / (cum_tp + cum_fp)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    changes = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[changes + 1] - mrec[changes]) * mpre[changes + 1]))
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None:
+        return None
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def best_f1_threshold(
+    flags: Sequence[tuple[BoolArray, FloatArray, int]],
+    grid: Iterable[float] = np.arange(0.01, 0.951, 0.01),
+    *,
+    fallback: float = DEFAULT_OPERATING_THRESHOLD,
+) -> float:
+    """The confidence threshold maximising the mean box F1 over the classes that have ground truth.
+
+    ``flags`` holds, per class, (TP flags, confidences, ground-truth count) over the dataset. Ties go to the
+    higher threshold (fewer alarms for the same F1). When no threshold gives any true positive (an untrained
+    model), F1 cannot choose and ``fallback`` is returned.
+    """
+    best, best_score = fallback, 0.0
+    for threshold in grid:
+        scores = []
+        for tp, conf, n_gt in flags:
+            if n_gt == 0:
+                continue
+            kept = conf >= threshold
+            n_tp, n_pred = int(tp[kept].sum()), int(kept.sum())
+            scores.append(_f1(_ratio(n_tp, n_pred), n_tp / n_gt) or 0.0)
+        score = float(np.mean(scores)) if scores else 0.0
+        if score > 0.0 and score >= best_score - 1e-12:
+            best, best_score = round(float(threshold), 4), score
+    return best
+
+
+@dataclass(frozen=True)
+class _Collected:
+    """Per-image predictions and ground truth in pixels, ready for the metrics."""
+
+    predictions: list[Detections]
+    truths: list[tuple[FloatArray, npt.NDArray[np.int64]]]
+
+
+def _class_flags(data: _Collected, cls: int) -> tuple[BoolArray, FloatArray, int, list[bool]]:
+    """TP flags and confidences of all predictions of ``cls``, GT count, and per-image presence of GT."""
+    flags: list[BoolArray] = []
+    confs: list[FloatArray] = []
+    n_gt = 0
+    present: list[bool] = []
+    for det, (gt_xyxy, gt_cls) in zip(data.predictions, data.truths, strict=True):
+        keep = det.class_id == cls
+        gt = gt_xyxy[gt_cls == cls]
+        n_gt += len(gt)
+        present.append(bool(len(gt)))
+        flags.append(match_detections(det.xyxy[keep], det.confidence[keep], gt))
+        confs.append(det.confidence[keep])
+    tp = np.concatenate(flags) if flags else np.zeros(0, bool)
+    conf = np.concatenate(confs).astype(np.float32) if confs else np.zeros(0, np.float32)
+    return tp, conf, n_gt, present
+
+
+def compute_report(
+    predictions: Sequence[Detections],
+    truths: Sequence[tuple[FloatArray, npt.NDArray[np.int64]]],
+    *,
+    threshold: float | None,
+    data: str,
+    backend: str,
+    images: int | None = None,
+    unlabelled: int = 0,
+    errors: Sequence[str] = (),
+    ms_per_image: float | None = None,
+) -> EvalReport:
+    """All metrics from per-image predictions and pixel ground truth (xyxy, class id). Pure.
+
+    ``threshold`` None picks the operating threshold that maximises the mean F1 (:func:`best_f1_threshold`).
+    """
+    collected = _Collected(list(predictions), list(truths))
+    per_class_flags = [_class_flags(collected, cls) for cls in range(len(CLASS_NAMES))]
+    if threshold is None:
+        threshold = best_f1_threshold([(tp, conf, n) for tp, conf, n, _ in per_class_flags])
+    per_class: dict[str, ClassReport] = {}
+    predicted_any = np.zeros(len(collected.predictions), bool)
+    for cls, (tp, conf, n_gt, present) in enumerate(per_class_flags):
+        kept = conf >= threshold
+        n_tp, n_pred = int(tp[kept].sum()), int(kept.sum())
+        precision, recall = _ratio(n_tp, n_pred), _ratio(n_tp, n_gt)
+        predicted = np.array(
+            [bool(((d.class_id == cls) & (d.confidence >= threshold)).any()) for d in collected.predictions], bool
+        )
+        predicted_any |= predicted
+        truth = np.array(present, bool)
+        per_class[CLASS_NAMES[cls]] = ClassReport(
+            ap50=average_precision(tp, conf, n_gt),
+            precision=precision,
+            recall=recall,
+            f1=_f1(precision, recall),
+            gt_boxes=n_gt,
+            predictions=n_pred,
+            true_positives=n_tp,
+            image_precision=_ratio(int((predicted & truth).sum()), int(predicted.sum())),
+            image_recall=_ratio(int((predicted & truth).sum()), int(truth.sum())),
+        )
+    positive = np.array([bool(len(t[0])) for t in collected.truths], bool)
+    aps = [r.ap50 for r in per_class.values() if r.ap50 is not None]
+    return EvalReport(
+        data=data,
+        model=collected.predictions[0].model if collected.predictions else "",
+        version=collected.predictions[0].version if collected.predictions else "",
+        backend=backend,
+        threshold=threshold,
+        images=len(collected.predictions) + len(errors) if images is None else images,
+        evaluated=len(collected.predictions),
+        unlabelled=unlabelled,
+        negatives=int((~positive).sum()),
+        per_class=per_class,
+        map50=float(np.mean(aps)) if aps else None,
+        presence=PresenceReport(
+            precision=_ratio(int((predicted_any & positive).sum()), int(predicted_any.sum())),
+            recall=_ratio(int((predicted_any & positive).sum()), int(positive.sum())),
+        ),
+        fp_image_rate=_ratio(int((predicted_any & ~positive).sum()), int((~positive).sum())),
+        ms_per_image=ms_per_image,
+        errors=list(errors),
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Running a detector over files
+# ------------------------------------------------------------------------------------------------------------
+
+
+def rescale(detections: Detections, image: LoadedImage) -> Detections:
+    """Map boxes found on a (possibly downscaled) decoded image to original-image pixels."""
+    sx, sy = image.scale
+    if image.original_size == detections.image_size and sx == sy == 1.0:
+        return detections
+    xyxy = detections.xyxy * np.array([sx, sy, sx, sy], np.float32)
+    return Detections(
+        image.original_size,
+        detections.model,
+        detections.version,
+        detections.classes,
+        xyxy.astype(np.float32),
+        detections.confidence,
+        detections.class_id,
+    )
+
+
+def detect_images(
+    detector: Detector, paths: Sequence[Path], *, batch_size: int = 8, conf: float | None = None
+) -> Iterator[tuple[Path, Detections | ImageLoadError]]:
+    """Detect in image files in batches; yield each path with its detections or the reason it could not be read.
+
+    One bad file never stops the others: it is decoded on its own and reported, its batch goes on without it.
+    """
+    pending: list[tuple[Path, LoadedImage]] = []
+
+    def flush() -> Iterator[tuple[Path, Detections | ImageLoadError]]:
+        found = detector.detect([image.pixels for _, image in pending], conf=conf)
+        for (path, image), det in zip(pending, found, strict=True):
+            yield path, rescale(det, image)
+        pending.clear()
+
+    for path in paths:
+        try:
+            pending.append((path, load_image(path)))
+        except ImageLoadError as exc:
+            yield path, exc
+            continue
+        if len(pending) >= batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def evaluate(
+    detector: Detector,
+    data_dir: Path,
+    *,
+    names: str | Sequence[str] = CLASS_NAMES,
+    split: str | None = None,
+    threshold: float | None = None,
+    choose_threshold: bool = False,
+    missing_labels: Literal["skip", "background"] = "skip",
+    batch_size: int = 8,
+    conf: float = DEFAULT_EVAL_CONF,
+) -> EvalReport:
+    """Run ``detector`` over a YOLO folder and compute the :class:`EvalReport`.
+
+    The operating threshold is ``threshold``, else the detector's own; ``choose_threshold`` instead picks the one
+    with the best mean F1 on this data (how an export sets a new model's threshold).
+    """
+    samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
+    errors = [s.error for s in samples if s.error is not None]
+    usable = {s.path: s.truth for s in samples if s.truth is not None}
+    predictions: list[Detections] = []
+    truths: list[tuple[FloatArray, npt.NDArray[np.int64]]] = []
+    started = time.perf_counter()
+    for path, result in detect_images(detector, list(usable), batch_size=batch_size, conf=conf):
+        if isinstance(result, ImageLoadError):
+            errors.append(str(result))
+            continue
+        truth = usable[path]
+        assert truth is not None
+        predictions.append(result)
+        truths.append((truth.to_pixels(result.image_size), truth.class_id))
+    elapsed = time.perf_counter() - started
+    chosen = detector.info.operating_threshold if threshold is None else threshold
+    return compute_report(
+        predictions,
+        truths,
+        threshold=None if choose_threshold else chosen,
+        data=str(data_dir / "images" / split) if split else str(data_dir),
+        backend=detector.info.backend,
+        images=len(samples) + unlabelled,
+        unlabelled=unlabelled,
+        errors=errors,
+        ms_per_image=1000.0 * elapsed / len(predictions) if predictions else None,
+    )

@@ -1,0 +1,662 @@
+"""Export a training checkpoint to ``models/``: ONNX (+ the stripped torch weights), evaluation, manifest, model card.
+
+Why one function does all of it: a weights file is only deployable together with its measured numbers and the
+licences it inherits, and re-exporting a later checkpoint must refresh all of them at once. The steps:
+
+1. copy the checkpoint first (training rewrites ``best.pt`` every epoch) and strip it to fp16 model weights
+   (``<name>.pt``, the torch backend's file — ultralytics itself stores fp16 weights the same way);
+2. export the *same* fp16-rounded weights to ONNX with a dynamic batch axis and store its float32 weights as
+   float16 plus a ``Cast`` (half the file, and lossless because the values are fp16 already; ONNX Runtime folds
+   the casts when it loads the model, so inference still runs in fp32 at fp32 speed);
+3. evaluate the ONNX model on the held-out split with :func:`detector.evaluate.evaluate`, picking the operating
+   threshold that maximises the mean F1;
+4. try a static int8 (QDQ) variant and keep it only if it loses at most :data:`MAX_QUANT_AP_DROP` AP50 on the same
+   split *and* is faster;
+5. optionally run the sequence verifier over the FIgLib tower clip (time to confirmation after ignition);
+6. write ``manifest.json`` (sha256 of every file) and regenerate ``README.md`` (the model card).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from detector.backends import YoloDetector, onnx_network
+from detector.detections import CLASS_NAMES, ModelInfo
+from detector.evaluate import IMAGE_SUFFIXES, EvalReport, evaluate
+from detector.images import ImageLoadError, load_image
+from detector.manifest import (
+    DEFAULT_MODELS_DIR,
+    Manifest,
+    ModelEntry,
+    TrainingSet,
+    load_manifest,
+    sha256_file,
+    write_manifest,
+)
+from detector.rules import RulesDetector
+from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
+from detector.train import DEFAULT_PROJECT, DEFAULT_RUN_NAME, configure_offline, offline_guard
+from detector.yolo import letterbox_batch
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_TOWER_CLIP",
+    "DEFAULT_WEIGHTS",
+    "MAX_QUANT_AP_DROP",
+    "ExportResult",
+    "TowerCheck",
+    "export_model",
+    "render_card",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS: Final[Path] = DEFAULT_PROJECT / DEFAULT_RUN_NAME / "weights" / "best.pt"
+DEFAULT_DATASET: Final[Path] = Path("var/datasets/strawfire-v1")
+DEFAULT_MODEL_NAME: Final[str] = "strawfire-yolov8n"
+#: The FIgLib tower clip: frame i is (i − 20) minutes from ignition, one frame a minute.
+DEFAULT_TOWER_CLIP: Final[Path] = Path(
+    "../shared/data/videos/figlib_20190925_FIRE_wc-s-mobo-c_-20to+20min_1frame-per-min_4fps.mp4"
+)
+TOWER_IGNITION_FRAME: Final[int] = 20
+#: Where the plume is (normalised x1, y1, x2, y2): the FIgLib boxes of +0..+15 min span x 0–0.04, y 0.45–0.50;
+#: the margin allows for the grown plume. An event elsewhere after ignition is a false event, not a detection.
+TOWER_PLUME_REGION: Final[tuple[float, float, float, float]] = (0.0, 0.30, 0.15, 0.55)
+#: The camera position's ignore mask (its own mast and structures), kept with the tests that use it.
+DEFAULT_TOWER_MASK: Final[Path] = (
+    DEFAULT_MODELS_DIR.parent / "tests" / "detector" / "data" / "figlib_wc-s-mobo-c_mask.json"
+)
+#: An int8 variant is kept only if its mean AP50 is at most this much below the fp32 model's.
+MAX_QUANT_AP_DROP: Final[float] = 0.01
+#: Below this the fp32 model is too weak for "int8 keeps accuracy" to be measurable: the variant is not kept.
+MIN_MAP_TO_COMPARE: Final[float] = 0.2
+OPSET: Final[int] = 17
+_CALIBRATION_IMAGES: Final[int] = 64
+
+
+@dataclass(frozen=True)
+class TowerCheck:
+    """Sequence verification on the tower clip: when (if at all) smoke was confirmed relative to ignition."""
+
+    clip: str
+    masked: bool  # whether the position's ignore mask was applied
+    frames: int
+    ignition_frame: int
+    events: list[dict[str, Any]]
+    first_confirm_minutes: float | None  # minutes after ignition of the first confirmation on the plume
+    false_events_before_ignition: int
+    false_events_after_ignition: int  # confirmed after ignition but away from the plume
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export produced."""
+
+    entry: ModelEntry
+    quantized: ModelEntry | None
+    quantization_note: str
+    towers: list[TowerCheck]  # the tower clip without and with the position's mask (empty when absent)
+    baseline: EvalReport | None  # the weights-free rules on the same split, for comparison
+    manifest_path: Path
+    card_path: Path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checkpoint → torch weights → ONNX
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _load_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
+    """(fp32 model, checkpoint dict) with ultralytics kept offline."""
+    configure_offline(DEFAULT_MODELS_DIR.parent / "var" / "ultralytics", threads=1)
+    with offline_guard():
+        from ultralytics.nn.tasks import load_checkpoint
+
+        model, ckpt = load_checkpoint(str(path), device=None, fuse=False)  # type: ignore[no-untyped-call]
+    return model, ckpt
+
+
+def _strip(source: Path, target: Path) -> dict[str, Any]:
+    """Write a model-only fp16 checkpoint (no optimizer, no EMA copy) and return the source's metadata."""
+    import torch
+
+    model, ckpt = _load_checkpoint(source)
+    yaml = getattr(model, "yaml", None) or {}
+    meta = {
+        "architecture": Path(str(yaml.get("yaml_file") or "yolo")).stem,
+        "epoch": int(ckpt.get("epoch", -1)),
+        "date": ckpt.get("date"),
+        "version": ckpt.get("version"),
+        "train_args": dict(ckpt.get("train_args") or {}),
+        "train_metrics": dict(ckpt.get("train_metrics") or {}),
+    }
+    half = copy.deepcopy(model).half()
+    for parameter in half.parameters():
+        parameter.requires_grad_(False)
+    payload = {
+        "model": half,
+        "epoch": meta["epoch"],
+        "date": meta["date"],
+        "version": meta["version"],
+        "train_args": meta["train_args"],
+        "train_metrics": meta["train_metrics"],
+        "architecture": meta["architecture"],
+        "license": "AGPL-3.0-or-later (strawfire; trained with ultralytics, AGPL-3.0)",
+    }
+    torch.save(payload, target)
+    return meta
+
+
+def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, str]) -> None:
+    """Export the stripped checkpoint to ONNX (dynamic batch) and store its weights as lossless fp16."""
+    import onnx
+    import torch
+    from ultralytics.nn.modules.head import Detect
+
+    model, _ = _load_checkpoint(weights)
+    for module in model.modules():
+        if isinstance(module, Detect):
+            module.export = True  # return only the decoded (batch, 4 + nc, anchors) tensor
+            module.format = "onnx"  # type: ignore[assignment]  # ultralytics annotates it as None
+            module.dynamic = False
+    dummy = torch.zeros(1, 3, imgsz, imgsz)
+    raw = target.with_suffix(".fp32.onnx")
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing warns that Python booleans are taken from tensors (the head's shape cache: fixed for a fixed
+        # input size), that the TorchScript exporter is legacy and that BN is kept: all expected here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(raw),
+            opset_version=OPSET,
+            input_names=["images"],
+            output_names=["output0"],
+            dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and gives the graph ultralytics ships
+            # Keep BatchNormalization nodes (the model is in eval mode): folding them into the convolutions here
+            # would make the weights non-fp16-exact; ONNX Runtime folds them itself when it loads the model.
+            training=torch.onnx.TrainingMode.PRESERVE,
+        )
+    proto = onnx.load(str(raw))
+    _store_fp16(proto)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(target))
+
+
+def _store_fp16(proto: Any) -> None:
+    """Replace float32 initializers that are exactly representable in fp16 by fp16 ones plus a Cast to float32."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts = []
+    for init in list(graph.initializer):
+        values = numpy_helper.to_array(init)
+        if values.dtype != np.float32 or values.size < 16:
+            continue
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue  # not fp16-exact: keep it as is, the export must stay lossless
+        stored = numpy_helper.from_array(half, f"{init.name}__fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(stored)
+        casts.append(helper.make_node("Cast", [stored.name], [init.name], to=TensorProto.FLOAT))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# int8 variant
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[dict[str, np.ndarray]]:
+    """Letterboxed training images, one per batch, evenly spread over the sorted folder."""
+    paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    step = max(1, len(paths) // count)
+    for path in paths[::step][:count]:
+        try:
+            image = load_image(path)
+        except ImageLoadError:
+            continue
+        batch, _ = letterbox_batch([image.pixels], imgsz)
+        yield {"images": batch}
+
+
+def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> None:
+    """Static int8 QDQ quantisation of the convolutions, per channel, calibrated on training images.
+
+    The detection head's last convolutions and the DFL decoding stay float: their outputs mix box coordinates
+    (0–imgsz) and class scores (0–1) and are what the threshold is applied to.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # untyped base class
+        def __init__(self) -> None:
+            self._batches = _calibration_batches(calibration_dir, imgsz, _CALIBRATION_IMAGES)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    prepared = target.with_suffix(".prep.onnx")
+    quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+    head_nodes = [
+        node.name
+        for node in onnx.load(str(prepared)).graph.node
+        if node.name.startswith("/model.22/") and (".2/" in node.name or "/dfl/" in node.name)
+    ]
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["Conv"],
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=head_nodes,
+    )
+    prepared.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Evaluation helpers
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _detector(path: Path, info: ModelInfo, threads: int | None) -> YoloDetector:
+    return YoloDetector(onnx_network(path, threads=threads), info)
+
+
+def _speed_ms(*detectors: YoloDetector, imgsz: int, rounds: int = 5, repeats: int = 10) -> list[float]:
+    """Per-image time (network + pre/post-processing, batch 1, fixed synthetic image) of each detector.
+
+    The detectors take turns for ``rounds`` rounds and each keeps its best round, so that a load change on this
+    shared machine does not decide a comparison between them.
+    """
+    image = np.full((imgsz, imgsz, 3), 114, np.uint8)
+    best = [float("inf")] * len(detectors)
+    for detector in detectors:
+        detector.detect([image])
+    for _ in range(rounds):
+        for index, detector in enumerate(detectors):
+            started = time.perf_counter()
+            for _ in range(repeats):
+                detector.detect([image])
+            best[index] = min(best[index], 1000.0 * (time.perf_counter() - started) / repeats)
+    return best
+
+
+def _tower_check(detector: YoloDetector, clip: Path, config: SequenceConfig, mask: Path | None) -> TowerCheck:
+    from detector.sequence import overlap
+    from detector.watch import load_mask, watch
+
+    result = watch(detector, clip, config=config, mask=load_mask(mask) if mask else None)
+    width, height = result.frame_size or (1, 1)
+    x1, y1, x2, y2 = TOWER_PLUME_REGION
+    plume = (x1 * width, y1 * height, x2 * width, y2 * height)
+    after = [e for e in result.events if e.start_frame >= TOWER_IGNITION_FRAME]
+    on_plume = [e.confirm_frame for e in after if overlap(e.box, plume) > 0.0]
+    return TowerCheck(
+        clip=clip.name,
+        masked=mask is not None,
+        frames=result.frames,
+        ignition_frame=TOWER_IGNITION_FRAME,
+        events=result.event_dicts(),
+        first_confirm_minutes=float(min(on_plume) - TOWER_IGNITION_FRAME) if on_plume else None,
+        false_events_before_ignition=len(result.events) - len(after),
+        false_events_after_ignition=len(after) - len(on_plume),
+    )
+
+
+def _training_sets(dataset: Path) -> tuple[str, tuple[TrainingSet, ...]]:
+    """Dataset name and per-source licences from the dataset's ``manifest.json``."""
+    data = json.loads((dataset / "manifest.json").read_text(encoding="utf-8"))
+    sets = tuple(
+        TrainingSet(
+            source=source,
+            licence=info["licence"],
+            attribution=info["attribution"],
+            url=info["url"],
+            images={k: int(v) for k, v in info["images"].items()},
+        )
+        for source, info in data["sources"].items()
+    )
+    return str(data.get("name", dataset.name)), sets
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The export
+# ------------------------------------------------------------------------------------------------------------
+
+
+def export_model(
+    weights: Path = DEFAULT_WEIGHTS,
+    *,
+    name: str = DEFAULT_MODEL_NAME,
+    version: str | None = None,
+    models_dir: Path = DEFAULT_MODELS_DIR,
+    dataset: Path = DEFAULT_DATASET,
+    split: str = "val",
+    quantize: bool = True,
+    threads: int | None = None,
+    tower_clip: Path | None = DEFAULT_TOWER_CLIP,
+    tower_mask: Path | None = DEFAULT_TOWER_MASK,
+    sequence_config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG,
+    set_default: bool = True,
+    compare_rules: bool = True,
+) -> ExportResult:
+    """Export ``weights`` as model ``name`` into ``models_dir`` and refresh the manifest and model card.
+
+    ``tower_clip`` (skipped when absent) is watched with ``sequence_config`` to record the confirmation delay,
+    without and (when the file exists) with the position's ignore mask ``tower_mask``.
+    """
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no checkpoint to export")
+    if not (dataset / "images" / split).is_dir():
+        raise FileNotFoundError(
+            f"{dataset / 'images' / split}: build the dataset first (strawfire detector dataset build)"
+        )
+    models_dir.mkdir(parents=True, exist_ok=True)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    dataset_name, training_sets = _training_sets(dataset)
+
+    with tempfile.TemporaryDirectory(prefix="strawfire-export-") as tmp_name:
+        tmp = Path(tmp_name)
+        snapshot = tmp / "checkpoint.pt"
+        shutil.copyfile(weights, snapshot)  # training rewrites best.pt every epoch
+        source_sha = sha256_file(snapshot)
+        torch_file = models_dir / f"{name}.pt"
+        meta = _strip(snapshot, tmp / "stripped.pt")
+        epochs = meta["epoch"] + 1
+        imgsz = int(meta["train_args"].get("imgsz", 320))
+        version = version or f"{today.replace('-', '')}-e{epochs}"
+        architecture = str(meta["architecture"])
+        onnx_tmp = tmp / f"{name}.onnx"
+        _export_onnx(
+            tmp / "stripped.pt",
+            onnx_tmp,
+            imgsz,
+            {"name": name, "version": version, "classes": ",".join(CLASS_NAMES), "imgsz": str(imgsz),
+             "source_sha256": source_sha, "epochs": str(epochs)},
+        )  # fmt: skip
+
+        info = ModelInfo(name, version, CLASS_NAMES, imgsz, 0.25, "onnx")
+        detector = _detector(onnx_tmp, info, threads)
+        report = evaluate(detector, dataset, split=split, choose_threshold=True)
+        [speed] = _speed_ms(detector, imgsz=imgsz)
+        threshold = report.threshold
+        info = ModelInfo(name, version, CLASS_NAMES, imgsz, threshold, "onnx")
+        detector = _detector(onnx_tmp, info, threads)
+        towers: list[TowerCheck] = []
+        if tower_clip is not None and tower_clip.is_file():
+            towers.append(_tower_check(detector, tower_clip, sequence_config, None))
+            if tower_mask is not None and tower_mask.is_file():
+                towers.append(_tower_check(detector, tower_clip, sequence_config, tower_mask))
+        baseline = evaluate(RulesDetector(), dataset, split=split) if compare_rules else None
+
+        quantized_entry: ModelEntry | None = None
+        note = "not attempted (--no-quantize)"
+        int8_tmp = tmp / f"{name}-int8.onnx"
+        if quantize:
+            try:
+                _quantize(onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz)
+                int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
+                int8_detector = _detector(int8_tmp, int8_info, threads)
+                int8_report = evaluate(int8_detector, dataset, split=split, threshold=threshold)
+                speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
+                note = _quantization_verdict(report, int8_report, speed, int8_speed)
+                if note.startswith("kept"):
+                    quantized_entry = _entry(
+                        int8_info, f"{name}-int8.onnx", int8_tmp, "int8 static QDQ (per-channel conv weights)",
+                        architecture, epochs, None, dataset_name, training_sets, int8_report, today,
+                        f"{note}; speed {int8_speed:.1f} ms/image (batch 1, network + NMS)",
+                    )  # fmt: skip
+            except Exception as exc:  # quantisation is optional: any failure keeps the fp32 model only
+                log.exception("int8 quantisation failed")
+                note = f"failed: {exc}"
+
+        entry = _entry(
+            info, f"{name}.onnx", onnx_tmp, "fp32 compute (weights stored as fp16, lossless: the checkpoint is fp16)",
+            architecture, epochs, (f"{name}.pt", tmp / "stripped.pt"), dataset_name, training_sets, report, today,
+            f"exported from {weights} (sha256 {source_sha[:12]}…, epoch {epochs}); "
+            f"speed {speed:.1f} ms/image (batch 1, network + NMS); int8 variant: {note}",
+        )  # fmt: skip
+        shutil.copyfile(onnx_tmp, models_dir / entry.file)
+        shutil.copyfile(tmp / "stripped.pt", torch_file)
+        if quantized_entry is not None:
+            shutil.copyfile(int8_tmp, models_dir / quantized_entry.file)
+
+    manifest = _merge(models_dir, entry, quantized_entry, set_default=set_default)
+    manifest_path = write_manifest(manifest, models_dir)
+    card_path = models_dir / "README.md"
+    card_path.write_text(
+        render_card(
+            manifest,
+            tower={entry.name: towers} if towers else {},
+            baseline={entry.name: baseline} if baseline else {},
+        ),
+        encoding="utf-8",
+    )
+    return ExportResult(entry, quantized_entry, note, towers, baseline, manifest_path, card_path)
+
+
+def _quantization_verdict(fp32: EvalReport, int8: EvalReport, fp32_ms: float, int8_ms: float) -> str:
+    """Return "kept …" or "rejected …", with the numbers that decided."""
+    drop = (fp32.map50 or 0.0) - (int8.map50 or 0.0)
+    numbers = (
+        f"mAP50 {fp32.map50 or 0:.3f} → {int8.map50 or 0:.3f} (drop {drop:+.3f}, limit {MAX_QUANT_AP_DROP}), "
+        f"{fp32_ms:.1f} → {int8_ms:.1f} ms/image"
+    )
+    if (fp32.map50 or 0.0) < MIN_MAP_TO_COMPARE:
+        return (
+            f"rejected: the fp32 model's mAP50 is below {MIN_MAP_TO_COMPARE}, too low for a comparison to show "
+            f"that int8 keeps accuracy; retry with a later checkpoint ({numbers})"
+        )
+    if drop > MAX_QUANT_AP_DROP:
+        return f"rejected: loses accuracy ({numbers})"
+    if int8_ms >= fp32_ms:
+        return f"rejected: not faster on this CPU ({numbers})"
+    return f"kept ({numbers})"
+
+
+def _entry(
+    info: ModelInfo,
+    file_name: str,
+    path: Path,
+    precision: str,
+    architecture: str,
+    epochs: int,
+    torch_weights: tuple[str, Path] | None,
+    dataset_name: str,
+    training_sets: tuple[TrainingSet, ...],
+    report: EvalReport,
+    today: str,
+    notes: str,
+) -> ModelEntry:
+    return ModelEntry(
+        name=info.name,
+        version=info.version,
+        file=file_name,
+        sha256=sha256_file(path),
+        precision=precision,
+        input_size=info.input_size,
+        classes=info.classes,
+        operating_threshold=info.operating_threshold,
+        architecture=architecture,
+        epochs_trained=epochs,
+        torch_file=torch_weights[0] if torch_weights else None,
+        torch_sha256=sha256_file(torch_weights[1]) if torch_weights else None,
+        training_dataset=dataset_name,
+        training_sets=training_sets,
+        validation=report,
+        date=today,
+        notes=notes,
+    )
+
+
+def _merge(models_dir: Path, entry: ModelEntry, quantized: ModelEntry | None, *, set_default: bool) -> Manifest:
+    """The manifest with ``entry`` (and its int8 variant, or none) replacing older entries of the same names."""
+    try:
+        current = load_manifest(models_dir)
+    except Exception:  # a missing or broken manifest is replaced by the new one
+        current = Manifest()
+    variant = f"{entry.name}-int8"
+    models = [m for m in current.models if m.name not in {entry.name, variant}]
+    models.append(entry)
+    if quantized is not None:
+        models.append(quantized)
+    else:
+        (models_dir / f"{variant}.onnx").unlink(missing_ok=True)  # stale: belonged to older weights
+    default = entry.name if set_default or current.default is None else current.default
+    return Manifest(default=default, models=tuple(sorted(models, key=lambda m: m.name)))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Model card
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render_card(
+    manifest: Manifest,
+    *,
+    tower: dict[str, list[TowerCheck]] | None = None,
+    baseline: dict[str, EvalReport] | None = None,
+) -> str:
+    """The model card (``models/README.md``) for every model in the manifest, from the manifest's own numbers."""
+    lines = [
+        "# models/ — fire/smoke detector weights and model card",
+        "",
+        "Generated by `strawfire detector export` from `manifest.json`; do not edit by hand (re-export instead).",
+        "Every file is loaded through `manifest.json`, which records its sha256: a missing, truncated or replaced",
+        "file is an error, never a silent fallback. Without a manifest the detector falls back to the weights-free",
+        "colour/motion rules (`--backend rules`).",
+        "",
+        f"Default model: **{manifest.default or '–'}**.",
+        "",
+    ]
+    for entry in manifest.models:
+        lines += _card_section(entry, (tower or {}).get(entry.name, []), (baseline or {}).get(entry.name))
+    sets = manifest.models[0].training_sets if manifest.models else ()
+    lines += [
+        "## Training data and licences",
+        "",
+        "| source | images train / val | licence | attribution |",
+        "|---|---|---|---|",
+    ]
+    for item in sets:
+        counts = f"{item.images.get('train', 0)} / {item.images.get('val', 0)}"
+        lines.append(f"| {item.source} | {counts} | {item.licence} | {item.attribution} ({item.url}) |")
+    lines += [
+        "",
+        "The weights are derived from these sets. The tower boxes are CC BY-NC-SA 4.0 and the FIgLib images are",
+        "for research use, so check these terms before any commercial deployment of weights trained on them; the",
+        "code and the weights are AGPL-3.0-or-later (ultralytics, used for training, is AGPL-3.0).",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "strawfire detector export --weights var/train/strawfire-v1/weights/best.pt  # ONNX, eval, manifest, card",
+        "strawfire detector eval var/datasets/strawfire-v1 --split val --json       # the numbers above",
+        "strawfire detector info --json",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalReport | None) -> list[str]:
+    report = entry.validation
+    lines = [
+        f"## {entry.name} {entry.version}",
+        "",
+        f"* **What**: {entry.architecture} detector, classes {', '.join(entry.classes)}, input "
+        f"{entry.input_size}×{entry.input_size} (letterboxed), {entry.precision}.",
+        f"* **Files**: `{entry.file}` (sha256 `{entry.sha256}`)"
+        + (
+            f", `{entry.torch_file}` for the torch/GPU backend (sha256 `{entry.torch_sha256}`)"
+            if entry.torch_file
+            else ""
+        )
+        + ".",
+        f"* **Training**: {entry.epochs_trained} epochs from random initialisation (no pretrained weights exist "
+        f"offline) on CPU, dataset `{entry.training_dataset}`. This is an **early checkpoint**: its numbers are "
+        "far from what the architecture reaches after a full run, and it is published so the pipeline can be "
+        "exercised end to end, not as a finished detector.",
+        f"* **Operating threshold**: {entry.operating_threshold:.2f} — chosen on the validation split itself (max "
+        "mean F1 over the two classes), so the P/R/F1 below are optimistic for that split.",
+        f"* **Exported**: {entry.date}. {entry.notes}",
+        "",
+        f"Validation (`{report.data}`, {report.evaluated} images of which {report.negatives} without fire/smoke; "
+        f"IoU {report.iou}; measured by `strawfire detector eval`, backend {report.backend}):",
+        "",
+        "| class | AP50 | precision | recall | F1 | boxes | image precision | image recall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for cls, r in report.per_class.items():
+        lines.append(
+            f"| {cls} | {_fmt(r.ap50)} | {_fmt(r.precision)} | {_fmt(r.recall)} | {_fmt(r.f1)} | {r.gt_boxes} | "
+            f"{_fmt(r.image_precision)} | {_fmt(r.image_recall)} |"
+        )
+    lines += [
+        "",
+        f"mAP50 {_fmt(report.map50)}; image-level fire-or-smoke presence precision {_fmt(report.presence.precision)}, "
+        f"recall {_fmt(report.presence.recall)}; false-positive image rate on the {report.negatives} negatives "
+        f"{_fmt(report.fp_image_rate)}; {_fmt(report.ms_per_image, 1)} ms/image end to end (decode + detect, "
+        "this 2-core CPU, shared with a training run).",
+        "",
+    ]
+    if baseline is not None:
+        aps = ", ".join(f"{cls} AP50 {_fmt(r.ap50)}" for cls, r in baseline.per_class.items())
+        lines += [
+            f"For comparison, the weights-free rules (`--backend rules`, threshold {baseline.threshold:.2f}) on the "
+            f"same split: {aps} (no smoke without a previous frame); presence precision "
+            f"{_fmt(baseline.presence.precision)}, recall {_fmt(baseline.presence.recall)}; false-positive image "
+            f"rate {_fmt(baseline.fp_image_rate)}.",
+            "",
+        ]
+    if towers:
+        cfg = DEFAULT_SEQUENCE_CONFIG
+        lines += [
+            f"Sequence verification on the FIgLib tower clip `{towers[0].clip}` ({towers[0].frames} frames, one a "
+            f"minute, ignition at frame {towers[0].ignition_frame}; default thresholds: {cfg.min_hits} of "
+            f"{cfg.window} frames at confidence ≥ {cfg.frame_threshold}; the target is smoke confirmed within 10 min):",
+            "",
+        ]
+        for check in towers:
+            first = (
+                f"plume first confirmed {check.first_confirm_minutes:.0f} min after ignition"
+                if check.first_confirm_minutes is not None
+                else "plume not confirmed"
+            )
+            how = "with the position's ignore mask (mast, dishes)" if check.masked else "without a mask"
+            lines.append(
+                f"* {how}: {first}; {check.false_events_before_ignition} false event(s) before ignition, "
+                f"{check.false_events_after_ignition} after ignition away from the plume."
+            )
+        lines.append("")
+    return lines

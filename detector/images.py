@@ -1,0 +1,151 @@
+"""Read camera and drone images safely: one bad file is one clear error, never a crash or a memory blow-up.
+
+Why this is not just ``cv2.imread``: OpenCV silently returns ``None`` for unreadable files and silently decodes a
+truncated JPEG into a half-grey picture (printing a warning on stderr), and it decodes a 20000×20000 image into a
+1.2 GB array before anyone can look at its size. Pillow reads the header first, so the size is checked *before*
+decoding; huge JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, no full-size buffer);
+other huge formats are refused. Truncated data raises instead of being padded. Grayscale, palette, 16-bit and
+RGBA images are converted to RGB, and the EXIF orientation is applied as OpenCV (and so ultralytics' training
+pipeline) does.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final, cast
+
+import numpy as np
+
+from detector.detections import ImageArray
+
+__all__ = ["MAX_DECODE_PIXELS", "ImageLoadError", "LoadedImage", "load_image"]
+
+#: Largest image decoded at full resolution (48 MP: a 8000×6000 drone photo). Larger JPEGs are decoded at a
+#: reduced scale, other formats refused; the detector's input is 320–1280 px anyway.
+MAX_DECODE_PIXELS: Final[int] = 48_000_000
+
+_JPEG_MAGIC: Final[bytes] = b"\xff\xd8\xff"
+_ROTATING_ORIENTATIONS: Final[frozenset[int]] = frozenset({5, 6, 7, 8})  # EXIF orientations that swap w and h
+
+
+class ImageLoadError(ValueError):
+    """An image cannot be used: empty, not an image, truncated, too large. The message says which and why."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """Decoded RGB pixels plus the size of the original image, which can be larger when decoded at a reduced scale.
+
+    Boxes found on ``pixels`` are multiplied by ``scale`` to land in original-image coordinates.
+    """
+
+    pixels: ImageArray
+    original_size: tuple[int, int]  # (width, height) after EXIF orientation
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(x, y) factors from ``pixels`` coordinates to original-image coordinates (1.0 unless downscaled)."""
+        height, width = self.pixels.shape[:2]
+        return self.original_size[0] / width, self.original_size[1] / height
+
+
+def load_image(source: Path | bytes, *, max_pixels: int = MAX_DECODE_PIXELS, name: str | None = None) -> LoadedImage:
+    """Decode an image file (or its bytes) to RGB ``uint8``; raise :class:`ImageLoadError` on anything unusable."""
+    from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+
+    label = name or (str(source) if isinstance(source, Path) else "<bytes>")
+    try:
+        data = source.read_bytes() if isinstance(source, Path) else source
+    except OSError as exc:
+        raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageLoadError(label, "empty file (0 bytes)")
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above ~89 MP and raises above ~179 MP; this function applies its own, lower limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _genuine_pil_open()(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        if not data.startswith(_JPEG_MAGIC):
+            raise ImageLoadError(label, "image dimensions exceed Pillow's safety limit; refused") from None
+        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))  # header only: the size check below decides
+    except UnidentifiedImageError:
+        raise ImageLoadError(label, "not an image file (unknown format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(label, f"unreadable image header ({exc})") from exc
+
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(label, f"invalid image size {width}×{height}")
+    pixels = width * height
+    if pixels > max_pixels:
+        if image.format != "JPEG" or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
+            raise ImageLoadError(
+                label,
+                f"image is {width}×{height} ({pixels / 1e6:.0f} MP), above the {max_pixels / 1e6:.0f} MP limit; "
+                "downscale it before detection",
+            )
+        factor = next(f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels)
+        image.draft("RGB", (width // factor, height // factor))  # libjpeg decodes at 1/factor scale directly
+
+    orientation = _exif_orientation(image)
+    try:
+        image.load()
+        rgb = _to_rgb(ImageOps.exif_transpose(image))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from exc
+
+    original = (height, width) if orientation in _ROTATING_ORIENTATIONS else (width, height)
+    return LoadedImage(rgb, original)
+
+
+def _genuine_pil_open() -> Callable[[IO[bytes]], Any]:
+    """Pillow's own ``Image.open``, even after ultralytics replaced it.
+
+    ultralytics' import swaps ``PIL.Image.open`` for a wrapper that, on any file Pillow cannot identify, calls its
+    ``check_requirements("pi-heif")`` (a pip install attempt) and then imports a module that is not installed. A
+    non-image file must be a plain per-image error, offline, so the original function is used.
+    """
+    from PIL import Image
+
+    opener: Any = Image.open
+    module = sys.modules.get(getattr(opener, "__module__", "PIL.Image") or "PIL.Image")
+    original = getattr(module, "_image_open", None) if module is not None and module.__name__ != "PIL.Image" else None
+    return cast(Callable[[IO[bytes]], Any], original if callable(original) else opener)
+
+
+def _exif_orientation(image: object) -> int:
+    """The EXIF orientation tag (1 when absent or unreadable)."""
+    try:
+        getexif = getattr(image, "getexif", None)
+        return int(getexif().get(0x0112, 1)) if getexif is not None else 1
+    except (OSError, ValueError, SyntaxError, TypeError):
+        return 1
+
+
+def _to_rgb(image: object) -> ImageArray:
+    """Convert any Pillow mode to an RGB ``uint8`` array (16-bit and float images are scaled, alpha is dropped)."""
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if top > 255.0:
+            values = values * (255.0 / (65535.0 if top <= 65535.0 else top))
+        gray = np.clip(values, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

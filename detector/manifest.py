@@ -1,0 +1,158 @@
+"""``models/manifest.json``: which weights exist, what they are, and proof that the file on disk is that file.
+
+Why a manifest: a detector that silently loads a truncated or swapped weights file raises wrong alerts with no
+trace. Every model is loaded through its manifest entry, whose sha256 is checked before the file is used; the
+entry also carries what an operator or auditor needs to trust a finding (input size, classes, operating threshold,
+training sets with their licences, validation metrics as measured by ``strawfire detector eval``, date).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detector.evaluate import EvalReport
+from detector.paths import DEFAULT_MODELS_DIR
+
+__all__ = [
+    "DEFAULT_MODELS_DIR",
+    "MANIFEST_NAME",
+    "Manifest",
+    "ModelEntry",
+    "ModelError",
+    "TrainingSet",
+    "load_manifest",
+    "resolve_model",
+    "sha256_file",
+    "verified_file",
+    "write_manifest",
+]
+
+MANIFEST_NAME: Final[str] = "manifest.json"
+
+
+class ModelError(RuntimeError):
+    """A model cannot be loaded: no manifest, unknown name, missing or corrupted file. The message says which."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingSet(_Strict):
+    """One source of the training set, with the licence its images and boxes come under."""
+
+    source: str
+    licence: str
+    attribution: str
+    url: str
+    images: dict[str, int]  # {"train": n, "val": m}
+
+
+class ModelEntry(_Strict):
+    """One deployable model."""
+
+    name: str
+    version: str
+    file: str  # relative to the models folder
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    format: Literal["onnx"] = "onnx"
+    precision: str  # e.g. "fp32 (fp16-stored weights)" or "int8 static QDQ"
+    input_size: int = Field(gt=0)
+    classes: tuple[str, ...]
+    operating_threshold: float = Field(ge=0.0, le=1.0)
+    architecture: str
+    epochs_trained: int = Field(ge=0)
+    #: The same weights as a stripped ultralytics checkpoint, for the torch backend (GPU). Optional.
+    torch_file: str | None = None
+    torch_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    training_dataset: str
+    training_sets: tuple[TrainingSet, ...]
+    validation: EvalReport
+    date: str  # ISO 8601 date of the export
+    notes: str = ""
+
+
+class Manifest(_Strict):
+    """The whole ``manifest.json``."""
+
+    schema_version: Literal[1] = 1
+    default: str | None = None
+    models: tuple[ModelEntry, ...] = ()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(models_dir: Path = DEFAULT_MODELS_DIR) -> Manifest:
+    """Read and validate ``models_dir/manifest.json``; :class:`ModelError` if it is missing or malformed."""
+    path = models_dir / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no model manifest (export one with `strawfire detector export`)") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        raise ModelError(f"{path}: invalid manifest: {exc}") from exc
+
+
+def resolve_model(manifest: Manifest, name: str | None = None) -> ModelEntry:
+    """The entry called ``name``, or the manifest's default (else its only model)."""
+    wanted = name or manifest.default
+    if wanted is None:
+        if len(manifest.models) == 1:
+            return manifest.models[0]
+        raise ModelError(f"the manifest lists {len(manifest.models)} models and names no default; pick one by name")
+    for entry in manifest.models:
+        if entry.name == wanted:
+            return entry
+    known = ", ".join(entry.name for entry in manifest.models) or "none"
+    raise ModelError(f"model {wanted!r} is not in the manifest (known: {known})")
+
+
+def verified_file(models_dir: Path, entry: ModelEntry, kind: Literal["onnx", "torch"] = "onnx") -> Path:
+    """The path of an entry's weights after checking that the file exists and its sha256 matches the manifest."""
+    relative, expected = (entry.file, entry.sha256) if kind == "onnx" else (entry.torch_file, entry.torch_sha256)
+    if relative is None or expected is None:
+        raise ModelError(f"model {entry.name} has no {kind} weights in the manifest")
+    path = models_dir / relative
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file of model {entry.name} {entry.version} is missing")
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise ModelError(f"{path}: weights file is unreadable ({exc})") from exc
+    if actual != expected:
+        raise ModelError(
+            f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…): the file is corrupted "
+            "or was replaced without re-exporting"
+        )
+    return path
+
+
+def write_manifest(manifest: Manifest, models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
+    """Write the manifest atomically (a reader never sees half a file), stable key order, 2-space indent."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / MANIFEST_NAME
+    payload = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=".manifest.", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(payload)
+    Path(tmp).chmod(0o644)  # mkstemp creates 0600; the manifest is a normal repository file
+    Path(tmp).replace(path)
+    return path

@@ -1,0 +1,230 @@
+"""Sequence verification for fixed cameras: a fire is confirmed only when it persists at the same place.
+
+Why: a single frame fools any detector (a dust cloud behind a tractor, a sun glint, a red roof at dusk); a real
+straw fire keeps burning and smoking for minutes at one spot. Following Pyronear's engine, each frame is searched
+with a *low* per-frame threshold, and an event is confirmed when at least ``min_hits`` of the last ``window``
+frames from the same camera position have an overlapping detection of the same class (defaults: 4 of 8, "at
+least half of 6–8 frames"). Detections whose centre lies in an ignore polygon of that position (a chimney, a road
+with dust, the sun's path) never count. An event ends after ``end_after`` consecutive frames without support.
+
+Everything here is pure (no I/O, no clock): frames are identified by their index, so the same code serves a
+recorded clip, a live camera and the unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from detector.detections import Detections
+
+__all__ = [
+    "DEFAULT_SEQUENCE_CONFIG",
+    "Event",
+    "IgnoreMask",
+    "PositionVerifiers",
+    "SequenceConfig",
+    "SequenceVerifier",
+    "overlap",
+    "point_in_polygon",
+]
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Thresholds of the persistence rule, all configurable (``strawfire detector watch`` exposes them)."""
+
+    frame_threshold: float = 0.15  # per-frame confidence: low, persistence does the filtering
+    window: int = 8  # M: frames looked back over
+    min_hits: int = 4  # N: frames of the window with a supporting detection needed to confirm
+    min_overlap: float = 0.2  # intersection over the smaller box to link a detection to a track
+    end_after: int = 5  # K: frames without support that end an event
+    classes: tuple[str, ...] = ("fire", "smoke")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_hits <= self.window:
+            raise ValueError(f"min_hits must be in 1..window ({self.window}), got {self.min_hits}")
+        if self.end_after < 1:
+            raise ValueError(f"end_after must be ≥ 1, got {self.end_after}")
+        if not 0.0 <= self.frame_threshold <= 1.0 or not 0.0 < self.min_overlap <= 1.0:
+            raise ValueError("frame_threshold must be in [0, 1] and min_overlap in (0, 1]")
+
+
+DEFAULT_SEQUENCE_CONFIG: Final[SequenceConfig] = SequenceConfig()
+
+
+def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
+    """Even–odd ray casting; points exactly on an edge may fall either side."""
+    x, y = point
+    inside = False
+    count = len(polygon)
+    for i in range(count):
+        x1, y1 = polygon[i]
+        x2, y2 = polygon[(i + 1) % count]
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+@dataclass(frozen=True)
+class IgnoreMask:
+    """Polygons (pixel coordinates of the camera position's frames) where detections are ignored."""
+
+    polygons: tuple[tuple[Point, ...], ...] = ()
+
+    @classmethod
+    def from_lists(cls, polygons: Iterable[Iterable[Sequence[float]]]) -> IgnoreMask:
+        """Build from JSON-like ``[[[x, y], ...], ...]``; each polygon needs at least three points."""
+        parsed: list[tuple[Point, ...]] = []
+        for polygon in polygons:
+            points = tuple((float(p[0]), float(p[1])) for p in polygon)
+            if len(points) < 3:
+                raise ValueError(f"an ignore polygon needs at least 3 points, got {len(points)}")
+            parsed.append(points)
+        return cls(tuple(parsed))
+
+    def covers(self, box: Box) -> bool:
+        """Whether the box's centre lies in one of the polygons."""
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        return any(point_in_polygon(centre, polygon) for polygon in self.polygons)
+
+
+def overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area: a growing plume keeps overlapping its earlier, smaller box."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / smaller if smaller > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A confirmed fire or smoke event. ``end_frame`` is its last supporting frame, None while it goes on."""
+
+    class_name: str
+    start_frame: int  # first frame of the track that became the event
+    confirm_frame: int
+    end_frame: int | None
+    box: Box  # the detection that confirmed it, in frame pixels
+    max_confidence: float
+
+
+@dataclass
+class _Track:
+    class_name: str
+    box: Box
+    hits: list[int] = field(default_factory=list)  # frame indices with a supporting detection
+    confirmed_at: int | None = None
+    confirm_box: Box | None = None
+    max_confidence: float = 0.0
+
+    def hits_in_window(self, frame: int, window: int) -> int:
+        return sum(1 for f in self.hits if f > frame - window)
+
+    def to_event(self, ended: bool) -> Event:
+        assert self.confirmed_at is not None
+        assert self.confirm_box is not None
+        return Event(
+            self.class_name,
+            self.hits[0],
+            self.confirmed_at,
+            self.hits[-1] if ended else None,
+            self.confirm_box,
+            self.max_confidence,
+        )
+
+
+class SequenceVerifier:
+    """Persistence rule for one camera position. Feed it every frame in order with :meth:`update`."""
+
+    def __init__(self, config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG, mask: IgnoreMask | None = None) -> None:
+        self.config = config
+        self.mask = mask or IgnoreMask()
+        self._tracks: list[_Track] = []
+        self._ended: list[Event] = []
+        self._last_frame: int | None = None
+
+    def update(self, frame: int, detections: Detections) -> list[Event]:
+        """Account for one frame; return the events confirmed or ended at this frame.
+
+        Frames must come in increasing order (gaps are allowed: a skipped frame simply has no support).
+        """
+        if self._last_frame is not None and frame <= self._last_frame:
+            raise ValueError(f"frame {frame} after frame {self._last_frame}: frames must increase")
+        self._last_frame = frame
+        cfg = self.config
+        candidates = [
+            d
+            for d in detections
+            if d.confidence >= cfg.frame_threshold and d.class_name in cfg.classes and not self.mask.covers(d.box)
+        ]
+        changed: list[Event] = []
+        used: set[int] = set()
+        for det in sorted(candidates, key=lambda d: -d.confidence):
+            best, best_overlap = None, cfg.min_overlap
+            for index, track in enumerate(self._tracks):
+                if index in used or track.class_name != det.class_name:
+                    continue
+                score = overlap(track.box, det.box)
+                if score >= best_overlap:
+                    best, best_overlap = index, score
+            if best is None:
+                self._tracks.append(_Track(det.class_name, det.box))
+                best = len(self._tracks) - 1
+            used.add(best)
+            track = self._tracks[best]
+            track.box = det.box
+            track.hits.append(frame)
+            track.max_confidence = max(track.max_confidence, det.confidence)
+            if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
+                track.confirmed_at, track.confirm_box = frame, det.box
+                changed.append(track.to_event(ended=False))
+
+        kept: list[_Track] = []
+        for track in self._tracks:
+            idle = frame - track.hits[-1]
+            if track.confirmed_at is not None and idle >= cfg.end_after:
+                event = track.to_event(ended=True)
+                self._ended.append(event)
+                changed.append(event)
+            elif track.confirmed_at is None and idle >= cfg.window:
+                continue  # too old to ever reach min_hits inside the window
+            else:
+                kept.append(track)
+        self._tracks = kept
+        return changed
+
+    @property
+    def events(self) -> list[Event]:
+        """All confirmed events so far, ended ones first then ongoing ones, each in confirmation order."""
+        ongoing = [t.to_event(ended=False) for t in self._tracks if t.confirmed_at is not None]
+        return sorted(self._ended, key=lambda e: e.confirm_frame) + sorted(ongoing, key=lambda e: e.confirm_frame)
+
+
+class PositionVerifiers:
+    """One :class:`SequenceVerifier` per camera position (PTZ preset), each with its own ignore mask."""
+
+    def __init__(
+        self, config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG, masks: Mapping[str, IgnoreMask] | None = None
+    ) -> None:
+        self.config = config
+        self.masks = dict(masks or {})
+        self._verifiers: dict[str, SequenceVerifier] = {}
+
+    def update(self, position: str, frame: int, detections: Detections) -> list[Event]:
+        """:meth:`SequenceVerifier.update` for the verifier of ``position`` (created on first use)."""
+        verifier = self._verifiers.get(position)
+        if verifier is None:
+            verifier = self._verifiers[position] = SequenceVerifier(self.config, self.masks.get(position))
+        return verifier.update(frame, detections)
+
+    def events(self, position: str) -> list[Event]:
+        """All events of one position so far."""
+        verifier = self._verifiers.get(position)
+        return verifier.events if verifier else []

@@ -1,0 +1,116 @@
+"""Watch one fixed camera position: frames → detections → sequence verification → events.
+
+Why separate from :mod:`detector.sequence`: this is the I/O side (a video file or a folder of frames, decoding,
+running a detector); the rules themselves stay pure. A frame that cannot be decoded still counts as a frame
+(without detections), so frame indices keep matching the source's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.detections import Detections, Detector, ImageArray, MotionDetector
+from detector.evaluate import IMAGE_SUFFIXES, rescale
+from detector.images import ImageLoadError, LoadedImage, load_image
+from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
+
+__all__ = ["WatchResult", "iter_frames", "load_mask", "watch"]
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """What ``strawfire detector watch --json`` prints, plus the per-frame errors."""
+
+    frames: int
+    events: list[Event]
+    errors: list[str]
+    frame_size: tuple[int, int] | None = None  # (width, height) of the last decoded frame
+
+    def event_dicts(self) -> list[dict[str, Any]]:
+        """The events as JSON objects: class, start/confirm/end frame (0-based), box, max confidence."""
+        return [
+            {
+                "class": e.class_name,
+                "start_frame": e.start_frame,
+                "confirm_frame": e.confirm_frame,
+                "end_frame": e.end_frame,
+                "box": [round(v, 1) for v in e.box],
+                "max_confidence": round(e.max_confidence, 4),
+            }
+            for e in self.events
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"frames": N, "events": [...], "errors": [...]}``, the output of ``strawfire detector watch --json``."""
+        return {"frames": self.frames, "events": self.event_dicts(), "errors": self.errors}
+
+
+def iter_frames(source: Path) -> Iterator[LoadedImage | ImageLoadError]:
+    """Frames of a video file, or the images of a folder sorted by file name, in order."""
+    if source.is_dir():
+        for path in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            try:
+                yield load_image(path)
+            except ImageLoadError as exc:
+                yield exc
+        return
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such video file or frame folder")
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"{source}: OpenCV cannot open this as a video")
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            rgb = np.ascontiguousarray(frame[:, :, ::-1], dtype=np.uint8)  # OpenCV decodes to BGR
+            yield LoadedImage(rgb, (rgb.shape[1], rgb.shape[0]))
+    finally:
+        capture.release()
+
+
+def load_mask(path: Path) -> IgnoreMask:
+    """An ignore mask from JSON: ``[[[x, y], ...], ...]`` or ``{"polygons": [...]}`` in frame pixels."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    polygons = data.get("polygons", []) if isinstance(data, dict) else data
+    return IgnoreMask.from_lists(polygons)
+
+
+def watch(
+    detector: Detector,
+    source: Path,
+    *,
+    config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG,
+    mask: IgnoreMask | None = None,
+) -> WatchResult:
+    """Run ``detector`` frame after frame over ``source`` (one camera position) and verify persistence."""
+    verifier = SequenceVerifier(config, mask)
+    errors: list[str] = []
+    previous: ImageArray | None = None
+    frames = 0
+    size: tuple[int, int] | None = None
+    conf = min(config.frame_threshold, 0.05)
+    for index, frame in enumerate(iter_frames(source)):
+        frames = index + 1
+        if isinstance(frame, ImageLoadError):
+            errors.append(f"frame {index}: {frame}")
+            verifier.update(index, Detections((0, 0), detector.info.name, detector.info.version))
+            previous = None
+            continue
+        if isinstance(detector, MotionDetector):
+            found = detector.detect_pair(frame.pixels, previous, conf=conf)
+        else:
+            found = detector.detect([frame.pixels], conf=conf)[0]
+        verifier.update(index, rescale(found, frame))
+        previous = frame.pixels
+        size = frame.original_size
+    return WatchResult(frames, verifier.events, errors, size)

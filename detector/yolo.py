@@ -1,0 +1,167 @@
+"""YOLO pre- and post-processing, implemented once in numpy/OpenCV and used by every network backend.
+
+Why here and not ultralytics': the ONNX Runtime backend must not depend on torch, and the two backends must give
+the same boxes. Both feed the network the tensor built by :func:`letterbox_batch` and decode its raw output
+``(batch, 4 + classes, anchors)`` with :func:`postprocess`, so the only difference left between them is the
+network arithmetic itself. The rules follow ultralytics' predictor (``LetterBox`` with centred padding of grey
+114, bilinear resize; best-class class-aware NMS at IoU 0.7, at most 300 boxes) so that weights trained there
+behave here as they did in validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from detector.detections import FloatArray, ImageArray, IntArray
+
+__all__ = [
+    "DEFAULT_IOU",
+    "DEFAULT_MAX_DET",
+    "PAD_VALUE",
+    "Letterbox",
+    "box_iou",
+    "letterbox",
+    "letterbox_batch",
+    "nms",
+    "postprocess",
+]
+
+PAD_VALUE: Final[int] = 114
+DEFAULT_IOU: Final[float] = 0.7
+DEFAULT_MAX_DET: Final[int] = 300
+#: Boxes of different classes are shifted this far apart so that one NMS pass never suppresses across classes.
+_CLASS_OFFSET: Final[float] = 7680.0
+#: Only this many top-scoring candidates enter NMS (ultralytics' ``max_nms``).
+_MAX_NMS: Final[int] = 30000
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How one image was placed in the square network input: scale, then (left, top) padding."""
+
+    gain: float
+    pad_left: int
+    pad_top: int
+    image_size: tuple[int, int]  # (width, height) of the image that was letterboxed
+
+    def to_image(self, boxes: FloatArray) -> FloatArray:
+        """Map xyxy boxes from network-input pixels back to the image, clipped to it."""
+        out = boxes.astype(np.float32, copy=True)
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_left) / self.gain
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_top) / self.gain
+        width, height = self.image_size
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+        return out
+
+
+def letterbox(image: ImageArray, size: int) -> tuple[ImageArray, Letterbox]:
+    """Resize ``image`` to fit a ``size``×``size`` square keeping its aspect ratio, and pad the rest with grey.
+
+    Same arithmetic as ultralytics' ``LetterBox(auto=False, center=True)``, including its ``round(d ∓ 0.1)``
+    split of an odd padding.
+    """
+    height, width = image.shape[:2]
+    gain = min(size / height, size / width)
+    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    resized = (
+        image
+        if (new_w, new_h) == (width, height)
+        else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
+    padded = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return np.asarray(padded, dtype=np.uint8), Letterbox(gain, left, top, (width, height))
+
+
+def letterbox_batch(images: Sequence[ImageArray], size: int) -> tuple[FloatArray, list[Letterbox]]:
+    """The network input for a batch: float32 NCHW in [0, 1], RGB, plus each image's :class:`Letterbox`."""
+    batch = np.empty((len(images), 3, size, size), np.float32)
+    boxes: list[Letterbox] = []
+    for i, image in enumerate(images):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+        padded, box = letterbox(image, size)
+        batch[i] = padded.transpose(2, 0, 1)
+        boxes.append(box)
+    batch *= np.float32(1.0 / 255.0)
+    return batch, boxes
+
+
+def box_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float64]:
+    """IoU matrix (len(a), len(b)) of xyxy boxes; 0 where a union is empty."""
+    a64, b64 = a.astype(np.float64).reshape(-1, 4), b.astype(np.float64).reshape(-1, 4)
+    lt = np.maximum(a64[:, None, :2], b64[None, :, :2])
+    rb = np.minimum(a64[:, None, 2:], b64[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a64[:, 2:] - a64[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b64[:, 2:] - b64[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou: npt.NDArray[np.float64] = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou
+
+
+def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float, max_keep: int | None = None) -> IntArray:
+    """Greedy non-maximum suppression; indices kept, by decreasing score.
+
+    A box is dropped when its IoU with a higher-scoring kept box is *greater* than ``iou_threshold``, computed in
+    float32 with torchvision's formula, so the kept set is torchvision's. Stops after ``max_keep`` boxes, so its
+    cost is bounded by the output size, not the input.
+    """
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, i], dtype=np.float32) for i in range(4))
+    areas = (x2 - x1) * (y2 - y1)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    limit = len(order) if max_keep is None else max_keep
+    while order.size and len(keep) < limit:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        width = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        height = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        inter = width * height
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 for empty boxes: NaN, kept as torchvision does
+            suppressed = inter / (areas[best] + areas[rest] - inter) > iou_threshold
+        order = rest[~suppressed]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def postprocess(
+    raw: FloatArray,
+    boxes: Sequence[Letterbox],
+    *,
+    conf: float,
+    iou: float = DEFAULT_IOU,
+    max_det: int = DEFAULT_MAX_DET,
+) -> list[tuple[FloatArray, FloatArray, IntArray]]:
+    """Decode raw network output ``(batch, 4 + classes, anchors)`` into per-image (xyxy, confidence, class id).
+
+    Each anchor gets its best class; anchors with confidence ≥ ``conf`` go through class-aware NMS; boxes are
+    mapped back to image pixels. Results are sorted by decreasing confidence.
+    """
+    if raw.ndim != 3 or raw.shape[1] < 5:
+        raise ValueError(f"unexpected raw output shape {raw.shape}; expected (batch, 4 + classes, anchors)")
+    results: list[tuple[FloatArray, FloatArray, IntArray]] = []
+    for prediction, box in zip(raw, boxes, strict=True):
+        scores = prediction[4:]
+        class_id = scores.argmax(axis=0)
+        confidence = scores[class_id, np.arange(scores.shape[1])]
+        candidates = np.flatnonzero(confidence >= conf)
+        if candidates.size > _MAX_NMS:
+            candidates = candidates[np.argsort(-confidence[candidates], kind="stable")[:_MAX_NMS]]
+        cx, cy, w, h = prediction[:4, candidates]
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+        cand_conf = confidence[candidates].astype(np.float32)
+        cand_cls = class_id[candidates].astype(np.int64)
+        shifted = xyxy + (cand_cls[:, None] * _CLASS_OFFSET).astype(np.float32)
+        keep = nms(shifted, cand_conf, iou, max_det)
+        results.append((box.to_image(xyxy[keep]), cand_conf[keep], cand_cls[keep]))
+    return results

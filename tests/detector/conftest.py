@@ -1,0 +1,37 @@
+"""Fixtures of the detector tests: the committed model, tiny images, and the real data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.paths import DEFAULT_MODELS_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, skipping the test with a clear reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is missing (../shared/data is not checked out)")
+    return path
+
+
+def committed_model() -> Path:
+    """models/ of this checkout, skipping when no model has been exported there."""
+    if not (DEFAULT_MODELS_DIR / "manifest.json").is_file():
+        pytest.skip(f"no exported model: {DEFAULT_MODELS_DIR / 'manifest.json'} is missing")
+    return DEFAULT_MODELS_DIR
+
+
+def flame_image(width: int = 96, height: int = 64) -> np.ndarray:
+    """A dull green field with a bright orange-yellow blob: flame-coloured by the YCbCr rule."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:] = (60, 90, 50)
+    image[20:40, 30:50] = (255, 140, 20)
+    image[25:35, 35:45] = (255, 210, 80)
+    return image

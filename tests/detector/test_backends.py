@@ -1,0 +1,225 @@
+"""The Detector backends: ONNX Runtime and torch agree on the same weights; loading is verified and offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.backends import YoloDetector, load_detector, onnx_network, torch_network
+from detector.detections import Detections, Detector, MotionDetector
+from detector.images import load_image
+from detector.manifest import ModelError, load_manifest, resolve_model, verified_file
+from detector.rules import RulesDetector
+from tests.detector.conftest import committed_model, flame_image, shared_path
+
+
+@pytest.fixture(scope="module")
+def models_dir() -> Path:
+    return committed_model()
+
+
+@pytest.fixture(scope="module")
+def onnx_detector(models_dir: Path) -> YoloDetector:
+    detector = load_detector("onnx", models_dir=models_dir, threads=1)
+    assert isinstance(detector, YoloDetector)
+    return detector
+
+
+@pytest.fixture(scope="module")
+def torch_detector(models_dir: Path) -> YoloDetector:
+    detector = load_detector("torch", models_dir=models_dir, threads=1, device="cpu")
+    assert isinstance(detector, YoloDetector)
+    return detector
+
+
+def synthetic_images() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [flame_image(), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), flame_image(300, 90)]
+
+
+def real_images() -> list[np.ndarray]:
+    picks = [
+        shared_path("fire_smoke", "train", "images"),
+        shared_path("fire_smoke_aerial", "images"),
+        shared_path("tower_sequences", "20190925_FIRE_wc-s-mobo-c", "images"),
+        shared_path("negatives", "cair"),
+    ]
+    paths = []
+    for folder in picks:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        paths += files[:: max(1, len(files) // 3)][:3]
+    return [load_image(p).pixels for p in paths]
+
+
+def assert_same_detections(a: Detections, b: Detections, *, conf_tol: float = 1e-3, box_tol: float = 1.0) -> None:
+    """Every box of ``a`` clearly above the shared threshold has a twin in ``b`` and vice versa."""
+    for left, right in ((a, b), (b, a)):
+        for det in left.above(0.01 + conf_tol):
+            twins = [
+                d
+                for d in right
+                if d.class_name == det.class_name
+                and abs(d.confidence - det.confidence) <= conf_tol
+                and max(abs(p - q) for p, q in zip(d.box, det.box, strict=True)) <= box_tol
+            ]
+            assert twins, f"no twin for {det} among {len(right)} boxes"
+
+
+def test_backends_implement_the_protocol(onnx_detector: YoloDetector) -> None:
+    assert isinstance(onnx_detector, Detector)
+    assert not isinstance(onnx_detector, MotionDetector)
+    assert isinstance(RulesDetector(), MotionDetector)
+    info = onnx_detector.info
+    assert info.classes == ("fire", "smoke")
+    assert info.backend == "onnx"
+    assert info.input_size == 320
+
+
+def test_raw_outputs_agree_on_the_same_letterboxed_tensor(
+    onnx_detector: YoloDetector, torch_detector: YoloDetector
+) -> None:
+    from detector.yolo import letterbox_batch
+
+    batch, _ = letterbox_batch(synthetic_images(), 320)
+    ours, theirs = onnx_detector.raw(batch), torch_detector.raw(batch)
+    assert ours.shape == theirs.shape == (3, 6, 2100)
+    np.testing.assert_allclose(ours[:, :4], theirs[:, :4], atol=0.05)  # box centre/size in network pixels
+    np.testing.assert_allclose(ours[:, 4:], theirs[:, 4:], atol=1e-4)  # class scores
+
+
+def test_detections_agree_on_synthetic_images(onnx_detector: YoloDetector, torch_detector: YoloDetector) -> None:
+    images = synthetic_images()
+    for a, b in zip(onnx_detector.detect(images), torch_detector.detect(images), strict=True):
+        assert a.image_size == b.image_size
+        assert_same_detections(a, b)
+
+
+@pytest.mark.shared_data
+def test_detections_agree_on_real_images(onnx_detector: YoloDetector, torch_detector: YoloDetector) -> None:
+    images = real_images()
+    found = 0
+    for a, b in zip(onnx_detector.detect(images), torch_detector.detect(images), strict=True):
+        assert_same_detections(a, b)
+        found += len(a)
+    assert found > 0  # the comparison compared something
+
+
+def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:
+    images = synthetic_images()
+    batched = onnx_detector.detect(images)
+    for image, together in zip(images, batched, strict=True):
+        [alone] = onnx_detector.detect([image])
+        assert_same_detections(alone, together, conf_tol=1e-5, box_tol=0.01)
+    onnx_detector.max_batch = 2  # a batch split across network calls gives the same result
+    try:
+        assert [len(d) for d in onnx_detector.detect(images)] == [len(d) for d in batched]
+    finally:
+        onnx_detector.max_batch = 8
+
+
+def test_boxes_are_in_original_pixels_and_sorted(onnx_detector: YoloDetector) -> None:
+    image = flame_image(1000, 300)
+    [found] = onnx_detector.detect([image], conf=0.001)
+    assert found.image_size == (1000, 300)
+    assert len(found) > 0
+    assert (found.xyxy[:, [0, 2]] <= 1000).all()
+    assert (found.xyxy[:, [1, 3]] <= 300).all()
+    assert (np.diff(found.confidence) <= 0).all()
+    assert found.above(0.5).confidence.min(initial=1.0) >= 0.5
+
+
+def test_model_loading_never_touches_the_network(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for backend in ("onnx", "torch"):
+        detector = load_detector(backend, models_dir=models_dir, threads=1)  # type: ignore[arg-type]
+        [found] = detector.detect([flame_image()])
+        assert found.model == detector.info.name
+
+
+def copy_models(models_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "models"
+    shutil.copytree(models_dir, target)
+    return target
+
+
+def test_corrupted_weights_are_a_clear_error(models_dir: Path, tmp_path: Path) -> None:
+    copy = copy_models(models_dir, tmp_path)
+    entry = resolve_model(load_manifest(copy))
+    onnx_file = copy / entry.file
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"sha256 .* does not match"):
+        load_detector("onnx", models_dir=copy)
+    with pytest.raises(ModelError, match="sha256"):
+        load_detector("auto", models_dir=copy)  # a configured model never silently falls back to the rules
+    onnx_file.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_detector("onnx", models_dir=copy)
+
+
+def test_unreadable_weights_with_matching_hash_are_a_clear_error(models_dir: Path, tmp_path: Path) -> None:
+    copy = copy_models(models_dir, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == manifest["default"])
+    (copy / entry["file"]).write_bytes(b"not an onnx model")
+    entry["sha256"] = __import__("hashlib").sha256(b"not an onnx model").hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="cannot load"):
+        load_detector("onnx", models_dir=copy)
+    (copy / entry["torch_file"]).write_bytes(b"not a checkpoint")
+    entry["torch_sha256"] = __import__("hashlib").sha256(b"not a checkpoint").hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="not a loadable"):
+        torch_network(verified_file(copy, resolve_model(load_manifest(copy)), "torch"))
+
+
+def test_manifest_problems_are_clear_errors(models_dir: Path, tmp_path: Path) -> None:
+    copy = copy_models(models_dir, tmp_path)
+    with pytest.raises(ModelError, match="not in the manifest"):
+        load_detector("onnx", model="no-such-model", models_dir=copy)
+    (copy / "manifest.json").write_text("{ broken")
+    with pytest.raises(ModelError, match="invalid manifest"):
+        load_detector("onnx", models_dir=copy)
+    (copy / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": [], "surprise": 1}))
+    with pytest.raises(ModelError, match="invalid manifest"):
+        load_manifest(copy)
+
+
+def test_no_model_configured_falls_back_to_rules_only_in_auto(tmp_path: Path) -> None:
+    assert isinstance(load_detector("auto", models_dir=tmp_path), RulesDetector)
+    assert isinstance(load_detector("rules", models_dir=tmp_path), RulesDetector)
+    with pytest.raises(ModelError, match="no model manifest"):
+        load_detector("onnx", models_dir=tmp_path)
+
+
+def test_threads_are_configurable(models_dir: Path) -> None:
+    entry = resolve_model(load_manifest(models_dir))
+    network = onnx_network(verified_file(models_dir, entry), threads=2)
+    assert network(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 6, 2100)
+    cpu_torch = torch_network(verified_file(models_dir, entry, "torch"), device="cpu", threads=1)
+    assert cpu_torch(np.zeros((2, 3, 320, 320), np.float32)).shape == (2, 6, 2100)
+
+
+def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_detector: YoloDetector) -> None:
+    manifest = load_manifest(models_dir)
+    name = f"{resolve_model(manifest).name}-int8"
+    if not any(m.name == name for m in manifest.models):
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    int8 = load_detector("onnx", model=name, models_dir=models_dir, threads=1)
+    assert int8.info.name == name
+    image = flame_image(320, 240)
+    [fp32_found] = onnx_detector.detect([image], conf=0.001)
+    [int8_found] = int8.detect([image], conf=0.001)
+    assert abs(float(fp32_found.confidence.max()) - float(int8_found.confidence.max())) < 0.1

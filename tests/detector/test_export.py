@@ -1,0 +1,136 @@
+"""Export: lossless fp16 storage, manifest and card written together, int8 only when it keeps accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.backends import load_detector
+from detector.evaluate import ClassReport, EvalReport, PresenceReport
+from detector.export import _quantization_verdict, _store_fp16, export_model
+from detector.manifest import load_manifest, resolve_model, sha256_file
+from tests.detector.conftest import committed_model, flame_image
+
+
+def report(map50: float) -> EvalReport:
+    cls = ClassReport(
+        ap50=map50,
+        precision=None,
+        recall=None,
+        f1=None,
+        gt_boxes=1,
+        predictions=0,
+        true_positives=0,
+        image_precision=None,
+        image_recall=None,
+    )
+    return EvalReport(
+        data="d",
+        model="m",
+        version="1",
+        backend="onnx",
+        threshold=0.25,
+        images=1,
+        evaluated=1,
+        unlabelled=0,
+        negatives=0,
+        per_class={"fire": cls, "smoke": cls},
+        map50=map50,
+        presence=PresenceReport(precision=None, recall=None),
+        fp_image_rate=None,
+        ms_per_image=None,
+        errors=[],
+    )
+
+
+def test_int8_is_kept_only_when_accurate_and_faster() -> None:
+    assert _quantization_verdict(report(0.60), report(0.595), 30, 20).startswith("kept")
+    assert _quantization_verdict(report(0.60), report(0.58), 30, 20).startswith("rejected: loses accuracy")
+    assert _quantization_verdict(report(0.60), report(0.60), 30, 31).startswith("rejected: not faster")
+    assert "too low" in _quantization_verdict(report(0.05), report(0.05), 30, 20)
+
+
+def test_fp16_storage_is_lossless_and_skips_inexact_values() -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    exact = np.arange(32, dtype=np.float32).reshape(32, 1) / 4
+    inexact = np.full((32, 1), 0.1, np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "exact"], ["y"]), helper.make_node("Add", ["y", "inexact"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, 1])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [32, 1])],
+        [numpy_helper.from_array(exact, "exact"), numpy_helper.from_array(inexact, "inexact")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _store_fp16(model)
+    onnx.checker.check_model(model)
+    dtypes = {init.name: init.data_type for init in model.graph.initializer}
+    assert dtypes == {"inexact": TensorProto.FLOAT, "exact__fp16": TensorProto.FLOAT16}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.ones((32, 1), np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], x + exact + inexact)
+
+
+def tiny_dataset(root: Path) -> Path:
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(flame_image()).save(root / "images" / split / f"{i}.jpg")
+            (root / "labels" / split / f"{i}.txt").write_text("0 0.4167 0.4688 0.2083 0.3125\n")
+    source = {"licence": "CC0", "attribution": "test", "url": "https://example.org", "images": {"train": 3, "val": 3}}
+    (root / "manifest.json").write_text(json.dumps({"name": "tiny", "sources": {"tiny": source}}))
+    return root
+
+
+@pytest.mark.slow
+def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
+    weights = committed_model() / resolve_model(load_manifest(committed_model())).torch_file  # type: ignore[operator]
+    models = tmp_path / "models"
+    result = export_model(
+        weights,
+        name="tiny-model",
+        version="t1",
+        models_dir=models,
+        dataset=tiny_dataset(tmp_path / "data"),
+        quantize=False,
+        tower_clip=None,
+        threads=1,
+    )
+    assert result.baseline is not None
+    assert result.baseline.backend == "rules"
+    manifest = load_manifest(models)
+    assert manifest.default == "tiny-model"
+    entry = resolve_model(manifest)
+    assert entry == result.entry
+    assert entry.sha256 == sha256_file(models / entry.file)
+    assert entry.torch_sha256 == sha256_file(models / "tiny-model.pt")
+    assert entry.training_sets[0].licence == "CC0"
+    assert entry.validation.evaluated == 3
+    assert entry.architecture == "yolov8n"
+    assert (models / entry.file).stat().st_size < 8_000_000  # fp16 storage: a few MB
+    card = (models / "README.md").read_text()
+    assert "tiny-model t1" in card
+    assert "early checkpoint" in card
+    assert "CC0" in card
+    assert "weights-free rules" in card
+    # The exported ONNX gives the same raw output as the committed model's torch weights it came from.
+    exported = load_detector("onnx", models_dir=models, threads=1)
+    reference = load_detector("torch", models_dir=committed_model(), threads=1, device="cpu")
+    from detector.yolo import letterbox_batch
+
+    batch, _ = letterbox_batch([flame_image()], 320)
+    np.testing.assert_allclose(exported.raw(batch), reference.raw(batch), atol=0.05)  # type: ignore[attr-defined]
+
+
+def test_export_refuses_missing_inputs(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        export_model(tmp_path / "none.pt", models_dir=tmp_path)

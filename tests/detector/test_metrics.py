@@ -1,0 +1,149 @@
+"""Our evaluation metrics against hand-computed cases: matching, AP50 (all-point), thresholds, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.detections import Detections
+from detector.evaluate import (
+    average_precision,
+    best_f1_threshold,
+    compute_report,
+    match_detections,
+    parse_names,
+    read_yolo_folder,
+)
+
+
+def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
+    return np.asarray(rows, np.float32).reshape(-1, 4)
+
+
+def dets(rows: list[tuple[int, float, tuple[float, float, float, float]]], size=(100, 100)) -> Detections:
+    order = sorted(range(len(rows)), key=lambda i: -rows[i][1])
+    return Detections(
+        size,
+        "m",
+        "1",
+        xyxy=boxes(*(rows[i][2] for i in order)),
+        confidence=np.asarray([rows[i][1] for i in order], np.float32),
+        class_id=np.asarray([rows[i][0] for i in order], np.int64),
+    )
+
+
+def test_matching_is_greedy_by_confidence_and_each_truth_is_used_once() -> None:
+    gt = boxes((0, 0, 10, 10))
+    pred = boxes((0, 0, 10, 10), (0, 0, 10, 9))
+    # The lower-confidence exact box comes second: the truth is already taken, so it is a duplicate (FP).
+    assert match_detections(pred, np.array([0.9, 0.8], np.float32), gt).tolist() == [True, False]
+    assert match_detections(pred, np.array([0.7, 0.8], np.float32), gt).tolist() == [False, True]
+
+
+def test_matching_takes_the_best_unmatched_truth_and_needs_iou_half() -> None:
+    gt = boxes((0, 0, 10, 10), (0, 0, 10, 12))
+    pred = boxes((0, 0, 10, 12), (0, 0, 10, 10.5))
+    # pred0 takes gt1 (IoU 1); pred1 best is gt0 (IoU 10/10.5) — still free.
+    assert match_detections(pred, np.array([0.9, 0.8], np.float32), gt).tolist() == [True, True]
+    # IoU exactly 0.5 counts (≥), just below does not.
+    half = boxes((0, 0, 20, 10))
+    assert match_detections(half, np.array([0.5], np.float32), boxes((0, 0, 10, 10))).tolist() == [True]
+    below = boxes((0, 0, 20.1, 10))
+    assert match_detections(below, np.array([0.5], np.float32), boxes((0, 0, 10, 10))).tolist() == [False]
+
+
+def test_average_precision_all_point_hand_computed() -> None:
+    # 3 truths; predictions by confidence: TP, FP, TP, FP, TP.
+    # Precision/recall: (1, 1/3), (1/2, 1/3), (2/3, 2/3), (1/2, 2/3), (3/5, 1).
+    # Envelope: recall 1/3 → 1, 2/3 → 2/3, 1 → 3/5. AP = 1/3·1 + 1/3·2/3 + 1/3·3/5 = 0.7555…
+    tp = np.array([True, False, True, False, True])
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32)
+    assert average_precision(tp, conf, 3) == pytest.approx(1 / 3 + 2 / 9 + 1 / 5)
+    # Order is by confidence, not by position in the arrays.
+    assert average_precision(tp[::-1], conf[::-1], 3) == pytest.approx(1 / 3 + 2 / 9 + 1 / 5)
+
+
+def test_average_precision_edge_cases() -> None:
+    assert average_precision(np.array([True, True]), np.array([0.9, 0.1], np.float32), 2) == pytest.approx(1.0)
+    # Half the truths found with perfect precision: AP 0.5 (the missing recall counts as precision 0).
+    assert average_precision(np.array([True]), np.array([0.9], np.float32), 2) == pytest.approx(0.5)
+    assert average_precision(np.zeros(0, bool), np.zeros(0, np.float32), 4) == 0.0
+    assert average_precision(np.array([False]), np.array([0.9], np.float32), 0) is None
+
+
+def test_best_f1_threshold_prefers_higher_threshold_on_ties_and_falls_back() -> None:
+    tp = np.array([True, True, False])
+    conf = np.array([0.9, 0.8, 0.3], np.float32)
+    # F1 is 1.0 for any threshold in (0.3, 0.8]: the highest such grid value wins.
+    assert best_f1_threshold([(tp, conf, 2)], grid=[0.2, 0.5, 0.8, 0.85]) == pytest.approx(0.8)
+    assert best_f1_threshold([(np.array([False]), np.array([0.9], np.float32), 3)], fallback=0.25) == 0.25
+
+
+def test_report_hand_computed() -> None:
+    # Image A: fire truth, detected (0.9) + a smoke false positive (0.4).
+    # Image B: smoke truth, detected (0.6) + one duplicate (0.55).
+    # Image C: negative, a fire false positive at 0.2 (below the 0.3 threshold) and one at 0.35 (above).
+    preds = [
+        dets([(0, 0.9, (10, 10, 30, 30)), (1, 0.4, (50, 50, 60, 60))]),
+        dets([(1, 0.6, (0, 0, 40, 40)), (1, 0.55, (1, 1, 41, 41))]),
+        dets([(0, 0.2, (5, 5, 9, 9)), (0, 0.35, (70, 70, 90, 90))]),
+    ]
+    truths = [
+        (boxes((10, 10, 30, 30)), np.array([0])),
+        (boxes((0, 0, 40, 40)), np.array([1])),
+        (boxes(), np.zeros(0, np.int64)),
+    ]
+    report = compute_report(preds, truths, threshold=0.3, data="x", backend="test")
+    fire, smoke = report.per_class["fire"], report.per_class["smoke"]
+    assert fire.ap50 == pytest.approx(1.0)  # the TP has the top confidence
+    assert (fire.predictions, fire.true_positives, fire.gt_boxes) == (2, 1, 1)
+    assert fire.precision == pytest.approx(0.5)
+    assert fire.recall == pytest.approx(1.0)
+    assert fire.f1 == pytest.approx(2 / 3)
+    assert fire.image_precision == pytest.approx(0.5)  # images A (right) and C (wrong)
+    # Smoke: 0.6 TP, 0.55 duplicate FP, 0.4 FP → AP 1.0, precision 1/3 at 0.3.
+    assert smoke.ap50 == pytest.approx(1.0)
+    assert smoke.precision == pytest.approx(1 / 3)
+    assert smoke.image_recall == pytest.approx(1.0)
+    assert smoke.image_precision == pytest.approx(0.5)  # A (smoke FP there) and B
+    assert report.map50 == pytest.approx(1.0)
+    assert report.negatives == 1
+    assert report.fp_image_rate == pytest.approx(1.0)  # C has the 0.35 fire box
+    assert report.presence.precision == pytest.approx(2 / 3)
+    assert report.presence.recall == pytest.approx(1.0)
+    raised = compute_report(preds, truths, threshold=0.5, data="x", backend="test")
+    assert raised.fp_image_rate == 0.0
+    assert raised.per_class["fire"].precision == pytest.approx(1.0)
+
+
+def test_parse_names_maps_by_position_case_insensitively() -> None:
+    assert parse_names("Fire,default,smoke") == (0, None, 1)
+    assert parse_names("SMOKE, fire") == (1, 0)
+    with pytest.raises(ValueError, match="names"):
+        parse_names("fire,,smoke")
+
+
+def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / "images" / f"{name}.jpg").write_bytes(b"")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 1 1\n2 0.25 0.25 0.1 0.1\n")
+    (tmp_path / "labels" / "b.txt").write_text("")
+    (tmp_path / "labels" / "c.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    samples, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke")
+    assert unlabelled == 1  # d.jpg has no label file
+    a, b, c = samples
+    assert a.truth is not None
+    assert a.truth.class_id.tolist() == [0, 1]  # "default" dropped, smoke → 1
+    np.testing.assert_allclose(a.truth.to_pixels((200, 100))[0], [80, 40, 120, 60], atol=1e-4)
+    assert b.truth is not None
+    assert len(b.truth.xyxy) == 0
+    assert c.truth is None
+    assert c.error is not None
+    assert "class id 7" in c.error
+    with_background, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke", missing_labels="background")
+    assert unlabelled == 0
+    assert len(with_background) == 4

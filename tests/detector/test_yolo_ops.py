@@ -1,0 +1,90 @@
+"""Letterbox and NMS, implemented once in numpy, against ultralytics' LetterBox and torchvision's NMS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.yolo import Letterbox, box_iou, letterbox, letterbox_batch, nms, postprocess
+
+
+@pytest.fixture(scope="module")
+def ultralytics_letterbox():
+    from detector.train import configure_offline
+
+    configure_offline()
+    from ultralytics.data.augment import LetterBox
+
+    return LetterBox
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 96), (97, 41), (320, 320), (10, 1000), (400, 300)])
+def test_letterbox_matches_ultralytics_pixel_for_pixel(ultralytics_letterbox, height: int, width: int) -> None:
+    rng = np.random.default_rng(height * width)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    ours, box = letterbox(image, 320)
+    theirs = ultralytics_letterbox(new_shape=(320, 320), auto=False)(image=image)
+    assert ours.shape == (320, 320, 3)
+    np.testing.assert_array_equal(ours, theirs)
+    assert box.image_size == (width, height)
+
+
+def test_letterbox_box_mapping_round_trips() -> None:
+    image = np.zeros((100, 200, 3), np.uint8)
+    _, box = letterbox(image, 320)
+    assert (box.gain, box.pad_left, box.pad_top) == (1.6, 0, 80)
+    network = np.array([[0, 80, 320, 240], [-10, 0, 400, 400]], np.float32)
+    np.testing.assert_allclose(box.to_image(network), [[0, 0, 200, 100], [0, 0, 200, 100]])
+
+
+def test_letterbox_batch_layout_and_scale() -> None:
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 255
+    batch, boxes = letterbox_batch([red, red[:16]], 64)
+    assert batch.shape == (2, 3, 64, 64)
+    assert batch.dtype == np.float32
+    assert batch[0, 0].min() == 1.0  # RGB order, scaled to [0, 1]
+    assert batch[0, 1].max() == 0.0
+    assert batch[1, 1, 0, 0] == pytest.approx(114 / 255)  # padded rows of the half-height image
+    assert len(boxes) == 2
+    with pytest.raises(ValueError, match="RGB uint8"):
+        letterbox_batch([np.zeros((8, 8), np.uint8)], 64)  # type: ignore[list-item]
+
+
+def test_nms_matches_torchvision_on_random_boxes() -> None:
+    import torch
+    import torchvision
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 300, (400, 2))
+    wh = rng.uniform(5, 80, (400, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    scores = rng.uniform(0, 1, 400).astype(np.float32)
+    for iou in (0.3, 0.5, 0.7):
+        expected = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        np.testing.assert_array_equal(nms(boxes, scores, iou), expected)
+    assert len(nms(boxes, scores, 0.5, max_keep=7)) == 7
+
+
+def test_box_iou_hand_computed() -> None:
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 0, 0]], np.float32)
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0, 0.0]])
+
+
+def test_postprocess_decodes_picks_best_class_and_suppresses_within_class_only() -> None:
+    # Four anchors: two overlapping fire boxes, one smoke box on the same spot, one below threshold.
+    raw = np.zeros((1, 6, 4), np.float32)
+    raw[0, :4, 0] = [100, 100, 40, 40]  # cx, cy, w, h in network pixels
+    raw[0, :4, 1] = [102, 100, 40, 40]
+    raw[0, :4, 2] = [100, 100, 40, 40]
+    raw[0, :4, 3] = [10, 10, 4, 4]
+    raw[0, 4:, 0] = [0.9, 0.1]
+    raw[0, 4:, 1] = [0.8, 0.2]
+    raw[0, 4:, 2] = [0.3, 0.7]
+    raw[0, 4:, 3] = [0.004, 0.005]
+    box = Letterbox(gain=0.5, pad_left=0, pad_top=20, image_size=(640, 560))
+    [(xyxy, conf, cls)] = postprocess(raw, [box], conf=0.01, iou=0.7)
+    assert cls.tolist() == [0, 1]  # the second fire box is suppressed, smoke survives (class-aware)
+    np.testing.assert_allclose(conf, [0.9, 0.7])
+    np.testing.assert_allclose(xyxy[0], [160, 120, 240, 200])  # (80..120 - pad) / gain

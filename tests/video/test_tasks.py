@@ -1,0 +1,347 @@
+"""Scale-out on Celery: verifier state as JSON, the eager (embedded) mode, and a real Redis + two real workers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detector.detections import Detections
+from detector.rules import RulesDetector
+from detector.sequence import Event, SequenceConfig, SequenceVerifier
+from tests.httpserver import Recorded, http_receiver
+from tests.video.figlib import (
+    CLIP_START,
+    CONFIRM_FRAME,
+    END_FRAME,
+    FRAMES,
+    VIDEO,
+    FiglibLabelledDetector,
+    clip_frames,
+    figlib_registry,
+    require,
+)
+from video.errors import VideoError
+from video.patrol import FramePipeline, PostOutcome, PresetState
+from video.registry import save_registry
+from video.sighting import CameraSighting, SightingUpload
+from video.sources import Frame, VideoFileSource
+from video.tasks import (
+    RedisVerifierStore,
+    Runtime,
+    app,
+    configure_runtime,
+    frame_from_payload,
+    frame_payload,
+    load_detector_spec,
+    make_celery,
+    process_frame_task,
+    state_from_json,
+    state_to_json,
+    submit_frame,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def random_detections(rng: random.Random) -> Detections:
+    """0–3 boxes from a few fixed places (so tracks form, confirm and end), jittered, random class and score."""
+    anchors = [(100, 100), (300, 120), (500, 400)]
+    rows, scores, classes = [], [], []
+    for x, y in rng.sample(anchors, rng.randint(0, 3)):
+        dx, dy = rng.uniform(-8, 8), rng.uniform(-8, 8)
+        rows.append([x + dx, y + dy, x + dx + 40, y + dy + 30])
+        scores.append(rng.uniform(0.05, 0.9))
+        classes.append(rng.randint(0, 1))
+    return Detections(
+        (640, 480),
+        "m",
+        "1",
+        ("fire", "smoke"),
+        np.asarray(rows, np.float32).reshape(-1, 4),
+        np.asarray(scores, np.float32),
+        np.asarray(classes, np.int64),
+    )
+
+
+def test_a_verifier_rebuilt_from_json_every_frame_behaves_like_one_that_never_stopped() -> None:
+    """The JSON state carries everything the verifier reads (including long events, whose hits are trimmed)."""
+    config = SequenceConfig()
+    rng = random.Random(7)
+    t0 = datetime(2026, 4, 20, tzinfo=UTC)
+    steady = PresetState(SequenceVerifier(config))
+    stored: dict[str, Any] | None = None
+    changes = 0
+    for minute in range(400):
+        detections = random_detections(rng)
+        if minute < 120:  # one fire that burns for two hours: its track far outlives the window
+            detections = Detections(
+                (640, 480),
+                "m",
+                "1",
+                ("fire", "smoke"),
+                np.vstack([detections.xyxy, [[20, 300, 60, 340]]]).astype(np.float32),
+                np.append(detections.confidence, np.float32(0.5)),
+                np.append(detections.class_id, 1),
+            )
+        when = t0 + timedelta(minutes=minute) if rng.random() > 0.1 else t0 + timedelta(minutes=minute, seconds=59)
+        expected = steady.advance(when, 60.0, detections)
+        revived = PresetState(SequenceVerifier(config)) if stored is None else state_from_json(stored, config)
+        got = revived.advance(when, 60.0, detections)
+        assert got == expected, minute
+        stored = json.loads(json.dumps(state_to_json(revived)))
+        changes += len(got[1])
+    assert changes > 20
+    assert stored is not None
+    assert all(len(track["hits"]) <= config.window + 1 for track in stored["tracks"])
+    with pytest.raises(ValueError, match="unknown verifier state format"):
+        state_from_json({"format": 99}, config)
+
+
+def test_frame_payloads_round_trip_and_keep_the_cameras_jpeg() -> None:
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[10:20, 10:30] = (0, 128, 255)
+    frame = Frame(image, datetime(2026, 4, 20, 1, 2, 3, tzinfo=UTC), "tower-a", "p1", 42)
+    back = frame_from_payload(json.loads(json.dumps(frame_payload(frame))))
+    assert (back.camera_id, back.preset_id, back.seq, back.captured_at) == ("tower-a", "p1", 42, frame.captured_at)
+    assert np.abs(back.image.astype(int) - image.astype(int)).mean() < 3
+    jpeg = back.encoded
+    assert jpeg is not None
+    again = Frame(back.image, back.captured_at, "tower-a", "p1", 43, jpeg)
+    assert frame_payload(again)["jpeg_b64"] == frame_payload(back)["jpeg_b64"]  # not re-encoded
+    with pytest.raises(VideoError, match="malformed frame payload"):
+        frame_from_payload({"camera_id": "tower-a"})
+    with pytest.raises(VideoError, match="does not decode"):
+        frame_from_payload({**frame_payload(frame), "jpeg_b64": "AAAA"})
+
+
+def test_detector_specs() -> None:
+    assert isinstance(load_detector_spec("rules"), RulesDetector)
+    assert isinstance(load_detector_spec("tests.video.figlib:FiglibLabelledDetector"), FiglibLabelledDetector)
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        load_detector_spec("yolo")
+    with pytest.raises(TypeError, match="did not return a Detector"):
+        load_detector_spec("datetime:date.today")
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.uploads: list[SightingUpload] = []
+
+    def send(self, upload: SightingUpload) -> PostOutcome:
+        self.uploads.append(upload)
+        return PostOutcome(upload.key, True, 201)
+
+
+@pytest.fixture
+def eager_runtime() -> Iterator[ListSink]:
+    if not app.conf.task_always_eager:
+        pytest.skip("STRAWFIRE_VIDEO__BROKER_URL is set in this environment: the module app is not in embedded mode")
+    sink = ListSink()
+    configure_runtime(Runtime(FramePipeline(figlib_registry(), FiglibLabelledDetector(), sink), None))
+    yield sink
+    configure_runtime(None)
+
+
+def test_embedded_mode_runs_the_same_tasks_in_process(eager_runtime: ListSink) -> None:
+    require(VIDEO)
+    results = [
+        submit_frame(frame).get()
+        for frame in VideoFileSource(VIDEO, "figlib-mobo-c", "p1", start_time=CLIP_START, frame_interval_s=60.0)
+    ]
+    assert len(results) == FRAMES
+    assert {r["worker"] for r in results} == {"eager"}
+    states = {r["seq"]: [e["state"] for e in r["events"]] for r in results if r["events"]}
+    assert states == {CONFIRM_FRAME: ["confirmed"], END_FRAME: ["ended"]}
+    sightings = [u.sighting for u in eager_runtime.uploads]
+    assert [s.event.state for s in sightings if isinstance(s, CameraSighting)] == ["confirmed", "ended"]
+    direct = process_frame_task.delay(frame_payload(Frame(clip_frames()[0], CLIP_START, "ghost", "p1", 0))).get()
+    assert direct["status"] == "error"
+
+
+# --- A real Redis server and real Celery workers ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+def test_redis_store_serialises_presets_and_reports_late_frames(redis_url: str) -> None:
+    import redis
+
+    store = RedisVerifierStore(redis.Redis.from_url(redis_url))
+    key = f"test-{uuid.uuid4().hex}/p1"
+    config = SequenceConfig(min_hits=2, window=3)
+    box = Detections(
+        (64, 64),
+        "m",
+        "1",
+        ("fire", "smoke"),
+        np.array([[1, 1, 9, 9]], np.float32),
+        np.array([0.9], np.float32),
+        np.ones(1, np.int64),
+    )
+    t0 = datetime(2026, 4, 20, tzinfo=UTC)
+    image = np.full((64, 64, 3), 77, np.uint8)
+
+    def new() -> PresetState:
+        return PresetState(SequenceVerifier(config))
+
+    first, events = store.advance(key, new, t0, 60.0, box, image)
+    assert first is not None
+    assert events == []
+    assert store.advance(key, new, t0 - timedelta(minutes=1), 60.0, box) == (None, [])  # late
+    index, events = store.advance(key, new, t0 + timedelta(minutes=1), 60.0, box)
+    assert index == first + 1
+    assert [(e.class_name, e.end_frame) for e in events] == [("smoke", None)]
+    assert isinstance(events[0], Event)
+    previous = store.previous_image(key, t0 + timedelta(minutes=2), 180.0)
+    assert previous is not None
+    assert abs(int(previous.mean()) - 77) <= 1
+    assert store.previous_image(key, t0 + timedelta(hours=1), 180.0) is None
+    assert 0 < store.redis.ttl("strawfire:video:verifier:" + key) <= 86_400
+
+
+def _start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "celery", "-A", "video.tasks", "worker", "--pool=solo", "-n", name,
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=warning",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_two_real_workers_share_verifier_state_and_post_sightings(redis_url: str, tmp_path: Path) -> None:
+    """Frames of the real tower video go through Redis to two worker processes, one after the other as a grabber
+    sends them; Redis hands them to the workers in turn, so consecutive frames of the preset are verified in
+    different processes — and the events still come out exactly as in one process. The service is down for the
+    first posts: that sighting is queued and delivered by the post task."""
+    require(VIDEO)
+    registry_path = save_registry(figlib_registry(), tmp_path / "cameras.json")
+    queue = f"strawfire-test-{uuid.uuid4().hex[:8]}"
+    failures = {"left": 2}
+    lock = threading.Lock()
+
+    def respond(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                return 503, {"Content-Type": "application/json"}, b'{"detail": "restarting"}'
+        return 201, {"Content-Type": "application/json"}, b'{"ok": true}'
+
+    first = 12  # the verifier starts fresh here; the first labelled frame is 20
+    frames = [
+        Frame(image, CLIP_START + timedelta(minutes=i), "figlib-mobo-c", "p1", i)
+        for i, image in enumerate(clip_frames())
+    ][first:]
+    with http_receiver() as receiver:
+        receiver.respond = respond
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "1",
+            "STRAWFIRE_VIDEO__BROKER_URL": redis_url,
+            "STRAWFIRE_VIDEO__QUEUE": queue,
+            "STRAWFIRE_VIDEO__REGISTRY": str(registry_path),
+            "STRAWFIRE_VIDEO__SERVICE_URL": receiver.url,
+            "STRAWFIRE_VIDEO__DEVICE_TOKEN": "worker-token",
+            "STRAWFIRE_VIDEO__DETECTOR": "tests.video.figlib:figlib_labelled_detector",
+            "STRAWFIRE_VIDEO__POST_RETRY_S": "0.2",
+        }
+        names = [f"w1-{queue}@test", f"w2-{queue}@test"]
+        workers = [_start_worker(name, env, tmp_path / f"worker{i}.log") for i, name in enumerate(names)]
+        client = make_celery(redis_url, queue=queue)
+        try:
+            deadline = time.monotonic() + 60
+            while len(client.control.ping(destination=names, timeout=0.5)) < 2:
+                if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:
+                    logs = "\n".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
+                    pytest.fail(f"workers did not start:\n{logs}")
+            # One grabber, frames in order, the next sent when the previous is done (as at a preset's cadence).
+            results = [submit_frame(frame, celery=client).get(timeout=60, interval=0.01) for frame in frames]
+            deadline = time.monotonic() + 30
+            while len(receiver.received()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGQUIT)  # nothing in flight: a cold shutdown is instant
+            for worker in workers:
+                try:
+                    worker.wait(10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            client.close()
+
+    assert [r["seq"] for r in results] == list(range(first, FRAMES))
+    assert {r["status"] for r in results} == {"ok"}
+    states = {r["seq"]: [e["state"] for e in r["events"]] for r in results if r["events"]}
+    assert states == {CONFIRM_FRAME: ["confirmed"], END_FRAME: ["ended"]}
+    by_worker = [r["worker"] for r in results]
+    assert set(by_worker) == set(names)
+    handovers = sum(a != b for a, b in itertools.pairwise(by_worker))
+    assert handovers >= len(results) // 4  # the preset's state really moved between processes
+    outcomes = [e for r in results for e in r["events"]]
+    assert [e["queued"] for e in outcomes] == [True, False]  # the outage met the first sighting (2 attempts)
+    requests = receiver.received()
+    assert sorted(json.loads(_part(r, b"sighting"))["sighting_key"] for r in requests) == sorted(
+        e["sighting_key"] for e in outcomes
+    )
+    assert all(r.headers["Authorization"] == "Bearer worker-token" for r in requests)
+
+
+def _part(request: Recorded, name: bytes) -> bytes:
+    marker = b'name="' + name + b'"'
+    start = request.body.index(marker)
+    body_start = request.body.index(b"\r\n\r\n", start) + 4
+    boundary = request.headers["Content-Type"].split("boundary=")[1].encode()
+    return request.body[body_start : request.body.index(b"\r\n--" + boundary, body_start)]

@@ -1,0 +1,563 @@
+"""Scale-out: the patrol's detection work as Celery tasks over a Redis broker, so worker machines can be added.
+
+Two modes, same task functions:
+
+* **Embedded (default)** — ``STRAWFIRE_VIDEO__BROKER_URL`` unset: the app runs with ``task_always_eager``, so
+  ``process_frame_task.delay(...)`` executes in the calling process, and verifier state is kept in memory. Nothing
+  else to run. (The in-process :class:`video.patrol.Patrol` skips even the payload round trip:
+  :func:`video.patrol.run_inline`.)
+* **Distributed** — ``STRAWFIRE_VIDEO__BROKER_URL=redis://host:6379/0``: grabbers call :func:`submit_frame`, workers
+  run ``celery -A video.tasks worker`` (one process per core: ``--pool=prefork --concurrency=N`` or one
+  ``--pool=solo`` worker per core; every process loads its own detector with one thread).
+
+Sequence-verification state across workers — decision: **the state lives in Redis, one lock per (camera,
+preset)**, rather than routing each camera to a fixed worker. Routing needs a queue per worker and re-balancing
+whenever a worker is added or dies (the very moment a tower's history would be lost); shared state costs one
+small GET/SET under a lock per frame and lets any worker take any frame. Detection (the expensive part) runs
+before the lock, in parallel; only the verifier update is serialised per preset. A preset's frames come one per
+cadence (30–60 s), so the lock is practically never contended; a frame that reaches the verifier after a newer
+one of its preset (a backlog) is reported ``late`` and not verified, never fed out of order. The state is JSON
+(:func:`state_to_json`), not pickle: whoever can write to Redis must not be able to run code in the workers.
+Keys expire after a day without frames.
+
+Posting is decoupled from verification: a frame's task never re-runs after the verifier has seen it (it would be
+``late``), so when the service is unreachable the sighting is handed to :func:`post_sighting_task`, which retries
+with backoff for about an hour on its own.
+
+Environment (read when a worker, or :func:`runtime_from_env`, starts):
+
+=====================================  ==========================================================================
+``STRAWFIRE_VIDEO__BROKER_URL``        Redis URL of the broker; unset → embedded (eager) mode
+``STRAWFIRE_VIDEO__RESULT_BACKEND``    result backend (default: the broker URL)
+``STRAWFIRE_VIDEO__STATE_URL``         Redis URL of the verifier state (default: the broker URL; memory if none)
+``STRAWFIRE_VIDEO__REGISTRY``          the camera registry file (JSON or TOML); required by workers
+``STRAWFIRE_VIDEO__SERVICE_URL``       where sightings are posted (e.g. ``http://127.0.0.1:8000``)
+``STRAWFIRE_VIDEO__DEVICE_TOKEN``      the bearer token of this device
+``STRAWFIRE_VIDEO__DETECTOR``          ``auto`` (default: the manifest's model, rules if none), ``onnx``,
+                                       ``torch``, ``rules``, or ``package.module:factory``
+``STRAWFIRE_VIDEO__DETECTOR_THREADS``  inference threads per worker process (default 1)
+``STRAWFIRE_VIDEO__QUEUE``             the queue name (default ``strawfire-video``)
+``STRAWFIRE_VIDEO__POST_RETRY_S``      delay before a failed post is retried by a task (default 30)
+=====================================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import numpy as np
+from celery import Celery
+
+from detector.detections import Detections, Detector, ImageArray
+from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifier, _Track
+from video.client import ServiceUnavailable, SightingClient, SightingRejected
+from video.errors import VideoError
+from video.patrol import (
+    FramePipeline,
+    MemoryVerifierStore,
+    PostOutcome,
+    PresetState,
+    VerifierStore,
+    default_detector,
+    drone_sightings,
+)
+from video.registry import CameraRegistry, load_registry
+from video.sighting import SightingUpload, parse_sighting
+from video.sources import Frame, decode_jpeg
+
+if TYPE_CHECKING:
+    import redis
+    from celery.result import AsyncResult
+
+__all__ = [
+    "ENV_PREFIX",
+    "STATE_TTL_S",
+    "QueueingSink",
+    "RedisVerifierStore",
+    "Runtime",
+    "app",
+    "configure_runtime",
+    "frame_from_payload",
+    "frame_payload",
+    "get_runtime",
+    "load_detector_spec",
+    "make_celery",
+    "post_sighting",
+    "post_sighting_task",
+    "process_drone_image",
+    "process_drone_image_task",
+    "process_frame",
+    "process_frame_task",
+    "runtime_from_env",
+    "state_from_json",
+    "state_to_json",
+    "submit_frame",
+]
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX: Final = "STRAWFIRE_VIDEO__"
+DEFAULT_QUEUE: Final = "strawfire-video"
+#: A preset silent for a day starts over: its tracks are long expired anyway (window × cadence ≪ a day).
+STATE_TTL_S: Final = 86_400
+#: Longer than any single verifier update takes; a worker that dies holding the lock frees it by expiry.
+LOCK_TIMEOUT_S: Final = 30.0
+_STATE_FORMAT: Final = 1
+_STATE_PREFIX: Final = "strawfire:video:verifier:"
+_LOCK_PREFIX: Final = "strawfire:video:lock:"
+_PREVIOUS_PREFIX: Final = "strawfire:video:previous:"
+
+
+def _env(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if env is None else env).get(ENV_PREFIX + name, "").strip()
+    return value or None
+
+
+def make_celery(
+    broker_url: str | None = None, *, result_backend: str | None = None, queue: str | None = None
+) -> Celery:
+    """A Celery app for these tasks: distributed when ``broker_url`` is given, eager (in process) otherwise.
+
+    Distributed settings favour not losing frames over throughput: JSON only, late acknowledgement (a worker
+    killed mid-task gives the frame back), one prefetched task per process (a slow detector does not hoard
+    frames other workers could take).
+    """
+    celery = Celery("strawfire.video")
+    common: dict[str, Any] = {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": queue or DEFAULT_QUEUE,
+        "enable_utc": True,
+        "timezone": "UTC",
+        "worker_hijack_root_logger": False,
+    }
+    if broker_url is None:
+        celery.conf.update(
+            broker_url="memory://localhost/",
+            result_backend="cache+memory://",
+            task_always_eager=True,
+            task_eager_propagates=True,
+            **common,
+        )
+    else:
+        celery.conf.update(
+            broker_url=broker_url,
+            result_backend=result_backend or broker_url,
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            worker_prefetch_multiplier=1,
+            result_expires=3600,
+            broker_connection_retry_on_startup=True,
+            broker_transport_options={"visibility_timeout": 3600},
+            **common,
+        )
+    return celery
+
+
+app: Final = make_celery(_env("BROKER_URL"), result_backend=_env("RESULT_BACKEND"), queue=_env("QUEUE"))
+
+
+# --- Verifier state as JSON ---------------------------------------------------------------------------------------
+# SequenceVerifier has no public (de)serialisation yet, so its fields are read here; test_tasks.py checks that a
+# verifier rebuilt after every frame behaves exactly like one that never stopped, so a change there fails loudly.
+
+
+def _box(values: Any) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
+
+
+def state_to_json(state: PresetState) -> dict[str, Any]:
+    """The state of one preset as JSON.
+
+    Ended events are not kept (the pipeline posted them when they ended), and each track keeps its first hit plus
+    the last ``window`` hits: that is all the verifier reads, so the state stays small for an hour-long fire.
+    """
+    verifier = state.verifier
+    window = verifier.config.window
+    tracks = []
+    for track in verifier._tracks:
+        hits = track.hits if len(track.hits) <= window + 1 else [track.hits[0], *track.hits[-window:]]
+        tracks.append(
+            {
+                "class_name": track.class_name,
+                "box": list(track.box),
+                "hits": hits,
+                "confirmed_at": track.confirmed_at,
+                "confirm_box": None if track.confirm_box is None else list(track.confirm_box),
+                "max_confidence": track.max_confidence,
+            }
+        )
+    return {
+        "format": _STATE_FORMAT,
+        "last_index": state.last_index,
+        "last_captured_at": None if state.last_captured_at is None else state.last_captured_at.isoformat(),
+        "last_frame": verifier._last_frame,
+        "tracks": tracks,
+    }
+
+
+def state_from_json(data: Mapping[str, Any], config: SequenceConfig, mask: IgnoreMask | None = None) -> PresetState:
+    """Rebuild a :class:`~video.patrol.PresetState` (with the current config and mask of the preset).
+
+    Raises:
+        ValueError: a state of another format.
+    """
+    if data.get("format") != _STATE_FORMAT:
+        raise ValueError(f"unknown verifier state format {data.get('format')!r}")
+    verifier = SequenceVerifier(config, mask)
+    verifier._last_frame = data["last_frame"]
+    verifier._tracks = [
+        _Track(
+            class_name=str(t["class_name"]),
+            box=_box(t["box"]),
+            hits=[int(h) for h in t["hits"]],
+            confirmed_at=None if t["confirmed_at"] is None else int(t["confirmed_at"]),
+            confirm_box=None if t["confirm_box"] is None else _box(t["confirm_box"]),
+            max_confidence=float(t["max_confidence"]),
+        )
+        for t in data["tracks"]
+    ]
+    last = data["last_captured_at"]
+    return PresetState(
+        verifier,
+        None if data["last_index"] is None else int(data["last_index"]),
+        None if last is None else datetime.fromisoformat(last).astimezone(UTC),
+    )
+
+
+class RedisVerifierStore:
+    """Verifier state shared by every worker: JSON in Redis, read-modify-write under a Redis lock per preset."""
+
+    def __init__(
+        self, client: redis.Redis, *, ttl_s: int = STATE_TTL_S, lock_timeout_s: float = LOCK_TIMEOUT_S
+    ) -> None:
+        self.redis = client
+        self.ttl_s = ttl_s
+        self.lock_timeout_s = lock_timeout_s
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisVerifierStore:
+        """A store on the Redis server at ``url``."""
+        import redis
+
+        return cls(redis.Redis.from_url(url))
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        from redis.exceptions import LockError
+
+        lock = self.redis.lock(_LOCK_PREFIX + key, timeout=self.lock_timeout_s, blocking_timeout=self.lock_timeout_s)
+        if not lock.acquire():
+            raise TimeoutError(f"verifier state of {key} stayed locked for {self.lock_timeout_s:g} s")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:  # expired while held (a stall longer than the timeout): the next writer owns it
+                log.warning("verifier lock of %s expired before release", key)
+
+    def previous_image(self, key: str, captured_at: datetime, max_age_s: float) -> ImageArray | None:
+        """The last accepted frame of ``key`` (stored as JPEG), if recent enough."""
+        raw = cast(list[bytes | None], self.redis.hmget(_PREVIOUS_PREFIX + key, ["at", "jpeg"]))
+        if raw[0] is None or raw[1] is None:
+            return None
+        at = datetime.fromisoformat(raw[0].decode()).astimezone(UTC)
+        if not 0.0 < (captured_at - at).total_seconds() <= max_age_s:
+            return None
+        image = decode_jpeg(raw[1])
+        return None if image is None else np.ascontiguousarray(image[:, :, ::-1])
+
+    def advance(
+        self,
+        key: str,
+        new_state: Callable[[], PresetState],
+        captured_at: datetime,
+        cadence_s: float,
+        detections: Detections,
+        image: ImageArray | None = None,
+    ) -> tuple[int | None, list[Event]]:
+        """Load, advance and save the preset's state under its lock."""
+        import json
+
+        with self._locked(key):
+            fresh = new_state()
+            raw = cast(bytes | None, self.redis.get(_STATE_PREFIX + key))
+            state = (
+                fresh if raw is None else state_from_json(json.loads(raw), fresh.verifier.config, fresh.verifier.mask)
+            )
+            index, events = state.advance(captured_at, cadence_s, detections)
+            if index is None:
+                return None, []
+            pipe = self.redis.pipeline()
+            pipe.set(_STATE_PREFIX + key, json.dumps(state_to_json(state)), ex=self.ttl_s)
+            if image is not None:
+                import cv2
+
+                ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if ok:
+                    pipe.hset(_PREVIOUS_PREFIX + key, mapping={"at": captured_at.isoformat(), "jpeg": jpeg.tobytes()})
+                    pipe.expire(_PREVIOUS_PREFIX + key, self.ttl_s)
+            pipe.execute()
+            return index, events
+
+
+# --- Worker runtime -----------------------------------------------------------------------------------------------
+
+
+def load_detector_spec(spec: str = "auto", *, threads: int | None = 1) -> Detector:
+    """A detector from its configuration string (see the module docstring).
+
+    ``package.module:factory`` imports ``factory`` and calls it with no arguments (a class or a function): a
+    deployment-specific detector without changing this package.
+    """
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        factory: Any = importlib.import_module(module_name)
+        for name in attribute.split("."):
+            factory = getattr(factory, name)
+        detector = factory()
+        if not isinstance(detector, Detector):
+            raise TypeError(f"{spec} did not return a Detector (got {type(detector).__name__})")
+        return detector
+    if spec == "auto":
+        return default_detector(threads=threads)
+    if spec in ("onnx", "torch", "rules"):
+        from detector.backends import Backend, load_detector
+
+        return load_detector(cast(Backend, spec), threads=threads)
+    raise ValueError(f"unknown detector {spec!r}: auto, onnx, torch, rules or package.module:factory")
+
+
+@dataclass
+class Runtime:
+    """What a worker process holds: the pipeline (registry, detector, state store, sink) and the HTTP client."""
+
+    pipeline: FramePipeline
+    client: SightingClient | None
+
+    @property
+    def registry(self) -> CameraRegistry:
+        """The camera registry."""
+        return self.pipeline.registry
+
+
+def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
+    """Build the runtime from ``STRAWFIRE_VIDEO__*`` (see the module docstring).
+
+    Raises:
+        VideoError: no registry configured, or it is invalid.
+    """
+    registry_path = _env("REGISTRY", env)
+    if registry_path is None:
+        raise VideoError(f"{ENV_PREFIX}REGISTRY is not set: workers need the camera registry file")
+    registry = load_registry(registry_path)
+    threads = int(_env("DETECTOR_THREADS", env) or "1")
+    detector = load_detector_spec(_env("DETECTOR", env) or "auto", threads=threads)
+    state_url = _env("STATE_URL", env) or _env("BROKER_URL", env)
+    store: VerifierStore = RedisVerifierStore.from_url(state_url) if state_url else MemoryVerifierStore()
+    service_url = _env("SERVICE_URL", env)
+    client = SightingClient(service_url, _env("DEVICE_TOKEN", env), retries=1) if service_url else None
+    retry_after = float(_env("POST_RETRY_S", env) or "30")
+    sink = QueueingSink(client, retry_after_s=retry_after) if client is not None else _NoServiceSink()
+    return Runtime(FramePipeline(registry, detector, sink, store=store), client)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def configure_runtime(runtime: Runtime | None) -> None:
+    """Use ``runtime`` for the tasks in this process (``None``: rebuild from the environment on next use)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from the environment on first use (once per worker process)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = runtime_from_env()
+        return _runtime
+
+
+class _NoServiceSink:
+    def send(self, upload: SightingUpload) -> PostOutcome:
+        log.warning("sighting %s not posted: %sSERVICE_URL is not set", upload.key, ENV_PREFIX)
+        return PostOutcome(upload.key, False, error=f"{ENV_PREFIX}SERVICE_URL is not set")
+
+
+class QueueingSink:
+    """Post at once (one quick retry); if the service is unreachable, queue :func:`post_sighting_task` to retry.
+
+    Rejections (4xx) are final and reported; they are not queued.
+    """
+
+    def __init__(self, client: SightingClient, *, retry_after_s: float = 30.0) -> None:
+        self.client = client
+        self.retry_after_s = retry_after_s
+
+    def send(self, upload: SightingUpload) -> PostOutcome:
+        """Deliver or queue one sighting."""
+        try:
+            response = self.client.post(upload)
+        except SightingRejected as exc:
+            log.error("%s", exc)
+            return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
+        except ServiceUnavailable as exc:
+            post_sighting_task.apply_async(args=[_upload_payload(upload)], countdown=self.retry_after_s)
+            log.warning("%s; queued for a later retry", exc)
+            return PostOutcome(upload.key, False, queued=True, error=str(exc))
+        return PostOutcome(upload.key, True, response.status_code)
+
+
+# --- Payloads ----------------------------------------------------------------------------------------------------
+
+
+def frame_payload(frame: Frame, *, quality: int = 95) -> dict[str, Any]:
+    """A frame as a JSON task argument: the camera's own JPEG when it sent one, else encoded at ``quality``."""
+    jpeg = frame.encoded
+    if jpeg is None or not jpeg.startswith(b"\xff\xd8"):
+        import cv2
+
+        ok, buffer = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise VideoError("OpenCV could not encode the frame")
+        jpeg = buffer.tobytes()
+    return {
+        "camera_id": frame.camera_id,
+        "preset_id": frame.preset_id,
+        "captured_at": frame.captured_at.isoformat(),
+        "seq": frame.seq,
+        "jpeg_b64": base64.b64encode(jpeg).decode("ascii"),
+    }
+
+
+def frame_from_payload(payload: Mapping[str, Any]) -> Frame:
+    """Decode a :func:`frame_payload` back into a frame (the "decode" step of a worker).
+
+    Raises:
+        VideoError: the payload is incomplete or its JPEG does not decode.
+    """
+    try:
+        jpeg = base64.b64decode(payload["jpeg_b64"], validate=True)
+        captured_at = datetime.fromisoformat(payload["captured_at"])
+        camera_id, preset_id, seq = str(payload["camera_id"]), str(payload["preset_id"]), int(payload["seq"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VideoError(f"malformed frame payload: {type(exc).__name__}: {exc}") from None
+    image = decode_jpeg(jpeg)
+    if image is None:
+        raise VideoError(f"frame {seq} of {camera_id}/{preset_id}: the JPEG does not decode")
+    return Frame(image, captured_at, camera_id, preset_id, seq, jpeg)
+
+
+def _upload_payload(upload: SightingUpload) -> dict[str, Any]:
+    return {"sighting": upload.json_text(), "evidence_b64": base64.b64encode(upload.evidence_jpeg).decode("ascii")}
+
+
+# --- Tasks -------------------------------------------------------------------------------------------------------
+# The task bodies are plain typed functions (a multiprocessing pool or a test can call them directly); Celery
+# registers them by name below.
+
+
+def process_frame(payload: dict[str, Any], worker: str = "inline") -> dict[str, Any]:
+    """decode → detect → verify (shared state) → geolocate → post, for one frame; returns the frame's result."""
+    started = time.perf_counter()
+    frame = frame_from_payload(payload)
+    result = get_runtime().pipeline.process(frame).to_json()
+    result["worker"] = worker
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def post_sighting(payload: dict[str, Any]) -> dict[str, Any]:
+    """Post one queued sighting (``sighting`` JSON text, ``evidence_b64``); a 4xx is final, unreachable raises.
+
+    Raises:
+        ServiceUnavailable: still unreachable (Celery retries the task with backoff).
+    """
+    runtime = get_runtime()
+    if runtime.client is None:
+        raise VideoError(f"{ENV_PREFIX}SERVICE_URL is not set")
+    upload = SightingUpload(parse_sighting(payload["sighting"]), base64.b64decode(payload["evidence_b64"]))
+    try:
+        response = runtime.client.post(upload)
+    except SightingRejected as exc:
+        return {"sighting_key": upload.key, "posted": False, "status_code": exc.status_code, "error": str(exc)}
+    return {"sighting_key": upload.key, "posted": True, "status_code": response.status_code}
+
+
+def process_drone_image(payload: dict[str, Any]) -> dict[str, Any]:
+    """Detect and locate the boxes of one drone image and post a sighting per box.
+
+    ``payload``: ``drone_id``, ``image_name``, ``jpeg_b64`` and optionally ``utc_offset_h`` (the zone of the
+    image's EXIF time when it has none; default 8).
+    """
+    runtime = get_runtime()
+    name = Path(str(payload["image_name"])).name or "image.jpg"
+    data = base64.b64decode(payload["jpeg_b64"], validate=True)
+    offset = timedelta(hours=float(payload.get("utc_offset_h", 8.0)))
+    drone_id = str(payload["drone_id"])
+    with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            uploads = drone_sightings(path, runtime.pipeline.detector, drone_id=drone_id, utc_offset=offset)
+        except VideoError as exc:
+            return {"image": name, "boxes": 0, "outcomes": [], "error": str(exc)}
+    outcomes = [runtime.pipeline.sink.send(upload) for upload in uploads]
+    return {
+        "image": name,
+        "boxes": len(uploads),
+        "outcomes": [
+            {"sighting_key": o.sighting_key, "posted": o.posted, "queued": o.queued, "error": o.error} for o in outcomes
+        ],
+        "error": None,
+    }
+
+
+def _process_frame_bound(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    request = self.request
+    return process_frame(payload, worker="eager" if request.is_eager else str(request.hostname))
+
+
+#: Celery's decorator is untyped; the registered tasks are therefore ``Any`` (call ``.delay``/``.apply_async``).
+process_frame_task: Any = app.task(name="strawfire.video.process_frame", bind=True)(_process_frame_bound)
+post_sighting_task: Any = app.task(
+    name="strawfire.video.post_sighting",
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=12,
+)(post_sighting)
+process_drone_image_task: Any = app.task(name="strawfire.video.process_drone_image")(process_drone_image)
+
+
+def submit_frame(frame: Frame, *, celery: Celery | None = None) -> AsyncResult[Any]:
+    """Queue one frame for the workers (or run it now in embedded mode); the handle for :class:`~video.patrol.Patrol`.
+
+    ``celery``: a client app other than this module's (e.g. one made by :func:`make_celery` for another broker);
+    tasks are sent by name, so the client needs no task code.
+    """
+    payload = frame_payload(frame)
+    if celery is None:
+        return cast("AsyncResult[Any]", process_frame_task.apply_async(args=[payload], task_id=str(uuid.uuid4())))
+    return celery.send_task("strawfire.video.process_frame", args=[payload])
