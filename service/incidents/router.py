@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from service import flows
+from service.auth.service import Principal
+from service.config import Settings
 from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
 from service.errors import InputError
 from service.evidence.service import require_evidence
@@ -21,6 +25,7 @@ from service.incidents.schemas import (
     TransitionIn,
 )
 from service.incidents.states import IncidentState, allowed_targets
+from service.regions.service import RegionIndexCache
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 # Database ids are 64-bit; a larger number is a client error, not a crash in the driver.
@@ -74,6 +79,65 @@ async def post_satellite(
         fire_points=summary.fire_points,
         repeats=summary.repeats,
     )
+
+
+class SightingOut(BaseModel):
+    """What a posted sighting did."""
+
+    duplicate: bool
+    incident_id: int | None
+    triangulated: bool
+
+
+async def _post_sighting(
+    kind: str,
+    principal: Principal,
+    session: Session,
+    settings: Settings,
+    indexes: RegionIndexCache,
+    sighting: str,
+    evidence: UploadFile,
+) -> SightingOut:
+    from video.errors import VideoError
+    from video.sighting import check_evidence, parse_sighting
+
+    jpeg = await read_limited(evidence, settings.evidence.max_upload_mb)
+    try:
+        record = parse_sighting(sighting)
+        if record.kind != kind:
+            raise InputError(f"a {record.kind} sighting was posted to the {kind} endpoint", field="kind")
+        check_evidence(record, jpeg)
+    except VideoError as exc:
+        raise InputError(str(exc), source="sighting") from None
+    result = flows.ingest_sighting(session, record, jpeg, indexes=indexes, settings=settings, actor=principal)
+    session.commit()
+    return SightingOut(duplicate=result.duplicate, incident_id=result.incident_id, triangulated=result.triangulated)
+
+
+@router.post("/observations/camera")
+async def post_camera_sighting(
+    principal: ObservationPoster,
+    session: SessionDep,
+    settings: SettingsDep,
+    indexes: RegionIndexesDep,
+    sighting: Annotated[str, Form(description="JSON: a camera sighting (video.sighting.CameraSighting)")],
+    evidence: Annotated[UploadFile, File(description="The JPEG frame the sighting describes")],
+) -> SightingOut:
+    """A tower camera's confirmed event: fused, kept as evidence, crossed with other towers' bearings."""
+    return await _post_sighting("camera", principal, session, settings, indexes, sighting, evidence)
+
+
+@router.post("/observations/drone")
+async def post_drone_sighting(
+    principal: ObservationPoster,
+    session: SessionDep,
+    settings: SettingsDep,
+    indexes: RegionIndexesDep,
+    sighting: Annotated[str, Form(description="JSON: a drone sighting (video.sighting.DroneSighting)")],
+    evidence: Annotated[UploadFile, File(description="The drone image (unchanged)")],
+) -> SightingOut:
+    """A drone image's detection, located by ray projection from the drone's pose."""
+    return await _post_sighting("drone", principal, session, settings, indexes, sighting, evidence)
 
 
 @router.get("/incidents")
