@@ -301,6 +301,86 @@ def users_token(
     typer.echo(create_token(secret, user.username, user.role, timedelta(days=days)))
 
 
+@camera_app.command("import")
+@friendly_errors
+def camera_import(
+    path: Annotated[Path, typer.Argument(help="Camera registry file (.toml or .json, video.registry form).")],
+) -> None:
+    """Replace the camera registry in the database with the file's (all or nothing)."""
+    from service.cameras.service import replace_registry
+    from service.db import transaction
+    from video.errors import VideoError
+    from video.registry import load_registry
+
+    try:
+        registry = load_registry(path)
+    except VideoError as exc:
+        raise InputError(str(exc), source=str(path)) from None
+    with transaction(_session_factory()) as session:
+        count = replace_registry(session, registry)
+    presets = sum(len(c.presets) for c in registry.cameras)
+    typer.echo(f"imported {count} cameras with {presets} presets from {path}")
+
+
+@camera_app.command("list")
+@friendly_errors
+def camera_list() -> None:
+    """The registered cameras and their presets."""
+    from service.cameras.service import load_registry
+
+    with _session_factory()() as session:
+        registry = load_registry(session)
+    table = Table("camera", "position (lat, lon)", "mast m", "preset", "pan/tilt/zoom", "source")
+    for camera, preset in registry.presets():
+        table.add_row(
+            camera.id,
+            f"{camera.site.latitude:.5f}, {camera.site.longitude:.5f}",
+            f"{camera.site.mast_height_m:g}",
+            preset.id,
+            f"{preset.pan_deg:g}/{preset.tilt_deg:g}/{preset.zoom:g}",
+            preset.source_kind,
+        )
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def patrol(
+    service_url: Annotated[str, typer.Option(help="The strawfire service sightings are posted to.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry file; default: fetched from the service.")] = None,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the device token from stdin.")] = True,
+    timeout_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run on).")] = None,
+) -> None:
+    """Patrol every camera preset in this process: frames → detector → sequence verification → geolocation →
+    sightings posted to the service (the embedded default; Celery workers use the same pipeline)."""
+    import httpx
+
+    from video.client import SightingClient
+    from video.errors import VideoError
+    from video.patrol import ClientSink, run_inline
+    from video.registry import CameraRegistry, load_registry
+
+    token = sys.stdin.readline().strip() if token_stdin else ""
+    if not token:
+        raise InputError("a device token is needed on stdin (strawfire users token NAME)")
+    try:
+        if registry is not None:
+            cameras = load_registry(registry)
+        else:
+            response = httpx.get(
+                service_url.rstrip("/") + "/api/v1/cameras", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            if response.status_code != 200:
+                raise InputError(f"the service answered {response.status_code} for the camera registry")
+            cameras = CameraRegistry.from_dict(response.json())
+        report = run_inline(
+            cameras, ClientSink(SightingClient(service_url, token)), timeout_s=timeout_s, keep_results=False
+        )
+    except VideoError as exc:
+        raise InputError(str(exc)) from None
+    typer.echo(str(report))
+
+
 @alerts_app.command("add-recipient")
 @friendly_errors
 def alerts_add_recipient(

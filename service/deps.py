@@ -80,3 +80,4 @@ Reader = Annotated[Principal, Depends(require(Role.PATROL, Role.SUPERVISOR, Role
 Actor = Annotated[Principal, Depends(require(Role.PATROL, Role.SUPERVISOR, Role.ADMIN))]
 ObservationPoster = Annotated[Principal, Depends(require(Role.DEVICE, Role.ADMIN))]
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -16,6 +16,7 @@ from service.alerts.router import router as alerts_router
 from service.alerts.worker import AlertWorker
 from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret
+from service.cameras.router import router as cameras_router
 from service.config import Settings, get_settings
 from service.db import make_engine, make_session_factory, transaction, upgrade
 from service.demo import DEMO_LABEL, demo_scenario, load_demo
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(evidence_router)
     app.include_router(stats_router)
+    app.include_router(cameras_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

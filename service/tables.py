@@ -2,12 +2,14 @@
 
 from service.alerts.tables import Alert, Recipient
 from service.auth.tables import User
+from service.cameras.tables import Camera
 from service.evidence.tables import Evidence
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region, RegionImport
 
 __all__ = [
     "Alert",
+    "Camera",
     "Evidence",
     "Incident",
     "IncidentEvent",

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.alerts import service
 from service.alerts.channels import safe_url
 from service.alerts.tables import AlertStatus, Channel, Recipient, RecipientRole
-from service.auth.service import Principal
-from service.deps import SessionDep, Supervisor, require
+from service.deps import Admin, SessionDep, Supervisor
 from service.incidents.states import Role
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 class RecipientIn(BaseModel):

@@ -1,0 +1,1 @@
+"""The camera registry: towers, lenses and patrol presets, kept in the database and served to patrol workers."""

@@ -1,0 +1,79 @@
+"""The camera registry in the service: CLI import/list, API replace/read, credentials kept from non-admins."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.auth.service import create_user
+from service.config import Settings
+from service.db import transaction
+from service.incidents.states import Role
+from service.main import create_app
+from tests.video.test_registry import BASE
+
+STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
+
+
+def cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    return subprocess.run(
+        [STRAWFIRE, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_import_and_list(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.json"
+    path.write_text(json.dumps(BASE, ensure_ascii=False), encoding="utf-8")
+    result = cli("camera", "import", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 cameras with 3 presets" in result.stdout
+    listing = cli("camera", "list", cwd=tmp_path)
+    assert "nongan-07" in listing.stdout
+    assert "dehui-02" in listing.stdout
+    bad = copy.deepcopy(BASE)
+    bad["cameras"][1]["presets"][0]["pan_deg"] = "east"
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    refused = cli("camera", "import", str(path), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "cameras[1].presets[0].pan_deg" in refused.stderr
+    assert "nongan-07" in cli("camera", "list", cwd=tmp_path).stdout  # nothing half-imported
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(data_dir=tmp_path / "var"))
+    with TestClient(app) as test_client:
+        with transaction(app.state.session_factory) as session:
+            create_user(session, "admin", "admin-password", Role.ADMIN, None)
+            create_user(session, "worker", "device-password", Role.DEVICE, None)
+            create_user(session, "eval", "evaluator-password", Role.EVALUATOR, None)
+        yield test_client
+
+
+def login(client: TestClient, name: str, password: str) -> dict[str, str]:
+    token = client.post("/api/v1/auth/token", data={"username": name, "password": password}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_api_replace_and_read(client: TestClient) -> None:
+    admin = login(client, "admin", "admin-password")
+    assert (
+        client.put("/api/v1/cameras", headers=login(client, "eval", "evaluator-password"), json=BASE).status_code == 403
+    )
+    assert client.put("/api/v1/cameras", headers=admin, json=BASE).json() == {"cameras": 2}
+    worker = client.get("/api/v1/cameras", headers=login(client, "worker", "device-password")).json()
+    assert worker["cameras"][0]["presets"][0]["source"].startswith("rtsp://admin:secret@")
+    evaluator = client.get("/api/v1/cameras", headers=login(client, "eval", "evaluator-password")).json()
+    assert evaluator["cameras"][0]["presets"][0]["source"] == "rtsp://***@10.0.0.7/Streaming/Channels/101"
+    broken = client.put("/api/v1/cameras", headers=admin, json={"cameras": [{"id": "x"}]})
+    assert broken.status_code == 422
+    assert "cameras[0]" in broken.json()["detail"]
