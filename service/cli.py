@@ -378,7 +378,9 @@ def patrol(
         )
     except VideoError as exc:
         raise InputError(str(exc)) from None
-    typer.echo(str(report))
+    for key, stats in report.presets.items():
+        line = f"{key}: {stats.frames} frames, {stats.errors} errors"
+        typer.echo(line + (f" (last: {stats.last_error})" if stats.last_error else ""))
 
 
 @alerts_app.command("add-recipient")

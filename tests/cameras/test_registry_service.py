@@ -77,3 +77,41 @@ def test_api_replace_and_read(client: TestClient) -> None:
     broken = client.put("/api/v1/cameras", headers=admin, json={"cameras": [{"id": "x"}]})
     assert broken.status_code == 422
     assert "cameras[0]" in broken.json()["detail"]
+
+
+def test_patrol_command_runs_the_pipeline_over_a_frame_folder(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from tests.httpserver import http_receiver
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(frames / f"{i:03d}.jpg")
+    registry = copy.deepcopy(BASE)
+    registry["cameras"] = registry["cameras"][:1]
+    registry["cameras"][0]["presets"] = [
+        {"id": "p1", "pan_deg": 30.0, "tilt_deg": -0.8, "source": str(frames), "source_kind": "folder", "cadence_s": 60}
+    ]
+    path = tmp_path / "cameras.json"
+    path.write_text(json.dumps(registry, ensure_ascii=False), encoding="utf-8")
+    with http_receiver() as service:
+        result = cli(
+            "patrol",
+            "--service-url",
+            service.url,
+            "--registry",
+            str(path),
+            "--timeout-s",
+            "60",
+            cwd=tmp_path,
+            stdin="device-token\n",
+        )
+    assert result.returncode == 0, result.stderr
+    # Files without a capture time are one instant: the 60 s cadence keeps one frame of the four.
+    assert result.stdout.strip() == "nongan-07/p1: 1 frames, 0 errors"
+    no_token = cli("patrol", "--service-url", "http://127.0.0.1:9", "--registry", str(path), cwd=tmp_path, stdin="")
+    assert no_token.returncode == 2
+    assert "device token" in no_token.stderr
