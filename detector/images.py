@@ -125,6 +125,11 @@ def _genuine_pil_open() -> Callable[[IO[bytes]], Any]:
     return cast(Callable[[IO[bytes]], Any], original if callable(original) else opener)
 
 
+def pil_open(fp: IO[bytes]) -> Any:
+    """``PIL.Image.open`` as Pillow ships it (for other packages that open untrusted images in this process)."""
+    return _genuine_pil_open()(fp)
+
+
 def _exif_orientation(image: object) -> int:
     """The EXIF orientation tag (1 when absent or unreadable)."""
     try:

@@ -18,6 +18,7 @@ from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret
 from service.cameras.router import router as cameras_router
 from service.config import Settings, get_settings
+from service.dashboard.router import router as dashboard_router
 from service.db import make_engine, make_session_factory, transaction, upgrade
 from service.demo import DEMO_LABEL, demo_scenario, load_demo
 from service.deps import RegionIndexesDep, SessionDep
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(evidence_router)
     app.include_router(stats_router)
     app.include_router(cameras_router)
+    app.include_router(dashboard_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:
@@ -129,6 +131,7 @@ def _home_page(session: SessionDep, indexes: RegionIndexesDep) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'><title>strawfire</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
         "</style></head><body><h1>strawfire 秸秆焚烧监测</h1>"
+        "<p><a href='/app/'>进入控制台 · Open the dashboard</a></p>"
         "<p>API documentation: <a href='/docs'>/docs</a> · <a href='/openapi.json'>/openapi.json</a></p>"
         "<h2>Administrative units</h2><table><tr><th>level</th><th>code</th><th>name</th><th>area ha</th></tr>"
         f"{units}</table>{scenario}</body></html>"

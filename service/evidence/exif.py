@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from PIL import Image, UnidentifiedImageError
 
+from detector.images import pil_open
+
 # Phones in China write local time without an offset; China has used UTC+8 all year since 1991.
 CHINA_TIME = timezone(timedelta(hours=8))
 ALLOWED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heif"}
@@ -46,7 +48,8 @@ def _dms(values: object, ref: object) -> float | None:
 def inspect_photo(data: bytes) -> PhotoFacts:
     """Check that ``data`` is a whole, decodable image of an allowed type; read its EXIF time and GPS."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # Pillow's own opener: ultralytics, when loaded, replaces Image.open with one that tries to pip-install.
+        with pil_open(io.BytesIO(data)) as image:
             kind = image.format or ""
             if kind not in ALLOWED_FORMATS:
                 raise ImageCheckError(f"{kind or 'unknown'} images are not accepted (JPEG, PNG, WebP, HEIF)")

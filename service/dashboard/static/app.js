@@ -1,0 +1,241 @@
+// The dashboard shell: routing on the URL fragment, the top bar (navigation, language, user), the login page and
+// the per-page lifecycle (polling timers and object URLs are released when the user leaves a page).
+//
+// Routes live after "#" (e.g. #/incident/12) so the server serves one page and the token never travels in a URL.
+
+import { api, ApiError, currentSession, login, logout, onSessionChange } from "./api.js";
+import { clearToast, errorBox, h, replace, toast } from "./dom.js";
+import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
+import { incidentPage } from "./page-incident.js";
+import { mapPage } from "./page-map.js";
+import { queuePage } from "./page-queue.js";
+import { scoresPage, statsPage } from "./page-stats.js";
+
+const ROUTES = [
+  [/^\/map$/, mapPage, "map"],
+  [/^\/queue$/, queuePage, "queue"],
+  [/^\/incident\/(\d+)$/, incidentPage, "queue"],
+  [/^\/stats$/, statsPage, "stats"],
+  [/^\/scores$/, scoresPage, "scores"],
+];
+
+const NAV = [
+  ["map", "#/map", "nav.map"],
+  ["queue", "#/queue", "nav.queue"],
+  ["stats", "#/stats", "nav.stats"],
+  ["scores", "#/scores", "nav.scores"],
+];
+
+let config = null; // /app/config.json, loaded once per session
+let cleanups = [];
+let generation = 0; // bumps on every navigation: async work of a page left behind must not touch the DOM
+
+/** Parse "#/path?a=1&b=2" into {path, query}. */
+function parseHash() {
+  const raw = window.location.hash.replace(/^#/, "") || "/";
+  const [path, search = ""] = raw.split("?");
+  return { path, query: new URLSearchParams(search) };
+}
+
+/** Go to an in-app route (a "#/..." string); `replace` keeps it out of the back-button history. */
+export function navigate(hash, replaceEntry = false) {
+  if (window.location.hash === hash) route();
+  else if (replaceEntry) window.location.replace(hash);
+  else window.location.hash = hash;
+}
+
+function homeFor(session) {
+  // Patrol teams work from their queue on a phone; everyone else starts with the overview map.
+  return session.role === "patrol" ? "#/queue" : "#/map";
+}
+
+async function loadConfig() {
+  if (config) return config;
+  try {
+    config = await api("/app/config.json");
+  } catch {
+    config = null; // the model falls back to the default deadlines
+  }
+  return config;
+}
+
+function runCleanups() {
+  for (const fn of cleanups.splice(0)) {
+    try {
+      fn();
+    } catch (error) {
+      console.warn("cleanup failed", error);
+    }
+  }
+}
+
+async function route() {
+  runCleanups();
+  clearToast();
+  const mine = ++generation;
+  const main = document.getElementById("main");
+  const session = currentSession();
+  const { path, query } = parseHash();
+  renderTopbar(session);
+  if (!session) {
+    loginPage(main);
+    return;
+  }
+  if (session.role === "device") {
+    // Cameras and drones only post observations; the API would refuse every page.
+    replace(main, h("div", { class: "page" }, h("p", { class: "error", role: "alert" }, t("error.device"))));
+    return;
+  }
+  const match = ROUTES.map(([re, page, section]) => [path.match(re), page, section]).find(([m]) => m);
+  if (!match) {
+    navigate(homeFor(session), true);
+    return;
+  }
+  const [params, page, section] = match;
+  renderTopbar(session, section);
+  replace(main, h("p", { class: "loading" }, t("common.loading")));
+  const ctx = {
+    params: params.slice(1),
+    query,
+    session,
+    config: await loadConfig(),
+    alive: () => mine === generation,
+    // A page that registers after the user already left is cleaned up at once.
+    onCleanup: (fn) => (mine === generation ? cleanups.push(fn) : fn()),
+    navigate,
+    /** Run fn every `seconds` while the page is shown and the tab visible. */
+    every: (seconds, fn) => {
+      const timer = setInterval(() => {
+        if (!document.hidden && mine === generation) fn();
+      }, seconds * 1000);
+      ctx.onCleanup(() => clearInterval(timer));
+    },
+  };
+  if (!ctx.alive()) return;
+  try {
+    await page(main, ctx);
+  } catch (error) {
+    if (!ctx.alive()) return;
+    if (error instanceof ApiError && error.status === 401) return; // the session listener shows the login
+    console.error(error);
+    replace(main, errorBox(error));
+  }
+  document.title = `${t("app.title")} · ${document.querySelector("#main h1")?.textContent || ""}`;
+}
+
+function renderTopbar(session, section = "") {
+  const nav = document.getElementById("nav");
+  const box = document.getElementById("session");
+  document.getElementById("brand-name").textContent = t("app.title");
+  const languageSelect = h(
+    "select",
+    { id: "lang", class: "lang", "aria-label": t("nav.language"), onchange: (e) => setLang(e.target.value) },
+    Object.entries(LANGUAGES).map(([code, name]) => h("option", { value: code, selected: code === lang() }, name)),
+  );
+  if (!session) {
+    replace(nav);
+    replace(box, languageSelect);
+    document.body.classList.remove("signed-in");
+    return;
+  }
+  document.body.classList.add("signed-in");
+  replace(
+    nav,
+    NAV.map(([key, href, label]) =>
+      h(
+        "a",
+        {
+          href,
+          class: ["nav-link", key === section && "active"],
+          dataset: { nav: key },
+          "aria-current": key === section ? "page" : null,
+        },
+        t(label),
+      ),
+    ),
+  );
+  const who = [session.username, t(`role.${session.role}`), session.unit_code].filter(Boolean).join(" · ");
+  replace(
+    box,
+    languageSelect,
+    h("span", { class: "who", title: who, id: "who" }, who),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        id: "logout",
+        onclick: () => {
+          logout();
+          toast(t("login.signed_out"));
+        },
+      },
+      t("nav.logout"),
+    ),
+  );
+}
+
+function loginPage(main) {
+  const error = h("p", { class: "error", role: "alert", hidden: true, id: "login-error" });
+  const username = h("input", {
+    id: "username",
+    name: "username",
+    autocomplete: "username",
+    required: true,
+    autocapitalize: "none",
+    spellcheck: "false",
+  });
+  const password = h("input", {
+    id: "password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+  });
+  const submit = h("button", { type: "submit", class: "primary big", id: "login-submit" }, t("login.submit"));
+  const form = h(
+    "form",
+    {
+      class: "login card",
+      id: "login-form",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        submit.disabled = true;
+        error.hidden = true;
+        try {
+          const session = await login(username.value.trim(), password.value);
+          config = null;
+          navigate(homeFor(session), true); // replace: "back" should not return to the login form
+        } catch (e) {
+          const refused = e instanceof ApiError && e.status === 401;
+          error.textContent = refused ? t("login.failed") : `${t("error.load")} ${e.message}`;
+          error.hidden = false;
+          password.select();
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h("h1", {}, t("login.title")),
+    h("p", { class: "muted" }, t("login.hint")),
+    h("label", { for: "username" }, t("login.username")),
+    username,
+    h("label", { for: "password" }, t("login.password")),
+    password,
+    error,
+    submit,
+  );
+  replace(main, form);
+  document.title = t("app.title");
+  username.focus();
+}
+
+onSessionChange((session) => {
+  if (!session) {
+    config = null;
+    route(); // back to the login form, wherever we were
+  }
+});
+onLanguageChange(() => route());
+window.addEventListener("hashchange", route);
+route();

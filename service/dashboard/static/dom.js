@@ -1,0 +1,174 @@
+// Building the page without HTML strings.
+//
+// Everything the API returns (unit names, notes, camera names, reasons) is text typed by someone else; it only
+// ever becomes text nodes or attribute values through these helpers, never markup, so it cannot inject script
+// even where the CSP would not catch it. There is deliberately no innerHTML anywhere in the app.
+
+import { lang, t } from "./i18n.js";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An HTML element: h("button", {class: "primary", onclick: fn}, "text", childNode, [more]). */
+export function h(tag, attrs, ...children) {
+  return build(document.createElement(tag), attrs, children);
+}
+
+/** An SVG element, same calling convention. */
+export function svg(tag, attrs, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+function build(el, attrs, children) {
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) {
+      // Only real functions become listeners: an "onclick" string would be inline script.
+      if (typeof value !== "function") throw new TypeError(`${key} must be a function`);
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "class") {
+      el.setAttribute("class", Array.isArray(value) ? value.filter(Boolean).join(" ") : value);
+    } else if (key === "dataset") {
+      for (const [name, v] of Object.entries(value)) el.dataset[name] = String(v);
+    } else if (key === "href") {
+      el.setAttribute("href", safeHref(value));
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child)); // append(string) makes a text node
+  }
+}
+
+/** Only in-app routes and https links pass; anything else (javascript:, data:) becomes inert. */
+function safeHref(value) {
+  const text = String(value);
+  return text.startsWith("#") || text.startsWith("/") || text.startsWith("https://") ? text : "#";
+}
+
+/** Replace an element's children. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// Times are shown in Beijing time whatever the device's zone: counties file fires by the local day (UTC+8).
+const TIME_ZONE = "Asia/Shanghai";
+
+function locale() {
+  return lang() === "en" ? "en-GB" : "zh-CN";
+}
+
+/** "2025-11-03 14:05" in Beijing time; "—" for null. */
+export function fmtTime(iso, withSeconds = false) {
+  if (!iso) return "—";
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: TIME_ZONE,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: withSeconds ? "2-digit" : undefined,
+    hourCycle: "h23",
+  }).formatToParts(new Date(iso));
+  const get = (type) => (parts.find((p) => p.type === type) || {}).value || "";
+  const clock = `${get("hour")}:${get("minute")}` + (withSeconds ? `:${get("second")}` : "");
+  return `${get("year")}-${get("month")}-${get("day")} ${clock}`;
+}
+
+/** Today in Beijing time as YYYY-MM-DD, `offsetDays` away. */
+export function localDay(offsetDays = 0) {
+  const when = new Date(Date.now() + offsetDays * 86400000);
+  const format = new Intl.DateTimeFormat("en-CA", {
+    timeZone: TIME_ZONE,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  });
+  return format.format(when); // en-CA writes YYYY-MM-DD
+}
+
+/** "更新于 20:15:07" for a status line: when the data on screen was read. */
+export function updatedNow() {
+  return t("common.updated", { time: fmtTime(new Date().toISOString(), true) });
+}
+
+/** "5 分钟前" / "5 min ago". */
+export function fmtAgo(iso) {
+  if (!iso) return "";
+  const minutes = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
+  if (minutes < 1) return t("time.just_now");
+  if (minutes < 120) return t("time.minutes_ago", { n: minutes });
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return t("time.hours_ago", { n: hours });
+  return t("time.days_ago", { n: Math.round(hours / 24) });
+}
+
+export function fmtNumber(value, digits = 0) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits, minimumFractionDigits: 0 }).format(value);
+}
+
+export function fmtPercent(value) {
+  if (value === null || value === undefined) return "—";
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(value);
+}
+
+export function fmtCoord(value) {
+  return value === null || value === undefined ? "—" : Number(value).toFixed(6);
+}
+
+let toastTimer = 0;
+
+/** Hide the message now (a new page starts without the last page's news). */
+export function clearToast() {
+  clearTimeout(toastTimer);
+  document.getElementById("toast").hidden = true;
+}
+
+/** A short message at the bottom of the screen (also read out by screen readers). */
+export function toast(message, kind = "info") {
+  const el = document.getElementById("toast");
+  el.textContent = message;
+  el.className = `toast ${kind}`;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    el.hidden = true;
+  }, 5000);
+}
+
+/** A section with a heading, the building block of every page. */
+export function card(title, ...children) {
+  return h("section", { class: "card" }, title ? h("h2", {}, title) : null, ...children);
+}
+
+/** A key/value list (dl) from [[label, value], …]; values may be nodes. */
+export function facts(rows) {
+  return h(
+    "dl",
+    { class: "facts" },
+    rows.filter(Boolean).map(([label, value]) => [h("dt", {}, label), h("dd", {}, value ?? "—")]),
+  );
+}
+
+/** An error box for a failed load. */
+export function errorBox(error) {
+  const status = error && error.status;
+  const text = status === 404 ? t("error.not_found") : status === 403 ? t("error.forbidden") : t("error.load");
+  return h(
+    "div",
+    { class: "error", role: "alert", dataset: { status: status || 0 } },
+    text,
+    h("br"),
+    h("small", {}, String(error && error.message)),
+  );
+}

@@ -1,0 +1,494 @@
+// One incident: where it is (WGS-84 and GCJ-02), what saw it, the photos, the record of everything that happened,
+// and exactly the moves the signed-in user may make now (the server's `allowed_transitions`; the server checks
+// again, so a stale page gets a 409 and reloads instead of doing something it should not).
+
+import { api, ApiError } from "./api.js";
+import { card, errorBox, facts, fmtAgo, fmtCoord, fmtNumber, fmtPercent, fmtTime, h, replace, toast } from "./dom.js";
+import { t } from "./i18n.js";
+import { loadRegions, mapView } from "./mapview.js";
+import { EVENT_KINDS, FALSE_ALARM_REASONS, lateness } from "./model.js";
+import { markerOf } from "./page-map.js";
+import { lateTag, stateBadge } from "./page-queue.js";
+
+// The main path of the lifecycle, for the progress list (side exits show up in the record below).
+const STEPS = ["notified", "acknowledged", "en_route", "on_site", "extinguished", "feedback", "verified", "closed"];
+const SIDE_EXITS = ["false_alarm", "reopened", "escalated"];
+// Suggestions for the feedback's cause (offered in the user's language); the field stays free text.
+const CAUSES = ["straw", "garbage", "grass", "ritual", "other"];
+// Roles that may upload photos and move incidents (the API's "Actor"); evaluators only read.
+const ACTORS = ["patrol", "supervisor", "admin"];
+
+const short = (sha) => (sha ? `${sha.slice(0, 12)}…` : "");
+const unitName = (name, code) => [name, code && `(${code})`].filter(Boolean).join(" ") || "—";
+const present = (value) => value !== undefined && value !== null;
+
+// Parts of the page that need no state of the page ---------------------------------------------------------------
+
+function locationFacts(detail) {
+  return facts([
+    [t("incident.wgs84"), `${fmtCoord(detail.latitude)}, ${fmtCoord(detail.longitude)}`],
+    [t("incident.gcj02"), `${fmtCoord(detail.gcj02_latitude)}, ${fmtCoord(detail.gcj02_longitude)}`],
+    [t("incident.located_by"), t(`kind.${detail.location_kind}`)],
+    [t("incident.township"), unitName(detail.township_name, detail.township_code)],
+    [t("incident.county"), unitName(detail.county_name, detail.county_code)],
+    [
+      t("incident.assignment"),
+      `${t(`assign.${detail.assignment_status}`)} · ${fmtPercent(detail.assignment_certainty)}`,
+    ],
+    [t("incident.confidence"), fmtPercent(detail.confidence)],
+    [t("incident.first_seen"), `${fmtTime(detail.first_observed_at)} (${fmtAgo(detail.first_observed_at)})`],
+    [t("incident.last_seen"), fmtTime(detail.last_observed_at)],
+  ]);
+}
+
+function amapLink(detail) {
+  // A navigation aid for the phone (opens the Amap app or site, which expect GCJ-02); nothing is loaded from it.
+  const query = new URLSearchParams({
+    position: `${detail.gcj02_longitude},${detail.gcj02_latitude}`,
+    name: `#${detail.id}`,
+    coordinate: "gaode",
+    callnative: "1",
+  });
+  const url = `https://uri.amap.com/marker?${query}`;
+  return h(
+    "p",
+    {},
+    h("a", { href: url, class: "button-link", rel: "noopener noreferrer", target: "_blank" }, t("incident.navigate")),
+  );
+}
+
+function progress(detail) {
+  const step = (state, classes) => {
+    const at = detail[`${state}_at`];
+    return h(
+      "li",
+      { class: [...classes, at && "done", detail.state === state && "current"] },
+      h("span", {}, t(`state.${state}`)),
+      h("small", {}, at ? fmtTime(at) : ""),
+    );
+  };
+  return h(
+    "ol",
+    { class: "steps" },
+    STEPS.map((state) => step(state, [])),
+    SIDE_EXITS.filter((state) => detail[`${state}_at`]).map((state) => step(state, ["side"])),
+  );
+}
+
+function detailsList(details) {
+  const entries = Object.entries(details || {});
+  if (!entries.length) return null;
+  // Source details are free-form (camera names, satellite codes…): shown as text, whatever they contain.
+  return facts(entries.map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
+}
+
+function observationList(observations) {
+  return h(
+    "ul",
+    { class: "observations" },
+    observations.map((o) =>
+      h(
+        "li",
+        { dataset: { observationId: o.id } },
+        h(
+          "div",
+          { class: "obs-head" },
+          h("strong", {}, t(`kind.${o.kind}`)),
+          ` ${fmtTime(o.observed_at)} · ${t("incident.confidence")} ${fmtPercent(o.confidence)}`,
+          present(o.frp_mw) ? ` · FRP ${fmtNumber(o.frp_mw, 1)} MW` : "",
+        ),
+        h("div", { class: "muted small" }, `${o.source_key} · ${fmtCoord(o.latitude)}, ${fmtCoord(o.longitude)}`),
+        detailsList(o.details),
+      ),
+    ),
+  );
+}
+
+function feedbackFacts(feedback) {
+  const area = present(feedback.burned_area_m2) ? `${fmtNumber(feedback.burned_area_m2)} m²` : "—";
+  const cited = Array.isArray(feedback.photos) ? feedback.photos : [];
+  const photos = cited.length ? cited.map(short).join(", ") : "—";
+  return facts([
+    [t("feedback.cause"), String(feedback.cause ?? "—")],
+    [t("feedback.burned_area"), area],
+    [t("feedback.responsible"), feedback.responsible_party || "—"],
+    [t("feedback.photos"), photos],
+  ]);
+}
+
+function timelineEntry(e) {
+  const data = e.data || {};
+  const flags = Array.isArray(data.flags) ? data.flags : [];
+  return h(
+    "li",
+    { dataset: { kind: e.kind, to: e.to_state || "" } },
+    h(
+      "div",
+      { class: "tl-head" },
+      h("time", { datetime: e.at }, fmtTime(e.at, true)),
+      " ",
+      h("strong", {}, EVENT_KINDS.includes(e.kind) ? t(`event.${e.kind}`) : e.kind),
+    ),
+    e.to_state ? h("div", {}, e.from_state ? [stateBadge(e.from_state), " → "] : null, stateBadge(e.to_state)) : null,
+    h("div", { class: "muted small" }, `${e.actor} · ${t(`role.${e.actor_role}`)}`),
+    e.note ? h("div", { class: "note" }, e.note) : null,
+    data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
+    data.feedback ? feedbackFacts(data.feedback) : null,
+    flags.length ? h("div", { class: "warn small" }, flags.join("; ")) : null,
+    e.evidence_sha256
+      ? h("div", { class: "small mono", title: e.evidence_sha256 }, `${t("evidence.sha")} ${short(e.evidence_sha256)}`)
+      : null,
+  );
+}
+
+function timeline(events) {
+  // Newest first: what just happened is what a supervisor opens the page for.
+  return h("ol", { class: "timeline", id: "timeline" }, [...events].reverse().map(timelineEntry));
+}
+
+// The page ---------------------------------------------------------------------------------------------------------
+
+export async function incidentPage(main, ctx) {
+  const id = Number(ctx.params[0]);
+  const base = `/api/v1/incidents/${id}`;
+  const objectUrls = new Map(); // sha256 → blob URL of the photo, revoked when the page is left
+  ctx.onCleanup(() => objectUrls.forEach((url) => URL.revokeObjectURL(url)));
+  let miniMap = null;
+  ctx.onCleanup(() => miniMap && miniMap.destroy());
+  let cite = null; // the photo to cite in the next move: the one just uploaded, or chosen in the form
+  let lastEventId = null; // the record is append-only: a new last entry means something changed
+  const dialog = h("dialog", { class: "dialog", id: "transition-dialog" });
+  let stale = false; // a move was refused because the incident changed: reload once the form is closed
+  dialog.addEventListener("close", () => {
+    if (!stale) return;
+    stale = false;
+    load().then((fresh) => ctx.alive() && render(fresh));
+  });
+
+  async function load() {
+    const [detail, events, evidence] = await Promise.all([api(base), api(`${base}/events`), api(`${base}/evidence`)]);
+    return { detail, events, evidence };
+  }
+
+  let data;
+  try {
+    data = await load();
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
+      // Another unit's incident is a 404 too: the page cannot tell "does not exist" from "not yours", by design.
+      replace(
+        main,
+        h(
+          "div",
+          { class: "page" },
+          h("h1", {}, t("incident.title", { id })),
+          errorBox(error),
+          h("p", {}, h("a", { href: "#/queue" }, t("incident.back"))),
+        ),
+      );
+      return;
+    }
+    throw error;
+  }
+  if (!ctx.alive()) return;
+  const regions = await loadRegions().catch(() => ({ county: { features: [] }, township: { features: [] } }));
+  if (!ctx.alive()) return;
+  render(data);
+
+  // Someone else (a supervisor, the escalation timer, a camera) may change the incident: every change is a new
+  // entry in its record, so polling the record is enough. Nothing is redrawn under an open form or photo.
+  const busy = () => Boolean(main.querySelector("dialog[open]"));
+  ctx.every(ctx.config?.poll_interval_s || 15, async () => {
+    if (busy()) return;
+    try {
+      const events = await api(`${base}/events`);
+      const last = events.length ? events[events.length - 1].id : null;
+      if (ctx.alive() && last !== lastEventId && !busy()) render(await load());
+    } catch {
+      /* keep showing what we have; the next poll tries again */
+    }
+  });
+
+  function render({ detail, events, evidence }) {
+    lastEventId = events.length ? events[events.length - 1].id : null;
+    if (miniMap) miniMap.destroy();
+    const place = [detail.township_name, detail.county_name].filter(Boolean).join(" · ") || t("incident.unassigned");
+    const photos = evidence.length ? evidence.map(photoTile) : h("p", { class: "empty" }, t("evidence.none"));
+    replace(
+      main,
+      h(
+        "div",
+        { class: "page incident-page", dataset: { incidentId: detail.id, state: detail.state } },
+        h(
+          "div",
+          { class: "page-head" },
+          h("h1", {}, t("incident.title", { id: detail.id }), " ", h("span", { class: "place" }, place)),
+          h(
+            "div",
+            { class: "badges", id: "incident-state" },
+            stateBadge(detail.state),
+            lateTag(lateness(detail, ctx.config)),
+          ),
+        ),
+        h(
+          "div",
+          { class: "columns" },
+          h(
+            "div",
+            { class: "column" },
+            actionsCard(detail, evidence),
+            card(
+              t("incident.location"),
+              locationFacts(detail),
+              h("p", { class: "muted small" }, t("incident.coords_help")),
+              miniMapOf(detail),
+              amapLink(detail),
+            ),
+            card(t("incident.progress"), progress(detail)),
+          ),
+          h(
+            "div",
+            { class: "column" },
+            card(t("evidence.title"), uploadControl(), h("div", { class: "photos", id: "photos" }, photos)),
+            detail.feedback ? card(t("feedback.title"), feedbackFacts(detail.feedback)) : null,
+            card(t("incident.observations", { n: detail.observations.length }), observationList(detail.observations)),
+            card(t("incident.timeline"), timeline(events)),
+          ),
+        ),
+        dialog,
+      ),
+    );
+  }
+
+  function actionsCard(detail, evidence) {
+    const moves = detail.allowed_transitions;
+    if (!moves.length) {
+      const why = ctx.session.role === "evaluator" ? "incident.read_only" : "incident.no_actions";
+      return card(t("incident.actions"), h("p", { class: "muted", id: "no-actions" }, t(why)));
+    }
+    const button = (to) =>
+      h(
+        "button",
+        {
+          type: "button",
+          // Leaving the main path (false alarm, reopening) is a deliberate choice: drawn less prominently.
+          class: ["big", to === "false_alarm" || to === "reopened" ? "secondary" : "primary"],
+          dataset: { transition: to },
+          onclick: () => openDialog(to, evidence),
+        },
+        t(`action.${to}`),
+      );
+    return card(t("incident.actions"), h("div", { class: "actions", id: "actions" }, moves.map(button)));
+  }
+
+  function miniMapOf(detail) {
+    const township = regions.township.features.filter((f) => f.properties.code === detail.township_code);
+    const county = regions.county.features.filter((f) => f.properties.code === detail.county_code);
+    miniMap = mapView({
+      label: t("incident.location"),
+      layers: [
+        { features: township, className: "townships", labels: true },
+        { features: township.length ? [] : county, className: "counties", labels: true },
+      ],
+      overlays: detail.observations.map((o) => ({
+        geometry: o.region,
+        className: `footprint kind-${o.kind}`,
+        title: t(`kind.${o.kind}`),
+      })),
+      markers: [markerOf(detail, ctx.config)],
+      maxHeight: 240,
+    });
+    return miniMap.element;
+  }
+
+  function photoTile(photo) {
+    const img = h("img", { alt: photo.filename, class: "thumb", loading: "lazy", dataset: { sha256: photo.sha256 } });
+    // <img src> cannot send the bearer token, so the photo is fetched like any API call and shown from a blob URL.
+    const known = objectUrls.get(photo.sha256);
+    if (known) img.src = known;
+    else {
+      api(`${base}/evidence/${photo.sha256}`, { as: "blob" })
+        .then((blob) => {
+          const url = URL.createObjectURL(blob);
+          objectUrls.set(photo.sha256, url);
+          img.src = url;
+        })
+        .catch(() => img.classList.add("broken"));
+    }
+    const open = () => showPhoto(photo);
+    return h(
+      "figure",
+      { class: "photo", dataset: { sha256: photo.sha256 } },
+      h("button", { type: "button", class: "thumb-button", "aria-label": t("evidence.open"), onclick: open }, img),
+      h(
+        "figcaption",
+        {},
+        h("span", { class: "mono", title: photo.sha256 }, short(photo.sha256)),
+        h("br"),
+        h("small", {}, `${photo.uploaded_by} · ${fmtTime(photo.uploaded_at)}`),
+        present(photo.distance_m) ? h("small", {}, ` · ${fmtNumber(photo.distance_m)} m`) : null,
+        photo.flags ? h("div", { class: "warn small" }, photo.flags) : null,
+      ),
+    );
+  }
+
+  function showPhoto(photo) {
+    const url = objectUrls.get(photo.sha256);
+    if (!url) return;
+    const viewer = h(
+      "dialog",
+      { class: "dialog photo-viewer", onclose: () => viewer.remove() },
+      h("img", { src: url, alt: photo.filename }),
+      h("p", { class: "mono small" }, photo.sha256),
+      h("form", { method: "dialog" }, h("button", { class: "secondary big" }, t("common.close"))),
+    );
+    main.append(viewer);
+    viewer.showModal();
+  }
+
+  function uploadControl() {
+    if (!ACTORS.includes(ctx.session.role)) return null;
+    const status = h("p", { class: "muted small", id: "upload-status", "aria-live": "polite" });
+    // capture="environment" opens the rear camera directly on a phone; on a desktop it is an ordinary file picker.
+    const input = h("input", {
+      type: "file",
+      id: "evidence-input",
+      accept: "image/*",
+      capture: "environment",
+      class: "visually-hidden",
+      onchange: async () => {
+        const file = input.files && input.files[0];
+        if (!file) return;
+        status.textContent = t("evidence.uploading");
+        const form = new FormData();
+        form.append("file", file, file.name || "photo.jpg");
+        try {
+          const stored = await api(`${base}/evidence`, { form });
+          cite = stored.sha256;
+          toast(t("evidence.uploaded", { sha: short(stored.sha256) }), "ok");
+          if (ctx.alive()) render(await load());
+        } catch (error) {
+          status.textContent = `${t("evidence.failed")} ${error.message}`;
+        }
+      },
+    });
+    // The label is the big button; the input itself stays out of sight but keyboard-reachable.
+    const label = h("label", { for: "evidence-input", class: "button-like primary big" }, t("evidence.take"));
+    return h("div", { class: "upload" }, label, input, status);
+  }
+
+  /** The fields a move needs: a reason for a false alarm, the report for feedback; always a note and a photo. */
+  function transitionFields(to, evidence) {
+    const note = h("textarea", { id: "t-note", name: "note", rows: 2, maxlength: 4000 });
+    const fields = [];
+    const read = { note: () => note.value.trim() };
+    if (to === "false_alarm") {
+      const reason = h(
+        "select",
+        { id: "t-reason", required: true },
+        h("option", { value: "" }, t("common.choose")),
+        FALSE_ALARM_REASONS.map((r) => h("option", { value: r }, t(`reason.${r}`))),
+      );
+      fields.push(h("label", { for: "t-reason" }, t("false_alarm.reason")), reason);
+      read.reason = () => reason.value;
+      read.first = reason;
+    }
+    if (to === "feedback") {
+      const cause = h("input", { id: "t-cause", required: true, list: "t-causes", maxlength: 200 });
+      const area = h("input", { id: "t-area", type: "number", min: 0, step: "any", inputmode: "decimal" });
+      const party = h("input", { id: "t-party", maxlength: 200 });
+      const boxes = evidence.map((p) =>
+        h("input", { type: "checkbox", value: p.sha256, checked: true, id: `t-photo-${p.sha256.slice(0, 12)}` }),
+      );
+      fields.push(
+        h("label", { for: "t-cause" }, t("feedback.cause"), " *"),
+        cause,
+        h("datalist", { id: "t-causes" }, CAUSES.map((c) => h("option", { value: t(`cause.${c}`) }))),
+        h("label", { for: "t-area" }, t("feedback.burned_area"), " (m²)"),
+        area,
+        h("label", { for: "t-party" }, t("feedback.responsible")),
+        party,
+        boxes.length
+          ? h(
+              "fieldset",
+              {},
+              h("legend", {}, t("feedback.photos")),
+              boxes.map((box, i) => h("label", { class: "check", for: box.id }, box, " ", short(evidence[i].sha256))),
+            )
+          : null,
+      );
+      read.feedback = () => {
+        const report = { cause: cause.value.trim() };
+        if (area.value !== "") report.burned_area_m2 = Number(area.value);
+        if (party.value.trim()) report.responsible_party = party.value.trim();
+        const cited = boxes.filter((b) => b.checked).map((b) => b.value);
+        if (cited.length) report.photos = cited;
+        return report;
+      };
+      read.first = cause;
+    }
+    fields.push(h("label", { for: "t-note" }, t("transition.note")), note);
+    if (evidence.length) {
+      const choice = h(
+        "select",
+        { id: "t-evidence" },
+        h("option", { value: "" }, t("transition.no_evidence")),
+        evidence.map((p) =>
+          h("option", { value: p.sha256, selected: p.sha256 === cite }, `${short(p.sha256)} ${p.filename}`),
+        ),
+      );
+      fields.push(h("label", { for: "t-evidence" }, t("transition.evidence")), choice);
+      read.evidence = () => choice.value;
+    }
+    read.first = read.first || note;
+    return { fields, read };
+  }
+
+  function openDialog(to, evidence) {
+    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const { fields, read } = transitionFields(to, evidence);
+    const submit = h("button", { type: "submit", class: "primary big", id: "t-submit" }, t(`action.${to}`));
+    const cancel = h(
+      "button",
+      { type: "button", class: "secondary big", onclick: () => dialog.close() },
+      t("common.cancel"),
+    );
+
+    async function send(event) {
+      event.preventDefault();
+      const body = { to, note: read.note() };
+      if (read.reason) body.reason = read.reason();
+      if (read.feedback) body.feedback = read.feedback();
+      if (read.evidence && read.evidence()) body.evidence_sha256 = read.evidence();
+      submit.disabled = true;
+      try {
+        await api(`${base}/transitions`, { json: body });
+        cite = null;
+        dialog.close();
+        toast(t("transition.done", { state: t(`state.${to}`) }), "ok");
+        if (ctx.alive()) render(await load());
+      } catch (e) {
+        const conflict = e instanceof ApiError && e.status === 409;
+        error.textContent = conflict ? `${t("transition.conflict")} ${e.message}` : e.message;
+        error.hidden = false;
+        stale = stale || conflict;
+      } finally {
+        submit.disabled = false;
+      }
+    }
+
+    replace(
+      dialog,
+      h(
+        "form",
+        { class: "form", onsubmit: send },
+        h("h2", {}, `${t(`action.${to}`)} · ${t("incident.title", { id })}`),
+        fields,
+        error,
+        h("div", { class: "dialog-buttons" }, cancel, submit),
+      ),
+    );
+    dialog.showModal();
+    read.first.focus();
+  }
+}
