@@ -242,13 +242,22 @@ def regions_assign(
 @demo_app.command("load")
 @friendly_errors
 def demo_load() -> None:
-    """Load the generated DEMO region (skipped when real regions are present)."""
+    """Load the generated DEMO region, scenario and users (each skipped when real data is present)."""
     from service.db import transaction
-    from service.demo import load_demo
+    from service.demo import DEMO_PASSWORD, load_demo, load_demo_scenario
+    from service.regions.service import RegionIndexCache
 
+    settings = get_settings()
     with transaction(_session_factory()) as session:
         loaded = load_demo(session)
+        incidents, users = (
+            load_demo_scenario(session, settings, RegionIndexCache(settings.regions.tolerance_m)) if loaded else (0, [])
+        )
     typer.echo("DEMO region loaded" if loaded else "real regions present: DEMO region not loaded")
+    if incidents:
+        typer.echo(f"DEMO scenario: {incidents} incidents")
+    if users:
+        typer.echo(f"DEMO users {', '.join(users)} — password {DEMO_PASSWORD!r} (DEMO only: change or remove them)")
 
 
 @users_app.command("add")

@@ -12,14 +12,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import shapely
+from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.auth.service import SYSTEM, Principal, create_user
+from service.auth.tables import User
+from service.config import Settings
+from service.flows import ingest_observations
+from service.incidents.fusion import ObservationIn, ObservationKind
+from service.incidents.service import transition
+from service.incidents.states import FalseAlarmReason, IncidentState, Role
+from service.incidents.tables import Incident
 from service.regions.crs import SourceCRS
 from service.regions.loader import ReadReport
-from service.regions.service import import_units
+from service.regions.service import RegionIndexCache, import_units
 from service.regions.tables import Region
 from service.regions.types import RegionLevel, RegionUnit
+from video.camera import sector_polygon
+
+_GEOD = Geod(ellps="WGS84")
+S = IncidentState
 
 DEMO_LABEL = "DEMO"
 DEMO_COUNTY_CODE = "DEMO00"
@@ -87,3 +100,83 @@ def load_demo(session: Session) -> bool:
     import_units(session, [county], level=RegionLevel.COUNTY, crs=crs, report=ReadReport("demo (generated)"))
     import_units(session, townships, level=RegionLevel.TOWNSHIP, crs=crs, report=ReadReport("demo (generated)"))
     return True
+
+
+# Printed by `strawfire demo load` and only ever set on the generated DEMO users of an empty database.
+DEMO_PASSWORD = "demo-password"  # noqa: S105
+DEMO_USERS = (
+    ("demo-admin", Role.ADMIN, None),
+    ("demo-supervisor", Role.SUPERVISOR, DEMO_COUNTY_CODE),
+    ("demo-patrol", Role.PATROL, "DEMO01"),
+)
+_DEMO_TOWER = (44.16, 125.51)  # lat, lon: a tower at the county's south-west corner
+
+
+def _observation(point: DemoFirePoint, index: int) -> ObservationIn:
+    lat, lon = point.latitude, point.longitude
+    if point.source == "satellite":
+        region: shapely.Geometry = shapely.box(lon - 0.006, lat - 0.0045, lon + 0.006, lat + 0.0045)  # ~1 km pixel
+        kind, details = ObservationKind.SATELLITE, {"product": "DEMO", "demo": True}
+    elif point.source == "drone":
+        region = shapely.buffer(shapely.Point(lon, lat), 0.00015)  # ~15 m
+        kind, details = ObservationKind.DRONE, {"drone_id": "DEMO-drone", "demo": True}
+    else:
+        azimuth, _, _ = _GEOD.inv(_DEMO_TOWER[1], _DEMO_TOWER[0], lon, lat)
+        region = sector_polygon(_DEMO_TOWER[0], _DEMO_TOWER[1], azimuth - 1.0, azimuth + 1.0, 30_000.0, 300.0)
+        kind, details = ObservationKind.CAMERA, {"camera_id": "DEMO-tower", "demo": True}
+    return ObservationIn(kind, f"demo-{index}", point.observed_at, lat, lon, region, point.confidence, details=details)
+
+
+def load_demo_scenario(session: Session, settings: Settings, indexes: RegionIndexCache) -> tuple[int, list[str]]:
+    """The DEMO scenario: incidents from the generated fire points (some already acted on) and DEMO users.
+
+    Only on a database without incidents and, for the users, without users. Returns (incidents created, users
+    created).
+    """
+    users: list[str] = []
+    if session.scalar(select(User.id).limit(1)) is None:
+        for name, role, unit in DEMO_USERS:
+            create_user(session, name, DEMO_PASSWORD, role, unit)
+            users.append(name)
+    if session.scalar(select(Incident.id).limit(1)) is not None:
+        return 0, users
+    points = demo_scenario()
+    summary = ingest_observations(
+        session, [_observation(p, i) for i, p in enumerate(points)], indexes=indexes, settings=settings, actor=SYSTEM
+    )
+    incidents = session.scalars(
+        select(Incident).where(Incident.id.in_(summary.new_incidents)).order_by(Incident.first_observed_at)
+    ).all()
+    patrol = Principal("demo-patrol", Role.PATROL, "DEMO01")
+    supervisor = Principal("demo-supervisor", Role.SUPERVISOR, DEMO_COUNTY_CODE)
+    # The two oldest have been handled end to end, the next two are being worked on; the rest are waiting.
+    plans = [
+        [
+            (S.NOTIFIED, SYSTEM),
+            (S.ACKNOWLEDGED, patrol),
+            (S.EN_ROUTE, patrol),
+            (S.ON_SITE, patrol),
+            (S.EXTINGUISHED, patrol),
+            (S.FEEDBACK, patrol),
+            (S.VERIFIED, supervisor),
+            (S.CLOSED, supervisor),
+        ],
+        [(S.NOTIFIED, SYSTEM), (S.ACKNOWLEDGED, patrol), (S.FALSE_ALARM, patrol), (S.CLOSED, supervisor)],
+        [(S.NOTIFIED, SYSTEM), (S.ACKNOWLEDGED, patrol), (S.ON_SITE, patrol)],
+        [(S.NOTIFIED, SYSTEM)],
+    ]
+    for incident, plan in zip(incidents, plans, strict=False):
+        at = incident.first_observed_at
+        for step, (target, actor) in enumerate(plan):
+            at = at + timedelta(minutes=4 + 3 * step)
+            transition(
+                session,
+                incident,
+                target,
+                actor,
+                at=at,
+                note="DEMO",
+                reason=FalseAlarmReason.NON_STRAW_FIRE if target is S.FALSE_ALARM else None,
+                feedback={"cause": "DEMO: straw burning", "burned_area_m2": 800} if target is S.FEEDBACK else None,
+            )
+    return len(incidents), users
