@@ -12,7 +12,14 @@ from detector.images import pil_open
 
 # Phones in China write local time without an offset; China has used UTC+8 all year since 1991.
 CHINA_TIME = timezone(timedelta(hours=8))
-ALLOWED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heif"}
+# MPO is the multi-picture JPEG that DJI and many phones write (a JPEG with extra frames).
+ALLOWED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heif",
+}
 MAX_PIXELS = 60_000_000  # a 60 MP phone photo; larger is refused before decoding
 
 

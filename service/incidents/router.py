@@ -140,6 +140,46 @@ async def post_drone_sighting(
     return await _post_sighting("drone", principal, session, settings, indexes, sighting, evidence)
 
 
+class DroneImageOut(BaseModel):
+    """One uploaded drone image."""
+
+    image: str
+    sightings: int
+    incidents: list[int]
+    error: str | None
+
+
+@router.post("/drone/images")
+async def post_drone_images(
+    principal: ObservationPoster,
+    session: SessionDep,
+    settings: SettingsDep,
+    indexes: RegionIndexesDep,
+    drone_id: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+    images: Annotated[list[UploadFile], File(description="DJI images of one flight (JPEG with XMP/EXIF)")],
+) -> list[DroneImageOut]:
+    """A flight's images: detected and located here, each box ingested as a drone sighting (max 50 per request)."""
+    from service.drone_uploads import ingest_drone_images, shared_detector
+
+    if len(images) > 50:
+        raise InputError(f"{len(images)} images in one request; send at most 50", field="images")
+    batch = [
+        (upload.filename or "image.jpg", await read_limited(upload, settings.evidence.max_upload_mb))
+        for upload in images
+    ]
+    results = ingest_drone_images(
+        session,
+        batch,
+        drone_id=drone_id,
+        detector=shared_detector(),
+        indexes=indexes,
+        settings=settings,
+        actor=principal,
+    )
+    session.commit()
+    return [DroneImageOut(image=r.image, sightings=r.sightings, incidents=r.incidents, error=r.error) for r in results]
+
+
 @router.get("/incidents")
 def list_incidents(
     principal: Reader,

@@ -1,0 +1,84 @@
+"""Drone image batches uploaded to the service: detect, locate each box by ray projection, fuse as sightings.
+
+A drone team lands and uploads the flight's images; each goes through the same functions as the patrol
+pipeline (``video.patrol.drone_sightings``: the detector, then ``video.drone`` ray projection from the DJI
+metadata) and every located box is ingested like a posted drone sighting. One image without metadata is reported
+and the rest go on. The detector is loaded once per process (ONNX Runtime by default, the colour rules when no
+model is installed).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from detector.detections import Detector
+from service.auth.service import Principal
+from service.config import Settings
+from service.flows import ingest_sighting
+from service.regions.service import RegionIndexCache
+from video.errors import VideoError
+from video.patrol import drone_sightings
+
+_lock = threading.Lock()
+_detector: Detector | None = None
+
+
+def shared_detector() -> Detector:
+    """The process's detector (loaded on first use)."""
+    global _detector
+    with _lock:
+        if _detector is None:
+            from detector.backends import load_detector
+
+            _detector = load_detector("auto")
+        return _detector
+
+
+@dataclass(slots=True)
+class ImageResult:
+    """One uploaded image: the sightings it gave and their incidents, or why it gave none."""
+
+    image: str
+    sightings: int = 0
+    incidents: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def ingest_drone_images(
+    session: Session,
+    images: list[tuple[str, bytes]],
+    *,
+    drone_id: str,
+    detector: Detector,
+    indexes: RegionIndexCache,
+    settings: Settings,
+    actor: Principal,
+) -> list[ImageResult]:
+    """Detect, locate and ingest every image (inside the caller's transaction)."""
+    results: list[ImageResult] = []
+    with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
+        for name, data in images:
+            result = ImageResult(Path(name).name)
+            # The drone metadata readers take a file: write it under its own (sanitised) name.
+            path = Path(folder) / (Path(name).name or "image.jpg")
+            path.write_bytes(data)
+            try:
+                uploads = drone_sightings(path, detector, drone_id=drone_id)
+            except VideoError as exc:
+                result.error = str(exc).replace(folder + "/", "")
+                results.append(result)
+                continue
+            for upload in uploads:
+                outcome = ingest_sighting(
+                    session, upload.sighting, upload.evidence_jpeg, indexes=indexes, settings=settings, actor=actor
+                )
+                result.sightings += 1
+                if outcome.incident_id is not None and outcome.incident_id not in result.incidents:
+                    result.incidents.append(outcome.incident_id)
+            results.append(result)
+    return results

@@ -1,0 +1,56 @@
+"""A flight's DJI images uploaded to the service: detected, located by ray projection, ingested; bad ones named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+import service.drone_uploads as drone_uploads
+from service.auth.service import create_user
+from service.config import Settings
+from service.db import transaction
+from service.incidents.states import Role
+from service.main import create_app
+from service.regions.crs import SourceCRS
+from service.regions.loader import ReadReport
+from service.regions.service import import_units
+from service.regions.types import RegionLevel, RegionUnit
+from tests.conftest import shared_path
+from tests.video.test_patrol import CentreFireDetector
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    # The real frames show no fire: a stand-in detector finds one in a fixed box; the test is about the flow.
+    monkeypatch.setattr(drone_uploads, "_detector", CentreFireDetector())
+    app = create_app(Settings(data_dir=tmp_path / "var"))
+    with TestClient(app) as test_client:
+        with transaction(app.state.session_factory) as session:
+            # The H20T sample was flown near 40.56 N, 79.76 W: a unit around it so the incident has an owner.
+            unit = RegionUnit("T1", "test unit", RegionLevel.COUNTY, shapely.box(-79.80, 40.53, -79.73, 40.60))
+            import_units(session, [unit], level=RegionLevel.COUNTY, crs=SourceCRS("wgs84"), report=ReadReport("t"))
+            create_user(session, "uav", "device-password", Role.DEVICE, None)
+        yield test_client
+
+
+def test_flight_upload(client: TestClient) -> None:
+    token = client.post("/api/v1/auth/token", data={"username": "uav", "password": "device-password"})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    names = ("DJI_H20T.jpg", "M30T_DJI_0001_R.JPG")
+    files = [("images", (name, shared_path("drone", name).read_bytes(), "image/jpeg")) for name in names]
+    response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "h20t-01"}, files=files)
+    assert response.status_code == 200, response.text
+    located, stripped = response.json()
+    assert located["image"] == "DJI_H20T.jpg"
+    assert located["sightings"] == 1  # the 0.1-confidence box is below the operating threshold
+    assert located["error"] is None
+    incident = client.get(f"/api/v1/incidents/{located['incidents'][0]}", headers=headers)
+    assert incident.status_code == 403  # devices post; they do not read incidents
+    assert stripped["sightings"] == 0
+    assert "GpsLatitude" in stripped["error"]
+    again = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "h20t-01"}, files=files)
+    assert again.json()[0]["incidents"] == located["incidents"]  # the same sighting key: no new incident
