@@ -121,8 +121,15 @@ def train_command(
     cache: Annotated[str, typer.Option(help="Image cache: ram, disk or none.")] = "ram",
     seed: Annotated[int, typer.Option()] = 0,
     config_dir: Annotated[Path, typer.Option(help="ultralytics settings/fonts folder.")] = DEFAULT_CONFIG_DIR,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(help="With no run to resume, start from these weights (e.g. models/strawfire-yolov8n.pt)."),
+    ] = None,
 ) -> None:
-    """Train the detector offline on CPU (or GPU); resumes the run automatically after an interruption."""
+    """Train the detector offline on CPU (or GPU); resumes the run automatically after an interruption.
+
+    On a new machine (no ``last.pt``), ``--init-weights models/strawfire-yolov8n.pt`` continues from the
+    committed model instead of from random weights."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if cache not in {"ram", "disk", "none"}:
@@ -146,6 +153,7 @@ def train_command(
             cache=False if cache == "none" else cache,
             seed=seed,
             config_dir=config_dir,
+            init_weights=init_weights,
         )
     except TrainingSetupError as exc:
         _errors.print(f"[red]training failed:[/red] {exc}")

@@ -254,6 +254,7 @@ def train(
     cache: str | bool = "ram",
     seed: int = 0,
     config_dir: Path = DEFAULT_CONFIG_DIR,
+    init_weights: Path | None = None,
 ) -> Path:
     """Train (or resume) the detector; return the run folder (``weights/last.pt`` and ``weights/best.pt``).
 
@@ -276,6 +277,9 @@ def train(
             loading), ``"disk"`` or ``False`` otherwise.
         seed: random seed for reproducible runs.
         config_dir: ultralytics settings/font folder (see :func:`configure_offline`).
+        init_weights: when there is no run to resume, start from these weights (a ``.pt`` this project
+            exported, e.g. the committed ``models/strawfire-yolov8n.pt``) instead of random ones: how a new machine
+            continues training where the last session stopped. Never downloaded; a missing file is an error.
     """
     if model.endswith(".pt"):
         raise TrainingSetupError(f"{model}: build from an architecture .yaml; .pt names would be downloaded")
@@ -285,6 +289,8 @@ def train(
     if not data.is_file():
         raise TrainingSetupError(f"{data} not found: build it first with `strawfire detector dataset build`")
 
+    if init_weights is not None and not init_weights.is_file():
+        raise TrainingSetupError(f"{init_weights}: no such weights file")
     configure_offline(config_dir, threads=threads)
     with offline_guard():
         return _train_offline(
@@ -304,6 +310,7 @@ def train(
             cache=cache,
             seed=seed,
             config_dir=config_dir,
+            init_weights=init_weights,
         )
 
 
@@ -325,6 +332,7 @@ def _train_offline(
     cache: str | bool,
     seed: int,
     config_dir: Path,
+    init_weights: Path | None = None,
 ) -> Path:
     """The part of :func:`train` that imports torch/ultralytics; runs inside :func:`offline_guard`."""
     import torch
@@ -358,7 +366,13 @@ def _train_offline(
         yolo = YOLO(str(last))
         train_args: dict[str, Any] = {"resume": True, **common}
     else:
-        yolo = YOLO(model)
+        if init_weights is not None:
+            # Our own earlier weights (a local file, so nothing is fetched): architecture and the two-class head
+            # come with them, so every layer carries over.
+            log.info("starting from %s", init_weights)
+            yolo = YOLO(str(init_weights))
+        else:
+            yolo = YOLO(model)
         train_args = {
             "data": str(data),
             "epochs": epochs,
