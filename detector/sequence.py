@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from detector.detections import Detections
 
@@ -199,6 +199,53 @@ class SequenceVerifier:
                 kept.append(track)
         self._tracks = kept
         return changed
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as JSON-able data, so a verifier can move between processes (Celery workers).
+
+        Ended events are left out (they were reported when they ended), and each track keeps its first hit plus
+        the last ``window`` hits: that is all :meth:`update` reads, so the state stays small for a long fire.
+        """
+        window = self.config.window
+        return {
+            "last_frame": self._last_frame,
+            "tracks": [
+                {
+                    "class_name": t.class_name,
+                    "box": list(t.box),
+                    "hits": t.hits if len(t.hits) <= window + 1 else [t.hits[0], *t.hits[-window:]],
+                    "confirmed_at": t.confirmed_at,
+                    "confirm_box": None if t.confirm_box is None else list(t.confirm_box),
+                    "max_confidence": t.max_confidence,
+                }
+                for t in self._tracks
+            ],
+        }
+
+    @classmethod
+    def restore(
+        cls, data: Mapping[str, Any], config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG, mask: IgnoreMask | None = None
+    ) -> SequenceVerifier:
+        """A verifier continuing from :meth:`snapshot` data (with the current config and mask)."""
+
+        def box(values: Sequence[float]) -> Box:
+            x1, y1, x2, y2 = (float(v) for v in values)
+            return x1, y1, x2, y2
+
+        verifier = cls(config, mask)
+        verifier._last_frame = None if data["last_frame"] is None else int(data["last_frame"])
+        verifier._tracks = [
+            _Track(
+                class_name=str(t["class_name"]),
+                box=box(t["box"]),
+                hits=[int(h) for h in t["hits"]],
+                confirmed_at=None if t["confirmed_at"] is None else int(t["confirmed_at"]),
+                confirm_box=None if t["confirm_box"] is None else box(t["confirm_box"]),
+                max_confidence=float(t["max_confidence"]),
+            )
+            for t in data["tracks"]
+        ]
+        return verifier
 
     @property
     def events(self) -> list[Event]:

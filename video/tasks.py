@@ -62,7 +62,7 @@ import numpy as np
 from celery import Celery
 
 from detector.detections import Detections, Detector, ImageArray
-from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifier, _Track
+from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifier
 from video.client import ServiceUnavailable, SightingClient, SightingRejected
 from video.errors import VideoError
 from video.patrol import (
@@ -172,42 +172,17 @@ app: Final = make_celery(_env("BROKER_URL"), result_backend=_env("RESULT_BACKEND
 
 
 # --- Verifier state as JSON ---------------------------------------------------------------------------------------
-# SequenceVerifier has no public (de)serialisation yet, so its fields are read here; test_tasks.py checks that a
-# verifier rebuilt after every frame behaves exactly like one that never stopped, so a change there fails loudly.
-
-
-def _box(values: Any) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in values)
-    return x1, y1, x2, y2
+# test_tasks.py checks that a verifier rebuilt from its snapshot after every frame behaves exactly like one that
+# never stopped.
 
 
 def state_to_json(state: PresetState) -> dict[str, Any]:
-    """The state of one preset as JSON.
-
-    Ended events are not kept (the pipeline posted them when they ended), and each track keeps its first hit plus
-    the last ``window`` hits: that is all the verifier reads, so the state stays small for an hour-long fire.
-    """
-    verifier = state.verifier
-    window = verifier.config.window
-    tracks = []
-    for track in verifier._tracks:
-        hits = track.hits if len(track.hits) <= window + 1 else [track.hits[0], *track.hits[-window:]]
-        tracks.append(
-            {
-                "class_name": track.class_name,
-                "box": list(track.box),
-                "hits": hits,
-                "confirmed_at": track.confirmed_at,
-                "confirm_box": None if track.confirm_box is None else list(track.confirm_box),
-                "max_confidence": track.max_confidence,
-            }
-        )
+    """The state of one preset as JSON (the verifier's own snapshot plus the preset's frame bookkeeping)."""
     return {
         "format": _STATE_FORMAT,
         "last_index": state.last_index,
         "last_captured_at": None if state.last_captured_at is None else state.last_captured_at.isoformat(),
-        "last_frame": verifier._last_frame,
-        "tracks": tracks,
+        **state.verifier.snapshot(),
     }
 
 
@@ -219,19 +194,7 @@ def state_from_json(data: Mapping[str, Any], config: SequenceConfig, mask: Ignor
     """
     if data.get("format") != _STATE_FORMAT:
         raise ValueError(f"unknown verifier state format {data.get('format')!r}")
-    verifier = SequenceVerifier(config, mask)
-    verifier._last_frame = data["last_frame"]
-    verifier._tracks = [
-        _Track(
-            class_name=str(t["class_name"]),
-            box=_box(t["box"]),
-            hits=[int(h) for h in t["hits"]],
-            confirmed_at=None if t["confirmed_at"] is None else int(t["confirmed_at"]),
-            confirm_box=None if t["confirm_box"] is None else _box(t["confirm_box"]),
-            max_confidence=float(t["max_confidence"]),
-        )
-        for t in data["tracks"]
-    ]
+    verifier = SequenceVerifier.restore(data, config, mask)
     last = data["last_captured_at"]
     return PresetState(
         verifier,
