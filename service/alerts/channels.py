@@ -84,12 +84,17 @@ class Sender(Protocol):
 
 
 def safe_url(url: str) -> str:
-    """A URL fit for an error message: no query string (WeCom/DingTalk keys live there), no credentials."""
+    """A URL fit for an error message or a log: scheme and host only.
+
+    Bot keys live in the query (WeCom ``key``, DingTalk ``access_token``) or in the path (Feishu
+    ``/hook/<token>``, many generic webhooks), and credentials in the user part: all of it is left out.
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    rest = "/…" if parts.path not in ("", "/") or parts.query else ""
+    return f"{parts.scheme}://{host}{rest}"
 
 
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:

@@ -132,6 +132,17 @@ def test_digest_is_one_request() -> None:
     assert "#3" in content
 
 
+def test_feishu_token_in_the_path_stays_out_of_errors() -> None:
+    with http_receiver() as receiver:
+        receiver.respond = lambda r: (500, {}, b"")
+        with pytest.raises(DeliveryError) as info:
+            sender().send(
+                Destination(Channel.FEISHU, receiver.url + "/open-apis/bot/v2/hook/PATHTOKEN42", None), [message()]
+            )
+    assert "PATHTOKEN42" not in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+
+
 def test_failures_name_the_host_but_not_the_secret_query() -> None:
     with http_receiver() as receiver:
         receiver.respond = lambda r: (503, {}, b"down")
