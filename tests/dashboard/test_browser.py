@@ -2,8 +2,9 @@
 
 One module-scoped server and browser; the tests run in order and share the incidents: a patrol team walks its
 fire from acknowledged to feedback on a phone, a supervisor verifies and closes it on a desktop, a patrol team
-cannot see another township's fire, and a supervisor reads the statistics and scores. Screenshots of every step
-are written to var/test-artifacts/dashboard/.
+cannot see another township's fire, a supervisor reads the statistics and scores, and a supervisor hands a fire to
+another township (which a patrol team cannot do). Screenshots of every step are written to
+var/test-artifacts/dashboard/.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.support.ui import Select
 
 from tests.dashboard.browser import DESKTOP, PHONE, Browser
 from tests.dashboard.live import PASSWORD, LiveServer
@@ -216,5 +218,63 @@ def test_a_supervisor_reads_statistics_and_scores(browser: Browser, live: LiveSe
         "const s = document.getElementById('lang'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'));"
     )
     browser.wait(lambda d: browser.find("#main h1").text == "统计分析", "the Chinese page")
+    assert browser.console_errors() == []
+    browser.logout()
+
+
+def test_a_supervisor_reassigns_a_fire_and_a_patrol_cannot(browser: Browser, live: LiveServer) -> None:
+    fire = live.incidents["nantun"]  # 南屯镇's fire, still suspected (the tests above only looked at it)
+    browser.use(DESKTOP)
+    browser.login("sup", PASSWORD)
+    browser.go(f"#/incident/{fire}")
+    browser.find(f'.incident-page[data-incident-id="{fire}"][data-township="DEMO03"]')
+    # The current assignment, how sure it is, and the ranked candidates the footprint overlaps.
+    assignment = browser.find("#assignment")
+    assert "南屯镇" in assignment.text
+    assert "辖区内" in assignment.text
+    assert browser.all('#candidates li.current[data-code="DEMO03"][data-level="township"]')
+
+    # The form offers the candidates first, then the county's other townships.
+    browser.click("#reassign-open")
+    browser.find("#transition-dialog[open] #reassign-form")
+    townships = [o.get_attribute("value") for o in browser.all("#r-township option")]
+    assert townships[:2] == ["", "DEMO03"]
+    assert sorted(townships[1:]) == ["DEMO01", "DEMO02", "DEMO03", "DEMO04"]
+    Select(browser.find("#r-township")).select_by_value("DEMO01")
+    # A reassignment needs a reason: a blank note is refused inline, nothing is sent.
+    browser.type("#r-note", "   ")
+    browser.click("#r-submit")
+    assert browser.find("#r-error").text == "请填写改派原因。"
+    assert browser.all("#transition-dialog[open]")
+    browser.screenshot("reassign-form", whole_page=False)
+    browser.type("#r-note", "火点在两镇交界，北岗镇巡查队距离更近")
+    assert browser.absent("#r-error:not([hidden])")  # editing the form clears the complaint
+    browser.click("#r-submit")
+
+    # The page reloads with the new township, a manual assignment, and the audit entry in the record.
+    browser.find(f'.incident-page[data-incident-id="{fire}"][data-township="DEMO01"]')
+    assert not browser.all("#transition-dialog[open]")
+    assert "北岗镇" in browser.find(".page-head .place").text
+    assignment = browser.find("#assignment").text
+    assert "北岗镇" in assignment
+    assert "人工指派" in assignment
+    assert "100%" in assignment
+    event = browser.find('#timeline li[data-kind="reassigned"]')
+    assert "改派" in event.text
+    assert "DEMO03 → DEMO01" in event.text
+    assert "北岗镇巡查队距离更近" in event.text
+    browser.screenshot("supervisor-reassigned")
+    assert browser.console_errors() == []
+    browser.logout()
+
+    # The 北岗镇 team now has the fire in its queue and may act on it, but may not hand it on.
+    browser.use(PHONE)
+    browser.login("beigang", PASSWORD)
+    browser.click(f'#queue-list .row[data-incident-id="{fire}"]')
+    browser.find(f'.incident-page[data-incident-id="{fire}"][data-township="DEMO01"]')
+    assert allowed(browser) == {"acknowledged"}
+    assert browser.absent("#assignment")
+    assert browser.absent("#reassign-open")
+    browser.screenshot("patrol-reassigned-fire")
     assert browser.console_errors() == []
     browser.logout()

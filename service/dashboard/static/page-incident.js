@@ -17,10 +17,22 @@ const SIDE_EXITS = ["false_alarm", "reopened", "escalated"];
 const CAUSES = ["straw", "garbage", "grass", "ritual", "other"];
 // Roles that may upload photos and move incidents (the API's "Actor"); evaluators only read.
 const ACTORS = ["patrol", "supervisor", "admin"];
+// Roles that may hand an incident to another unit (the API's "Supervisor": POST /incidents/{id}/assignment).
+const REASSIGNERS = ["supervisor", "admin"];
+const LEVELS = ["township", "county"];
 
 const short = (sha) => (sha ? `${sha.slice(0, 12)}…` : "");
 const unitName = (name, code) => [name, code && `(${code})`].filter(Boolean).join(" ") || "—";
 const present = (value) => value !== undefined && value !== null;
+
+/** The assignment candidates (units the footprint overlaps, with shares): townships first, largest share first. */
+function rankedCandidates(detail) {
+  const list = Array.isArray(detail.assignment_candidates) ? detail.assignment_candidates : [];
+  const level = (c) => (LEVELS.includes(c.level) ? LEVELS.indexOf(c.level) : LEVELS.length);
+  return list
+    .filter((c) => c && typeof c.code === "string" && c.code)
+    .sort((a, b) => level(a) - level(b) || (Number(b.share) || 0) - (Number(a.share) || 0));
+}
 
 // Parts of the page that need no state of the page ---------------------------------------------------------------
 
@@ -131,6 +143,7 @@ function timelineEntry(e) {
     ),
     e.to_state ? h("div", {}, e.from_state ? [stateBadge(e.from_state), " → "] : null, stateBadge(e.to_state)) : null,
     h("div", { class: "muted small" }, `${e.actor} · ${t(`role.${e.actor_role}`)}`),
+    e.kind === "reassigned" && data.to ? reassignChange(data) : null,
     e.note ? h("div", { class: "note" }, e.note) : null,
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
@@ -139,6 +152,11 @@ function timelineEntry(e) {
       ? h("div", { class: "small mono", title: e.evidence_sha256 }, `${t("evidence.sha")} ${short(e.evidence_sha256)}`)
       : null,
   );
+}
+
+function reassignChange(data) {
+  const unit = (side) => (side && (side.township || side.county)) || "—";
+  return h("div", { class: "small mono reassign-change" }, `${unit(data.from)} → ${unit(data.to)}`);
 }
 
 function timeline(events) {
@@ -156,6 +174,7 @@ export async function incidentPage(main, ctx) {
   let miniMap = null;
   ctx.onCleanup(() => miniMap && miniMap.destroy());
   let cite = null; // the photo to cite in the next move: the one just uploaded, or chosen in the form
+  let townships = null; // the regions API's townships (a promise), read when the reassign form first opens
   let lastEventId = null; // the record is append-only: a new last entry means something changed
   const dialog = h("dialog", { class: "dialog", id: "transition-dialog" });
   let stale = false; // a move was refused because the incident changed: reload once the form is closed
@@ -218,7 +237,10 @@ export async function incidentPage(main, ctx) {
       main,
       h(
         "div",
-        { class: "page incident-page", dataset: { incidentId: detail.id, state: detail.state } },
+        {
+          class: "page incident-page",
+          dataset: { incidentId: detail.id, state: detail.state, township: detail.township_code || "" },
+        },
         h(
           "div",
           { class: "page-head" },
@@ -237,6 +259,7 @@ export async function incidentPage(main, ctx) {
             "div",
             { class: "column" },
             actionsCard(detail, evidence),
+            assignmentCard(detail),
             card(
               t("incident.location"),
               locationFacts(detail),
@@ -279,6 +302,177 @@ export async function incidentPage(main, ctx) {
         t(`action.${to}`),
       );
     return card(t("incident.actions"), h("div", { class: "actions", id: "actions" }, moves.map(button)));
+  }
+
+  /** Supervisors and admins: where the incident is assigned, how sure that is, the candidates, and "reassign". */
+  function assignmentCard(detail) {
+    if (!REASSIGNERS.includes(ctx.session.role)) return null;
+    const ranked = rankedCandidates(detail);
+    const current = new Set([detail.township_code, detail.county_code].filter(Boolean));
+    const candidates = ranked.length
+      ? h(
+          "ol",
+          { class: "candidates", id: "candidates" },
+          ranked.map((c) => {
+            const share = Math.min(Math.max(Number(c.share) || 0, 0), 1);
+            return h(
+              "li",
+              { class: current.has(c.code) ? "current" : null, dataset: { code: c.code, level: String(c.level) } },
+              h("span", { class: "candidate-name" }, unitName(c.name, c.code)),
+              h("small", { class: "muted" }, LEVELS.includes(c.level) ? t(`incident.${c.level}`) : String(c.level)),
+              h("meter", { min: 0, max: 1, value: share, "aria-label": t("reassign.share") }),
+              h("span", { class: "num" }, fmtPercent(share)),
+            );
+          }),
+        )
+      : h("p", { class: "muted small" }, t("reassign.no_candidates"));
+    const section = card(
+      t("reassign.title"),
+      facts([
+        [t("incident.township"), unitName(detail.township_name, detail.township_code)],
+        [t("incident.county"), unitName(detail.county_name, detail.county_code)],
+        [t("reassign.status"), t(`assign.${detail.assignment_status}`)],
+        [t("reassign.certainty"), fmtPercent(detail.assignment_certainty)],
+      ]),
+      h("h3", {}, t("reassign.candidates")),
+      candidates,
+      h(
+        "div",
+        { class: "actions" },
+        h(
+          "button",
+          { type: "button", class: "secondary big", id: "reassign-open", onclick: () => openReassign(detail) },
+          t("reassign.open"),
+        ),
+      ),
+    );
+    section.id = "assignment";
+    return section;
+  }
+
+  function loadTownships() {
+    if (!townships) {
+      townships = api("/api/v1/regions", { params: { level: "township" } }).catch((error) => {
+        townships = null; // try again next time the form opens
+        throw error;
+      });
+    }
+    return townships;
+  }
+
+  /** The reassign form: candidate townships first, then the rest of the user's county (an admin: all). */
+  async function openReassign(detail) {
+    const error = h("p", { class: "error", role: "alert", hidden: true, id: "r-error" });
+    let units = [];
+    try {
+      units = await loadTownships();
+    } catch (e) {
+      // The candidates can still be offered; say why the rest of the county is missing.
+      error.textContent = `${t("reassign.regions_failed")} ${e.message}`;
+      error.hidden = false;
+    }
+    if (!ctx.alive() || dialog.open) return;
+    const byCode = new Map(units.map((u) => [u.code, u]));
+    const admin = ctx.session.role === "admin";
+    // A supervisor answers for a county; one whose unit is a township works within that township's county.
+    const own = ctx.session.unit_code;
+    const county = (byCode.get(own) && byCode.get(own).parent_code) || own || detail.county_code;
+    const candidates = rankedCandidates(detail).filter((c) => c.level === "township");
+    const offered = new Set(candidates.map((c) => c.code));
+    const others = units
+      .filter((u) => !offered.has(u.code) && (admin || u.parent_code === county))
+      .sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0));
+    const label = (code, name, share) =>
+      [
+        unitName(name, code),
+        present(share) ? ` · ${fmtPercent(Number(share))}` : "",
+        code === detail.township_code ? ` ${t("reassign.current")}` : "",
+      ].join("");
+    const select = h(
+      "select",
+      { id: "r-township", required: true },
+      h("option", { value: "" }, t("common.choose")),
+      candidates.length
+        ? h(
+            "optgroup",
+            { label: t("reassign.group_candidates") },
+            candidates.map((c) =>
+              h("option", { value: c.code }, label(c.code, byCode.get(c.code)?.name || c.name, c.share)),
+            ),
+          )
+        : null,
+      others.length
+        ? h(
+            "optgroup",
+            { label: admin ? t("reassign.group_all") : t("reassign.group_county") },
+            others.map((u) => h("option", { value: u.code }, label(u.code, u.name))),
+          )
+        : null,
+    );
+    const note = h("textarea", { id: "r-note", name: "note", rows: 3, maxlength: 4000, required: true });
+    const submit = h("button", { type: "submit", class: "primary big", id: "r-submit" }, t("reassign.submit"));
+    const cancel = h(
+      "button",
+      { type: "button", class: "secondary big", onclick: () => dialog.close() },
+      t("common.cancel"),
+    );
+
+    async function send(event) {
+      event.preventDefault();
+      const code = select.value;
+      const text = note.value.trim();
+      if (!code || !text) {
+        error.textContent = code ? t("reassign.note_required") : t("reassign.pick");
+        error.hidden = false;
+        (code ? note : select).focus();
+        return;
+      }
+      const body = { township_code: code, note: text };
+      // Moving to another county's township moves the county too (the server does not infer it).
+      const parent = byCode.get(code)?.parent_code;
+      if (parent && parent !== detail.county_code) body.county_code = parent;
+      submit.disabled = true;
+      error.hidden = true;
+      let moved;
+      try {
+        moved = await api(`${base}/assignment`, { json: body });
+      } catch (e) {
+        error.textContent = e.message;
+        error.hidden = false;
+        submit.disabled = false;
+        return;
+      }
+      dialog.close();
+      toast(t("reassign.done", { unit: unitName(moved.township_name, moved.township_code) }), "ok");
+      if (!ctx.alive()) return;
+      try {
+        render(await load());
+      } catch {
+        ctx.navigate("#/queue"); // handed out of the user's area: nothing more to show here
+      }
+    }
+
+    replace(
+      dialog,
+      h(
+        "form",
+        { class: "form", id: "reassign-form", onsubmit: send, oninput: () => (error.hidden = true) },
+        h("h2", {}, `${t("reassign.open")} · ${t("incident.title", { id })}`),
+        h(
+          "p",
+          { class: "muted small" },
+          `${t("reassign.from")}: ${unitName(detail.township_name, detail.township_code)}`,
+        ),
+        h("label", { for: "r-township" }, t("reassign.township"), " *"),
+        select,
+        h("label", { for: "r-note" }, t("reassign.note"), " *"),
+        note,
+        error,
+        h("div", { class: "dialog-buttons" }, cancel, submit),
+      ),
+    );
+    dialog.showModal();
+    select.focus();
   }
 
   function miniMapOf(detail) {
