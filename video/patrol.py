@@ -282,9 +282,13 @@ class ClientSink:
             log.error("%s", exc)
             return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
         except ServiceUnavailable as exc:
-            log.error("%s", exc)
-            return PostOutcome(upload.key, False, error=str(exc))
+            return self.unavailable(upload, exc)
         return PostOutcome(upload.key, True, response.status_code)
+
+    def unavailable(self, upload: SightingUpload, exc: Exception) -> PostOutcome:
+        """What to do when the service cannot be reached after the client's retries (here: report it)."""
+        log.error("%s", exc)
+        return PostOutcome(upload.key, False, error=str(exc))
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifie
 from video.client import ServiceUnavailable, SightingClient, SightingRejected
 from video.errors import VideoError
 from video.patrol import (
+    ClientSink,
     FramePipeline,
     MemoryVerifierStore,
     PostOutcome,
@@ -367,28 +368,21 @@ class _NoServiceSink:
         return PostOutcome(upload.key, False, error=f"{ENV_PREFIX}SERVICE_URL is not set")
 
 
-class QueueingSink:
+class QueueingSink(ClientSink):
     """Post at once (one quick retry); if the service is unreachable, queue :func:`post_sighting_task` to retry.
 
     Rejections (4xx) are final and reported; they are not queued.
     """
 
     def __init__(self, client: SightingClient, *, retry_after_s: float = 30.0) -> None:
-        self.client = client
+        super().__init__(client)
         self.retry_after_s = retry_after_s
 
-    def send(self, upload: SightingUpload) -> PostOutcome:
-        """Deliver or queue one sighting."""
-        try:
-            response = self.client.post(upload)
-        except SightingRejected as exc:
-            log.error("%s", exc)
-            return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
-        except ServiceUnavailable as exc:
-            post_sighting_task.apply_async(args=[_upload_payload(upload)], countdown=self.retry_after_s)
-            log.warning("%s; queued for a later retry", exc)
-            return PostOutcome(upload.key, False, queued=True, error=str(exc))
-        return PostOutcome(upload.key, True, response.status_code)
+    def unavailable(self, upload: SightingUpload, exc: Exception) -> PostOutcome:
+        """Queue the sighting as its own retrying task instead of dropping it."""
+        post_sighting_task.apply_async(args=[_upload_payload(upload)], countdown=self.retry_after_s)
+        log.warning("%s; queued for a later retry", exc)
+        return PostOutcome(upload.key, False, queued=True, error=str(exc))
 
 
 # --- Payloads ----------------------------------------------------------------------------------------------------
