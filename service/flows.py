@@ -55,7 +55,7 @@ def ingest_hotspots(
     actor: Principal,
 ) -> incidents.IngestSummary:
     """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision."""
-    decisions = build_screener(session, settings, hotspots).screen(hotspots)
+    decisions = build_screener(session, settings, hotspots, indexes).screen(hotspots)
     passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
     points = fire_points(session, [d.hotspot for d in passed], settings)
     accepted = [hotspot_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]

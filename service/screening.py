@@ -34,9 +34,7 @@ from satellite.screening import (
 from service.config import Settings
 from service.incidents.tables import Observation
 from service.regions.crs import geometry_to_wgs84, parse_crs
-from service.regions.service import load_units, loaded_levels
-
-_M_PER_DEG = 111_320.0
+from service.regions.service import RegionIndexCache, loaded_levels
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +53,12 @@ def _converter(crs_name: str) -> Callable[[Any], Any]:
     return lambda geometry: geometry_to_wgs84(crs, geometry)
 
 
-def _coverage(session: Session, tolerance_m: float) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
+def _coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
     levels = loaded_levels(session)
     if not levels:
         return None
-    units = load_units(session, levels[-1])  # the coarsest level covers the whole area
-    margin = tolerance_m / _M_PER_DEG  # degrees of latitude; a longitude degree is shorter, so this is generous
-    merged = shapely.union_all([shapely.buffer(u.geometry, margin) for u in units])
-    return list(shapely.get_parts(merged))
+    # The coarsest level covers the whole area; its cached index keeps the widened outline between batches.
+    return indexes.get(session, levels[-1]).coverage()
 
 
 def _priors(session: Session, settings: Settings, first: datetime) -> list[PriorFirePoint]:
@@ -120,7 +116,9 @@ def fire_points(session: Session, hotspots: Sequence[Detection], settings: Setti
     return out
 
 
-def build_screener(session: Session, settings: Settings, hotspots: Sequence[Detection]) -> Screener:
+def build_screener(
+    session: Session, settings: Settings, hotspots: Sequence[Detection], indexes: RegionIndexCache
+) -> Screener:
     """A screener for a batch: history up to the batch's earliest time, layers from the configured files."""
     config = settings.screening
     persistence = PersistenceMap()
@@ -139,7 +137,7 @@ def build_screener(session: Session, settings: Settings, hotspots: Sequence[Dete
             )
         ).all()
         persistence.add(_PastHotspot(*row) for row in rows)
-    coverage = _coverage(session, settings.regions.tolerance_m) if config.coverage_from_regions else None
+    coverage = _coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
     sites = (
         [replace(x, geometry=convert(x.geometry)) for x in read_sites_geojson(config.sites_file)]

@@ -29,9 +29,9 @@ from service.alerts.messages import AlertMessage
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
 from service.auth.service import SYSTEM
 from service.db import utcnow
-from service.incidents.service import transition
+from service.incidents.service import record_event, transition
 from service.incidents.states import IncidentState
-from service.incidents.tables import Incident, IncidentEvent, Observation
+from service.incidents.tables import Incident, Observation
 
 log = logging.getLogger("strawfire.alerts")
 
@@ -252,17 +252,15 @@ def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, 
             alert.lease_until = None
             alert.digest_size = len(ids)
             incident = session.get_one(Incident, alert.incident_id)
-            session.add(
-                IncidentEvent(
-                    incident_id=incident.id,
-                    at=at,
-                    actor=SYSTEM.username,
-                    actor_role=SYSTEM.role.value,
-                    kind="alert",
-                    note=f"{alert.kind} alert delivered to recipient {alert.recipient_id}"
-                    + (" (digest)" if digest else ""),
-                    data=f'{{"alert": {alert.id}, "recipient": {alert.recipient_id}}}',
-                )
+            record_event(
+                session,
+                incident,
+                SYSTEM,
+                "alert",
+                note=f"{alert.kind} alert delivered to recipient {alert.recipient_id}"
+                + (" (digest)" if digest else ""),
+                data={"alert": alert.id, "recipient": alert.recipient_id},
+                at=at,
             )
             # The township has been told: the incident is now "notified" (推送), and the ack deadline starts.
             if alert.kind == AlertKind.NEW.value and incident.state == IncidentState.SUSPECTED.value:

@@ -141,6 +141,18 @@ class RegionIndex:
         self._units_m = np.array([self._project(u.geometry) for u in self.units], dtype=object)
         shapely.prepare(self._units_m)
         self._unit_tree_m = shapely.STRtree(self._units_m)
+        self._coverage: list[shapely.Polygon] | None = None
+
+    def coverage(self) -> list[shapely.Polygon | shapely.MultiPolygon]:
+        """The area the units cover, widened by the tolerance as degrees of latitude (1° = 111.32 km).
+
+        Computed once per index (the index is immutable and cached per import), not once per ingest.
+        """
+        if self._coverage is None:
+            margin = self.tolerance_m / _M_PER_DEG_LON_EQUATOR
+            merged = shapely.union_all([shapely.buffer(u.geometry, margin) for u in self.units])
+            self._coverage = [g for g in shapely.get_parts(merged) if isinstance(g, shapely.Polygon)]
+        return list(self._coverage)
 
     # -- building ---------------------------------------------------------------------------------------
 
