@@ -125,6 +125,10 @@ def train_command(
         Path | None,
         typer.Option(help="With no run to resume, start from these weights (e.g. models/strawfire-yolov8n.pt)."),
     ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Wall-clock budget: epochs and the LR schedule are re-planned to end in time."),
+    ] = None,
 ) -> None:
     """Train the detector offline on CPU (or GPU); resumes the run automatically after an interruption.
 
@@ -154,6 +158,7 @@ def train_command(
             seed=seed,
             config_dir=config_dir,
             init_weights=init_weights,
+            hours=hours,
         )
     except TrainingSetupError as exc:
         _errors.print(f"[red]training failed:[/red] {exc}")

@@ -255,6 +255,7 @@ def train(
     seed: int = 0,
     config_dir: Path = DEFAULT_CONFIG_DIR,
     init_weights: Path | None = None,
+    hours: float | None = None,
 ) -> Path:
     """Train (or resume) the detector; return the run folder (``weights/last.pt`` and ``weights/best.pt``).
 
@@ -280,7 +281,13 @@ def train(
         init_weights: when there is no run to resume, start from these weights (a ``.pt`` this project
             exported, e.g. the committed ``models/strawfire-yolov8n.pt``) instead of random ones: how a new machine
             continues training where the last session stopped. Never downloaded; a missing file is an error.
+        hours: a wall-clock budget instead of a fixed epoch count. After each epoch ultralytics re-plans the
+            number of epochs that fit and rescales the learning-rate schedule (and the mosaic switch-off) to it,
+            so a run that must end with a session still finishes its schedule at a low learning rate rather
+            than being cut off half-way. ``epochs`` is then only the starting estimate.
     """
+    if hours is not None and hours <= 0:
+        raise TrainingSetupError(f"hours must be positive, got {hours}")
     if model.endswith(".pt"):
         raise TrainingSetupError(f"{model}: build from an architecture .yaml; .pt names would be downloaded")
     project = project.resolve()
@@ -311,6 +318,7 @@ def train(
             seed=seed,
             config_dir=config_dir,
             init_weights=init_weights,
+            hours=hours,
         )
 
 
@@ -333,6 +341,7 @@ def _train_offline(
     seed: int,
     config_dir: Path,
     init_weights: Path | None = None,
+    hours: float | None = None,
 ) -> Path:
     """The part of :func:`train` that imports torch/ultralytics; runs inside :func:`offline_guard`."""
     import torch
@@ -381,7 +390,10 @@ def _train_offline(
             "project": str(project),
             "name": name,
             "exist_ok": True,  # keep the fixed run folder so resume always finds last.pt
-            "pretrained": False,  # no weights exist offline; never let ultralytics look for any
+            # False makes ultralytics rebuild the model from its yaml and drop any loaded weights; True reuses the
+            # model already loaded from --init-weights (a local file). Neither looks anything up online: the
+            # trainer's model is set before ultralytics' own setup, which then never resolves weights.
+            "pretrained": init_weights is not None,
             "amp": False,  # fp32 on CPU anyway, and on CUDA the AMP check would download yolo26n.pt
             "optimizer": "SGD",  # explicit: "auto" switches optimiser with the iteration count
             "lr0": 0.01,
@@ -391,14 +403,46 @@ def _train_offline(
             "seed": seed,
             "deterministic": True,
             "val": True,
+            "time": hours,  # None: a fixed number of epochs
             **AUGMENTATION,
             **common,
         }
 
     _add_callbacks(yolo, threads)
+    if init_weights is not None and not resuming:
+        _check_initialised_from(yolo, init_weights)
     yolo.train(**train_args)
     trainer = yolo.trainer
     return Path(str(trainer.save_dir)) if trainer is not None else project / name
+
+
+def _check_initialised_from(yolo: Any, init_weights: Path) -> None:
+    """Refuse to train when the model about to be trained is not ``init_weights``.
+
+    Why: ultralytics silently rebuilds the model from its yaml (random weights) under some argument combinations,
+    and transfers only the tensors whose names and shapes match (a different class count drops the head). Either
+    way the run would quietly start from scratch; this compares every tensor before the first step instead.
+    """
+    import torch
+
+    reference = torch.load(init_weights, map_location="cpu", weights_only=False)  # our own exported file
+    expected = {name: tensor.float() for name, tensor in reference["model"].float().state_dict().items()}
+
+    def compare(trainer: Any) -> None:
+        actual = trainer.model.state_dict()
+        same = sum(
+            1
+            for name, tensor in expected.items()
+            if name in actual and actual[name].shape == tensor.shape and torch.equal(actual[name].float(), tensor)
+        )
+        if same < len(expected):
+            raise TrainingSetupError(
+                f"{init_weights}: only {same} of {len(expected)} tensors carried over into the model being trained "
+                "(different architecture or class count?); refusing to train from partly random weights"
+            )
+        log.info("initialised all %d tensors from %s", same, init_weights)
+
+    yolo.add_callback("on_pretrain_routine_end", compare)
 
 
 def _add_callbacks(yolo: Any, threads: int) -> None:

@@ -1,0 +1,88 @@
+"""Real (tiny) training runs: one epoch on a few synthetic 64 px images, to check what a run starts from."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.train import TrainingSetupError, train
+
+_ENV_VARS = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@pytest.fixture(autouse=True)
+def restore_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train() sets process-wide variables (offline mode, thread caps); put them back afterwards."""
+    for var in _ENV_VARS:
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.setenv(var, "placeholder")
+            monkeypatch.delenv(var)
+
+
+def _tiny_dataset(root: Path, names: list[str]) -> Path:
+    """Four 64 px images with one flame-coloured box each, in train and val; returns data.yaml."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for index in range(4):
+            image = rng.integers(40, 90, (64, 64, 3), dtype=np.uint8)
+            x, y = 10 + 8 * index, 12 + 6 * index
+            image[y : y + 16, x : x + 16] = (20, 140, 255)
+            cv2.imwrite(str(root / "images" / split / f"{index}.jpg"), image)
+            (root / "labels" / split / f"{index}.txt").write_text(
+                f"{index % len(names)} {(x + 8) / 64:.4f} {(y + 8) / 64:.4f} 0.25 0.25\n"
+            )
+    data = root / "data.yaml"
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n"
+        + "".join(f"  {i}: {name}\n" for i, name in enumerate(names))
+    )
+    return data
+
+
+def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None = None) -> Path:
+    return train(
+        data,
+        epochs=1,
+        imgsz=64,
+        batch=2,
+        threads=1,
+        project=project,
+        name=name,
+        cache=False,
+        config_dir=project / "ultralytics",
+        init_weights=init_weights,
+    )
+
+
+@pytest.mark.slow
+def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    two_classes = _tiny_dataset(tmp_path / "two", ["fire", "smoke"])
+    first = _one_epoch(two_classes, tmp_path / "runs", "first")
+    weights = first / "weights" / "last.pt"
+    assert weights.is_file()
+
+    # Same architecture and classes: every tensor must arrive (this once silently started from random weights).
+    with caplog.at_level(logging.INFO, logger="detector.train"):
+        _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights)
+    assert any("initialised all" in record.getMessage() for record in caplog.records)
+
+    # Three classes: the head cannot carry over, and training from a partly random model is refused.
+    three_classes = _tiny_dataset(tmp_path / "three", ["fire", "smoke", "other"])
+    with pytest.raises(TrainingSetupError, match=r"only \d+ of \d+ tensors carried over"):
+        _one_epoch(three_classes, tmp_path / "runs", "third", init_weights=weights)
+
+
+def test_hours_must_be_positive(tmp_path: Path) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text("names: {0: fire}\n")
+    with pytest.raises(TrainingSetupError, match="hours must be positive"):
+        train(data, hours=0, project=tmp_path, config_dir=tmp_path / "u")
