@@ -1,10 +1,12 @@
 """Benchmark: strawfire's ONNX Runtime detector against ultralytics' own predictor, same weights, same images.
 
-* **strawfire ORT**: ``load_detector("onnx")`` — numpy/OpenCV letterbox, ONNX Runtime, numpy NMS.
+* **strawfire ORT**: ``load_detector("onnx")`` — what strawfire runs on a CPU: the manifest's ``cpu_default``
+  (the int8 variant when export kept it: same weights, statically quantised, within 0.01 mAP50), numpy/OpenCV
+  letterbox into the smallest multiple-of-32 canvas, ONNX Runtime, numpy NMS.
+* **strawfire ORT fp32**: the same pipeline on the fp32 ONNX of the weights ultralytics runs.
 * **ultralytics predictor**: ``YOLO(<the model's .pt>).predict(images, imgsz, conf, iou)`` — the usual way to run
   these weights (its own letterbox, torch forward, torchvision NMS, ``Results`` objects).
 * **strawfire torch** (context): our pipeline with the torch network, to show where the difference comes from.
-* **strawfire ORT int8** (when the manifest lists a ``<name>-int8`` variant, i.e. one that kept accuracy).
 
 Same decoded images (RGB for ours, BGR for ultralytics, as each expects; decoding is not timed), same confidence
 (0.01) and IoU (0.7), batch 1 and 8, the passes alternating so that machine load affects all alike. Fairness:
@@ -72,14 +74,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     manifest = load_manifest(DEFAULT_MODELS_DIR)
     entry = resolve_model(manifest)
-    int8_name = f"{entry.name}-int8"
-    int8_detector = (
-        load_detector("onnx", model=int8_name, threads=args.threads)
-        if any(m.name == int8_name for m in manifest.models)
-        else None
-    )
     pt = verified_file(DEFAULT_MODELS_DIR, entry, "torch")
     ort_detector = load_detector("onnx", threads=args.threads)
+    fp32_detector = load_detector("onnx", model=entry.name, threads=args.threads)
     torch_detector = load_detector("torch", threads=args.threads, device="cpu")
     with offline_guard():
         from ultralytics import YOLO
@@ -112,16 +109,16 @@ def main() -> None:
         ours(torch_detector, 1)()
         print(
             f"{entry.name} {entry.version}, {len(images)} real images, input {size}, conf {CONF}, "
-            f"threads {args.threads} (ORT intra-op = torch), torch {torch.__version__}"
+            f"threads {args.threads} (ORT intra-op = torch), torch {torch.__version__}; "
+            f"strawfire ORT runs {ort_detector.info.name}"
         )
         for batch in (1, 8):
             engines = {
                 "strawfire ORT": ours(ort_detector, batch),
                 "ultralytics predictor": ultralytics(batch),
+                "strawfire ORT fp32": ours(fp32_detector, batch),
                 "strawfire torch": ours(torch_detector, batch),
             }
-            if int8_detector is not None:
-                engines["strawfire ORT int8"] = ours(int8_detector, batch)
             results = dict.fromkeys(engines, float("inf"))
             for _ in range(args.repeat):  # alternate engines so that load changes hit all of them
                 for label, run in engines.items():
@@ -131,7 +128,8 @@ def main() -> None:
                 per_image = 1000 * seconds / len(images)
                 print(f"  {label:<22} {per_image:7.1f} ms/image  {len(images) / seconds:7.1f} images/s")
             ratio = results["ultralytics predictor"] / results["strawfire ORT"]
-            print(f"  ratio ultralytics / ORT: {ratio:.2f}x")
+            ratio_fp32 = results["ultralytics predictor"] / results["strawfire ORT fp32"]
+            print(f"  ratio ultralytics / strawfire ORT: {ratio:.2f}x   (/ ORT fp32: {ratio_fp32:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -29,11 +29,12 @@ from detector.manifest import (
     resolve_model,
     verified_file,
 )
-from detector.yolo import DEFAULT_IOU, DEFAULT_MAX_DET, letterbox_batch, postprocess
+from detector.yolo import DEFAULT_IOU, DEFAULT_MAX_DET, letterbox_batch, network_canvas, postprocess
 
 __all__ = [
     "DEFAULT_CANDIDATE_CONF",
     "Backend",
+    "SizedNetwork",
     "YoloDetector",
     "cuda_available",
     "load_detector",
@@ -56,6 +57,18 @@ _ULTRALYTICS_CONFIG_DIR: Final[Path] = DEFAULT_MODELS_DIR.parent / "var" / "ultr
 Network = Callable[[FloatArray], FloatArray]
 
 
+class SizedNetwork:
+    """A :data:`Network` that also says whether it takes any input height/width (multiples of 32) or only the
+    square it was exported for; :class:`YoloDetector` trims the letterbox padding for the former."""
+
+    def __init__(self, run: Network, *, any_size: bool) -> None:
+        self._run = run
+        self.any_size = any_size
+
+    def __call__(self, batch: FloatArray) -> FloatArray:
+        return self._run(batch)
+
+
 class YoloDetector:
     """A YOLO network behind the shared letterbox → network → NMS pipeline; implements :class:`Detector`."""
 
@@ -68,8 +81,12 @@ class YoloDetector:
         iou: float = DEFAULT_IOU,
         max_det: int = DEFAULT_MAX_DET,
         max_batch: int = DEFAULT_MAX_BATCH,
+        trim: bool | None = None,
     ) -> None:
+        """``trim``: letterbox into the smallest canvas that holds the image instead of the full square (default:
+        when the network says it accepts any size, see :class:`SizedNetwork`)."""
         self._network = network
+        self.trim = bool(getattr(network, "any_size", False)) if trim is None else trim
         self._info = info
         self.conf = conf
         self.iou = iou
@@ -86,18 +103,25 @@ class YoloDetector:
         return self._network(batch)
 
     def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
-        """Detect in a batch of RGB images; boxes in each image's pixels, confidence ≥ ``conf``."""
+        """Detect in a batch of RGB images; boxes in each image's pixels, confidence ≥ ``conf``.
+
+        With a trimmed letterbox, images are batched with others of the same canvas only, so that what is found
+        in an image never depends on which other images happen to share its batch.
+        """
         threshold = self.conf if conf is None else conf
-        out: list[Detections] = []
-        for start in range(0, len(images), self.max_batch):
-            chunk = images[start : start + self.max_batch]
-            batch, boxes = letterbox_batch(chunk, self._info.input_size)
-            raw = self._network(batch)
-            for box, (xyxy, confidence, class_id) in zip(
-                boxes, postprocess(raw, boxes, conf=threshold, iou=self.iou, max_det=self.max_det), strict=True
-            ):
-                out.append(
-                    Detections(
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            canvas = network_canvas([image.shape], self._info.input_size) if self.trim else (0, 0)
+            groups.setdefault(canvas, []).append(index)
+        found: dict[int, Detections] = {}
+        for indices in groups.values():
+            for start in range(0, len(indices), self.max_batch):
+                chunk = indices[start : start + self.max_batch]
+                batch, boxes = letterbox_batch([images[i] for i in chunk], self._info.input_size, trim=self.trim)
+                raw = self._network(batch)
+                results = postprocess(raw, boxes, conf=threshold, iou=self.iou, max_det=self.max_det)
+                for index, box, (xyxy, confidence, class_id) in zip(chunk, boxes, results, strict=True):
+                    found[index] = Detections(
                         box.image_size,
                         self._info.name,
                         self._info.version,
@@ -106,12 +130,15 @@ class YoloDetector:
                         confidence,
                         class_id,
                     )
-                )
-        return out
+        return [found[index] for index in range(len(images))]
 
 
-def onnx_network(path: Path, *, threads: int | None = None) -> Network:
-    """An ONNX Runtime CPU session as a :data:`Network`. ``threads`` None lets ONNX Runtime use every core."""
+def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
+    """An ONNX Runtime CPU session as a :data:`Network`. ``threads`` None lets ONNX Runtime use every core.
+
+    It accepts any input size when the model was exported with free height and width (models before
+    20261129-e39 have a fixed square input and keep the square letterbox).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -124,13 +151,16 @@ def onnx_network(path: Path, *, threads: int | None = None) -> Network:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped exception classes
         raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from exc
-    input_name = session.get_inputs()[0].name
+    model_input = session.get_inputs()[0]
+    input_name = model_input.name
+    spatial = list(model_input.shape)[2:]
+    any_size = len(spatial) == 2 and not any(isinstance(side, int) for side in spatial)
 
     def run(batch: FloatArray) -> FloatArray:
         result: Any = session.run(None, {input_name: batch})[0]
         return np.asarray(result, dtype=np.float32)
 
-    return run
+    return SizedNetwork(run, any_size=any_size)
 
 
 def cuda_available() -> bool:
@@ -142,7 +172,7 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def torch_network(path: Path, *, device: str | None = None, threads: int | None = None) -> Network:
+def torch_network(path: Path, *, device: str | None = None, threads: int | None = None) -> SizedNetwork:
     """The ultralytics checkpoint at ``path`` as a :data:`Network` (fp32; conv+bn fused, as ONNX Runtime does)."""
     from detector.train import configure_offline, offline_guard
 
@@ -168,7 +198,7 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
             output = output[0]
         return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
 
-    return run
+    return SizedNetwork(run, any_size=True)  # the anchor grid follows the input
 
 
 def model_info(entry: ModelEntry, backend: str) -> ModelInfo:
@@ -207,11 +237,17 @@ def load_detector(
 
         log.warning("no model manifest at %s: using the weights-free colour/motion rules", manifest_path)
         return RulesDetector()
-    entry = resolve_model(load_manifest(models_dir), model)
+    manifest = load_manifest(models_dir)
+    entry = resolve_model(manifest, model)
     if backend == "auto":
         backend = "torch" if entry.torch_file and cuda_available() else "onnx"
+    if backend == "onnx" and model is None and manifest.cpu_default is not None:
+        entry = resolve_model(manifest, manifest.cpu_default)
     if backend == "torch":
         network = torch_network(verified_file(models_dir, entry, "torch"), device=device, threads=threads)
     else:
         network = onnx_network(verified_file(models_dir, entry, "onnx"), threads=threads)
-    return YoloDetector(network, model_info(entry, backend))
+        if entry.trimmed_input and not network.any_size:
+            raise ModelError(f"{entry.file}: the manifest says it takes any input size, but its input is fixed")
+    # The manifest decides, so both backends letterbox the same way for the same entry.
+    return YoloDetector(network, model_info(entry, backend), trim=entry.trimmed_input)

@@ -22,6 +22,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -172,7 +173,7 @@ def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, st
         if isinstance(module, Detect):
             module.export = True  # return only the decoded (batch, 4 + nc, anchors) tensor
             module.format = "onnx"  # type: ignore[assignment]  # ultralytics annotates it as None
-            module.dynamic = False
+            module.dynamic = True  # anchors from the input's shape: any height/width works
     dummy = torch.zeros(1, 3, imgsz, imgsz)
     raw = target.with_suffix(".fp32.onnx")
     with torch.no_grad(), warnings.catch_warnings():
@@ -186,7 +187,9 @@ def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, st
             opset_version=OPSET,
             input_names=["images"],
             output_names=["output0"],
-            dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
+            # Free height/width: callers letterbox into the smallest multiple-of-32 canvas that holds the image
+            # (detector.yolo.network_canvas), which skips the grey padding of wide frames.
+            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}},
             dynamo=False,  # the TorchScript exporter needs no onnxscript and gives the graph ultralytics ships
             # Keep BatchNormalization nodes (the model is in eval mode): folding them into the convolutions here
             # would make the weights non-fp16-exact; ONNX Runtime folds them itself when it loads the model.
@@ -241,12 +244,13 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
         yield {"images": batch}
 
 
-def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> None:
-    """Static int8 QDQ quantisation of the convolutions, per channel, calibrated on training images.
+_INT8_PRECISION: Final = "int8 static QDQ (whole network but the head tail; per-channel weights)"
+#: Head nodes that are quantised: the first two convolutions (and their SiLU) of each box (cv2) / class (cv3) branch.
+_QUANTISED_HEAD: Final = re.compile(r"/model\.22/cv[23]\.\d+/cv[23]\.\d+\.[01]/")
 
-    The detection head's last convolutions and the DFL decoding stay float: their outputs mix box coordinates
-    (0–imgsz) and class scores (0–1) and are what the threshold is applied to.
-    """
+
+def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> None:
+    """Static int8 QDQ quantisation of the network, per-channel weights, calibrated on training images."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -260,17 +264,21 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
 
     prepared = target.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+    # Everything but the head's tail is quantised (convolutions and also the SiLU, add, concat, pooling and
+    # resize between them, so activations stay int8 from one convolution to the next instead of bouncing through
+    # float: 1.6x faster than quantising the convolutions alone, same mAP). In the head only the first two
+    # convolutions of each box/class branch are quantised; the last ones, DFL decoding, the sigmoid and the
+    # concatenation of box coordinates (0–imgsz) with class scores (0–1) stay float.
     head_nodes = [
         node.name
         for node in onnx.load(str(prepared)).graph.node
-        if node.name.startswith("/model.22/") and (".2/" in node.name or "/dfl/" in node.name)
+        if node.name.startswith("/model.22/") and not _QUANTISED_HEAD.match(node.name)
     ]
     quantize_static(
         str(prepared),
         str(target),
         Reader(),
         quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
@@ -428,7 +436,7 @@ def export_model(
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
                 if note.startswith("kept"):
                     quantized_entry = _entry(
-                        int8_info, f"{name}-int8.onnx", int8_tmp, "int8 static QDQ (per-channel conv weights)",
+                        int8_info, f"{name}-int8.onnx", int8_tmp, _INT8_PRECISION,
                         architecture, epochs, None, dataset_name, training_sets, int8_report, today,
                         f"{note}; speed {int8_speed:.1f} ms/image (batch 1, network + NMS)",
                     )  # fmt: skip
@@ -501,6 +509,7 @@ def _entry(
         sha256=sha256_file(path),
         precision=precision,
         input_size=info.input_size,
+        trimmed_input=True,  # exported with free height/width (see _export_onnx)
         classes=info.classes,
         operating_threshold=info.operating_threshold,
         architecture=architecture,
@@ -529,7 +538,10 @@ def _merge(models_dir: Path, entry: ModelEntry, quantized: ModelEntry | None, *,
     else:
         (models_dir / f"{variant}.onnx").unlink(missing_ok=True)  # stale: belonged to older weights
     default = entry.name if set_default or current.default is None else current.default
-    return Manifest(default=default, models=tuple(sorted(models, key=lambda m: m.name)))
+    # ONNX Runtime runs the int8 variant by default when it was kept (it kept accuracy and is faster); the torch
+    # backend has only the fp32 weights.
+    cpu_default = (quantized.name if quantized is not None else None) if default == entry.name else current.cpu_default
+    return Manifest(default=default, cpu_default=cpu_default, models=tuple(sorted(models, key=lambda m: m.name)))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class ModelEntry(_Strict):
     format: Literal["onnx"] = "onnx"
     precision: str  # e.g. "fp32 (fp16-stored weights)" or "int8 static QDQ"
     input_size: int = Field(gt=0)
+    #: The network takes any height/width (multiples of 32) up to ``input_size``, so images are letterboxed into
+    #: the smallest canvas that holds them rather than the full square (both backends do the same). False for
+    #: models exported with a fixed square input.
+    trimmed_input: bool = False
     classes: tuple[str, ...]
     operating_threshold: float = Field(ge=0.0, le=1.0)
     architecture: str
@@ -84,6 +88,8 @@ class Manifest(_Strict):
 
     schema_version: Literal[1] = 1
     default: str | None = None
+    #: What ONNX Runtime runs when no model is named: the int8 variant of the default when one was kept.
+    cpu_default: str | None = None
     models: tuple[ModelEntry, ...] = ()
 
 

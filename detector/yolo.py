@@ -24,15 +24,19 @@ __all__ = [
     "DEFAULT_IOU",
     "DEFAULT_MAX_DET",
     "PAD_VALUE",
+    "STRIDE",
     "Letterbox",
     "box_iou",
     "letterbox",
     "letterbox_batch",
+    "network_canvas",
     "nms",
     "postprocess",
 ]
 
 PAD_VALUE: Final[int] = 114
+#: The largest downsampling of the YOLO backbone: input sides must be multiples of it.
+STRIDE: Final[int] = 32
 DEFAULT_IOU: Final[float] = 0.7
 DEFAULT_MAX_DET: Final[int] = 300
 #: Boxes of different classes are shifted this far apart so that one NMS pass never suppresses across classes.
@@ -61,16 +65,20 @@ class Letterbox:
         return out
 
 
-def letterbox(image: ImageArray, size: int) -> tuple[ImageArray, Letterbox]:
-    """Resize ``image`` to fit a ``size``×``size`` square keeping its aspect ratio, and pad the rest with grey.
+def letterbox(image: ImageArray, size: int, canvas: tuple[int, int] | None = None) -> tuple[ImageArray, Letterbox]:
+    """Resize ``image`` to fit a ``size``×``size`` square keeping its aspect ratio, and pad it with grey to
+    ``canvas`` (width, height; default the square), centred.
 
-    Same arithmetic as ultralytics' ``LetterBox(auto=False, center=True)``, including its ``round(d ∓ 0.1)``
-    split of an odd padding.
+    Same arithmetic as ultralytics' ``LetterBox(center=True)``, including its ``round(d ∓ 0.1)`` split of an odd
+    padding; a canvas from :func:`network_canvas` of one image is its ``auto=True`` (minimal padding) shape.
     """
     height, width = image.shape[:2]
     gain = min(size / height, size / width)
     new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
+    canvas_w, canvas_h = canvas or (size, size)
+    if canvas_w < new_w or canvas_h < new_h:
+        raise ValueError(f"canvas {canvas_w}x{canvas_h} is smaller than the resized image {new_w}x{new_h}")
+    dw, dh = (canvas_w - new_w) / 2, (canvas_h - new_h) / 2
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
     resized = (
@@ -82,14 +90,38 @@ def letterbox(image: ImageArray, size: int) -> tuple[ImageArray, Letterbox]:
     return np.asarray(padded, dtype=np.uint8), Letterbox(gain, left, top, (width, height))
 
 
-def letterbox_batch(images: Sequence[ImageArray], size: int) -> tuple[FloatArray, list[Letterbox]]:
-    """The network input for a batch: float32 NCHW in [0, 1], RGB, plus each image's :class:`Letterbox`."""
-    batch = np.empty((len(images), 3, size, size), np.float32)
-    boxes: list[Letterbox] = []
-    for i, image in enumerate(images):
+def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, int]:
+    """The smallest network input (width, height), multiples of :data:`STRIDE`, that holds every image of a
+    batch (``(height, width, ...)`` shapes) resized to fit ``size``.
+
+    Why: a 16:9 tower frame letterboxed into the full square is 44 % grey padding that the network still
+    convolves; a network exported with free height/width (and torch) takes the trimmed canvas instead, as
+    ultralytics' own predictor does. The anchor grid follows the input size, so boxes are unchanged.
+    """
+    width = height = STRIDE
+    for shape in shapes:
+        gain = min(size / shape[0], size / shape[1])
+        width = max(width, max(round(shape[1] * gain), 1))
+        height = max(height, max(round(shape[0] * gain), 1))
+    return -(-width // STRIDE) * STRIDE, -(-height // STRIDE) * STRIDE
+
+
+def letterbox_batch(
+    images: Sequence[ImageArray], size: int, *, trim: bool = False
+) -> tuple[FloatArray, list[Letterbox]]:
+    """The network input for a batch: float32 NCHW in [0, 1], RGB, plus each image's :class:`Letterbox`.
+
+    ``trim`` letterboxes into :func:`network_canvas` (for networks that accept any height/width) instead of the
+    ``size``×``size`` square.
+    """
+    for image in images:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
-        padded, box = letterbox(image, size)
+    canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
+    batch = np.empty((len(images), 3, canvas_h, canvas_w), np.float32)
+    boxes: list[Letterbox] = []
+    for i, image in enumerate(images):
+        padded, box = letterbox(image, size, (canvas_w, canvas_h))
         batch[i] = padded.transpose(2, 0, 1)
         boxes.append(box)
     batch *= np.float32(1.0 / 255.0)

@@ -25,7 +25,9 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_detector(models_dir: Path) -> YoloDetector:
-    detector = load_detector("onnx", models_dir=models_dir, threads=1)
+    # The fp32 default by name: ONNX Runtime's own default may be its int8 variant (manifest ``cpu_default``).
+    fp32 = resolve_model(load_manifest(models_dir)).name
+    detector = load_detector("onnx", model=fp32, models_dir=models_dir, threads=1)
     assert isinstance(detector, YoloDetector)
     return detector
 
@@ -85,9 +87,11 @@ def test_raw_outputs_agree_on_the_same_letterboxed_tensor(
 ) -> None:
     from detector.yolo import letterbox_batch
 
-    batch, _ = letterbox_batch(synthetic_images(), 320)
+    assert onnx_detector.trim == torch_detector.trim  # the manifest decides the letterbox for both
+    batch, _ = letterbox_batch(synthetic_images(), 320, trim=onnx_detector.trim)
     ours, theirs = onnx_detector.raw(batch), torch_detector.raw(batch)
-    assert ours.shape == theirs.shape == (3, 6, 2100)
+    anchors = sum((batch.shape[2] // s) * (batch.shape[3] // s) for s in (8, 16, 32))
+    assert ours.shape == theirs.shape == (3, 6, anchors)
     np.testing.assert_allclose(ours[:, :4], theirs[:, :4], atol=0.05)  # box centre/size in network pixels
     np.testing.assert_allclose(ours[:, 4:], theirs[:, 4:], atol=1e-4)  # class scores
 
@@ -148,8 +152,12 @@ def test_model_loading_never_touches_the_network(models_dir: Path, monkeypatch: 
 
 
 def copy_models(models_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the models folder whose ONNX Runtime default is the fp32 default entry (no ``cpu_default``)."""
     target = tmp_path / "models"
     shutil.copytree(models_dir, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest.pop("cpu_default", None)
+    (target / "manifest.json").write_text(json.dumps(manifest))
     return target
 
 
@@ -210,6 +218,33 @@ def test_threads_are_configurable(models_dir: Path) -> None:
     assert network(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 6, 2100)
     cpu_torch = torch_network(verified_file(models_dir, entry, "torch"), device="cpu", threads=1)
     assert cpu_torch(np.zeros((2, 3, 320, 320), np.float32)).shape == (2, 6, 2100)
+
+
+def test_onnx_runtime_runs_the_cpu_default_and_torch_the_fp32_weights(models_dir: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(models_dir)
+    fp32 = resolve_model(manifest)
+    variant = next((m for m in manifest.models if m.name == f"{fp32.name}-int8"), None)
+    if variant is None:
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["cpu_default"] = variant.name
+    (copy / "manifest.json").write_text(json.dumps(data))
+    assert load_detector("onnx", models_dir=copy, threads=1).info.name == variant.name
+    assert load_detector("onnx", model=fp32.name, models_dir=copy, threads=1).info.name == fp32.name
+    assert load_detector("torch", models_dir=copy, threads=1, device="cpu").info.name == fp32.name
+    data["cpu_default"] = None
+    (copy / "manifest.json").write_text(json.dumps(data))
+    assert load_detector("onnx", models_dir=copy, threads=1).info.name == fp32.name
+
+
+def test_a_fixed_size_network_keeps_the_square_letterbox(models_dir: Path) -> None:
+    entry = resolve_model(load_manifest(models_dir))
+    network = onnx_network(verified_file(models_dir, entry), threads=1)
+    detector = YoloDetector(network, load_detector("onnx", model=entry.name, models_dir=models_dir).info)
+    assert detector.trim == network.any_size == entry.trimmed_input
+    assert YoloDetector(network, detector.info, trim=False).trim is False
 
 
 def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_detector: YoloDetector) -> None:

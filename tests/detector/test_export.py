@@ -11,7 +11,7 @@ from PIL import Image
 
 from detector.backends import load_detector
 from detector.evaluate import ClassReport, EvalReport, PresenceReport
-from detector.export import _quantization_verdict, _store_fp16, export_model
+from detector.export import _merge, _quantization_verdict, _store_fp16, export_model
 from detector.manifest import load_manifest, resolve_model, sha256_file
 from tests.detector.conftest import committed_model, flame_image
 
@@ -129,6 +129,20 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
 
     batch, _ = letterbox_batch([flame_image()], 320)
     np.testing.assert_allclose(exported.raw(batch), reference.raw(batch), atol=0.05)  # type: ignore[attr-defined]
+    # Exported with free height/width: a wide image goes in without the grey bands, in both backends.
+    assert entry.trimmed_input
+    assert manifest.cpu_default is None  # no int8 variant here
+    trimmed, _ = letterbox_batch([flame_image(300, 90)], 320, trim=True)
+    assert trimmed.shape == (1, 3, 96, 320)
+    np.testing.assert_allclose(exported.raw(trimmed), reference.raw(trimmed), atol=0.05)  # type: ignore[attr-defined]
+
+
+def test_a_kept_int8_variant_becomes_the_cpu_default(tmp_path: Path) -> None:
+    entry = resolve_model(load_manifest(committed_model()))
+    variant = entry.model_copy(update={"name": f"{entry.name}-int8", "torch_file": None, "torch_sha256": None})
+    merged = _merge(tmp_path, entry, variant, set_default=True)
+    assert (merged.default, merged.cpu_default) == (entry.name, variant.name)
+    assert _merge(tmp_path, entry, None, set_default=True).cpu_default is None
 
 
 def test_export_refuses_missing_inputs(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.yolo import Letterbox, box_iou, letterbox, letterbox_batch, nms, postprocess
+from detector.yolo import Letterbox, box_iou, letterbox, letterbox_batch, network_canvas, nms, postprocess
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,33 @@ def test_letterbox_matches_ultralytics_pixel_for_pixel(ultralytics_letterbox, he
     assert ours.shape == (320, 320, 3)
     np.testing.assert_array_equal(ours, theirs)
     assert box.image_size == (width, height)
+
+
+@pytest.mark.parametrize(("height", "width"), [(854, 1280), (1080, 1920), (97, 41), (320, 320), (10, 1000)])
+def test_trimmed_letterbox_matches_ultralytics_minimal_padding(ultralytics_letterbox, height: int, width: int) -> None:
+    rng = np.random.default_rng(height + width)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    canvas = network_canvas([image.shape], 320)
+    ours, box = letterbox(image, 320, canvas)
+    theirs = ultralytics_letterbox(new_shape=(320, 320), auto=True, stride=32)(image=image)
+    assert ours.shape == (canvas[1], canvas[0], 3)
+    np.testing.assert_array_equal(ours, theirs)
+    network = np.array([[box.pad_left, box.pad_top, canvas[0] - box.pad_left, canvas[1] - box.pad_top]], np.float32)
+    np.testing.assert_allclose(box.to_image(network), [[0, 0, width, height]], atol=1.0)
+
+
+def test_network_canvas_holds_every_image_of_a_batch() -> None:
+    assert network_canvas([(854, 1280, 3)], 320) == (320, 224)  # a 3:2 tower frame: 30 % fewer pixels
+    assert network_canvas([(1080, 1920, 3)], 320) == (320, 192)
+    assert network_canvas([(1080, 1920, 3), (1920, 1080, 3)], 320) == (320, 320)  # mixed orientations
+    assert network_canvas([(10, 10, 3)], 320) == (320, 320)
+    batch, boxes = letterbox_batch(
+        [np.zeros((854, 1280, 3), np.uint8), np.zeros((100, 300, 3), np.uint8)], 320, trim=True
+    )
+    assert batch.shape == (2, 3, 224, 320)
+    assert [(b.pad_left, b.pad_top) for b in boxes] == [(0, 5), (0, 58)]
+    with pytest.raises(ValueError, match="smaller than the resized image"):
+        letterbox(np.zeros((854, 1280, 3), np.uint8), 320, (320, 192))
 
 
 def test_letterbox_box_mapping_round_trips() -> None:
