@@ -37,7 +37,7 @@ from detector.manifest import load_manifest, resolve_model, verified_file  # noq
 from detector.paths import DEFAULT_MODELS_DIR  # noqa: E402
 from detector.train import configure_offline, offline_guard  # noqa: E402
 
-VAL_IMAGES = REPO / "var" / "datasets" / "strawfire-v1" / "images" / "val"
+VAL_IMAGES = REPO / "var" / "datasets" / "strawfire-v2" / "images" / "val"
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "fire_smoke" / "train" / "images"
 CONF, IOU = 0.01, 0.7
 

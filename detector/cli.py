@@ -442,7 +442,7 @@ def watch_command(
 @app.command("export")
 def export_command(
     weights: Annotated[Path, typer.Option(help="Training checkpoint (copied before use).")] = Path(
-        "var/train/strawfire-v1/weights/best.pt"
+        "var/train/strawfire-v2/weights/best.pt"
     ),
     name: Annotated[str, typer.Option(help="Model name in the manifest.")] = "strawfire-yolov8n",
     version: Annotated[str | None, typer.Option(help="Version (default: <date>-e<epochs>).")] = None,

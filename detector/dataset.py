@@ -14,8 +14,9 @@ on their union only makes sense when
   as background.
 
 The output is a folder of symlinks to the original images plus rewritten label files, ``data.yaml`` for
-ultralytics and ``manifest.json`` with counts, class mapping and licences. Nothing is copied, nothing is
-downloaded, and the result is byte-for-byte deterministic for the same inputs.
+ultralytics and ``manifest.json`` with counts, class mapping and licences; wide tower and aerial training frames
+also go in as tiles (JPEG crops, :func:`tile_labels`). Nothing is downloaded, and the result is deterministic
+for the same inputs.
 """
 
 from __future__ import annotations
@@ -63,13 +64,32 @@ CLASS_IDS: Final[Mapping[ClassName, int]] = {"fire": 0, "smoke": 1}
 
 #: Where the shared data lives, relative to the repository root (see ``../shared/data/README.md``).
 DEFAULT_SOURCE_ROOT: Final[Path] = Path("../shared/data")
-DEFAULT_OUT_DIR: Final[Path] = Path("var/datasets/strawfire-v1")
+#: v2 = v1 (same split) plus training tiles of wide frames with small objects (:func:`tile_labels`).
+DATASET_NAME: Final[str] = "strawfire-v2"
+DEFAULT_OUT_DIR: Final[Path] = Path("var/datasets") / DATASET_NAME
 DEFAULT_VAL_FRACTION: Final[float] = 0.2
 #: Sequences shorter than this are too short to cut into a meaningful train/val range; they go whole to one
 #: side.
 DEFAULT_MIN_SEQUENCE_FRAMES: Final[int] = 5
-#: Salt of the photo hash split: changing it reshuffles which independent photos are validation images.
+#: Salt of the photo hash split: changing it reshuffles which independent photos are validation images (kept
+#: from v1, so v1 and v2 validate on the same images).
 HASH_SALT: Final[str] = "strawfire-v1"
+
+#: Training tiles. A distant plume or field fire is a few dozen pixels of a 1280–4000 px frame and shrinks to a
+#: handful at the 320 px network input, so tower and aerial frames are watched in tiles (detector.tiling); the
+#: network must also have *learnt* on that scale. Train-split frames of these sources at least
+#: TILE_MIN_WIDTH px wide that hold a small box (narrower than TILE_SMALL_BOX of the frame) — and every tower
+#: frame, whose tiles without smoke teach the long-range background — also go in as the same overlapping tiles
+#: that inference cuts. Validation keeps whole frames only, so its numbers stay comparable.
+TILE_SOURCES: Final[Mapping[str, bool]] = {"tower_sequences": True, "fire_smoke_aerial": False}  # keep empty tiles?
+TILE_GRID: Final[tuple[int, int]] = (3, 2)
+TILE_OVERLAP: Final[float] = 0.15
+TILE_MIN_WIDTH: Final[int] = 1000
+TILE_SMALL_BOX: Final[float] = 0.08
+#: A box must show at least this share of its area in a tile to be labelled there; a tile cutting a box more
+#: than that is left out (half a plume labelled as background, or as a whole plume, would both teach wrongly).
+TILE_MIN_VISIBLE: Final[float] = 0.6
+TILE_JPEG_QUALITY: Final[int] = 95
 
 IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
@@ -262,6 +282,62 @@ def _clip_box(cls: int, cx: float, cy: float, w: float, h: float) -> Box:
     x0, y0 = max(0.0, cx - w / 2), max(0.0, cy - h / 2)
     x1, y1 = min(1.0, cx + w / 2), min(1.0, cy + h / 2)
     return Box(cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+
+
+def tile_labels(
+    boxes: Sequence[Box],
+    width: int,
+    height: int,
+    *,
+    grid: tuple[int, int] = TILE_GRID,
+    overlap: float = TILE_OVERLAP,
+    keep_background: bool = False,
+    min_visible: float = TILE_MIN_VISIBLE,
+) -> list[tuple[tuple[int, int, int, int], tuple[Box, ...]]]:
+    """The training tiles of one frame: each tile's pixel rectangle and its boxes, normalised to the tile.
+
+    A box counts in a tile when at least ``min_visible`` of its area lies inside (it is clipped to the tile); a
+    tile that cuts any box more than that is skipped, and so is a tile without boxes unless
+    ``keep_background``.
+    """
+    from detector.tiling import tile_boxes
+
+    tiles: list[tuple[tuple[int, int, int, int], tuple[Box, ...]]] = []
+    for x1, y1, x2, y2 in tile_boxes(width, height, grid[0], grid[1], overlap):
+        tile_w, tile_h = x2 - x1, y2 - y1
+        inside: list[Box] = []
+        ambiguous = False
+        for box in boxes:
+            bx1, bx2 = (box.cx - box.w / 2) * width, (box.cx + box.w / 2) * width
+            by1, by2 = (box.cy - box.h / 2) * height, (box.cy + box.h / 2) * height
+            ix1, iy1, ix2, iy2 = max(bx1, x1), max(by1, y1), min(bx2, x2), min(by2, y2)
+            visible = max(0.0, ix2 - ix1) * max(0.0, iy2 - iy1)
+            area = (bx2 - bx1) * (by2 - by1)
+            if visible <= 0.0 or area <= 0.0:
+                continue
+            if visible < min_visible * area:
+                ambiguous = True
+                break
+            inside.append(
+                Box(
+                    box.cls,
+                    ((ix1 + ix2) / 2 - x1) / tile_w,
+                    ((iy1 + iy2) / 2 - y1) / tile_h,
+                    (ix2 - ix1) / tile_w,
+                    (iy2 - iy1) / tile_h,
+                )
+            )
+        if ambiguous or (not inside and not keep_background):
+            continue
+        tiles.append(((x1, y1, x2, y2), tuple(inside)))
+    return tiles
+
+
+def wants_tiles(source: str, boxes: Sequence[Box], width: int) -> bool:
+    """Whether a train-split frame also goes in as tiles (see :data:`TILE_SOURCES`)."""
+    if source not in TILE_SOURCES or width < TILE_MIN_WIDTH:
+        return False
+    return TILE_SOURCES[source] or any(box.w < TILE_SMALL_BOX for box in boxes)
 
 
 def remap_boxes(
@@ -618,7 +694,7 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
         for split in ("train", "val")
     }
     return {
-        "name": "strawfire-v1",
+        "name": DATASET_NAME,
         "generator": "detector.dataset",
         "source_root": str(source_root),
         "classes": {str(i): name for i, name in enumerate(CLASS_NAMES)},
@@ -650,6 +726,26 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
     }
 
 
+def _write_tiles(sample: Sample, images_dir: Path, labels_dir: Path) -> int:
+    """Write the training tiles of one frame (JPEG crops + labels); returns how many."""
+    from PIL import Image
+
+    with Image.open(sample.image) as opened:
+        width, height = opened.size
+        if not wants_tiles(sample.source, sample.boxes, width):
+            return 0
+        image = opened.convert("RGB")
+    written = 0
+    for index, (rect, boxes) in enumerate(
+        tile_labels(sample.boxes, width, height, keep_background=TILE_SOURCES[sample.source])
+    ):
+        stem = f"{sample.out_stem}__tile{index}"
+        image.crop(rect).save(images_dir / f"{stem}.jpg", quality=TILE_JPEG_QUALITY)
+        (labels_dir / f"{stem}.txt").write_text("".join(f"{b.to_line()}\n" for b in boxes), encoding="utf-8")
+        written += 1
+    return written
+
+
 def build_dataset(
     source_root: Path = DEFAULT_SOURCE_ROOT,
     out_dir: Path = DEFAULT_OUT_DIR,
@@ -667,12 +763,24 @@ def build_dataset(
     out = out_dir.resolve()
     plan = plan_dataset(root, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames)
     _prepare_out_dir(out)
+    tiles: dict[str, int] = dict.fromkeys(TILE_SOURCES, 0)
     for s in plan.samples:
         link = out / "images" / s.split / f"{s.out_stem}{s.image.suffix.lower()}"
         link.symlink_to(s.image)
         label_text = "".join(f"{b.to_line()}\n" for b in s.boxes)
         (out / "labels" / s.split / f"{s.out_stem}.txt").write_text(label_text, encoding="utf-8")
+        if s.split == "train" and s.source in TILE_SOURCES:
+            tiles[s.source] += _write_tiles(s, out / "images" / "train", out / "labels" / "train")
     manifest = _manifest(plan, root, val_fraction, min_sequence_frames)
+    manifest["train_tiles"] = {
+        "sources": tiles,
+        "grid": list(TILE_GRID),
+        "overlap": TILE_OVERLAP,
+        "rule": f"train frames of {', '.join(TILE_SOURCES)} at least {TILE_MIN_WIDTH} px wide with a box narrower "
+        f"than {TILE_SMALL_BOX:.0%} of the frame (tower frames always, empty tiles kept for them) are added as "
+        f"the overlapping tiles inference cuts; a tile cutting a box to under {TILE_MIN_VISIBLE:.0%} of its area "
+        "is left out; validation has whole frames only",
+    }
     (out / "data.yaml").write_text(_data_yaml(out), encoding="utf-8")
     manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     (out / MANIFEST_NAME).write_text(manifest_text, encoding="utf-8")

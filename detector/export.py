@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 
 from detector.backends import YoloDetector, onnx_network
-from detector.detections import CLASS_NAMES, ModelInfo
+from detector.detections import CLASS_NAMES, Detector, ModelInfo
 from detector.evaluate import IMAGE_SUFFIXES, EvalReport, evaluate
 from detector.images import ImageLoadError, load_image
 from detector.manifest import (
@@ -67,7 +67,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS: Final[Path] = DEFAULT_PROJECT / DEFAULT_RUN_NAME / "weights" / "best.pt"
-DEFAULT_DATASET: Final[Path] = Path("var/datasets/strawfire-v1")
+DEFAULT_DATASET: Final[Path] = Path("var/datasets/strawfire-v2")
 DEFAULT_MODEL_NAME: Final[str] = "strawfire-yolov8n"
 #: The FIgLib tower clip: frame i is (i − 20) minutes from ignition, one frame a minute.
 DEFAULT_TOWER_CLIP: Final[Path] = Path(
@@ -76,6 +76,8 @@ DEFAULT_TOWER_CLIP: Final[Path] = Path(
 TOWER_IGNITION_FRAME: Final[int] = 20
 #: Where the plume is (normalised x1, y1, x2, y2): the FIgLib boxes of +0..+15 min span x 0–0.04, y 0.45–0.50;
 #: the margin allows for the grown plume. An event elsewhere after ignition is a false event, not a detection.
+#: Tiles the tower check also watches with (a preset's ``tiles`` in the camera registry; ``watch --tiles``).
+TOWER_TILES: Final[tuple[int, int]] = (3, 2)
 TOWER_PLUME_REGION: Final[tuple[float, float, float, float]] = (0.0, 0.30, 0.15, 0.55)
 #: The camera position's ignore mask (its own mast and structures), kept with the tests that use it.
 DEFAULT_TOWER_MASK: Final[Path] = (
@@ -101,6 +103,7 @@ class TowerCheck:
     first_confirm_minutes: float | None  # minutes after ignition of the first confirmation on the plume
     false_events_before_ignition: int
     false_events_after_ignition: int  # confirmed after ignition but away from the plume
+    tiles: tuple[int, int] | None = None  # also run on these overlapping tiles (detector.tiling)
 
 
 @dataclass(frozen=True)
@@ -315,11 +318,20 @@ def _speed_ms(*detectors: YoloDetector, imgsz: int, rounds: int = 5, repeats: in
     return best
 
 
-def _tower_check(detector: YoloDetector, clip: Path, config: SequenceConfig, mask: Path | None) -> TowerCheck:
+def _tower_check(
+    detector: YoloDetector,
+    clip: Path,
+    config: SequenceConfig,
+    mask: Path | None,
+    *,
+    tiles: tuple[int, int] | None = None,
+) -> TowerCheck:
     from detector.sequence import overlap
+    from detector.tiling import TiledDetector
     from detector.watch import load_mask, watch
 
-    result = watch(detector, clip, config=config, mask=load_mask(mask) if mask else None)
+    watched: Detector = TiledDetector(detector, *tiles) if tiles else detector
+    result = watch(watched, clip, config=config, mask=load_mask(mask) if mask else None)
     width, height = result.frame_size or (1, 1)
     x1, y1, x2, y2 = TOWER_PLUME_REGION
     plume = (x1 * width, y1 * height, x2 * width, y2 * height)
@@ -334,6 +346,7 @@ def _tower_check(detector: YoloDetector, clip: Path, config: SequenceConfig, mas
         first_confirm_minutes=float(min(on_plume) - TOWER_IGNITION_FRAME) if on_plume else None,
         false_events_before_ignition=len(result.events) - len(after),
         false_events_after_ignition=len(after) - len(on_plume),
+        tiles=tiles,
     )
 
 
@@ -419,8 +432,10 @@ def export_model(
         towers: list[TowerCheck] = []
         if tower_clip is not None and tower_clip.is_file():
             towers.append(_tower_check(detector, tower_clip, sequence_config, None))
-            if tower_mask is not None and tower_mask.is_file():
-                towers.append(_tower_check(detector, tower_clip, sequence_config, tower_mask))
+            mask = tower_mask if tower_mask is not None and tower_mask.is_file() else None
+            if mask is not None:
+                towers.append(_tower_check(detector, tower_clip, sequence_config, mask))
+            towers.append(_tower_check(detector, tower_clip, sequence_config, mask, tiles=TOWER_TILES))
         baseline = evaluate(RulesDetector(), dataset, split=split) if compare_rules else None
 
         quantized_entry: ModelEntry | None = None
@@ -592,8 +607,8 @@ def render_card(
         "## Reproduce",
         "",
         "```sh",
-        "strawfire detector export --weights var/train/strawfire-v1/weights/best.pt  # ONNX, eval, manifest, card",
-        "strawfire detector eval var/datasets/strawfire-v1 --split val --json       # the numbers above",
+        "strawfire detector export --weights var/train/strawfire-v2/weights/best.pt  # ONNX, eval, manifest, card",
+        "strawfire detector eval var/datasets/strawfire-v2 --split val --json       # the numbers above",
         "strawfire detector info --json",
         "```",
         "",
@@ -666,6 +681,8 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
                 else "plume not confirmed"
             )
             how = "with the position's ignore mask (mast, dishes)" if check.masked else "without a mask"
+            if check.tiles:
+                how += f", whole frame plus {check.tiles[0]}×{check.tiles[1]} tiles"
             lines.append(
                 f"* {how}: {first}; {check.false_events_before_ignition} false event(s) before ignition, "
                 f"{check.false_events_after_ignition} after ignition away from the plume."

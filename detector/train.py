@@ -41,14 +41,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA: Final[Path] = Path("var/datasets/strawfire-v1/data.yaml")
+DEFAULT_DATA: Final[Path] = Path("var/datasets/strawfire-v2/data.yaml")
 #: yolov8n rather than yolo11n: measured on this CPU (1 thread, batch 16 at 320 px, forward+backward) yolov8n
 #: takes ~1.36 s per batch and yolo11n ~1.53 s; without pretrained weights neither has an accuracy head start,
 #: and the plain conv/C2f yolov8 graph is the cheaper, well-trodden baseline for fire/smoke.
 #: ``model="yolo11n.yaml"`` works too.
 DEFAULT_MODEL: Final[str] = "yolov8n.yaml"
 DEFAULT_PROJECT: Final[Path] = Path("var/train")
-DEFAULT_RUN_NAME: Final[str] = "strawfire-v1"
+DEFAULT_RUN_NAME: Final[str] = "strawfire-v2"
 #: ultralytics settings, fonts and caches live here instead of ~/.config, so nothing outside the repo is
 #: touched.
 DEFAULT_CONFIG_DIR: Final[Path] = Path("var/ultralytics")

@@ -498,14 +498,20 @@ class FramePipeline:
         mask = IgnoreMask.from_lists(preset.ignore_mask) if preset.ignore_mask else None
         return PresetState(SequenceVerifier(self.sequence_config(), mask))
 
-    def detect(self, frame: Frame, previous: ImageArray | None = None) -> Detections:
+    def detect(
+        self, frame: Frame, previous: ImageArray | None = None, tiles: tuple[int, int] | None = None
+    ) -> Detections:
         """The detector's candidates in ``frame`` (at the per-frame threshold), boxes in frame pixels."""
-        return self._detect(frame.rgb(), previous)
+        return self._detect(frame.rgb(), previous, tiles)
 
-    def _detect(self, rgb: ImageArray, previous: ImageArray | None) -> Detections:
+    def _detect(self, rgb: ImageArray, previous: ImageArray | None, tiles: tuple[int, int] | None) -> Detections:
         threshold = self.config.threshold(self.detector)
         if isinstance(self.detector, MotionDetector):
             return self.detector.detect_pair(rgb, previous, conf=threshold)
+        if tiles is not None and tiles != (1, 1):
+            from detector.tiling import TiledDetector
+
+            return TiledDetector(self.detector, *tiles).detect([rgb], conf=threshold)[0]
         return self.detector.detect([rgb], conf=threshold)[0]
 
     def process(self, frame: Frame) -> FrameResult:
@@ -530,7 +536,7 @@ class FramePipeline:
             else None
         )
         rgb = frame.rgb()
-        found = self._detect(rgb, previous)
+        found = self._detect(rgb, previous, preset.tiles)
         threshold = self.config.threshold(self.detector)
         index, events = self.store.advance(
             key, lambda: self.new_state(preset), frame.captured_at, preset.cadence_s, found, rgb if motion else None

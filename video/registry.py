@@ -73,6 +73,8 @@ _SOURCE_KINDS: Final[tuple[str, ...]] = get_args(SourceKind)
 _HTTP_AUTHS: Final[tuple[str, ...]] = get_args(HttpAuth)
 _MIN_CADENCE_S: Final = 0.01
 _MAX_CADENCE_S: Final = 86_400.0
+#: More tiles than this per side would cost more network passes per frame than a patrol cadence allows.
+_MAX_TILES: Final = 6
 
 
 class RegistryError(InputError):
@@ -137,6 +139,9 @@ class PresetRecord:
             sweep 360° in 1–3 min).
         ignore_mask: polygons in frame pixels where detections never count (a chimney, a dusty road).
         name: free text for operators.
+        tiles: (cols, rows) of overlapping tiles the detector also runs on (``detector.tiling``), for wide
+            long-range views where an early plume is a few dozen pixels; ``None`` runs on the whole frame only.
+            3×2 costs seven network passes per frame instead of one.
     """
 
     id: str
@@ -150,6 +155,7 @@ class PresetRecord:
     cadence_s: float = 60.0
     ignore_mask: tuple[tuple[tuple[float, float], ...], ...] = ()
     name: str = ""
+    tiles: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
@@ -184,6 +190,10 @@ class PresetRecord:
                     raise RegistryError("a point is [x, y]", field=f"ignore_mask[{i}][{j}]")
                 for k, value in enumerate(point):
                     _number(value, f"ignore_mask[{i}][{j}][{k}]")
+        if self.tiles is not None and (
+            len(self.tiles) != 2 or not all(isinstance(n, int) and 1 <= n <= _MAX_TILES for n in self.tiles)
+        ):
+            raise RegistryError(f"must be [cols, rows], each 1..{_MAX_TILES}, got {self.tiles!r}", field="tiles")
 
     @property
     def resolved_kind(self) -> SourceKind | None:
@@ -209,6 +219,8 @@ class PresetRecord:
         }
         if self.source_kind is not None:
             out["source_kind"] = self.source_kind
+        if self.tiles is not None:
+            out["tiles"] = list(self.tiles)
         return out
 
 
@@ -467,7 +479,7 @@ def _lens_from_dict(value: object, where: str) -> Lens:
 
 def _preset_from_dict(value: object, where: str) -> PresetRecord:
     data = _mapping(value, where)
-    optional = ("name", "zoom", "roll_deg", "source", "source_kind", "http_auth", "cadence_s", "ignore_mask")
+    optional = ("name", "zoom", "roll_deg", "source", "source_kind", "http_auth", "cadence_s", "ignore_mask", "tiles")
     _check_keys(data, where, required=("id", "pan_deg", "tilt_deg"), optional=optional)
     mask = []
     for i, polygon in enumerate(_sequence(data.get("ignore_mask", []), f"{where}.ignore_mask")):
@@ -480,6 +492,12 @@ def _preset_from_dict(value: object, where: str) -> PresetRecord:
         mask.append(tuple(points))
     kind = data.get("source_kind")
     auth = data.get("http_auth", "basic")
+    tiles = None
+    if data.get("tiles") is not None:
+        grid = _sequence(data["tiles"], f"{where}.tiles")
+        if len(grid) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) for n in grid):
+            raise RegistryError(f"must be [cols, rows] (integers), got {data['tiles']!r}", field=f"{where}.tiles")
+        tiles = (int(grid[0]), int(grid[1]))
     try:
         return PresetRecord(
             id=_string(data["id"], f"{where}.id"),
@@ -493,6 +511,7 @@ def _preset_from_dict(value: object, where: str) -> PresetRecord:
             cadence_s=_number(data.get("cadence_s", 60.0), f"{where}.cadence_s"),
             ignore_mask=tuple(mask),
             name=_string(data.get("name", ""), f"{where}.name"),
+            tiles=tiles,
         )
     except RegistryError as exc:
         if exc.field is not None and not exc.field.startswith(where):

@@ -30,6 +30,8 @@ from detector.dataset import (
     remap_boxes,
     split_sequence,
     stable_unit_interval,
+    tile_labels,
+    wants_tiles,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -170,9 +172,11 @@ def test_stable_hash_is_pinned() -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _image(path: Path) -> None:
+def _image(path: Path, size: tuple[int, int] = (16, 12)) -> None:
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\xff\xd8\xff\xd9")  # content is never decoded: images are only symlinked
+    Image.new("RGB", size, (90, 120, 150)).save(path)  # narrow frames are only symlinked, wide ones also tiled
 
 
 def _pair(folder: Path, stem: str, label: str | None) -> None:
@@ -285,7 +289,7 @@ def test_build_writes_symlinks_labels_yaml_and_manifest(source_root: Path, tmp_p
     labels = sorted((out / "labels").rglob("*.txt"))
     assert len(images) == len(labels) == 12 + 22 + 20 + 10 + 26
     for image in images:
-        assert image.is_symlink()
+        assert image.is_symlink()  # narrow frames: no tiles
         assert image.resolve().is_relative_to(source_root.resolve())
         label = out / "labels" / image.parent.name / f"{image.stem}.txt"
         for line in label.read_text().splitlines():
@@ -300,6 +304,63 @@ def test_build_writes_symlinks_labels_yaml_and_manifest(source_root: Path, tmp_p
     assert on_disk["sources"]["fire_smoke"]["licence"] == "CC BY 4.0"
     assert on_disk["sources"]["negatives_dfire_aof"]["licence"] == "CC0"
     assert on_disk["sources"]["fire_smoke"]["class_map"] == {"0": "fire", "1": None, "2": "smoke"}
+
+
+def test_tile_labels_keep_whole_boxes_and_skip_cut_ones() -> None:
+    # 1280x854 frame, 3x2 tiles of 474x462 px overlapping by 15 % (x from 0, 403, 806; y from 0, 392); a
+    # 40x30 px plume at (20..60, 400..430) lies whole in both left tiles.
+    plume = Box(1, 40 / 1280, 415 / 854, 40 / 1280, 30 / 854)
+    tiles = tile_labels([plume], 1280, 854)
+    assert [rect for rect, _ in tiles] == [(0, 0, 474, 462), (0, 392, 474, 854)]
+    (x1, y1, x2, y2), (box,) = tiles[1]
+    assert box.cls == 1
+    assert box.cx * (x2 - x1) == pytest.approx(40)
+    assert box.cy * (y2 - y1) == pytest.approx(415 - 392)
+    assert box.w * (x2 - x1) == pytest.approx(40)
+    assert box.h * (y2 - y1) == pytest.approx(30)
+    with_background = tile_labels([plume], 1280, 854, keep_background=True)
+    assert len(with_background) == 6
+    assert sum(1 for _, boxes in with_background if not boxes) == 4
+    # A fire at x 360..460 is whole in the first tile but only 57 % inside the second (from x 403): that tile is
+    # left out rather than labelled with part of a fire or taught as background.
+    straddling = Box(0, 410 / 1280, 100 / 854, 100 / 1280, 40 / 854)
+    rects = [rect for rect, _ in tile_labels([straddling], 1280, 854, keep_background=True)]
+    assert (0, 0, 474, 462) in rects
+    assert (403, 0, 877, 462) not in rects
+    assert len(rects) == 5
+
+
+def test_wants_tiles_only_for_wide_frames_with_small_objects() -> None:
+    small, large = Box(0, 0.5, 0.5, 0.02, 0.02), Box(0, 0.5, 0.5, 0.3, 0.3)
+    assert wants_tiles("tower_sequences", [], 1280)  # tower backgrounds always
+    assert not wants_tiles("tower_sequences", [], 640)
+    assert wants_tiles("fire_smoke_aerial", [large, small], 3840)
+    assert not wants_tiles("fire_smoke_aerial", [large], 3840)
+    assert not wants_tiles("fire_smoke", [small], 3840)
+
+
+def test_build_adds_tiles_of_wide_train_frames(source_root: Path, tmp_path: Path) -> None:
+    tower_images = source_root / "tower_sequences" / TOWER_SEQ / "images"
+    for image in tower_images.iterdir():
+        _image(image, (1280, 854))
+    out = tmp_path / "out"
+    manifest = build_dataset(source_root, out)
+    tiles = sorted((out / "images" / "train").glob("*__tile*.jpg"))
+    train_tower = [
+        s
+        for s in manifest["images"]
+        if s["source"] == "tower_sequences" and s["split"] == "train"  # type: ignore[index]
+    ]
+    assert len(tiles) == manifest["train_tiles"]["sources"]["tower_sequences"] > 0  # type: ignore[index]
+    assert not list((out / "images" / "val").glob("*__tile*"))  # validation stays whole frames
+    assert len(tiles) <= 6 * len(train_tower)
+    for tile in tiles:
+        assert not tile.is_symlink()
+        label = out / "labels" / "train" / f"{tile.stem}.txt"
+        for line in label.read_text().splitlines():
+            cls, cx, cy, w, h = line.split()
+            assert cls == "1"
+            assert all(0.0 <= float(v) <= 1.0 for v in (cx, cy, w, h))
 
 
 def test_rebuild_is_deterministic(source_root: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import email.parser
 import email.policy
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.video.figlib import (
     VIDEO,
     FiglibLabelledDetector,
     clip_frames,
+    figlib_camera,
     figlib_registry,
     labelled_boxes,
     require,
@@ -44,7 +46,7 @@ from video.patrol import (
     post_drone_batch,
     run_inline,
 )
-from video.registry import CameraRecord, PresetRecord
+from video.registry import CameraRecord, CameraRegistry, PresetRecord
 from video.sighting import CAMERA_PATH, DRONE_PATH, CameraSighting, DroneSighting, SightingUpload, parse_sighting
 from video.sources import Frame, open_source
 
@@ -225,6 +227,34 @@ def test_a_preset_without_a_source_ends_alone() -> None:
     registry = figlib_registry(presets=("p1",))
     report = Patrol(registry, lambda frame: None).run()
     assert report.presets["figlib-mobo-c/p1"].last_error == "camera 'figlib-mobo-c' preset 'p1' has no frame source"
+
+
+class SizeRecordingDetector:
+    """Records the size of every image it is asked about; finds nothing."""
+
+    info = ModelInfo("size-probe", "1", ("fire", "smoke"), 320, 0.5, "test")
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
+        self.sizes += [(image.shape[1], image.shape[0]) for image in images]
+        return [Detections((image.shape[1], image.shape[0]), "size-probe", "1") for image in images]
+
+
+def test_a_tiled_preset_runs_the_detector_on_the_whole_frame_and_its_tiles() -> None:
+    camera = figlib_camera(presets=("wide", "plain"))
+    tiled = replace(camera.presets[0], tiles=(3, 2))
+    registry = CameraRegistry((replace(camera, presets=(tiled, camera.presets[1])),))
+    detector = SizeRecordingDetector()
+    pipeline = FramePipeline(registry, detector, ListSink())
+    t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
+    image = np.zeros((854, 1280, 3), np.uint8)
+    assert pipeline.process(Frame(image, t0, "figlib-mobo-c", "wide", 0)).status != "error"
+    assert detector.sizes == [(1280, 854)] + [(474, 462)] * 6  # the frame, then 3x2 overlapping tiles
+    detector.sizes.clear()
+    pipeline.process(Frame(image, t0, "figlib-mobo-c", "plain", 0))
+    assert detector.sizes == [(1280, 854)]
 
 
 class CentreFireDetector:

@@ -46,6 +46,7 @@ BASE: dict[str, Any] = {
                     "source": "rtsp://admin:secret@10.0.0.7/Streaming/Channels/101",
                     "cadence_s": 30,
                     "ignore_mask": [[[0, 0], [100, 0], [100, 50]]],
+                    "tiles": [3, 2],
                 },
                 {
                     "id": "p2",
@@ -129,6 +130,14 @@ def test_json_and_toml_round_trip_exactly(tmp_path: Path) -> None:
         (
             lambda d: d["cameras"][0]["presets"][0].update(ignore_mask=[[[0, 0], [1, 1]]]),
             "cameras[0].presets[0].ignore_mask[0]: a polygon needs at least 3 points",
+        ),
+        (
+            lambda d: d["cameras"][0]["presets"][0].update(tiles=[3]),
+            "cameras[0].presets[0].tiles: must be [cols, rows]",
+        ),
+        (
+            lambda d: d["cameras"][0]["presets"][0].update(tiles=[0, 2]),
+            "cameras[0].presets[0].tiles: must be [cols, rows]",
         ),
         (lambda d: d.update(schema_version=2), "unsupported schema_version 2"),
     ],
