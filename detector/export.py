@@ -49,7 +49,7 @@ from detector.manifest import (
 )
 from detector.rules import RulesDetector
 from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
-from detector.train import DEFAULT_PROJECT, DEFAULT_RUN_NAME, configure_offline, offline_guard
+from detector.train import DEFAULT_PROJECT, DEFAULT_RUN_NAME, configure_offline, offline_guard, read_lineage
 from detector.yolo import letterbox_batch
 
 __all__ = [
@@ -76,6 +76,8 @@ DEFAULT_TOWER_CLIP: Final[Path] = Path(
 TOWER_IGNITION_FRAME: Final[int] = 20
 #: Where the plume is (normalised x1, y1, x2, y2): the FIgLib boxes of +0..+15 min span x 0–0.04, y 0.45–0.50;
 #: the margin allows for the grown plume. An event elsewhere after ignition is a false event, not a detection.
+#: A yolov8n run from scratch is usually planned at this many epochs; fewer is reported as an early checkpoint.
+FULL_RUN_EPOCHS: Final[int] = 300
 #: Tiles the tower check also watches with (a preset's ``tiles`` in the camera registry; ``watch --tiles``).
 TOWER_TILES: Final[tuple[int, int]] = (3, 2)
 TOWER_PLUME_REGION: Final[tuple[float, float, float, float]] = (0.0, 0.30, 0.15, 0.55)
@@ -134,15 +136,19 @@ def _load_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
     return model, ckpt
 
 
-def _strip(source: Path, target: Path) -> dict[str, Any]:
-    """Write a model-only fp16 checkpoint (no optimizer, no EMA copy) and return the source's metadata."""
+def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any]:
+    """Write a model-only fp16 checkpoint (no optimizer, no EMA copy) and return the source's metadata.
+
+    ``init_epochs``: epochs behind the weights the run started from; stored as ``epochs_total`` with this run's.
+    """
     import torch
 
     model, ckpt = _load_checkpoint(source)
     yaml = getattr(model, "yaml", None) or {}
-    meta = {
+    epoch = int(ckpt.get("epoch", -1))
+    meta: dict[str, Any] = {
         "architecture": Path(str(yaml.get("yaml_file") or "yolo")).stem,
-        "epoch": int(ckpt.get("epoch", -1)),
+        "epoch": epoch,
         "date": ckpt.get("date"),
         "version": ckpt.get("version"),
         "train_args": dict(ckpt.get("train_args") or {}),
@@ -159,6 +165,7 @@ def _strip(source: Path, target: Path) -> dict[str, Any]:
         "train_args": meta["train_args"],
         "train_metrics": meta["train_metrics"],
         "architecture": meta["architecture"],
+        "epochs_total": init_epochs + epoch + 1,
         "license": "AGPL-3.0-or-later (strawfire; trained with ultralytics, AGPL-3.0)",
     }
     torch.save(payload, target)
@@ -408,8 +415,11 @@ def export_model(
         shutil.copyfile(weights, snapshot)  # training rewrites best.pt every epoch
         source_sha = sha256_file(snapshot)
         torch_file = models_dir / f"{name}.pt"
-        meta = _strip(snapshot, tmp / "stripped.pt")
-        epochs = meta["epoch"] + 1
+        lineage = read_lineage(weights.parent.parent)  # var/train/<run>/lineage.json, when it continued
+        init_epochs = int(lineage["init_epochs"]) if lineage else 0
+        meta = _strip(snapshot, tmp / "stripped.pt", init_epochs=init_epochs)
+        run_epochs = meta["epoch"] + 1
+        epochs = init_epochs + run_epochs
         imgsz = int(meta["train_args"].get("imgsz", 320))
         version = version or f"{today.replace('-', '')}-e{epochs}"
         architecture = str(meta["architecture"])
@@ -462,7 +472,14 @@ def export_model(
         entry = _entry(
             info, f"{name}.onnx", onnx_tmp, "fp32 compute (weights stored as fp16, lossless: the checkpoint is fp16)",
             architecture, epochs, (f"{name}.pt", tmp / "stripped.pt"), dataset_name, training_sets, report, today,
-            f"exported from {weights} (sha256 {source_sha[:12]}…, epoch {epochs}); "
+            f"exported from {weights} (sha256 {source_sha[:12]}…, epoch {run_epochs} of its run"
+            + (
+                f", which continued from {lineage['init_weights']} (sha256 {str(lineage['init_sha256'])[:12]}…, "
+                f"{init_epochs} epochs)"
+                if lineage
+                else ""
+            )
+            + f"; {epochs} epochs in all); "
             f"speed {speed:.1f} ms/image (batch 1, network + NMS); int8 variant: {note}",
         )  # fmt: skip
         shutil.copyfile(onnx_tmp, models_dir / entry.file)
@@ -630,10 +647,15 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
             else ""
         )
         + ".",
-        f"* **Training**: {entry.epochs_trained} epochs from random initialisation (no pretrained weights exist "
-        f"offline) on CPU, dataset `{entry.training_dataset}`. This is an **early checkpoint**: its numbers are "
-        "far from what the architecture reaches after a full run, and it is published so the pipeline can be "
-        "exercised end to end, not as a finished detector.",
+        f"* **Training**: {entry.epochs_trained} epochs in all from random initialisation (no pretrained weights "
+        f"exist offline; later runs continue from the previous model, see *Exported*) on CPU, last on dataset "
+        f"`{entry.training_dataset}`. "
+        + (
+            "This is an **early checkpoint**: its numbers are far from what the architecture reaches after a full "
+            "run, and it is published so the pipeline can be exercised end to end, not as a finished detector."
+            if entry.epochs_trained < FULL_RUN_EPOCHS
+            else "A full-length run."
+        ),
         f"* **Operating threshold**: {entry.operating_threshold:.2f} — chosen on the validation split itself (max "
         "mean F1 over the two classes), so the P/R/F1 below are optimistic for that split.",
         f"* **Exported**: {entry.date}. {entry.notes}",

@@ -16,6 +16,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -411,9 +412,48 @@ def _train_offline(
     _add_callbacks(yolo, threads)
     if init_weights is not None and not resuming:
         _check_initialised_from(yolo, init_weights)
+        write_lineage(project / name, init_weights)
     yolo.train(**train_args)
     trainer = yolo.trainer
     return Path(str(trainer.save_dir)) if trainer is not None else project / name
+
+
+#: Written next to a run's ``weights/`` when it starts from earlier weights: what it continued from.
+LINEAGE_FILE: Final[str] = "lineage.json"
+
+
+def checkpoint_epochs_total(path: Path) -> int:
+    """Epochs behind a checkpoint in all: its own run's, plus those of the weights that run started from (our
+    stripped exports carry ``epochs_total``; an ultralytics checkpoint counts only its own run)."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    return int(ckpt.get("epochs_total") or int(ckpt.get("epoch", -1)) + 1)
+
+
+def write_lineage(run_dir: Path, init_weights: Path) -> Path:
+    """Record in ``run_dir`` which weights a run started from and how many epochs were behind them, so an export
+    of the run can state the whole training (the init file itself may be replaced by then)."""
+    from detector.manifest import sha256_file
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lineage = {
+        "init_weights": str(init_weights),
+        "init_sha256": sha256_file(init_weights),
+        "init_epochs": checkpoint_epochs_total(init_weights),
+    }
+    path = run_dir / LINEAGE_FILE
+    path.write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_lineage(run_dir: Path) -> dict[str, Any] | None:
+    """The run's :data:`LINEAGE_FILE`, or None for a run from random weights."""
+    path = run_dir / LINEAGE_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _check_initialised_from(yolo: Any, init_weights: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from detector.backends import load_detector
 from detector.evaluate import ClassReport, EvalReport, PresenceReport
 from detector.export import _merge, _quantization_verdict, _store_fp16, export_model
 from detector.manifest import load_manifest, resolve_model, sha256_file
+from detector.train import checkpoint_epochs_total
 from tests.detector.conftest import committed_model, flame_image
 
 
@@ -93,7 +95,14 @@ def tiny_dataset(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
-    weights = committed_model() / resolve_model(load_manifest(committed_model())).torch_file  # type: ignore[operator]
+    committed = committed_model() / resolve_model(load_manifest(committed_model())).torch_file  # type: ignore[operator]
+    # As a training run that continued from earlier weights leaves it: weights/best.pt and lineage.json.
+    weights = tmp_path / "run" / "weights" / "best.pt"
+    weights.parent.mkdir(parents=True)
+    shutil.copyfile(committed, weights)
+    (tmp_path / "run" / "lineage.json").write_text(
+        json.dumps({"init_weights": "models/old.pt", "init_sha256": "ab" * 32, "init_epochs": 100})
+    )
     models = tmp_path / "models"
     result = export_model(
         weights,
@@ -116,6 +125,10 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     assert entry.training_sets[0].licence == "CC0"
     assert entry.validation.evaluated == 3
     assert entry.architecture == "yolov8n"
+    run_epochs = checkpoint_epochs_total(committed)  # after export_model: unpickling imports ultralytics
+    assert entry.epochs_trained == 100 + run_epochs  # the whole training, not only the last run
+    assert "continued from models/old.pt" in entry.notes
+    assert checkpoint_epochs_total(models / "tiny-model.pt") == 100 + run_epochs  # the next run counts on from it
     assert (models / entry.file).stat().st_size < 8_000_000  # fp16 storage: a few MB
     card = (models / "README.md").read_text()
     assert "tiny-model t1" in card

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.train import TrainingSetupError, train
+from detector.train import TrainingSetupError, read_lineage, train
 
 _ENV_VARS = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -74,6 +74,11 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
     with caplog.at_level(logging.INFO, logger="detector.train"):
         _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights)
     assert any("initialised all" in record.getMessage() for record in caplog.records)
+    lineage = read_lineage(tmp_path / "runs" / "second")
+    assert lineage is not None
+    assert lineage["init_epochs"] == 1
+    assert lineage["init_weights"] == str(weights)
+    assert read_lineage(first) is None  # from random weights
 
     # Three classes: the head cannot carry over, and training from a partly random model is refused.
     three_classes = _tiny_dataset(tmp_path / "three", ["fire", "smoke", "other"])
