@@ -49,7 +49,14 @@ from detector.manifest import (
 )
 from detector.rules import RulesDetector
 from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
-from detector.train import DEFAULT_PROJECT, DEFAULT_RUN_NAME, configure_offline, offline_guard, read_lineage
+from detector.train import (
+    DEFAULT_PROJECT,
+    DEFAULT_RUN_NAME,
+    checkpoint_epoch,
+    configure_offline,
+    offline_guard,
+    read_lineage,
+)
 from detector.yolo import letterbox_batch
 
 __all__ = [
@@ -145,7 +152,7 @@ def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any
 
     model, ckpt = _load_checkpoint(source)
     yaml = getattr(model, "yaml", None) or {}
-    epoch = int(ckpt.get("epoch", -1))
+    epoch = checkpoint_epoch(ckpt)
     meta: dict[str, Any] = {
         "architecture": Path(str(yaml.get("yaml_file") or "yolo")).stem,
         "epoch": epoch,
@@ -639,7 +646,12 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
         f"## {entry.name} {entry.version}",
         "",
         f"* **What**: {entry.architecture} detector, classes {', '.join(entry.classes)}, input "
-        f"{entry.input_size}×{entry.input_size} (letterboxed), {entry.precision}.",
+        + (
+            f"up to {entry.input_size} px on the longer side (letterboxed into the smallest multiple-of-32 canvas)"
+            if entry.trimmed_input
+            else f"{entry.input_size}×{entry.input_size} (letterboxed)"
+        )
+        + f", {entry.precision}.",
         f"* **Files**: `{entry.file}` (sha256 `{entry.sha256}`)"
         + (
             f", `{entry.torch_file}` for the torch/GPU backend (sha256 `{entry.torch_sha256}`)"

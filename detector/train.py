@@ -422,13 +422,29 @@ def _train_offline(
 LINEAGE_FILE: Final[str] = "lineage.json"
 
 
+def checkpoint_epoch(ckpt: dict[str, Any]) -> int:
+    """0-based epoch of a checkpoint's weights. ultralytics sets ``epoch`` to -1 when a run finishes; the epoch is
+    then the row of ``train_results`` whose metrics the checkpoint kept (best.pt: the best epoch, not the last)."""
+    epoch = int(ckpt.get("epoch", -1))
+    if epoch >= 0:
+        return epoch
+    results: dict[str, Any] = ckpt.get("train_results") or {}
+    metrics: dict[str, Any] = ckpt.get("train_metrics") or {}
+    numbers = list(results.get("epoch") or [])
+    key = "metrics/mAP50-95(B)"
+    if numbers and key in results and key in metrics:
+        distance = [abs(float(value) - float(metrics[key])) for value in results[key]]
+        return int(numbers[distance.index(min(distance))]) - 1
+    return len(numbers) - 1
+
+
 def checkpoint_epochs_total(path: Path) -> int:
     """Epochs behind a checkpoint in all: its own run's, plus those of the weights that run started from (our
     stripped exports carry ``epochs_total``; an ultralytics checkpoint counts only its own run)."""
     import torch
 
     ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file
-    return int(ckpt.get("epochs_total") or int(ckpt.get("epoch", -1)) + 1)
+    return int(ckpt.get("epochs_total") or checkpoint_epoch(ckpt) + 1)
 
 
 def write_lineage(run_dir: Path, init_weights: Path) -> Path:

@@ -125,7 +125,9 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     assert entry.training_sets[0].licence == "CC0"
     assert entry.validation.evaluated == 3
     assert entry.architecture == "yolov8n"
-    run_epochs = checkpoint_epochs_total(committed)  # after export_model: unpickling imports ultralytics
+    import torch  # after export_model: unpickling the checkpoint imports ultralytics, which must be offline first
+
+    run_epochs = int(torch.load(committed, map_location="cpu", weights_only=False)["epoch"]) + 1  # its own run
     assert entry.epochs_trained == 100 + run_epochs  # the whole training, not only the last run
     assert "continued from models/old.pt" in entry.notes
     assert checkpoint_epochs_total(models / "tiny-model.pt") == 100 + run_epochs  # the next run counts on from it
