@@ -411,8 +411,11 @@ def _train_offline(
 
     _add_callbacks(yolo, threads)
     if init_weights is not None and not resuming:
-        _check_initialised_from(yolo, init_weights)
-        write_lineage(project / name, init_weights)
+        import torch
+
+        reference = torch.load(init_weights, map_location="cpu", weights_only=False)  # our own exported file
+        _check_initialised_from(yolo, init_weights, reference)
+        write_lineage(project / name, init_weights, epochs_total(reference))
     yolo.train(**train_args)
     trainer = yolo.trainer
     return Path(str(trainer.save_dir)) if trainer is not None else project / name
@@ -443,11 +446,15 @@ def checkpoint_epochs_total(path: Path) -> int:
     stripped exports carry ``epochs_total``; an ultralytics checkpoint counts only its own run)."""
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    return epochs_total(torch.load(path, map_location="cpu", weights_only=False))  # our own file
+
+
+def epochs_total(ckpt: dict[str, Any]) -> int:
+    """:func:`checkpoint_epochs_total` of an already loaded checkpoint."""
     return int(ckpt.get("epochs_total") or checkpoint_epoch(ckpt) + 1)
 
 
-def write_lineage(run_dir: Path, init_weights: Path) -> Path:
+def write_lineage(run_dir: Path, init_weights: Path, init_epochs: int) -> Path:
     """Record in ``run_dir`` which weights a run started from and how many epochs were behind them, so an export
     of the run can state the whole training (the init file itself may be replaced by then)."""
     from detector.manifest import sha256_file
@@ -456,7 +463,7 @@ def write_lineage(run_dir: Path, init_weights: Path) -> Path:
     lineage = {
         "init_weights": str(init_weights),
         "init_sha256": sha256_file(init_weights),
-        "init_epochs": checkpoint_epochs_total(init_weights),
+        "init_epochs": init_epochs,
     }
     path = run_dir / LINEAGE_FILE
     path.write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
@@ -472,7 +479,7 @@ def read_lineage(run_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def _check_initialised_from(yolo: Any, init_weights: Path) -> None:
+def _check_initialised_from(yolo: Any, init_weights: Path, reference: dict[str, Any]) -> None:
     """Refuse to train when the model about to be trained is not ``init_weights``.
 
     Why: ultralytics silently rebuilds the model from its yaml (random weights) under some argument combinations,
@@ -481,7 +488,6 @@ def _check_initialised_from(yolo: Any, init_weights: Path) -> None:
     """
     import torch
 
-    reference = torch.load(init_weights, map_location="cpu", weights_only=False)  # our own exported file
     expected = {name: tensor.float() for name, tensor in reference["model"].float().state_dict().items()}
 
     def compare(trainer: Any) -> None:

@@ -191,7 +191,8 @@ class PresetRecord:
                 for k, value in enumerate(point):
                     _number(value, f"ignore_mask[{i}][{j}][{k}]")
         if self.tiles is not None and (
-            len(self.tiles) != 2 or not all(isinstance(n, int) and 1 <= n <= _MAX_TILES for n in self.tiles)
+            len(self.tiles) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= _MAX_TILES for n in self.tiles)
         ):
             raise RegistryError(f"must be [cols, rows], each 1..{_MAX_TILES}, got {self.tiles!r}", field="tiles")
 
@@ -492,12 +493,7 @@ def _preset_from_dict(value: object, where: str) -> PresetRecord:
         mask.append(tuple(points))
     kind = data.get("source_kind")
     auth = data.get("http_auth", "basic")
-    tiles = None
-    if data.get("tiles") is not None:
-        grid = _sequence(data["tiles"], f"{where}.tiles")
-        if len(grid) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) for n in grid):
-            raise RegistryError(f"must be [cols, rows] (integers), got {data['tiles']!r}", field=f"{where}.tiles")
-        tiles = (int(grid[0]), int(grid[1]))
+    tiles = None if data.get("tiles") is None else tuple(_sequence(data["tiles"], f"{where}.tiles"))
     try:
         return PresetRecord(
             id=_string(data["id"], f"{where}.id"),
@@ -511,7 +507,7 @@ def _preset_from_dict(value: object, where: str) -> PresetRecord:
             cadence_s=_number(data.get("cadence_s", 60.0), f"{where}.cadence_s"),
             ignore_mask=tuple(mask),
             name=_string(data.get("name", ""), f"{where}.name"),
-            tiles=tiles,
+            tiles=tiles,  # its length and values are checked by PresetRecord
         )
     except RegistryError as exc:
         if exc.field is not None and not exc.field.startswith(where):

@@ -13,6 +13,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+#: What :func:`detector.train.configure_offline` writes into the process environment.
+_OFFLINE_ENV_VARS = (
+    "YOLO_OFFLINE",
+    "YOLO_CONFIG_DIR",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MPLCONFIGDIR",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let configure_offline() write os.environ; monkeypatch restores it afterwards."""
+    for var in _OFFLINE_ENV_VARS:
+        monkeypatch.setenv(var, "placeholder")
+        monkeypatch.delenv(var)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, skipping the test with a clear reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

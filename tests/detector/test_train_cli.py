@@ -23,22 +23,6 @@ from detector.train import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_ENV_VARS = (
-    "YOLO_OFFLINE",
-    "YOLO_CONFIG_DIR",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MPLCONFIGDIR",
-)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let configure_offline() write os.environ; monkeypatch restores it afterwards."""
-    for var in _ENV_VARS:
-        monkeypatch.setenv(var, "placeholder")
-        monkeypatch.delenv(var)
 
 
 def test_importing_the_cli_does_not_import_torch() -> None:

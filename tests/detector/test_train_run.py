@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import cv2
@@ -11,19 +10,6 @@ import numpy as np
 import pytest
 
 from detector.train import TrainingSetupError, read_lineage, train
-
-_ENV_VARS = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-@pytest.fixture(autouse=True)
-def restore_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """train() sets process-wide variables (offline mode, thread caps); put them back afterwards."""
-    for var in _ENV_VARS:
-        if var in os.environ:
-            monkeypatch.setenv(var, os.environ[var])
-        else:
-            monkeypatch.setenv(var, "placeholder")
-            monkeypatch.delenv(var)
 
 
 def _tiny_dataset(root: Path, names: list[str]) -> Path:
@@ -64,6 +50,7 @@ def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None =
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("clean_env")
 def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     two_classes = _tiny_dataset(tmp_path / "two", ["fire", "smoke"])
     first = _one_epoch(two_classes, tmp_path / "runs", "first")
@@ -86,6 +73,7 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
         _one_epoch(three_classes, tmp_path / "runs", "third", init_weights=weights)
 
 
+@pytest.mark.usefixtures("clean_env")
 def test_hours_must_be_positive(tmp_path: Path) -> None:
     data = tmp_path / "data.yaml"
     data.write_text("names: {0: fire}\n")
