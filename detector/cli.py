@@ -129,6 +129,10 @@ def train_command(
         float | None,
         typer.Option(min=0.01, help="Wall-clock budget: epochs and the LR schedule are re-planned to end in time."),
     ] = None,
+    lr0: Annotated[
+        float,
+        typer.Option(min=1e-5, max=0.1, help="Initial learning rate; lower (0.004) to continue from trained weights."),
+    ] = 0.01,
 ) -> None:
     """Train the detector offline on CPU (or GPU); resumes the run automatically after an interruption.
 
@@ -159,6 +163,7 @@ def train_command(
             config_dir=config_dir,
             init_weights=init_weights,
             hours=hours,
+            lr0=lr0,
         )
     except TrainingSetupError as exc:
         _errors.print(f"[red]training failed:[/red] {exc}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from detector.train import TrainingSetupError, read_lineage, train
 
@@ -34,7 +35,7 @@ def _tiny_dataset(root: Path, names: list[str]) -> Path:
     return data
 
 
-def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None = None) -> Path:
+def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None = None, lr0: float = 0.01) -> Path:
     return train(
         data,
         epochs=1,
@@ -46,6 +47,7 @@ def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None =
         cache=False,
         config_dir=project / "ultralytics",
         init_weights=init_weights,
+        lr0=lr0,
     )
 
 
@@ -59,8 +61,13 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
 
     # Same architecture and classes: every tensor must arrive (this once silently started from random weights).
     with caplog.at_level(logging.INFO, logger="detector.train"):
-        _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights)
+        _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights, lr0=0.004)
     assert any("initialised all" in record.getMessage() for record in caplog.records)
+    # Fine-tuning: the chosen rate, and a short warm-up without the bias rate meant for a random head.
+    args = yaml.safe_load((tmp_path / "runs" / "second" / "args.yaml").read_text())
+    assert (args["lr0"], args["warmup_epochs"], args["warmup_bias_lr"]) == (0.004, 1.0, 0.004)
+    first_args = yaml.safe_load((first / "args.yaml").read_text())
+    assert (first_args["lr0"], first_args["warmup_epochs"], first_args["warmup_bias_lr"]) == (0.01, 3.0, 0.1)
     lineage = read_lineage(tmp_path / "runs" / "second")
     assert lineage is not None
     assert lineage["init_epochs"] == 1
@@ -79,3 +86,12 @@ def test_hours_must_be_positive(tmp_path: Path) -> None:
     data.write_text("names: {0: fire}\n")
     with pytest.raises(TrainingSetupError, match="hours must be positive"):
         train(data, hours=0, project=tmp_path, config_dir=tmp_path / "u")
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("lr0", [0.0, -0.01, 0.5])
+def test_learning_rate_must_be_sensible(tmp_path: Path, lr0: float) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text("names: {0: fire}\n")
+    with pytest.raises(TrainingSetupError, match="lr0 must be in"):
+        train(data, lr0=lr0, project=tmp_path, config_dir=tmp_path / "u")
