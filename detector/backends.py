@@ -29,7 +29,15 @@ from detector.manifest import (
     resolve_model,
     verified_file,
 )
-from detector.yolo import DEFAULT_IOU, DEFAULT_MAX_DET, letterbox_batch, network_canvas, postprocess
+from detector.yolo import (
+    DEFAULT_IOU,
+    DEFAULT_MAX_DET,
+    REG_MAX,
+    HeadLayout,
+    letterbox_batch,
+    network_canvas,
+    postprocess,
+)
 
 __all__ = [
     "DEFAULT_CANDIDATE_CONF",
@@ -37,6 +45,7 @@ __all__ = [
     "SizedNetwork",
     "YoloDetector",
     "cuda_available",
+    "head_layout",
     "load_detector",
     "model_info",
     "onnx_network",
@@ -119,7 +128,15 @@ class YoloDetector:
                 chunk = indices[start : start + self.max_batch]
                 batch, boxes = letterbox_batch([images[i] for i in chunk], self._info.input_size, trim=self.trim)
                 raw = self._network(batch)
-                results = postprocess(raw, boxes, conf=threshold, iou=self.iou, max_det=self.max_det)
+                results = postprocess(
+                    raw,
+                    boxes,
+                    conf=threshold,
+                    iou=self.iou,
+                    max_det=self.max_det,
+                    head=head_layout(raw.shape[1], len(self._info.classes)),
+                    canvas=(batch.shape[2], batch.shape[3]),
+                )
                 for index, box, (xyxy, confidence, class_id) in zip(chunk, boxes, results, strict=True):
                     found[index] = Detections(
                         box.image_size,
@@ -131,6 +148,19 @@ class YoloDetector:
                         class_id,
                     )
         return [found[index] for index in range(len(images))]
+
+
+def head_layout(output_channels: int, classes: int) -> HeadLayout:
+    """The layout of a raw output with ``output_channels`` channels from a model of ``classes`` classes (told
+    from the output itself, so older decoded exports keep working); any other count is a :class:`ModelError`."""
+    if output_channels == 4 + classes:
+        return "decoded"
+    if output_channels == 4 * REG_MAX + classes:
+        return "dfl"
+    raise ModelError(
+        f"the network outputs {output_channels} channels; a {classes}-class model has {4 + classes} (decoded boxes)"
+        f" or {4 * REG_MAX + classes} (DFL box logits)"
+    )
 
 
 def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:

@@ -188,9 +188,12 @@ def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, st
     model, _ = _load_checkpoint(weights)
     for module in model.modules():
         if isinstance(module, Detect):
-            module.export = True  # return only the decoded (batch, 4 + nc, anchors) tensor
+            module.export = True  # return only the output tensor
             module.format = "onnx"  # type: ignore[assignment]  # ultralytics annotates it as None
             module.dynamic = True  # anchors from the input's shape: any height/width works
+            # Stop before box decoding: output the DFL logits and the class scores, (batch, 4 × 16 + nc,
+            # anchors), the "dfl" layout that detector.yolo.postprocess decodes for the candidates only.
+            module._inference = _dfl_head_output  # type: ignore[method-assign]
     dummy = torch.zeros(1, 3, imgsz, imgsz)
     raw = target.with_suffix(".fp32.onnx")
     with torch.no_grad(), warnings.catch_warnings():
@@ -219,6 +222,13 @@ def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, st
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(target))
+
+
+def _dfl_head_output(x: dict[str, Any]) -> Any:
+    """The head's output without box decoding (replaces ``Detect._inference`` for export)."""
+    import torch
+
+    return torch.cat((x["boxes"], x["scores"].sigmoid()), 1)
 
 
 def _store_fp16(proto: Any) -> None:

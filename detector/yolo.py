@@ -1,18 +1,27 @@
 """YOLO pre- and post-processing, implemented once in numpy/OpenCV and used by every network backend.
 
 Why here and not ultralytics': the ONNX Runtime backend must not depend on torch, and the two backends must give
-the same boxes. Both feed the network the tensor built by :func:`letterbox_batch` and decode its raw output
-``(batch, 4 + classes, anchors)`` with :func:`postprocess`, so the only difference left between them is the
-network arithmetic itself. The rules follow ultralytics' predictor (``LetterBox`` with centred padding of grey
+the same boxes. Both feed the network the tensor built by :func:`letterbox_batch` and decode its raw output with
+:func:`postprocess`, so the only difference left between them is the network arithmetic itself.
+
+Two raw output layouts (:data:`HeadLayout`) are understood. ``"decoded"`` is ultralytics' export: ``(batch, 4 +
+classes, anchors)``, box centre/size in input pixels then class scores. ``"dfl"`` stops before the head's box
+decoding: ``(batch, 4 × REG_MAX + classes, anchors)``, the distribution-focal-loss logits of each box side then the
+class scores. Our ONNX exports use ``"dfl"`` because decoding every anchor in the graph (a softmax over a transposed
+axis, a 1×1 convolution, the anchor arithmetic) cost ~15 % of the int8 network's time, while :func:`postprocess`
+decodes only the anchors whose score passes the threshold (a few hundred of 2100 at conf 0.01).
+
+The rules follow ultralytics' predictor (``LetterBox`` with centred padding of grey
 114, bilinear resize; best-class class-aware NMS at IoU 0.7, at most 300 boxes) so that weights trained there
 behave here as they did in validation.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 import cv2
 import numpy as np
@@ -23,10 +32,16 @@ from detector.detections import FloatArray, ImageArray, IntArray
 __all__ = [
     "DEFAULT_IOU",
     "DEFAULT_MAX_DET",
+    "LEVEL_STRIDES",
     "PAD_VALUE",
+    "REG_MAX",
     "STRIDE",
+    "HeadLayout",
     "Letterbox",
+    "anchor_grid",
     "box_iou",
+    "decode_dfl",
+    "decoded_output",
     "letterbox",
     "letterbox_batch",
     "network_canvas",
@@ -43,6 +58,13 @@ DEFAULT_MAX_DET: Final[int] = 300
 _CLASS_OFFSET: Final[float] = 7680.0
 #: Only this many top-scoring candidates enter NMS (ultralytics' ``max_nms``).
 _MAX_NMS: Final[int] = 30000
+#: Distribution bins per box side of YOLOv8/YOLO11 heads (ultralytics' ``reg_max``).
+REG_MAX: Final[int] = 16
+#: Downsampling of the three detection levels (P3, P4, P5), in the order their anchors are concatenated.
+LEVEL_STRIDES: Final[tuple[int, ...]] = (8, 16, 32)
+_BINS: Final = np.arange(REG_MAX, dtype=np.float32)
+
+HeadLayout = Literal["decoded", "dfl"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,51 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float, max_keep: i
     return np.asarray(keep, dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=64)
+def anchor_grid(height: int, width: int) -> tuple[FloatArray, FloatArray]:
+    """Anchor centres ``(anchors, 2)`` (x, y in grid cells of their level) and strides ``(anchors,)`` of a
+    ``height``×``width`` network input: ultralytics' ``make_anchors`` (cell centres, levels P3→P5, rows then
+    columns). Cached per input size; the arrays are read-only."""
+    points, strides = [], []
+    for stride in LEVEL_STRIDES:
+        rows, cols = -(-height // stride), -(-width // stride)  # stride-2 convolutions with padding round up
+        ys, xs = np.meshgrid(
+            np.arange(rows, dtype=np.float32) + 0.5, np.arange(cols, dtype=np.float32) + 0.5, indexing="ij"
+        )
+        points.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        strides.append(np.full(rows * cols, stride, np.float32))
+    grid, scale = np.concatenate(points), np.concatenate(strides)
+    grid.setflags(write=False)
+    scale.setflags(write=False)
+    return grid, scale
+
+
+def decode_dfl(distribution: FloatArray, points: FloatArray, strides: FloatArray) -> FloatArray:
+    """xyxy boxes in input pixels ``(k, 4)`` from DFL logits ``(4 × REG_MAX, k)`` of ``k`` anchors with centres
+    ``points`` ``(k, 2)`` and ``strides`` ``(k,)``: each side's distance is the expectation of the softmax over its
+    bins (ultralytics' ``DFL`` then ``dist2bbox``)."""
+    logits = distribution.reshape(4, REG_MAX, -1).astype(np.float32, copy=False)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    distance = (weights * _BINS[:, None]).sum(axis=1) / weights.sum(axis=1)  # (left, top, right, bottom) × k
+    x1y1 = points - distance[:2].T
+    x2y2 = points + distance[2:].T
+    return (np.concatenate([x1y1, x2y2], axis=1) * strides[:, None]).astype(np.float32)
+
+
+def decoded_output(raw: FloatArray, canvas: tuple[int, int]) -> FloatArray:
+    """A ``"dfl"`` raw output of a ``canvas`` (height, width) input converted to the ``"decoded"`` layout
+    ``(batch, 4 + classes, anchors)`` (centre x, centre y, width, height), for every anchor: how the two layouts are
+    compared; :func:`postprocess` decodes only the candidates."""
+    points, strides = anchor_grid(*canvas)
+    out = np.empty((raw.shape[0], raw.shape[1] - 4 * (REG_MAX - 1), raw.shape[2]), np.float32)
+    for i, prediction in enumerate(raw):
+        xyxy = decode_dfl(prediction[: 4 * REG_MAX], points, strides)
+        out[i, :2] = ((xyxy[:, :2] + xyxy[:, 2:]) / 2).T
+        out[i, 2:4] = (xyxy[:, 2:] - xyxy[:, :2]).T
+        out[i, 4:] = prediction[4 * REG_MAX :]
+    return out
+
+
 def postprocess(
     raw: FloatArray,
     boxes: Sequence[Letterbox],
@@ -173,24 +240,39 @@ def postprocess(
     conf: float,
     iou: float = DEFAULT_IOU,
     max_det: int = DEFAULT_MAX_DET,
+    head: HeadLayout = "decoded",
+    canvas: tuple[int, int] | None = None,
 ) -> list[tuple[FloatArray, FloatArray, IntArray]]:
-    """Decode raw network output ``(batch, 4 + classes, anchors)`` into per-image (xyxy, confidence, class id).
+    """Decode raw network output into per-image (xyxy, confidence, class id).
 
-    Each anchor gets its best class; anchors with confidence ≥ ``conf`` go through class-aware NMS; boxes are
-    mapped back to image pixels. Results are sorted by decreasing confidence.
+    ``head`` is the output layout (see the module docstring); ``"dfl"`` needs the network input's ``canvas``
+    (height, width) for the anchor grid. Each anchor gets its best class; anchors with confidence ≥ ``conf`` go
+    through class-aware NMS; boxes are mapped back to image pixels. Results are sorted by decreasing confidence.
     """
-    if raw.ndim != 3 or raw.shape[1] < 5:
-        raise ValueError(f"unexpected raw output shape {raw.shape}; expected (batch, 4 + classes, anchors)")
+    box_channels = 4 if head == "decoded" else 4 * REG_MAX
+    if raw.ndim != 3 or raw.shape[1] <= box_channels:
+        raise ValueError(
+            f"unexpected raw output shape {raw.shape}; expected (batch, {box_channels} + classes, anchors)"
+        )
+    if head == "dfl":
+        if canvas is None:
+            raise ValueError("a 'dfl' output needs the input canvas (height, width) to place its anchors")
+        points, strides = anchor_grid(*canvas)
+        if points.shape[0] != raw.shape[2]:
+            raise ValueError(f"{raw.shape[2]} anchors in the output, but a {canvas} input has {points.shape[0]}")
     results: list[tuple[FloatArray, FloatArray, IntArray]] = []
     for prediction, box in zip(raw, boxes, strict=True):
-        scores = prediction[4:]
+        scores = prediction[box_channels:]
         class_id = scores.argmax(axis=0)
         confidence = scores[class_id, np.arange(scores.shape[1])]
         candidates = np.flatnonzero(confidence >= conf)
         if candidates.size > _MAX_NMS:
             candidates = candidates[np.argsort(-confidence[candidates], kind="stable")[:_MAX_NMS]]
-        cx, cy, w, h = prediction[:4, candidates]
-        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+        if head == "dfl":
+            xyxy = decode_dfl(prediction[:box_channels, candidates], points[candidates], strides[candidates])
+        else:
+            cx, cy, w, h = prediction[:4, candidates]
+            xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
         cand_conf = confidence[candidates].astype(np.float32)
         cand_cls = class_id[candidates].astype(np.int64)
         shifted = xyxy + (cand_cls[:, None] * _CLASS_OFFSET).astype(np.float32)

@@ -58,6 +58,16 @@ def real_images() -> list[np.ndarray]:
     return [load_image(p).pixels for p in paths]
 
 
+def as_decoded(detector: YoloDetector, batch: np.ndarray) -> np.ndarray:
+    """The raw output for ``batch`` in ultralytics' decoded layout, whichever layout the network gives."""
+    from detector.backends import head_layout
+    from detector.yolo import decoded_output
+
+    raw = detector.raw(batch)
+    dfl = head_layout(raw.shape[1], len(detector.info.classes)) == "dfl"
+    return decoded_output(raw, (batch.shape[2], batch.shape[3])) if dfl else raw
+
+
 def assert_same_detections(a: Detections, b: Detections, *, conf_tol: float = 1e-3, box_tol: float = 1.0) -> None:
     """Every box of ``a`` clearly above the shared threshold has a twin in ``b`` and vice versa."""
     for left, right in ((a, b), (b, a)):
@@ -89,7 +99,7 @@ def test_raw_outputs_agree_on_the_same_letterboxed_tensor(
 
     assert onnx_detector.trim == torch_detector.trim  # the manifest decides the letterbox for both
     batch, _ = letterbox_batch(synthetic_images(), 320, trim=onnx_detector.trim)
-    ours, theirs = onnx_detector.raw(batch), torch_detector.raw(batch)
+    ours, theirs = as_decoded(onnx_detector, batch), as_decoded(torch_detector, batch)
     anchors = sum((batch.shape[2] // s) * (batch.shape[3] // s) for s in (8, 16, 32))
     assert ours.shape == theirs.shape == (3, 6, anchors)
     np.testing.assert_allclose(ours[:, :4], theirs[:, :4], atol=0.05)  # box centre/size in network pixels
@@ -111,6 +121,16 @@ def test_detections_agree_on_real_images(onnx_detector: YoloDetector, torch_dete
         assert_same_detections(a, b)
         found += len(a)
     assert found > 0  # the comparison compared something
+
+
+def test_head_layout_from_the_output_channels() -> None:
+    from detector.backends import head_layout
+
+    assert head_layout(6, 2) == "decoded"
+    assert head_layout(66, 2) == "dfl"
+    assert head_layout(67, 3) == "dfl"
+    with pytest.raises(ModelError, match=r"outputs 10 channels; a 2-class model has 6 .* or 66"):
+        head_layout(10, 2)
 
 
 def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.backends import load_detector
+from detector.backends import YoloDetector, load_detector
 from detector.evaluate import ClassReport, EvalReport, PresenceReport
 from detector.export import _merge, _quantization_verdict, _store_fp16, export_model
 from detector.manifest import load_manifest, resolve_model, sha256_file
@@ -140,16 +140,20 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     # The exported ONNX gives the same raw output as the committed model's torch weights it came from.
     exported = load_detector("onnx", models_dir=models, threads=1)
     reference = load_detector("torch", models_dir=committed_model(), threads=1, device="cpu")
-    from detector.yolo import letterbox_batch
+    from detector.yolo import decoded_output, letterbox_batch
 
+    # Exported without box decoding (the "dfl" layout, decoded for the candidates only by postprocess).
+    assert isinstance(exported, YoloDetector)
+    assert isinstance(reference, YoloDetector)
     batch, _ = letterbox_batch([flame_image()], 320)
-    np.testing.assert_allclose(exported.raw(batch), reference.raw(batch), atol=0.05)  # type: ignore[attr-defined]
+    assert (exported.raw(batch).shape[1], reference.raw(batch).shape[1]) == (4 * 16 + 2, 4 + 2)
+    np.testing.assert_allclose(decoded_output(exported.raw(batch), (320, 320)), reference.raw(batch), atol=0.05)
     # Exported with free height/width: a wide image goes in without the grey bands, in both backends.
     assert entry.trimmed_input
     assert manifest.cpu_default is None  # no int8 variant here
     trimmed, _ = letterbox_batch([flame_image(300, 90)], 320, trim=True)
     assert trimmed.shape == (1, 3, 96, 320)
-    np.testing.assert_allclose(exported.raw(trimmed), reference.raw(trimmed), atol=0.05)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(decoded_output(exported.raw(trimmed), (96, 320)), reference.raw(trimmed), atol=0.05)
 
 
 def test_a_kept_int8_variant_becomes_the_cpu_default(tmp_path: Path) -> None:

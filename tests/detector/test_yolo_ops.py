@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.yolo import Letterbox, box_iou, letterbox, letterbox_batch, network_canvas, nms, postprocess
+from detector.yolo import (
+    REG_MAX,
+    Letterbox,
+    anchor_grid,
+    box_iou,
+    decode_dfl,
+    decoded_output,
+    letterbox,
+    letterbox_batch,
+    network_canvas,
+    nms,
+    postprocess,
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +127,73 @@ def test_postprocess_decodes_picks_best_class_and_suppresses_within_class_only()
     assert cls.tolist() == [0, 1]  # the second fire box is suppressed, smoke survives (class-aware)
     np.testing.assert_allclose(conf, [0.9, 0.7])
     np.testing.assert_allclose(xyxy[0], [160, 120, 240, 200])  # (80..120 - pad) / gain
+
+
+@pytest.mark.parametrize(("height", "width"), [(320, 320), (224, 320), (96, 320), (100, 70)])
+def test_anchor_grid_matches_ultralytics_make_anchors(height: int, width: int) -> None:
+    import torch
+
+    from detector.train import configure_offline
+
+    configure_offline()
+    from ultralytics.utils.tal import make_anchors
+
+    feats = [torch.zeros(1, 1, -(-height // s), -(-width // s)) for s in (8, 16, 32)]
+    their_points, their_strides = make_anchors(feats, torch.tensor([8.0, 16.0, 32.0]), 0.5)
+    points, strides = anchor_grid(height, width)
+    np.testing.assert_array_equal(points, their_points.numpy())
+    np.testing.assert_array_equal(strides, their_strides.numpy()[:, 0])
+    assert not points.flags.writeable  # cached: shared between calls
+
+
+def test_dfl_decoding_matches_ultralytics_head() -> None:
+    import torch
+
+    from detector.train import configure_offline
+
+    configure_offline()
+    from ultralytics.nn.modules.block import DFL
+    from ultralytics.utils.tal import dist2bbox, make_anchors
+
+    height, width = 96, 160
+    feats = [torch.zeros(1, 1, height // s, width // s) for s in (8, 16, 32)]
+    anchors, strides = (a.transpose(0, 1) for a in make_anchors(feats, torch.tensor([8.0, 16.0, 32.0]), 0.5))
+    logits = torch.from_numpy(np.random.default_rng(3).normal(0, 3, (2, 4 * REG_MAX, anchors.shape[1])).astype("f4"))
+    theirs = (dist2bbox(DFL(REG_MAX)(logits), anchors.unsqueeze(0), xywh=True, dim=1) * strides).numpy()
+    raw = np.concatenate([logits.numpy(), np.full((2, 2, anchors.shape[1]), 0.5, np.float32)], axis=1)
+    ours = decoded_output(raw, (height, width))
+    np.testing.assert_allclose(ours[:, :4], theirs, atol=1e-3)
+    np.testing.assert_array_equal(ours[:, 4:], raw[:, 4 * REG_MAX :])
+    points, grid_strides = anchor_grid(height, width)
+    some = np.array([0, 5, anchors.shape[1] - 1])
+    xyxy = decode_dfl(raw[0][: 4 * REG_MAX, some], points[some], grid_strides[some])
+    np.testing.assert_allclose((xyxy[:, :2] + xyxy[:, 2:]) / 2, theirs[0, :2, some], atol=1e-3)
+
+
+def test_postprocess_of_dfl_output_equals_postprocess_of_its_decoding() -> None:
+    rng = np.random.default_rng(11)
+    canvas = (224, 320)
+    anchors = anchor_grid(*canvas)[0].shape[0]
+    raw = np.concatenate(
+        [rng.normal(0, 2, (2, 4 * REG_MAX, anchors)), rng.uniform(0, 0.05, (2, 2, anchors))], axis=1
+    ).astype(np.float32)
+    raw[:, 4 * REG_MAX :, ::97] = rng.uniform(0.2, 0.95, (2, 2, raw[:, :, ::97].shape[2]))  # some real candidates
+    boxes = [Letterbox(0.25, 0, 12, (1280, 800)), Letterbox(0.5, 16, 0, (576, 448))]
+    ours = postprocess(raw, boxes, conf=0.03, head="dfl", canvas=canvas)
+    reference = postprocess(decoded_output(raw, canvas), boxes, conf=0.03)
+    for (xyxy, conf, cls), (ref_xyxy, ref_conf, ref_cls) in zip(ours, reference, strict=True):
+        assert len(conf) > 5
+        np.testing.assert_array_equal(cls, ref_cls)
+        np.testing.assert_allclose(conf, ref_conf)
+        np.testing.assert_allclose(xyxy, ref_xyxy, atol=0.01)
+
+
+def test_postprocess_of_dfl_output_checks_the_canvas() -> None:
+    raw = np.zeros((1, 4 * REG_MAX + 2, anchor_grid(320, 320)[0].shape[0]), np.float32)
+    box = Letterbox(1.0, 0, 0, (320, 320))
+    with pytest.raises(ValueError, match="needs the input canvas"):
+        postprocess(raw, [box], conf=0.01, head="dfl")
+    with pytest.raises(ValueError, match="anchors in the output"):
+        postprocess(raw, [box], conf=0.01, head="dfl", canvas=(224, 320))
+    with pytest.raises(ValueError, match=r"expected \(batch, 64 \+ classes, anchors\)"):
+        postprocess(raw[:, :10], [box], conf=0.01, head="dfl", canvas=(320, 320))
