@@ -147,12 +147,16 @@ def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any
     """Write a model-only fp16 checkpoint (no optimizer, no EMA copy) and return the source's metadata.
 
     ``init_epochs``: epochs behind the weights the run started from; stored as ``epochs_total`` with this run's.
+    Without it, a source that is itself one of our stripped exports keeps its own ``epochs_total``.
     """
     import torch
 
     model, ckpt = _load_checkpoint(source)
     yaml = getattr(model, "yaml", None) or {}
     epoch = checkpoint_epoch(ckpt)
+    if not init_epochs and ckpt.get("epochs_total"):
+        # One of our own stripped exports (e.g. models/*.pt re-exported): it already counts its earlier runs.
+        init_epochs = int(ckpt["epochs_total"]) - (epoch + 1)
     meta: dict[str, Any] = {
         "architecture": Path(str(yaml.get("yaml_file") or "yolo")).stem,
         "epoch": epoch,
@@ -160,6 +164,7 @@ def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any
         "version": ckpt.get("version"),
         "train_args": dict(ckpt.get("train_args") or {}),
         "train_metrics": dict(ckpt.get("train_metrics") or {}),
+        "init_epochs": init_epochs,
     }
     half = copy.deepcopy(model).half()
     for parameter in half.parameters():
@@ -436,7 +441,7 @@ def export_model(
         init_epochs = int(lineage["init_epochs"]) if lineage else 0
         meta = _strip(snapshot, tmp / "stripped.pt", init_epochs=init_epochs)
         run_epochs = meta["epoch"] + 1
-        epochs = init_epochs + run_epochs
+        epochs = int(meta["init_epochs"]) + run_epochs
         imgsz = int(meta["train_args"].get("imgsz", 320))
         version = version or f"{today.replace('-', '')}-e{epochs}"
         architecture = str(meta["architecture"])

@@ -156,6 +156,24 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     np.testing.assert_allclose(decoded_output(exported.raw(trimmed), (96, 320)), reference.raw(trimmed), atol=0.05)
 
 
+@pytest.mark.slow
+def test_re_exporting_committed_weights_keeps_their_epoch_count(tmp_path: Path) -> None:
+    committed = committed_model() / resolve_model(load_manifest(committed_model())).torch_file  # type: ignore[operator]
+    result = export_model(
+        committed,  # no lineage.json beside it: the count comes from the file itself
+        name="again",
+        version="t2",
+        models_dir=tmp_path / "models",
+        dataset=tiny_dataset(tmp_path / "data"),
+        quantize=False,
+        tower_clip=None,
+        threads=1,
+        compare_rules=False,
+    )
+    assert result.entry.epochs_trained == checkpoint_epochs_total(committed)
+    assert checkpoint_epochs_total(tmp_path / "models" / "again.pt") == checkpoint_epochs_total(committed)
+
+
 def test_a_kept_int8_variant_becomes_the_cpu_default(tmp_path: Path) -> None:
     entry = resolve_model(load_manifest(committed_model()))
     variant = entry.model_copy(update={"name": f"{entry.name}-int8", "torch_file": None, "torch_sha256": None})
