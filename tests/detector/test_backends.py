@@ -235,7 +235,7 @@ def test_no_model_configured_falls_back_to_rules_only_in_auto(tmp_path: Path) ->
 def test_threads_are_configurable(models_dir: Path) -> None:
     entry = resolve_model(load_manifest(models_dir))
     network = onnx_network(verified_file(models_dir, entry), threads=2)
-    assert network(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 6, 2100)
+    assert network(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 4 * 16 + 2, 2100)  # DFL logits + class scores
     cpu_torch = torch_network(verified_file(models_dir, entry, "torch"), device="cpu", threads=1)
     assert cpu_torch(np.zeros((2, 3, 320, 320), np.float32)).shape == (2, 6, 2100)
 
