@@ -299,8 +299,8 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
     # Everything but the head's tail is quantised (convolutions and also the SiLU, add, concat, pooling and
     # resize between them, so activations stay int8 from one convolution to the next instead of bouncing through
     # float: 1.6x faster than quantising the convolutions alone, same mAP). In the head only the first two
-    # convolutions of each box/class branch are quantised; the last ones, DFL decoding, the sigmoid and the
-    # concatenation of box coordinates (0–imgsz) with class scores (0–1) stay float.
+    # convolutions of each box/class branch are quantised; the last ones, the sigmoid and the concatenation of
+    # DFL logits (unbounded) with class scores (0–1) stay float: one int8 scale could not serve both.
     head_nodes = [
         node.name
         for node in onnx.load(str(prepared)).graph.node
