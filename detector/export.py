@@ -54,6 +54,7 @@ from detector.train import (
     DEFAULT_RUN_NAME,
     checkpoint_epoch,
     configure_offline,
+    epochs_total,
     offline_guard,
     read_lineage,
 )
@@ -154,9 +155,9 @@ def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any
     model, ckpt = _load_checkpoint(source)
     yaml = getattr(model, "yaml", None) or {}
     epoch = checkpoint_epoch(ckpt)
-    if not init_epochs and ckpt.get("epochs_total"):
-        # One of our own stripped exports (e.g. models/*.pt re-exported): it already counts its earlier runs.
-        init_epochs = int(ckpt["epochs_total"]) - (epoch + 1)
+    if not init_epochs:
+        # One of our own stripped exports (e.g. models/*.pt re-exported) already counts its earlier runs.
+        init_epochs = epochs_total(ckpt) - (epoch + 1)
     meta: dict[str, Any] = {
         "architecture": Path(str(yaml.get("yaml_file") or "yolo")).stem,
         "epoch": epoch,

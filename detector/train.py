@@ -237,11 +237,6 @@ def _checkpoint_state(path: Path) -> tuple[int, int, bool]:
     return epoch, planned, ckpt.get("optimizer") is not None
 
 
-def _fine_tune_warmup(lr0: float) -> dict[str, float]:
-    """Warm-up settings when training continues from trained weights (see ``lr0`` in :func:`train`)."""
-    return {"warmup_epochs": 1.0, "warmup_bias_lr": lr0}
-
-
 def train(
     data: Path = DEFAULT_DATA,
     *,
@@ -415,7 +410,8 @@ def _train_offline(
             "lr0": lr0,
             "momentum": 0.937,
             "weight_decay": 0.0005,
-            **(_fine_tune_warmup(lr0) if init_weights is not None else {"warmup_epochs": 3.0}),
+            # From trained weights: a short warm-up, biases at lr0 (ultralytics' 0.1 is for a random head).
+            **({"warmup_epochs": 1.0, "warmup_bias_lr": lr0} if init_weights else {"warmup_epochs": 3.0}),
             "seed": seed,
             "deterministic": True,
             "val": True,

@@ -224,7 +224,8 @@ def decoded_output(raw: FloatArray, canvas: tuple[int, int]) -> FloatArray:
     ``(batch, 4 + classes, anchors)`` (centre x, centre y, width, height), for every anchor: how the two layouts are
     compared; :func:`postprocess` decodes only the candidates."""
     points, strides = anchor_grid(*canvas)
-    out = np.empty((raw.shape[0], raw.shape[1] - 4 * (REG_MAX - 1), raw.shape[2]), np.float32)
+    classes = raw.shape[1] - 4 * REG_MAX
+    out = np.empty((raw.shape[0], 4 + classes, raw.shape[2]), np.float32)
     for i, prediction in enumerate(raw):
         xyxy = decode_dfl(prediction[: 4 * REG_MAX], points, strides)
         out[i, :2] = ((xyxy[:, :2] + xyxy[:, 2:]) / 2).T
