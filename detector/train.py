@@ -502,11 +502,12 @@ def _check_initialised_from(yolo: Any, init_weights: Path, reference: dict[str, 
     expected = {name: tensor.float() for name, tensor in reference["model"].float().state_dict().items()}
 
     def compare(trainer: Any) -> None:
-        actual = trainer.model.state_dict()
+        # On a GPU the trainer has already moved the model to CUDA (first seen on a lent H200): compare on the CPU.
+        actual = {name: tensor.detach().float().cpu() for name, tensor in trainer.model.state_dict().items()}
         same = sum(
             1
             for name, tensor in expected.items()
-            if name in actual and actual[name].shape == tensor.shape and torch.equal(actual[name].float(), tensor)
+            if name in actual and actual[name].shape == tensor.shape and torch.equal(actual[name], tensor)
         )
         if same < len(expected):
             raise TrainingSetupError(
