@@ -393,7 +393,10 @@ def _num(value: float | None, digits: int = 3) -> str:
 def watch_command(
     source: Annotated[Path, typer.Argument(help="Video file, or folder of frames sorted by file name.")],
     as_json: JsonFlag = False,
-    frame_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Per-frame confidence (low).")] = 0.15,
+    frame_threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Per-frame confidence (default: half the model's operating threshold)."),
+    ] = None,
     window: Annotated[int, typer.Option(min=1, help="M: frames looked back over.")] = 8,
     min_hits: Annotated[int, typer.Option(min=1, help="N: supporting frames in the window to confirm.")] = 4,
     end_after: Annotated[int, typer.Option(min=1, help="K: frames without support that end an event.")] = 5,
@@ -410,12 +413,14 @@ def watch_command(
     tiles: TilesOption = "1x1",
 ) -> None:
     """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes."""
-    from detector.sequence import SequenceConfig
+    from dataclasses import replace
+
+    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig, frame_threshold_for
     from detector.watch import load_mask, watch
 
     try:
         config = SequenceConfig(
-            frame_threshold=frame_threshold,
+            frame_threshold=DEFAULT_SEQUENCE_CONFIG.frame_threshold if frame_threshold is None else frame_threshold,
             window=window,
             min_hits=min_hits,
             min_overlap=min_overlap,
@@ -425,6 +430,8 @@ def watch_command(
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     detector = _load(backend, model, models_dir, threads, tiles)
+    if frame_threshold is None:  # the model's own (half its operating threshold)
+        config = replace(config, frame_threshold=frame_threshold_for(detector.info.operating_threshold))
     try:
         result = watch(detector, source, config=config, mask=ignore)
     except (FileNotFoundError, ValueError) as exc:

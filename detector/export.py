@@ -28,7 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,7 +48,7 @@ from detector.manifest import (
     write_manifest,
 )
 from detector.rules import RulesDetector
-from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
+from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig, frame_threshold_for
 from detector.train import (
     DEFAULT_PROJECT,
     DEFAULT_RUN_NAME,
@@ -114,6 +114,7 @@ class TowerCheck:
     false_events_before_ignition: int
     false_events_after_ignition: int  # confirmed after ignition but away from the plume
     tiles: tuple[int, int] | None = None  # also run on these overlapping tiles (detector.tiling)
+    config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG  # the persistence rule and per-frame threshold it ran with
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,22 @@ def _tower_check(
         false_events_before_ignition=len(result.events) - len(after),
         false_events_after_ignition=len(after) - len(on_plume),
         tiles=tiles,
+        config=config,
     )
+
+
+def _tower_checks(
+    detector: YoloDetector, clip: Path | None, mask: Path | None, config: SequenceConfig
+) -> list[TowerCheck]:
+    """The tower clip without a mask, with the position's mask (when it exists), and with the mask plus tiles."""
+    if clip is None or not clip.is_file():
+        return []
+    position_mask = mask if mask is not None and mask.is_file() else None
+    checks = [_tower_check(detector, clip, config, None)]
+    if position_mask is not None:
+        checks.append(_tower_check(detector, clip, config, position_mask))
+    checks.append(_tower_check(detector, clip, config, position_mask, tiles=TOWER_TILES))
+    return checks
 
 
 def _training_sets(dataset: Path) -> tuple[str, tuple[TrainingSet, ...]]:
@@ -413,14 +429,16 @@ def export_model(
     threads: int | None = None,
     tower_clip: Path | None = DEFAULT_TOWER_CLIP,
     tower_mask: Path | None = DEFAULT_TOWER_MASK,
-    sequence_config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG,
+    sequence_config: SequenceConfig | None = None,
     set_default: bool = True,
     compare_rules: bool = True,
 ) -> ExportResult:
     """Export ``weights`` as model ``name`` into ``models_dir`` and refresh the manifest and model card.
 
-    ``tower_clip`` (skipped when absent) is watched with ``sequence_config`` to record the confirmation delay,
-    without and (when the file exists) with the position's ignore mask ``tower_mask``.
+    ``tower_clip`` (skipped when absent) is watched with ``sequence_config`` (default: the default rule at the
+    model's own per-frame threshold, :func:`detector.sequence.frame_threshold_for`) to record the confirmation
+    delay, without and (when the file exists) with the position's ignore mask ``tower_mask``; by the fp32 model and
+    by the int8 variant when it is kept, because the int8 one is what runs on CPU by default.
     """
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no checkpoint to export")
@@ -462,16 +480,12 @@ def export_model(
         threshold = report.threshold
         info = ModelInfo(name, version, CLASS_NAMES, imgsz, threshold, "onnx")
         detector = _detector(onnx_tmp, info, threads)
-        towers: list[TowerCheck] = []
-        if tower_clip is not None and tower_clip.is_file():
-            towers.append(_tower_check(detector, tower_clip, sequence_config, None))
-            mask = tower_mask if tower_mask is not None and tower_mask.is_file() else None
-            if mask is not None:
-                towers.append(_tower_check(detector, tower_clip, sequence_config, mask))
-            towers.append(_tower_check(detector, tower_clip, sequence_config, mask, tiles=TOWER_TILES))
+        config = sequence_config or replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=frame_threshold_for(threshold))
+        towers = _tower_checks(detector, tower_clip, tower_mask, config)
         baseline = evaluate(RulesDetector(), dataset, split=split) if compare_rules else None
 
         quantized_entry: ModelEntry | None = None
+        int8_towers: list[TowerCheck] = []
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
         if quantize:
@@ -483,6 +497,7 @@ def export_model(
                 speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
                 if note.startswith("kept"):
+                    int8_towers = _tower_checks(int8_detector, tower_clip, tower_mask, config)
                     quantized_entry = _entry(
                         int8_info, f"{name}-int8.onnx", int8_tmp, _INT8_PRECISION,
                         architecture, epochs, None, dataset_name, training_sets, int8_report, today,
@@ -495,7 +510,8 @@ def export_model(
         entry = _entry(
             info, f"{name}.onnx", onnx_tmp, "fp32 compute (weights stored as fp16, lossless: the checkpoint is fp16)",
             architecture, epochs, (f"{name}.pt", tmp / "stripped.pt"), dataset_name, training_sets, report, today,
-            f"exported from {weights} (sha256 {source_sha[:12]}…, epoch {run_epochs} of its run"
+            f"exported from {weights} (sha256 {source_sha[:12]}…, epoch {run_epochs} of its run at {imgsz} px on "
+            f"{_training_device(meta['train_args'])}"
             + (
                 f", which continued from {lineage['init_weights']} (sha256 {str(lineage['init_sha256'])[:12]}…, "
                 f"{init_epochs} epochs)"
@@ -516,7 +532,11 @@ def export_model(
     card_path.write_text(
         render_card(
             manifest,
-            tower={entry.name: towers} if towers else {},
+            tower={
+                model: checks
+                for model, checks in ((entry.name, towers), (quantized_entry and quantized_entry.name, int8_towers))
+                if model and checks
+            },
             baseline={entry.name: baseline} if baseline else {},
         ),
         encoding="utf-8",
@@ -656,6 +676,12 @@ def render_card(
     return "\n".join(lines)
 
 
+def _training_device(train_args: dict[str, Any]) -> str:
+    """Where a run trained, from its ultralytics ``train_args`` (``device``: "cpu", "0", "0,1", ...)."""
+    device = str(train_args.get("device", "cpu")).strip().lower()  # an int 0 is CUDA device 0, not "unset"
+    return "CPU" if device in {"cpu", "none", ""} else f"GPU (CUDA device {device})"
+
+
 def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalReport | None) -> list[str]:
     report = entry.validation
     lines = [
@@ -676,7 +702,7 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
         )
         + ".",
         f"* **Training**: {entry.epochs_trained} epochs in all from random initialisation (no pretrained weights "
-        f"exist offline; later runs continue from the previous model, see *Exported*) on CPU, last on dataset "
+        f"exist offline; later runs continue from the previous model, see *Exported*), last on dataset "
         f"`{entry.training_dataset}`. "
         + (
             "This is an **early checkpoint**: its numbers are far from what the architecture reaches after a full "
@@ -704,7 +730,7 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
         f"mAP50 {_fmt(report.map50)}; image-level fire-or-smoke presence precision {_fmt(report.presence.precision)}, "
         f"recall {_fmt(report.presence.recall)}; false-positive image rate on the {report.negatives} negatives "
         f"{_fmt(report.fp_image_rate)}; {_fmt(report.ms_per_image, 1)} ms/image end to end (decode + detect, "
-        "this 2-core CPU, shared with a training run).",
+        "on the exporting machine; `bench/bench_detector.py` gives comparable timings).",
         "",
     ]
     if baseline is not None:
@@ -717,11 +743,12 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
             "",
         ]
     if towers:
-        cfg = DEFAULT_SEQUENCE_CONFIG
+        cfg = towers[0].config
         lines += [
             f"Sequence verification on the FIgLib tower clip `{towers[0].clip}` ({towers[0].frames} frames, one a "
-            f"minute, ignition at frame {towers[0].ignition_frame}; default thresholds: {cfg.min_hits} of "
-            f"{cfg.window} frames at confidence ≥ {cfg.frame_threshold}; the target is smoke confirmed within 10 min):",
+            f"minute, ignition at frame {towers[0].ignition_frame}; {cfg.min_hits} of {cfg.window} frames at "
+            f"confidence ≥ {cfg.frame_threshold:g} (half the operating threshold unless set); "
+            "the target is smoke confirmed within 10 min):",
             "",
         ]
         for check in towers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,14 @@ import numpy as np
 from detector.detections import Detections, Detector, ImageArray, MotionDetector
 from detector.evaluate import IMAGE_SUFFIXES, rescale
 from detector.images import ImageLoadError, LoadedImage, load_image
-from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
+from detector.sequence import (
+    DEFAULT_SEQUENCE_CONFIG,
+    Event,
+    IgnoreMask,
+    SequenceConfig,
+    SequenceVerifier,
+    frame_threshold_for,
+)
 
 __all__ = ["WatchResult", "iter_frames", "load_mask", "watch"]
 
@@ -89,10 +96,16 @@ def watch(
     detector: Detector,
     source: Path,
     *,
-    config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG,
+    config: SequenceConfig | None = None,
     mask: IgnoreMask | None = None,
 ) -> WatchResult:
-    """Run ``detector`` frame after frame over ``source`` (one camera position) and verify persistence."""
+    """Run ``detector`` frame after frame over ``source`` (one camera position) and verify persistence.
+
+    Without ``config`` the default rule runs at the model's own per-frame threshold (:func:`frame_threshold_for`).
+    """
+    if config is None:
+        threshold = frame_threshold_for(detector.info.operating_threshold)
+        config = replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=threshold)
     verifier = SequenceVerifier(config, mask)
     errors: list[str] = []
     previous: ImageArray | None = None

@@ -3,9 +3,9 @@
 Why this order and these boundaries:
 
 * **Detection runs on every frame at a low threshold, decisions are made by persistence.** The per-frame threshold
-  is ``min(0.15, the model's operating threshold)``: Pyronear's lesson (run the detector low, let the temporal
-  rule filter), but never above what the model itself calls a finding — a model calibrated low (the committed
-  ones operate at 0.03–0.08) would otherwise never feed the verifier.
+  is half the model's operating threshold (:func:`detector.sequence.frame_threshold_for`): Pyronear's lesson (run
+  the detector low, let the temporal rule filter), scaled to each model's own confidence, so a model calibrated
+  low still feeds the verifier and one calibrated high does not confirm a scene feature it scores faintly.
 * **One verifier per (camera, preset), fed in time order.** The verifier counts frames, so the frame index is
   ``round(captured_at / cadence_s)`` (bumped by one when two frames round to the same step): a missed grab is a
   missing frame, not a shorter window. A frame older than the last one verified for its preset arrives *late*
@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, cast
 import numpy as np
 
 from detector.detections import Detections, Detector, ImageArray, MotionDetector
-from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
+from detector.sequence import (
+    DEFAULT_SEQUENCE_CONFIG,
+    Event,
+    IgnoreMask,
+    SequenceConfig,
+    SequenceVerifier,
+    frame_threshold_for,
+)
 from video.camera import BearingWedge, box_to_wedge, lens_intrinsics
 from video.errors import InputError, MetadataError, NoGroundIntersectionError, VideoError
 from video.ground import GroundFix, Terrain, locate_box
@@ -135,8 +142,8 @@ class PipelineConfig:
     """Knobs of :class:`FramePipeline`.
 
     Attributes:
-        sequence: the persistence rule (window, hits, overlap, end); its ``frame_threshold`` is the upper bound of
-            the per-frame threshold.
+        sequence: the persistence rule (window, hits, overlap, end); its ``frame_threshold`` is replaced by the
+            model's own (see the module docstring) unless ``frame_threshold`` is given.
         frame_threshold: overrides the per-frame threshold (default: see the module docstring).
         n_sigma: pose uncertainty multiple of wedges and ground regions.
         evidence_quality: JPEG quality when the frame has to be encoded.
@@ -157,7 +164,7 @@ class PipelineConfig:
         """The per-frame threshold for ``detector``."""
         if self.frame_threshold is not None:
             return self.frame_threshold
-        return min(self.sequence.frame_threshold, detector.info.operating_threshold)
+        return frame_threshold_for(detector.info.operating_threshold)
 
 
 @dataclass

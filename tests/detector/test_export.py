@@ -12,7 +12,7 @@ from PIL import Image
 
 from detector.backends import YoloDetector, load_detector
 from detector.evaluate import ClassReport, EvalReport, PresenceReport
-from detector.export import _merge, _quantization_verdict, _store_fp16, export_model
+from detector.export import _merge, _quantization_verdict, _store_fp16, _training_device, export_model
 from detector.manifest import load_manifest, resolve_model, sha256_file
 from detector.train import checkpoint_epochs_total
 from tests.detector.conftest import committed_model, flame_image
@@ -185,3 +185,21 @@ def test_a_kept_int8_variant_becomes_the_cpu_default(tmp_path: Path) -> None:
 def test_export_refuses_missing_inputs(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         export_model(tmp_path / "none.pt", models_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("cpu", "CPU"),
+        ("CPU", "CPU"),
+        (None, "CPU"),
+        ("", "CPU"),
+        ("0", "GPU (CUDA device 0)"),
+        (0, "GPU (CUDA device 0)"),
+        ("0,1", "GPU (CUDA device 0,1)"),
+    ],
+)
+def test_training_device_is_read_from_the_run_args(device: object, expected: str) -> None:
+    """The model card says where the last run trained (the 640 px run was on a lent GPU, earlier ones on CPU)."""
+    assert _training_device({"device": device}) == expected
+    assert _training_device({}) == "CPU"

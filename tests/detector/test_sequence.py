@@ -11,6 +11,7 @@ from detector.sequence import (
     PositionVerifiers,
     SequenceConfig,
     SequenceVerifier,
+    frame_threshold_for,
     overlap,
     point_in_polygon,
 )
@@ -134,3 +135,11 @@ def test_geometry_helpers() -> None:
     assert not point_in_polygon((5, 8), concave)
     assert overlap((0, 0, 10, 10), (5, 5, 100, 100)) == pytest.approx(0.25)
     assert overlap((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0
+
+
+def test_frame_threshold_is_half_the_models_operating_threshold() -> None:
+    assert frame_threshold_for(0.30) == 0.15  # the 320 px model: the former fixed default
+    assert frame_threshold_for(0.45) == 0.225
+    assert frame_threshold_for(0.0) == 0.0
+    with pytest.raises(ValueError, match="operating threshold"):
+        frame_threshold_for(1.5)

@@ -136,7 +136,7 @@ def test_the_default_detector_runs_the_committed_model_through_the_pipeline() ->
     ]
     assert {r.status for r in results} == {"ok"}
     assert {r.model for r in results} == {detector.info.name}
-    assert pipeline.sequence_config().frame_threshold == min(0.15, detector.info.operating_threshold)
+    assert pipeline.sequence_config().frame_threshold == detector.info.operating_threshold / 2
 
 
 def test_frames_of_unknown_cameras_are_dropped_never_attributed() -> None:
