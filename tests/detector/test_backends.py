@@ -186,11 +186,16 @@ def test_corrupted_weights_are_a_clear_error(models_dir: Path, tmp_path: Path) -
     copy = copy_models(models_dir, tmp_path)
     entry = resolve_model(load_manifest(copy))
     onnx_file = copy / entry.file
-    data = bytearray(onnx_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    onnx_file.write_bytes(bytes(data))
+    # Both weight files: ``auto`` runs the torch one on a GPU machine (seen on a lent H200), the ONNX one elsewhere.
+    assert entry.torch_file
+    for weights in (onnx_file, copy / entry.torch_file):
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match=r"sha256 .* does not match"):
         load_detector("onnx", models_dir=copy)
+    with pytest.raises(ModelError, match=r"sha256 .* does not match"):
+        load_detector("torch", models_dir=copy, device="cpu")
     with pytest.raises(ModelError, match="sha256"):
         load_detector("auto", models_dir=copy)  # a configured model never silently falls back to the rules
     onnx_file.unlink()
