@@ -385,8 +385,9 @@ def _tower_check(
 def _tower_checks(
     detector: YoloDetector, clip: Path | None, mask: Path | None, config: SequenceConfig
 ) -> list[TowerCheck]:
-    """The tower clip without a mask, with the position's mask (when it exists), and with the mask plus tiles."""
-    if clip is None or not clip.is_file():
+    """The tower clip (a video or a folder of frames) without a mask, with the position's mask (when it exists), and
+    with the mask plus tiles; none when the clip is absent."""
+    if clip is None or not clip.exists():
         return []
     position_mask = mask if mask is not None and mask.is_file() else None
     checks = [_tower_check(detector, clip, config, None)]
@@ -529,14 +530,13 @@ def export_model(
     manifest = _merge(models_dir, entry, quantized_entry, set_default=set_default)
     manifest_path = write_manifest(manifest, models_dir)
     card_path = models_dir / "README.md"
+    card_towers = {entry.name: towers} if towers else {}
+    if quantized_entry is not None and int8_towers:
+        card_towers[quantized_entry.name] = int8_towers
     card_path.write_text(
         render_card(
             manifest,
-            tower={
-                model: checks
-                for model, checks in ((entry.name, towers), (quantized_entry and quantized_entry.name, int8_towers))
-                if model and checks
-            },
+            tower=card_towers,
             baseline={entry.name: baseline} if baseline else {},
         ),
         encoding="utf-8",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,15 @@ from PIL import Image
 
 from detector.backends import YoloDetector, load_detector
 from detector.evaluate import ClassReport, EvalReport, PresenceReport
-from detector.export import _merge, _quantization_verdict, _store_fp16, _training_device, export_model
+from detector.export import (
+    _merge,
+    _quantization_verdict,
+    _store_fp16,
+    _tower_checks,
+    _training_device,
+    export_model,
+    render_card,
+)
 from detector.manifest import load_manifest, resolve_model, sha256_file
 from detector.train import checkpoint_epochs_total
 from tests.detector.conftest import committed_model, flame_image
@@ -203,3 +212,32 @@ def test_training_device_is_read_from_the_run_args(device: object, expected: str
     """The model card says where the last run trained (the 640 px run was on a lent GPU, earlier ones on CPU)."""
     assert _training_device({"device": device}) == expected
     assert _training_device({}) == "CPU"
+
+
+def test_tower_checks_run_with_the_given_rule_and_the_card_states_it(tmp_path: Path) -> None:
+    """Each check records the rule it ran with (the model's own per-frame threshold), and the card prints that."""
+    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, frame_threshold_for
+
+    models = committed_model()
+    manifest = load_manifest(models)
+    entry = resolve_model(manifest)
+    detector = load_detector("onnx", model=entry.name, models_dir=models, threads=1)
+    assert isinstance(detector, YoloDetector)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(3):
+        Image.fromarray(flame_image(192, 128)).save(clip / f"{i:02d}.jpg")
+    mask = tmp_path / "mask.json"
+    mask.write_text("[[[0, 0], [10, 0], [10, 10]]]")
+    config = replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=frame_threshold_for(0.45))
+
+    assert _tower_checks(detector, None, mask, config) == []
+    assert _tower_checks(detector, tmp_path / "absent.mp4", mask, config) == []
+    unmasked = _tower_checks(detector, clip, tmp_path / "no-mask.json", config)
+    assert [(c.masked, c.tiles) for c in unmasked] == [(False, None), (False, (3, 2))]
+    checks = _tower_checks(detector, clip, mask, config)
+    assert [(c.masked, c.tiles) for c in checks] == [(False, None), (True, None), (True, (3, 2))]
+    assert all(c.frames == 3 and c.config == config for c in checks)
+
+    card = render_card(manifest, tower={entry.name: checks})
+    assert "4 of 8 frames at confidence ≥ 0.225" in card
