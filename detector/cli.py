@@ -43,6 +43,7 @@ from detector.train import (
 
 if TYPE_CHECKING:
     from detector.detections import Detector
+    from detector.evaluate import EvalReport
 
 __all__ = ["app"]
 
@@ -344,15 +345,18 @@ def eval_command(
     threads: ThreadsOption = 0,
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
+    by_source: Annotated[
+        bool, typer.Option("--by-source", help="Also one row per source set (built datasets: <source>__<name>).")
+    ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import evaluate
+    from detector.evaluate import evaluate_by_source
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
     detector = _load(backend, model, models_dir, threads, tiles)
     try:
-        report = evaluate(
+        report, sources = evaluate_by_source(
             detector,
             data_dir,
             names=names,
@@ -365,7 +369,10 @@ def eval_command(
         _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        payload = report.model_dump(mode="json")
+        if by_source:
+            payload["by_source"] = {name: r.model_dump(mode="json") for name, r in sources.items()}
+        _print_json(payload)
         return
     table = Table(title=f"{report.model} {report.version} ({report.backend}) on {report.data} @ {report.threshold:.2f}")
     for column in ("class", "AP50", "precision", "recall", "F1", "boxes", "img precision", "img recall"):
@@ -381,8 +388,27 @@ def eval_command(
         f"{report.evaluated} of {report.images} images evaluated ({report.unlabelled} without a label file)",
         highlight=False,
     )
+    if by_source:
+        _console.print(_source_table(sources, report.threshold))
     for error in report.errors:
         _errors.print(f"skipped {error}", markup=False, highlight=False)
+
+
+def _source_table(sources: dict[str, EvalReport], threshold: float) -> Table:
+    table = Table(title=f"by source @ {threshold:.2f}")
+    for column in ("source", "images", "negatives", "AP50 fire", "AP50 smoke", "img recall", "FP image rate"):
+        table.add_column(column, justify="left" if column == "source" else "right", no_wrap=column == "source")
+    for name, r in sources.items():
+        table.add_row(
+            name,
+            str(r.evaluated),
+            str(r.negatives),
+            _num(r.per_class["fire"].ap50),
+            _num(r.per_class["smoke"].ap50),
+            _num(r.presence.recall),
+            _num(r.fp_image_rate),
+        )
+    return table
 
 
 def _num(value: float | None, digits: int = 3) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 
 from detector.backends import YoloDetector, onnx_network
 from detector.detections import CLASS_NAMES, Detector, ModelInfo
-from detector.evaluate import IMAGE_SUFFIXES, EvalReport, evaluate
+from detector.evaluate import IMAGE_SUFFIXES, EvalReport, evaluate, evaluate_by_source
 from detector.images import ImageLoadError, load_image
 from detector.manifest import (
     DEFAULT_MODELS_DIR,
@@ -476,7 +476,7 @@ def export_model(
 
         info = ModelInfo(name, version, CLASS_NAMES, imgsz, 0.25, "onnx")
         detector = _detector(onnx_tmp, info, threads)
-        report = evaluate(detector, dataset, split=split, choose_threshold=True)
+        report, sources = evaluate_by_source(detector, dataset, split=split, choose_threshold=True)
         [speed] = _speed_ms(detector, imgsz=imgsz)
         threshold = report.threshold
         info = ModelInfo(name, version, CLASS_NAMES, imgsz, threshold, "onnx")
@@ -487,6 +487,7 @@ def export_model(
 
         quantized_entry: ModelEntry | None = None
         int8_towers: list[TowerCheck] = []
+        int8_sources: dict[str, EvalReport] = {}
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
         if quantize:
@@ -494,7 +495,7 @@ def export_model(
                 _quantize(onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz)
                 int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
                 int8_detector = _detector(int8_tmp, int8_info, threads)
-                int8_report = evaluate(int8_detector, dataset, split=split, threshold=threshold)
+                int8_report, int8_sources = evaluate_by_source(int8_detector, dataset, split=split, threshold=threshold)
                 speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
                 if note.startswith("kept"):
@@ -533,11 +534,15 @@ def export_model(
     card_towers = {entry.name: towers} if towers else {}
     if quantized_entry is not None and int8_towers:
         card_towers[quantized_entry.name] = int8_towers
+    card_sources = {entry.name: sources}
+    if quantized_entry is not None:
+        card_sources[quantized_entry.name] = int8_sources
     card_path.write_text(
         render_card(
             manifest,
             tower=card_towers,
             baseline={entry.name: baseline} if baseline else {},
+            sources=card_sources,
         ),
         encoding="utf-8",
     )
@@ -633,6 +638,7 @@ def render_card(
     *,
     tower: dict[str, list[TowerCheck]] | None = None,
     baseline: dict[str, EvalReport] | None = None,
+    sources: dict[str, dict[str, EvalReport]] | None = None,
 ) -> str:
     """The model card (``models/README.md``) for every model in the manifest, from the manifest's own numbers."""
     lines = [
@@ -648,6 +654,7 @@ def render_card(
     ]
     for entry in manifest.models:
         lines += _card_section(entry, (tower or {}).get(entry.name, []), (baseline or {}).get(entry.name))
+        lines += _sources_section((sources or {}).get(entry.name, {}))
     sets = manifest.models[0].training_sets if manifest.models else ()
     lines += [
         "## Training data and licences",
@@ -680,6 +687,25 @@ def _training_device(train_args: dict[str, Any]) -> str:
     """Where a run trained, from its ultralytics ``train_args`` (``device``: "cpu", "0", "0,1", ...)."""
     device = str(train_args.get("device", "cpu")).strip().lower()  # an int 0 is CUDA device 0, not "unset"
     return "CPU" if device in {"cpu", "none", ""} else f"GPU (CUDA device {device})"
+
+
+def _sources_section(sources: dict[str, EvalReport]) -> list[str]:
+    """The validation split per source set, at the model's operating threshold (see ``evaluate_by_source``)."""
+    if not sources:
+        return []
+    lines = [
+        "Per source set (same split and threshold; a source's images are all of one kind, so its AP shows where the "
+        "model is weak):",
+        "",
+        "| source | images | without fire/smoke | AP50 fire | AP50 smoke | image recall | false-positive image rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sources.items():
+        lines.append(
+            f"| {name} | {r.evaluated} | {r.negatives} | {_fmt(r.per_class['fire'].ap50)} | "
+            f"{_fmt(r.per_class['smoke'].ap50)} | {_fmt(r.presence.recall)} | {_fmt(r.fp_image_rate)} |"
+        )
+    return [*lines, ""]
 
 
 def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalReport | None) -> list[str]:

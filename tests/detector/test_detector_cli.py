@@ -137,6 +137,31 @@ def test_eval_json_on_any_labelled_folder(tmp_path: Path) -> None:
     assert "AP50" in table.stdout
 
 
+def test_eval_by_source(tmp_path: Path) -> None:
+    """--by-source adds one report per name prefix (a built dataset's source sets), at the overall threshold."""
+    data = labelled_folder(tmp_path / "set")
+    for image in sorted((data / "images").iterdir()):  # listed before renaming
+        source = "cctv" if image.stem.startswith("f") else "negatives"
+        image.rename(image.with_name(f"{source}__{image.name}"))
+        label = data / "labels" / f"{image.stem}.txt"
+        if label.exists():
+            label.rename(label.with_name(f"{source}__{label.name}"))
+    args = ["eval", str(data), "--names", "Fire,default,smoke", "--backend", "rules"]
+    result = runner.invoke(app, [*args, "--json", "--by-source"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    by_source = report["by_source"]
+    assert sorted(by_source) == ["cctv", "negatives"]
+    assert by_source["cctv"]["per_class"]["fire"]["gt_boxes"] == 3
+    assert by_source["negatives"]["negatives"] == 1
+    assert {r["threshold"] for r in by_source.values()} == {report["threshold"]}
+    assert "by_source" not in json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    table = runner.invoke(app, [*args, "--by-source"])
+    assert table.exit_code == 0
+    assert "by source" in table.stdout
+    assert "negatives" in table.stdout
+
+
 def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:
     data = labelled_folder(tmp_path / "set")
     (data / "images" / "broken.jpg").write_bytes(b"")

@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.detections import Detections
+from detector.detections import Detections, ModelInfo
 from detector.evaluate import (
     average_precision,
     best_f1_threshold,
     compute_report,
+    evaluate,
+    evaluate_by_source,
+    image_source,
     match_detections,
     parse_names,
     read_yolo_folder,
@@ -147,3 +150,55 @@ def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
     with_background, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke", missing_labels="background")
     assert unlabelled == 0
     assert len(with_background) == 4
+
+
+class BrightnessDetector:
+    """Stub: one whole-image "fire" box per image, as confident as the image is bright (mean pixel / 255)."""
+
+    info = ModelInfo("stub", "1", ("fire", "smoke"), 0, 0.5, "stub")
+
+    def detect(self, images: list[np.ndarray], *, conf: float | None = None) -> list[Detections]:
+        out = []
+        for image in images:
+            h, w = image.shape[:2]
+            score = float(image.mean()) / 255
+            out.append(dets([(0, score, (0, 0, w, h))], size=(w, h)))
+        return out
+
+
+def test_image_source_is_the_built_datasets_name_prefix() -> None:
+    assert image_source(Path("x/fire_smoke_aerial__DJI_0001__tile2.jpg")) == "fire_smoke_aerial"
+    assert image_source(Path("negatives_cair__n1.jpg")) == "negatives_cair"
+    assert image_source(Path("plain.jpg")) == "(other)"
+    assert image_source(Path("__odd.jpg")) == "(other)"
+
+
+def test_evaluate_by_source_splits_one_pass_at_the_overall_threshold(tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    whole_fire = "0 0.5 0.5 1 1\n"
+    for name, level, label in [
+        ("aerial__a", 200, whole_fire),
+        ("aerial__b", 220, whole_fire),
+        ("cctv__c", 20, whole_fire),  # a fire the stub scores 0.08: missed at 0.5
+        ("negatives__d", 150, ""),  # a look-alike the stub scores 0.59: a false alarm at 0.5
+        ("e", 10, ""),
+    ]:
+        Image.fromarray(np.full((32, 48, 3), level, np.uint8)).save(tmp_path / "images" / f"{name}.png")
+        (tmp_path / "labels" / f"{name}.txt").write_text(label)
+    detector = BrightnessDetector()
+    overall, sources = evaluate_by_source(detector, tmp_path)
+    assert overall == evaluate(detector, tmp_path).model_copy(update={"ms_per_image": overall.ms_per_image})
+    assert list(sources) == ["(other)", "aerial", "cctv", "negatives"]
+    assert sum(r.evaluated for r in sources.values()) == overall.evaluated == 5
+    assert {r.threshold for r in sources.values()} == {0.5}
+    assert sources["aerial"].per_class["fire"].ap50 == 1.0
+    assert sources["aerial"].presence.recall == 1.0
+    assert sources["cctv"].presence.recall == 0.0
+    assert sources["negatives"].fp_image_rate == 1.0
+    assert sources["(other)"].fp_image_rate == 0.0
+    assert sources["aerial"].data.endswith("[aerial]")
+    chosen, chosen_sources = evaluate_by_source(detector, tmp_path, choose_threshold=True)
+    assert {r.threshold for r in chosen_sources.values()} == {chosen.threshold}
