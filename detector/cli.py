@@ -350,21 +350,23 @@ def eval_command(
     ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import evaluate_by_source
+    from detector.evaluate import evaluate, evaluate_by_source
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
     detector = _load(backend, model, models_dir, threads, tiles)
     try:
-        report, sources = evaluate_by_source(
-            detector,
-            data_dir,
-            names=names,
-            split=split,
-            threshold=threshold,
-            missing_labels="skip" if missing_labels == "skip" else "background",
-            batch_size=batch,
-        )
+        options: dict[str, Any] = {
+            "names": names,
+            "split": split,
+            "threshold": threshold,
+            "missing_labels": "skip" if missing_labels == "skip" else "background",
+            "batch_size": batch,
+        }
+        if by_source:
+            report, sources = evaluate_by_source(detector, data_dir, **options)
+        else:
+            report, sources = evaluate(detector, data_dir, **options), {}
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc

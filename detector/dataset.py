@@ -74,9 +74,11 @@ DEFAULT_MIN_SEQUENCE_FRAMES: Final[int] = 5
 #: Salt of the photo hash split: changing it reshuffles which independent photos are validation images (kept
 #: from v1, so v1 and v2 validate on the same images).
 HASH_SALT: Final[str] = "strawfire-v1"
+#: Every image of a built dataset is named ``<source>__<original name>`` (evaluation groups by it).
+SOURCE_SEPARATOR: Final[str] = "__"
 
 #: Training tiles. A distant plume or field fire is a few dozen pixels of a 1280–4000 px frame and shrinks to a
-#: handful at the 320 px network input, so tower and aerial frames are watched in tiles (detector.tiling); the
+#: handful at a 320–640 px network input, so tower and aerial frames are watched in tiles (detector.tiling); the
 #: network must also have *learnt* on that scale. Train-split frames of these sources at least
 #: TILE_MIN_WIDTH px wide that hold a small box (narrower than TILE_SMALL_BOX of the frame) — and every tower
 #: frame, whose tiles without smoke teach the long-range background — also go in as the same overlapping tiles
@@ -476,7 +478,7 @@ def _collect_flat(source: str, images: Iterable[Path], labels_of: Mapping[Path, 
             _Candidate(
                 source=source,
                 image=image,
-                out_stem=f"{source}__{image.stem}",
+                out_stem=f"{source}{SOURCE_SEPARATOR}{image.stem}",
                 boxes=tuple(boxes),
                 group=f"{source}/{key.sequence}",
                 frame=key.frame,
@@ -528,7 +530,7 @@ def _collect_tower(root: Path) -> tuple[list[_Candidate], int]:
                 _Candidate(
                     source=source,
                     image=image,
-                    out_stem=f"{source}__{seq.name}__{image.stem}",
+                    out_stem=f"{source}{SOURCE_SEPARATOR}{seq.name}__{image.stem}",
                     boxes=tuple(boxes),
                     group=f"{source}/{seq.name}/{phase}",
                     frame=offset,

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from detector.dataset import SOURCE_SEPARATOR
 from detector.detections import CLASS_NAMES, Detections, Detector, FloatArray
 from detector.images import ImageLoadError, LoadedImage, load_image
 
@@ -484,8 +485,6 @@ def evaluate_by_source(
     return overall, sources
 
 
-#: Datasets built by :mod:`detector.dataset` name every image ``<source>__<original name>``.
-SOURCE_SEPARATOR: Final[str] = "__"
 #: The group of images whose names carry no source prefix.
 OTHER_SOURCE: Final[str] = "(other)"
 

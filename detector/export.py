@@ -382,6 +382,14 @@ def _tower_check(
     )
 
 
+def tower_rule(config: SequenceConfig | None, operating_threshold: float) -> SequenceConfig:
+    """The rule an export watches the tower clip with: ``config`` as given, else the default rule at the model's
+    own per-frame threshold (the one ``strawfire detector watch`` and the patrol pipeline use)."""
+    if config is not None:
+        return config
+    return replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=frame_threshold_for(operating_threshold))
+
+
 def _tower_checks(
     detector: YoloDetector, clip: Path | None, mask: Path | None, config: SequenceConfig
 ) -> list[TowerCheck]:
@@ -481,7 +489,7 @@ def export_model(
         threshold = report.threshold
         info = ModelInfo(name, version, CLASS_NAMES, imgsz, threshold, "onnx")
         detector = _detector(onnx_tmp, info, threads)
-        config = sequence_config or replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=frame_threshold_for(threshold))
+        config = tower_rule(sequence_config, threshold)
         towers = _tower_checks(detector, tower_clip, tower_mask, config)
         baseline = evaluate(RulesDetector(), dataset, split=split) if compare_rules else None
 
@@ -686,7 +694,9 @@ def render_card(
 def _training_device(train_args: dict[str, Any]) -> str:
     """Where a run trained, from its ultralytics ``train_args`` (``device``: "cpu", "0", "0,1", ...)."""
     device = str(train_args.get("device", "cpu")).strip().lower()  # an int 0 is CUDA device 0, not "unset"
-    return "CPU" if device in {"cpu", "none", ""} else f"GPU (CUDA device {device})"
+    if device in {"cpu", "none", ""}:
+        return "CPU"
+    return f"GPU (CUDA device {device})" if device[0].isdigit() else f"GPU ({device})"
 
 
 def _sources_section(sources: dict[str, EvalReport]) -> list[str]:
@@ -770,10 +780,11 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
         ]
     if towers:
         cfg = towers[0].config
+        own = cfg.frame_threshold == frame_threshold_for(entry.operating_threshold)
         lines += [
             f"Sequence verification on the FIgLib tower clip `{towers[0].clip}` ({towers[0].frames} frames, one a "
             f"minute, ignition at frame {towers[0].ignition_frame}; {cfg.min_hits} of {cfg.window} frames at "
-            f"confidence ≥ {cfg.frame_threshold:g} (half the operating threshold unless set); "
+            f"confidence ≥ {cfg.frame_threshold:g}{' (half the operating threshold)' if own else ''}; "
             "the target is smoke confirmed within 10 min):",
             "",
         ]

@@ -266,7 +266,9 @@ def test_watch_runs_at_the_models_own_frame_threshold_unless_given() -> None:
     low_events = json.loads(low.stdout)["events"]
     # At 0.01 every faint box persists: events start in the first frames, long before ignition.
     assert any(e["start_frame"] < 20 for e in low_events), low_events
-    default = json.loads(runner.invoke(app, ["watch", str(clip), "--json", "--models-dir", models]).stdout)
+    result = runner.invoke(app, ["watch", str(clip), "--json", "--models-dir", models])
+    assert result.exit_code == 0, result.output
+    default = json.loads(result.stdout)
     assert all(e["start_frame"] >= 20 for e in default["events"]), default
 
 

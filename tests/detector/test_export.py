@@ -206,6 +206,8 @@ def test_export_refuses_missing_inputs(tmp_path: Path) -> None:
         ("0", "GPU (CUDA device 0)"),
         (0, "GPU (CUDA device 0)"),
         ("0,1", "GPU (CUDA device 0,1)"),
+        ("cuda:0", "GPU (cuda:0)"),
+        ("mps", "GPU (mps)"),
     ],
 )
 def test_training_device_is_read_from_the_run_args(device: object, expected: str) -> None:
@@ -241,3 +243,14 @@ def test_tower_checks_run_with_the_given_rule_and_the_card_states_it(tmp_path: P
 
     card = render_card(manifest, tower={entry.name: checks})
     assert "4 of 8 frames at confidence ≥ 0.225" in card
+
+
+def test_the_tower_rule_is_the_models_own_unless_given() -> None:
+    """An export watches the tower clip as `watch` and the patrol pipeline would: at half the chosen threshold."""
+    from detector.export import tower_rule
+    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
+
+    assert tower_rule(None, 0.45) == replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=0.225)
+    assert tower_rule(None, 0.30).frame_threshold == 0.15
+    given = SequenceConfig(frame_threshold=0.4, window=6, min_hits=3)
+    assert tower_rule(given, 0.45) is given

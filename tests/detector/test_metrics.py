@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from detector.detections import Detections, ModelInfo
+from detector.detections import Detections, ImageArray, ModelInfo
 from detector.evaluate import (
     average_precision,
     best_f1_threshold,
@@ -25,7 +26,9 @@ def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
     return np.asarray(rows, np.float32).reshape(-1, 4)
 
 
-def dets(rows: list[tuple[int, float, tuple[float, float, float, float]]], size=(100, 100)) -> Detections:
+def dets(
+    rows: list[tuple[int, float, tuple[float, float, float, float]]], size: tuple[int, int] = (100, 100)
+) -> Detections:
     order = sorted(range(len(rows)), key=lambda i: -rows[i][1])
     return Detections(
         size,
@@ -157,7 +160,7 @@ class BrightnessDetector:
 
     info = ModelInfo("stub", "1", ("fire", "smoke"), 0, 0.5, "stub")
 
-    def detect(self, images: list[np.ndarray], *, conf: float | None = None) -> list[Detections]:
+    def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
         out = []
         for image in images:
             h, w = image.shape[:2]

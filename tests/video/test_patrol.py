@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from detector.detections import Detections, ImageArray, ModelInfo
-from detector.sequence import SequenceConfig, SequenceVerifier
+from detector.sequence import SequenceConfig, SequenceVerifier, frame_threshold_for
 from tests.conftest import shared_path
 from tests.httpserver import Recorded, http_receiver
 from tests.video.figlib import (
@@ -136,7 +136,7 @@ def test_the_default_detector_runs_the_committed_model_through_the_pipeline() ->
     ]
     assert {r.status for r in results} == {"ok"}
     assert {r.model for r in results} == {detector.info.name}
-    assert pipeline.sequence_config().frame_threshold == detector.info.operating_threshold / 2
+    assert pipeline.sequence_config().frame_threshold == frame_threshold_for(detector.info.operating_threshold)
 
 
 def test_frames_of_unknown_cameras_are_dropped_never_attributed() -> None:
