@@ -441,9 +441,7 @@ def watch_command(
     tiles: TilesOption = "1x1",
 ) -> None:
     """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes."""
-    from dataclasses import replace
-
-    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig, frame_threshold_for
+    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
     from detector.watch import load_mask, watch
 
     try:
@@ -459,7 +457,7 @@ def watch_command(
         raise typer.BadParameter(str(exc)) from exc
     detector = _load(backend, model, models_dir, threads, tiles)
     if frame_threshold is None:  # the model's own (half its operating threshold)
-        config = replace(config, frame_threshold=frame_threshold_for(detector.info.operating_threshold))
+        config = config.for_model(detector.info.operating_threshold)
     try:
         result = watch(detector, source, config=config, mask=ignore)
     except (FileNotFoundError, ValueError) as exc:

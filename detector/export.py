@@ -28,7 +28,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -387,7 +387,7 @@ def tower_rule(config: SequenceConfig | None, operating_threshold: float) -> Seq
     own per-frame threshold (the one ``strawfire detector watch`` and the patrol pipeline use)."""
     if config is not None:
         return config
-    return replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=frame_threshold_for(operating_threshold))
+    return DEFAULT_SEQUENCE_CONFIG.for_model(operating_threshold)
 
 
 def _tower_checks(

@@ -23,7 +23,7 @@ recorded clip, a live camera and the unit tests.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from detector.detections import Detections
@@ -64,6 +64,11 @@ class SequenceConfig:
             raise ValueError(f"end_after must be ≥ 1, got {self.end_after}")
         if not 0.0 <= self.frame_threshold <= 1.0 or not 0.0 < self.min_overlap <= 1.0:
             raise ValueError("frame_threshold must be in [0, 1] and min_overlap in (0, 1]")
+
+    def for_model(self, operating_threshold: float) -> SequenceConfig:
+        """This rule at the per-frame threshold of a model operating at ``operating_threshold``
+        (:func:`frame_threshold_for`)."""
+        return replace(self, frame_threshold=frame_threshold_for(operating_threshold))
 
 
 DEFAULT_SEQUENCE_CONFIG: Final[SequenceConfig] = SequenceConfig()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,7 @@ import numpy as np
 from detector.detections import Detections, Detector, ImageArray, MotionDetector
 from detector.evaluate import IMAGE_SUFFIXES, rescale
 from detector.images import ImageLoadError, LoadedImage, load_image
-from detector.sequence import (
-    DEFAULT_SEQUENCE_CONFIG,
-    Event,
-    IgnoreMask,
-    SequenceConfig,
-    SequenceVerifier,
-    frame_threshold_for,
-)
+from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
 
 __all__ = ["WatchResult", "iter_frames", "load_mask", "watch"]
 
@@ -104,8 +97,7 @@ def watch(
     Without ``config`` the default rule runs at the model's own per-frame threshold (:func:`frame_threshold_for`).
     """
     if config is None:
-        threshold = frame_threshold_for(detector.info.operating_threshold)
-        config = replace(DEFAULT_SEQUENCE_CONFIG, frame_threshold=threshold)
+        config = DEFAULT_SEQUENCE_CONFIG.for_model(detector.info.operating_threshold)
     verifier = SequenceVerifier(config, mask)
     errors: list[str] = []
     previous: ImageArray | None = None

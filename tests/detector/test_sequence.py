@@ -143,3 +143,5 @@ def test_frame_threshold_is_half_the_models_operating_threshold() -> None:
     assert frame_threshold_for(0.0) == 0.0
     with pytest.raises(ValueError, match="operating threshold"):
         frame_threshold_for(1.5)
+    rule = SequenceConfig(window=6, min_hits=3)
+    assert rule.for_model(0.45) == SequenceConfig(frame_threshold=0.225, window=6, min_hits=3)
