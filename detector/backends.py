@@ -68,11 +68,14 @@ Network = Callable[[FloatArray], FloatArray]
 
 class SizedNetwork:
     """A :data:`Network` that also says whether it takes any input height/width (multiples of 32) or only the
-    square it was exported for; :class:`YoloDetector` trims the letterbox padding for the former."""
+    square it was exported for (:class:`YoloDetector` trims the letterbox padding for the former), and whether
+    it takes uint8 pixels (0–255) rather than floats in [0, 1] (:class:`YoloDetector` then skips the conversion).
+    """
 
-    def __init__(self, run: Network, *, any_size: bool) -> None:
+    def __init__(self, run: Network, *, any_size: bool, pixels: bool = False) -> None:
         self._run = run
         self.any_size = any_size
+        self.pixels = pixels
 
     def __call__(self, batch: FloatArray) -> FloatArray:
         return self._run(batch)
@@ -96,6 +99,7 @@ class YoloDetector:
         when the network says it accepts any size, see :class:`SizedNetwork`)."""
         self._network = network
         self.trim = bool(getattr(network, "any_size", False)) if trim is None else trim
+        self._pixels = bool(getattr(network, "pixels", False))
         self._info = info
         self.conf = conf
         self.iou = iou
@@ -126,7 +130,9 @@ class YoloDetector:
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch):
                 chunk = indices[start : start + self.max_batch]
-                batch, boxes = letterbox_batch([images[i] for i in chunk], self._info.input_size, trim=self.trim)
+                batch, boxes = letterbox_batch(
+                    [images[i] for i in chunk], self._info.input_size, trim=self.trim, pixels=self._pixels
+                )
                 raw = self._network(batch)
                 results = postprocess(
                     raw,
@@ -167,7 +173,9 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     """An ONNX Runtime CPU session as a :data:`Network`. ``threads`` None lets ONNX Runtime use every core.
 
     It accepts any input size when the model was exported with free height and width (models before
-    20261129-e39 have a fixed square input and keep the square letterbox).
+    20261129-e39 have a fixed square input and keep the square letterbox). An int8 model whose input is uint8
+    takes the letterboxed pixels as they are (see ``detector.export``); a float batch in [0, 1] given to it
+    (``YoloDetector.raw``) is converted back to those pixels, exactly for batches from ``letterbox_batch``.
     """
     import onnxruntime as ort
 
@@ -185,12 +193,15 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     input_name = model_input.name
     spatial = list(model_input.shape)[2:]
     any_size = len(spatial) == 2 and not any(isinstance(side, int) for side in spatial)
+    pixels = model_input.type == "tensor(uint8)"
 
     def run(batch: FloatArray) -> FloatArray:
+        if pixels and batch.dtype != np.uint8:
+            batch = np.clip(np.rint(batch * np.float32(255.0)), 0, 255).astype(np.uint8)
         result: Any = session.run(None, {input_name: batch})[0]
         return np.asarray(result, dtype=np.float32)
 
-    return SizedNetwork(run, any_size=any_size)
+    return SizedNetwork(run, any_size=any_size, pixels=pixels)
 
 
 def cuda_available() -> bool:

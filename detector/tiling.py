@@ -16,9 +16,36 @@ import numpy as np
 from detector.detections import Detections, Detector, ImageArray, ModelInfo
 from detector.yolo import DEFAULT_IOU, nms
 
-__all__ = ["TiledDetector", "tile_boxes"]
+__all__ = ["AUTO_MAX_PER_SIDE", "TiledDetector", "auto_grid", "tile_boxes"]
 
 _CLASS_OFFSET = 1e5  # larger than any frame, so NMS never merges across classes
+#: ``auto`` tiles are at most this fraction of the network input per side, so every tile reaches the network at
+#: about its native resolution or better (letterboxing scales it up).
+_AUTO_TILE_FRACTION = 0.75
+#: ``auto`` leaves frames whose longer side is at most this multiple of the network input alone: shrinking them
+#: costs little detail, and tiling would multiply the work for nothing.
+_AUTO_MIN_RATIO = 1.5
+#: ``auto`` caps the grid: a 4K frame gets 4 × 4 tiles (17 network passes), not 8 × 5.
+AUTO_MAX_PER_SIDE = 4
+
+
+def auto_grid(width: int, height: int, input_size: int) -> tuple[int, int]:
+    """(cols, rows) that ``tiles="auto"`` uses for a ``width × height`` frame and a network of ``input_size``.
+
+    (1, 1) — the whole frame only — when the longer side is at most 1.5× the input; otherwise tiles of at most
+    three quarters of the input per side, at most :data:`AUTO_MAX_PER_SIDE` per side. A 1280×854 tower frame
+    and a 640 px model give 3 × 2, the grid that confirmed the FIgLib plume earliest (see ``models/README.md``).
+    """
+    if width < 1 or height < 1 or input_size < 1:
+        raise ValueError(f"need positive sizes, got {width}×{height} for input {input_size}")
+    if max(width, height) <= _AUTO_MIN_RATIO * input_size:
+        return 1, 1
+    side = _AUTO_TILE_FRACTION * input_size
+
+    def count(length: int) -> int:
+        return min(AUTO_MAX_PER_SIDE, max(1, -(-length // int(side))))
+
+    return count(width), count(height)
 
 
 def tile_boxes(width: int, height: int, cols: int, rows: int, overlap: float) -> list[tuple[int, int, int, int]]:
@@ -37,7 +64,10 @@ def tile_boxes(width: int, height: int, cols: int, rows: int, overlap: float) ->
 
 
 class TiledDetector:
-    """Wraps a :class:`Detector`: whole frame plus ``cols × rows`` tiles, merged; implements :class:`Detector`."""
+    """Wraps a :class:`Detector`: whole frame plus ``cols × rows`` tiles, merged; implements :class:`Detector`.
+
+    :meth:`auto` picks the grid per frame from its size instead (:func:`auto_grid`).
+    """
 
     def __init__(
         self, detector: Detector, cols: int = 2, rows: int = 2, *, overlap: float = 0.15, iou: float = DEFAULT_IOU
@@ -45,6 +75,22 @@ class TiledDetector:
         tile_boxes(64, 64, cols, rows, overlap)  # validates the arguments
         self.detector = detector
         self.cols, self.rows, self.overlap, self.iou = cols, rows, overlap, iou
+        self.automatic = False
+
+    @classmethod
+    def auto(cls, detector: Detector, *, overlap: float = 0.15, iou: float = DEFAULT_IOU) -> TiledDetector:
+        """Tiles chosen per frame by :func:`auto_grid` (whole frame only for frames near the network's size)."""
+        tiled = cls(detector, 1, 1, overlap=overlap, iou=iou)
+        tiled.automatic = True
+        return tiled
+
+    def grid(self, width: int, height: int) -> tuple[int, int]:
+        """(cols, rows) for a frame of this size."""
+        size = self.detector.info.input_size
+        if self.automatic:
+            # The weights-free rules (input size 0) look at every pixel already: nothing to gain from tiles.
+            return auto_grid(width, height, size) if size > 0 else (1, 1)
+        return self.cols, self.rows
 
     @property
     def info(self) -> ModelInfo:
@@ -57,7 +103,8 @@ class TiledDetector:
         origins: list[list[tuple[int, int]]] = []
         for image in images:
             height, width = image.shape[:2]
-            tiles = tile_boxes(width, height, self.cols, self.rows, self.overlap)
+            cols, rows = self.grid(width, height)
+            tiles = tile_boxes(width, height, cols, rows, self.overlap) if (cols, rows) != (1, 1) else []
             views.append(image)
             views += [np.ascontiguousarray(image[y1:y2, x1:x2]) for x1, y1, x2, y2 in tiles]
             origins.append([(0, 0)] + [(x1, y1) for x1, y1, _, _ in tiles])

@@ -48,6 +48,8 @@ DEFAULT_DATA: Final[Path] = Path("var/datasets/strawfire-v2/data.yaml")
 #: and the plain conv/C2f yolov8 graph is the cheaper, well-trodden baseline for fire/smoke.
 #: ``model="yolo11n.yaml"`` works too.
 DEFAULT_MODEL: Final[str] = "yolov8n.yaml"
+#: Architectures of our own (``detector/arch/*.yaml``), looked up by file name before ultralytics' bundled ones.
+ARCH_DIR: Final[Path] = Path(__file__).resolve().parent / "arch"
 DEFAULT_PROJECT: Final[Path] = Path("var/train")
 DEFAULT_RUN_NAME: Final[str] = "strawfire-v2"
 #: ultralytics settings, fonts and caches live here instead of ~/.config, so nothing outside the repo is
@@ -240,7 +242,7 @@ def _checkpoint_state(path: Path) -> tuple[int, int, bool]:
 def train(
     data: Path = DEFAULT_DATA,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     epochs: int = 300,
     imgsz: int = 320,
     batch: int = 16,
@@ -263,8 +265,11 @@ def train(
 
     Args:
         data: ``data.yaml`` written by :func:`detector.dataset.build_dataset`.
-        model: architecture yaml (``yolov8n.yaml``, ``yolo11n.yaml``, ...): built with random weights. ``.pt``
-            names are refused because resolving them means a download.
+        model: architecture yaml: one of ours in ``detector/arch/`` (``yolov8n-relu.yaml``), one ultralytics
+            ships (``yolov8n.yaml``, ``yolo11n.yaml``, ...) or a path. Built with random weights, or, with
+            ``init_weights``, with those weights carried over tensor by tensor (all must fit). None: the
+            architecture of ``init_weights``, else :data:`DEFAULT_MODEL`. ``.pt`` names are refused because
+            resolving them means a download.
         epochs: planned epochs; a stopped run continues towards this number when resumed.
         imgsz: training size. 320 on CPU (4x cheaper than 640); small plumes argue for more on a GPU.
         batch: images per step (ultralytics accumulates gradients up to a nominal 64).
@@ -297,7 +302,7 @@ def train(
         raise TrainingSetupError(f"hours must be positive, got {hours}")
     if not 0 < lr0 <= 0.1:
         raise TrainingSetupError(f"lr0 must be in (0, 0.1], got {lr0}")
-    if model.endswith(".pt"):
+    if model is not None and model.endswith(".pt"):
         raise TrainingSetupError(f"{model}: build from an architecture .yaml; .pt names would be downloaded")
     project = project.resolve()
     config_dir = config_dir.resolve()
@@ -332,10 +337,19 @@ def train(
         )
 
 
+def architecture_yaml(model: str) -> str:
+    """The yaml to build ``model`` from: a path as given, else our own ``detector/arch/<model>``, else the name
+    itself for ultralytics to find among the yamls it ships (a local lookup, never a download)."""
+    if Path(model).is_file():
+        return model
+    ours = ARCH_DIR / model
+    return str(ours) if ours.is_file() else model
+
+
 def _train_offline(
     data: Path,
     *,
-    model: str,
+    model: str | None,
     epochs: int,
     imgsz: int,
     batch: int,
@@ -389,10 +403,18 @@ def _train_offline(
         if init_weights is not None:
             # Our own earlier weights (a local file, so nothing is fetched): architecture and the two-class head
             # come with them, so every layer carries over.
-            log.info("starting from %s", init_weights)
-            yolo = YOLO(str(init_weights))
+            if model is None:
+                log.info("starting from %s", init_weights)
+                yolo = YOLO(str(init_weights))
+            else:
+                # Another architecture with the same layers (e.g. yolov8n-relu.yaml from the SiLU model):
+                # build it from its yaml, then carry every tensor over by name and shape; the check below refuses
+                # the run if any tensor did not fit.
+                log.info("building %s from %s's weights", model, init_weights)
+                yolo = YOLO(architecture_yaml(model))
+                yolo.load(str(init_weights))
         else:
-            yolo = YOLO(model)
+            yolo = YOLO(architecture_yaml(model or DEFAULT_MODEL))
         train_args = {
             "data": str(data),
             "epochs": epochs,

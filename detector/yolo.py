@@ -129,24 +129,26 @@ def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, i
 
 
 def letterbox_batch(
-    images: Sequence[ImageArray], size: int, *, trim: bool = False
+    images: Sequence[ImageArray], size: int, *, trim: bool = False, pixels: bool = False
 ) -> tuple[FloatArray, list[Letterbox]]:
     """The network input for a batch: float32 NCHW in [0, 1], RGB, plus each image's :class:`Letterbox`.
 
     ``trim`` letterboxes into :func:`network_canvas` (for networks that accept any height/width) instead of the
-    ``size``×``size`` square.
+    ``size``×``size`` square. ``pixels`` gives the uint8 values instead (0–255, same layout), for int8 networks
+    that take them directly: a quarter of the memory traffic and no float conversion.
     """
     for image in images:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
     canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
-    batch = np.empty((len(images), 3, canvas_h, canvas_w), np.float32)
+    batch = np.empty((len(images), 3, canvas_h, canvas_w), np.uint8 if pixels else np.float32)
     boxes: list[Letterbox] = []
     for i, image in enumerate(images):
         padded, box = letterbox(image, size, (canvas_w, canvas_h))
         batch[i] = padded.transpose(2, 0, 1)
         boxes.append(box)
-    batch *= np.float32(1.0 / 255.0)
+    if not pixels:
+        batch *= np.float32(1.0 / 255.0)
     return batch, boxes
 
 

@@ -515,11 +515,14 @@ class FramePipeline:
         threshold = self.config.threshold(self.detector)
         if isinstance(self.detector, MotionDetector):
             return self.detector.detect_pair(rgb, previous, conf=threshold)
-        if tiles is not None and tiles != (1, 1):
-            from detector.tiling import TiledDetector
+        if tiles == (1, 1):
+            return self.detector.detect([rgb], conf=threshold)[0]
+        from detector.tiling import TiledDetector
 
-            return TiledDetector(self.detector, *tiles).detect([rgb], conf=threshold)[0]
-        return self.detector.detect([rgb], conf=threshold)[0]
+        # No tiles configured: chosen by frame size, as `strawfire detector watch` does (whole frame only for
+        # frames near the model's input; a 1280×854 tower frame also in 3×2 tiles for a 640 px model).
+        tiled = TiledDetector.auto(self.detector) if tiles is None else TiledDetector(self.detector, *tiles)
+        return tiled.detect([rgb], conf=threshold)[0]
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every step for one frame; sightings go to the sink as their events change state."""

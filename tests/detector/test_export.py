@@ -133,7 +133,7 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     assert entry.torch_sha256 == sha256_file(models / "tiny-model.pt")
     assert entry.training_sets[0].licence == "CC0"
     assert entry.validation.evaluated == 3
-    assert entry.architecture == "yolov8n"
+    assert entry.architecture == "yolov8n-relu"  # the committed model: yolov8n with ReLU (detector/arch)
     import torch  # after export_model: unpickling the checkpoint imports ultralytics, which must be offline first
 
     run_epochs = int(torch.load(committed, map_location="cpu", weights_only=False)["epoch"]) + 1  # its own run
@@ -235,14 +235,22 @@ def test_tower_checks_run_with_the_given_rule_and_the_card_states_it(tmp_path: P
 
     assert _tower_checks(detector, None, mask, config) == []
     assert _tower_checks(detector, tmp_path / "absent.mp4", mask, config) == []
+    # Whole frame and `--tiles auto` (watch's default), each without and with the mask: the 192×128 frames are
+    # smaller than the model's input, so auto tiling leaves them whole.
     unmasked = _tower_checks(detector, clip, tmp_path / "no-mask.json", config)
-    assert [(c.masked, c.tiles) for c in unmasked] == [(False, None), (False, (3, 2))]
+    assert [(c.masked, c.tiles, c.auto_tiles) for c in unmasked] == [(False, None, False), (False, None, True)]
     checks = _tower_checks(detector, clip, mask, config)
-    assert [(c.masked, c.tiles) for c in checks] == [(False, None), (True, None), (True, (3, 2))]
+    assert [(c.masked, c.auto_tiles) for c in checks] == [(False, False), (True, False), (False, True), (True, True)]
     assert all(c.frames == 3 and c.config == config for c in checks)
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for i in range(2):
+        Image.fromarray(flame_image(1280, 854)).save(wide / f"{i:02d}.jpg")
+    assert [c.tiles for c in _tower_checks(detector, wide, None, config)] == [None, (3, 2)]
 
     card = render_card(manifest, tower={entry.name: checks})
     assert "4 of 8 frames at confidence ≥ 0.225" in card
+    assert "(`--tiles auto`, what `strawfire detector watch` does by default)" in card
 
 
 def test_the_tower_rule_is_the_models_own_unless_given() -> None:
@@ -254,3 +262,48 @@ def test_the_tower_rule_is_the_models_own_unless_given() -> None:
     assert tower_rule(None, 0.30).frame_threshold == 0.15
     given = SequenceConfig(frame_threshold=0.4, window=6, min_hits=3)
     assert tower_rule(given, 0.45) is given
+
+
+@pytest.mark.slow
+def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels: the same
+    output bit for bit, through ONNX Runtime, for real letterboxed images."""
+    import onnx
+    import onnxruntime as ort
+
+    from detector import export
+    from detector.yolo import letterbox_batch
+
+    models = committed_model()
+    weights = models / resolve_model(load_manifest(models)).torch_file  # type: ignore[operator]
+    export._export_onnx(weights, tmp_path / "model.onnx", 320, {})
+    fp32 = tmp_path / "model.fp32.onnx"  # written next to it: float32 weights, what _quantize starts from
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    images = [flame_image(320, 224), flame_image(200, 300)]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(calibration / f"{i}.png")
+
+    pixels = tmp_path / "pixels.onnx"
+    export._quantize(fp32, pixels, calibration, 320)
+    floats = tmp_path / "floats.onnx"
+    with monkeypatch.context() as patched:
+        patched.setattr(export, "_take_pixels", lambda path: None)  # the same quantisation, float input kept
+        export._quantize(fp32, floats, calibration, 320)
+
+    by_floats = ort.InferenceSession(str(floats), providers=["CPUExecutionProvider"])
+    by_pixels = ort.InferenceSession(str(pixels), providers=["CPUExecutionProvider"])
+    assert by_floats.get_inputs()[0].type == "tensor(float)"
+    assert by_pixels.get_inputs()[0].type == "tensor(uint8)"
+    for image in images:
+        batch, _ = letterbox_batch([image], 320, trim=True)
+        uint8, _ = letterbox_batch([image], 320, trim=True, pixels=True)
+        expected = by_floats.run(None, {"images": batch})[0]
+        np.testing.assert_array_equal(by_pixels.run(None, {"images": uint8})[0], expected)
+    assert sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(pixels)).graph.node) < sum(
+        node.op_type == "QuantizeLinear" for node in onnx.load(str(floats)).graph.node
+    )
+    with pytest.raises(ValueError, match="QuantizeLinear"):
+        export._take_pixels(pixels)  # already takes pixels: nothing left to replace

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detector.detections import Detections, Detector, ImageArray, ModelInfo
-from detector.tiling import TiledDetector, tile_boxes
+from detector.tiling import TiledDetector, auto_grid, tile_boxes
 
 INFO = ModelInfo("stub", "0", ("fire", "smoke"), 320, 0.25, "stub")
 
@@ -62,3 +62,40 @@ def test_tiled_boxes_are_in_frame_pixels_and_merged() -> None:
     np.testing.assert_allclose(found.xyxy[0], [40, 20, 52, 30])
     assert found.confidence[0] == pytest.approx(0.9)
     assert tiled.info == INFO
+
+
+def test_auto_grid_follows_the_frame_size() -> None:
+    # Near the network's size: the whole frame only.
+    assert auto_grid(640, 480, 640) == (1, 1)
+    assert auto_grid(960, 540, 640) == (1, 1)  # 1.5× the input: still whole-frame only
+    # A FIgLib tower frame (1280×854) and a 640 px model: 3 × 2 tiles of at most 480 px.
+    assert auto_grid(1280, 854, 640) == (3, 2)
+    assert auto_grid(1920, 1080, 640) == (4, 3)
+    assert auto_grid(3840, 2160, 640) == (4, 4)  # capped (8 × 5 uncapped)
+    assert auto_grid(854, 1280, 640) == (2, 3)  # portrait: the same rule per side
+    assert auto_grid(1280, 854, 320) == (4, 4)
+    with pytest.raises(ValueError, match="positive"):
+        auto_grid(0, 10, 640)
+
+
+def test_auto_tiling_picks_the_grid_per_frame() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    class Recording(MarkerDetector):
+        def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
+            seen.extend(image.shape[:2] for image in images)
+            return super().detect(images, conf=conf)
+
+    tiled = TiledDetector.auto(Recording())  # the stub's input is 320 px
+    assert tiled.grid(400, 300) == (1, 1)
+    assert tiled.grid(1280, 854) == (4, 4)
+    big = np.zeros((854, 1280, 3), np.uint8)
+    big[300:310, 100:110] = 255  # inside one tile only (a block cut by a tile edge leaves a sliver box)
+    small = np.zeros((300, 400, 3), np.uint8)
+    small[100:110, 200:220] = 255
+    found_big, found_small = tiled.detect([big, small])
+    assert len(seen) == (1 + 16) + 1  # the big frame and its 4 × 4 tiles, the small frame alone
+    assert seen[0] == (854, 1280)
+    assert seen[-1] == (300, 400)
+    np.testing.assert_allclose(found_big.xyxy, [[100, 300, 110, 310]])
+    np.testing.assert_allclose(found_small.xyxy, [[200, 100, 220, 110]])

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from detector.train import TrainingSetupError, read_lineage, train
@@ -35,9 +36,17 @@ def _tiny_dataset(root: Path, names: list[str]) -> Path:
     return data
 
 
-def _one_epoch(data: Path, project: Path, name: str, init_weights: Path | None = None, lr0: float = 0.01) -> Path:
+def _one_epoch(
+    data: Path,
+    project: Path,
+    name: str,
+    init_weights: Path | None = None,
+    lr0: float = 0.01,
+    model: str | None = None,
+) -> Path:
     return train(
         data,
+        model=model,
         epochs=1,
         imgsz=64,
         batch=2,
@@ -73,6 +82,16 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
     assert lineage["init_epochs"] == 1
     assert lineage["init_weights"] == str(weights)
     assert read_lineage(first) is None  # from random weights
+
+    # Another architecture with the same layers: the SiLU weights carry over into the ReLU yolov8n, every tensor.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="detector.train"):
+        relu_run = _one_epoch(two_classes, tmp_path / "runs", "relu", init_weights=weights, model="yolov8n-relu.yaml")
+    assert any("initialised all" in record.getMessage() for record in caplog.records)
+    relu = torch.load(relu_run / "weights" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    activations = {type(module.act).__name__ for module in relu.modules() if hasattr(module, "act")}
+    assert activations == {"ReLU"}
+    assert relu.yaml["activation"] == "nn.ReLU()"
 
     # Three classes: the head cannot carry over, and training from a partly random model is refused.
     three_classes = _tiny_dataset(tmp_path / "three", ["fire", "smoke", "other"])

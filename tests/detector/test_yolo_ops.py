@@ -88,6 +88,11 @@ def test_letterbox_batch_layout_and_scale() -> None:
     assert len(boxes) == 2
     with pytest.raises(ValueError, match="RGB uint8"):
         letterbox_batch([np.zeros((8, 8), np.uint8)], 64)  # type: ignore[list-item]
+    # For int8 networks that take pixels: the same layout as uint8, the float batch × 255 exactly.
+    pixels, pixel_boxes = letterbox_batch([red, red[:16]], 64, pixels=True)
+    assert pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, np.rint(batch * 255).astype(np.uint8))
+    assert pixel_boxes == boxes
 
 
 def test_nms_matches_torchvision_on_random_boxes() -> None:

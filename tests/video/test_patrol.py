@@ -243,10 +243,12 @@ class SizeRecordingDetector:
 
 
 def test_a_tiled_preset_runs_the_detector_on_the_whole_frame_and_its_tiles() -> None:
-    camera = figlib_camera(presets=("wide", "plain"))
+    camera = figlib_camera(presets=("wide", "plain", "auto"))
     tiled = replace(camera.presets[0], tiles=(3, 2))
-    registry = CameraRegistry((replace(camera, presets=(tiled, camera.presets[1])),))
-    detector = SizeRecordingDetector()
+    plain = replace(camera.presets[1], tiles=(1, 1))
+    assert camera.presets[2].tiles is None  # the default
+    registry = CameraRegistry((replace(camera, presets=(tiled, plain, camera.presets[2])),))
+    detector = SizeRecordingDetector()  # a 320 px model
     pipeline = FramePipeline(registry, detector, ListSink())
     t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
     image = np.zeros((854, 1280, 3), np.uint8)
@@ -255,6 +257,14 @@ def test_a_tiled_preset_runs_the_detector_on_the_whole_frame_and_its_tiles() -> 
     detector.sizes.clear()
     pipeline.process(Frame(image, t0, "figlib-mobo-c", "plain", 0))
     assert detector.sizes == [(1280, 854)]
+    # Not configured: by frame size (detector.tiling.auto_grid): 4 × 4 tiles of a 1280×854 frame for 320 px ...
+    detector.sizes.clear()
+    pipeline.process(Frame(image, t0, "figlib-mobo-c", "auto", 0))
+    assert len(detector.sizes) == 1 + 16
+    # ... and the whole frame only when it is near the model's input.
+    detector.sizes.clear()
+    pipeline.process(Frame(np.zeros((300, 400, 3), np.uint8), t0, "figlib-mobo-c", "auto", 1))
+    assert detector.sizes == [(400, 300)]
 
 
 class CentreFireDetector:
