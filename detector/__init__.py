@@ -16,10 +16,13 @@ Public API, by module:
 * ``detector.rules`` — :class:`RulesDetector`: weights-free flame colour and smoke motion rules.
 * ``detector.sequence`` — :class:`SequenceVerifier`, :class:`PositionVerifiers`, :class:`SequenceConfig`,
   :class:`IgnoreMask`, :class:`Event`: persistence rules for fixed cameras (pure).
+* ``detector.tiling`` — :class:`TiledDetector` (whole frame plus overlapping tiles, merged; ``auto`` picks the grid
+  by frame size with :func:`auto_grid`), :func:`tile_boxes`.
 * ``detector.watch`` — :func:`watch`: a video or frame folder through a detector and the verifier.
 * ``detector.evaluate`` — :func:`evaluate`, :func:`compute_report`, :func:`average_precision`,
   :func:`match_detections`, :class:`EvalReport`: our own metrics.
 * ``detector.manifest`` — :func:`load_manifest`, :func:`verified_file`, :class:`ModelEntry`, :class:`ModelError`.
 * ``detector.export`` — :func:`export_model`: checkpoint → ONNX + torch weights, evaluation, manifest, card.
-* ``detector.dataset`` / ``detector.train`` — building the training set and training (ultralytics, offline).
+* ``detector.dataset`` / ``detector.train`` — building the training set and training (ultralytics, offline);
+  ``detector/arch/`` holds our own architecture yamls (``yolov8n-relu.yaml``, the committed model's).
 """

@@ -234,9 +234,9 @@ def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: 
         raise typer.Exit(code=1) from exc
     if grid == (1, 1):
         return detector
-    from detector.tiling import TiledDetector
+    from detector.tiling import with_tiles
 
-    return TiledDetector.auto(detector) if grid is None else TiledDetector(detector, *grid)
+    return with_tiles(detector, grid)
 
 
 def _print_json(payload: object) -> None:

@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 
 from detector.backends import YoloDetector, onnx_network
-from detector.detections import CLASS_NAMES, Detector, ModelInfo
+from detector.detections import CLASS_NAMES, ModelInfo
 from detector.evaluate import IMAGE_SUFFIXES, EvalReport, evaluate, evaluate_by_source
 from detector.images import ImageLoadError, load_image
 from detector.manifest import (
@@ -330,8 +330,10 @@ def _take_pixels(path: Path) -> None:
     to exactly 1/255 and zero point 0 — the range [0, 1] every input has, which calibration finds anyway when an
     image has a white pixel — that quantisation returns the pixel values themselves. So the QuantizeLinear is
     dropped and the uint8 pixels feed the DequantizeLinear (which ONNX Runtime folds into the first QLinearConv):
-    the caller skips the float conversion, and the network its one float-to-int8 pass. Same output, bit for bit
-    (tested), about 1 ms less per 640 px image on one core.
+    the caller skips the float conversion, and the network its one float-to-int8 pass. Same output, bit for bit,
+    when calibration saw a white pixel (tested), about 1 ms less per 640 px image on one core. Anything else at
+    the input (a shared or non-constant scale, a non-zero zero point) is refused with a ValueError, which keeps
+    the fp32 model only.
     """
     import onnx
     from onnx import TensorProto, numpy_helper
@@ -340,16 +342,27 @@ def _take_pixels(path: Path) -> None:
     graph = model.graph
     source = graph.input[0].name
     quantize = [node for node in graph.node if source in node.input]
-    if len(quantize) != 1 or quantize[0].op_type != "QuantizeLinear":
+    if len(quantize) != 1 or quantize[0].op_type != "QuantizeLinear" or len(quantize[0].input) < 3:
         raise ValueError(f"{path}: expected the input to feed one QuantizeLinear, got {[n.op_type for n in quantize]}")
     node = quantize[0]
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    zero_point = numpy_helper.to_array(initializers[node.input[2]])
-    if zero_point.dtype != np.uint8 or int(zero_point) != 0:
-        raise ValueError(f"{path}: the input's zero point is {zero_point!r}, not uint8 0")
     consumers = [other for other in graph.node if node.output[0] in other.input]
-    if not consumers or any(other.op_type != "DequantizeLinear" for other in consumers):
+    if not consumers or any(other.op_type != "DequantizeLinear" or len(other.input) < 3 for other in consumers):
         raise ValueError(f"{path}: the quantised input feeds {[n.op_type for n in consumers]}, not DequantizeLinear")
+    names = {node.input[1], node.input[2]} | {name for other in consumers for name in other.input[1:3]}
+    if not names <= initializers.keys():
+        raise ValueError(f"{path}: the input's scale or zero point is not a constant ({sorted(names)})")
+    shared = [n.name or n.op_type for n in graph.node if n is not node and n not in consumers and names & set(n.input)]
+    if shared:
+        raise ValueError(f"{path}: the input's scale or zero point is also used by {shared}")
+    for name in {node.input[2]} | {other.input[2] for other in consumers}:
+        zero_point = numpy_helper.to_array(initializers[name])
+        if zero_point.dtype != np.uint8 or zero_point.size != 1 or int(zero_point.reshape(())) != 0:
+            raise ValueError(f"{path}: the input's zero point is {zero_point!r}, not uint8 0")
+    calibrated = float(numpy_helper.to_array(initializers[node.input[1]]).reshape(()))
+    if abs(calibrated * 255.0 - 1.0) > 1e-6:
+        # Calibration saw no white pixel: [0, 1] is the true input range, and using it is at least as exact.
+        log.info("input scale %.9g (calibrated) replaced by 1/255", calibrated)
     for other in consumers:
         other.input[0] = source
         scale = other.input[1]
@@ -397,10 +410,10 @@ def _tower_check(
     auto_tiles: bool = False,
 ) -> TowerCheck:
     from detector.sequence import overlap
-    from detector.tiling import TiledDetector
+    from detector.tiling import TiledDetector, with_tiles
     from detector.watch import load_mask, watch
 
-    watched: Detector = TiledDetector.auto(detector) if auto_tiles else detector
+    watched = with_tiles(detector, None) if auto_tiles else detector
     result = watch(watched, clip, config=config, mask=load_mask(mask) if mask else None)
     width, height = result.frame_size or (1, 1)
     grid = watched.grid(width, height) if isinstance(watched, TiledDetector) else (1, 1)
@@ -562,7 +575,7 @@ def export_model(
             f"{_training_device(meta['train_args'])}"
             + (
                 f", which continued from {lineage['init_weights']} (sha256 {str(lineage['init_sha256'])[:12]}…, "
-                f"{init_epochs} epochs)"
+                f"{init_epochs} epochs{_architecture_change(lineage, architecture)})"
                 if lineage
                 else ""
             )
@@ -729,6 +742,12 @@ def render_card(
     return "\n".join(lines)
 
 
+def _architecture_change(lineage: dict[str, Any], architecture: str) -> str:
+    """ ", as <old architecture>, carried over into <new>" when the run changed architecture (e.g. SiLU → ReLU)."""
+    before = lineage.get("init_architecture")
+    return f" as {before}, every tensor carried over into {architecture}" if before and before != architecture else ""
+
+
 def _training_device(train_args: dict[str, Any]) -> str:
     """Where a run trained, from its ultralytics ``train_args`` (``device``: "cpu", "0", "0,1", ...)."""
     device = str(train_args.get("device", "cpu")).strip().lower()  # an int 0 is CUDA device 0, not "unset"
@@ -782,7 +801,7 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
             "This is an **early checkpoint**: its numbers are far from what the architecture reaches after a full "
             "run, and it is published so the pipeline can be exercised end to end, not as a finished detector."
             if entry.epochs_trained < FULL_RUN_EPOCHS
-            else "A full-length run."
+            else "As many epochs as a full run (see *Exported* for the runs behind them)."
         ),
         f"* **Operating threshold**: {entry.operating_threshold:.2f} — chosen on the validation split itself (max "
         "mean F1 over the two classes), so the P/R/F1 below are optimistic for that split.",
@@ -836,7 +855,11 @@ def _card_section(entry: ModelEntry, towers: list[TowerCheck], baseline: EvalRep
             if check.tiles:
                 how += f", whole frame plus {check.tiles[0]}×{check.tiles[1]} tiles"
             if check.auto_tiles:
-                how += " (`--tiles auto`, what `strawfire detector watch` does by default)"
+                how += (
+                    " (`--tiles auto`, what `strawfire detector watch` does by default)"
+                    if check.tiles
+                    else " (`--tiles auto`, watch's default, keeps frames this size whole)"
+                )
             lines.append(
                 f"* {how}: {first}; {check.false_events_before_ignition} false event(s) before ignition, "
                 f"{check.false_events_after_ignition} after ignition away from the plume."

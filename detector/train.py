@@ -46,8 +46,10 @@ DEFAULT_DATA: Final[Path] = Path("var/datasets/strawfire-v2/data.yaml")
 #: yolov8n rather than yolo11n: measured on this CPU (1 thread, batch 16 at 320 px, forward+backward) yolov8n
 #: takes ~1.36 s per batch and yolo11n ~1.53 s; without pretrained weights neither has an accuracy head start,
 #: and the plain conv/C2f yolov8 graph is the cheaper, well-trodden baseline for fire/smoke.
-#: ``model="yolo11n.yaml"`` works too.
-DEFAULT_MODEL: Final[str] = "yolov8n.yaml"
+#: ``model="yolo11n.yaml"`` works too. With ReLU instead of SiLU (``detector/arch/yolov8n-relu.yaml``, the committed
+#: model's architecture): ReLU folds into ONNX Runtime's int8 convolutions, SiLU costs a quarter of the int8
+#: network's time on a CPU. ``model="yolov8n.yaml"`` trains the SiLU original.
+DEFAULT_MODEL: Final[str] = "yolov8n-relu.yaml"
 #: Architectures of our own (``detector/arch/*.yaml``), looked up by file name before ultralytics' bundled ones.
 ARCH_DIR: Final[Path] = Path(__file__).resolve().parent / "arch"
 DEFAULT_PROJECT: Final[Path] = Path("var/train")
@@ -227,16 +229,25 @@ def last_checkpoint(project: Path = DEFAULT_PROJECT, name: str = DEFAULT_RUN_NAM
     return project / name / "weights" / "last.pt"
 
 
-def _checkpoint_state(path: Path) -> tuple[int, int, bool]:
-    """(last finished epoch, planned epochs, has optimizer state) of a checkpoint, to tell resumable from
-    done.
+def _checkpoint_state(path: Path) -> tuple[int, int, bool, str]:
+    """(last finished epoch, planned epochs, has optimizer state, architecture) of a checkpoint, to tell resumable
+    from done.
     """
     import torch
 
     ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by ultralytics
     epoch = int(ckpt.get("epoch", -1))
     planned = int((ckpt.get("train_args") or {}).get("epochs", 0))
-    return epoch, planned, ckpt.get("optimizer") is not None
+    return epoch, planned, ckpt.get("optimizer") is not None, checkpoint_architecture(ckpt)
+
+
+def checkpoint_architecture(ckpt: dict[str, Any]) -> str:
+    """The architecture yaml's name (``yolov8n-relu``) of a loaded checkpoint: ours record it, ultralytics' keep
+    it in the model's yaml."""
+    if ckpt.get("architecture"):
+        return str(ckpt["architecture"])
+    yaml = getattr(ckpt.get("model"), "yaml", None) or {}
+    return Path(str(yaml.get("yaml_file") or "unknown")).stem
 
 
 def train(
@@ -387,10 +398,15 @@ def _train_offline(
     last = last_checkpoint(project, name)
     resuming = False
     if resume and last.is_file():
-        epoch, planned, has_optimizer = _checkpoint_state(last)
+        epoch, planned, has_optimizer, architecture = _checkpoint_state(last)
         if not (has_optimizer and 0 <= epoch < planned - 1):
             raise TrainingSetupError(
                 f"{last} is a finished run (epoch {epoch + 1} of {planned}); pass resume=False to start over"
+            )
+        if model is not None and Path(architecture_yaml(model)).stem != architecture:
+            raise TrainingSetupError(
+                f"{last} is an unfinished {architecture} run, not {model}: resume it without --model, or start "
+                "over with resume=False (or another run name)"
             )
         resuming = True
         log.info("resuming %s after epoch %d of %d", last, epoch + 1, planned)
@@ -448,7 +464,7 @@ def _train_offline(
 
         reference = torch.load(init_weights, map_location="cpu", weights_only=False)  # our own exported file
         _check_initialised_from(yolo, init_weights, reference)
-        write_lineage(project / name, init_weights, epochs_total(reference))
+        write_lineage(project / name, init_weights, epochs_total(reference), checkpoint_architecture(reference))
     yolo.train(**train_args)
     trainer = yolo.trainer
     return Path(str(trainer.save_dir)) if trainer is not None else project / name
@@ -487,7 +503,7 @@ def epochs_total(ckpt: dict[str, Any]) -> int:
     return int(ckpt.get("epochs_total") or checkpoint_epoch(ckpt) + 1)
 
 
-def write_lineage(run_dir: Path, init_weights: Path, init_epochs: int) -> Path:
+def write_lineage(run_dir: Path, init_weights: Path, init_epochs: int, init_architecture: str | None = None) -> Path:
     """Record in ``run_dir`` which weights a run started from and how many epochs were behind them, so an export
     of the run can state the whole training (the init file itself may be replaced by then)."""
     from detector.manifest import sha256_file
@@ -498,6 +514,8 @@ def write_lineage(run_dir: Path, init_weights: Path, init_epochs: int) -> Path:
         "init_sha256": sha256_file(init_weights),
         "init_epochs": init_epochs,
     }
+    if init_architecture:
+        lineage["init_architecture"] = init_architecture
     path = run_dir / LINEAGE_FILE
     path.write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
     return path
@@ -535,6 +553,11 @@ def _check_initialised_from(yolo: Any, init_weights: Path, reference: dict[str, 
             raise TrainingSetupError(
                 f"{init_weights}: only {same} of {len(expected)} tensors carried over into the model being trained "
                 "(different architecture or class count?); refusing to train from partly random weights"
+            )
+        if len(actual) != len(expected):  # an architecture with more layers: those would start random
+            raise TrainingSetupError(
+                f"{init_weights} has {len(expected)} tensors but the model being trained has {len(actual)}; "
+                "refusing to train from partly random weights"
             )
         log.info("initialised all %d tensors from %s", same, init_weights)
 

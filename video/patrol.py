@@ -508,7 +508,11 @@ class FramePipeline:
     def detect(
         self, frame: Frame, previous: ImageArray | None = None, tiles: tuple[int, int] | None = None
     ) -> Detections:
-        """The detector's candidates in ``frame`` (at the per-frame threshold), boxes in frame pixels."""
+        """The detector's candidates in ``frame`` (at the per-frame threshold), boxes in frame pixels.
+
+        ``tiles``: (cols, rows) of overlapping tiles also looked at, (1, 1) for the whole frame only, ``None`` to
+        choose by frame size (``detector.tiling.with_tiles``; a preset's ``tiles`` as the registry stores it).
+        """
         return self._detect(frame.rgb(), previous, tiles)
 
     def _detect(self, rgb: ImageArray, previous: ImageArray | None, tiles: tuple[int, int] | None) -> Detections:
@@ -517,12 +521,11 @@ class FramePipeline:
             return self.detector.detect_pair(rgb, previous, conf=threshold)
         if tiles == (1, 1):
             return self.detector.detect([rgb], conf=threshold)[0]
-        from detector.tiling import TiledDetector
+        from detector.tiling import with_tiles
 
         # No tiles configured: chosen by frame size, as `strawfire detector watch` does (whole frame only for
         # frames near the model's input; a 1280×854 tower frame also in 3×2 tiles for a 640 px model).
-        tiled = TiledDetector.auto(self.detector) if tiles is None else TiledDetector(self.detector, *tiles)
-        return tiled.detect([rgb], conf=threshold)[0]
+        return with_tiles(self.detector, tiles).detect([rgb], conf=threshold)[0]
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every step for one frame; sightings go to the sink as their events change state."""

@@ -289,3 +289,23 @@ def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_det
         assert abs(best_a - best_b) < 0.1
         compared += best_a > 0.25
     assert compared > 0  # the comparison compared real detections
+
+
+def test_the_int8_network_takes_pixels_and_converts_a_float_batch(models_dir: Path) -> None:
+    """The committed int8 variant takes uint8 pixels (export's _take_pixels); a float batch in [0, 1], as raw() and
+    the tests give, is converted back to exactly those pixels."""
+    from detector.yolo import letterbox_batch
+
+    manifest = load_manifest(models_dir)
+    name = f"{resolve_model(manifest).name}-int8"
+    entry = next((m for m in manifest.models if m.name == name), None)
+    if entry is None:
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    network = onnx_network(verified_file(models_dir, entry), threads=1)
+    assert network.pixels
+    images = synthetic_images()[:1]
+    floats, _ = letterbox_batch(images, 320, trim=True)
+    pixels, _ = letterbox_batch(images, 320, trim=True, pixels=True)
+    np.testing.assert_array_equal(network(floats), network(pixels))
+    fp32 = onnx_network(verified_file(models_dir, resolve_model(manifest)), threads=1)
+    assert not fp32.pixels

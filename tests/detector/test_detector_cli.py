@@ -205,6 +205,26 @@ def test_watch_json_on_a_frame_folder(tmp_path: Path) -> None:
     assert any("frame 7" in e for e in out["errors"])
 
 
+def test_watch_with_the_rules_finds_a_rising_plume_by_motion(tmp_path: Path) -> None:
+    """The weights-free smoke rule needs the previous frame: watch's default tiling must leave it whole."""
+    frames = tmp_path / "plume"
+    frames.mkdir()
+    for i in range(12):
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:60] = (110, 150, 210)  # blue sky
+        frame[60:] = (70, 100, 45)  # green field
+        if i >= 3:
+            frame[60 - 4 * (i - 2) : 60, 70:90] = (185, 185, 180)  # a grey plume rising a little every frame
+        save(frame, frames / f"frame_{i:03d}.png")
+    result = runner.invoke(
+        app, ["watch", str(frames), "--json", "--backend", "rules", "--window", "6", "--min-hits", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)["events"]
+    assert [e["class"] for e in events] == ["smoke"], events
+    assert events[0]["start_frame"] >= 3
+
+
 def test_watch_video_file_and_mask(tmp_path: Path) -> None:
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 4, (96, 64))

@@ -246,11 +246,14 @@ def test_tower_checks_run_with_the_given_rule_and_the_card_states_it(tmp_path: P
     wide.mkdir()
     for i in range(2):
         Image.fromarray(flame_image(1280, 854)).save(wide / f"{i:02d}.jpg")
-    assert [c.tiles for c in _tower_checks(detector, wide, None, config)] == [None, (3, 2)]
+    wide_checks = _tower_checks(detector, wide, None, config)
+    assert [c.tiles for c in wide_checks] == [None, (3, 2)]
 
     card = render_card(manifest, tower={entry.name: checks})
     assert "4 of 8 frames at confidence ≥ 0.225" in card
-    assert "(`--tiles auto`, what `strawfire detector watch` does by default)" in card
+    assert "(`--tiles auto`, watch's default, keeps frames this size whole)" in card
+    wide_card = render_card(manifest, tower={entry.name: wide_checks})
+    assert "whole frame plus 3×2 tiles (`--tiles auto`, what `strawfire detector watch` does by default)" in wide_card
 
 
 def test_the_tower_rule_is_the_models_own_unless_given() -> None:

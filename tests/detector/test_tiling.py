@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from detector.detections import Detections, Detector, ImageArray, ModelInfo
-from detector.tiling import TiledDetector, auto_grid, tile_boxes
+from detector.rules import RulesDetector
+from detector.tiling import TiledDetector, auto_grid, tile_boxes, with_tiles
 
 INFO = ModelInfo("stub", "0", ("fire", "smoke"), 320, 0.25, "stub")
 
@@ -74,8 +75,18 @@ def test_auto_grid_follows_the_frame_size() -> None:
     assert auto_grid(3840, 2160, 640) == (4, 4)  # capped (8 × 5 uncapped)
     assert auto_grid(854, 1280, 640) == (2, 3)  # portrait: the same rule per side
     assert auto_grid(1280, 854, 320) == (4, 4)
+    # Overlap included: 1440 px in 3 tiles would be 533 px each (> 480), so 4 of 424 px.
+    assert auto_grid(1440, 960, 640) == (4, 3)
+    for width, height in [(1280, 854), (1440, 960), (1000, 700), (1700, 1300)]:  # all below the cap
+        cols, rows = auto_grid(width, height, 640)
+        tiles = tile_boxes(width, height, cols, rows, 0.15)
+        assert max(x2 - x1 for x1, _, x2, _ in tiles) <= 481
+        assert max(y2 - y1 for _, y1, _, y2 in tiles) <= 481
+    assert auto_grid(5, 3, 1) == (4, 4)  # a tiny input does not divide by zero (tiles of 0.75 px: capped)
     with pytest.raises(ValueError, match="positive"):
         auto_grid(0, 10, 640)
+    with pytest.raises(ValueError, match="overlap"):
+        auto_grid(1280, 854, 640, overlap=1.0)
 
 
 def test_auto_tiling_picks_the_grid_per_frame() -> None:
@@ -99,3 +110,34 @@ def test_auto_tiling_picks_the_grid_per_frame() -> None:
     assert seen[-1] == (300, 400)
     np.testing.assert_allclose(found_big.xyxy, [[100, 300, 110, 310]])
     np.testing.assert_allclose(found_small.xyxy, [[200, 100, 220, 110]])
+
+
+def test_with_tiles_wraps_only_what_tiles_can_help() -> None:
+    stub = MarkerDetector()
+    assert with_tiles(stub, (1, 1)) is stub
+    fixed = with_tiles(stub, (3, 2))
+    assert isinstance(fixed, TiledDetector)
+    assert fixed.grid(1280, 854) == (3, 2)
+    automatic = with_tiles(stub, None)
+    assert isinstance(automatic, TiledDetector)
+    assert automatic.grid(1280, 854) == (4, 4)
+    # The weights-free rules: a motion detector (it needs the previous frame of the whole view) with input size 0.
+    rules = RulesDetector()
+    assert with_tiles(rules, None) is rules
+    assert with_tiles(rules, (3, 2)) is rules
+    assert TiledDetector.auto(rules).grid(1280, 854) == (1, 1)
+
+
+def test_a_frame_left_whole_keeps_the_wrapped_detectors_result() -> None:
+    """No second NMS or box clipping for frames auto tiling leaves whole: the result is the detector's own."""
+    found: list[Detections] = []
+
+    class Remembering(MarkerDetector):
+        def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
+            found.extend(super().detect(images, conf=conf))
+            return found[-len(images) :]
+
+    small = np.zeros((300, 400, 3), np.uint8)
+    small[100:110, 200:220] = 255
+    [result] = TiledDetector.auto(Remembering()).detect([small])
+    assert result is found[0]

@@ -64,7 +64,7 @@ def _one_epoch(
 @pytest.mark.usefixtures("clean_env")
 def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     two_classes = _tiny_dataset(tmp_path / "two", ["fire", "smoke"])
-    first = _one_epoch(two_classes, tmp_path / "runs", "first")
+    first = _one_epoch(two_classes, tmp_path / "runs", "first", model="yolov8n.yaml")  # the SiLU original
     weights = first / "weights" / "last.pt"
     assert weights.is_file()
 
@@ -92,6 +92,9 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
     activations = {type(module.act).__name__ for module in relu.modules() if hasattr(module, "act")}
     assert activations == {"ReLU"}
     assert relu.yaml["activation"] == "nn.ReLU()"
+    relu_lineage = read_lineage(relu_run)
+    assert relu_lineage is not None
+    assert relu_lineage["init_architecture"] == "yolov8n"
 
     # Three classes: the head cannot carry over, and training from a partly random model is refused.
     three_classes = _tiny_dataset(tmp_path / "three", ["fire", "smoke", "other"])
@@ -114,3 +117,17 @@ def test_learning_rate_must_be_sensible(tmp_path: Path, lr0: float) -> None:
     data.write_text("names: {0: fire}\n")
     with pytest.raises(TrainingSetupError, match="lr0 must be in"):
         train(data, lr0=lr0, project=tmp_path, config_dir=tmp_path / "u")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_resuming_another_architecture_is_refused(tmp_path: Path) -> None:
+    """An unfinished run resumes as what it is: asking for another architecture is an error, not silently ignored."""
+    data = _tiny_dataset(tmp_path / "data", ["fire", "smoke"])
+    run = _one_epoch(data, tmp_path / "runs", "interrupted")  # the default: yolov8n-relu
+    last = run / "weights" / "last.pt"
+    # As an interrupted run leaves it: epoch 0 of 2 done, optimiser state kept.
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    ckpt.update(epoch=0, optimizer={"state": {}}, train_args={**ckpt["train_args"], "epochs": 2})
+    torch.save(ckpt, last)
+    with pytest.raises(TrainingSetupError, match=r"unfinished yolov8n-relu run, not yolov8n\.yaml"):
+        train(data, model="yolov8n.yaml", project=tmp_path / "runs", name="interrupted", config_dir=tmp_path / "u")

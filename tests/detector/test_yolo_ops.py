@@ -93,6 +93,11 @@ def test_letterbox_batch_layout_and_scale() -> None:
     assert pixels.dtype == np.uint8
     np.testing.assert_array_equal(pixels, np.rint(batch * 255).astype(np.uint8))
     assert pixel_boxes == boxes
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    floats, _ = letterbox_batch([every], 16)
+    values, _ = letterbox_batch([every], 16, pixels=True)
+    np.testing.assert_array_equal(values[0, 0], every[..., 0])
+    np.testing.assert_array_equal(np.rint(floats * 255).astype(np.uint8), values)  # the round trip is exact
 
 
 def test_nms_matches_torchvision_on_random_boxes() -> None:
