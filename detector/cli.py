@@ -451,13 +451,13 @@ def watch_command(
     model: ModelOption = None,
     models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
     threads: ThreadsOption = 0,
-    tiles: TilesOption = "auto",
+    tiles: TilesOption = "1x1",
 ) -> None:
     """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes.
 
-    Tiles default to ``auto`` here, unlike predict/eval: a tower camera's early plume is a few dozen pixels of a
-    wide frame, and at a frame a minute the extra network passes cost nothing that matters. On the FIgLib clip
-    (1280×854, 3×2 tiles) the plume is confirmed minutes earlier than on the whole frame alone (models/README.md).
+    Whole frames by default. ``--tiles auto`` (or 3x2) also looks at overlapping tiles, which can confirm a small,
+    distant plume earlier, but on still look-alikes (clouds, fog, sunlit roofs) seen in tiles the model also finds
+    more false smoke and fire: 8 of 97 validation negatives instead of 3 (README, "Fire and smoke detector").
     """
     from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
     from detector.watch import load_mask, watch

@@ -36,6 +36,7 @@ from detector.images import ImageLoadError, LoadedImage, load_image
 __all__ = [
     "DEFAULT_EVAL_CONF",
     "DEFAULT_OPERATING_THRESHOLD",
+    "FALSE_ALARM_AIM",
     "IMAGE_SUFFIXES",
     "ClassReport",
     "EvalReport",
@@ -61,6 +62,10 @@ DEFAULT_EVAL_CONF: Final[float] = 0.001
 IOU_THRESHOLD: Final[float] = 0.5
 #: ultralytics' predictor default, used when the data cannot choose a threshold.
 DEFAULT_OPERATING_THRESHOLD: Final[float] = 0.25
+#: The false-alarm aim: at the operating threshold at most this share of the images without fire or smoke may get
+#: any detection. A threshold chosen from data (:func:`compute_report` with ``threshold=None``) never exceeds it
+#: on that data: a false alarm sends a patrol across the fields for nothing.
+FALSE_ALARM_AIM: Final[float] = 0.05
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -264,15 +269,29 @@ def best_f1_threshold(
     grid: Iterable[float] = np.arange(0.01, 0.951, 0.01),
     *,
     fallback: float = DEFAULT_OPERATING_THRESHOLD,
+    negative_scores: FloatArray | None = None,
+    max_fp_rate: float | None = None,
+    min_threshold: float = 0.0,
 ) -> float:
     """The confidence threshold maximising the mean box F1 over the classes that have ground truth.
 
     ``flags`` holds, per class, (TP flags, confidences, ground-truth count) over the dataset. Ties go to the
     higher threshold (fewer alarms for the same F1). When no threshold gives any true positive (an untrained
     model), F1 cannot choose and ``fallback`` is returned.
+
+    With ``negative_scores`` (each image without fire or smoke: its highest detection confidence, 0 without any)
+    and ``max_fp_rate``, only thresholds that flag at most that share of those images are considered; when none
+    gives a true positive, the lowest one within the cap is returned. ``min_threshold``: none below it.
     """
+    candidates = [round(float(t), 4) for t in grid if t >= min_threshold - 1e-9]
+    if negative_scores is not None and max_fp_rate is not None and len(negative_scores):
+        capped = [t for t in candidates if float(np.mean(negative_scores >= t)) <= max_fp_rate + 1e-12]
+        if not capped:
+            return candidates[-1] if candidates else fallback
+        fallback = capped[0] if fallback < capped[0] else fallback
+        candidates = capped
     best, best_score = fallback, 0.0
-    for threshold in grid:
+    for threshold in candidates:
         scores = []
         for tp, conf, n_gt in flags:
             if n_gt == 0:
@@ -282,7 +301,7 @@ def best_f1_threshold(
             scores.append(_f1(_ratio(n_tp, n_pred), n_tp / n_gt) or 0.0)
         score = float(np.mean(scores)) if scores else 0.0
         if score > 0.0 and score >= best_score - 1e-12:
-            best, best_score = round(float(threshold), 4), score
+            best, best_score = threshold, score
     return best
 
 
@@ -323,15 +342,31 @@ def compute_report(
     unlabelled: int = 0,
     errors: Sequence[str] = (),
     ms_per_image: float | None = None,
+    max_fp_rate: float | None = FALSE_ALARM_AIM,
+    min_threshold: float = 0.0,
 ) -> EvalReport:
     """All metrics from per-image predictions and pixel ground truth (xyxy, class id). Pure.
 
-    ``threshold`` None picks the operating threshold that maximises the mean F1 (:func:`best_f1_threshold`).
+    ``threshold`` None picks the operating threshold that maximises the mean F1 (:func:`best_f1_threshold`) among
+    those, at or above ``min_threshold``, that flag at most ``max_fp_rate`` of the images without fire or smoke.
     """
     collected = _Collected(list(predictions), list(truths))
     per_class_flags = [_class_flags(collected, cls) for cls in range(len(CLASS_NAMES))]
     if threshold is None:
-        threshold = best_f1_threshold([(tp, conf, n) for tp, conf, n, _ in per_class_flags])
+        negative_scores = np.array(
+            [
+                float(d.confidence.max(initial=0.0))
+                for d, t in zip(collected.predictions, collected.truths, strict=True)
+                if not len(t[0])
+            ],
+            np.float32,
+        )
+        threshold = best_f1_threshold(
+            [(tp, conf, n) for tp, conf, n, _ in per_class_flags],
+            negative_scores=negative_scores,
+            max_fp_rate=max_fp_rate,
+            min_threshold=min_threshold,
+        )
     per_class: dict[str, ClassReport] = {}
     predicted_any = np.zeros(len(collected.predictions), bool)
     for cls, (tp, conf, n_gt, present) in enumerate(per_class_flags):
@@ -435,6 +470,7 @@ def evaluate(
     split: str | None = None,
     threshold: float | None = None,
     choose_threshold: bool = False,
+    min_threshold: float = 0.0,
     missing_labels: Literal["skip", "background"] = "skip",
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
@@ -442,10 +478,12 @@ def evaluate(
     """Run ``detector`` over a YOLO folder and compute the :class:`EvalReport`.
 
     The operating threshold is ``threshold``, else the detector's own; ``choose_threshold`` instead picks the one
-    with the best mean F1 on this data (how an export sets a new model's threshold).
+    with the best mean F1 on this data, at or above ``min_threshold``, that keeps within :data:`FALSE_ALARM_AIM`
+    on its negative images (how an export sets a new model's threshold).
     """
     run = _detect_folder(detector, data_dir, names, split, missing_labels, batch_size, conf)
-    return _report(run, detector, data_dir, split, _operating(detector, threshold, choose_threshold))
+    chosen = _operating(detector, threshold, choose_threshold)
+    return _report(run, detector, data_dir, split, chosen, min_threshold)
 
 
 def evaluate_by_source(
@@ -456,6 +494,7 @@ def evaluate_by_source(
     split: str | None = None,
     threshold: float | None = None,
     choose_threshold: bool = False,
+    min_threshold: float = 0.0,
     missing_labels: Literal["skip", "background"] = "skip",
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
@@ -467,7 +506,7 @@ def evaluate_by_source(
     operating threshold, so the rows add up to the one decision the model makes.
     """
     run = _detect_folder(detector, data_dir, names, split, missing_labels, batch_size, conf)
-    overall = _report(run, detector, data_dir, split, _operating(detector, threshold, choose_threshold))
+    overall = _report(run, detector, data_dir, split, _operating(detector, threshold, choose_threshold), min_threshold)
     groups: dict[str, list[int]] = {}
     for index, path in enumerate(run.paths):
         groups.setdefault(image_source(path), []).append(index)
@@ -542,9 +581,15 @@ def _operating(detector: Detector, threshold: float | None, choose: bool) -> flo
 
 
 def _report(
-    run: _FolderRun, detector: Detector, data_dir: Path, split: str | None, threshold: float | None
+    run: _FolderRun,
+    detector: Detector,
+    data_dir: Path,
+    split: str | None,
+    threshold: float | None,
+    min_threshold: float = 0.0,
 ) -> EvalReport:
-    """The report of a pass at ``threshold`` (None: the best-F1 one, :func:`best_f1_threshold`)."""
+    """The report of a pass at ``threshold`` (None: the best-F1 one within the false-alarm aim, at or above
+    ``min_threshold``; :func:`best_f1_threshold`)."""
     return compute_report(
         run.predictions,
         run.truths,
@@ -555,4 +600,5 @@ def _report(
         unlabelled=run.unlabelled,
         errors=run.errors,
         ms_per_image=1000.0 * run.elapsed / len(run.predictions) if run.predictions else None,
+        min_threshold=min_threshold,
     )

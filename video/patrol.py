@@ -510,8 +510,8 @@ class FramePipeline:
     ) -> Detections:
         """The detector's candidates in ``frame`` (at the per-frame threshold), boxes in frame pixels.
 
-        ``tiles``: (cols, rows) of overlapping tiles also looked at, (1, 1) for the whole frame only, ``None`` to
-        choose by frame size (``detector.tiling.with_tiles``; a preset's ``tiles`` as the registry stores it).
+        ``tiles``: (cols, rows) of overlapping tiles also looked at (``detector.tiling.with_tiles``); ``None`` or
+        (1, 1) for the whole frame only (a preset's ``tiles`` as the registry stores it).
         """
         return self._detect(frame.rgb(), previous, tiles)
 
@@ -519,12 +519,10 @@ class FramePipeline:
         threshold = self.config.threshold(self.detector)
         if isinstance(self.detector, MotionDetector):
             return self.detector.detect_pair(rgb, previous, conf=threshold)
-        if tiles == (1, 1):
+        if tiles is None or tiles == (1, 1):
             return self.detector.detect([rgb], conf=threshold)[0]
         from detector.tiling import with_tiles
 
-        # No tiles configured: chosen by frame size, as `strawfire detector watch` does (whole frame only for
-        # frames near the model's input; a 1280×854 tower frame also in 3×2 tiles for a 640 px model).
         return with_tiles(self.detector, tiles).detect([rgb], conf=threshold)[0]
 
     def process(self, frame: Frame) -> FrameResult:

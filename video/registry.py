@@ -141,9 +141,8 @@ class PresetRecord:
         name: free text for operators.
         tiles: (cols, rows) of overlapping tiles the detector also runs on (``detector.tiling``), for wide
             long-range views where an early plume is a few dozen pixels; 3×2 costs seven network passes per
-            frame instead of one. ``None`` (the default) chooses by frame size, as ``strawfire detector watch``
-            does (:func:`detector.tiling.auto_grid`: whole frame only up to 1.5× the model's input, so 3×2 for a
-            1280×854 frame and a 640 px model); ``(1, 1)`` runs on the whole frame only.
+            frame instead of one, and finds more false smoke on look-alikes (README). ``None`` (the default) runs
+            on the whole frame only.
     """
 
     id: str

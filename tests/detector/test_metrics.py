@@ -87,6 +87,25 @@ def test_best_f1_threshold_prefers_higher_threshold_on_ties_and_falls_back() -> 
     assert best_f1_threshold([(np.array([False]), np.array([0.9], np.float32), 3)], fallback=0.25) == 0.25
 
 
+def test_the_chosen_threshold_keeps_within_the_false_alarm_aim() -> None:
+    """F1 alone would pick 0.3; 20 negative images, two of them with a 0.4 and 0.6 look-alike: at most 5 % (one
+    image) may be flagged, so the threshold rises above 0.4, and min_threshold raises it further."""
+    tp = np.array([True, True, False, True])
+    conf = np.array([0.9, 0.7, 0.35, 0.3], np.float32)
+    grid = [0.3, 0.35, 0.5, 0.8]
+    negatives = np.array([0.6, 0.4] + [0.0] * 18, np.float32)
+    assert best_f1_threshold([(tp, conf, 3)], grid=grid) == pytest.approx(0.3)
+    capped = best_f1_threshold([(tp, conf, 3)], grid=grid, negative_scores=negatives, max_fp_rate=0.05)
+    assert capped == pytest.approx(0.5)
+    assert float(np.mean(negatives >= capped)) <= 0.05
+    assert best_f1_threshold(
+        [(tp, conf, 3)], grid=grid, negative_scores=negatives, max_fp_rate=0.05, min_threshold=0.6
+    ) == pytest.approx(0.8)
+    # No threshold in the grid keeps within the cap: the highest one (fewest alarms) is returned.
+    flagged = np.full(20, 0.99, np.float32)
+    assert best_f1_threshold([(tp, conf, 3)], grid=grid, negative_scores=flagged, max_fp_rate=0.05) == 0.8
+
+
 def test_report_hand_computed() -> None:
     # Image A: fire truth, detected (0.9) + a smoke false positive (0.4).
     # Image B: smoke truth, detected (0.6) + one duplicate (0.55).

@@ -257,14 +257,10 @@ def test_a_tiled_preset_runs_the_detector_on_the_whole_frame_and_its_tiles() -> 
     detector.sizes.clear()
     pipeline.process(Frame(image, t0, "figlib-mobo-c", "plain", 0))
     assert detector.sizes == [(1280, 854)]
-    # Not configured: by frame size (detector.tiling.auto_grid): 4 × 4 tiles of a 1280×854 frame for 320 px ...
+    # Not configured: the whole frame only.
     detector.sizes.clear()
     pipeline.process(Frame(image, t0, "figlib-mobo-c", "auto", 0))
-    assert len(detector.sizes) == 1 + 16
-    # ... and the whole frame only when it is near the model's input.
-    detector.sizes.clear()
-    pipeline.process(Frame(np.zeros((300, 400, 3), np.uint8), t0, "figlib-mobo-c", "auto", 1))
-    assert detector.sizes == [(400, 300)]
+    assert detector.sizes == [(1280, 854)]
 
 
 class CentreFireDetector:
