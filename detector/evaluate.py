@@ -280,15 +280,17 @@ def best_f1_threshold(
     model), F1 cannot choose and ``fallback`` is returned.
 
     With ``negative_scores`` (each image without fire or smoke: its highest detection confidence, 0 without any)
-    and ``max_fp_rate``, only thresholds that flag at most that share of those images are considered; when none
-    gives a true positive, the lowest one within the cap is returned. ``min_threshold``: none below it.
+    and ``max_fp_rate``, only thresholds that flag at most that share of those images are considered (when none
+    does, the highest of the grid is returned). ``min_threshold``: none below it. ``fallback`` is raised to the
+    lowest threshold allowed by both.
     """
     candidates = [round(float(t), 4) for t in grid if t >= min_threshold - 1e-9]
+    fallback = max(fallback, min_threshold)
     if negative_scores is not None and max_fp_rate is not None and len(negative_scores):
         capped = [t for t in candidates if float(np.mean(negative_scores >= t)) <= max_fp_rate + 1e-12]
         if not capped:
             return candidates[-1] if candidates else fallback
-        fallback = capped[0] if fallback < capped[0] else fallback
+        fallback = max(fallback, capped[0])
         candidates = capped
     best, best_score = fallback, 0.0
     for threshold in candidates:

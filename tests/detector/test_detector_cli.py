@@ -206,7 +206,7 @@ def test_watch_json_on_a_frame_folder(tmp_path: Path) -> None:
 
 
 def test_watch_with_the_rules_finds_a_rising_plume_by_motion(tmp_path: Path) -> None:
-    """The weights-free smoke rule needs the previous frame: watch's default tiling must leave it whole."""
+    """The weights-free smoke rule needs the previous frame: tiling (here asked for) must leave it whole."""
     frames = tmp_path / "plume"
     frames.mkdir()
     for i in range(12):
@@ -217,7 +217,8 @@ def test_watch_with_the_rules_finds_a_rising_plume_by_motion(tmp_path: Path) -> 
             frame[60 - 4 * (i - 2) : 60, 70:90] = (185, 185, 180)  # a grey plume rising a little every frame
         save(frame, frames / f"frame_{i:03d}.png")
     result = runner.invoke(
-        app, ["watch", str(frames), "--json", "--backend", "rules", "--window", "6", "--min-hits", "3"]
+        app,
+        ["watch", str(frames), "--json", "--backend", "rules", "--window", "6", "--min-hits", "3", "--tiles", "auto"],
     )
     assert result.exit_code == 0, result.output
     events = json.loads(result.stdout)["events"]

@@ -101,6 +101,10 @@ def test_the_chosen_threshold_keeps_within_the_false_alarm_aim() -> None:
     assert best_f1_threshold(
         [(tp, conf, 3)], grid=grid, negative_scores=negatives, max_fp_rate=0.05, min_threshold=0.6
     ) == pytest.approx(0.8)
+    # No true positive anywhere: the fallback, raised to what min_threshold and the cap allow.
+    none = [(np.array([False]), np.array([0.9], np.float32), 3)]
+    assert best_f1_threshold(none, grid=grid, fallback=0.25, min_threshold=0.6) == 0.6
+    assert best_f1_threshold(none, grid=grid, fallback=0.25, negative_scores=negatives, max_fp_rate=0.05) == 0.5
     # No threshold in the grid keeps within the cap: the highest one (fewest alarms) is returned.
     flagged = np.full(20, 0.99, np.float32)
     assert best_f1_threshold([(tp, conf, 3)], grid=grid, negative_scores=flagged, max_fp_rate=0.05) == 0.8
