@@ -185,6 +185,23 @@ def _strip(source: Path, target: Path, *, init_epochs: int = 0) -> dict[str, Any
     return meta
 
 
+def _same_checkpoint(existing: Path, new: Path) -> bool:
+    """Whether ``existing`` (a models/ file, if any) holds the same weights and metadata as ``new``, both written by
+    :func:`_strip`: every tensor equal and every other entry equal."""
+    if not existing.is_file():
+        return False
+    import torch
+
+    try:
+        old, fresh = (torch.load(path, map_location="cpu", weights_only=False) for path in (existing, new))
+    except Exception:  # an unreadable or foreign file is simply replaced
+        return False
+    if {k: v for k, v in old.items() if k != "model"} != {k: v for k, v in fresh.items() if k != "model"}:
+        return False
+    a, b = old["model"].state_dict(), fresh["model"].state_dict()
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
 def _export_onnx(weights: Path, target: Path, imgsz: int, metadata: dict[str, str]) -> None:
     """Export the stripped checkpoint to ONNX (dynamic batch) and store its weights as lossless fp16."""
     import onnx
@@ -519,6 +536,10 @@ def export_model(
         lineage = read_lineage(weights.parent.parent)  # var/train/<run>/lineage.json, when it continued
         init_epochs = int(lineage["init_epochs"]) if lineage else 0
         meta = _strip(snapshot, tmp / "stripped.pt", init_epochs=init_epochs)
+        if _same_checkpoint(torch_file, tmp / "stripped.pt"):
+            # Re-exporting the same weights: keep the committed file (torch.save writes a fresh serialization id
+            # every time, so the bytes would differ and a repository would carry another 6 MB for nothing).
+            shutil.copyfile(torch_file, tmp / "stripped.pt")
         run_epochs = meta["epoch"] + 1
         epochs = int(meta["init_epochs"]) + run_epochs
         imgsz = int(meta["train_args"].get("imgsz", 320))

@@ -311,3 +311,21 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     )
     with pytest.raises(ValueError, match="QuantizeLinear"):
         export._take_pixels(pixels)  # already takes pixels: nothing left to replace
+
+
+def test_re_exporting_the_same_weights_keeps_the_committed_file(tmp_path: Path) -> None:
+    """torch.save writes a fresh serialization id each time: the same weights are recognised by content, so a
+    re-export keeps the committed .pt (and its sha256) instead of adding another copy to the repository."""
+    from detector.export import _same_checkpoint, _strip
+
+    models = committed_model()
+    committed = models / resolve_model(load_manifest(models)).torch_file  # type: ignore[operator]
+    first, second, other = tmp_path / "first.pt", tmp_path / "second.pt", tmp_path / "other.pt"
+    _strip(committed, first)
+    _strip(committed, second)
+    assert _same_checkpoint(first, second)
+    _strip(committed, other, init_epochs=1)  # the same tensors, another lineage: a different file
+    assert not _same_checkpoint(first, other)
+    assert not _same_checkpoint(tmp_path / "absent.pt", first)
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert not _same_checkpoint(tmp_path / "broken.pt", first)
