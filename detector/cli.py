@@ -232,8 +232,6 @@ def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: 
     except ModelError as exc:
         _errors.print(f"[red]model error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(code=1) from exc
-    if grid == (1, 1):
-        return detector
     from detector.tiling import with_tiles
 
     return with_tiles(detector, grid)

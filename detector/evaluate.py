@@ -40,12 +40,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ClassReport",
     "EvalReport",
+    "FolderRun",
     "GroundTruth",
     "LabelledImage",
     "PresenceReport",
     "average_precision",
     "best_f1_threshold",
     "compute_report",
+    "detect_folder",
     "detect_images",
     "evaluate",
     "evaluate_by_source",
@@ -483,9 +485,10 @@ def evaluate(
     with the best mean F1 on this data, at or above ``min_threshold``, that keeps within :data:`FALSE_ALARM_AIM`
     on its negative images (how an export sets a new model's threshold).
     """
-    run = _detect_folder(detector, data_dir, names, split, missing_labels, batch_size, conf)
-    chosen = _operating(detector, threshold, choose_threshold)
-    return _report(run, detector, data_dir, split, chosen, min_threshold)
+    run = detect_folder(
+        detector, data_dir, names=names, split=split, missing_labels=missing_labels, batch_size=batch_size, conf=conf
+    )
+    return run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold)
 
 
 def evaluate_by_source(
@@ -501,29 +504,13 @@ def evaluate_by_source(
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
 ) -> tuple[EvalReport, dict[str, EvalReport]]:
-    """:func:`evaluate`, plus one report per source set (:func:`image_source`), all from one detection pass.
-
-    Why: one mean over CCTV close-ups, drone views, tower frames and look-alike negatives hides where a model is
-    weak (smoke seen from a drone, say); evaluators need the split. Every source is scored at the overall report's
-    operating threshold, so the rows add up to the one decision the model makes.
-    """
-    run = _detect_folder(detector, data_dir, names, split, missing_labels, batch_size, conf)
-    overall = _report(run, detector, data_dir, split, _operating(detector, threshold, choose_threshold), min_threshold)
-    groups: dict[str, list[int]] = {}
-    for index, path in enumerate(run.paths):
-        groups.setdefault(image_source(path), []).append(index)
-    sources = {
-        source: compute_report(
-            [run.predictions[i] for i in indices],
-            [run.truths[i] for i in indices],
-            threshold=overall.threshold,
-            data=f"{overall.data} [{source}]",
-            backend=detector.info.backend,
-            ms_per_image=overall.ms_per_image,
-        )
-        for source, indices in sorted(groups.items())
-    }
-    return overall, sources
+    """:func:`evaluate`, plus one report per source set (:func:`image_source`), all from one detection pass
+    (:meth:`FolderRun.by_source`)."""
+    run = detect_folder(
+        detector, data_dir, names=names, split=split, missing_labels=missing_labels, batch_size=batch_size, conf=conf
+    )
+    overall = run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold)
+    return overall, run.by_source(overall)
 
 
 #: The group of images whose names carry no source prefix.
@@ -537,9 +524,12 @@ def image_source(path: Path) -> str:
 
 
 @dataclass
-class _FolderRun:
-    """One detection pass over a labelled folder: what the reports are computed from."""
+class FolderRun:
+    """One detection pass over a labelled folder (:func:`detect_folder`): reports at any threshold come from it
+    without running the detector again (an export compares thresholds and variants this way)."""
 
+    data: str
+    backend: str
     samples: int
     unlabelled: int
     errors: list[str]
@@ -548,18 +538,68 @@ class _FolderRun:
     truths: list[tuple[FloatArray, npt.NDArray[np.int64]]]
     elapsed: float
 
+    def report(self, threshold: float | None, *, min_threshold: float = 0.0) -> EvalReport:
+        """The report at ``threshold``; None chooses it (:func:`compute_report`: best F1 within the false-alarm aim,
+        at or above ``min_threshold``)."""
+        return compute_report(
+            self.predictions,
+            self.truths,
+            threshold=threshold,
+            data=self.data,
+            backend=self.backend,
+            images=self.samples + self.unlabelled,
+            unlabelled=self.unlabelled,
+            errors=self.errors,
+            ms_per_image=1000.0 * self.elapsed / len(self.predictions) if self.predictions else None,
+            min_threshold=min_threshold,
+        )
 
-def _detect_folder(
+    def by_source(self, overall: EvalReport) -> dict[str, EvalReport]:
+        """One report per source set (:func:`image_source`), at ``overall``'s threshold.
+
+        Why: one mean over CCTV close-ups, drone views, tower frames and look-alike negatives hides where a model
+        is weak (smoke seen from a drone, say); evaluators need the split. Every source is scored at the overall
+        report's operating threshold, so the rows add up to the one decision the model makes.
+        """
+        groups: dict[str, list[int]] = {}
+        for index, path in enumerate(self.paths):
+            groups.setdefault(image_source(path), []).append(index)
+        return {
+            source: compute_report(
+                [self.predictions[i] for i in indices],
+                [self.truths[i] for i in indices],
+                threshold=overall.threshold,
+                data=f"{overall.data} [{source}]",
+                backend=self.backend,
+                ms_per_image=overall.ms_per_image,
+            )
+            for source, indices in sorted(groups.items())
+        }
+
+
+def detect_folder(
     detector: Detector,
     data_dir: Path,
-    names: str | Sequence[str],
-    split: str | None,
-    missing_labels: Literal["skip", "background"],
-    batch_size: int,
-    conf: float,
-) -> _FolderRun:
+    *,
+    names: str | Sequence[str] = CLASS_NAMES,
+    split: str | None = None,
+    missing_labels: Literal["skip", "background"] = "skip",
+    batch_size: int = 8,
+    conf: float = DEFAULT_EVAL_CONF,
+) -> FolderRun:
+    """Run ``detector`` once over a YOLO folder (see :func:`evaluate` for the arguments)."""
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
-    run = _FolderRun(len(samples), unlabelled, [s.error for s in samples if s.error is not None], [], [], [], 0.0)
+    run = FolderRun(
+        data=str(data_dir / "images" / split) if split else str(data_dir),
+        backend=detector.info.backend,
+        samples=len(samples),
+        unlabelled=unlabelled,
+        errors=[s.error for s in samples if s.error is not None],
+        paths=[],
+        predictions=[],
+        truths=[],
+        elapsed=0.0,
+    )
     usable = {s.path: s.truth for s in samples if s.truth is not None}
     started = time.perf_counter()
     for path, result in detect_images(detector, list(usable), batch_size=batch_size, conf=conf):
@@ -580,27 +620,3 @@ def _operating(detector: Detector, threshold: float | None, choose: bool) -> flo
     if choose:
         return None
     return detector.info.operating_threshold if threshold is None else threshold
-
-
-def _report(
-    run: _FolderRun,
-    detector: Detector,
-    data_dir: Path,
-    split: str | None,
-    threshold: float | None,
-    min_threshold: float = 0.0,
-) -> EvalReport:
-    """The report of a pass at ``threshold`` (None: the best-F1 one within the false-alarm aim, at or above
-    ``min_threshold``; :func:`best_f1_threshold`)."""
-    return compute_report(
-        run.predictions,
-        run.truths,
-        threshold=threshold,
-        data=str(data_dir / "images" / split) if split else str(data_dir),
-        backend=detector.info.backend,
-        images=run.samples + run.unlabelled,
-        unlabelled=run.unlabelled,
-        errors=run.errors,
-        ms_per_image=1000.0 * run.elapsed / len(run.predictions) if run.predictions else None,
-        min_threshold=min_threshold,
-    )

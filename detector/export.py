@@ -36,7 +36,7 @@ import numpy as np
 
 from detector.backends import YoloDetector, onnx_network
 from detector.detections import CLASS_NAMES, ModelInfo
-from detector.evaluate import FALSE_ALARM_AIM, IMAGE_SUFFIXES, EvalReport, evaluate, evaluate_by_source
+from detector.evaluate import FALSE_ALARM_AIM, IMAGE_SUFFIXES, EvalReport, FolderRun, detect_folder, evaluate
 from detector.images import ImageLoadError, load_image
 from detector.manifest import (
     DEFAULT_MODELS_DIR,
@@ -556,15 +556,17 @@ def export_model(
 
         info = ModelInfo(name, version, CLASS_NAMES, imgsz, 0.25, "onnx")
         detector = _detector(onnx_tmp, info, threads)
+        # One detection pass per variant; every report below (at whichever threshold) comes from it.
+        fp32_run = detect_folder(detector, dataset, split=split)
         # The threshold: best mean F1 within the false-alarm aim on the validation negatives (FALSE_ALARM_AIM).
-        report, sources = evaluate_by_source(detector, dataset, split=split, choose_threshold=True)
+        report = fp32_run.report(None)
         [speed] = _speed_ms(detector, imgsz=imgsz)  # detect() runs at its candidate conf, whatever the threshold
         threshold = report.threshold
-        fp32_choice = (threshold, report, sources)  # kept unless an int8 variant is kept at a raised threshold
+        fp32_choice = (threshold, report)  # kept unless an int8 variant is kept at a raised threshold
+        int8_run: FolderRun | None = None
 
         int8_report: EvalReport | None = None
         int8_speed = 0.0
-        int8_sources: dict[str, EvalReport] = {}
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
         if quantize:
@@ -572,18 +574,17 @@ def export_model(
                 _quantize(onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz)
                 int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
                 int8_detector = _detector(int8_tmp, int8_info, threads)
-                int8_report, int8_sources = evaluate_by_source(int8_detector, dataset, split=split, threshold=threshold)
+                int8_run = detect_folder(int8_detector, dataset, split=split)
+                int8_report = int8_run.report(threshold)
                 if (int8_report.fp_image_rate or 0.0) > FALSE_ALARM_AIM:
                     # The int8 variant (the CPU default) flags more negatives than the fp32 one at its threshold:
                     # both share one threshold, so it rises until the int8 variant keeps within the aim too.
-                    int8_report, int8_sources = evaluate_by_source(
-                        int8_detector, dataset, split=split, choose_threshold=True, min_threshold=threshold
-                    )
+                    int8_report = int8_run.report(None, min_threshold=threshold)
                     log.info(
                         "threshold %.2f → %.2f for the int8 variant's false alarms", threshold, int8_report.threshold
                     )
                     threshold = int8_report.threshold
-                    report, sources = evaluate_by_source(detector, dataset, split=split, threshold=threshold)
+                    report = fp32_run.report(threshold)
                 speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
             except Exception as exc:  # quantisation is optional: any failure keeps the fp32 model only
@@ -591,7 +592,7 @@ def export_model(
                 note = f"failed: {exc}"
                 int8_report = None
         if int8_report is None or not note.startswith("kept"):
-            threshold, report, sources = fp32_choice  # no int8 variant ships: its false alarms do not count
+            threshold, report = fp32_choice  # no int8 variant ships: its false alarms do not count
         if (report.fp_image_rate or 0.0) > FALSE_ALARM_AIM:
             log.warning(
                 "no threshold keeps the false-positive image rate within %.0f%% (%.1f%% at %.2f)",
@@ -640,9 +641,9 @@ def export_model(
     card_towers = {entry.name: towers} if towers else {}
     if quantized_entry is not None and int8_towers:
         card_towers[quantized_entry.name] = int8_towers
-    card_sources = {entry.name: sources}
-    if quantized_entry is not None:
-        card_sources[quantized_entry.name] = int8_sources
+    card_sources = {entry.name: fp32_run.by_source(report)}
+    if quantized_entry is not None and int8_run is not None and int8_report is not None:
+        card_sources[quantized_entry.name] = int8_run.by_source(int8_report)
     card_path.write_text(
         render_card(
             manifest,

@@ -8,12 +8,12 @@ least half of 6–8 frames"). Detections whose centre lies in an ignore polygon 
 with dust, the sun's path) never count. An event ends after ``end_after`` consecutive frames without support.
 
 The per-frame threshold belongs to the model, not to the rule: confidence scales differ from one trained model to
-the next (the 320 px model's F1-best operating threshold was 0.30, the 640 px one's is 0.45), so a fixed 0.15 is
+the next (the 320 px model's F1-best operating threshold was 0.30, the first 640 px one's 0.45), so a fixed 0.15 is
 "low" for one and near the noise floor of a scene feature for the other. :func:`frame_threshold_for` therefore
 runs the verifier at half the model's operating threshold (0.15 for the 320 px model, as before; 0.25 for the
-weights-free rules, whose 0.5 is a colour/motion score rather than a probability). Measured on
-the FIgLib tower clip with the 640 px int8 model: at a fixed 0.15 a hazy ridge at the plume's later spot, scored
-0.08–0.17 from 20 min *before* ignition, was confirmed a minute before ignition; at half its operating threshold
+weights-free rules, whose 0.5 is a colour/motion score rather than a probability). Measured on the FIgLib tower
+clip with that first 640 px int8 model (20261129-e215): at a fixed 0.15 a hazy ridge at the plume's later spot,
+scored 0.08–0.17 from 20 min *before* ignition, was confirmed a minute before ignition; at half its operating threshold
 (0.225) nothing is confirmed before ignition and the plume is confirmed 9 min after it.
 
 Everything here is pure (no I/O, no clock): frames are identified by their index, so the same code serves a

@@ -49,6 +49,7 @@ from detector.sequence import (
     SequenceVerifier,
     frame_threshold_for,
 )
+from detector.tiling import with_tiles
 from video.camera import BearingWedge, box_to_wedge, lens_intrinsics
 from video.errors import InputError, MetadataError, NoGroundIntersectionError, VideoError
 from video.ground import GroundFix, Terrain, locate_box
@@ -519,11 +520,8 @@ class FramePipeline:
         threshold = self.config.threshold(self.detector)
         if isinstance(self.detector, MotionDetector):
             return self.detector.detect_pair(rgb, previous, conf=threshold)
-        if tiles is None or tiles == (1, 1):
-            return self.detector.detect([rgb], conf=threshold)[0]
-        from detector.tiling import with_tiles
-
-        return with_tiles(self.detector, tiles).detect([rgb], conf=threshold)[0]
+        # A preset without tiles is the whole frame only (with_tiles' None would mean "auto").
+        return with_tiles(self.detector, tiles or (1, 1)).detect([rgb], conf=threshold)[0]
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every step for one frame; sightings go to the sink as their events change state."""
