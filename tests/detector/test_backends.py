@@ -134,6 +134,16 @@ def test_head_layout_from_the_output_channels() -> None:
         head_layout(10, 2)
 
 
+def test_output_layout_from_the_declared_shape() -> None:
+    """Anchors-first outputs (exports since 20261130) declare a free anchors axis and a fixed channel count."""
+    from detector.backends import output_anchors_first
+
+    assert output_anchors_first(["batch", "anchors", 66])
+    assert not output_anchors_first(["batch", 66, "anchors"])  # free-size exports before 20261130
+    assert not output_anchors_first([1, 6, 2100])  # the first, fixed-size exports
+    assert not output_anchors_first(["batch", "anchors"])
+
+
 def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:
     images = synthetic_images()
     batched = onnx_detector.detect(images)
@@ -145,6 +155,20 @@ def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:
         assert [len(d) for d in onnx_detector.detect(images)] == [len(d) for d in batched]
     finally:
         onnx_detector.max_batch = 8
+
+
+def test_the_int8_network_runs_one_image_per_call_and_gives_what_a_batch_gives(models_dir: Path) -> None:
+    """The int8 variant (ONNX Runtime's CPU default) runs one image per network call, measured faster per image
+    than batches; a batch forced through it in one call finds the same."""
+    int8 = load_detector("onnx", models_dir=models_dir, threads=1)
+    assert isinstance(int8, YoloDetector)
+    assert int8.info.name.endswith("-int8")
+    assert int8.max_batch == 1
+    images = [flame_image(), flame_image(192, 128)]  # one aspect, one canvas: they can share a network call
+    one_by_one = int8.detect(images)
+    int8.max_batch = 8
+    for alone, together in zip(one_by_one, int8.detect(images), strict=True):
+        assert_same_detections(alone, together, conf_tol=1e-5, box_tol=0.01)
 
 
 def test_boxes_are_in_original_pixels_and_sorted(onnx_detector: YoloDetector) -> None:

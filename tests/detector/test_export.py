@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,6 +89,142 @@ def test_fp16_storage_is_lossless_and_skips_inexact_values() -> None:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.ones((32, 1), np.float32)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], x + exact + inexact)
+
+
+def stem_graph(kernel: int = 3, stride: int = 2, outputs: int = 8, seed: int = 0) -> Any:
+    """A quantised (QDQ) stem as _quantize leaves it: uint8 pixels → DequantizeLinear(1/255) → Conv with per-channel
+    int8 weights and int32 bias → QuantizeLinear → DequantizeLinear."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight_scale = (rng.random(outputs) * 0.01 + 0.002).astype(np.float32)
+    constants = {
+        "x_scale": np.array(1 / 255, np.float32),
+        "x_zero": np.array(0, np.uint8),
+        "w": rng.integers(-127, 128, (outputs, 3, kernel, kernel)).astype(np.int8),
+        "w_scale": weight_scale,
+        "w_zero": np.zeros(outputs, np.int8),
+        "b": rng.integers(-2000, 2000, outputs).astype(np.int32),
+        "b_scale": (weight_scale / 255).astype(np.float32),
+        "b_zero": np.zeros(outputs, np.int32),
+        "y_scale": np.array(0.03, np.float32),
+        "y_zero": np.array(0, np.uint8),
+    }
+    pad = kernel // 2
+    nodes = [
+        helper.make_node("DequantizeLinear", ["images", "x_scale", "x_zero"], ["x"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wf"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zero"], ["bf"], axis=0),
+        helper.make_node(
+            "Conv", ["x", "wf", "bf"], ["conv"], kernel_shape=[kernel, kernel], strides=[stride, stride],
+            pads=[pad] * 4,
+        ),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("QuantizeLinear", ["relu", "y_scale", "y_zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "y_scale", "y_zero"], ["out"]),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "stem",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", outputs, "rows", "columns"])],
+        [numpy_helper.from_array(value, name) for name, value in constants.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_space_to_depth_stem_gives_the_same_output_bit_for_bit(tmp_path: Path) -> None:
+    """The int8 stem rewritten as SpaceToDepth(2) + a 2×2 convolution over 12 channels: the same integers in, the
+    same output out, through ONNX Runtime's fused int8 kernels, for several batch and canvas sizes."""
+    import onnx
+    import onnxruntime as ort
+
+    from detector.export import _space_to_depth_stem
+
+    original, rewritten = tmp_path / "stem.onnx", tmp_path / "stem-s2d.onnx"
+    onnx.save(stem_graph(), str(original))
+    onnx.save(stem_graph(), str(rewritten))
+    _space_to_depth_stem(rewritten)
+    graph = onnx.load(str(rewritten)).graph
+    assert [node.op_type for node in graph.node if "images" in node.input] == ["SpaceToDepth"]
+    conv = next(node for node in graph.node if node.op_type == "Conv")
+    assert {attribute.name: list(attribute.ints) for attribute in conv.attribute if attribute.ints} == {
+        "kernel_shape": [2, 2], "strides": [1, 1], "pads": [1, 1, 0, 0], "dilations": [1, 1]
+    }  # fmt: skip
+    before = ort.InferenceSession(str(original), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(rewritten), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for shape in [(1, 3, 64, 64), (2, 3, 32, 96), (1, 3, 96, 32)]:
+        pixels = rng.integers(0, 256, shape).astype(np.uint8)
+        pixels[0, :, :3, :3] = 255  # bright corner: the padded edge is where a wrong kernel placement shows
+        expected = before.run(None, {"images": pixels})[0]
+        assert expected.shape == (shape[0], 8, shape[2] // 2, shape[3] // 2)
+        assert np.count_nonzero(expected) > expected.size // 4  # not a trivially empty output
+        np.testing.assert_array_equal(after.run(None, {"images": pixels})[0], expected)
+
+
+def test_the_space_to_depth_stem_refuses_another_first_layer(tmp_path: Path) -> None:
+    import onnx
+
+    from detector.export import _space_to_depth_stem
+
+    for kernel, stride, reason in [(1, 1, "3x3 stride 2"), (3, 1, "3x3 stride 2")]:
+        path = tmp_path / f"stem{kernel}{stride}.onnx"
+        onnx.save(stem_graph(kernel, stride), str(path))
+        with pytest.raises(ValueError, match=reason):
+            _space_to_depth_stem(path)
+    rewritten = tmp_path / "twice.onnx"
+    onnx.save(stem_graph(), str(rewritten))
+    _space_to_depth_stem(rewritten)
+    with pytest.raises(ValueError, match="one DequantizeLinear"):
+        _space_to_depth_stem(rewritten)  # already rewritten: the pixels feed the SpaceToDepth
+
+
+def test_tensors_a_concat_joins_share_one_calibrated_range(tmp_path: Path) -> None:
+    """_concat_ranges gives every tensor a Concat joins (and what a Split passes through) the union of their
+    calibrated ranges, so the int8 concatenation can copy bytes; tensors outside any Concat keep their own."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from detector.export import _concat_ranges
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Mul", ["x", "three"], ["x3"]),
+        helper.make_node("Relu", ["x3"], ["b"]),
+        helper.make_node("Concat", ["a", "b"], ["joined"], axis=1),
+        helper.make_node("Split", ["joined"], ["left", "right"], axis=1, num_outputs=2),
+        helper.make_node("Mul", ["x", "five"], ["x5"]),
+        helper.make_node("Relu", ["x5"], ["alone"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2, 4, 4]) for name in ("left", "right", "alone")],
+        [
+            numpy_helper.from_array(np.array(3, np.float32), "three"),
+            numpy_helper.from_array(np.array(5, np.float32), "five"),
+        ],
+    )
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+
+    class Reader:
+        def __init__(self) -> None:
+            self._batches = iter([{"x": np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 2, 4, 4)}])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    ranges = _concat_ranges(path, Reader, excluded=set())
+    assert set(ranges) == {"a", "b", "joined", "left", "right"}  # "alone" (range 0..5) is no Concat's business
+    for low, high in ranges.values():
+        assert (low, high) == pytest.approx((0.0, 3.0))
+    named = onnx.load(str(path))
+    named.graph.node[3].name = "/model.22/Concat"
+    onnx.save(named, str(path))
+    assert _concat_ranges(path, Reader, excluded={"/model.22/Concat"}) == {}  # an excluded Concat joins nothing
 
 
 def tiny_dataset(root: Path) -> Path:
@@ -272,8 +409,9 @@ def test_the_tower_rule_is_the_models_own_unless_given() -> None:
 def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels: the same
-    output bit for bit, through ONNX Runtime, for real letterboxed images."""
+    """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels, and its
+    stem convolution by a space-to-depth one: the same output bit for bit, through ONNX Runtime, for real
+    letterboxed images."""
     import onnx
     import onnxruntime as ort
 
@@ -295,6 +433,7 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     floats = tmp_path / "floats.onnx"
     with monkeypatch.context() as patched:
         patched.setattr(export, "_take_pixels", lambda path: None)  # the same quantisation, float input kept
+        patched.setattr(export, "_space_to_depth_stem", lambda path: None)  # and the 3x3 stride-2 stem
         export._quantize(fp32, floats, calibration, 320)
 
     by_floats = ort.InferenceSession(str(floats), providers=["CPUExecutionProvider"])
@@ -309,8 +448,32 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     assert sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(pixels)).graph.node) < sum(
         node.op_type == "QuantizeLinear" for node in onnx.load(str(floats)).graph.node
     )
+    assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "images" in node.input] == ["SpaceToDepth"]
     with pytest.raises(ValueError, match="QuantizeLinear"):
         export._take_pixels(pixels)  # already takes pixels: nothing left to replace
+    # Every concatenation outside the head shares one scale across its inputs and output (a byte copy in ORT).
+    graph = onnx.load(str(pixels)).graph
+    scales = {
+        tensor.name: float(np.asarray(onnx.numpy_helper.to_array(tensor)).reshape(-1)[0])
+        for tensor in graph.initializer
+    }
+    producers = {name: node for node in graph.node for name in node.output}
+    shared = concatenations = 0
+    for node in graph.node:
+        if node.op_type == "Concat" and not node.name.startswith("/model.22/"):
+            inputs = {
+                scales[producers[name].input[1]] for name in node.input if producers[name].op_type == "DequantizeLinear"
+            }
+            [quantize] = [
+                other for other in graph.node if node.output[0] in other.input and other.op_type == "QuantizeLinear"
+            ]
+            shared += inputs == {scales[quantize.input[1]]}
+            concatenations += 1
+    assert shared == concatenations == 13  # C2f blocks, SPPF and the neck
+    # The output is anchors first (batch, anchors, 4 × 16 + 2), as the fp32 export's; onnx_network reads it so.
+    assert [
+        dim.dim_value or dim.dim_param for dim in onnx.load(str(pixels)).graph.output[0].type.tensor_type.shape.dim
+    ] == ["batch", "anchors", 66]
 
 
 def test_re_exporting_the_same_weights_keeps_the_committed_file(tmp_path: Path) -> None:
