@@ -108,7 +108,8 @@ class YoloDetector:
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
-        self.max_batch = max_batch or getattr(network, "max_batch", None) or DEFAULT_MAX_BATCH
+        preferred = getattr(network, "max_batch", None)
+        self.max_batch = max_batch if max_batch is not None else preferred or DEFAULT_MAX_BATCH
 
     @property
     def info(self) -> ModelInfo:
@@ -179,7 +180,9 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     It accepts any input size when the model was exported with free height and width (models before
     20261129-e39 have a fixed square input and keep the square letterbox). An int8 model whose input is uint8
     takes the letterboxed pixels as they are (see ``detector.export``); a float batch in [0, 1] given to it
-    (``YoloDetector.raw``) is converted back to those pixels, exactly for batches from ``letterbox_batch``.
+    (``YoloDetector.raw``) is converted back to those pixels, exactly for batches from ``letterbox_batch``. An
+    anchors-first output (exports since 20261130, :func:`output_anchors_first`) is returned as a (batch, channels,
+    anchors) view, the layout :func:`detector.yolo.postprocess` reads.
     """
     import onnxruntime as ort
 
@@ -207,9 +210,10 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
         output = np.asarray(result, dtype=np.float32)
         return output.transpose(0, 2, 1) if anchors_first else output
 
-    # One image per call for the int8 network: its kernels are bound by the cache, and the activations of several
-    # images overflow it. Per image on this 2-core machine, one thread: 640x640 batch 1 / 2 / 4 / 8 = 27.3 / 25.6 /
-    # 29.8 / 31.7 ms, 640x384 14.8 / 15.6 / 17.3 / 17.7 ms. The fp32 network gains from batches at some sizes.
+    # One image per call for the int8 network (the one whose input is uint8 pixels): its kernels are bound by the
+    # cache, and the activations of several images overflow it. Per image on this 2-core machine, one thread, two
+    # runs: 640x640 batch 1 / 2 / 4 / 8 = 20.1–21.0 / 20.7–21.5 / 21.8–22.1 / 22.3–23.1 ms; 640x384 12.1–12.5 /
+    # 12.0–12.4 / 12.7–13.0 / 13.3–13.4 ms. The fp32 network gains from batches at some sizes.
     return SizedNetwork(run, any_size=any_size, pixels=pixels, max_batch=1 if pixels else None)
 
 

@@ -168,11 +168,18 @@ def test_the_space_to_depth_stem_refuses_another_first_layer(tmp_path: Path) -> 
 
     from detector.export import _space_to_depth_stem
 
-    for kernel, stride, reason in [(1, 1, "3x3 stride 2"), (3, 1, "3x3 stride 2")]:
+    for kernel, stride in [(1, 1), (3, 1)]:
         path = tmp_path / f"stem{kernel}{stride}.onnx"
         onnx.save(stem_graph(kernel, stride), str(path))
-        with pytest.raises(ValueError, match=reason):
+        with pytest.raises(ValueError, match="3x3 stride 2"):
             _space_to_depth_stem(path)
+    shifted = stem_graph()
+    for tensor in shifted.graph.initializer:
+        if tensor.name == "w_zero":
+            tensor.CopyFrom(onnx.numpy_helper.from_array(np.ones(8, np.int8), "w_zero"))
+    onnx.save(shifted, str(tmp_path / "shifted.onnx"))
+    with pytest.raises(ValueError, match="zero point"):
+        _space_to_depth_stem(tmp_path / "shifted.onnx")  # the added zero taps would not read as weight 0
     rewritten = tmp_path / "twice.onnx"
     onnx.save(stem_graph(), str(rewritten))
     _space_to_depth_stem(rewritten)
@@ -451,7 +458,8 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "images" in node.input] == ["SpaceToDepth"]
     with pytest.raises(ValueError, match="QuantizeLinear"):
         export._take_pixels(pixels)  # already takes pixels: nothing left to replace
-    # Every concatenation outside the head shares one scale across its inputs and output (a byte copy in ORT).
+    # Every concatenation outside the head shares one scale and zero point across its inputs and output (a byte
+    # copy in ONNX Runtime).
     graph = onnx.load(str(pixels)).graph
     scales = {
         tensor.name: float(np.asarray(onnx.numpy_helper.to_array(tensor)).reshape(-1)[0])
@@ -462,12 +470,14 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     for node in graph.node:
         if node.op_type == "Concat" and not node.name.startswith("/model.22/"):
             inputs = {
-                scales[producers[name].input[1]] for name in node.input if producers[name].op_type == "DequantizeLinear"
+                (scales[producers[name].input[1]], scales[producers[name].input[2]])
+                for name in node.input
+                if producers[name].op_type == "DequantizeLinear"
             }
             [quantize] = [
                 other for other in graph.node if node.output[0] in other.input and other.op_type == "QuantizeLinear"
             ]
-            shared += inputs == {scales[quantize.input[1]]}
+            shared += inputs == {(scales[quantize.input[1]], scales[quantize.input[2]])}
             concatenations += 1
     assert shared == concatenations == 13  # C2f blocks, SPPF and the neck
     # The output is anchors first (batch, anchors, 4 × 16 + 2), as the fp32 export's; onnx_network reads it so.
