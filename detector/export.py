@@ -29,7 +29,7 @@ import tempfile
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -334,11 +334,12 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
 _INT8_PRECISION: Final = (
     "int8 static QDQ (every convolution; per-channel weights; uint8 pixel input; space-to-depth stem)"
 )
-#: Head nodes that are quantised: every convolution (and activation) of each box (cv2) / class (cv3) branch. The
-#: sigmoid and the concatenations after them stay float.
-_QUANTISED_HEAD: Final = re.compile(r"/model\.22/cv[23]\.\d+/cv[23]\.\d+\.[012]/")
-#: The last convolution of each class branch: its output is the class logits.
-_CLASS_LOGITS: Final = re.compile(r"/model\.22/cv3\.\d+/cv3\.\d+\.2/Conv$")
+#: The last convolution of each class branch (its output is the class logits); the group is the head's layer
+#: index (22 in yolov8n, 23 in yolo11n).
+_CLASS_LOGITS: Final = re.compile(r"/model\.(\d+)/cv3\.\d+/cv3\.\d+\.2/Conv$")
+#: Head nodes that are quantised, after the head's "/model.N/" prefix: every convolution (and activation) of each
+#: box (cv2) / class (cv3) branch. The sigmoid and the concatenations after them stay float.
+_QUANTISED_HEAD: Final = re.compile(r"cv[23]\.\d+/cv[23]\.\d+\.[012]/")
 #: The int8 range of the class logits: confidence 0.0005 (half the lowest confidence anything asks for,
 #: evaluation's DEFAULT_EVAL_CONF: everything under it is dropped anyway) to 0.9997. Calibration spreads the 256
 #: steps over what it sees, about [-50, 2.5]: a step of 0.2, ±0.025 in confidence at the operating threshold,
@@ -347,6 +348,14 @@ _CLASS_LOGITS: Final = re.compile(r"/model\.22/cv3\.\d+/cv3\.\d+\.2/Conv$")
 #: 0.01). The bottom must lie under every caller's threshold, or every anchor becomes a candidate at the bottom
 #: value (at −5.3, evaluation's NMS ran into its 300-box cap on every image).
 _CLASS_LOGIT_RANGE: Final[tuple[float, float]] = (-math.log(2 / DEFAULT_EVAL_CONF - 1), 8.0)
+
+
+def _head_prefix(nodes: Iterable[Any]) -> str:
+    """The node-name prefix of the detection head ("/model.22/" in yolov8n), told by its class convolutions."""
+    indices = {match.group(1) for node in nodes if (match := _CLASS_LOGITS.fullmatch(node.name))}
+    if len(indices) != 1:
+        raise ValueError(f"expected the class convolutions of one detection head, found head layers {sorted(indices)}")
+    return f"/model.{indices.pop()}/"
 
 
 def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> None:
@@ -371,8 +380,9 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
     # (unbounded) with class scores (0–1) stay float: one int8 scale could not serve both. Each last convolution
     # of a box/class branch has its own output scale; quantising them (and so skipping ONNX Runtime's float
     # NCHWc reorders there) saved ~1.7 ms of ~25 per 640 px frame, validation mAP50 within 0.005.
+    head = _head_prefix(nodes)
     head_nodes = [
-        node.name for node in nodes if node.name.startswith("/model.22/") and not _QUANTISED_HEAD.match(node.name)
+        node.name for node in nodes if node.name.startswith(head) and not _QUANTISED_HEAD.match(node.name, len(head))
     ]
     overrides = _concat_ranges(prepared, Reader, excluded=set(head_nodes))
     for node in nodes:

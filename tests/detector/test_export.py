@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -232,6 +233,53 @@ def test_tensors_a_concat_joins_share_one_calibrated_range(tmp_path: Path) -> No
     named.graph.node[3].name = "/model.22/Concat"
     onnx.save(named, str(path))
     assert _concat_ranges(path, Reader, excluded={"/model.22/Concat"}) == {}  # an excluded Concat joins nothing
+
+
+@pytest.mark.slow
+def test_a_yolo11n_head_is_found_and_quantised_like_yolov8n_s(tmp_path: Path) -> None:
+    """The int8 export finds the detection head by its class convolutions wherever the architecture puts it
+    (layer 23 in yolo11n, 22 in yolov8n): its convolutions are quantised, the class logits over the fixed range,
+    and the sigmoid and the concatenations after it stay float."""
+    import onnx
+    import torch
+
+    from detector import export
+
+    export.configure_offline(tmp_path / "ultralytics", threads=1)
+    with export.offline_guard():
+        from ultralytics.nn.tasks import DetectionModel
+
+        model = DetectionModel("yolo11n.yaml", nc=2, verbose=False)
+    weights = tmp_path / "yolo11n.pt"
+    torch.save({"model": model.half()}, weights)
+    export._export_onnx(weights, tmp_path / "model.onnx", 64, {})
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for i, (width, height) in enumerate([(96, 64), (64, 64)]):
+        Image.fromarray(flame_image(width, height)).save(calibration / f"{i}.png")
+    int8 = tmp_path / "int8.onnx"
+    export._quantize(tmp_path / "model.fp32.onnx", int8, calibration, 64)
+
+    graph = onnx.load(str(int8)).graph
+    assert export._head_prefix(graph.node) == "/model.23/"
+    consumers = {
+        name: [node for node in graph.node if name in node.input] for node in graph.node for name in node.output
+    }
+    scales = {tensor.name: float(onnx.numpy_helper.to_array(tensor).reshape(-1)[0]) for tensor in graph.initializer}
+    logits = [node for node in graph.node if export._CLASS_LOGITS.match(node.name)]
+    assert len(logits) == 3
+    low, high = export._CLASS_LOGIT_RANGE
+    for conv in logits:
+        [quantize] = consumers[conv.output[0]]
+        assert quantize.op_type == "QuantizeLinear"
+        assert scales[quantize.input[1]] == pytest.approx((high - low) / 255, rel=1e-3)
+    # The scores' sigmoids (not the SiLU activations' inside the convolutions) stay float: no QuantizeLinear.
+    scores = [node for node in graph.node if re.fullmatch(r"/model\.23/Sigmoid(_\d+)?", node.name)]
+    assert len(scores) == 3
+    assert {consumer.op_type for sigmoid in scores for consumer in consumers[sigmoid.output[0]]} == {"Concat"}
+    assert [dim.dim_value or dim.dim_param for dim in graph.output[0].type.tensor_type.shape.dim] == [
+        "batch", "anchors", 66
+    ]  # fmt: skip
 
 
 def tiny_dataset(root: Path) -> Path:
