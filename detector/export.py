@@ -332,7 +332,8 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
 
 
 _INT8_PRECISION: Final = (
-    "int8 static QDQ (every convolution; per-channel weights; uint8 pixel input; space-to-depth stem)"
+    "int8 static QDQ (every convolution; per-channel weights; one range per concatenation; uint8 pixel input;"
+    " space-to-depth stem)"
 )
 #: The last convolution of each class branch (its output is the class logits); the group is the head's layer
 #: index (22 in yolov8n, 23 in yolo11n).

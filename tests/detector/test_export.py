@@ -235,6 +235,23 @@ def test_tensors_a_concat_joins_share_one_calibrated_range(tmp_path: Path) -> No
     assert _concat_ranges(path, Reader, excluded={"/model.22/Concat"}) == {}  # an excluded Concat joins nothing
 
 
+def test_the_head_prefix_is_told_by_the_class_convolutions() -> None:
+    from types import SimpleNamespace
+
+    from detector.export import _head_prefix
+
+    def nodes(*names: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name=name) for name in names]
+
+    yolov8 = nodes("/model.0/conv/Conv", "/model.22/cv2.0/cv2.0.2/Conv", "/model.22/cv3.0/cv3.0.2/Conv")
+    assert _head_prefix(yolov8) == "/model.22/"
+    assert _head_prefix(nodes("/model.23/cv3.1/cv3.1.2/Conv")) == "/model.23/"
+    with pytest.raises(ValueError, match=r"found head layers \[\]"):
+        _head_prefix(nodes("/model.0/conv/Conv", "/model.22/cv3.0/cv3.0.1/conv/Conv"))  # no class logits
+    with pytest.raises(ValueError, match="22', '23"):
+        _head_prefix(nodes("/model.22/cv3.0/cv3.0.2/Conv", "/model.23/cv3.0/cv3.0.2/Conv"))  # two heads
+
+
 @pytest.mark.slow
 def test_a_yolo11n_head_is_found_and_quantised_like_yolov8n_s(tmp_path: Path) -> None:
     """The int8 export finds the detection head by its class convolutions wherever the architecture puts it
