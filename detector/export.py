@@ -374,7 +374,7 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
 
     prepared = target.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-    nodes = onnx.load(str(prepared)).graph.node
+    nodes = list(onnx.load(str(prepared)).graph.node)
     # Every convolution is quantised, and also the activations, add, concat, pooling and resize between them, so
     # activations stay int8 from one convolution to the next instead of bouncing through float (1.6x faster than
     # quantising the convolutions alone, same mAP). The head's sigmoid and the concatenation of DFL logits
@@ -385,7 +385,7 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
     head_nodes = [
         node.name for node in nodes if node.name.startswith(head) and not _QUANTISED_HEAD.match(node.name, len(head))
     ]
-    overrides = _concat_ranges(prepared, Reader, excluded=set(head_nodes))
+    overrides = _concat_ranges(prepared, nodes, Reader, excluded=set(head_nodes))
     for node in nodes:
         if _CLASS_LOGITS.match(node.name):
             overrides[node.output[0]] = _CLASS_LOGIT_RANGE
@@ -405,8 +405,11 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
         },
     )
     prepared.unlink(missing_ok=True)
-    _take_pixels(target)
-    _space_to_depth_stem(target)
+    model = onnx.load(str(target))
+    _take_pixels(model)
+    _space_to_depth_stem(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
 
 
 #: Operators whose output holds the values of their (first) input, rearranged or subsampled: in a group with the
@@ -414,7 +417,9 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
 _PASS_THROUGH: Final[frozenset[str]] = frozenset({"Split", "Resize", "MaxPool"})
 
 
-def _concat_ranges(prepared: Path, reader: Callable[[], Any], *, excluded: set[str]) -> dict[str, tuple[float, float]]:
+def _concat_ranges(
+    prepared: Path, nodes: Iterable[Any], reader: Callable[[], Any], *, excluded: set[str]
+) -> dict[str, tuple[float, float]]:
     """One calibrated range for every group of tensors that a Concat joins (with what Split, Resize and MaxPool
     pass through unchanged): the union of their ranges, for the quantiser to use instead of each tensor's own.
 
@@ -424,9 +429,9 @@ def _concat_ranges(prepared: Path, reader: Callable[[], Any], *, excluded: set[s
     within a factor of 1.8 of each other in every group (calibrated maxima from 5.7 to 24 across groups), so a
     shared range costs an input at most one bit of resolution; validation mAP50 was 0.651 without it and 0.657
     with it. This is a calibration pass of its own,
-    before the quantiser's: ONNX Runtime's quantiser takes ranges only as overrides.
+    before the quantiser's: ONNX Runtime's quantiser takes ranges only as overrides. ``nodes``: the graph of
+    ``prepared``, as the caller has read it.
     """
-    import onnx
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
     augmented = prepared.with_suffix(".augmented.onnx")
@@ -446,7 +451,7 @@ def _concat_ranges(prepared: Path, reader: Callable[[], Any], *, excluded: set[s
         return name
 
     joined: set[str] = set()
-    for node in onnx.load(str(prepared)).graph.node:
+    for node in nodes:
         if node.name in excluded:
             continue
         if node.op_type == "Concat":
@@ -470,7 +475,12 @@ def _concat_ranges(prepared: Path, reader: Callable[[], Any], *, excluded: set[s
     return ranges
 
 
-def _take_pixels(path: Path) -> None:
+def _readers(graph: Any, tensor: str) -> list[Any]:
+    """The nodes of ``graph`` that take ``tensor`` as an input."""
+    return [node for node in graph.node if tensor in node.input]
+
+
+def _take_pixels(model: Any) -> None:
     """Make the int8 model take the letterboxed uint8 pixels as its input, instead of floats in [0, 1].
 
     The quantised graph starts with QuantizeLinear(pixels / 255) → DequantizeLinear. With the input's scale set
@@ -480,32 +490,30 @@ def _take_pixels(path: Path) -> None:
     the caller skips the float conversion, and the network its one float-to-int8 pass. Same output, bit for bit,
     when calibration saw a white pixel (tested), about 1 ms less per 640 px image on one core. Anything else at
     the input (a shared or non-constant scale, a non-zero zero point) is refused with a ValueError, which keeps
-    the fp32 model only.
+    the fp32 model only. ``model``: the quantised ``onnx.ModelProto``, changed in place.
     """
-    import onnx
     from onnx import TensorProto, numpy_helper
 
-    model = onnx.load(str(path))
     graph = model.graph
     source = graph.input[0].name
-    quantize = [node for node in graph.node if source in node.input]
+    quantize = _readers(graph, source)
     if len(quantize) != 1 or quantize[0].op_type != "QuantizeLinear" or len(quantize[0].input) < 3:
-        raise ValueError(f"{path}: expected the input to feed one QuantizeLinear, got {[n.op_type for n in quantize]}")
+        raise ValueError(f"expected the input to feed one QuantizeLinear, got {[n.op_type for n in quantize]}")
     node = quantize[0]
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    consumers = [other for other in graph.node if node.output[0] in other.input]
+    consumers = _readers(graph, node.output[0])
     if not consumers or any(other.op_type != "DequantizeLinear" or len(other.input) < 3 for other in consumers):
-        raise ValueError(f"{path}: the quantised input feeds {[n.op_type for n in consumers]}, not DequantizeLinear")
+        raise ValueError(f"the quantised input feeds {[n.op_type for n in consumers]}, not DequantizeLinear")
     names = {node.input[1], node.input[2]} | {name for other in consumers for name in other.input[1:3]}
     if not names <= initializers.keys():
-        raise ValueError(f"{path}: the input's scale or zero point is not a constant ({sorted(names)})")
+        raise ValueError(f"the input's scale or zero point is not a constant ({sorted(names)})")
     shared = [n.name or n.op_type for n in graph.node if n is not node and n not in consumers and names & set(n.input)]
     if shared:
-        raise ValueError(f"{path}: the input's scale or zero point is also used by {shared}")
+        raise ValueError(f"the input's scale or zero point is also used by {shared}")
     for name in {node.input[2]} | {other.input[2] for other in consumers}:
         zero_point = numpy_helper.to_array(initializers[name])
         if zero_point.dtype != np.uint8 or zero_point.size != 1 or int(zero_point.reshape(())) != 0:
-            raise ValueError(f"{path}: the input's zero point is {zero_point!r}, not uint8 0")
+            raise ValueError(f"the input's zero point is {zero_point!r}, not uint8 0")
     calibrated = float(numpy_helper.to_array(initializers[node.input[1]]).reshape(()))
     if abs(calibrated * 255.0 - 1.0) > 1e-6:
         # Calibration saw no white pixel: [0, 1] is the true input range, and using it is at least as exact.
@@ -516,8 +524,6 @@ def _take_pixels(path: Path) -> None:
         initializers[scale].CopyFrom(numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), scale))
     graph.node.remove(node)
     graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 #: Where each tap of a 3×3 stride-2 kernel lands after a 2×2 space-to-depth: kernel offset → (offset in blocks
@@ -526,7 +532,7 @@ def _take_pixels(path: Path) -> None:
 _STEM_TAPS: Final[dict[int, tuple[int, int]]] = {0: (0, 1), 1: (1, 0), 2: (1, 1)}
 
 
-def _space_to_depth_stem(path: Path) -> None:
+def _space_to_depth_stem(model: Any) -> None:
     """Rewrite the int8 model's first convolution (3×3, stride 2, padding 1, 3 input channels) as a
     ``SpaceToDepth(2)`` of the pixels followed by a 2×2 stride-1 convolution over 12 channels (padding 1 top/left).
 
@@ -535,24 +541,21 @@ def _space_to_depth_stem(path: Path) -> None:
     Over 12 channels it takes ~2. The rewrite is exact: the same int8 weights (the new kernel holds each of them
     once, zeros elsewhere), the same per-channel scales and bias, and the padding is zero in both, so the integer
     sums and the output are the same bit for bit (tested). Canvas sides are multiples of 32, so the space-to-depth
-    never meets an odd side. The graph keeps taking plain NCHW uint8 pixels.
-    Anything else at the input raises ValueError (and export keeps the fp32 model only).
+    never meets an odd side. The graph keeps taking plain NCHW uint8 pixels. ``model``: the ``onnx.ModelProto``
+    after :func:`_take_pixels`, changed in place. Anything else at the input raises ValueError (and export keeps
+    the fp32 model only).
     """
-    import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(path))
     graph = model.graph
     source = graph.input[0].name
-    consumers = [node for node in graph.node if source in node.input]
+    consumers = _readers(graph, source)
     if len(consumers) != 1 or consumers[0].op_type != "DequantizeLinear":
-        raise ValueError(
-            f"{path}: expected the pixels to feed one DequantizeLinear, got {[n.op_type for n in consumers]}"
-        )
+        raise ValueError(f"expected the pixels to feed one DequantizeLinear, got {[n.op_type for n in consumers]}")
     pixels = consumers[0]
-    convs = [node for node in graph.node if pixels.output[0] in node.input]
+    convs = _readers(graph, pixels.output[0])
     if len(convs) != 1 or convs[0].op_type != "Conv" or convs[0].input[0] != pixels.output[0]:
-        raise ValueError(f"{path}: expected the pixels to feed one convolution, got {[n.op_type for n in convs]}")
+        raise ValueError(f"expected the pixels to feed one convolution, got {[n.op_type for n in convs]}")
     conv = convs[0]
     attributes = {attribute.name: helper.get_attribute_value(attribute) for attribute in conv.attribute}
     expected = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
@@ -562,7 +565,7 @@ def _space_to_depth_stem(path: Path) -> None:
         or list(attributes.get("dilations", [1, 1])) != [1, 1]
         or attributes.get("auto_pad", b"NOTSET") != b"NOTSET"
     ):
-        raise ValueError(f"{path}: the first convolution is not 3x3 stride 2 padding 1 ({attributes})")
+        raise ValueError(f"the first convolution is not 3x3 stride 2 padding 1 ({attributes})")
     weight_nodes = [node for node in graph.node if conv.input[1] in node.output]
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     if (
@@ -570,18 +573,18 @@ def _space_to_depth_stem(path: Path) -> None:
         or weight_nodes[0].op_type != "DequantizeLinear"
         or (weight_nodes[0].input[0] not in initializers)
     ):
-        raise ValueError(f"{path}: the first convolution's weights are not a dequantised constant")
+        raise ValueError("the first convolution's weights are not a dequantised constant")
     weight_name = weight_nodes[0].input[0]
-    if sum(weight_name in node.input for node in graph.node) != 1:
-        raise ValueError(f"{path}: the first convolution's weights are shared with another node")
+    if len(_readers(graph, weight_name)) != 1:
+        raise ValueError("the first convolution's weights are shared with another node")
     zero_point = weight_nodes[0].input[2] if len(weight_nodes[0].input) > 2 else ""
     if zero_point and (zero_point not in initializers or np.any(numpy_helper.to_array(initializers[zero_point]))):
         # The new kernel's added taps are integer 0: they read as weight 0 only with a zero point of 0.
-        raise ValueError(f"{path}: the first convolution's weights have a non-zero zero point")
+        raise ValueError("the first convolution's weights have a non-zero zero point")
     weights = numpy_helper.to_array(initializers[weight_name])
     outputs, channels = weights.shape[:2]
     if weights.shape[2:] != (3, 3):
-        raise ValueError(f"{path}: first-convolution weights of shape {weights.shape}, expected (o, c, 3, 3)")
+        raise ValueError(f"first-convolution weights of shape {weights.shape}, expected (o, c, 3, 3)")
     stem = np.zeros((outputs, 4 * channels, 2, 2), weights.dtype)
     for ky, (dy, by) in _STEM_TAPS.items():
         for kx, (dx, bx) in _STEM_TAPS.items():
@@ -604,8 +607,6 @@ def _space_to_depth_stem(path: Path) -> None:
         position, helper.make_node("SpaceToDepth", [source], [blocks], blocksize=2, name="stem/SpaceToDepth")
     )
     pixels.input[0] = blocks
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -781,9 +782,7 @@ def export_model(
         [speed] = _speed_ms(detector, imgsz=imgsz)  # detect() runs at its candidate conf, whatever the threshold
         threshold = report.threshold
         fp32_choice = (threshold, report)  # kept unless an int8 variant is kept at a raised threshold
-        int8_run: FolderRun | None = None
-
-        int8_report: EvalReport | None = None
+        int8_kept: tuple[FolderRun, EvalReport] | None = None  # the int8 variant's pass and report, when it ships
         int8_speed = 0.0
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
@@ -805,11 +804,12 @@ def export_model(
                     report = fp32_run.report(threshold)
                 speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
+                if note.startswith("kept"):
+                    int8_kept = (int8_run, int8_report)
             except Exception as exc:  # quantisation is optional: any failure keeps the fp32 model only
                 log.exception("int8 quantisation failed")
                 note = f"failed: {exc}"
-                int8_report = None
-        if int8_report is None or not note.startswith("kept"):
+        if int8_kept is None:
             threshold, report = fp32_choice  # no int8 variant ships: its false alarms do not count
         if (report.fp_image_rate or 0.0) > FALSE_ALARM_AIM:
             log.warning(
@@ -825,7 +825,10 @@ def export_model(
 
         quantized_entry: ModelEntry | None = None
         int8_towers: list[TowerCheck] = []
-        if int8_report is not None and note.startswith("kept"):
+        int8_sources: dict[str, EvalReport] = {}
+        if int8_kept is not None:
+            int8_run, int8_report = int8_kept
+            int8_sources = int8_run.by_source(int8_report)
             int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
             int8_towers = _tower_checks(_detector(int8_tmp, int8_info, threads), tower_clip, tower_mask, config)
             quantized_entry = _entry(
@@ -860,8 +863,8 @@ def export_model(
     if quantized_entry is not None and int8_towers:
         card_towers[quantized_entry.name] = int8_towers
     card_sources = {entry.name: fp32_run.by_source(report)}
-    if quantized_entry is not None and int8_run is not None and int8_report is not None:
-        card_sources[quantized_entry.name] = int8_run.by_source(int8_report)
+    if quantized_entry is not None:
+        card_sources[quantized_entry.name] = int8_sources
     card_path.write_text(
         render_card(
             manifest,

@@ -92,6 +92,13 @@ def test_fp16_storage_is_lossless_and_skips_inexact_values() -> None:
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], x + exact + inexact)
 
 
+def first_values(graph: Any) -> dict[str, float]:
+    """Each initializer of an ONNX graph by name: its first value (a scale or zero point is a single one)."""
+    from onnx import numpy_helper
+
+    return {tensor.name: float(numpy_helper.to_array(tensor).reshape(-1)[0]) for tensor in graph.initializer}
+
+
 def stem_graph(kernel: int = 3, stride: int = 2, outputs: int = 8, seed: int = 0) -> Any:
     """A quantised (QDQ) stem as _quantize leaves it: uint8 pixels → DequantizeLinear(1/255) → Conv with per-channel
     int8 weights and int32 bias → QuantizeLinear → DequantizeLinear."""
@@ -144,9 +151,11 @@ def test_the_space_to_depth_stem_gives_the_same_output_bit_for_bit(tmp_path: Pat
 
     original, rewritten = tmp_path / "stem.onnx", tmp_path / "stem-s2d.onnx"
     onnx.save(stem_graph(), str(original))
-    onnx.save(stem_graph(), str(rewritten))
-    _space_to_depth_stem(rewritten)
-    graph = onnx.load(str(rewritten)).graph
+    model = stem_graph()
+    _space_to_depth_stem(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(rewritten))
+    graph = model.graph
     assert [node.op_type for node in graph.node if "images" in node.input] == ["SpaceToDepth"]
     conv = next(node for node in graph.node if node.op_type == "Conv")
     assert {attribute.name: list(attribute.ints) for attribute in conv.attribute if attribute.ints} == {
@@ -164,25 +173,21 @@ def test_the_space_to_depth_stem_gives_the_same_output_bit_for_bit(tmp_path: Pat
         np.testing.assert_array_equal(after.run(None, {"images": pixels})[0], expected)
 
 
-def test_the_space_to_depth_stem_refuses_another_first_layer(tmp_path: Path) -> None:
+def test_the_space_to_depth_stem_refuses_another_first_layer() -> None:
     import onnx
 
     from detector.export import _space_to_depth_stem
 
     for kernel, stride in [(1, 1), (3, 1)]:
-        path = tmp_path / f"stem{kernel}{stride}.onnx"
-        onnx.save(stem_graph(kernel, stride), str(path))
         with pytest.raises(ValueError, match="3x3 stride 2"):
-            _space_to_depth_stem(path)
+            _space_to_depth_stem(stem_graph(kernel, stride))
     shifted = stem_graph()
     for tensor in shifted.graph.initializer:
         if tensor.name == "w_zero":
             tensor.CopyFrom(onnx.numpy_helper.from_array(np.ones(8, np.int8), "w_zero"))
-    onnx.save(shifted, str(tmp_path / "shifted.onnx"))
     with pytest.raises(ValueError, match="zero point"):
-        _space_to_depth_stem(tmp_path / "shifted.onnx")  # the added zero taps would not read as weight 0
-    rewritten = tmp_path / "twice.onnx"
-    onnx.save(stem_graph(), str(rewritten))
+        _space_to_depth_stem(shifted)  # the added zero taps would not read as weight 0
+    rewritten = stem_graph()
     _space_to_depth_stem(rewritten)
     with pytest.raises(ValueError, match="one DequantizeLinear"):
         _space_to_depth_stem(rewritten)  # already rewritten: the pixels feed the SpaceToDepth
@@ -225,14 +230,12 @@ def test_tensors_a_concat_joins_share_one_calibrated_range(tmp_path: Path) -> No
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._batches, None)
 
-    ranges = _concat_ranges(path, Reader, excluded=set())
+    ranges = _concat_ranges(path, nodes, Reader, excluded=set())
     assert set(ranges) == {"a", "b", "joined", "left", "right"}  # "alone" (range 0..5) is no Concat's business
     for low, high in ranges.values():
         assert (low, high) == pytest.approx((0.0, 3.0))
-    named = onnx.load(str(path))
-    named.graph.node[3].name = "/model.22/Concat"
-    onnx.save(named, str(path))
-    assert _concat_ranges(path, Reader, excluded={"/model.22/Concat"}) == {}  # an excluded Concat joins nothing
+    nodes[3].name = "/model.22/Concat"
+    assert _concat_ranges(path, nodes, Reader, excluded={"/model.22/Concat"}) == {}  # an excluded Concat joins nothing
 
 
 def test_the_head_prefix_is_told_by_the_class_convolutions() -> None:
@@ -282,7 +285,7 @@ def test_a_yolo11n_head_is_found_and_quantised_like_yolov8n_s(tmp_path: Path) ->
     consumers = {
         name: [node for node in graph.node if name in node.input] for node in graph.node for name in node.output
     }
-    scales = {tensor.name: float(onnx.numpy_helper.to_array(tensor).reshape(-1)[0]) for tensor in graph.initializer}
+    scales = first_values(graph)
     logits = [node for node in graph.node if export._CLASS_LOGITS.match(node.name)]
     assert len(logits) == 3
     low, high = export._CLASS_LOGIT_RANGE
@@ -504,8 +507,8 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     export._quantize(fp32, pixels, calibration, 320)
     floats = tmp_path / "floats.onnx"
     with monkeypatch.context() as patched:
-        patched.setattr(export, "_take_pixels", lambda path: None)  # the same quantisation, float input kept
-        patched.setattr(export, "_space_to_depth_stem", lambda path: None)  # and the 3x3 stride-2 stem
+        patched.setattr(export, "_take_pixels", lambda model: None)  # the same quantisation, float input kept
+        patched.setattr(export, "_space_to_depth_stem", lambda model: None)  # and the 3x3 stride-2 stem
         export._quantize(fp32, floats, calibration, 320)
 
     by_floats = ort.InferenceSession(str(floats), providers=["CPUExecutionProvider"])
@@ -522,14 +525,11 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     )
     assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "images" in node.input] == ["SpaceToDepth"]
     with pytest.raises(ValueError, match="QuantizeLinear"):
-        export._take_pixels(pixels)  # already takes pixels: nothing left to replace
+        export._take_pixels(onnx.load(str(pixels)))  # already takes pixels: nothing left to replace
     # Every concatenation outside the head shares one scale and zero point across its inputs and output (a byte
     # copy in ONNX Runtime).
     graph = onnx.load(str(pixels)).graph
-    scales = {
-        tensor.name: float(np.asarray(onnx.numpy_helper.to_array(tensor)).reshape(-1)[0])
-        for tensor in graph.initializer
-    }
+    scales = first_values(graph)
     producers = {name: node for node in graph.node for name in node.output}
     shared = concatenations = 0
     for node in graph.node:
