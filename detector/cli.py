@@ -346,9 +346,20 @@ def eval_command(
     threshold: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Operating threshold (default: the model's).")
     ] = None,
+    iou: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=0.99,
+            help="IoU at which a box matches a labelled one (AP, P/R/F1 of boxes); lower it for diffuse smoke.",
+        ),
+    ] = 0.5,
     missing_labels: Annotated[
-        str, typer.Option(help="Images without a label file: skip (unlabelled) or background (negative).")
-    ] = "skip",
+        str,
+        typer.Option(
+            help="Images without a label file: background (negatives, the YOLO convention) or skip (left out)."
+        ),
+    ] = "background",
     as_json: JsonFlag = False,
     backend: BackendOption = BackendChoice.auto,
     model: ModelOption = None,
@@ -373,6 +384,7 @@ def eval_command(
             "threshold": threshold,
             "missing_labels": "skip" if missing_labels == "skip" else "background",
             "batch_size": batch,
+            "iou": iou,
         }
         if by_source:
             report, sources = evaluate_by_source(detector, data_dir, **options)
@@ -387,29 +399,36 @@ def eval_command(
             payload["by_source"] = {name: r.model_dump(mode="json") for name, r in sources.items()}
         _print_json(payload)
         return
+    ap = _ap_label(report.iou)
     table = Table(title=f"{report.model} {report.version} ({report.backend}) on {report.data} @ {report.threshold:.2f}")
-    for column in ("class", "AP50", "precision", "recall", "F1", "boxes", "img precision", "img recall"):
+    for column in ("class", ap, "precision", "recall", "F1", "boxes", "img precision", "img recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for cls, r in report.per_class.items():
         values = (r.ap50, r.precision, r.recall, r.f1)
         table.add_row(cls, *(_num(v) for v in values), str(r.gt_boxes), _num(r.image_precision), _num(r.image_recall))
     _console.print(table)
     _console.print(
-        f"mAP50 {_num(report.map50)}; fire-or-smoke present: precision {_num(report.presence.precision)}, "
+        f"m{ap} {_num(report.map50)}; fire-or-smoke present: precision {_num(report.presence.precision)}, "
         f"recall {_num(report.presence.recall)}; false-positive image rate {_num(report.fp_image_rate)} on "
         f"{report.negatives} images without labels; {_num(report.ms_per_image, 1)} ms/image; "
-        f"{report.evaluated} of {report.images} images evaluated ({report.unlabelled} without a label file)",
+        f"{report.evaluated} of {report.images} images evaluated ({report.unlabelled} without a label file: "
+        f"{'counted as negatives' if report.missing_labels == 'background' else 'skipped'})",
         highlight=False,
     )
     if by_source:
-        _console.print(_source_table(sources, report.threshold))
+        _console.print(_source_table(sources, report.threshold, ap))
     for error in report.errors:
         _errors.print(f"skipped {error}", markup=False, highlight=False)
 
 
-def _source_table(sources: dict[str, EvalReport], threshold: float) -> Table:
+def _ap_label(iou: float) -> str:
+    """AP50 at the usual IoU 0.5, else e.g. AP@0.30: the report keeps its field names whatever the IoU."""
+    return "AP50" if abs(iou - 0.5) < 1e-9 else f"AP@{iou:.2f}"
+
+
+def _source_table(sources: dict[str, EvalReport], threshold: float, ap: str) -> Table:
     table = Table(title=f"by source @ {threshold:.2f}")
-    for column in ("source", "images", "negatives", "AP50 fire", "AP50 smoke", "img recall", "FP image rate"):
+    for column in ("source", "images", "negatives", f"{ap} fire", f"{ap} smoke", "img recall", "FP image rate"):
         table.add_column(column, justify="left" if column == "source" else "right", no_wrap=column == "source")
     for name, r in sources.items():
         table.add_row(

@@ -6,19 +6,26 @@ must be the numbers that matter for alerting, not only mAP:
 
 * AP50 per class: IoU ≥ 0.5, greedy matching in order of decreasing confidence (each prediction takes the
   still-unmatched ground-truth box of its class with the highest IoU), all-point interpolation of the precision
-  envelope (PASCAL VOC 2010+; ultralytics reports a 101-point approximation, so its numbers differ slightly);
+  envelope (PASCAL VOC 2010+; ultralytics reports a 101-point approximation, so its numbers differ slightly).
+  ``iou`` changes the matching IoU of every box metric (the report keeps its field names and records ``iou``):
+  a smoke plume has no edge, and one labeller's single box is another's three, so a lower IoU separates "found
+  the plume, boxed it differently" from "missed it";
 * precision / recall / F1 of boxes at the operating threshold;
 * image-level presence precision / recall (does the image contain fire / smoke at all? — what an alert needs);
 * the false-positive image rate on images without any labelled object (what makes operators mute a camera);
 * milliseconds per image, decoding included.
 
 Label ids are mapped by position through ``names`` (``Fire,default,smoke`` → id 0 fire, id 1 ignored, id 2
-smoke). An image without a label file is *unlabelled* and skipped by default (the tower set leaves frames whose
-smoke was not boxed without one); ``missing_labels="background"`` treats it as a negative (the YOLO convention).
+smoke). An image without a label file is a negative by default, as in YOLO/ultralytics datasets (sets of
+negatives often ship without label files, and "false-positive image rate on images without labels" must count
+them); ``missing_labels="skip"`` leaves such images out instead, for folders where a missing file means "not
+labelled" (the raw FIgLib tower set has no file for frames whose smoke was not boxed). Either way the report says
+how many images had none.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +50,7 @@ __all__ = [
     "FolderRun",
     "GroundTruth",
     "LabelledImage",
+    "MissingLabels",
     "PresenceReport",
     "average_precision",
     "best_f1_threshold",
@@ -69,6 +77,8 @@ DEFAULT_OPERATING_THRESHOLD: Final[float] = 0.25
 #: on that data: a false alarm sends a patrol across the fields for nothing.
 FALSE_ALARM_AIM: Final[float] = 0.05
 BoolArray = npt.NDArray[np.bool_]
+
+log = logging.getLogger(__name__)
 
 
 class _Strict(BaseModel):
@@ -107,7 +117,8 @@ class EvalReport(_Strict):
     iou: float = IOU_THRESHOLD
     images: int  # image files found
     evaluated: int  # decoded and evaluated
-    unlabelled: int  # skipped: no label file
+    unlabelled: int  # images without a label file: negatives, or skipped (see missing_labels)
+    missing_labels: MissingLabels = "background"
     negatives: int  # evaluated images without any fire/smoke box
     per_class: dict[str, ClassReport]
     map50: float | None
@@ -115,6 +126,10 @@ class EvalReport(_Strict):
     fp_image_rate: float | None  # share of negatives with a detection at the threshold
     ms_per_image: float | None
     errors: list[str]
+
+
+#: What an image without a label file is: a negative ("background", the YOLO convention) or left out ("skip").
+MissingLabels = Literal["skip", "background"]
 
 
 @dataclass(frozen=True)
@@ -172,11 +187,12 @@ def read_yolo_folder(
     names: str | Sequence[str] = CLASS_NAMES,
     *,
     split: str | None = None,
-    missing_labels: Literal["skip", "background"] = "skip",
+    missing_labels: MissingLabels = "background",
 ) -> tuple[list[LabelledImage], int]:
     """List ``data_dir/images[/split]`` with ground truth from ``data_dir/labels[/split]/<stem>.txt``.
 
-    Returns the labelled images (sorted by name) and how many were skipped for lack of a label file.
+    Returns the images to evaluate (sorted by name) and how many had no label file: negatives among the images
+    when ``missing_labels`` is "background", left out when it is "skip".
     """
     images_dir = data_dir / "images" / split if split else data_dir / "images"
     labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
@@ -187,13 +203,16 @@ def read_yolo_folder(
     splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    if paths and not labels_dir.is_dir():
+        log.warning("%s: no labels folder: %s", labels_dir, "every image is a negative" if missing_labels ==
+                    "background" else "no image can be evaluated")  # fmt: skip
     out: list[LabelledImage] = []
     unlabelled = 0
     for path in paths:
         label = labels_dir / f"{path.stem}.txt"
         if not label.is_file():
+            unlabelled += 1
             if missing_labels == "skip":
-                unlabelled += 1
                 continue
             out.append(LabelledImage(path, GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))))
             continue
@@ -317,7 +336,7 @@ class _Collected:
     truths: list[tuple[FloatArray, npt.NDArray[np.int64]]]
 
 
-def _class_flags(data: _Collected, cls: int) -> tuple[BoolArray, FloatArray, int, list[bool]]:
+def _class_flags(data: _Collected, cls: int, iou: float) -> tuple[BoolArray, FloatArray, int, list[bool]]:
     """TP flags and confidences of all predictions of ``cls``, GT count, and per-image presence of GT."""
     flags: list[BoolArray] = []
     confs: list[FloatArray] = []
@@ -328,7 +347,7 @@ def _class_flags(data: _Collected, cls: int) -> tuple[BoolArray, FloatArray, int
         gt = gt_xyxy[gt_cls == cls]
         n_gt += len(gt)
         present.append(bool(len(gt)))
-        flags.append(match_detections(det.xyxy[keep], det.confidence[keep], gt))
+        flags.append(match_detections(det.xyxy[keep], det.confidence[keep], gt, iou))
         confs.append(det.confidence[keep])
     tp = np.concatenate(flags) if flags else np.zeros(0, bool)
     conf = np.concatenate(confs).astype(np.float32) if confs else np.zeros(0, np.float32)
@@ -344,10 +363,12 @@ def compute_report(
     backend: str,
     images: int | None = None,
     unlabelled: int = 0,
+    missing_labels: MissingLabels = "background",
     errors: Sequence[str] = (),
     ms_per_image: float | None = None,
     max_fp_rate: float | None = FALSE_ALARM_AIM,
     min_threshold: float = 0.0,
+    iou: float = IOU_THRESHOLD,
 ) -> EvalReport:
     """All metrics from per-image predictions and pixel ground truth (xyxy, class id). Pure.
 
@@ -355,7 +376,7 @@ def compute_report(
     those, at or above ``min_threshold``, that flag at most ``max_fp_rate`` of the images without fire or smoke.
     """
     collected = _Collected(list(predictions), list(truths))
-    per_class_flags = [_class_flags(collected, cls) for cls in range(len(CLASS_NAMES))]
+    per_class_flags = [_class_flags(collected, cls, iou) for cls in range(len(CLASS_NAMES))]
     if threshold is None:
         negative_scores = np.array(
             [
@@ -401,9 +422,11 @@ def compute_report(
         version=collected.predictions[0].version if collected.predictions else "",
         backend=backend,
         threshold=threshold,
+        iou=iou,
         images=len(collected.predictions) + len(errors) if images is None else images,
         evaluated=len(collected.predictions),
         unlabelled=unlabelled,
+        missing_labels=missing_labels,
         negatives=int((~positive).sum()),
         per_class=per_class,
         map50=float(np.mean(aps)) if aps else None,
@@ -475,20 +498,21 @@ def evaluate(
     threshold: float | None = None,
     choose_threshold: bool = False,
     min_threshold: float = 0.0,
-    missing_labels: Literal["skip", "background"] = "skip",
+    missing_labels: MissingLabels = "background",
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
+    iou: float = IOU_THRESHOLD,
 ) -> EvalReport:
     """Run ``detector`` over a YOLO folder and compute the :class:`EvalReport`.
 
     The operating threshold is ``threshold``, else the detector's own; ``choose_threshold`` instead picks the one
     with the best mean F1 on this data, at or above ``min_threshold``, that keeps within :data:`FALSE_ALARM_AIM`
-    on its negative images (how an export sets a new model's threshold).
+    on its negative images (how an export sets a new model's threshold). Boxes match at ``iou`` (module doc).
     """
     run = detect_folder(
         detector, data_dir, names=names, split=split, missing_labels=missing_labels, batch_size=batch_size, conf=conf
     )
-    return run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold)
+    return run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold, iou=iou)
 
 
 def evaluate_by_source(
@@ -500,16 +524,17 @@ def evaluate_by_source(
     threshold: float | None = None,
     choose_threshold: bool = False,
     min_threshold: float = 0.0,
-    missing_labels: Literal["skip", "background"] = "skip",
+    missing_labels: MissingLabels = "background",
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
+    iou: float = IOU_THRESHOLD,
 ) -> tuple[EvalReport, dict[str, EvalReport]]:
     """:func:`evaluate`, plus one report per source set (:func:`image_source`), all from one detection pass
     (:meth:`FolderRun.by_source`)."""
     run = detect_folder(
         detector, data_dir, names=names, split=split, missing_labels=missing_labels, batch_size=batch_size, conf=conf
     )
-    overall = run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold)
+    overall = run.report(_operating(detector, threshold, choose_threshold), min_threshold=min_threshold, iou=iou)
     return overall, run.by_source(overall)
 
 
@@ -530,28 +555,31 @@ class FolderRun:
 
     data: str
     backend: str
-    samples: int
-    unlabelled: int
+    images: int  # image files found
+    unlabelled: int  # of which without a label file
+    missing_labels: MissingLabels
     errors: list[str]
     paths: list[Path]
     predictions: list[Detections]
     truths: list[tuple[FloatArray, npt.NDArray[np.int64]]]
     elapsed: float
 
-    def report(self, threshold: float | None, *, min_threshold: float = 0.0) -> EvalReport:
+    def report(self, threshold: float | None, *, min_threshold: float = 0.0, iou: float = IOU_THRESHOLD) -> EvalReport:
         """The report at ``threshold``; None chooses it (:func:`compute_report`: best F1 within the false-alarm aim,
-        at or above ``min_threshold``)."""
+        at or above ``min_threshold``). Boxes match at ``iou``."""
         return compute_report(
             self.predictions,
             self.truths,
             threshold=threshold,
             data=self.data,
             backend=self.backend,
-            images=self.samples + self.unlabelled,
+            images=self.images,
             unlabelled=self.unlabelled,
+            missing_labels=self.missing_labels,
             errors=self.errors,
             ms_per_image=1000.0 * self.elapsed / len(self.predictions) if self.predictions else None,
             min_threshold=min_threshold,
+            iou=iou,
         )
 
     def by_source(self, overall: EvalReport) -> dict[str, EvalReport]:
@@ -559,7 +587,7 @@ class FolderRun:
 
         Why: one mean over CCTV close-ups, drone views, tower frames and look-alike negatives hides where a model
         is weak (smoke seen from a drone, say); evaluators need the split. Every source is scored at the overall
-        report's operating threshold, so the rows add up to the one decision the model makes.
+        report's operating threshold (and matching IoU), so the rows add up to the one decision the model makes.
         """
         groups: dict[str, list[int]] = {}
         for index, path in enumerate(self.paths):
@@ -572,6 +600,7 @@ class FolderRun:
                 data=f"{overall.data} [{source}]",
                 backend=self.backend,
                 ms_per_image=overall.ms_per_image,
+                iou=overall.iou,
             )
             for source, indices in sorted(groups.items())
         }
@@ -583,7 +612,7 @@ def detect_folder(
     *,
     names: str | Sequence[str] = CLASS_NAMES,
     split: str | None = None,
-    missing_labels: Literal["skip", "background"] = "skip",
+    missing_labels: MissingLabels = "background",
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
 ) -> FolderRun:
@@ -592,8 +621,9 @@ def detect_folder(
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
         backend=detector.info.backend,
-        samples=len(samples),
+        images=len(samples) + (unlabelled if missing_labels == "skip" else 0),
         unlabelled=unlabelled,
+        missing_labels=missing_labels,
         errors=[s.error for s in samples if s.error is not None],
         paths=[],
         predictions=[],

@@ -118,7 +118,20 @@ def labelled_folder(root: Path) -> Path:
 
 def test_eval_json_on_any_labelled_folder(tmp_path: Path) -> None:
     data = labelled_folder(tmp_path / "set")
-    result = runner.invoke(app, ["eval", str(data), "--names", "Fire,default,smoke", "--backend", "rules", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(data),
+            "--names",
+            "Fire,default,smoke",
+            "--backend",
+            "rules",
+            "--missing-labels",
+            "skip",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     fire = report["per_class"]["fire"]
@@ -130,11 +143,35 @@ def test_eval_json_on_any_labelled_folder(tmp_path: Path) -> None:
     assert report["fp_image_rate"] == 0.0
     assert report["negatives"] == 1
     assert report["unlabelled"] == 1
+    assert report["missing_labels"] == "skip"
     assert report["presence"] == {"precision": 1.0, "recall": 1.0}
     assert report["ms_per_image"] > 0
     table = runner.invoke(app, ["eval", str(data), "--names", "Fire,default,smoke", "--backend", "rules"])
     assert table.exit_code == 0
     assert "AP50" in table.stdout
+
+
+def test_eval_counts_images_without_a_label_file_as_negatives_by_default(tmp_path: Path) -> None:
+    # A held-out set of look-alikes often ships as images/ with an empty labels/: every image is a negative, and
+    # the false-positive image rate must be measured on them (not reported as undefined).
+    data = labelled_folder(tmp_path / "set")
+    result = runner.invoke(app, ["eval", str(data), "--names", "Fire,default,smoke", "--backend", "rules", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["missing_labels"] == "background"
+    assert report["unlabelled"] == 1
+    assert report["images"] == report["evaluated"] == 5
+    assert report["negatives"] == 2  # neg.jpg (empty label file) and unlabelled.jpg (none)
+    assert report["fp_image_rate"] == pytest.approx(0.5)  # the flame in unlabelled.jpg is now a false alarm
+    negatives_only = tmp_path / "negatives"
+    (negatives_only / "images").mkdir(parents=True)
+    (negatives_only / "labels").mkdir()
+    save(np.full((64, 96, 3), (60, 90, 50), np.uint8), negatives_only / "images" / "field.jpg")
+    save(flame_image(), negatives_only / "images" / "sunset.jpg")
+    table = runner.invoke(app, ["eval", str(negatives_only), "--backend", "rules"])
+    assert table.exit_code == 0, table.output
+    assert "false-positive image rate 0.500 on 2 images without labels" in " ".join(table.stdout.split())
+    assert "2 without a label file: counted as negatives" in " ".join(table.stdout.split())
 
 
 def test_eval_by_source(tmp_path: Path) -> None:
@@ -153,13 +190,18 @@ def test_eval_by_source(tmp_path: Path) -> None:
     by_source = report["by_source"]
     assert sorted(by_source) == ["cctv", "negatives"]
     assert by_source["cctv"]["per_class"]["fire"]["gt_boxes"] == 3
-    assert by_source["negatives"]["negatives"] == 1
+    assert by_source["negatives"]["negatives"] == 2  # neg.jpg, and unlabelled.jpg: no label file
     assert {r["threshold"] for r in by_source.values()} == {report["threshold"]}
     assert "by_source" not in json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     table = runner.invoke(app, [*args, "--by-source"])
     assert table.exit_code == 0
     assert "by source" in table.stdout
     assert "negatives" in table.stdout
+    loose = runner.invoke(app, [*args, "--by-source", "--iou", "0.3"])
+    assert loose.exit_code == 0, loose.output
+    assert "AP@0.30" in loose.stdout
+    assert "AP50" not in loose.stdout
+    assert json.loads(runner.invoke(app, [*args, "--json", "--iou", "0.3"]).stdout)["iou"] == 0.3
 
 
 def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:
@@ -170,7 +212,7 @@ def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", str(data), "--names", "fire,x", "--models-dir", models, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["evaluated"] == 4
+    assert report["evaluated"] == 5  # 3 fire, neg.jpg, unlabelled.jpg (a negative: no label file)
     assert any("broken.jpg" in e for e in report["errors"])
     missing = runner.invoke(app, ["eval", str(tmp_path / "nowhere"), "--models-dir", models])
     assert missing.exit_code == 2

@@ -147,6 +147,21 @@ def test_report_hand_computed() -> None:
     assert raised.per_class["fire"].precision == pytest.approx(1.0)
 
 
+def test_report_at_a_lower_iou_counts_a_plume_boxed_differently() -> None:
+    # One labelled plume (0,0)-(40,40); the model boxed its upper part, IoU 0.35 (560/1600): missed at 0.5.
+    preds = [dets([(1, 0.8, (0, 0, 40, 14))])]
+    truths = [(boxes((0, 0, 40, 40)), np.array([1]))]
+    strict = compute_report(preds, truths, threshold=0.5, data="x", backend="test")
+    loose = compute_report(preds, truths, threshold=0.5, data="x", backend="test", iou=0.3)
+    assert (strict.iou, loose.iou) == (0.5, 0.3)
+    assert strict.per_class["smoke"].ap50 == 0.0
+    assert strict.per_class["smoke"].true_positives == 0
+    assert loose.per_class["smoke"].ap50 == pytest.approx(1.0)
+    assert loose.per_class["smoke"].recall == pytest.approx(1.0)
+    # Image-level presence does not depend on box matching.
+    assert strict.presence == loose.presence
+
+
 def test_parse_names_maps_by_position_case_insensitively() -> None:
     assert parse_names("Fire,default,smoke") == (0, None, 1)
     assert parse_names("SMOKE, fire") == (1, 0)
@@ -162,7 +177,7 @@ def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
     (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 1 1\n2 0.25 0.25 0.1 0.1\n")
     (tmp_path / "labels" / "b.txt").write_text("")
     (tmp_path / "labels" / "c.txt").write_text("7 0.5 0.5 0.1 0.1\n")
-    samples, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke")
+    samples, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke", missing_labels="skip")
     assert unlabelled == 1  # d.jpg has no label file
     a, b, c = samples
     assert a.truth is not None
@@ -173,9 +188,13 @@ def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
     assert c.truth is None
     assert c.error is not None
     assert "class id 7" in c.error
-    with_background, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke", missing_labels="background")
-    assert unlabelled == 0
-    assert len(with_background) == 4
+    # The default, as in YOLO datasets: an image without a label file is a negative (and still counted).
+    with_background, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke")
+    assert unlabelled == 1
+    assert [s.path.name for s in with_background] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    d = with_background[3]
+    assert d.truth is not None
+    assert len(d.truth.xyxy) == 0
 
 
 class BrightnessDetector:
@@ -226,5 +245,7 @@ def test_evaluate_by_source_splits_one_pass_at_the_overall_threshold(tmp_path: P
     assert sources["negatives"].fp_image_rate == 1.0
     assert sources["(other)"].fp_image_rate == 0.0
     assert sources["aerial"].data.endswith("[aerial]")
+    _, loose_sources = evaluate_by_source(detector, tmp_path, iou=0.3)
+    assert {r.iou for r in loose_sources.values()} == {0.3}
     chosen, chosen_sources = evaluate_by_source(detector, tmp_path, choose_threshold=True)
     assert {r.threshold for r in chosen_sources.values()} == {chosen.threshold}
