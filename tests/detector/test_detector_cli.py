@@ -348,6 +348,24 @@ def test_no_event_on_the_forty_pre_ignition_tower_frames(tmp_path: Path) -> None
     assert watch_tower(clip) == {"frames": 40, "events": [], "errors": []}
 
 
+@pytest.mark.shared_data
+def test_no_event_on_a_fixed_camera_through_glare_haze_and_low_sun(tmp_path: Path) -> None:
+    """Acceptance, a second non-fire clip: D-Fire's AoF frames (mostly one fixed camera over a hillside on
+    different days: sun in the lens, lens flare, haze, dusk) in name order, without AoF00002 (a faint plume), whole
+    frames and with ``--tiles auto``, no mask. 38 of the 48 frames are in the training set as negatives."""
+    images = shared_path("negatives", "dfire_aof", "images")
+    clip = tmp_path / "aof"
+    clip.mkdir()
+    for path in sorted(images.iterdir()):
+        if path.name != "AoF00002.jpg":
+            (clip / path.name).symlink_to(path)
+    args = ["watch", str(clip), "--json", "--models-dir", str(committed_model()), "--threads", "1"]
+    for extra in ([], ["--tiles", "auto"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {"frames": 48, "events": [], "errors": []}, extra
+
+
 def test_tiles_option(mixed_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiled.json"
     models = str(committed_model())

@@ -469,6 +469,20 @@ def test_tower_checks_run_with_the_given_rule_and_the_card_states_it(tmp_path: P
     assert "whole frame plus 3×2 tiles (`--tiles auto`)" in wide_card
 
 
+def test_the_card_gives_each_source_ap_at_both_ious() -> None:
+    manifest = load_manifest(committed_model())
+    entry = resolve_model(manifest)
+    strict = {"aerial": report(0.22), "negatives": report(0.0)}
+    loose = {"aerial": report(0.48).model_copy(update={"iou": 0.3})}
+    card = render_card(manifest, sources={entry.name: strict}, loose_sources={entry.name: loose})
+    assert "| source | images | without fire/smoke | AP50 fire | AP50 smoke | AP@0.3 fire | AP@0.3 smoke |" in card
+    assert "| aerial | 1 | 0 | 0.220 | 0.220 | 0.480 | 0.480 |" in card
+    assert "| negatives | 1 | 0 | 0.000 | 0.000 | – | – |" in card  # no looser report for it: dashes
+    plain = render_card(manifest, sources={entry.name: strict})
+    assert "| AP50 fire | AP50 smoke | image recall |" in plain
+    assert "AP@" not in plain
+
+
 def test_the_tower_rule_is_the_models_own_unless_given() -> None:
     """An export watches the tower clip as `watch` and the patrol pipeline would: at half the chosen threshold."""
     from detector.export import tower_rule
