@@ -140,6 +140,10 @@ def train_command(
         float,
         typer.Option(min=1e-5, max=0.1, help="Initial learning rate; lower (0.004) to continue from trained weights."),
     ] = 0.01,
+    close_mosaic: Annotated[
+        int | None,
+        typer.Option(min=0, help="Last epochs on whole images instead of mosaics (default 10)."),
+    ] = None,
 ) -> None:
     """Train the detector offline on CPU (or GPU); resumes the run automatically after an interruption.
 
@@ -171,6 +175,7 @@ def train_command(
             init_weights=init_weights,
             hours=hours,
             lr0=lr0,
+            close_mosaic=close_mosaic,
         )
     except TrainingSetupError as exc:
         _errors.print(f"[red]training failed:[/red] {exc}")

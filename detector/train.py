@@ -271,6 +271,7 @@ def train(
     init_weights: Path | None = None,
     hours: float | None = None,
     lr0: float = 0.01,
+    close_mosaic: int | None = None,
 ) -> Path:
     """Train (or resume) the detector; return the run folder (``weights/last.pt`` and ``weights/best.pt``).
 
@@ -308,11 +309,16 @@ def train(
             continuation here at 0.01 fell from mAP50 0.48 to 0.38 and needed ~25 epochs to recover. From
             ``init_weights`` the warm-up is also one epoch with biases at ``lr0``: ultralytics' 0.1 bias warm-up
             is meant for a randomly initialised head and would scramble a trained one.
+        close_mosaic: the last epochs trained on whole images instead of mosaics (default
+            ``AUGMENTATION["close_mosaic"]``, 10). A short fine-tune re-planned by ``hours`` to fewer epochs than that
+            runs without mosaics from its first epoch; a smaller value keeps them for most of it.
     """
     if hours is not None and hours <= 0:
         raise TrainingSetupError(f"hours must be positive, got {hours}")
     if not 0 < lr0 <= 0.1:
         raise TrainingSetupError(f"lr0 must be in (0, 0.1], got {lr0}")
+    if close_mosaic is not None and close_mosaic < 0:
+        raise TrainingSetupError(f"close_mosaic must be 0 or more epochs, got {close_mosaic}")
     if model is not None and model.endswith(".pt"):
         raise TrainingSetupError(f"{model}: build from an architecture .yaml; .pt names would be downloaded")
     project = project.resolve()
@@ -345,6 +351,7 @@ def train(
             init_weights=init_weights,
             hours=hours,
             lr0=lr0,
+            close_mosaic=close_mosaic,
         )
 
 
@@ -378,6 +385,7 @@ def _train_offline(
     init_weights: Path | None = None,
     hours: float | None = None,
     lr0: float = 0.01,
+    close_mosaic: int | None = None,
 ) -> Path:
     """The part of :func:`train` that imports torch/ultralytics; runs inside :func:`offline_guard`."""
     import torch
@@ -455,6 +463,7 @@ def _train_offline(
             "val": True,
             "time": hours,  # None: a fixed number of epochs
             **AUGMENTATION,
+            **({} if close_mosaic is None else {"close_mosaic": close_mosaic}),
             **common,
         }
 

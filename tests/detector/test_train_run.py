@@ -43,6 +43,7 @@ def _one_epoch(
     init_weights: Path | None = None,
     lr0: float = 0.01,
     model: str | None = None,
+    close_mosaic: int | None = None,
 ) -> Path:
     return train(
         data,
@@ -57,6 +58,7 @@ def _one_epoch(
         config_dir=project / "ultralytics",
         init_weights=init_weights,
         lr0=lr0,
+        close_mosaic=close_mosaic,
     )
 
 
@@ -70,13 +72,14 @@ def test_init_weights_carry_over_and_a_mismatch_is_refused(tmp_path: Path, caplo
 
     # Same architecture and classes: every tensor must arrive (this once silently started from random weights).
     with caplog.at_level(logging.INFO, logger="detector.train"):
-        _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights, lr0=0.004)
+        _one_epoch(two_classes, tmp_path / "runs", "second", init_weights=weights, lr0=0.004, close_mosaic=0)
     assert any("initialised all" in record.getMessage() for record in caplog.records)
     # Fine-tuning: the chosen rate, and a short warm-up without the bias rate meant for a random head.
     args = yaml.safe_load((tmp_path / "runs" / "second" / "args.yaml").read_text())
     assert (args["lr0"], args["warmup_epochs"], args["warmup_bias_lr"]) == (0.004, 1.0, 0.004)
     first_args = yaml.safe_load((first / "args.yaml").read_text())
     assert (first_args["lr0"], first_args["warmup_epochs"], first_args["warmup_bias_lr"]) == (0.01, 3.0, 0.1)
+    assert (args["close_mosaic"], first_args["close_mosaic"]) == (0, 10)  # as asked, else AUGMENTATION's
     lineage = read_lineage(tmp_path / "runs" / "second")
     assert lineage is not None
     assert lineage["init_epochs"] == 1
@@ -117,6 +120,14 @@ def test_learning_rate_must_be_sensible(tmp_path: Path, lr0: float) -> None:
     data.write_text("names: {0: fire}\n")
     with pytest.raises(TrainingSetupError, match="lr0 must be in"):
         train(data, lr0=lr0, project=tmp_path, config_dir=tmp_path / "u")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_close_mosaic_cannot_be_negative(tmp_path: Path) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text("names: {0: fire}\n")
+    with pytest.raises(TrainingSetupError, match="close_mosaic must be"):
+        train(data, close_mosaic=-1, project=tmp_path, config_dir=tmp_path / "u")
 
 
 @pytest.mark.usefixtures("clean_env")
