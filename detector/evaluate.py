@@ -204,8 +204,8 @@ def read_yolo_folder(
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
     if paths and not labels_dir.is_dir():
-        log.warning("%s: no labels folder: %s", labels_dir, "every image is a negative" if missing_labels ==
-                    "background" else "no image can be evaluated")  # fmt: skip
+        consequence = "every image is a negative" if missing_labels == "background" else "no image can be evaluated"
+        log.warning("%s: no labels folder: %s", labels_dir, consequence)
     out: list[LabelledImage] = []
     unlabelled = 0
     for path in paths:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -209,6 +210,21 @@ class BrightnessDetector:
             score = float(image.mean()) / 255
             out.append(dets([(0, score, (0, 0, w, h))], size=(w, h)))
         return out
+
+
+def test_a_folder_without_labels_is_all_negatives_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "images" / f"{name}.jpg").write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="detector.evaluate"):
+        samples, unlabelled = read_yolo_folder(tmp_path)
+    assert unlabelled == 2
+    assert [len(s.truth.xyxy) for s in samples if s.truth is not None] == [0, 0]
+    assert "no labels folder: every image is a negative" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="detector.evaluate"):
+        assert read_yolo_folder(tmp_path, missing_labels="skip") == ([], 2)
+    assert "no image can be evaluated" in caplog.text
 
 
 def test_image_source_is_the_built_datasets_name_prefix() -> None:
