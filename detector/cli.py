@@ -427,8 +427,8 @@ def eval_command(
 
 
 def _ap_label(iou: float) -> str:
-    """AP50 at the usual IoU 0.5, else e.g. AP@0.30: the report keeps its field names whatever the IoU."""
-    return "AP50" if abs(iou - 0.5) < 1e-9 else f"AP@{iou:.2f}"
+    """AP50 at the usual IoU 0.5, else e.g. AP@0.3 (as in the model card): the report keeps its field names."""
+    return "AP50" if abs(iou - 0.5) < 1e-9 else f"AP@{iou:g}"
 
 
 def _source_table(sources: dict[str, EvalReport], threshold: float, ap: str) -> Table:

@@ -118,6 +118,7 @@ class EvalReport(_Strict):
     images: int  # image files found
     evaluated: int  # decoded and evaluated
     unlabelled: int  # images without a label file: negatives, or skipped (see missing_labels)
+    # Reports stored before this field existed load as "background"; none of them had an image without a label file.
     missing_labels: MissingLabels = "background"
     negatives: int  # evaluated images without any fire/smoke box
     per_class: dict[str, ClassReport]
@@ -188,11 +189,12 @@ def read_yolo_folder(
     *,
     split: str | None = None,
     missing_labels: MissingLabels = "background",
-) -> tuple[list[LabelledImage], int]:
+) -> tuple[list[LabelledImage], list[Path]]:
     """List ``data_dir/images[/split]`` with ground truth from ``data_dir/labels[/split]/<stem>.txt``.
 
-    Returns the images to evaluate (sorted by name) and how many had no label file: negatives among the images
-    when ``missing_labels`` is "background", left out when it is "skip".
+    Returns the images to evaluate (sorted by name) and those without a label file: negatives among the images to
+    evaluate when ``missing_labels`` is "background", left out when it is "skip". With "skip" and no labels folder
+    at all there is nothing to evaluate: FileNotFoundError.
     """
     images_dir = data_dir / "images" / split if split else data_dir / "images"
     labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
@@ -204,14 +206,15 @@ def read_yolo_folder(
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
     if paths and not labels_dir.is_dir():
-        consequence = "every image is a negative" if missing_labels == "background" else "no image can be evaluated"
-        log.warning("%s: no labels folder: %s", labels_dir, consequence)
+        if missing_labels == "skip":
+            raise FileNotFoundError(f"{labels_dir}: no labels folder, and images without labels are to be skipped")
+        log.warning("%s: no labels folder: every image is a negative", labels_dir)
     out: list[LabelledImage] = []
-    unlabelled = 0
+    unlabelled: list[Path] = []
     for path in paths:
         label = labels_dir / f"{path.stem}.txt"
         if not label.is_file():
-            unlabelled += 1
+            unlabelled.append(path)
             if missing_labels == "skip":
                 continue
             out.append(LabelledImage(path, GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))))
@@ -556,7 +559,7 @@ class FolderRun:
     data: str
     backend: str
     images: int  # image files found
-    unlabelled: int  # of which without a label file
+    unlabelled: list[Path]  # of which without a label file (evaluated as negatives, or skipped: missing_labels)
     missing_labels: MissingLabels
     errors: list[str]
     paths: list[Path]
@@ -574,7 +577,7 @@ class FolderRun:
             data=self.data,
             backend=self.backend,
             images=self.images,
-            unlabelled=self.unlabelled,
+            unlabelled=len(self.unlabelled),
             missing_labels=self.missing_labels,
             errors=self.errors,
             ms_per_image=1000.0 * self.elapsed / len(self.predictions) if self.predictions else None,
@@ -592,6 +595,10 @@ class FolderRun:
         groups: dict[str, list[int]] = {}
         for index, path in enumerate(self.paths):
             groups.setdefault(image_source(path), []).append(index)
+        unlabelled: dict[str, int] = {}
+        for path in self.unlabelled:
+            unlabelled[image_source(path)] = unlabelled.get(image_source(path), 0) + 1
+        skipped = self.missing_labels == "skip"
         return {
             source: compute_report(
                 [self.predictions[i] for i in indices],
@@ -599,6 +606,9 @@ class FolderRun:
                 threshold=overall.threshold,
                 data=f"{overall.data} [{source}]",
                 backend=self.backend,
+                images=len(indices) + (unlabelled.get(source, 0) if skipped else 0),
+                unlabelled=unlabelled.get(source, 0),
+                missing_labels=self.missing_labels,
                 ms_per_image=overall.ms_per_image,
                 iou=overall.iou,
             )
@@ -621,7 +631,7 @@ def detect_folder(
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
         backend=detector.info.backend,
-        images=len(samples) + (unlabelled if missing_labels == "skip" else 0),
+        images=len(samples) + (len(unlabelled) if missing_labels == "skip" else 0),
         unlabelled=unlabelled,
         missing_labels=missing_labels,
         errors=[s.error for s in samples if s.error is not None],

@@ -310,8 +310,9 @@ def train(
             ``init_weights`` the warm-up is also one epoch with biases at ``lr0``: ultralytics' 0.1 bias warm-up
             is meant for a randomly initialised head and would scramble a trained one.
         close_mosaic: the last epochs trained on whole images instead of mosaics (default
-            ``AUGMENTATION["close_mosaic"]``, 10). A short fine-tune re-planned by ``hours`` to fewer epochs than that
-            runs without mosaics from its first epoch; a smaller value keeps them for most of it.
+            ``AUGMENTATION["close_mosaic"]``, 10). A short fine-tune that ``hours`` re-plans to fewer epochs than that
+            runs without mosaics from its second epoch on (the one-hour CPU fine-tune of e344 did); a smaller value
+            keeps them for most of it.
     """
     if hours is not None and hours <= 0:
         raise TrainingSetupError(f"hours must be positive, got {hours}")
@@ -423,6 +424,8 @@ def _train_offline(
         # Data, epochs, augmentation and optimiser come from the checkpoint (ultralytics keeps them fixed).
         yolo = YOLO(str(last))
         train_args: dict[str, Any] = {"resume": True, **common}
+        if close_mosaic is not None:
+            log.warning("resuming %s: --close-mosaic is ignored (a resumed run keeps its own augmentation)", last)
     else:
         if init_weights is not None:
             # Our own earlier weights (a local file, so nothing is fetched): architecture and the two-class head

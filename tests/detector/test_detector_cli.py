@@ -199,9 +199,24 @@ def test_eval_by_source(tmp_path: Path) -> None:
     assert "negatives" in table.stdout
     loose = runner.invoke(app, [*args, "--by-source", "--iou", "0.3"])
     assert loose.exit_code == 0, loose.output
-    assert "AP@0.30" in loose.stdout
+    assert "AP@0.3" in loose.stdout
     assert "AP50" not in loose.stdout
     assert json.loads(runner.invoke(app, [*args, "--json", "--iou", "0.3"]).stdout)["iou"] == 0.3
+    # The IoU is used, not only recorded: labels 2.5 times as wide as the flame (IoU 0.4 with the rules' box).
+    for label in (data / "labels").glob("cctv__*.txt"):
+        label.write_text("0 0.4167 0.4688 0.5208 0.3125\n")
+    strict = json.loads(runner.invoke(app, [*args, "--json", "--by-source"]).stdout)
+    loose_report = json.loads(runner.invoke(app, [*args, "--json", "--by-source", "--iou", "0.3"]).stdout)
+    assert strict["per_class"]["fire"]["ap50"] == 0.0
+    assert loose_report["per_class"]["fire"]["ap50"] == pytest.approx(1.0)
+    assert loose_report["by_source"]["cctv"]["per_class"]["fire"]["ap50"] == pytest.approx(1.0)
+    # Images without a label file, per source and in both modes (here unlabelled.jpg, a "negatives" image).
+    assert (by_source["negatives"]["unlabelled"], by_source["cctv"]["unlabelled"]) == (1, 0)
+    assert {r["missing_labels"] for r in by_source.values()} == {"background"}
+    skipped = json.loads(runner.invoke(app, [*args, "--json", "--by-source", "--missing-labels", "skip"]).stdout)
+    negatives = skipped["by_source"]["negatives"]
+    assert (negatives["images"], negatives["evaluated"], negatives["unlabelled"]) == (2, 1, 1)
+    assert negatives["missing_labels"] == "skip"
 
 
 def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:

@@ -179,7 +179,7 @@ def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
     (tmp_path / "labels" / "b.txt").write_text("")
     (tmp_path / "labels" / "c.txt").write_text("7 0.5 0.5 0.1 0.1\n")
     samples, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke", missing_labels="skip")
-    assert unlabelled == 1  # d.jpg has no label file
+    assert [path.name for path in unlabelled] == ["d.jpg"]  # no label file
     a, b, c = samples
     assert a.truth is not None
     assert a.truth.class_id.tolist() == [0, 1]  # "default" dropped, smoke → 1
@@ -191,7 +191,7 @@ def test_read_yolo_folder_maps_ignores_and_skips(tmp_path: Path) -> None:
     assert "class id 7" in c.error
     # The default, as in YOLO datasets: an image without a label file is a negative (and still counted).
     with_background, unlabelled = read_yolo_folder(tmp_path, "Fire,default,smoke")
-    assert unlabelled == 1
+    assert [path.name for path in unlabelled] == ["d.jpg"]
     assert [s.path.name for s in with_background] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
     d = with_background[3]
     assert d.truth is not None
@@ -218,13 +218,11 @@ def test_a_folder_without_labels_is_all_negatives_and_says_so(tmp_path: Path, ca
         (tmp_path / "images" / f"{name}.jpg").write_bytes(b"")
     with caplog.at_level(logging.WARNING, logger="detector.evaluate"):
         samples, unlabelled = read_yolo_folder(tmp_path)
-    assert unlabelled == 2
+    assert len(unlabelled) == 2
     assert [len(s.truth.xyxy) for s in samples if s.truth is not None] == [0, 0]
     assert "no labels folder: every image is a negative" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="detector.evaluate"):
-        assert read_yolo_folder(tmp_path, missing_labels="skip") == ([], 2)
-    assert "no image can be evaluated" in caplog.text
+    with pytest.raises(FileNotFoundError, match="no labels folder"):
+        read_yolo_folder(tmp_path, missing_labels="skip")  # nothing could be evaluated
 
 
 def test_image_source_is_the_built_datasets_name_prefix() -> None:

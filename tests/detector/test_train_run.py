@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -131,7 +132,9 @@ def test_close_mosaic_cannot_be_negative(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_resuming_another_architecture_is_refused(tmp_path: Path) -> None:
+def test_resuming_another_architecture_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unfinished run resumes as what it is: asking for another architecture is an error, not silently ignored."""
     data = _tiny_dataset(tmp_path / "data", ["fire", "smoke"])
     run = _one_epoch(data, tmp_path / "runs", "interrupted")  # the default: yolov8n-relu
@@ -142,3 +145,15 @@ def test_resuming_another_architecture_is_refused(tmp_path: Path) -> None:
     torch.save(ckpt, last)
     with pytest.raises(TrainingSetupError, match=r"unfinished yolov8n-relu run, not yolov8n\.yaml"):
         train(data, model="yolov8n.yaml", project=tmp_path / "runs", name="interrupted", config_dir=tmp_path / "u")
+    # Resumed as it is (ultralytics' trainer replaced by a recorder: the checkpoint's optimiser state is a stub
+    # here), it keeps its own augmentation, and a --close-mosaic given now says it is ignored.
+    from ultralytics.models.yolo.model import YOLO
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(YOLO, "train", lambda self, **kwargs: calls.append(kwargs))
+    with caplog.at_level(logging.WARNING, logger="detector.train"):
+        train(data, close_mosaic=0, project=tmp_path / "runs", name="interrupted", config_dir=tmp_path / "u")
+    assert "--close-mosaic is ignored" in caplog.text
+    [resumed] = calls
+    assert resumed["resume"] is True
+    assert "close_mosaic" not in resumed
