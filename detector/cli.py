@@ -377,7 +377,7 @@ def eval_command(
     ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import evaluate, evaluate_by_source
+    from detector.evaluate import ap_label, evaluate, evaluate_by_source
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
@@ -404,7 +404,7 @@ def eval_command(
             payload["by_source"] = {name: r.model_dump(mode="json") for name, r in sources.items()}
         _print_json(payload)
         return
-    ap = _ap_label(report.iou)
+    ap = ap_label(report.iou)
     table = Table(title=f"{report.model} {report.version} ({report.backend}) on {report.data} @ {report.threshold:.2f}")
     for column in ("class", ap, "precision", "recall", "F1", "boxes", "img precision", "img recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -424,11 +424,6 @@ def eval_command(
         _console.print(_source_table(sources, report.threshold, ap))
     for error in report.errors:
         _errors.print(f"skipped {error}", markup=False, highlight=False)
-
-
-def _ap_label(iou: float) -> str:
-    """AP50 at the usual IoU 0.5, else e.g. AP@0.3 (as in the model card): the report keeps its field names."""
-    return "AP50" if abs(iou - 0.5) < 1e-9 else f"AP@{iou:g}"
 
 
 def _source_table(sources: dict[str, EvalReport], threshold: float, ap: str) -> Table:

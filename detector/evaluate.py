@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_OPERATING_THRESHOLD",
     "FALSE_ALARM_AIM",
     "IMAGE_SUFFIXES",
+    "IOU_THRESHOLD",
     "ClassReport",
     "EvalReport",
     "FolderRun",
@@ -52,6 +54,7 @@ __all__ = [
     "LabelledImage",
     "MissingLabels",
     "PresenceReport",
+    "ap_label",
     "average_precision",
     "best_f1_threshold",
     "compute_report",
@@ -79,6 +82,12 @@ FALSE_ALARM_AIM: Final[float] = 0.05
 BoolArray = npt.NDArray[np.bool_]
 
 log = logging.getLogger(__name__)
+
+
+def ap_label(iou: float) -> str:
+    """What AP at matching IoU ``iou`` is called in tables: AP50 at the usual 0.5, else e.g. AP@0.3 (reports keep
+    their ``ap50`` field names whatever the IoU, and record ``iou``)."""
+    return "AP50" if abs(iou - IOU_THRESHOLD) < 1e-9 else f"AP@{iou:g}"
 
 
 class _Strict(BaseModel):
@@ -595,9 +604,7 @@ class FolderRun:
         groups: dict[str, list[int]] = {}
         for index, path in enumerate(self.paths):
             groups.setdefault(image_source(path), []).append(index)
-        unlabelled: dict[str, int] = {}
-        for path in self.unlabelled:
-            unlabelled[image_source(path)] = unlabelled.get(image_source(path), 0) + 1
+        unlabelled = Counter(image_source(path) for path in self.unlabelled)
         skipped = self.missing_labels == "skip"
         return {
             source: compute_report(
@@ -606,8 +613,8 @@ class FolderRun:
                 threshold=overall.threshold,
                 data=f"{overall.data} [{source}]",
                 backend=self.backend,
-                images=len(indices) + (unlabelled.get(source, 0) if skipped else 0),
-                unlabelled=unlabelled.get(source, 0),
+                images=len(indices) + (unlabelled[source] if skipped else 0),
+                unlabelled=unlabelled[source],
                 missing_labels=self.missing_labels,
                 ms_per_image=overall.ms_per_image,
                 iou=overall.iou,

@@ -42,8 +42,10 @@ from detector.evaluate import (
     DEFAULT_EVAL_CONF,
     FALSE_ALARM_AIM,
     IMAGE_SUFFIXES,
+    IOU_THRESHOLD,
     EvalReport,
     FolderRun,
+    ap_label,
     detect_folder,
     evaluate,
 )
@@ -828,12 +830,8 @@ def export_model(
 
         quantized_entry: ModelEntry | None = None
         int8_towers: list[TowerCheck] = []
-        int8_sources: dict[str, EvalReport] = {}
-        int8_loose: dict[str, EvalReport] = {}
         if int8_kept is not None:
-            int8_run, int8_report = int8_kept
-            int8_sources = int8_run.by_source(int8_report)
-            int8_loose = int8_run.by_source(int8_run.report(threshold, iou=CARD_LOOSE_IOU))
+            _, int8_report = int8_kept
             int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
             int8_towers = _tower_checks(_detector(int8_tmp, int8_info, threads), tower_clip, tower_mask, config)
             quantized_entry = _entry(
@@ -867,18 +865,15 @@ def export_model(
     card_towers = {entry.name: towers} if towers else {}
     if quantized_entry is not None and int8_towers:
         card_towers[quantized_entry.name] = int8_towers
-    card_sources = {entry.name: fp32_run.by_source(report)}
-    card_loose = {entry.name: fp32_run.by_source(fp32_run.report(threshold, iou=CARD_LOOSE_IOU))}
-    if quantized_entry is not None:
-        card_sources[quantized_entry.name] = int8_sources
-        card_loose[quantized_entry.name] = int8_loose
+    card_sources = {entry.name: _source_reports(fp32_run, report)}
+    if quantized_entry is not None and int8_kept is not None:
+        card_sources[quantized_entry.name] = _source_reports(*int8_kept)
     card_path.write_text(
         render_card(
             manifest,
             tower=card_towers,
             baseline={entry.name: baseline} if baseline else {},
             sources=card_sources,
-            loose_sources=card_loose,
         ),
         encoding="utf-8",
     )
@@ -974,13 +969,11 @@ def render_card(
     *,
     tower: dict[str, list[TowerCheck]] | None = None,
     baseline: dict[str, EvalReport] | None = None,
-    sources: dict[str, dict[str, EvalReport]] | None = None,
-    loose_sources: dict[str, dict[str, EvalReport]] | None = None,
+    sources: dict[str, SourceReports] | None = None,
 ) -> str:
     """The model card (``models/README.md``) for every model in the manifest, from the manifest's own numbers.
 
-    ``sources``: per model, the validation split per source set; ``loose_sources``: the same at a lower matching
-    IoU (:data:`CARD_LOOSE_IOU`), as two more columns.
+    ``sources``: per model, the validation split per source set (:func:`_source_reports`).
     """
     lines = [
         "# models/ — fire/smoke detector weights and model card",
@@ -995,7 +988,7 @@ def render_card(
     ]
     for entry in manifest.models:
         lines += _card_section(entry, (tower or {}).get(entry.name, []), (baseline or {}).get(entry.name))
-        lines += _sources_section((sources or {}).get(entry.name, {}), (loose_sources or {}).get(entry.name, {}))
+        lines += _sources_section(*(sources or {}).get(entry.name, ({}, {})))
     sets = manifest.models[0].training_sets if manifest.models else ()
     lines += [
         "## Training data and licences",
@@ -1038,39 +1031,46 @@ def _training_device(train_args: dict[str, Any]) -> str:
     return f"GPU (CUDA device {device})" if device[0].isdigit() else f"GPU ({device})"
 
 
+#: Per source set, the reports at the model's threshold: at IoU 0.5, and at :data:`CARD_LOOSE_IOU` (may be empty).
+SourceReports = tuple[dict[str, EvalReport], dict[str, EvalReport]]
+
+
+def _source_reports(run: FolderRun, report: EvalReport) -> SourceReports:
+    """One pass's reports per source set at ``report``'s threshold, at IoU 0.5 and at :data:`CARD_LOOSE_IOU`."""
+    return run.by_source(report), run.by_source(run.report(report.threshold, iou=CARD_LOOSE_IOU))
+
+
 def _sources_section(sources: dict[str, EvalReport], loose: dict[str, EvalReport]) -> list[str]:
     """The validation split per source set, at the model's operating threshold (see ``evaluate_by_source``), with
     AP at the lower IoU of ``loose`` (same sources) where given."""
     if not sources:
         return []
-    iou = next(iter(loose.values())).iou if loose else None
+    ious = [IOU_THRESHOLD] + ([next(iter(loose.values())).iou] if loose else [])
+    by_iou = [sources, loose][: len(ious)]
+    why = (
+        f"; {ap_label(ious[1])} matches boxes at IoU {ious[1]:g} instead of {IOU_THRESHOLD:g}: where it is far above "
+        f"{ap_label(IOU_THRESHOLD)}, the model found the fire or plume and boxed it differently from the labeller, "
+        "which is common for smoke"
+        if loose
+        else ""
+    )
+    header = ["source", "images", "without fire/smoke"]
+    header += [f"{ap_label(iou)} {cls}" for iou in ious for cls in ("fire", "smoke")]
+    header += ["image recall", "false-positive image rate"]
     lines = [
         "Per source set (same split and threshold; a source's images are all of one kind, so its AP shows where the "
-        "model is weak"
-        + (
-            f"; AP@{iou:g} matches boxes at IoU {iou:g} instead of 0.5: where it is far above AP50, the model found "
-            "the fire or plume and boxed it differently from the labeller, which is common for smoke):"
-            if iou is not None
-            else "):"
-        ),
+        f"model is weak{why}):",
         "",
-        "| source | images | without fire/smoke | AP50 fire | AP50 smoke |"
-        + (f" AP@{iou:g} fire | AP@{iou:g} smoke |" if iou is not None else "")
-        + " image recall | false-positive image rate |",
-        "|---|---|---|---|---|" + ("---|---|" if iou is not None else "") + "---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
     for name, r in sources.items():
-        wider = loose.get(name)
-        lines.append(
-            f"| {name} | {r.evaluated} | {r.negatives} | {_fmt(r.per_class['fire'].ap50)} | "
-            f"{_fmt(r.per_class['smoke'].ap50)} |"
-            + (
-                f" {_fmt(wider.per_class['fire'].ap50)} | {_fmt(wider.per_class['smoke'].ap50)} |"
-                if wider is not None
-                else (" – | – |" if iou is not None else "")
-            )
-            + f" {_fmt(r.presence.recall)} | {_fmt(r.fp_image_rate)} |"
-        )
+        row = [name, str(r.evaluated), str(r.negatives)]
+        for reports in by_iou:
+            found = reports.get(name)
+            row += [_fmt(found.per_class[cls].ap50) if found else "–" for cls in ("fire", "smoke")]
+        row += [_fmt(r.presence.recall), _fmt(r.fp_image_rate)]
+        lines.append("| " + " | ".join(row) + " |")
     return [*lines, ""]
 
 

@@ -474,12 +474,12 @@ def test_the_card_gives_each_source_ap_at_both_ious() -> None:
     entry = resolve_model(manifest)
     strict = {"aerial": report(0.22), "negatives": report(0.0)}
     loose = {"aerial": report(0.48).model_copy(update={"iou": 0.3})}
-    card = render_card(manifest, sources={entry.name: strict}, loose_sources={entry.name: loose})
+    card = render_card(manifest, sources={entry.name: (strict, loose)})
     header = "| source | images | without fire/smoke | AP50 fire | AP50 smoke | AP@0.3 fire | AP@0.3 smoke |"
     assert f"{header} image recall | false-positive image rate |\n|---|---|---|---|---|---|---|---|---|\n" in card
     assert "| aerial | 1 | 0 | 0.220 | 0.220 | 0.480 | 0.480 |" in card
     assert "| negatives | 1 | 0 | 0.000 | 0.000 | – | – |" in card  # no looser report for it: dashes
-    plain = render_card(manifest, sources={entry.name: strict})
+    plain = render_card(manifest, sources={entry.name: (strict, {})})
     assert "| AP50 fire | AP50 smoke | image recall |" in plain
     assert "AP@" not in plain
 
