@@ -30,13 +30,17 @@ from detector.manifest import (
     verified_file,
 )
 from detector.yolo import (
+    BLOCK_VALUES,
     DEFAULT_IOU,
     DEFAULT_MAX_DET,
     REG_MAX,
     HeadLayout,
+    InputLayout,
+    input_canvas,
     letterbox_batch,
     network_canvas,
     postprocess,
+    to_blocks,
 )
 
 __all__ = [
@@ -71,13 +75,23 @@ class SizedNetwork:
     """A :data:`Network` that also says whether it takes any input height/width (multiples of 32) or only the
     square it was exported for (:class:`YoloDetector` trims the letterbox padding for the former), whether
     it takes uint8 pixels (0–255) rather than floats in [0, 1] (:class:`YoloDetector` then skips the conversion),
-    and how many images per call it runs fastest (None: :data:`DEFAULT_MAX_BATCH`).
+    in which :data:`~detector.yolo.InputLayout`, and how many images per call it runs fastest (None:
+    :data:`DEFAULT_MAX_BATCH`).
     """
 
-    def __init__(self, run: Network, *, any_size: bool, pixels: bool = False, max_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        run: Network,
+        *,
+        any_size: bool,
+        pixels: bool = False,
+        layout: InputLayout = "nchw",
+        max_batch: int | None = None,
+    ) -> None:
         self._run = run
         self.any_size = any_size
         self.pixels = pixels
+        self.layout: InputLayout = layout
         self.max_batch = max_batch
 
     def __call__(self, batch: FloatArray) -> FloatArray:
@@ -104,6 +118,7 @@ class YoloDetector:
         self._network = network
         self.trim = bool(getattr(network, "any_size", False)) if trim is None else trim
         self._pixels = bool(getattr(network, "pixels", False))
+        self._layout: InputLayout = getattr(network, "layout", "nchw")
         self._info = info
         self.conf = conf
         self.iou = iou
@@ -136,7 +151,11 @@ class YoloDetector:
             for start in range(0, len(indices), self.max_batch):
                 chunk = indices[start : start + self.max_batch]
                 batch, boxes = letterbox_batch(
-                    [images[i] for i in chunk], self._info.input_size, trim=self.trim, pixels=self._pixels
+                    [images[i] for i in chunk],
+                    self._info.input_size,
+                    trim=self.trim,
+                    pixels=self._pixels,
+                    layout=self._layout,
                 )
                 raw = self._network(batch)
                 results = postprocess(
@@ -146,7 +165,7 @@ class YoloDetector:
                     iou=self.iou,
                     max_det=self.max_det,
                     head=head_layout(raw.shape[1], len(self._info.classes)),
-                    canvas=(batch.shape[2], batch.shape[3]),
+                    canvas=input_canvas(batch, self._layout),
                 )
                 for index, box, (xyxy, confidence, class_id) in zip(chunk, boxes, results, strict=True):
                     found[index] = Detections(
@@ -181,6 +200,9 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     20261129-e39 have a fixed square input and keep the square letterbox). An int8 model whose input is uint8
     takes the letterboxed pixels as they are (see ``detector.export``); a float batch in [0, 1] given to it
     (``YoloDetector.raw``) is converted back to those pixels, exactly for batches from ``letterbox_batch``. An
+    input of shape (batch, height/2, width/2, 12) takes the ``"blocks"`` layout (int8 exports since the first of
+    December 2026, see :data:`detector.yolo.InputLayout`; earlier ones take NCHW pixels); an NCHW batch given to it
+    is rearranged first. An
     anchors-first output (exports since 20261130, :func:`output_anchors_first`) is returned as a (batch, channels,
     anchors) view, the layout :func:`detector.yolo.postprocess` reads.
     """
@@ -198,15 +220,20 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
         raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc})") from exc
     model_input = session.get_inputs()[0]
     input_name = model_input.name
-    spatial = list(model_input.shape)[2:]
-    any_size = len(spatial) == 2 and not any(isinstance(side, int) for side in spatial)
+    dims = list(model_input.shape)
     pixels = model_input.type == "tensor(uint8)"
+    layout: InputLayout = "blocks" if pixels and len(dims) == 4 and dims[3] == BLOCK_VALUES else "nchw"
+    spatial = dims[1:3] if layout == "blocks" else dims[2:]
+    any_size = len(spatial) == 2 and not any(isinstance(side, int) for side in spatial)
     anchors_first = output_anchors_first(session.get_outputs()[0].shape)
 
     def run(batch: FloatArray) -> FloatArray:
+        feed: Any = batch
         if pixels and batch.dtype != np.uint8:
-            batch = np.clip(np.rint(batch * np.float32(255.0)), 0, 255).astype(np.uint8)
-        result: Any = session.run(None, {input_name: batch})[0]
+            feed = np.clip(np.rint(batch * np.float32(255.0)), 0, 255).astype(np.uint8)
+        if layout == "blocks" and feed.shape[1] == 3:  # NCHW (a blocks batch is at least 16 blocks high)
+            feed = to_blocks(feed)
+        result: Any = session.run(None, {input_name: feed})[0]
         output = np.asarray(result, dtype=np.float32)
         return output.transpose(0, 2, 1) if anchors_first else output
 
@@ -214,7 +241,7 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     # cache, and the activations of several images overflow it. Per image on this 2-core machine, one thread, two
     # runs: 640x640 batch 1 / 2 / 4 / 8 = 20.1–21.0 / 20.7–21.5 / 21.8–22.1 / 22.3–23.1 ms; 640x384 12.1–12.5 /
     # 12.0–12.4 / 12.7–13.0 / 13.3–13.4 ms. The fp32 network gains from batches at some sizes.
-    return SizedNetwork(run, any_size=any_size, pixels=pixels, max_batch=1 if pixels else None)
+    return SizedNetwork(run, any_size=any_size, pixels=pixels, layout=layout, max_batch=1 if pixels else None)
 
 
 def output_anchors_first(shape: Sequence[object]) -> bool:

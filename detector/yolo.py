@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ import numpy.typing as npt
 from detector.detections import FloatArray, ImageArray, IntArray
 
 __all__ = [
+    "BLOCK_VALUES",
     "DEFAULT_IOU",
     "DEFAULT_MAX_DET",
     "LEVEL_STRIDES",
@@ -38,16 +39,19 @@ __all__ = [
     "REG_MAX",
     "STRIDE",
     "HeadLayout",
+    "InputLayout",
     "Letterbox",
     "anchor_grid",
     "box_iou",
     "decode_dfl",
     "decoded_output",
+    "input_canvas",
     "letterbox",
     "letterbox_batch",
     "network_canvas",
     "nms",
     "postprocess",
+    "to_blocks",
 ]
 
 PAD_VALUE: Final[int] = 114
@@ -66,6 +70,13 @@ LEVEL_STRIDES: Final[tuple[int, ...]] = (8, 16, 32)
 _BINS: Final = np.arange(REG_MAX, dtype=np.float32)
 
 HeadLayout = Literal["decoded", "dfl"]
+#: How a batch of pixels is laid out for a network. ``"nchw"``: (batch, 3, height, width), what ultralytics and the
+#: fp32 export take. ``"blocks"``: uint8 (batch, height/2, width/2, 12), each 2×2 block of pixels as 12 values
+#: (row in block, column in block, RGB) — the channels-last space-to-depth that the int8 export's first
+#: convolution reads directly (see ``detector.export._channels_last_blocks``).
+InputLayout = Literal["nchw", "blocks"]
+#: Values per block of the ``"blocks"`` layout.
+BLOCK_VALUES: Final[int] = 12
 
 
 @dataclass(frozen=True)
@@ -88,12 +99,18 @@ class Letterbox:
         return out
 
 
-def letterbox(image: ImageArray, size: int, canvas: tuple[int, int] | None = None) -> tuple[ImageArray, Letterbox]:
+def letterbox(
+    image: ImageArray, size: int, canvas: tuple[int, int] | None = None, *, out: ImageArray | None = None
+) -> tuple[ImageArray, Letterbox]:
     """Resize ``image`` to fit a ``size``×``size`` square keeping its aspect ratio, and pad it with grey to
     ``canvas`` (width, height; default the square), centred.
 
     Same arithmetic as ultralytics' ``LetterBox(center=True)``, including its ``round(d ∓ 0.1)`` split of an odd
     padding; a canvas from :func:`network_canvas` of one image is its ``auto=True`` (minimal padding) shape.
+    ``out``: a (height, width, 3) uint8 array of the canvas's size to write into (a reused scratch buffer).
+
+    The image is resized straight into its place on the canvas and only the border strips are painted: one pass
+    over the output instead of a resize, a padded copy and a conversion (0.65 → 0.3 ms for a 1280×854 frame).
     """
     height, width = image.shape[:2]
     gain = min(size / height, size / width)
@@ -102,15 +119,23 @@ def letterbox(image: ImageArray, size: int, canvas: tuple[int, int] | None = Non
     if canvas_w < new_w or canvas_h < new_h:
         raise ValueError(f"canvas {canvas_w}x{canvas_h} is smaller than the resized image {new_w}x{new_h}")
     dw, dh = (canvas_w - new_w) / 2, (canvas_h - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    resized = (
-        image
-        if (new_w, new_h) == (width, height)
-        else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    )
-    padded = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return np.asarray(padded, dtype=np.uint8), Letterbox(gain, left, top, (width, height))
+    top, left = round(dh - 0.1), round(dw - 0.1)
+    if out is None:
+        out = np.empty((canvas_h, canvas_w, 3), np.uint8)
+    elif out.shape != (canvas_h, canvas_w, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out is {out.dtype} {out.shape}, expected uint8 {(canvas_h, canvas_w, 3)}")
+    out[:top] = PAD_VALUE
+    out[top + new_h :] = PAD_VALUE
+    out[top : top + new_h, :left] = PAD_VALUE
+    out[top : top + new_h, left + new_w :] = PAD_VALUE
+    place = out[top : top + new_h, left : left + new_w]
+    if (new_w, new_h) == (width, height):
+        place[...] = image
+    else:
+        resized = cv2.resize(image, (new_w, new_h), dst=place, interpolation=cv2.INTER_LINEAR)
+        if not np.shares_memory(resized, out):  # OpenCV builds without in-place ROI output: copy it in
+            place[...] = resized
+    return out, Letterbox(gain, left, top, (width, height))
 
 
 def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, int]:
@@ -130,27 +155,79 @@ def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, i
 
 
 def letterbox_batch(
-    images: Sequence[ImageArray], size: int, *, trim: bool = False, pixels: bool = False
+    images: Sequence[ImageArray],
+    size: int,
+    *,
+    trim: bool = False,
+    pixels: bool = False,
+    layout: InputLayout = "nchw",
 ) -> tuple[FloatArray, list[Letterbox]]:
     """The network input for a batch: float32 NCHW in [0, 1], RGB, plus each image's :class:`Letterbox`.
 
     ``trim`` letterboxes into :func:`network_canvas` (for networks that accept any height/width) instead of the
     ``size``×``size`` square. ``pixels`` gives the uint8 values instead (0–255, same layout), for int8 networks
-    that take them directly: a quarter of the memory traffic and no float conversion.
+    that take them directly: a quarter of the memory traffic and no float conversion. ``layout="blocks"`` (uint8
+    only, so it needs ``pixels``) gives them as 2×2 blocks, channels last (:data:`InputLayout`).
     """
+    if layout == "blocks" and not pixels:
+        raise ValueError("the 'blocks' layout holds uint8 pixels: pass pixels=True")
     for image in images:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
     canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
-    batch = np.empty((len(images), 3, canvas_h, canvas_w), np.uint8 if pixels else np.float32)
+    shape = (
+        (len(images), canvas_h // 2, canvas_w // 2, BLOCK_VALUES)
+        if layout == "blocks"
+        else (len(images), 3, canvas_h, canvas_w)
+    )
+    batch: npt.NDArray[Any] = np.empty(shape, np.uint8)  # uint8 until the float conversion at the end
+    scratch = np.empty((canvas_h, canvas_w, 3), np.uint8)
     boxes: list[Letterbox] = []
     for i, image in enumerate(images):
-        padded, box = letterbox(image, size, (canvas_w, canvas_h))
-        batch[i] = padded.transpose(2, 0, 1)
+        padded, box = letterbox(image, size, (canvas_w, canvas_h), out=scratch)
+        if layout == "blocks":
+            _blocks_into(padded, batch[i])
+        else:
+            # HWC → CHW: OpenCV's split writes each channel plane in place, ~5× faster than numpy's transposed copy.
+            planes = cv2.split(padded, list(batch[i]))
+            if not np.shares_memory(planes[0], batch):  # an OpenCV build that returned new planes instead
+                batch[i] = padded.transpose(2, 0, 1)
         boxes.append(box)
-    if not pixels:
-        batch *= np.float32(1.0 / 255.0)
-    return batch, boxes
+    if pixels:
+        return batch, boxes
+    return batch.astype(np.float32) * np.float32(1.0 / 255.0), boxes
+
+
+def _blocks_into(image: ImageArray, out: ImageArray) -> None:
+    """Write an (h, w, 3) uint8 image into ``out`` (h/2, w/2, 12) as 2×2 blocks (:data:`InputLayout`).
+
+    Output row y interleaves image rows 2y and 2y + 1 in runs of two pixels (6 bytes). Seen as three uint16 values
+    per run, that is OpenCV's merge of two 3-channel images into one of 6 channels: ~0.1 ms for a 640×448 canvas,
+    where numpy's transposed copy of 6-byte runs takes ~0.6.
+    """
+    height, width = image.shape[:2]
+    runs = np.ascontiguousarray(image).reshape(height // 2, 2, width * 3).view(np.uint16)
+    pairs = runs.reshape(height // 2, 2, width // 2, 3)
+    target = out.view(np.uint16).reshape(height // 2, width // 2, 6)
+    merged = cv2.merge([pairs[:, 0], pairs[:, 1]], dst=target)
+    if not np.shares_memory(merged, out):  # an OpenCV build that returned a new array instead
+        out[...] = to_blocks(image.transpose(2, 0, 1)[None])[0]
+
+
+def to_blocks(batch: ImageArray) -> ImageArray:
+    """A uint8 NCHW batch (even height and width) in the ``"blocks"`` layout (:data:`InputLayout`), by numpy."""
+    count, channels, height, width = batch.shape
+    if channels != 3 or height % 2 or width % 2:
+        raise ValueError(f"expected a (batch, 3, even height, even width) batch, got {batch.shape}")
+    cells = batch.reshape(count, 3, height // 2, 2, width // 2, 2).transpose(0, 2, 4, 3, 5, 1)
+    return np.ascontiguousarray(cells).reshape(count, height // 2, width // 2, BLOCK_VALUES)
+
+
+def input_canvas(batch: npt.NDArray[np.generic], layout: InputLayout) -> tuple[int, int]:
+    """The (height, width) in pixels of the images a network input ``batch`` of ``layout`` holds."""
+    if layout == "blocks":
+        return 2 * batch.shape[1], 2 * batch.shape[2]
+    return batch.shape[2], batch.shape[3]
 
 
 def box_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float64]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,117 @@ def test_the_space_to_depth_stem_refuses_another_first_layer() -> None:
     _space_to_depth_stem(rewritten)
     with pytest.raises(ValueError, match="one DequantizeLinear"):
         _space_to_depth_stem(rewritten)  # already rewritten: the pixels feed the SpaceToDepth
+
+
+def test_the_stem_takes_pixel_blocks_channels_last_bit_for_bit(tmp_path: Path) -> None:
+    """After the space-to-depth rewrite, _channels_last_blocks makes the graph take (batch, h/2, w/2, 12) blocks:
+    the same output as the NCHW pixels gave, and in ONNX Runtime's optimised graph the blocks go straight into the
+    convolution (the Transpose the rewrite adds cancels against the one ONNX Runtime puts before its channels-last
+    convolution; what is left is the one back to NCHW for this test graph's output)."""
+    import onnx
+    import onnxruntime as ort
+
+    from detector.export import _channels_last_blocks, _space_to_depth_stem
+    from detector.yolo import to_blocks
+
+    original, rewritten, optimised = tmp_path / "stem.onnx", tmp_path / "blocks.onnx", tmp_path / "optimised.onnx"
+    onnx.save(stem_graph(), str(original))
+    model = stem_graph()
+    _space_to_depth_stem(model)
+    _channels_last_blocks(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(rewritten))
+    assert [dim.dim_value or dim.dim_param for dim in model.graph.input[0].type.tensor_type.shape.dim] == [
+        "batch", "block_rows", "block_columns", 12
+    ]  # fmt: skip
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimised)
+    before = ort.InferenceSession(str(original), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(rewritten), options, providers=["CPUExecutionProvider"])
+    optimised_graph = onnx.load(str(optimised)).graph
+    assert [node.op_type for node in optimised_graph.node if "pixel_blocks" in node.input] == ["QLinearConv"]
+    assert "SpaceToDepth" not in {node.op_type for node in optimised_graph.node}
+    rng = np.random.default_rng(2)
+    for shape in [(1, 3, 64, 64), (2, 3, 32, 96), (1, 3, 96, 32)]:
+        pixels = rng.integers(0, 256, shape).astype(np.uint8)
+        pixels[0, :, :3, :3] = 255
+        expected = before.run(None, {"images": pixels})[0]
+        assert np.count_nonzero(expected) > expected.size // 4
+        np.testing.assert_array_equal(after.run(None, {"pixel_blocks": to_blocks(pixels)})[0], expected)
+    with pytest.raises(ValueError, match="SpaceToDepth"):
+        _channels_last_blocks(stem_graph())  # no space-to-depth stem: nothing to take blocks for
+    with pytest.raises(ValueError, match="SpaceToDepth"):
+        _channels_last_blocks(model)  # already rewritten
+
+
+def upsampling_graph(
+    mode: str = "nearest", out_scale: float = 0.05, scales: tuple[float, ...] = (1.0, 1.0, 2.0, 2.0)
+) -> Any:
+    """uint8 → DequantizeLinear → Resize → QuantizeLinear → DequantizeLinear, as the int8 neck's upsampling, with
+    a second reader of the dequantised input (the neck's concatenation also reads it)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = {
+        "in_scale": np.array(0.05, np.float32),
+        "zero": np.array(3, np.uint8),
+        "out_scale": np.array(out_scale, np.float32),
+        "scales": np.array(scales, np.float32),
+    }
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "in_scale", "zero"], ["xf"]),
+        helper.make_node(
+            "Resize", ["xf", "", "scales"], ["up"], mode=mode, coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor", name="/model.10/Resize",
+        ),
+        helper.make_node("QuantizeLinear", ["up", "out_scale", "zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "out_scale", "zero"], ["out"]),
+        helper.make_node("Relu", ["xf"], ["side"]),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "upsampling",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, ["batch", "channels", "height", "width"])],
+        [
+            helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "channels", "rows", "columns"]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["batch", "channels", "height", "width"]),
+        ],
+        [numpy_helper.from_array(value, name) for name, value in constants.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_neck_upsampling_becomes_a_uint8_copy_bit_for_bit(tmp_path: Path) -> None:
+    """_nhwc_upsampling replaces a 2x nearest Resize between equal int8 scales with Transpose/Expand/Reshape on
+    the uint8 values: the same outputs for several batch sizes, channel counts and odd sides; a Resize of another
+    mode, factor or with different scales on its sides is left alone."""
+    import onnx
+    import onnxruntime as ort
+
+    from detector.export import _nhwc_upsampling
+
+    model = upsampling_graph()
+    assert _nhwc_upsampling(model) == 1
+    onnx.checker.check_model(model)
+    kinds = [node.op_type for node in model.graph.node]
+    assert "Resize" not in kinds
+    assert kinds.count("Expand") == 1
+    assert "Relu" in kinds  # the dequantised input's other reader keeps it
+    before = ort.InferenceSession(upsampling_graph().SerializeToString(), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    for shape in [(1, 8, 5, 7), (2, 16, 4, 4), (1, 3, 1, 9)]:
+        values = rng.integers(0, 256, shape).astype(np.uint8)
+        expected = before.run(None, {"x": values})
+        assert expected[0].shape == (shape[0], shape[1], 2 * shape[2], 2 * shape[3])
+        for got, want in zip(after.run(None, {"x": values}), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+    for other in (
+        upsampling_graph(mode="linear"),
+        upsampling_graph(out_scale=0.07),
+        upsampling_graph(scales=(1.0, 1.0, 3.0, 3.0)),
+    ):
+        assert _nhwc_upsampling(other) == 0
+        assert [node.op_type for node in other.graph.node].count("Resize") == 1
 
 
 def test_tensors_a_concat_joins_share_one_calibrated_range(tmp_path: Path) -> None:
@@ -499,9 +611,9 @@ def test_the_tower_rule_is_the_models_own_unless_given() -> None:
 def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels, and its
-    stem convolution by a space-to-depth one: the same output bit for bit, through ONNX Runtime, for real
-    letterboxed images."""
+    """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels, its stem
+    convolution by a space-to-depth one reading 2×2 pixel blocks channels last, and its upsamplings by uint8
+    copies: the same output bit for bit, through ONNX Runtime, for real letterboxed images."""
     import onnx
     import onnxruntime as ort
 
@@ -524,21 +636,26 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     with monkeypatch.context() as patched:
         patched.setattr(export, "_take_pixels", lambda model: None)  # the same quantisation, float input kept
         patched.setattr(export, "_space_to_depth_stem", lambda model: None)  # and the 3x3 stride-2 stem
+        patched.setattr(export, "_channels_last_blocks", lambda model: None)  # and NCHW input
+        patched.setattr(export, "_nhwc_upsampling", lambda model: 0)  # and the Resize nodes
         export._quantize(fp32, floats, calibration, 320)
 
     by_floats = ort.InferenceSession(str(floats), providers=["CPUExecutionProvider"])
     by_pixels = ort.InferenceSession(str(pixels), providers=["CPUExecutionProvider"])
     assert by_floats.get_inputs()[0].type == "tensor(float)"
     assert by_pixels.get_inputs()[0].type == "tensor(uint8)"
+    assert by_pixels.get_inputs()[0].shape[3] == 12
     for image in images:
         batch, _ = letterbox_batch([image], 320, trim=True)
-        uint8, _ = letterbox_batch([image], 320, trim=True, pixels=True)
+        blocks, _ = letterbox_batch([image], 320, trim=True, pixels=True, layout="blocks")
         expected = by_floats.run(None, {"images": batch})[0]
-        np.testing.assert_array_equal(by_pixels.run(None, {"images": uint8})[0], expected)
+        np.testing.assert_array_equal(by_pixels.run(None, {"pixel_blocks": blocks})[0], expected)
+    counts = [Counter(node.op_type for node in onnx.load(str(path)).graph.node) for path in (floats, pixels)]
+    assert (counts[0]["Resize"], counts[1]["Resize"], counts[1]["Expand"]) == (2, 0, 2)
     assert sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(pixels)).graph.node) < sum(
         node.op_type == "QuantizeLinear" for node in onnx.load(str(floats)).graph.node
     )
-    assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "images" in node.input] == ["SpaceToDepth"]
+    assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "pixel_blocks" in node.input] == ["Transpose"]
     with pytest.raises(ValueError, match="QuantizeLinear"):
         export._take_pixels(onnx.load(str(pixels)))  # already takes pixels: nothing left to replace
     # Every concatenation outside the head shares one scale and zero point across its inputs and output (a byte

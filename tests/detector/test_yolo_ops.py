@@ -12,11 +12,13 @@ from detector.yolo import (
     box_iou,
     decode_dfl,
     decoded_output,
+    input_canvas,
     letterbox,
     letterbox_batch,
     network_canvas,
     nms,
     postprocess,
+    to_blocks,
 )
 
 
@@ -98,6 +100,28 @@ def test_letterbox_batch_layout_and_scale() -> None:
     values, _ = letterbox_batch([every], 16, pixels=True)
     np.testing.assert_array_equal(values[0, 0], every[..., 0])
     np.testing.assert_array_equal(np.rint(floats * 255).astype(np.uint8), values)  # the round trip is exact
+
+
+def test_letterbox_batch_gives_pixel_blocks_channels_last() -> None:
+    """The "blocks" layout holds each 2×2 block of the letterboxed pixels as 12 values (row, column, RGB), the
+    same pixels as the NCHW layout; to_blocks converts one to the other; both say the canvas they hold."""
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (854, 1280, 3), dtype=np.uint8), rng.integers(0, 256, (90, 70, 3), np.uint8)]
+    nchw, boxes = letterbox_batch(images, 320, trim=True, pixels=True)
+    blocks, block_boxes = letterbox_batch(images, 320, trim=True, pixels=True, layout="blocks")
+    assert nchw.shape == (2, 3, 320, 320)
+    assert blocks.shape == (2, 160, 160, 12)
+    assert block_boxes == boxes
+    assert input_canvas(nchw, "nchw") == input_canvas(blocks, "blocks") == (320, 320)
+    np.testing.assert_array_equal(to_blocks(nchw), blocks)
+    # Block (y, x) value (by, bx, c) is pixel (2y + by, 2x + bx) channel c.
+    pixels = nchw[0].transpose(1, 2, 0)
+    for y, x, by, bx, c in [(0, 0, 0, 0, 0), (3, 7, 1, 0, 2), (159, 159, 1, 1, 1), (80, 2, 0, 1, 0)]:
+        assert blocks[0, y, x, by * 6 + bx * 3 + c] == pixels[2 * y + by, 2 * x + bx, c]
+    with pytest.raises(ValueError, match="pixels=True"):
+        letterbox_batch(images, 320, layout="blocks")
+    with pytest.raises(ValueError, match="even"):
+        to_blocks(np.zeros((1, 3, 5, 4), np.uint8))
 
 
 def test_nms_matches_torchvision_on_random_boxes() -> None:
