@@ -361,3 +361,34 @@ def test_the_int8_network_takes_pixels_and_converts_a_float_batch(models_dir: Pa
     np.testing.assert_array_equal(network(floats), network(pixels))
     fp32 = onnx_network(verified_file(models_dir, resolve_model(manifest)), threads=1)
     assert not fp32.pixels
+
+
+def test_a_batch_runs_side_by_side_with_the_same_results(models_dir: Path) -> None:
+    """With two threads the int8 network also gets a one-thread session, and a batch's images run on it side by
+    side (one per core); every image gets exactly what it gets alone on one thread, in the caller's order, also
+    when the images differ in canvas size."""
+    manifest = load_manifest(models_dir)
+    name = f"{resolve_model(manifest).name}-int8"
+    if not any(m.name == name for m in manifest.models):
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    entry = next(m for m in manifest.models if m.name == name)
+    network = onnx_network(verified_file(models_dir, entry), threads=2)
+    assert network.workers == 2
+    assert network.single_thread is not None
+    assert onnx_network(verified_file(models_dir, entry), threads=1).workers == 1
+    assert onnx_network(verified_file(models_dir, resolve_model(manifest)), threads=2).workers == 1  # fp32 batches
+    side_by_side = load_detector("onnx", model=name, models_dir=models_dir, threads=2)
+    alone = load_detector("onnx", model=name, models_dir=models_dir, threads=1)
+    images = real_images() + synthetic_images()
+    together = side_by_side.detect(images, conf=0.05)
+    assert isinstance(side_by_side, YoloDetector)
+    assert side_by_side._pool is not None  # the batch did run side by side
+    found = 0
+    for image, got in zip(images, together, strict=True):
+        [expected] = alone.detect([image], conf=0.05)
+        assert got.image_size == expected.image_size
+        np.testing.assert_array_equal(got.xyxy, expected.xyxy)
+        np.testing.assert_array_equal(got.confidence, expected.confidence)
+        np.testing.assert_array_equal(got.class_id, expected.class_id)
+        found += len(got)
+    assert found > 0
