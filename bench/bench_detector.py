@@ -3,7 +3,8 @@
 * **strawfire ORT**: ``load_detector("onnx")`` — what strawfire runs on a CPU: the manifest's ``cpu_default``
   (the int8 variant when export kept it: same weights, statically quantised, within 0.01 mAP50), numpy/OpenCV
   letterbox into the smallest multiple-of-32 canvas, ONNX Runtime, numpy NMS. Given a batch, the int8 network runs
-  its images one per call (``SizedNetwork.max_batch``: faster per image than batches on this CPU).
+  its images one per call (``SizedNetwork.max_batch``: faster per image than batches on this CPU); with
+  ``--threads`` above 1, those calls run side by side on one-thread sessions, one image per core.
 * **strawfire ORT fp32**: the same pipeline on the fp32 ONNX of the weights ultralytics runs.
 * **ultralytics predictor**: ``YOLO(<the model's .pt>).predict(images, imgsz, conf, iou)`` — the usual way to run
   these weights (its own letterbox, torch forward, torchvision NMS, ``Results`` objects).

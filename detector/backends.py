@@ -136,6 +136,7 @@ class YoloDetector:
         preferred = getattr(network, "max_batch", None)
         self.max_batch = max_batch if max_batch is not None else preferred or DEFAULT_MAX_BATCH
         self._pool: ThreadPoolExecutor | None = None  # started on the first batch that can use it
+        self._pool_pid = 0
         self._pool_lock = threading.Lock()
 
     @property
@@ -171,15 +172,26 @@ class YoloDetector:
         if single_thread is None or workers < 2:
             done = [self._detect_chunk(images, chunk, threshold, self._network) for chunk in chunks]
         else:
-            with self._pool_lock:
-                if self._pool is None:
-                    size = int(getattr(self._network, "workers", 1))
-                    self._pool = ThreadPoolExecutor(size, thread_name_prefix="detector")
-            done = list(
-                self._pool.map(lambda chunk: self._detect_chunk(images, chunk, threshold, single_thread), chunks)
-            )
+            pool = self._worker_pool(int(getattr(self._network, "workers", 1)))
+            done = list(pool.map(lambda chunk: self._detect_chunk(images, chunk, threshold, single_thread), chunks))
         found = {index: detections for chunk in done for index, detections in chunk}
         return [found[index] for index in range(len(images))]
+
+    def _worker_pool(self, size: int) -> ThreadPoolExecutor:
+        """The thread pool for side-by-side calls, started on first use, and again in a forked child (a pool's
+        threads do not survive ``fork``: the child's copy would wait for them for ever)."""
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(size, thread_name_prefix="detector")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads of side-by-side batches, if any were started (they are idle between calls)."""
+        with self._pool_lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _detect_chunk(
         self, images: Sequence[ImageArray], chunk: list[int], threshold: float, network: Network
@@ -247,16 +259,43 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     # runs: 640x640 batch 1 / 2 / 4 / 8 = 20.1–21.0 / 20.7–21.5 / 21.8–22.1 / 22.3–23.1 ms; 640x384 12.1–12.5 /
     # 12.0–12.4 / 12.7–13.0 / 13.3–13.4 ms. The fp32 network gains from batches at some sizes. With more than one
     # thread, a second session on one thread runs the images of a batch side by side (see YoloDetector.detect).
-    workers = (threads or os.cpu_count() or 1) if pixels else 1
+    workers = (threads or usable_cores()) if pixels else 1
     return SizedNetwork(
         _onnx_runner(session, pixels=pixels, layout=layout),
         any_size=any_size,
         pixels=pixels,
         layout=layout,
         max_batch=1 if pixels else None,
-        single_thread=_onnx_runner(_onnx_session(path, 1), pixels=pixels, layout=layout) if workers > 1 else None,
+        single_thread=_LazyRunner(path, pixels=pixels, layout=layout) if workers > 1 else None,
         workers=workers,
     )
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow), not
+    the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # platforms without sched_getaffinity
+        return os.cpu_count() or 1
+
+
+class _LazyRunner:
+    """A one-thread ONNX Runtime session of ``path`` as a :data:`Network`, loaded on its first call (callers that
+    only ever pass one image at a time, such as ``watch`` and the patrol workers, never load it); safe to call
+    from several threads at once."""
+
+    def __init__(self, path: Path, *, pixels: bool, layout: InputLayout) -> None:
+        self._path, self._pixels, self._layout = path, pixels, layout
+        self._run: Network | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: FloatArray) -> FloatArray:
+        if self._run is None:
+            with self._lock:
+                if self._run is None:
+                    self._run = _onnx_runner(_onnx_session(self._path, 1), pixels=self._pixels, layout=self._layout)
+        return self._run(batch)
 
 
 def _onnx_session(path: Path, threads: int | None) -> Any:

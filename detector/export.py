@@ -336,10 +336,16 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
         yield {"images": batch}
 
 
-_INT8_PRECISION: Final = (
-    "int8 static QDQ (every convolution; per-channel weights; one range per concatenation; uint8 pixel input;"
-    " space-to-depth stem taking 2x2 pixel blocks channels last; neck upsampling as uint8 copies)"
-)
+def _int8_precision(upsamplings: int) -> str:
+    """The int8 variant's precision line for the manifest and card; ``upsamplings``: how many of the neck's
+    upsamplings :func:`_nhwc_upsampling` rewrote."""
+    copies = f"; {upsamplings} neck upsampling{'s' if upsamplings != 1 else ''} as uint8 copies" if upsamplings else ""
+    return (
+        "int8 static QDQ (every convolution; per-channel weights; one range per concatenation; uint8 pixel input;"
+        f" space-to-depth stem taking 2x2 pixel blocks channels last{copies})"
+    )
+
+
 #: The last convolution of each class branch (its output is the class logits); the group is the head's layer
 #: index (22 in yolov8n, 23 in yolo11n).
 _CLASS_LOGITS: Final = re.compile(r"/model\.(\d+)/cv3\.\d+/cv3\.\d+\.2/Conv$")
@@ -364,8 +370,9 @@ def _head_prefix(nodes: Iterable[Any]) -> str:
     return f"/model.{indices.pop()}/"
 
 
-def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> None:
-    """Static int8 QDQ quantisation of the network, per-channel weights, calibrated on training images."""
+def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> str:
+    """Static int8 QDQ quantisation of the network, per-channel weights, calibrated on training images, with the
+    graph rewrites after it; returns the precision line (:func:`_int8_precision`)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -414,9 +421,10 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
     _take_pixels(model)
     _space_to_depth_stem(model)
     _channels_last_blocks(model)
-    _nhwc_upsampling(model)
+    upsamplings = _nhwc_upsampling(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
+    return _int8_precision(upsamplings)
 
 
 #: Operators whose output holds the values of their (first) input, rearranged or subsampled: in a group with the
@@ -639,8 +647,9 @@ def _channels_last_blocks(model: Any) -> None:
     blocksize = next((helper.get_attribute_value(a) for a in space_to_depth.attribute if a.name == "blocksize"), 0)
     if blocksize != 2 or source.type.tensor_type.elem_type != TensorProto.UINT8:
         raise ValueError(f"expected a SpaceToDepth(2) of uint8 pixels, got blocksize {blocksize}")
-    batch = source.type.tensor_type.shape.dim[0]
-    dims = [batch.dim_param or batch.dim_value, "block_rows", "block_columns", BLOCK_VALUES]
+    old_dims = list(source.type.tensor_type.shape.dim)
+    if len(old_dims) != 4:
+        raise ValueError(f"expected an NCHW pixel input, got {len(old_dims)} dimensions")
     position = list(graph.node).index(space_to_depth)
     graph.node.remove(space_to_depth)
     graph.node.insert(
@@ -650,7 +659,15 @@ def _channels_last_blocks(model: Any) -> None:
         ),
     )
     graph.input.remove(source)
-    graph.input.insert(0, helper.make_tensor_value_info(_BLOCKS_INPUT, TensorProto.UINT8, dims))
+    graph.input.insert(0, helper.make_tensor_value_info(_BLOCKS_INPUT, TensorProto.UINT8, [None] * 4))
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[0].CopyFrom(old_dims[0])  # the batch dimension as it was (named, fixed or unnamed)
+    for new, old, name in ((dims[1], old_dims[2], "block_rows"), (dims[2], old_dims[3], "block_columns")):
+        if old.HasField("dim_value"):
+            new.dim_value = old.dim_value // 2  # a fixed-size export stays fixed: onnx_network reads it so
+        else:
+            new.dim_param = name
+    dims[3].dim_value = BLOCK_VALUES
 
 
 #: The int8 model's input name since it takes the ``"blocks"`` layout (the fp32 model's is "images").
@@ -666,25 +683,43 @@ def _nhwc_upsampling(model: Any) -> int:
     ~0.6 ms of a 640×448 frame alone and ~1 ms in the network (an NCHW Resize of the same data takes 0.03). Expand
     copies whole channel rows instead (0.07 ms for both), and the layout optimiser cancels both Transposes against
     its own. Nearest upsampling copies values, so with equal scales on both sides the int8 values are the output
-    exactly (tested bit for bit). Any other Resize (another mode or factor, unequal scales) is left as it is.
+    exactly (tested bit for bit). Any other Resize (another mode or factor, unequal scales or zero-point types, a
+    tensor that is also a graph output) is left as it is, and so is every Resize below opset 13 (Unsqueeze's axes
+    input).
     """
     from onnx import helper, numpy_helper
 
     graph = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 13:
+        log.info("upsamplings left as they are: opset %d has no Unsqueeze with an axes input", opset)
+        return 0
     initializers = {tensor.name: tensor for tensor in graph.initializer}
+    graph_outputs = {output.name for output in graph.output}
 
     def constant(name: str) -> np.ndarray | None:
         if name in initializers:
             return np.asarray(numpy_helper.to_array(initializers[name]))
         for node in graph.node:
             if node.op_type == "Constant" and name in node.output:
-                return np.asarray(numpy_helper.to_array(node.attribute[0].t))
+                value = next((a for a in node.attribute if a.name == "value"), None)
+                return np.asarray(numpy_helper.to_array(value.t)) if value is not None else None
         return None
+
+    def same_quantisation(dequantize: Any, quantize: Any) -> bool:
+        if len(dequantize.input) != len(quantize.input):
+            return False
+        for a, b in zip(dequantize.input[1:], quantize.input[1:], strict=True):
+            first, second = constant(a), constant(b)
+            if first is None or second is None or first.dtype != second.dtype or not np.array_equal(first, second):
+                return False
+        return True
 
     rewritten = 0
     for resize in [node for node in graph.node if node.op_type == "Resize"]:
         attributes = {a.name: helper.get_attribute_value(a) for a in resize.attribute}
-        scales = constant(resize.input[2]) if len(resize.input) > 2 and resize.input[2] else None
+        scales_name = resize.input[2] if len(resize.input) > 2 else ""
+        scales = constant(scales_name) if scales_name else None
         producers = [node for node in graph.node if resize.input[0] in node.output]
         readers = _readers(graph, resize.output[0])
         if (
@@ -697,14 +732,12 @@ def _nhwc_upsampling(model: Any) -> int:
             or producers[0].op_type != "DequantizeLinear"
             or len(readers) != 1
             or readers[0].op_type != "QuantizeLinear"
+            or {resize.input[0], resize.output[0]} & graph_outputs
+            or not same_quantisation(producers[0], readers[0])
         ):
-            log.info("%s left as it is: not a 2x nearest upsampling between int8 tensors", resize.name)
+            log.info("%s left as it is: not a 2x nearest upsampling between equal int8 scales", resize.name)
             continue
         dequantize, quantize = producers[0], readers[0]
-        pairs = [(constant(a), constant(b)) for a, b in zip(dequantize.input[1:3], quantize.input[1:3], strict=True)]
-        if len(pairs) != 2 or any(a is None or b is None or not np.array_equal(a, b) for a, b in pairs):
-            log.info("%s left as it is: different scales or zero points on its two sides", resize.name)
-            continue
         prefix = resize.name or f"upsample{rewritten}"
         graph.initializer.extend(
             [
@@ -726,13 +759,26 @@ def _nhwc_upsampling(model: Any) -> int:
         position = list(graph.node).index(resize)
         graph.node.remove(resize)
         graph.node.remove(quantize)
-        if not _readers(graph, dequantize.output[0]):
+        removed = {resize.output[0]}
+        if not _readers(graph, dequantize.output[0]) and dequantize.output[0] not in graph_outputs:
             graph.node.remove(dequantize)
+            removed.add(dequantize.output[0])
             position -= 1
         for offset, node in enumerate(nodes):
             graph.node.insert(position + offset, node)
+        _drop_unused(graph, [*resize.input[1:], *quantize.input[1:], *dequantize.input[1:]], removed)
         rewritten += 1
     return rewritten
+
+
+def _drop_unused(graph: Any, constants: Iterable[str], tensors: set[str]) -> None:
+    """Remove the initializers among ``constants`` that no node reads any more (ONNX Runtime warns about each at
+    load), and the shape annotations of ``tensors``, which no longer exist."""
+    read = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+    for tensor in [t for t in graph.initializer if t.name in set(constants) and t.name not in read]:
+        graph.initializer.remove(tensor)
+    for info in [v for v in graph.value_info if v.name in tensors]:
+        graph.value_info.remove(info)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -912,9 +958,12 @@ def export_model(
         int8_speed = 0.0
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
+        int8_precision = _int8_precision(0)
         if quantize:
             try:
-                _quantize(onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz)
+                int8_precision = _quantize(
+                    onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz
+                )
                 int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
                 int8_detector = _detector(int8_tmp, int8_info, threads)
                 int8_run = detect_folder(int8_detector, dataset, split=split)
@@ -956,7 +1005,7 @@ def export_model(
             int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
             int8_towers = _tower_checks(_detector(int8_tmp, int8_info, threads), tower_clip, tower_mask, config)
             quantized_entry = _entry(
-                int8_info, f"{name}-int8.onnx", int8_tmp, _INT8_PRECISION,
+                int8_info, f"{name}-int8.onnx", int8_tmp, int8_precision,
                 architecture, epochs, None, dataset_name, training_sets, int8_report, today,
                 f"{note}; speed {int8_speed:.1f} ms/image (batch 1, network + NMS)",
             )  # fmt: skip

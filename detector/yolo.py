@@ -112,6 +112,8 @@ def letterbox(
     The image is resized straight into its place on the canvas and only the border strips are painted: one pass
     over the output instead of a resize, a padded copy and a conversion (0.65 → 0.3 ms for a 1280×854 frame).
     """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
     gain = min(size / height, size / width)
     new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
@@ -175,6 +177,8 @@ def letterbox_batch(
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
     canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
+    if layout == "blocks" and (canvas_w % 2 or canvas_h % 2):
+        raise ValueError(f"the 'blocks' layout needs an even canvas, got {canvas_w}x{canvas_h}")
     shape = (
         (len(images), canvas_h // 2, canvas_w // 2, BLOCK_VALUES)
         if layout == "blocks"
@@ -195,7 +199,9 @@ def letterbox_batch(
         boxes.append(box)
     if pixels:
         return batch, boxes
-    return batch.astype(np.float32) * np.float32(1.0 / 255.0), boxes
+    floats = batch.astype(np.float32)
+    floats *= np.float32(1.0 / 255.0)
+    return floats, boxes
 
 
 def _blocks_into(image: ImageArray, out: ImageArray) -> None:

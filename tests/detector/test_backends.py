@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -385,10 +386,42 @@ def test_a_batch_runs_side_by_side_with_the_same_results(models_dir: Path) -> No
     assert side_by_side._pool is not None  # the batch did run side by side
     found = 0
     for image, got in zip(images, together, strict=True):
-        [expected] = alone.detect([image], conf=0.05)
-        assert got.image_size == expected.image_size
-        np.testing.assert_array_equal(got.xyxy, expected.xyxy)
-        np.testing.assert_array_equal(got.confidence, expected.confidence)
-        np.testing.assert_array_equal(got.class_id, expected.class_id)
+        # The same alone on one thread and alone on the two-thread session (one image: no side-by-side calls).
+        for expected in (alone.detect([image], conf=0.05)[0], side_by_side.detect([image], conf=0.05)[0]):
+            assert got.image_size == expected.image_size
+            np.testing.assert_array_equal(got.xyxy, expected.xyxy)
+            np.testing.assert_array_equal(got.confidence, expected.confidence)
+            np.testing.assert_array_equal(got.class_id, expected.class_id)
         found += len(got)
     assert found > 0
+    side_by_side.close()
+    assert side_by_side._pool is None
+    assert len(side_by_side.detect(images[:2], conf=0.05)) == 2  # a closed detector starts a new pool
+
+
+def test_a_forked_child_runs_side_by_side_batches(models_dir: Path) -> None:
+    """A pool's threads do not survive fork: a detector that ran a batch before a fork starts a new pool in the
+    child instead of waiting for ever on the parent's (Celery's prefork workers, multiprocessing on Linux)."""
+    import multiprocessing
+
+    manifest = load_manifest(models_dir)
+    name = f"{resolve_model(manifest).name}-int8"
+    if not any(m.name == name for m in manifest.models):
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    detector = load_detector("onnx", model=name, models_dir=models_dir, threads=2)
+    images = synthetic_images()
+    before = [len(found) for found in detector.detect(images)]
+
+    def child(queue: Any) -> None:
+        queue.put([len(found) for found in detector.detect(images)])
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+        pytest.fail("the forked child hung on the parent's worker pool")
+    assert process.exitcode == 0
+    assert queue.get(timeout=5) == before

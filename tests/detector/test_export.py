@@ -229,6 +229,12 @@ def test_the_stem_takes_pixel_blocks_channels_last_bit_for_bit(tmp_path: Path) -
         expected = before.run(None, {"images": pixels})[0]
         assert np.count_nonzero(expected) > expected.size // 4
         np.testing.assert_array_equal(after.run(None, {"pixel_blocks": to_blocks(pixels)})[0], expected)
+    fixed = stem_graph()
+    for dim, value in zip(fixed.graph.input[0].type.tensor_type.shape.dim, (1, 3, 64, 96), strict=True):
+        dim.dim_value = value  # a fixed-size export keeps fixed sides, halved
+    _space_to_depth_stem(fixed)
+    _channels_last_blocks(fixed)
+    assert [dim.dim_value for dim in fixed.graph.input[0].type.tensor_type.shape.dim] == [1, 32, 48, 12]
     with pytest.raises(ValueError, match="SpaceToDepth"):
         _channels_last_blocks(stem_graph())  # no space-to-depth stem: nothing to take blocks for
     with pytest.raises(ValueError, match="SpaceToDepth"):
@@ -236,58 +242,79 @@ def test_the_stem_takes_pixel_blocks_channels_last_bit_for_bit(tmp_path: Path) -
 
 
 def upsampling_graph(
-    mode: str = "nearest", out_scale: float = 0.05, scales: tuple[float, ...] = (1.0, 1.0, 2.0, 2.0)
+    mode: str = "nearest",
+    out_scale: float = 0.05,
+    scales: tuple[float, ...] = (1.0, 1.0, 2.0, 2.0),
+    *,
+    side: bool = True,
+    constant_scales: bool = False,
+    out_zero: Any = None,
+    opset: int = 17,
 ) -> Any:
-    """uint8 → DequantizeLinear → Resize → QuantizeLinear → DequantizeLinear, as the int8 neck's upsampling, with
-    a second reader of the dequantised input (the neck's concatenation also reads it)."""
+    """uint8 → DequantizeLinear → Resize → QuantizeLinear → DequantizeLinear, as the int8 neck's upsampling; with
+    ``side`` a second reader of the dequantised input (the neck's concatenation also reads it); with
+    ``constant_scales`` the Resize's scales come from a Constant node instead of an initializer."""
     from onnx import TensorProto, helper, numpy_helper
 
     constants = {
         "in_scale": np.array(0.05, np.float32),
         "zero": np.array(3, np.uint8),
         "out_scale": np.array(out_scale, np.float32),
-        "scales": np.array(scales, np.float32),
+        "out_zero": np.array(3, np.uint8) if out_zero is None else out_zero,
     }
+    factors = np.array(scales, np.float32)
     nodes = [
         helper.make_node("DequantizeLinear", ["x", "in_scale", "zero"], ["xf"]),
         helper.make_node(
             "Resize", ["xf", "", "scales"], ["up"], mode=mode, coordinate_transformation_mode="asymmetric",
             nearest_mode="floor", name="/model.10/Resize",
         ),
-        helper.make_node("QuantizeLinear", ["up", "out_scale", "zero"], ["q"]),
-        helper.make_node("DequantizeLinear", ["q", "out_scale", "zero"], ["out"]),
-        helper.make_node("Relu", ["xf"], ["side"]),
+        helper.make_node("QuantizeLinear", ["up", "out_scale", "out_zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "out_scale", "out_zero"], ["out"]),
     ]  # fmt: skip
+    if constant_scales:
+        nodes.insert(0, helper.make_node("Constant", [], ["scales"], value=numpy_helper.from_array(factors)))
+    else:
+        constants["scales"] = factors
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "channels", "rows", "columns"])]
+    if side:
+        nodes.append(helper.make_node("Relu", ["xf"], ["side"]))
+        outputs.append(helper.make_tensor_value_info("side", TensorProto.FLOAT, ["batch", "channels", "h", "w"]))
     graph = helper.make_graph(
         nodes,
         "upsampling",
         [helper.make_tensor_value_info("x", TensorProto.UINT8, ["batch", "channels", "height", "width"])],
-        [
-            helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "channels", "rows", "columns"]),
-            helper.make_tensor_value_info("side", TensorProto.FLOAT, ["batch", "channels", "height", "width"]),
-        ],
+        outputs,
         [numpy_helper.from_array(value, name) for name, value in constants.items()],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def test_the_neck_upsampling_becomes_a_uint8_copy_bit_for_bit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("side", "constant_scales"), [(True, False), (False, False), (True, True)], ids=["shared", "alone", "constant"]
+)
+def test_the_neck_upsampling_becomes_a_uint8_copy_bit_for_bit(side: bool, constant_scales: bool) -> None:
     """_nhwc_upsampling replaces a 2x nearest Resize between equal int8 scales with Transpose/Expand/Reshape on
-    the uint8 values: the same outputs for several batch sizes, channel counts and odd sides; a Resize of another
-    mode, factor or with different scales on its sides is left alone."""
+    the uint8 values: the same outputs for several batch sizes, channel counts and odd sides, whether the
+    dequantised input has another reader (kept) or not (removed), and with the scales in a Constant node; the
+    Resize's constants go with it."""
     import onnx
     import onnxruntime as ort
 
     from detector.export import _nhwc_upsampling
 
-    model = upsampling_graph()
+    model = upsampling_graph(side=side, constant_scales=constant_scales)
     assert _nhwc_upsampling(model) == 1
     onnx.checker.check_model(model)
     kinds = [node.op_type for node in model.graph.node]
     assert "Resize" not in kinds
     assert kinds.count("Expand") == 1
-    assert "Relu" in kinds  # the dequantised input's other reader keeps it
-    before = ort.InferenceSession(upsampling_graph().SerializeToString(), providers=["CPUExecutionProvider"])
+    assert kinds.count("DequantizeLinear") == (2 if side else 1)  # the input's is removed when nothing else reads it
+    assert "scales" not in {tensor.name for tensor in model.graph.initializer}
+    before = ort.InferenceSession(
+        upsampling_graph(side=side, constant_scales=constant_scales).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(3)
     for shape in [(1, 8, 5, 7), (2, 16, 4, 4), (1, 3, 1, 9)]:
@@ -296,10 +323,24 @@ def test_the_neck_upsampling_becomes_a_uint8_copy_bit_for_bit(tmp_path: Path) ->
         assert expected[0].shape == (shape[0], shape[1], 2 * shape[2], 2 * shape[3])
         for got, want in zip(after.run(None, {"x": values}), expected, strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_other_resizes_are_left_as_they_are() -> None:
+    """Another mode or factor, a different scale or zero-point type on the far side, a Resize output that is
+    also a graph output, or an opset without Unsqueeze's axes input: nothing is rewritten."""
+    from onnx import helper
+
+    from detector.export import _nhwc_upsampling
+
+    exposed = upsampling_graph()
+    exposed.graph.output.append(helper.make_tensor_value_info("up", 1, ["batch", "channels", "rows", "columns"]))
     for other in (
         upsampling_graph(mode="linear"),
         upsampling_graph(out_scale=0.07),
         upsampling_graph(scales=(1.0, 1.0, 3.0, 3.0)),
+        upsampling_graph(out_zero=np.array(3, np.int8)),  # equal value, another type
+        upsampling_graph(opset=11),
+        exposed,
     ):
         assert _nhwc_upsampling(other) == 0
         assert [node.op_type for node in other.graph.node].count("Resize") == 1

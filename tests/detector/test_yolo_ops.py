@@ -122,6 +122,10 @@ def test_letterbox_batch_gives_pixel_blocks_channels_last() -> None:
         letterbox_batch(images, 320, layout="blocks")
     with pytest.raises(ValueError, match="even"):
         to_blocks(np.zeros((1, 3, 5, 4), np.uint8))
+    with pytest.raises(ValueError, match="even canvas"):
+        letterbox_batch(images, 321, pixels=True, layout="blocks")
+    with pytest.raises(ValueError, match="RGB uint8"):
+        letterbox(np.zeros((40, 30), np.uint8), 320)  # grayscale must be converted first (detector.images does)
 
 
 def test_nms_matches_torchvision_on_random_boxes() -> None:
@@ -231,3 +235,31 @@ def test_postprocess_of_dfl_output_checks_the_canvas() -> None:
         postprocess(raw, [box], conf=0.01, head="dfl", canvas=(224, 320))
     with pytest.raises(ValueError, match=r"expected \(batch, 64 \+ classes, anchors\)"):
         postprocess(raw[:, :10], [box], conf=0.01, head="dfl", canvas=(320, 320))
+
+
+def test_letterbox_is_the_same_when_opencv_returns_new_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """letterbox and letterbox_batch ask OpenCV to write into their buffers; an OpenCV build that returns new
+    arrays instead (leaving the buffers untouched) gets the same result through the copying fallbacks."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (854, 1280, 3), dtype=np.uint8), rng.integers(0, 256, (90, 70, 3), np.uint8)]
+    expected = {
+        layout: letterbox_batch(images, 320, trim=True, pixels=True, layout=layout)[0]  # type: ignore[arg-type]
+        for layout in ("nchw", "blocks")
+    }
+    originals = {name: getattr(cv2, name) for name in ("resize", "split", "merge")}
+
+    def ignoring_dst(name: str):  # type: ignore[no-untyped-def]
+        def call(*args, dst=None, **kwargs):  # type: ignore[no-untyped-def]
+            if name == "split":
+                return [plane.copy() for plane in originals[name](args[0])]
+            return originals[name](*args, **kwargs).copy()
+
+        return call
+
+    for name in originals:
+        monkeypatch.setattr(cv2, name, ignoring_dst(name))
+    for layout, want in expected.items():
+        got, _ = letterbox_batch(images, 320, trim=True, pixels=True, layout=layout)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got, want)
