@@ -241,10 +241,10 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     20261129-e39 have a fixed square input and keep the square letterbox). An int8 model whose input is uint8
     takes the letterboxed pixels as they are (see ``detector.export``); a float batch in [0, 1] given to it
     (``YoloDetector.raw``) is converted back to those pixels, exactly for batches from ``letterbox_batch``. An
-    input of shape (batch, height/2, width/2, 12) takes the ``"blocks"`` layout (int8 exports since the first of
-    December 2026, see :data:`detector.yolo.InputLayout`; earlier ones take NCHW pixels); an NCHW batch given to it
-    is rearranged first. An
-    anchors-first output (exports since 20261130, :func:`output_anchors_first`) is returned as a (batch, channels,
+    input of shape (batch, height/2, width/2, 12) takes the ``"blocks"`` layout (:data:`detector.yolo.InputLayout`;
+    int8 exports whose stem reads them, see ``detector.export._channels_last_blocks``; older ones take NCHW), and an
+    NCHW batch given to it is rearranged first. An anchors-first output (exports since 20261130,
+    :func:`output_anchors_first`) is returned as a (batch, channels,
     anchors) view, the layout :func:`detector.yolo.postprocess` reads.
     """
     session = _onnx_session(path, threads)
