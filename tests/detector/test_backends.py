@@ -345,8 +345,8 @@ def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_det
 
 
 def test_the_int8_network_takes_pixels_and_converts_a_float_batch(models_dir: Path) -> None:
-    """The committed int8 variant takes uint8 pixels (export's _take_pixels); a float batch in [0, 1], as raw() and
-    the tests give, is converted back to exactly those pixels."""
+    """The committed int8 variant takes uint8 pixels (export's _take_pixels) as 2×2 blocks; an NCHW batch of pixels
+    or of floats in [0, 1], as raw() and the tests give, is converted back to exactly those blocks."""
     from detector.yolo import letterbox_batch
 
     manifest = load_manifest(models_dir)
@@ -356,10 +356,14 @@ def test_the_int8_network_takes_pixels_and_converts_a_float_batch(models_dir: Pa
         pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
     network = onnx_network(verified_file(models_dir, entry), threads=1)
     assert network.pixels
+    assert network.layout == "blocks"  # export's _channels_last_blocks: 2x2 pixel blocks, channels last
     images = synthetic_images()[:1]
     floats, _ = letterbox_batch(images, 320, trim=True)
     pixels, _ = letterbox_batch(images, 320, trim=True, pixels=True)
-    np.testing.assert_array_equal(network(floats), network(pixels))
+    blocks, _ = letterbox_batch(images, 320, trim=True, pixels=True, layout="blocks")
+    expected = network(blocks)
+    np.testing.assert_array_equal(network(pixels), expected)  # NCHW uint8, rearranged
+    np.testing.assert_array_equal(network(floats), expected)  # NCHW floats in [0, 1], converted and rearranged
     fp32 = onnx_network(verified_file(models_dir, resolve_model(manifest)), threads=1)
     assert not fp32.pixels
 
