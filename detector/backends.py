@@ -129,6 +129,9 @@ class YoloDetector:
         self.trim = bool(getattr(network, "any_size", False)) if trim is None else trim
         self._pixels = bool(getattr(network, "pixels", False))
         self._layout: InputLayout = getattr(network, "layout", "nchw")
+        # Side-by-side calls for batches (see SizedNetwork); networks without them run chunks one after another.
+        self._single_thread: Network | None = getattr(network, "single_thread", None)
+        self._workers = int(getattr(network, "workers", 1)) if self._single_thread is not None else 1
         self._info = info
         self.conf = conf
         self.iou = iou
@@ -167,22 +170,21 @@ class YoloDetector:
             for indices in groups.values()
             for start in range(0, len(indices), self.max_batch)
         ]
-        single_thread = getattr(self._network, "single_thread", None)
-        workers = min(int(getattr(self._network, "workers", 1)), len(chunks))
-        if single_thread is None or workers < 2:
+        single_thread = self._single_thread
+        if single_thread is None or min(self._workers, len(chunks)) < 2:
             done = [self._detect_chunk(images, chunk, threshold, self._network) for chunk in chunks]
         else:
-            pool = self._worker_pool(int(getattr(self._network, "workers", 1)))
+            pool = self._worker_pool()
             done = list(pool.map(lambda chunk: self._detect_chunk(images, chunk, threshold, single_thread), chunks))
         found = {index: detections for chunk in done for index, detections in chunk}
         return [found[index] for index in range(len(images))]
 
-    def _worker_pool(self, size: int) -> ThreadPoolExecutor:
+    def _worker_pool(self) -> ThreadPoolExecutor:
         """The thread pool for side-by-side calls, started on first use, and again in a forked child (a pool's
         threads do not survive ``fork``: the child's copy would wait for them for ever)."""
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():
-                self._pool = ThreadPoolExecutor(size, thread_name_prefix="detector")
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="detector")
                 self._pool_pid = os.getpid()
             return self._pool
 
@@ -359,7 +361,7 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
     """The ultralytics checkpoint at ``path`` as a :data:`Network` (fp32; conv+bn fused, as ONNX Runtime does)."""
     from detector.train import configure_offline, offline_guard
 
-    configure_offline(_ULTRALYTICS_CONFIG_DIR, threads=threads or (os.cpu_count() or 1))
+    configure_offline(_ULTRALYTICS_CONFIG_DIR, threads=threads or usable_cores())
     import torch
 
     if threads:

@@ -495,6 +495,11 @@ def _readers(graph: Any, tensor: str) -> list[Any]:
     return [node for node in graph.node if tensor in node.input]
 
 
+def _producers(graph: Any, tensor: str) -> list[Any]:
+    """The nodes of ``graph`` that output ``tensor`` (one in a valid graph; none for an input or initializer)."""
+    return [node for node in graph.node if tensor in node.output]
+
+
 def _take_pixels(model: Any) -> None:
     """Make the int8 model take the letterboxed uint8 pixels as its input, instead of floats in [0, 1].
 
@@ -581,7 +586,7 @@ def _space_to_depth_stem(model: Any) -> None:
         or attributes.get("auto_pad", b"NOTSET") != b"NOTSET"
     ):
         raise ValueError(f"the first convolution is not 3x3 stride 2 padding 1 ({attributes})")
-    weight_nodes = [node for node in graph.node if conv.input[1] in node.output]
+    weight_nodes = _producers(graph, conv.input[1])
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     if (
         len(weight_nodes) != 1
@@ -720,7 +725,7 @@ def _nhwc_upsampling(model: Any) -> int:
         attributes = {a.name: helper.get_attribute_value(a) for a in resize.attribute}
         scales_name = resize.input[2] if len(resize.input) > 2 else ""
         scales = constant(scales_name) if scales_name else None
-        producers = [node for node in graph.node if resize.input[0] in node.output]
+        producers = _producers(graph, resize.input[0])
         readers = _readers(graph, resize.output[0])
         if (
             attributes.get("mode") != b"nearest"
@@ -954,11 +959,11 @@ def export_model(
         [speed] = _speed_ms(detector, imgsz=imgsz)  # detect() runs at its candidate conf, whatever the threshold
         threshold = report.threshold
         fp32_choice = (threshold, report)  # kept unless an int8 variant is kept at a raised threshold
-        int8_kept: tuple[FolderRun, EvalReport] | None = None  # the int8 variant's pass and report, when it ships
+        # The int8 variant's pass, report and precision line, when it ships.
+        int8_kept: tuple[FolderRun, EvalReport, str] | None = None
         int8_speed = 0.0
         note = "not attempted (--no-quantize)"
         int8_tmp = tmp / f"{name}-int8.onnx"
-        int8_precision = _int8_precision(0)
         if quantize:
             try:
                 int8_precision = _quantize(
@@ -980,7 +985,7 @@ def export_model(
                 speed, int8_speed = _speed_ms(detector, int8_detector, imgsz=imgsz)
                 note = _quantization_verdict(report, int8_report, speed, int8_speed)
                 if note.startswith("kept"):
-                    int8_kept = (int8_run, int8_report)
+                    int8_kept = (int8_run, int8_report, int8_precision)
             except Exception as exc:  # quantisation is optional: any failure keeps the fp32 model only
                 log.exception("int8 quantisation failed")
                 note = f"failed: {exc}"
@@ -1001,7 +1006,7 @@ def export_model(
         quantized_entry: ModelEntry | None = None
         int8_towers: list[TowerCheck] = []
         if int8_kept is not None:
-            _, int8_report = int8_kept
+            _, int8_report, int8_precision = int8_kept
             int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
             int8_towers = _tower_checks(_detector(int8_tmp, int8_info, threads), tower_clip, tower_mask, config)
             quantized_entry = _entry(
@@ -1037,7 +1042,7 @@ def export_model(
         card_towers[quantized_entry.name] = int8_towers
     card_sources = {entry.name: _source_reports(fp32_run, report)}
     if quantized_entry is not None and int8_kept is not None:
-        card_sources[quantized_entry.name] = _source_reports(*int8_kept)
+        card_sources[quantized_entry.name] = _source_reports(*int8_kept[:2])
     card_path.write_text(
         render_card(
             manifest,

@@ -99,6 +99,12 @@ class Letterbox:
         return out
 
 
+def _require_rgb(image: ImageArray) -> None:
+    """A clear ValueError for anything but an (h, w, 3) uint8 image (grayscale and RGBA are converted on loading)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+
+
 def letterbox(
     image: ImageArray, size: int, canvas: tuple[int, int] | None = None, *, out: ImageArray | None = None
 ) -> tuple[ImageArray, Letterbox]:
@@ -112,8 +118,7 @@ def letterbox(
     The image is resized straight into its place on the canvas and only the border strips are painted: one pass
     over the output instead of a resize, a padded copy and a conversion (0.65 → 0.3 ms for a 1280×854 frame).
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+    _require_rgb(image)
     height, width = image.shape[:2]
     gain = min(size / height, size / width)
     new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
@@ -173,9 +178,8 @@ def letterbox_batch(
     """
     if layout == "blocks" and not pixels:
         raise ValueError("the 'blocks' layout holds uint8 pixels: pass pixels=True")
-    for image in images:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+    for image in images:  # before any work: network_canvas reads the shapes
+        _require_rgb(image)
     canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
     if layout == "blocks" and (canvas_w % 2 or canvas_h % 2):
         raise ValueError(f"the 'blocks' layout needs an even canvas, got {canvas_w}x{canvas_h}")
