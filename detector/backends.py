@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from detector.cpu import usable_cores
 from detector.detections import Detections, Detector, FloatArray, ImageArray, ModelInfo
 from detector.manifest import (
     DEFAULT_MODELS_DIR,
@@ -271,15 +272,6 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
         single_thread=_LazyRunner(path, pixels=pixels, layout=layout) if workers > 1 else None,
         workers=workers,
     )
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow), not
-    the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # platforms without sched_getaffinity
-        return os.cpu_count() or 1
 
 
 class _LazyRunner:

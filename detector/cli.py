@@ -242,6 +242,16 @@ def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: 
     return with_tiles(detector, grid)
 
 
+def _decode_workers(detector: Detector, threads: int) -> int:
+    """Files decoded ahead of ``detector`` on a worker thread when it leaves a core idle (``--threads`` below the
+    core count, or a GPU); see ``detector.evaluate.detect_images``."""
+    from detector.backends import cuda_available
+    from detector.evaluate import decode_workers_for
+
+    backend = detector.info.backend
+    return decode_workers_for(backend, threads, gpu=backend == "torch" and cuda_available())
+
+
 def _print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
 
@@ -322,7 +332,11 @@ def predict_command(
     detector = _load(backend, model, models_dir, threads, tiles)
     results: dict[str, list[list[str | float]]] = {}
     failed = 0
-    for path, found in detect_images(detector, _image_files(images_dir), batch_size=batch, conf=conf):
+    decode_workers = _decode_workers(detector, threads)
+    found_per_image = detect_images(
+        detector, _image_files(images_dir), batch_size=batch, conf=conf, decode_workers=decode_workers
+    )
+    for path, found in found_per_image:
         if isinstance(found, ImageLoadError):
             failed += 1
             _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
@@ -390,6 +404,7 @@ def eval_command(
             "missing_labels": "skip" if missing_labels == "skip" else "background",
             "batch_size": batch,
             "iou": iou,
+            "decode_workers": _decode_workers(detector, threads),
         }
         if by_source:
             report, sources = evaluate_by_source(detector, data_dir, **options)

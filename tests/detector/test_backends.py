@@ -184,6 +184,49 @@ def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:
         onnx_detector.max_batch = previous
 
 
+def test_decoding_files_ahead_finds_the_same_in_the_same_order(onnx_detector: YoloDetector, tmp_path: Path) -> None:
+    """``detect_images`` with files decoded on worker threads gives each file exactly what decoding in line gives,
+    in the same order (a bad file as soon as it is read), across batch boundaries."""
+    from PIL import Image
+
+    from detector.evaluate import detect_images
+
+    paths = []
+    for index, image in enumerate(synthetic_images() * 2):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff broken")
+    paths.insert(3, tmp_path / "bad.jpg")
+    in_line = list(detect_images(onnx_detector, paths, batch_size=2))
+    for workers in (1, 3):
+        ahead = list(detect_images(onnx_detector, paths, batch_size=2, decode_workers=workers))
+        assert [path for path, _ in ahead] == [path for path, _ in in_line]
+        assert sorted(path for path, _ in ahead) == sorted(paths)
+        for (_, expected), (path, found) in zip(in_line, ahead, strict=True):
+            if path.name == "bad.jpg":
+                assert str(found) == str(expected)
+                continue
+            assert isinstance(found, Detections)
+            assert isinstance(expected, Detections)
+            np.testing.assert_array_equal(found.xyxy, expected.xyxy)
+            np.testing.assert_array_equal(found.confidence, expected.confidence)
+            np.testing.assert_array_equal(found.class_id, expected.class_id)
+
+
+def test_files_are_decoded_ahead_only_beside_an_idle_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detector.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "usable_cores", lambda: 4)
+    assert evaluate.decode_workers_for("onnx", None, gpu=False) == 0  # every core runs the network
+    assert evaluate.decode_workers_for("onnx", 0, gpu=False) == 0
+    assert evaluate.decode_workers_for("onnx", 4, gpu=False) == 0
+    assert evaluate.decode_workers_for("onnx", 2, gpu=False) == 1
+    assert evaluate.decode_workers_for("torch", None, gpu=True) == 1  # the network runs on the GPU
+    assert evaluate.decode_workers_for("torch", None, gpu=False) == 0
+    assert evaluate.decode_workers_for("rules", 1, gpu=False) == 0
+
+
 def test_the_int8_network_runs_one_image_per_call_and_gives_what_a_batch_gives(models_dir: Path) -> None:
     """The int8 variant (ONNX Runtime's CPU default) runs one image per network call, measured faster per image
     than batches; a batch forced through it in one call finds the same."""

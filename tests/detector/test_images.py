@@ -164,3 +164,88 @@ def test_boxes_on_a_downscaled_decode_are_mapped_to_original_pixels() -> None:
     mapped = rescale(found, image)
     assert mapped.image_size == (800, 600)
     np.testing.assert_allclose(mapped.xyxy, [[40, 40, 80, 120]])
+
+
+def _decode_folder(tmp_path: Path) -> list[Path]:
+    """Six files in name order: good images with a zero-byte file and a non-image among them."""
+    paths = []
+    for index in range(6):
+        path = tmp_path / f"{index}.png"
+        if index == 2:
+            path.write_bytes(b"")
+        elif index == 4:
+            path.write_bytes(b"not an image at all")
+        else:
+            path.write_bytes(encode(noisy(16 + index, 12), "PNG"))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_decoded_keeps_order_and_reports_bad_files_in_place(tmp_path: Path, workers: int) -> None:
+    from detector.evaluate import decoded
+
+    paths = _decode_folder(tmp_path)
+    results = list(decoded(paths, workers=workers, ahead=2))
+    assert [path for path, _ in results] == paths
+    assert [type(loaded).__name__ for _, loaded in results] == [
+        "LoadedImage",
+        "LoadedImage",
+        "ImageLoadError",
+        "LoadedImage",
+        "ImageLoadError",
+        "LoadedImage",
+    ]
+    widths = [loaded.pixels.shape[1] for _, loaded in results if not isinstance(loaded, ImageLoadError)]
+    assert widths == [16, 17, 19, 21]  # each image is its own file's, not a neighbour's
+
+
+def test_decoded_reads_at_most_ahead_files_beyond_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A huge folder must not be decoded into memory ahead of the network: the look-ahead is bounded."""
+    import threading
+    import time
+
+    import detector.evaluate as evaluate
+
+    lock, started = threading.Lock(), [0]
+    image = evaluate.LoadedImage(np.zeros((4, 4, 3), np.uint8), (4, 4))
+
+    def counting_load(path: Path) -> evaluate.LoadedImage:
+        with lock:
+            started[0] += 1
+        return image
+
+    monkeypatch.setattr(evaluate, "load_image", counting_load)
+    stream = evaluate.decoded([tmp_path / f"{i}.jpg" for i in range(100)], workers=2, ahead=4)
+
+    def settled(count: int) -> int:
+        """The number of loads started once the pool has run at least ``count`` and then had time for more."""
+        deadline = time.monotonic() + 30
+        while started[0] < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        return started[0]
+
+    next(stream)
+    assert settled(5) == 5  # the one handed out plus four ahead, not the other 95
+    next(stream)
+    assert settled(6) == 6
+    stream.close()  # stopping early neither hangs nor decodes the rest
+    assert started[0] <= 10
+
+
+def test_decoded_raises_an_unexpected_error_from_the_file_that_raised_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import detector.evaluate as evaluate
+
+    def failing_load(path: Path) -> evaluate.LoadedImage:
+        if path.name == "1.jpg":
+            raise MemoryError("out of memory decoding 1.jpg")
+        return evaluate.LoadedImage(np.zeros((4, 4, 3), np.uint8), (4, 4))
+
+    monkeypatch.setattr(evaluate, "load_image", failing_load)
+    stream = evaluate.decoded([tmp_path / f"{i}.jpg" for i in range(5)], workers=2, ahead=3)
+    assert next(stream)[0].name == "0.jpg"
+    with pytest.raises(MemoryError, match=r"1\.jpg"):
+        next(stream)
