@@ -363,9 +363,13 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
 
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:
-            model, _ = load_checkpoint(str(path), device=target, fuse=True)  # type: ignore[no-untyped-call]
+            model, _ = load_checkpoint(str(path), device=target, fuse=False)  # type: ignore[no-untyped-call]
         except Exception as exc:  # torch/pickle raise many unrelated types for a bad file
             raise ModelError(f"{path}: not a loadable ultralytics checkpoint ({exc})") from exc
+        if hasattr(model, "fuse"):
+            # Fused here, quietly: load_checkpoint's own fuse prints a model summary on stdout, which would break
+            # every --json output of the CLI (the torch backend is the default on a GPU).
+            model = model.fuse(verbose=False)
     model.eval()
 
     def run(batch: FloatArray) -> FloatArray:

@@ -51,6 +51,7 @@ app = typer.Typer(
     name="detector",
     help="Fire/smoke detector for camera and drone frames: dataset, training, export, evaluation, inference.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstrings wrap lines and show ``code``; rich markup would eat [brackets]
 )
 dataset_app = typer.Typer(help="Assemble the YOLO training set from ../shared/data.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
@@ -306,12 +307,48 @@ def _image_files(folder: Path) -> list[Path]:
     """Every visible regular file of a folder, sorted: non-images get a per-file error rather than being skipped."""
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="IMAGES_DIR")
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        _warn_empty(folder, "no files")
+    return files
+
+
+def _check_names(names: str) -> None:
+    """Refuse ``--names`` that maps no label id to fire or smoke, and say on stderr which ids are ignored: a typo
+    ("flame") would otherwise turn every box of that class into background without a word."""
+    from detector.evaluate import parse_names
+
+    try:
+        ids = parse_names(names)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--names") from exc
+    items = [n.strip() for n in names.split(",")]
+    if all(target is None for target in ids):
+        raise typer.BadParameter(f"{names!r} names neither fire nor smoke", param_hint="--names")
+    for label_id, (item, target) in enumerate(zip(items, ids, strict=True)):
+        if target is None:
+            _errors.print(
+                f"note: label id {label_id} ({item!r}) is neither fire nor smoke: its boxes are ignored",
+                markup=False,
+                highlight=False,
+            )
+
+
+def _warn_empty(folder: Path, what: str) -> None:
+    """Say on stderr that ``folder`` gave nothing to work on, naming its subfolders that hold images (the usual
+    mistake: the parent of ``images/``). Only subfolders are looked at: nothing is searched recursively."""
+    from detector.evaluate import image_files
+
+    inner = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and image_files(d))
+    hint = f"; images are in its subfolder(s) {', '.join(inner)}" if inner else ""
+    _errors.print(f"warning: {what} in {folder}{hint}", markup=False, highlight=False)
 
 
 @app.command("predict")
 def predict_command(
-    images_dir: Annotated[Path, typer.Argument(help="Folder of images (every file in it is tried).")],
+    images_dir: Annotated[
+        Path, typer.Argument(help="Folder of images: every visible file directly in it is tried (not subfolders).")
+    ],
     out: Annotated[Path, typer.Option("--json", help="Write {image name: [[class, conf, x1, y1, x2, y2], ...]}.")],
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep detections with confidence ≥ this.")] = 0.01,
     backend: BackendOption = BackendChoice.auto,
@@ -387,7 +424,7 @@ def eval_command(
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
     by_source: Annotated[
-        bool, typer.Option("--by-source", help="Also one row per source set (built datasets: <source>__<name>).")
+        bool, typer.Option("--by-source", help="Also one row per source set (built datasets: SOURCE__NAME file names).")
     ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
@@ -395,6 +432,7 @@ def eval_command(
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
+    _check_names(names)
     detector = _load(backend, model, models_dir, threads, tiles)
     try:
         options: dict[str, Any] = {
@@ -513,6 +551,11 @@ def watch_command(
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]watch failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
+    if not result.frames:
+        if source.is_dir():
+            _warn_empty(source, "no frames (image files)")
+        else:
+            _errors.print(f"warning: no frame of {source} could be read", markup=False, highlight=False)
     if as_json:
         _print_json(result.to_json())
         return
@@ -533,7 +576,7 @@ def export_command(
         "var/train/strawfire-v2/weights/best.pt"
     ),
     name: Annotated[str, typer.Option(help="Model name in the manifest.")] = "strawfire-yolov8n",
-    version: Annotated[str | None, typer.Option(help="Version (default: <date>-e<epochs>).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version (default: YYYYMMDD-eEPOCHS).")] = None,
     dataset: Annotated[Path, typer.Option(help="Built dataset (for the val split and licences).")] = DEFAULT_OUT_DIR,
     split: Annotated[str, typer.Option(help="Held-out split to evaluate on.")] = "val",
     quantize: Annotated[bool, typer.Option(help="Try an int8 variant; kept only if it keeps accuracy.")] = True,

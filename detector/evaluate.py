@@ -67,6 +67,7 @@ __all__ = [
     "detect_images",
     "evaluate",
     "evaluate_by_source",
+    "image_files",
     "image_source",
     "match_detections",
     "parse_names",
@@ -197,6 +198,15 @@ def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> GroundTru
     return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64))
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, any case), sorted by name. Hidden files are not images:
+    ``._name.jpg`` is the metadata macOS leaves beside each file it copies to a shared drive, and counting it
+    would shift every frame index of a sequence."""
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
 def read_yolo_folder(
     data_dir: Path,
     names: str | Sequence[str] = CLASS_NAMES,
@@ -215,7 +225,7 @@ def read_yolo_folder(
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
     ids = parse_names(names)
-    paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_files(images_dir)
     splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
@@ -234,9 +244,15 @@ def read_yolo_folder(
             out.append(LabelledImage(path, GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))))
             continue
         try:
-            out.append(LabelledImage(path, _parse_labels(label.read_text(encoding="utf-8"), ids, str(label))))
-        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
+            text = label.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
             out.append(LabelledImage(path, None, f"{label}: {exc}"))
+            continue
+        try:
+            out.append(LabelledImage(path, _parse_labels(text, ids, str(label))))
+        except ValueError as exc:  # the message names the file and line already
+            out.append(LabelledImage(path, None, str(exc)))
     return out, unlabelled
 
 
@@ -386,8 +402,11 @@ def compute_report(
     max_fp_rate: float | None = FALSE_ALARM_AIM,
     min_threshold: float = 0.0,
     iou: float = IOU_THRESHOLD,
+    model: tuple[str, str] | None = None,
 ) -> EvalReport:
     """All metrics from per-image predictions and pixel ground truth (xyxy, class id). Pure.
+
+    ``model``: the (name, version) to report; None takes them from the predictions (empty when there are none).
 
     ``threshold`` None picks the operating threshold that maximises the mean F1 (:func:`best_f1_threshold`) among
     those, at or above ``min_threshold``, that flag at most ``max_fp_rate`` of the images without fire or smoke.
@@ -433,10 +452,14 @@ def compute_report(
         )
     positive = np.array([bool(len(t[0])) for t in collected.truths], bool)
     aps = [r.ap50 for r in per_class.values() if r.ap50 is not None]
+    if model is None:
+        first = collected.predictions[0] if collected.predictions else None
+        model = (first.model, first.version) if first else ("", "")
+    name, version = model
     return EvalReport(
         data=data,
-        model=collected.predictions[0].model if collected.predictions else "",
-        version=collected.predictions[0].version if collected.predictions else "",
+        model=name,
+        version=version,
         backend=backend,
         threshold=threshold,
         iou=iou,
@@ -635,6 +658,7 @@ class FolderRun:
     predictions: list[Detections]
     truths: list[tuple[FloatArray, npt.NDArray[np.int64]]]
     elapsed: float
+    model: tuple[str, str] | None = None  # (name, version) of the detector; None: read from the predictions
 
     def report(self, threshold: float | None, *, min_threshold: float = 0.0, iou: float = IOU_THRESHOLD) -> EvalReport:
         """The report at ``threshold``; None chooses it (:func:`compute_report`: best F1 within the false-alarm aim,
@@ -652,6 +676,7 @@ class FolderRun:
             ms_per_image=1000.0 * self.elapsed / len(self.predictions) if self.predictions else None,
             min_threshold=min_threshold,
             iou=iou,
+            model=self.model,
         )
 
     def by_source(self, overall: EvalReport) -> dict[str, EvalReport]:
@@ -678,6 +703,7 @@ class FolderRun:
                 missing_labels=self.missing_labels,
                 ms_per_image=overall.ms_per_image,
                 iou=overall.iou,
+                model=(overall.model, overall.version),
             )
             for source, indices in sorted(groups.items())
         }
@@ -710,6 +736,7 @@ def detect_folder(
         predictions=[],
         truths=[],
         elapsed=0.0,
+        model=(detector.info.name, detector.info.version),
     )
     usable = {s.path: s.truth for s in samples if s.truth is not None}
     started = time.perf_counter()

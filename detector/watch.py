@@ -11,16 +11,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from detector.detections import Detections, Detector, ImageArray, MotionDetector
-from detector.evaluate import IMAGE_SUFFIXES, rescale
+from detector.evaluate import IMAGE_SUFFIXES, image_files, rescale
 from detector.images import ImageLoadError, LoadedImage, load_image
 from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
 
-__all__ = ["WatchResult", "iter_frames", "load_mask", "watch"]
+__all__ = ["MAX_UNREADABLE_FRAMES", "WatchResult", "iter_frames", "load_mask", "watch"]
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,20 @@ class WatchResult:
         return {"frames": self.frames, "events": self.event_dicts(), "errors": self.errors}
 
 
-def iter_frames(source: Path) -> Iterator[LoadedImage | ImageLoadError]:
-    """Frames of a video file, or the images of a folder sorted by file name, in order."""
+#: Reads in a row that may fail before a video is taken to end there. A damaged stretch in the middle of a file is
+#: skipped (OpenCV goes on with the next frame it can decode); a file cut short fails on every read to the end.
+MAX_UNREADABLE_FRAMES: Final[int] = 250
+
+
+def iter_frames(source: Path, problems: list[str] | None = None) -> Iterator[LoadedImage | ImageLoadError]:
+    """Frames of a video file, or the images of a folder sorted by file name (:func:`image_files`), in order.
+
+    A frame that cannot be decoded is an :class:`ImageLoadError` in its place. A video whose data ends before the
+    frames its container announces (a file cut short) ends there; that is reported in ``problems``, not as frames.
+    A single image is not a sequence: ValueError.
+    """
     if source.is_dir():
-        for path in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        for path in image_files(source):
             try:
                 yield load_image(path)
             except ImageLoadError as exc:
@@ -62,20 +72,37 @@ def iter_frames(source: Path) -> Iterator[LoadedImage | ImageLoadError]:
         return
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such video file or frame folder")
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"{source} is one image: give a video file or a folder of frames")
     import cv2
 
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise ValueError(f"{source}: OpenCV cannot open this as a video")
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container; 0 or less when unknown
+    index, unread = 0, 0
     try:
         while True:
             ok, frame = capture.read()
-            if not ok:
+            if ok:
+                for _ in range(unread):  # damaged frames, now known to be followed by more
+                    yield ImageLoadError(str(source), "cannot be decoded (damaged video data)")
+                unread = 0
+                rgb = np.ascontiguousarray(frame[:, :, ::-1], dtype=np.uint8)  # OpenCV decodes to BGR
+                yield LoadedImage(rgb, (rgb.shape[1], rgb.shape[0]))
+            elif index < announced and unread < MAX_UNREADABLE_FRAMES:
+                unread += 1  # maybe a damaged stretch: try the next frame
+            else:
                 break
-            rgb = np.ascontiguousarray(frame[:, :, ::-1], dtype=np.uint8)  # OpenCV decodes to BGR
-            yield LoadedImage(rgb, (rgb.shape[1], rgb.shape[0]))
+            index += 1
     finally:
         capture.release()
+    if unread and problems is not None:
+        first = index - unread
+        problems.append(
+            f"{source}: the video data ends after frame {first - 1}, but its container announces {announced} "
+            f"frames: frames {first}–{announced - 1} could not be read (a file cut short?)"
+        )
 
 
 def load_mask(path: Path) -> IgnoreMask:
@@ -104,7 +131,7 @@ def watch(
     frames = 0
     size: tuple[int, int] | None = None
     conf = min(config.frame_threshold, 0.05)
-    for index, frame in enumerate(iter_frames(source)):
+    for index, frame in enumerate(iter_frames(source, errors)):
         frames = index + 1
         if isinstance(frame, ImageLoadError):
             errors.append(f"frame {index}: {frame}")

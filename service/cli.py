@@ -35,6 +35,7 @@ app = typer.Typer(
     help="strawfire: find straw burning and drive the response to it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help from docstrings: lines joined, ``code`` shown; rich markup would eat [brackets]
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative units: import, list, assign places to them.", no_args_is_help=True)

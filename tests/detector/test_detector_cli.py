@@ -63,6 +63,21 @@ def test_info_json_has_the_contract_keys() -> None:
     assert 0 < info["operating_threshold"] < 1
 
 
+def test_json_on_stdout_stays_clean_with_the_torch_backend() -> None:
+    """The torch backend (the default on a GPU) loads through ultralytics, whose logger writes to the real stdout:
+    nothing of it may land before the JSON. A subprocess, because the CLI runner's captured stdout would not see
+    a handler bound to the process's own."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "service.cli", "detector", "info", "--json", "--backend", "torch"]
+    result = subprocess.run(
+        [*command, "--models-dir", str(committed_model())], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["name"]
+
+
 def test_info_reports_a_corrupted_model(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("[]")
     result = runner.invoke(app, ["info", "--json", "--models-dir", str(tmp_path)])
@@ -238,6 +253,54 @@ def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:
     assert "--split" in split_folders.stderr
 
 
+def test_eval_says_which_label_ids_it_ignores_and_refuses_names_without_fire_or_smoke(tmp_path: Path) -> None:
+    """A typo in --names ("flame") would silently turn every fire box into background: the ignored ids are named
+    on stderr, and names that give neither class are refused."""
+    data = labelled_folder(tmp_path / "set")
+    typo = runner.invoke(app, ["eval", str(data), "--names", "flame,default,smoke", "--backend", "rules", "--json"])
+    assert typo.exit_code == 0, typo.output
+    assert "label id 0 ('flame') is neither fire nor smoke" in typo.stderr
+    assert "label id 1 ('default')" in typo.stderr
+    assert json.loads(typo.stdout)["per_class"]["fire"]["gt_boxes"] == 0
+    none = runner.invoke(app, ["eval", str(data), "--names", "flame,default", "--backend", "rules"])
+    assert none.exit_code == 2
+    assert "neither fire nor smoke" in none.stderr
+
+
+def test_eval_reads_labels_with_a_byte_order_mark_and_names_a_bad_row_once(tmp_path: Path) -> None:
+    data = labelled_folder(tmp_path / "set")
+    label = data / "labels" / "f0.txt"
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())  # as Windows Notepad saves UTF-8
+    (data / "labels" / "f1.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n")
+    result = runner.invoke(app, ["eval", str(data), "--names", "Fire,default,smoke", "--backend", "rules", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    [error] = report["errors"]
+    assert error.count("f1.txt") == 1
+    assert "f1.txt:2" in error
+    assert report["per_class"]["fire"]["gt_boxes"] == 2  # f0 (with its mark) and f2; f1 is reported instead
+
+
+def test_eval_names_the_model_even_when_no_image_could_be_read(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "empty.jpg").write_bytes(b"")
+    result = runner.invoke(app, ["eval", str(tmp_path), "--models-dir", str(committed_model()), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["evaluated"] == 0
+    info = json.loads(runner.invoke(app, ["info", "--json", "--models-dir", str(committed_model())]).stdout)
+    assert (report["model"], report["version"]) == (info["name"], info["version"])
+
+
+def test_help_shows_the_json_shapes_in_full() -> None:
+    """Help text is markdown, not rich markup, which took [[class, ...]] for a style tag and dropped it."""
+    predict = runner.invoke(app, ["predict", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    watch = runner.invoke(app, ["watch", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    assert "[[class, conf, x1, y1, x2, y2], ...]" in predict.stdout
+    assert "[[[x, y], ...], ...]" in watch.stdout
+    assert "``" not in watch.stdout  # reStructuredText literals render as code
+
+
 def write_frames(folder: Path, count: int, fire_from: int) -> Path:
     folder.mkdir(parents=True)
     for i in range(count):
@@ -281,6 +344,83 @@ def test_watch_with_the_rules_finds_a_rising_plume_by_motion(tmp_path: Path) -> 
     events = json.loads(result.stdout)["events"]
     assert [e["class"] for e in events] == ["smoke"], events
     assert events[0]["start_frame"] >= 3
+
+
+def mjpeg_clip(path: Path, frames: int, fire_from: int) -> bytes:
+    """A Motion-JPEG AVI of ``frames`` frames, flame from ``fire_from`` on; returns its bytes."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 4, (96, 64))
+    for i in range(frames):
+        frame = flame_image() if i >= fire_from else np.full((64, 96, 3), (60, 90, 50), np.uint8)
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path.read_bytes()
+
+
+def jpeg_starts(data: bytes) -> list[int]:
+    """Where each frame's JPEG data begins in a Motion-JPEG file."""
+    starts, at = [], data.find(b"\xff\xd8\xff")
+    while at >= 0:
+        starts.append(at)
+        at = data.find(b"\xff\xd8\xff", at + 1)
+    return starts
+
+
+def test_watch_reads_a_video_past_a_damaged_frame_and_reports_one_cut_short(tmp_path: Path) -> None:
+    """A frame whose data is damaged is an error in its place and the frames after it are still watched (OpenCV
+    fails that one read, not the rest); a file cut short ends where its data ends, and says so."""
+    data = mjpeg_clip(tmp_path / "clip.avi", 20, fire_from=2)
+    starts = jpeg_starts(data)
+    assert len(starts) == 20
+    damaged = bytearray(data)
+    damaged[starts[9] : starts[10] - 8] = bytes(starts[10] - 8 - starts[9])  # frame 9's JPEG zeroed
+    (tmp_path / "damaged.avi").write_bytes(bytes(damaged))
+    result = runner.invoke(app, ["watch", str(tmp_path / "damaged.avi"), "--json", "--backend", "rules"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["frames"] == 20
+    assert [(e["start_frame"], e["confirm_frame"]) for e in out["events"]] == [(2, 5)]
+    assert len(out["errors"]) == 1
+    assert out["errors"][0].startswith("frame 9: ")
+    assert "damaged video data" in out["errors"][0]
+    (tmp_path / "cut.avi").write_bytes(data[: starts[12]])  # the index at the end is gone too
+    cut = json.loads(runner.invoke(app, ["watch", str(tmp_path / "cut.avi"), "--json", "--backend", "rules"]).stdout)
+    assert cut["frames"] == 12
+    assert len(cut["errors"]) == 1
+    assert "ends after frame 11" in cut["errors"][0]
+    assert "frames 12–19 could not be read" in cut["errors"][0]
+
+
+def test_watch_skips_hidden_files_and_says_when_there_is_nothing_to_watch(tmp_path: Path) -> None:
+    """``._frame.png`` files (macOS metadata on shared drives) are not frames: they would shift every index. An
+    empty folder, or the parent of the frames folder, gets a warning naming where the images are; one image is
+    not a sequence."""
+    frames = write_frames(tmp_path / "camera" / "images", 10, fire_from=2)
+    for name in ("._frame_000.png", "._frame_001.png", ".hidden.png"):
+        (frames / name).write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    result = runner.invoke(app, ["watch", str(frames), "--json", "--backend", "rules"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["frames"], out["errors"]) == (10, [])
+    assert [(e["start_frame"], e["confirm_frame"]) for e in out["events"]] == [(2, 5)]
+    parent = runner.invoke(app, ["watch", str(tmp_path / "camera"), "--json", "--backend", "rules"])
+    assert parent.exit_code == 0
+    assert json.loads(parent.stdout)["frames"] == 0
+    assert "no frames" in parent.stderr
+    assert "subfolder(s) images" in parent.stderr
+    single = runner.invoke(app, ["watch", str(frames / "frame_003.png"), "--json", "--backend", "rules"])
+    assert single.exit_code == 2
+    assert "one image" in single.stderr
+
+
+def test_predict_warns_about_an_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "drone" / "images").mkdir(parents=True)
+    save(flame_image(), tmp_path / "drone" / "images" / "a.jpg")
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, ["predict", str(tmp_path / "drone"), "--json", str(out), "--backend", "rules"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == {}
+    assert "no files in" in result.stderr
+    assert "subfolder(s) images" in result.stderr
 
 
 def test_watch_video_file_and_mask(tmp_path: Path) -> None:
