@@ -3,9 +3,18 @@
 Why: a single frame fools any detector (a dust cloud behind a tractor, a sun glint, a red roof at dusk); a real
 straw fire keeps burning and smoking for minutes at one spot. Following Pyronear's engine, each frame is searched
 with a *low* per-frame threshold, and an event is confirmed when at least ``min_hits`` of the last ``window``
-frames from the same camera position have an overlapping detection of the same class (defaults: 4 of 8, "at
-least half of 6–8 frames"). Detections whose centre lies in an ignore polygon of that position (a chimney, a road
-with dust, the sun's path) never count. An event ends after ``end_after`` consecutive frames without support.
+frames from the same camera position have an overlapping detection (defaults: 4 of 8, "at least half of 6–8
+frames"). Detections whose centre lies in an ignore polygon of that position (a chimney, a road with dust, the
+sun's path) never count. An event ends after ``end_after`` consecutive frames without support.
+
+One place, one track, whatever the class and however many boxes: a distant straw fire is often seen as fire in one
+frame and smoke in the next, and a plume is often cut into several boxes (whole frame and tiles, or a fragment
+inside a larger box). So every detection of a frame that overlaps a track supports it (once per frame), new
+tracks included; a detection overlapping several tracks supports a confirmed one first (an ongoing event keeps its
+plume instead of handing it to a newcomer that would end it and start a second event), then the one it overlaps
+most, then the oldest; and an event's class is the one most of its supporting frames had (fire on a tie: the more
+urgent). Pyronear's engine has a single class; per-class tracks here would never confirm a spot seen as fire,
+smoke, nothing, fire, smoke, nothing… (4 of 8 frames with a detection, 2–3 of each class).
 
 The per-frame threshold belongs to the model, not to the rule: confidence scales differ from one trained model to
 the next (the 320 px model's F1-best operating threshold was 0.30, the first 640 px one's 0.45), so a fixed 0.15 is
@@ -144,21 +153,42 @@ class Event:
 
 @dataclass
 class _Track:
-    class_name: str
     box: Box
-    hits: list[int] = field(default_factory=list)  # frame indices with a supporting detection
+    # Frame indices with a supporting detection: the first, then at most ``window`` recent ones (all the rule
+    # reads), so a fire watched for days keeps a small state.
+    hits: list[int] = field(default_factory=list)
+    support: dict[str, int] = field(default_factory=dict)  # supporting frames per class
+    classes_at_last_hit: set[str] = field(default_factory=set)
     confirmed_at: int | None = None
     confirm_box: Box | None = None
     max_confidence: float = 0.0
 
+    def class_name(self, classes: Sequence[str]) -> str:
+        """The class most supporting frames had; on a tie, the first in ``classes`` (fire before smoke)."""
+        rank = {name: i for i, name in enumerate(classes)}
+        return max(self.support, key=lambda name: (self.support[name], -rank.get(name, len(rank))))
+
     def hits_in_window(self, frame: int, window: int) -> int:
         return sum(1 for f in self.hits if f > frame - window)
 
-    def to_event(self, ended: bool) -> Event:
+    def add_hit(self, frame: int, class_name: str, window: int) -> None:
+        """Count ``frame`` once, and ``class_name`` once per frame, however many boxes support the track in it."""
+        if self.hits and self.hits[-1] == frame:
+            if class_name not in self.classes_at_last_hit:
+                self.classes_at_last_hit.add(class_name)
+                self.support[class_name] = self.support.get(class_name, 0) + 1
+            return
+        self.hits.append(frame)
+        if len(self.hits) > window + 1:
+            del self.hits[1:-window]
+        self.classes_at_last_hit = {class_name}
+        self.support[class_name] = self.support.get(class_name, 0) + 1
+
+    def to_event(self, ended: bool, classes: Sequence[str]) -> Event:
         assert self.confirmed_at is not None
         assert self.confirm_box is not None
         return Event(
-            self.class_name,
+            self.class_name(classes),
             self.hits[0],
             self.confirmed_at,
             self.hits[-1] if ended else None,
@@ -191,56 +221,66 @@ class SequenceVerifier:
             for d in detections
             if d.confidence >= cfg.frame_threshold and d.class_name in cfg.classes and not self.mask.covers(d.box)
         ]
-        changed: list[Event] = []
-        used: set[int] = set()
+        # Frames skipped since the last one had no support: what they would have ended is ended first, so that a
+        # detection after a gap starts a new event instead of extending one that went quiet.
+        changed = self._expire(frame - 1)
+        supported: set[int] = set()  # tracks with a detection in this frame
         for det in sorted(candidates, key=lambda d: -d.confidence):
-            best, best_overlap = None, cfg.min_overlap
-            for index, track in enumerate(self._tracks):
-                if index in used or track.class_name != det.class_name:
-                    continue
-                score = overlap(track.box, det.box)
-                if score >= best_overlap:
-                    best, best_overlap = index, score
-            if best is None:
-                self._tracks.append(_Track(det.class_name, det.box))
+            matches = [
+                (track.confirmed_at is not None, score, -track.hits[0], index)
+                for index, track in enumerate(self._tracks)
+                if (score := overlap(track.box, det.box)) >= cfg.min_overlap
+            ]
+            if matches:
+                best = max(matches)[3]
+            else:
+                self._tracks.append(_Track(det.box))
                 best = len(self._tracks) - 1
-            used.add(best)
             track = self._tracks[best]
-            track.box = det.box
-            track.hits.append(frame)
+            if best not in supported:  # the frame's strongest box on this track places it
+                track.box = det.box
+                supported.add(best)
+            track.add_hit(frame, det.class_name, cfg.window)
             track.max_confidence = max(track.max_confidence, det.confidence)
             if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
-                track.confirmed_at, track.confirm_box = frame, det.box
-                changed.append(track.to_event(ended=False))
+                track.confirmed_at, track.confirm_box = frame, track.box
+                changed.append(track.to_event(ended=False, classes=cfg.classes))
 
+        changed += self._expire(frame)
+        return changed
+
+    def _expire(self, frame: int) -> list[Event]:
+        """End the events whose last support is ``end_after`` frames before ``frame`` and drop the tracks too old
+        to confirm; return the ended events."""
+        cfg = self.config
+        ended: list[Event] = []
         kept: list[_Track] = []
         for track in self._tracks:
             idle = frame - track.hits[-1]
             if track.confirmed_at is not None and idle >= cfg.end_after:
-                event = track.to_event(ended=True)
+                event = track.to_event(ended=True, classes=cfg.classes)
                 self._ended.append(event)
-                changed.append(event)
+                ended.append(event)
             elif track.confirmed_at is None and idle >= cfg.window:
                 continue  # too old to ever reach min_hits inside the window
             else:
                 kept.append(track)
         self._tracks = kept
-        return changed
+        return ended
 
     def snapshot(self) -> dict[str, Any]:
         """The state as JSON-able data, so a verifier can move between processes (Celery workers).
 
-        Ended events are left out (they were reported when they ended), and each track keeps its first hit plus
-        the last ``window`` hits: that is all :meth:`update` reads, so the state stays small for a long fire.
+        Ended events are left out (they were reported when they ended); a track's hits are its first and at most
+        ``window`` recent ones (see ``_Track.hits``).
         """
-        window = self.config.window
         return {
             "last_frame": self._last_frame,
             "tracks": [
                 {
-                    "class_name": t.class_name,
+                    "support": dict(t.support),
                     "box": list(t.box),
-                    "hits": t.hits if len(t.hits) <= window + 1 else [t.hits[0], *t.hits[-window:]],
+                    "hits": list(t.hits),
                     "confirmed_at": t.confirmed_at,
                     "confirm_box": None if t.confirm_box is None else list(t.confirm_box),
                     "max_confidence": t.max_confidence,
@@ -259,25 +299,31 @@ class SequenceVerifier:
             x1, y1, x2, y2 = (float(v) for v in values)
             return x1, y1, x2, y2
 
+        def track(data: Mapping[str, Any]) -> _Track:
+            hits = [int(h) for h in data["hits"]]
+            if "support" in data:
+                support = {str(name): int(count) for name, count in data["support"].items()}
+            else:  # a snapshot from before tracks were class-agnostic: one class, every hit
+                support = {str(data["class_name"]): len(hits)}
+            return _Track(
+                box=box(data["box"]),
+                hits=hits[:1] + hits[1:][-config.window :],
+                support=support,
+                confirmed_at=None if data["confirmed_at"] is None else int(data["confirmed_at"]),
+                confirm_box=None if data["confirm_box"] is None else box(data["confirm_box"]),
+                max_confidence=float(data["max_confidence"]),
+            )
+
         verifier = cls(config, mask)
         verifier._last_frame = None if data["last_frame"] is None else int(data["last_frame"])
-        verifier._tracks = [
-            _Track(
-                class_name=str(t["class_name"]),
-                box=box(t["box"]),
-                hits=[int(h) for h in t["hits"]],
-                confirmed_at=None if t["confirmed_at"] is None else int(t["confirmed_at"]),
-                confirm_box=None if t["confirm_box"] is None else box(t["confirm_box"]),
-                max_confidence=float(t["max_confidence"]),
-            )
-            for t in data["tracks"]
-        ]
+        verifier._tracks = [track(t) for t in data["tracks"]]
         return verifier
 
     @property
     def events(self) -> list[Event]:
         """All confirmed events so far, ended ones first then ongoing ones, each in confirmation order."""
-        ongoing = [t.to_event(ended=False) for t in self._tracks if t.confirmed_at is not None]
+        classes = self.config.classes
+        ongoing = [t.to_event(ended=False, classes=classes) for t in self._tracks if t.confirmed_at is not None]
         return sorted(self._ended, key=lambda e: e.confirm_frame) + sorted(ongoing, key=lambda e: e.confirm_frame)
 
 

@@ -179,12 +179,19 @@ class PresetState:
     def advance(
         self, captured_at: datetime, cadence_s: float, detections: Detections
     ) -> tuple[int | None, list[Event]]:
-        """Feed one frame; ``(frame index, events changed)``, or ``(None, [])`` when the frame is late."""
+        """Feed one frame; ``(frame index, events changed)``, or ``(None, [])`` when the frame is late.
+
+        The index counts cadence steps of the capture time, so that a gap in the feed is frames without support (it
+        can end an event) and hits far apart in time are not taken for consecutive frames. A frame in the same step
+        as the last still counts, as the next index; and after such frames have run ahead of the clock, a gap still
+        adds its whole cadence steps to the last index.
+        """
         if self.last_captured_at is not None and captured_at <= self.last_captured_at:
             return None, []
         index = round(captured_at.timestamp() / cadence_s)
-        if self.last_index is not None and index <= self.last_index:
-            index = self.last_index + 1
+        if self.last_index is not None and self.last_captured_at is not None:
+            steps = int((captured_at - self.last_captured_at).total_seconds() // cadence_s)
+            index = max(index, self.last_index + 1, self.last_index + steps)
         events = self.verifier.update(index, detections)
         self.last_index, self.last_captured_at = index, captured_at
         return index, events

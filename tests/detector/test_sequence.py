@@ -66,11 +66,87 @@ def test_single_frame_flashes_and_low_confidence_never_confirm() -> None:
     assert run(SequenceVerifier(), flashes) == []
 
 
-def test_detections_must_overlap_and_match_the_class() -> None:
+def test_detections_must_overlap() -> None:
     moving = [frame(("smoke", 0.5, (float(i * 60), 0.0, float(i * 60 + 40), 40.0))) for i in range(8)]
     assert run(SequenceVerifier(SequenceConfig(window=8, min_hits=4)), moving) == []
+
+
+def test_a_place_seen_as_fire_in_some_frames_and_smoke_in_others_is_one_event() -> None:
+    """A distant straw fire flips between fire and smoke: the place persists, so it confirms, once, under the class
+    most of its frames had (fire on a tie)."""
     alternating = [frame(("smoke" if i % 2 else "fire", 0.5, BOX)) for i in range(7)]
-    assert run(SequenceVerifier(SequenceConfig(window=8, min_hits=4)), alternating) == [(6, "fire", None)]
+    assert run(SequenceVerifier(SequenceConfig(window=8, min_hits=4)), alternating) == [(3, "fire", None)]
+    # fire, smoke, nothing, ...: 2 or 3 frames of each class in any 8, never 4 of one; 5–6 of 8 with a detection
+    flipping = [frame(("fire", 0.5, BOX)) if i % 3 == 0 else SMOKE if i % 3 == 1 else EMPTY for i in range(24)]
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5))
+    assert run(verifier, flipping) == [(4, "fire", None)]  # frames 0 f, 1 s, 3 f, 4 s: a tie, so fire
+    assert len(verifier.events) == 1
+    mostly_smoke = [frame(("smoke" if c == "s" else "fire", 0.5, BOX)) for c in "ffssfssfssffss"]
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4))
+    assert run(verifier, mostly_smoke) == [(3, "fire", None)]
+    [event] = verifier.events
+    assert (event.class_name, event.start_frame, event.confirm_frame) == ("smoke", 0, 3)  # smoke leads by the end
+
+
+def test_boxes_of_one_plume_in_one_frame_support_one_track() -> None:
+    """Whole frame plus tiles, or a fragment inside a larger box: several boxes of one plume in a frame are one
+    supporting frame of one track, not several tracks (which would confirm the same fire several times)."""
+    plume = (0.0, 0.0, 100.0, 100.0)
+    pieces = [
+        frame(("smoke", 0.6, plume), ("smoke", 0.3, (10.0, 10.0, 30.0, 30.0)), ("smoke", 0.4, (5.0, 5.0, 95.0, 60.0)))
+    ]
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4))
+    assert run(verifier, pieces * 6) == [(3, "smoke", None)]
+    assert len(verifier.events) == 1
+    assert verifier.snapshot()["tracks"][0]["hits"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_an_extra_box_inside_an_ongoing_plume_does_not_take_it_over() -> None:
+    """A box inside the event's plume on one frame overlaps the event's track and the newer one equally (overlap
+    is over the smaller box): the confirmed track keeps the plume, so the event neither ends nor restarts."""
+    plume = ("smoke", 0.6, (0.0, 0.0, 100.0, 100.0))
+    frames = [frame(plume) for _ in range(20)]
+    frames[5] = frame(plume, ("smoke", 0.3, (10.0, 10.0, 30.0, 30.0)))
+    frames[9] = frame(("smoke", 0.3, (10.0, 10.0, 30.0, 30.0)))  # only the small box: still this plume
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5))
+    assert run(verifier, frames) == [(3, "smoke", None)]
+    [event] = verifier.events
+    assert (event.start_frame, event.confirm_frame, event.end_frame) == (0, 3, None)
+
+
+def test_a_long_watch_keeps_a_small_state() -> None:
+    """A track keeps its first hit and the last ``window`` ones (all the rule reads), however long it lasts."""
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4))
+    sparse = SequenceVerifier(SequenceConfig(window=8, min_hits=4))
+    for index in range(5000):
+        verifier.update(index, SMOKE)
+        sparse.update(index, SMOKE if index % 5 == 0 else EMPTY)  # never confirms, never idle a whole window
+    # The live tracks, not the snapshot (which has always been trimmed): the memory of a verifier that runs for days.
+    [track] = verifier._tracks
+    assert track.hits == [0, *range(4992, 5000)]
+    assert verifier.events[0].start_frame == 0
+    assert len(sparse._tracks[0].hits) <= 9
+    assert sparse.events == []
+
+
+def test_a_snapshot_from_before_class_agnostic_tracks_still_restores() -> None:
+    old = {
+        "last_frame": 9,
+        "tracks": [
+            {
+                "class_name": "smoke",
+                "box": list(BOX),
+                "hits": [2, 6, 7, 8, 9],
+                "confirmed_at": 8,
+                "confirm_box": list(BOX),
+                "max_confidence": 0.4,
+            }
+        ],
+    }
+    verifier = SequenceVerifier.restore(old, SequenceConfig(window=8, min_hits=4))
+    assert [(e.class_name, e.start_frame, e.confirm_frame) for e in verifier.events] == [("smoke", 2, 8)]
+    assert verifier.update(10, frame(("fire", 0.5, BOX))) == []
+    assert verifier.events[0].class_name == "smoke"  # 5 smoke frames against 1 fire
 
 
 def test_a_growing_plume_stays_one_track() -> None:
@@ -145,3 +221,20 @@ def test_frame_threshold_is_half_the_models_operating_threshold() -> None:
         frame_threshold_for(1.5)
     rule = SequenceConfig(window=6, min_hits=3)
     assert rule.for_model(0.45) == SequenceConfig(frame_threshold=0.225, window=6, min_hits=3)
+
+
+def test_a_detection_after_a_gap_in_the_frames_starts_a_new_event() -> None:
+    """Skipped frames have no support: an event quiet for ``end_after`` of them has ended, and a detection after
+    the gap does not stretch it over the gap."""
+    verifier = SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5))
+    for index in range(4):
+        verifier.update(index, SMOKE)
+    ended = verifier.update(20, SMOKE)
+    assert [(e.start_frame, e.confirm_frame, e.end_frame) for e in ended] == [(0, 3, 3)]
+    for index in range(21, 24):
+        verifier.update(index, SMOKE)
+    assert [(e.start_frame, e.confirm_frame, e.end_frame) for e in verifier.events] == [(0, 3, 3), (20, 23, None)]
+    short = SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5))
+    for index in [0, 1, 2, 3, 8]:  # frames 4–7 skipped: 4 without support, under end_after
+        short.update(index, SMOKE)
+    assert [(e.start_frame, e.end_frame) for e in short.events] == [(0, None)]

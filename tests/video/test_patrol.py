@@ -163,6 +163,28 @@ def test_late_frames_are_reported_not_fed_out_of_order() -> None:
     assert state.advance(t0 + timedelta(minutes=5), 60.0, empty)[0] == first + 5  # a gap is missing frames
 
 
+def test_a_gap_after_a_burst_of_frames_still_counts_as_missed_frames() -> None:
+    """Frames faster than the cadence run the index ahead of the clock (each is a frame); an outage after them
+    must still add its cadence steps, or hits minutes apart would count as consecutive frames and an outage
+    would not end an event."""
+    state = PresetState(SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5)))
+    t0 = datetime(2026, 4, 23, 8, 0, 0, tzinfo=UTC)
+    smoke = Detections(
+        (640, 480),
+        "m",
+        "1",
+        xyxy=np.array([[10, 10, 60, 60]], np.float32),
+        confidence=np.array([0.5], np.float32),
+        class_id=np.array([1], np.int64),
+    )
+    indices = [state.advance(t0 + timedelta(seconds=3 * i), 60.0, smoke)[0] for i in range(20)]
+    assert indices == list(range(indices[0], indices[0] + 20))  # a burst: one index each, ahead of the clock
+    assert [e.confirm_frame for e in state.verifier.events] == [indices[3]]
+    index, events = state.advance(t0 + timedelta(seconds=57 + 11 * 60), 60.0, smoke)  # 11 minutes later
+    assert index == indices[-1] + 11
+    assert [(e.end_frame, e.confirm_frame) for e in events] == [(indices[-1], indices[3])]  # the outage ended it
+
+
 class RecordingMotionDetector:
     """A MotionDetector that records which previous frame it was given (by the frame's mean grey level)."""
 
