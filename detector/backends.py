@@ -84,6 +84,10 @@ class SizedNetwork:
     ``single_thread`` and ``workers``: the same network on one thread per call, safe to call from ``workers``
     threads at once; :class:`YoloDetector` then runs the calls of a batch side by side, one image per core, instead
     of one after another each spread over the cores.
+
+    ``output_channels``, ``class_names`` and ``fixed_side``, when the weights say so: the raw output's channel
+    count, the class names stored with the weights (in order) and the side of a fixed square input, which
+    :func:`load_detector` checks against the manifest entry before anything runs.
     """
 
     def __init__(
@@ -96,8 +100,14 @@ class SizedNetwork:
         max_batch: int | None = None,
         single_thread: Network | None = None,
         workers: int = 1,
+        output_channels: int | None = None,
+        class_names: tuple[str, ...] | None = None,
+        fixed_side: int | None = None,
     ) -> None:
         self._run = run
+        self.output_channels = output_channels
+        self.class_names = class_names
+        self.fixed_side = fixed_side
         self.any_size = any_size
         self.pixels = pixels
         self.layout: InputLayout = layout
@@ -263,6 +273,8 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
     # 12.0–12.4 / 12.7–13.0 / 13.3–13.4 ms. The fp32 network gains from batches at some sizes. With more than one
     # thread, a second session on one thread runs the images of a batch side by side (see YoloDetector.detect).
     workers = (threads or usable_cores()) if pixels else 1
+    output = list(session.get_outputs()[0].shape)
+    channels = output[2] if output_anchors_first(output) else output[1] if len(output) == 3 else None
     return SizedNetwork(
         _onnx_runner(session, pixels=pixels, layout=layout),
         any_size=any_size,
@@ -271,7 +283,27 @@ def onnx_network(path: Path, *, threads: int | None = None) -> SizedNetwork:
         max_batch=1 if pixels else None,
         single_thread=_LazyRunner(path, pixels=pixels, layout=layout) if workers > 1 else None,
         workers=workers,
+        output_channels=channels if isinstance(channels, int) else None,
+        class_names=_metadata_names(session.get_modelmeta().custom_metadata_map),
+        fixed_side=None
+        if any_size or not isinstance(spatial[-1], int)
+        else spatial[-1] * (2 if layout == "blocks" else 1),
     )
+
+
+def _metadata_names(metadata: dict[str, str]) -> tuple[str, ...] | None:
+    """The class names stored in an ONNX file's metadata, in id order: ``classes`` ("fire,smoke", our exports) or
+    ultralytics' ``names`` (a dict literal of id → name); None when neither is there or readable (our int8 files
+    carry no metadata)."""
+    import ast
+
+    if metadata.get("classes"):
+        return tuple(name.strip() for name in metadata["classes"].split(","))
+    try:
+        names = ast.literal_eval(metadata["names"])
+        return tuple(str(names[i]) for i in sorted(names))
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        return None
 
 
 class _LazyRunner:
@@ -379,7 +411,27 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
             output = output[0]
         return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
 
-    return SizedNetwork(run, any_size=True)  # the anchor grid follows the input
+    names = getattr(model, "names", None)
+    classes = tuple(str(names[i]) for i in sorted(names)) if isinstance(names, dict) else None
+    return SizedNetwork(run, any_size=True, class_names=classes)  # the anchor grid follows the input
+
+
+def _check_entry(entry: ModelEntry, network: SizedNetwork, file: str | None) -> None:
+    """Refuse a manifest entry that does not describe its weights: a class list of another length (or, where the
+    weights name their classes, another order, which would swap fire and smoke in every alert) or the input size
+    of another fixed input. Found at load, before any image, as a :class:`ModelError` naming the file."""
+    where = f"{file} (manifest entry {entry.name})"
+    if network.class_names is not None and network.class_names != entry.classes:
+        raise ModelError(
+            f"{where}: the weights' classes are {list(network.class_names)}, the manifest says {list(entry.classes)}"
+        )
+    if network.output_channels is not None:
+        try:
+            head_layout(network.output_channels, len(entry.classes))
+        except ModelError as exc:
+            raise ModelError(f"{where}: {exc}; the manifest lists {len(entry.classes)} classes") from None
+    if network.fixed_side is not None and network.fixed_side != entry.input_size:
+        raise ModelError(f"{where}: its input is {network.fixed_side} px, the manifest says {entry.input_size}")
 
 
 def model_info(entry: ModelEntry, backend: str) -> ModelInfo:
@@ -405,15 +457,16 @@ def load_detector(
     """The configured detector: the manifest's default model (or ``model``) on the requested backend.
 
     ``auto`` picks torch when a CUDA GPU is present and the entry has torch weights, else ONNX Runtime; when no
-    model is configured at all (no manifest), ``auto`` falls back to the weights-free colour rules and says so in
-    the log. A configured but missing or corrupted model is always an error, never a silent fallback.
+    model is configured at all (no manifest) and none is named, ``auto`` falls back to the weights-free colour
+    rules and says so in the log. A named, configured, missing or corrupted model, or an entry that does not
+    describe its weights (:func:`_check_entry`), is always an error, never a silent fallback.
     """
     if backend == "rules":
         from detector.rules import RulesDetector
 
         return RulesDetector()
     manifest_path = models_dir / "manifest.json"
-    if backend == "auto" and not manifest_path.exists():
+    if backend == "auto" and model is None and not manifest_path.exists():
         from detector.rules import RulesDetector
 
         log.warning("no model manifest at %s: using the weights-free colour/motion rules", manifest_path)
@@ -430,5 +483,6 @@ def load_detector(
         network = onnx_network(verified_file(models_dir, entry, "onnx"), threads=threads)
         if entry.trimmed_input and not network.any_size:
             raise ModelError(f"{entry.file}: the manifest says it takes any input size, but its input is fixed")
+    _check_entry(entry, network, entry.torch_file if backend == "torch" else entry.file)
     # The manifest decides, so both backends letterbox the same way for the same entry.
     return YoloDetector(network, model_info(entry, backend), trim=entry.trimmed_input)

@@ -280,10 +280,11 @@ def info_command(
 
         entry = resolve_model(load_manifest(models_dir), info.name)
         validation = entry.validation
-        payload |= {
-            "file": entry.file,
-            "sha256": entry.sha256,
-            "precision": entry.precision,
+        torch = info.backend == "torch" and entry.torch_file is not None
+        payload |= {  # the file this backend loaded and checked: the checkpoint for torch
+            "file": entry.torch_file if torch else entry.file,
+            "sha256": entry.torch_sha256 if torch else entry.sha256,
+            "precision": "ultralytics checkpoint (fp16-stored weights, fp32 compute)" if torch else entry.precision,
             "architecture": entry.architecture,
             "epochs_trained": entry.epochs_trained,
             "date": entry.date,
@@ -607,7 +608,7 @@ def export_command(
             tower_clip=tower_clip or DEFAULT_TOWER_CLIP,
             tower_mask=tower_mask or DEFAULT_TOWER_MASK,
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]export failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=1) from exc
     report = result.entry.validation

@@ -931,7 +931,14 @@ def export_model(
         torch_file = models_dir / f"{name}.pt"
         lineage = read_lineage(weights.parent.parent)  # var/train/<run>/lineage.json, when it continued
         init_epochs = int(lineage["init_epochs"]) if lineage else 0
-        meta = _strip(snapshot, tmp / "stripped.pt", init_epochs=init_epochs)
+        try:
+            meta = _strip(snapshot, tmp / "stripped.pt", init_epochs=init_epochs)
+        except Exception as exc:  # torch/pickle/ultralytics raise many unrelated types for a damaged file
+            # (ultralytics' own message names the temporary copy and suggests downloading a model: not shown)
+            log.debug("loading %s failed", weights, exc_info=True)
+            raise ValueError(
+                f"{weights}: not a loadable ultralytics checkpoint (empty, cut short or another kind of file)"
+            ) from exc
         if _same_checkpoint(torch_file, tmp / "stripped.pt"):
             # Re-exporting the same weights: keep the committed file (torch.save writes a fresh serialization id
             # every time, so the bytes would differ and a repository would carry another 6 MB for nothing).

@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.evaluate import EvalReport
 from detector.paths import DEFAULT_MODELS_DIR
@@ -64,12 +65,14 @@ class ModelEntry(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: Literal["onnx"] = "onnx"
     precision: str  # e.g. "fp32 (fp16-stored weights)" or "int8 static QDQ"
-    input_size: int = Field(gt=0)
+    #: The longer side images are letterboxed to: a whole number of the network's 32 px strides, and no larger
+    #: than any deployed YOLO input (a typo of 100000 would otherwise allocate tens of GB per image).
+    input_size: int = Field(strict=True, ge=32, le=4096, multiple_of=32)
     #: The network takes any height/width (multiples of 32) up to ``input_size``, so images are letterboxed into
     #: the smallest canvas that holds them rather than the full square (both backends do the same). False for
     #: models exported with a fixed square input.
     trimmed_input: bool = False
-    classes: tuple[str, ...]
+    classes: tuple[str, ...] = Field(min_length=1)
     operating_threshold: float = Field(ge=0.0, le=1.0)
     architecture: str
     epochs_trained: int = Field(ge=0)
@@ -82,6 +85,22 @@ class ModelEntry(_Strict):
     date: str  # ISO 8601 date of the export
     notes: str = ""
 
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(classes)) != len(classes) or not all(name.strip() for name in classes):
+            raise ValueError(f"classes must be distinct, non-empty names, got {list(classes)}")
+        return classes
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"date must be an ISO 8601 date (YYYY-MM-DD), got {value!r}") from None
+        return value
+
 
 class Manifest(_Strict):
     """The whole ``manifest.json``."""
@@ -91,6 +110,14 @@ class Manifest(_Strict):
     #: What ONNX Runtime runs when no model is named: the int8 variant of the default when one was kept.
     cpu_default: str | None = None
     models: tuple[ModelEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> Manifest:
+        names = [entry.name for entry in self.models]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"model names must be distinct; repeated: {', '.join(repeated)}")
+        return self
 
 
 def sha256_file(path: Path) -> str:

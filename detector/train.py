@@ -235,7 +235,16 @@ def _checkpoint_state(path: Path) -> tuple[int, int, bool, str]:
     """
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by ultralytics
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by ultralytics
+    except Exception as exc:  # torch/pickle raise many unrelated types for a damaged file
+        raise TrainingSetupError(
+            f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); ultralytics writes it in place, so a "
+            "run killed while saving can leave it cut short. Move it away and start over with --no-resume, or "
+            "continue from the run's best.pt with --init-weights"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise TrainingSetupError(f"{path}: not an ultralytics checkpoint (a {type(ckpt).__name__})")
     epoch = int(ckpt.get("epoch", -1))
     planned = int((ckpt.get("train_args") or {}).get("epochs", 0))
     return epoch, planned, ckpt.get("optimizer") is not None, checkpoint_architecture(ckpt)
@@ -365,6 +374,18 @@ def architecture_yaml(model: str) -> str:
     return str(ours) if ours.is_file() else model
 
 
+def _built(yolo_class: Any, model: str) -> Any:
+    """``YOLO(<architecture yaml>)``, or a :class:`TrainingSetupError` naming the architectures there are."""
+    try:
+        return yolo_class(architecture_yaml(model))
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+        ours = ", ".join(sorted(p.name for p in ARCH_DIR.glob("*.yaml"))) or "none"
+        raise TrainingSetupError(
+            f"--model {model}: cannot build this architecture ({exc}); give a yaml file, one of ours ({ours}) or "
+            "a name of ultralytics' own yamls such as yolov8n.yaml or yolo11n.yaml"
+        ) from exc
+
+
 def _train_offline(
     data: Path,
     *,
@@ -409,13 +430,16 @@ def _train_offline(
     if resume and last.is_file():
         epoch, planned, has_optimizer, architecture = _checkpoint_state(last)
         if not (has_optimizer and 0 <= epoch < planned - 1):
+            # ultralytics marks a finished run's last.pt with epoch -1 and no optimiser state
+            done = f"all {planned} planned epochs" if epoch < 0 else f"epoch {epoch + 1} of {planned}"
             raise TrainingSetupError(
-                f"{last} is a finished run (epoch {epoch + 1} of {planned}); pass resume=False to start over"
+                f"{last} is a finished run ({done}); start over with --no-resume or another --name, or continue "
+                "from its weights with --init-weights"
             )
         if model is not None and Path(architecture_yaml(model)).stem != architecture:
             raise TrainingSetupError(
                 f"{last} is an unfinished {architecture} run, not {model}: resume it without --model, or start "
-                "over with resume=False (or another run name)"
+                "over with --no-resume (or another --name)"
             )
         resuming = True
         log.info("resuming %s after epoch %d of %d", last, epoch + 1, planned)
@@ -430,6 +454,7 @@ def _train_offline(
         if init_weights is not None:
             # Our own earlier weights (a local file, so nothing is fetched): architecture and the two-class head
             # come with them, so every layer carries over.
+            _checkpoint_state(init_weights)  # a damaged or foreign file: a clear error, not ultralytics' traceback
             if model is None:
                 log.info("starting from %s", init_weights)
                 yolo = YOLO(str(init_weights))
@@ -438,10 +463,10 @@ def _train_offline(
                 # build it from its yaml, then carry every tensor over by name and shape; the check below refuses
                 # the run if any tensor did not fit.
                 log.info("building %s from %s's weights", model, init_weights)
-                yolo = YOLO(architecture_yaml(model))
+                yolo = _built(YOLO, model)
                 yolo.load(str(init_weights))
         else:
-            yolo = YOLO(architecture_yaml(model or DEFAULT_MODEL))
+            yolo = _built(YOLO, model or DEFAULT_MODEL)
         train_args = {
             "data": str(data),
             "epochs": epochs,
@@ -591,10 +616,13 @@ def _add_callbacks(yolo: Any, threads: int) -> None:
     def epoch_end(trainer: Any) -> None:
         took = time.monotonic() - state["start"]
         weights = Path(str(trainer.save_dir)) / "weights"
-        message = (
-            f"strawfire: epoch {trainer.epoch + 1}/{trainer.epochs} done in {took:.0f} s "
-            f"(train+val); fitness {trainer.fitness}; checkpoints in {weights}"
-        )
+        if trainer.epoch + 1 > trainer.epochs:  # ultralytics validates best.pt once more after the last epoch
+            message = f"strawfire: final validation of best.pt done in {took:.0f} s; checkpoints in {weights}"
+        else:
+            message = (
+                f"strawfire: epoch {trainer.epoch + 1}/{trainer.epochs} done in {took:.0f} s "
+                f"(train+val); fitness {trainer.fitness}; checkpoints in {weights}"
+            )
         print(message, flush=True)  # noqa: T201 - stdout is the training log (nohup ... > train.log)
 
     yolo.add_callback("on_pretrain_routine_start", cap_threads)

@@ -327,6 +327,52 @@ def test_manifest_problems_are_clear_errors(models_dir: Path, tmp_path: Path) ->
         load_manifest(copy)
 
 
+def test_an_entry_that_does_not_describe_its_weights_is_refused_at_load(models_dir: Path, tmp_path: Path) -> None:
+    """Classes of another count or order, or an absurd or mistyped input size: a clear error when the model loads,
+    never wrong labels, a traceback in the middle of a batch or a huge allocation."""
+    copy = copy_models(models_dir, tmp_path)
+    original = (copy / "manifest.json").read_text()
+
+    def edited(name: str | None, **fields: object) -> None:
+        data = json.loads(original)
+        wanted = name or data["default"]
+        entry = next(m for m in data["models"] if m["name"] == wanted)
+        entry.update(fields)
+        (copy / "manifest.json").write_text(json.dumps(data))
+
+    fp32 = resolve_model(load_manifest(copy)).name
+    for name in {fp32, load_manifest(copy).cpu_default or fp32}:
+        edited(name, classes=["fire", "smoke", "ash"])
+        with pytest.raises(ModelError, match=r"66 channels.*3 classes|classes are \[.fire., .smoke.\]"):
+            load_detector("onnx", model=name, models_dir=copy)
+    edited(fp32, classes=["smoke", "fire"])  # swapped: every alert would say smoke for fire
+    with pytest.raises(ModelError, match=r"classes are \['fire', 'smoke'\], the manifest says \['smoke', 'fire'\]"):
+        load_detector("onnx", model=fp32, models_dir=copy)
+    with pytest.raises(ModelError, match="classes are"):
+        load_detector("torch", model=fp32, models_dir=copy, device="cpu")
+    for fields, message in [
+        ({"input_size": 100000}, "input_size"),
+        ({"input_size": 37}, "multiple of 32"),
+        ({"input_size": "640"}, "input_size"),
+        ({"classes": []}, "classes"),
+        ({"classes": ["fire", "fire"]}, "distinct"),
+        ({"date": "yesterday"}, "ISO 8601"),
+    ]:
+        edited(fp32, **fields)
+        with pytest.raises(ModelError, match=message):
+            load_detector("onnx", models_dir=copy)
+    data = json.loads(original)
+    data["models"].append(data["models"][0])
+    (copy / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="repeated"):
+        load_manifest(copy)
+
+
+def test_a_named_model_never_falls_back_to_the_rules(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model manifest"):
+        load_detector("auto", model="strawfire-yolov8n", models_dir=tmp_path)
+
+
 def test_no_model_configured_falls_back_to_rules_only_in_auto(tmp_path: Path) -> None:
     assert isinstance(load_detector("auto", models_dir=tmp_path), RulesDetector)
     assert isinstance(load_detector("rules", models_dir=tmp_path), RulesDetector)

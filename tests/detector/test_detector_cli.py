@@ -75,7 +75,9 @@ def test_json_on_stdout_stays_clean_with_the_torch_backend() -> None:
         [*command, "--models-dir", str(committed_model())], capture_output=True, text=True, timeout=600, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["name"]
+    info = json.loads(result.stdout)
+    entry = resolve_model(load_manifest(committed_model()))
+    assert (info["file"], info["sha256"]) == (entry.torch_file, entry.torch_sha256)  # what torch loaded, not the ONNX
 
 
 def test_info_reports_a_corrupted_model(tmp_path: Path) -> None:

@@ -85,3 +85,26 @@ def test_cli_dataset_build_reports_errors(tmp_path: Path) -> None:
 def test_cli_train_without_dataset_fails_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "none.yaml"), "--project", str(tmp_path)])
     assert result.exit_code == 1
+
+
+def test_the_epoch_log_line_counts_epochs_and_names_the_final_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ultralytics validates best.pt once more after the last epoch, through the same callback: that is not an
+    epoch 6 of 5."""
+    from types import SimpleNamespace
+
+    from detector.train import _add_callbacks
+
+    callbacks: dict[str, object] = {}
+    _add_callbacks(SimpleNamespace(add_callback=callbacks.__setitem__), threads=1)
+    for epoch in (3, 4, 5):
+        end = callbacks["on_fit_epoch_end"]
+        assert callable(end)
+        end(SimpleNamespace(epoch=epoch, epochs=5, save_dir=tmp_path, fitness=0.5))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" done")[0] for line in lines] == [
+        "strawfire: epoch 4/5",
+        "strawfire: epoch 5/5",
+        "strawfire: final validation of best.pt",
+    ]

@@ -139,6 +139,9 @@ def test_resuming_another_architecture_is_refused(
     data = _tiny_dataset(tmp_path / "data", ["fire", "smoke"])
     run = _one_epoch(data, tmp_path / "runs", "interrupted")  # the default: yolov8n-relu
     last = run / "weights" / "last.pt"
+    # Finished as it is: resuming says so in the CLI's own terms (ultralytics marks it epoch -1).
+    with pytest.raises(TrainingSetupError, match=r"finished run \(all 1 planned epochs\); start over with --no-resume"):
+        train(data, project=tmp_path / "runs", name="interrupted", config_dir=tmp_path / "u")
     # As an interrupted run leaves it: epoch 0 of 2 done, optimiser state kept.
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     ckpt.update(epoch=0, optimizer={"state": {}}, train_args={**ckpt["train_args"], "epochs": 2})
@@ -157,3 +160,22 @@ def test_resuming_another_architecture_is_refused(
     [resumed] = calls
     assert resumed["resume"] is True
     assert "close_mosaic" not in resumed
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_damaged_checkpoints_and_unknown_architectures_are_clear_errors(tmp_path: Path) -> None:
+    """ultralytics writes last.pt in place, so a run killed while saving can leave it cut short: resuming from it,
+    starting from damaged --init-weights, or naming an architecture that does not exist each say what to do,
+    instead of a torch traceback or a bare "Aborted."."""
+    data = _tiny_dataset(tmp_path / "data", ["fire", "smoke"])
+    weights = tmp_path / "runs" / "cut" / "weights"
+    weights.mkdir(parents=True)
+    for damaged in (b"", b"PK\x03\x04 cut short"):
+        (weights / "last.pt").write_bytes(damaged)
+        with pytest.raises(TrainingSetupError, match=r"last\.pt: unreadable checkpoint.*--no-resume"):
+            train(data, project=tmp_path / "runs", name="cut", config_dir=tmp_path / "u")
+    (tmp_path / "init.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(TrainingSetupError, match=r"init\.pt: unreadable checkpoint"):
+        train(data, init_weights=tmp_path / "init.pt", project=tmp_path / "runs", name="new", config_dir=tmp_path / "u")
+    with pytest.raises(TrainingSetupError, match=r"--model yolov8q\.yaml: cannot build.*yolov8n-relu\.yaml"):
+        train(data, model="yolov8q.yaml", project=tmp_path / "runs", name="other", config_dir=tmp_path / "u")
