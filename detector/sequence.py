@@ -4,8 +4,9 @@ Why: a single frame fools any detector (a dust cloud behind a tractor, a sun gli
 straw fire keeps burning and smoking for minutes at one spot. Following Pyronear's engine, each frame is searched
 with a *low* per-frame threshold, and an event is confirmed when at least ``min_hits`` of the last ``window``
 frames from the same camera position have an overlapping detection (defaults: 4 of 8, "at least half of 6–8
-frames"). Detections whose centre lies in an ignore polygon of that position (a chimney, a road with dust, the
-sun's path) never count. An event ends after ``end_after`` consecutive frames without support.
+frames"). Detections lying mostly in the ignore polygons of that position (a chimney, a road with dust, the
+sun's path; :data:`MASKED_FRACTION` of the box's area or more) never count. An event ends after ``end_after``
+consecutive frames without support.
 
 One place, one track, whatever the class and however many boxes: a distant straw fire is often seen as fire in one
 frame and smoke in the next, and a plume is often cut into several boxes (whole frame and tiles, or a fragment
@@ -33,12 +34,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Final
 
 from detector.detections import Detections
 
 __all__ = [
     "DEFAULT_SEQUENCE_CONFIG",
+    "MASKED_FRACTION",
     "Event",
     "IgnoreMask",
     "PositionVerifiers",
@@ -106,6 +109,10 @@ def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
     return inside
 
 
+#: Share of a detection's box inside a position's ignore polygons from which it is ignored.
+MASKED_FRACTION: Final[float] = 0.5
+
+
 @dataclass(frozen=True)
 class IgnoreMask:
     """Polygons (pixel coordinates of the camera position's frames) where detections are ignored."""
@@ -124,9 +131,30 @@ class IgnoreMask:
         return cls(tuple(parsed))
 
     def covers(self, box: Box) -> bool:
-        """Whether the box's centre lies in one of the polygons."""
-        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        return any(point_in_polygon(centre, polygon) for polygon in self.polygons)
+        """Whether at least :data:`MASKED_FRACTION` of the box's area lies in the polygons (their union: overlapping
+        polygons count once). A box without area is covered when its centre lies in a polygon.
+
+        Why area, not the box's centre: a large field-fire box whose centre happens to fall on a small chimney
+        polygon would be dropped, a fire missed; and a box mostly on a masked road would count because its centre
+        is just off it.
+        """
+        if not self.polygons:
+            return False
+        import shapely
+
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        if area <= 0:
+            centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            return any(point_in_polygon(centre, polygon) for polygon in self.polygons)
+        inside = shapely.box(*box).intersection(self._region).area
+        return bool(inside >= MASKED_FRACTION * area)
+
+    @cached_property
+    def _region(self) -> Any:
+        """The union of the polygons (shapely), built once per mask; invalid rings (self-crossing) are repaired."""
+        import shapely
+
+        return shapely.union_all([shapely.make_valid(shapely.Polygon(polygon)) for polygon in self.polygons])
 
 
 def overlap(a: Box, b: Box) -> float:

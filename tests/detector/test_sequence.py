@@ -169,12 +169,28 @@ def test_event_ends_after_k_frames_without_support() -> None:
     assert [(e.start_frame, e.end_frame) for e in verifier.events] == [(0, 2), (7, None)]
 
 
-def test_ignore_mask_drops_detections_centred_in_a_polygon() -> None:
+def test_ignore_mask_drops_detections_lying_mostly_in_its_polygons() -> None:
     chimney = IgnoreMask.from_lists([[[90, 90], [150, 90], [150, 140], [90, 140]]])
     verifier = SequenceVerifier(SequenceConfig(window=4, min_hits=2), chimney)
     assert run(verifier, [SMOKE] * 6) == []
     elsewhere = frame(("smoke", 0.3, (300.0, 100.0, 340.0, 130.0)))
     assert run(SequenceVerifier(SequenceConfig(window=4, min_hits=2), chimney), [elsewhere] * 2) == [(1, "smoke", None)]
+
+
+def test_a_large_fire_around_a_small_masked_chimney_still_counts() -> None:
+    """The share of the box's area decides, not its centre: a field fire whose box centres on a small chimney
+    polygon is not dropped, and a box mostly on masked ground is, even with its centre just off it."""
+    small_chimney = IgnoreMask.from_lists([[[45, 45], [55, 45], [55, 55], [45, 55]]])
+    field_fire = frame(("fire", 0.9, (0.0, 0.0, 100.0, 100.0)))
+    rule = SequenceConfig(window=4, min_hits=2)
+    assert run(SequenceVerifier(rule, small_chimney), [field_fire] * 2) == [(1, "fire", None)]
+    road = [[[0, 0], [100, 0], [100, 40], [0, 40]], [[0, 40], [30, 40], [30, 100], [0, 100]]]  # an L: 58 % of it
+    assert not IgnoreMask.from_lists(road).covers((50.0, 50.0, 50.0, 50.0))  # its centre is off the road
+    assert IgnoreMask.from_lists(road).covers((0.0, 0.0, 100.0, 100.0))
+    assert run(SequenceVerifier(rule, IgnoreMask.from_lists(road)), [field_fire] * 4) == []
+    twice = IgnoreMask.from_lists([road[0], road[0]])  # overlapping polygons count once: 40 %
+    assert not twice.covers((0.0, 0.0, 100.0, 100.0))
+    assert IgnoreMask.from_lists([[[0, 0], [1, 0], [1, 1], [0, 1]]]).covers((0.5, 0.5, 0.5, 0.5))  # no area: centre
 
 
 def test_frames_must_increase_and_config_is_validated() -> None:
