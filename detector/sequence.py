@@ -13,9 +13,10 @@ frame and smoke in the next, and a plume is often cut into several boxes (whole 
 inside a larger box). So every detection of a frame that overlaps a track supports it (once per frame), new
 tracks included; a detection overlapping several tracks supports a confirmed one first (an ongoing event keeps its
 plume instead of handing it to a newcomer that would end it and start a second event), then the one it overlaps
-most, then the oldest; and an event's class is the one most of its supporting frames had (fire on a tie: the more
-urgent). Pyronear's engine has a single class; per-class tracks here would never confirm a spot seen as fire,
-smoke, nothing, fire, smoke, nothing… (4 of 8 frames with a detection, 2–3 of each class).
+most, then the oldest; and an event's class is the one most of its supporting frames had when it was confirmed
+(fire on a tie: the more urgent), kept for the rest of the event so that its reports agree. Pyronear's engine
+has a single class; per-class tracks here would never confirm a spot seen as fire, smoke, nothing, fire, smoke,
+nothing… (5–6 of 8 frames with a detection, 2–3 of each class).
 
 The per-frame threshold belongs to the model, not to the rule: confidence scales differ from one trained model to
 the next (the 320 px model's F1-best operating threshold was 0.30, the first 640 px one's 0.45), so a fixed 0.15 is
@@ -189,6 +190,7 @@ class _Track:
     classes_at_last_hit: set[str] = field(default_factory=set)
     confirmed_at: int | None = None
     confirm_box: Box | None = None
+    confirmed_class: str | None = None
     max_confidence: float = 0.0
 
     def class_name(self, classes: Sequence[str]) -> str:
@@ -216,7 +218,7 @@ class _Track:
         assert self.confirmed_at is not None
         assert self.confirm_box is not None
         return Event(
-            self.class_name(classes),
+            self.confirmed_class or self.class_name(classes),
             self.hits[0],
             self.confirmed_at,
             self.hits[-1] if ended else None,
@@ -272,6 +274,7 @@ class SequenceVerifier:
             track.max_confidence = max(track.max_confidence, det.confidence)
             if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
                 track.confirmed_at, track.confirm_box = frame, track.box
+                track.confirmed_class = track.class_name(cfg.classes)
                 changed.append(track.to_event(ended=False, classes=cfg.classes))
 
         changed += self._expire(frame)
@@ -307,6 +310,7 @@ class SequenceVerifier:
             "tracks": [
                 {
                     "support": dict(t.support),
+                    "confirmed_class": t.confirmed_class,
                     "box": list(t.box),
                     "hits": list(t.hits),
                     "confirmed_at": t.confirmed_at,
@@ -331,12 +335,15 @@ class SequenceVerifier:
             hits = [int(h) for h in data["hits"]]
             if "support" in data:
                 support = {str(name): int(count) for name, count in data["support"].items()}
+                confirmed_class = data.get("confirmed_class")
             else:  # a snapshot from before tracks were class-agnostic: one class, every hit
                 support = {str(data["class_name"]): len(hits)}
+                confirmed_class = str(data["class_name"]) if data["confirmed_at"] is not None else None
             return _Track(
                 box=box(data["box"]),
                 hits=hits[:1] + hits[1:][-config.window :],
                 support=support,
+                confirmed_class=None if confirmed_class is None else str(confirmed_class),
                 confirmed_at=None if data["confirmed_at"] is None else int(data["confirmed_at"]),
                 confirm_box=None if data["confirm_box"] is None else box(data["confirm_box"]),
                 max_confidence=float(data["max_confidence"]),
