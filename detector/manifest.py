@@ -96,9 +96,11 @@ class ModelEntry(_Strict):
     @classmethod
     def _iso_date(cls, value: str) -> str:
         try:
-            date.fromisoformat(value)
+            parsed = date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"date must be an ISO 8601 date (YYYY-MM-DD), got {value!r}") from None
+            parsed = None
+        if parsed is None or parsed.isoformat() != value:  # fromisoformat also takes 20261130 and week dates
+            raise ValueError(f"date must be an ISO 8601 date (YYYY-MM-DD), got {value!r}")
         return value
 
 

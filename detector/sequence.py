@@ -254,7 +254,7 @@ class SequenceVerifier:
         # Frames skipped since the last one had no support: what they would have ended is ended first, so that a
         # detection after a gap starts a new event instead of extending one that went quiet.
         changed = self._expire(frame - 1)
-        supported: set[int] = set()  # tracks with a detection in this frame
+        supported: dict[int, None] = {}  # tracks with a detection in this frame, in the order they got it
         for det in sorted(candidates, key=lambda d: -d.confidence):
             matches = [
                 (track.confirmed_at is not None, score, -track.hits[0], index)
@@ -269,9 +269,11 @@ class SequenceVerifier:
             track = self._tracks[best]
             if best not in supported:  # the frame's strongest box on this track places it
                 track.box = det.box
-                supported.add(best)
+                supported[best] = None
             track.add_hit(frame, det.class_name, cfg.window)
             track.max_confidence = max(track.max_confidence, det.confidence)
+        for index in supported:  # once the whole frame has counted, whatever the order of its boxes
+            track = self._tracks[index]
             if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
                 track.confirmed_at, track.confirm_box = frame, track.box
                 track.confirmed_class = track.class_name(cfg.classes)

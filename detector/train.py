@@ -229,20 +229,24 @@ def last_checkpoint(project: Path = DEFAULT_PROJECT, name: str = DEFAULT_RUN_NAM
     return project / name / "weights" / "last.pt"
 
 
-def _checkpoint_state(path: Path) -> tuple[int, int, bool, str]:
+#: What to do about an unreadable last.pt (ultralytics writes it in place: a run killed while saving can leave it
+#: cut short).
+_DAMAGED_LAST: Final[str] = (
+    "ultralytics writes it in place, so a run killed while saving can leave it cut short. Move it away and start "
+    "over with --no-resume, or continue from the run's best.pt with --init-weights"
+)
+
+
+def _checkpoint_state(path: Path, remedy: str = _DAMAGED_LAST) -> tuple[int, int, bool, str]:
     """(last finished epoch, planned epochs, has optimizer state, architecture) of a checkpoint, to tell resumable
-    from done.
+    from done; an unreadable file is a :class:`TrainingSetupError` that ends with ``remedy``.
     """
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written by ultralytics
     except Exception as exc:  # torch/pickle raise many unrelated types for a damaged file
-        raise TrainingSetupError(
-            f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); ultralytics writes it in place, so a "
-            "run killed while saving can leave it cut short. Move it away and start over with --no-resume, or "
-            "continue from the run's best.pt with --init-weights"
-        ) from exc
+        raise TrainingSetupError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); {remedy}") from exc
     if not isinstance(ckpt, dict):
         raise TrainingSetupError(f"{path}: not an ultralytics checkpoint (a {type(ckpt).__name__})")
     epoch = int(ckpt.get("epoch", -1))
@@ -454,7 +458,10 @@ def _train_offline(
         if init_weights is not None:
             # Our own earlier weights (a local file, so nothing is fetched): architecture and the two-class head
             # come with them, so every layer carries over.
-            _checkpoint_state(init_weights)  # a damaged or foreign file: a clear error, not ultralytics' traceback
+            # a damaged or foreign file: a clear error, not ultralytics' traceback
+            _checkpoint_state(
+                init_weights, "give --init-weights an ultralytics checkpoint (best.pt or last.pt of a run)"
+            )
             if model is None:
                 log.info("starting from %s", init_weights)
                 yolo = YOLO(str(init_weights))
@@ -610,14 +617,17 @@ def _add_callbacks(yolo: Any, threads: int) -> None:
     def cap_threads(_trainer: Any) -> None:
         torch.set_num_threads(threads)  # select_device() resets it to ultralytics' own NUM_THREADS
 
-    def epoch_start(_trainer: Any) -> None:
+    def epoch_start(trainer: Any) -> None:
         state["start"] = time.monotonic()
+        state["epoch"] = trainer.epoch
 
     def epoch_end(trainer: Any) -> None:
         took = time.monotonic() - state["start"]
         weights = Path(str(trainer.save_dir)) / "weights"
-        if trainer.epoch + 1 > trainer.epochs:  # ultralytics validates best.pt once more after the last epoch
-            message = f"strawfire: final validation of best.pt done in {took:.0f} s; checkpoints in {weights}"
+        if trainer.epoch != state.get("epoch", trainer.epoch):
+            # ultralytics validates best.pt once more after the last epoch (all planned, or an early stop), through
+            # this callback, with its epoch counter moved on
+            message = f"strawfire: final validation of best.pt done; checkpoints in {weights}"
         else:
             message = (
                 f"strawfire: epoch {trainer.epoch + 1}/{trainer.epochs} done in {took:.0f} s "

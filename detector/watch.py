@@ -99,10 +99,18 @@ def iter_frames(source: Path, problems: list[str] | None = None) -> Iterator[Loa
         capture.release()
     if unread and problems is not None:
         first = index - unread
-        problems.append(
-            f"{source}: the video data ends after frame {first - 1}, but its container announces {announced} "
-            f"frames: frames {first}–{announced - 1} could not be read (a file cut short?)"
-        )
+        if index < announced:  # gave up on a damaged stretch before the end
+            problems.append(
+                f"{source}: frames {first}–{index - 1} could not be decoded, {unread} in a row; stopped there, "
+                f"{announced - index} of the {announced} frames its container announces left unread"
+            )
+        elif first == 0:
+            problems.append(f"{source}: none of the {announced} frames its container announces could be decoded")
+        else:
+            problems.append(
+                f"{source}: the video data ends after frame {first - 1}, but its container announces {announced} "
+                f"frames: frames {first}–{announced - 1} could not be read (a file cut short?)"
+            )
 
 
 def load_mask(path: Path) -> IgnoreMask:

@@ -357,6 +357,7 @@ def test_an_entry_that_does_not_describe_its_weights_is_refused_at_load(models_d
         ({"classes": []}, "classes"),
         ({"classes": ["fire", "fire"]}, "distinct"),
         ({"date": "yesterday"}, "ISO 8601"),
+        ({"date": "20261130"}, "ISO 8601"),
     ]:
         edited(fp32, **fields)
         with pytest.raises(ModelError, match=message):

@@ -392,6 +392,25 @@ def test_watch_reads_a_video_past_a_damaged_frame_and_reports_one_cut_short(tmp_
     assert "frames 12–19 could not be read" in cut["errors"][0]
 
 
+def test_watch_gives_up_on_a_long_damaged_stretch_and_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import detector.watch as watch_module
+    from detector.rules import RulesDetector
+
+    data = mjpeg_clip(tmp_path / "clip.avi", 20, fire_from=2)
+    starts = jpeg_starts(data)
+    damaged = bytearray(data)
+    for index in range(5, 11):
+        damaged[starts[index] : starts[index + 1] - 8] = bytes(starts[index + 1] - 8 - starts[index])
+    (tmp_path / "damaged.avi").write_bytes(bytes(damaged))
+    monkeypatch.setattr(watch_module, "MAX_UNREADABLE_FRAMES", 3)
+    result = watch_module.watch(RulesDetector(), tmp_path / "damaged.avi")
+    assert result.frames == 5
+    [problem] = result.errors
+    assert "frames 5–7 could not be decoded, 3 in a row; stopped there, 12 of the 20 frames" in problem
+
+
 def test_watch_skips_hidden_files_and_says_when_there_is_nothing_to_watch(tmp_path: Path) -> None:
     """``._frame.png`` files (macOS metadata on shared drives) are not frames: they would shift every index. An
     empty folder, or the parent of the frames folder, gets a warning naming where the images are; one image is

@@ -89,6 +89,14 @@ def test_a_place_seen_as_fire_in_some_frames_and_smoke_in_others_is_one_event() 
     assert (event.class_name, event.start_frame, event.confirm_frame) == ("fire", 0, 3)
 
 
+def test_the_confirmed_class_counts_every_box_of_the_confirming_frame_whatever_their_order() -> None:
+    for strongest in ("fire", "smoke"):
+        weaker = "smoke" if strongest == "fire" else "fire"
+        frames = [frame(("smoke", 0.5, BOX)), frame(("smoke", 0.5, BOX)), frame(("fire", 0.5, BOX))]
+        frames.append(frame((strongest, 0.6, BOX), (weaker, 0.4, BOX)))  # 3 smoke frames, 2 fire: smoke
+        assert run(SequenceVerifier(SequenceConfig(window=8, min_hits=4)), frames) == [(3, "smoke", None)]
+
+
 def test_boxes_of_one_plume_in_one_frame_support_one_track() -> None:
     """Whole frame plus tiles, or a fragment inside a larger box: several boxes of one plume in a frame are one
     supporting frame of one track, not several tracks (which would confirm the same fire several times)."""

@@ -90,21 +90,25 @@ def test_cli_train_without_dataset_fails_cleanly(tmp_path: Path) -> None:
 def test_the_epoch_log_line_counts_epochs_and_names_the_final_validation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """ultralytics validates best.pt once more after the last epoch, through the same callback: that is not an
-    epoch 6 of 5."""
+    """ultralytics validates best.pt once more after the last epoch, through the same callback and with its epoch
+    counter moved on: that is not an epoch 6 of 5, nor, after an early stop, an epoch 11 of 300."""
     from types import SimpleNamespace
 
     from detector.train import _add_callbacks
 
-    callbacks: dict[str, object] = {}
-    _add_callbacks(SimpleNamespace(add_callback=callbacks.__setitem__), threads=1)
-    for epoch in (3, 4, 5):
-        end = callbacks["on_fit_epoch_end"]
+    for trained, planned in ((range(3, 5), 5), (range(8, 10), 300)):  # the last epochs of a full run; an early stop
+        callbacks: dict[str, object] = {}
+        _add_callbacks(SimpleNamespace(add_callback=callbacks.__setitem__), threads=1)
+        start, end = callbacks["on_train_epoch_start"], callbacks["on_fit_epoch_end"]
+        assert callable(start)
         assert callable(end)
-        end(SimpleNamespace(epoch=epoch, epochs=5, save_dir=tmp_path, fitness=0.5))
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" done")[0] for line in lines] == [
-        "strawfire: epoch 4/5",
-        "strawfire: epoch 5/5",
-        "strawfire: final validation of best.pt",
-    ]
+        for epoch in trained:
+            trainer = SimpleNamespace(epoch=epoch, epochs=planned, save_dir=tmp_path, fitness=0.5)
+            start(trainer)
+            end(trainer)
+        end(SimpleNamespace(epoch=trained[-1] + 1, epochs=planned, save_dir=tmp_path, fitness=0.5))
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(" done")[0] for line in lines] == [
+            *(f"strawfire: epoch {epoch + 1}/{planned}" for epoch in trained),
+            "strawfire: final validation of best.pt",
+        ]

@@ -175,7 +175,7 @@ def test_damaged_checkpoints_and_unknown_architectures_are_clear_errors(tmp_path
         with pytest.raises(TrainingSetupError, match=r"last\.pt: unreadable checkpoint.*--no-resume"):
             train(data, project=tmp_path / "runs", name="cut", config_dir=tmp_path / "u")
     (tmp_path / "init.pt").write_bytes(b"PK\x03\x04 cut short")
-    with pytest.raises(TrainingSetupError, match=r"init\.pt: unreadable checkpoint"):
+    with pytest.raises(TrainingSetupError, match=r"init\.pt: unreadable checkpoint.*give --init-weights an"):
         train(data, init_weights=tmp_path / "init.pt", project=tmp_path / "runs", name="new", config_dir=tmp_path / "u")
     with pytest.raises(TrainingSetupError, match=r"--model yolov8q\.yaml: cannot build.*yolov8n-relu\.yaml"):
         train(data, model="yolov8q.yaml", project=tmp_path / "runs", name="other", config_dir=tmp_path / "u")
