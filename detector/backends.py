@@ -172,6 +172,8 @@ class YoloDetector:
         2-core machine, int8, 32 validation images, 7.1 ms against 8.8 with both cores on each image in turn.
         """
         threshold = self.conf if conf is None else conf
+        if not 0.0 <= threshold <= 1.0:  # NaN fails too
+            raise ValueError(f"conf must be in [0, 1], got {threshold}")
         groups: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
             canvas = network_canvas([image.shape], self._info.input_size) if self.trim else (0, 0)
@@ -404,8 +406,13 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
             model = model.fuse(verbose=False)
     model.eval()
 
+    # One call at a time: ultralytics' Detect head caches its anchor grid on the module, so two threads with
+    # different canvases overwrite each other's (seen: a shape error, or boxes of the wrong grid, silently). The
+    # patrol runs one thread per preset on one detector; ONNX Runtime sessions need no lock.
+    lock = threading.Lock()
+
     def run(batch: FloatArray) -> FloatArray:
-        with torch.inference_mode():
+        with lock, torch.inference_mode():
             output = model(torch.from_numpy(batch).to(target))
         if isinstance(output, tuple | list):  # eval mode returns (decoded, raw feature maps)
             output = output[0]

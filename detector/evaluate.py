@@ -290,6 +290,11 @@ def average_precision(tp: BoolArray, conf: FloatArray, n_gt: int) -> float | Non
 
     ``tp``/``conf`` are the flags and confidences of all predictions of one class over the dataset. ``None`` when
     there is no ground truth (AP is undefined, whatever the false positives).
+
+    The precision-recall curve has one point per distinct confidence: predictions of equal confidence are taken
+    together, since no threshold separates them. Ranking ties by position instead (as ultralytics and pycocotools
+    do) makes AP depend on the order of the image files: an int8 model gives many equal confidences, and on 44
+    aerial images reversing the file order moved smoke AP50 by 0.008, more than the differences models are chosen by.
     """
     if n_gt == 0:
         return None
@@ -297,8 +302,10 @@ def average_precision(tp: BoolArray, conf: FloatArray, n_gt: int) -> float | Non
         return 0.0
     order = np.argsort(-conf, kind="stable")
     hits = tp[order].astype(np.float64)
-    cum_tp = np.cumsum(hits)
-    cum_fp = np.cumsum(1.0 - hits)
+    ranked = conf[order]
+    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)  # the curve's points: the end of each tie group
+    cum_tp = np.cumsum(hits)[last_of_tie]
+    cum_fp = np.cumsum(1.0 - hits)[last_of_tie]
     recall = cum_tp / n_gt
     precision = cum_tp / (cum_tp + cum_fp)
     mrec = np.concatenate([[0.0], recall, [1.0]])
@@ -313,6 +320,8 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def _f1(precision: float | None, recall: float | None) -> float | None:
+    if recall == 0.0:  # boxes to find and none found: F1 is 0 whether or not anything was predicted
+        return 0.0
     if precision is None or recall is None:
         return None
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)

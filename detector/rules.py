@@ -43,7 +43,8 @@ BoolMask = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class RulesConfig:
-    """Thresholds of the rules (defaults from the reference paper for flame; smoke tuned on tower frames)."""
+    """Thresholds of the rules (defaults from the reference paper for flame; smoke set on tower frames, but on the
+    one-frame-a-minute FIgLib clip the plume changes too slowly between frames for the motion test: see README)."""
 
     work_size: int = 640  # longest side the rules run at: enough for plume-sized blobs, cheap on CPU
     chroma_gap: float = 40.0  # τ of the flame rule, |Cr − Cb| in 8-bit units
@@ -136,6 +137,10 @@ class RulesDetector:
 
     def detect_pair(self, image: ImageArray, previous: ImageArray | None, *, conf: float | None = None) -> Detections:
         """Flame candidates in ``image`` and, given the previous frame of the same camera, smoke candidates."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
+            raise ValueError(
+                f"expected a non-empty RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}"
+            )
         height, width = image.shape[:2]
         scale = min(1.0, self.config.work_size / max(height, width))
         small = self._resize(image, scale)

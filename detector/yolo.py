@@ -87,22 +87,30 @@ class Letterbox:
     pad_left: int
     pad_top: int
     image_size: tuple[int, int]  # (width, height) of the image that was letterboxed
+    #: (width, height) the image was resized to on the canvas; None: ``gain`` times the image size, unrounded
+    resized: tuple[int, int] | None = None
 
     def to_image(self, boxes: FloatArray) -> FloatArray:
-        """Map xyxy boxes from network-input pixels back to the image, clipped to it."""
+        """Map xyxy boxes from network-input pixels back to the image, clipped to it.
+
+        Each axis by its own exact scale: the resized sides are whole pixels, so one ``gain`` for both is off by
+        up to half a network pixel on one of them (1.5 px at the bottom of a 4000×3003 photo).
+        """
         out = boxes.astype(np.float32, copy=True)
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_left) / self.gain
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_top) / self.gain
         width, height = self.image_size
+        gain_x, gain_y = (self.resized[0] / width, self.resized[1] / height) if self.resized else (self.gain,) * 2
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_left) / gain_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_top) / gain_y
         out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
         out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
         return out
 
 
 def _require_rgb(image: ImageArray) -> None:
-    """A clear ValueError for anything but an (h, w, 3) uint8 image (grayscale and RGBA are converted on loading)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+    """A clear ValueError for anything but a non-empty (h, w, 3) uint8 image (grayscale and RGBA are converted on
+    loading)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.shape[0] or not image.shape[1]:
+        raise ValueError(f"expected a non-empty RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
 
 
 def letterbox(
@@ -142,7 +150,7 @@ def letterbox(
         resized = cv2.resize(image, (new_w, new_h), dst=place, interpolation=cv2.INTER_LINEAR)
         if not np.shares_memory(resized, out):  # OpenCV builds without in-place ROI output: copy it in
             place[...] = resized
-    return out, Letterbox(gain, left, top, (width, height))
+    return out, Letterbox(gain, left, top, (width, height), (new_w, new_h))
 
 
 def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, int]:
@@ -155,6 +163,8 @@ def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, i
     """
     width = height = STRIDE
     for shape in shapes:
+        if not shape[0] or not shape[1]:
+            raise ValueError(f"an image of shape {tuple(shape)} has no pixels")
         gain = min(size / shape[0], size / shape[1])
         width = max(width, max(round(shape[1] * gain), 1))
         height = max(height, max(round(shape[0] * gain), 1))
@@ -257,8 +267,9 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float, max_keep: i
     """Greedy non-maximum suppression; indices kept, by decreasing score.
 
     A box is dropped when its IoU with a higher-scoring kept box is *greater* than ``iou_threshold``, computed in
-    float32 with torchvision's formula, so the kept set is torchvision's. Stops after ``max_keep`` boxes, so its
-    cost is bounded by the output size, not the input.
+    float32 with torchvision's formula, so the kept set is torchvision's, except where scores tie exactly (the
+    order among equal scores is the input order here, unspecified there). Stops after ``max_keep`` boxes, so
+    its cost is bounded by the output size, not the input.
     """
     x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, i], dtype=np.float32) for i in range(4))
     areas = (x2 - x1) * (y2 - y1)

@@ -184,6 +184,35 @@ def test_batch_equals_one_by_one(onnx_detector: YoloDetector) -> None:
         onnx_detector.max_batch = previous
 
 
+def test_one_detector_serves_several_threads_with_their_own_results(models_dir: Path) -> None:
+    """The patrol runs one thread per preset on one detector. ultralytics' Detect head caches its anchor grid on
+    the module, so unguarded torch calls with different canvases gave shape errors or silently wrong boxes; ONNX
+    Runtime sessions are safe as they are. Landscape and portrait views of one frame: different canvases."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    landscape = np.ascontiguousarray(np.broadcast_to(flame_image(320, 180), (180, 320, 3)))
+    images = [landscape, np.ascontiguousarray(landscape.transpose(1, 0, 2)), flame_image(200, 300), flame_image()]
+    for detector in (
+        load_detector("torch", models_dir=models_dir, threads=1, device="cpu"),
+        load_detector("onnx", models_dir=models_dir, threads=1),
+    ):
+        alone = [detector.detect([image])[0] for image in images]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda i, run=detector.detect: run([images[i % 4]])[0], range(120)))
+        for index, found in enumerate(together):
+            expected = alone[index % 4]
+            np.testing.assert_allclose(found.xyxy, expected.xyxy, atol=1e-3)
+            np.testing.assert_allclose(found.confidence, expected.confidence, atol=1e-5)
+
+
+def test_conf_must_be_a_probability(onnx_detector: YoloDetector) -> None:
+    for conf in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="conf must be in"):
+            onnx_detector.detect([flame_image()], conf=conf)
+    with pytest.raises(ValueError, match=r"non-empty|no pixels"):
+        onnx_detector.detect([np.zeros((0, 5, 3), np.uint8)])
+
+
 def test_decoding_files_ahead_finds_the_same_in_the_same_order(onnx_detector: YoloDetector, tmp_path: Path) -> None:
     """``detect_images`` with files decoded on worker threads gives each file exactly what decoding in line gives,
     in the same order (a bad file as soon as it is read), across batch boundaries."""

@@ -80,6 +80,31 @@ def test_average_precision_edge_cases() -> None:
     assert average_precision(np.array([False]), np.array([0.9], np.float32), 0) is None
 
 
+def test_predictions_of_equal_confidence_are_one_point_of_the_curve() -> None:
+    """No threshold separates equal confidences, so their order (the order of the image files) must not change
+    AP: one TP and one FP at 0.5 with one truth is precision 1/2 at recall 1, AP 0.5 either way round (ranked by
+    position it was 0.5 or 0.25)."""
+    conf = np.array([0.5, 0.5], np.float32)
+    assert average_precision(np.array([True, False]), conf, 1) == pytest.approx(0.5)
+    assert average_precision(np.array([False, True]), conf, 1) == pytest.approx(0.5)
+    # Ties among others: TP 0.9, then {TP, FP, FP} at 0.6, then TP 0.4; 3 truths.
+    # Points: (1, 1/3), (2/4, 2/3), (3/5, 1). Envelope: 1/3 → 1, 2/3 → 3/5, 1 → 3/5.
+    tp = np.array([True, False, True, False, True])
+    ties = np.array([0.9, 0.6, 0.6, 0.6, 0.4], np.float32)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        order = np.r_[0, 1 + rng.permutation(3), 4]
+        assert average_precision(tp[order], ties[order], 3) == pytest.approx(1 / 3 + 1 / 3 * 3 / 5 + 1 / 3 * 3 / 5)
+
+
+def test_f1_is_zero_when_there_were_boxes_to_find_and_nothing_was_predicted() -> None:
+    report = compute_report(
+        [dets([])], [(boxes((10, 10, 30, 30)), np.array([0]))], threshold=0.5, data="d", backend="b"
+    )
+    assert (report.per_class["fire"].recall, report.per_class["fire"].f1) == (0.0, 0.0)
+    assert report.per_class["fire"].precision is None  # nothing predicted: precision is undefined
+
+
 def test_best_f1_threshold_prefers_higher_threshold_on_ties_and_falls_back() -> None:
     tp = np.array([True, True, False])
     conf = np.array([0.9, 0.8, 0.3], np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detector.rules import RulesConfig, RulesDetector, fire_mask, smoke_mask
 from tests.detector.conftest import flame_image
@@ -63,3 +64,10 @@ def test_large_frames_are_processed_at_work_size_and_mapped_back() -> None:
     [found] = RulesDetector(RulesConfig(work_size=400)).detect([image])
     assert found.image_size == (1600, 1200)
     np.testing.assert_allclose(found.xyxy[0], [800, 400, 1000, 600], atol=8)
+
+
+def test_an_image_without_pixels_or_channels_is_a_clear_error() -> None:
+    detector = RulesDetector()
+    for bad in (np.zeros((0, 0, 3), np.uint8), np.zeros((0, 10, 3), np.uint8), np.zeros((8, 8), np.uint8)):
+        with pytest.raises(ValueError, match="non-empty RGB uint8"):
+            detector.detect_pair(bad, None)

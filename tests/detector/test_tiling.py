@@ -141,3 +141,38 @@ def test_a_frame_left_whole_keeps_the_wrapped_detectors_result() -> None:
     small[100:110, 200:220] = 255
     [result] = TiledDetector.auto(Remembering()).detect([small])
     assert result is found[0]
+
+
+def test_a_fire_cut_by_tile_edges_comes_back_as_one_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts of a fire that tiles cut off overlap the whole frame's box by an IoU under NMS's 0.7: they are
+    dropped as covered cut boxes (the case an audit found: one aerial fire as three boxes)."""
+    import detector.tiling as tiling
+
+    image = np.zeros((400, 600, 3), np.uint8)
+    image[150:260, 250:360] = 255  # straddles the tile borders of a 2x2 grid
+    tiled = TiledDetector(MarkerDetector(), 2, 2, overlap=0.1)
+    [found] = tiled.detect([image])
+    assert len(found) == 1
+    np.testing.assert_allclose(found.xyxy[0], [250, 150, 360, 260])
+    monkeypatch.setattr(tiling, "drop_cut_boxes", lambda boxes, confidence, class_id, cut: np.arange(len(boxes)))
+    [nms_alone] = tiled.detect([image])
+    assert len(nms_alone) > 1  # what NMS alone keeps: the tiles' parts besides the whole box
+
+
+def test_cut_boxes_are_those_on_inner_tile_edges_and_only_covered_ones_go() -> None:
+    from detector.tiling import cut_by_tile_edge, drop_cut_boxes
+
+    frame = (1280, 854)
+    tiles = np.array(
+        [[0, 0, 1280, 854], [403, 0, 877, 462], [403, 392, 877, 854], [0, 0, 464, 462]], np.float32
+    )  # the whole frame, then three tiles
+    boxes = np.array(
+        [[592, 273, 705, 457], [595, 326, 692, 458], [595, 392, 697, 459], [0, 0, 464, 462]], np.float32
+    )  # the audit's fire (whole frame, two tile halves) and a box filling a corner tile
+    cut = cut_by_tile_edge(boxes, tiles, frame)
+    assert cut.tolist() == [False, True, True, True]
+    confidence = np.array([0.925, 0.783, 0.783, 0.5], np.float32)
+    class_id = np.array([0, 0, 0, 1], np.int64)
+    assert drop_cut_boxes(boxes, confidence, class_id, cut).tolist() == [0, 3]  # nothing covers the smoke box
+    # Two cut halves of one fire, nothing whole: the more confident stays.
+    assert drop_cut_boxes(boxes[1:3], np.array([0.7, 0.8], np.float32), class_id[1:3], cut[1:3]).tolist() == [1]

@@ -263,3 +263,21 @@ def test_letterbox_is_the_same_when_opencv_returns_new_arrays(monkeypatch: pytes
     for layout, want in expected.items():
         got, _ = letterbox_batch(images, 320, trim=True, pixels=True, layout=layout)  # type: ignore[arg-type]
         np.testing.assert_array_equal(got, want)
+
+
+def test_boxes_map_back_with_each_axis_own_scale() -> None:
+    """The resized sides are whole pixels: a 4000x3003 photo becomes 640x480, so x scales by 0.16 but y by
+    480/3003. The canvas's last row must map to the photo's last row, not 3000."""
+    image = np.zeros((3003, 4000, 3), np.uint8)
+    _, box = letterbox(image, 640, network_canvas([image.shape], 640))
+    assert box.resized == (640, 480)
+    edge = np.array([[box.pad_left, box.pad_top, box.pad_left + 640, box.pad_top + 480]], np.float32)
+    np.testing.assert_allclose(box.to_image(edge), [[0, 0, 4000, 3003]], atol=1e-3)
+
+
+def test_an_image_without_pixels_is_a_clear_error() -> None:
+    for shape in [(0, 5, 3), (5, 0, 3), (0, 0, 3)]:
+        with pytest.raises(ValueError, match=r"non-empty|no pixels"):
+            letterbox(np.zeros(shape, np.uint8), 640)
+        with pytest.raises(ValueError, match="no pixels"):
+            network_canvas([shape], 640)
