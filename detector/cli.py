@@ -528,7 +528,7 @@ def watch_command(
 
     Whole frames by default. ``--tiles auto`` (or 3x2) also looks at overlapping tiles, which can confirm a small,
     distant plume earlier, but on still look-alikes (clouds, fog, sunlit roofs) seen in tiles the model also finds
-    more false smoke and fire: 9 of 97 validation negatives instead of 3 (README, "Fire and smoke detector").
+    more false smoke and fire: 9 of 97 validation negatives instead of 4 (README, "Fire and smoke detector").
     """
     from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
     from detector.watch import load_mask, watch

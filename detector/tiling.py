@@ -1,7 +1,7 @@
 """Tiled detection for wide tower frames: run the detector on overlapping tiles as well as on the whole frame.
 
 Why: a tower camera's early plume is a few dozen pixels of a 1280–4000 px frame; letterboxed to the network's
-320 px it shrinks to a handful of pixels, below what a small detector can see. Cutting the frame into
+640 px input it shrinks to a handful of pixels, below what a small detector can see. Cutting the frame into
 ``cols × rows`` overlapping tiles gives the network each part at about ``cols`` times the resolution, for
 ``cols × rows`` extra network passes (batched together with the whole frame). Boxes from all views are mapped
 back to frame pixels and merged with the same class-aware NMS the backends use; then a box cut by an edge of its

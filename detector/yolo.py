@@ -8,8 +8,9 @@ Two raw output layouts (:data:`HeadLayout`) are understood. ``"decoded"`` is ult
 classes, anchors)``, box centre/size in input pixels then class scores. ``"dfl"`` stops before the head's box
 decoding: ``(batch, 4 × REG_MAX + classes, anchors)``, the distribution-focal-loss logits of each box side then the
 class scores. Our ONNX exports use ``"dfl"`` because decoding every anchor in the graph (a softmax over a transposed
-axis, a 1×1 convolution, the anchor arithmetic) cost ~15 % of the int8 network's time, while :func:`postprocess`
-decodes only the anchors whose score passes the threshold (a few hundred of 2100 at conf 0.01). (Since 20261130
+axis, a 1×1 convolution, the anchor arithmetic) cost ~14 % of the int8 network's time, while :func:`postprocess`
+decodes only the anchors whose score passes the threshold (a few hundred of 8400 at conf 0.01; 5880 for a
+640×448 tower frame). (Since 20261130
 the ONNX file itself stores it anchors first; :func:`detector.backends.onnx_network` hands it on in this layout.)
 
 The rules follow ultralytics' predictor (``LetterBox`` with centred padding of grey
