@@ -427,6 +427,14 @@ def eval_command(
     by_source: Annotated[
         bool, typer.Option("--by-source", help="Also one row per source set (built datasets: SOURCE__NAME file names).")
     ] = False,
+    sequence: Annotated[
+        bool,
+        typer.Option(
+            "--sequence",
+            help="The images are one fixed camera's frames in name order: the weights-free rules get each "
+            "frame's previous one, so their smoke (motion) rule is measured too.",
+        ),
+    ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
     from detector.evaluate import ap_label, evaluate, evaluate_by_source
@@ -444,6 +452,7 @@ def eval_command(
             "batch_size": batch,
             "iou": iou,
             "decode_workers": _decode_workers(detector, threads),
+            "sequence": sequence,
         }
         if by_source:
             report, sources = evaluate_by_source(detector, data_dir, **options)

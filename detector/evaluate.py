@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from detector.cpu import usable_cores
 from detector.dataset import SOURCE_SEPARATOR
-from detector.detections import CLASS_NAMES, Detections, Detector, FloatArray
+from detector.detections import CLASS_NAMES, Detections, Detector, FloatArray, MotionDetector
 from detector.images import ImageLoadError, LoadedImage, load_image
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "decoded",
     "detect_folder",
     "detect_images",
+    "detect_sequence",
     "evaluate",
     "evaluate_by_source",
     "image_files",
@@ -549,6 +550,28 @@ def detect_images(
         yield from flush()
 
 
+def detect_sequence(
+    detector: Detector, paths: Sequence[Path], *, conf: float | None = None
+) -> Iterator[tuple[Path, Detections | ImageLoadError]]:
+    """Detect in the frames of one camera position, in the order given, one at a time; a
+    :class:`~detector.detections.MotionDetector` (the weights-free rules, whose smoke rule needs motion) gets
+    each frame's previous one when that was read and has the same size. Yields each path with its detections or
+    its :class:`ImageLoadError`."""
+    previous: LoadedImage | None = None
+    for path, loaded in decoded(paths, workers=0, ahead=0):
+        if isinstance(loaded, ImageLoadError):
+            previous = None
+            yield path, loaded
+            continue
+        if isinstance(detector, MotionDetector):
+            before = previous.pixels if previous and previous.pixels.shape == loaded.pixels.shape else None
+            found = detector.detect_pair(loaded.pixels, before, conf=conf)
+        else:
+            found = detector.detect([loaded.pixels], conf=conf)[0]
+        previous = loaded
+        yield path, rescale(found, loaded)
+
+
 def decoded(paths: Iterable[Path], *, workers: int, ahead: int) -> Iterator[tuple[Path, LoadedImage | ImageLoadError]]:
     """Each path with its decoded image or its :class:`ImageLoadError`, in order; with ``workers`` > 0 decoded on
     that many threads, at most ``ahead`` files beyond the one the caller is using (memory stays bounded whatever
@@ -602,6 +625,7 @@ class FolderOptions(TypedDict, total=False):
     batch_size: int
     conf: float
     decode_workers: int
+    sequence: bool
 
 
 def evaluate(
@@ -728,11 +752,14 @@ def detect_folder(
     batch_size: int = 8,
     conf: float = DEFAULT_EVAL_CONF,
     decode_workers: int = 0,
+    sequence: bool = False,
 ) -> FolderRun:
     """Run ``detector`` once over a YOLO folder: ``images/`` and ``labels/`` (under ``split`` when given), label
     ids mapped by ``names`` (:func:`parse_names`), an image without a label file a negative or left out as
     ``missing_labels`` says; ``batch_size`` images per call, detections down to ``conf`` kept (the reports pick
-    their threshold later), files decoded as :func:`detect_images` explains for ``decode_workers``."""
+    their threshold later), files decoded as :func:`detect_images` explains for ``decode_workers``. With
+    ``sequence`` the folder is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
+    motion gets each image's previous frame, labelled or not."""
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
@@ -749,7 +776,12 @@ def detect_folder(
     )
     usable = {s.path: s.truth for s in samples if s.truth is not None}
     started = time.perf_counter()
-    images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)
+    images: Iterator[tuple[Path, Detections | ImageLoadError]]
+    if sequence:
+        frames = sorted({sample.path for sample in samples} | set(unlabelled))
+        images = (item for item in detect_sequence(detector, frames, conf=conf) if item[0] in usable)
+    else:
+        images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)
     for path, result in images:
         if isinstance(result, ImageLoadError):
             run.errors.append(str(result))

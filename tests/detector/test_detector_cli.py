@@ -552,3 +552,29 @@ def test_tiles_option(mixed_folder: Path, tmp_path: Path) -> None:
         assert all(0 <= row[2] <= row[4] <= 96 for row in rows)
     bad = runner.invoke(app, ["predict", str(mixed_folder), "--json", str(out), "--tiles", "three"])
     assert bad.exit_code == 2
+
+
+def test_eval_of_a_sequence_measures_the_rules_smoke_too(tmp_path: Path) -> None:
+    """The rules find smoke only by motion: ``eval --sequence`` gives each frame its previous one (unlabelled
+    frames included), so their smoke rule is measured "with the same tool"; without it, they report none."""
+    from tests.detector.test_rules import sky_and_field
+
+    data = tmp_path / "tower"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    for index in range(6):
+        frame = sky_and_field()
+        if index % 2:  # a grey plume that comes and goes: motion on every frame after the first
+            frame[30:60, 70:90] = (185, 185, 180)
+        save(frame, data / "images" / f"f{index}.png")
+        if index:  # frame 0 has no label file: skipped, but still the previous frame of frame 1
+            label = "1 0.5 0.375 0.125 0.25\n" if index % 2 else ""
+            (data / "labels" / f"f{index}.txt").write_text(label)
+    args = ["eval", str(data), "--backend", "rules", "--missing-labels", "skip", "--json"]
+    alone = json.loads(runner.invoke(app, args).stdout)
+    assert alone["per_class"]["smoke"]["predictions"] == 0
+    result = runner.invoke(app, [*args, "--sequence"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["evaluated"] == 5
+    assert report["per_class"]["smoke"]["true_positives"] == 3  # frames 1, 3 and 5, frame 1 against frame 0
