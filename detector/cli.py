@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -243,6 +245,34 @@ def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: 
     return with_tiles(detector, grid)
 
 
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[], None]]:
+    """A transient progress bar on stderr for long work (drawn only on a terminal, so logs and --json stdout stay
+    clean); yields the function that advances it by one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_errors, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)
+
+
+def _frame_count(source: Path) -> int | None:
+    """How many frames ``watch`` will read from ``source``, when that is known beforehand."""
+    from detector.evaluate import image_files
+
+    if source.is_dir():
+        return len(image_files(source))
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return count if count > 0 else None
+
+
 def _decode_workers(detector: Detector, threads: int) -> int:
     """Files decoded ahead of ``detector`` on a worker thread when it leaves a core idle (``--threads`` below the
     core count, or a GPU); see ``detector.evaluate.detect_images``."""
@@ -370,16 +400,18 @@ def predict_command(
     detector = _load(backend, model, models_dir, threads, tiles)
     results: dict[str, list[list[str | float]]] = {}
     failed = 0
-    decode_workers = _decode_workers(detector, threads)
+    files = _image_files(images_dir)
     found_per_image = detect_images(
-        detector, _image_files(images_dir), batch_size=batch, conf=conf, decode_workers=decode_workers
+        detector, files, batch_size=batch, conf=conf, decode_workers=_decode_workers(detector, threads)
     )
-    for path, found in found_per_image:
-        if isinstance(found, ImageLoadError):
-            failed += 1
-            _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
-            continue
-        results[path.name] = found.above(conf).to_rows()
+    with _progress("detecting", len(files)) as advance:
+        for path, found in found_per_image:
+            advance()
+            if isinstance(found, ImageLoadError):
+                failed += 1
+                _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
+                continue
+            results[path.name] = found.above(conf).to_rows()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False) + "\n", encoding="utf-8")
     _console.print(
@@ -437,7 +469,7 @@ def eval_command(
     ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import ap_label, evaluate, evaluate_by_source
+    from detector.evaluate import ap_label, evaluate, evaluate_by_source, image_files
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
@@ -454,10 +486,13 @@ def eval_command(
             "decode_workers": _decode_workers(detector, threads),
             "sequence": sequence,
         }
-        if by_source:
-            report, sources = evaluate_by_source(detector, data_dir, **options)
-        else:
-            report, sources = evaluate(detector, data_dir, **options), {}
+        images_dir = data_dir / "images" / split if split else data_dir / "images"
+        total = len(image_files(images_dir)) if images_dir.is_dir() else None
+        with _progress("evaluating", total) as advance:
+            if by_source:
+                report, sources = evaluate_by_source(detector, data_dir, **options, on_image=advance)
+            else:
+                report, sources = evaluate(detector, data_dir, **options, on_image=advance), {}
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
@@ -557,7 +592,8 @@ def watch_command(
     if frame_threshold is None:  # the model's own (half its operating threshold)
         config = config.for_model(detector.info.operating_threshold)
     try:
-        result = watch(detector, source, config=config, mask=ignore)
+        with _progress("watching", _frame_count(source)) as advance:
+            result = watch(detector, source, config=config, mask=ignore, on_frame=advance)
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]watch failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc

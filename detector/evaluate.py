@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -626,6 +626,7 @@ class FolderOptions(TypedDict, total=False):
     conf: float
     decode_workers: int
     sequence: bool
+    on_image: Callable[[], None] | None
 
 
 def evaluate(
@@ -753,13 +754,15 @@ def detect_folder(
     conf: float = DEFAULT_EVAL_CONF,
     decode_workers: int = 0,
     sequence: bool = False,
+    on_image: Callable[[], None] | None = None,
 ) -> FolderRun:
     """Run ``detector`` once over a YOLO folder: ``images/`` and ``labels/`` (under ``split`` when given), label
     ids mapped by ``names`` (:func:`parse_names`), an image without a label file a negative or left out as
     ``missing_labels`` says; ``batch_size`` images per call, detections down to ``conf`` kept (the reports pick
     their threshold later), files decoded as :func:`detect_images` explains for ``decode_workers``. With
     ``sequence`` the folder is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
-    motion gets each image's previous frame, labelled or not."""
+    motion gets each image's previous frame, labelled or not. ``on_image`` is called after each image evaluated
+    or failed (a progress bar's advance)."""
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
@@ -783,6 +786,8 @@ def detect_folder(
     else:
         images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)
     for path, result in images:
+        if on_image is not None:
+            on_image()
         if isinstance(result, ImageLoadError):
             run.errors.append(str(result))
             continue

@@ -8,7 +8,7 @@ running a detector); the rules themselves stay pure. A frame that cannot be deco
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -126,10 +126,12 @@ def watch(
     *,
     config: SequenceConfig | None = None,
     mask: IgnoreMask | None = None,
+    on_frame: Callable[[], None] | None = None,
 ) -> WatchResult:
     """Run ``detector`` frame after frame over ``source`` (one camera position) and verify persistence.
 
     Without ``config`` the default rule runs at the model's own per-frame threshold (:func:`frame_threshold_for`).
+    ``on_frame`` is called after each frame (a progress bar's advance).
     """
     if config is None:
         config = DEFAULT_SEQUENCE_CONFIG.for_model(detector.info.operating_threshold)
@@ -145,6 +147,8 @@ def watch(
             errors.append(f"frame {index}: {frame}")
             verifier.update(index, Detections((0, 0), detector.info.name, detector.info.version))
             previous = None
+            if on_frame is not None:
+                on_frame()
             continue
         if isinstance(detector, MotionDetector):
             found = detector.detect_pair(frame.pixels, previous, conf=conf)
@@ -153,4 +157,6 @@ def watch(
         verifier.update(index, rescale(found, frame))
         previous = frame.pixels
         size = frame.original_size
+        if on_frame is not None:
+            on_frame()
     return WatchResult(frames, verifier.events, errors, size)

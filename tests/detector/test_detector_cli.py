@@ -578,3 +578,21 @@ def test_eval_of_a_sequence_measures_the_rules_smoke_too(tmp_path: Path) -> None
     report = json.loads(result.stdout)
     assert report["evaluated"] == 5
     assert report["per_class"]["smoke"]["true_positives"] == 3  # frames 1, 3 and 5, frame 1 against frame 0
+
+
+def test_long_commands_report_progress_per_image_and_frame(tmp_path: Path) -> None:
+    """The progress bars of eval and watch advance once per image or frame, bad ones included."""
+    from detector.evaluate import evaluate
+    from detector.rules import RulesDetector
+    from detector.watch import watch
+
+    data = labelled_folder(tmp_path / "set")
+    (data / "images" / "broken.jpg").write_bytes(b"")
+    seen: list[int] = []
+    evaluate(RulesDetector(), data, names="Fire,default,smoke", on_image=lambda: seen.append(1))
+    assert len(seen) == len(list((data / "images").iterdir()))
+    frames = write_frames(tmp_path / "frames", 6, fire_from=2)
+    (frames / "frame_003.png").write_bytes(b"not a png")
+    seen.clear()
+    result = watch(RulesDetector(), frames, on_frame=lambda: seen.append(1))
+    assert len(seen) == result.frames == 6
