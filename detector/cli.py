@@ -641,18 +641,19 @@ def export_command(
     from detector.export import DEFAULT_TOWER_CLIP, DEFAULT_TOWER_MASK, export_model
 
     try:
-        result = export_model(
-            weights,
-            name=name,
-            version=version,
-            models_dir=models_dir,
-            dataset=dataset,
-            split=split,
-            quantize=quantize,
-            threads=threads or None,
-            tower_clip=tower_clip or DEFAULT_TOWER_CLIP,
-            tower_mask=tower_mask or DEFAULT_TOWER_MASK,
-        )
+        with _errors.status("exporting: ONNX, evaluation on the held-out split, int8 variant, tower clip"):
+            result = export_model(
+                weights,
+                name=name,
+                version=version,
+                models_dir=models_dir,
+                dataset=dataset,
+                split=split,
+                quantize=quantize,
+                threads=threads or None,
+                tower_clip=tower_clip or DEFAULT_TOWER_CLIP,
+                tower_mask=tower_mask or DEFAULT_TOWER_MASK,
+            )
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]export failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=1) from exc

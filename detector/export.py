@@ -871,18 +871,33 @@ def _tower_checks(
 
 
 def _training_sets(dataset: Path) -> tuple[str, tuple[TrainingSet, ...]]:
-    """Dataset name and per-source licences from the dataset's ``manifest.json``."""
-    data = json.loads((dataset / "manifest.json").read_text(encoding="utf-8"))
-    sets = tuple(
-        TrainingSet(
-            source=source,
-            licence=info["licence"],
-            attribution=info["attribution"],
-            url=info["url"],
-            images={k: int(v) for k, v in info["images"].items()},
+    """Dataset name and per-source licences from the dataset's ``manifest.json`` (the licences go on the model
+    card: no export without them)."""
+    path = dataset / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path}: not a dataset built by `strawfire detector dataset build` (its manifest records the sources "
+            "and licences the model card must list)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable dataset manifest ({exc})") from exc
+    try:
+        sets = tuple(
+            TrainingSet(
+                source=source,
+                licence=info["licence"],
+                attribution=info["attribution"],
+                url=info["url"],
+                images={k: int(v) for k, v in info["images"].items()},
+            )
+            for source, info in data["sources"].items()
         )
-        for source, info in data["sources"].items()
-    )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: a dataset manifest needs sources with licence, attribution, url, images ({exc!r})"
+        ) from exc
     return str(data.get("name", dataset.name)), sets
 
 

@@ -740,3 +740,31 @@ def test_re_exporting_the_same_weights_keeps_the_committed_file(tmp_path: Path) 
     assert not _same_checkpoint(tmp_path / "absent.pt", first)
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     assert not _same_checkpoint(tmp_path / "broken.pt", first)
+
+
+def test_export_refuses_a_damaged_checkpoint_or_an_unbuilt_dataset_naming_the_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detector.cli import app
+
+    runner = CliRunner()
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"PK\x03\x04 cut short")
+    dataset = tmp_path / "dataset"
+    (dataset / "images" / "val").mkdir(parents=True)
+    args = ["export", "--weights", str(weights), "--models-dir", str(tmp_path / "models"), "--dataset", str(dataset)]
+
+    def said(result: object) -> str:
+        """stderr without whitespace: rich wraps long paths wherever the terminal width falls."""
+        return "".join(getattr(result, "stderr", "").split())
+
+    unbuilt = runner.invoke(app, args)
+    assert unbuilt.exit_code == 1
+    assert "notadatasetbuiltby" in said(unbuilt)
+    (dataset / "manifest.json").write_text(json.dumps({"name": "d", "sources": {}}))
+    damaged = runner.invoke(app, args)
+    assert damaged.exit_code == 1
+    assert f"{weights}:notaloadableultralyticscheckpoint" in said(damaged)
+    assert "strawfire-export-" not in said(damaged)  # not the temporary copy's name
+    (dataset / "manifest.json").write_text(json.dumps({"name": "d", "sources": {"x": {"licence": "MIT"}}}))
+    assert "needssourceswithlicence" in said(runner.invoke(app, args))
