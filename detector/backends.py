@@ -142,7 +142,7 @@ class YoloDetector:
         self._layout: InputLayout = getattr(network, "layout", "nchw")
         # Side-by-side calls for batches (see SizedNetwork); networks without them run chunks one after another.
         self._single_thread: Network | None = getattr(network, "single_thread", None)
-        self._workers = int(getattr(network, "workers", 1)) if self._single_thread is not None else 1
+        self._workers = int(getattr(network, "workers", 1))  # 1 unless there is a single-thread network
         self._info = info
         self.conf = conf
         self.iou = iou
@@ -426,8 +426,11 @@ def torch_network(path: Path, *, device: str | None = None, threads: int | None 
 def _check_entry(entry: ModelEntry, network: SizedNetwork, file: str | None) -> None:
     """Refuse a manifest entry that does not describe its weights: a class list of another length (or, where the
     weights name their classes, another order, which would swap fire and smoke in every alert) or the input size
-    of another fixed input. Found at load, before any image, as a :class:`ModelError` naming the file."""
+    of another fixed input, or a fixed input where the manifest says any size. Found at load, before any image,
+    as a :class:`ModelError` naming the file."""
     where = f"{file} (manifest entry {entry.name})"
+    if entry.trimmed_input and not network.any_size:
+        raise ModelError(f"{where}: the manifest says it takes any input size, but its input is fixed")
     if network.class_names is not None and network.class_names != entry.classes:
         raise ModelError(
             f"{where}: the weights' classes are {list(network.class_names)}, the manifest says {list(entry.classes)}"
@@ -488,8 +491,6 @@ def load_detector(
         network = torch_network(verified_file(models_dir, entry, "torch"), device=device, threads=threads)
     else:
         network = onnx_network(verified_file(models_dir, entry, "onnx"), threads=threads)
-        if entry.trimmed_input and not network.any_size:
-            raise ModelError(f"{entry.file}: the manifest says it takes any input size, but its input is fixed")
     _check_entry(entry, network, entry.torch_file if backend == "torch" else entry.file)
     # The manifest decides, so both backends letterbox the same way for the same entry.
     return YoloDetector(network, model_info(entry, backend), trim=entry.trimmed_input)

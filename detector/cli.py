@@ -246,31 +246,15 @@ def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: 
 
 
 @contextmanager
-def _progress(description: str, total: int | None) -> Iterator[Callable[[], None]]:
+def _progress(description: str, total: int | None = None) -> Iterator[Callable[[int, int | None], None]]:
     """A transient progress bar on stderr for long work (drawn only on a terminal, so logs and --json stdout stay
-    clean); yields the function that advances it by one."""
+    clean); yields the function that sets it to (done, total)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_errors, transient=True) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda: progress.advance(task)
-
-
-def _frame_count(source: Path) -> int | None:
-    """How many frames ``watch`` will read from ``source``, when that is known beforehand."""
-    from detector.evaluate import image_files
-
-    if source.is_dir():
-        return len(image_files(source))
-    import cv2
-
-    capture = cv2.VideoCapture(str(source))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return count if count > 0 else None
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def _decode_workers(detector: Detector, threads: int) -> int:
@@ -404,9 +388,9 @@ def predict_command(
     found_per_image = detect_images(
         detector, files, batch_size=batch, conf=conf, decode_workers=_decode_workers(detector, threads)
     )
-    with _progress("detecting", len(files)) as advance:
-        for path, found in found_per_image:
-            advance()
+    with _progress("detecting", len(files)) as show:
+        for done, (path, found) in enumerate(found_per_image, start=1):
+            show(done, len(files))
             if isinstance(found, ImageLoadError):
                 failed += 1
                 _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
@@ -469,7 +453,7 @@ def eval_command(
     ] = False,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import ap_label, evaluate, evaluate_by_source, image_files
+    from detector.evaluate import ap_label, evaluate, evaluate_by_source
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
@@ -486,13 +470,11 @@ def eval_command(
             "decode_workers": _decode_workers(detector, threads),
             "sequence": sequence,
         }
-        images_dir = data_dir / "images" / split if split else data_dir / "images"
-        total = len(image_files(images_dir)) if images_dir.is_dir() else None
-        with _progress("evaluating", total) as advance:
+        with _progress("evaluating") as show:
             if by_source:
-                report, sources = evaluate_by_source(detector, data_dir, **options, on_image=advance)
+                report, sources = evaluate_by_source(detector, data_dir, **options, on_image=show)
             else:
-                report, sources = evaluate(detector, data_dir, **options, on_image=advance), {}
+                report, sources = evaluate(detector, data_dir, **options, on_image=show), {}
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
@@ -592,8 +574,8 @@ def watch_command(
     if frame_threshold is None:  # the model's own (half its operating threshold)
         config = config.for_model(detector.info.operating_threshold)
     try:
-        with _progress("watching", _frame_count(source)) as advance:
-            result = watch(detector, source, config=config, mask=ignore, on_frame=advance)
+        with _progress("watching") as show:
+            result = watch(detector, source, config=config, mask=ignore, on_frame=show)
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]watch failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc

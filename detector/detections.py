@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CLASS_NAMES",
+    "BoolArray",
     "ClassName",
     "Detection",
     "Detections",
@@ -24,6 +25,8 @@ __all__ = [
     "ImageArray",
     "ModelInfo",
     "MotionDetector",
+    "detect_frame",
+    "require_rgb",
 ]
 
 ClassName = Literal["fire", "smoke"]
@@ -34,6 +37,14 @@ CLASS_NAMES: Final[tuple[ClassName, ...]] = ("fire", "smoke")
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def require_rgb(image: ImageArray) -> None:
+    """A clear ValueError for anything but a non-empty (h, w, 3) uint8 image, the one input every detector takes
+    (``detector.images.load_image`` converts grayscale, palette and RGBA files to it)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.shape[0] or not image.shape[1]:
+        raise ValueError(f"expected a non-empty RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
 
 
 @dataclass(frozen=True)
@@ -152,3 +163,13 @@ class MotionDetector(Detector, Protocol):
     def detect_pair(self, image: ImageArray, previous: ImageArray | None, *, conf: float | None = None) -> Detections:
         """Detect in ``image``, using ``previous`` (same camera, same position) when given."""
         ...
+
+
+def detect_frame(
+    detector: Detector, image: ImageArray, previous: ImageArray | None, *, conf: float | None = None
+) -> Detections:
+    """One frame of a fixed camera: a :class:`MotionDetector` also gets the previous frame (None when there is
+    none), any other detector the frame alone."""
+    if isinstance(detector, MotionDetector):
+        return detector.detect_pair(image, previous, conf=conf)
+    return detector.detect([image], conf=conf)[0]

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from detector.cpu import usable_cores
 from detector.dataset import SOURCE_SEPARATOR
-from detector.detections import CLASS_NAMES, Detections, Detector, FloatArray, MotionDetector
+from detector.detections import CLASS_NAMES, BoolArray, Detections, Detector, FloatArray, ImageArray, detect_frame
 from detector.images import ImageLoadError, LoadedImage, load_image
 
 __all__ = [
@@ -86,7 +86,6 @@ DEFAULT_OPERATING_THRESHOLD: Final[float] = 0.25
 #: any detection. A threshold chosen from data (:func:`compute_report` with ``threshold=None``) never exceeds it
 #: on that data: a false alarm sends a patrol across the fields for nothing.
 FALSE_ALARM_AIM: Final[float] = 0.05
-BoolArray = npt.NDArray[np.bool_]
 
 log = logging.getLogger(__name__)
 
@@ -555,20 +554,16 @@ def detect_sequence(
 ) -> Iterator[tuple[Path, Detections | ImageLoadError]]:
     """Detect in the frames of one camera position, in the order given, one at a time; a
     :class:`~detector.detections.MotionDetector` (the weights-free rules, whose smoke rule needs motion) gets
-    each frame's previous one when that was read and has the same size. Yields each path with its detections or
-    its :class:`ImageLoadError`."""
-    previous: LoadedImage | None = None
+    each frame's previous one when that was read (:func:`~detector.detections.detect_frame`). Yields each path
+    with its detections or its :class:`ImageLoadError`."""
+    previous: ImageArray | None = None
     for path, loaded in decoded(paths, workers=0, ahead=0):
         if isinstance(loaded, ImageLoadError):
             previous = None
             yield path, loaded
             continue
-        if isinstance(detector, MotionDetector):
-            before = previous.pixels if previous and previous.pixels.shape == loaded.pixels.shape else None
-            found = detector.detect_pair(loaded.pixels, before, conf=conf)
-        else:
-            found = detector.detect([loaded.pixels], conf=conf)[0]
-        previous = loaded
+        found = detect_frame(detector, loaded.pixels, previous, conf=conf)
+        previous = loaded.pixels
         yield path, rescale(found, loaded)
 
 
@@ -626,7 +621,7 @@ class FolderOptions(TypedDict, total=False):
     conf: float
     decode_workers: int
     sequence: bool
-    on_image: Callable[[], None] | None
+    on_image: Callable[[int, int], None] | None
 
 
 def evaluate(
@@ -754,7 +749,7 @@ def detect_folder(
     conf: float = DEFAULT_EVAL_CONF,
     decode_workers: int = 0,
     sequence: bool = False,
-    on_image: Callable[[], None] | None = None,
+    on_image: Callable[[int, int], None] | None = None,
 ) -> FolderRun:
     """Run ``detector`` once over a YOLO folder: ``images/`` and ``labels/`` (under ``split`` when given), label
     ids mapped by ``names`` (:func:`parse_names`), an image without a label file a negative or left out as
@@ -762,7 +757,7 @@ def detect_folder(
     their threshold later), files decoded as :func:`detect_images` explains for ``decode_workers``. With
     ``sequence`` the folder is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
     motion gets each image's previous frame, labelled or not. ``on_image`` is called after each image evaluated
-    or failed (a progress bar's advance)."""
+    or failed, with the images done and their total, for a progress bar."""
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
@@ -785,9 +780,9 @@ def detect_folder(
         images = (item for item in detect_sequence(detector, frames, conf=conf) if item[0] in usable)
     else:
         images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)
-    for path, result in images:
+    for done, (path, result) in enumerate(images, start=1):
         if on_image is not None:
-            on_image()
+            on_image(done, len(usable))
         if isinstance(result, ImageLoadError):
             run.errors.append(str(result))
             continue

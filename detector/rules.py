@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detector.detections import CLASS_NAMES, Detections, FloatArray, ImageArray, ModelInfo
+from detector.detections import CLASS_NAMES, Detections, FloatArray, ImageArray, ModelInfo, require_rgb
 
 __all__ = ["RULES_INFO", "RulesConfig", "RulesDetector", "fire_mask", "smoke_mask"]
 
@@ -137,10 +137,7 @@ class RulesDetector:
 
     def detect_pair(self, image: ImageArray, previous: ImageArray | None, *, conf: float | None = None) -> Detections:
         """Flame candidates in ``image`` and, given the previous frame of the same camera, smoke candidates."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
-            raise ValueError(
-                f"expected a non-empty RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}"
-            )
+        require_rgb(image)
         height, width = image.shape[:2]
         scale = min(1.0, self.config.work_size / max(height, width))
         small = self._resize(image, scale)

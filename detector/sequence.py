@@ -187,7 +187,6 @@ class _Track:
     # reads), so a fire watched for days keeps a small state.
     hits: list[int] = field(default_factory=list)
     support: dict[str, int] = field(default_factory=dict)  # supporting frames per class
-    classes_at_last_hit: set[str] = field(default_factory=set)
     confirmed_at: int | None = None
     confirm_box: Box | None = None
     confirmed_class: str | None = None
@@ -201,24 +200,20 @@ class _Track:
     def hits_in_window(self, frame: int, window: int) -> int:
         return sum(1 for f in self.hits if f > frame - window)
 
-    def add_hit(self, frame: int, class_name: str, window: int) -> None:
-        """Count ``frame`` once, and ``class_name`` once per frame, however many boxes support the track in it."""
-        if self.hits and self.hits[-1] == frame:
-            if class_name not in self.classes_at_last_hit:
-                self.classes_at_last_hit.add(class_name)
-                self.support[class_name] = self.support.get(class_name, 0) + 1
-            return
+    def add_hit(self, frame: int, classes: Iterable[str], window: int) -> None:
+        """Count ``frame`` once, and each of ``classes`` (those of its boxes on this track) once."""
         self.hits.append(frame)
         if len(self.hits) > window + 1:
             del self.hits[1:-window]
-        self.classes_at_last_hit = {class_name}
-        self.support[class_name] = self.support.get(class_name, 0) + 1
+        for name in classes:
+            self.support[name] = self.support.get(name, 0) + 1
 
-    def to_event(self, ended: bool, classes: Sequence[str]) -> Event:
+    def to_event(self, ended: bool) -> Event:
         assert self.confirmed_at is not None
         assert self.confirm_box is not None
+        assert self.confirmed_class is not None
         return Event(
-            self.confirmed_class or self.class_name(classes),
+            self.confirmed_class,
             self.hits[0],
             self.confirmed_at,
             self.hits[-1] if ended else None,
@@ -254,30 +249,31 @@ class SequenceVerifier:
         # Frames skipped since the last one had no support: what they would have ended is ended first, so that a
         # detection after a gap starts a new event instead of extending one that went quiet.
         changed = self._expire(frame - 1)
-        supported: dict[int, None] = {}  # tracks with a detection in this frame, in the order they got it
+        # tracks with a detection in this frame, in the order they got it, with the classes of their boxes
+        supported: dict[int, set[str]] = {}
         for det in sorted(candidates, key=lambda d: -d.confidence):
-            matches = [
-                (track.confirmed_at is not None, score, -track.hits[0], index)
+            matches = [  # tracks are kept in the order they started: a lower index is an older track
+                (track.confirmed_at is not None, score, -index)
                 for index, track in enumerate(self._tracks)
                 if (score := overlap(track.box, det.box)) >= cfg.min_overlap
             ]
             if matches:
-                best = max(matches)[3]
+                best = -max(matches)[2]
             else:
                 self._tracks.append(_Track(det.box))
                 best = len(self._tracks) - 1
             track = self._tracks[best]
             if best not in supported:  # the frame's strongest box on this track places it
                 track.box = det.box
-                supported[best] = None
-            track.add_hit(frame, det.class_name, cfg.window)
+            supported.setdefault(best, set()).add(det.class_name)
             track.max_confidence = max(track.max_confidence, det.confidence)
-        for index in supported:  # once the whole frame has counted, whatever the order of its boxes
+        for index, classes in supported.items():  # once the whole frame has counted, whatever its boxes' order
             track = self._tracks[index]
+            track.add_hit(frame, classes, cfg.window)
             if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
                 track.confirmed_at, track.confirm_box = frame, track.box
                 track.confirmed_class = track.class_name(cfg.classes)
-                changed.append(track.to_event(ended=False, classes=cfg.classes))
+                changed.append(track.to_event(ended=False))
 
         changed += self._expire(frame)
         return changed
@@ -291,7 +287,7 @@ class SequenceVerifier:
         for track in self._tracks:
             idle = frame - track.hits[-1]
             if track.confirmed_at is not None and idle >= cfg.end_after:
-                event = track.to_event(ended=True, classes=cfg.classes)
+                event = track.to_event(ended=True)
                 self._ended.append(event)
                 ended.append(event)
             elif track.confirmed_at is None and idle >= cfg.window:
@@ -337,19 +333,19 @@ class SequenceVerifier:
             hits = [int(h) for h in data["hits"]]
             if "support" in data:
                 support = {str(name): int(count) for name, count in data["support"].items()}
-                confirmed_class = data.get("confirmed_class")
             else:  # a snapshot from before tracks were class-agnostic: one class, every hit
                 support = {str(data["class_name"]): len(hits)}
-                confirmed_class = str(data["class_name"]) if data["confirmed_at"] is not None else None
-            return _Track(
+            restored = _Track(
                 box=box(data["box"]),
                 hits=hits[:1] + hits[1:][-config.window :],
                 support=support,
-                confirmed_class=None if confirmed_class is None else str(confirmed_class),
                 confirmed_at=None if data["confirmed_at"] is None else int(data["confirmed_at"]),
                 confirm_box=None if data["confirm_box"] is None else box(data["confirm_box"]),
                 max_confidence=float(data["max_confidence"]),
             )
+            if restored.confirmed_at is not None:
+                restored.confirmed_class = str(data.get("confirmed_class") or restored.class_name(config.classes))
+            return restored
 
         verifier = cls(config, mask)
         verifier._last_frame = None if data["last_frame"] is None else int(data["last_frame"])
@@ -359,8 +355,7 @@ class SequenceVerifier:
     @property
     def events(self) -> list[Event]:
         """All confirmed events so far, ended ones first then ongoing ones, each in confirmation order."""
-        classes = self.config.classes
-        ongoing = [t.to_event(ended=False, classes=classes) for t in self._tracks if t.confirmed_at is not None]
+        ongoing = [t.to_event(ended=False) for t in self._tracks if t.confirmed_at is not None]
         return sorted(self._ended, key=lambda e: e.confirm_frame) + sorted(ongoing, key=lambda e: e.confirm_frame)
 
 

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from detector.detections import Detections, Detector, FloatArray, ImageArray, IntArray, ModelInfo, MotionDetector
+from detector.detections import (
+    BoolArray,
+    Detections,
+    Detector,
+    FloatArray,
+    ImageArray,
+    IntArray,
+    ModelInfo,
+    MotionDetector,
+)
 from detector.yolo import DEFAULT_IOU, nms
 
 __all__ = [
@@ -30,7 +39,6 @@ __all__ = [
     "with_tiles",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
 IndexArray = npt.NDArray[np.intp]
 
 _CLASS_OFFSET = 1e5  # larger than any frame, so NMS never merges across classes
@@ -144,30 +152,30 @@ class TiledDetector:
         """Detect on every image's whole frame and tiles in one batch; merge per image (an image without tiles
         keeps the wrapped detector's result as it is)."""
         views: list[ImageArray] = []
-        origins: list[list[tuple[int, int, int, int]]] = []
+        regions: list[list[tuple[int, int, int, int]]] = []  # per image: each view's rectangle in the frame
         for image in images:
             height, width = image.shape[:2]
             cols, rows = self.grid(width, height)
             tiles = tile_boxes(width, height, cols, rows, self.overlap) if (cols, rows) != (1, 1) else []
             views.append(image)
             views += [np.ascontiguousarray(image[y1:y2, x1:x2]) for x1, y1, x2, y2 in tiles]
-            origins.append([(0, 0, width, height), *tiles])
+            regions.append([(0, 0, width, height), *tiles])
         found = self.detector.detect(views, conf=conf)
         merged: list[Detections] = []
         start = 0
-        for image, offsets in zip(images, origins, strict=True):
-            parts = found[start : start + len(offsets)]
-            start += len(offsets)
-            merged.append(parts[0] if len(offsets) == 1 else self._merge(image, parts, offsets))
+        for image, rects in zip(images, regions, strict=True):
+            parts = found[start : start + len(rects)]
+            start += len(rects)
+            merged.append(parts[0] if len(rects) == 1 else self._merge(image, parts, rects))
         return merged
 
     def _merge(
-        self, image: ImageArray, parts: Sequence[Detections], views: Sequence[tuple[int, int, int, int]]
+        self, image: ImageArray, parts: Sequence[Detections], rects: Sequence[tuple[int, int, int, int]]
     ) -> Detections:
         """Boxes of every view in frame pixels, class-aware NMS, then :func:`drop_cut_boxes`."""
         shifted = [
             part.xyxy + np.array([x1, y1, x1, y1], np.float32)
-            for part, (x1, y1, _, _) in zip(parts, views, strict=True)
+            for part, (x1, y1, _, _) in zip(parts, rects, strict=True)
         ]
         xyxy = np.concatenate(shifted).astype(np.float32) if shifted else np.zeros((0, 4), np.float32)
         confidence = np.concatenate([p.confidence for p in parts]).astype(np.float32)
@@ -175,7 +183,7 @@ class TiledDetector:
         view = np.concatenate([np.full(len(part), index) for index, part in enumerate(parts)]).astype(np.intp)
         keep = nms(xyxy + (class_id[:, None] * _CLASS_OFFSET).astype(np.float32), confidence, self.iou)
         height, width = image.shape[:2]
-        cut = cut_by_tile_edge(xyxy[keep], np.asarray(views, np.float32)[view[keep]], (width, height))
+        cut = cut_by_tile_edge(xyxy[keep], np.asarray(rects, np.float32)[view[keep]], (width, height))
         keep = keep[drop_cut_boxes(xyxy[keep], confidence[keep], class_id[keep], cut)]
         first = parts[0]
         return Detections(

@@ -15,12 +15,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from detector.detections import Detections, Detector, ImageArray, MotionDetector
-from detector.evaluate import IMAGE_SUFFIXES, image_files, rescale
-from detector.images import ImageLoadError, LoadedImage, load_image
+from detector.detections import Detections, Detector, ImageArray, detect_frame
+from detector.evaluate import IMAGE_SUFFIXES, decoded, image_files, rescale
+from detector.images import ImageLoadError, LoadedImage
 from detector.sequence import DEFAULT_SEQUENCE_CONFIG, Event, IgnoreMask, SequenceConfig, SequenceVerifier
 
-__all__ = ["MAX_UNREADABLE_FRAMES", "WatchResult", "iter_frames", "load_mask", "watch"]
+__all__ = ["MAX_UNREADABLE_FRAMES", "WatchResult", "frame_count", "iter_frames", "load_mask", "watch"]
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,8 @@ def iter_frames(source: Path, problems: list[str] | None = None) -> Iterator[Loa
     A single image is not a sequence: ValueError.
     """
     if source.is_dir():
-        for path in image_files(source):
-            try:
-                yield load_image(path)
-            except ImageLoadError as exc:
-                yield exc
+        for _, loaded in decoded(image_files(source), workers=0, ahead=0):
+            yield loaded
         return
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such video file or frame folder")
@@ -126,12 +123,13 @@ def watch(
     *,
     config: SequenceConfig | None = None,
     mask: IgnoreMask | None = None,
-    on_frame: Callable[[], None] | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> WatchResult:
     """Run ``detector`` frame after frame over ``source`` (one camera position) and verify persistence.
 
     Without ``config`` the default rule runs at the model's own per-frame threshold (:func:`frame_threshold_for`).
-    ``on_frame`` is called after each frame (a progress bar's advance).
+    ``on_frame`` is called after each frame with the frames done and the total (:func:`frame_count`), for a
+    progress bar.
     """
     if config is None:
         config = DEFAULT_SEQUENCE_CONFIG.for_model(detector.info.operating_threshold)
@@ -141,22 +139,33 @@ def watch(
     frames = 0
     size: tuple[int, int] | None = None
     conf = min(config.frame_threshold, 0.05)
+    total = frame_count(source) if on_frame is not None else None
     for index, frame in enumerate(iter_frames(source, errors)):
         frames = index + 1
         if isinstance(frame, ImageLoadError):
             errors.append(f"frame {index}: {frame}")
-            verifier.update(index, Detections((0, 0), detector.info.name, detector.info.version))
+            found = Detections((0, 0), detector.info.name, detector.info.version)
             previous = None
-            if on_frame is not None:
-                on_frame()
-            continue
-        if isinstance(detector, MotionDetector):
-            found = detector.detect_pair(frame.pixels, previous, conf=conf)
         else:
-            found = detector.detect([frame.pixels], conf=conf)[0]
-        verifier.update(index, rescale(found, frame))
-        previous = frame.pixels
-        size = frame.original_size
+            found = rescale(detect_frame(detector, frame.pixels, previous, conf=conf), frame)
+            previous = frame.pixels
+            size = frame.original_size
+        verifier.update(index, found)
         if on_frame is not None:
-            on_frame()
+            on_frame(frames, total)
     return WatchResult(frames, verifier.events, errors, size)
+
+
+def frame_count(source: Path) -> int | None:
+    """How many frames :func:`iter_frames` will read from ``source``, when that is known beforehand (a folder's
+    images, or the count a video's container announces)."""
+    if source.is_dir():
+        return len(image_files(source))
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return count if count > 0 else None

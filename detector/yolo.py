@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detector.detections import FloatArray, ImageArray, IntArray
+from detector.detections import FloatArray, ImageArray, IntArray, require_rgb
 
 __all__ = [
     "BLOCK_VALUES",
@@ -52,6 +52,7 @@ __all__ = [
     "network_canvas",
     "nms",
     "postprocess",
+    "scaled_size",
     "to_blocks",
 ]
 
@@ -88,8 +89,11 @@ class Letterbox:
     pad_left: int
     pad_top: int
     image_size: tuple[int, int]  # (width, height) of the image that was letterboxed
-    #: (width, height) the image was resized to on the canvas; None: ``gain`` times the image size, unrounded
-    resized: tuple[int, int] | None = None
+
+    @property
+    def resized(self) -> tuple[int, int]:
+        """(width, height) the image was resized to on the canvas: whole pixels (:func:`scaled_size`)."""
+        return scaled_size(*self.image_size, self.gain)
 
     def to_image(self, boxes: FloatArray) -> FloatArray:
         """Map xyxy boxes from network-input pixels back to the image, clipped to it.
@@ -99,7 +103,8 @@ class Letterbox:
         """
         out = boxes.astype(np.float32, copy=True)
         width, height = self.image_size
-        gain_x, gain_y = (self.resized[0] / width, self.resized[1] / height) if self.resized else (self.gain,) * 2
+        resized_w, resized_h = self.resized
+        gain_x, gain_y = resized_w / width, resized_h / height
         out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_left) / gain_x
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_top) / gain_y
         out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
@@ -107,11 +112,9 @@ class Letterbox:
         return out
 
 
-def _require_rgb(image: ImageArray) -> None:
-    """A clear ValueError for anything but a non-empty (h, w, 3) uint8 image (grayscale and RGBA are converted on
-    loading)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.shape[0] or not image.shape[1]:
-        raise ValueError(f"expected a non-empty RGB uint8 image of shape (h, w, 3), got {image.dtype} {image.shape}")
+def scaled_size(width: int, height: int, gain: float) -> tuple[int, int]:
+    """An image's (width, height) scaled by ``gain`` to whole pixels, as ultralytics' letterbox rounds them."""
+    return max(round(width * gain), 1), max(round(height * gain), 1)
 
 
 def letterbox(
@@ -127,10 +130,10 @@ def letterbox(
     The image is resized straight into its place on the canvas and only the border strips are painted: one pass
     over the output instead of a resize, a padded copy and a conversion (0.65 → 0.3 ms for a 1280×854 frame).
     """
-    _require_rgb(image)
+    require_rgb(image)
     height, width = image.shape[:2]
     gain = min(size / height, size / width)
-    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    new_w, new_h = scaled_size(width, height, gain)
     canvas_w, canvas_h = canvas or (size, size)
     if canvas_w < new_w or canvas_h < new_h:
         raise ValueError(f"canvas {canvas_w}x{canvas_h} is smaller than the resized image {new_w}x{new_h}")
@@ -151,7 +154,7 @@ def letterbox(
         resized = cv2.resize(image, (new_w, new_h), dst=place, interpolation=cv2.INTER_LINEAR)
         if not np.shares_memory(resized, out):  # OpenCV builds without in-place ROI output: copy it in
             place[...] = resized
-    return out, Letterbox(gain, left, top, (width, height), (new_w, new_h))
+    return out, Letterbox(gain, left, top, (width, height))
 
 
 def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, int]:
@@ -166,9 +169,8 @@ def network_canvas(shapes: Sequence[tuple[int, ...]], size: int) -> tuple[int, i
     for shape in shapes:
         if not shape[0] or not shape[1]:
             raise ValueError(f"an image of shape {tuple(shape)} has no pixels")
-        gain = min(size / shape[0], size / shape[1])
-        width = max(width, max(round(shape[1] * gain), 1))
-        height = max(height, max(round(shape[0] * gain), 1))
+        scaled_w, scaled_h = scaled_size(shape[1], shape[0], min(size / shape[0], size / shape[1]))
+        width, height = max(width, scaled_w), max(height, scaled_h)
     return -(-width // STRIDE) * STRIDE, -(-height // STRIDE) * STRIDE
 
 
@@ -190,7 +192,7 @@ def letterbox_batch(
     if layout == "blocks" and not pixels:
         raise ValueError("the 'blocks' layout holds uint8 pixels: pass pixels=True")
     for image in images:  # before any work: network_canvas reads the shapes
-        _require_rgb(image)
+        require_rgb(image)
     canvas_w, canvas_h = network_canvas([image.shape for image in images], size) if trim else (size, size)
     if layout == "blocks" and (canvas_w % 2 or canvas_h % 2):
         raise ValueError(f"the 'blocks' layout needs an even canvas, got {canvas_w}x{canvas_h}")

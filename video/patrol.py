@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, cast
 
 import numpy as np
 
-from detector.detections import Detections, Detector, ImageArray, MotionDetector
+from detector.detections import Detections, Detector, ImageArray, MotionDetector, detect_frame
 from detector.sequence import (
     DEFAULT_SEQUENCE_CONFIG,
     Event,
@@ -525,10 +525,9 @@ class FramePipeline:
 
     def _detect(self, rgb: ImageArray, previous: ImageArray | None, tiles: tuple[int, int] | None) -> Detections:
         threshold = self.config.threshold(self.detector)
-        if isinstance(self.detector, MotionDetector):
-            return self.detector.detect_pair(rgb, previous, conf=threshold)
-        # A preset without tiles is the whole frame only (with_tiles' None would mean "auto").
-        return with_tiles(self.detector, tiles or (1, 1)).detect([rgb], conf=threshold)[0]
+        # A preset without tiles is the whole frame only (with_tiles' None would mean "auto"); a motion detector
+        # is never tiled (with_tiles hands it back as it is) and gets the previous frame.
+        return detect_frame(with_tiles(self.detector, tiles or (1, 1)), rgb, previous, conf=threshold)
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every step for one frame; sightings go to the sink as their events change state."""

@@ -595,10 +595,10 @@ def test_long_commands_report_progress_per_image_and_frame(tmp_path: Path) -> No
     data = labelled_folder(tmp_path / "set")
     (data / "images" / "broken.jpg").write_bytes(b"")
     seen: list[int] = []
-    evaluate(RulesDetector(), data, names="Fire,default,smoke", on_image=lambda: seen.append(1))
+    evaluate(RulesDetector(), data, names="Fire,default,smoke", on_image=lambda done, total: seen.append(done))
     assert len(seen) == len(list((data / "images").iterdir()))
     frames = write_frames(tmp_path / "frames", 6, fire_from=2)
     (frames / "frame_003.png").write_bytes(b"not a png")
     seen.clear()
-    result = watch(RulesDetector(), frames, on_frame=lambda: seen.append(1))
+    result = watch(RulesDetector(), frames, on_frame=lambda done, total: seen.append(done))
     assert len(seen) == result.frames == 6

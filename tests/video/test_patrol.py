@@ -17,6 +17,7 @@ import pytest
 from detector.detections import Detections, ImageArray, ModelInfo
 from detector.sequence import SequenceConfig, SequenceVerifier, frame_threshold_for
 from tests.conftest import shared_path
+from tests.detector.test_sequence import frame as boxes_of_frame
 from tests.httpserver import Recorded, http_receiver
 from tests.video.figlib import (
     CLIP_START,
@@ -169,14 +170,7 @@ def test_a_gap_after_a_burst_of_frames_still_counts_as_missed_frames() -> None:
     would not end an event."""
     state = PresetState(SequenceVerifier(SequenceConfig(window=8, min_hits=4, end_after=5)))
     t0 = datetime(2026, 4, 23, 8, 0, 0, tzinfo=UTC)
-    smoke = Detections(
-        (640, 480),
-        "m",
-        "1",
-        xyxy=np.array([[10, 10, 60, 60]], np.float32),
-        confidence=np.array([0.5], np.float32),
-        class_id=np.array([1], np.int64),
-    )
+    smoke = boxes_of_frame(("smoke", 0.5, (10.0, 10.0, 60.0, 60.0)))
     indices = [state.advance(t0 + timedelta(seconds=3 * i), 60.0, smoke)[0] for i in range(20)]
     assert indices == list(range(indices[0], indices[0] + 20))  # a burst: one index each, ahead of the clock
     assert [e.confirm_frame for e in state.verifier.events] == [indices[3]]
