@@ -8,12 +8,15 @@ Public API, by module:
 * ``detector.detections`` — :class:`Detector` (the one interface: ``info`` and ``detect(images, conf=)``),
   :class:`MotionDetector` (also ``detect_pair(image, previous)``), :class:`Detections` (one image's boxes as
   arrays, original-image pixels, model name and version), :class:`Detection`, :class:`ModelInfo`.
-* ``detector.backends`` — :func:`load_detector` (``"auto" | "onnx" | "torch" | "rules"``, through the manifest),
+* ``detector.backends`` — :func:`load_detector` (``"auto" | "onnx" | "torch" | "rules"``, through the manifest;
+  ``second_opinion=True`` adds the flame rule's),
   :class:`YoloDetector` (shared letterbox → network → NMS), :func:`onnx_network`, :func:`torch_network`.
 * ``detector.yolo`` — :func:`letterbox`, :func:`letterbox_batch`, :func:`nms`, :func:`postprocess`,
   :func:`box_iou`: the pre/post-processing every network backend shares.
 * ``detector.images`` — :func:`load_image` (safe decoding; :class:`ImageLoadError` per bad file).
 * ``detector.rules`` — :class:`RulesDetector`: weights-free flame colour and smoke motion rules.
+* ``detector.second_opinion`` — :class:`SecondOpinion`: a model whose fire boxes the flame rule re-weighs
+  (``load_detector(second_opinion=True)``), :func:`flame_support`, :func:`reweigh` (pure).
 * ``detector.sequence`` — :class:`SequenceVerifier`, :class:`PositionVerifiers`, :class:`SequenceConfig`,
   :class:`IgnoreMask`, :class:`Event`: persistence rules for fixed cameras (pure).
 * ``detector.tiling`` — :class:`TiledDetector` (whole frame plus overlapping tiles, merged; ``auto`` picks the grid

@@ -463,6 +463,7 @@ def load_detector(
     models_dir: Path = DEFAULT_MODELS_DIR,
     threads: int | None = None,
     device: str | None = None,
+    second_opinion: bool = False,
 ) -> Detector:
     """The configured detector: the manifest's default model (or ``model``) on the requested backend.
 
@@ -470,7 +471,18 @@ def load_detector(
     model is configured at all (no manifest) and none is named, ``auto`` falls back to the weights-free colour
     rules and says so in the log. A named, configured, missing or corrupted model, or an entry that does not
     describe its weights (:func:`_check_entry`), is always an error, never a silent fallback.
+
+    ``second_opinion``: the model's fire boxes re-weighed by the flame rule (:mod:`detector.second_opinion`); it
+    needs a trained model, so with the rules (asked for, or no manifest) it is a :class:`ModelError`.
     """
+    if second_opinion:
+        if backend == "rules":
+            raise ModelError("the second opinion re-weighs a trained model's boxes: not available with the rules")
+        if model is None and not (models_dir / "manifest.json").exists():
+            raise ModelError(f"the second opinion needs a trained model, and {models_dir} has no manifest.json")
+        from detector.second_opinion import SecondOpinion
+
+        return SecondOpinion(load_detector(backend, model=model, models_dir=models_dir, threads=threads, device=device))
     if backend == "rules":
         from detector.rules import RulesDetector
 

@@ -207,6 +207,14 @@ ModelOption = Annotated[str | None, typer.Option("--model", help="Model name in 
 ModelsDirOption = Annotated[Path, typer.Option(help="Folder with manifest.json and the weights.")]
 ThreadsOption = Annotated[int, typer.Option(min=0, help="CPU threads for inference (0: all cores).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+SecondOpinionFlag = Annotated[
+    bool,
+    typer.Option(
+        "--second-opinion",
+        help="Re-weigh the model's fire boxes by the weights-free flame colour rule (double confirm): fewer false "
+        "fires on red objects, some real fires missed (README). Needs a trained model.",
+    ),
+]
 TilesOption = Annotated[
     str,
     typer.Option(
@@ -229,14 +237,24 @@ def _parse_tiles(tiles: str) -> tuple[int, int] | None:
     return cols, rows
 
 
-def _load(backend: BackendChoice, model: str | None, models_dir: Path, threads: int, tiles: str = "1x1") -> Detector:
-    """The detector (tiled if asked), or exit 1 with the reason (missing/corrupted model) on stderr."""
+def _load(
+    backend: BackendChoice,
+    model: str | None,
+    models_dir: Path,
+    threads: int,
+    tiles: str = "1x1",
+    second_opinion: bool = False,
+) -> Detector:
+    """The detector (tiled, with the rules' second opinion if asked), or exit 1 with the reason (missing or
+    corrupted model, a second opinion without a model) on stderr."""
     from detector.backends import load_detector
     from detector.manifest import ModelError
 
     grid = _parse_tiles(tiles)
     try:
-        detector = load_detector(backend.value, model=model, models_dir=models_dir, threads=threads or None)
+        detector = load_detector(
+            backend.value, model=model, models_dir=models_dir, threads=threads or None, second_opinion=second_opinion
+        )
     except ModelError as exc:
         _errors.print(f"[red]model error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(code=1) from exc
@@ -372,6 +390,7 @@ def predict_command(
     threads: ThreadsOption = 0,
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
+    second_opinion: SecondOpinionFlag = False,
 ) -> None:
     """Detect fire and smoke in every image of a folder; boxes in original-image pixels.
 
@@ -381,7 +400,7 @@ def predict_command(
     from detector.evaluate import detect_images
     from detector.images import ImageLoadError
 
-    detector = _load(backend, model, models_dir, threads, tiles)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     results: dict[str, list[list[str | float]]] = {}
     failed = 0
     files = _image_files(images_dir)
@@ -440,6 +459,7 @@ def eval_command(
     threads: ThreadsOption = 0,
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
+    second_opinion: SecondOpinionFlag = False,
     by_source: Annotated[
         bool, typer.Option("--by-source", help="Also one row per source set (built datasets: SOURCE__NAME file names).")
     ] = False,
@@ -458,7 +478,7 @@ def eval_command(
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
     _check_names(names)
-    detector = _load(backend, model, models_dir, threads, tiles)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     try:
         options: dict[str, Any] = {
             "names": names,
@@ -549,6 +569,7 @@ def watch_command(
     models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
     threads: ThreadsOption = 0,
     tiles: TilesOption = "1x1",
+    second_opinion: SecondOpinionFlag = False,
 ) -> None:
     """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes.
 
@@ -570,7 +591,7 @@ def watch_command(
         ignore = load_mask(mask) if mask else None
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    detector = _load(backend, model, models_dir, threads, tiles)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     if frame_threshold is None:  # the model's own (half its operating threshold)
         config = config.for_model(detector.info.operating_threshold)
     try:

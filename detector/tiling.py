@@ -26,6 +26,7 @@ from detector.detections import (
     ModelInfo,
     MotionDetector,
 )
+from detector.second_opinion import SecondOpinion
 from detector.yolo import DEFAULT_IOU, nms
 
 __all__ = [
@@ -86,8 +87,11 @@ def with_tiles(detector: Detector, tiles: tuple[int, int] | None) -> Detector:
 
     Returned unwrapped, whatever ``tiles`` says, for the weights-free rules (input size 0: they look at every pixel
     already) and any :class:`MotionDetector`: its smoke rule needs the previous frame of the same view, which tiles
-    would not carry.
+    would not carry. A :class:`~detector.second_opinion.SecondOpinion` stays outside the tiles: the flame rule
+    judges each box against the whole frame's colours, as it was measured.
     """
+    if isinstance(detector, SecondOpinion):
+        return detector if tiles == (1, 1) else SecondOpinion(with_tiles(detector.model, tiles), detector.config)
     if tiles == (1, 1) or isinstance(detector, MotionDetector) or detector.info.input_size < 1:
         return detector
     return TiledDetector.auto(detector) if tiles is None else TiledDetector(detector, *tiles)

@@ -128,6 +128,17 @@ class EvidenceSettings(BaseModel):
     max_distance_m: float = Field(1000.0, gt=0, le=100_000)
 
 
+class DetectorSettings(BaseModel):
+    """The fire/smoke detector the service runs itself (drone image uploads); camera workers take
+    ``STRAWFIRE_VIDEO__DETECTOR`` (``video.tasks``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Re-weigh the model's fire boxes by the flame colour rule (detector.second_opinion): fewer false fires on
+    # red objects, some real fires missed; off because a missed fire costs more than a wasted trip.
+    second_opinion: bool = False
+
+
 class ClusteringSettings(BaseModel):
     """Satellite fire points (the unit provinces count): pixels of one pass within ``link_km`` are one fire point,
     located at its highest-FRP pixel; a fire point within ``repeat_km`` of one seen less than
@@ -206,6 +217,7 @@ class Settings(BaseSettings):
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     firms: FirmsSettings = Field(default_factory=FirmsSettings)
     sentinelhub: SentinelHubSettings = Field(default_factory=SentinelHubSettings)

@@ -25,18 +25,18 @@ from video.errors import VideoError
 from video.patrol import drone_sightings
 
 _lock = threading.Lock()
-_detector: Detector | None = None
+_detectors: dict[bool, Detector] = {}
 
 
-def shared_detector() -> Detector:
-    """The process's detector (loaded on first use)."""
-    global _detector
+def shared_detector(second_opinion: bool = False) -> Detector:
+    """The process's detector (loaded on first use), with the flame rule's second opinion on its fire boxes when
+    ``second_opinion`` (``STRAWFIRE_DETECTOR__SECOND_OPINION``; then a missing model is an error, not the rules)."""
     with _lock:
-        if _detector is None:
+        if second_opinion not in _detectors:
             from detector.backends import load_detector
 
-            _detector = load_detector("auto")
-        return _detector
+            _detectors[second_opinion] = load_detector("auto", second_opinion=second_opinion)
+        return _detectors[second_opinion]
 
 
 @dataclass(slots=True)

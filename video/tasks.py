@@ -34,7 +34,9 @@ Environment (read when a worker, or :func:`runtime_from_env`, starts):
 ``STRAWFIRE_VIDEO__SERVICE_URL``       where sightings are posted (e.g. ``http://127.0.0.1:8000``)
 ``STRAWFIRE_VIDEO__DEVICE_TOKEN``      the bearer token of this device
 ``STRAWFIRE_VIDEO__DETECTOR``          ``auto`` (default: the manifest's model, rules if none), ``onnx``,
-                                       ``torch``, ``rules``, or ``package.module:factory``
+                                       ``torch``, ``rules``, or ``package.module:factory``; ``auto+rules``,
+                                       ``onnx+rules``, ``torch+rules``: the model with the flame rule's second
+                                       opinion on its fire boxes (``detector.second_opinion``)
 ``STRAWFIRE_VIDEO__DETECTOR_THREADS``  inference threads per worker process (default 1)
 ``STRAWFIRE_VIDEO__QUEUE``             the queue name (default ``strawfire-video``)
 ``STRAWFIRE_VIDEO__POST_RETRY_S``      delay before a failed post is retried by a task (default 30)
@@ -301,11 +303,17 @@ def load_detector_spec(spec: str = "auto", *, threads: int | None = 1) -> Detect
         return detector
     if spec == "auto":
         return default_detector(threads=threads)
-    if spec in ("onnx", "torch", "rules"):
+    backend, plus, second = spec.partition("+")
+    if backend in ("auto", "onnx", "torch", "rules") and (not plus or second == "rules"):
         from detector.backends import Backend, load_detector
 
-        return load_detector(cast(Backend, spec), threads=threads)
-    raise ValueError(f"unknown detector {spec!r}: auto, onnx, torch, rules or package.module:factory")
+        # With the second opinion a model that does not load is fatal: falling back to the rules, as ``auto``
+        # does, would silently drop what the deployment asked for.
+        return load_detector(cast(Backend, backend), threads=threads, second_opinion=bool(plus))
+    raise ValueError(
+        f"unknown detector {spec!r}: auto, onnx, torch, rules, auto+rules, onnx+rules, torch+rules "
+        "or package.module:factory"
+    )
 
 
 @dataclass

@@ -171,7 +171,7 @@ async def post_drone_images(
         session,
         batch,
         drone_id=drone_id,
-        detector=shared_detector(),
+        detector=shared_detector(settings.detector.second_opinion),
         indexes=indexes,
         settings=settings,
         actor=principal,

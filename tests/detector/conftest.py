@@ -47,6 +47,12 @@ def committed_model() -> Path:
     return DEFAULT_MODELS_DIR
 
 
+def said(text: str) -> str:
+    """``text`` without whitespace or panel borders: rich wraps messages at the terminal's width, inside boxes for
+    usage errors, so a phrase may be split over lines."""
+    return "".join(text.replace("│", " ").split())
+
+
 def flame_image(width: int = 96, height: int = 64) -> np.ndarray:
     """A dull green field with a bright orange-yellow blob: flame-coloured by the YCbCr rule."""
     image = np.zeros((height, width, 3), np.uint8)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from detector.cli import app
 from detector.manifest import load_manifest, resolve_model
-from tests.detector.conftest import committed_model, flame_image, shared_path
+from tests.detector.conftest import committed_model, flame_image, said, shared_path
 
 runner = CliRunner()
 
@@ -25,12 +25,6 @@ def save(image: np.ndarray | Image.Image, path: Path, **kwargs: object) -> Path:
     picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
     picture.save(path, **kwargs)
     return path
-
-
-def said(text: str) -> str:
-    """``text`` without whitespace or panel borders: rich wraps messages at the terminal's width, inside boxes for
-    usage errors, so a phrase may be split over lines."""
-    return "".join(text.replace("│", " ").split())
 
 
 def huge_png_header() -> bytes:

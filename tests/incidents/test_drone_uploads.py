@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 import service.drone_uploads as drone_uploads
 from service.auth.service import create_user
-from service.config import Settings
+from service.config import DetectorSettings, Settings
 from service.db import transaction
 from service.incidents.states import Role
 from service.main import create_app
@@ -23,11 +23,13 @@ from tests.conftest import shared_path
 from tests.video.test_patrol import CentreFireDetector
 
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    # The real frames show no fire: a stand-in detector finds one in a fixed box; the test is about the flow.
-    monkeypatch.setattr(drone_uploads, "_detector", CentreFireDetector())
-    app = create_app(Settings(data_dir=tmp_path / "var"))
+@pytest.fixture(params=[False, True], ids=["model", "second-opinion"])
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    # The real frames show no fire: a stand-in detector finds one in a fixed box; the test is about the flow. The
+    # service picks its detector by the second-opinion setting; the other one fails the upload if it is used.
+    second_opinion: bool = request.param
+    monkeypatch.setattr(drone_uploads, "_detectors", {second_opinion: CentreFireDetector(), not second_opinion: None})
+    app = create_app(Settings(data_dir=tmp_path / "var", detector=DetectorSettings(second_opinion=second_opinion)))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             # The H20T sample was flown near 40.56 N, 79.76 W: a unit around it so the incident has an owner.
@@ -54,3 +56,18 @@ def test_flight_upload(client: TestClient) -> None:
     assert "GpsLatitude" in stripped["error"]
     again = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "h20t-01"}, files=files)
     assert again.json()[0]["incidents"] == located["incidents"]  # the same sighting key: no new incident
+
+
+def test_second_opinion_setting_loads_the_model_with_the_flame_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detector.second_opinion import SecondOpinion
+    from tests.detector.conftest import committed_model
+
+    committed_model()
+    monkeypatch.setattr(drone_uploads, "_detectors", {})
+    judged = drone_uploads.shared_detector(True)
+    assert isinstance(judged, SecondOpinion)
+    assert judged.info.backend == "onnx+rules"
+    assert drone_uploads.shared_detector(True) is judged
+    assert not isinstance(drone_uploads.shared_detector(), SecondOpinion)
+    monkeypatch.setenv("STRAWFIRE_DETECTOR__SECOND_OPINION", "true")
+    assert Settings().detector.second_opinion
