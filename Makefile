@@ -22,7 +22,7 @@ run: $(STAMP)
 ## Set up and run the whole test suite (PostgreSQL tests need STRAWFIRE_TEST_POSTGRES_URL; .ci/run sets it).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy detector satellite video service
+	$(BIN)/mypy detector satellite video service bench
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -65,7 +65,7 @@ def main() -> None:
         {"code": [u.code for u in units]}, geometry=[u.geometry for u in units], crs="EPSG:4326"
     )
 
-    def geopandas_sjoin() -> object:
+    def geopandas_sjoin() -> gpd.GeoDataFrame:
         points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
         return gpd.sjoin(points, counties, how="left", predicate="intersects")
 

@@ -107,7 +107,7 @@ def main() -> None:
     fp32_detector = load_detector("onnx", model=entry.name, threads=args.threads)
     torch_detector = load_detector("torch", threads=args.threads, device="cpu")
     with offline_guard():
-        from ultralytics import YOLO
+        from ultralytics import YOLO  # type: ignore[attr-defined]
 
         yolo = YOLO(str(pt), task="detect")
     images = pick_images(args.images)
