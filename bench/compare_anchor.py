@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detector.backends import load_detector  # noqa: E402
+from detector.cpu import usable_cores  # noqa: E402
 from detector.detections import CLASS_NAMES, Detections, Detector, ImageArray, ModelInfo  # noqa: E402
 from detector.evaluate import EvalReport, evaluate_by_source  # noqa: E402
 from detector.train import configure_offline  # noqa: E402
@@ -47,10 +48,8 @@ class UltralyticsAnchor:
     """A checkpoint run by ultralytics' own predictor, as a :class:`~detector.detections.Detector`: its class ids
     mapped to ours by ``class_map`` (checkpoint id → "fire" / "smoke")."""
 
-    def __init__(self, weights: Path, class_map: dict[int, str], label: str) -> None:
-        from ultralytics import YOLO  # type: ignore[attr-defined]
-
-        self.model: Any = YOLO(str(weights))
+    def __init__(self, model: Any, class_map: dict[int, str], label: str) -> None:
+        self.model = model  # an ultralytics YOLO
         self.class_map = {k: CLASS_NAMES.index(v) for k, v in class_map.items()}
         self._info = ModelInfo(label, "1.0.3", CLASS_NAMES, 640, ANCHOR_THRESHOLD, "ultralytics")
 
@@ -62,7 +61,7 @@ class UltralyticsAnchor:
         out = []
         bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]
         floor = 0.001 if conf is None else conf
-        results = self.model.predict(bgr, conf=floor, iou=ANCHOR_IOU, imgsz=640, verbose=False)
+        results = self.model.predict(bgr, conf=floor, iou=ANCHOR_IOU, imgsz=640, device="cpu", verbose=False)
         for image, result in zip(images, results, strict=True):
             boxes = result.boxes
             ids = np.array([self.class_map.get(int(c), -1) for c in boxes.cls.tolist()], np.int64)
@@ -95,16 +94,18 @@ def main() -> None:
     parser.add_argument("--second-opinion", action="store_true", help="also ours with the flame rule's opinion")
     args = parser.parse_args()
 
-    configure_offline(REPO / "var" / "ultralytics", threads=2)
+    configure_offline(REPO / "var" / "ultralytics", threads=usable_cores())  # as many as ONNX Runtime gets
     weights = args.anchor / ANCHOR_WEIGHTS
     if not weights.is_file():
         raise SystemExit(f"{weights}: not found (see the module docstring for how to fetch the anchor)")
     sys.path.insert(0, str(args.anchor))
     import fire_detector  # noqa: F401  (puts its layers where the checkpoint's pickle looks for them)
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
+    anchor = YOLO(str(weights))
     detectors: list[tuple[str, Detector]] = [
-        ("anchor, classes as named (0 smoke, 1 fire)", UltralyticsAnchor(weights, {0: "smoke", 1: "fire"}, "anchor")),
-        ("anchor, classes swapped (0 fire, 1 smoke)", UltralyticsAnchor(weights, {0: "fire", 1: "smoke"}, "anchor")),
+        ("anchor, classes as named (0 smoke, 1 fire)", UltralyticsAnchor(anchor, {0: "smoke", 1: "fire"}, "anchor")),
+        ("anchor, classes swapped (0 fire, 1 smoke)", UltralyticsAnchor(anchor, {0: "fire", 1: "smoke"}, "anchor")),
     ]
     ours = load_detector("onnx")
     detectors.append((f"strawfire {ours.info.name} {ours.info.version}", ours))

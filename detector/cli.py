@@ -280,8 +280,9 @@ def _decode_workers(detector: Detector, threads: int) -> int:
     core count, or a GPU); see ``detector.evaluate.detect_images``."""
     from detector.backends import cuda_available
     from detector.evaluate import decode_workers_for
+    from detector.second_opinion import BACKEND_SUFFIX
 
-    backend = detector.info.backend
+    backend = detector.info.backend.removesuffix(BACKEND_SUFFIX)
     return decode_workers_for(backend, threads, gpu=backend == "torch" and cuda_available())
 
 

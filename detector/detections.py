@@ -56,7 +56,7 @@ class ModelInfo:
     classes: tuple[str, ...]
     input_size: int  # square network input in pixels; 0 for the weights-free rules
     operating_threshold: float  # confidence at which a detection counts as a finding
-    backend: str  # "onnx", "torch" or "rules"
+    backend: str  # "onnx", "torch" or "rules"; "onnx+rules", "torch+rules" with the rules' second opinion
 
 
 @dataclass(frozen=True)

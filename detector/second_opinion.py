@@ -11,7 +11,8 @@ the fire boxes the model scored between 0.21 and 0.42, 8 of 27 with support were
 How: a fire box keeps its confidence when at least :attr:`SecondOpinionConfig.full_support` of its pixels are
 flame-coloured, and is scaled down linearly to :attr:`SecondOpinionConfig.unsupported_weight` times its
 confidence when none is. Confidence only ever goes down, so the model's operating threshold still means "at
-least this sure"; a fire box the rule does not support may fall below it.
+least this sure"; a fire box the rule does not support may fall below it. The rule judges the boxes the model's
+NMS kept: a box suppressed by a neighbour that the rule then lowers does not come back.
 
 Smoke is left alone, measured: the grey-colour test alone does not separate true smoke boxes from false ones
 (AUC 0.40: haze, cloud and concrete are as grey as a plume), and the motion test misses a plume at one frame a
@@ -67,6 +68,7 @@ def flame_support(image: ImageArray, xyxy: FloatArray, rules: RulesConfig | None
 
     The rule runs on the whole image, as :class:`~detector.rules.RulesDetector` runs it (its thresholds are
     relative to the frame's mean colour), at the rules' working size; every box covers at least one pixel there.
+    A box wholly outside the image, or reversed (x2 < x1 or y2 < y1), has support 0.
     """
     rules = rules or RulesConfig()
     require_rgb(image)
@@ -87,6 +89,8 @@ def flame_support(image: ImageArray, xyxy: FloatArray, rules: RulesConfig | None
     y2 = np.clip(np.ceil(xyxy[:, 3] * scale).astype(np.int64), y1 + 1, rows)
     inside = table[y2, x2] - table[y1, x2] - table[y2, x1] + table[y1, x1]
     support: FloatArray = (inside / ((x2 - x1) * (y2 - y1))).astype(np.float32)
+    on_image = (xyxy[:, 2] > 0) & (xyxy[:, 3] > 0) & (xyxy[:, 0] < width) & (xyxy[:, 1] < height)
+    support[~(on_image & (xyxy[:, 2] >= xyxy[:, 0]) & (xyxy[:, 3] >= xyxy[:, 1]))] = 0.0
     return support
 
 

@@ -26,7 +26,6 @@ from detector.detections import (
     ModelInfo,
     MotionDetector,
 )
-from detector.second_opinion import SecondOpinion
 from detector.yolo import DEFAULT_IOU, nms
 
 __all__ = [
@@ -90,6 +89,8 @@ def with_tiles(detector: Detector, tiles: tuple[int, int] | None) -> Detector:
     would not carry. A :class:`~detector.second_opinion.SecondOpinion` stays outside the tiles: the flame rule
     judges each box against the whole frame's colours, as it was measured.
     """
+    from detector.second_opinion import SecondOpinion  # here: tiling itself needs no OpenCV
+
     if isinstance(detector, SecondOpinion):
         return detector if tiles == (1, 1) else SecondOpinion(with_tiles(detector.model, tiles), detector.config)
     if tiles == (1, 1) or isinstance(detector, MotionDetector) or detector.info.input_size < 1:

@@ -360,19 +360,32 @@ def patrol(
     registry: Annotated[Path | None, typer.Option(help="Registry file; default: fetched from the service.")] = None,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the device token from stdin.")] = True,
     timeout_s: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run on).")] = None,
+    detector: Annotated[
+        str,
+        typer.Option(
+            envvar="STRAWFIRE_VIDEO__DETECTOR",
+            help="auto, onnx, torch, rules; auto+rules, onnx+rules, torch+rules for the flame rule's second "
+            "opinion on fire boxes; or package.module:factory (as the Celery workers take it).",
+        ),
+    ] = "auto",
 ) -> None:
     """Patrol every camera preset in this process: frames → detector → sequence verification → geolocation →
     sightings posted to the service (the embedded default; Celery workers use the same pipeline)."""
     import httpx
 
+    from detector.manifest import ModelError
     from video.client import SightingClient
     from video.errors import VideoError
-    from video.patrol import ClientSink, run_inline
+    from video.patrol import ClientSink, load_detector_spec, run_inline
     from video.registry import CameraRegistry, load_registry
 
     token = sys.stdin.readline().strip() if token_stdin else ""
     if not token:
         raise InputError("a device token is needed on stdin (strawfire users token NAME)")
+    try:
+        frame_detector = load_detector_spec(detector, threads=None)
+    except (ValueError, TypeError, ImportError, ModelError) as exc:
+        raise InputError(str(exc), field="--detector") from None
     try:
         if registry is not None:
             cameras = load_registry(registry)
@@ -383,9 +396,8 @@ def patrol(
             if response.status_code != 200:
                 raise InputError(f"the service answered {response.status_code} for the camera registry")
             cameras = CameraRegistry.from_dict(response.json())
-        report = run_inline(
-            cameras, ClientSink(SightingClient(service_url, token)), timeout_s=timeout_s, keep_results=False
-        )
+        sink = ClientSink(SightingClient(service_url, token))
+        report = run_inline(cameras, sink, detector=frame_detector, timeout_s=timeout_s, keep_results=False)
     except VideoError as exc:
         raise InputError(str(exc)) from None
     for key, stats in report.presets.items():

@@ -4,7 +4,8 @@ A drone team lands and uploads the flight's images; each goes through the same f
 pipeline (``video.patrol.drone_sightings``: the detector, then ``video.drone`` ray projection from the DJI
 metadata) and every located box is ingested like a posted drone sighting. One image without metadata is reported
 and the rest go on. The detector is loaded once per process (ONNX Runtime by default, the colour rules when no
-model is installed).
+model is installed); with ``detector.second_opinion`` it is the model with the flame rule's second opinion, loaded
+when the service starts, and a missing model stops the start instead of failing the first flight's upload.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from detector.detections import Detector
 from service.auth.service import Principal
 from service.config import Settings
+from service.errors import ConfigError
 from service.flows import ingest_sighting
 from service.regions.service import RegionIndexCache
 from video.errors import VideoError
@@ -30,12 +32,17 @@ _detectors: dict[bool, Detector] = {}
 
 def shared_detector(second_opinion: bool = False) -> Detector:
     """The process's detector (loaded on first use), with the flame rule's second opinion on its fire boxes when
-    ``second_opinion`` (``STRAWFIRE_DETECTOR__SECOND_OPINION``; then a missing model is an error, not the rules)."""
+    ``second_opinion`` (``STRAWFIRE_DETECTOR__SECOND_OPINION``; then a model that does not load is a
+    :class:`ConfigError`, not a fallback to the rules)."""
     with _lock:
         if second_opinion not in _detectors:
             from detector.backends import load_detector
+            from detector.manifest import ModelError
 
-            _detectors[second_opinion] = load_detector("auto", second_opinion=second_opinion)
+            try:
+                _detectors[second_opinion] = load_detector("auto", second_opinion=second_opinion)
+            except ModelError as exc:
+                raise ConfigError(f"detector.second_opinion is on, but {exc}") from None
         return _detectors[second_opinion]
 
 

@@ -6,12 +6,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
-from service.errors import ConflictError, InputError, NotFoundError, StrawfireError
+from service.errors import ConfigError, ConflictError, InputError, NotFoundError, StrawfireError
 
 _STATUS: list[tuple[type[StrawfireError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (InputError, 422),
+    (ConfigError, 503),  # the deployment, not the request, must change
 ]
 
 

@@ -39,6 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.detector.second_opinion:
+            from service.drone_uploads import shared_detector
+
+            shared_detector(True)  # a model that does not load stops the start, not the first flight's upload
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url)
         upgrade(engine)

@@ -27,6 +27,7 @@ through :func:`drone_sightings` / :func:`post_drone_batch`.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import re
 import threading
@@ -96,6 +97,7 @@ __all__ = [
     "default_detector",
     "drone_capture_time",
     "drone_sightings",
+    "load_detector_spec",
     "locate_camera_box",
     "post_drone_batch",
     "preset_key",
@@ -131,6 +133,39 @@ def default_detector(*, threads: int | None = None, fallback_to_rules: bool = Tr
 
         log.error("the configured model cannot be loaded (%s): patrolling with the weights-free rules", exc)
         return RulesDetector()
+
+
+def load_detector_spec(spec: str = "auto", *, threads: int | None = 1) -> Detector:
+    """A detector from its configuration string (``STRAWFIRE_VIDEO__DETECTOR``, ``strawfire patrol --detector``).
+
+    ``auto`` is :func:`default_detector` (the manifest's model, the rules if it cannot load); ``onnx``, ``torch``,
+    ``rules`` that backend; ``auto+rules``, ``onnx+rules``, ``torch+rules`` the model with the flame rule's second
+    opinion on its fire boxes (``detector.second_opinion``). ``package.module:factory`` imports ``factory`` and
+    calls it with no arguments (a class or a function): a deployment-specific detector without changing this
+    package.
+    """
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        factory: Any = importlib.import_module(module_name)
+        for name in attribute.split("."):
+            factory = getattr(factory, name)
+        detector = factory()
+        if not isinstance(detector, Detector):
+            raise TypeError(f"{spec} did not return a Detector (got {type(detector).__name__})")
+        return detector
+    if spec == "auto":
+        return default_detector(threads=threads)
+    backend, plus, second = spec.partition("+")
+    if backend in ("auto", "onnx", "torch", "rules") and (not plus or second == "rules"):
+        from detector.backends import Backend, load_detector
+
+        # With the second opinion a model that does not load is fatal: falling back to the rules, as ``auto``
+        # does, would silently drop what the deployment asked for.
+        return load_detector(cast(Backend, backend), threads=threads, second_opinion=bool(plus))
+    raise ValueError(
+        f"unknown detector {spec!r}: auto, onnx, torch, rules, auto+rules, onnx+rules, torch+rules "
+        "or package.module:factory"
+    )
 
 
 def preset_key(camera_id: str, preset_id: str) -> str:

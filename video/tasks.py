@@ -46,7 +46,6 @@ Environment (read when a worker, or :func:`runtime_from_env`, starts):
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 import os
 import tempfile
@@ -63,7 +62,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import numpy as np
 from celery import Celery
 
-from detector.detections import Detections, Detector, ImageArray
+from detector.detections import Detections, ImageArray
 from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifier
 from video.client import ServiceUnavailable, SightingClient, SightingRejected
 from video.errors import VideoError
@@ -74,8 +73,8 @@ from video.patrol import (
     PostOutcome,
     PresetState,
     VerifierStore,
-    default_detector,
     drone_sightings,
+    load_detector_spec,
 )
 from video.registry import CameraRegistry, load_registry
 from video.sighting import SightingUpload, parse_sighting
@@ -284,36 +283,6 @@ class RedisVerifierStore:
 
 
 # --- Worker runtime -----------------------------------------------------------------------------------------------
-
-
-def load_detector_spec(spec: str = "auto", *, threads: int | None = 1) -> Detector:
-    """A detector from its configuration string (see the module docstring).
-
-    ``package.module:factory`` imports ``factory`` and calls it with no arguments (a class or a function): a
-    deployment-specific detector without changing this package.
-    """
-    if ":" in spec:
-        module_name, _, attribute = spec.partition(":")
-        factory: Any = importlib.import_module(module_name)
-        for name in attribute.split("."):
-            factory = getattr(factory, name)
-        detector = factory()
-        if not isinstance(detector, Detector):
-            raise TypeError(f"{spec} did not return a Detector (got {type(detector).__name__})")
-        return detector
-    if spec == "auto":
-        return default_detector(threads=threads)
-    backend, plus, second = spec.partition("+")
-    if backend in ("auto", "onnx", "torch", "rules") and (not plus or second == "rules"):
-        from detector.backends import Backend, load_detector
-
-        # With the second opinion a model that does not load is fatal: falling back to the rules, as ``auto``
-        # does, would silently drop what the deployment asked for.
-        return load_detector(cast(Backend, backend), threads=threads, second_opinion=bool(plus))
-    raise ValueError(
-        f"unknown detector {spec!r}: auto, onnx, torch, rules, auto+rules, onnx+rules, torch+rules "
-        "or package.module:factory"
-    )
 
 
 @dataclass

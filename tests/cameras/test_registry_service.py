@@ -23,10 +23,12 @@ from tests.video.test_registry import BASE
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 
 
-def cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+def cli(
+    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")} | (env or {})
     return subprocess.run(
-        [STRAWFIRE, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+        [STRAWFIRE, *args], cwd=cwd, env=clean, input=stdin, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -115,3 +117,17 @@ def test_patrol_command_runs_the_pipeline_over_a_frame_folder(tmp_path: Path) ->
     no_token = cli("patrol", "--service-url", "http://127.0.0.1:9", "--registry", str(path), cwd=tmp_path, stdin="")
     assert no_token.returncode == 2
     assert "device token" in no_token.stderr
+    # The second opinion (``detector.second_opinion``), chosen as the Celery workers choose it.
+    with http_receiver() as service:
+        judged = cli(
+            "patrol", "--service-url", service.url, "--registry", str(path), "--timeout-s", "60",
+            "--detector", "onnx+rules", cwd=tmp_path, stdin="device-token\n",
+        )  # fmt: skip
+    assert judged.returncode == 0, judged.stderr
+    assert judged.stdout.strip() == "nongan-07/p1: 1 frames, 0 errors"
+    unknown = cli(
+        "patrol", "--service-url", "http://127.0.0.1:9", "--registry", str(path),
+        cwd=tmp_path, stdin="device-token\n", env={"STRAWFIRE_VIDEO__DETECTOR": "onnx+thermal"},
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "unknown detector 'onnx+thermal'" in unknown.stderr

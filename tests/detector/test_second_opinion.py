@@ -56,6 +56,8 @@ def test_support_is_the_share_of_flame_pixels_in_each_box() -> None:
     assert support[1] == 0.0
     assert 0.3 < support[2] < support[0]  # the same blob in a looser box
     assert support[3] == 1.0  # a box thinner than a pixel still looks at the pixel it is on
+    outside = np.array([[500, 10, 600, 20], [-30, 10, -5, 20], [45, 35, 35, 25]], np.float32)
+    assert flame_support(image, outside).tolist() == [0.0, 0.0, 0.0]  # off the image, or reversed
     assert flame_support(image, np.zeros((0, 4), np.float32)).shape == (0,)
 
 

@@ -66,8 +66,23 @@ def test_second_opinion_setting_loads_the_model_with_the_flame_rule(monkeypatch:
     monkeypatch.setattr(drone_uploads, "_detectors", {})
     judged = drone_uploads.shared_detector(True)
     assert isinstance(judged, SecondOpinion)
-    assert judged.info.backend == "onnx+rules"
+    assert judged.info.backend.endswith("+rules")  # onnx on a CPU, torch on a GPU
     assert drone_uploads.shared_detector(True) is judged
     assert not isinstance(drone_uploads.shared_detector(), SecondOpinion)
     monkeypatch.setenv("STRAWFIRE_DETECTOR__SECOND_OPINION", "true")
     assert Settings().detector.second_opinion
+
+
+def test_second_opinion_without_a_model_stops_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import detector.backends
+    from detector.manifest import ModelError
+    from service.errors import ConfigError
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise ModelError("no model manifest at models/manifest.json")
+
+    monkeypatch.setattr(drone_uploads, "_detectors", {})
+    monkeypatch.setattr(detector.backends, "load_detector", no_model)
+    app = create_app(Settings(data_dir=tmp_path / "var", detector=DetectorSettings(second_opinion=True)))
+    with pytest.raises(ConfigError, match=r"detector\.second_opinion is on, but no model manifest"), TestClient(app):
+        pass
