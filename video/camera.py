@@ -52,6 +52,7 @@ __all__ = [
     "ZoomLens",
     "angles_from_directions",
     "box_to_wedge",
+    "directions_to_pixels",
     "lens_intrinsics",
     "normalise_bearing",
     "pixel_rays",
@@ -316,6 +317,41 @@ def pixel_rays(site: CameraSite, lens: Lens, pose: PtzPose, u: ArrayLike, v: Arr
     rot = rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
     world = camera_dirs @ rot.T
     return np.asarray(world / np.linalg.norm(world, axis=1, keepdims=True), dtype=np.float64)
+
+
+def directions_to_pixels(
+    site: CameraSite, lens: Lens, pose: PtzPose, directions: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Pixels ``(n, 2)`` where unit ENU ``directions`` ``(n, 3)`` land, and whether each is in front of the camera
+    (the inverse of :func:`pixel_rays`; pixels of directions behind it are NaN).
+
+    With distortion the points go through ``cv2.projectPoints``; the lens model is only calibrated inside the
+    frame, so pixels far outside it are indicative.
+    """
+    d = np.atleast_2d(np.asarray(directions, dtype=np.float64))
+    rot = rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
+    camera = d @ rot  # rows: (x right, y down, z forward); rot's columns are the camera axes in ENU
+    in_front = camera[:, 2] > 1e-9
+    pixels = np.full((len(d), 2), np.nan)
+    if not in_front.any():
+        return pixels, in_front
+    intrinsics = lens_intrinsics(lens, pose.zoom)
+    ahead = camera[in_front]
+    if any(intrinsics.distortion):
+        import cv2
+
+        projected, _ = cv2.projectPoints(
+            ahead.reshape(-1, 1, 3),
+            np.zeros(3),
+            np.zeros(3),
+            intrinsics.camera_matrix(),
+            np.asarray(intrinsics.distortion, dtype=np.float64),
+        )
+        pixels[in_front] = np.asarray(projected, dtype=np.float64).reshape(-1, 2)
+    else:
+        pixels[in_front, 0] = intrinsics.fx * ahead[:, 0] / ahead[:, 2] + intrinsics.cx
+        pixels[in_front, 1] = intrinsics.fy * ahead[:, 1] / ahead[:, 2] + intrinsics.cy
+    return pixels, in_front
 
 
 def pixel_to_ray(site: CameraSite, lens: Lens, pose: PtzPose, u: float, v: float) -> Ray:

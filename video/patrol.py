@@ -73,6 +73,7 @@ from video.sighting import (
     evidence_info,
 )
 from video.sources import Frame, FrameSource, SourceError, open_source
+from video.sun import glare_polygon
 
 if TYPE_CHECKING:
     from video.client import SightingClient
@@ -381,6 +382,7 @@ class FrameResult:
     status: Literal["ok", "late", "error"]
     frame_index: int | None = None
     candidates: int = 0
+    sun_glare: int = 0  # boxes ignored because they lay in the sun's glare (``PresetRecord.sun_glare_deg``)
     events: tuple[EventOutcome, ...] = ()
     model: str = ""
     error: str | None = None
@@ -395,6 +397,7 @@ class FrameResult:
             "status": self.status,
             "frame_index": self.frame_index,
             "candidates": self.candidates,
+            "sun_glare": self.sun_glare,
             "events": [e.to_json() for e in self.events],
             "model": self.model,
             "error": self.error,
@@ -586,7 +589,7 @@ class FramePipeline:
             else None
         )
         rgb = frame.rgb()
-        found = self._detect(rgb, previous, preset.tiles)
+        found, glare = self._outside_sun_glare(self._detect(rgb, previous, preset.tiles), camera, preset, frame)
         threshold = self.config.threshold(self.detector)
         index, events = self.store.advance(
             key, lambda: self.new_state(preset), frame.captured_at, preset.cadence_s, found, rgb if motion else None
@@ -621,7 +624,26 @@ class FramePipeline:
                     post.error,
                 )
             )
-        return FrameResult(status="ok", frame_index=index, candidates=candidates, events=tuple(outcomes), **base)
+        return FrameResult(
+            status="ok", frame_index=index, candidates=candidates, sun_glare=glare, events=tuple(outcomes), **base
+        )
+
+    @staticmethod
+    def _outside_sun_glare(
+        found: Detections, camera: CameraRecord, preset: PresetRecord, frame: Frame
+    ) -> tuple[Detections, int]:
+        """``found`` without the boxes mostly inside the preset's sun-glare cone at the frame's time
+        (:mod:`video.sun`), and how many were dropped."""
+        if not preset.sun_glare_deg or not len(found):
+            return found, 0
+        polygon = glare_polygon(camera.site, camera.lens, camera.pose(preset), frame.captured_at, preset.sun_glare_deg)
+        if polygon is None:
+            return found, 0
+        lens = lens_intrinsics(camera.lens, preset.zoom)  # the polygon is in the lens's calibrated pixels
+        sx, sy = frame.size[0] / lens.width, frame.size[1] / lens.height
+        mask = IgnoreMask(((tuple((u * sx, v * sy) for u, v in polygon)),))
+        glared = np.array([mask.covers((x1, y1, x2, y2)) for x1, y1, x2, y2 in found.xyxy.tolist()], bool)
+        return found.select(~glared), int(glared.sum())
 
     def evidence(self, frame: Frame) -> bytes:
         """The frame as JPEG: the camera's own bytes when it sent JPEG, else encoded here."""

@@ -75,6 +75,7 @@ _MIN_CADENCE_S: Final = 0.01
 _MAX_CADENCE_S: Final = 86_400.0
 #: More tiles than this per side would cost more network passes per frame than a patrol cadence allows.
 _MAX_TILES: Final = 6
+_MAX_SUN_GLARE_DEG: Final = 30.0  # wider hides most of a tower camera's view whenever the sun is in it
 
 
 class RegistryError(InputError):
@@ -143,6 +144,9 @@ class PresetRecord:
             long-range views where an early plume is a few dozen pixels; 3×2 costs seven network passes per
             frame instead of one, and finds more false smoke on look-alikes (README). ``None`` (the default) runs
             on the whole frame only.
+        sun_glare_deg: detections mostly inside this many degrees of the sun (computed for each frame's capture
+            time, :mod:`video.sun`) are ignored, as in a drawn mask; 0 (the default) turns it off. Needs a
+            calibrated heading; 3–5° covers the disc's glare and the flare around it.
     """
 
     id: str
@@ -157,6 +161,7 @@ class PresetRecord:
     ignore_mask: tuple[tuple[tuple[float, float], ...], ...] = ()
     name: str = ""
     tiles: tuple[int, int] | None = None
+    sun_glare_deg: float = 0.0
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
@@ -165,6 +170,7 @@ class PresetRecord:
         _number(self.zoom, "zoom")
         _number(self.roll_deg, "roll_deg", -180.0, 180.0)
         _number(self.cadence_s, "cadence_s", _MIN_CADENCE_S, _MAX_CADENCE_S)
+        _number(self.sun_glare_deg, "sun_glare_deg", 0.0, _MAX_SUN_GLARE_DEG)
         if not isinstance(self.source, str):
             raise RegistryError(f"must be a string, got {self.source!r}", field="source")
         if self.source_kind is not None and self.source_kind not in _SOURCE_KINDS:
@@ -223,6 +229,8 @@ class PresetRecord:
             out["source_kind"] = self.source_kind
         if self.tiles is not None:
             out["tiles"] = list(self.tiles)
+        if self.sun_glare_deg:
+            out["sun_glare_deg"] = self.sun_glare_deg
         return out
 
 
@@ -481,7 +489,10 @@ def _lens_from_dict(value: object, where: str) -> Lens:
 
 def _preset_from_dict(value: object, where: str) -> PresetRecord:
     data = _mapping(value, where)
-    optional = ("name", "zoom", "roll_deg", "source", "source_kind", "http_auth", "cadence_s", "ignore_mask", "tiles")
+    optional = (
+        "name", "zoom", "roll_deg", "source", "source_kind", "http_auth", "cadence_s", "ignore_mask", "tiles",
+        "sun_glare_deg",
+    )  # fmt: skip
     _check_keys(data, where, required=("id", "pan_deg", "tilt_deg"), optional=optional)
     mask = []
     for i, polygon in enumerate(_sequence(data.get("ignore_mask", []), f"{where}.ignore_mask")):
@@ -509,6 +520,7 @@ def _preset_from_dict(value: object, where: str) -> PresetRecord:
             ignore_mask=tuple(mask),
             name=_string(data.get("name", ""), f"{where}.name"),
             tiles=tiles,  # its length and values are checked by PresetRecord
+            sun_glare_deg=_number(data.get("sun_glare_deg", 0.0), f"{where}.sun_glare_deg"),
         )
     except RegistryError as exc:
         if exc.field is not None and not exc.field.startswith(where):
