@@ -332,6 +332,37 @@ def camera_import(
     typer.echo(f"imported {count} cameras with {presets} presets from {path}")
 
 
+@camera_app.command("suggest-masks")
+@friendly_errors
+def camera_suggest_masks(
+    days: Annotated[int, typer.Option(min=1, help="Look at false alarms closed in the last N days.")] = 90,
+    min_incidents: Annotated[int, typer.Option(min=1, help="Incidents from one place to suggest it.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Ignore-mask polygons for the places of a preset's frame that false alarms keep coming from (a heat source
+    in view, nothing found on site). Nothing changes: add a polygon to the preset's ignore_mask to use it."""
+    from datetime import UTC, datetime, timedelta
+
+    from service.cameras.service import mask_suggestions
+
+    with _session_factory()() as session:
+        found = mask_suggestions(session, since=datetime.now(UTC) - timedelta(days=days), min_incidents=min_incidents)
+    rows = [s.to_json() for s in found]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(f"no place with {min_incidents} or more false alarms in the last {days} days")
+        return
+    table = Table("camera/preset", "status", "incidents", "polygon (frame pixels)", "of frame")
+    for row in rows:
+        share = "?" if row["frame_fraction"] is None else f"{row['frame_fraction']:.1%}"
+        camera = f"{row['camera_id']}/{row['preset_id']}" + ("" if row["registered"] else " (not registered)")
+        incidents = ", ".join(map(str, row["incidents"]))
+        table.add_row(camera, str(row["status"]), incidents, json.dumps(row["polygon"]), share)
+    Console().print(table)
+
+
 @camera_app.command("list")
 @friendly_errors
 def camera_list() -> None:

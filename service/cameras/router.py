@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
 
 from service.cameras import service
+from service.db import utcnow
 from service.deps import Admin, CurrentPrincipal, SessionDep
 from service.incidents.states import Role
 
@@ -49,3 +52,30 @@ def put_registry(
     count = service.replace_registry(session, registry)
     session.commit()
     return {"cameras": count}
+
+
+class MaskSuggestionOut(BaseModel):
+    """A place in a preset's frame that false alarms keep coming from (``video.mask_suggestions``)."""
+
+    camera_id: str
+    preset_id: str
+    registered: bool  # False: the registry no longer has this preset
+    status: Literal["suggested", "masked", "too_large"]
+    polygon: list[tuple[float, float]]  # frame pixels; add it to the preset's ignore_mask
+    incidents: list[int]
+    boxes: int
+    frame_fraction: float | None
+
+
+@router.get("/mask-suggestions")
+def get_mask_suggestions(
+    principal: Admin,
+    session: SessionDep,
+    days: Annotated[int, Query(ge=1, le=3660, description="Look at false alarms closed in the last N days.")] = 90,
+    min_incidents: Annotated[int, Query(ge=1, le=1000, description="Incidents from one place to suggest it.")] = 3,
+) -> list[MaskSuggestionOut]:
+    """Ignore-mask suggestions from the camera sightings of incidents closed as false alarms (a heat source in view,
+    nothing found on site) that keep coming from the same place of one preset's frame (admins). Nothing is masked
+    until an admin adds a polygon to the registry."""
+    found = service.mask_suggestions(session, since=utcnow() - timedelta(days=days), min_incidents=min_incidents)
+    return [MaskSuggestionOut.model_validate(s.to_json()) for s in found]

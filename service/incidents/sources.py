@@ -95,6 +95,7 @@ def sighting_observation(sighting: CameraSighting | DroneSighting) -> Observatio
         details = base | {
             "camera_id": sighting.camera_id,
             "preset_id": sighting.preset_id,
+            "image_size": list(sighting.image_size),
             "site": sighting.site.model_dump(),
             "bearing": sighting.bearing.model_dump(),
             "event": sighting.event.model_dump(mode="json"),
