@@ -335,7 +335,7 @@ def camera_import(
 @camera_app.command("suggest-masks")
 @friendly_errors
 def camera_suggest_masks(
-    days: Annotated[int, typer.Option(min=1, help="Look at false alarms closed in the last N days.")] = 90,
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Look at false alarms closed in the last N days.")] = 90,
     min_incidents: Annotated[int, typer.Option(min=1, help="Incidents from one place to suggest it.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -354,12 +354,13 @@ def camera_suggest_masks(
     if not rows:
         typer.echo(f"no place with {min_incidents} or more false alarms in the last {days} days")
         return
-    table = Table("camera/preset", "status", "incidents", "polygon (frame pixels)", "of frame")
+    table = Table("camera/preset", "status", "incidents", "polygon (pixels of frame size)", "frame size", "of frame")
     for row in rows:
         share = "?" if row["frame_fraction"] is None else f"{row['frame_fraction']:.1%}"
         camera = f"{row['camera_id']}/{row['preset_id']}" + ("" if row["registered"] else " (not registered)")
         incidents = ", ".join(map(str, row["incidents"]))
-        table.add_row(camera, str(row["status"]), incidents, json.dumps(row["polygon"]), share)
+        size = "?" if row["frame_size"] is None else "×".join(map(str, row["frame_size"]))
+        table.add_row(camera, str(row["status"]), incidents, json.dumps(row["polygon"]), size, share)
     Console().print(table)
 
 
@@ -415,7 +416,7 @@ def patrol(
         raise InputError("a device token is needed on stdin (strawfire users token NAME)")
     try:
         frame_detector = load_detector_spec(detector, threads=None)
-    except (ValueError, TypeError, ImportError, ModelError) as exc:
+    except (ValueError, TypeError, ImportError, AttributeError, ModelError) as exc:
         raise InputError(str(exc), field="--detector") from None
     try:
         if registry is not None:

@@ -325,8 +325,10 @@ def directions_to_pixels(
     """Pixels ``(n, 2)`` where unit ENU ``directions`` ``(n, 3)`` land, and whether each is in front of the camera
     (the inverse of :func:`pixel_rays`; pixels of directions behind it are NaN).
 
-    With distortion the points go through ``cv2.projectPoints``; the lens model is only calibrated inside the
-    frame, so pixels far outside it are indicative.
+    With distortion the points go through ``cv2.projectPoints`` — but only those inside the lens's calibrated
+    field (no farther off-axis than the frame's corners): beyond it OpenCV's radial polynomial folds back, and a
+    direction 70° off a 90° lens's axis can land in the middle of the frame. Those go through the plain pinhole,
+    which keeps them outside, where they belong.
     """
     d = np.atleast_2d(np.asarray(directions, dtype=np.float64))
     rot = rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
@@ -337,20 +339,34 @@ def directions_to_pixels(
         return pixels, in_front
     intrinsics = lens_intrinsics(lens, pose.zoom)
     ahead = camera[in_front]
+    normalised = ahead[:, :2] / ahead[:, 2:3]
+    pinhole = np.column_stack(
+        (intrinsics.fx * normalised[:, 0] + intrinsics.cx, intrinsics.fy * normalised[:, 1] + intrinsics.cy)
+    )
     if any(intrinsics.distortion):
         import cv2
 
-        projected, _ = cv2.projectPoints(
-            ahead.reshape(-1, 1, 3),
-            np.zeros(3),
-            np.zeros(3),
-            intrinsics.camera_matrix(),
-            np.asarray(intrinsics.distortion, dtype=np.float64),
-        )
-        pixels[in_front] = np.asarray(projected, dtype=np.float64).reshape(-1, 2)
-    else:
-        pixels[in_front, 0] = intrinsics.fx * ahead[:, 0] / ahead[:, 2] + intrinsics.cx
-        pixels[in_front, 1] = intrinsics.fy * ahead[:, 1] / ahead[:, 2] + intrinsics.cy
+        u = np.array([0.0, intrinsics.width, 0.0, intrinsics.width])
+        v = np.array([0.0, 0.0, intrinsics.height, intrinsics.height])
+        undistorted = np.hypot(*intrinsics.normalise(u, v).T)  # the corners' true off-axis tangents
+        distorted = np.hypot((u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy)
+        radius = np.hypot(normalised[:, 0], normalised[:, 1])
+        calibrated = radius <= float(undistorted.max())
+        if calibrated.any():
+            projected, _ = cv2.projectPoints(
+                ahead[calibrated].reshape(-1, 1, 3),
+                np.zeros(3),
+                np.zeros(3),
+                intrinsics.camera_matrix(),
+                np.asarray(intrinsics.distortion, dtype=np.float64),
+            )
+            pinhole[calibrated] = np.asarray(projected, dtype=np.float64).reshape(-1, 2)
+        # Beyond the corners: the pinhole, stretched as much as the lens stretches its corners (a pincushion lens
+        # pushes them out), so these points stay outside the frame.
+        stretch = max(1.0, float((distorted / undistorted).max()))
+        centre = np.array([intrinsics.cx, intrinsics.cy])
+        pinhole[~calibrated] = centre + (pinhole[~calibrated] - centre) * stretch
+    pixels[in_front] = pinhole
     return pixels, in_front
 
 

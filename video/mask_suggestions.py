@@ -11,13 +11,15 @@ is masked automatically: a mask hides real fires too, so a person decides (``str
 The rule: boxes of one preset link when they overlap by at least ``min_overlap`` of the smaller box (the sequence
 verifier's link, ``detector.sequence.overlap``); a group of linked boxes from at least ``min_incidents``
 different incidents is a suggestion, the rectangle around its boxes grown by ``margin`` of its size on each side.
-Groups already covered by the preset's mask, and rectangles wider than ``max_frame_fraction`` of the frame (a
-mask that large is a sign to fix the preset or the model, not to blind the camera), are reported as such rather
-than offered.
+Groups already covered by the preset's mask, and rectangles larger than ``max_frame_fraction`` of the frame's
+area (a mask that large is a sign to fix the preset or the model, not to blind the camera), are reported as such
+rather than offered. The pairwise linking grows with the square of the boxes of one preset: thousands of false
+alarms a preset, fine.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -48,9 +50,10 @@ class MaskSuggestion:
     already covers it: the alarms predate the mask), ``too_large`` (wider than the limit; look at the preset).
     """
 
-    polygon: tuple[tuple[float, float], ...]  # a rectangle, clockwise from the top-left, frame pixels
+    polygon: tuple[tuple[float, float], ...]  # a rectangle, clockwise from the top-left, in frame_size's pixels
     incidents: tuple[int, ...]
     boxes: int
+    frame_size: tuple[int, int] | None  # (w, h) of the frames the polygon is in; None when no sighting said
     frame_fraction: float | None  # the rectangle's share of the frame, when the frame size is known
     status: Literal["suggested", "masked", "too_large"]
 
@@ -75,6 +78,23 @@ def _groups(boxes: Sequence[Box], min_overlap: float) -> list[list[int]]:
     return list(groups.values())
 
 
+def _reference_size(alarms: Sequence[FalseAlarmBox]) -> tuple[int, int] | None:
+    """The frame size most alarms were seen at (the larger on a tie); None when none is known."""
+    sizes = Counter(a.frame_size for a in alarms if a.frame_size is not None)
+    if not sizes:
+        return None
+    return max(sizes, key=lambda size: (sizes[size], size[0] * size[1]))
+
+
+def _in_reference(alarm: FalseAlarmBox, reference: tuple[int, int] | None) -> Box:
+    """The alarm's box in the reference frame's pixels (a sub-stream's boxes scaled up to the main stream's)."""
+    if reference is None or alarm.frame_size is None or alarm.frame_size == reference:
+        return alarm.box
+    sx, sy = reference[0] / alarm.frame_size[0], reference[1] / alarm.frame_size[1]
+    x1, y1, x2, y2 = alarm.box
+    return x1 * sx, y1 * sy, x2 * sx, y2 * sy
+
+
 def suggest_masks(
     alarms: Sequence[FalseAlarmBox],
     *,
@@ -84,33 +104,47 @@ def suggest_masks(
     margin: float = 0.1,
     max_frame_fraction: float = 0.25,
 ) -> list[MaskSuggestion]:
-    """Suggestions for one preset from its false alarms' boxes, most incidents first (see the module docstring)."""
+    """Suggestions for one preset from its false alarms' boxes, most incidents first (see the module docstring).
+
+    Boxes are compared in the pixels of the frame size most of them were seen at (``MaskSuggestion.frame_size``;
+    boxes from a sub-stream are scaled to it), and boxes larger than ``max_frame_fraction`` of the frame link only
+    with each other: linked by their overlap with the smaller box, one haze box over half the frame would
+    otherwise merge every place under it into one group too large to offer.
+    """
     if min_incidents < 1:
         raise ValueError(f"min_incidents must be ≥ 1, got {min_incidents}")
     mask = mask or IgnoreMask()
+    reference = _reference_size(alarms)
+    boxes = [_in_reference(a, reference) for a in alarms]
+    frame_area = reference[0] * reference[1] if reference else None
+
+    def large(box: Box) -> bool:
+        return frame_area is not None and (box[2] - box[0]) * (box[3] - box[1]) > max_frame_fraction * frame_area
+
+    groups: list[list[int]] = []
+    for part in ([i for i, b in enumerate(boxes) if not large(b)], [i for i, b in enumerate(boxes) if large(b)]):
+        groups += [[part[j] for j in group] for group in _groups([boxes[i] for i in part], min_overlap)]
     out: list[MaskSuggestion] = []
-    for group in _groups([a.box for a in alarms], min_overlap):
+    for group in groups:
         incidents = tuple(sorted({alarms[i].incident_id for i in group}))
         if len(incidents) < min_incidents:
             continue
-        x1 = min(alarms[i].box[0] for i in group)
-        y1 = min(alarms[i].box[1] for i in group)
-        x2 = max(alarms[i].box[2] for i in group)
-        y2 = max(alarms[i].box[3] for i in group)
+        x1 = min(boxes[i][0] for i in group)
+        y1 = min(boxes[i][1] for i in group)
+        x2 = max(boxes[i][2] for i in group)
+        y2 = max(boxes[i][3] for i in group)
         grow_x, grow_y = margin * (x2 - x1), margin * (y2 - y1)
         x1, y1, x2, y2 = max(0.0, x1 - grow_x), max(0.0, y1 - grow_y), x2 + grow_x, y2 + grow_y
-        sizes = [size for i in group if (size := alarms[i].frame_size) is not None]
         fraction = None
-        if sizes:
-            width, height = max(sizes)
-            x2, y2 = min(x2, float(width)), min(y2, float(height))
-            fraction = (x2 - x1) * (y2 - y1) / (width * height)
+        if reference is not None and frame_area is not None:
+            x2, y2 = min(x2, float(reference[0])), min(y2, float(reference[1]))
+            fraction = (x2 - x1) * (y2 - y1) / frame_area
         status: Literal["suggested", "masked", "too_large"] = "suggested"
-        if all(mask.covers(alarms[i].box) for i in group):
+        if all(mask.covers(boxes[i]) for i in group):
             status = "masked"
         elif fraction is not None and fraction > max_frame_fraction:
             status = "too_large"
         polygon = ((x1, y1), (x2, y1), (x2, y2), (x1, y2))
-        out.append(MaskSuggestion(polygon, incidents, len(group), fraction, status))
+        out.append(MaskSuggestion(polygon, incidents, len(group), reference, fraction, status))
     out.sort(key=lambda s: (-len(s.incidents), s.polygon[0]))
     return out

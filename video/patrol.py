@@ -404,10 +404,9 @@ class FrameResult:
         }
 
 
-def _scaled_box(
-    lens_size: tuple[int, int], image_size: tuple[int, int], box: Sequence[float]
-) -> tuple[float, float, float, float]:
-    """A box in frame pixels → lens pixels (a sub-stream has fewer pixels than the calibrated main stream)."""
+def _lens_scale(lens_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[float, float]:
+    """(x, y) factors from frame pixels to the lens's calibrated pixels (a sub-stream has fewer pixels than the
+    calibrated main stream); a frame of another aspect ratio is an error, not a stretch."""
     (lw, lh), (iw, ih) = lens_size, image_size
     sx, sy = lw / iw, lh / ih
     if abs(sx - sy) > _ASPECT_TOLERANCE * max(sx, sy):
@@ -416,6 +415,14 @@ def _scaled_box(
             "register the stream's own lens or crop",
             field="lens",
         )
+    return sx, sy
+
+
+def _scaled_box(
+    lens_size: tuple[int, int], image_size: tuple[int, int], box: Sequence[float]
+) -> tuple[float, float, float, float]:
+    """A box in frame pixels → lens pixels."""
+    sx, sy = _lens_scale(lens_size, image_size)
     return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
 
@@ -597,7 +604,7 @@ class FramePipeline:
         candidates = int(np.count_nonzero(found.confidence >= threshold))
         if index is None:
             log.warning("%s: frame %d (%s) is late; not verified", key, frame.seq, frame.captured_at.isoformat())
-            return FrameResult(status="late", candidates=candidates, **base)
+            return FrameResult(status="late", candidates=candidates, sun_glare=glare, **base)
         outcomes: list[EventOutcome] = []
         evidence: bytes | None = None
         for event in events:
@@ -640,8 +647,8 @@ class FramePipeline:
         if polygon is None:
             return found, 0
         lens = lens_intrinsics(camera.lens, preset.zoom)  # the polygon is in the lens's calibrated pixels
-        sx, sy = frame.size[0] / lens.width, frame.size[1] / lens.height
-        mask = IgnoreMask(((tuple((u * sx, v * sy) for u, v in polygon)),))
+        sx, sy = _lens_scale((lens.width, lens.height), frame.size)
+        mask = IgnoreMask(((tuple((u / sx, v / sy) for u, v in polygon)),))
         glared = np.array([mask.covers((x1, y1, x2, y2)) for x1, y1, x2, y2 in found.xyxy.tolist()], bool)
         return found.select(~glared), int(glared.sum())
 

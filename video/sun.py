@@ -82,7 +82,9 @@ def glare_polygon(
     if sun.elevation_deg < -glare_deg:
         return None
     pixels, in_front = directions_to_pixels(site, lens, pose, _cone(sun.direction, glare_deg, vertices))
-    if not in_front.all():  # the cone reaches behind the lens: the sun is far outside any tower camera's view
+    if not in_front.all():
+        # The cone reaches behind the lens: the sun is 90° − glare_deg or more off the axis. A tower camera's
+        # half field of view is well under that; a wider lens with a wide cone goes unmasked here.
         return None
     intrinsics = lens_intrinsics(lens, pose.zoom)
     x, y = pixels[:, 0], pixels[:, 1]

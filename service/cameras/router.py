@@ -61,9 +61,10 @@ class MaskSuggestionOut(BaseModel):
     preset_id: str
     registered: bool  # False: the registry no longer has this preset
     status: Literal["suggested", "masked", "too_large"]
-    polygon: list[tuple[float, float]]  # frame pixels; add it to the preset's ignore_mask
+    polygon: list[tuple[float, float]]  # pixels of frames of frame_size; add it to the preset's ignore_mask
     incidents: list[int]
     boxes: int
+    frame_size: tuple[int, int] | None  # (w, h); None when no sighting recorded it
     frame_fraction: float | None
 
 

@@ -70,6 +70,7 @@ class PresetSuggestion:
             "polygon": [[round(x, 1), round(y, 1)] for x, y in self.suggestion.polygon],
             "incidents": list(self.suggestion.incidents),
             "boxes": self.suggestion.boxes,
+            "frame_size": list(self.suggestion.frame_size) if self.suggestion.frame_size else None,
             "frame_fraction": self.suggestion.frame_fraction,
         }
 
@@ -95,10 +96,13 @@ def mask_suggestions(session: Session, *, since: datetime, min_incidents: int) -
     for incident_id, text in rows:
         assert incident_id is not None  # joined on it
         details = json.loads(text)
+        boxes, camera_id, preset_id = details.get("boxes"), details.get("camera_id"), details.get("preset_id")
+        if not boxes or not camera_id or not preset_id:
+            continue  # not a posted sighting (the demo scenario's observations carry no boxes)
         size = details.get("image_size")  # absent from sightings stored before it was recorded
-        box = details["boxes"][0]["xyxy"]  # the box the sighting was located from
-        alarm = FalseAlarmBox(int(incident_id), (box[0], box[1], box[2], box[3]), tuple(size) if size else None)
-        by_preset.setdefault((details["camera_id"], details["preset_id"]), []).append(alarm)
+        box = boxes[0]["xyxy"]  # the box the sighting was located from
+        alarm = FalseAlarmBox(int(incident_id), (box[0], box[1], box[2], box[3]), (size[0], size[1]) if size else None)
+        by_preset.setdefault((camera_id, preset_id), []).append(alarm)
     registry = load_registry(session)
     out: list[PresetSuggestion] = []
     for (camera_id, preset_id), alarms in by_preset.items():

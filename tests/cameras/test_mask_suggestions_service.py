@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from service.auth.service import create_user
 from service.config import AlertSettings, Settings
-from service.db import transaction
+from service.db import transaction, utcnow
 from service.demo import load_demo
-from service.incidents.states import Role
+from service.incidents.states import IncidentState, Role
+from service.incidents.tables import Incident
 from service.main import create_app
 from tests.incidents.test_sightings import TOWERS, camera_sighting, post, token
 
@@ -41,8 +43,11 @@ def client(data_dir: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def chimney_incident(client: TestClient, day: int, box: list[int], reason: str, *, reopen: bool = False) -> int:
-    """A sighting from tower-a's preset p1 on ``day`` (days apart: separate incidents), closed as a false alarm."""
+def chimney_incident(
+    client: TestClient, day: int, box: list[int], reason: str, *, reopen: bool = False, again: bool = False
+) -> int:
+    """A sighting from tower-a's preset p1 on ``day`` (days apart: separate incidents), found a false alarm (then
+    reopened, then found a false alarm ``again``)."""
     device = token(client, "cams", "device-password")
     sighting, image = camera_sighting("tower-a", day * 24 * 60)
     sighting["boxes"] = [{"class_name": "smoke", "confidence": 0.7, "xyxy": box}]
@@ -54,9 +59,10 @@ def chimney_incident(client: TestClient, day: int, box: list[int], reason: str, 
         f"/api/v1/incidents/{incident}/transitions", headers=admin, json={"to": "false_alarm", "reason": reason}
     )
     assert moved.status_code == 200, moved.text
-    if reopen:
-        again = client.post(f"/api/v1/incidents/{incident}/transitions", headers=admin, json={"to": "reopened"})
-        assert again.status_code == 200, again.text
+    for target in (["reopened"] if reopen else []) + (["false_alarm"] if again else []):
+        body = {"to": target} | ({"reason": reason} if target == "false_alarm" else {})
+        moved = client.post(f"/api/v1/incidents/{incident}/transitions", headers=admin, json=body)
+        assert moved.status_code == 200, moved.text
     return incident
 
 
@@ -79,6 +85,15 @@ def test_false_alarms_from_one_place_become_a_suggestion(client: TestClient, dat
     chimney_incident(client, 3, CHIMNEY[3], "permitted_burn")  # a fire after all: not a reason to mask
     chimney_incident(client, 4, CHIMNEY[3], "not_found", reopen=True)  # reopened: maybe a fire
     chimney_incident(client, 5, [2, 40, 8, 46], "not_found")  # a one-off elsewhere
+    counted.append(chimney_incident(client, 6, CHIMNEY[3], "not_found", reopen=True, again=True))  # found twice
+    fire_after_all = chimney_incident(client, 7, CHIMNEY[3], "not_found", reopen=True)
+    with transaction(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        # reopened, then handled as a fire and closed: the old false-alarm reason stays on the row
+        session.get(Incident, fire_after_all).state = IncidentState.CLOSED.value  # type: ignore[union-attr]
+        # the demo scenario's camera observations carry no boxes: they must not break the query
+        for demo in session.scalars(select(Incident).where(Incident.id != fire_after_all)):
+            if demo.false_alarm_at is None:
+                demo.state, demo.false_alarm_reason, demo.false_alarm_at = "false_alarm", "not_found", utcnow()
 
     response = client.get("/api/v1/cameras/mask-suggestions", headers=admin)
     assert response.status_code == 200, response.text
@@ -90,14 +105,15 @@ def test_false_alarms_from_one_place_become_a_suggestion(client: TestClient, dat
         "status": "suggested",
         "polygon": None,
         "incidents": counted,
-        "boxes": 3,
+        "boxes": 4,
+        "frame_size": [64, 48],
         "frame_fraction": None,
     }
     assert suggestion["polygon"] == [[27.7, 0.0], [43.3, 0.0], [43.3, 33.9], [27.7, 33.9]]  # grown, kept in the frame
     assert suggestion["frame_fraction"] == pytest.approx(15.6 * 33.9 / (64 * 48), abs=1e-3)
     boss = token(client, "boss", "supervisor-password")
     assert client.get("/api/v1/cameras/mask-suggestions", headers=boss).status_code == 403
-    stricter = client.get("/api/v1/cameras/mask-suggestions?min_incidents=4", headers=admin)
+    stricter = client.get("/api/v1/cameras/mask-suggestions?min_incidents=5", headers=admin)
     assert stricter.json() == []
 
     # Once the admin adds the polygon, the same alarms are reported as masked.

@@ -63,3 +63,22 @@ def test_most_incidents_first() -> None:
     big = alarms([(500.0, 500.0, 540.0, 540.0)] * 4, first_incident=10)
     found = suggest_masks(small + big)
     assert [len(s.incidents) for s in found] == [4, 3]
+
+
+def test_sub_stream_boxes_are_compared_in_the_main_streams_pixels() -> None:
+    halved = [(x1 / 2, y1 / 2, x2 / 2, y2 / 2) for x1, y1, x2, y2 in CHIMNEY]
+    sub_stream = [FalseAlarmBox(4 + i, box, (640, 360)) for i, box in enumerate(halved[:2])]
+    [suggestion] = suggest_masks(alarms(CHIMNEY) + sub_stream)
+    assert suggestion.frame_size == FRAME  # three of the five were seen on the main stream
+    assert suggestion.incidents == (1, 2, 3, 4, 5)
+    assert suggestion.polygon[0] == pytest.approx((92.8, 28.0))  # the sub-stream boxes, doubled, lie inside
+    [in_sub_stream] = suggest_masks([FalseAlarmBox(10 + i, box, (640, 360)) for i, box in enumerate(halved)])
+    assert in_sub_stream.frame_size == (640, 360)
+    assert in_sub_stream.polygon[0] == pytest.approx((46.4, 14.0))
+
+
+def test_one_huge_box_does_not_swallow_the_places_under_it() -> None:
+    road = [(600.0, 600.0, 700.0, 650.0), (610.0, 595.0, 705.0, 655.0), (590.0, 605.0, 690.0, 645.0)]
+    haze = [(0.0, 0.0, 1280.0, 500.0)]
+    found = suggest_masks(alarms(CHIMNEY + road + haze))
+    assert [(s.incidents, s.status) for s in found] == [((1, 2, 3), "suggested"), ((4, 5, 6), "suggested")]

@@ -56,6 +56,22 @@ def test_pixels_and_rays_are_inverse_through_a_distorted_lens() -> None:
     assert np.isnan(behind).all()
 
 
+def test_a_sun_far_outside_a_distorted_lens_never_masks_the_frame() -> None:
+    """OpenCV's radial polynomial folds back beyond the calibrated field: projected through it, a sun 70° off the
+    axis of this 90° barrel lens landed in the middle of the frame and blanked it."""
+    lens = Intrinsics.from_hfov(1920, 1080, 90.0, (-0.1, 0.0, 0.0, 0.0, 0.0))  # its right edge is 49° off-axis
+    sun = sun_ray(*CHANGCHUN, AUTUMN_AFTERNOON)
+    site = CameraSite(*CHANGCHUN, mast_height_m=40.0)
+    reaching_in = []
+    for off_axis in range(50, 90, 2):
+        pose = PtzPose(sun.bearing_deg - off_axis, sun.elevation_deg)
+        polygon = glare_polygon(site, lens, pose, AUTUMN_AFTERNOON, 4.0)
+        if polygon is not None and max(u for u, _ in polygon) > 0 and min(u for u, _ in polygon) < 1920:
+            reaching_in.append(off_axis)
+            assert min(u for u, _ in polygon) > 1700  # only the right edge, next to the sun
+    assert reaching_in == [50, 52]  # 4° of glare reaches 2–3° past the 49° edge
+
+
 def aimed_at_the_sun(when: datetime, *, heading_offset_deg: float = 0.0) -> tuple[CameraSite, PtzPose]:
     sun = sun_ray(*CHANGCHUN, when)
     site = CameraSite(*CHANGCHUN, mast_height_m=40.0, heading_offset_deg=heading_offset_deg)
