@@ -6,6 +6,9 @@ Why this order and these boundaries:
   is half the model's operating threshold (:func:`detector.sequence.frame_threshold_for`): Pyronear's lesson (run
   the detector low, let the temporal rule filter), scaled to each model's own confidence, so a model calibrated
   low still feeds the verifier and one calibrated high does not confirm a scene feature it scores faintly.
+* **Boxes in the sun's glare never reach the verifier** when the preset asks (``sun_glare_deg``): the cone
+  around the sun at the frame's capture time, through the calibrated pose and lens (:mod:`video.sun`), is one
+  more ignore mask for that frame.
 * **One verifier per (camera, preset), fed in time order.** The verifier counts frames, so the frame index is
   ``round(captured_at / cadence_s)`` (bumped by one when two frames round to the same step): a missed grab is a
   missing frame, not a shorter window. A frame older than the last one verified for its preset arrives *late*
