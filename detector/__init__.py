@@ -22,6 +22,8 @@ Public API, by module:
 * ``detector.tiling`` — :class:`TiledDetector` (whole frame plus overlapping tiles, merged; ``auto`` picks the grid
   by frame size with :func:`auto_grid`), :func:`tile_boxes`.
 * ``detector.watch`` — :func:`watch`: a video or frame folder through a detector and the verifier.
+* ``detector.clips`` — :func:`evaluate_clips`, :func:`score_events`, :func:`read_clip_list`: sequence-level
+  evaluation of tower clips (false events before ignition or without fire, minutes to detection).
 * ``detector.evaluate`` — :func:`evaluate`, :func:`compute_report`, :func:`average_precision`,
   :func:`match_detections`, :class:`EvalReport`: our own metrics.
 * ``detector.manifest`` — :func:`load_manifest`, :func:`verified_file`, :class:`ModelEntry`, :class:`ModelError`.

@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -618,6 +619,69 @@ def watch_command(
         )
     for error in result.errors:
         _errors.print(error, markup=False, highlight=False)
+
+
+@app.command("eval-clips")
+def eval_clips_command(
+    clips: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV clip list: clip,ignition_frame,minutes_per_frame,fire_region,mask (paths relative to it; "
+            "ignition_frame empty for a clip without fire; see detector/clips.py)."
+        ),
+    ],
+    within: Annotated[float, typer.Option(min=0.0, help="Detection deadline in minutes after ignition.")] = 10.0,
+    as_json: JsonFlag = False,
+    backend: BackendOption = BackendChoice.auto,
+    model: ModelOption = None,
+    models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
+    threads: ThreadsOption = 0,
+    tiles: TilesOption = "1x1",
+    second_opinion: SecondOpinionFlag = False,
+) -> None:
+    """Tower clips through sequence verification (as `watch` runs it), scored per clip: false events before
+    ignition or on clips without fire, minutes from ignition to the fire's first confirmation, and how many fires
+    were confirmed within `--within` minutes."""
+    from detector.clips import ClipsSummary, evaluate_clips, read_clip_list
+
+    try:
+        specs = read_clip_list(clips)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="CLIPS") from exc
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
+    with _progress("clips", len(specs)) as show:
+        reports = evaluate_clips(detector, specs, on_clip=show)
+    summary = ClipsSummary.of(reports, within)
+    info = detector.info
+    if as_json:
+        payload = {"model": info.name, "version": info.version, "backend": info.backend}
+        _print_json(payload | {"summary": asdict(summary), "clips": [r.to_json() for r in reports]})
+        return
+    table = Table(title=f"{info.name} {info.version} ({info.backend}) on {clips}")
+    for column in ("clip", "frames", "ignition", "confirmed", "min after", "false before", "false after"):
+        table.add_column(column, justify="left" if column == "clip" else "right")
+    for report in reports:
+        score = report.score
+        table.add_row(
+            Path(report.clip).name,
+            str(report.frames),
+            "–" if report.ignition_frame is None else str(report.ignition_frame),
+            "–" if score.detection_frame is None else str(score.detection_frame),
+            _num(report.minutes_to_detection, 0),
+            str(score.false_before_ignition),
+            str(score.false_after_ignition),
+        )
+    _console.print(table)
+    _console.print(
+        f"fires confirmed {summary.detected} of {summary.fire_clips} ({summary.detected_within} within "
+        f"{within:g} min; median {_num(summary.median_minutes_to_detection, 0)} min); clips without fire with an "
+        f"event {summary.clips_without_fire_with_event} of {summary.clips_without_fire}; fire clips with a false "
+        f"event {summary.fire_clips_with_false_event}",
+        highlight=False,
+    )
+    for report in reports:
+        for error in report.errors:
+            _errors.print(f"{Path(report.clip).name}: {error}", markup=False, highlight=False)
 
 
 @app.command("export")

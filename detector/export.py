@@ -823,7 +823,7 @@ def _tower_check(
     *,
     auto_tiles: bool = False,
 ) -> TowerCheck:
-    from detector.sequence import overlap
+    from detector.clips import score_events
     from detector.tiling import TiledDetector, with_tiles
     from detector.watch import load_mask, watch
 
@@ -833,17 +833,17 @@ def _tower_check(
     grid = watched.grid(width, height) if isinstance(watched, TiledDetector) else (1, 1)
     x1, y1, x2, y2 = TOWER_PLUME_REGION
     plume = (x1 * width, y1 * height, x2 * width, y2 * height)
-    after = [e for e in result.events if e.start_frame >= TOWER_IGNITION_FRAME]
-    on_plume = [e.confirm_frame for e in after if overlap(e.box, plume) > 0.0]
+    score = score_events(result.events, TOWER_IGNITION_FRAME, plume)  # as `strawfire detector eval-clips` scores
+    found = score.detection_frame
     return TowerCheck(
         clip=clip.name,
         masked=mask is not None,
         frames=result.frames,
         ignition_frame=TOWER_IGNITION_FRAME,
         events=result.event_dicts(),
-        first_confirm_minutes=float(min(on_plume) - TOWER_IGNITION_FRAME) if on_plume else None,
-        false_events_before_ignition=len(result.events) - len(after),
-        false_events_after_ignition=len(after) - len(on_plume),
+        first_confirm_minutes=None if found is None else float(found - TOWER_IGNITION_FRAME),
+        false_events_before_ignition=score.false_before_ignition,
+        false_events_after_ignition=score.false_after_ignition,
         tiles=grid if grid != (1, 1) else None,
         config=config,
         auto_tiles=auto_tiles,
