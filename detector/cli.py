@@ -45,6 +45,7 @@ from detector.train import (
 )
 
 if TYPE_CHECKING:
+    from detector.clips import ClipReport, ClipsSummary
     from detector.detections import Detector
     from detector.evaluate import EvalReport
 
@@ -641,7 +642,7 @@ def eval_clips_command(
 ) -> None:
     """Tower clips through sequence verification (as `watch` runs it), scored per clip: false events before
     ignition or on clips without fire, minutes from ignition to the fire's first confirmation, and how many fires
-    were confirmed within `--within` minutes."""
+    were confirmed within `--within` minutes. Exit 1 when a clip could not be read (it is in no figure)."""
     from detector.clips import ClipsSummary, evaluate_clips, read_clip_list
 
     try:
@@ -653,35 +654,44 @@ def eval_clips_command(
         reports = evaluate_clips(detector, specs, on_clip=show)
     summary = ClipsSummary.of(reports, within)
     info = detector.info
+    for report in reports:
+        for error in report.errors:
+            _errors.print(f"{report.clip}: {error}", markup=False, highlight=False)
     if as_json:
         payload = {"model": info.name, "version": info.version, "backend": info.backend}
         _print_json(payload | {"summary": asdict(summary), "clips": [r.to_json() for r in reports]})
-        return
-    table = Table(title=f"{info.name} {info.version} ({info.backend}) on {clips}")
+    else:
+        _clips_table(clips, info.name, info.version, info.backend, reports, summary)
+    if summary.unreadable:
+        raise typer.Exit(code=1)
+
+
+def _clips_table(
+    clips: Path, name: str, version: str, backend: str, reports: list[ClipReport], summary: ClipsSummary
+) -> None:
+    table = Table(title=f"{name} {version} ({backend}) on {clips}")
     for column in ("clip", "frames", "ignition", "confirmed", "min after", "false before", "false after"):
         table.add_column(column, justify="left" if column == "clip" else "right")
     for report in reports:
         score = report.score
         table.add_row(
-            Path(report.clip).name,
+            report.clip + ("" if report.readable else " (unreadable)"),
             str(report.frames),
             "–" if report.ignition_frame is None else str(report.ignition_frame),
             "–" if score.detection_frame is None else str(score.detection_frame),
-            _num(report.minutes_to_detection, 0),
+            _num(report.minutes_to_detection, 1),
             str(score.false_before_ignition),
             str(score.false_after_ignition),
         )
     _console.print(table)
     _console.print(
         f"fires confirmed {summary.detected} of {summary.fire_clips} ({summary.detected_within} within "
-        f"{within:g} min; median {_num(summary.median_minutes_to_detection, 0)} min); clips without fire with an "
-        f"event {summary.clips_without_fire_with_event} of {summary.clips_without_fire}; fire clips with a false "
-        f"event {summary.fire_clips_with_false_event}",
+        f"{summary.within_minutes:g} min; median {_num(summary.median_minutes_to_detection, 1)} min); clips without "
+        f"fire with an event {summary.clips_without_fire_with_event} of {summary.clips_without_fire}; fire clips "
+        f"with a false event {summary.fire_clips_with_false_event}"
+        + (f"; {summary.unreadable} clip(s) unreadable, in no figure" if summary.unreadable else ""),
         highlight=False,
     )
-    for report in reports:
-        for error in report.errors:
-            _errors.print(f"{Path(report.clip).name}: {error}", markup=False, highlight=False)
 
 
 @app.command("export")

@@ -27,6 +27,7 @@ the detection; other confirmations after ignition are false events away from the
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ class ClipSpec:
     minutes_per_frame: float = 1.0
     fire_region: Region | None = None
     mask: Path | None = None
+    name: str = ""  # as the list gives it (the path relative to the list); the file name when empty
+
+    @property
+    def label(self) -> str:
+        """How reports name the clip."""
+        return self.name or self.clip.name
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class ClipReport:
     events: list[dict[str, Any]]
     score: ClipScore
     errors: list[str] = field(default_factory=list)
+    readable: bool = True  # False: no frame could be read, or the ignition frame lies beyond the clip
 
     @property
     def minutes_to_detection(self) -> float | None:
@@ -91,6 +99,7 @@ class ClipReport:
             "minutes_to_detection": self.minutes_to_detection,
             "false_events_before_ignition": self.score.false_before_ignition,
             "false_events_after_ignition": self.score.false_after_ignition,
+            "readable": self.readable,
             "events": self.events,
             "errors": self.errors,
         }
@@ -98,9 +107,11 @@ class ClipReport:
 
 @dataclass(frozen=True)
 class ClipsSummary:
-    """The acceptance figures over all clips; ``within_minutes`` is the detection deadline."""
+    """The acceptance figures over the clips that could be read (``unreadable`` counts the others, which are in no
+    other figure); ``within_minutes`` is the detection deadline."""
 
     within_minutes: float
+    unreadable: int
     fire_clips: int
     detected: int
     detected_within: int
@@ -112,10 +123,12 @@ class ClipsSummary:
     @classmethod
     def of(cls, reports: Sequence[ClipReport], within_minutes: float) -> ClipsSummary:
         """The summary of ``reports``."""
-        fire = [r for r in reports if r.ignition_frame is not None]
+        read = [r for r in reports if r.readable]
+        fire = [r for r in read if r.ignition_frame is not None]
         delays = [d for r in fire if (d := r.minutes_to_detection) is not None]
         return cls(
             within_minutes=within_minutes,
+            unreadable=len(reports) - len(read),
             fire_clips=len(fire),
             detected=len(delays),
             detected_within=sum(d <= within_minutes for d in delays),
@@ -123,9 +136,9 @@ class ClipsSummary:
             fire_clips_with_false_event=sum(
                 r.score.false_before_ignition + r.score.false_after_ignition > 0 for r in fire
             ),
-            clips_without_fire=len(reports) - len(fire),
+            clips_without_fire=len(read) - len(fire),
             clips_without_fire_with_event=sum(
-                r.score.false_before_ignition > 0 for r in reports if r.ignition_frame is None
+                r.score.false_before_ignition > 0 for r in read if r.ignition_frame is None
             ),
         )
 
@@ -147,32 +160,52 @@ def _number(text: str, where: str, kind: Callable[[str], Any], what: str) -> Any
         raise ValueError(f"{where}: {what} must be a number, got {text!r}") from None
 
 
+def _mask_problem(path: Path) -> str | None:
+    """Why the ignore-mask file cannot be used, or None."""
+    from detector.watch import load_mask
+
+    try:
+        load_mask(path)
+    except OSError as exc:
+        return f"mask {path}: {exc.strerror or exc}"
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        return f"mask {path}: not [[[x, y], ...], ...] polygons ({exc})"
+    return None
+
+
 def read_clip_list(path: Path) -> list[ClipSpec]:
-    """The clips of a CSV clip list (module docstring); a ValueError names the row and column of a bad value."""
+    """The clips of a CSV clip list (module docstring), masks checked; a ValueError names the line and column of a
+    bad value."""
     base = path.parent
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
+        if reader.fieldnames is not None:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
         if reader.fieldnames is None or "clip" not in reader.fieldnames:
             raise ValueError(f"{path}: the first line must name the columns, at least 'clip' ({', '.join(_COLUMNS)})")
-        unknown = set(reader.fieldnames) - set(_COLUMNS)
-        if unknown:
-            raise ValueError(f"{path}: unknown column(s) {', '.join(sorted(unknown))} ({', '.join(_COLUMNS)})")
+        unknown = [name for name in reader.fieldnames if name not in _COLUMNS]
+        repeated = {name for name in reader.fieldnames if reader.fieldnames.count(name) > 1}
+        if unknown or repeated:
+            problem = f"unknown column(s) {', '.join(repr(n) for n in unknown)}" if unknown else "repeated column(s)"
+            raise ValueError(f"{path}: {problem} {', '.join(sorted(repeated))} (columns: {', '.join(_COLUMNS)})")
         specs: list[ClipSpec] = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}, line {line}"
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if None in row:
+                raise ValueError(f'{where}: more values than columns (quote a fire_region: "x1,y1,x2,y2")')
             clip = (row.get("clip") or "").strip()
             if not clip:
                 raise ValueError(f"{where}: column 'clip' is empty")
             ignition = (row.get("ignition_frame") or "").strip()
             minutes = (row.get("minutes_per_frame") or "").strip()
             region_text = (row.get("fire_region") or "").strip()
-            mask = (row.get("mask") or "").strip()
+            mask_text = (row.get("mask") or "").strip()
             ignition_frame = _number(ignition, where, int, "ignition_frame") if ignition else None
             if ignition_frame is not None and ignition_frame < 0:
                 raise ValueError(f"{where}: ignition_frame must be ≥ 0, got {ignition_frame}")
             minutes_per_frame = _number(minutes, where, float, "minutes_per_frame") if minutes else 1.0
-            if not minutes_per_frame > 0:
-                raise ValueError(f"{where}: minutes_per_frame must be > 0, got {minutes}")
+            if not (math.isfinite(minutes_per_frame) and minutes_per_frame > 0):
+                raise ValueError(f"{where}: minutes_per_frame must be a finite number > 0, got {minutes}")
             region: Region | None = None
             if region_text:
                 values = [_number(v, where, float, "fire_region") for v in region_text.split(",")]
@@ -183,9 +216,10 @@ def read_clip_list(path: Path) -> list[ClipSpec]:
                 region = (values[0], values[1], values[2], values[3])
             if region is not None and ignition_frame is None:
                 raise ValueError(f"{where}: a fire_region needs an ignition_frame")
-            specs.append(
-                ClipSpec(base / clip, ignition_frame, minutes_per_frame, region, base / mask if mask else None)
-            )
+            mask = base / mask_text if mask_text else None
+            if mask is not None and (mask_error := _mask_problem(mask)):
+                raise ValueError(f"{where}: {mask_error}")
+            specs.append(ClipSpec(base / clip, ignition_frame, minutes_per_frame, region, mask, clip))
     if not specs:
         raise ValueError(f"{path}: no clips listed")
     return specs
@@ -204,13 +238,20 @@ def evaluate_clips(
 
     reports: list[ClipReport] = []
     for done, spec in enumerate(specs, start=1):
-        try:
-            mask = load_mask(spec.mask) if spec.mask else None
-            result = watch(detector, spec.clip, config=config, mask=mask)
-        except (OSError, ValueError) as exc:
+        problem: str | None = _mask_problem(spec.mask) if spec.mask else None
+        result = None
+        if problem is None:
+            try:
+                result = watch(detector, spec.clip, config=config, mask=load_mask(spec.mask) if spec.mask else None)
+            except (OSError, ValueError) as exc:
+                problem = str(exc)
+        if result is None or not result.frames:
+            errors = [problem or "no frame could be read"] + (result.errors if result else [])
             score = ClipScore(None, 0, 0)
             reports.append(
-                ClipReport(str(spec.clip), 0, spec.ignition_frame, spec.minutes_per_frame, [], score, [str(exc)])
+                ClipReport(
+                    spec.label, 0, spec.ignition_frame, spec.minutes_per_frame, [], score, errors, readable=False
+                )
             )
         else:
             fire_box = None
@@ -219,11 +260,21 @@ def evaluate_clips(
                 x1, y1, x2, y2 = spec.fire_region
                 fire_box = (x1 * width, y1 * height, x2 * width, y2 * height)
             score = score_events(result.events, spec.ignition_frame, fire_box)
-            errors = list(result.errors) + ([] if result.frames else [f"{spec.clip}: no frame could be read"])
+            errors = list(result.errors)
+            beyond = spec.ignition_frame is not None and spec.ignition_frame >= result.frames
+            if beyond:
+                errors.append(f"ignition_frame {spec.ignition_frame} lies beyond the clip's {result.frames} frames")
             events = result.event_dicts()
             reports.append(
                 ClipReport(
-                    str(spec.clip), result.frames, spec.ignition_frame, spec.minutes_per_frame, events, score, errors
+                    spec.label,
+                    result.frames,
+                    spec.ignition_frame,
+                    spec.minutes_per_frame,
+                    events,
+                    score,
+                    errors,
+                    readable=not beyond,
                 )
             )
         if on_clip is not None:
