@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +22,7 @@ from service.incidents.states import OPEN_STATES, TRANSITIONS, FalseAlarmReason,
 from service.main import create_app
 from service.regions.types import AssignStatus
 from service.stats.response import GroupBy, Interval
+from video.mask_suggestions import MaskSuggestion
 
 STATIC = Path(__file__).resolve().parents[2] / "service" / "dashboard" / "static"
 PASSWORD = "correct horse battery"
@@ -167,6 +169,7 @@ def test_every_value_the_api_can_send_has_a_label() -> None:
         "interval": [i.value for i in Interval],
         "interval_help": [i.value for i in Interval],
         "queue.title": [f"_{r.value}" for r in (Role.PATROL, Role.SUPERVISOR, Role.EVALUATOR, Role.ADMIN)],
+        "cameras.status": list(get_args(get_type_hints(MaskSuggestion)["status"])),
     }
     missing = [
         f"{family}{'' if value.startswith('_') else '.'}{value}"

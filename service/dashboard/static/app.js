@@ -6,6 +6,7 @@
 import { api, ApiError, currentSession, login, logout, onSessionChange } from "./api.js";
 import { clearToast, errorBox, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
+import { camerasPage } from "./page-cameras.js";
 import { incidentPage } from "./page-incident.js";
 import { mapPage } from "./page-map.js";
 import { queuePage } from "./page-queue.js";
@@ -17,13 +18,16 @@ const ROUTES = [
   [/^\/incident\/(\d+)$/, incidentPage, "queue"],
   [/^\/stats$/, statsPage, "stats"],
   [/^\/scores$/, scoresPage, "scores"],
+  [/^\/cameras$/, camerasPage, "cameras"],
 ];
 
+// [section, route, label, roles that see it (all when absent)]
 const NAV = [
   ["map", "#/map", "nav.map"],
   ["queue", "#/queue", "nav.queue"],
   ["stats", "#/stats", "nav.stats"],
   ["scores", "#/scores", "nav.scores"],
+  ["cameras", "#/cameras", "nav.cameras", ["admin"]],
 ];
 
 let config = null; // /app/config.json, loaded once per session
@@ -141,7 +145,7 @@ function renderTopbar(session, section = "") {
   document.body.classList.add("signed-in");
   replace(
     nav,
-    NAV.map(([key, href, label]) =>
+    NAV.filter(([, , , roles]) => !roles || roles.includes(session.role)).map(([key, href, label]) =>
       h(
         "a",
         {

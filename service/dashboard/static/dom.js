@@ -151,6 +151,21 @@ export function card(title, ...children) {
   return h("section", { class: "card" }, title ? h("h2", {}, title) : null, ...children);
 }
 
+/** A table from header texts and rows of cells (text or nodes); columns not in `textColumns` align as numbers. */
+export function table(headers, rows, id, textColumns = [0]) {
+  const cls = (i) => (textColumns.includes(i) ? null : "num");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id },
+      h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { scope: "col", class: cls(i) }, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: cls(i) }, c))))),
+    ),
+  );
+}
+
 /** A key/value list (dl) from [[label, value], …]; values may be nodes. */
 export function facts(rows) {
   return h(

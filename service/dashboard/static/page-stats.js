@@ -7,7 +7,7 @@
 
 import { api } from "./api.js";
 import { barChart, groupedBars, rangeChart, responsive, stackedBars } from "./charts.js";
-import { card, errorBox, fmtNumber, fmtPercent, h, localDay, replace } from "./dom.js";
+import { card, errorBox, fmtNumber, fmtPercent, h, localDay, replace, table } from "./dom.js";
 import { t } from "./i18n.js";
 
 const GROUPS = ["township", "county", "source", "day"];
@@ -116,20 +116,6 @@ function tile(label, value, id) {
 }
 
 /** A table; columns listed in `textColumns` are left-aligned text, the others right-aligned figures. */
-function table(headers, rows, id, textColumns = [0]) {
-  const cls = (i) => (textColumns.includes(i) ? null : "num");
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { id },
-      h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { scope: "col", class: cls(i) }, x)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: cls(i) }, c))))),
-    ),
-  );
-}
-
 function page(main, className, title, form) {
   const body = h("div", { id: `${className}-body` }, h("p", { class: "loading" }, t("common.loading")));
   replace(
