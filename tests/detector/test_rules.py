@@ -71,3 +71,35 @@ def test_an_image_without_pixels_or_channels_is_a_clear_error() -> None:
     for bad in (np.zeros((0, 0, 3), np.uint8), np.zeros((0, 10, 3), np.uint8), np.zeros((8, 8), np.uint8)):
         with pytest.raises(ValueError, match="non-empty RGB uint8"):
             detector.detect_pair(bad, None)
+
+
+def test_the_8_bit_flame_rule_equals_the_rule_in_floating_point() -> None:
+    """fire_mask compares whole-number planes with floor/ceil of the frame means; the paper's rule compares with
+    the means themselves. Same pixels, on noise, flat frames, sunsets-like gradients and a non-integer gap."""
+    import cv2
+
+    def paper(image: np.ndarray, chroma_gap: float) -> np.ndarray:
+        ycc = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float64)
+        y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+        return (  # type: ignore[no-any-return]
+            (y > cb)
+            & (cr > cb)
+            & (y > y.mean())
+            & (cb < cb.mean())
+            & (cr > cr.mean())
+            & (np.abs(cb - cr) >= chroma_gap)
+        )
+
+    rng = np.random.default_rng(4)
+    gradient = np.zeros((60, 200, 3), np.uint8)
+    gradient[..., 0] = np.linspace(80, 255, 200, dtype=np.uint8)
+    gradient[..., 1] = np.linspace(40, 160, 200, dtype=np.uint8)
+    images = [
+        *(np.asarray(rng.integers(0, 256, (h, w, 3)), np.uint8) for h, w in [(1, 1), (7, 9), (240, 320), (33, 1000)]),
+        np.full((40, 40, 3), (200, 100, 20), np.uint8),
+        gradient,
+        flame_image(),
+    ]
+    for image in images:
+        for gap in (40.0, 40.5, 0.0):
+            assert np.array_equal(fire_mask(image, gap), paper(image, gap))
