@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from detector.clips import ClipReport, ClipsSummary
     from detector.detections import Detector
     from detector.evaluate import EvalReport
+    from detector.sequence import SequenceConfig
 
 __all__ = ["app"]
 
@@ -550,20 +551,49 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+FrameThresholdOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Per-frame confidence (default: half the model's operating threshold)."),
+]
+WindowOption = Annotated[int, typer.Option(min=1, help="M: frames looked back over.")]
+MinHitsOption = Annotated[int, typer.Option(min=1, help="N: supporting frames in the window to confirm.")]
+EndAfterOption = Annotated[int, typer.Option(min=1, help="K: frames without support that end an event.")]
+MinOverlapOption = Annotated[
+    float, typer.Option(min=0.01, max=1.0, help="Intersection over the smaller box to link detections.")
+]
+
+
+def _rule(
+    frame_threshold: float | None, window: int, min_hits: int, end_after: int, min_overlap: float
+) -> Callable[[Detector], SequenceConfig]:
+    """The persistence rule of `watch` and `eval-clips` from their options, checked before a model loads; the
+    per-frame threshold is the detector's own (half its operating threshold) unless given."""
+    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
+
+    try:
+        config = SequenceConfig(
+            frame_threshold=DEFAULT_SEQUENCE_CONFIG.frame_threshold if frame_threshold is None else frame_threshold,
+            window=window,
+            min_hits=min_hits,
+            min_overlap=min_overlap,
+            end_after=end_after,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if frame_threshold is not None:
+        return lambda _detector: config
+    return lambda detector: config.for_model(detector.info.operating_threshold)
+
+
 @app.command("watch")
 def watch_command(
     source: Annotated[Path, typer.Argument(help="Video file, or folder of frames sorted by file name.")],
     as_json: JsonFlag = False,
-    frame_threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="Per-frame confidence (default: half the model's operating threshold)."),
-    ] = None,
-    window: Annotated[int, typer.Option(min=1, help="M: frames looked back over.")] = 8,
-    min_hits: Annotated[int, typer.Option(min=1, help="N: supporting frames in the window to confirm.")] = 4,
-    end_after: Annotated[int, typer.Option(min=1, help="K: frames without support that end an event.")] = 5,
-    min_overlap: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="Intersection over the smaller box to link detections.")
-    ] = 0.2,
+    frame_threshold: FrameThresholdOption = None,
+    window: WindowOption = 8,
+    min_hits: MinHitsOption = 4,
+    end_after: EndAfterOption = 5,
+    min_overlap: MinOverlapOption = 0.2,
     mask: Annotated[
         Path | None, typer.Option(help="JSON ignore polygons [[[x, y], ...], ...] in frame pixels.")
     ] = None,
@@ -580,23 +610,15 @@ def watch_command(
     distant plume earlier, but on still look-alikes (clouds, fog, sunlit roofs) seen in tiles the model also finds
     more false smoke and fire: 9 of 97 validation negatives instead of 4 (README, "Fire and smoke detector").
     """
-    from detector.sequence import DEFAULT_SEQUENCE_CONFIG, SequenceConfig
     from detector.watch import load_mask, watch
 
+    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap)
     try:
-        config = SequenceConfig(
-            frame_threshold=DEFAULT_SEQUENCE_CONFIG.frame_threshold if frame_threshold is None else frame_threshold,
-            window=window,
-            min_hits=min_hits,
-            min_overlap=min_overlap,
-            end_after=end_after,
-        )
         ignore = load_mask(mask) if mask else None
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
-    if frame_threshold is None:  # the model's own (half its operating threshold)
-        config = config.for_model(detector.info.operating_threshold)
+    config = rule(detector)
     try:
         with _progress("watching") as show:
             result = watch(detector, source, config=config, mask=ignore, on_frame=show)
@@ -633,6 +655,11 @@ def eval_clips_command(
     ],
     within: Annotated[float, typer.Option(min=0.0, help="Detection deadline in minutes after ignition.")] = 10.0,
     as_json: JsonFlag = False,
+    frame_threshold: FrameThresholdOption = None,
+    window: WindowOption = 8,
+    min_hits: MinHitsOption = 4,
+    end_after: EndAfterOption = 5,
+    min_overlap: MinOverlapOption = 0.2,
     backend: BackendOption = BackendChoice.auto,
     model: ModelOption = None,
     models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
@@ -645,13 +672,14 @@ def eval_clips_command(
     were confirmed within `--within` minutes. Exit 1 when a clip could not be read (it is in no figure)."""
     from detector.clips import ClipsSummary, evaluate_clips, read_clip_list
 
+    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap)
     try:
         specs = read_clip_list(clips)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CLIPS") from exc
     detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     with _progress("clips", len(specs)) as show:
-        reports = evaluate_clips(detector, specs, on_clip=show)
+        reports = evaluate_clips(detector, specs, config=rule(detector), on_clip=show)
     summary = ClipsSummary.of(reports, within)
     info = detector.info
     for report in reports:

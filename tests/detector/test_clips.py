@@ -149,6 +149,16 @@ def test_eval_clips_on_the_real_tower_fire_and_tower_views_without_fire(tmp_path
     clips.write_text(clips.read_text(encoding="utf-8").replace("missing.mp4,3,,,\n", ""), encoding="utf-8")
     clean = runner.invoke(app, ["eval-clips", str(clips), "--models-dir", str(models), "--threads", "1"])
     assert clean.exit_code == 0, clean.output
+    # The persistence rule takes watch's options: at a per-frame 0.9 the plume is never confirmed.
+    strict = runner.invoke(
+        app,
+        ["eval-clips", str(clips), "--json", "--models-dir", str(models), "--threads", "1", "--frame-threshold", "0.9"],
+    )
+    assert strict.exit_code == 0, strict.output
+    assert json.loads(strict.stdout)["summary"]["detected"] == 0
+    impossible = runner.invoke(app, ["eval-clips", str(clips), "--window", "4", "--min-hits", "6"])
+    assert impossible.exit_code == 2
+    assert said("min_hits must be in 1..window") in said(impossible.stderr)
     bad = tmp_path / "bad.csv"
     bad.write_text("clip,ignition_frame\nx.mp4,soon\n", encoding="utf-8")
     refused = runner.invoke(app, ["eval-clips", str(bad), "--models-dir", str(models)])
