@@ -46,7 +46,7 @@ from detector.train import (
 
 if TYPE_CHECKING:
     from detector.clips import ClipReport, ClipsSummary
-    from detector.detections import Detector
+    from detector.detections import Detector, ModelInfo
     from detector.evaluate import EvalReport
     from detector.sequence import SequenceConfig
 
@@ -689,15 +689,13 @@ def eval_clips_command(
         payload = {"model": info.name, "version": info.version, "backend": info.backend}
         _print_json(payload | {"summary": asdict(summary), "clips": [r.to_json() for r in reports]})
     else:
-        _clips_table(clips, info.name, info.version, info.backend, reports, summary)
+        _clips_table(clips, info, reports, summary)
     if summary.unreadable:
         raise typer.Exit(code=1)
 
 
-def _clips_table(
-    clips: Path, name: str, version: str, backend: str, reports: list[ClipReport], summary: ClipsSummary
-) -> None:
-    table = Table(title=f"{name} {version} ({backend}) on {clips}")
+def _clips_table(clips: Path, info: ModelInfo, reports: list[ClipReport], summary: ClipsSummary) -> None:
+    table = Table(title=f"{info.name} {info.version} ({info.backend}) on {clips}")
     for column in ("clip", "frames", "ignition", "confirmed", "min after", "false before", "false after"):
         table.add_column(column, justify="left" if column == "clip" else "right")
     for report in reports:

@@ -32,12 +32,24 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.detections import Detector
-from detector.sequence import Event, SequenceConfig, overlap
+from detector.sequence import Event, IgnoreMask, SequenceConfig, overlap
 
-__all__ = ["ClipReport", "ClipScore", "ClipSpec", "ClipsSummary", "evaluate_clips", "read_clip_list", "score_events"]
+if TYPE_CHECKING:
+    from detector.watch import WatchResult
+
+__all__ = [
+    "ClipReport",
+    "ClipScore",
+    "ClipSpec",
+    "ClipsSummary",
+    "evaluate_clips",
+    "read_clip_list",
+    "score_events",
+    "score_watch",
+]
 
 Region = tuple[float, float, float, float]
 _COLUMNS = ("clip", "ignition_frame", "minutes_per_frame", "fire_region", "mask")
@@ -153,6 +165,16 @@ def score_events(events: Sequence[Event], ignition_frame: int | None, fire_box: 
     return ClipScore(min(on_fire) if on_fire else None, len(before), len(after) - len(on_fire))
 
 
+def score_watch(result: WatchResult, ignition_frame: int | None, fire_region: Region | None) -> ClipScore:
+    """:func:`score_events` for what ``watch`` saw, the fire's region given as fractions of its frame."""
+    fire_box = None
+    if fire_region is not None and result.frame_size is not None:
+        width, height = result.frame_size
+        x1, y1, x2, y2 = fire_region
+        fire_box = (x1 * width, y1 * height, x2 * width, y2 * height)
+    return score_events(result.events, ignition_frame, fire_box)
+
+
 def _number(text: str, where: str, kind: Callable[[str], Any], what: str) -> Any:
     try:
         return kind(text)
@@ -160,17 +182,16 @@ def _number(text: str, where: str, kind: Callable[[str], Any], what: str) -> Any
         raise ValueError(f"{where}: {what} must be a number, got {text!r}") from None
 
 
-def _mask_problem(path: Path) -> str | None:
-    """Why the ignore-mask file cannot be used, or None."""
+def _read_mask(path: Path) -> IgnoreMask:
+    """The position's ignore mask; a ValueError naming the file when it cannot be read or is not polygons."""
     from detector.watch import load_mask
 
     try:
-        load_mask(path)
+        return load_mask(path)
     except OSError as exc:
-        return f"mask {path}: {exc.strerror or exc}"
+        raise ValueError(f"mask {path}: {exc.strerror or exc}") from None
     except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-        return f"mask {path}: not [[[x, y], ...], ...] polygons ({exc})"
-    return None
+        raise ValueError(f"mask {path}: not [[[x, y], ...], ...] polygons ({exc})") from None
 
 
 def read_clip_list(path: Path) -> list[ClipSpec]:
@@ -217,8 +238,11 @@ def read_clip_list(path: Path) -> list[ClipSpec]:
             if region is not None and ignition_frame is None:
                 raise ValueError(f"{where}: a fire_region needs an ignition_frame")
             mask = base / mask_text if mask_text else None
-            if mask is not None and (mask_error := _mask_problem(mask)):
-                raise ValueError(f"{where}: {mask_error}")
+            if mask is not None:
+                try:
+                    _read_mask(mask)  # checked now, before a model loads for the clips
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
             specs.append(ClipSpec(base / clip, ignition_frame, minutes_per_frame, region, mask, clip))
     if not specs:
         raise ValueError(f"{path}: no clips listed")
@@ -234,49 +258,33 @@ def evaluate_clips(
 ) -> list[ClipReport]:
     """Watch every clip with ``detector`` (``detector.watch.watch``: the model's own per-frame threshold unless
     ``config`` says otherwise) and score it. A clip that cannot be read is a report with its error, not an abort."""
-    from detector.watch import load_mask, watch
-
     reports: list[ClipReport] = []
     for done, spec in enumerate(specs, start=1):
-        problem: str | None = _mask_problem(spec.mask) if spec.mask else None
-        result = None
-        if problem is None:
-            try:
-                result = watch(detector, spec.clip, config=config, mask=load_mask(spec.mask) if spec.mask else None)
-            except (OSError, ValueError) as exc:
-                problem = str(exc)
-        if result is None or not result.frames:
-            errors = [problem or "no frame could be read"] + (result.errors if result else [])
-            score = ClipScore(None, 0, 0)
-            reports.append(
-                ClipReport(
-                    spec.label, 0, spec.ignition_frame, spec.minutes_per_frame, [], score, errors, readable=False
-                )
-            )
-        else:
-            fire_box = None
-            if spec.fire_region is not None and result.frame_size is not None:
-                width, height = result.frame_size
-                x1, y1, x2, y2 = spec.fire_region
-                fire_box = (x1 * width, y1 * height, x2 * width, y2 * height)
-            score = score_events(result.events, spec.ignition_frame, fire_box)
-            errors = list(result.errors)
-            beyond = spec.ignition_frame is not None and spec.ignition_frame >= result.frames
-            if beyond:
-                errors.append(f"ignition_frame {spec.ignition_frame} lies beyond the clip's {result.frames} frames")
-            events = result.event_dicts()
-            reports.append(
-                ClipReport(
-                    spec.label,
-                    result.frames,
-                    spec.ignition_frame,
-                    spec.minutes_per_frame,
-                    events,
-                    score,
-                    errors,
-                    readable=not beyond,
-                )
-            )
+        reports.append(_clip_report(detector, spec, config))
         if on_clip is not None:
             on_clip(done, len(specs))
     return reports
+
+
+def _clip_report(detector: Detector, spec: ClipSpec, config: SequenceConfig | None) -> ClipReport:
+    from detector.watch import watch
+
+    def unreadable(errors: list[str]) -> ClipReport:
+        return ClipReport(spec.label, 0, spec.ignition_frame, spec.minutes_per_frame, [], ClipScore(None, 0, 0),
+                          errors, readable=False)  # fmt: skip
+
+    try:
+        result = watch(detector, spec.clip, config=config, mask=_read_mask(spec.mask) if spec.mask else None)
+    except (OSError, ValueError) as exc:
+        return unreadable([str(exc)])
+    if not result.frames:
+        return unreadable(["no frame could be read", *result.errors])
+    errors = list(result.errors)
+    beyond = spec.ignition_frame is not None and spec.ignition_frame >= result.frames
+    if beyond:
+        errors.append(f"ignition_frame {spec.ignition_frame} lies beyond the clip's {result.frames} frames")
+    score = score_watch(result, spec.ignition_frame, spec.fire_region)
+    return ClipReport(
+        spec.label, result.frames, spec.ignition_frame, spec.minutes_per_frame, result.event_dicts(), score, errors,
+        readable=not beyond,
+    )  # fmt: skip

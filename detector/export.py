@@ -823,7 +823,7 @@ def _tower_check(
     *,
     auto_tiles: bool = False,
 ) -> TowerCheck:
-    from detector.clips import score_events
+    from detector.clips import score_watch
     from detector.tiling import TiledDetector, with_tiles
     from detector.watch import load_mask, watch
 
@@ -831,9 +831,7 @@ def _tower_check(
     result = watch(watched, clip, config=config, mask=load_mask(mask) if mask else None)
     width, height = result.frame_size or (1, 1)
     grid = watched.grid(width, height) if isinstance(watched, TiledDetector) else (1, 1)
-    x1, y1, x2, y2 = TOWER_PLUME_REGION
-    plume = (x1 * width, y1 * height, x2 * width, y2 * height)
-    score = score_events(result.events, TOWER_IGNITION_FRAME, plume)  # as `strawfire detector eval-clips` scores
+    score = score_watch(result, TOWER_IGNITION_FRAME, TOWER_PLUME_REGION)  # as `strawfire detector eval-clips` scores
     found = score.detection_frame
     return TowerCheck(
         clip=clip.name,

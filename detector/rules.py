@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from detector.detections import CLASS_NAMES, Detections, FloatArray, ImageArray, ModelInfo, require_rgb
 
-__all__ = ["RULES_INFO", "RulesConfig", "RulesDetector", "fire_mask", "smoke_mask"]
+__all__ = ["RULES_INFO", "RulesConfig", "RulesDetector", "at_work_size", "fire_mask", "smoke_mask"]
 
 RULES_INFO: Final[ModelInfo] = ModelInfo(
     name="strawfire-rules",
@@ -151,8 +151,7 @@ class RulesDetector:
         """Flame candidates in ``image`` and, given the previous frame of the same camera, smoke candidates."""
         require_rgb(image)
         height, width = image.shape[:2]
-        scale = min(1.0, self.config.work_size / max(height, width))
-        small = self._resize(image, scale)
+        small, scale = at_work_size(image, self.config.work_size)
         _y, cr, cb = _ycrcb(small)
         boxes, scores = _components(
             fire_mask(small, self.config.chroma_gap),
@@ -163,7 +162,7 @@ class RulesDetector:
         )
         classes = [0] * len(boxes)
         if previous is not None and previous.shape == image.shape:
-            before = self._resize(previous, scale)
+            before = _resized(previous, scale)
             hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
             greyness = np.float32(1.0) - hsv[..., 1].astype(np.float32) / np.float32(max(self.config.max_saturation, 1))
             smoke_boxes, smoke_scores = _components(
@@ -189,10 +188,18 @@ class RulesDetector:
             xyxy[order], confidence[order], class_id[order],
         )  # fmt: skip
 
-    @staticmethod
-    def _resize(image: ImageArray, scale: float) -> ImageArray:
-        if scale >= 1.0:
-            return image
-        height, width = image.shape[:2]
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+def at_work_size(image: ImageArray, work_size: int) -> tuple[ImageArray, float]:
+    """``image`` shrunk (area averaging) so that its longer side is at most ``work_size``, and the factor from
+    its pixels to the result's (1.0: the image itself). Boxes found on the result divide by the factor."""
+    height, width = image.shape[:2]
+    scale = min(1.0, work_size / max(height, width))
+    return _resized(image, scale), scale
+
+
+def _resized(image: ImageArray, scale: float) -> ImageArray:
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)

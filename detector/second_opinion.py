@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from detector.detections import Detections, Detector, FloatArray, ImageArray, ModelInfo, require_rgb
-from detector.rules import RulesConfig, fire_mask
+from detector.rules import RulesConfig, at_work_size, fire_mask
 
 __all__ = ["BACKEND_SUFFIX", "SecondOpinion", "SecondOpinionConfig", "flame_support", "reweigh"]
 
@@ -75,11 +75,8 @@ def flame_support(image: ImageArray, xyxy: FloatArray, rules: RulesConfig | None
     if not len(xyxy):
         return np.zeros(0, np.float32)
     height, width = image.shape[:2]
-    scale = min(1.0, rules.work_size / max(height, width))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-    mask = fire_mask(image, rules.chroma_gap)
+    small, scale = at_work_size(image, rules.work_size)
+    mask = fire_mask(small, rules.chroma_gap)
     rows, cols = mask.shape
     # Summed-area table: every box's count in four lookups, however many boxes (eval asks at conf 0.001).
     table = cv2.integral(mask.astype(np.uint8)).astype(np.int64)
@@ -107,11 +104,7 @@ def reweigh(
     if "fire" in detections.classes:
         fire = detections.class_id == detections.classes.index("fire")
         confidence[fire] *= weight[fire]
-    order = np.argsort(-confidence, kind="stable")
-    return Detections(
-        detections.image_size, detections.model, detections.version, detections.classes,
-        detections.xyxy[order], confidence[order], detections.class_id[order],
-    )  # fmt: skip
+    return replace(detections, confidence=confidence).select(np.argsort(-confidence, kind="stable"))
 
 
 class SecondOpinion:

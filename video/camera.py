@@ -310,12 +310,16 @@ class Ray:
         return np.array([math.sin(b) * math.cos(e), math.cos(b) * math.cos(e), math.sin(e)])
 
 
+def _camera_to_world(site: CameraSite, pose: PtzPose) -> NDArray[np.float64]:
+    """The rotation of a pose on a site: its reading plus the site's heading and tilt calibration."""
+    return rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
+
+
 def pixel_rays(site: CameraSite, lens: Lens, pose: PtzPose, u: ArrayLike, v: ArrayLike) -> NDArray[np.float64]:
     """Unit ENU directions ``(n, 3)`` of the rays through pixels ``(u, v)``."""
     normalised = lens_intrinsics(lens, pose.zoom).normalise(u, v)
     camera_dirs = np.column_stack((normalised, np.ones(len(normalised))))
-    rot = rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
-    world = camera_dirs @ rot.T
+    world = camera_dirs @ _camera_to_world(site, pose).T
     return np.asarray(world / np.linalg.norm(world, axis=1, keepdims=True), dtype=np.float64)
 
 
@@ -331,8 +335,7 @@ def directions_to_pixels(
     which keeps them outside, where they belong.
     """
     d = np.atleast_2d(np.asarray(directions, dtype=np.float64))
-    rot = rotation_matrix(pose.pan_deg + site.heading_offset_deg, pose.tilt_deg + site.tilt_offset_deg, pose.roll_deg)
-    camera = d @ rot  # rows: (x right, y down, z forward); rot's columns are the camera axes in ENU
+    camera = d @ _camera_to_world(site, pose)  # rows: (x right, y down, z forward); its inverse is its transpose
     in_front = camera[:, 2] > 1e-9
     pixels = np.full((len(d), 2), np.nan)
     if not in_front.any():
