@@ -47,7 +47,8 @@ from detector.train import (
 if TYPE_CHECKING:
     from detector.clips import ClipReport, ClipsSummary
     from detector.detections import Detector, ModelInfo
-    from detector.evaluate import EvalReport
+    from detector.evaluate import EvalReport, FolderRun
+    from detector.review import ReviewSummary
     from detector.sequence import SequenceConfig
 
 __all__ = ["app"]
@@ -475,37 +476,54 @@ def eval_command(
             "frame's previous one, so their smoke (motion) rule is measured too.",
         ),
     ] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option(
+            "--errors",
+            metavar="DIR",
+            help="Also write a review of the errors at the threshold: errors.csv (every wrong or missed box, by "
+            "kind), summary.json, images/ with the boxes drawn, pr_curves.png. DIR must be new, empty or an "
+            "earlier review.",
+        ),
+    ] = None,
+    errors_max: Annotated[
+        int, typer.Option("--errors-max", min=0, help="Images drawn at most (those with the most errors).")
+    ] = 500,
 ) -> None:
     """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import ap_label, evaluate, evaluate_by_source
+    from detector.evaluate import ap_label, detect_folder
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
     _check_names(names)
+    if errors is not None and errors.exists() and not errors.is_dir():
+        raise typer.BadParameter(f"{errors} exists and is not a folder", param_hint="--errors")
     detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     try:
-        options: dict[str, Any] = {
-            "names": names,
-            "split": split,
-            "threshold": threshold,
-            "missing_labels": "skip" if missing_labels == "skip" else "background",
-            "batch_size": batch,
-            "iou": iou,
-            "decode_workers": _decode_workers(detector, threads),
-            "sequence": sequence,
-        }
         with _progress("evaluating") as show:
-            if by_source:
-                report, sources = evaluate_by_source(detector, data_dir, **options, on_image=show)
-            else:
-                report, sources = evaluate(detector, data_dir, **options, on_image=show), {}
+            run = detect_folder(
+                detector,
+                data_dir,
+                names=names,
+                split=split,
+                missing_labels="skip" if missing_labels == "skip" else "background",
+                batch_size=batch,
+                decode_workers=_decode_workers(detector, threads),
+                sequence=sequence,
+                on_image=show,
+            )
     except (FileNotFoundError, ValueError) as exc:
         _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
+    report = run.report(detector.info.operating_threshold if threshold is None else threshold, iou=iou)
+    sources = run.by_source(report) if by_source else {}
+    review = _write_review(run, report, errors, errors_max) if errors is not None else None
     if as_json:
         payload = report.model_dump(mode="json")
         if by_source:
             payload["by_source"] = {name: r.model_dump(mode="json") for name, r in sources.items()}
+        if review is not None:
+            payload["error_counts"] = review.counts
         _print_json(payload)
         return
     ap = ap_label(report.iou)
@@ -526,8 +544,42 @@ def eval_command(
     )
     if by_source:
         _console.print(_source_table(sources, report.threshold, ap))
+    if review is not None and errors is not None:
+        _console.print(_error_table(review, report.threshold))
+        _console.print(
+            f"review in {errors}: errors.csv, summary.json, {len(review.drawn)} of {review.images_with_errors} "
+            "images with errors drawn in images/, pr_curves.png",
+            highlight=False,
+            markup=False,
+        )
     for error in report.errors:
         _errors.print(f"skipped {error}", markup=False, highlight=False)
+
+
+def _write_review(run: FolderRun, report: EvalReport, out: Path, max_images: int) -> ReviewSummary:
+    """:func:`detector.review.write_review` with a progress bar; a folder it may not use is a usage error."""
+    from detector.review import write_review
+
+    try:
+        with _progress("drawing errors") as show:
+            review = write_review(run, report, out, max_images=max_images, on_image=show)
+    except FileExistsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--errors") from exc
+    for problem in review.not_drawn:
+        _errors.print(f"not drawn: {problem}", markup=False, highlight=False)
+    return review
+
+
+def _error_table(review: ReviewSummary, threshold: float) -> Table:
+    from detector.error_analysis import FALSE_POSITIVE_KINDS, MISSED_KINDS
+
+    table = Table(title=f"errors @ {threshold:.2f}: false positives | missed labelled boxes")
+    table.add_column("class")
+    for kind in FALSE_POSITIVE_KINDS + MISSED_KINDS:
+        table.add_column(kind.replace("_", " "), justify="right")
+    for name, counts in review.counts.items():
+        table.add_row(name, *(str(counts[kind]) for kind in FALSE_POSITIVE_KINDS + MISSED_KINDS))
+    return table
 
 
 def _source_table(sources: dict[str, EvalReport], threshold: float, ap: str) -> Table:

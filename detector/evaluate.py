@@ -58,6 +58,7 @@ __all__ = [
     "MissingLabels",
     "PresenceReport",
     "ap_label",
+    "assign_detections",
     "average_precision",
     "best_f1_threshold",
     "compute_report",
@@ -72,6 +73,7 @@ __all__ = [
     "image_source",
     "match_detections",
     "parse_names",
+    "precision_recall",
     "read_yolo_folder",
     "rescale",
 ]
@@ -261,19 +263,20 @@ def read_yolo_folder(
 # ------------------------------------------------------------------------------------------------------------
 
 
-def match_detections(
+def assign_detections(
     pred_xyxy: FloatArray, pred_conf: FloatArray, gt_xyxy: FloatArray, iou_threshold: float = IOU_THRESHOLD
-) -> BoolArray:
-    """True-positive flag of each prediction of one class in one image (predictions in any order).
+) -> npt.NDArray[np.int64]:
+    """The ground-truth box each prediction of one class in one image matched (its index), or -1 for a false
+    positive (predictions in any order).
 
     Predictions are taken by decreasing confidence (ties: original order); each takes the unmatched ground-truth
     box with the highest IoU, if that IoU ≥ ``iou_threshold``; otherwise it is a false positive.
     """
     from detector.yolo import box_iou
 
-    tp = np.zeros(len(pred_conf), bool)
+    matched = np.full(len(pred_conf), -1, np.int64)
     if not len(pred_conf) or not len(gt_xyxy):
-        return tp
+        return matched
     ious = box_iou(pred_xyxy, gt_xyxy)
     taken = np.zeros(len(gt_xyxy), bool)
     for i in np.argsort(-pred_conf, kind="stable"):
@@ -281,33 +284,55 @@ def match_detections(
         best = int(candidates.argmax())
         if candidates[best] >= iou_threshold:
             taken[best] = True
-            tp[i] = True
-    return tp
+            matched[i] = best
+    return matched
 
 
-def average_precision(tp: BoolArray, conf: FloatArray, n_gt: int) -> float | None:
-    """AP with all-point interpolation: the area under the monotone precision envelope over recall.
+def match_detections(
+    pred_xyxy: FloatArray, pred_conf: FloatArray, gt_xyxy: FloatArray, iou_threshold: float = IOU_THRESHOLD
+) -> BoolArray:
+    """True-positive flag of each prediction of one class in one image (:func:`assign_detections`)."""
+    flags: BoolArray = assign_detections(pred_xyxy, pred_conf, gt_xyxy, iou_threshold) >= 0
+    return flags
 
-    ``tp``/``conf`` are the flags and confidences of all predictions of one class over the dataset. ``None`` when
-    there is no ground truth (AP is undefined, whatever the false positives).
 
-    The precision-recall curve has one point per distinct confidence: predictions of equal confidence are taken
-    together, since no threshold separates them. Ranking ties by position instead (as ultralytics and pycocotools
-    do) makes AP depend on the order of the image files: an int8 model gives many equal confidences, and on 44
-    aerial images reversing the file order moved smoke AP50 by 0.008, more than the differences models are chosen by.
+def precision_recall(
+    tp: BoolArray, conf: FloatArray, n_gt: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], FloatArray]:
+    """The precision-recall curve of one class: (recall, precision, confidence) at each distinct confidence, from
+    the most confident down (empty without predictions). ``tp``/``conf``: flags and confidences of all its
+    predictions over the dataset; ``n_gt`` > 0 labelled boxes.
+
+    Predictions of equal confidence are taken together, since no threshold separates them. Ranking ties by
+    position instead (as ultralytics and pycocotools do) makes AP depend on the order of the image files: an int8
+    model gives many equal confidences, and on 44 aerial images reversing the file order moved smoke AP50 by 0.008,
+    more than the differences models are chosen by.
     """
-    if n_gt == 0:
-        return None
-    if not len(tp):
-        return 0.0
+    if n_gt <= 0:
+        raise ValueError("a precision-recall curve needs at least one labelled box")
+    if not len(conf):  # nothing predicted: no point on the curve
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.float32)
     order = np.argsort(-conf, kind="stable")
     hits = tp[order].astype(np.float64)
     ranked = conf[order]
     last_of_tie = np.append(ranked[1:] != ranked[:-1], True)  # the curve's points: the end of each tie group
     cum_tp = np.cumsum(hits)[last_of_tie]
     cum_fp = np.cumsum(1.0 - hits)[last_of_tie]
-    recall = cum_tp / n_gt
-    precision = cum_tp / (cum_tp + cum_fp)
+    return cum_tp / n_gt, cum_tp / (cum_tp + cum_fp), ranked[last_of_tie].astype(np.float32)
+
+
+def average_precision(tp: BoolArray, conf: FloatArray, n_gt: int) -> float | None:
+    """AP with all-point interpolation: the area under the monotone precision envelope over recall
+    (:func:`precision_recall`'s curve).
+
+    ``tp``/``conf`` are the flags and confidences of all predictions of one class over the dataset. ``None`` when
+    there is no ground truth (AP is undefined, whatever the false positives).
+    """
+    if n_gt == 0:
+        return None
+    if not len(tp):
+        return 0.0
+    recall, precision, _ = precision_recall(tp, conf, n_gt)
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
@@ -707,6 +732,13 @@ class FolderRun:
             iou=iou,
             model=self.model,
         )
+
+    def curve(
+        self, cls: int, iou: float = IOU_THRESHOLD
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], FloatArray] | None:
+        """The precision-recall curve of class ``cls`` (:func:`precision_recall`), None without labelled boxes."""
+        tp, conf, n_gt, _ = _class_flags(_Collected(self.predictions, self.truths), cls, iou)
+        return precision_recall(tp, conf, n_gt) if n_gt else None
 
     def by_source(self, overall: EvalReport) -> dict[str, EvalReport]:
         """One report per source set (:func:`image_source`), at ``overall``'s threshold.
