@@ -80,18 +80,33 @@ def dataset_build(
     min_sequence_frames: Annotated[
         int, typer.Option(min=1, help="Shorter sequences go whole to train or val instead of being cut.")
     ] = DEFAULT_MIN_SEQUENCE_FRAMES,
+    extra_sets: Annotated[
+        Path | None,
+        typer.Option(
+            "--extra-sets",
+            metavar="FILE",
+            help="TOML file of [[set]] tables: labelled YOLO folders of your own to add (name, path, names, "
+            "licence, attribution; see detector.dataset.ExtraSet).",
+        ),
+    ] = None,
 ) -> None:
     """Write symlinked images, remapped labels (0 fire, 1 smoke), data.yaml and manifest.json."""
+    from detector.extra_sets import load_extra_sets
+
     try:
-        manifest = build_dataset(source_root, out, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames)
+        extras = load_extra_sets(extra_sets) if extra_sets is not None else ()
+        manifest = build_dataset(
+            source_root, out, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames, extra_sets=extras
+        )
     except DatasetError as exc:
         _errors.print(f"[red]dataset build failed:[/red] {exc}")
         raise typer.Exit(code=1) from exc
 
-    table = Table(title=f"{out} (train / val)")
-    for column in ("source", "images", "background", "fire boxes", "smoke boxes", "dropped", "excluded"):
-        table.add_column(column, justify="left" if column == "source" else "right")
     sources = cast(dict[str, dict[str, Any]], manifest["sources"])
+    table = Table(title=f"{out} (train / val)")
+    table.add_column("source", no_wrap=True, min_width=max(map(len, sources)))  # names in full: they are keys
+    for column in ("images", "background", "fire boxes", "smoke boxes", "dropped", "excluded"):
+        table.add_column(column, justify="right")
     for source_id, info in sources.items():
         table.add_row(
             source_id,

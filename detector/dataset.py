@@ -29,7 +29,10 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from detector.extra_sets import ExtraSet
 
 __all__ = [
     "CLASS_IDS",
@@ -450,10 +453,10 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _read_boxes(label: Path, source: str) -> tuple[list[Box], int]:
-    """Read and remap one label file of ``source``."""
+def _read_boxes(label: Path, class_map: Mapping[int, ClassName | None]) -> tuple[list[Box], int]:
+    """Read one label file and remap it with its source's ``class_map``."""
     raw = parse_label_text(label.read_text(encoding="utf-8"), where=str(label))
-    return remap_boxes(raw, SOURCE_CLASS_MAPS[source], where=str(label))
+    return remap_boxes(raw, class_map, where=str(label))
 
 
 def _require_label(image: Path, labels: Path) -> Path:
@@ -468,11 +471,13 @@ def _require_label(image: Path, labels: Path) -> Path:
     return label
 
 
-def _collect_flat(source: str, images: Iterable[Path], labels_of: Mapping[Path, Path]) -> list[_Candidate]:
+def _collect_flat(
+    source: str, images: Iterable[Path], labels_of: Mapping[Path, Path], class_map: Mapping[int, ClassName | None]
+) -> list[_Candidate]:
     """Candidates of a source whose images and labels sit in images/ + labels/ folders."""
     out: list[_Candidate] = []
     for image in images:
-        boxes, dropped = _read_boxes(labels_of[image], source)
+        boxes, dropped = _read_boxes(labels_of[image], class_map)
         key = frame_key(image.stem)
         out.append(
             _Candidate(
@@ -488,15 +493,18 @@ def _collect_flat(source: str, images: Iterable[Path], labels_of: Mapping[Path, 
     return out
 
 
-def _collect_images_labels(source: str, folders: Sequence[Path]) -> list[_Candidate]:
-    """Candidates from one or more ``<folder>/images`` + ``<folder>/labels`` pairs."""
+def _collect_images_labels(
+    source: str, folders: Sequence[Path], class_map: Mapping[int, ClassName | None] | None = None
+) -> list[_Candidate]:
+    """Candidates from one or more ``<folder>/images`` + ``<folder>/labels`` pairs; ``class_map`` defaults to the
+    built-in source's."""
     images: list[Path] = []
     labels_of: dict[Path, Path] = {}
     for folder in folders:
         for image in _images_in(folder / "images"):
             images.append(image)
             labels_of[image] = _require_label(image, folder / "labels")
-    return _collect_flat(source, images, labels_of)
+    return _collect_flat(source, images, labels_of, SOURCE_CLASS_MAPS[source] if class_map is None else class_map)
 
 
 _TOWER_NAME = re.compile(r"^(?P<epoch>\d+)_(?P<offset>[+-]\d+)$")
@@ -523,7 +531,7 @@ def _collect_tower(root: Path) -> tuple[list[_Candidate], int]:
             if not label.is_file():
                 excluded += 1  # smoke present but not boxed: neither a positive nor a negative
                 continue
-            boxes, dropped = _read_boxes(label, source)
+            boxes, dropped = _read_boxes(label, SOURCE_CLASS_MAPS[source])
             offset = int(match["offset"])
             phase = "pre" if offset < 0 else "post"
             out.append(
@@ -577,6 +585,13 @@ class DatasetPlan:
     samples: tuple[Sample, ...]
     dropped_boxes: Mapping[str, int]
     excluded_images: Mapping[str, int]
+    extra_sets: tuple[ExtraSet, ...] = ()  # detector.extra_sets
+
+    @property
+    def sources(self) -> dict[str, tuple[SourceInfo, Mapping[int, ClassName | None]]]:
+        """Every source of the plan, built-in then extra, with its provenance and class map."""
+        built_in = {sid: (info, SOURCE_CLASS_MAPS[sid]) for sid, info in SOURCES.items()}
+        return built_in | {extra.name: (extra.info(), extra.class_map) for extra in self.extra_sets}
 
 
 def plan_dataset(
@@ -584,8 +599,10 @@ def plan_dataset(
     *,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     min_sequence_frames: int = DEFAULT_MIN_SEQUENCE_FRAMES,
+    extra_sets: Sequence[ExtraSet] = (),
 ) -> DatasetPlan:
-    """Read all sources, map classes and decide the split; pure apart from reading ``source_root``."""
+    """Read all sources (the built-in ones under ``source_root``, then ``extra_sets``), map classes and decide
+    the split; pure apart from reading the folders."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     root = source_root.resolve()
@@ -601,17 +618,25 @@ def plan_dataset(
     }
     tower, tower_excluded = _collect_tower(root / "tower_sequences")
     per_source["tower_sequences"] = tower
+    rules: dict[str, SplitRule] = {sid: info.split_rule for sid, info in SOURCES.items()}
+    for extra in extra_sets:
+        if extra.name in per_source:
+            raise DatasetError(f"extra set {extra.name!r}: the name of another source")
+        per_source[extra.name] = _collect_images_labels(extra.name, [extra.path], extra.class_map)
+        rules[extra.name] = extra.split
 
     samples: list[Sample] = []
     for source, candidates in per_source.items():
-        samples += _assign_splits(candidates, SOURCES[source].split_rule, val_fraction, min_sequence_frames)
-    stems = [s.out_stem for s in samples]
-    if len(set(stems)) != len(stems):
-        raise DatasetError("two images map to the same output name")
+        samples += _assign_splits(candidates, rules[source], val_fraction, min_sequence_frames)
+    seen: dict[str, Path] = {}
+    for sample in samples:
+        if (other := seen.setdefault(sample.out_stem, sample.image)) != sample.image:
+            raise DatasetError(f"{other} and {sample.image} map to the same output name {sample.out_stem}")
     return DatasetPlan(
         samples=tuple(samples),
         dropped_boxes={s: sum(c.dropped for c in cs) for s, cs in per_source.items()},
         excluded_images={s: (tower_excluded if s == "tower_sequences" else 0) for s in per_source},
+        extra_sets=tuple(extra_sets),
     )
 
 
@@ -656,7 +681,7 @@ def _data_yaml(out_dir: Path) -> str:
 
 def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_frames: int) -> dict[str, object]:
     """Counts, class mapping, split rules and licences: what a model card needs to cite."""
-    stats: dict[str, _SourceStats] = {s: _SourceStats() for s in SOURCES}
+    stats: dict[str, _SourceStats] = {s: _SourceStats() for s in plan.sources}
     for s in plan.samples:
         st = stats[s.source]
         st.images[s.split] += 1
@@ -670,7 +695,7 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
         stats[source].excluded_images = n
 
     sources: dict[str, object] = {}
-    for sid, info in SOURCES.items():
+    for sid, (info, class_map) in plan.sources.items():
         st = stats[sid]
         sources[sid] = {
             "path": info.path,
@@ -679,7 +704,8 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
             "url": info.url,
             "split_rule": info.split_rule,
             "note": info.note,
-            "class_map": {str(k): v for k, v in SOURCE_CLASS_MAPS[sid].items()},
+            "extra": sid not in SOURCES,
+            "class_map": {str(k): v for k, v in class_map.items()},
             "images": st.images,
             "background_images": st.background,
             "boxes": st.boxes,
@@ -696,7 +722,8 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
         for split in ("train", "val")
     }
     return {
-        "name": DATASET_NAME,
+        # extra sets change what a model learnt from: the name says so (a model card cites it)
+        "name": "+".join([DATASET_NAME, *(extra.name for extra in plan.extra_sets)]),
         "generator": "detector.dataset",
         "source_root": str(source_root),
         "classes": {str(i): name for i, name in enumerate(CLASS_NAMES)},
@@ -717,7 +744,7 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
             {
                 "file": f"images/{s.split}/{s.out_stem}{s.image.suffix.lower()}",
                 "source": s.source,
-                "original": str(s.image.relative_to(source_root)),
+                "original": str(s.image.relative_to(source_root) if s.image.is_relative_to(source_root) else s.image),
                 "group": s.group,
                 "frame": s.frame,
                 "split": s.split,
@@ -754,8 +781,10 @@ def build_dataset(
     *,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     min_sequence_frames: int = DEFAULT_MIN_SEQUENCE_FRAMES,
+    extra_sets: Sequence[ExtraSet] = (),
 ) -> dict[str, object]:
-    """Write the dataset (symlinks + labels + ``data.yaml`` + ``manifest.json``) and return the manifest.
+    """Write the dataset (symlinks + labels + ``data.yaml`` + ``manifest.json``) and return the manifest; the
+    ``extra_sets`` (:class:`ExtraSet`) join the built-in sources.
 
     Images are symlinked (absolute targets) so no data is duplicated and the shared set stays the single
     source of truth; labels are rewritten because class ids differ per source. Rebuilding replaces a previous
@@ -763,7 +792,7 @@ def build_dataset(
     """
     root = source_root.resolve()
     out = out_dir.resolve()
-    plan = plan_dataset(root, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames)
+    plan = plan_dataset(root, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames, extra_sets=extra_sets)
     _prepare_out_dir(out)
     tiles: dict[str, int] = dict.fromkeys(TILE_SOURCES, 0)
     for s in plan.samples:

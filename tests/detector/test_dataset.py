@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -438,3 +439,105 @@ def test_real_default_boxes_never_reach_the_output(real_plan: DatasetPlan) -> No
     assert all(b.cls in (0, 1) for s in real_plan.samples for b in s.boxes)
     aof2 = next(s for s in real_plan.samples if s.image.stem == "AoF00002")
     assert [b.cls for b in aof2.boxes] == [1]
+
+
+EXTRA_TOML = """
+[[set]]
+name = "changchun_towers"
+path = "towers"
+names = ["smoke", "Fire", "person"]
+licence = "Changchun EEB, internal use"
+attribution = "Changchun tower network, labelled 2026-11"
+"""
+
+
+def _extra_folder(root: Path) -> Path:
+    """A deployment's own labelled tower frames: ten of one camera (label ids: 0 smoke, 1 fire, 2 person)."""
+    for frame in range(10):
+        label = "" if frame < 4 else "0 0.5 0.5 0.2 0.2\n2 0.1 0.1 0.05 0.1\n1 0.6 0.6 0.1 0.1"
+        _pair(root / "towers", f"cam7_preset2_{frame:03d}", label)
+    (root / "extra.toml").write_text(EXTRA_TOML, encoding="utf-8")
+    return root / "extra.toml"
+
+
+def test_extra_sets_join_the_dataset_with_their_classes_split_and_licence(source_root: Path, tmp_path: Path) -> None:
+    from detector.export import _training_sets
+    from detector.extra_sets import load_extra_sets
+
+    (extra,) = load_extra_sets(_extra_folder(tmp_path / "mine"))
+    assert extra.path == (tmp_path / "mine" / "towers").resolve()  # relative to the TOML file
+    assert extra.class_map == {0: "smoke", 1: "fire", 2: None}
+    plan = plan_dataset(source_root, extra_sets=[extra])
+    mine = sorted((s.frame, s.split, [b.cls for b in s.boxes]) for s in plan.samples if s.source == extra.name)
+    assert [split for _, split, _ in mine] == ["train"] * 8 + ["val"] * 2  # by frame range, one camera
+    assert mine[5][2] == [CLASS_IDS["smoke"], CLASS_IDS["fire"]]  # the person box dropped
+    assert plan.dropped_boxes[extra.name] == 6
+    out = tmp_path / "out"
+    manifest = build_dataset(source_root, out, extra_sets=[extra])
+    assert manifest["name"] == "strawfire-v2+changchun_towers"
+    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    assert sources[extra.name]["extra"] is True
+    assert sources["fire_smoke"]["extra"] is False
+    assert sources[extra.name]["images"] == {"train": 8, "val": 2}
+    assert sources[extra.name]["class_map"] == {"0": "smoke", "1": "fire", "2": None}
+    assert (out / "labels" / "val" / "changchun_towers__cam7_preset2_009.txt").read_text().splitlines() == [
+        "1 0.500000 0.500000 0.200000 0.200000",
+        "0 0.600000 0.600000 0.100000 0.100000",
+    ]
+    # The model card's training sets come from this manifest: the extra set's licence goes with the weights.
+    name, sets = _training_sets(out)
+    assert name == "strawfire-v2+changchun_towers"
+    assert {s.source: s.licence for s in sets}[extra.name] == "Changchun EEB, internal use"
+
+
+def test_an_extra_image_without_a_label_file_is_refused(source_root: Path, tmp_path: Path) -> None:
+    from detector.extra_sets import load_extra_sets
+
+    spec = _extra_folder(tmp_path / "mine")
+    (tmp_path / "mine" / "towers" / "labels" / "cam7_preset2_003.txt").unlink()
+    with pytest.raises(DatasetError, match=r"cam7_preset2_003\.jpg: no label file"):
+        plan_dataset(source_root, extra_sets=load_extra_sets(spec))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('"changchun_towers"', '"fire_smoke"'), r"set 1: name: .*'fire_smoke' is a built-in"),
+        (lambda t: t.replace('"changchun_towers"', '"Towers!"'), r"set 1: name: String should match pattern"),
+        (lambda t: t.replace('"changchun_towers"', '"a__b"'), r"set 1: name: .*no '__'"),
+        (lambda t: t.replace('licence = "Changchun EEB, internal use"\n', ""), r"set 1: licence: Field required"),
+        (lambda t: t + 'colour = "red"\n', r"set 1: colour: Extra inputs are not permitted"),
+        (lambda t: t.replace('["smoke", "Fire", "person"]', '["person"]'), r"set 1: names: .*none of"),
+        (lambda t: t.replace('"towers"', '"elsewhere"'), r"set 1 \(changchun_towers\): no images folder"),
+        (lambda t: t + t, r"set 2: the name 'changchun_towers' is used twice"),
+        (lambda t: t.replace("[[set]]", "[[sets]]"), r"expected \[\[set\]\] tables"),
+        (lambda t: t.replace("names = [", "names = ["[:-1]), r"not valid TOML"),
+    ],
+)
+def test_extra_sets_file_errors_name_the_set_and_field(tmp_path: Path, edit: Any, message: str) -> None:
+    from detector.extra_sets import load_extra_sets
+
+    spec = _extra_folder(tmp_path / "mine")
+    spec.write_text(edit(EXTRA_TOML), encoding="utf-8")
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_extra_sets(spec)
+    assert str(spec) in str(caught.value)
+    with pytest.raises(DatasetError, match="cannot read"):
+        load_extra_sets(tmp_path / "missing.toml")
+
+
+def test_dataset_build_cli_takes_extra_sets(source_root: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detector.cli import app
+
+    spec = _extra_folder(tmp_path / "mine")
+    runner = CliRunner()
+    args = ["dataset", "build", "--source-root", str(source_root), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, [*args, "--extra-sets", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "changchun_towers" in result.stdout
+    spec.write_text(EXTRA_TOML.replace("path", "paht"), encoding="utf-8")
+    broken = runner.invoke(app, [*args, "--extra-sets", str(spec)])
+    assert broken.exit_code == 1
+    assert "set 1: path: Field required" in " ".join(broken.output.split())
