@@ -43,6 +43,7 @@ demo_app = typer.Typer(help="The generated DEMO region and scenario.", no_args_i
 users_app = typer.Typer(help="Users, roles and device tokens.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alert recipients and the delivery worker.", no_args_is_help=True)
 firms_app = typer.Typer(help="NASA FIRMS hotspots: ingest files.", no_args_is_help=True)
+training_app = typer.Typer(help="Training data from the field: judged sighting frames.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(regions_app, name="regions")
 app.add_typer(demo_app, name="demo")
@@ -53,6 +54,7 @@ app.add_typer(camera_app, name="camera")
 app.add_typer(satellite_app, name="satellite")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(firms_app, name="firms")
+app.add_typer(training_app, name="training")
 app.command("report")(report)
 
 err = Console(stderr=True)
@@ -362,6 +364,52 @@ def camera_suggest_masks(
         size = "?" if row["frame_size"] is None else "×".join(map(str, row["frame_size"]))
         table.add_row(camera, str(row["status"]), incidents, json.dumps(row["polygon"]), size, share)
     Console().print(table)
+
+
+@training_app.command("export-frames")
+@friendly_errors
+def training_export_frames(
+    out: Annotated[Path, typer.Argument(help="New or empty folder to write seen/, nothing/, frames.csv into.")],
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Sightings of the last N days.")] = 365,
+    licence: Annotated[
+        str, typer.Option(help="Licence recorded for the frames (goes on the model card of weights trained on them).")
+    ] = "own frames of this deployment",
+    attribution: Annotated[str | None, typer.Option(help="Attribution (default: the export's date).")] = None,
+) -> None:
+    """Copy the evidence frames of camera and drone sightings whose incident has been judged into YOLO folders:
+    seen/ (something was there; draft labels are the detector's own boxes, to check) and nothing/ (nothing found
+    on site; empty labels), with frames.csv and extra_sets.toml for `strawfire detector dataset build
+    --extra-sets`. Incidents still open are left out."""
+    from datetime import UTC, datetime, timedelta
+
+    from service.evidence.service import path_of
+    from service.training.service import export_frames, judged_frames
+
+    settings = get_settings()
+    now = datetime.now(UTC)
+    with _session_factory()() as session:
+        frames = judged_frames(session, since=now - timedelta(days=days))
+    try:
+        summary = export_frames(
+            frames,
+            out,
+            evidence_path=lambda sha256: path_of(settings, sha256),
+            licence=licence,
+            attribution=attribution or f"sighting frames judged in the field, exported {now:%Y-%m-%d}",
+            exported_on=now.date(),
+        )
+    except FileExistsError as exc:
+        raise InputError(str(exc)) from None
+    for problem in summary.problems:
+        err.print(f"left out: {problem}", markup=False, highlight=False)
+    if summary.extra_sets is None:
+        typer.echo(f"no judged camera or drone frames in the last {days} days: nothing written")
+        return
+    typer.echo(
+        f"{summary.written['seen']} frames with fire or smoke seen (draft labels: check them), "
+        f"{summary.written['nothing']} with nothing found on site, in {out}; "
+        f"then: strawfire detector dataset build --extra-sets {summary.extra_sets}"
+    )
 
 
 @camera_app.command("list")

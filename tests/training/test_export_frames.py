@@ -1,0 +1,190 @@
+"""Judged sighting frames exported for labelling: outcome rule, YOLO folders, the CLI, and the way back in
+through ``strawfire detector dataset build --extra-sets``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.auth.service import create_user
+from service.config import AlertSettings, Settings
+from service.db import transaction
+from service.demo import load_demo
+from service.evidence.service import path_of
+from service.incidents.states import IncidentState, Role
+from service.incidents.tables import Incident
+from service.main import create_app
+from service.training.service import export_frames, judged_frames, judged_outcome
+from tests.incidents.test_sightings import camera_sighting, post, token
+
+STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
+T = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def incident(state: IncidentState, **times: object) -> Incident:
+    return Incident(state=state.value, **times)
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (incident(IncidentState.FALSE_ALARM, false_alarm_reason="not_found", false_alarm_at=T), "nothing"),
+        (incident(IncidentState.CLOSED, false_alarm_reason="not_found", false_alarm_at=T), "nothing"),
+        (incident(IncidentState.FALSE_ALARM, false_alarm_reason="industrial_heat", false_alarm_at=T), "seen"),
+        (incident(IncidentState.FALSE_ALARM, false_alarm_reason="permitted_burn", false_alarm_at=T), "seen"),
+        (incident(IncidentState.EXTINGUISHED, extinguished_at=T), "seen"),
+        (incident(IncidentState.VERIFIED), "seen"),
+        # reopened after the false alarm, then handled as a fire and closed: the old reason stays on the row
+        (
+            incident(
+                IncidentState.CLOSED,
+                false_alarm_reason="not_found",
+                false_alarm_at=T,
+                reopened_at=T + timedelta(hours=1),
+            ),
+            "seen",
+        ),
+        # reopened and not judged again: nobody knows yet
+        (
+            incident(
+                IncidentState.REOPENED, false_alarm_reason="not_found", false_alarm_at=T, reopened_at=T + timedelta(1)
+            ),
+            None,
+        ),
+        (incident(IncidentState.SUSPECTED), None),
+        (incident(IncidentState.ON_SITE), None),
+        (incident(IncidentState.ESCALATED), None),
+    ],
+)
+def test_judged_outcome(row: Incident, expected: str | None) -> None:
+    assert judged_outcome(row) == expected
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def client(data_dir: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(data_dir=data_dir, alerts=AlertSettings(run_worker=False)))
+    with TestClient(app) as test_client:
+        with transaction(app.state.session_factory) as session:
+            load_demo(session)
+            create_user(session, "cams", "device-password", Role.DEVICE, None)
+            create_user(session, "admin", "admin-password", Role.ADMIN, None)
+        yield test_client
+
+
+def sighting_incident(client: TestClient, day: int, box: list[int], moves: list[dict[str, str]]) -> int:
+    """A tower-a sighting on ``day`` (days apart: separate incidents), moved through ``moves``."""
+    device = token(client, "cams", "device-password")
+    sighting, image = camera_sighting("tower-a", day * 24 * 60)
+    sighting["boxes"] = [
+        {"class_name": "smoke", "confidence": 0.7, "xyxy": box},
+        {"class_name": "fire", "confidence": 0.5, "xyxy": [0, 40, 4, 60]},  # past the bottom edge: clipped
+    ]
+    response = post(client, device, "/api/v1/observations/camera", sighting, image)
+    assert response.status_code == 200, response.text
+    number = int(response.json()["incident_id"])
+    admin = token(client, "admin", "admin-password")
+    for body in moves:
+        moved = client.post(f"/api/v1/incidents/{number}/transitions", headers=admin, json=body)
+        assert moved.status_code == 200, moved.text
+    return number
+
+
+def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp_path: Path) -> None:
+    from detector.extra_sets import load_extra_sets
+
+    nothing = sighting_incident(client, 0, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "not_found"}])
+    chimney = sighting_incident(client, 1, [30, 4, 40, 30], [{"to": "false_alarm", "reason": "industrial_heat"}])
+    handled = [{"to": "acknowledged"}, {"to": "on_site"}, {"to": "extinguished"}]
+    fire = sighting_incident(client, 2, [12, 8, 28, 24], handled)
+    sighting_incident(client, 3, [10, 10, 20, 20], [])  # still open: not judged
+    sighting_incident(
+        client, 4, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "not_found"}, {"to": "reopened"}]
+    )  # reopened: not judged any more
+
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        frames = judged_frames(session, since=T - timedelta(days=400))
+    assert [(f.incident_id, f.outcome) for f in frames] == [(nothing, "nothing"), (chimney, "seen"), (fire, "seen")]
+    assert frames[0].position == "tower-a-p1"
+    assert frames[2].boxes[0] == ("smoke", 0.7, (12.0, 8.0, 28.0, 24.0))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    env["STRAWFIRE_DATA_DIR"] = str(data_dir)
+    out = tmp_path / "export"
+    result = subprocess.run(
+        [STRAWFIRE, "training", "export-frames", str(out), "--days", "3660"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 frames with fire or smoke seen" in result.stdout
+    assert "1 with nothing found on site" in result.stdout
+    seen = sorted(p.name for p in (out / "seen" / "labels").iterdir())
+    assert len(seen) == 2
+    # The camera frames are 64x48: the smoke box and the fire box clipped to x 0..4, y 40..48.
+    assert (out / "seen" / "labels" / seen[1]).read_text().splitlines() == [
+        "1 0.312500 0.333333 0.250000 0.333333",
+        "0 0.031250 0.916667 0.062500 0.166667",
+    ]
+    [negative] = list((out / "nothing" / "labels").iterdir())
+    assert negative.read_text() == ""
+    assert (out / "nothing" / "images" / f"{negative.stem}.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert negative.stem == "tower-a-p1_20251020060000"  # T0 of the sightings, day 0
+    with (out / "frames.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["outcome"], r["incident"], r["false_alarm_reason"]) for r in rows] == [
+        ("nothing", str(nothing), "not_found"),
+        ("seen", str(chimney), "industrial_heat"),
+        ("seen", str(fire), ""),
+    ]
+    # The way back in: the written TOML is a valid --extra-sets file, with the outcome's folder and the licence.
+    sets = {s.name: s for s in load_extra_sets(out / "extra_sets.toml")}
+    assert sorted(sets) == ["field_nothing", "field_seen"]
+    assert sets["field_seen"].path == (out / "seen").resolve()
+    assert sets["field_seen"].licence == "own frames of this deployment"
+    assert "check" in sets["field_seen"].note
+
+    again = subprocess.run(
+        [STRAWFIRE, "training", "export-frames", str(out), "--days", "3660"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert "not an empty folder" in again.stderr
+
+
+def test_a_missing_frame_is_left_out_and_reported(client: TestClient, data_dir: Path, tmp_path: Path) -> None:
+    sighting_incident(client, 0, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "not_found"}])
+    sighting_incident(client, 1, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "permitted_burn"}])
+    settings = Settings(data_dir=data_dir)
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        frames = judged_frames(session, since=T - timedelta(days=400))
+    path_of(settings, frames[0].evidence_sha256).unlink()
+    summary = export_frames(
+        frames,
+        tmp_path / "out",
+        evidence_path=lambda sha: path_of(settings, sha),
+        licence="x",
+        attribution="y",
+        exported_on=date(2026, 11, 30),
+    )
+    assert summary.written == {"seen": 1, "nothing": 0}
+    assert len(summary.problems) == 1
+    assert f"incident {frames[0].incident_id}" in summary.problems[0]
+    assert "field_nothing" not in (tmp_path / "out" / "extra_sets.toml").read_text()
+    empty = export_frames(
+        [], tmp_path / "none", evidence_path=lambda sha: path_of(settings, sha), licence="x", attribution="y",
+        exported_on=date(2026, 11, 30),
+    )  # fmt: skip
+    assert empty.extra_sets is None
+    assert not (tmp_path / "none").exists()
