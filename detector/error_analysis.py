@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from detector.detections import Detections, FloatArray
-from detector.evaluate import IOU_THRESHOLD, assign_detections
+from detector.evaluate import IOU_THRESHOLD, EvalReport, FolderRun, assign_detections, image_source
 from detector.yolo import box_iou
 
 __all__ = [
@@ -45,8 +46,10 @@ __all__ = [
     "MISSED_KINDS",
     "ErrorBox",
     "ErrorKind",
+    "ImageReview",
     "count_errors",
     "image_errors",
+    "review_images",
 ]
 
 ErrorKind = Literal["duplicate", "class", "localisation", "background", "boxed_differently", "wrong_class", "missed"]
@@ -144,3 +147,24 @@ def count_errors(errors: Iterable[ErrorBox], classes: Sequence[str]) -> dict[str
     for error in errors:
         counts.setdefault(error.class_name, dict.fromkeys(ERROR_KINDS, 0))[error.kind] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class ImageReview:
+    """One evaluated image: its errors, and what is drawn over it."""
+
+    path: Path
+    source: str
+    errors: list[ErrorBox]
+    found: Detections  # the model's boxes at the threshold
+    truth: tuple[FloatArray, npt.NDArray[np.int64]]  # labelled boxes (pixels) and class ids
+
+
+def review_images(run: FolderRun, report: EvalReport) -> list[ImageReview]:
+    """Every evaluated image of ``run`` with its errors at ``report``'s threshold and matching IoU. Pure."""
+    reviews: list[ImageReview] = []
+    for path, found, (gt_xyxy, gt_class) in zip(run.paths, run.predictions, run.truths, strict=True):
+        errors = image_errors(found, gt_xyxy, gt_class, threshold=report.threshold, iou=report.iou)
+        found = found.above(report.threshold)
+        reviews.append(ImageReview(path, image_source(path), errors, found, (gt_xyxy, gt_class)))
+    return reviews

@@ -39,6 +39,7 @@ import numpy as np
 
 from detector.backends import YoloDetector, onnx_network
 from detector.detections import CLASS_NAMES, ModelInfo
+from detector.error_analysis import FALSE_POSITIVE_KINDS, MISSED_KINDS, ErrorKind, count_errors, review_images
 from detector.evaluate import (
     DEFAULT_EVAL_CONF,
     FALSE_ALARM_AIM,
@@ -1062,14 +1063,17 @@ def export_model(
     if quantized_entry is not None and int8_towers:
         card_towers[quantized_entry.name] = int8_towers
     card_sources = {entry.name: _source_reports(fp32_run, report)}
+    card_errors = {entry.name: _error_counts(fp32_run, report)}
     if quantized_entry is not None and int8_kept is not None:
         card_sources[quantized_entry.name] = _source_reports(*int8_kept[:2])
+        card_errors[quantized_entry.name] = _error_counts(*int8_kept[:2])
     card_path.write_text(
         render_card(
             manifest,
             tower=card_towers,
             baseline={entry.name: baseline} if baseline else {},
             sources=card_sources,
+            errors=card_errors,
         ),
         encoding="utf-8",
     )
@@ -1166,10 +1170,12 @@ def render_card(
     tower: dict[str, list[TowerCheck]] | None = None,
     baseline: dict[str, EvalReport] | None = None,
     sources: dict[str, SourceReports] | None = None,
+    errors: dict[str, ErrorCounts] | None = None,
 ) -> str:
     """The model card (``models/README.md``) for every model in the manifest, from the manifest's own numbers.
 
-    ``sources``: per model, the validation split per source set (:func:`_source_reports`).
+    ``sources``: per model, the validation split per source set (:func:`_source_reports`); ``errors``: per model,
+    its validation errors by class and kind (:func:`_error_counts`).
     """
     lines = [
         "# models/ — fire/smoke detector weights and model card",
@@ -1185,6 +1191,7 @@ def render_card(
     for entry in manifest.models:
         lines += _card_section(entry, (tower or {}).get(entry.name, []), (baseline or {}).get(entry.name))
         lines += _sources_section(*(sources or {}).get(entry.name, ({}, {})))
+        lines += _errors_section((errors or {}).get(entry.name))
     sets = manifest.models[0].training_sets if manifest.models else ()
     lines += [
         "## Training data and licences",
@@ -1234,6 +1241,36 @@ SourceReports = tuple[dict[str, EvalReport], dict[str, EvalReport]]
 def _source_reports(run: FolderRun, report: EvalReport) -> SourceReports:
     """One pass's reports per source set at ``report``'s threshold, at IoU 0.5 and at :data:`CARD_LOOSE_IOU`."""
     return run.by_source(report), run.by_source(run.report(report.threshold, iou=CARD_LOOSE_IOU))
+
+
+#: Per class, errors at the operating threshold by kind (:mod:`detector.error_analysis`).
+ErrorCounts = dict[str, dict[ErrorKind, int]]
+
+
+def _error_counts(run: FolderRun, report: EvalReport) -> ErrorCounts:
+    """The validation split's errors at ``report``'s threshold, by class and kind."""
+    return count_errors(
+        (error for review in review_images(run, report) for error in review.errors), list(report.per_class)
+    )
+
+
+def _errors_section(counts: ErrorCounts | None) -> list[str]:
+    """The validation errors by kind (what ``eval --errors`` writes out one by one)."""
+    if not counts:
+        return []
+    kinds = FALSE_POSITIVE_KINDS + MISSED_KINDS
+    lines = [
+        "Errors at the operating threshold (same split; `strawfire detector eval --errors DIR` lists and draws them): "
+        "a false positive is a *duplicate* of a found box, on a box of the other *class*, a box of its class found "
+        "at an IoU of 0.1–0.5 (*localisation*), or on *background*; a labelled box nothing matched was *boxed "
+        "differently* (IoU 0.1–0.5), found as the *wrong class*, or *missed*:",
+        "",
+        "| class | " + " | ".join(kind.replace("_", " ") for kind in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for name, by_kind in counts.items():
+        lines.append(f"| {name} | " + " | ".join(str(by_kind.get(kind, 0)) for kind in kinds) + " |")
+    return [*lines, ""]
 
 
 def _sources_section(sources: dict[str, EvalReport], loose: dict[str, EvalReport]) -> list[str]:

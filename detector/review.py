@@ -31,30 +31,18 @@ from typing import Final
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
-from detector.detections import Detections, FloatArray, ImageArray
-from detector.error_analysis import ERROR_KINDS, ErrorBox, ErrorKind, count_errors, image_errors
-from detector.evaluate import EvalReport, FolderRun, image_source
+from detector.detections import ImageArray
+from detector.error_analysis import ERROR_KINDS, ErrorKind, ImageReview, count_errors, review_images
+from detector.evaluate import EvalReport, FolderRun
 from detector.images import ImageLoadError, load_image
 
-__all__ = ["DRAWN_SIZE", "ImageReview", "ReviewSummary", "review_images", "write_review"]
+__all__ = ["DRAWN_SIZE", "ReviewSummary", "draw_review", "write_review"]
 
 #: Longer side of the drawn images: enough to see a distant plume's box, small enough to page through.
 DRAWN_SIZE: Final[int] = 1280
 SUMMARY_FILE: Final[str] = "summary.json"
 _GREEN, _ORANGE, _BLUE, _RED = (40, 200, 40), (255, 150, 0), (40, 110, 255), (230, 30, 30)  # RGB
-
-
-@dataclass(frozen=True)
-class ImageReview:
-    """One evaluated image: its errors, and what is drawn over it."""
-
-    path: Path
-    source: str
-    errors: list[ErrorBox]
-    found: Detections  # the model's boxes at the threshold
-    truth: tuple[FloatArray, npt.NDArray[np.int64]]  # labelled boxes (pixels) and class ids
 
 
 @dataclass
@@ -66,16 +54,6 @@ class ReviewSummary:
     images_with_errors: int
     drawn: list[str] = field(default_factory=list)  # file names under images/
     not_drawn: list[str] = field(default_factory=list)  # "<image>: <why>" for images that could not be read again
-
-
-def review_images(run: FolderRun, report: EvalReport) -> list[ImageReview]:
-    """Every evaluated image of ``run`` with its errors at ``report``'s threshold and matching IoU. Pure."""
-    reviews: list[ImageReview] = []
-    for path, found, (gt_xyxy, gt_class) in zip(run.paths, run.predictions, run.truths, strict=True):
-        errors = image_errors(found, gt_xyxy, gt_class, threshold=report.threshold, iou=report.iou)
-        found = found.above(report.threshold)
-        reviews.append(ImageReview(path, image_source(path), errors, found, (gt_xyxy, gt_class)))
-    return reviews
 
 
 def _prepare(out: Path) -> None:

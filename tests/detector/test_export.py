@@ -511,6 +511,7 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     assert "early checkpoint" in card
     assert "CC0" in card
     assert "weights-free rules" in card
+    assert "Errors at the operating threshold" in card  # the validation split's errors by kind, from the same run
     # The exported ONNX gives the same raw output as the committed model's torch weights it came from.
     exported = load_detector("onnx", models_dir=models, threads=1)
     reference = load_detector("torch", models_dir=committed_model(), threads=1, device="cpu")
@@ -635,6 +636,26 @@ def test_the_card_gives_each_source_ap_at_both_ious() -> None:
     plain = render_card(manifest, sources={entry.name: (strict, {})})
     assert "| AP50 fire | AP50 smoke | image recall |" in plain
     assert "AP@" not in plain
+
+
+def test_the_card_counts_the_errors_by_kind() -> None:
+    manifest = load_manifest(committed_model())
+    entry = resolve_model(manifest)
+    counts = {
+        "fire": {"duplicate": 0, "class": 0, "localisation": 4, "background": 26, "boxed_differently": 4,
+                 "wrong_class": 0, "missed": 69},
+        "smoke": {"duplicate": 9, "class": 0, "localisation": 77, "background": 15, "boxed_differently": 74,
+                  "wrong_class": 0, "missed": 65},
+    }  # fmt: skip
+    card = render_card(manifest, errors={entry.name: counts})  # type: ignore[dict-item]
+    table = (
+        "| class | duplicate | class | localisation | background | boxed differently | wrong class | missed |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        "| fire | 0 | 0 | 4 | 26 | 4 | 0 | 69 |\n"
+        "| smoke | 9 | 0 | 77 | 15 | 74 | 0 | 65 |\n"
+    )
+    assert table in card
+    assert "Errors at the operating threshold" not in render_card(manifest)
 
 
 def test_the_tower_rule_is_the_models_own_unless_given() -> None:
