@@ -92,6 +92,51 @@ def camera_sighting(camera: str, minutes: int, noise_deg: float = 0.0) -> tuple[
     return sighting, image
 
 
+def drone_sighting(minutes: int) -> tuple[dict[str, Any], bytes, Any]:
+    """A drone photo of the fire ``minutes`` after T0, located on the ground: (sighting, photo, ground point)."""
+    import shapely
+
+    point = shapely.Point(FIRE[0] + 0.0002, FIRE[1])
+    square = shapely.buffer(point, 0.0001, cap_style="square")
+    photo = jpeg(7 + minutes)
+    drone = {
+        "kind": "drone",
+        "sighting_key": f"drone/m30t/DJI_0001/abc/{minutes}",
+        "drone_id": "m30t",
+        "image_name": "DJI_0001.JPG",
+        "captured_at": (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
+        "time_source": "exif",
+        "image_size": [64, 48],
+        "boxes": [{"class_name": "fire", "confidence": 0.9, "xyxy": [30, 20, 34, 26]}],
+        "pixel": [32, 26],
+        "drone": {
+            "latitude": FIRE[1] - 0.001,
+            "longitude": FIRE[0],
+            "absolute_altitude_m": 320,
+            "relative_altitude_m": 120,
+            "gimbal_pitch_deg": -60,
+            "gimbal_yaw_deg": 0,
+            "gimbal_roll_deg": 0,
+            "yaw_source": "gimbal",
+            "make": "DJI",
+            "model": "M30T",
+        },
+        "ground": {
+            "point": {"type": "Point", "coordinates": [point.x, point.y]},
+            "uncertainty": GeoJsonPolygon.from_shapely(square).model_dump(),
+            "horizontal_range_m": 70,
+            "near_range_m": 60,
+            "far_range_m": 80,
+            "far_open": False,
+            "terrain": "flat_takeoff",
+        },
+        "ground_status": "hit",
+        "model": {"name": "m", "version": "1", "backend": "onnx"},
+        "evidence": evidence_info(photo, 64, 48).model_dump(),
+    }
+    return drone, photo, point
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(Settings(data_dir=tmp_path / "var"))
@@ -158,49 +203,10 @@ def test_bad_sightings_are_refused_with_the_field(client: TestClient) -> None:
 
 
 def test_drone_sighting_locates_the_incident(client: TestClient) -> None:
-    import shapely
-
     device = token(client, "cams", "device-password")
     camera, image = camera_sighting("tower-a", 0)
     post(client, device, "/api/v1/observations/camera", camera, image)
-    point = shapely.Point(FIRE[0] + 0.0002, FIRE[1])
-    square = shapely.buffer(point, 0.0001, cap_style="square")
-    photo = jpeg(7)
-    drone = {
-        "kind": "drone",
-        "sighting_key": "drone/m30t/DJI_0001/abc/0",
-        "drone_id": "m30t",
-        "image_name": "DJI_0001.JPG",
-        "captured_at": (T0 + timedelta(minutes=20)).isoformat().replace("+00:00", "Z"),
-        "time_source": "exif",
-        "image_size": [64, 48],
-        "boxes": [{"class_name": "fire", "confidence": 0.9, "xyxy": [30, 20, 34, 26]}],
-        "pixel": [32, 26],
-        "drone": {
-            "latitude": FIRE[1] - 0.001,
-            "longitude": FIRE[0],
-            "absolute_altitude_m": 320,
-            "relative_altitude_m": 120,
-            "gimbal_pitch_deg": -60,
-            "gimbal_yaw_deg": 0,
-            "gimbal_roll_deg": 0,
-            "yaw_source": "gimbal",
-            "make": "DJI",
-            "model": "M30T",
-        },
-        "ground": {
-            "point": {"type": "Point", "coordinates": [point.x, point.y]},
-            "uncertainty": GeoJsonPolygon.from_shapely(square).model_dump(),
-            "horizontal_range_m": 70,
-            "near_range_m": 60,
-            "far_range_m": 80,
-            "far_open": False,
-            "terrain": "flat_takeoff",
-        },
-        "ground_status": "hit",
-        "model": {"name": "m", "version": "1", "backend": "onnx"},
-        "evidence": evidence_info(photo, 64, 48).model_dump(),
-    }
+    drone, photo, point = drone_sighting(20)
     response = post(client, device, "/api/v1/observations/drone", drone, photo)
     assert response.status_code == 200, response.text
     admin = token(client, "admin", "admin-password")

@@ -23,7 +23,7 @@ from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident
 from service.main import create_app
 from service.training.service import export_frames, judged_frames, judged_outcome
-from tests.incidents.test_sightings import camera_sighting, post, token
+from tests.incidents.test_sightings import camera_sighting, drone_sighting, post, token
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 T = datetime(2026, 10, 1, tzinfo=UTC)
@@ -84,8 +84,11 @@ def client(data_dir: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def sighting_incident(client: TestClient, day: int, box: list[int], moves: list[dict[str, str]]) -> int:
-    """A tower-a sighting on ``day`` (days apart: separate incidents), moved through ``moves``."""
+def sighting_incident(
+    client: TestClient, day: int, box: list[int], moves: list[dict[str, str]], *, drone: bool = False
+) -> int:
+    """A tower-a sighting on ``day`` (days apart: separate incidents), and with ``drone`` a drone photo of the same
+    fire 20 minutes later, moved through ``moves``."""
     device = token(client, "cams", "device-password")
     sighting, image = camera_sighting("tower-a", day * 24 * 60)
     sighting["boxes"] = [
@@ -95,6 +98,10 @@ def sighting_incident(client: TestClient, day: int, box: list[int], moves: list[
     response = post(client, device, "/api/v1/observations/camera", sighting, image)
     assert response.status_code == 200, response.text
     number = int(response.json()["incident_id"])
+    if drone:
+        photo = drone_sighting(day * 24 * 60 + 20)
+        fused = post(client, device, "/api/v1/observations/drone", *photo[:2])
+        assert fused.json()["incident_id"] == number, fused.text
     admin = token(client, "admin", "admin-password")
     for body in moves:
         moved = client.post(f"/api/v1/incidents/{number}/transitions", headers=admin, json=body)
@@ -108,7 +115,7 @@ def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp
     nothing = sighting_incident(client, 0, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "not_found"}])
     chimney = sighting_incident(client, 1, [30, 4, 40, 30], [{"to": "false_alarm", "reason": "industrial_heat"}])
     handled = [{"to": "acknowledged"}, {"to": "on_site"}, {"to": "extinguished"}]
-    fire = sighting_incident(client, 2, [12, 8, 28, 24], handled)
+    fire = sighting_incident(client, 2, [12, 8, 28, 24], handled, drone=True)
     sighting_incident(client, 3, [10, 10, 20, 20], [])  # still open: not judged
     sighting_incident(
         client, 4, [10, 10, 20, 20], [{"to": "false_alarm", "reason": "not_found"}, {"to": "reopened"}]
@@ -116,8 +123,13 @@ def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp
 
     with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
         frames = judged_frames(session, since=T - timedelta(days=400))
-    assert [(f.incident_id, f.outcome) for f in frames] == [(nothing, "nothing"), (chimney, "seen"), (fire, "seen")]
-    assert frames[0].position == "tower-a-p1"
+    assert [(f.incident_id, f.outcome, f.kind) for f in frames] == [
+        (nothing, "nothing", "camera"),
+        (chimney, "seen", "camera"),
+        (fire, "seen", "camera"),
+        (fire, "seen", "drone"),  # every frame of a judged incident
+    ]
+    assert [f.position for f in frames[2:]] == ["tower-a-p1", "m30t"]
     assert frames[2].boxes[0] == ("smoke", 0.7, (12.0, 8.0, 28.0, 24.0))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
@@ -128,12 +140,13 @@ def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "2 frames with fire or smoke seen" in result.stdout
+    assert "3 frames with fire or smoke seen" in result.stdout
     assert "1 with nothing found on site" in result.stdout
     seen = sorted(p.name for p in (out / "seen" / "labels").iterdir())
-    assert len(seen) == 2
+    assert seen == ["m30t_20251022062000.txt", "tower-a-p1_20251021060000.txt", "tower-a-p1_20251022060000.txt"]
+    assert (out / "seen" / "labels" / seen[0]).read_text() == "0 0.500000 0.479167 0.062500 0.125000\n"
     # The camera frames are 64x48: the smoke box and the fire box clipped to x 0..4, y 40..48.
-    assert (out / "seen" / "labels" / seen[1]).read_text().splitlines() == [
+    assert (out / "seen" / "labels" / seen[2]).read_text().splitlines() == [
         "1 0.312500 0.333333 0.250000 0.333333",
         "0 0.031250 0.916667 0.062500 0.166667",
     ]
@@ -146,6 +159,7 @@ def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp
     assert [(r["outcome"], r["incident"], r["false_alarm_reason"]) for r in rows] == [
         ("nothing", str(nothing), "not_found"),
         ("seen", str(chimney), "industrial_heat"),
+        ("seen", str(fire), ""),
         ("seen", str(fire), ""),
     ]
     # The way back in: the written TOML is a valid --extra-sets file, with the outcome's folder and the licence.
