@@ -86,7 +86,7 @@ def dataset_build(
             "--extra-sets",
             metavar="FILE",
             help="TOML file of [[set]] tables: labelled YOLO folders of your own to add (name, path, names, "
-            "licence, attribution; see detector.dataset.ExtraSet).",
+            "licence, attribution; see detector.extra_sets.ExtraSet).",
         ),
     ] = None,
 ) -> None:
@@ -511,8 +511,13 @@ def eval_command(
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
     _check_names(names)
-    if errors is not None and errors.exists() and not errors.is_dir():
-        raise typer.BadParameter(f"{errors} exists and is not a folder", param_hint="--errors")
+    if errors is not None:
+        from detector.review import check_review_folder
+
+        try:
+            check_review_folder(errors)  # before the evaluation: a typo must not cost the whole run
+        except FileExistsError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--errors") from exc
     detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     try:
         with _progress("evaluating") as show:
@@ -580,6 +585,9 @@ def _write_review(run: FolderRun, report: EvalReport, out: Path, max_images: int
             review = write_review(run, report, out, max_images=max_images, on_image=show)
     except FileExistsError as exc:
         raise typer.BadParameter(str(exc), param_hint="--errors") from exc
+    except OSError as exc:  # a full disk, a read-only folder: say so, without a traceback
+        _errors.print(f"[red]eval --errors failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
     for problem in review.not_drawn:
         _errors.print(f"not drawn: {problem}", markup=False, highlight=False)
     return review

@@ -450,12 +450,20 @@ def _images_in(folder: Path) -> list[Path]:
     """Image files of a folder, sorted by name for determinism."""
     if not folder.is_dir():
         raise DatasetError(f"missing image folder {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # Hidden files are not images: ``._name.jpg`` is the metadata macOS leaves beside each file it copies.
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def _read_boxes(label: Path, class_map: Mapping[int, ClassName | None]) -> tuple[list[Box], int]:
     """Read one label file and remap it with its source's ``class_map``."""
-    raw = parse_label_text(label.read_text(encoding="utf-8"), where=str(label))
+    try:
+        # utf-8-sig: a byte-order mark (Windows labelling tools write one) is not part of the first line
+        text = label.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{label}: unreadable label file ({exc})") from exc
+    raw = parse_label_text(text, where=str(label))
     return remap_boxes(raw, class_map, where=str(label))
 
 

@@ -35,7 +35,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from detector.detections import Detections, FloatArray
+from detector.detections import CLASS_NAMES, Detections, FloatArray
 from detector.evaluate import IOU_THRESHOLD, EvalReport, FolderRun, assign_detections, image_source
 from detector.yolo import box_iou
 
@@ -50,6 +50,7 @@ __all__ = [
     "count_errors",
     "image_errors",
     "review_images",
+    "scored",
 ]
 
 ErrorKind = Literal["duplicate", "class", "localisation", "background", "boxed_differently", "wrong_class", "missed"]
@@ -89,6 +90,11 @@ def _as_box(row: Sequence[float]) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
+def scored(detections: Detections, threshold: float) -> Detections:
+    """The boxes the evaluation scores at ``threshold``: confidence at or above it, of a project class."""
+    return detections.select((detections.confidence >= threshold) & (detections.class_id < len(CLASS_NAMES)))
+
+
 def image_errors(
     detections: Detections,
     gt_xyxy: FloatArray,
@@ -98,12 +104,13 @@ def image_errors(
     iou: float = IOU_THRESHOLD,
 ) -> list[ErrorBox]:
     """The errors of one image at ``threshold``: its false positives by decreasing confidence, then its missed
-    labelled boxes in label order. ``gt_xyxy`` in the detections' pixels, ``gt_class`` indexing
-    ``detections.classes``; boxes match at ``iou`` as in the evaluation."""
-    found = detections.above(threshold)
+    labelled boxes in label order. ``gt_xyxy`` in the detections' pixels, ``gt_class`` indexing the project's
+    classes (:data:`~detector.detections.CLASS_NAMES`), as do the detections' class ids: as in the evaluation,
+    which scores those classes only, a model's boxes of any further class are left out; boxes match at ``iou``."""
+    found = scored(detections, threshold)
     pred_iou = box_iou(found.xyxy, gt_xyxy) if len(found) and len(gt_xyxy) else np.zeros((len(found), len(gt_xyxy)))
     matched = np.full(len(found), -1, np.int64)
-    for cls in range(len(detections.classes)):
+    for cls in range(len(CLASS_NAMES)):
         mine, theirs = np.flatnonzero(found.class_id == cls), np.flatnonzero(gt_class == cls)
         assigned = assign_detections(found.xyxy[mine], found.confidence[mine], gt_xyxy[theirs], iou)
         matched[mine[assigned >= 0]] = theirs[assigned[assigned >= 0]]
@@ -122,7 +129,7 @@ def image_errors(
         else:
             kind, overlap = "background", 0.0
         errors.append(
-            ErrorBox(kind, detections.classes[cls], _as_box(found.xyxy[index]), float(found.confidence[index]), overlap)
+            ErrorBox(kind, CLASS_NAMES[cls], _as_box(found.xyxy[index]), float(found.confidence[index]), overlap)
         )
     taken = np.zeros(len(gt_xyxy), bool)
     taken[matched[matched >= 0]] = True
@@ -137,7 +144,7 @@ def image_errors(
             kind, overlap = "wrong_class", other
         else:
             kind, overlap = "missed", 0.0
-        errors.append(ErrorBox(kind, detections.classes[cls], _as_box(gt_xyxy[label]), None, overlap))
+        errors.append(ErrorBox(kind, CLASS_NAMES[cls], _as_box(gt_xyxy[label]), None, overlap))
     return errors
 
 
@@ -165,6 +172,7 @@ def review_images(run: FolderRun, report: EvalReport) -> list[ImageReview]:
     reviews: list[ImageReview] = []
     for path, found, (gt_xyxy, gt_class) in zip(run.paths, run.predictions, run.truths, strict=True):
         errors = image_errors(found, gt_xyxy, gt_class, threshold=report.threshold, iou=report.iou)
-        found = found.above(report.threshold)
-        reviews.append(ImageReview(path, image_source(path), errors, found, (gt_xyxy, gt_class)))
+        reviews.append(
+            ImageReview(path, image_source(path), errors, scored(found, report.threshold), (gt_xyxy, gt_class))
+        )
     return reviews

@@ -15,7 +15,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detector.dataset import CLASS_NAMES, SOURCE_SEPARATOR, SOURCES, ClassName, DatasetError, SourceInfo
+from detector.dataset import (
+    CLASS_NAMES,
+    IMAGE_SUFFIXES,
+    SOURCE_SEPARATOR,
+    SOURCES,
+    ClassName,
+    DatasetError,
+    SourceInfo,
+)
 
 __all__ = ["ExtraSet", "load_extra_sets"]
 
@@ -104,8 +112,21 @@ def load_extra_sets(spec: Path) -> tuple[ExtraSet, ...]:
             )
             raise DatasetError(f"{spec}: set {number}: {problems}") from None
         folder = extra.path if extra.path.is_absolute() else (spec.parent / extra.path)
-        if not (folder / "images").is_dir():
-            raise DatasetError(f"{spec}: set {number} ({extra.name}): no images folder {folder / 'images'}")
+        images = folder / "images"
+        where = f"{spec}: set {number} ({extra.name})"
+        if not images.is_dir():
+            raise DatasetError(f"{where}: no images folder {images}")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") for p in images.iterdir()):
+            splits = sorted(p.name for p in images.iterdir() if p.is_dir())
+            raise DatasetError(
+                f"{where}: no images directly in {images}"
+                + (
+                    f" (it holds folders {', '.join(splits)}: an extra set is one images/ + labels/ pair; merge "
+                    "the splits of a labelling tool's export, the dataset makes its own)"
+                    if splits
+                    else ""
+                )
+            )
         if extra.name in {s.name for s in sets}:
             raise DatasetError(f"{spec}: set {number}: the name {extra.name!r} is used twice")
         sets.append(extra.model_copy(update={"path": folder.resolve()}))

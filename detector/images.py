@@ -23,7 +23,7 @@ import numpy as np
 
 from detector.detections import ImageArray
 
-__all__ = ["MAX_DECODE_PIXELS", "ImageLoadError", "LoadedImage", "load_image"]
+__all__ = ["MAX_DECODE_PIXELS", "ImageLoadError", "LoadedImage", "image_size", "load_image"]
 
 #: Largest image decoded at full resolution (48 MP: a 8000×6000 drone photo). Larger JPEGs are decoded at a
 #: reduced scale, other formats refused; the detector's input is 320–1280 px anyway.
@@ -61,33 +61,11 @@ class LoadedImage:
 
 def load_image(source: Path | bytes, *, max_pixels: int = MAX_DECODE_PIXELS, name: str | None = None) -> LoadedImage:
     """Decode an image file (or its bytes) to RGB ``uint8``; raise :class:`ImageLoadError` on anything unusable."""
-    from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     label = name or (str(source) if isinstance(source, Path) else "<bytes>")
-    try:
-        data = source.read_bytes() if isinstance(source, Path) else source
-    except OSError as exc:
-        raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageLoadError(label, "empty file (0 bytes)")
-
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns above ~89 MP and raises above ~179 MP; this function applies its own, lower limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _genuine_pil_open()(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        if not data.startswith(_JPEG_MAGIC):
-            raise ImageLoadError(label, "image dimensions exceed Pillow's safety limit; refused") from None
-        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))  # header only: the size check below decides
-    except UnidentifiedImageError:
-        raise ImageLoadError(label, "not an image file (unknown format)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageLoadError(label, f"unreadable image header ({exc})") from exc
-
+    image = _open_header(source, label)
     width, height = image.size
-    if width <= 0 or height <= 0:
-        raise ImageLoadError(label, f"invalid image size {width}×{height}")
     pixels = width * height
     if pixels > max_pixels:
         if image.format != "JPEG" or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
@@ -108,6 +86,46 @@ def load_image(source: Path | bytes, *, max_pixels: int = MAX_DECODE_PIXELS, nam
 
     original = (height, width) if orientation in _ROTATING_ORIENTATIONS else (width, height)
     return LoadedImage(rgb, original)
+
+
+def _open_header(source: Path | bytes, label: str) -> Any:
+    """The image opened by Pillow (header read, pixels not yet decoded); :class:`ImageLoadError` when the file
+    cannot be read, is empty, is no image, or has an impossible size. A JPEG over Pillow's pixel limit still opens
+    (its size decides later); any other format over it is refused."""
+    from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+
+    try:
+        data = source.read_bytes() if isinstance(source, Path) else source
+    except OSError as exc:
+        raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageLoadError(label, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above ~89 MP and raises above ~179 MP; callers apply their own, lower limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _genuine_pil_open()(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        if not data.startswith(_JPEG_MAGIC):
+            raise ImageLoadError(label, "image dimensions exceed Pillow's safety limit; refused") from None
+        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))  # header only: the caller's size check decides
+    except UnidentifiedImageError:
+        raise ImageLoadError(label, "not an image file (unknown format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(label, f"unreadable image header ({exc})") from exc
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(label, f"invalid image size {width}×{height}")
+    return image
+
+
+def image_size(source: Path | bytes, *, name: str | None = None) -> tuple[int, int]:
+    """(width, height) of an image file as :func:`load_image` would decode it (after EXIF orientation), from its
+    header only; :class:`ImageLoadError` as for :func:`load_image`."""
+    label = name or (str(source) if isinstance(source, Path) else "<bytes>")
+    image = _open_header(source, label)
+    width, height = image.size
+    return (height, width) if _exif_orientation(image) in _ROTATING_ORIENTATIONS else (width, height)
 
 
 def _genuine_pil_open() -> Callable[[IO[bytes]], Any]:

@@ -13,17 +13,17 @@ folder holds:
   (with the kind and confidence); the ``max_images`` images with the most errors, ties by name;
 * ``pr_curves.png``: each class's precision-recall curve with the operating point marked.
 
-Decisions: a folder that exists must be empty or an earlier review (it has ``summary.json``), whose files are
-replaced, so a typo cannot fill a folder of other files, and stale images of an earlier run never mix with new
-ones. Images are read again to be drawn (the evaluation keeps boxes, not pixels); an image that cannot be read
-again keeps its rows in ``errors.csv`` and is reported as not drawn.
+Decisions: a folder that exists must be empty or an earlier review (its ``summary.json`` says it was written here),
+whose own files are replaced (the drawings it lists, not whatever else is in ``images/``), so a typo cannot fill or
+empty a folder of other files, and stale images of an earlier run never mix with new ones. Images are read again to
+be drawn (the evaluation keeps boxes, not pixels); an image that cannot be read again keeps its rows in
+``errors.csv`` and is reported as not drawn.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +37,13 @@ from detector.error_analysis import ERROR_KINDS, ErrorKind, ImageReview, count_e
 from detector.evaluate import EvalReport, FolderRun
 from detector.images import ImageLoadError, load_image
 
-__all__ = ["DRAWN_SIZE", "ReviewSummary", "draw_review", "write_review"]
+__all__ = ["DRAWN_SIZE", "ReviewSummary", "check_review_folder", "draw_review", "write_review"]
 
 #: Longer side of the drawn images: enough to see a distant plume's box, small enough to page through.
 DRAWN_SIZE: Final[int] = 1280
 SUMMARY_FILE: Final[str] = "summary.json"
+#: Written into summary.json: a folder is taken for an earlier review only when its summary says this.
+GENERATOR: Final[str] = "strawfire detector eval --errors"
 _GREEN, _ORANGE, _BLUE, _RED = (40, 200, 40), (255, 150, 0), (40, 110, 255), (230, 30, 30)  # RGB
 
 
@@ -56,18 +58,39 @@ class ReviewSummary:
     not_drawn: list[str] = field(default_factory=list)  # "<image>: <why>" for images that could not be read again
 
 
-def _prepare(out: Path) -> None:
-    """Make ``out`` ready: new, empty, or an earlier review whose files are removed (module docstring)."""
+def _earlier_review(out: Path) -> list[str] | None:
+    """The images an earlier review in ``out`` drew (its ``summary.json`` says so), else None."""
+    try:
+        summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("generator") != GENERATOR:
+        return None
+    drawn = summary.get("drawn")
+    return [name for name in drawn if isinstance(name, str)] if isinstance(drawn, list) else []
+
+
+def check_review_folder(out: Path) -> None:
+    """FileExistsError unless ``out`` may take a review: new, empty, or an earlier review (module docstring).
+    Changes nothing: callers check before a long evaluation."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / SUMMARY_FILE).is_file():
-            raise FileExistsError(
-                f"{out}: not empty and not an earlier review (no {SUMMARY_FILE}): choose another folder"
-            )
-        shutil.rmtree(out / "images", ignore_errors=True)
-        for name in (SUMMARY_FILE, "errors.csv", "pr_curves.png"):
-            (out / name).unlink(missing_ok=True)
+    if out.is_dir() and any(out.iterdir()) and _earlier_review(out) is None:
+        raise FileExistsError(
+            f"{out}: not empty and not an earlier review (no {SUMMARY_FILE} written by `eval --errors`): "
+            "choose another folder"
+        )
+
+
+def _prepare(out: Path) -> None:
+    """Make ``out`` ready (:func:`check_review_folder`): an earlier review's own files are removed, and only
+    those, so that its drawings never mix with the new ones."""
+    check_review_folder(out)
+    for name in _earlier_review(out) or []:
+        if Path(name).name == name:  # a bare file name, as written: never a path out of images/
+            (out / "images" / name).unlink(missing_ok=True)
+    for name in (SUMMARY_FILE, "errors.csv", "pr_curves.png"):
+        (out / name).unlink(missing_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
 
 
@@ -219,6 +242,7 @@ def write_review(
                 writer.writerow([*row, *box, drawn.get(review.path, "")])
     plotted = _plot_curves(run, report, out / "pr_curves.png")
     payload = {
+        "generator": GENERATOR,
         "data": report.data,
         "model": report.model,
         "version": report.version,

@@ -369,17 +369,17 @@ def camera_suggest_masks(
 @training_app.command("export-frames")
 @friendly_errors
 def training_export_frames(
-    out: Annotated[Path, typer.Argument(help="New or empty folder to write seen/, nothing/, frames.csv into.")],
+    out: Annotated[Path, typer.Argument(help="New or empty folder to write the YOLO folder and frames.csv into.")],
     days: Annotated[int, typer.Option(min=1, max=3660, help="Sightings of the last N days.")] = 365,
     licence: Annotated[
         str, typer.Option(help="Licence recorded for the frames (goes on the model card of weights trained on them).")
     ] = "own frames of this deployment",
     attribution: Annotated[str | None, typer.Option(help="Attribution (default: the export's date).")] = None,
 ) -> None:
-    """Copy the evidence frames of camera and drone sightings whose incident has been judged into YOLO folders:
-    seen/ (something was there; draft labels are the detector's own boxes, to check) and nothing/ (nothing found
-    on site; empty labels), with frames.csv and extra_sets.toml for `strawfire detector dataset build
-    --extra-sets`. Incidents still open are left out."""
+    """Copy the evidence frames of camera and drone sightings whose incident has been judged into one YOLO folder
+    (images/, labels/): where something was seen, the detector's own boxes as draft labels to check; where
+    nothing was found on site, empty labels. With frames.csv (which labels are drafts) and extra_sets.toml for
+    `strawfire detector dataset build --extra-sets`. Incidents not judged yet are left out."""
     from datetime import UTC, datetime, timedelta
 
     from service.evidence.service import path_of
@@ -406,7 +406,7 @@ def training_export_frames(
         typer.echo(f"no judged camera or drone frames in the last {days} days: nothing written")
         return
     typer.echo(
-        f"{summary.written['seen']} frames with fire or smoke seen (draft labels: check them), "
+        f"{summary.written['seen']} frames with fire or smoke seen (draft labels: check them, see frames.csv), "
         f"{summary.written['nothing']} with nothing found on site, in {out}; "
         f"then: strawfire detector dataset build --extra-sets {summary.extra_sets}"
     )

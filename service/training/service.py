@@ -8,19 +8,22 @@ own towers, fields and haze, which the public sets behind it do not show.
 
 What an outcome says about a frame (:func:`judged_outcome`), by decision:
 
-* ``nothing``: the incident stands as a false alarm with nothing found on site (``not_found``), not reopened since:
-  the frame shows no fire or smoke. Its label file is empty: a negative.
-* ``seen``: a crew put a fire out or the incident went on to feedback, verification or closure, or it stands as a
-  false alarm for a reason that means something *was* there (a chimney's heat, a permitted or non-straw fire, a
-  duplicate of another incident, a fire outside the area). Its label file holds the detector's own boxes as a
-  draft, to check: they are model output, not ground truth, and training on them unchecked would teach the model
-  its own mistakes.
-* an incident still open (suspected, notified, on the way, reopened, escalated) has not been judged: its frames
-  are left out.
+* ``seen``: a crew put a fire out (even if the incident was reopened, or called a false alarm, later: the frames
+  before showed it), or the incident was verified or closed as handled, or it stands as a false alarm for a
+  reason that means something *was* there (a chimney's heat, a permitted or non-straw fire, a duplicate of another
+  incident, a fire outside the area). Its label file holds the detector's own boxes as a draft, to check: they are
+  model output, not ground truth, and training on them unchecked would teach the model its own mistakes.
+* ``nothing``: the incident stands as a false alarm with nothing found on site (``not_found``), not reopened since,
+  and no fire was ever put out: the frame shows no fire or smoke. Its label file is empty: a negative.
+* an incident not judged yet (suspected, notified, on the way, on site, reopened, escalated, with no fire put out)
+  is left out.
 
-Frames are copied, not linked (the export usually travels to another machine for labelling), and named
-``<camera>-<preset>_<UTC time>`` or ``<drone>_<UTC time>`` so that the dataset's ``sequence`` split keeps each
-position's frames together in time. OUT must be new or empty: an earlier export may hold labels someone corrected.
+All frames go into one YOLO folder (``images/`` + ``labels/``), so that the dataset's ``sequence`` split keeps each
+position's frames on one side of the train/validation cut whatever their outcome; ``frames.csv`` says which
+labels are drafts. Frames are copied, not linked (the export usually travels to another machine for labelling),
+and named ``<camera>-<preset>_<UTC time>`` or ``<drone>_<UTC time>``. Boxes are normalised by the frame's size
+after its EXIF orientation, as the detector saw it. OUT must be new or empty: an earlier export may hold labels
+someone corrected.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detector.dataset import CLASS_NAMES
+from detector.images import ImageLoadError, image_size
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState
 from service.incidents.tables import Incident, Observation
@@ -47,16 +51,22 @@ __all__ = ["ExportSummary", "JudgedFrame", "Outcome", "export_frames", "judged_f
 
 Outcome = Literal["seen", "nothing"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("seen", "nothing")
-#: The set names the written extra_sets.toml gives each outcome's folder.
-SET_NAMES: Final[dict[Outcome, str]] = {"seen": "field_seen", "nothing": "field_nothing"}
+#: The set name the written extra_sets.toml gives the folder (the images' source prefix in a built dataset).
+SET_NAME: Final[str] = "field_frames"
+DRAFT_NOTE: Final[str] = (
+    "sighting frames judged in the field: labels of frames where something was seen are the detector's own boxes, "
+    "checked before training (frames.csv: draft_label); frames with nothing found on site are negatives"
+)
 _HANDLED: Final = frozenset(
     {IncidentState.EXTINGUISHED, IncidentState.FEEDBACK, IncidentState.VERIFIED, IncidentState.CLOSED}
 )
-_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # kept: what camera ids are made of; "cam.1" and "cam_1" stay apart
 
 
 def judged_outcome(incident: Incident) -> Outcome | None:
     """What the field found for ``incident`` (module docstring), None while it is not judged. Pure."""
+    if incident.extinguished_at is not None:  # a fire was put out: whatever came after, the frames showed it
+        return "seen"
     standing_false_alarm = (
         incident.false_alarm_reason is not None
         and incident.false_alarm_at is not None
@@ -65,11 +75,7 @@ def judged_outcome(incident: Incident) -> Outcome | None:
     )
     if standing_false_alarm:
         return "nothing" if incident.false_alarm_reason == FalseAlarmReason.NOT_FOUND else "seen"
-    if incident.state in _HANDLED or (
-        incident.extinguished_at is not None and incident.state != IncidentState.REOPENED
-    ):
-        return "seen"
-    return None
+    return "seen" if incident.state in _HANDLED else None
 
 
 @dataclass(frozen=True)
@@ -177,46 +183,43 @@ def export_frames(
     attribution: str,
     exported_on: date,
 ) -> ExportSummary:
-    """Copy ``frames``' evidence (found by ``evidence_path(sha256)``) into ``out``/seen and ``out``/nothing as YOLO
-    folders (module docstring), with ``frames.csv`` (one row per frame: file, outcome, incident, state, reason,
-    time, position, model, boxes) and ``extra_sets.toml`` for ``dataset build --extra-sets``. A frame whose
-    file is missing or unreadable is left out and reported."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Copy ``frames``' evidence (found by ``evidence_path(sha256)``) into the YOLO folder ``out`` (module
+    docstring), with ``frames.csv`` (one row per frame: file, outcome, whether its label is a draft to check,
+    incident, state, reason, time, position, model, boxes) and ``extra_sets.toml`` for ``dataset build
+    --extra-sets``. A frame whose file is missing or unreadable is left out and reported."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out}: exists and is not an empty folder (an earlier export may hold corrected labels)")
     summary = ExportSummary()
     used: set[str] = set()
     rows: list[list[str]] = []
-    seen_sha: set[str] = set()
+    copied: set[str] = set()
     for frame in frames:
-        if frame.evidence_sha256 in seen_sha:
+        if frame.evidence_sha256 in copied:
             continue  # the same picture posted twice: once is enough
         source = evidence_path(frame.evidence_sha256)
         try:
-            with Image.open(source) as image:
-                size = image.size
-        except (OSError, UnidentifiedImageError) as exc:
-            summary.problems.append(f"incident {frame.incident_id}, frame {frame.evidence_sha256[:12]}: {exc}")
+            size = image_size(source, name=f"incident {frame.incident_id}, frame {frame.evidence_sha256[:12]}")
+        except ImageLoadError as exc:
+            summary.problems.append(str(exc))
             continue
-        seen_sha.add(frame.evidence_sha256)
+        copied.add(frame.evidence_sha256)
         stem = f"{_UNSAFE.sub('-', frame.position).strip('-') or 'frame'}_{frame.observed_at:%Y%m%d%H%M%S}"
         name, copy = stem, 1
         while name in used:  # two frames in the same second: a copy marker the dataset's split ignores
             copy += 1
             name = f"{stem}--{copy}-"
         used.add(name)
-        folder = out / frame.outcome
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        (folder / "labels").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, folder / "images" / f"{name}.jpg")
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        (out / "labels").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out / "images" / f"{name}.jpg")
         label = _yolo_lines(frame.boxes, size) if frame.outcome == "seen" else ""
-        (folder / "labels" / f"{name}.txt").write_text(label, encoding="utf-8")
+        (out / "labels" / f"{name}.txt").write_text(label, encoding="utf-8")
         summary.written[frame.outcome] += 1
         rows.append(
             [
-                f"{frame.outcome}/images/{name}.jpg",
+                f"images/{name}.jpg",
                 frame.outcome,
+                "yes" if frame.outcome == "seen" else "no",
                 str(frame.incident_id),
                 frame.state,
                 frame.false_alarm_reason or "",
@@ -233,31 +236,23 @@ def export_frames(
     with (out / "frames.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["file", "outcome", "incident", "state", "false_alarm_reason", "observed_at", "kind", "position",
-             "model", "boxes", "evidence_sha256"]
+            ["file", "outcome", "draft_label", "incident", "state", "false_alarm_reason", "observed_at", "kind",
+             "position", "model", "boxes", "evidence_sha256"]
         )  # fmt: skip
         writer.writerows(rows)
-    notes: dict[Outcome, str] = {
-        "seen": "draft labels: the detector's own boxes; check and correct them before training",
-        "nothing": "nothing found on site: negatives (empty labels)",
-    }
-    tables = [
+    summary.extra_sets = out / "extra_sets.toml"
+    summary.extra_sets.write_text(
+        f"# Written by `strawfire training export-frames` on {exported_on.isoformat()}: frames judged in the field.\n"
+        "# Use with `strawfire detector dataset build --extra-sets <this file>` once the draft labels (frames.csv,\n"
+        "# draft_label = yes: the detector's own boxes) are checked.\n\n"
         "[[set]]\n"
-        f"name = {_toml_string(SET_NAMES[outcome])}\n"
-        f"path = {_toml_string(outcome)}\n"
+        f"name = {_toml_string(SET_NAME)}\n"
+        'path = "."\n'
         'names = ["fire", "smoke"]\n'
         f"licence = {_toml_string(licence)}\n"
         f"attribution = {_toml_string(attribution)}\n"
         'split = "sequence"\n'
-        f"note = {_toml_string(notes[outcome])}\n"
-        for outcome in OUTCOMES
-        if summary.written[outcome]
-    ]
-    summary.extra_sets = out / "extra_sets.toml"
-    summary.extra_sets.write_text(
-        f"# Written by `strawfire training export-frames` on {exported_on.isoformat()}: frames judged in the field.\n"
-        "# Use with `strawfire detector dataset build --extra-sets <this file>` once the labels under seen/ are\n"
-        "# checked: they are the detector's own boxes.\n\n" + "\n".join(tables),
+        f"note = {_toml_string(DRAFT_NOTE)}\n",
         encoding="utf-8",
     )
     return summary

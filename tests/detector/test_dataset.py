@@ -490,6 +490,26 @@ def test_extra_sets_join_the_dataset_with_their_classes_split_and_licence(source
     assert {s.source: s.licence for s in sets}[extra.name] == "Changchun EEB, internal use"
 
 
+def test_an_extra_set_from_a_labelling_tool_with_its_quirks(source_root: Path, tmp_path: Path) -> None:
+    """Labels with a byte-order mark (Windows tools) are read; macOS ``._`` files are not images; a set whose
+    images sit in split folders is refused with what to do."""
+    from detector.extra_sets import load_extra_sets
+
+    spec = _extra_folder(tmp_path / "mine")
+    towers = tmp_path / "mine" / "towers"
+    (towers / "labels" / "cam7_preset2_009.txt").write_bytes(b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2\n")
+    (towers / "images" / "._cam7_preset2_009.jpg").write_bytes(b"\x00\x05\x16\x07 mac metadata")
+    plan = plan_dataset(source_root, extra_sets=load_extra_sets(spec))
+    (last,) = (s for s in plan.samples if s.out_stem == "changchun_towers__cam7_preset2_009")
+    assert [b.cls for b in last.boxes] == [CLASS_IDS["smoke"]]
+    assert sum(s.source == "changchun_towers" for s in plan.samples) == 10
+    split = tmp_path / "split"
+    _pair(split / "towers" / "images" / "train", "a", None)
+    (split / "extra.toml").write_text(EXTRA_TOML, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"no images directly in .*\(it holds folders train"):
+        load_extra_sets(split / "extra.toml")
+
+
 def test_an_extra_image_without_a_label_file_is_refused(source_root: Path, tmp_path: Path) -> None:
     from detector.extra_sets import load_extra_sets
 

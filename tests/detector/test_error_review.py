@@ -90,6 +90,21 @@ def test_a_curve_without_predictions_is_empty() -> None:
         precision_recall(np.zeros(0, bool), np.zeros(0, np.float32), 0)
 
 
+def test_boxes_of_a_class_the_evaluation_does_not_score_are_left_out() -> None:
+    """A model with a third class: the evaluation scores fire and smoke only, and so does the error analysis."""
+    found = Detections(
+        (100, 100),
+        "m",
+        "1",
+        ("fire", "smoke", "person"),
+        np.asarray([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32),
+        np.asarray([0.9, 0.8], np.float32),
+        np.asarray([2, 0], np.int64),
+    )
+    errors = image_errors(found, *truth((1, (0, 0, 10, 10))), threshold=0.5)
+    assert [(e.kind, e.class_name) for e in errors] == [("background", "fire"), ("missed", "smoke")]
+
+
 def test_an_image_without_truth_or_detections() -> None:
     empty = truth()
     assert image_errors(dets([]), *empty, threshold=0.5) == []
@@ -232,6 +247,19 @@ def test_write_review_refuses_a_folder_of_other_files(tmp_path: Path) -> None:
     assert not (other / "images").exists()
     with pytest.raises(FileExistsError, match="not a folder"):
         write_review(run, run.report(0.5), other / "keep.txt")
+    # A summary.json of something else is not an earlier review: its images stay.
+    (other / "summary.json").write_text('{"drawn": ["photo.jpg"]}')
+    (other / "images").mkdir()
+    (other / "images" / "photo.jpg").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="not an earlier review"):
+        write_review(run, run.report(0.5), other)
+    assert (other / "images" / "photo.jpg").read_bytes() == b"mine"
+    # An earlier review's own drawings are replaced; a file someone put beside them stays.
+    review = tmp_path / "review"
+    write_review(run, run.report(0.5), review)
+    (review / "images" / "notes.txt").write_text("mine")
+    write_review(run, run.report(0.5), review, max_images=0)
+    assert sorted(p.name for p in (review / "images").iterdir()) == ["notes.txt"]
     with pytest.raises(ValueError, match="max_images"):
         write_review(run, run.report(0.5), tmp_path / "new", max_images=-1)
 
@@ -272,4 +300,5 @@ def test_eval_cli_writes_the_review(tmp_path: Path) -> None:
     (tmp_path / "mine" / "a.txt").write_text("x")
     refused = runner.invoke(app, ["eval", str(data), "--backend", "rules", "--errors", str(tmp_path / "mine")])
     assert refused.exit_code == 2
+    assert "AP50" not in refused.output  # refused before the evaluation, not after it
     assert "notanearlierreview" in said(refused.output)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.images import ImageLoadError, load_image
+from detector.images import ImageLoadError, image_size, load_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,6 +145,11 @@ def test_exif_orientation_is_applied_like_opencv() -> None:
     image = load_image(encode(source, "JPEG", exif=exif.tobytes()))
     assert image.pixels.shape == (40, 30, 3)
     assert image.original_size == (30, 40)
+    # The header alone gives the same size (labels of a rotated photo are normalised by it).
+    assert image_size(encode(source, "JPEG", exif=exif.tobytes())) == (30, 40)
+    assert image_size(encode(source, "PNG")) == (40, 30)
+    with pytest.raises(ImageLoadError, match="not an image"):
+        image_size(b"plain text", name="notes.txt")
 
 
 def test_boxes_on_a_downscaled_decode_are_mapped_to_original_pixels() -> None:

@@ -59,6 +59,18 @@ def incident(state: IncidentState, **times: object) -> Incident:
             ),
             None,
         ),
+        # a fire was put out, then the incident reopened and called a false alarm: the frames showed the fire
+        (
+            incident(
+                IncidentState.FALSE_ALARM,
+                extinguished_at=T,
+                reopened_at=T + timedelta(hours=2),
+                false_alarm_reason="not_found",
+                false_alarm_at=T + timedelta(hours=3),
+            ),
+            "seen",
+        ),
+        (incident(IncidentState.ACKNOWLEDGED, extinguished_at=T, reopened_at=T + timedelta(hours=2)), "seen"),
         (incident(IncidentState.SUSPECTED), None),
         (incident(IncidentState.ON_SITE), None),
         (incident(IncidentState.ESCALATED), None),
@@ -142,32 +154,34 @@ def test_export_judged_frames_end_to_end(client: TestClient, data_dir: Path, tmp
     assert result.returncode == 0, result.stderr
     assert "3 frames with fire or smoke seen" in result.stdout
     assert "1 with nothing found on site" in result.stdout
-    seen = sorted(p.name for p in (out / "seen" / "labels").iterdir())
-    assert seen == ["m30t_20251022062000.txt", "tower-a-p1_20251021060000.txt", "tower-a-p1_20251022060000.txt"]
-    assert (out / "seen" / "labels" / seen[0]).read_text() == "0 0.500000 0.479167 0.062500 0.125000\n"
+    labels = out / "labels"
+    assert sorted(p.name for p in labels.iterdir()) == [
+        "m30t_20251022062000.txt",
+        "tower-a-p1_20251020060000.txt",  # day 0: nothing found on site
+        "tower-a-p1_20251021060000.txt",
+        "tower-a-p1_20251022060000.txt",
+    ]
+    assert (labels / "m30t_20251022062000.txt").read_text() == "0 0.500000 0.479167 0.062500 0.125000\n"
     # The camera frames are 64x48: the smoke box and the fire box clipped to x 0..4, y 40..48.
-    assert (out / "seen" / "labels" / seen[2]).read_text().splitlines() == [
+    assert (labels / "tower-a-p1_20251022060000.txt").read_text().splitlines() == [
         "1 0.312500 0.333333 0.250000 0.333333",
         "0 0.031250 0.916667 0.062500 0.166667",
     ]
-    [negative] = list((out / "nothing" / "labels").iterdir())
-    assert negative.read_text() == ""
-    assert (out / "nothing" / "images" / f"{negative.stem}.jpg").read_bytes()[:2] == b"\xff\xd8"
-    assert negative.stem == "tower-a-p1_20251020060000"  # T0 of the sightings, day 0
+    assert (labels / "tower-a-p1_20251020060000.txt").read_text() == ""  # a negative
+    assert (out / "images" / "tower-a-p1_20251020060000.jpg").read_bytes()[:2] == b"\xff\xd8"
     with (out / "frames.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["outcome"], r["incident"], r["false_alarm_reason"]) for r in rows] == [
-        ("nothing", str(nothing), "not_found"),
-        ("seen", str(chimney), "industrial_heat"),
-        ("seen", str(fire), ""),
-        ("seen", str(fire), ""),
+    assert [(r["outcome"], r["draft_label"], r["incident"], r["false_alarm_reason"]) for r in rows] == [
+        ("nothing", "no", str(nothing), "not_found"),
+        ("seen", "yes", str(chimney), "industrial_heat"),
+        ("seen", "yes", str(fire), ""),
+        ("seen", "yes", str(fire), ""),
     ]
-    # The way back in: the written TOML is a valid --extra-sets file, with the outcome's folder and the licence.
-    sets = {s.name: s for s in load_extra_sets(out / "extra_sets.toml")}
-    assert sorted(sets) == ["field_nothing", "field_seen"]
-    assert sets["field_seen"].path == (out / "seen").resolve()
-    assert sets["field_seen"].licence == "own frames of this deployment"
-    assert "check" in sets["field_seen"].note
+    # The way back in: the written TOML is a valid --extra-sets file naming the folder and the licence.
+    [extra] = load_extra_sets(out / "extra_sets.toml")
+    assert (extra.name, extra.path, extra.split) == ("field_frames", out.resolve(), "sequence")
+    assert extra.licence == "own frames of this deployment"
+    assert "checked before training" in extra.note
 
     again = subprocess.run(
         [STRAWFIRE, "training", "export-frames", str(out), "--days", "3660"],
@@ -195,10 +209,38 @@ def test_a_missing_frame_is_left_out_and_reported(client: TestClient, data_dir: 
     assert summary.written == {"seen": 1, "nothing": 0}
     assert len(summary.problems) == 1
     assert f"incident {frames[0].incident_id}" in summary.problems[0]
-    assert "field_nothing" not in (tmp_path / "out" / "extra_sets.toml").read_text()
+    assert len(list((tmp_path / "out" / "images").iterdir())) == 1
     empty = export_frames(
         [], tmp_path / "none", evidence_path=lambda sha: path_of(settings, sha), licence="x", attribution="y",
         exported_on=date(2026, 11, 30),
     )  # fmt: skip
     assert empty.extra_sets is None
     assert not (tmp_path / "none").exists()
+
+
+def test_boxes_of_a_rotated_photo_are_normalised_by_its_upright_size(tmp_path: Path) -> None:
+    """A drone JPEG stored landscape with EXIF orientation 6 is portrait for the detector (and for ultralytics and
+    OpenCV, which apply the tag): its boxes are normalised by the upright size."""
+    import io
+
+    from PIL import Image
+
+    from service.training.service import JudgedFrame
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 40), (90, 90, 90)).save(buffer, format="JPEG", exif=exif.tobytes())
+    (tmp_path / "photo").write_bytes(buffer.getvalue())
+    frame = JudgedFrame(
+        observation_id=1, incident_id=1, kind="drone", position="m30t", observed_at=T, outcome="seen",
+        state="verified", false_alarm_reason=None, evidence_sha256="ab" * 32,
+        boxes=(("fire", 0.9, (10.0, 20.0, 30.0, 60.0)),), model="m 1",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    export_frames(
+        [frame], out, evidence_path=lambda sha: tmp_path / "photo", licence="x", attribution="y",
+        exported_on=date(2026, 11, 30),
+    )  # fmt: skip
+    # upright: 40 wide, 80 high
+    assert (out / "labels" / "m30t_20261001000000.txt").read_text() == "0 0.500000 0.500000 0.500000 0.500000\n"
