@@ -139,10 +139,10 @@ def draw_review(
         start, end = corners(box)
         colour = _ORANGE if tuple(box) in missed else _GREEN
         cv2.rectangle(canvas, start, end, colour, 2)
-    for error in review.errors:  # the misses' labels, drawn after every box so that no box hides them
+    for error in review.errors:  # a miss's label inside its box's bottom edge: the model's labels sit at the top
         if error.missed:
-            start, _ = corners(error.box)
-            _label(canvas, f"{error.kind} {error.class_name}", start, _ORANGE)
+            start, end = corners(error.box)
+            _label(canvas, f"{error.kind} {error.class_name}", (start[0], end[1]), _ORANGE)
     for box, confidence, cls in zip(
         review.found.xyxy.tolist(), review.found.confidence.tolist(), review.found.class_id.tolist(), strict=True
     ):
