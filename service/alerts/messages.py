@@ -76,7 +76,7 @@ class AlertMessage:
             sources=sources,
             confidence=confidence,
             state=state,
-            incident_url=f"{base}/incidents/{incident_id}",
+            incident_url=f"{base}/app/#/incident/{incident_id}",  # the dashboard's incident page
             # Amap's marker URI opens the map app on phones; it expects GCJ-02.
             map_url=f"https://uri.amap.com/marker?position={gcj_lon:.6f},{gcj_lat:.6f}&name=火点{incident_id}",
             idempotency_key=idempotency_key,

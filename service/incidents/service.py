@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import shapely
 from sqlalchemy import select
@@ -135,6 +135,10 @@ def region_indexes(session: Session, indexes: RegionIndexCache) -> dict[RegionLe
     }
 
 
+#: The assignment status of an incident a supervisor reassigned: later observations move its location, not its unit.
+MANUAL_ASSIGNMENT: Final[str] = "manual"
+
+
 def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[RegionLevel, RegionIndex]) -> None:
     """Assign the incident's location region to its township and county, with ranked candidates and shares."""
     candidates: list[dict[str, Any]] = []
@@ -167,7 +171,8 @@ def _refresh(incident: Incident, observations: Sequence[ObservationIn], levels: 
     incident.confidence = combined_confidence(o.confidence for o in observations)
     incident.first_observed_at = min(o.observed_at for o in observations)
     incident.last_observed_at = max(o.observed_at for o in observations)
-    assign_incident(incident, best.region, levels)
+    if incident.assignment_status != MANUAL_ASSIGNMENT:  # a supervisor's reassignment outranks later geometry
+        assign_incident(incident, best.region, levels)
 
 
 def ingest(
@@ -228,7 +233,7 @@ def ingest(
         session.add(_row(obs, holder.id))
         if holder.id not in new_ids:
             record_event(
-                session, incident, actor, "observation", data={"source": obs.kind.value, "source_key": obs.source_key}
+                session, holder, actor, "observation", data={"source": obs.kind.value, "source_key": obs.source_key}
             )
         touched[holder.id] = holder
     session.flush()
@@ -437,10 +442,17 @@ def reassign(
     if township_code:
         _, unit = get_region(session, RegionLevel.TOWNSHIP, township_code)
         incident.township_code, incident.township_name = unit.code, unit.name
+        if not county_code and unit.parent_code:  # the township's own county, or its supervisors cannot see it
+            try:
+                _, county = get_region(session, RegionLevel.COUNTY, unit.parent_code)
+            except NotFoundError:
+                pass  # its parent is not a loaded county (a township list without counties): keep the county
+            else:
+                incident.county_code, incident.county_name = county.code, county.name
     if county_code:
         _, unit = get_region(session, RegionLevel.COUNTY, county_code)
         incident.county_code, incident.county_name = unit.code, unit.name
-    incident.assignment_status = "manual"
+    incident.assignment_status = MANUAL_ASSIGNMENT
     incident.assignment_certainty = 1.0
     record_event(
         session,

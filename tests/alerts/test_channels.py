@@ -60,7 +60,7 @@ def test_message_has_both_coordinate_systems_and_links() -> None:
         "44.30000, 125.55000",
         f"{m.gcj02_latitude:.5f}",
         "uri.amap.com",
-        "http://dash.local/incidents/7",
+        "http://dash.local/app/#/incident/7",  # the dashboard page of the incident (a hash route)
     ):
         assert expected in text
     assert f"{m.gcj02_longitude:.6f},{m.gcj02_latitude:.6f}" in m.map_url
