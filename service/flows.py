@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,14 @@ def ingest_sighting(
     return SightingResult(False, incident.id, crossed)
 
 
+def triangulated_key(sighting_keys: Sequence[str]) -> str:
+    """The natural key of a crossing of these sightings: the same set, in any order, gives the same key. A digest,
+    not the keys joined: three sightings' keys joined ran past the 200 characters the column holds (the keys
+    themselves are in the observation's details)."""
+    joined = "+".join(sorted(sighting_keys))
+    return "tri:" + hashlib.sha256(joined.encode()).hexdigest()
+
+
 def _triangulate(
     session: Session, incident: Incident, *, indexes: RegionIndexCache, settings: Settings, actor: Principal
 ) -> bool:
@@ -160,7 +169,7 @@ def _triangulate(
     keys = sorted(r.source_key for r in latest.values())
     observation = ObservationIn(
         kind=ObservationKind.TRIANGULATED,
-        source_key="tri:" + "+".join(keys),
+        source_key=triangulated_key(keys),
         observed_at=newest,
         latitude=crossing.latitude,
         longitude=crossing.longitude,

@@ -66,7 +66,7 @@ CAMERA_PATH: Final = "/api/v1/observations/camera"
 DRONE_PATH: Final = "/api/v1/observations/drone"
 _COORD_DIGITS: Final = 7
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_KEY = r"^[A-Za-z0-9._:/,+-]{1,256}$"
+_KEY = r"^[A-Za-z0-9._:/,+-]{1,200}$"  # the service's column holds 200 characters
 
 GroundStatus = Literal["hit", "above_horizon", "beyond_max_range", "outside_dem", "no_metadata"]
 

@@ -213,3 +213,22 @@ def test_drone_sighting_locates_the_incident(client: TestClient) -> None:
     detail = client.get(f"/api/v1/incidents/{response.json()['incident_id']}", headers=admin).json()
     assert detail["location_kind"] == "drone"  # the most precise observation gives the location
     assert (round(detail["longitude"], 5), round(detail["latitude"], 5)) == (round(point.x, 5), round(point.y, 5))
+
+
+def test_a_crossing_of_long_sighting_keys_fits_the_key_column() -> None:
+    """Three towers' keys joined ran past the 200 characters observations.source_key holds (PostgreSQL refused the
+    crossing, and the sighting's transaction with it); the crossing's key is now a digest of the set."""
+    from service.flows import triangulated_key
+    from video.errors import VideoError
+    from video.sighting import parse_sighting
+
+    keys = [f"camera/{name * 12}/p1/smoke/4-8/{x},10/confirmed" for name, x in (("a", 1), ("b", 2), ("c", 3))]
+    key = triangulated_key(keys)
+    assert key.startswith("tri:")
+    assert len(key) <= 200
+    assert triangulated_key(list(reversed(keys))) == key
+    assert triangulated_key(keys[:2]) != key
+    sighting, _ = camera_sighting("tower-a", 0)
+    sighting["sighting_key"] = "k" * 201  # longer than the service stores: refused at the schema
+    with pytest.raises(VideoError, match="sighting_key"):
+        parse_sighting(sighting)
