@@ -75,7 +75,7 @@ from video.sighting import (
     SightingUpload,
     evidence_info,
 )
-from video.sources import Frame, FrameSource, SourceError, open_source
+from video.sources import Frame, FrameSource, SourceError, open_source, redact_url
 from video.sun import glare_polygon
 
 if TYPE_CHECKING:
@@ -816,6 +816,11 @@ class Patrol:
             stats.last_error = str(exc)
             log.error("%s: %s", key, exc)
             return
+        except Exception as exc:  # a source that cannot even open ends this preset only, and says so
+            stats.errors += 1
+            stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")
+            log.error("%s: the source failed: %s", key, stats.last_error)
+            return
         with self._lock:
             self._sources.append(source)
             if self._stop.is_set():
@@ -836,6 +841,10 @@ class Patrol:
             stats.errors += 1
             stats.last_error = str(exc)
             log.error("%s: %s", key, exc)
+        except Exception as exc:  # anything else a source raises (an URL httpx refuses, say) ends this preset only
+            stats.errors += 1
+            stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")  # messages may quote the stream's URL
+            log.error("%s: the source failed: %s", key, stats.last_error)
 
     def run(self, *, timeout_s: float | None = None) -> PatrolReport:
         """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live)."""

@@ -47,6 +47,7 @@ from typing import Any, Final, Literal, cast, get_args
 
 from video.camera import CameraSite, Intrinsics, Lens, PtzPose, ZoomLens, lens_intrinsics
 from video.errors import InputError
+from video.sources import redact_url, url_userinfo
 
 __all__ = [
     "ID_PATTERN",
@@ -183,12 +184,17 @@ class PresetRecord:
         lowered = self.source.lower()
         if kind is not None and not self.source:
             raise RegistryError(f"a {kind} source needs a URL or path", field="source")
+        shown = redact_url(self.source)  # errors are logged and returned: never with the stream's password
         if kind in ("mjpeg", "snapshot") and not lowered.startswith(("http://", "https://")):
-            raise RegistryError(
-                f"a {kind} source needs an http:// or https:// URL, got {self.source!r}", field="source"
-            )
+            raise RegistryError(f"a {kind} source needs an http:// or https:// URL, got {shown!r}", field="source")
         if kind == "rtsp" and not lowered.startswith(("rtsp://", "rtsps://")):
-            raise RegistryError(f"an rtsp source needs an rtsp:// URL, got {self.source!r}", field="source")
+            raise RegistryError(f"an rtsp source needs an rtsp:// URL, got {shown!r}", field="source")
+        if (span := url_userinfo(self.source)) is not None and any(c in self.source[span[0] : span[1]] for c in "#?/"):
+            raise RegistryError(
+                "the user part holds #, ? or /: percent-encode them (%23, %3F, %2F), or the URL is read wrongly "
+                f"(got {shown!r})",
+                field="source",
+            )
         for i, polygon in enumerate(self.ignore_mask):
             if len(polygon) < 3:
                 raise RegistryError(f"a polygon needs at least 3 points, got {len(polygon)}", field=f"ignore_mask[{i}]")

@@ -196,16 +196,42 @@ class FrameSource(Protocol):
         ...
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for logs and error messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+#: Path and query parameters whose value is a secret: cameras put passwords there too (XMEye's
+#: ``.../user=admin&password=...``, Foscam-style ``loginpas=``), and signed URLs carry tokens.
+_SECRET_PARAM = re.compile(
+    r"(?i)(?<![a-z0-9_])(password|passwd|pwd|pass|pw|loginpas|loginpass|token|access_token|auth|secret|apikey|"
+    r"api_key|key|sig|signature)=([^&;/?#\s]*)"
+)
+
+
+def url_userinfo(url: str) -> tuple[int, int] | None:
+    """Where the user part of ``url`` lies (start, end: the index of its ``@``), None without one.
+
+    Read by hand, not by ``urlsplit``: a password holding an unencoded ``#``, ``?`` or ``/`` (``admin:ab#cd@host``)
+    makes URL parsers cut the authority short and take part of the password for a host, a port or a fragment.
+    The last ``@`` ends the user part when the text before it has a ``:`` or no ``/`` (an ``@`` in a path is
+    rare, and reading it as a user part only hides more)."""
+    scheme = url.find("://")
+    if scheme < 0:
+        return None
+    start, at = scheme + 3, url.rfind("@")
+    if at <= start:
+        return None
+    userinfo = url[start:at]
+    return (start, at) if ":" in userinfo or "/" not in userinfo else None
+
+
+def redact_url(url: str, *, keep_user: bool = True) -> str:
+    """The URL with its secrets replaced by ``***``, for logs, error messages and views of people who may not see
+    them: the password of its user part (all of the user part unless ``keep_user``), and the value of every
+    password-like parameter in its path or query (:data:`_SECRET_PARAM`)."""
+    rest_start, head = 0, ""
+    if (span := url_userinfo(url)) is not None:
+        start, at = span
+        user, has_password, _ = url[start:at].partition(":")
+        shown = (f"{user}:***" if has_password else user) if keep_user else "***"
+        head, rest_start = url[:start] + shown + "@", at + 1
+    return head + _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", url[rest_start:])
 
 
 def decode_jpeg(data: bytes) -> ImageArray | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -13,18 +12,14 @@ from service.cameras import service
 from service.db import utcnow
 from service.deps import Admin, CurrentPrincipal, SessionDep
 from service.incidents.states import Role
+from video.sources import redact_url
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
 
 def _without_credentials(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    """The URL without its user part and password-like parameters (:func:`video.sources.redact_url`)."""
+    return redact_url(url, keep_user=False)
 
 
 @router.get("")

@@ -239,6 +239,23 @@ def test_patrol_threads_keep_going_after_a_failing_frame() -> None:
     assert report.frames == 2 * FRAMES
 
 
+def test_a_source_failing_with_any_error_ends_its_preset_and_says_so_without_the_password() -> None:
+    """httpx refuses an URL with InvalidURL, not an HTTPError: that used to kill the preset's thread silently
+    (frames 0, errors 0) with the password in the traceback."""
+    registry = figlib_registry(source=str(require(VIDEO)), kind="file", presets=("p1", "p2"))
+
+    def sources(camera: CameraRecord, preset: PresetRecord) -> Any:
+        if preset.id == "p1":
+            raise ValueError("Invalid port in rtsp://admin:s3cret@10.0.0.5:x/ch1")
+        return clip_sources(camera, preset)
+
+    report = Patrol(registry, lambda frame: None, sources=sources).run()
+    failed = report.presets["figlib-mobo-c/p1"]
+    assert (failed.frames, failed.errors) == (0, 1)
+    assert failed.last_error == "ValueError: Invalid port in rtsp://admin:***@10.0.0.5:x/ch1"
+    assert report.presets["figlib-mobo-c/p2"].frames == FRAMES  # the other preset patrolled on
+
+
 def test_a_preset_without_a_source_ends_alone() -> None:
     registry = figlib_registry(presets=("p1",))
     report = Patrol(registry, lambda frame: None).run()

@@ -140,6 +140,14 @@ def test_json_and_toml_round_trip_exactly(tmp_path: Path) -> None:
             "cameras[0].presets[0].tiles: must be [cols, rows]",
         ),
         (lambda d: d.update(schema_version=2), "unsupported schema_version 2"),
+        (
+            lambda d: d["cameras"][0]["presets"][0].update(source="rtsp://admin:ab#cd@10.0.0.5/ch1"),
+            "cameras[0].presets[0].source: the user part holds #, ? or /: percent-encode them",
+        ),
+        (  # the error quotes the URL without its password
+            lambda d: d["cameras"][0]["presets"][0].update(source="http://admin:s3cret@cam/x", source_kind="rtsp"),
+            "an rtsp source needs an rtsp:// URL, got 'http://admin:***@cam/x'",
+        ),
     ],
 )
 def test_errors_name_the_record_and_the_field(edit: Any, message: str) -> None:

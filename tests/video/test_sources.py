@@ -160,6 +160,34 @@ def test_snapshot_credentials_travel_as_auth_not_in_logs() -> None:
     assert redact_url("rtsp://cam/1") == "rtsp://cam/1"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown", "to_others"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.5:554/ch1", "rtsp://admin:***@10.0.0.5:554/ch1", "rtsp://***@10.0.0.5:554/ch1"),
+        # XMEye DVRs put the password in the path, Foscam-style cameras in the query
+        (
+            "rtsp://10.0.0.5:554/user=admin&password=s3cret&channel=1&stream=0.sdp",
+            "rtsp://10.0.0.5:554/user=admin&password=***&channel=1&stream=0.sdp",
+            "rtsp://10.0.0.5:554/user=admin&password=***&channel=1&stream=0.sdp",
+        ),
+        (
+            "http://cam/snapshot.cgi?loginuse=admin&loginpas=s3cret",
+            "http://cam/snapshot.cgi?loginuse=admin&loginpas=***",
+            "http://cam/snapshot.cgi?loginuse=admin&loginpas=***",
+        ),
+        # an unencoded # in the password: URL parsers take "cd@host/ch1" for a fragment
+        ("rtsp://admin:ab#cd@host/ch1", "rtsp://admin:***@host/ch1", "rtsp://***@host/ch1"),
+        ("rtsp://admin@host/ch1", "rtsp://admin@host/ch1", "rtsp://***@host/ch1"),
+        ("http://h/x?stream_key=abc&key=zz", "http://h/x?stream_key=abc&key=***", "http://h/x?stream_key=abc&key=***"),
+        ("/srv/frames/tower-a", "/srv/frames/tower-a", "/srv/frames/tower-a"),
+    ],
+)
+def test_every_kind_of_stream_secret_is_redacted(url: str, shown: str, to_others: str) -> None:
+    assert redact_url(url) == shown
+    assert redact_url(url, keep_user=False) == to_others
+    assert "s3cret" not in redact_url(f"InvalidURL: cannot open {url}")
+
+
 def test_mjpeg_source_refuses_a_snapshot_url() -> None:
     with camera_server([Feed(0, small_frames(2))]) as server:
         source = MjpegSource(server.snapshot_url(0), "tower-a", "p1", backoff=FAST)
