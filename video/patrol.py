@@ -55,7 +55,7 @@ from detector.sequence import (
 )
 from detector.tiling import with_tiles
 from video.camera import BearingWedge, box_to_wedge, lens_intrinsics
-from video.errors import InputError, MetadataError, NoGroundIntersectionError, VideoError
+from video.errors import DemError, InputError, MetadataError, NoGroundIntersectionError, VideoError
 from video.ground import GroundFix, Terrain, locate_box
 from video.registry import CameraRecord, CameraRegistry, PresetRecord, RegistryError
 from video.sighting import (
@@ -443,11 +443,13 @@ def locate_camera_box(
     image_size: tuple[int, int],
     *,
     n_sigma: float = 2.0,
-) -> tuple[BearingWedge, GroundFix]:
+) -> tuple[BearingWedge, GroundFix | None]:
     """The bearing wedge and ground fix of a box ``(x1, y1, x2, y2)`` in a frame of ``image_size`` (w, h).
 
     The box is scaled to the lens's calibrated size first; the ground is the camera's DEM when it has one, else
-    flat at the site elevation.
+    flat at the site elevation. The fix is None when the ground cannot be computed (a DEM file missing on this
+    host or not covering the camera, a camera not above its ground), logged once per camera and reason: the wedge
+    still places the fire, and a confirmed fire must not be dropped for want of a ground point.
     """
     pose = camera.pose(preset)
     intrinsics = lens_intrinsics(camera.lens, pose.zoom)
@@ -461,11 +463,28 @@ def locate_camera_box(
         min_range_m=camera.min_range_m,
         n_sigma=n_sigma,
     )
-    terrain = _dem(camera.dem) if camera.dem else None
-    fix = locate_box(
-        camera.site, camera.lens, pose, scaled, terrain=terrain, n_sigma=n_sigma, max_range_m=camera.max_range_m
-    )
+    try:
+        terrain = _dem(camera.dem) if camera.dem else None
+        fix = locate_box(
+            camera.site, camera.lens, pose, scaled, terrain=terrain, n_sigma=n_sigma, max_range_m=camera.max_range_m
+        )
+    except (DemError, InputError) as exc:
+        _warn_once(camera.id, f"camera {camera.id}: no ground point, sightings carry the wedge only: {exc}")
+        return wedge, None
     return wedge, fix
+
+
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_once(subject: str, message: str) -> None:
+    """Log ``message`` the first time it comes for ``subject`` (a missing DEM would otherwise log every event)."""
+    with _WARNED_LOCK:
+        if (subject, message) in _WARNED:
+            return
+        _WARNED.add((subject, message))
+    log.warning("%s", message)
 
 
 def _ground_estimate(fix: GroundFix, terrain: Literal["flat", "dem", "flat_takeoff"]) -> GroundEstimate | None:
@@ -733,8 +752,8 @@ class FramePipeline:
                 max_range_m=wedge.max_range_m,
             ),
             wedge=GeoJsonPolygon.from_shapely(wedge.polygon()),
-            ground=_ground_estimate(fix, "dem" if camera.dem else "flat"),
-            ground_status=fix.status.value,
+            ground=_ground_estimate(fix, "dem" if camera.dem else "flat") if fix is not None else None,
+            ground_status=fix.status.value if fix is not None else "ground_error",
             model=_model_ref(self.detector),
             evidence=evidence_info(evidence, *size),
         )
@@ -1031,6 +1050,9 @@ def drone_sightings(
         except MetadataError as exc:
             log.warning("%s: box %d not located: %s", path.name, index, exc)
             status = "no_metadata"
+        except (DemError, InputError) as exc:  # a DEM not covering the flight, a drone below its ground: still a fire
+            log.warning("%s: box %d not located: %s", path.name, index, exc)
+            status = "ground_error"
         else:
             status = "hit"
             ground = _ground_estimate(fix.ground, "dem" if terrain is not None else "flat_takeoff")

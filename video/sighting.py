@@ -68,7 +68,10 @@ _COORD_DIGITS: Final = 7
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _KEY = r"^[A-Za-z0-9._:/,+-]{1,200}$"  # the service's column holds 200 characters
 
-GroundStatus = Literal["hit", "above_horizon", "beyond_max_range", "outside_dem", "no_metadata"]
+#: Whether the ground fix landed and, if not, why. ``ground_error``: it could not be computed at all (a DEM file
+#: missing on the patrol host or not covering the camera, a camera not above the ground): the sighting still goes
+#: out, placed by its wedge (cameras) or the drone's position (drones), since a fire must never be dropped for it.
+GroundStatus = Literal["hit", "above_horizon", "beyond_max_range", "outside_dem", "no_metadata", "ground_error"]
 
 
 class _Wire(BaseModel):

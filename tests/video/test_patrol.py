@@ -373,3 +373,56 @@ def test_drone_capture_time_prefers_explicit_offsets(tmp_path: Path) -> None:
         datetime(2026, 4, 20, 2, 0, tzinfo=UTC),
         "exif:DateTimeOriginal+OffsetTimeOriginal",
     )
+
+
+class SteadySmokeDetector:
+    """The same smoke box in every frame: sequence verification confirms it on the fourth."""
+
+    info = ModelInfo("steady", "1", ("fire", "smoke"), 320, 0.5, "test")
+
+    def detect(self, images: Sequence[ImageArray], *, conf: float | None = None) -> list[Detections]:
+        return [boxes_of_frame(("smoke", 0.9, (600.0, 420.0, 660.0, 470.0))) for _ in images]
+
+
+def test_a_camera_whose_ground_cannot_be_computed_still_posts_its_fire_with_the_wedge(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registry comes from the service, so a DEM path may not exist on the patrol host: the confirmed fire
+    goes out placed by its bearing wedge (ground null, ground_status "ground_error"), and the host is told once."""
+    camera = replace(figlib_camera(), dem="/nowhere/songliao-dem.tif")
+    sink = ListSink()
+    pipeline = FramePipeline(CameraRegistry((camera,)), SteadySmokeDetector(), sink)
+    t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
+    image = np.zeros((854, 1280, 3), np.uint8)
+    for i in range(8):
+        pipeline.process(Frame(image, t0 + timedelta(minutes=i), camera.id, "p1", i))
+    [upload] = sink.uploads
+    sighting = upload.sighting
+    assert isinstance(sighting, CameraSighting)
+    assert (sighting.ground, sighting.ground_status) == (None, "ground_error")
+    assert sighting.wedge.to_shapely().area > 0
+    warnings = [r.getMessage() for r in caplog.records if "no ground point" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "songliao-dem.tif" in warnings[0]
+
+
+def test_a_drone_below_its_ground_still_posts_its_fire(tmp_path: Path) -> None:
+    """A take-off altitude a little off (RelativeAltitude -0.3 m) put the camera under the ground: the box was
+    dropped with an error; it now goes out unlocated (ground_status "ground_error")."""
+    import re
+
+    from tests.video.helpers import with_xmp
+    from video.drone import extract_xmp_packet
+
+    original = shared_path("drone", "DJI_H20T.jpg").read_bytes()
+    packet = extract_xmp_packet(original)
+    assert packet is not None
+    below = re.sub(rb'RelativeAltitude="[^"]*"', b'RelativeAltitude="-0.300"', packet)
+    path = tmp_path / "below.jpg"
+    path.write_bytes(with_xmp(original, below))
+    sink = ListSink()
+    [result] = post_drone_batch([path], CentreFireDetector(), sink, drone_id="uav-01")
+    assert (result.boxes, result.error) == (1, None)
+    [upload] = sink.uploads
+    assert isinstance(upload.sighting, DroneSighting)
+    assert (upload.sighting.ground, upload.sighting.ground_status) == (None, "ground_error")
