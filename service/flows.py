@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningStatus
-from service.alerts.outbox import enqueue, enqueue_many
+from service.alerts.outbox import alert_round, enqueue, enqueue_many
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
@@ -21,6 +22,7 @@ from service.evidence.service import store_evidence
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind, combined_confidence
 from service.incidents.sources import fusion_windows, hotspot_observation, sighting_observation
+from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
 from service.screening import build_screener, fire_points
@@ -186,6 +188,21 @@ def _triangulate(
     )
     summary = ingest_observations(session, [observation], indexes=indexes, settings=settings, actor=actor)
     return summary.new == 1
+
+
+def transition_incident(
+    session: Session,
+    incident: Incident,
+    target: IncidentState,
+    actor: Principal,
+    **details: Any,
+) -> Incident:
+    """Move the incident (``incidents.transition``, ``details`` its note, reason, feedback and evidence); a reopened
+    incident goes back to its township team at once, as a new alert for this reopening."""
+    incidents.transition(session, incident, target, actor, **details)
+    if target is IncidentState.REOPENED and incident.reopened_at is not None:
+        enqueue(session, incident, AlertKind.NEW, round_no=alert_round(incident.reopened_at))
+    return incident
 
 
 def reassign_incident(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.alerts.outbox import enqueue
+from service.alerts.outbox import alert_round, enqueue
 from service.alerts.tables import AlertKind, RecipientRole
 from service.auth.service import SYSTEM
 from service.incidents.service import transition
@@ -68,17 +68,17 @@ def escalate_due(
             if _already_escalated(incident, since):
                 continue
             if late > 2 * deadlines.acknowledge:
-                _escalate(session, incident, now, f"not acknowledged within {2 * deadlines.acknowledge}")
+                _escalate(session, incident, now, since, f"not acknowledged within {2 * deadlines.acknowledge}")
                 escalated.append(incident.id)
             elif late > deadlines.acknowledge:
-                round_no = 1 if state is S.NOTIFIED else 2
-                reminders += len(enqueue(session, incident, AlertKind.REMINDER, round_no=round_no, now=now))
+                reminders += len(enqueue(session, incident, AlertKind.REMINDER, round_no=alert_round(since), now=now))
         elif (
             incident.acknowledged_at is not None
             and now - incident.acknowledged_at > deadlines.on_site
             and not _already_escalated(incident, incident.acknowledged_at)
         ):
-            _escalate(session, incident, now, f"not on site within {deadlines.on_site} of acknowledging")
+            why = f"not on site within {deadlines.on_site} of acknowledging"
+            _escalate(session, incident, now, incident.acknowledged_at, why)
             escalated.append(incident.id)
     session.flush()
     return EscalationReport(reminders, escalated)
@@ -89,6 +89,6 @@ def _already_escalated(incident: Incident, since: datetime) -> bool:
     return incident.escalated_at is not None and incident.escalated_at >= since
 
 
-def _escalate(session: Session, incident: Incident, now: datetime, why: str) -> None:
+def _escalate(session: Session, incident: Incident, now: datetime, since: datetime, why: str) -> None:
     transition(session, incident, S.ESCALATED, SYSTEM, note=why, at=now)
-    enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, now=now)
+    enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=alert_round(since), now=now)

@@ -45,6 +45,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600.0, 5.0 * 2 ** max(0, attempts - 1)))
 
 
+def alert_round(since: datetime) -> int:
+    """The round of a reminder or escalation: the deadline's start (notified, reopened or acknowledged at), in
+    whole seconds. One alert per missed deadline, and a new one for the next: a fixed round number had let only
+    the first escalation, or the first reminder after a reopening, ever reach anyone."""
+    return int(since.timestamp())
+
+
 def idempotency_key(incident_id: int, recipient_id: int, kind: AlertKind, round_no: int = 0) -> str:
     """The key that makes an alert unique per (incident, recipient, kind[, round])."""
     base = f"{incident_id}:{recipient_id}:{kind.value}"

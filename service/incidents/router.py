@@ -217,7 +217,7 @@ def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Acto
     """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller)."""
     incident = service.get_incident(session, incident_id, principal)
     require_evidence(session, incident, body.evidence_sha256)
-    service.transition(
+    flows.transition_incident(
         session,
         incident,
         body.to,

@@ -169,6 +169,54 @@ def test_escalation_reminds_then_escalates_to_the_county(factory: sessionmaker[S
     assert statuses <= {AlertStatus.SENT.value, AlertStatus.PENDING.value}
 
 
+def test_every_missed_deadline_reaches_the_county_and_a_reopening_the_township(
+    factory: sessionmaker[Session],
+) -> None:
+    """One alert per missed deadline: the second escalation (on site too late after acknowledging late) and the
+    reminder after a reopening used to share the first one's key and reach nobody; a reopening itself alerted no
+    one."""
+    from service.flows import transition_incident
+
+    deadlines = Deadlines(acknowledge=timedelta(minutes=15), on_site=timedelta(minutes=30))
+
+    def tick(at: datetime) -> None:
+        with transaction(factory) as session:
+            escalate_due(session, at, default=deadlines)
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: at)
+
+    with http_receiver() as receiver:
+        (incident_id,), t0 = setup(factory, receiver, 1)
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)  # notified at t0
+        tick(t0 + timedelta(minutes=31))  # not acknowledged in 30 min: escalated
+        with transaction(factory) as session:
+            incident = session.get_one(Incident, incident_id)
+            incidents.transition(session, incident, IncidentState.ACKNOWLEDGED, PATROL, at=t0 + timedelta(minutes=35))
+        tick(t0 + timedelta(minutes=70))  # not on site 30 min after acknowledging: escalated again
+        with transaction(factory) as session:
+            incident = session.get_one(Incident, incident_id)
+            for minutes, target in ((75, IncidentState.ON_SITE), (80, IncidentState.EXTINGUISHED)):
+                incidents.transition(session, incident, target, PATROL, at=t0 + timedelta(minutes=minutes))
+            incidents.transition(
+                session, incident, IncidentState.FEEDBACK, PATROL, feedback={"cause": "straw"},
+                at=t0 + timedelta(minutes=85),
+            )  # fmt: skip
+            transition_incident(
+                session, incident, IncidentState.REOPENED, ADMIN, note="still smoking", at=t0 + timedelta(minutes=90)
+            )
+            reopened_at = incident.reopened_at
+        assert reopened_at is not None
+        tick(reopened_at)  # the reopening's own alert
+        tick(reopened_at + timedelta(minutes=16))  # not acknowledged again: a reminder
+        paths = [(r.path, r.json()["kind"]) for r in receiver.received()]
+    assert paths == [
+        ("/town", "new"),
+        ("/county", "escalation"),  # 31 min: not acknowledged
+        ("/county", "escalation"),  # 70 min: not on site 30 min after acknowledging at 35
+        ("/town", "new"),  # 90 min: reopened, back to the township at once
+        ("/town", "reminder"),  # 106 min: the reopening not acknowledged
+    ]
+
+
 def test_per_county_deadlines(factory: sessionmaker[Session]) -> None:
     with http_receiver() as receiver:
         (incident_id,), t0 = setup(factory, receiver, 1)
