@@ -16,6 +16,7 @@ from service.alerts.router import router as alerts_router
 from service.alerts.worker import AlertWorker
 from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret
+from service.body_limit import BodyLimit
 from service.cameras.router import router as cameras_router
 from service.config import Settings, get_settings
 from service.dashboard.router import router as dashboard_router
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     http_errors.install(app)
+    app.add_middleware(BodyLimit, settings=settings)  # before anything reads a body: uploads are limited by size
     app.include_router(regions_router)
     app.include_router(auth_router)
     app.include_router(incidents_router)
