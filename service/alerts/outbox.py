@@ -6,7 +6,8 @@
 * **Deliver** (:func:`deliver_due`) claims due alerts with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
   several workers can run), sends them outside any transaction, then records the outcome. Ingestion never waits
   for a channel. A worker killed mid-send leaves the alert pending; once the lease expires it is sent again,
-  carrying the same ``Idempotency-Key`` so that the receiver can drop the repeat.
+  carrying the same ``Idempotency-Key`` so that the receiver can drop the repeat. The lease is renewed before each
+  send, and an alert another worker has taken over since is skipped: a slow batch never sends it twice.
 * **Failures** are retried with exponential backoff (5 s doubling to 10 min, or what the platform asked for)
   until the retry horizon (24 h) passes; then the alert is ``failed`` and shows up for supervisors.
 * **Rate limits**: at most ``rate_per_min`` messages to one recipient in any 60 s; when more are due than the
@@ -128,7 +129,8 @@ class DeliveryReport:
     failed: int
 
 
-def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> list[int]:
+def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> dict[int, datetime]:
+    """Lease up to ``batch`` due alerts: {alert id: the lease this worker holds on it}."""
     with factory() as session, session.begin():
         query = (
             select(Alert)
@@ -145,7 +147,26 @@ def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> list[in
         alerts = session.scalars(query).all()
         for alert in alerts:
             alert.lease_until = now + LEASE
-        return [a.id for a in alerts]
+        return {a.id: now + LEASE for a in alerts}
+
+
+def _renew(factory: sessionmaker[Session], held: dict[int, datetime], ids: list[int], at: datetime) -> list[int]:
+    """Of ``ids``, those this worker still holds (pending, under the lease it took or last renewed, as ``held``
+    records), their leases renewed from ``at``. Why: a batch sends one alert after another, with up to 10 s of
+    timeout each, so its last alerts can outlive the lease taken at the start; another worker may have claimed
+    them since, and sending them too would be a double alert."""
+    until = at + LEASE
+    mine: list[int] = []
+    with factory() as session, session.begin():
+        query = select(Alert).where(Alert.id.in_(ids))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        for alert in session.scalars(query):
+            if alert.status == AlertStatus.PENDING.value and alert.lease_until == held[alert.id]:
+                alert.lease_until = until
+                held[alert.id] = until
+                mine.append(alert.id)
+    return sorted(mine, key=ids.index)
 
 
 def _message(session: Session, alert: Alert, recipient: Recipient, base_url: str) -> AlertMessage:
@@ -195,7 +216,7 @@ def deliver_due(
         return DeliveryReport(0, 0, 0, 0, 0)
     with factory() as session:
         by_recipient: dict[int, list[Alert]] = defaultdict(list)
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(claimed)).order_by(Alert.id)):
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(list(claimed))).order_by(Alert.id)):
             by_recipient[alert.recipient_id].append(alert)
         work = []
         for recipient_id, alerts in by_recipient.items():
@@ -213,18 +234,21 @@ def deliver_due(
         # Within the limit: one request per alert. Over it: everything due as one digest.
         groups = [[i] for i in range(len(messages))] if len(messages) <= capacity else [list(range(len(messages)))]
         for group in groups:
-            ids = [alert_ids[i] for i in group]
+            ids = _renew(factory, claimed, [alert_ids[i] for i in group], now())
+            if not ids:
+                continue  # another worker took them over after our lease ran out: it sends them
+            kept = [i for i in group if alert_ids[i] in ids]
             try:
-                sender.send(destination, [messages[i] for i in group])
+                sender.send(destination, [messages[i] for i in kept])
             except DeliveryError as exc:
                 outcome = _failed(factory, ids, str(exc), exc.retry_after, now())
                 retried += outcome == "retry"
                 failed += outcome == "failed"
                 log.warning("alert %s to recipient %s failed: %s", ids, recipient.id, exc)
                 continue
-            _delivered(factory, ids, now(), digest=len(group) > 1)
+            _delivered(factory, ids, now(), digest=len(kept) > 1)
             sent += len(ids)
-            digests += len(group) > 1
+            digests += len(kept) > 1
     return DeliveryReport(len(claimed), sent, digests, retried, failed)
 
 

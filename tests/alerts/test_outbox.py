@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import shapely
@@ -225,3 +226,34 @@ def test_per_county_deadlines(factory: sessionmaker[Session]) -> None:
         with transaction(factory) as session:
             report = escalate_due(session, t0 + timedelta(minutes=5), per_county=strict)
     assert report.escalated == [incident_id]
+
+
+def test_a_slow_batch_never_sends_an_alert_another_worker_took_over(factory: sessionmaker[Session]) -> None:
+    """Worker A's batch outlives the lease it took on its second alert (slow channels, 10 s timeouts each);
+    worker B claims that alert meanwhile and sends it. A must then skip it, not send it a second time."""
+    calls: list[datetime] = []
+
+    def a_clock() -> datetime:
+        """A's clock: its batch starts at t0 (the claim, leases till t0+60); its first send starts at t0+50 (slow
+        sends before it), its second at t0+75."""
+        at = t0 if not calls else t0 + timedelta(seconds=50 if len(calls) == 1 else 75)
+        calls.append(at)
+        return at
+
+    class SlowFirstSend(ChannelSender):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def send(self, destination: Any, messages: Any) -> None:
+            self.calls += 1
+            if self.calls == 1:  # while A's first send hangs, B runs at t0+70: alert 2's lease has run out
+                deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(seconds=70))
+            super().send(destination, messages)
+
+    with http_receiver() as receiver:
+        ids, t0 = setup(factory, receiver, 2)
+        report = deliver_due(factory, SlowFirstSend(), base_url="http://x", now=a_clock)
+        received = [r.json()["incident_id"] for r in receiver.received()]
+    assert sorted(received) == sorted(ids)  # each alert once: B sent the second, A skipped it
+    assert report.sent == 1
