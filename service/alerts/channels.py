@@ -44,6 +44,11 @@ DEFAULT_RATE_PER_MIN: dict[Channel, int] = {
     Channel.EMAIL: 30,
     Channel.SMS: 10,
 }
+# The most a platform takes in one message, UTF-8 bytes (WeCom documents 4096 for markdown; DingTalk and Feishu
+# bots cap a request at about 20 kB): a digest is cut to fit (messages.digest_text).
+WECOM_MARKDOWN_BYTES = 4096
+DINGTALK_MARKDOWN_BYTES = 18_000
+FEISHU_TEXT_BYTES = 18_000
 
 
 class DeliveryError(Exception):
@@ -168,10 +173,10 @@ class ChannelSender:
             raise DeliveryError(f"{safe_url(url)}: {code_field} {code}")
 
     @staticmethod
-    def _markdown(messages: list[AlertMessage]) -> tuple[str, str]:
+    def _markdown(messages: list[AlertMessage], max_bytes: int) -> tuple[str, str]:
         if len(messages) == 1:
             return messages[0].title, messages[0].markdown()
-        return f"火点汇总 {len(messages)} 条", digest_text(messages[0].unit_name, messages)
+        return f"火点汇总 {len(messages)} 条", digest_text(messages[0].unit_name, messages, max_bytes=max_bytes)
 
     def _webhook(self, destination: Destination, messages: list[AlertMessage]) -> None:
         if len(messages) == 1:
@@ -188,13 +193,13 @@ class ChannelSender:
         self._post(destination.target, content=body, headers=headers)
 
     def _wecom(self, destination: Destination, messages: list[AlertMessage]) -> None:
-        _, text = self._markdown(messages)
+        _, text = self._markdown(messages, WECOM_MARKDOWN_BYTES)
         body = json.dumps({"msgtype": "markdown", "markdown": {"content": text}}, ensure_ascii=False).encode()
         response = self._post(destination.target, content=body, headers={})
         self._platform_ok(destination.target, response, "errcode", {45009})
 
     def _dingtalk(self, destination: Destination, messages: list[AlertMessage]) -> None:
-        title, text = self._markdown(messages)
+        title, text = self._markdown(messages, DINGTALK_MARKDOWN_BYTES)
         url = destination.target
         if destination.secret:
             timestamp = int(self._clock() * 1000)
@@ -208,7 +213,11 @@ class ChannelSender:
         self._platform_ok(destination.target, response, "errcode", {130101})
 
     def _feishu(self, destination: Destination, messages: list[AlertMessage]) -> None:
-        text = messages[0].text() if len(messages) == 1 else digest_text(messages[0].unit_name, messages)
+        text = (
+            messages[0].text()
+            if len(messages) == 1
+            else digest_text(messages[0].unit_name, messages, max_bytes=FEISHU_TEXT_BYTES)
+        )
         payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         if destination.secret:
             timestamp = int(self._clock())

@@ -135,13 +135,28 @@ class AlertMessage:
         return data
 
 
-def digest_text(unit_name: str, messages: list[AlertMessage]) -> str:
-    """One message for many incidents when a bot's rate limit would otherwise be exceeded."""
-    lines = [f"### 火点汇总：{unit_name}（{len(messages)} 条）"]
+def digest_text(unit_name: str, messages: list[AlertMessage], *, max_bytes: int | None = None) -> str:
+    """One message for many incidents when a bot's rate limit would otherwise be exceeded.
+
+    ``max_bytes``: the platform's limit on a message (UTF-8; WeCom markdown 4096). A digest that would be longer
+    lists the incidents that fit and says how many more there are: a platform refuses an oversized message
+    outright, and the retries would have sent the same oversized digest for a day before failing every alert in it.
+    """
+    header = f"### 火点汇总：{unit_name}（{len(messages)} 条）"
+    entries = []
     for m in messages:
         local = m.observed_at.astimezone(BEIJING)
-        lines.append(
+        entries.append(
             f"- {m.title} #{m.incident_id} {local:%m-%d %H:%M} "
             f"GCJ-02 {m.gcj02_latitude:.5f},{m.gcj02_longitude:.5f} [详情]({m.incident_url})"
         )
-    return "\n".join(lines)
+    text = "\n".join([header, *entries])
+    if max_bytes is None or len(text.encode()) <= max_bytes:
+        return text
+    kept = [header]
+    for index, entry in enumerate(entries):
+        more = f"- 另有 {len(entries) - index} 条，请登录系统查看"
+        if len("\n".join([*kept, entry, f"- 另有 {len(entries) - index - 1} 条，请登录系统查看"]).encode()) > max_bytes:
+            return "\n".join([*kept, more])
+        kept.append(entry)
+    return "\n".join(kept)

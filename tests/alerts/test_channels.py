@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, SmtpSettings, sign_webhook
-from service.alerts.messages import AlertMessage
+from service.alerts.messages import AlertMessage, digest_text
 from service.alerts.tables import AlertKind, Channel
 from tests.httpserver import http_receiver
 
@@ -130,6 +130,25 @@ def test_digest_is_one_request() -> None:
     assert "3 条" in content
     assert "#1" in content
     assert "#3" in content
+
+
+def test_a_digest_too_long_for_wecom_lists_what_fits_and_counts_the_rest() -> None:
+    """WeCom refuses markdown over 4096 bytes; 35 due alerts made 4.1 kB, and the refused digest was retried for a
+    day before every alert in it failed."""
+    with http_receiver() as receiver:
+        many = [message(i) for i in range(1, 61)]
+        sender().send(Destination(Channel.WECOM, receiver.url + "/w?key=k", None), many)
+        (request,) = receiver.received()
+    content = request.json()["markdown"]["content"]
+    assert len(content.encode()) <= 4096
+    assert content.startswith("### 火点汇总：北岗镇（60 条）")
+    listed = content.count("[详情]")
+    assert 10 < listed < 60
+    assert content.endswith(f"- 另有 {60 - listed} 条，请登录系统查看")
+    assert f"#{listed} " in content
+    assert f"#{listed + 1} " not in content
+    short = digest_text("北岗镇", [message(1), message(2)], max_bytes=4096)
+    assert "另有" not in short
 
 
 def test_feishu_token_in_the_path_stays_out_of_errors() -> None:
