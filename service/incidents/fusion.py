@@ -5,7 +5,8 @@ with an uncertainty region: the satellite pixel footprint, a camera's bearing we
 drone point with its pose error. Two observations are of the same fire when their regions overlap and their times
 are within the window for their pair of kinds (defaults: 2 h camera–camera, as Pyronear's sequence relaxation;
 6 h whenever a satellite is involved, as SMHI's activefires-pp). Linking is transitive: an observation that links
-to several incidents links them all.
+to several incidents links them all, except through a single camera's wedge, which never bridges two fires
+(:func:`plan_batch`).
 
 The incident's location is its most precise observation's: drone > triangulated > satellite pixel > single
 camera (a wedge is kilometres long); ties go to the higher confidence, then — for satellites — the higher FRP
@@ -167,15 +168,24 @@ def _cells(geometry: shapely.Geometry) -> list[tuple[int, int]]:
 
 
 def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], windows: FusionWindows) -> list[FusionGroup]:
-    """Link a batch of new observations among themselves and to existing incidents (all pairs, transitively).
+    """Link a batch of new observations among themselves and to existing incidents, by the pairwise rule of
+    :func:`linked_incidents`, transitively, with a grid so a 16,000-row FIRMS file is linked in seconds, except
+    that a single camera's wedge never bridges two fires:
 
-    Equivalent to :func:`linked_incidents` applied to every pair, but with a grid so a 16,000-row FIRMS file
-    is linked in seconds. Groups come back ordered by their first observation in the batch.
+    * a camera observation joins at most one fire among those it overlaps: the one nearest its point (its ground
+      fix, or the wedge's middle), then the closest in time. A wedge is kilometres long; two pixels of different
+      fires in it are two fires, and linking them through it had merged them and closed one as a duplicate;
+    * any other observation links to every fire whose *precise* observations (satellite, drone, triangulated)
+      overlap it; only when there is none does it join a fire through a camera wedge, then one only, and only a
+      fire no precise observation has placed yet (one that has is somewhere else along the wedge).
+
+    Groups come back ordered by their first observation in the batch.
     """
     n = len(new)
     incident_ids = sorted({e.incident_id for e in existing})
     node_of_incident = {incident_id: n + k for k, incident_id in enumerate(incident_ids)}
     sets = _DisjointSet(n + len(incident_ids))
+    placed: set[int] = set()  # roots of fires a precise observation has placed (kept up to date on union)
     grid: dict[tuple[int, int], list[tuple[int, int, ObservationKind, datetime, shapely.Geometry]]] = {}
     serial = 0
 
@@ -185,6 +195,14 @@ def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], window
         serial += 1
         for cell in _cells(region):
             grid.setdefault(cell, []).append(entry)
+        if kind is not ObservationKind.CAMERA:
+            placed.add(sets.find(node))
+
+    def join(a: int, b: int) -> None:
+        was_placed = sets.find(a) in placed or sets.find(b) in placed
+        sets.union(a, b)
+        if was_placed:
+            placed.add(sets.find(a))
 
     for e in existing:
         file(
@@ -198,13 +216,30 @@ def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], window
         region = _buffered(obs.region, windows.buffer_m, obs.latitude)
         shapely.prepare(region)
         seen: set[int] = set()
+        precise: list[int] = []
+        through_wedge: list[tuple[float, timedelta, int]] = []  # (distance to the point, time apart, node)
+        point = shapely.Point(obs.longitude, obs.latitude)
         for cell in _cells(region):
             for entry_no, node, kind, at, other in grid.get(cell, ()):
-                if entry_no in seen or sets.find(node) == sets.find(i):
+                if entry_no in seen:
                     continue
                 seen.add(entry_no)
-                if abs(at - obs.observed_at) <= windows.window(obs.kind, kind) and region.intersects(other):
-                    sets.union(i, node)
+                if abs(at - obs.observed_at) > windows.window(obs.kind, kind) or not region.intersects(other):
+                    continue
+                if obs.kind is ObservationKind.CAMERA or kind is ObservationKind.CAMERA:
+                    through_wedge.append((float(point.distance(other)), abs(at - obs.observed_at), node))
+                else:
+                    precise.append(node)
+        if obs.kind is ObservationKind.CAMERA:
+            if through_wedge:
+                join(i, min(through_wedge)[2])
+        elif precise:
+            for node in precise:
+                join(i, node)
+        else:
+            unplaced = [c for c in through_wedge if sets.find(c[2]) not in placed]
+            if unplaced:
+                join(i, min(unplaced)[2])
         file(i, obs.kind, obs.observed_at, region)
 
     members: dict[int, list[int]] = {}

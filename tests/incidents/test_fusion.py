@@ -116,3 +116,41 @@ def test_batch_plan_equals_pairwise_linking_and_joins_existing_incidents() -> No
     # … but within 6 h of a satellite observation it does.
     old_sat = [located(5, K.SATELLITE, PIXEL, minutes=-300)]
     assert plan_batch([obs(K.CAMERA, WEDGE, key="y")], old_sat, w)[0].incidents == (5,)
+
+
+def test_a_camera_wedge_never_bridges_two_fires() -> None:
+    """A wedge is kilometres long: two satellite fires 8 km apart inside one tower's wedge stay two fires (the
+    wedge had merged them, closing one as a duplicate). The camera joins the one nearest its point."""
+    from service.incidents.fusion import plan_batch
+
+    w = FusionWindows()
+    long_wedge = shapely.Polygon([(125.30, 44.00), (125.50, 44.004), (125.50, 44.006), (125.30, 44.01)])
+    near = shapely.box(125.34, 44.003, 125.35, 44.008)
+    far = shapely.box(125.44, 44.003, 125.45, 44.008)
+    existing = [located(1, K.SATELLITE, near, minutes=-30), located(2, K.SATELLITE, far, minutes=-30)]
+    camera = ObservationIn(K.CAMERA, "cam", T0, 44.005, 125.445, long_wedge, 0.7)  # its ground fix: by the far fire
+    [group] = plan_batch([camera], existing, w)
+    assert group.incidents == (2,)
+    # Without a ground fix (its point the wedge's middle, nearer the first fire) it joins that one, still one only.
+    unlocated = ObservationIn(K.CAMERA, "cam2", T0, 44.005, 125.36, long_wedge, 0.7)
+    assert plan_batch([unlocated], existing, w)[0].incidents == (1,)
+
+
+def test_a_pixel_joins_through_a_wedge_only_a_fire_no_pixel_has_placed() -> None:
+    from service.incidents.fusion import plan_batch
+
+    w = FusionWindows()
+    long_wedge = shapely.Polygon([(125.30, 44.00), (125.50, 44.004), (125.50, 44.006), (125.30, 44.01)])
+    in_wedge = shapely.box(125.44, 44.003, 125.45, 44.008)
+    pixel = obs(K.SATELLITE, in_wedge, key="p")
+    # A camera-only fire: the pixel in its wedge is that fire, placed at last.
+    assert plan_batch([pixel], [located(3, K.CAMERA, long_wedge, minutes=-20)], w)[0].incidents == (3,)
+    # A fire a pixel already placed 8 km away along the wedge: this pixel is another fire.
+    elsewhere = [
+        located(4, K.CAMERA, long_wedge, minutes=-20),
+        located(4, K.SATELLITE, shapely.box(125.34, 44.003, 125.35, 44.008), minutes=-20),
+    ]
+    assert plan_batch([pixel], elsewhere, w)[0].incidents == ()
+    # A pixel overlapping a placed fire's pixel joins it, and not the other fire whose wedge it also touches.
+    touching = [*elsewhere, located(5, K.SATELLITE, shapely.box(125.445, 44.003, 125.455, 44.008), minutes=-20)]
+    assert plan_batch([pixel], touching, w)[0].incidents == (5,)
