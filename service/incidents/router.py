@@ -187,12 +187,22 @@ def list_incidents(
     township: str | None = None,
     county: str | None = None,
     state: IncidentState | None = None,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only incidents the township still has to act on.")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[IncidentRead]:
     """Incidents in the caller's scope, newest first."""
     rows = service.list_incidents(
-        session, principal, township=township, county=county, state=state, limit=limit, offset=offset
+        session,
+        principal,
+        township=township,
+        county=county,
+        state=state,
+        open_only=open_only,
+        limit=limit,
+        offset=offset,
     )
     return [IncidentRead.model_validate(r) for r in rows]
 

@@ -28,7 +28,7 @@ from service.incidents.fusion import (
     combined_confidence,
     plan_batch,
 )
-from service.incidents.states import ACTIVE_STATES, FalseAlarmReason, IncidentState, check_transition
+from service.incidents.states import ACTIVE_STATES, OPEN_STATES, FalseAlarmReason, IncidentState, check_transition
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.index import RegionIndex
 from service.regions.service import RegionIndexCache, get_region, loaded_levels
@@ -336,10 +336,12 @@ def list_incidents(
     township: str | None = None,
     county: str | None = None,
     state: IncidentState | None = None,
+    open_only: bool = False,
     limit: int = 200,
     offset: int = 0,
 ) -> list[Incident]:
-    """Incidents within the principal's scope, newest first."""
+    """Incidents within the principal's scope, newest first; ``open_only``: those the township still has to act
+    on (:data:`OPEN_STATES`), filtered here so that a page of them is never cut short by closed ones."""
     query = select(Incident).where(principal.incident_filter())
     if township:
         query = query.where(Incident.township_code == township)
@@ -347,6 +349,8 @@ def list_incidents(
         query = query.where(Incident.county_code == county)
     if state:
         query = query.where(Incident.state == state.value)
+    if open_only:
+        query = query.where(Incident.state.in_(sorted(s.value for s in OPEN_STATES)))
     return list(
         session.scalars(
             query.order_by(Incident.last_observed_at.desc(), Incident.id.desc()).limit(limit).offset(offset)

@@ -126,6 +126,12 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
     assert final["state"] == "closed"
     assert final["closed_at"] is not None
     assert final["feedback"]["cause"] == "straw"
+    # The queue's "open" filter is the server's: the closed fire leaves it, the others stay, however many there are.
+    still_open = client.get("/api/v1/incidents", params={"open": "true", "limit": 1}, headers=patrol).json()
+    assert [i["id"] for i in still_open] == [i["id"] for i in mine if i["id"] != incident][:1]
+    assert {i["id"] for i in client.get("/api/v1/incidents", params={"open": "true"}, headers=patrol).json()} == (
+        shuangyang_ids - {incident}
+    )
 
     # Another unit's patrol can neither read nor change it, on every endpoint.
     other = login(client, "nanguan")

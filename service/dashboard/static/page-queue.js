@@ -83,11 +83,15 @@ export async function queuePage(main, ctx) {
   );
 
   async function refresh() {
-    // One server-side state filter when a single state is asked for; "open" is several states, filtered here.
-    const params = { limit: LIST_LIMIT, state: STATES.includes(filter) ? filter : null };
+    // Filtered on the server: a page of the newest incidents of any state would cut older open ones short.
+    const params = {
+      limit: LIST_LIMIT,
+      state: STATES.includes(filter) ? filter : null,
+      open: filter === "open" ? "true" : null,
+    };
     const incidents = await api("/api/v1/incidents", { params });
     if (!ctx.alive()) return;
-    const shown = sortForRole(filter === "open" ? incidents.filter(isOpen) : incidents, role, ctx.config);
+    const shown = sortForRole(incidents, role, ctx.config);
     const late = shown.filter((i) => lateness(i, ctx.config)).length;
     const rows = shown.map((i) => incidentRow(i, ctx.config));
     replace(list, rows.length ? rows : h("p", { class: "empty" }, t("queue.empty")));
