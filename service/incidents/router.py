@@ -236,6 +236,7 @@ def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Acto
         reason=body.reason,
         feedback=body.feedback,
         evidence_sha256=body.evidence_sha256,
+        expected_state=body.expected_state,
     )
     session.commit()
     return IncidentRead.model_validate(incident)

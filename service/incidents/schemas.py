@@ -151,6 +151,8 @@ class TransitionIn(BaseModel):
     reason: FalseAlarmReason | None = None
     feedback: dict[str, Any] | None = None
     evidence_sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
+    # The state the caller saw: refused with 409 when the incident has moved since (two phones acting blindly).
+    expected_state: IncidentState | None = None
 
 
 class ReassignIn(BaseModel):

@@ -389,10 +389,18 @@ def transition(
     reason: FalseAlarmReason | None = None,
     feedback: dict[str, Any] | None = None,
     evidence_sha256: str | None = None,
+    expected_state: IncidentState | None = None,
     at: datetime | None = None,
 ) -> Incident:
-    """Move an incident to ``target`` if the lifecycle and the actor's role allow it; record the event."""
+    """Move an incident to ``target`` if the lifecycle and the actor's role allow it; record the event.
+
+    ``expected_state``: the state the caller saw; when the incident has moved since (another phone acted), the
+    move is refused (:class:`ConflictError`) even where it would be legal from the new state."""
     current = IncidentState(incident.state)
+    if expected_state is not None and expected_state is not current:
+        raise ConflictError(
+            f"the incident is {current.value} now, not {expected_state.value} as you saw it: reload before acting"
+        )
     problem = check_transition(current, target, actor.role)
     if problem:
         raise ConflictError(problem)

@@ -51,7 +51,8 @@ class Incident(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     false_alarm_reason: Mapped[str | None] = mapped_column(String(32))
     feedback: Mapped[str | None] = mapped_column(Text)  # JSON: cause, burned area, responsible party, photos
-    # Bumped on every change; a transition names the version it saw so two phones cannot both act blindly.
+    # Bumped on every change: two concurrent writes of one incident cannot both land (optimistic locking). A
+    # transition may also name the state its caller saw (TransitionIn.expected_state).
     version: Mapped[int] = mapped_column(default=1)
 
     __table_args__ = (CheckConstraint(f"state IN ({STATES_SQL})", name="state"),)

@@ -100,7 +100,16 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
         ).status_code
 
     assert move(patrol, "closed") == 409
-    for step in ("acknowledged", "en_route", "on_site", "extinguished"):
+    # A phone that still shows "on site" while another has moved the fire on is refused, not acting blindly.
+    assert move(patrol, "acknowledged", expected_state="suspected") == 200
+    stale = client.post(
+        f"/api/v1/incidents/{incident}/transitions",
+        headers=patrol,
+        json={"to": "on_site", "expected_state": "suspected"},  # legal from "acknowledged", but not what it saw
+    )
+    assert stale.status_code == 409
+    assert "acknowledged now, not suspected" in stale.json()["detail"]
+    for step in ("en_route", "on_site", "extinguished"):
         assert move(patrol, step) == 200, step
     assert move(patrol, "feedback") == 422  # feedback needs a cause
     assert (

@@ -176,6 +176,7 @@ export async function incidentPage(main, ctx) {
   let cite = null; // the photo to cite in the next move: the one just uploaded, or chosen in the form
   let townships = null; // the regions API's townships (a promise), read when the reassign form first opens
   let lastEventId = null; // the record is append-only: a new last entry means something changed
+  let shownState = null; // the state the page shows: sent with a move (expected_state)
   const dialog = h("dialog", { class: "dialog", id: "transition-dialog" });
   let stale = false; // a move was refused because the incident changed: reload once the form is closed
   dialog.addEventListener("close", () => {
@@ -230,6 +231,7 @@ export async function incidentPage(main, ctx) {
 
   function render({ detail, events, evidence }) {
     lastEventId = events.length ? events[events.length - 1].id : null;
+    shownState = detail.state;
     if (miniMap) miniMap.destroy();
     const place = [detail.township_name, detail.county_name].filter(Boolean).join(" · ") || t("incident.unassigned");
     const photos = evidence.length ? evidence.map(photoTile) : h("p", { class: "empty" }, t("evidence.none"));
@@ -650,7 +652,8 @@ export async function incidentPage(main, ctx) {
 
     async function send(event) {
       event.preventDefault();
-      const body = { to, note: read.note() };
+      // The state this page shows: a move another phone made meanwhile makes the server refuse (409), not act twice.
+      const body = { to, note: read.note(), expected_state: shownState };
       if (read.reason) body.reason = read.reason();
       if (read.feedback) body.feedback = read.feedback();
       if (read.evidence && read.evidence()) body.evidence_sha256 = read.evidence();
