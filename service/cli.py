@@ -456,8 +456,9 @@ def patrol(
     from detector.manifest import ModelError
     from video.client import SightingClient
     from video.errors import VideoError
-    from video.patrol import ClientSink, load_detector_spec, run_inline
+    from video.patrol import load_detector_spec, run_inline
     from video.registry import CameraRegistry, load_registry
+    from video.spool import SpoolSink
 
     token = sys.stdin.readline().strip() if token_stdin else ""
     if not token:
@@ -476,8 +477,12 @@ def patrol(
             if response.status_code != 200:
                 raise InputError(f"the service answered {response.status_code} for the camera registry")
             cameras = CameraRegistry.from_dict(response.json())
-        sink = ClientSink(SightingClient(service_url, token))
-        report = run_inline(cameras, sink, detector=frame_detector, timeout_s=timeout_s, keep_results=False)
+        # Sightings the service cannot take now wait on disk and are sent again (a restart sends them too).
+        sink = SpoolSink(SightingClient(service_url, token), get_settings().data_dir / "sighting-spool")
+        try:
+            report = run_inline(cameras, sink, detector=frame_detector, timeout_s=timeout_s, keep_results=False)
+        finally:
+            sink.close()
     except VideoError as exc:
         raise InputError(str(exc)) from None
     for key, stats in report.presets.items():

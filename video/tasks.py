@@ -22,7 +22,9 @@ Keys expire after a day without frames.
 
 Posting is decoupled from verification: a frame's task never re-runs after the verifier has seen it (it would be
 ``late``), so when the service is unreachable the sighting is handed to :func:`post_sighting_task`, which retries
-with backoff for about an hour on its own.
+with backoff for about an hour on its own. In embedded mode there is no broker to hold that task (an eager task's
+retry just raises), so the sighting waits on disk instead (:class:`video.spool.SpoolSink`) and is sent again until
+the service takes it.
 
 Environment (read when a worker, or :func:`runtime_from_env`, starts):
 
@@ -40,6 +42,8 @@ Environment (read when a worker, or :func:`runtime_from_env`, starts):
 ``STRAWFIRE_VIDEO__DETECTOR_THREADS``  inference threads per worker process (default 1)
 ``STRAWFIRE_VIDEO__QUEUE``             the queue name (default ``strawfire-video``)
 ``STRAWFIRE_VIDEO__POST_RETRY_S``      delay before a failed post is retried by a task (default 30)
+``STRAWFIRE_VIDEO__SPOOL_DIR``         embedded mode: where undeliverable sightings wait for the service
+                                       (default ``$STRAWFIRE_DATA_DIR/sighting-spool``, ``var/…`` without it)
 =====================================  ==========================================================================
 """
 
@@ -72,6 +76,7 @@ from video.patrol import (
     MemoryVerifierStore,
     PostOutcome,
     PresetState,
+    SightingSink,
     VerifierStore,
     drone_sightings,
     load_detector_spec,
@@ -315,7 +320,16 @@ def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
     service_url = _env("SERVICE_URL", env)
     client = SightingClient(service_url, _env("DEVICE_TOKEN", env), retries=1) if service_url else None
     retry_after = float(_env("POST_RETRY_S", env) or "30")
-    sink = QueueingSink(client, retry_after_s=retry_after) if client is not None else _NoServiceSink()
+    sink: SightingSink
+    if client is None:
+        sink = _NoServiceSink()
+    elif _env("BROKER_URL", env):
+        sink = QueueingSink(client, retry_after_s=retry_after)
+    else:  # embedded: no broker to hold a retrying task, so undeliverable sightings wait on disk
+        from video.spool import SpoolSink
+
+        data_dir = Path((env if env is not None else os.environ).get("STRAWFIRE_DATA_DIR") or "var")
+        sink = SpoolSink(client, Path(_env("SPOOL_DIR", env) or data_dir / "sighting-spool"), retry_every_s=retry_after)
     return Runtime(FramePipeline(registry, detector, sink, store=store), client)
 
 
