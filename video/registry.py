@@ -11,7 +11,7 @@ Geometry reuses :mod:`video.camera` (:class:`~video.camera.CameraSite`, :class:`
 camera's own reading (made a true bearing by the site's ``heading_offset_deg``), tilt is positive up.
 
 Every validation error is a :class:`RegistryError` naming the exact place, e.g.
-``cameras[0].presets[2].cadence_s: must be within [1, 86400], got 0`` (and the file, when read from one), so an
+``cameras[0].presets[2].cadence_s: must be within [0.01, 86400], got 0`` (and the file, when read from one), so an
 operator can fix a hand-edited TOML file without guessing.
 
 The dict form (JSON; TOML has the same tables)::

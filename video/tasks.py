@@ -410,6 +410,8 @@ def frame_from_payload(payload: Mapping[str, Any]) -> Frame:
         camera_id, preset_id, seq = str(payload["camera_id"]), str(payload["preset_id"]), int(payload["seq"])
     except (KeyError, TypeError, ValueError) as exc:
         raise VideoError(f"malformed frame payload: {type(exc).__name__}: {exc}") from None
+    if captured_at.tzinfo is None:  # a frame's time must say its zone: cadence and sun glare depend on it
+        raise VideoError(f"malformed frame payload: captured_at {payload['captured_at']!r} has no time zone")
     image = decode_jpeg(jpeg)
     if image is None:
         raise VideoError(f"frame {seq} of {camera_id}/{preset_id}: the JPEG does not decode")

@@ -129,6 +129,8 @@ def test_frame_payloads_round_trip_and_keep_the_cameras_jpeg() -> None:
         frame_from_payload({"camera_id": "tower-a"})
     with pytest.raises(VideoError, match="does not decode"):
         frame_from_payload({**frame_payload(frame), "jpeg_b64": "AAAA"})
+    with pytest.raises(VideoError, match="has no time zone"):  # a VideoError like the others, not a ValueError
+        frame_from_payload({**frame_payload(frame), "captured_at": "2026-04-20T01:02:03"})
 
 
 def test_detector_specs() -> None:
