@@ -57,8 +57,15 @@ def ingest_hotspots(
     settings: Settings,
     actor: Principal,
 ) -> incidents.IngestSummary:
-    """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision."""
-    decisions = build_screener(session, settings, hotspots, indexes).screen(hotspots)
+    """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision.
+
+    A row repeated within the batch (a file with a line twice, overlapping API windows) counts as a duplicate and
+    is ingested once; it used to abort the whole file. Fire points are counted among the hotspots not stored
+    before, so re-ingesting a file reports none.
+    """
+    unique = list({hotspot.key: hotspot for hotspot in reversed(hotspots)}.values())[::-1]  # first of each key
+    stored = _stored_satellite_keys(session, [hotspot.key for hotspot in unique])
+    decisions = build_screener(session, settings, unique, indexes).screen(unique)
     passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
     points = fire_points(session, [d.hotspot for d in passed], settings)
     accepted = [hotspot_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
@@ -66,9 +73,26 @@ def ingest_hotspots(
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
     incidents.record_held(session, held, summary)
     summary.received = len(hotspots)
-    summary.fire_points = sum(1 for p in points.values() if p["representative"] and not p["repeat_of"])
-    summary.repeats = sum(1 for p in points.values() if p["representative"] and p["repeat_of"])
+    summary.duplicates += len(hotspots) - len(unique)
+    new_points = [p for key, p in points.items() if p["representative"] and key not in stored]
+    summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
+    summary.repeats = sum(1 for p in new_points if p["repeat_of"])
     return summary
+
+
+def _stored_satellite_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of these natural keys are stored already (in chunks: a FIRMS day has 16,000 rows)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found.update(
+            session.scalars(
+                select(Observation.source_key).where(
+                    Observation.kind == ObservationKind.SATELLITE.value,
+                    Observation.source_key.in_(keys[start : start + 500]),
+                )
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,3 +130,21 @@ def test_zones_permits_history_and_coverage(engine: Engine, tmp_path: Path) -> N
         ).all()
         assert len(held) == 3
         assert len(session.scalars(select(Incident)).all()) == 3 + 2  # one per history day (days apart) + two new
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_row_repeated_in_a_file_is_a_duplicate_and_a_reingest_reports_no_new_fire_point(engine: Engine) -> None:
+    """A file with a line twice used to abort as a whole (the clustering refused the repeated key); re-ingesting
+    a file reported its fire points as new again."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    rows = firms([(44.33, 125.55, t), (44.33, 125.55, t), (44.30, 125.70, t)])
+    indexes, settings = RegionIndexCache(500), Settings()
+    with transaction(factory) as session:
+        first = ingest_hotspots(session, rows, indexes=indexes, settings=settings, actor=ADMIN)
+    assert (first.received, first.new, first.duplicates, first.fire_points) == (3, 2, 1, 2)
+    with transaction(factory) as session:
+        again = ingest_hotspots(session, rows, indexes=indexes, settings=settings, actor=ADMIN)
+    assert (again.new, again.duplicates, again.fire_points, again.repeats, again.new_incidents) == (0, 3, 0, 0, [])
