@@ -670,7 +670,7 @@ class FirmsPoller:
         name = f"/mapserver/mapkey_status/?MAP_KEY={REDACTED}"
         try:
             response = self._client.get(self.base_url + name)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise FirmsTransportError(source_name=name, attempts=1, reason=self._describe_exc(exc)) from None
         body = response.content
         text = body.decode("utf-8", errors="replace")
@@ -718,8 +718,9 @@ class FirmsPoller:
             response = self._client.get(self.base_url + request.describe())
         except httpx.TimeoutException as exc:
             raise _RetryableError(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            # Connection refused/reset, a body shorter than Content-Length (h11 raises RemoteProtocolError), ...
+        except httpx.RequestError as exc:
+            # Connection refused/reset, a body shorter than Content-Length (h11 raises RemoteProtocolError), a body
+            # that does not decode as its Content-Encoding says (DecodingError, not a TransportError), ...
             raise _RetryableError(self._describe_exc(exc)) from None
         status = response.status_code
         body = response.content

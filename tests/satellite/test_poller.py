@@ -753,3 +753,38 @@ def test_retry_policy_delays_are_bounded_and_reproducible() -> None:
 def test_errors_are_firms_errors() -> None:
     for kind in (FirmsApiError, FirmsAuthError, FirmsRateLimitError, FirmsTransportError, FirmsBudgetError):
         assert issubclass(kind, FirmsError)
+
+
+def test_a_body_that_does_not_decode_is_retried_and_stops_no_other_source() -> None:
+    """A gzip Content-Encoding over a body that is not gzip raises httpx.DecodingError, a RequestError but not a
+    TransportError: it escaped the poll cycle, and the other sources were never asked."""
+    calls: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        product = request.url.path.split("/")[5]
+        calls[product] = calls.get(product, 0) + 1
+        if product == Product.VIIRS_SNPP_NRT.value:
+            return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip at all")
+        return httpx.Response(200, content=viirs_snpp_bytes())
+
+    sources = [Product.VIIRS_SNPP_NRT, Product.VIIRS_NOAA20_NRT]
+    poller = FirmsPoller(
+        KEY, transport=httpx.MockTransport(handler), sources=sources, sleep=Sleeps(), retry=RetryPolicy(attempts=2)
+    )
+    with poller:
+        result = poller.poll_once()
+        with pytest.raises(FirmsTransportError) as status:
+            FirmsPoller(
+                KEY,
+                transport=httpx.MockTransport(
+                    lambda r: httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"nope")
+                ),
+                sleep=Sleeps(),
+            ).key_status()
+    failed = result.errors[Product.VIIRS_SNPP_NRT]
+    assert isinstance(failed, FirmsTransportError)
+    assert "DecodingError" in str(failed)
+    assert KEY not in str(failed)
+    assert calls[Product.VIIRS_SNPP_NRT.value] == 2  # retried like any transport failure
+    assert result.results[Product.VIIRS_NOAA20_NRT].ok  # and the next source was polled
+    assert KEY not in str(status.value)
