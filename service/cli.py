@@ -644,15 +644,17 @@ def firms_poll(
     """Poll the FIRMS area API once (or in a loop) and ingest the hotspots; the MAP_KEY is never printed."""
     import time
 
+    from satellite.poller import TransactionBudget
     from service.firms_poll import make_poller, poll_and_ingest
     from service.regions.service import RegionIndexCache
 
     settings = get_settings()
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
+    budget = TransactionBudget()  # one for the key, across the loop's cycles
     while True:
         with factory() as session:
-            poller = make_poller(session, settings)
+            poller = make_poller(session, settings, budget)
         with poller:
             summary = poll_and_ingest(factory, settings, indexes, poller)
         received = ", ".join(f"{k} {v}" for k, v in summary.per_source.items())
@@ -663,7 +665,9 @@ def firms_poll(
         for source, error in summary.errors.items():
             err.print(f"[yellow]{source}:[/yellow] {error}", highlight=False)
         if not loop:
-            if summary.errors and not summary.per_source:
+            # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
+            # stderr, what came in is ingested, and the status stays 0.
+            if summary.errors and len(summary.errors) == len(summary.per_source):
                 raise typer.Exit(1)
             return
         time.sleep(max(60.0, settings.firms.poll_interval_min * 60))

@@ -14,7 +14,7 @@ import shapely
 from sqlalchemy.orm import Session, sessionmaker
 
 from satellite.hotspot import Product
-from satellite.poller import BBox, FirmsPoller, PollResult
+from satellite.poller import BBox, FirmsPoller, PollResult, TransactionBudget
 from service.auth.service import SYSTEM
 from service.config import Settings
 from service.db import transaction
@@ -50,8 +50,10 @@ def area_of_interest(session: Session, settings: Settings) -> BBox:
     return BBox(max(-180.0, west - 0.1), max(-90.0, south - 0.1), min(180.0, east + 0.1), min(90.0, north + 0.1))
 
 
-def make_poller(session: Session, settings: Settings) -> FirmsPoller:
-    """A poller from settings; a missing MAP_KEY is a configuration error."""
+def make_poller(session: Session, settings: Settings, budget: TransactionBudget | None = None) -> FirmsPoller:
+    """A poller from settings; a missing MAP_KEY is a configuration error. ``budget``: the key's transaction
+    limiter, to share across cycles (a new one each cycle would forget the sliding window, and a "limit
+    exceeded" answer from FIRMS, at every poll)."""
     if settings.firms.map_key is None:
         raise ConfigError("firms.map_key is not set (STRAWFIRE_FIRMS__MAP_KEY)")
     try:
@@ -64,6 +66,7 @@ def make_poller(session: Session, settings: Settings) -> FirmsPoller:
         sources=sources,
         bbox=area_of_interest(session, settings),
         day_range=settings.firms.day_range,
+        budget=budget,
     )
 
 
@@ -95,10 +98,11 @@ class FirmsPollWorker(threading.Thread):
 
     def run(self) -> None:
         """Poll until stopped; a failing poll is logged (without the key) and retried next time."""
+        budget = TransactionBudget()  # one for the key, across cycles
         while not self._stop_event.is_set():
             try:
                 with self._factory() as session:
-                    poller = make_poller(session, self._settings)
+                    poller = make_poller(session, self._settings, budget)
                 with poller:
                     summary = poll_and_ingest(self._factory, self._settings, self._indexes, poller)
                 log.info(

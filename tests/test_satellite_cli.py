@@ -59,6 +59,11 @@ def test_firms_poll_ingests_from_the_area_api_and_never_prints_the_key(tmp_path:
     )
     assert missing_key.returncode == 2
     assert "firms.map_key is not set" in missing_key.stderr
+    with http_receiver() as firms:
+        firms.respond = lambda request: (401, {}, b"Invalid MAP_KEY.")  # a revoked key: every source fails
+        revoked = run("firms", "poll", cwd=tmp_path, env=env | {"STRAWFIRE_FIRMS__BASE_URL": firms.url})
+    assert revoked.returncode == 1, revoked.stdout  # it used to exit 0
+    assert MAP_KEY not in revoked.stdout + revoked.stderr
 
 
 def test_himawari_ingest(tmp_path: Path) -> None:
