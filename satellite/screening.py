@@ -605,9 +605,11 @@ GeoJsonSource = os.PathLike[str] | str | bytes | Mapping[str, Any]
 
 
 def _features(
-    source: GeoJsonSource, source_name: str | None
+    source: GeoJsonSource, source_name: str | None, *, lonlat: bool = True
 ) -> tuple[str, list[tuple[int, dict[str, Any], Polygonal]]]:
-    """Polygonal features of a FeatureCollection, Feature or bare geometry, repaired if invalid."""
+    """Polygonal features of a FeatureCollection, Feature or bare geometry, repaired if invalid. ``lonlat``: the
+    coordinates are longitude/latitude (checked against their ranges); False for a projected file the caller
+    converts (metres: no range to check here)."""
     name = source_name
     document: Any
     if isinstance(source, os.PathLike):
@@ -655,7 +657,7 @@ def _features(
                 feature=index,
             )
         minx, miny, maxx, maxy = geometry.bounds
-        if not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+        if lonlat and not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
             raise GeometryInputError(
                 "coordinates are outside longitude/latitude ranges (GeoJSON must be WGS-84 lon/lat)",
                 source_name=name,
@@ -689,20 +691,20 @@ def _text(properties: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-def read_sites_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Site]:
+def read_sites_geojson(source: GeoJsonSource, *, source_name: str | None = None, lonlat: bool = True) -> list[Site]:
     """Industrial sites from GeoJSON polygons; id from ``id``/``site_id``/``code`` (else ``site-N``), name from
     ``name``/``名称``. Invalid polygons are repaired (``shapely.make_valid``, polygonal part kept)."""
-    _, features = _features(source, source_name)
+    _, features = _features(source, source_name, lonlat=lonlat)
     return [
         Site(_text(p, "site_id", "id", "code") or f"site-{i}", _text(p, "name", "名称") or "", g)
         for i, p, g in features
     ]
 
 
-def read_zones_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Zone]:
+def read_zones_geojson(source: GeoJsonSource, *, source_name: str | None = None, lonlat: bool = True) -> list[Zone]:
     """禁烧区 / 限烧区 polygons; each feature needs ``kind`` (or ``zone``/``type``/``类型``): ``no_burn``/``禁烧区`` or
     ``restricted``/``限烧区``."""
-    name, features = _features(source, source_name)
+    name, features = _features(source, source_name, lonlat=lonlat)
     zones: list[Zone] = []
     for index, properties, geometry in features:
         raw = _text(properties, "kind", "zone", "type", "类型")
@@ -719,15 +721,18 @@ def read_zones_geojson(source: GeoJsonSource, *, source_name: str | None = None)
     return zones
 
 
-def read_permits_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[BurnPermit]:
-    """Burn permits: polygons with ``start`` and ``end`` (or ``start_utc``/``end_utc``) as ISO 8601 times *with*
-    an offset (``2025-04-23T08:00+08:00``); a time without one is refused rather than guessed."""
-    name, features = _features(source, source_name)
+def read_permits_geojson(
+    source: GeoJsonSource, *, source_name: str | None = None, lonlat: bool = True
+) -> list[BurnPermit]:
+    """Burn permits: polygons with ``start`` and ``end`` (or ``start_utc``/``end_utc``, ``valid_from``/``valid_to``)
+    as ISO 8601 times *with* an offset (``2025-04-23T08:00+08:00``); a time without one is refused rather than
+    guessed. ``lonlat``: as for :func:`read_zones_geojson`."""
+    name, features = _features(source, source_name, lonlat=lonlat)
     permits: list[BurnPermit] = []
     for index, properties, geometry in features:
         times: list[datetime] = []
-        for field in ("start", "end"):
-            raw = _text(properties, field, f"{field}_utc")
+        for field, alias in (("start", "valid_from"), ("end", "valid_to")):
+            raw = _text(properties, field, f"{field}_utc", alias)
             if raw is None:
                 raise GeometryInputError(f"permit without {field}", source_name=name, feature=index)
             try:

@@ -103,8 +103,9 @@ class ScreeningSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # GeoJSON files (any CRS strawfire knows, declared by `layers_crs`): 禁烧区/限烧区 zones, burn permits
-    # (polygon + valid_from/valid_to), known industrial heat sources. Absent files mean "no such layer".
+    # GeoJSON files (any CRS strawfire knows, declared by `layers_crs`, projected ones included): 禁烧区/限烧区
+    # zones, burn permits (polygon + start/end, or valid_from/valid_to, with a UTC offset), known industrial heat
+    # sources. Absent files mean "no such layer".
     zones_file: Path | None = None
     permits_file: Path | None = None
     sites_file: Path | None = None

@@ -139,19 +139,21 @@ def build_screener(
         persistence.add(_PastHotspot(*row) for row in rows)
     coverage = _coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
+    # A projected file (a CGCS2000 Gauss-Krüger zone) is in metres: ranges are checked after conversion, not before.
+    lonlat = parse_crs(config.layers_crs).geographic
     sites = (
-        [replace(x, geometry=convert(x.geometry)) for x in read_sites_geojson(config.sites_file)]
-        if (config.sites_file)
+        [replace(x, geometry=convert(x.geometry)) for x in read_sites_geojson(config.sites_file, lonlat=lonlat)]
+        if config.sites_file
         else []
     )
     zones = (
-        [replace(x, geometry=convert(x.geometry)) for x in read_zones_geojson(config.zones_file)]
-        if (config.zones_file)
+        [replace(x, geometry=convert(x.geometry)) for x in read_zones_geojson(config.zones_file, lonlat=lonlat)]
+        if config.zones_file
         else []
     )
     permits = (
-        [replace(x, geometry=convert(x.geometry)) for x in read_permits_geojson(config.permits_file)]
-        if (config.permits_file)
+        [replace(x, geometry=convert(x.geometry)) for x in read_permits_geojson(config.permits_file, lonlat=lonlat)]
+        if config.permits_file
         else []
     )
     return Screener(

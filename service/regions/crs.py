@@ -63,6 +63,12 @@ class SourceCRS:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def geographic(self) -> bool:
+        """Whether coordinates are longitude/latitude degrees (the named systems; an EPSG code as pyproj says)
+        rather than projected metres (a CGCS2000 Gauss-Krüger zone, UTM)."""
+        return self.name in KNOWN_CRS_NAMES or bool(CRS.from_user_input(self.name).is_geographic)
+
 
 def parse_crs(name: str) -> SourceCRS:
     """Parse a user's CRS name (case-insensitive; ``GCJ-02``, ``epsg:4527``…); unknown names raise."""

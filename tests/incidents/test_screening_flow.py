@@ -148,3 +148,59 @@ def test_a_row_repeated_in_a_file_is_a_duplicate_and_a_reingest_reports_no_new_f
     with transaction(factory) as session:
         again = ingest_hotspots(session, rows, indexes=indexes, settings=settings, actor=ADMIN)
     assert (again.new, again.duplicates, again.fire_points, again.repeats, again.new_incidents) == (0, 3, 0, 0, [])
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_layers_in_a_projected_crs_and_permits_named_valid_from(engine: Engine, tmp_path: Path) -> None:
+    """Zone files in a CGCS2000 Gauss-Krüger zone (metres) failed every ingest: the reader checked lon/lat ranges
+    before the service converted them. Permits with valid_from/valid_to (the names the settings document) were
+    refused."""
+    from pyproj import Transformer
+
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    to_zone42 = Transformer.from_crs("EPSG:4326", "EPSG:4530", always_xy=True)  # CGCS2000 3° GK zone 42 (126°E)
+
+    def square_in_metres(lon: float, lat: float, half: float) -> list[list[float]]:
+        corners = [(-half, -half), (half, -half), (half, half), (-half, half), (-half, -half)]
+        return [list(to_zone42.transform(lon + dx, lat + dy)) for dx, dy in corners]
+
+    zones, permits = tmp_path / "zones.geojson", tmp_path / "permits.geojson"
+    zones.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "properties": {"kind": "禁烧区"},
+                "geometry": {"type": "Polygon", "coordinates": [square_in_metres(125.72, 44.33, 0.03)]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    permits.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "properties": {
+                    "permit_id": "P-9",
+                    "valid_from": "2025-10-20T08:00+08:00",
+                    "valid_to": "2025-10-20T18:00+08:00",
+                },
+                "geometry": {"type": "Polygon", "coordinates": [square_in_metres(125.53, 44.33, 0.004)]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    settings = Settings(
+        data_dir=tmp_path, screening={"zones_file": zones, "permits_file": permits, "layers_crs": "epsg:4530"}
+    )
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    with transaction(factory) as session:
+        summary = ingest_hotspots(
+            session, firms([(44.33, 125.72, t), (44.33, 125.53, t)]), indexes=RegionIndexCache(500),
+            settings=settings, actor=ADMIN,
+        )  # fmt: skip
+    assert summary.held == {"permitted": 1}
+    with factory() as session:
+        screened = [json.loads(o.details)["screening"] for o in session.scalars(select(Observation))]
+    assert sorted(str(s.get("zone")) for s in screened if s["status"] == "accepted") == ["no_burn"]
