@@ -529,13 +529,16 @@ def _floats(
     The fast path converts the whole column in C and checks the bounds with min/max; ``sum`` catches NaN and
     infinities, which min/max silently step over. Only if that fails is the column walked value by value.
     """
+    joined = "".join(column)
+    # float() also takes Python's own forms ("4_3.9", non-ASCII digits), which no CSV writer means: those go the
+    # slow way and are refused there.
+    plain = joined.isascii() and "_" not in joined
     try:
-        values: list[float] = list(map(float, column))
+        values: list[float] = list(map(float, column)) if plain else []
     except ValueError:
-        pass
-    else:
-        if values and math.isfinite(sum(values)) and min(values) >= lo and max(values) <= hi:
-            return values  # type: ignore[return-value]  # list is invariant; no None on this path
+        values = []
+    if values and math.isfinite(sum(values)) and min(values) >= lo and max(values) <= hi:
+        return values  # type: ignore[return-value]  # list is invariant; no None on this path
     out: list[float | None] = []
     append = out.append
     for row, raw in enumerate(column):
@@ -546,6 +549,8 @@ def _floats(
             append(None)
             continue
         try:
+            if not text.isascii() or "_" in text:
+                raise ValueError(text)
             value = float(text)
         except ValueError:
             errors.add(row, field, f"not a number: {text[:20]!r}")

@@ -534,3 +534,15 @@ def test_rejected_row_str_without_field() -> None:
     assert (
         str(RejectedRow("f.csv", 9, None, "expected 14 fields, found 3", "")) == "f.csv:9: expected 14 fields, found 3"
     )
+
+
+def test_python_only_number_forms_are_refused() -> None:
+    """float() takes "4_3.9" and Arabic-Indic or full-width digits; no CSV writer means them."""
+    rows = [
+        GOOD_ROW,
+        GOOD_ROW.replace("43.91234", "4_3.91234"),
+        GOOD_ROW.replace("125.30451", "１２５.30451"),
+    ]
+    result = read_firms_csv("\n".join([VIIRS_HEADER, *rows]).encode(), source_name="odd.csv")
+    assert where(result) == [(3, "latitude"), (4, "longitude")]
+    assert len(result.hotspots) == 1
