@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -65,19 +67,76 @@ def ingest_hotspots(
     """
     unique = list({hotspot.key: hotspot for hotspot in reversed(hotspots)}.values())[::-1]  # first of each key
     stored = _stored_satellite_keys(session, [hotspot.key for hotspot in unique])
+    twins = _nrt_twins(session, [h for h in unique if isinstance(h, Hotspot) and not h.product.is_nrt])
+    unique = [h for h in unique if h.key not in twins]
     decisions = build_screener(session, settings, unique, indexes).screen(unique)
     passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
     points = fire_points(session, [d.hotspot for d in passed], settings)
     accepted = [hotspot_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
     held = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
-    incidents.record_held(session, held, summary)
+    incidents.record_held(session, [*held, *twins.values()], summary)
     summary.received = len(hotspots)
     summary.duplicates += len(hotspots) - len(unique)
     new_points = [p for key, p in points.items() if p["representative"] and key not in stored]
     summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
     summary.repeats = sum(1 for p in new_points if p["repeat_of"])
     return summary
+
+
+#: How far a standard-processing (SP) pixel may lie from the near-real-time (NRT) pixel of the same pass it
+#: reprocesses, in pixel sizes: reprocessing refines the geolocation by a fraction of a pixel.
+_TWIN_PIXELS = 1.0
+
+
+def _nrt_twins(session: Session, science: Sequence[Hotspot]) -> dict[str, ObservationIn]:
+    """The standard-processing hotspots whose near-real-time detection is stored already, each as the observation
+    to record (held: ``superseded``, naming the NRT row) instead of a new fire.
+
+    Why: SP files arrive weeks after the NRT data the townships acted on; keyed apart on purpose (penalty counts
+    must stay reproducible), an SP row of a fire handled long ago opened a second incident and alerted again.
+    Its twin is the stored NRT pixel of the same instrument, satellite and minute within a pixel's size.
+    """
+    if not science:
+        return {}
+    start = min(h.acq_utc for h in science) - timedelta(minutes=1)
+    end = max(h.acq_utc for h in science) + timedelta(minutes=1)
+    by_pass: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
+    rows = session.execute(
+        select(Observation.source_key, Observation.latitude, Observation.longitude).where(
+            Observation.kind == ObservationKind.SATELLITE.value,
+            Observation.observed_at >= start,
+            Observation.observed_at <= end,
+        )
+    )
+    for key, latitude, longitude in rows:
+        parts = key.split("|")  # instrument|satellite|level|minute|lat|lon (Himawari keys differ: not twins)
+        if len(parts) == 6 and parts[2] == "NRT":
+            by_pass.setdefault((f"{parts[0]}|{parts[1]}", parts[3]), []).append((key, latitude, longitude))
+    twins: dict[str, ObservationIn] = {}
+    for hotspot in science:
+        platform = f"{hotspot.instrument.value}|{hotspot.satellite.value}"
+        candidates = by_pass.get((platform, f"{hotspot.acq_utc:%Y%m%dT%H%MZ}"))
+        if not candidates:
+            continue
+        reach_km = _TWIN_PIXELS * max(hotspot.scan_km, hotspot.track_km)
+        cos_lat = math.cos(math.radians(hotspot.latitude))
+        distance, twin = min(
+            (
+                math.hypot((lat - hotspot.latitude) * 111.32, (lon - hotspot.longitude) * 111.32 * cos_lat),
+                key,
+            )
+            for key, lat, lon in candidates
+        )
+        if distance <= reach_km:
+            observation = hotspot_observation(hotspot)
+            observation.details["screening"] = {
+                "status": "superseded",
+                "reason": f"standard processing of the near-real-time detection {twin}, already ingested",
+                "superseded": twin,
+            }
+            twins[hotspot.key] = observation
+    return twins
 
 
 def _stored_satellite_keys(session: Session, keys: Sequence[str]) -> set[str]:

@@ -204,3 +204,35 @@ def test_layers_in_a_projected_crs_and_permits_named_valid_from(engine: Engine, 
     with factory() as session:
         screened = [json.loads(o.details)["screening"] for o in session.scalars(select(Observation))]
     assert sorted(str(s.get("zone")) for s in screened if s["status"] == "accepted") == ["no_burn"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_standard_processing_of_a_handled_fire_opens_nothing(engine: Engine) -> None:
+    """SP files come weeks after the NRT data the townships acted on. Keyed apart on purpose, an SP row of an
+    already ingested NRT pixel opened a second incident and alerted again; it is now recorded as superseded."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    header = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
+    header += "bright_ti5,frp,daynight"
+    nrt = read_firms_csv(f"{header}\n44.33012,125.55031,333.1,0.39,0.36,2025-10-20,530,N,VIIRS,n,2.0NRT,291.4,4.1,D\n")
+    sp = read_firms_csv(
+        f"{header},type\n"
+        "44.33020,125.55040,333.1,0.39,0.36,2025-10-20,530,N,VIIRS,n,2,291.4,4.1,D,0\n"  # the same pixel, refined
+        "44.30000,125.70000,333.1,0.39,0.36,2025-10-20,530,N,VIIRS,n,2,291.4,4.1,D,0\n"  # a fire NRT missed
+    )
+    indexes, settings = RegionIndexCache(500), Settings()
+    with transaction(factory) as session:
+        first = ingest_hotspots(session, nrt.hotspots, indexes=indexes, settings=settings, actor=ADMIN)
+    assert len(first.new_incidents) == 1
+    with transaction(factory) as session:
+        later = ingest_hotspots(session, sp.hotspots, indexes=indexes, settings=settings, actor=ADMIN)
+    assert later.held == {"superseded": 1}
+    assert later.new == 1
+    assert len(later.new_incidents) == 1  # only the fire the NRT data missed
+    with factory() as session:
+        superseded = [
+            json.loads(o.details)["screening"]
+            for o in session.scalars(select(Observation).where(Observation.incident_id.is_(None)))
+        ]
+    assert [s["superseded"] for s in superseded] == [nrt.hotspots[0].key]
