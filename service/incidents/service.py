@@ -140,13 +140,18 @@ MANUAL_ASSIGNMENT: Final[str] = "manual"
 
 
 def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[RegionLevel, RegionIndex]) -> None:
-    """Assign the incident's location region to its township and county, with ranked candidates and shares."""
+    """Assign the incident's location region to its township and county, with ranked candidates and shares.
+
+    The county is the chosen township's own (its parent, when that county is loaded), not the county level's
+    largest share on its own: a pixel across a county border could otherwise land in one county's township and
+    the other county, and the township's own supervisors would not see it."""
     candidates: list[dict[str, Any]] = []
     incident.township_code = incident.township_name = None
     incident.county_code = incident.county_name = None
     incident.assignment_status = AssignStatus.OUTSIDE.value
     incident.assignment_certainty = 0.0
-    for level, index in levels.items():
+    township_parent: str | None = None
+    for level, index in sorted(levels.items(), key=lambda item: item[0] is not RegionLevel.TOWNSHIP):
         result = index.assign_footprint(region)
         for share in result.shares:
             candidates.append({"level": level.value, "code": share.code, "name": share.name, "share": share.share})
@@ -155,8 +160,12 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
             continue
         if level is RegionLevel.TOWNSHIP:
             incident.township_code, incident.township_name = primary.code, primary.name
+            township = index.unit(primary.code)
+            township_parent = township.parent_code if township is not None else None
         else:
-            incident.county_code, incident.county_name = primary.code, primary.name
+            parent = index.unit(township_parent) if township_parent else None
+            chosen = parent if parent is not None else primary
+            incident.county_code, incident.county_name = chosen.code, chosen.name
         # The finest level decides the status and certainty shown to people.
         if incident.assignment_status == AssignStatus.OUTSIDE.value:
             incident.assignment_status = result.status.value

@@ -98,6 +98,7 @@ class RegionIndex:
         if len(set(codes)) != len(codes):
             raise ValueError("unit codes must be unique within an index")
         self.tolerance_m = float(tolerance_m)
+        self._by_code = {u.code: u for u in self.units}
         geometries = np.array([u.geometry for u in self.units], dtype=object)
         if not shapely.is_valid(geometries).all():
             # Dicing and area shares are only exact on valid polygons; the loader repairs and reports, this
@@ -328,6 +329,10 @@ class RegionIndex:
         unit[best_point] = owner[order][first]
         dist[best_point] = np.asarray(geodesic, dtype=np.float64)
         return unit, dist
+
+    def unit(self, code: str) -> RegionUnit | None:
+        """The unit with this code, None when this level has none."""
+        return self._by_code.get(code)
 
     def assign_point(self, lon: float, lat: float) -> PointAssignment:
         """Assign a single WGS-84 point (convenience wrapper of :meth:`assign_points`)."""

@@ -100,3 +100,32 @@ def test_each_observation_event_names_the_incident_it_joined(engine: Engine) -> 
         ).all()
     by_key = {json.loads(data)["source_key"]: (incident_id, kind) for incident_id, kind, data in events}
     assert by_key == {"a1": (first, "created"), "a2": (first, "observation"), "b1": (second, "created")}
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_the_county_is_the_chosen_townships_own(engine: Engine) -> None:
+    """A pixel 40 % in county X's one township and 30 % + 30 % in two townships of county Y: township by largest
+    share is X's, county by largest share Y. The county now follows the township, so X's supervisors see it."""
+    factory = make_session_factory(engine)
+    crs, report = SourceCRS("wgs84"), ReadReport("test")
+    x, y = shapely.box(125.0, 44.0, 125.1, 44.1), shapely.box(125.1, 44.0, 125.2, 44.1)
+    with transaction(factory) as session:
+        counties = [
+            RegionUnit("DEMO70", "X县", RegionLevel.COUNTY, x),
+            RegionUnit("DEMO80", "Y县", RegionLevel.COUNTY, y),
+        ]
+        towns = [
+            RegionUnit("DEMO71", "X镇", RegionLevel.TOWNSHIP, x, "DEMO70"),
+            RegionUnit("DEMO81", "Y北镇", RegionLevel.TOWNSHIP, shapely.box(125.1, 44.05, 125.2, 44.1), "DEMO80"),
+            RegionUnit("DEMO82", "Y南镇", RegionLevel.TOWNSHIP, shapely.box(125.1, 44.0, 125.2, 44.05), "DEMO80"),
+        ]
+        import_units(session, counties, level=RegionLevel.COUNTY, crs=crs, report=report)
+        import_units(session, towns, level=RegionLevel.TOWNSHIP, crs=crs, report=report)
+        straddling = shapely.box(125.096, 44.045, 125.106, 44.055)
+        observation = ObservationIn(ObservationKind.SATELLITE, "edge", T, 44.05, 125.101, straddling, 0.9)
+        [number] = ingest_observations(
+            session, [observation], indexes=RegionIndexCache(500), settings=Settings(), actor=SUPERVISOR
+        ).new_incidents
+        incident = session.get(Incident, number)
+        assert incident is not None
+        assert (incident.township_code, incident.county_code) == ("DEMO71", "DEMO70")
