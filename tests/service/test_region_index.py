@@ -72,6 +72,22 @@ def test_tolerance_boundary_is_respected_in_both_directions() -> None:
     assert outside.status is AssignStatus.OUTSIDE
 
 
+def test_coverage_reaches_as_far_as_nearest_assignment_in_every_direction() -> None:
+    """Screening holds hotspots outside the coverage; a point the assignment places (nearest, within the
+    tolerance) must be inside it. Widened in degrees of latitude, the coverage fell short east and west (357 m of
+    500 at 44° N)."""
+    index = RegionIndex(two_squares(), tolerance_m=500)
+    coverage = shapely.union_all(index.coverage())
+    for metres in (400.0, 480.0):
+        east = offset_east(125.6, 44.05, metres)
+        assert index.assign_point(*east).status is AssignStatus.NEAREST
+        assert coverage.contains(shapely.Point(east))
+        north = GEOD.fwd(125.5, 44.1, 0.0, metres)[:2]
+        assert index.assign_point(*north).status is AssignStatus.NEAREST
+        assert coverage.contains(shapely.Point(north))
+    assert not coverage.contains(shapely.Point(offset_east(125.6, 44.05, 560.0)))  # beyond it: outside both
+
+
 def test_holes_and_multipolygons() -> None:
     ring = shapely.Polygon(
         [(125.0, 44.0), (125.2, 44.0), (125.2, 44.2), (125.0, 44.2)],
