@@ -76,9 +76,27 @@ def _day(text: str, label: str) -> date:
         raise InputError(f"{label!r}: {exc}", field="period") from None
 
 
+#: Years a period may fall in: the calendar arithmetic (local midnights in UTC, the day after the last) must stay
+#: within what Python's dates hold; no straw is burnt before 1970 in these records.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
 def parse_period(text: str) -> Period:
-    """Parse one of the forms in the module docstring; :class:`InputError` names the field otherwise."""
+    """Parse one of the forms in the module docstring; :class:`InputError` names the field otherwise (years
+    :data:`FIRST_YEAR`–:data:`LAST_YEAR`)."""
+    period = _parse_period(text)
+    for day in (period.first_day, period.last_day):
+        if not FIRST_YEAR <= day.year <= LAST_YEAR:
+            raise InputError(
+                f"{text.strip()!r}: years {FIRST_YEAR}–{LAST_YEAR} only, not {day.year}", field="period"
+            )
+    return period
+
+
+def _parse_period(text: str) -> Period:
     label = text.strip()
+    if label[:4].isdigit() and not FIRST_YEAR <= int(label[:4]) <= LAST_YEAR:  # every form starts with its year
+        raise InputError(f"{label!r}: years {FIRST_YEAR}–{LAST_YEAR} only, not {int(label[:4])}", field="period")
     if ".." in label:
         first_text, _, last_text = label.partition("..")
         first, last = _day(first_text.strip(), label), _day(last_text.strip(), label)

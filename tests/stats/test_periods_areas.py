@@ -51,6 +51,11 @@ def test_boundaries_are_beijing_midnights_in_utc() -> None:
         ("2025-02-30", "day is out of range"),
         ("2025-11-05..2025-11-01", "ends before it starts"),
         ("last month", "is not a period"),
+        # years whose local midnights Python's dates cannot hold in UTC: a 500 from the API before
+        ("0000", "years 1970–9998 only, not 0"),
+        ("0001-Q1", "years 1970–9998 only, not 1"),
+        ("9999", "years 1970–9998 only, not 9999"),
+        ("2025-01-01..9999-12-31", "years 1970–9998 only, not 9999"),
     ],
 )
 def test_bad_periods_say_why(text: str, message: str) -> None:

@@ -141,5 +141,7 @@ def test_errors(client: TestClient) -> None:
     assert response.status_code == 422
     assert "field 'period'" in response.json()["detail"]
     assert status(client, "eval", "/api/v1/scores", area="999999") == 404
+    for period in ("0000", "0001", "9999"):  # were 500s: years Python's dates cannot hold in UTC
+        assert status(client, "eval", "/api/v1/stats/outcomes", period=period) == 422
     assert status(client, "eval", "/api/v1/stats/response-times", group_by="village") == 422
     assert client.post("/api/v1/scores", headers=login(client, "eval")).status_code == 405
