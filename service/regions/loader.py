@@ -11,9 +11,11 @@ missing codes (by unique name), names (by code) and parent codes.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -136,14 +138,46 @@ _SHAPEFILE_ERRORS = (
 )
 
 
-def _shapefile_reader(path: Path) -> shapefile.Reader:
-    encoding = "utf-8"
+def _declared_encoding(path: Path) -> str | None:
+    """The text of the shapefile's ``.cpg`` (beside it, or inside the ``.zip`` it is), None without one."""
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.lower().endswith(".cpg")), None)
+                if member is not None:
+                    return archive.read(member).decode("ascii", errors="replace").strip()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise InputError(f"cannot read the zip: {exc}", source=str(path)) from exc
     cpg = path.with_suffix(".cpg")
-    if cpg.exists():
-        encoding = cpg.read_text(errors="replace").strip() or encoding
+    return cpg.read_text(errors="replace").strip() if cpg.exists() else None
+
+
+def _codec(declared: str, path: Path) -> str:
+    """A Python codec for a ``.cpg``'s text: code page numbers and ArcGIS's ``ANSI 936`` forms included."""
+    text = declared.strip()
+    number = text.upper().removeprefix("ANSI").strip()
+    candidates = [text, f"cp{number}"] if number.isdigit() else [text]
+    if number == "65001":
+        candidates.insert(0, "utf-8")
+    for name in candidates:
+        try:
+            return codecs.lookup(name).name
+        except LookupError:
+            continue
+    raise InputError(
+        f"the .cpg names the encoding {declared!r}, which is unknown: write utf-8 or gbk in it", source=str(path)
+    )
+
+
+def _shapefile_reader(path: Path) -> shapefile.Reader:
+    declared = _declared_encoding(path)
+    # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
+    encoding = _codec(declared, path) if declared else "gbk"
     try:
-        # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
-        return shapefile.Reader(str(path), encoding=encoding if cpg.exists() else "gbk", encodingErrors="strict")
+        with warnings.catch_warnings():
+            # pyshp compares the .cpg's text with the codec name ("ANSI 936" vs cp936) and warns; read above.
+            warnings.filterwarnings("ignore", message="Specified encoding", category=UserWarning)
+            return shapefile.Reader(str(path), encoding=encoding, encodingErrors="strict")
     except _SHAPEFILE_ERRORS as exc:
         raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
 
@@ -158,9 +192,13 @@ def _iter_shapefile(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str,
                 geometry = item.shape.__geo_interface__ if item.shape.shapeType != shapefile.NULL else None
                 yield row, item.record.as_dict(), geometry
         except UnicodeDecodeError as exc:
+            fix = (
+                f"its .cpg says {reader.encoding}: correct it"
+                if _declared_encoding(path)
+                else "add a .cpg file naming it (GBK was assumed)"
+            )
             raise InputError(
-                f"attribute text is not in the expected encoding ({exc.reason}); add a .cpg file naming it",
-                source=str(path),
+                f"attribute text is not in the expected encoding ({exc.reason}); {fix}", source=str(path)
             ) from exc
         except _SHAPEFILE_ERRORS as exc:
             raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc

@@ -134,6 +134,44 @@ def test_shapefile_with_gbk_names(tmp_path: Path) -> None:
     assert units[0].geometry.area == pytest.approx(0.01, rel=1e-6)
 
 
+def _utf8_towns(base: Path) -> None:
+    with shapefile.Writer(str(base), shapeType=shapefile.POLYGON, encoding="utf-8") as writer:
+        writer.field("XZQDM", "C", 12)
+        writer.field("XZQMC", "C", 40)
+        writer.poly([[(125.0, 44.0), (125.0, 44.1), (125.1, 44.1), (125.1, 44.0), (125.0, 44.0)]])
+        writer.record("220102001", "南岭街道")
+
+
+def test_a_zipped_shapefile_takes_the_cpg_inside_the_zip(tmp_path: Path) -> None:
+    """The .cpg inside the archive was ignored and GBK forced: UTF-8 names came out garbled, without a word."""
+    import zipfile
+
+    base = tmp_path / "towns"
+    _utf8_towns(base)
+    base.with_suffix(".cpg").write_text("UTF-8")
+    archive = tmp_path / "towns.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for suffix in (".shp", ".shx", ".dbf", ".cpg"):
+            out.write(base.with_suffix(suffix), f"towns{suffix}")
+    units, _ = read_units(archive, level=RegionLevel.TOWNSHIP, crs=WGS)
+    assert units[0].name == "南岭街道"
+
+
+@pytest.mark.parametrize(("declared", "works"), [("65001", True), ("ANSI 65001", True), ("System", False)])
+def test_cpg_code_pages_are_read_and_an_unknown_one_is_a_clear_error(
+    tmp_path: Path, declared: str, works: bool
+) -> None:
+    base = tmp_path / "towns"
+    _utf8_towns(base)
+    base.with_suffix(".cpg").write_text(declared)
+    if works:
+        units, _ = read_units(base.with_suffix(".shp"), level=RegionLevel.TOWNSHIP, crs=WGS)
+        assert units[0].name == "南岭街道"
+    else:  # was a LookupError traceback
+        with pytest.raises(InputError, match=r"the \.cpg names the encoding 'System', which is unknown"):
+            read_units(base.with_suffix(".shp"), level=RegionLevel.TOWNSHIP, crs=WGS)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
