@@ -300,7 +300,7 @@ def users_token(
 
     from sqlalchemy import select
 
-    from service.auth.security import create_token, load_or_create_secret
+    from service.auth.security import create_token, load_or_create_secret, password_stamp
     from service.auth.tables import User
     from service.errors import NotFoundError
 
@@ -310,7 +310,51 @@ def users_token(
     if user is None:
         raise NotFoundError(f"no active user {name!r}")
     secret = settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
-    typer.echo(create_token(secret, user.username, user.role, timedelta(days=days)))
+    stamp = password_stamp(user.password_hash)  # a new password (users passwd) revokes the token
+    typer.echo(create_token(secret, user.username, user.role, timedelta(days=days), stamp=stamp))
+
+
+@users_app.command("passwd")
+@friendly_errors
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="An existing user.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Set a user's password; every token issued under the old one (phones, devices) stops working."""
+    from service.auth.service import set_password
+    from service.db import transaction
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with transaction(_session_factory()) as session:
+        user = set_password(session, name, password)
+    typer.echo(f"password of {user.username} changed: their earlier tokens no longer work")
+
+
+@users_app.command("disable")
+@friendly_errors
+def users_disable(name: Annotated[str, typer.Argument(help="An existing user.")]) -> None:
+    """Refuse a user's logins and tokens from now on (their record and actions stay)."""
+    from service.auth.service import set_active
+    from service.db import transaction
+
+    with transaction(_session_factory()) as session:
+        user = set_active(session, name, False)
+    typer.echo(f"user {user.username} disabled")
+
+
+@users_app.command("enable")
+@friendly_errors
+def users_enable(name: Annotated[str, typer.Argument(help="An existing user.")]) -> None:
+    """Let a disabled user log in again (tokens issued since their last password change work again)."""
+    from service.auth.service import set_active
+    from service.db import transaction
+
+    with transaction(_session_factory()) as session:
+        user = set_active(session, name, True)
+    typer.echo(f"user {user.username} enabled")
 
 
 @camera_app.command("import")

@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.auth.security import decode_token
+from service.auth.security import decode_token, password_stamp
 from service.auth.service import Principal, principal_of
 from service.auth.tables import User
 from service.config import Settings
@@ -53,6 +53,8 @@ def _principal(token: Annotated[str, Depends(_bearer)], secret: SecretDep, sessi
     user = None
     if claims is not None:
         user = session.scalar(select(User).where(User.username == claims.username, User.active.is_(True)))
+        if user is not None and claims.stamp is not None and claims.stamp != password_stamp(user.password_hash):
+            user = None  # issued under an earlier password: revoked by the change
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"}

@@ -126,16 +126,69 @@ def test_db_upgrade_and_demo_load(tmp_path: Path) -> None:
 
 
 def test_users_and_device_token(tmp_path: Path) -> None:
-    created = subprocess.run([STRAWFIRE, "users", "add", "cam7", "--role", "device", "--password-stdin"], cwd=tmp_path,
-                             input="device-password\n", capture_output=True, text=True, timeout=120, check=False,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")})
+    created = subprocess.run(
+        [STRAWFIRE, "users", "add", "cam7", "--role", "device", "--password-stdin"],
+        cwd=tmp_path,
+        input="device-password\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")},
+    )
     assert created.returncode == 0, created.stderr
     assert "cam7 (device)" in created.stdout
     token = run("users", "token", "cam7", "--days", "30", cwd=tmp_path)
     assert token.returncode == 0
     assert token.stdout.count(".") == 2  # a JWT
-    short = subprocess.run([STRAWFIRE, "users", "add", "p1", "--role", "patrol", "--password-stdin"], cwd=tmp_path,
-                           input="longenough\n", capture_output=True, text=True, timeout=120, check=False)
+    short = subprocess.run(
+        [STRAWFIRE, "users", "add", "p1", "--role", "patrol", "--password-stdin"],
+        cwd=tmp_path,
+        input="longenough\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert short.returncode == 2
     assert "needs --unit" in short.stderr
     assert run("users", "token", "nobody", cwd=tmp_path).returncode == 2
+
+
+def test_a_new_password_revokes_earlier_tokens_and_a_disabled_user_is_refused(tmp_path: Path) -> None:
+    """A leaked device token (valid up to ten years) could not be revoked: no command changed a password or
+    disabled a user, and tokens did not depend on the password."""
+    from fastapi.testclient import TestClient
+
+    from service.config import Settings
+    from service.main import create_app
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+
+    def with_stdin(*args: str, text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([STRAWFIRE, *args], cwd=tmp_path, input=text, capture_output=True, text=True,
+                              timeout=120, check=False, env=env)  # fmt: skip
+
+    added = with_stdin("users", "add", "cam8", "--role", "device", "--password-stdin", text="device-password\n")
+    assert added.returncode == 0, added.stderr
+    old = run("users", "token", "cam8", cwd=tmp_path).stdout.strip()
+    with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
+
+        def answer(token: str) -> int:
+            return client.get("/api/v1/cameras", headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert answer(old) == 200
+        changed = with_stdin("users", "passwd", "cam8", "--password-stdin", text="another-password\n")
+        assert changed.returncode == 0, changed.stderr
+        assert answer(old) == 401  # issued under the old password
+        new = run("users", "token", "cam8", cwd=tmp_path).stdout.strip()
+        assert answer(new) == 200
+        assert run("users", "disable", "cam8", cwd=tmp_path).returncode == 0
+        assert answer(new) == 401
+        assert run("users", "token", "cam8", cwd=tmp_path).returncode == 2  # no token for a disabled user
+        assert run("users", "enable", "cam8", cwd=tmp_path).returncode == 0
+        assert answer(new) == 200
+    short = with_stdin("users", "passwd", "cam8", "--password-stdin", text="short\n")
+    assert short.returncode == 2
+    assert "at least" in short.stderr
+    assert run("users", "disable", "nobody", cwd=tmp_path).returncode == 2

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from service.auth.security import create_token
+from service.auth.security import create_token, password_stamp
 from service.auth.service import authenticate
 from service.deps import SecretDep, SessionDep
 
@@ -32,4 +32,5 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: Sessio
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "wrong username or password", headers={"WWW-Authenticate": "Bearer"}
         )
-    return Token(access_token=create_token(secret, user.username, user.role), role=user.role, unit_code=user.unit_code)
+    token = create_token(secret, user.username, user.role, stamp=password_stamp(user.password_hash))
+    return Token(access_token=token, role=user.role, unit_code=user.unit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -48,16 +49,29 @@ def load_or_create_secret(data_dir: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a valid token says."""
+    """What a valid token says. ``stamp``: the :func:`password_stamp` it was issued under (None in tokens issued
+    before stamps existed)."""
 
     username: str
     role: str
+    stamp: str | None = None
 
 
-def create_token(secret: str, username: str, role: str, ttl: timedelta = ACCESS_TOKEN_TTL) -> str:
-    """A signed token naming the user and role, expiring after ``ttl``."""
+def password_stamp(password_hash: str) -> str:
+    """A short digest of a user's password hash, carried by their tokens: a new password changes it, and every
+    token issued under the old one stops working (a leaked device token is revoked by a password change)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def create_token(
+    secret: str, username: str, role: str, ttl: timedelta = ACCESS_TOKEN_TTL, *, stamp: str | None = None
+) -> str:
+    """A signed token naming the user and role, expiring after ``ttl``, with the user's :func:`password_stamp`."""
     now = utcnow()
-    return jwt.encode({"sub": username, "role": role, "iat": now, "exp": now + ttl}, secret, algorithm=ALGORITHM)
+    claims = {"sub": username, "role": role, "iat": now, "exp": now + ttl}
+    if stamp is not None:
+        claims["pwv"] = stamp
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str) -> TokenClaims | None:
@@ -66,4 +80,5 @@ def decode_token(secret: str, token: str) -> TokenClaims | None:
         payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
     except jwt.PyJWTError:
         return None
-    return TokenClaims(str(payload["sub"]), str(payload.get("role", "")))
+    stamp = payload.get("pwv")
+    return TokenClaims(str(payload["sub"]), str(payload.get("role", "")), str(stamp) if stamp is not None else None)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.security import hash_password, verify_password
 from service.auth.tables import User
-from service.errors import ConflictError, InputError
+from service.errors import ConflictError, InputError, NotFoundError
 from service.incidents.states import Role
 from service.incidents.tables import Incident
 
@@ -84,6 +84,31 @@ def create_user(session: Session, username: str, password: str, role: Role, unit
     )
     session.add(user)
     session.flush()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    """Give a user a new password; every token issued under the old one stops working (their stamp changes)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    user = _user(session, username)
+    user.password_hash = hash_password(password)
+    session.flush()
+    return user
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    """Disable a user (their tokens and logins are refused at once) or enable them again."""
+    user = _user(session, username)
+    user.active = active
+    session.flush()
+    return user
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}")
     return user
 
 
