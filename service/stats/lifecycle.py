@@ -13,7 +13,10 @@ Definitions (all from the append-only transitions, server time):
   deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times.
 * **Outcome** — the latest decision in the record: entering ``feedback`` (反馈, a real fire was handled) makes it a
   *violation*; entering ``false_alarm`` makes it a false alarm with that reason (``permitted_burn`` is counted as a
-  permitted burn, ``duplicate`` as merged into another incident, not a fire point of its own). A false alarm that
+  permitted burn, ``duplicate`` as merged into another incident, not a fire point of its own: the service's own
+  merges, and a supervisor's or admin's "duplicate"; a township patrol's "duplicate" is an ordinary false alarm,
+  reason ``duplicate_claimed``, so that a team's own answer cannot take its incident out of the response times and
+  deductions). A false alarm that
   is later reopened is *open* again until decided anew; a violation stays a violation when reopened (the fire was
   real; reopening questions the handling). No decision yet: *open*.
 """
@@ -24,10 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from service.incidents.states import FalseAlarmReason, IncidentState
+from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.stats.records import FirePoint, Transition
 
 S = IncidentState
+#: The reason of a false alarm a township patrol declared a "duplicate" (a claim about its own incident).
+CLAIMED_DUPLICATE = "duplicate_claimed"
 
 # The main path after notification, in order; reaching one implies having reached those before it.
 _MAIN_PATH = (S.ACKNOWLEDGED, S.EN_ROUTE, S.ON_SITE, S.EXTINGUISHED, S.FEEDBACK, S.VERIFIED)
@@ -131,12 +136,17 @@ def outcome(transitions: tuple[Transition, ...] | list[Transition]) -> Outcome:
 def was_concealed(point: FirePoint) -> bool:
     """瞒报: the township called it a false alarm, and it was later handled as a real fire (a violation).
 
-    A merge into another incident is not a claim by the township and does not count.
+    A merge into another incident is not a claim by the township and does not count; nor is a dismissal by a
+    supervisor or admin (the county's call, not the township's): only false alarms declared by patrol users, or by
+    an unknown role in records older than roles.
     """
     if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
         return False
     last_feedback = max((i for i, t in enumerate(point.transitions) if t.to_state is S.FEEDBACK), default=-1)
-    return any(t.to_state is S.FALSE_ALARM and not _is_duplicate(t) for t in point.transitions[:last_feedback])
+    return any(
+        t.to_state is S.FALSE_ALARM and not _is_duplicate(t) and t.actor_role in (None, Role.PATROL.value)
+        for t in point.transitions[:last_feedback]
+    )
 
 
 def reopened_after_feedback(point: FirePoint) -> bool:

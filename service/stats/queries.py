@@ -16,10 +16,11 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from service.incidents.fusion import ObservationKind
-from service.incidents.states import FalseAlarmReason, IncidentState
+from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region
 from service.regions.types import RegionLevel
+from service.stats.lifecycle import CLAIMED_DUPLICATE
 from service.stats.periods import Period
 from service.stats.records import FirePoint, Sighting, Transition, Unit
 
@@ -77,7 +78,13 @@ def _reason(event: IncidentEvent, incident: Incident) -> str | None:
     if "merged_into" in data:  # fusion merged it into another incident: the same fire
         return FalseAlarmReason.DUPLICATE.value
     reason = data.get("reason")
-    return str(reason) if reason else incident.false_alarm_reason
+    reason = str(reason) if reason else incident.false_alarm_reason
+    # A township team's "duplicate" is a claim, not a merge: it stays in the statistics like any false alarm (it
+    # had taken the incident out of them, response times and deductions included, at the team's own word). The
+    # county's supervisors and admins, who judge the township, may still declare one.
+    if reason == FalseAlarmReason.DUPLICATE.value and event.actor_role == Role.PATROL.value:
+        return CLAIMED_DUPLICATE
+    return reason
 
 
 def load_fire_points(session: Session, period: Period, *, where: ColumnElement[bool] | None = None) -> list[FirePoint]:
@@ -104,6 +111,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
                     to_state=IncidentState(event.to_state),
                     from_state=IncidentState(event.from_state) if event.from_state else None,
                     reason=_reason(event, by_id[event.incident_id]),
+                    actor_role=event.actor_role,
                 )
             )
         for incident_id, kind, observed_at, details in session.execute(

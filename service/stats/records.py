@@ -62,6 +62,7 @@ class Transition:
     to_state: IncidentState
     from_state: IncidentState | None = None
     reason: str | None = None  # the false-alarm reason, for transitions to false_alarm
+    actor_role: str | None = None  # who made the move (patrol, supervisor, admin, system)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ E     西镇    satellite                notified, ack [10], on site [30], false
 F     西镇    camera                   notified, escalated by the system [31], nothing else
 G     南乡    satellite                notified, false alarm non_straw_fire [10], reopened, ack, on site [90],
                                        out [100], feedback 200 m²
-H     东镇    satellite                notified, false alarm duplicate (not a fire point)
+H     东镇    satellite                notified, false alarm duplicate by 甲县's supervisor (not a fire point)
 J     南乡    camera                   first seen 2025-11-01 00:30 local (Oct 31 UTC): in November; never notified
 K     南乡    camera                   first seen 2025-10-31 23:30 local: not in November
 ====  ======  =======================  =====================================================================
@@ -166,7 +166,7 @@ FIRES: dict[str, tuple[list[tuple[ObservationKind, float, float, datetime]], dat
     "H": (
         [(K.SATELLITE, 125.03, 44.09, T0 + minutes(480))],
         T0 + minutes(480),
-        [(5, S.FALSE_ALARM, PATROL[EAST], {"reason": FalseAlarmReason.DUPLICATE})],
+        [(5, S.FALSE_ALARM, SUPERVISOR[COUNTY_A], {"reason": FalseAlarmReason.DUPLICATE})],
     ),
     "J": ([(K.CAMERA, 125.28, 44.02, datetime(2025, 10, 31, 16, 30, tzinfo=UTC))], None, []),
     "K": ([(K.CAMERA, 125.22, 44.08, datetime(2025, 10, 31, 15, 30, tzinfo=UTC))], None, []),

@@ -118,3 +118,39 @@ def test_concealed_and_failed_verification() -> None:
     reworked = point(t(0, S.FEEDBACK), t(10, S.REOPENED), t(20, S.ACKNOWLEDGED), t(30, S.FEEDBACK))
     assert reopened_after_feedback(reworked)
     assert not was_concealed(reworked)
+    # A supervisor's dismissal, later reopened and handled as a fire, is the county's call, not a township's 瞒报.
+    by_supervisor = Transition(T0 + timedelta(minutes=5), S.FALSE_ALARM, reason="not_found", actor_role="supervisor")
+    dismissed = point(t(0, S.NOTIFIED), by_supervisor, t(60, S.REOPENED), t(70, S.FEEDBACK))
+    assert not was_concealed(dismissed)
+    by_patrol = Transition(T0 + timedelta(minutes=5), S.FALSE_ALARM, reason="not_found", actor_role="patrol")
+    assert was_concealed(point(t(0, S.NOTIFIED), by_patrol, t(60, S.REOPENED), t(70, S.FEEDBACK)))
+
+
+def test_a_patrols_own_duplicate_stays_in_the_statistics() -> None:
+    """A team that answers "duplicate" three hours late: its answer no longer takes the incident out of the
+    response times and deductions (only the service's merges, and the county's call, are duplicates)."""
+    from service.stats.lifecycle import CLAIMED_DUPLICATE
+
+    late = point(t(0, S.NOTIFIED), t(180, S.FALSE_ALARM, CLAIMED_DUPLICATE))
+    assert outcome(late.transitions).kind is OutcomeKind.FALSE_ALARM
+    reached = milestones(late.transitions)
+    assert reached.acknowledged == T0 + timedelta(minutes=180)  # answered, late: judged against the deadline
+    assert reached.acknowledged_by_false_alarm
+
+
+def test_whose_duplicate_it_is_decides_what_it_counts_as() -> None:
+    import json
+
+    from service.incidents.tables import Incident, IncidentEvent
+    from service.stats.lifecycle import CLAIMED_DUPLICATE
+    from service.stats.queries import _reason
+
+    incident = Incident(state="false_alarm", false_alarm_reason="duplicate")
+
+    def event(role: str, data: dict[str, object]) -> IncidentEvent:
+        return IncidentEvent(to_state="false_alarm", actor_role=role, data=json.dumps(data))
+
+    assert _reason(event("patrol", {"reason": "duplicate"}), incident) == CLAIMED_DUPLICATE
+    assert _reason(event("supervisor", {"reason": "duplicate"}), incident) == "duplicate"
+    assert _reason(event("system", {"merged_into": 7}), incident) == "duplicate"  # the service's merge
+    assert _reason(event("patrol", {"reason": "not_found"}), incident) == "not_found"
