@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from detector.detections import Detector
 from service.auth.service import Principal
 from service.config import Settings
-from service.errors import ConfigError
+from service.errors import ConfigError, StrawfireError
+from service.evidence.exif import ImageCheckError, inspect_photo
 from service.flows import ingest_sighting
 from service.regions.service import RegionIndexCache
 from video.errors import VideoError
@@ -66,26 +67,40 @@ def ingest_drone_images(
     settings: Settings,
     actor: Principal,
 ) -> list[ImageResult]:
-    """Detect, locate and ingest every image (inside the caller's transaction)."""
+    """Detect, locate and ingest every image (inside the caller's transaction), each on its own: an image that
+    cannot be used (no metadata, refused as evidence) gets its error, named by its file, and the others land.
+
+    Each image is written to a temporary file under a name of the service's own (``3.jpg``): an uploaded name may
+    be ``..`` or longer than a file system takes; the name is only reported."""
     results: list[ImageResult] = []
     with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
-        for name, data in images:
-            result = ImageResult(Path(name).name)
-            # The drone metadata readers take a file: write it under its own (sanitised) name.
-            path = Path(folder) / (Path(name).name or "image.jpg")
+        for number, (name, data) in enumerate(images):
+            shown = Path(name).name or "image.jpg"
+            result = ImageResult(shown)
+            results.append(result)
+            try:
+                inspect_photo(data)  # the evidence check, before anything is stored: refused here, not mid-batch
+            except ImageCheckError as exc:
+                result.error = f"{shown}: {exc}"
+                continue
+            path = Path(folder) / f"{number}.jpg"
             path.write_bytes(data)
             try:
-                uploads = drone_sightings(path, detector, drone_id=drone_id)
+                uploads = drone_sightings(path, detector, drone_id=drone_id, image_name=shown)
             except VideoError as exc:
-                result.error = str(exc).replace(folder + "/", "")
-                results.append(result)
+                result.error = f"{shown}: {str(exc).replace(str(path), shown)}"
                 continue
-            for upload in uploads:
-                outcome = ingest_sighting(
-                    session, upload.sighting, upload.evidence_jpeg, indexes=indexes, settings=settings, actor=actor
-                )
-                result.sightings += 1
-                if outcome.incident_id is not None and outcome.incident_id not in result.incidents:
-                    result.incidents.append(outcome.incident_id)
-            results.append(result)
+            try:
+                with session.begin_nested():  # this image's sightings land together, or not at all
+                    for upload in uploads:
+                        outcome = ingest_sighting(
+                            session, upload.sighting, upload.evidence_jpeg, indexes=indexes, settings=settings,
+                            actor=actor,
+                        )  # fmt: skip
+                        result.sightings += 1
+                        if outcome.incident_id is not None and outcome.incident_id not in result.incidents:
+                            result.incidents.append(outcome.incident_id)
+            except StrawfireError as exc:
+                result.sightings, result.incidents = 0, []
+                result.error = f"{shown}: {exc}"
     return results

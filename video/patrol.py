@@ -113,7 +113,6 @@ log = logging.getLogger(__name__)
 #: China Standard Time: DJI writes EXIF times in the controller's local time without an offset.
 DEFAULT_UTC_OFFSET: Final = timedelta(hours=8)
 _ASPECT_TOLERANCE: Final = 0.02
-_KEY_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _RAY_MISSES: Final = frozenset({"above_horizon", "beyond_max_range", "outside_dem"})
 
 
@@ -1001,8 +1000,13 @@ def drone_sightings(
     utc_offset: timedelta = DEFAULT_UTC_OFFSET,
     captured_at: datetime | None = None,
     hfov_deg: float | None = None,
+    image_name: str | None = None,
 ) -> list[SightingUpload]:
     """Detect in one DJI image and locate each box (at most ``max_boxes``, most confident first) on the ground.
+
+    ``image_name``: the name to report (default the file's; an upload's file is written under a name of the
+    service's own). Sightings are keyed by the drone, the image's content and the box, not by the name, so the
+    same photo sent again under another name (``DJI_0001 (1).JPG``) is the same sighting.
 
     Each box becomes one :class:`~video.sighting.DroneSighting` with the original file as evidence (its bytes
     untouched, metadata included). A box whose ray does not land, or an image without intrinsics, still gives a
@@ -1033,7 +1037,6 @@ def drone_sightings(
     jpeg = path.read_bytes()
     digest = hashlib.sha256(jpeg).hexdigest()
     size = (meta.width, meta.height)
-    stem = _KEY_UNSAFE.sub("_", path.stem)[:80] or "image"
     intrinsics = Intrinsics.from_hfov(meta.width, meta.height, hfov_deg) if hfov_deg is not None else None
     pose = _drone_pose(meta)
     uploads: list[SightingUpload] = []
@@ -1063,9 +1066,9 @@ def drone_sightings(
             for d in (det, *others)
         ]
         sighting = DroneSighting(
-            sighting_key=f"drone/{drone_id}/{stem}/{digest[:16]}/{index}",
+            sighting_key=f"drone/{drone_id}/{digest[:32]}/{index}",
             drone_id=drone_id,
-            image_name=path.name,
+            image_name=image_name or path.name,
             captured_at=when,
             time_source=time_source,
             image_size=size,

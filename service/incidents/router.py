@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import flows
 from service.auth.service import Principal
@@ -109,7 +110,10 @@ async def _post_sighting(
         check_evidence(record, jpeg)
     except VideoError as exc:
         raise InputError(str(exc), source="sighting") from None
-    result = flows.ingest_sighting(session, record, jpeg, indexes=indexes, settings=settings, actor=principal)
+    # Off the event loop: fusion, evidence storage and triangulation are blocking work.
+    result = await run_in_threadpool(
+        flows.ingest_sighting, session, record, jpeg, indexes=indexes, settings=settings, actor=principal
+    )
     session.commit()
     return SightingOut(duplicate=result.duplicate, incident_id=result.incident_id, triangulated=result.triangulated)
 
@@ -167,7 +171,10 @@ async def post_drone_images(
         (upload.filename or "image.jpg", await read_limited(upload, settings.evidence.max_upload_mb))
         for upload in images
     ]
-    results = ingest_drone_images(
+    # Detection takes seconds per image: in a worker thread, or every other request (camera sightings, the
+    # dashboard) would wait for the whole flight.
+    results = await run_in_threadpool(
+        ingest_drone_images,
         session,
         batch,
         drone_id=drone_id,

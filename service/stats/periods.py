@@ -87,9 +87,7 @@ def parse_period(text: str) -> Period:
     period = _parse_period(text)
     for day in (period.first_day, period.last_day):
         if not FIRST_YEAR <= day.year <= LAST_YEAR:
-            raise InputError(
-                f"{text.strip()!r}: years {FIRST_YEAR}–{LAST_YEAR} only, not {day.year}", field="period"
-            )
+            raise InputError(f"{text.strip()!r}: years {FIRST_YEAR}–{LAST_YEAR} only, not {day.year}", field="period")
     return period
 
 

@@ -58,6 +58,37 @@ def test_flight_upload(client: TestClient) -> None:
     assert again.json()[0]["incidents"] == located["incidents"]  # the same sighting key: no new incident
 
 
+def test_odd_names_a_refused_image_and_a_renamed_copy_each_get_their_own_answer(client: TestClient) -> None:
+    """A name the file system refuses ("..", 90 Chinese characters) answered 500 for the whole batch; an image the
+    evidence check refuses (over 60 MP) rolled back the good images, named by its hash; the same photo under
+    another name made a second observation."""
+    import io
+
+    from PIL import Image
+
+    token = client.post("/api/v1/auth/token", data={"username": "uav", "password": "device-password"})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    frame = shared_path("drone", "DJI_H20T.jpg").read_bytes()
+    huge = io.BytesIO()
+    Image.new("RGB", (8000, 7700), (90, 90, 90)).save(huge, format="JPEG", quality=20)
+    long_name = "无人机航拍" * 18 + ".jpg"
+    files = [
+        ("images", ("..", frame, "image/jpeg")),
+        ("images", ("big.jpg", huge.getvalue(), "image/jpeg")),
+        ("images", (long_name, frame, "image/jpeg")),
+        ("images", ("DJI_H20T (1).jpg", frame, "image/jpeg")),
+    ]
+    response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "h20t-01"}, files=files)
+    assert response.status_code == 200, response.text
+    dots, big, long, renamed = response.json()
+    assert (dots["image"], dots["sightings"], dots["error"]) == ("..", 1, None)  # reported as sent
+    assert big["sightings"] == 0
+    assert big["error"].startswith("big.jpg: ")
+    assert (long["image"], long["error"]) == (long_name, None)
+    # The same photo three times under three names: one sighting, one incident, not three observations.
+    assert long["incidents"] == renamed["incidents"] == dots["incidents"]
+
+
 def test_second_opinion_setting_loads_the_model_with_the_flame_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     from detector.second_opinion import SecondOpinion
     from tests.detector.conftest import committed_model
