@@ -199,8 +199,8 @@ class FrameSource(Protocol):
 #: Path and query parameters whose value is a secret: cameras put passwords there too (XMEye's
 #: ``.../user=admin&password=...``, Foscam-style ``loginpas=``), and signed URLs carry tokens.
 _SECRET_PARAM = re.compile(
-    r"(?i)(?<![a-z0-9_])(password|passwd|pwd|pass|pw|loginpas|loginpass|token|access_token|auth|secret|apikey|"
-    r"api_key|key|sig|signature)=([^&;/?#\s]*)"
+    r"(?i)(?<![a-z0-9])(password|passwd|pwd|psw|pass|pw|loginpas|loginpass|loginpassword|token|access_token|auth|"
+    r"authorization|secret|apikey|api_key|key|sig|signature)=([^&;/?#\s_]*(?:_(?![a-z]+=)[^&;/?#\s_]*)*)"
 )
 
 

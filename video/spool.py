@@ -1,13 +1,14 @@
 """Sightings the service cannot take now, kept on disk and sent again: :class:`SpoolSink`.
 
-Why: a confirmed fire's sighting is made once (sequence verification has moved on when it is posted), so a
-sighting lost to a service outage is lost for good. Celery workers with a broker retry it as a task; the in-process
-patrol (``strawfire patrol``) and the embedded mode without a broker had only the client's ~15 s of retries.
+Why: a confirmed fire's sighting is made once (sequence verification has moved on when it is posted), so a sighting
+lost to a service outage is lost for good. Celery workers with a broker retry it as a task; the in-process patrol
+(``strawfire patrol``) and the embedded mode without a broker had only the client's ~15 s of retries.
 :class:`SpoolSink` writes what the client could not deliver (the sighting's JSON and its evidence JPEG, one file
 per sighting, written atomically) to a folder, and sends it again, oldest first, from a background thread every
-``retry_every_s`` and before each new sighting, until the service takes it (or refuses it for good: a 4xx is
-logged and the file removed). The folder survives restarts: a patrol started again sends what the last one kept.
-The service treats a re-sent sighting by its natural key, so a sighting sent twice is stored once.
+``retry_every_s`` and before each new sighting, until the service takes it (or refuses it for good: a 4xx other
+than 401/403/409, which say nothing about the sighting, is logged and the file removed). The folder survives
+restarts: a patrol started again sends what the last one kept. The service treats a re-sent sighting by its natural
+key, so a sighting sent twice is stored once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ __all__ = ["FlushReport", "SpoolSink"]
 
 log = logging.getLogger(__name__)
 _SUFFIX: Final[str] = ".sighting.json"
+#: Refusals that say nothing about the sighting: the device's token (401, 403) or a clash in flight (409). The
+#: sighting waits for them to pass instead of being dropped.
+_NOT_THE_SIGHTINGS_FAULT: Final[frozenset[int]] = frozenset({401, 403, 409})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +68,21 @@ class SpoolSink(ClientSink):
         return sum(1 for _ in self.folder.glob(f"*{_SUFFIX}"))
 
     def send(self, upload: SightingUpload) -> PostOutcome:
-        """Send what waits (at most once per ``retry_every_s``), then this sighting; spool it if undeliverable."""
+        """Send what waits (at most once per ``retry_every_s``), then this sighting; spool it if undeliverable,
+        and also when the service refuses this device's token (401/403: a password changed, a token expired),
+        which a new token mends, unlike a refusal of the sighting itself."""
         if time.monotonic() - self._last_flush >= self.retry_every_s and self.pending():
             self.flush()
-        return super().send(upload)
+        try:
+            response = self.client.post(upload)
+        except SightingRejected as exc:
+            if exc.status_code in _NOT_THE_SIGHTINGS_FAULT:
+                return self.unavailable(upload, exc)
+            log.error("%s", exc)
+            return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
+        except ServiceUnavailable as exc:
+            return self.unavailable(upload, exc)
+        return PostOutcome(upload.key, True, response.status_code)
 
     def unavailable(self, upload: SightingUpload, exc: Exception) -> PostOutcome:
         """Keep the sighting on disk for a later attempt instead of dropping it."""
@@ -93,6 +108,9 @@ class SpoolSink(ClientSink):
                 except ServiceUnavailable:
                     break  # still down: the rest waits, in order
                 except SightingRejected as exc:
+                    if exc.status_code in _NOT_THE_SIGHTINGS_FAULT:
+                        log.warning("spool %s: %s; kept until the device's token is mended", self.folder, exc)
+                        break
                     log.error("spooled %s", exc)
                     refused += 1
                 else:

@@ -178,7 +178,19 @@ def test_snapshot_credentials_travel_as_auth_not_in_logs() -> None:
         # an unencoded # in the password: URL parsers take "cd@host/ch1" for a fragment
         ("rtsp://admin:ab#cd@host/ch1", "rtsp://admin:***@host/ch1", "rtsp://***@host/ch1"),
         ("rtsp://admin@host/ch1", "rtsp://admin@host/ch1", "rtsp://***@host/ch1"),
-        ("http://h/x?stream_key=abc&key=zz", "http://h/x?stream_key=abc&key=***", "http://h/x?stream_key=abc&key=***"),
+        # an RTMP-style stream key is a secret too
+        ("http://h/x?stream_key=abc&key=zz", "http://h/x?stream_key=***&key=***", "http://h/x?stream_key=***&key=***"),
+        # XMEye's underscore-separated form, and other names cameras use
+        (
+            "rtsp://10.0.0.7:554/user=admin_password=s3cret_channel=1_stream=0.sdp",
+            "rtsp://10.0.0.7:554/user=admin_password=***_channel=1_stream=0.sdp",
+            "rtsp://10.0.0.7:554/user=admin_password=***_channel=1_stream=0.sdp",
+        ),
+        (
+            "http://cam/x?loginPassword=s3cret&psw=s3cret&Authorization=Basic_s3cret",
+            "http://cam/x?loginPassword=***&psw=***&Authorization=***",
+            "http://cam/x?loginPassword=***&psw=***&Authorization=***",
+        ),
         ("/srv/frames/tower-a", "/srv/frames/tower-a", "/srv/frames/tower-a"),
     ],
 )

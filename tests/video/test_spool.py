@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.httpserver import Recorded, http_receiver
 from tests.video.test_client import sample_upload
 from video.client import SightingClient
-from video.spool import SpoolSink
+from video.spool import FlushReport, SpoolSink
 
 
 def client(url: str) -> SightingClient:
@@ -92,3 +92,21 @@ def test_the_embedded_runtime_spools_and_the_distributed_one_queues_tasks(tmp_pa
     assert chosen.folder == tmp_path / "here"
     distributed = runtime_from_env({**env, "STRAWFIRE_VIDEO__BROKER_URL": "redis://127.0.0.1:6379/0"}).pipeline.sink
     assert isinstance(distributed, QueueingSink)
+
+
+def test_a_refused_token_keeps_the_sightings_until_it_is_mended(tmp_path: Path) -> None:
+    """401/403 say nothing about the sighting (a password changed, a token expired): spooled sightings used to be
+    deleted as refused, and new ones dropped."""
+    spool = tmp_path / "spool"
+    with http_receiver() as receiver:
+        receiver.respond = lambda r: (503, {}, b"")
+        sink = SpoolSink(client(receiver.url), spool, retry_every_s=3600)
+        sink.send(sample_upload("confirmed"))
+        receiver.respond = lambda r: (401, {}, b'{"detail": "invalid or expired token"}')
+        report = sink.flush()
+        assert (report.refused, report.waiting) == (0, 1)
+        assert sink.send(sample_upload("ended")).queued  # a new one waits too
+        assert sink.pending() == 2
+        receiver.respond = lambda r: (201, {}, b"{}")  # a new token installed
+        assert sink.flush() == FlushReport(2, 0, 0)
+        sink.close()
