@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.service import Principal
 from service.config import Settings
+from service.db import utcnow
 from service.errors import InputError, NotFoundError
 from service.evidence.exif import ImageCheckError, inspect_photo
 from service.evidence.tables import Evidence
@@ -77,11 +78,10 @@ def store_evidence(
         _, _, distance = _GEOD.inv(incident.longitude, incident.latitude, facts.longitude, facts.latitude)
         if distance > settings.evidence.max_distance_m:
             flags.append(f"taken {distance:,.0f} m from the incident")
-    now = session.scalar(select(Incident.created_at).where(Incident.id == incident.id))
     if facts.taken_at is not None:
         if facts.taken_at < incident.first_observed_at - _EARLY:
             flags.append("taken more than a day before the fire was detected")
-        if now is not None and facts.taken_at > now + timedelta(days=365):
+        if facts.taken_at > utcnow() + _SKEW:  # a phone's clock may run a little fast; more is not a photo of now
             flags.append("taken in the future")
     evidence = Evidence(
         incident_id=incident.id,

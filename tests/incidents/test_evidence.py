@@ -129,3 +129,53 @@ def test_bad_uploads_and_scope(setup: tuple[TestClient, int, Settings]) -> None:
     other = token(client, "donghe")
     assert client.post(url, headers=other, files={"file": ("a.jpg", good, "image/jpeg")}).status_code == 404
     assert client.get(url, headers=other).status_code == 404
+
+
+def test_photo_facts_heif_offsets_and_damaged_pngs() -> None:
+    """HEIC photos (iPhones' default) were refused though the README listed HEIF; a photo's own time zone was
+    ignored (every time taken as China time); a PNG cut short before an unknown chunk answered 500."""
+    import struct
+    import zlib
+    from datetime import UTC, datetime
+
+    from service.evidence.exif import ImageCheckError, inspect_photo
+
+    heif = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 90, 30)).save(heif, format="HEIF")
+    assert inspect_photo(heif.getvalue()).content_type == "image/heif"
+
+    def taken(when: str, offset: str | None) -> datetime | None:
+        image = Image.new("RGB", (16, 16))
+        exif = Image.Exif()
+        ifd = exif.get_ifd(0x8769)
+        ifd[0x9003] = when
+        if offset is not None:
+            ifd[0x9011] = offset
+        out = io.BytesIO()
+        image.save(out, format="JPEG", exif=exif)
+        return inspect_photo(out.getvalue()).taken_at
+
+    assert taken("2025:10:20 12:00:00", "-04:00") == datetime(2025, 10, 20, 16, 0, tzinfo=UTC)
+    assert taken("2025:10:20 12:00:00", None) == datetime(2025, 10, 20, 4, 0, tzinfo=UTC)  # China time by default
+    assert taken("2025:10:20 12:00:00", "garbage") == datetime(2025, 10, 20, 4, 0, tzinfo=UTC)
+
+    png = _png()
+    chunk = b"abCd"
+    extra = struct.pack(">I", 0) + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    damaged = png[: png.index(b"IDAT") + 12] + extra  # image data cut short, then an unknown chunk
+    with pytest.raises(ImageCheckError, match="not a readable image"):
+        inspect_photo(damaged)
+
+
+def test_a_photo_from_the_future_is_flagged(setup: tuple[TestClient, int, Settings]) -> None:
+    """The flag compared with the incident's creation plus a year, not with now (and its 10-minute skew): a photo
+    stamped two days ahead passed unflagged."""
+    from datetime import UTC, datetime, timedelta
+
+    client, incident, _ = setup
+    me = token(client, "beigang")
+    url = f"/api/v1/incidents/{incident}/evidence"
+    ahead = (datetime.now(UTC) + timedelta(days=2, hours=8)).strftime("%Y:%m:%d %H:%M:%S")  # China local time
+    future = photo(FIRE[1], FIRE[0], when=ahead)
+    flags = client.post(url, headers=me, files={"file": ("f.jpg", future, "image/jpeg")}).json()["flags"]
+    assert "taken in the future" in flags
