@@ -3,8 +3,8 @@
 Why: FastAPI parses a multipart body (spooling files to disk) before the route's dependencies run, so the upload
 limits checked in the routes (``read_limited``) and authentication both came after the whole body had been
 received: anyone could fill the disk with one unauthenticated request. This ASGI middleware answers 413 when a
-request's ``Content-Length`` is over the largest body its route may take, and 411 when an upload route's body
-comes without one (chunked), before a byte of it is read. The routes keep their own per-file checks, whose
+request's ``Content-Length`` is over the largest body its route may take, and 411 when a body comes without one
+(chunked), before a byte of it is read. The routes keep their own per-file checks, whose
 messages name the file.
 
 The limits, by decision: an upload route takes its file limit plus 1 MB of multipart framing (the drone batch
@@ -32,19 +32,21 @@ _MB: Final[int] = 1 << 20
 _FRAMING: Final[int] = _MB  # multipart boundaries and the form fields beside the files
 DEFAULT_LIMIT: Final[int] = 16 * _MB
 DRONE_BATCH: Final[int] = 50  # images per /drone/images request (the route refuses more)
-_EVIDENCE = re.compile(r"^/api/v1/(incidents/\d+/evidence|observations/(camera|drone))$")
+# Any spelling of the incident id ("+1", "1_0", "%201" reach the same route): the limit follows the route.
+_EVIDENCE = re.compile(r"^/api/v1/(incidents/[^/]+/evidence|observations/(camera|drone))/?$")
 
 
-def body_limit_for(path: str, settings: Settings) -> tuple[int, bool]:
-    """The largest body a POST to ``path`` may have, and whether it is an upload route (which must declare it)."""
+def body_limit_for(path: str, settings: Settings) -> int:
+    """The largest body a POST to ``path`` may have (bytes)."""
     evidence = int(settings.evidence.max_upload_mb * _MB)
+    path = path.rstrip("/") or "/"
     if path == "/api/v1/observations/satellite":
-        return int(settings.incidents.max_upload_mb * _MB) + _FRAMING, True
+        return int(settings.incidents.max_upload_mb * _MB) + _FRAMING
     if path == "/api/v1/drone/images":
-        return DRONE_BATCH * evidence + _FRAMING, True
+        return DRONE_BATCH * evidence + _FRAMING
     if _EVIDENCE.match(path):
-        return evidence + _FRAMING, True
-    return DEFAULT_LIMIT, False
+        return evidence + _FRAMING
+    return DEFAULT_LIMIT
 
 
 class BodyLimit:
@@ -58,12 +60,14 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
-        limit, upload = body_limit_for(scope["path"], self.settings)
+        limit = body_limit_for(scope["path"], self.settings)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is None:
-            if upload and headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-                await _refuse(send, 411, "an upload must declare its Content-Length")
+            if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                # Not one request this API takes needs a body of unknown size, and a body's size is only checked
+                # before it is read when it is declared.
+                await _refuse(send, 411, "a request body must declare its Content-Length")
                 return
             await self.app(scope, receive, send)
             return

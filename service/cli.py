@@ -7,6 +7,7 @@ line and field, and never contain secrets.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -522,7 +523,8 @@ def patrol(
                 raise InputError(f"the service answered {response.status_code} for the camera registry")
             cameras = CameraRegistry.from_dict(response.json())
         # Sightings the service cannot take now wait on disk and are sent again (a restart sends them too).
-        sink = SpoolSink(SightingClient(service_url, token), get_settings().data_dir / "sighting-spool")
+        spool = os.environ.get("STRAWFIRE_VIDEO__SPOOL_DIR") or get_settings().data_dir / "sighting-spool"
+        sink = SpoolSink(SightingClient(service_url, token), Path(spool))
         try:
             report = run_inline(cameras, sink, detector=frame_detector, timeout_s=timeout_s, keep_results=False)
         finally:

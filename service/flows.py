@@ -66,9 +66,10 @@ def ingest_hotspots(
     before, so re-ingesting a file reports none.
     """
     unique = list({hotspot.key: hotspot for hotspot in reversed(hotspots)}.values())[::-1]  # first of each key
+    repeated = len(hotspots) - len(unique)
     stored = _stored_satellite_keys(session, [hotspot.key for hotspot in unique])
     twins = _nrt_twins(session, [h for h in unique if isinstance(h, Hotspot) and not h.product.is_nrt])
-    unique = [h for h in unique if h.key not in twins]
+    unique = [h for h in unique if h.key not in twins]  # recorded as held (superseded), not screened
     decisions = build_screener(session, settings, unique, indexes).screen(unique)
     passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
     points = fire_points(session, [d.hotspot for d in passed], settings)
@@ -77,7 +78,7 @@ def ingest_hotspots(
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
     incidents.record_held(session, [*held, *twins.values()], summary)
     summary.received = len(hotspots)
-    summary.duplicates += len(hotspots) - len(unique)
+    summary.duplicates += repeated
     new_points = [p for key, p in points.items() if p["representative"] and key not in stored]
     summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
     summary.repeats = sum(1 for p in new_points if p["repeat_of"])

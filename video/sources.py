@@ -207,18 +207,22 @@ _SECRET_PARAM = re.compile(
 def url_userinfo(url: str) -> tuple[int, int] | None:
     """Where the user part of ``url`` lies (start, end: the index of its ``@``), None without one.
 
-    Read by hand, not by ``urlsplit``: a password holding an unencoded ``#``, ``?`` or ``/`` (``admin:ab#cd@host``)
-    makes URL parsers cut the authority short and take part of the password for a host, a port or a fragment.
-    The last ``@`` ends the user part when the text before it has a ``:`` or no ``/`` (an ``@`` in a path is
-    rare, and reading it as a user part only hides more)."""
+    Read by hand, not by ``urlsplit``: a password holding an unencoded ``#`` or ``?`` (``admin:ab#cd@host``) makes
+    URL parsers cut the authority short and take part of the password for a host, a port or a fragment. An ``@``
+    before the first ``/``, ``?`` or ``#`` ends the user part; a later one does too when the text before it holds
+    a ``:`` and no ``/`` (such a password), but not an ``@`` in a path or query (``…:554/user=a&password=p@ss``).
+    """
     scheme = url.find("://")
     if scheme < 0:
         return None
     start, at = scheme + 3, url.rfind("@")
     if at <= start:
         return None
+    authority_end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
     userinfo = url[start:at]
-    return (start, at) if ":" in userinfo or "/" not in userinfo else None
+    if at < authority_end or (":" in userinfo and "/" not in userinfo):
+        return start, at
+    return None
 
 
 def redact_url(url: str, *, keep_user: bool = True) -> str:

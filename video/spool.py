@@ -57,6 +57,8 @@ class SpoolSink(ClientSink):
         self._lock = threading.Lock()  # one flush at a time; new files may be written meanwhile
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._ending = False
         self._last_flush = 0.0
         folder.mkdir(parents=True, exist_ok=True)
         if self.pending():
@@ -128,18 +130,23 @@ class SpoolSink(ClientSink):
             self._thread.join(timeout=5)
 
     def _start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._thread = threading.Thread(target=self._run, name="sighting-spool", daemon=True)
-        self._thread.start()
+        with self._thread_lock:  # decided together with the thread's own decision to end (_run)
+            if self._thread is not None and self._thread.is_alive() and not self._ending:
+                return
+            self._ending = False
+            self._thread = threading.Thread(target=self._run, name="sighting-spool", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.retry_every_s):
             try:
-                if self.flush().waiting == 0:
-                    return
+                self.flush()
             except Exception:  # a flush must never kill the thread that keeps fires from being lost
                 log.exception("spool %s: flush failed", self.folder)
+            with self._thread_lock:  # a sighting spooled meanwhile either sees this thread go on or starts one
+                if not self.pending():
+                    self._ending = True
+                    return
 
     def _write(self, upload: SightingUpload) -> Path:
         digest = hashlib.sha256(upload.key.encode()).hexdigest()[:24]

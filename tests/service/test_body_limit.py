@@ -17,11 +17,11 @@ MB = 1 << 20
 
 def test_each_upload_route_takes_its_own_limit() -> None:
     settings = Settings(evidence={"max_upload_mb": 25}, incidents={"max_upload_mb": 100})
-    assert body_limit_for("/api/v1/observations/satellite", settings) == (101 * MB, True)
-    assert body_limit_for("/api/v1/incidents/12/evidence", settings) == (26 * MB, True)
-    assert body_limit_for("/api/v1/observations/camera", settings) == (26 * MB, True)
-    assert body_limit_for("/api/v1/drone/images", settings) == (50 * 25 * MB + MB, True)
-    assert body_limit_for("/api/v1/incidents/12/transitions", settings) == (DEFAULT_LIMIT, False)
+    assert body_limit_for("/api/v1/observations/satellite", settings) == 101 * MB
+    assert body_limit_for("/api/v1/incidents/12/evidence", settings) == 26 * MB
+    assert body_limit_for("/api/v1/observations/camera/", settings) == 26 * MB
+    assert body_limit_for("/api/v1/drone/images", settings) == 50 * 25 * MB + MB
+    assert body_limit_for("/api/v1/incidents/12/transitions", settings) == DEFAULT_LIMIT
 
 
 def run(headers: list[tuple[bytes, bytes]], path: str = "/api/v1/incidents/1/evidence") -> tuple[list[Any], bool]:
@@ -55,8 +55,11 @@ def test_refused_by_its_declared_size_without_reading_it() -> None:
     assert (sent[0]["status"], reached) == (400, False)
     _, reached = run([(b"content-length", str(MB).encode())])
     assert reached
-    _, reached = run([(b"transfer-encoding", b"chunked")], path="/api/v1/incidents/1/transitions")
-    assert reached  # not an upload route: the app's own parsing applies
+    sent, reached = run([(b"transfer-encoding", b"chunked")], path="/api/v1/incidents/1/transitions")
+    assert (sent[0]["status"], reached) == (411, False)  # no request of this API needs a body of unknown size
+    for spelling in ("+1", "1_0", " 1"):
+        sent, reached = run([(b"content-length", str(60 * MB).encode())], path=f"/api/v1/incidents/{spelling}/evidence")
+        assert (sent[0]["status"], reached) == (413, False), spelling  # the id's other spellings reach the route
 
 
 def test_an_oversized_upload_is_refused_before_authentication(tmp_path: Path) -> None:
@@ -64,5 +67,10 @@ def test_an_oversized_upload_is_refused_before_authentication(tmp_path: Path) ->
     with TestClient(app) as client:
         big = client.post("/api/v1/incidents/1/evidence", files={"file": ("big.jpg", b"\xff" * (2 * MB), "image/jpeg")})
         assert big.status_code == 413  # no token: a body this size never reaches authentication
+        for spelling in ("+1", "1_0", "%201"):
+            other = client.post(
+                f"/api/v1/incidents/{spelling}/evidence", files={"file": ("big.jpg", b"\xff" * (2 * MB), "image/jpeg")}
+            )
+            assert other.status_code == 413, spelling
         small = client.post("/api/v1/incidents/1/evidence", files={"file": ("small.jpg", b"\xff" * 100, "image/jpeg")})
         assert small.status_code == 401

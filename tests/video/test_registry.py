@@ -160,6 +160,13 @@ def test_errors_name_the_record_and_the_field(edit: Any, message: str) -> None:
     assert isinstance(info.value, VideoError)
 
 
+def test_an_at_sign_in_a_path_or_query_is_not_a_user_part() -> None:
+    for url in ("rtsp://10.0.0.1:554/user=admin&password=p@ss&channel=1", "http://10.0.0.7:80/snap.cgi?pwd=a@b"):
+        broken = data()
+        broken["cameras"][0]["presets"][0].update(source=url)
+        assert CameraRegistry.from_dict(broken).cameras[0].presets[0].source == url
+
+
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "cameras.toml"
     bad.write_text("[[cameras]]\nid = 'x'\nsite = 3\n", encoding="utf-8")

@@ -192,6 +192,12 @@ def test_snapshot_credentials_travel_as_auth_not_in_logs() -> None:
             "http://cam/x?loginPassword=***&psw=***&Authorization=***",
         ),
         ("/srv/frames/tower-a", "/srv/frames/tower-a", "/srv/frames/tower-a"),
+        # an @ in the path or query after a port is no user part (it was read as one, and the URL refused)
+        (
+            "rtsp://10.0.0.1:554/user=admin&password=p@ss&channel=1",
+            "rtsp://10.0.0.1:554/user=admin&password=***&channel=1",
+            "rtsp://10.0.0.1:554/user=admin&password=***&channel=1",
+        ),
     ],
 )
 def test_every_kind_of_stream_secret_is_redacted(url: str, shown: str, to_others: str) -> None:
