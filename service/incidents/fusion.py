@@ -167,7 +167,13 @@ def _cells(geometry: shapely.Geometry) -> list[tuple[int, int]]:
     ]
 
 
-def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], windows: FusionWindows) -> list[FusionGroup]:
+def plan_batch(
+    new: Sequence[ObservationIn],
+    existing: Sequence[Located],
+    windows: FusionWindows,
+    *,
+    placed_before: Iterable[int] = (),
+) -> list[FusionGroup]:
     """Link a batch of new observations among themselves and to existing incidents, by the pairwise rule of
     :func:`linked_incidents`, transitively, with a grid so a 16,000-row FIRMS file is linked in seconds, except
     that a single camera's wedge never bridges two fires:
@@ -179,7 +185,9 @@ def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], window
       overlap it; only when there is none does it join a fire through a camera wedge, then one only, and only a
       fire no precise observation has placed yet (one that has is somewhere else along the wedge).
 
-    Groups come back ordered by their first observation in the batch.
+    ``placed_before``: existing incidents a precise observation has placed, also one older than ``existing`` holds (the
+    caller loads observations within the time windows only). Groups come back ordered by their first observation
+    in the batch.
     """
     n = len(new)
     incident_ids = sorted({e.incident_id for e in existing})
@@ -204,6 +212,7 @@ def plan_batch(new: Sequence[ObservationIn], existing: Sequence[Located], window
         if was_placed:
             placed.add(sets.find(a))
 
+    placed.update(node_of_incident[i] for i in placed_before if i in node_of_incident)
     for e in existing:
         file(
             node_of_incident[e.incident_id],

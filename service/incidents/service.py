@@ -102,6 +102,25 @@ def _as_input(row: Observation) -> ObservationIn:
     )
 
 
+def _placed(session: Session, incident_ids: set[int]) -> set[int]:
+    """Of these incidents, those a precise observation (not a single camera's wedge) has ever placed, however long
+    ago: fusion must know it even when that observation is older than the time window it loads."""
+    placed: set[int] = set()
+    ids = sorted(incident_ids)
+    for start in range(0, len(ids), 500):
+        placed.update(
+            session.scalars(
+                select(Observation.incident_id)
+                .where(
+                    Observation.incident_id.in_(ids[start : start + 500]),
+                    Observation.kind != ObservationKind.CAMERA.value,
+                )
+                .distinct()
+            )
+        )
+    return placed
+
+
 def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionWindows) -> list[Located]:
     """Observations of active incidents that any observation of the batch could link to (one query)."""
     reach = max(windows.ground, windows.satellite)
@@ -201,7 +220,8 @@ def ingest(
     fresh = _new_only(session, observations, summary)
     if not fresh:
         return summary
-    groups = plan_batch(fresh, _existing(session, fresh, windows), windows)
+    existing = _existing(session, fresh, windows)
+    groups = plan_batch(fresh, existing, windows, placed_before=_placed(session, {e.incident_id for e in existing}))
     touched: dict[int, Incident] = {}
     created: list[tuple[Incident, ObservationIn]] = []
     owner: list[Incident | None] = [None] * len(fresh)

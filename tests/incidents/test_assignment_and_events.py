@@ -129,3 +129,26 @@ def test_the_county_is_the_chosen_townships_own(engine: Engine) -> None:
         incident = session.get(Incident, number)
         assert incident is not None
         assert (incident.township_code, incident.county_code) == ("DEMO71", "DEMO70")
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_fire_placed_long_ago_is_still_placed_for_fusion(engine: Engine) -> None:
+    """Pixel A places fire X; a tower's wedge joins X five hours later; pixel B, 8 km further along the wedge, comes
+    seven hours after A. Fusion loaded only observations within its 6 h window, so X looked unplaced and B joined
+    it through the wedge: the merge the wedge rule exists to prevent."""
+    factory = make_session_factory(engine)
+    settings, indexes = Settings(), RegionIndexCache(500)
+    wedge = shapely.Polygon([(125.50, 44.326), (125.70, 44.328), (125.70, 44.332), (125.50, 44.334)])
+    camera = ObservationIn(ObservationKind.CAMERA, "cam", T + timedelta(hours=5), 44.33, 125.551, wedge, 0.7)
+    with transaction(factory) as session:
+        two_counties(session)
+        [fire_x] = ingest_observations(
+            session, [pixel(125.55, 44.33, "a")], indexes=indexes, settings=settings, actor=SUPERVISOR
+        ).new_incidents
+        joined = ingest_observations(session, [camera], indexes=indexes, settings=settings, actor=SUPERVISOR)
+        assert joined.updated_incidents == [fire_x]
+        later = ingest_observations(
+            session, [pixel(125.65, 44.33, "b", minutes=7 * 60)], indexes=indexes, settings=settings, actor=SUPERVISOR
+        )
+    assert len(later.new_incidents) == 1  # another fire
+    assert later.updated_incidents == []

@@ -154,3 +154,13 @@ def test_a_pixel_joins_through_a_wedge_only_a_fire_no_pixel_has_placed() -> None
     # A pixel overlapping a placed fire's pixel joins it, and not the other fire whose wedge it also touches.
     touching = [*elsewhere, located(5, K.SATELLITE, shapely.box(125.445, 44.003, 125.455, 44.008), minutes=-20)]
     assert plan_batch([pixel], touching, w)[0].incidents == (5,)
+
+
+def test_a_fire_placed_before_the_window_is_still_placed() -> None:
+    from service.incidents.fusion import plan_batch
+
+    long_wedge = shapely.Polygon([(125.30, 44.00), (125.50, 44.004), (125.50, 44.006), (125.30, 44.01)])
+    pixel = obs(K.SATELLITE, shapely.box(125.44, 44.003, 125.45, 44.008), key="p")
+    camera_only = [located(6, K.CAMERA, long_wedge, minutes=-20)]  # its placing pixel is older than the window
+    assert plan_batch([pixel], camera_only, FusionWindows())[0].incidents == (6,)
+    assert plan_batch([pixel], camera_only, FusionWindows(), placed_before={6})[0].incidents == ()
