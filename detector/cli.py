@@ -305,8 +305,17 @@ def _decode_workers(detector: Detector, threads: int) -> int:
     return decode_workers_for(backend, threads, gpu=backend == "torch" and cuda_available())
 
 
+def _json_bytes(payload: object) -> bytes:
+    """The payload as UTF-8 JSON. A file name that is not UTF-8 (GBK names from a Windows zip reach Python as lone
+    surrogates) is written as its \\udcXX escape, valid JSON that reads back to the name Python saw, instead of
+    failing the whole output."""
+    return (json.dumps(payload, ensure_ascii=False) + "\n").encode("utf-8", errors="backslashreplace")
+
+
 def _print_json(payload: object) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(_json_bytes(payload))
+    sys.stdout.buffer.flush()
 
 
 @app.command("info")
@@ -402,7 +411,9 @@ def predict_command(
     images_dir: Annotated[
         Path, typer.Argument(help="Folder of images: every visible file directly in it is tried (not subfolders).")
     ],
-    out: Annotated[Path, typer.Option("--json", help="Write {image name: [[class, conf, x1, y1, x2, y2], ...]}.")],
+    out: Annotated[
+        Path, typer.Option("--json", help="Write {image name: [[class, conf, x1, y1, x2, y2], ...]} (- for stdout).")
+    ],
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep detections with confidence ≥ this.")] = 0.01,
     backend: BackendOption = BackendChoice.auto,
     model: ModelOption = None,
@@ -420,6 +431,9 @@ def predict_command(
     from detector.evaluate import detect_images
     from detector.images import ImageLoadError
 
+    to_stdout = str(out) == "-"
+    if not to_stdout and out.is_dir():
+        raise typer.BadParameter(f"{out} is a folder; give a file name (or - for stdout)", param_hint="--json")
     detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
     results: dict[str, list[list[str | float]]] = {}
     failed = 0
@@ -435,8 +449,15 @@ def predict_command(
                 _errors.print(f"skipped {path.name}: {found.reason}", markup=False, highlight=False)
                 continue
             results[path.name] = found.above(conf).to_rows()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, ensure_ascii=False) + "\n", encoding="utf-8")
+    if to_stdout:
+        _print_json(results)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(_json_bytes(results))
+    except OSError as exc:
+        _errors.print(f"[red]predict failed:[/red] cannot write {out}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
     _console.print(
         f"{len(results)} images, {sum(len(v) for v in results.values())} detections ≥ {conf} "
         f"({detector.info.name} {detector.info.version}, {detector.info.backend}); {failed} unreadable → {out}",

@@ -26,6 +26,7 @@ how many images had none.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -78,7 +79,9 @@ __all__ = [
     "rescale",
 ]
 
-IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset(
+    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+)
 #: Candidate threshold for AP: low enough that the precision–recall curve reaches the model's full recall.
 DEFAULT_EVAL_CONF: Final[float] = 0.001
 IOU_THRESHOLD: Final[float] = 0.5
@@ -170,6 +173,7 @@ class LabelledImage:
     path: Path
     truth: GroundTruth | None
     error: str | None = None
+    left_out: tuple[str, ...] = ()  # label lines that could not be read (the image is evaluated without them)
 
 
 def parse_names(names: str | Sequence[str]) -> tuple[int | None, ...]:
@@ -184,20 +188,52 @@ def parse_names(names: str | Sequence[str]) -> tuple[int | None, ...]:
     return tuple(lookup.get(n.lower()) for n in items)
 
 
-def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> GroundTruth:
-    from detector.dataset import parse_label_text
+def _lenient_line(raw: str) -> str:
+    """A label line as held-out sets write it, made plain YOLO: a class id written ``0.0``, a confidence column
+    after the box (``cls cx cy w h conf``), a box overshooting the image edge (clipped here; one wholly outside is
+    left for the parser to refuse)."""
+    parts = raw.split()
+    if len(parts) == 6:  # a box and a confidence (a 3-point polygon has 7 values)
+        parts = parts[:5]
+    if parts and re.fullmatch(r"\d+\.0*", parts[0]):
+        parts[0] = parts[0].split(".")[0]
+    if len(parts) == 5:
+        try:
+            cx, cy, w, h = (float(v) for v in parts[1:])
+        except ValueError:
+            return raw
+        x0, y0, x1, y1 = max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2)
+        if x1 > x0 and y1 > y0 and (x0, y0, x1, y1) != (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2):
+            parts[1:] = [f"{(x0 + x1) / 2:.6f}", f"{(y0 + y1) / 2:.6f}", f"{x1 - x0:.6f}", f"{y1 - y0:.6f}"]
+    return " ".join(parts)
+
+
+def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> tuple[GroundTruth, list[str]]:
+    """The image's boxes in project classes, and the problems of the lines left out. Lenient, by decision: an
+    evaluation of someone else's labels must not drop a whole image (and every good box on it) for one odd line,
+    so a line that cannot be read is left out and named. A class id ``--names`` does not cover is a ValueError:
+    most likely the mapping is wrong, and the image must not count as a negative."""
+    from detector.dataset import DatasetError, parse_label_text
 
     boxes: list[tuple[float, float, float, float]] = []
     classes: list[int] = []
-    for box in parse_label_text(text, where=where):
-        if not 0 <= box.cls < len(ids):
-            raise ValueError(f"{where}: class id {box.cls} is not covered by --names ({len(ids)} names)")
+    problems: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not raw.split():
+            continue
+        try:
+            [box] = parse_label_text(_lenient_line(raw), where=f"{where}:{lineno}")
+        except DatasetError as exc:
+            problems.append(str(exc).replace(f"{where}:{lineno}:1:", f"{where}:{lineno}:"))
+            continue
+        if not 0 <= box.cls < len(ids):  # most likely a --names mistake: the image is not evaluated, and named
+            raise ValueError(f"{where}:{lineno}: class id {box.cls} is not covered by --names ({len(ids)} names)")
         target = ids[box.cls]
         if target is None:
             continue
         boxes.append((box.cx - box.w / 2, box.cy - box.h / 2, box.cx + box.w / 2, box.cy + box.h / 2))
         classes.append(target)
-    return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64))
+    return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64)), problems
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -228,15 +264,28 @@ def read_yolo_folder(
         raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
     ids = parse_names(names)
     paths = image_files(images_dir)
-    splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir())
+    splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not paths and len(splits) == 1 and split is None:
+        # A held-out set is often exported as images/test + labels/test: one split is the set itself.
+        log.warning("%s holds one split folder, %s: evaluating it", images_dir, splits[0])
+        return read_yolo_folder(data_dir, names, split=splits[0], missing_labels=missing_labels)
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    ignored = sorted(
+        p.name
+        for p in images_dir.iterdir()
+        if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES)
+    )
+    if paths and ignored:
+        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        log.warning("%s: %d entries not evaluated (folders, or not images): %s", images_dir, len(ignored), shown)
     if paths and not labels_dir.is_dir():
         if missing_labels == "skip":
             raise FileNotFoundError(f"{labels_dir}: no labels folder, and images without labels are to be skipped")
         log.warning("%s: no labels folder: every image is a negative", labels_dir)
     out: list[LabelledImage] = []
     unlabelled: list[Path] = []
+    skipped_lines: list[str] = []
     for path in paths:
         label = labels_dir / f"{path.stem}.txt"
         if not label.is_file():
@@ -252,9 +301,17 @@ def read_yolo_folder(
             out.append(LabelledImage(path, None, f"{label}: {exc}"))
             continue
         try:
-            out.append(LabelledImage(path, _parse_labels(text, ids, str(label))))
+            truth, problems = _parse_labels(text, ids, str(label))
         except ValueError as exc:  # the message names the file and line already
             out.append(LabelledImage(path, None, str(exc)))
+            continue
+        out.append(LabelledImage(path, truth, left_out=tuple(problems)))
+        skipped_lines.extend(problems)
+    if skipped_lines:
+        more = f" (and {len(skipped_lines) - 3} more)" if len(skipped_lines) > 3 else ""
+        log.warning(
+            "%d label line(s) left out, their images kept: %s%s", len(skipped_lines), "; ".join(skipped_lines[:3]), more
+        )
     return out, unlabelled
 
 
@@ -797,7 +854,8 @@ def detect_folder(
         images=len(samples) + (len(unlabelled) if missing_labels == "skip" else 0),
         unlabelled=unlabelled,
         missing_labels=missing_labels,
-        errors=[s.error for s in samples if s.error is not None],
+        errors=[s.error for s in samples if s.error is not None]
+        + [f"{problem} (line left out, image kept)" for s in samples for problem in s.left_out],
         paths=[],
         predictions=[],
         truths=[],

@@ -68,7 +68,8 @@ def load_image(source: Path | bytes, *, max_pixels: int = MAX_DECODE_PIXELS, nam
     width, height = image.size
     pixels = width * height
     if pixels > max_pixels:
-        if image.format != "JPEG" or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
+        # MPO (DJI and phone JPEGs with a second picture) is a JPEG too, decoded the same way
+        if image.format not in ("JPEG", "MPO") or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
             raise ImageLoadError(
                 label,
                 f"image is {width}×{height} ({pixels / 1e6:.0f} MP), above the {max_pixels / 1e6:.0f} MP limit; "

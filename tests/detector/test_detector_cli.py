@@ -250,9 +250,19 @@ def test_eval_with_the_model_and_bad_input(tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert "images" in missing.stderr
     (tmp_path / "built" / "images" / "val").mkdir(parents=True)
+    (tmp_path / "built" / "images" / "train").mkdir(parents=True)
     split_folders = runner.invoke(app, ["eval", str(tmp_path / "built"), "--models-dir", models])
     assert split_folders.exit_code == 2
     assert "--split" in split_folders.stderr
+    # One split folder is the set itself (held-out sets often come as images/test + labels/test).
+    import shutil
+
+    single = tmp_path / "held_out"
+    shutil.copytree(data / "images", single / "images" / "test")
+    shutil.copytree(data / "labels", single / "labels" / "test")
+    one = runner.invoke(app, ["eval", str(single), "--names", "fire,x", "--models-dir", models, "--json"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["evaluated"] == 5
 
 
 def test_eval_says_which_label_ids_it_ignores_and_refuses_names_without_fire_or_smoke(tmp_path: Path) -> None:
@@ -280,7 +290,8 @@ def test_eval_reads_labels_with_a_byte_order_mark_and_names_a_bad_row_once(tmp_p
     [error] = report["errors"]
     assert error.count("f1.txt") == 1
     assert "f1.txt:2" in error
-    assert report["per_class"]["fire"]["gt_boxes"] == 2  # f0 (with its mark) and f2; f1 is reported instead
+    assert "line left out, image kept" in error  # one odd line costs that line, not the image's good boxes
+    assert report["per_class"]["fire"]["gt_boxes"] == 3  # f0 (with its mark), f1's good line and f2
 
 
 def test_eval_names_the_model_even_when_no_image_could_be_read(tmp_path: Path) -> None:
@@ -596,3 +607,43 @@ def test_long_commands_report_progress_per_image_and_frame(tmp_path: Path) -> No
     seen.clear()
     result = watch(RulesDetector(), frames, on_frame=lambda done, total: seen.append(done))
     assert len(seen) == result.frames == 6
+
+
+def test_predict_writes_valid_json_for_any_file_name_and_to_stdout(tmp_path: Path) -> None:
+    """A GBK-encoded name from a Windows zip (not UTF-8) crashed the JSON writer and left an empty file; --json -
+    wrote a file named "-"; a folder given as the output failed only after the whole inference."""
+    import os
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    save(flame_image(), folder / "ok.jpg")
+    gbk = os.fsdecode("火灾_长春.jpg".encode("gbk"))  # as Python sees a non-UTF-8 name
+    save(flame_image(), folder / gbk)
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, ["predict", str(folder), "--json", str(out), "--backend", "rules"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_bytes())
+    assert sorted(written) == sorted(["ok.jpg", gbk])  # the name reads back as Python saw it
+    to_stdout = runner.invoke(app, ["predict", str(folder), "--json", "-", "--backend", "rules"])
+    assert to_stdout.exit_code == 0, to_stdout.output
+    assert json.loads(to_stdout.stdout_bytes) == written
+    assert not (Path.cwd() / "-").exists()
+    folder_out = runner.invoke(app, ["predict", str(folder), "--json", str(tmp_path), "--backend", "rules"])
+    assert folder_out.exit_code == 2
+    assert "isafolder" in said(folder_out.output)
+
+
+def test_a_jpeg_with_a_second_picture_over_48_mp_is_decoded_at_a_reduced_scale() -> None:
+    """DJI and phone JPEGs carry a second picture (Pillow reads them as MPO); over 48 MP they were refused, the
+    same picture as a plain JPEG decoded at a reduced scale."""
+    from detector.images import load_image
+
+    mpo = shared_path("drone", "M30T_DJI_0001_R.JPG")
+    from PIL import Image
+
+    with Image.open(mpo) as opened:
+        assert opened.format == "MPO"
+        width, height = opened.size
+    loaded = load_image(mpo, max_pixels=(width * height) // 3)  # the file is over this limit
+    assert loaded.original_size == (width, height)
+    assert loaded.pixels.shape[1] < width

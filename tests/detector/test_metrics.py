@@ -288,3 +288,23 @@ def test_evaluate_by_source_splits_one_pass_at_the_overall_threshold(tmp_path: P
     assert {r.iou for r in loose_sources.values()} == {0.3}
     chosen, chosen_sources = evaluate_by_source(detector, tmp_path, choose_threshold=True)
     assert {r.threshold for r in chosen_sources.values()} == {chosen.threshold}
+
+
+def test_held_out_label_quirks_cost_a_line_not_the_image(tmp_path: Path) -> None:
+    """A confidence column after the box, a class id written 0.0 and a box overshooting the edge by 2 % each made
+    the whole image (every good box on it) disappear from the evaluation."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
+    (tmp_path / "labels" / "a.txt").write_text(
+        "0 0.5 0.5 0.2 0.2 0.93\n"  # with a confidence
+        "1.0 0.25 0.25 0.1 0.1\n"  # class id as a float
+        "0 0.95 0.5 0.14 0.2\n"  # overshoots the right edge by 0.02: clipped
+        "0 0.5 oops 0.2 0.2\n"  # unreadable: this line alone is left out
+    )
+    [a], _ = read_yolo_folder(tmp_path, "fire,smoke")
+    assert a.truth is not None
+    assert a.truth.class_id.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(a.truth.xyxy[2], [0.88, 0.4, 1.0, 0.6], atol=1e-6)
+    assert len(a.left_out) == 1
+    assert "a.txt:4" in a.left_out[0]
