@@ -75,14 +75,6 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
-            # SQLAlchemy's recipe for SAVEPOINTs on pysqlite: the driver's own BEGIN comes only before a write, so
-            # a savepoint opened first began the transaction itself and its RELEASE committed it, outer rollback
-            # or not. SQLAlchemy now emits BEGIN when a transaction starts (below).
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -71,7 +71,14 @@ def ingest_drone_images(
     cannot be used (no metadata, refused as evidence) gets its error, named by its file, and the others land.
 
     Each image is written to a temporary file under a name of the service's own (``3.jpg``): an uploaded name may
-    be ``..`` or longer than a file system takes; the name is only reported."""
+    be ``..`` or longer than a file system takes; the name is only reported.
+
+    Each image's sightings go through a savepoint. On PostgreSQL the request commits them together; on the
+    embedded SQLite (pysqlite opens no transaction before a write) each image's savepoint commits as it is
+    released, by decision: an image that is in stays in, and a batch sent again after a failure adds nothing for
+    those images, whose sightings are keyed by content. (SQLAlchemy's recipe that makes SQLite savepoints nest
+    begins every transaction at its first read, and the service's concurrent writers then met "database is
+    locked" at start.)"""
     results: list[ImageResult] = []
     with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
         for number, (name, data) in enumerate(images):
