@@ -338,24 +338,23 @@ def users_passwd(
 @friendly_errors
 def users_disable(name: Annotated[str, typer.Argument(help="An existing user.")]) -> None:
     """Refuse a user's logins and tokens from now on (their record and actions stay)."""
-    from service.auth.service import set_active
-    from service.db import transaction
-
-    with transaction(_session_factory()) as session:
-        user = set_active(session, name, False)
-    typer.echo(f"user {user.username} disabled")
+    _set_active(name, False)
 
 
 @users_app.command("enable")
 @friendly_errors
 def users_enable(name: Annotated[str, typer.Argument(help="An existing user.")]) -> None:
     """Let a disabled user log in again (tokens issued since their last password change work again)."""
+    _set_active(name, True)
+
+
+def _set_active(name: str, active: bool) -> None:
     from service.auth.service import set_active
     from service.db import transaction
 
     with transaction(_session_factory()) as session:
-        user = set_active(session, name, True)
-    typer.echo(f"user {user.username} enabled")
+        user = set_active(session, name, active)
+    typer.echo(f"user {user.username} {'enabled' if active else 'disabled'}")
 
 
 @camera_app.command("import")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,7 @@ def ingest_hotspots(
     """
     unique = list({hotspot.key: hotspot for hotspot in reversed(hotspots)}.values())[::-1]  # first of each key
     repeated = len(hotspots) - len(unique)
-    stored = _stored_satellite_keys(session, [hotspot.key for hotspot in unique])
+    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, [hotspot.key for hotspot in unique])
     twins = _nrt_twins(session, [h for h in unique if isinstance(h, Hotspot) and not h.product.is_nrt])
     unique = [h for h in unique if h.key not in twins]  # recorded as held (superseded), not screened
     decisions = build_screener(session, settings, unique, indexes).screen(unique)
@@ -85,6 +85,7 @@ def ingest_hotspots(
     return summary
 
 
+_GEOD = Geod(ellps="WGS84")
 #: How far a standard-processing (SP) pixel may lie from the near-real-time (NRT) pixel of the same pass it
 #: reprocesses, in pixel sizes: reprocessing refines the geolocation by a fraction of a pixel.
 _TWIN_PIXELS = 1.0
@@ -120,16 +121,11 @@ def _nrt_twins(session: Session, science: Sequence[Hotspot]) -> dict[str, Observ
         candidates = by_pass.get((platform, f"{hotspot.acq_utc:%Y%m%dT%H%MZ}"))
         if not candidates:
             continue
-        reach_km = _TWIN_PIXELS * max(hotspot.scan_km, hotspot.track_km)
-        cos_lat = math.cos(math.radians(hotspot.latitude))
-        distance, twin = min(
-            (
-                math.hypot((lat - hotspot.latitude) * 111.32, (lon - hotspot.longitude) * 111.32 * cos_lat),
-                key,
-            )
-            for key, lat, lon in candidates
+        reach_m = _TWIN_PIXELS * max(hotspot.scan_km, hotspot.track_km) * 1000.0
+        distance_m, twin = min(
+            (float(_GEOD.inv(hotspot.longitude, hotspot.latitude, lon, lat)[2]), key) for key, lat, lon in candidates
         )
-        if distance <= reach_km:
+        if distance_m <= reach_m:
             observation = hotspot_observation(hotspot)
             observation.details["screening"] = {
                 "status": "superseded",
@@ -138,21 +134,6 @@ def _nrt_twins(session: Session, science: Sequence[Hotspot]) -> dict[str, Observ
             }
             twins[hotspot.key] = observation
     return twins
-
-
-def _stored_satellite_keys(session: Session, keys: Sequence[str]) -> set[str]:
-    """Which of these natural keys are stored already (in chunks: a FIRMS day has 16,000 rows)."""
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        found.update(
-            session.scalars(
-                select(Observation.source_key).where(
-                    Observation.kind == ObservationKind.SATELLITE.value,
-                    Observation.source_key.in_(keys[start : start + 500]),
-                )
-            )
-        )
-    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,15 @@ from tests.conftest import shared_path
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
     environment.update(env or {})
     return subprocess.run(
-        [STRAWFIRE, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False
-    )
+        [STRAWFIRE, *args], cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
 
 
 def test_assign_json_contract_with_real_boundaries(tmp_path: Path) -> None:
@@ -126,30 +129,15 @@ def test_db_upgrade_and_demo_load(tmp_path: Path) -> None:
 
 
 def test_users_and_device_token(tmp_path: Path) -> None:
-    created = subprocess.run(
-        [STRAWFIRE, "users", "add", "cam7", "--role", "device", "--password-stdin"],
-        cwd=tmp_path,
-        input="device-password\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")},
+    created = run(
+        "users", "add", "cam7", "--role", "device", "--password-stdin", cwd=tmp_path, stdin="device-password\n"
     )
     assert created.returncode == 0, created.stderr
     assert "cam7 (device)" in created.stdout
     token = run("users", "token", "cam7", "--days", "30", cwd=tmp_path)
     assert token.returncode == 0
     assert token.stdout.count(".") == 2  # a JWT
-    short = subprocess.run(
-        [STRAWFIRE, "users", "add", "p1", "--role", "patrol", "--password-stdin"],
-        cwd=tmp_path,
-        input="longenough\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    short = run("users", "add", "p1", "--role", "patrol", "--password-stdin", cwd=tmp_path, stdin="longenough\n")
     assert short.returncode == 2
     assert "needs --unit" in short.stderr
     assert run("users", "token", "nobody", cwd=tmp_path).returncode == 2
@@ -163,13 +151,7 @@ def test_a_new_password_revokes_earlier_tokens_and_a_disabled_user_is_refused(tm
     from service.config import Settings
     from service.main import create_app
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
-
-    def with_stdin(*args: str, text: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([STRAWFIRE, *args], cwd=tmp_path, input=text, capture_output=True, text=True,
-                              timeout=120, check=False, env=env)  # fmt: skip
-
-    added = with_stdin("users", "add", "cam8", "--role", "device", "--password-stdin", text="device-password\n")
+    added = run("users", "add", "cam8", "--role", "device", "--password-stdin", cwd=tmp_path, stdin="device-password\n")
     assert added.returncode == 0, added.stderr
     old = run("users", "token", "cam8", cwd=tmp_path).stdout.strip()
     with TestClient(create_app(Settings(data_dir=tmp_path / "var"))) as client:
@@ -178,7 +160,7 @@ def test_a_new_password_revokes_earlier_tokens_and_a_disabled_user_is_refused(tm
             return client.get("/api/v1/cameras", headers={"Authorization": f"Bearer {token}"}).status_code
 
         assert answer(old) == 200
-        changed = with_stdin("users", "passwd", "cam8", "--password-stdin", text="another-password\n")
+        changed = run("users", "passwd", "cam8", "--password-stdin", cwd=tmp_path, stdin="another-password\n")
         assert changed.returncode == 0, changed.stderr
         assert answer(old) == 401  # issued under the old password
         new = run("users", "token", "cam8", cwd=tmp_path).stdout.strip()
@@ -188,7 +170,7 @@ def test_a_new_password_revokes_earlier_tokens_and_a_disabled_user_is_refused(tm
         assert run("users", "token", "cam8", cwd=tmp_path).returncode == 2  # no token for a disabled user
         assert run("users", "enable", "cam8", cwd=tmp_path).returncode == 0
         assert answer(new) == 200
-    short = with_stdin("users", "passwd", "cam8", "--password-stdin", text="short\n")
+    short = run("users", "passwd", "cam8", "--password-stdin", cwd=tmp_path, stdin="short\n")
     assert short.returncode == 2
     assert "at least" in short.stderr
     assert run("users", "disable", "nobody", cwd=tmp_path).returncode == 2

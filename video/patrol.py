@@ -79,7 +79,7 @@ from video.sources import Frame, FrameSource, SourceError, open_source, redact_u
 from video.sun import glare_polygon
 
 if TYPE_CHECKING:
-    from video.client import SightingClient
+    from video.client import SightingClient, SightingRejected
     from video.drone import DroneMetadata
 
 __all__ = [
@@ -332,11 +332,15 @@ class ClientSink:
         try:
             response = self.client.post(upload)
         except SightingRejected as exc:
-            log.error("%s", exc)
-            return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
+            return self.rejected(upload, exc)
         except ServiceUnavailable as exc:
             return self.unavailable(upload, exc)
         return PostOutcome(upload.key, True, response.status_code)
+
+    def rejected(self, upload: SightingUpload, exc: SightingRejected) -> PostOutcome:
+        """What to do when the service refuses the sighting (here: report it; it is not sent again)."""
+        log.error("%s", exc)
+        return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
 
     def unavailable(self, upload: SightingUpload, exc: Exception) -> PostOutcome:
         """What to do when the service cannot be reached after the client's retries (here: report it)."""

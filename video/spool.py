@@ -70,21 +70,17 @@ class SpoolSink(ClientSink):
         return sum(1 for _ in self.folder.glob(f"*{_SUFFIX}"))
 
     def send(self, upload: SightingUpload) -> PostOutcome:
-        """Send what waits (at most once per ``retry_every_s``), then this sighting; spool it if undeliverable,
-        and also when the service refuses this device's token (401/403: a password changed, a token expired),
-        which a new token mends, unlike a refusal of the sighting itself."""
+        """Send what waits (at most once per ``retry_every_s``), then this sighting (:class:`ClientSink`)."""
         if time.monotonic() - self._last_flush >= self.retry_every_s and self.pending():
             self.flush()
-        try:
-            response = self.client.post(upload)
-        except SightingRejected as exc:
-            if exc.status_code in _NOT_THE_SIGHTINGS_FAULT:
-                return self.unavailable(upload, exc)
-            log.error("%s", exc)
-            return PostOutcome(upload.key, False, exc.status_code, error=str(exc))
-        except ServiceUnavailable as exc:
+        return super().send(upload)
+
+    def rejected(self, upload: SightingUpload, exc: SightingRejected) -> PostOutcome:
+        """Spool it too when the refusal is of this device's token (401/403: a password changed, a token expired)
+        or a clash (409), which pass, unlike a refusal of the sighting itself."""
+        if exc.status_code in _NOT_THE_SIGHTINGS_FAULT:
             return self.unavailable(upload, exc)
-        return PostOutcome(upload.key, True, response.status_code)
+        return super().rejected(upload, exc)
 
     def unavailable(self, upload: SightingUpload, exc: Exception) -> PostOutcome:
         """Keep the sighting on disk for a later attempt instead of dropping it."""

@@ -302,20 +302,27 @@ def _row(obs: ObservationIn, incident_id: int | None) -> Observation:
     )
 
 
-def _new_only(session: Session, observations: Sequence[ObservationIn], summary: IngestSummary) -> list[ObservationIn]:
-    """Drop observations already stored (or repeated within the batch), counting them as duplicates."""
-    seen: set[tuple[str, str]] = set()
-    keys = [(o.kind.value, o.source_key) for o in observations]
-    for kind in {k for k, _ in keys}:
-        wanted = [key for k, key in keys if k == kind]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            seen.update(
-                (kind, key)
-                for key in session.scalars(
-                    select(Observation.source_key).where(Observation.kind == kind, Observation.source_key.in_(chunk))
+def stored_keys(session: Session, kind: ObservationKind, keys: Sequence[str]) -> set[str]:
+    """Which of these natural keys of ``kind`` are stored already (in chunks: a FIRMS day has 16,000 rows)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found.update(
+            session.scalars(
+                select(Observation.source_key).where(
+                    Observation.kind == kind.value, Observation.source_key.in_(keys[start : start + 500])
                 )
             )
+        )
+    return found
+
+
+def _new_only(session: Session, observations: Sequence[ObservationIn], summary: IngestSummary) -> list[ObservationIn]:
+    """Drop observations already stored (or repeated within the batch), counting them as duplicates."""
+    keys = [(o.kind.value, o.source_key) for o in observations]
+    seen: set[tuple[str, str]] = set()
+    for kind in {k for k, _ in keys}:
+        wanted = [key for k, key in keys if k == kind]
+        seen.update((kind, key) for key in stored_keys(session, ObservationKind(kind), wanted))
     fresh = []
     for obs, key in zip(observations, keys, strict=True):
         if key in seen:

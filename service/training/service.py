@@ -41,7 +41,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detector.dataset import CLASS_NAMES
+from detector.dataset import CLASS_NAMES, Box
 from detector.images import ImageLoadError, image_size
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState
@@ -165,8 +165,8 @@ def _yolo_lines(boxes: Sequence[tuple[str, float, tuple[float, float, float, flo
         y1, y2 = sorted((min(max(y1, 0.0), height), min(max(y2, 0.0), height)))
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             continue
-        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
-        lines.append(f"{ids[class_name]} {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n")
+        box = Box(ids[class_name], (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height)
+        lines.append(box.to_line() + "\n")  # the dataset's own label format
     return "".join(lines)
 
 

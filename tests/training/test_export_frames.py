@@ -7,23 +7,19 @@ import csv
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.auth.service import create_user
-from service.config import AlertSettings, Settings
-from service.db import transaction
-from service.demo import load_demo
+from service.config import Settings
 from service.evidence.service import path_of
-from service.incidents.states import IncidentState, Role
+from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
-from service.main import create_app
 from service.training.service import export_frames, judged_frames, judged_outcome
 from tests.incidents.test_sightings import camera_sighting, drone_sighting, post, token
+from tests.incidents.test_sightings import client as client  # the sightings tests' service: demo, cams, admin
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 T = datetime(2026, 10, 1, tzinfo=UTC)
@@ -82,18 +78,7 @@ def test_judged_outcome(row: Incident, expected: str | None) -> None:
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "var"
-
-
-@pytest.fixture
-def client(data_dir: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=data_dir, alerts=AlertSettings(run_worker=False)))
-    with TestClient(app) as test_client:
-        with transaction(app.state.session_factory) as session:
-            load_demo(session)
-            create_user(session, "cams", "device-password", Role.DEVICE, None)
-            create_user(session, "admin", "admin-password", Role.ADMIN, None)
-        yield test_client
+    return tmp_path / "var"  # where the sightings tests' service keeps its data
 
 
 def sighting_incident(
