@@ -231,7 +231,7 @@ SecondOpinionFlag = Annotated[
     typer.Option(
         "--second-opinion",
         help="Re-weigh the model's fire boxes by the weights-free flame colour rule (double confirm): fewer false "
-        "fires on red objects, some real fires missed (README). Needs a trained model.",
+        "fires on red objects, some real fires missed (docs/detector.md). Needs a trained model.",
     ),
 ]
 TilesOption = Annotated[
@@ -704,7 +704,7 @@ def watch_command(
 
     Whole frames by default. ``--tiles auto`` (or 3x2) also looks at overlapping tiles, which can confirm a small,
     distant plume earlier, but on still look-alikes (clouds, fog, sunlit roofs) seen in tiles the model also finds
-    more false smoke and fire: 9 of 97 validation negatives instead of 4 (README, "Fire and smoke detector").
+    more false smoke and fire: 9 of 97 validation negatives instead of 4 (docs/detector.md, "Tiles").
     """
     from detector.watch import load_mask, watch
 

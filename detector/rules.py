@@ -45,7 +45,8 @@ BoolMask = npt.NDArray[np.bool_]
 @dataclass(frozen=True)
 class RulesConfig:
     """Thresholds of the rules (defaults from the reference paper for flame; smoke set on tower frames, but on the
-    one-frame-a-minute FIgLib clip the plume changes too slowly between frames for the motion test: see README)."""
+    one-frame-a-minute FIgLib clip the plume changes too slowly between frames for the motion test: see
+    docs/detector.md)."""
 
     work_size: int = 640  # longest side the rules run at: enough for plume-sized blobs, cheap on CPU
     chroma_gap: float = 40.0  # τ of the flame rule, |Cr − Cb| in 8-bit units

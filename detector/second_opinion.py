@@ -16,10 +16,10 @@ NMS kept: a box suppressed by a neighbour that the rule then lowers does not com
 
 Smoke is left alone, measured: the grey-colour test alone does not separate true smoke boxes from false ones
 (AUC 0.40: haze, cloud and concrete are as grey as a plume), and the motion test misses a plume at one frame a
-minute (README, FIgLib clip), so penalising smoke without motion would delay the confirmations sequence
+minute (docs/detector.md, FIgLib clip), so penalising smoke without motion would delay the confirmations sequence
 verification exists for.
 
-The trade-off (validation split, int8 model, ``strawfire detector eval --second-opinion``; README): fire AP50
+The trade-off (validation split, int8 model, ``strawfire detector eval --second-opinion``; docs/detector.md): fire AP50
 0.783 → 0.793 (the two numbers were chosen on that split; chosen on either half, they gained 0.003 and 0.009 on
 the other), and at the operating threshold fire precision 0.84 → 0.99 but fire recall 0.68 → 0.60, most of the
 loss in CCTV scenes, whose fires the colour rule often misses. A missed straw fire costs a township more than a
@@ -47,7 +47,7 @@ BACKEND_SUFFIX = "+rules"
 
 @dataclass(frozen=True)
 class SecondOpinionConfig:
-    """How much the flame rule's disagreement costs a fire box (chosen on the validation split: README)."""
+    """How much the flame rule's disagreement costs a fire box (chosen on the validation split: docs/detector.md)."""
 
     #: share of a box's pixels meeting the flame rule at which the rule fully agrees (fire AP50 was flat for
     #: 0.1–0.2 and fell below 0.05: a box around a flame holds smoke, fuel and ground too)

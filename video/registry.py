@@ -143,8 +143,8 @@ class PresetRecord:
         name: free text for operators.
         tiles: (cols, rows) of overlapping tiles the detector also runs on (``detector.tiling``), for wide
             long-range views where an early plume is a few dozen pixels; 3×2 costs seven network passes per
-            frame instead of one, and finds more false smoke on look-alikes (README). ``None`` (the default) runs
-            on the whole frame only.
+            frame instead of one, and finds more false smoke on look-alikes (docs/detector.md). ``None`` (the
+            default) runs on the whole frame only.
         sun_glare_deg: detections mostly inside this many degrees of the sun (computed for each frame's capture
             time, :mod:`video.sun`) are ignored, as in a drawn mask; 0 (the default) turns it off. Needs a
             calibrated heading; 3–5° covers the disc's glare and the flare around it.

@@ -108,7 +108,7 @@ def test_the_clip_list_names_the_line_and_column_of_a_bad_value(tmp_path: Path) 
 def test_eval_clips_on_the_real_tower_fire_and_tower_views_without_fire(tmp_path: Path) -> None:
     """The acceptance reading: the FIgLib plume confirmed within 10 minutes with no false event, the D-Fire tower
     frames (one camera over a hillside through sun, flare, haze and dusk) without any event. The FIgLib clip's
-    boxed frames trained the model, so this shows the tool and the pipeline, not generalisation (README)."""
+    boxed frames trained the model, so this shows the tool and the pipeline, not generalisation (docs/detector.md)."""
     models = committed_model()
     video = shared_path("videos", "figlib_20190925_FIRE_wc-s-mobo-c_-20to+20min_1frame-per-min_4fps.mp4")
     aof = shared_path("negatives", "dfire_aof", "images")
