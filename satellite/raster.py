@@ -36,6 +36,7 @@ widened block by block.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -651,7 +652,7 @@ def fire_points(
     transform: Affine | Sequence[float],
     crs: CRS | str | Any,
 ) -> list[FirePoint]:
-    """One :class:`FirePoint` per 8-connected cluster of ``mask``, ordered by the cluster's first pixel.
+    """One :class:`FirePoint` per 8-connected cluster of ``mask``, ordered by the cluster's first pixel (row-major).
 
     ``transform`` maps (col, row) of pixel *corners* to ``crs`` coordinates (rasterio/GDAL convention: pixel
     (0, 0) spans [0, 1] x [0, 1]); ``crs`` is anything ``pyproj.CRS.from_user_input`` reads (EPSG code, WKT, a
@@ -690,7 +691,7 @@ def fire_points(
         return a * col + b * row + c, d * col + e * row + f
 
     src_crs = pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-    to_wgs84 = pyproj.Transformer.from_crs(src_crs, pyproj.CRS.from_epsg(4326), always_xy=True)
+    to_wgs84 = _to_wgs84(src_crs)
     # Pixel centres are at (col + 0.5, row + 0.5) in corner coordinates.
     cx, cy = to_crs(cent_col + 0.5, cent_row + 0.5)
     mx, my = to_crs(max_col + 0.5, max_row + 0.5)
@@ -705,8 +706,12 @@ def fire_points(
     geod = pyproj.Geod(ellps="WGS84")
     quad_lon = lon[2 * n :].reshape(n, 4)
     quad_lat = lat[2 * n :].reshape(n, 4)
+    # OpenCV numbers components as its block-based scan meets them, not by their first pixel in row-major order
+    # (a cluster starting at row 1, column 0 can come before one starting at row 0, column 5): sort explicitly.
+    # ys/xs come from np.nonzero, i.e. in row-major order, so a label's first occurrence is its first pixel.
+    _, first_pixel = np.unique(lab, return_index=True)
     points: list[FirePoint] = []
-    for i in range(n):
+    for i in np.argsort(first_pixel, kind="stable").tolist():
         pixel_area, _ = geod.polygon_area_perimeter(quad_lon[i], quad_lat[i])
         points.append(
             FirePoint(
@@ -767,7 +772,29 @@ def _crs_wkt(crs: CRS | str | Any, source_name: str) -> tuple[Any, str]:
         parsed = pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
     except CRSError as exc:
         raise RasterError(f"unusable CRS {str(crs)[:60]!r}: {exc}", source_name=source_name) from None
+    try:
+        _to_wgs84(parsed)
+    except ValueError as exc:
+        # Checked whether or not the scene has fires, so a file in such a CRS never passes as "no fires".
+        raise RasterError(str(exc), source_name=source_name) from None
     return parsed, parsed.to_wkt()
+
+
+def _to_wgs84(crs: Any) -> Any:
+    """The ``pyproj.Transformer`` from ``crs`` to WGS-84 lon/lat; ValueError when there is none.
+
+    An engineering (local) CRS, for one, parses but cannot be converted, and pyproj then raises ProjError.
+    """
+    import pyproj
+    from pyproj.exceptions import ProjError
+
+    try:
+        return pyproj.Transformer.from_crs(crs, pyproj.CRS.from_epsg(4326), always_xy=True)
+    except ProjError:
+        name = getattr(crs, "name", None) or str(crs)[:60]
+        raise ValueError(
+            f"the CRS {name!r} cannot be converted to WGS-84 longitude/latitude, which fire points need"
+        ) from None
 
 
 def scan_codes(
@@ -893,12 +920,13 @@ def resolve_band_map(
 
     With ``band_map`` (rule band name -> 1-based index or the file's band description), exactly that, and it
     must name every needed band. Without it: the file's band descriptions when they name every needed band
-    (case-insensitive), else the default order of :data:`BAND_ORDER`.
+    (case-insensitive, ``B2`` read as ``B02``), else the default order of :data:`BAND_ORDER` — unless a
+    description names a different band at a position that order would use, which is an error asking for a map.
     """
     ruleset = _parse_sensor(sensor, source_name).ruleset
     needed = required_bands(ruleset, swir=swir)
     known = BAND_ORDER[ruleset]
-    by_description = {d.strip().upper(): i + 1 for i, d in enumerate(descriptions) if d and d.strip()}
+    by_description = {_band_key(d): i + 1 for i, d in enumerate(descriptions) if d and d.strip()}
     if band_map is not None:
         resolved: dict[str, int] = {}
         for name, where in band_map.items():
@@ -910,7 +938,7 @@ def resolve_band_map(
             if isinstance(where, bool) or not isinstance(where, int | str):
                 raise RasterBandError(f"maps to {where!r}; give a 1-based index", source_name=source_name, band=key)
             if isinstance(where, str):
-                index = by_description.get(where.strip().upper())
+                index = by_description.get(_band_key(where))
                 if index is None:
                     raise RasterBandError(f"no file band is described as {where!r}", source_name=source_name, band=key)
             else:
@@ -940,7 +968,39 @@ def resolve_band_map(
             source_name=source_name,
             band=name,
         )
+    # Descriptions that name bands but not every band the rule needs: the default order is only a guess, and a
+    # guess the file itself contradicts (reading the band described as B08 as B11) would give wrong fires silently.
+    for name in needed:
+        index = positional[name]
+        described = descriptions[index - 1] if index <= len(descriptions) else None
+        if described and _BAND_NAME.fullmatch(_band_key(described)) and _band_key(described) != name:
+            raise RasterBandError(
+                f"the default {ruleset} order puts it in file band {index}, which is described as "
+                f"{_band_key(described)!r}; give a band map",
+                source_name=source_name,
+                band=name,
+            )
     return {name: positional[name] for name in needed}
+
+
+_BAND_NAME: Final = re.compile(r"B\d{2}|B8A|[SF]\d")
+"""What a band description naming a Landsat, Sentinel-2 or SLSTR band looks like once normalised by _band_key."""
+
+_UNPADDED_BAND: Final = re.compile(r"B0*(\d{1,2})(A?)")
+
+
+def _band_key(text: str) -> str:
+    """A band description or name as the rules spell band names: trimmed, upper case, ``B2`` -> ``B02``.
+
+    Files exported from Google Earth Engine (and many scripts) describe Sentinel-2 and Landsat bands without the
+    zero padding (``B2``, ``B8A``, ``B11``); Sentinel Hub, and therefore the rules, write ``B02``, ``B8A``, ``B11``.
+    """
+    key = text.strip().upper()
+    match = _UNPADDED_BAND.fullmatch(key)
+    if match is None:
+        return key
+    number, suffix = int(match.group(1)), match.group(2)
+    return f"B{number}A" if suffix else f"B{number:02d}"
 
 
 def scan_scene(

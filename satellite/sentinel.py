@@ -478,10 +478,10 @@ def process_grid(area: Area, resolution_m: float) -> ProcessGrid:
         raise SentinelHubRequestError(f"resolution must be a positive number of metres, not {resolution_m!r}")
     wgs84 = BBox((west, south, east, north), crs=CRS.WGS84)
     utm = CRS.get_utm_from_wgs84(*wgs84.middle)
-    covered = wgs84.transform_bounds(utm)
+    min_x, min_y, max_x, max_y = _utm_bounds((west, south, east, north), int(utm.epsg))
     res = resolution_m
-    minx, miny = math.floor(covered.min_x / res) * res, math.floor(covered.min_y / res) * res
-    maxx, maxy = math.ceil(covered.max_x / res) * res, math.ceil(covered.max_y / res) * res
+    minx, miny = math.floor(min_x / res) * res, math.floor(min_y / res) * res
+    maxx, maxy = math.ceil(max_x / res) * res, math.ceil(max_y / res) * res
     width, height = round((maxx - minx) / res), round((maxy - miny) / res)
     if width > MAX_PROCESS_PIXELS or height > MAX_PROCESS_PIXELS:
         raise SentinelHubRequestError(
@@ -489,6 +489,34 @@ def process_grid(area: Area, resolution_m: float) -> ProcessGrid:
             "split the area or coarsen the resolution"
         )
     return ProcessGrid(int(utm.epsg), (minx, miny, maxx, maxy), width, height, res)
+
+
+_EDGE_SAMPLES: Final = 101
+"""Points per bbox edge when projecting it: parallels are curves in UTM, so the corners alone do not bound it."""
+
+
+def _utm_bounds(bbox: BBoxLike, epsg: int) -> tuple[float, float, float, float]:
+    """Bounds in UTM zone ``epsg`` of everything inside the WGS-84 ``bbox``.
+
+    sentinelhub's ``BBox.transform_bounds`` projects only the four corners. In transverse Mercator a parallel bows
+    towards the pole on both sides of the central meridian, so a bbox edge that crosses the meridian reaches
+    furthest from the pole *on* it, between the corners (about 40 m south of them for 0.6 degrees at 43.5 N). The
+    edges are sampled densely, with the central meridian itself included when the bbox spans it; meridians and
+    the rest of each parallel are monotonic within a zone, so the extremes are among the samples.
+    """
+    from pyproj import Transformer
+
+    west, south, east, north = bbox
+    zone = epsg % 100
+    central_meridian = -183.0 + 6.0 * zone
+    lons = np.linspace(west, east, _EDGE_SAMPLES)
+    if west < central_meridian < east:
+        lons = np.append(lons, central_meridian)
+    lats = np.linspace(south, north, _EDGE_SAMPLES)
+    edge_lon = np.concatenate([lons, lons, np.full(lats.size, west), np.full(lats.size, east)])
+    edge_lat = np.concatenate([np.full(lons.size, south), np.full(lons.size, north), lats, lats])
+    x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(edge_lon, edge_lat)
+    return float(np.min(x)), float(np.min(y)), float(np.max(x)), float(np.max(y))
 
 
 def build_process_request(
@@ -566,8 +594,12 @@ def _check_cloud(value: float) -> float:
 def solar_zenith_deg(moment: datetime, lon: float, lat: float) -> float:
     """Solar zenith angle (degrees) at a place and time: NOAA's general solar position formulas (~0.5 deg).
 
-    Enough to tell a day from a night pass, which is all the SLSTR threshold needs.
+    Enough to tell a day from a night pass, which is all the SLSTR threshold needs. ``moment`` must be tz-aware:
+    ``astimezone`` would read a naive time in the host's zone (Asia/Shanghai on a Changchun server), eight hours
+    off, and turn a day pass into a night one.
     """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise SentinelHubRequestError("the time for the solar zenith must be tz-aware (UTC); a naive time is ambiguous")
     t = moment.astimezone(UTC)
     hours = t.hour + t.minute / 60 + t.second / 3600
     gamma = 2 * math.pi / 365 * (t.timetuple().tm_yday - 1 + (hours - 12) / 24)

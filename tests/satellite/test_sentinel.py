@@ -632,3 +632,45 @@ def test_unreachable_token_endpoint(local_env: None) -> None:
             "slstr", BBOX, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 2, tzinfo=UTC)
         )
     assert SECRET not in str(info.value)
+
+
+def test_process_grid_covers_the_whole_bbox_edge_where_it_crosses_the_central_meridian() -> None:
+    # 122.7-123.3 E straddles 123 E, the central meridian of UTM zone 51N. In UTM a parallel bows towards the pole
+    # away from the central meridian, so the bbox's southern edge reaches furthest south *on* the meridian, between
+    # the corners; a grid built from the four corners alone left a ~40 m strip of the area unscanned there.
+    from pyproj import Transformer
+
+    bbox = (122.7, 43.5, 123.3, 43.9)
+    grid = process_grid(bbox, 20.0)
+    assert grid.epsg == 32651
+    minx, miny, maxx, maxy = grid.bounds
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32651", always_xy=True)
+    edge = np.linspace(0.0, 1.0, 601)
+    lons = np.concatenate([bbox[0] + edge * (bbox[2] - bbox[0])] * 2 + [np.full(601, bbox[0]), np.full(601, bbox[2])])
+    lats = np.concatenate([np.full(601, bbox[1]), np.full(601, bbox[3])] + [bbox[1] + edge * (bbox[3] - bbox[1])] * 2)
+    x, y = to_utm.transform(lons, lats)
+    assert minx <= x.min()
+    assert x.max() <= maxx
+    assert miny <= y.min()
+    assert y.max() <= maxy
+    assert all(v % 20 == 0 for v in grid.bounds)
+
+
+def test_solar_zenith_refuses_a_naive_time_instead_of_reading_it_in_the_host_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    # A server in Changchun runs in Asia/Shanghai. Before the fix a naive 02:30 (meant as the UTC acquisition time of
+    # a ~10:30 local pass) was read as 02:30 *Beijing* time by astimezone(), i.e. 18:30 UTC the day before: night,
+    # so an SLSTR day scene would have been scanned with the 320 K night threshold.
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        with pytest.raises(SentinelHubRequestError, match="tz-aware"):
+            solar_zenith_deg(datetime(2024, 6, 21, 2, 30), 125.3, 43.9)
+        aware = solar_zenith_deg(datetime(2024, 6, 21, 2, 30, tzinfo=UTC), 125.3, 43.9)
+        assert aware == pytest.approx(25.0, abs=1.0)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
