@@ -8,8 +8,10 @@ documented defects fixed:
 
 1. **Passes.** Pixels are clustered only with pixels of the same *pass*: one platform's detections with no gap
    longer than ``pass_gap`` (10 min; a VIIRS or MODIS pass over a region lasts minutes, orbits are ~100 min
-   apart), or, for Himawari, one 10-minute file (``timeline_utc``). Different passes of one fire are related by
-   step 4, not merged.
+   apart), or, for Himawari, one 10-minute file (``timeline_utc``; a record without one belongs to the 10-minute
+   slot of its time, since the scans are exactly 10 minutes apart and the pass gap would chain them all). Pixels
+   of a pass are put in (time, key) order first, so file order never changes the fire points. Different passes
+   of one fire are related by step 4, not merged.
 2. **Transitive linking.** Two pixels are linked when their geodesic distance (pyproj, WGS-84) is at most
    ``max(link_km, pixel_factor × pixel size)`` — 0.8 km by default, and the configured value is the one used
    (activefires-pp hard-codes 0.8 km in its neighbour search). Pixel size is ``max(scan_km, track_km)`` of the
@@ -42,7 +44,9 @@ documented defects fixed:
 Efficiency: candidate pairs come from a shapely STRtree ``dwithin`` query with a per-pixel radius in degrees that
 bounds the geodesic radius from above, and only candidates are measured geodesically, so the cost is about
 linear in the number of pixels (the 16,017-row global MODIS day takes about a second on a 2-core machine with
-the other core busy; a naive all-pairs search would measure 128 million pairs). Clusters that span
+the other core busy; a naive all-pairs search would measure 128 million pairs). Components are labelled with
+vectorised numpy, a cluster's longest span is measured between its convex-hull vertices, and splitting re-uses
+the cluster's links, so one fire of thousands of pixels costs about a second, not k² distances. Clusters that span
 the antimeridian are not linked across it (no cropland there).
 """
 
@@ -51,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Final, Generic, NamedTuple, Protocol, TypeVar
 
@@ -77,6 +81,9 @@ KM_PER_DEG_MIN: Final = 110.574
 geodesic radii from above."""
 
 _WGS84: Final = Geod(ellps="WGS84")
+
+SCAN_MINUTES: Final = 10
+"""Length of a geostationary (Himawari AHI full-disk) observation; its detections are one pass."""
 
 _HULL_FROM: Final = 32
 """Above this many pixels the longest span is searched among convex-hull vertices only; below, all pairs are
@@ -343,13 +350,21 @@ def _passes(items: Sequence[Detection], keys: Sequence[str], gap: timedelta) -> 
     by_platform: dict[str, list[int]] = {}
     fixed: dict[tuple[str, datetime], list[int]] = {}
     for index, item in enumerate(items):
-        timeline = getattr(item, "timeline_utc", None)
-        if isinstance(timeline, datetime):
+        if hasattr(item, "timeline_utc"):
+            # A geostationary scan record. Without its timeline it still belongs to one 10-minute observation:
+            # falling back to the pass gap would chain the scans, which are exactly 10 minutes apart, into one
+            # pass a day long.
+            timeline = item.timeline_utc
+            if not isinstance(timeline, datetime):
+                timeline = _scan_slot(item.acq_utc)
             fixed.setdefault((_platform(item), timeline), []).append(index)
         else:
             by_platform.setdefault(_platform(item), []).append(index)
     passes: list[tuple[datetime, str, list[int]]] = []
     for (platform, timeline), indices in fixed.items():
+        # The same canonical order as a polar pass: splitting starts from the first pixel, so file order must
+        # not decide the fire points.
+        indices.sort(key=lambda i: (items[i].acq_utc, keys[i]))
         passes.append((timeline, f"{platform}@{timeline:%Y-%m-%dT%H:%MZ}", indices))
     for platform, indices in by_platform.items():
         indices.sort(key=lambda i: (items[i].acq_utc, keys[i]))
@@ -364,6 +379,12 @@ def _passes(items: Sequence[Detection], keys: Sequence[str], gap: timedelta) -> 
         passes.append((start, f"{platform}@{start:%Y-%m-%dT%H:%MZ}", current))
     passes.sort(key=lambda p: (p[0], p[1]))
     return [(pass_id, indices) for _, pass_id, indices in passes]
+
+
+def _scan_slot(when: datetime) -> datetime:
+    """Start of the geostationary observation slot (``SCAN_MINUTES`` long, aligned to the hour) containing ``when``."""
+    aligned = when.astimezone(UTC)
+    return aligned.replace(minute=aligned.minute - aligned.minute % SCAN_MINUTES, second=0, microsecond=0)
 
 
 def _coords(members: Sequence[Detection]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -428,43 +449,63 @@ def _pairs_within(
 def _components(
     lat: NDArray[np.float64], lon: NDArray[np.float64], radii_km: NDArray[np.float64], geod: Geod
 ) -> list[list[int]]:
-    """Connected components of the link graph (union-find), each sorted, in order of their first member."""
-    count = len(lat)
-    parent = list(range(count))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    """Connected components of the link graph, each sorted, in order of their first member."""
     i, j, _ = _pairs_within(lat, lon, radii_km, geod)
-    for a, b in zip(i.tolist(), j.tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for index in range(count):
-        groups.setdefault(find(index), []).append(index)
-    return list(groups.values())
+    return _groups(_component_labels(len(lat), i, j), np.arange(len(lat), dtype=np.intp))
+
+
+def _component_labels(count: int, i: NDArray[np.intp], j: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Per node, the smallest node index of its connected component (edges ``i[k]``-``j[k]``).
+
+    Vectorised hook-and-compress instead of a Python union-find loop: every round hooks the larger root of each
+    edge that still joins two components onto the smaller one, then points every node at its root. A round
+    costs a few numpy passes over the edges, and there are few rounds, so a fire of thousands of pixels (tens
+    of thousands of links, re-linked at every split step) stays cheap.
+    """
+    labels = np.arange(count, dtype=np.intp)
+    while True:
+        li, lj = labels[i], labels[j]
+        joining = li != lj
+        if not joining.any():
+            return labels
+        li, lj = li[joining], lj[joining]
+        np.minimum.at(labels, np.maximum(li, lj), np.minimum(li, lj))
+        while True:  # labels only ever point to smaller indices, so this ends at the roots
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+
+
+def _groups(labels: NDArray[np.intp], nodes: NDArray[np.intp]) -> list[list[int]]:
+    """``nodes`` grouped by their ``labels``: each group ascending, groups in order of their smallest label."""
+    if len(nodes) == 0:
+        return []
+    own = labels[nodes]
+    order = np.lexsort((nodes, own))
+    cuts = np.flatnonzero(np.diff(own[order])) + 1
+    return [part.tolist() for part in np.split(nodes[order], cuts)]
+
+
+def _hull_vertices(idx: NDArray[np.intp], lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.intp]:
+    """The members of ``idx`` on the convex hull of the group (all of them for small groups).
+
+    Only hull vertices can be the ends of the longest span; in lon/lat the hull is that of a local metric frame
+    (an affine map at fire scale), so the search for the longest span needs the hull's vertices only.
+    """
+    if len(idx) <= _HULL_FROM:
+        return idx
+    hull = shapely.convex_hull(shapely.multipoints(np.column_stack([lon[idx], lat[idx]])))
+    on_hull = {(x, y) for x, y in shapely.get_coordinates(hull).tolist()}
+    candidates = idx[[(x, y) in on_hull for x, y in zip(lon[idx].tolist(), lat[idx].tolist(), strict=True)]]
+    return candidates if len(candidates) >= 2 else idx
 
 
 def _farthest_pair(
-    members: list[int], lat: NDArray[np.float64], lon: NDArray[np.float64], geod: Geod
+    members: Sequence[int], lat: NDArray[np.float64], lon: NDArray[np.float64], geod: Geod
 ) -> tuple[int, int, float]:
-    """The two members farthest apart (geodesic) and their distance in km.
-
-    Only convex-hull vertices can be the ends of the longest span; in lon/lat the hull is that of a local metric
-    frame (an affine map), so the candidates are the hull's vertices and the search stays small for big clusters.
-    """
-    idx = np.asarray(members, dtype=np.intp)
-    if len(idx) > _HULL_FROM:
-        hull = shapely.convex_hull(shapely.multipoints(np.column_stack([lon[idx], lat[idx]])))
-        hull_xy = shapely.get_coordinates(hull)
-        on_hull = {(x, y) for x, y in hull_xy.tolist()}
-        candidates = idx[[(x, y) in on_hull for x, y in zip(lon[idx].tolist(), lat[idx].tolist(), strict=True)]]
-        if len(candidates) >= 2:
-            idx = candidates
+    """The two members farthest apart (geodesic) and their distance in km."""
+    idx = _hull_vertices(np.asarray(members, dtype=np.intp), lat, lon)
     a, b = np.triu_indices(len(idx), k=1)
     _, _, metres = geod.inv(lon[idx[a]], lat[idx[a]], lon[idx[b]], lat[idx[b]])
     distances = np.asarray(metres, dtype=np.float64)
@@ -481,18 +522,20 @@ def _extents_km(
     """Longest geodesic span of each group, with one ``Geod.inv`` call for all pairs of all groups.
 
     Per-group calls would cost ~50 µs each in call overhead alone, and a global MODIS day has ~10,000 groups.
+    A big group is measured between its hull vertices only: all its pairs would be k² distances (3,600 pixels
+    of one fire: 6.5 million, ~1 GB).
     """
     firsts: list[NDArray[np.intp]] = []
     seconds: list[NDArray[np.intp]] = []
     owners: list[NDArray[np.intp]] = []
     for number, group in enumerate(groups):
-        size = len(group)
-        if size < 2:
+        if len(group) < 2:
             continue
+        idx = _hull_vertices(np.asarray(group, dtype=np.intp), lat, lon)
+        size = len(idx)
         if size not in _TRIU:
             _TRIU[size] = np.triu_indices(size, k=1)
         a, b = _TRIU[size]
-        idx = np.asarray(group, dtype=np.intp)
         firsts.append(idx[a])
         seconds.append(idx[b])
         owners.append(np.full(len(a), number, dtype=np.intp))
@@ -513,28 +556,42 @@ def _split(
     geod: Geod,
 ) -> list[list[int]]:
     """Cut a component longer than ``split_km`` into pieces (module docstring, rule 3)."""
+    nodes = np.asarray(component, dtype=np.intp)
+    # The links are measured once: removing a piece only removes links, so the remainder's components come
+    # from the same edges, restricted to what is left.
+    link_i, link_j, _ = _pairs_within(lat[nodes], lon[nodes], radii_km[nodes], geod)
+    left = np.ones(len(nodes), dtype=bool)
     pieces: list[list[int]] = []
-    stack: list[list[int]] = [component]
+    stack: list[NDArray[np.intp]] = [np.arange(len(nodes), dtype=np.intp)]  # positions in ``nodes``
     while stack:
         members = stack.pop()
         if len(members) < 2:
-            pieces.append(members)
+            pieces.append(nodes[members].tolist())
             continue
-        first, second, length = _farthest_pair(members, lat, lon, geod)
+        first, second, length = _farthest_pair(nodes[members].tolist(), lat, lon, geod)
         if length <= split_km:
-            pieces.append(sorted(members))
+            pieces.append(sorted(nodes[members].tolist()))
             continue
-        # Start from the end whose pixel comes first in input order, so that the result is reproducible.
+        # Start from the end whose pixel comes first in the pass's canonical order: reproducible.
         start = min(first, second)
-        idx = np.asarray(members, dtype=np.intp)
-        _, _, metres = geod.inv(np.full(len(idx), lon[start]), np.full(len(idx), lat[start]), lon[idx], lat[idx])
-        near = np.asarray(metres, dtype=np.float64) / 1000.0 <= split_km
+        idx = nodes[members]
+        # Only pixels inside a degree box that bounds the split length are measured geodesically.
+        reach = _degree_radius(lat[start : start + 1], np.array([split_km]))[0]
+        near = (np.abs(lat[idx] - lat[start]) <= reach) & (np.abs(lon[idx] - lon[start]) <= reach)
+        boxed = np.flatnonzero(near)
+        _, _, metres = geod.inv(
+            np.full(len(boxed), lon[start]), np.full(len(boxed), lat[start]), lon[idx[boxed]], lat[idx[boxed]]
+        )
+        near[boxed] = np.asarray(metres, dtype=np.float64) / 1000.0 <= split_km
         pieces.append(sorted(idx[near].tolist()))
-        rest = idx[~near]
+        left[members[near]] = False
+        rest = members[~near]
         if len(rest) == 0:
             continue
-        for sub in _components(lat[rest], lon[rest], radii_km[rest], geod):
-            stack.append([int(rest[k]) for k in sub])
+        usable = left[link_i] & left[link_j]
+        labels = _component_labels(len(nodes), link_i[usable], link_j[usable])
+        for sub in _groups(labels, rest):
+            stack.append(np.asarray(sub, dtype=np.intp))
     pieces.sort(key=lambda piece: piece[0])
     return pieces
 

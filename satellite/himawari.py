@@ -313,11 +313,16 @@ class HimawariHotspot(_HimawariFields):
         return shapely.box(self.longitude - half, self.latitude - half, self.longitude + half, self.latitude + half)
 
 
+_DISK_LAT: Final = 60.0
+_DISK_CENTRE_LON: Final = 140.7
+"""Himawari-8/9's sub-satellite longitude: a longitude inside the disk, to test a latitude alone."""
+
+
 def in_full_disk(latitude: float, longitude: float) -> bool:
     """Whether a point lies in the product's coverage: 60° N-60° S, 80° E eastward to 160° W."""
     if not (math.isfinite(latitude) and math.isfinite(longitude)):
         return False
-    return -60.0 <= latitude <= 60.0 and (80.0 <= longitude <= 180.0 or -180.0 <= longitude <= -160.0)
+    return -_DISK_LAT <= latitude <= _DISK_LAT and (80.0 <= longitude <= 180.0 or -180.0 <= longitude <= -160.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,10 +626,8 @@ class _RowReader:
                     f"{acq:%Y-%m-%d %H:%M} is outside this file's observation "
                     f"{self.timeline:%Y-%m-%d %H:%M}-{end:%H:%M} UTC",
                 )
-        latitude = self._float(fields, "lat", -90.0, 90.0)
-        longitude = self._float(fields, "lon", -180.0, 180.0)
-        if not in_full_disk(latitude, longitude):
-            raise _BadField("lon", f"({latitude:g}, {longitude:g}) is outside the Himawari full disk")
+        latitude = self._latitude(fields)
+        longitude = self._longitude(fields)
         values = (
             self.satellite,
             acq,
@@ -650,6 +653,19 @@ class _RowReader:
         except ValueError as exc:
             raise _BadField("time", str(exc)) from None
 
+    def _latitude(self, fields: list[str]) -> float:
+        value = self._float(fields, "lat", -90.0, 90.0)
+        # Each coordinate is checked against its own side of the disk, so the report names the wrong one.
+        if not in_full_disk(value, _DISK_CENTRE_LON):
+            raise _BadField("lat", f"{value:g} is outside the Himawari full disk ({_DISK_LAT:g}° N-S)")
+        return value
+
+    def _longitude(self, fields: list[str]) -> float:
+        value = self._float(fields, "lon", -180.0, 180.0)
+        if not in_full_disk(0.0, value):
+            raise _BadField("lon", f"{value:g} is outside the Himawari full disk (80° E to 160° W)")
+        return value
+
     def _area(self, fields: list[str]) -> float:
         value = self._float(fields, "area", 0.0, 25.0)
         if value == 0:
@@ -664,8 +680,8 @@ class _RowReader:
             "month": lambda: self._int(fields, "month", 1, 12),
             "day": lambda: self._int(fields, "day", 1, 31),
             "time": lambda: self._time(fields),
-            "lat": lambda: self._float(fields, "lat", -90.0, 90.0),
-            "lon": lambda: self._float(fields, "lon", -180.0, 180.0),
+            "lat": lambda: self._latitude(fields),
+            "lon": lambda: self._longitude(fields),
             "area": lambda: self._area(fields),
             "volcano": lambda: self._int(fields, "volcano", 0, 9),
             "level": lambda: self._code(fields, "level", FireLevel),

@@ -61,12 +61,15 @@ def _coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polyg
     return indexes.get(session, levels[-1]).coverage()
 
 
-def _priors(session: Session, settings: Settings, first: datetime) -> list[PriorFirePoint]:
-    """Fire points seen within the repeat window before the batch (their representatives' stored details)."""
+def _priors(session: Session, settings: Settings, first: datetime, last: datetime) -> list[PriorFirePoint]:
+    """Stored fire points within the repeat window of the batch, before *or after* it (their representatives'
+    stored details): the repeat test is symmetric in time, because files arrive out of order."""
     window = timedelta(hours=settings.clustering.repeat_window_h)
     rows = session.execute(
         select(Observation.latitude, Observation.longitude, Observation.observed_at, Observation.details).where(
-            Observation.kind == "satellite", Observation.observed_at >= first - window, Observation.observed_at < first
+            Observation.kind == "satellite",
+            Observation.observed_at > first - window,
+            Observation.observed_at < last + window,
         )
     ).all()
     priors = []
@@ -99,7 +102,7 @@ def fire_points(session: Session, hotspots: Sequence[Detection], settings: Setti
             repeat_km=config.repeat_km,
             repeat_window=timedelta(hours=config.repeat_window_h),
         ),
-        history=_priors(session, settings, min(h.acq_utc for h in hotspots)),
+        history=_priors(session, settings, min(h.acq_utc for h in hotspots), max(h.acq_utc for h in hotspots)),
     )
     out: dict[str, dict[str, Any]] = {}
     for point in result.fire_points:
