@@ -96,7 +96,8 @@ def title_page(data: ReportData, labels: Labels) -> Figure:
         ),
         (f"{labels.t('区域', 'Area')}: {area_title(data, labels)}", 12),
         (
-            f"{labels.t('考核规则', 'Rules')}: {rules.rules.version} ({rules.path.name}, "
+            f"{labels.t('考核规则', 'Rules')}: {labels.drawable(rules.rules.version)} "
+            f"({labels.drawable(rules.path.name)}, "
             f"{rules.rules.effective_from} … {rules.last_day or ''})",
             12,
         ),

@@ -88,6 +88,8 @@ def _report(
     rulebook = RuleBook.load(rules or rules_dir(settings))
     if not out.parent.is_dir():
         raise InputError(f"folder {out.parent} does not exist", source=str(out))
+    if out.is_dir():  # checked before the database work: the report would only fail at the last step
+        raise InputError("is a folder: give a file name", source=str(out))
     engine = make_engine(settings.effective_database_url)
     try:
         upgrade(engine)
@@ -95,6 +97,18 @@ def _report(
             data = collect(session, period, area, rulebook, deadline_policy(settings.alerts), version=rules_version)
     finally:
         engine.dispose()
+    try:
+        summary = _write_atomically(chosen, data, out)
+    except OSError as exc:  # a read-only folder, a full disk, a folder made there meanwhile: one line, not a trace
+        raise InputError(f"cannot write the report: {exc.strerror or exc}", source=str(out)) from None
+    version = data.selection.version.rules.version
+    typer.echo(f"wrote {out}: {summary} ({period.label}, area {data.area_code or 'all'}, rules {version})")
+    for warning in data.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _write_atomically(chosen: ReportFormat, data: ReportData, out: Path) -> str:
+    """Write to a temporary file beside ``out``, then rename it over ``out``: no partial report is ever left."""
     descriptor, temporary = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
     os.close(descriptor)
     partial = Path(temporary)
@@ -103,10 +117,7 @@ def _report(
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
-    version = data.selection.version.rules.version
-    typer.echo(f"wrote {out}: {summary} ({period.label}, area {data.area_code or 'all'}, rules {version})")
-    for warning in data.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+    return summary
 
 
 def _write(chosen: ReportFormat, data: ReportData, path: Path) -> str:

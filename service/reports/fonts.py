@@ -96,6 +96,13 @@ class Labels:
             return name
         return code or "—"
 
+    def drawable(self, value: str) -> str:
+        """Text that must be shown even in part (a rules version, a file name): as is with a CJK font, else with
+        each character DejaVu Sans lacks shown as "?" rather than drawn as an empty box."""
+        if self.cjk:
+            return value
+        return "".join("?" if _needs_cjk(ch) else ch for ch in value)
+
     def text(self, value: str | None, fallback: str = "—") -> str:
         """Free text (grades, sanctions, rule titles): as is, or ``fallback`` when it cannot be drawn."""
         if not value:

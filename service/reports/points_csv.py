@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from service.reports.data import ReportData
-from service.reports.tables import OUTCOME_ZH, REASON_ZH, SOURCE_ZH, satellite_pass, sources_text
+from service.reports.tables import (
+    OUTCOME_ZH,
+    REASON_ZH,
+    SOURCE_ZH,
+    looks_like_formula,
+    satellite_pass,
+    sources_text,
+)
 from service.stats.lifecycle import OutcomeKind, outcome
 from service.stats.periods import local_time
 
@@ -50,6 +57,13 @@ HEADER = [
 ]
 
 
+def _text(value: str | None) -> str:
+    """A text cell that a spreadsheet cannot take for a formula: a leading apostrophe (what Excel itself writes
+    for "text that looks like a formula") before =, +, -, @, tab or carriage return."""
+    text = value or ""
+    return "'" + text if looks_like_formula(text) else text
+
+
 def _time(at: datetime | None) -> str:
     return "" if at is None else f"{local_time(at):%Y-%m-%d %H:%M}"
 
@@ -65,10 +79,10 @@ def points_csv(data: ReportData) -> str:
         writer.writerow(
             [
                 n,
-                p.county_code or "",
-                p.county_name or "",
-                p.township_code or "",
-                p.township_name or "",
+                _text(p.county_code),
+                _text(p.county_name),
+                _text(p.township_code),
+                _text(p.township_name),
                 f"{p.longitude:.6f}",
                 f"{p.latitude:.6f}",
                 _time(p.first_observed_at),
@@ -76,7 +90,7 @@ def points_csv(data: ReportData) -> str:
                 sources_text(p),
                 SOURCE_ZH[first.source] if first else "",
                 OUTCOME_ZH[result.kind],
-                REASON_ZH.get(result.reason or "", result.reason or "")
+                _text(REASON_ZH.get(result.reason or "", result.reason))
                 if result.kind in (OutcomeKind.FALSE_ALARM, OutcomeKind.PERMITTED_BURN)
                 else "",
                 p.id,

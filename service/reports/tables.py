@@ -5,17 +5,29 @@ Times are China local time (UTC+8) without a zone, as counties read them; durati
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 
 from service.reports.data import ReportData
-from service.stats.lifecycle import OutcomeKind, milestones, outcome
+from service.stats.lifecycle import CLAIMED_DUPLICATE, OutcomeKind, milestones, outcome
 from service.stats.periods import local_time
 from service.stats.records import SOURCE_ORDER, FirePoint, Source
 from service.stats.response import Interval, ResponseGroup, response_of
 from service.stats.schemas import minutes
 
 Cell = str | int | float | datetime | None
+
+# What spreadsheet programs read as the start of a formula (OWASP "CSV injection"): = + - @, and tab or carriage
+# return, which some programs strip before looking again. Unit names come from imported boundary files and reasons
+# from the field, so a name like ``=HYPERLINK(…)`` must reach the sheet as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(value: object) -> bool:
+    """Whether a spreadsheet would take the cell value for a formula rather than text."""
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+
 
 SOURCE_ZH = {Source.SATELLITE: "卫星", Source.CAMERA: "视频", Source.DRONE: "无人机"}
 OUTCOME_ZH = {
@@ -33,6 +45,7 @@ REASON_ZH = {
     "not_found": "现场未发现",
     "out_of_area": "不在辖区",
     "unspecified": "未注明",
+    CLAIMED_DUPLICATE: "重复（乡镇自报）",  # a township's own "duplicate": an ordinary false alarm in the counts
 }
 
 
@@ -243,10 +256,14 @@ DAILY_HEADER = [
 def daily_rows(data: ReportData) -> Iterator[list[Cell]]:
     """One row per local day of the period, days without fires included."""
     rows = {g.key: g for g in data.daily.groups}
+    # Count the sources per day in one pass: a year's sheet would otherwise look at every point once per day.
+    by_source: Counter[tuple[date, Source]] = Counter()
+    for p in data.points:
+        day = local_time(p.first_observed_at).date()
+        by_source.update((day, s) for s in p.sources)
     for day in data.period.days():
         g = rows.get(day.isoformat())
-        seen = [p for p in data.points if local_time(p.first_observed_at).date() == day]
-        counts = [sum(1 for p in seen if s in p.sources) for s in SOURCE_ORDER]
+        counts = [by_source[(day, s)] for s in SOURCE_ORDER]
         if g is None:
             yield [day.isoformat(), 0, 0, 0, 0, 0, *counts]
         else:

@@ -25,6 +25,12 @@ def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[ta
     widths = [len(h) for h in header]
     for row in rows:
         sheet.append(row)
+        for cell in sheet[sheet.max_row]:
+            if tables.looks_like_formula(cell.value):
+                # openpyxl stores a string starting with "=" as a formula; keep it a string, shown as written,
+                # and quote-prefixed so that Excel keeps it text when someone edits the cell.
+                cell.data_type = "s"
+                cell.quotePrefix = True
         widths = [max(w, len(str(v)) if v is not None else 0) for w, v in zip(widths, row, strict=False)]
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, width + 2))

@@ -5,10 +5,11 @@
 1. its code is the area code; or
 2. the area is an ancestor through the imported units' ``parent_code`` chain (a township → its county → its
    city …); or
-3. the code starts with the area's *code prefix*: for a six-digit administrative division code (GB/T 2260) the
-   trailing ``00`` pairs are dropped, so ``220100`` (长春市) covers every ``2201…`` county and township and
-   ``220000`` (吉林省) every ``22…``; longer codes (townships ``220102001``) and non-numeric codes are their own
-   prefix.
+3. both codes are numeric (GB/T 2260 and its township/village extensions) and the code starts with the area's
+   *code prefix*: for a six-digit administrative division code the trailing ``00`` pairs are dropped, so
+   ``220100`` (长春市) covers every ``2201…`` county and township and ``220000`` (吉林省) every ``22…``; longer
+   codes (townships ``220102001``) are their own prefix. Non-numeric codes are never matched by prefix: ``C1``
+   is not the parent of ``C10`` (a supervisor of one county would otherwise read the other's scores).
 
 Rule 3 lets a prefecture code select its counties even when the prefecture itself was never imported (Changchun's
 boundary file holds its 11 counties, not the city); rule 2 covers codes that do not follow GB/T 2260 (the DEMO
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from service.stats.records import Unit
 
 _DIVISION = re.compile(r"^\d{6}$")
+_NUMERIC = re.compile(r"[0-9]+")
 
 
 def code_prefix(code: str) -> str:
@@ -54,7 +56,10 @@ class Area:
             return True
         if code is None:
             return False
-        if code == self.code or code.startswith(code_prefix(self.code)):
+        if code == self.code:
+            return True
+        # Only numeric codes nest by prefix; for any other scheme the parent links alone say what is inside.
+        if _NUMERIC.fullmatch(self.code) and _NUMERIC.fullmatch(code) and code.startswith(code_prefix(self.code)):
             return True
         seen = {code}
         parent = self.parents.get(code)

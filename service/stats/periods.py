@@ -93,7 +93,9 @@ def parse_period(text: str) -> Period:
 
 def _parse_period(text: str) -> Period:
     label = text.strip()
-    if label[:4].isdigit() and not FIRST_YEAR <= int(label[:4]) <= LAST_YEAR:  # every form starts with its year
+    # Every form starts with its year. isdecimal, not isdigit: "²025" is all digits to isdigit, but int() and the
+    # patterns below (\d) take only decimal digits, so it must fall through to "not a period", not a ValueError.
+    if label[:4].isdecimal() and not FIRST_YEAR <= int(label[:4]) <= LAST_YEAR:
         raise InputError(f"{label!r}: years {FIRST_YEAR}–{LAST_YEAR} only, not {int(label[:4])}", field="period")
     if ".." in label:
         first_text, _, last_text = label.partition("..")

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.service import UNIT_ROLES, Principal
 from service.config import AlertSettings, Settings
-from service.errors import NotFoundError, StrawfireError
+from service.errors import InputError, NotFoundError, StrawfireError
 from service.incidents.states import Role
 from service.regions.types import RegionLevel
 from service.stats.areas import Area
@@ -144,6 +144,12 @@ def score_board(
     points: list[FirePoint] | None = None,
 ) -> tuple[ScoreBoard, list[str]]:
     """Score every unit of the scored level in ``area`` (unscoped: callers filter what they show)."""
+    if level is not None and level not in _SCORED_LEVELS:
+        # A fire point is assigned to a township and a county only: at any other level (city, village, grid) no
+        # fire would match its unit, and every unit would show a clean 100.
+        raise InputError(
+            f"{level.value} units are not scored; use {' or '.join(lv.value for lv in _SCORED_LEVELS)}", field="level"
+        )
     rules = selection.version.rules
     preferred = level or RegionLevel(rules.unit_level)
     chosen = scored_level(units, area, preferred)
@@ -183,7 +189,10 @@ def scores(
     if own is None:
         raise NotFoundError(f"unit {principal.unit_code} is not imported")
     parent = Area.of(own.parent_code, units) if own.parent_code else Area.of(own.code, units)
-    board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own.level)
+    # A unit below the scored levels (a village or grid account) has no row: score its parent area as the rules
+    # say, rather than refusing a "level" the user never gave.
+    own_level = own.level if own.level in _SCORED_LEVELS else None
+    board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own_level)
     mine = [u for u in board.units if u.code == own.code]
     notes = [w for w in warnings if "fire point(s)" not in w]
     return Scores(Stats(period, area, as_of), replace(board, units=mine, unscored=0), selection, notes)
