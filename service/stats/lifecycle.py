@@ -18,7 +18,10 @@ Definitions (all from the append-only transitions, server time):
   reason ``duplicate_claimed``, so that a team's own answer cannot take its incident out of the response times and
   deductions). A false alarm that
   is later reopened is *open* again until decided anew; a violation stays a violation when reopened (the fire was
-  real; reopening questions the handling). No decision yet: *open*.
+  real; reopening questions the handling). Once the team has fed a fire back as real, only the county (a
+  supervisor's or admin's false alarm, or an unknown role in records older than roles) can turn it into a false
+  alarm: a township patrol's own false alarm after its feedback leaves it a violation, or a team could take a fire
+  out of its deductions by its own later answer. No decision yet: *open*.
 """
 
 from __future__ import annotations
@@ -118,9 +121,13 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
 def outcome(transitions: tuple[Transition, ...] | list[Transition]) -> Outcome:
     """The latest decision in the record (see the module docstring)."""
     decided: Outcome = Outcome(OutcomeKind.OPEN)
+    fed_back = False
     for t in transitions:
         if t.to_state is S.FEEDBACK:
             decided = Outcome(OutcomeKind.VIOLATION)
+            fed_back = True
+        elif t.to_state is S.FALSE_ALARM and fed_back and t.actor_role == Role.PATROL.value:
+            continue  # the team's own answer after its feedback: the county decides (module docstring)
         elif t.to_state is S.FALSE_ALARM:
             if t.reason == FalseAlarmReason.DUPLICATE.value:
                 decided = Outcome(OutcomeKind.DUPLICATE, t.reason)

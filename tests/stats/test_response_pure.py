@@ -8,7 +8,14 @@ import pytest
 
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import IncidentState
-from service.stats.lifecycle import OutcomeKind, milestones, outcome, reopened_after_feedback, was_concealed
+from service.stats.lifecycle import (
+    Outcome,
+    OutcomeKind,
+    milestones,
+    outcome,
+    reopened_after_feedback,
+    was_concealed,
+)
 from service.stats.records import FirePoint, Sighting, Transition
 from service.stats.response import Compliance, Deadline, Interval, percentile, response_of
 
@@ -107,6 +114,20 @@ def test_outcome_is_the_latest_decision(
 ) -> None:
     got = outcome([t(i, state, reason) for i, (state, reason) in enumerate(states)])
     assert (got.kind, got.reason) == expected
+
+
+def test_after_its_feedback_a_patrols_false_alarm_leaves_the_fire_a_violation() -> None:
+    """A team fed a fire back as real; a supervisor reopened it (the handling was questioned) and the team then
+    called it a false alarm: the township escaped the fire point's deduction by its own later answer. Now only the
+    county's false alarm changes the outcome; an unknown role (records older than roles) is still the latest."""
+    reopened = (t(0, S.NOTIFIED), t(30, S.FEEDBACK), t(60, S.REOPENED))
+    by_patrol = Transition(T0 + timedelta(minutes=70), S.FALSE_ALARM, reason="non_straw_fire", actor_role="patrol")
+    assert outcome([*reopened, by_patrol]).kind is OutcomeKind.VIOLATION
+    by_admin = Transition(T0 + timedelta(minutes=70), S.FALSE_ALARM, reason="non_straw_fire", actor_role="admin")
+    assert outcome([*reopened, by_admin]) == Outcome(OutcomeKind.FALSE_ALARM, "non_straw_fire")
+    # Before any feedback a patrol's false alarm is its answer, as ever.
+    early = Transition(T0 + timedelta(minutes=5), S.FALSE_ALARM, reason="not_found", actor_role="patrol")
+    assert outcome([t(0, S.NOTIFIED), early]).kind is OutcomeKind.FALSE_ALARM
 
 
 def test_concealed_and_failed_verification() -> None:
