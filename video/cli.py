@@ -157,7 +157,11 @@ def locate(
     image: Annotated[Path, typer.Argument(help="A DJI JPEG with drone-dji XMP (or EXIF GPS) metadata.")],
     pixel: Annotated[
         tuple[float, float] | None,
-        typer.Option(metavar="X Y", help="Pixel to locate (from the top-left corner); default: the optical axis."),
+        typer.Option(
+            metavar="X Y",
+            help="Pixel to locate, from the top-left corner of the frame as displayed (EXIF orientation applied); "
+            "default: the optical axis.",
+        ),
     ] = None,
     use_lrf: Annotated[
         bool, typer.Option("--use-lrf", help="Report the laser-rangefinder target instead of the ray result.")

@@ -25,6 +25,9 @@ Where each value comes from (the first available wins; :attr:`DroneMetadata.sour
   ``f_px = f35 · diagonal_px / 43.27``. ``DewarpData`` is not used: frames are treated as pinhole.
 * **XMP namespace**: ``http://www.dji.com/drone-dji/1.0/``; the XT S writes the same tags under the legacy
   ``http://www.dji.com`` namespace, read as a fallback.
+* **Pixels** are given in the frame as displayed — the EXIF ``Orientation`` applied, as viewers and the detector
+  (``detector.images``) show it — and mapped back to the stored sensor frame, which the intrinsics and the gimbal
+  attitude describe (:meth:`DroneMetadata.sensor_pixel`).
 * **Laser rangefinder**: ``LRFTargetLat``/``LRFTargetLon``/``LRFTargetAbsAlt``/``LRFTargetDistance`` (and
   ``LRFStatus`` — a status other than ``Normal`` discards the target).
 
@@ -77,6 +80,8 @@ FULL_FRAME_DIAGONAL_MM: Final = math.hypot(36.0, 24.0)
 DEFAULT_SIGMA_PITCH_DEG: Final = 1.0
 DEFAULT_SIGMA_YAW_DEG: Final = 2.0
 _FOCAL_PLANE_UNIT_MM: Final = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+# EXIF orientations shown rotated by 90° (width and height swap on screen).
+_SWAPPING_ORIENTATIONS: Final = frozenset({5, 6, 7, 8})
 
 _XMLNS = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _ATTRIBUTE = re.compile(rb"""(?<![\w.:-])([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -202,7 +207,56 @@ class DroneMetadata:
     lrf: LrfTarget | None = None
     lrf_status: str | None = None
     xmp_namespace: str | None = None
+    orientation: int = 1
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frame as viewers and the detector show it: after the EXIF orientation."""
+        return (self.height, self.width) if self.orientation in _SWAPPING_ORIENTATIONS else (self.width, self.height)
+
+    def sensor_pixel(self, u: float, v: float) -> tuple[float, float]:
+        """A point of the displayed frame → the same point of the stored (sensor) frame, which the intrinsics and
+        the gimbal attitude describe. Pixel coordinates are continuous, from the top-left corner."""
+        w, h = self.width, self.height
+        match self.orientation:
+            case 2:
+                return w - u, v
+            case 3:
+                return w - u, h - v
+            case 4:
+                return u, h - v
+            case 5:
+                return v, u
+            case 6:
+                return v, h - u
+            case 7:
+                return w - v, h - u
+            case 8:
+                return w - v, u
+            case _:
+                return u, v
+
+    def display_pixel(self, u: float, v: float) -> tuple[float, float]:
+        """The inverse of :meth:`sensor_pixel`: a point of the stored frame → where it is shown."""
+        w, h = self.width, self.height
+        match self.orientation:
+            case 2:
+                return w - u, v
+            case 3:
+                return w - u, h - v
+            case 4:
+                return u, h - v
+            case 5:
+                return v, u
+            case 6:
+                return h - v, u
+            case 7:
+                return h - v, w - u
+            case 8:
+                return v, w - u
+            case _:
+                return u, v
 
     @property
     def takeoff_elevation_m(self) -> float | None:
@@ -254,7 +308,7 @@ def _exif_fields(image: Any) -> dict[str, Any]:
     from PIL import ExifTags
 
     exif = image.getexif()
-    out: dict[str, Any] = {"Make": exif.get(0x010F), "Model": exif.get(0x0110)}
+    out: dict[str, Any] = {"Make": exif.get(0x010F), "Model": exif.get(0x0110), "Orientation": exif.get(0x0112)}
     sub = exif.get_ifd(ExifTags.IFD.Exif)
     for tag, name in (
         (0x920A, "FocalLength"),
@@ -280,6 +334,15 @@ def _exif_fields(image: Any) -> dict[str, Any]:
             if math.isfinite(altitude):
                 out["GPSAltitude"] = -altitude if below else altitude
     return out
+
+
+def _orientation(value: Any) -> int:
+    """The EXIF orientation 1–8; anything else (absent, malformed) is the upright 1."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return number if 1 <= number <= 8 else 1
 
 
 def _text(value: Any) -> str | None:
@@ -407,6 +470,7 @@ def read_drone_metadata(path: str | Path) -> DroneMetadata:
         lrf=lrf,
         lrf_status=lrf_status,
         xmp_namespace=namespace,
+        orientation=_orientation(exif.get("Orientation")),
         sources=sources,
         **values,
     )
@@ -518,19 +582,21 @@ def locate(
     if pixel is None:
         # The optical axis: what the LRF measures, and the image centre unless a calibration says otherwise.
         if lens is not None:
-            u, v = lens.cx, lens.cy
+            sensor_u, sensor_v = lens.cx, lens.cy
         else:
-            u = meta.calibrated_optical_center_x_px or meta.width / 2.0
-            v = meta.calibrated_optical_center_y_px or meta.height / 2.0
+            sensor_u = meta.calibrated_optical_center_x_px or meta.width / 2.0
+            sensor_v = meta.calibrated_optical_center_y_px or meta.height / 2.0
+        u, v = meta.display_pixel(sensor_u, sensor_v)
         camera_dir = None
     else:
+        # ``pixel`` is in the frame as displayed (EXIF orientation applied, as viewers and the detector show it);
+        # the lens and the gimbal attitude describe the stored sensor frame.
         u, v = pixel
-        if not (math.isfinite(u) and math.isfinite(v) and 0.0 <= u <= meta.width and 0.0 <= v <= meta.height):
-            raise InputError(
-                f"{meta.source_name}: pixel ({u:g}, {v:g}) is outside the {meta.width}×{meta.height} image"
-            )
+        display_w, display_h = meta.display_size
+        if not (math.isfinite(u) and math.isfinite(v) and 0.0 <= u <= display_w and 0.0 <= v <= display_h):
+            raise InputError(f"{meta.source_name}: pixel ({u:g}, {v:g}) is outside the {display_w}×{display_h} image")
         assert lens is not None
-        camera_dir = lens.normalise(u, v)[0]
+        camera_dir = lens.normalise(*meta.sensor_pixel(u, v))[0]
 
     rot = rotation_matrix(yaw[0], meta.gimbal_pitch_deg, meta.gimbal_roll_deg or 0.0)
     direction = rot[:, 2] if camera_dir is None else rot @ [camera_dir[0], camera_dir[1], 1.0]

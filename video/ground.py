@@ -67,6 +67,10 @@ __all__ = [
 EARTH_RADIUS_M: Final = 6_371_000.0
 REFRACTION_K: Final = 0.13
 _BISECTION_TOLERANCE_M: Final = 0.01
+# The most terrain height the marcher's dense sampling can leave unseen above the ray between two samples.
+_MAX_HIDDEN_TERRAIN_M: Final = 0.05
+# Caps one dense scan's memory; with a 30 m DEM and slopes up to ~1.5 the cap is never reached.
+_MAX_SAMPLES_PER_SCAN: Final = 4096
 
 
 def curvature_drop_m(distance_m: float, refraction_k: float = REFRACTION_K) -> float:
@@ -169,21 +173,33 @@ class DemTerrain:
             raise DemError(f"{path}: cannot read as a raster: {exc}") from None
 
     def _pixel_size_m(self, dem_crs: Any) -> tuple[float, float]:
+        """The smallest ground length (metres, geodesic) of one pixel step along the columns and along the rows.
+
+        Measured on the ground, not read off the CRS units: a projected CRS's metre is a ground metre only where its
+        scale factor is 1 (Web Mercator's is 1/cos φ, so at Changchun one EPSG:3857 "metre" is 0.72 m of ground),
+        and degrees shrink poleward. Taking the smallest length over a 3×3 grid of places (corners, edge midpoints,
+        centre) keeps ``max_slope`` an upper bound of the true gradient, which the ray marcher's step bound needs.
+        """
+        from pyproj import Transformer
+
         t = self._transform
         rows, cols = self.heights.shape
-        if dem_crs.is_geographic:
-            # Metres per degree of longitude shrink poleward: measure at the poleward edge so slopes are bounded
-            # from above.
-            lat_edges = (t.f, t.f + t.e * rows)
-            lat = max(lat_edges, key=abs)
-            lat = max(-89.9, min(89.9, lat))
-            _, _, dx = GEOD.inv(t.c, lat, t.c + abs(t.a), lat)
-            mid_lon = t.c + t.a * cols / 2.0
-            mid_lat = t.f + t.e * rows / 2.0
-            _, _, dy = GEOD.inv(mid_lon, mid_lat, mid_lon, mid_lat + abs(t.e))
-            return float(dx), float(dy)
-        factor = float(dem_crs.axis_info[0].unit_conversion_factor) if dem_crs.axis_info else 1.0
-        return abs(t.a) * factor, abs(t.e) * factor
+        to_lonlat = Transformer.from_crs(dem_crs, "EPSG:4326", always_xy=True)
+        fractions = (0.0, 0.5, 1.0)
+        cs = np.array([f * (cols - 1) for f in fractions for _ in fractions])
+        rs = np.array([f * (rows - 1) for _ in fractions for f in fractions])
+        x, y = t.c + (cs + 0.5) * t.a, t.f + (rs + 0.5) * t.e
+        lon, lat = to_lonlat.transform(x, y)
+        lon_x, lat_x = to_lonlat.transform(x + t.a, y)
+        lon_y, lat_y = to_lonlat.transform(x, y + t.e)
+        lengths = []
+        for end_lon, end_lat in ((lon_x, lat_x), (lon_y, lat_y)):
+            _, _, dist = GEOD.inv(lon, np.clip(lat, -89.9, 89.9), end_lon, np.clip(end_lat, -89.9, 89.9))
+            dist = np.asarray(dist, dtype=np.float64)
+            if not np.all(np.isfinite(dist)) or float(dist.min()) <= 0.0:
+                raise DemError(f"{self.source_name}: cannot measure the raster's cells on the ground")
+            lengths.append(float(dist.min()))
+        return lengths[0], lengths[1]
 
     def _compute_max_slope(self) -> float:
         dx, dy = self._pixel_m
@@ -268,8 +284,9 @@ def intersect_ray(
 
     Other terrain is marched: the ray's height above the curved datum is ``z + d·t + a·d²`` and at clearance
     ``g`` above the surface the next step is ``g / (−t + s_max)`` (``s_max`` the terrain's steepest slope) — the
-    farthest the ray can go without possibly crossing the surface — but at least half a DEM cell; the first step
-    that ends below the surface is bisected to 1 cm.
+    farthest the ray can go without possibly crossing the surface. Once that is under half a DEM cell, the next
+    half cell is sampled densely enough that no more than 5 cm of terrain can hide above the ray between two
+    samples; the first sample below the surface is bisected to 1 cm.
 
     Raises:
         NoGroundIntersectionError: ``above_horizon``, ``beyond_max_range`` or ``outside_dem``.
@@ -317,45 +334,75 @@ def _march(
     terrain: Terrain,
     max_range_m: float,
 ) -> RayHit:
-    def clearance(d: float) -> tuple[float, float, float, float]:
-        lon, lat, _ = GEOD.fwd(longitude, latitude, bearing, d)
-        ground = float(terrain.elevation(lon, lat))
+    def clearance(d: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """The ray's height above the terrain at distances ``d``, and where those points are (lat, lon)."""
+        n = len(d)
+        lon, lat, _ = GEOD.fwd(np.full(n, longitude), np.full(n, latitude), np.full(n, bearing), d)
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        ground = np.asarray(terrain.elevation(lon, lat), dtype=np.float64)
         # The datum surface falls a·d² below the camera's horizontal plane, so the ray's height above it gains a·d².
-        return altitude_m + d * tan_e + a * d * d - ground, float(lat), float(lon), ground
+        return altitude_m + d * tan_e + a * d * d - ground, lat, lon
 
-    g, lat, lon, ground = clearance(0.0)
+    def clearance_at(d: float) -> float:
+        return float(clearance(np.array([d]))[0][0])
+
+    def hit_at(lo: float, hi: float) -> RayHit:
+        while hi - lo > _BISECTION_TOLERANCE_M:
+            mid = 0.5 * (lo + hi)
+            g_mid = clearance_at(mid)
+            if math.isnan(g_mid) or g_mid > 0.0:
+                lo = mid
+            else:
+                hi = mid
+        _, lats, lons = clearance(np.array([hi]))
+        ground = float(terrain.elevation(lons, lats)[0])
+        slant = math.hypot(hi, altitude_m + a * hi * hi - ground)
+        return RayHit(float(lats[0]), float(lons[0]), ground, hi, slant)
+
+    def left_dem(d: float) -> NoGroundIntersectionError:
+        return NoGroundIntersectionError(
+            f"the ray leaves the DEM {d:.0f} m out without meeting the ground", reason="outside_dem"
+        )
+
+    g = clearance_at(0.0)
     if math.isnan(g):
         raise DemError(f"the camera ({latitude:.6f}, {longitude:.6f}) is not over the DEM")
     if g <= 0.0:
-        raise InputError(f"the camera ({altitude_m:g} m) is not above the terrain ({ground:g} m)")
-    # Clearance shrinks at most at -tan(e) + s_max per metre (the curvature term only ever adds clearance).
+        raise InputError(f"the camera ({altitude_m:g} m) is not above the terrain ({altitude_m - g:g} m)")
+    # Clearance shrinks at most at -tan(e) + s_max per metre (the curvature term only ever adds clearance), so a
+    # step of g / that rate cannot cross the surface.
     descent_bound = max(0.0, -tan_e) + terrain.max_slope
+    # Closer to the surface than half a cell's worth of that rate, the safe steps would crawl: the next half cell
+    # is sampled densely instead, in one vectorised call. Between two samples s apart that are both above the
+    # surface, the terrain can rise above the ray by at most s·rate/2 (it has to go up and come back down at no
+    # more than `rate`), so the spacing bounds the height of terrain a sample gap can hide — a ridge, an embankment
+    # or a DSM tree line narrower than a cell is not stepped over (a bare "at least half a cell" step was).
     min_step = 0.5 * terrain.resolution_m
+    rate = abs(tan_e) + terrain.max_slope + 2.0 * a * max_range_m
+    spacing = 2.0 * _MAX_HIDDEN_TERRAIN_M / rate if rate > 0.0 else min_step
     d = 0.0
-    for _ in range(int(max_range_m / min_step) + 16):
-        step = g / descent_bound if descent_bound > 0.0 else math.inf
-        step = min(max(step, min_step), max_range_m - d)
-        d_next = d + step
-        g_next, lat, lon, ground = clearance(d_next)
-        if math.isnan(g_next):
-            raise NoGroundIntersectionError(
-                f"the ray leaves the DEM {d_next:.0f} m out without meeting the ground", reason="outside_dem"
-            )
-        if g_next <= 0.0:
-            lo, hi = d, d_next
-            while hi - lo > _BISECTION_TOLERANCE_M:
-                mid = 0.5 * (lo + hi)
-                g_mid, *_ = clearance(mid)
-                if math.isnan(g_mid) or g_mid > 0.0:
-                    lo = mid
-                else:
-                    hi = mid
-            _, lat, lon, ground = clearance(hi)
-            slant = math.hypot(hi, altitude_m + a * hi * hi - ground)
-            return RayHit(lat, lon, ground, hi, slant)
-        d, g = d_next, g_next
-        if d >= max_range_m:
-            break
+    while d < max_range_m:
+        safe = g / descent_bound if descent_bound > 0.0 else math.inf
+        if safe >= min_step:
+            d_next = min(d + safe, max_range_m)
+            g_next = clearance_at(d_next)
+            if math.isnan(g_next):
+                raise left_dem(d_next)
+            if g_next <= 0.0:
+                return hit_at(d, d_next)
+            d, g = d_next, g_next
+            continue
+        span = min(min_step, max_range_m - d)
+        count = min(max(1, math.ceil(span / spacing)), _MAX_SAMPLES_PER_SCAN)
+        distances = d + span * np.arange(1, count + 1) / count
+        gs, _, _ = clearance(distances)
+        stops = np.nonzero(np.isnan(gs) | (gs <= 0.0))[0]
+        if len(stops):
+            k = int(stops[0])
+            if math.isnan(gs[k]):
+                raise left_dem(float(distances[k]))
+            return hit_at(d if k == 0 else float(distances[k - 1]), float(distances[k]))
+        d, g = float(distances[-1]), float(gs[-1])
     # Past d = -tan(e)/(2a) the ray climbs away from the curved datum: it went over the horizon.
     reason = "above_horizon" if tan_e + 2.0 * a * max_range_m >= 0.0 else "beyond_max_range"
     raise NoGroundIntersectionError(
@@ -430,7 +477,9 @@ def ground_fix(
     The region's ranges are the extremes over the 3×3 combinations of bearing ``{−nσ, 0, +nσ}`` and elevation
     ``{−nσ, 0, +nσ}`` (bearing matters on a DEM, where a hill beside the ray stops a neighbouring ray sooner).
     Perturbing the ray's elevation by σ_tilt is exact for the optical axis and a first-order approximation for
-    off-centre pixels.
+    off-centre pixels. A perturbation that tips the ray over the nadir (a drone looking straight down) lands
+    behind the camera; the region then runs through the camera's foot, from the farthest point ahead to the
+    farthest behind, and ``near_range_m`` is 0.
     """
     for name, value in (("sigma_bearing_deg", sigma_bearing_deg), ("sigma_elevation_deg", sigma_elevation_deg)):
         if not (math.isfinite(value) and 0.0 <= value <= 45.0):
@@ -450,27 +499,71 @@ def ground_fix(
         return GroundFix(GroundStatus(exc.reason), ray, None, 0.0, max_range_m, True, half_width, region)
 
     ranges = [hit.horizontal_range_m]
+    behind_ranges: list[float] = []  # perturbed rays tipped over the nadir land behind the camera
     far_open = False
+    behind_open = False
     db, de = n_sigma * sigma_bearing_deg, n_sigma * sigma_elevation_deg
     for bearing_offset in (-db, 0.0, db):
         for elevation_offset in (-de, 0.0, de):
             if bearing_offset == 0.0 and elevation_offset == 0.0:
                 continue
-            perturbed = Ray(
-                ray.bearing_deg + bearing_offset, max(-90.0, min(90.0, ray.elevation_deg + elevation_offset))
-            )
+            bearing = ray.bearing_deg + bearing_offset
+            elevation = min(90.0, ray.elevation_deg + elevation_offset)
+            # A ray tilted past straight down (a drone gimbal at −90° ± σ) is not the nadir ray: it looks back, at
+            # bearing + 180° and elevation −180° − e, and lands behind the camera.
+            behind = elevation < -90.0
+            if behind:
+                bearing, elevation = bearing + 180.0, -180.0 - elevation
             try:
-                ranges.append(
-                    intersect_ray(latitude, longitude, altitude_m, perturbed, terrain, **options).horizontal_range_m
-                )
+                landed = intersect_ray(latitude, longitude, altitude_m, Ray(bearing, elevation), terrain, **options)
             except NoGroundIntersectionError:
-                far_open = True
+                if behind:
+                    behind_open = True
+                else:
+                    far_open = True
+                continue
+            (behind_ranges if behind else ranges).append(landed.horizontal_range_m)
     near = min(ranges)
     far = max_range_m if far_open else max(ranges)
+    if behind_ranges or behind_open:
+        # The region runs through the nadir: every range from 0 to the farthest point on either side is possible.
+        near = 0.0
+        behind_far = max_range_m if behind_open else max(behind_ranges)
+        region = _through_nadir_polygon(latitude, longitude, ray.bearing_deg, half_width, max(far, 0.5), behind_far)
+        return GroundFix(GroundStatus.HIT, ray, hit, near, far, far_open or behind_open, half_width, region)
     if far - near < 1.0:  # zero sigmas: keep the region a polygon with area
         near, far = max(0.0, hit.horizontal_range_m - 0.5), max(0.0, hit.horizontal_range_m - 0.5) + 1.0
     region = sector_polygon(latitude, longitude, ray.bearing_deg - half_width, ray.bearing_deg + half_width, far, near)
     return GroundFix(GroundStatus.HIT, ray, hit, near, far, far_open, half_width, region)
+
+
+def _through_nadir_polygon(
+    latitude: float,
+    longitude: float,
+    bearing_deg: float,
+    half_width_deg: float,
+    ahead_m: float,
+    behind_m: float,
+    *,
+    step_deg: float = 0.5,
+) -> Polygon:
+    """The region of a ray whose uncertainty spans the nadir: the arc ``bearing ± half_width`` at ``ahead_m`` and the
+    opposite arc at ``behind_m``, joined into one polygon around the camera's foot.
+
+    The joining edges also take in the ground beside the nadir, which the bearing/elevation model does not reach
+    but a gimbal's roll error does; a point-touching "bow tie" of two sectors would not be a single polygon.
+    """
+    from shapely import Polygon
+
+    if half_width_deg >= 90.0:  # the two arcs would overlap: the region is the whole disc
+        radius = max(ahead_m, behind_m, 0.5)
+        return sector_polygon(latitude, longitude, bearing_deg, bearing_deg + 360.0, radius, step_deg=step_deg)
+    n = max(2, math.ceil(2.0 * half_width_deg / step_deg) + 1)
+    offsets = np.linspace(-half_width_deg, half_width_deg, n)
+    bearings = np.concatenate((bearing_deg + offsets, bearing_deg + 180.0 + offsets))
+    distances = np.concatenate((np.full(n, ahead_m), np.full(n, max(behind_m, 0.5))))
+    lons, lats, _ = GEOD.fwd(np.full(2 * n, longitude), np.full(2 * n, latitude), bearings, distances)
+    return Polygon(zip(np.asarray(lons).tolist(), np.asarray(lats).tolist(), strict=True))
 
 
 def locate_pixel(

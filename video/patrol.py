@@ -1040,7 +1040,7 @@ def drone_sightings(
         return []
     jpeg = path.read_bytes()
     digest = hashlib.sha256(jpeg).hexdigest()
-    size = (meta.width, meta.height)
+    size = meta.display_size  # the detector's boxes are in the frame as displayed (EXIF orientation applied)
     intrinsics = Intrinsics.from_hfov(meta.width, meta.height, hfov_deg) if hfov_deg is not None else None
     pose = _drone_pose(meta)
     uploads: list[SightingUpload] = []
