@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -382,14 +384,20 @@ def frame_key(stem: str) -> FrameKey:
     number is taken as the frame. A name without a trailing number is a photo (``frame`` None) whose sequence
     is the cleaned name itself.
     """
+    base = _copy_normalised(stem)
+    if match := _TRAILING_FRAME.match(base):
+        return FrameKey(match["sequence"], int(match["frame"]))
+    return FrameKey(base, None)
+
+
+def _copy_normalised(stem: str) -> str:
+    """An image stem without its Roboflow export suffix and copy markers: a copy gets the name of its original."""
     base = stem
     if match := _ROBOFLOW_SUFFIX.match(base):
         base = match["base"]
     while (cleaned := _COPY_MARKER.sub("", base)) != base and cleaned:
         base = cleaned
-    if match := _TRAILING_FRAME.match(base):
-        return FrameKey(match["sequence"], int(match["frame"]))
-    return FrameKey(base, None)
+    return base
 
 
 def stable_unit_interval(key: str, salt: str = HASH_SALT) -> float:
@@ -456,6 +464,19 @@ def _images_in(folder: Path) -> list[Path]:
     )
 
 
+def _require_readable(image: Path) -> None:
+    """Refuse an image that cannot be opened: ultralytics would skip it with a warning in the training log, so the
+    manifest (and the model card after it) would count an image the model never saw, and a tiled source would fail
+    half-way through writing."""
+    from PIL import Image
+
+    try:
+        with Image.open(image) as opened:
+            opened.verify()  # reads the structure without decoding the pixels: ~0.1 ms an image
+    except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, ... for a damaged file
+        raise DatasetError(f"{image}: not a readable image ({exc}); replace or remove it and its label") from exc
+
+
 def _read_boxes(label: Path, class_map: Mapping[int, ClassName | None]) -> tuple[list[Box], int]:
     """Read one label file and remap it with its source's ``class_map``."""
     try:
@@ -479,6 +500,25 @@ def _require_label(image: Path, labels: Path) -> Path:
     return label
 
 
+#: Label files that are not an image's: the class list labelImg and YOLO exports write beside the labels.
+_NOT_IMAGE_LABELS: Final[frozenset[str]] = frozenset({"classes.txt"})
+
+
+def _refuse_orphan_labels(labels: Path, images: Iterable[Path]) -> None:
+    """A label file whose image is missing (or has a suffix the dataset does not take, such as ``.tif``) would
+    silently drop its boxes: refuse it, as an image without a label is refused."""
+    stems = {image.stem for image in images}
+    orphans = sorted(
+        p for p in labels.glob("*.txt") if p.stem not in stems and p.name not in _NOT_IMAGE_LABELS and p.is_file()
+    )
+    if orphans:
+        more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
+        raise DatasetError(
+            f"{orphans[0]}{more}: a label file without an image in {labels.parent / 'images'} (images are "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}); add the image or remove the label"
+        )
+
+
 def _collect_flat(
     source: str, images: Iterable[Path], labels_of: Mapping[Path, Path], class_map: Mapping[int, ClassName | None]
 ) -> list[_Candidate]:
@@ -486,6 +526,7 @@ def _collect_flat(
     out: list[_Candidate] = []
     for image in images:
         boxes, dropped = _read_boxes(labels_of[image], class_map)
+        _require_readable(image)
         key = frame_key(image.stem)
         out.append(
             _Candidate(
@@ -509,9 +550,11 @@ def _collect_images_labels(
     images: list[Path] = []
     labels_of: dict[Path, Path] = {}
     for folder in folders:
-        for image in _images_in(folder / "images"):
+        found = _images_in(folder / "images")
+        for image in found:
             images.append(image)
             labels_of[image] = _require_label(image, folder / "labels")
+        _refuse_orphan_labels(folder / "labels", found)
     return _collect_flat(source, images, labels_of, SOURCE_CLASS_MAPS[source] if class_map is None else class_map)
 
 
@@ -540,6 +583,7 @@ def _collect_tower(root: Path) -> tuple[list[_Candidate], int]:
                 excluded += 1  # smoke present but not boxed: neither a positive nor a negative
                 continue
             boxes, dropped = _read_boxes(label, SOURCE_CLASS_MAPS[source])
+            _require_readable(image)
             offset = int(match["offset"])
             phase = "pre" if offset < 0 else "post"
             out.append(
@@ -561,8 +605,9 @@ def _assign_splits(
 ) -> list[Sample]:
     """Decide train/val for every candidate of one source."""
     if rule == "photo":
-        # Independent photos: each image is its own group, whatever digits its name happens to end in.
-        photos = [replace(c, group=f"{c.source}/{c.image.stem}", frame=None) for c in candidates]
+        # Independent photos: each image is its own group, whatever digits its name happens to end in; a copy
+        # (``x (2)``, ``x-copy``, ``x--2-``) joins its original, so the same picture never sits on both sides.
+        photos = [replace(c, group=f"{c.source}/{_copy_normalised(c.image.stem)}", frame=None) for c in candidates]
         return [_to_sample(c, _photo_split(c.group, val_fraction)) for c in photos]
     frames_of: dict[str, list[int]] = {}
     for c in candidates:
@@ -655,23 +700,44 @@ def plan_dataset(
 MANIFEST_NAME: Final[str] = "manifest.json"
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    """Empty the output folder, but only if it is one we built (has our manifest) or is empty: never wipe
-    others.
-    """
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder we did not build (no manifest of ours, not empty): never wipe others."""
     if out_dir.exists():
         if not out_dir.is_dir():
             raise DatasetError(f"{out_dir} exists and is not a folder")
         if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
             raise DatasetError(f"{out_dir} is not empty and has no {MANIFEST_NAME}: refusing to overwrite it")
-        for sub in ("images", "labels"):
-            if (out_dir / sub).exists():
-                shutil.rmtree(out_dir / sub)
-        for name in (MANIFEST_NAME, "data.yaml"):
-            (out_dir / name).unlink(missing_ok=True)
-    for split in ("train", "val"):
-        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+
+
+#: Name parts of the sibling folders a build writes into and swaps with the output folder (``.<name>.building-*``,
+#: ``.<name>.replaced-*``); ones left by a killed build are removed by the next.
+_BUILDING: Final[str] = "building-"
+_REPLACED: Final[str] = "replaced-"
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove the staging folders of an earlier build of ``out_dir`` that was killed before it could clean up."""
+    for kind in (_BUILDING, _REPLACED):
+        for stale in out_dir.parent.glob(f".{out_dir.name}.{kind}*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+
+
+def _sibling(out_dir: Path, kind: str) -> Path:
+    """A fresh name for a staging folder beside ``out_dir``."""
+    return out_dir.parent / f".{out_dir.name}.{kind}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _swap_in(staged: Path, out_dir: Path) -> None:
+    """Put the finished ``staged`` folder in place of ``out_dir`` (an earlier build, or nothing) and delete the
+    earlier build: two renames in one folder, so ``out_dir`` is never a mix of two builds."""
+    if out_dir.exists():
+        old = _sibling(out_dir, _REPLACED)
+        out_dir.rename(old)
+        staged.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        staged.rename(out_dir)
 
 
 def _data_yaml(out_dir: Path) -> str:
@@ -742,7 +808,8 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
             "sequence": "video frames: the last val_fraction of each sequence's distinct frame numbers go to "
             "val (sequences shorter than min_sequence_frames go whole to one side by name hash); photos by "
             "name hash",
-            "photo": "independent photos: SHA-256 of salt + name, val if below val_fraction",
+            "photo": "independent photos: SHA-256 of salt + name (copy markers removed, so a copy goes with its "
+            "original), val if below val_fraction",
             "tower": "each sequence split into pre-ignition and post-ignition phases; the last val_fraction "
             "of each phase (by time offset) goes to val; frames without a label file are excluded",
         },
@@ -783,6 +850,37 @@ def _write_tiles(sample: Sample, images_dir: Path, labels_dir: Path) -> int:
     return written
 
 
+def _write_dataset(
+    plan: DatasetPlan, root: Path, folder: Path, final: Path, val_fraction: float, min_sequence_frames: int
+) -> dict[str, object]:
+    """Write ``plan`` into the empty ``folder``, whose ``data.yaml`` names ``final`` (where it is moved to)."""
+    for split in ("train", "val"):
+        (folder / "images" / split).mkdir(parents=True)
+        (folder / "labels" / split).mkdir(parents=True)
+    tiles: dict[str, int] = dict.fromkeys(TILE_SOURCES, 0)
+    for s in plan.samples:
+        link = folder / "images" / s.split / f"{s.out_stem}{s.image.suffix.lower()}"
+        link.symlink_to(s.image)
+        label_text = "".join(f"{b.to_line()}\n" for b in s.boxes)
+        (folder / "labels" / s.split / f"{s.out_stem}.txt").write_text(label_text, encoding="utf-8")
+        if s.split == "train" and s.source in TILE_SOURCES:
+            tiles[s.source] += _write_tiles(s, folder / "images" / "train", folder / "labels" / "train")
+    manifest = _manifest(plan, root, val_fraction, min_sequence_frames)
+    manifest["train_tiles"] = {
+        "sources": tiles,
+        "grid": list(TILE_GRID),
+        "overlap": TILE_OVERLAP,
+        "rule": f"train frames of {', '.join(TILE_SOURCES)} at least {TILE_MIN_WIDTH} px wide with a box narrower "
+        f"than {TILE_SMALL_BOX:.0%} of the frame (tower frames always, empty tiles kept for them) are added as "
+        f"the overlapping tiles inference cuts; a tile cutting a box to under {TILE_MIN_VISIBLE:.0%} of its area "
+        "is left out; validation has whole frames only",
+    }
+    (folder / "data.yaml").write_text(_data_yaml(final), encoding="utf-8")
+    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    (folder / MANIFEST_NAME).write_text(manifest_text, encoding="utf-8")
+    return manifest
+
+
 def build_dataset(
     source_root: Path = DEFAULT_SOURCE_ROOT,
     out_dir: Path = DEFAULT_OUT_DIR,
@@ -795,32 +893,25 @@ def build_dataset(
     ``extra_sets`` (:class:`ExtraSet`) join the built-in sources.
 
     Images are symlinked (absolute targets) so no data is duplicated and the shared set stays the single
-    source of truth; labels are rewritten because class ids differ per source. Rebuilding replaces a previous
-    build in place.
+    source of truth; labels are rewritten because class ids differ per source. The build is written beside
+    ``out_dir`` and swapped in when complete, so rebuilding replaces a previous build as a whole (nothing of it is
+    left, ultralytics' label caches included) and a build that fails leaves the previous one untouched. A folder
+    that is not empty and holds no manifest of ours is refused.
     """
     root = source_root.resolve()
     out = out_dir.resolve()
     plan = plan_dataset(root, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames, extra_sets=extra_sets)
-    _prepare_out_dir(out)
-    tiles: dict[str, int] = dict.fromkeys(TILE_SOURCES, 0)
-    for s in plan.samples:
-        link = out / "images" / s.split / f"{s.out_stem}{s.image.suffix.lower()}"
-        link.symlink_to(s.image)
-        label_text = "".join(f"{b.to_line()}\n" for b in s.boxes)
-        (out / "labels" / s.split / f"{s.out_stem}.txt").write_text(label_text, encoding="utf-8")
-        if s.split == "train" and s.source in TILE_SOURCES:
-            tiles[s.source] += _write_tiles(s, out / "images" / "train", out / "labels" / "train")
-    manifest = _manifest(plan, root, val_fraction, min_sequence_frames)
-    manifest["train_tiles"] = {
-        "sources": tiles,
-        "grid": list(TILE_GRID),
-        "overlap": TILE_OVERLAP,
-        "rule": f"train frames of {', '.join(TILE_SOURCES)} at least {TILE_MIN_WIDTH} px wide with a box narrower "
-        f"than {TILE_SMALL_BOX:.0%} of the frame (tower frames always, empty tiles kept for them) are added as "
-        f"the overlapping tiles inference cuts; a tile cutting a box to under {TILE_MIN_VISIBLE:.0%} of its area "
-        "is left out; validation has whole frames only",
-    }
-    (out / "data.yaml").write_text(_data_yaml(out), encoding="utf-8")
-    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    (out / MANIFEST_NAME).write_text(manifest_text, encoding="utf-8")
+    _check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
+    # Written beside the output folder and swapped in only when complete: a build that fails half-way (a full
+    # disk, Ctrl-C) leaves the previous build as it was, and the next build free to replace it.
+    staged = _sibling(out, _BUILDING)
+    staged.mkdir()  # with the umask's permissions, like the folder it replaces
+    try:
+        manifest = _write_dataset(plan, root, staged, out, val_fraction, min_sequence_frames)
+        _swap_in(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     return manifest

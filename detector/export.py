@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -54,6 +55,7 @@ from detector.evaluate import (
 from detector.images import ImageLoadError, load_image
 from detector.manifest import (
     DEFAULT_MODELS_DIR,
+    MANIFEST_NAME,
     Manifest,
     ModelEntry,
     TrainingSet,
@@ -1051,13 +1053,15 @@ def export_model(
             + f"; {epochs} epochs in all); "
             f"speed {speed:.1f} ms/image (batch 1, network + NMS); int8 variant: {note}",
         )  # fmt: skip
-        shutil.copyfile(onnx_tmp, models_dir / entry.file)
-        shutil.copyfile(tmp / "stripped.pt", torch_file)
+        manifest = _merge(models_dir, entry, quantized_entry, set_default=set_default)
+        files = [(onnx_tmp, models_dir / entry.file), (tmp / "stripped.pt", torch_file)]
         if quantized_entry is not None:
-            shutil.copyfile(int8_tmp, models_dir / quantized_entry.file)
-
-    manifest = _merge(models_dir, entry, quantized_entry, set_default=set_default)
-    manifest_path = write_manifest(manifest, models_dir)
+            files.append((int8_tmp, models_dir / quantized_entry.file))
+        _install(files, lambda: write_manifest(manifest, models_dir))
+    manifest_path = models_dir / MANIFEST_NAME
+    if quantized_entry is None:
+        # stale: belonged to older weights (removed only now that no manifest names it)
+        (models_dir / f"{entry.name}-int8.onnx").unlink(missing_ok=True)
     card_path = models_dir / "README.md"
     card_towers = {entry.name: towers} if towers else {}
     if quantized_entry is not None and int8_towers:
@@ -1067,17 +1071,51 @@ def export_model(
     if quantized_entry is not None and int8_kept is not None:
         card_sources[quantized_entry.name] = _source_reports(*int8_kept[:2])
         card_errors[quantized_entry.name] = _error_counts(*int8_kept[:2])
-    card_path.write_text(
-        render_card(
-            manifest,
-            tower=card_towers,
-            baseline={entry.name: baseline} if baseline else {},
-            sources=card_sources,
-            errors=card_errors,
-        ),
-        encoding="utf-8",
+    card = render_card(
+        manifest,
+        tower=card_towers,
+        baseline={entry.name: baseline} if baseline else {},
+        sources=card_sources,
+        errors=card_errors,
     )
+    card_tmp = _temporary_beside(card_path)
+    try:
+        card_tmp.write_text(card, encoding="utf-8")
+        card_tmp.replace(card_path)
+    finally:
+        card_tmp.unlink(missing_ok=True)
     return ExportResult(entry, quantized_entry, note, towers, baseline, manifest_path, card_path)
+
+
+def _temporary_beside(target: Path) -> Path:
+    """A fresh hidden name beside ``target`` to write it under before it replaces ``target`` in one rename."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    path = Path(name)
+    path.chmod(0o644)  # mkstemp makes 0600; models/ files are ordinary repository files
+    return path
+
+
+def _install(files: list[tuple[Path, Path]], commit: Callable[[], Path]) -> None:
+    """Copy each ``(source, target)`` into ``models/`` and then write the manifest, so that neither an interrupted
+    export nor a full disk leaves half a file under a name a manifest points at; ``commit`` writes the manifest.
+
+    Every file is first copied in full under a temporary name beside its target; only then are they renamed over
+    the targets (atomic, and back to back) and the manifest written (atomically, :func:`write_manifest`). Until
+    the renames the deployed model is untouched; a temporary copy left by a failure is removed.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for source, target in files:
+            temporary = _temporary_beside(target)
+            staged.append((temporary, target))
+            shutil.copyfile(source, temporary)
+        for temporary, target in staged:
+            temporary.replace(target)
+        commit()
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
 
 
 def _quantization_verdict(fp32: EvalReport, int8: EvalReport, fp32_ms: float, int8_ms: float) -> str:
@@ -1146,8 +1184,6 @@ def _merge(models_dir: Path, entry: ModelEntry, quantized: ModelEntry | None, *,
     models.append(entry)
     if quantized is not None:
         models.append(quantized)
-    else:
-        (models_dir / f"{variant}.onnx").unlink(missing_ok=True)  # stale: belonged to older weights
     default = entry.name if set_default or current.default is None else current.default
     # ONNX Runtime runs the int8 variant by default when it was kept (it kept accuracy and is faster); the torch
     # backend has only the fp32 weights.
@@ -1192,18 +1228,24 @@ def render_card(
         lines += _card_section(entry, (tower or {}).get(entry.name, []), (baseline or {}).get(entry.name))
         lines += _sources_section(*(sources or {}).get(entry.name, ({}, {})))
         lines += _errors_section((errors or {}).get(entry.name))
-    sets = manifest.models[0].training_sets if manifest.models else ()
+    # Every model's training sets (models trained on the same ones share a table): the licences of a model trained
+    # with a deployment's own set must not be left out because another model comes first.
+    trained_on: dict[str, tuple[str, tuple[TrainingSet, ...], list[str]]] = {}
+    for entry in manifest.models:
+        key = json.dumps([entry.training_dataset, [item.model_dump() for item in entry.training_sets]], sort_keys=True)
+        trained_on.setdefault(key, (entry.training_dataset, entry.training_sets, []))[2].append(entry.name)
+    lines += ["## Training data and licences", ""]
+    for dataset_name, sets, names in trained_on.values():
+        if len(trained_on) > 1:
+            lines += [f"{', '.join(names)} (dataset `{dataset_name}`):", ""]
+        lines += ["| source | images train / val | licence | attribution |", "|---|---|---|---|"]
+        for item in sets:
+            counts = f"{item.images.get('train', 0)} / {item.images.get('val', 0)}"
+            lines.append(f"| {item.source} | {counts} | {item.licence} | {item.attribution} ({item.url}) |")
+        lines.append("")
+    if not trained_on:
+        lines += ["| source | images train / val | licence | attribution |", "|---|---|---|---|", ""]
     lines += [
-        "## Training data and licences",
-        "",
-        "| source | images train / val | licence | attribution |",
-        "|---|---|---|---|",
-    ]
-    for item in sets:
-        counts = f"{item.images.get('train', 0)} / {item.images.get('val', 0)}"
-        lines.append(f"| {item.source} | {counts} | {item.licence} | {item.attribution} ({item.url}) |")
-    lines += [
-        "",
         "The weights are derived from these sets. The tower boxes are CC BY-NC-SA 4.0 and the FIgLib images are",
         "for research use, so check these terms before any commercial deployment of weights trained on them; the",
         "code and the weights are AGPL-3.0-or-later (ultralytics, used for training, is AGPL-3.0).",

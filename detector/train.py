@@ -302,7 +302,9 @@ def train(
         threads: torch intra-op threads.
         project, name: the run lives in ``project/name``.
         resume: continue from ``project/name/weights/last.pt`` when it exists and is unfinished. ``False``
-            starts over (overwriting that run folder).
+            starts over in that run folder: ultralytics replaces ``results.csv``, ``args.yaml``, ``last.pt`` and
+            ``best.pt`` (the old ones stay until the first epoch ends), and ``lineage.json`` is rewritten for
+            ``init_weights`` or removed.
         patience: early-stopping patience in epochs without validation improvement.
         save_period: also keep ``epochN.pt`` every N epochs (-1: only ``last.pt``/``best.pt``, which
             ultralytics writes every epoch anyway).
@@ -509,6 +511,10 @@ def _train_offline(
         reference = torch.load(init_weights, map_location="cpu", weights_only=False)  # our own exported file
         _check_initialised_from(yolo, init_weights, reference)
         write_lineage(project / name, init_weights, epochs_total(reference), checkpoint_architecture(reference))
+    elif not resuming:
+        # From random weights: an earlier run's record in this folder would make the export of this one claim
+        # that it continued from those weights, and count their epochs.
+        (project / name / LINEAGE_FILE).unlink(missing_ok=True)
     yolo.train(**train_args)
     trainer = yolo.trainer
     return Path(str(trainer.save_dir)) if trainer is not None else project / name

@@ -10,9 +10,9 @@ Formats and limits follow the platforms' documentation (see ``../shared/referenc
   body)>``, ``X-Strawfire-Timestamp`` and ``Idempotency-Key`` headers (receivers dedupe on the key);
 * WeCom group bot — ``{"msgtype": "markdown", ...}``, success when ``errcode == 0``; 20 messages/min per bot;
 * DingTalk robot — ``&timestamp=…&sign=urlencode(base64(HMAC-SHA256(secret, "{timestamp}\\n{secret}")))``;
-  20/min per robot (exceeding it blocks the robot for 10 min);
+  20/min per robot (exceeding it blocks the robot for 10 min, errcode 130101: the retry waits the block out);
 * Feishu bot — body ``timestamp`` + ``sign = base64(HMAC-SHA256(key="{timestamp}\\n{secret}", msg=""))``;
-  100/min, 5/s;
+  100/min and 5/s (the sender paces its requests to one bot); ``text`` messages do not render markdown;
 * SMTP e-mail; an HTTP SMS gateway (``{"phone", "text"}`` with a bearer token), the form most provincial
   platforms and cloud SMS proxies accept.
 """
@@ -23,9 +23,12 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import time
 import urllib.parse
+from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -44,6 +47,14 @@ DEFAULT_RATE_PER_MIN: dict[Channel, int] = {
     Channel.EMAIL: 30,
     Channel.SMS: 10,
 }
+# Requests per second to one bot, where the platform limits that too (Feishu: 100/min but also 5/s, error 11232).
+# The per-minute limits are kept by the outbox across passes and workers; a pass of a few alerts takes well
+# under a second, so this one is kept by the sender pacing its own requests.
+PER_SECOND_LIMIT: dict[Channel, int] = {Channel.FEISHU: 5}
+# How long a platform blocks a bot that went over its limit. DingTalk blocks the robot for 10 minutes (its
+# documentation); the others take the next window, and a 65 s wait covers a minute window however it is counted.
+THROTTLED_WAIT_S: dict[Channel, float] = {Channel.DINGTALK: 600.0}
+RATE_LIMITED_WAIT_S = 65.0
 # The most a platform takes in one message, UTF-8 bytes (WeCom documents 4096 for markdown; DingTalk and Feishu
 # bots cap a request at about 20 kB): a digest is cut to fit (messages.digest_text).
 WECOM_MARKDOWN_BYTES = 4096
@@ -102,6 +113,33 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{rest}"
 
 
+def digest_key(messages: list[AlertMessage]) -> str:
+    """The idempotency key of a digest: a hash of all its alerts' keys (each alert's own is in the body).
+
+    Why a hash: the keys joined and cut to a header's length named a retried digest that had gained alerts
+    like the first try, and a receiver that had recorded it dropped the new alerts as a repeat.
+    """
+    joined = ",".join(sorted(m.idempotency_key for m in messages))
+    return "digest:" + hashlib.sha256(joined.encode()).hexdigest()
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx logs each request's full URL at INFO (``HTTP Request: POST https://…?key=…``): the bot keys in it
+    (WeCom ``key``, DingTalk ``access_token`` and ``sign``, Feishu's path token) would reach the log of any
+    deployment that logs at INFO. Logged by host only, as :func:`safe_url` gives it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(safe_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        return True
+
+
+# On httpx's own logger, so every client in the process is covered (the FIRMS poller's key is in its URL too).
+_httpx_log = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactRequestUrls) for f in _httpx_log.filters):
+    _httpx_log.addFilter(_RedactRequestUrls())
+
+
 def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
     """The generic webhook signature: hex HMAC-SHA256 over ``timestamp + "." + body``."""
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -123,11 +161,21 @@ class ChannelSender:
     """The one :class:`Sender` strawfire uses: dispatches on the destination's channel."""
 
     def __init__(
-        self, client: httpx.Client | None = None, smtp: SmtpSettings | None = None, clock: Any = time.time
+        self,
+        client: httpx.Client | None = None,
+        smtp: SmtpSettings | None = None,
+        clock: Any = time.time,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client or httpx.Client(timeout=10.0)
         self._smtp = smtp
         self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        # When the last requests to each bot with a per-second limit finished (one worker thread sends).
+        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
 
     def send(self, destination: Destination, messages: list[AlertMessage]) -> None:
         """Deliver one message, or several as one digest."""
@@ -141,7 +189,27 @@ class ChannelSender:
             Channel.EMAIL: self._email,
             Channel.SMS: self._sms,
         }[destination.channel]
-        handler(destination, messages)
+        per_second = PER_SECOND_LIMIT.get(destination.channel)
+        if per_second is None:
+            handler(destination, messages)
+            return
+        self._wait_for_a_slot(destination.target, per_second)
+        try:
+            handler(destination, messages)
+        finally:
+            # Counted from when the request finished: the platform saw it before then, so a second later is a
+            # second after the platform counted it, whatever the network took.
+            self._recent[destination.target].append(self._monotonic())
+
+    def _wait_for_a_slot(self, target: str, per_second: int) -> None:
+        finished = self._recent[target]
+        while True:
+            now = self._monotonic()
+            while finished and now - finished[0] >= 1.0:
+                finished.popleft()
+            if len(finished) < per_second:
+                return
+            self._sleep(1.0 - (now - finished[0]))
 
     # -- HTTP ---------------------------------------------------------------------------------------------
 
@@ -160,15 +228,17 @@ class ChannelSender:
         return response
 
     @staticmethod
-    def _platform_ok(url: str, response: httpx.Response, code_field: str, throttled: set[int]) -> None:
+    def _platform_ok(
+        url: str, response: httpx.Response, code_field: str, throttled: set[int], wait_s: float = RATE_LIMITED_WAIT_S
+    ) -> None:
         try:
             body = response.json()
         except ValueError:
             raise DeliveryError(f"{safe_url(url)}: not a JSON answer") from None
         code = body.get(code_field, body.get("code", 0)) if isinstance(body, dict) else -1
         if code in throttled:
-            # WeCom 45009 / DingTalk 130101 / Feishu 11232: over the per-minute limit; wait out the window.
-            raise DeliveryError(f"{safe_url(url)}: rate limited ({code})", retry_after=65.0)
+            # WeCom 45009 / DingTalk 130101 / Feishu 11232: over the limit; wait out the window (or the block).
+            raise DeliveryError(f"{safe_url(url)}: rate limited ({code})", retry_after=wait_s)
         if code != 0:
             raise DeliveryError(f"{safe_url(url)}: {code_field} {code}")
 
@@ -184,10 +254,10 @@ class ChannelSender:
             key = messages[0].idempotency_key
         else:
             payload = {"digest": [m.as_json() for m in messages]}
-            key = "digest:" + ",".join(m.idempotency_key for m in messages)
+            key = digest_key(messages)
         body = json.dumps(payload, ensure_ascii=False).encode()
         timestamp = str(int(self._clock()))
-        headers = {"Idempotency-Key": key[:500], "X-Strawfire-Timestamp": timestamp}
+        headers = {"Idempotency-Key": key, "X-Strawfire-Timestamp": timestamp}
         if destination.secret:
             headers["X-Strawfire-Signature"] = "sha256=" + sign_webhook(destination.secret, timestamp, body)
         self._post(destination.target, content=body, headers=headers)
@@ -210,13 +280,13 @@ class ChannelSender:
             {"msgtype": "markdown", "markdown": {"title": title, "text": text}}, ensure_ascii=False
         ).encode()
         response = self._post(url, content=body, headers={})
-        self._platform_ok(destination.target, response, "errcode", {130101})
+        self._platform_ok(destination.target, response, "errcode", {130101}, THROTTLED_WAIT_S[Channel.DINGTALK])
 
     def _feishu(self, destination: Destination, messages: list[AlertMessage]) -> None:
         text = (
             messages[0].text()
             if len(messages) == 1
-            else digest_text(messages[0].unit_name, messages, max_bytes=FEISHU_TEXT_BYTES)
+            else digest_text(messages[0].unit_name, messages, max_bytes=FEISHU_TEXT_BYTES, markdown=False)
         )
         payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         if destination.secret:
@@ -250,7 +320,10 @@ class ChannelSender:
         mail["From"] = smtp.sender
         mail["To"] = destination.target
         mail["Subject"] = messages[0].title if len(messages) == 1 else f"火点汇总 {len(messages)} 条"
-        mail["Message-ID"] = f"<{hashlib.sha256(messages[0].idempotency_key.encode()).hexdigest()[:32]}@strawfire>"
+        # One alert: a hash of its key, so that a resend after a lost SMTP answer is recognisably the same mail.
+        # A digest: a hash of all its keys; the first alert's own would make it look like that alert's mail.
+        key = messages[0].idempotency_key if len(messages) == 1 else digest_key(messages)
+        mail["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@strawfire>"
         mail.set_content("\n\n".join(m.text() for m in messages))
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:

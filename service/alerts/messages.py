@@ -20,6 +20,13 @@ _KIND_TITLE = {
     AlertKind.REMINDER: "火点预警（未签收，再次提醒）",
     AlertKind.ESCALATION: "火点预警升级（超时未处置）",
 }
+# SMS headlines: short, so that an alert fits one SMS (70 Chinese characters; longer ones are sent in billed
+# 67-character parts that some phones show apart).
+_KIND_SMS_TITLE = {
+    AlertKind.NEW: "火点预警",
+    AlertKind.REMINDER: "火点未签收再提醒",
+    AlertKind.ESCALATION: "火点超时升级",
+}
 _SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
 
 
@@ -118,11 +125,12 @@ class AlertMessage:
         return "\n".join(lines)
 
     def sms(self) -> str:
-        """A short text: SMS templates are short and links are often blocked."""
+        """A short text: SMS templates are short and links are often blocked. One SMS segment (70 characters)
+        with a township name of up to four characters and a six-digit incident number."""
         local = self.observed_at.astimezone(BEIJING)
         return (
-            f"【strawfire】{self.title}：{self.unit_name} {local:%m-%d %H:%M} "
-            f"坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f}，编号{self.incident_id}，请立即签收处置。"
+            f"【strawfire】{_KIND_SMS_TITLE[self.kind]}：{self.unit_name} {local:%m-%d %H:%M} "
+            f"坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} 编号{self.incident_id} 请立即签收"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -135,20 +143,25 @@ class AlertMessage:
         return data
 
 
-def digest_text(unit_name: str, messages: list[AlertMessage], *, max_bytes: int | None = None) -> str:
+def digest_text(
+    unit_name: str, messages: list[AlertMessage], *, max_bytes: int | None = None, markdown: bool = True
+) -> str:
     """One message for many incidents when a bot's rate limit would otherwise be exceeded.
 
     ``max_bytes``: the platform's limit on a message (UTF-8; WeCom markdown 4096). A digest that would be longer
     lists the incidents that fit and says how many more there are: a platform refuses an oversized message
     outright, and the retries would have sent the same oversized digest for a day before failing every alert in it.
+    ``markdown=False`` for plain-text messages (Feishu ``text``), which would show markdown as typed.
     """
-    header = f"### 火点汇总：{unit_name}（{len(messages)} 条）"
+    title = f"火点汇总：{unit_name}（{len(messages)} 条）"
+    header = f"### {title}" if markdown else f"【{title}】"
     entries = []
     for m in messages:
         local = m.observed_at.astimezone(BEIJING)
+        link = f"[详情]({m.incident_url})" if markdown else f"详情：{m.incident_url}"
         entries.append(
             f"- {m.title} #{m.incident_id} {local:%m-%d %H:%M} "
-            f"GCJ-02 {m.gcj02_latitude:.5f},{m.gcj02_longitude:.5f} [详情]({m.incident_url})"
+            f"GCJ-02 {m.gcj02_latitude:.5f},{m.gcj02_longitude:.5f} {link}"
         )
     text = "\n".join([header, *entries])
     if max_bytes is None or len(text.encode()) <= max_bytes:

@@ -10,8 +10,9 @@
   send, and an alert another worker has taken over since is skipped: a slow batch never sends it twice.
 * **Failures** are retried with exponential backoff (5 s doubling to 10 min, or what the platform asked for)
   until the retry horizon (24 h) passes; then the alert is ``failed`` and shows up for supervisors.
-* **Rate limits**: at most ``rate_per_min`` messages to one recipient in any 60 s; when more are due than the
-  window allows, they go out as one township digest.
+* **Rate limits**: at most ``rate_per_min`` requests to one target (bot) in any 60 s, counted over every recipient
+  that shares it (the platforms limit a bot, not a recipient); when more are due than the window allows, each
+  recipient's alerts go out as one township digest.
 """
 
 from __future__ import annotations
@@ -191,12 +192,14 @@ def _message(session: Session, alert: Alert, recipient: Recipient, base_url: str
     )
 
 
-def _sent_recently(session: Session, recipient_id: int, now: datetime) -> int:
+def _sent_recently(session: Session, target: str, now: datetime) -> int:
+    """Requests to ``target`` in the last minute, whichever recipient they were for: one group bot may be the
+    recipient of several townships (or of a township and its county), and the platform counts the bot."""
     # A digest counts once: one request to the platform.
     count = session.scalar(
-        select(func.count(func.distinct(Alert.sent_at))).where(
-            Alert.recipient_id == recipient_id, Alert.status == AlertStatus.SENT.value, Alert.sent_at > now - _WINDOW
-        )
+        select(func.count(func.distinct(Alert.sent_at)))
+        .join(Recipient, Recipient.id == Alert.recipient_id)
+        .where(Recipient.target == target, Alert.status == AlertStatus.SENT.value, Alert.sent_at > now - _WINDOW)
     )
     return int(count or 0)
 
@@ -219,20 +222,25 @@ def deliver_due(
         for alert in session.scalars(select(Alert).where(Alert.id.in_(list(claimed))).order_by(Alert.id)):
             by_recipient[alert.recipient_id].append(alert)
         work = []
+        # Requests per target in the last minute, then also those this pass plans: the limit is the bot's.
+        requests: dict[str, int] = {}
         for recipient_id, alerts in by_recipient.items():
             recipient = session.get_one(Recipient, recipient_id)
             limit = recipient.rate_per_min or DEFAULT_RATE_PER_MIN[Channel(recipient.channel)]
-            capacity = limit - _sent_recently(session, recipient_id, started)
+            if recipient.target not in requests:
+                requests[recipient.target] = _sent_recently(session, recipient.target, started)
             messages = [_message(session, a, recipient, base_url) for a in alerts]
             destination = Destination(Channel(recipient.channel), recipient.target, recipient.secret)
-            work.append((recipient, destination, [a.id for a in alerts], messages, capacity))
+            work.append((recipient, destination, [a.id for a in alerts], messages, limit))
     sent = digests = retried = failed = 0
-    for recipient, destination, alert_ids, messages, capacity in work:
+    for recipient, destination, alert_ids, messages, limit in work:
+        capacity = limit - requests[destination.target]
         if capacity <= 0:
             _postpone(factory, alert_ids, started + timedelta(seconds=15))
             continue
         # Within the limit: one request per alert. Over it: everything due as one digest.
         groups = [[i] for i in range(len(messages))] if len(messages) <= capacity else [list(range(len(messages)))]
+        requests[destination.target] += len(groups)
         for group in groups:
             ids = _renew(factory, claimed, [alert_ids[i] for i in group], now())
             if not ids:
