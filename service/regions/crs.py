@@ -3,9 +3,10 @@
 Everything strawfire stores is WGS-84 longitude/latitude. Boundary files arrive in one of:
 
 * ``wgs84`` — EPSG:4326, GPS and satellite products (FIRMS).
-* ``cgcs2000`` — EPSG:4490, the national geodetic datum of official GIS data. It differs from WGS-84 by
-  centimetres; pyproj's transformation is applied anyway so that a better transformation, where one is
-  installed, is used.
+* ``cgcs2000`` — EPSG:4490, the national geodetic datum of official GIS data. pyproj's transformation is
+  applied, but PROJ knows only a "ballpark" (identity) one, so in effect CGCS2000 is taken as WGS-84. The two
+  agreed to centimetres at epoch 2000.0; CGCS2000 is tied to that epoch and WGS-84 follows the plates, so they
+  now differ by well under a metre (~3 cm a year around Changchun) — far below boundary-data accuracy.
 * ``gcj02`` — the offset system every map sold in China must use (Amap/Gaode, Tencent, Aliyun DataV,
   Google Maps China). Around Changchun it is 300–600 m off WGS-84, which is enough to assign a fire near a
   county border to the wrong county. Converted with ``prcoords`` (the iterative "bored" inverse, ~0.1 mm).

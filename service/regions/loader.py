@@ -4,9 +4,12 @@ Nothing here touches the database: :func:`read_units` returns every unit of a fi
 :class:`~service.errors.InputError` that names the file and the feature (row) to fix, so an import is all or
 nothing. Invalid polygons are repaired with ``shapely.make_valid`` and reported, never silently changed.
 
-Attribute names are detected (``code``/``adcode``/``XZQDM``…, ``name``/``XZQMC``…, ``parent``/``parent_code``…)
-or given explicitly. The official code list (``streets_2201.csv`` form: ``code,name,<parent>Code…``) can fill
-missing codes (by unique name), names (by code) and parent codes.
+Attribute names are detected (``code``/``adcode``/``XZQDM``/``行政区划代码``…, ``name``/``XZQMC``/``名称``…,
+``parent``/``parent_code``/``上级代码``…) or given explicitly. A shapefile's text is decoded as its ``.cpg`` says
+(any case of the extension), GBK without one; GeoJSON is UTF-8, GBK accepted with a warning.
+
+The official code list (``streets_2201.csv`` form: ``code,name,<parent>Code…``) can fill missing codes (by unique
+name), names (by code) and parent codes.
 """
 
 from __future__ import annotations
@@ -31,9 +34,37 @@ from service.errors import InputError
 from service.regions.crs import SourceCRS, geometry_to_wgs84
 from service.regions.types import RegionLevel, RegionUnit
 
-CODE_FIELDS = ("code", "adcode", "region_code", "xzqdm", "xzqh", "pac", "gb", "dm")
-NAME_FIELDS = ("name", "region_name", "xzqmc", "mc", "zlmc")
-PARENT_FIELDS = ("parent_code", "parent", "parentcode", "sjxzqdm")
+# Latin names first, then the Chinese column names of GIS exports (a DBF field name holds at most 10 bytes, 5 GBK
+# characters, hence the truncated 行政区划代 of 行政区划代码).
+CODE_FIELDS = (
+    "code",
+    "adcode",
+    "region_code",
+    "xzqdm",
+    "xzqh",
+    "pac",
+    "gb",
+    "dm",
+    "行政区划代码",
+    "行政区划代",
+    "行政区代码",
+    "区划代码",
+    "行政代码",
+    "代码",
+)
+NAME_FIELDS = (
+    "name",
+    "region_name",
+    "xzqmc",
+    "mc",
+    "zlmc",
+    "名称",
+    "行政区名称",
+    "行政区划名称",
+    "行政区名",
+    "区划名称",
+)
+PARENT_FIELDS = ("parent_code", "parent", "parentcode", "sjxzqdm", "上级行政区划代码", "上级代码", "上级区划代码")
 CROPLAND_FIELDS = ("cropland_ha", "cropland", "gdmj_ha")
 # Parent columns of the official code lists, most specific first.
 CODE_LIST_PARENT_FIELDS = ("parent_code", "parentCode", "streetCode", "areaCode", "cityCode", "provinceCode")
@@ -98,11 +129,34 @@ def _polygonal(geometry: shapely.Geometry) -> shapely.Polygon | shapely.MultiPol
     return merged if isinstance(merged, shapely.Polygon | shapely.MultiPolygon) else None
 
 
-def _iter_geojson(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+def _decode_geojson(raw: bytes, path: Path, notes: list[str]) -> str:
+    """GeoJSON text: UTF-8 (RFC 7946), else GBK with a note in the report.
+
+    GeoJSON written by Python on a Chinese Windows (``open()`` defaults to cp936) is GBK; it was refused. GB18030
+    (the superset of GBK) is tried strictly, so a file in neither encoding is still an error naming its line.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            line = raw.count(b"\n", 0, utf8_error.start) + 1
+            raise InputError(
+                f"the text is neither UTF-8 nor GBK (byte {utf8_error.start}): save the file as UTF-8",
+                source=str(path),
+                location=f"line {line}",
+            ) from utf8_error
+        notes.append("the file is not UTF-8 as GeoJSON must be: read as GBK (GB18030); check the names")
+        return text
+
+
+def _iter_geojson(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise InputError(f"cannot read file: {exc}", source=str(path)) from exc
+    text = _decode_geojson(raw, path, notes)
     if not text.strip():
         raise InputError("the file is empty", source=str(path))
     try:
@@ -138,6 +192,20 @@ _SHAPEFILE_ERRORS = (
 )
 
 
+def _sibling_cpg(path: Path) -> Path | None:
+    """The ``.cpg`` beside ``path`` with the same stem, its extension in any case (ArcGIS on Windows writes
+    ``TOWNS.CPG``; looking only for ``.cpg`` assumed GBK and garbled UTF-8 names without a word)."""
+    exact = path.with_suffix(".cpg")
+    if exact.exists():
+        return exact
+    try:
+        return next(
+            (p for p in sorted(path.parent.iterdir()) if p.stem == path.stem and p.suffix.lower() == ".cpg"), None
+        )
+    except OSError:
+        return None
+
+
 def _declared_encoding(path: Path) -> str | None:
     """The text of the shapefile's ``.cpg`` (beside it, or inside the ``.zip`` it is), None without one."""
     if path.suffix.lower() == ".zip":
@@ -148,8 +216,8 @@ def _declared_encoding(path: Path) -> str | None:
                     return archive.read(member).decode("ascii", errors="replace").strip()
         except (OSError, zipfile.BadZipFile) as exc:
             raise InputError(f"cannot read the zip: {exc}", source=str(path)) from exc
-    cpg = path.with_suffix(".cpg")
-    return cpg.read_text(errors="replace").strip() if cpg.exists() else None
+    cpg = _sibling_cpg(path)
+    return cpg.read_text(errors="replace").strip() if cpg is not None else None
 
 
 def _codec(declared: str, path: Path) -> str:
@@ -169,6 +237,26 @@ def _codec(declared: str, path: Path) -> str:
     )
 
 
+def _is_decoding_error(exc: BaseException) -> bool:
+    """Whether pyshp failed to decode attribute text: UnicodeDecodeError up to pyshp 2, its own
+    ``dbfFileException("Could not decode …")`` from pyshp 3 on."""
+    return isinstance(exc, UnicodeDecodeError) or (
+        isinstance(exc, shapefile.ShapefileException) and str(exc).startswith("Could not decode")
+    )
+
+
+def _encoding_error(path: Path, encoding: str, exc: BaseException, location: str | None = None) -> InputError:
+    fix = (
+        f"its .cpg says {encoding}: correct it"
+        if _declared_encoding(path)
+        else "add a .cpg file naming it (GBK was assumed)"
+    )
+    reason = exc.reason if isinstance(exc, UnicodeDecodeError) else f"cannot decode it as {encoding}"
+    return InputError(
+        f"attribute text is not in the expected encoding ({reason}); {fix}", source=str(path), location=location
+    )
+
+
 def _shapefile_reader(path: Path) -> shapefile.Reader:
     declared = _declared_encoding(path)
     # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
@@ -179,6 +267,8 @@ def _shapefile_reader(path: Path) -> shapefile.Reader:
             warnings.filterwarnings("ignore", message="Specified encoding", category=UserWarning)
             return shapefile.Reader(str(path), encoding=encoding, encodingErrors="strict")
     except _SHAPEFILE_ERRORS as exc:
+        if _is_decoding_error(exc):  # the field names
+            raise _encoding_error(path, encoding, exc) from exc
         raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
 
 
@@ -187,30 +277,27 @@ def _iter_shapefile(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str,
     with reader:
         if reader.numRecords == 0:
             raise InputError("the shapefile has no features", source=str(path))
+        row = 0
         try:
             for row, item in enumerate(reader.iterShapeRecords(), start=1):
                 geometry = item.shape.__geo_interface__ if item.shape.shapeType != shapefile.NULL else None
                 yield row, item.record.as_dict(), geometry
-        except UnicodeDecodeError as exc:
-            fix = (
-                f"its .cpg says {reader.encoding}: correct it"
-                if _declared_encoding(path)
-                else "add a .cpg file naming it (GBK was assumed)"
-            )
-            raise InputError(
-                f"attribute text is not in the expected encoding ({exc.reason}); {fix}", source=str(path)
-            ) from exc
-        except _SHAPEFILE_ERRORS as exc:
+        except _SHAPEFILE_ERRORS as exc:  # UnicodeDecodeError is a ValueError
+            if _is_decoding_error(exc):
+                raise _encoding_error(path, reader.encoding, exc, f"record {row + 1}") from exc
             raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
 
 
-def iter_features(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
-    """Yield (row, properties, GeoJSON geometry) for a GeoJSON, Shapefile or zipped Shapefile."""
+def iter_features(
+    path: Path, notes: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    """Yield (row, properties, GeoJSON geometry) for a GeoJSON, Shapefile or zipped Shapefile; what a reader
+    had to guess (a GeoJSON's encoding) is appended to ``notes``."""
     if not path.exists():
         raise InputError("no such file", source=str(path))
     suffix = path.suffix.lower()
     if suffix in (".json", ".geojson"):
-        return _iter_geojson(path)
+        return _iter_geojson(path, notes if notes is not None else [])
     if suffix in (".shp", ".zip"):
         return _iter_shapefile(path)
     raise InputError(f"unsupported file type {suffix!r}: use .geojson/.json, .shp or a zipped .shp", source=str(path))
@@ -270,7 +357,7 @@ def read_units(
     units: list[RegionUnit] = []
     seen: dict[str, int] = {}
     source = str(path)
-    for row, properties, geometry_json in iter_features(path):
+    for row, properties, geometry_json in iter_features(path, report.warnings):
         if geometry_json is None:
             raise InputError("feature has no geometry", source=source, location=f"feature {row}")
         try:

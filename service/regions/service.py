@@ -36,10 +36,24 @@ class ImportSummary:
     warnings: tuple[str, ...]
 
 
+def _ring_area_m2(ring: shapely.LinearRing) -> float:
+    lon, lat = ring.xy
+    area, _ = _GEOD.polygon_area_perimeter(lon, lat)
+    return abs(area)
+
+
 def geodesic_area_ha(geometry: shapely.Geometry) -> float:
-    """Area on the WGS-84 ellipsoid in hectares."""
-    area, _ = _GEOD.geometry_area_perimeter(geometry)
-    return abs(area) / 10_000.0
+    """Area on the WGS-84 ellipsoid in hectares: every part's exterior less its holes.
+
+    Ring by ring with absolute values, because ``Geod.geometry_area_perimeter`` adds *signed* ring areas: a hole
+    wound like its exterior (GeoJSON that ignores the right-hand rule; shapely finds it valid) was added, and
+    parts wound in opposite directions cancelled each other out.
+    """
+    total_m2 = 0.0
+    for part in shapely.get_parts(geometry):
+        if isinstance(part, shapely.Polygon) and not part.is_empty:
+            total_m2 += _ring_area_m2(part.exterior) - sum(_ring_area_m2(hole) for hole in part.interiors)
+    return total_m2 / 10_000.0
 
 
 def import_units(
