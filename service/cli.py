@@ -76,19 +76,16 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _session_factory() -> sessionmaker[Session]:
-    from service.db import make_engine, make_session_factory, upgrade
+    from service.db import make_session_factory, open_database
 
-    settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
-    upgrade(engine)
-    return make_session_factory(engine)
+    return make_session_factory(open_database(get_settings().effective_database_url))
 
 
 @app.command()
 @friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default from settings: 8000).")] = None,
     demo: Annotated[
         bool | None, typer.Option("--demo/--no-demo", help="Load the DEMO region when no real one exists.")
     ] = None,
@@ -96,11 +93,21 @@ def serve(
     """Start the service on the configured database (migrations are applied at start)."""
     import uvicorn
 
-    from service.main import create_app
+    from service.db import make_data_dir, make_session_factory, open_database
+    from service.main import create_app, refuse_public_demo_passwords, token_secret
 
     settings = get_settings()
     if demo is not None:
         settings = settings.model_copy(update={"demo": demo})
+    # What the start needs, checked here: a failure inside uvicorn's start-up would be a traceback.
+    make_data_dir(settings.data_dir)
+    token_secret(settings)
+    engine = open_database(settings.effective_database_url)
+    try:
+        if not settings.demo:
+            refuse_public_demo_passwords(make_session_factory(engine))
+    finally:
+        engine.dispose()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -113,12 +120,11 @@ def serve(
 @friendly_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations."""
-    from service.db import make_engine, upgrade
+    from service.db import open_database
 
-    settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
-    upgrade(engine, revision)
+    engine = open_database(get_settings().effective_database_url, revision)
     typer.echo(f"database at {revision} ({engine.url.render_as_string(hide_password=True)})")
+    engine.dispose()
 
 
 @regions_app.command("import")
@@ -301,16 +307,17 @@ def users_token(
 
     from sqlalchemy import select
 
-    from service.auth.security import create_token, load_or_create_secret, password_stamp
+    from service.auth.security import create_token, password_stamp
     from service.auth.tables import User
     from service.errors import NotFoundError
+    from service.main import token_secret
 
     settings = get_settings()
     with _session_factory()() as session:
         user = session.scalar(select(User).where(User.username == name, User.active.is_(True)))
     if user is None:
         raise NotFoundError(f"no active user {name!r}")
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
+    secret = token_secret(settings)
     stamp = password_stamp(user.password_hash)  # a new password (users passwd) revokes the token
     typer.echo(create_token(secret, user.username, user.role, timedelta(days=days), stamp=stamp))
 

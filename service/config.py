@@ -15,6 +15,7 @@ print as ``**********`` in reprs, logs and error messages.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,29 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 from service.errors import ConfigError
 
 DEFAULT_TOML = Path("strawfire.toml")
+# HS256 wants a key at least as long as its 32-byte hash (RFC 7518 3.2); a short one can be brute-forced offline
+# from any token, and then admin tokens forged.
+MIN_SECRET_KEY_CHARS = 32
+# STRAWFIRE_* variables that are not settings of this class: the settings file's name, the test database, and the
+# camera workers' own settings (video.tasks reads STRAWFIRE_VIDEO__*).
+_OTHER_VARIABLES = ("STRAWFIRE_CONFIG", "STRAWFIRE_TEST_POSTGRES_URL")
+_OTHER_PREFIXES = ("STRAWFIRE_VIDEO__",)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable (a bad port, say): hide whatever sits between user: and @
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 class RegionSettings(BaseModel):
@@ -233,6 +251,16 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_CHARS:
+            raise ValueError(
+                f"secret_key must be at least {MIN_SECRET_KEY_CHARS} characters (make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'), or leave it unset"
+            )
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -246,6 +274,10 @@ class Settings(BaseSettings):
         """The configured URL, or the embedded SQLite file ``<data_dir>/strawfire.sqlite3``."""
         return self.database_url or f"sqlite:///{self.data_dir / 'strawfire.sqlite3'}"
 
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "database_url" and value else value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -258,11 +290,31 @@ class Settings(BaseSettings):
         toml_path = os.environ.get("STRAWFIRE_CONFIG")
         path = Path(toml_path) if toml_path else DEFAULT_TOML
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        _refuse_unknown_variables(set(settings_cls.model_fields))
         if toml_path and not path.is_file():
             raise ConfigError(f"STRAWFIRE_CONFIG names {path}, which is not a file")
         if path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            except ValueError as exc:  # malformed TOML, or not UTF-8
+                raise ConfigError(f"invalid settings file {path}: {exc}") from None
         return tuple(sources)
+
+
+def _refuse_unknown_variables(fields: set[str]) -> None:
+    """Nested typos (``STRAWFIRE_FIRMS__MAPKEY``) fail validation; top-level ones would be silently ignored."""
+    unknown = []
+    for name in os.environ:
+        upper = name.upper()
+        if not upper.startswith("STRAWFIRE_") or upper in _OTHER_VARIABLES or upper.startswith(_OTHER_PREFIXES):
+            continue
+        if upper.removeprefix("STRAWFIRE_").split("__", 1)[0].lower() not in fields:
+            unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {', '.join(sorted(unknown))} in the environment "
+            "(settings are STRAWFIRE_<NAME>, nested tables with __, e.g. STRAWFIRE_REGIONS__TOLERANCE_M)"
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -274,8 +326,8 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    except ValueError as exc:  # a malformed TOML file
-        raise ConfigError(f"invalid settings file: {exc}") from None
+    except SettingsError as exc:  # an environment value that is not valid JSON for a list or table
+        raise ConfigError(f"invalid settings: {exc}") from None
 
 
 @lru_cache(maxsize=1)

@@ -15,10 +15,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
+
+from service.config import redact_url
+from service.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -61,10 +66,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def make_data_dir(path: Path) -> None:
+    """Create a data folder readable by its owner only (the SQLite file holds alert recipients' signing secrets and
+    password hashes); an existing folder is left as it is."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the data folder {path}: {exc.strerror or exc}") from None
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite make sure the folder exists and set the pragmas."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        make_data_dir(Path(url.removeprefix("sqlite:///")).parent)
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
@@ -102,3 +116,34 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
     command.upgrade(alembic_config(engine), revision)
+
+
+def open_database(url: str, revision: str = "head") -> Engine:
+    """:func:`make_engine` and :func:`upgrade`, with the usual failures (a malformed URL, a server that is not
+    there, a file that is not a database, an unknown revision) as one :class:`ConfigError` naming the database
+    with its password hidden."""
+    shown = redact_url(url)
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, ValueError) as exc:  # an unknown dialect, a port that is not a number
+        raise ConfigError(f"database_url {shown} cannot be used: {exc}") from None
+    try:
+        upgrade(engine, revision)
+    except CommandError as exc:
+        engine.dispose()
+        raise ConfigError(f"database {shown}: {exc}") from None
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        password = _password(url)
+        if password:
+            reason = reason.replace(password, "***")
+        raise ConfigError(f"cannot open the database {shown}: {reason}") from None
+    return engine
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except Exception:
+        return None

@@ -10,19 +10,23 @@ from contextlib import asynccontextmanager
 import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service import http_errors
 from service.alerts.router import router as alerts_router
 from service.alerts.worker import AlertWorker
 from service.auth.router import router as auth_router
-from service.auth.security import load_or_create_secret
+from service.auth.security import load_or_create_secret, verify_password
+from service.auth.tables import User
 from service.body_limit import BodyLimit
 from service.cameras.router import router as cameras_router
-from service.config import Settings, get_settings
+from service.config import MIN_SECRET_KEY_CHARS, Settings, get_settings
 from service.dashboard.router import router as dashboard_router
-from service.db import make_engine, make_session_factory, transaction, upgrade
-from service.demo import DEMO_LABEL, demo_scenario, load_demo
+from service.db import make_data_dir, make_session_factory, open_database, transaction
+from service.demo import DEMO_LABEL, DEMO_PASSWORD, DEMO_USERS, demo_scenario, load_demo
 from service.deps import RegionIndexesDep, SessionDep
+from service.errors import ConfigError
 from service.evidence.router import router as evidence_router
 from service.firms_poll import FirmsPollWorker
 from service.incidents.router import router as incidents_router
@@ -32,6 +36,34 @@ from service.regions.service import RegionIndexCache
 from service.stats.router import router as stats_router
 
 log = logging.getLogger("strawfire")
+
+
+def token_secret(settings: Settings) -> str:
+    """The key that signs API tokens: ``secret_key`` when set (validated by :class:`Settings`), else the one kept
+    in ``<data_dir>/secret_key`` (made on first use)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    secret = load_or_create_secret(settings.data_dir)
+    if len(secret) < MIN_SECRET_KEY_CHARS:
+        raise ConfigError(
+            f"{settings.data_dir / 'secret_key'} holds no usable token signing key (under {MIN_SECRET_KEY_CHARS} "
+            "characters): delete it to have a new one made (tokens issued so far stop working), or set secret_key"
+        )
+    return secret
+
+
+def refuse_public_demo_passwords(factory: sessionmaker[Session]) -> None:
+    """Outside DEMO mode, stop when an active DEMO user still has the DEMO password (printed in the README): after
+    `make run` on the deployment's database, demo-admin would be an administrator anyone can log in as."""
+    names = [name for name, _role, _unit in DEMO_USERS]
+    with factory() as session:
+        users = session.scalars(select(User).where(User.username.in_(names), User.active.is_(True))).all()
+    open_doors = sorted(u.username for u in users if verify_password(u.password_hash, DEMO_PASSWORD))
+    if open_doors:
+        raise ConfigError(
+            f"DEMO users {', '.join(open_doors)} still have the public DEMO password: give each a password "
+            "(strawfire users passwd NAME) or disable it (strawfire users disable NAME), or serve with --demo"
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,16 +76,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from service.drone_uploads import shared_detector
 
             shared_detector(True)  # a model that does not load stops the start, not the first flight's upload
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.effective_database_url)
-        upgrade(engine)
+        make_data_dir(settings.data_dir)
+        token_secret_value = token_secret(settings)
+        engine = open_database(settings.effective_database_url)
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        if not settings.demo:
+            try:
+                refuse_public_demo_passwords(app.state.session_factory)
+            except ConfigError:
+                engine.dispose()
+                raise
         app.state.region_indexes = RegionIndexCache(settings.regions.tolerance_m)
-        app.state.token_secret = (
-            settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_secret(settings.data_dir)
-        )
+        app.state.token_secret = token_secret_value
         worker = None
         if settings.alerts.run_worker:
             worker = AlertWorker(app.state.session_factory, settings.alerts)

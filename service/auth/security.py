@@ -41,9 +41,23 @@ def load_or_create_secret(data_dir: Path) -> str:
         return path.read_text(encoding="ascii").strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key)
+    # Two processes starting on a fresh data folder (the web process and a worker) must end with one key, whole:
+    # the key is written in full under a private name and then linked into place, which fails if the other
+    # process got there first; its key is then the one. Creating the file itself exclusively left a moment when
+    # the other process read it empty.
+    partial = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            return path.read_text(encoding="ascii").strip()
+    finally:
+        partial.unlink(missing_ok=True)
     return key
 
 
