@@ -126,11 +126,14 @@ class DashboardConfig(BaseModel):
     deadlines: DeadlinesOut
     # Per-county overrides, keyed by county code.
     county_deadlines: dict[str, DeadlinesOut]
+    # The largest evidence photo the server takes: the app refuses a larger one before a long upload.
+    max_upload_mb: float
 
 
 @router.get("/app/config.json")
 def app_config(principal: Reader, settings: SettingsDep, response: Response) -> DashboardConfig:
-    """Deadlines (to highlight late incidents as the escalation timer would) and the polling interval."""
+    """Deadlines (to highlight late incidents as the escalation timer would), the polling interval and the photo
+    size limit."""
     alerts = settings.alerts
     response.headers.update({**_SECURITY_HEADERS, "Cache-Control": "no-store"})
     return DashboardConfig(
@@ -142,4 +145,5 @@ def app_config(principal: Reader, settings: SettingsDep, response: Response) -> 
             code: DeadlinesOut(acknowledge_min=d.acknowledge_min, on_site_min=d.on_site_min)
             for code, d in alerts.county_deadlines.items()
         },
+        max_upload_mb=settings.evidence.max_upload_mb,
     )

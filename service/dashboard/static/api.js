@@ -3,7 +3,8 @@
 // The token lives in sessionStorage: it dies with the tab (a shared township PC forgets it), it never appears in
 // a URL (so it cannot leak through history, logs or a Referer), and every request adds it as an Authorization
 // header. A 401 means the token expired or the user was disabled: the session is dropped and the app shows the
-// login page again.
+// login page again (saying why), and a form being sent at that moment is kept as a draft (below) so that signing
+// in again brings it back filled in.
 
 const KEY = "strawfire.session";
 const listeners = new Set();
@@ -18,15 +19,81 @@ export function currentSession() {
   }
 }
 
-/** Call fn() whenever the session starts or ends. */
+/** Call fn(session, reason) whenever the session starts or ends; reason "expired" when the server refused it. */
 export function onSessionChange(fn) {
   listeners.add(fn);
 }
 
-function setSession(value) {
+function setSession(value, reason = null) {
   if (value) sessionStorage.setItem(KEY, JSON.stringify(value));
   else sessionStorage.removeItem(KEY);
-  for (const fn of listeners) fn(value);
+  for (const fn of listeners) fn(value, reason);
+}
+
+// A form on its way to the server ({username, route, kind, to, state, values}), saved before it is sent and
+// dropped once the server has answered anything but 401: what a user typed survives an expired session (and a
+// reload of the tab). It stays in this tab's sessionStorage and is only given back to the same user.
+const DRAFT = "strawfire.draft";
+
+export function saveDraft(draft) {
+  const session = currentSession();
+  if (!session) return;
+  try {
+    sessionStorage.setItem(DRAFT, JSON.stringify({ ...draft, username: session.username }));
+  } catch {
+    /* storage full or disabled: the form itself still holds the text */
+  }
+}
+
+export function clearDraft() {
+  sessionStorage.removeItem(DRAFT);
+}
+
+/** The saved draft, if any (of whoever was signed in). */
+export function peekDraft() {
+  try {
+    const draft = JSON.parse(sessionStorage.getItem(DRAFT) || "null");
+    return draft && typeof draft === "object" && typeof draft.route === "string" ? draft : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The draft for `route` saved by the signed-in user, removed from storage; null when there is none. */
+export function takeDraft(route) {
+  const draft = peekDraft();
+  const session = currentSession();
+  if (!draft || !session || draft.username !== session.username || draft.route !== route) return null;
+  clearDraft();
+  return draft;
+}
+
+/** The request never reached the server or its answer never came back (no signal, server down). */
+export class NetworkError extends Error {
+  constructor(cause) {
+    super(cause && cause.message ? cause.message : "network error");
+    this.status = 0;
+  }
+}
+
+/**
+ * Read pages of a list (`limit`/`offset`) until one comes back short: {items, truncated}. `truncated` is true when
+ * `maxPages` were read and there may be more (the page then says it shows only part). Items are kept once by id
+ * (a new incident arriving between pages shifts the offsets by one).
+ */
+export async function fetchAll(path, params = {}, { pageSize = 1000, maxPages = 5 } = {}) {
+  const items = [];
+  const seen = new Set();
+  for (let page = 0; page < maxPages; page++) {
+    const batch = await api(path, { params: { ...params, limit: pageSize, offset: page * pageSize } });
+    for (const item of batch) {
+      if (item && item.id !== undefined && seen.has(item.id)) continue;
+      if (item && item.id !== undefined) seen.add(item.id);
+      items.push(item);
+    }
+    if (batch.length < pageSize) return { items, truncated: false };
+  }
+  return { items, truncated: true };
 }
 
 /** An API answer other than 2xx; `detail` is the server's message (text, or FastAPI's validation list). */
@@ -51,12 +118,12 @@ function describe(detail) {
 /** The OAuth2 password flow: exchange the credentials for a token and remember who signed in. */
 export async function login(username, password) {
   const body = new URLSearchParams({ username, password, grant_type: "password" });
-  const response = await fetch("/api/v1/auth/token", {
-    method: "POST",
-    body,
-    credentials: "omit",
-    cache: "no-store",
-  });
+  let response;
+  try {
+    response = await fetch("/api/v1/auth/token", { method: "POST", body, credentials: "omit", cache: "no-store" });
+  } catch (error) {
+    throw new NetworkError(error);
+  }
   const data = await readJson(response);
   if (!response.ok) throw new ApiError(response.status, data && data.detail);
   setSession({ token: data.access_token, username, role: data.role, unit_code: data.unit_code });
@@ -64,6 +131,7 @@ export async function login(username, password) {
 }
 
 export function logout() {
+  clearDraft(); // a shared township PC: the next user must not find the last one's report
   setSession(null);
 }
 
@@ -96,15 +164,20 @@ export async function api(path, options = {}) {
   for (const [key, value] of Object.entries(options.params || {})) {
     if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
   }
-  const response = await fetch(url, {
-    method: options.method || (body ? "POST" : "GET"),
-    headers,
-    body,
-    credentials: "omit", // the bearer header is the only credential; no cookies exist
-    cache: "no-store",
-  });
+  let response;
+  try {
+    response = await fetch(url, {
+      method: options.method || (body ? "POST" : "GET"),
+      headers,
+      body,
+      credentials: "omit", // the bearer header is the only credential; no cookies exist
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new NetworkError(error); // fetch rejects only when no answer came: say so, not "Failed to fetch"
+  }
   if (response.status === 401 && session) {
-    setSession(null);
+    setSession(null, "expired");
   }
   if (!response.ok) {
     const data = await readJson(response);

@@ -3,7 +3,7 @@
 //
 // Routes live after "#" (e.g. #/incident/12) so the server serves one page and the token never travels in a URL.
 
-import { api, ApiError, currentSession, login, logout, onSessionChange } from "./api.js";
+import { api, ApiError, currentSession, login, logout, onSessionChange, peekDraft } from "./api.js";
 import { clearToast, errorBox, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
 import { camerasPage } from "./page-cameras.js";
@@ -33,6 +33,7 @@ const NAV = [
 let config = null; // /app/config.json, loaded once per session
 let cleanups = [];
 let generation = 0; // bumps on every navigation: async work of a page left behind must not touch the DOM
+let expired = false; // the server refused the token (401): the login page says so instead of appearing unexplained
 
 /** Parse "#/path?a=1&b=2" into {path, query}. */
 function parseHash() {
@@ -180,7 +181,8 @@ function renderTopbar(session, section = "") {
 }
 
 function loginPage(main) {
-  const error = h("p", { class: "error", role: "alert", hidden: true, id: "login-error" });
+  const error = h("p", { class: "error", role: "alert", hidden: !expired, id: "login-error" });
+  if (expired) error.textContent = peekDraft() ? t("login.expired_draft") : t("login.expired");
   const username = h("input", {
     id: "username",
     name: "username",
@@ -209,10 +211,15 @@ function loginPage(main) {
         try {
           const session = await login(username.value.trim(), password.value);
           config = null;
-          navigate(homeFor(session), true); // replace: "back" should not return to the login form
+          expired = false;
+          // Back to a form the expired session interrupted (the same user only), else the role's first page.
+          const draft = peekDraft();
+          const back = draft && draft.username === session.username ? draft.route : null;
+          navigate(back || homeFor(session), true); // replace: "back" should not return to the login form
         } catch (e) {
           const refused = e instanceof ApiError && e.status === 401;
-          error.textContent = refused ? t("login.failed") : `${t("error.load")} ${e.message}`;
+          const text = refused ? t("login.failed") : e.status === 0 ? t("error.network") : e.message;
+          error.textContent = refused ? text : `${t("error.load")} ${text}`;
           error.hidden = false;
           password.select();
         } finally {
@@ -234,9 +241,10 @@ function loginPage(main) {
   username.focus();
 }
 
-onSessionChange((session) => {
+onSessionChange((session, reason) => {
   if (!session) {
     config = null;
+    expired = reason === "expired";
     route(); // back to the login form, wherever we were
   }
 });

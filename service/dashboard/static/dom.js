@@ -96,7 +96,7 @@ export function localDay(offsetDays = 0) {
   return format.format(when); // en-CA writes YYYY-MM-DD
 }
 
-/** "更新于 20:15:07" for a status line: when the data on screen was read. */
+/** "更新于 20:15:07（北京时间）" for a status line: when the data on screen was read. */
 export function updatedNow() {
   return t("common.updated", { time: fmtTime(new Date().toISOString(), true) });
 }
@@ -175,10 +175,28 @@ export function facts(rows) {
   );
 }
 
+/**
+ * Why something the user sent did not go through, in their language: it always starts with "not sent", and a
+ * lost connection or an oversized body is named rather than shown as the browser's "Failed to fetch".
+ */
+export function notSent(error) {
+  const status = error && error.status;
+  if (status === 0) return t("error.not_sent_network");
+  if (status === 413) return `${t("error.not_sent")} ${t("error.too_large")}`;
+  return `${t("error.not_sent")} ${error && error.message}`;
+}
+
 /** An error box for a failed load. */
 export function errorBox(error) {
   const status = error && error.status;
-  const text = status === 404 ? t("error.not_found") : status === 403 ? t("error.forbidden") : t("error.load");
+  const text =
+    status === 404
+      ? t("error.not_found")
+      : status === 403
+        ? t("error.forbidden")
+        : status === 0
+          ? `${t("error.load")} ${t("error.network")}`
+          : t("error.load");
   return h(
     "div",
     { class: "error", role: "alert", dataset: { status: status || 0 } },

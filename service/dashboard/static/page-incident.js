@@ -2,8 +2,21 @@
 // and exactly the moves the signed-in user may make now (the server's `allowed_transitions`; the server checks
 // again, so a stale page gets a 409 and reloads instead of doing something it should not).
 
-import { api, ApiError } from "./api.js";
-import { card, errorBox, facts, fmtAgo, fmtCoord, fmtNumber, fmtPercent, fmtTime, h, replace, toast } from "./dom.js";
+import { api, ApiError, clearDraft, saveDraft, takeDraft } from "./api.js";
+import {
+  card,
+  errorBox,
+  facts,
+  fmtAgo,
+  fmtCoord,
+  fmtNumber,
+  fmtPercent,
+  fmtTime,
+  h,
+  notSent,
+  replace,
+  toast,
+} from "./dom.js";
 import { t } from "./i18n.js";
 import { loadRegions, mapView } from "./mapview.js";
 import { EVENT_KINDS, FALSE_ALARM_REASONS, lateness } from "./model.js";
@@ -24,6 +37,26 @@ const LEVELS = ["township", "county"];
 const short = (sha) => (sha ? `${sha.slice(0, 12)}…` : "");
 const unitName = (name, code) => [name, code && `(${code})`].filter(Boolean).join(" ") || "—";
 const present = (value) => value !== undefined && value !== null;
+// The server's evidence limit when /app/config.json could not be read (service/config.py EvidenceSettings).
+const DEFAULT_MAX_UPLOAD_MB = 25;
+
+/** The values of a form's named controls by id (text, choices, ticks), to keep as a draft. */
+function formValues(form) {
+  const values = {};
+  for (const el of form.querySelectorAll("input[id], select[id], textarea[id]")) {
+    values[el.id] = el.type === "checkbox" ? el.checked : el.value;
+  }
+  return values;
+}
+
+function restoreValues(form, values) {
+  for (const [id, value] of Object.entries(values || {})) {
+    const el = form.querySelector(`#${CSS.escape(id)}`);
+    if (!el) continue;
+    if (el.type === "checkbox") el.checked = Boolean(value);
+    else el.value = String(value);
+  }
+}
 
 /** The assignment candidates (units the footprint overlaps, with shares): townships first, largest share first. */
 function rankedCandidates(detail) {
@@ -182,7 +215,9 @@ export async function incidentPage(main, ctx) {
   dialog.addEventListener("close", () => {
     if (!stale) return;
     stale = false;
-    load().then((fresh) => ctx.alive() && render(fresh));
+    load()
+      .then((fresh) => ctx.alive() && render(fresh))
+      .catch(() => {}); // the next poll tries again
   });
 
   async function load() {
@@ -214,6 +249,7 @@ export async function incidentPage(main, ctx) {
   const regions = await loadRegions().catch(() => ({ county: { features: [] }, township: { features: [] } }));
   if (!ctx.alive()) return;
   render(data);
+  await restoreDraft(data);
 
   // Someone else (a supervisor, the escalation timer, a camera) may change the incident: every change is a new
   // entry in its record, so polling the record is enough. Nothing is redrawn under an open form or photo.
@@ -228,6 +264,34 @@ export async function incidentPage(main, ctx) {
       /* keep showing what we have; the next poll tries again */
     }
   });
+
+  /** A form an expired session interrupted: opened again as it was, if the incident has not moved since. */
+  async function restoreDraft({ detail, evidence }) {
+    const draft = takeDraft(window.location.hash);
+    if (!draft) return;
+    const same = draft.state === detail.state;
+    if (draft.kind === "transition" && same && detail.allowed_transitions.includes(draft.to)) {
+      openDialog(draft.to, evidence);
+    } else if (draft.kind === "reassign" && same && REASSIGNERS.includes(ctx.session.role)) {
+      await openReassign(detail);
+    } else {
+      toast(t("draft.stale"), "error");
+      return;
+    }
+    if (!ctx.alive() || !dialog.open) return;
+    restoreValues(dialog, draft.values);
+    toast(t("draft.restored"));
+  }
+
+  /** Keep what the form holds before it is sent: a 401 on the way drops the page (see api.js). */
+  function keepDraft(form, kind, to) {
+    saveDraft({ route: window.location.hash, kind, to, state: shownState, values: formValues(form) });
+  }
+
+  /** The server answered (anything but 401) or nothing was sent: the form on screen is all there is. */
+  function dropDraft(error) {
+    if (!(error instanceof ApiError && error.status === 401)) clearDraft();
+  }
 
   function render({ detail, events, evidence }) {
     lastEventId = events.length ? events[events.length - 1].id : null;
@@ -254,6 +318,7 @@ export async function incidentPage(main, ctx) {
             lateTag(lateness(detail, ctx.config)),
           ),
         ),
+        h("p", { class: "muted small tz-note" }, t("common.tz_note")),
         h(
           "div",
           { class: "columns" },
@@ -435,15 +500,18 @@ export async function incidentPage(main, ctx) {
       if (parent && parent !== detail.county_code) body.county_code = parent;
       submit.disabled = true;
       error.hidden = true;
+      keepDraft(event.target, "reassign", null);
       let moved;
       try {
         moved = await api(`${base}/assignment`, { json: body });
       } catch (e) {
-        error.textContent = e.message;
+        dropDraft(e);
+        error.textContent = notSent(e);
         error.hidden = false;
         submit.disabled = false;
         return;
       }
+      clearDraft();
       dialog.close();
       toast(t("reassign.done", { unit: unitName(moved.township_name, moved.township_code) }), "ok");
       if (!ctx.alive()) return;
@@ -555,6 +623,14 @@ export async function incidentPage(main, ctx) {
       onchange: async () => {
         const file = input.files && input.files[0];
         if (!file) return;
+        // Refused here rather than after minutes of sending it over a township link (the server would say 413).
+        const limitMb = ctx.config?.max_upload_mb || DEFAULT_MAX_UPLOAD_MB;
+        if (file.size > limitMb * 1048576) {
+          const size = fmtNumber(file.size / 1048576, 1);
+          status.textContent = t("evidence.too_large", { size, limit: fmtNumber(limitMb, 1) });
+          input.value = "";
+          return;
+        }
         status.textContent = t("evidence.uploading");
         const form = new FormData();
         form.append("file", file, file.name || "photo.jpg");
@@ -564,7 +640,8 @@ export async function incidentPage(main, ctx) {
           toast(t("evidence.uploaded", { sha: short(stored.sha256) }), "ok");
           if (ctx.alive()) render(await load());
         } catch (error) {
-          status.textContent = `${t("evidence.failed")} ${error.message}`;
+          status.textContent = `${t("evidence.failed")} ${notSent(error)}`;
+          input.value = ""; // picking the same photo again fires "change" again
         }
       },
     });
@@ -658,19 +735,31 @@ export async function incidentPage(main, ctx) {
       if (read.feedback) body.feedback = read.feedback();
       if (read.evidence && read.evidence()) body.evidence_sha256 = read.evidence();
       submit.disabled = true;
+      keepDraft(event.target, "transition", to);
+      let sent = false;
       try {
         await api(`${base}/transitions`, { json: body });
-        cite = null;
-        dialog.close();
-        toast(t("transition.done", { state: t(`state.${to}`) }), "ok");
-        if (ctx.alive()) render(await load());
+        sent = true;
       } catch (e) {
+        dropDraft(e);
         const conflict = e instanceof ApiError && e.status === 409;
-        error.textContent = conflict ? `${t("transition.conflict")} ${e.message}` : e.message;
+        error.textContent = conflict ? `${t("error.not_sent")} ${t("transition.conflict")} ${e.message}` : notSent(e);
         error.hidden = false;
         stale = stale || conflict;
       } finally {
         submit.disabled = false;
+      }
+      if (!sent) return;
+      clearDraft();
+      cite = null;
+      dialog.close();
+      toast(t("transition.done", { state: t(`state.${to}`) }), "ok");
+      // A failed reload after a move that went through is not a failed move: the next poll redraws the page.
+      if (!ctx.alive()) return;
+      try {
+        render(await load());
+      } catch {
+        /* the move went through; the next poll redraws the page */
       }
     }
 

@@ -1,11 +1,11 @@
 // The map page: unit boundaries with the live incidents as markers coloured by state, re-read every poll.
 
-import { api } from "./api.js";
+import { fetchAll } from "./api.js";
 import { card, h, replace, updatedNow } from "./dom.js";
 import { t } from "./i18n.js";
 import { mapView, loadRegions } from "./mapview.js";
 import { STATES, isActive, lateness } from "./model.js";
-import { incidentRow, sortForRole } from "./page-queue.js";
+import { MAX_PAGES, PAGE_SIZE, incidentRow, sortForRole } from "./page-queue.js";
 
 export function markerOf(incident, config) {
   const place = incident.township_name || incident.county_name || t("incident.unassigned");
@@ -85,8 +85,13 @@ export async function mapPage(main, ctx) {
   );
 
   async function refresh() {
-    const incidents = await api("/api/v1/incidents", { params: { limit: 1000 } });
+    // Live fires are read by state on the server (open ones, and verified ones not yet closed): the newest page
+    // of every incident would be full of closed ones in a busy season and leave older live fires off the map.
+    const read = (params) => fetchAll("/api/v1/incidents", params, { pageSize: PAGE_SIZE, maxPages: MAX_PAGES });
+    const parts = showDone ? [await read({})] : await Promise.all([read({ open: "true" }), read({ state: "verified" })]);
     if (!ctx.alive()) return;
+    const incidents = parts.flatMap((part) => part.items);
+    const truncated = parts.some((part) => part.truncated);
     const shown = sortForRole(showDone ? incidents : incidents.filter(isActive), ctx.session.role, ctx.config);
     // Draw hot states last so they sit on top of handled ones nearby.
     const order = (i) => -STATES.indexOf(i.state);
@@ -94,7 +99,13 @@ export async function mapPage(main, ctx) {
     replace(legendBox, legend(new Set(shown.map((i) => i.state))));
     const rows = shown.map((i) => incidentRow(i, ctx.config));
     replace(list, rows.length ? rows : h("p", { class: "empty" }, t("map.none")));
-    status.textContent = `${t("map.count", { n: shown.length })} · ${updatedNow()}`;
+    status.textContent = [
+      t("map.count", { n: shown.length }),
+      truncated ? t("map.truncated", { n: shown.length }) : null,
+      updatedNow(),
+    ]
+      .filter(Boolean)
+      .join(" · ");
   }
 
   await refresh();

@@ -6,12 +6,14 @@
 //   supervisor  late incidents first (highlighted), then open ones, newest first — who needs chasing;
 //   others      newest first.
 
-import { api } from "./api.js";
+import { fetchAll } from "./api.js";
 import { card, fmtAgo, fmtPercent, fmtTime, h, replace, updatedNow } from "./dom.js";
 import { t } from "./i18n.js";
 import { STATES, isOpen, lateness } from "./model.js";
 
-const LIST_LIMIT = 1000;
+// Pages of the API read per refresh; more than this many incidents are cut, and the status line says so.
+export const PAGE_SIZE = 1000;
+export const MAX_PAGES = 5;
 
 export function sortForRole(incidents, role, config, now = Date.now()) {
   const newest = (a, b) => b.last_observed_at.localeCompare(a.last_observed_at) || b.id - a.id;
@@ -85,11 +87,13 @@ export async function queuePage(main, ctx) {
   async function refresh() {
     // Filtered on the server: a page of the newest incidents of any state would cut older open ones short.
     const params = {
-      limit: LIST_LIMIT,
       state: STATES.includes(filter) ? filter : null,
       open: filter === "open" ? "true" : null,
     };
-    const incidents = await api("/api/v1/incidents", { params });
+    const { items: incidents, truncated } = await fetchAll("/api/v1/incidents", params, {
+      pageSize: PAGE_SIZE,
+      maxPages: MAX_PAGES,
+    });
     if (!ctx.alive()) return;
     const shown = sortForRole(incidents, role, ctx.config);
     const late = shown.filter((i) => lateness(i, ctx.config)).length;
@@ -98,6 +102,7 @@ export async function queuePage(main, ctx) {
     status.textContent = [
       t("queue.count", { n: shown.length }),
       late ? t("queue.late_count", { n: late }) : null,
+      truncated ? t("queue.truncated", { n: shown.length }) : null,
       updatedNow(),
     ]
       .filter(Boolean)
