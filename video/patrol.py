@@ -251,7 +251,20 @@ class VerifierStore(Protocol):
         detections: Detections,
         image: ImageArray | None = None,
     ) -> tuple[int | None, list[Event]]:
-        """:meth:`PresetState.advance` under the preset's lock; keeps ``image`` as the previous frame if accepted."""
+        """:meth:`PresetState.advance` under the preset's lock; keeps ``image`` as the previous frame if accepted.
+
+        A frame whose events changed is also kept as *pending* (with its index and events), in the same write as the
+        state, until :meth:`settle`: a frame given back after its worker died between the two (Celery's
+        ``acks_late``) finds its events there, see :meth:`pending`.
+        """
+        ...
+
+    def pending(self, key: str, captured_at: datetime) -> tuple[int, list[Event]] | None:
+        """The index and events of a frame of ``key`` verified earlier whose sightings were not handed over yet."""
+        ...
+
+    def settle(self, key: str, captured_at: datetime) -> None:
+        """The sightings of that frame were handed over (posted, queued or refused): forget its pending events."""
         ...
 
 
@@ -261,6 +274,7 @@ class MemoryVerifierStore:
     def __init__(self) -> None:
         self._states: dict[str, PresetState] = {}
         self._previous: dict[str, tuple[datetime, ImageArray]] = {}
+        self._pending: dict[str, tuple[datetime, int, list[Event]]] = {}  # in process: the last such frame only
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -297,7 +311,24 @@ class MemoryVerifierStore:
             index, events = state.advance(captured_at, cadence_s, detections)
             if index is not None and image is not None:
                 self._previous[key] = (captured_at, image)
+            if index is not None and events:
+                self._pending[key] = (captured_at, index, list(events))
             return index, events
+
+    def pending(self, key: str, captured_at: datetime) -> tuple[int, list[Event]] | None:
+        """The events of the preset's last frame with events, if it is that frame and they are not settled."""
+        with self._lock(key):
+            entry = self._pending.get(key)
+        if entry is None or entry[0] != captured_at:
+            return None
+        return entry[1], list(entry[2])
+
+    def settle(self, key: str, captured_at: datetime) -> None:
+        """Forget the pending events of that frame."""
+        with self._lock(key):
+            entry = self._pending.get(key)
+            if entry is not None and entry[0] == captured_at:
+                del self._pending[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,8 +659,14 @@ class FramePipeline:
         )
         candidates = int(np.count_nonzero(found.confidence >= threshold))
         if index is None:
-            log.warning("%s: frame %d (%s) is late; not verified", key, frame.seq, frame.captured_at.isoformat())
-            return FrameResult(status="late", candidates=candidates, sun_glare=glare, **base)
+            # Not newer than the preset's last frame: late, or this very frame given back after its worker died
+            # before its sightings were handed over (the verifier already counted it: only the sightings are due).
+            replay = self.store.pending(key, frame.captured_at)
+            if replay is None:
+                log.warning("%s: frame %d (%s) is late; not verified", key, frame.seq, frame.captured_at.isoformat())
+                return FrameResult(status="late", candidates=candidates, sun_glare=glare, **base)
+            index, events = replay
+            log.warning("%s: frame %d came again before its sightings were handed over; sending them", key, frame.seq)
         outcomes: list[EventOutcome] = []
         evidence: bytes | None = None
         for event in events:
@@ -656,6 +693,8 @@ class FramePipeline:
                     post.error,
                 )
             )
+        if events:
+            self.store.settle(key, frame.captured_at)
         return FrameResult(
             status="ok", frame_index=index, candidates=candidates, sun_glare=glare, events=tuple(outcomes), **base
         )

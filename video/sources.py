@@ -8,8 +8,9 @@ Live sources (RTSP, MJPEG, snapshot) never give up on their own: when the stream
 (nothing new for ``stall_timeout_s`` — a camera that keeps the TCP connection open but stops sending is the common
 failure of cheap tower links), they reconnect with exponential backoff (0.5 s doubling to 30 s, ±10 % jitter so
 that a hundred cameras behind one router do not reconnect in lockstep), and the delay resets after the next good
-frame. A frame that does not decode (a truncated or garbled JPEG part) is counted and skipped; it never ends the
-stream. ``max_failures`` exists for callers that prefer an error after N failed reconnects in a row.
+frame received, whether or not the cadence lets it through. A frame that does not decode (a truncated or garbled
+JPEG part) is counted and skipped; it never ends the stream. ``max_failures`` exists for callers that prefer an
+error after N failed reconnects in a row (a connection that delivered a good frame is not a failure).
 
 Timestamps are UTC. Live frames get the wall clock at grab (the camera's own clock is not trusted: tower cameras
 drift by minutes and are often never set). Video files get ``start_time + index × frame_interval_s`` (the
@@ -18,8 +19,11 @@ container's 1/fps unless given — time-lapse clips need it); image folders get 
 
 Cadence: sources yield at most one frame per ``min_interval_s`` (the preset's cadence; files and folders by their
 own timestamps); the frames in between are read (so a stream does not back up) but not decoded (MJPEG) or not
-converted (RTSP, files), and counted as throttled. ``Frame.seq`` counts every frame the source received, so gaps
-show what was dropped.
+converted (RTSP, files), and counted as throttled. A live stream is read by a thread of its own, also while the
+consumer works on the last frame: a detector slower than the cadence gets the newest frame when it asks for the
+next, stamped when it arrived, never a backlog that waited in the socket or FFmpeg's buffer (the first frame of an
+RTSP connection is the one FFmpeg read while probing the stream at open). ``Frame.seq`` counts every frame the
+source received, so gaps show what was dropped.
 
 RTSP goes through OpenCV's FFmpeg backend with TCP transport (``OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp``
 unless the environment already sets it): UDP loses packets on 4G tower links and smears frames. Open and read
@@ -316,7 +320,14 @@ class _BoundSource:
 
 
 class _LiveSource(_BoundSource):
-    """Reconnect, backoff, stall and cadence logic; subclasses implement one connection as :meth:`_session`."""
+    """Reconnect, backoff, stall and cadence logic; subclasses implement one connection as :meth:`_session`.
+
+    The connection is read by a thread of its own, all the time, while the consumer (the detector) works: a live
+    camera does not wait for a slow consumer, so whatever it sends meanwhile is read and dropped (counted as
+    throttled) instead of piling up in the socket's or FFmpeg's buffer and being handed over late under a fresh
+    time stamp. A frame is decoded and handed over only when the consumer asks for the next one and the cadence
+    allows it: it is then the newest the camera sent, stamped when it arrived.
+    """
 
     def __init__(
         self,
@@ -338,19 +349,42 @@ class _LiveSource(_BoundSource):
         self.max_failures = max_failures
         self._seq = 0
         self._last_emit: float | None = None
+        self._failures = 0
+        self._halt = threading.Event()  # ends the current iteration's reader (close, or the consumer left)
+        self._want = threading.Event()  # the consumer waits for a frame
+
+    def close(self) -> None:
+        """Stop at the next frame or wait (thread-safe); wakes the reader wherever it waits."""
+        super().close()
+        self._halt.set()
+        self._want.set()
+
+    def _halted(self) -> bool:
+        return self._halt.is_set()
 
     def _next_seq(self) -> int:
         seq = self._seq
         self._seq += 1
         return seq
 
+    def _received(self) -> None:
+        """A complete frame arrived: the connection works, so the reconnect backoff starts over (whether or not
+        the cadence lets this frame through)."""
+        self._failures = 0
+
     def _due(self) -> bool:
-        """Whether a frame received now should be emitted (cadence); counts it as throttled otherwise."""
+        """Whether a frame received now should be handed over: the consumer waits for one and the cadence allows
+        it; counts it as throttled otherwise."""
         now = time.monotonic()
-        if self._last_emit is not None and now - self._last_emit < self.min_interval_s:
+        if not self._want.is_set() or (self._last_emit is not None and now - self._last_emit < self.min_interval_s):
             self._stats.throttled += 1
             return False
         return True
+
+    def _wait_wanted(self) -> bool:
+        """Block until the consumer asks for a frame; False when the iteration ends first."""
+        self._want.wait()
+        return not self._halted()
 
     def _emitted(self) -> None:
         self._last_emit = time.monotonic()
@@ -363,15 +397,52 @@ class _LiveSource(_BoundSource):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[Frame]:
+        import queue
+
+        if self.closed:
+            return
+        self._halt = halt = threading.Event()
+        self._want = want = threading.Event()
+        handoff: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+
+        def read() -> None:
+            try:
+                for frame in self._frames():
+                    want.clear()
+                    handoff.put(("frame", frame))
+            except BaseException as exc:  # handed to the consumer, raised there
+                handoff.put(("error", exc))
+            finally:
+                handoff.put(("end", None))
+
+        reader = threading.Thread(target=read, name=f"source-{self.label}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                want.set()
+                kind, value = handoff.get()
+                if kind == "frame":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            halt.set()
+            want.set()
+
+    def _frames(self) -> Iterator[Frame]:
+        """The reader: sessions with reconnects and backoff, until closed or halted."""
         import httpx
 
-        failures = 0
-        while not self.closed:
+        self._failures = 0
+        while not self._halted():
             try:
                 for frame in self._session():
-                    failures = 0
+                    self._failures = 0
+                    self._emitted()
                     yield frame
-                    if self.closed:
+                    if self._halted():
                         return
                 reason = "the stream ended"
             except _StallError as exc:
@@ -384,16 +455,17 @@ class _LiveSource(_BoundSource):
                 reason = f"stalled: no data for {self.stall_timeout_s:g} s ({type(exc).__name__})"
             except (httpx.HTTPError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            if self.closed:
+            if self._halted():
                 return
-            failures += 1
+            self._failures += 1
+            failures = self._failures
             self._stats.last_error = reason
             if self.max_failures is not None and failures > self.max_failures:
                 raise SourceError(f"{self.label}: {self._describe()}: giving up after {failures} failures: {reason}")
             delay = self.backoff.delay(failures)
             log.warning("%s: %s: %s; reconnecting in %.1f s", self.label, self._describe(), reason, delay)
             self._stats.reconnects += 1
-            if self._stop.wait(delay):
+            if self._halt.wait(delay):
                 return
 
 
@@ -566,11 +638,13 @@ class MjpegSource(_HttpSource):
             parser = MultipartJpegParser(match.group(1) or match.group(2))
             last_part = time.monotonic()
             for chunk in response.iter_raw():
-                if self.closed:
+                if self._halted():
                     return
                 for part in parser.feed(chunk):
                     last_part = time.monotonic()
                     seq = self._next_seq()
+                    if part.startswith(b"\xff\xd8") and part.rstrip(b"\r\n\t ").endswith(b"\xff\xd9"):
+                        self._received()
                     if not self._due():
                         continue
                     captured_at = self._clock()
@@ -579,7 +653,6 @@ class MjpegSource(_HttpSource):
                         self._stats.corrupt += 1
                         log.info("%s: skipped a corrupt JPEG part (%d bytes)", self.label, len(part))
                         continue
-                    self._emitted()
                     yield self._frame(image, captured_at, seq, part)
                 if parser.finished:
                     return
@@ -604,10 +677,10 @@ class SnapshotSource(_HttpSource):
 
     def _session(self) -> Iterator[Frame]:
         with self._client() as client:
-            while not self.closed:
+            while self._wait_wanted():  # polled only for a consumer that waits: a snapshot is taken fresh
                 if self._next_poll is not None:
                     wait = self._next_poll - time.monotonic()
-                    if wait > 0.0 and self._stop.wait(wait):
+                    if wait > 0.0 and self._halt.wait(wait):
                         return
                 self._next_poll = time.monotonic() + self.interval_s
                 captured_at = self._clock()
@@ -620,16 +693,16 @@ class SnapshotSource(_HttpSource):
                     self._stats.corrupt += 1
                     log.info("%s: skipped a corrupt snapshot (%d bytes)", self.label, len(response.content))
                     continue
-                self._emitted()
                 yield self._frame(image, captured_at, seq, response.content)
 
 
 class RtspSource(_LiveSource):
     """An RTSP stream through OpenCV's FFmpeg backend (TCP transport, open and read timeouts).
 
-    Every frame is grabbed (so FFmpeg's buffer never holds stale frames) but only frames due by the cadence are
-    converted and yielded. A failed grab — the camera closed the session, or nothing arrived within
-    ``stall_timeout_s`` — releases the capture and reconnects with backoff.
+    Every frame is grabbed, by the reader thread, also while the consumer works (so FFmpeg's buffer never holds
+    stale frames), but only a frame the consumer waits for, due by the cadence, is converted and handed over. A
+    failed grab — the camera closed the session, or nothing arrived within ``stall_timeout_s`` — releases the
+    capture and reconnects with backoff.
     """
 
     def __init__(
@@ -657,13 +730,14 @@ class RtspSource(_LiveSource):
         try:
             if not capture.isOpened():
                 raise _DroppedError("cannot open the stream")
-            while not self.closed:
+            while not self._halted():
                 started = time.monotonic()
                 if not capture.grab():
                     if time.monotonic() - started >= 0.9 * self.stall_timeout_s:
                         raise _StallError(f"no frame for {self.stall_timeout_s:g} s")
                     raise _DroppedError("the stream ended or the connection dropped")
                 seq = self._next_seq()
+                self._received()
                 if not self._due():
                     continue
                 captured_at = self._clock()
@@ -671,7 +745,6 @@ class RtspSource(_LiveSource):
                 if not ok or image is None:
                     self._stats.corrupt += 1
                     continue
-                self._emitted()
                 yield self._frame(np.asarray(image, dtype=np.uint8), captured_at, seq)
         finally:
             capture.release()

@@ -20,6 +20,11 @@ one of its preset (a backlog) is reported ``late`` and not verified, never fed o
 (:func:`state_to_json`), not pickle: whoever can write to Redis must not be able to run code in the workers.
 Keys expire after a day without frames.
 
+A frame whose events changed leaves them *pending* in Redis, in the same transaction as the state, until its
+sightings are handed over: a frame given back by Celery after its worker died in between (``acks_late``) is not
+verified again (that would count it twice) but finds its events there and sends their sightings (the service's
+natural key makes a repeat a no-op); any other redelivery is ``late``.
+
 Posting is decoupled from verification: a frame's task never re-runs after the verifier has seen it (it would be
 ``late``), so when the service is unreachable the sighting is handed to :func:`post_sighting_task`, which retries
 with backoff for about an hour on its own. In embedded mode there is no broker to hold that task (an eager task's
@@ -126,6 +131,7 @@ _STATE_FORMAT: Final = 1
 _STATE_PREFIX: Final = "strawfire:video:verifier:"
 _LOCK_PREFIX: Final = "strawfire:video:lock:"
 _PREVIOUS_PREFIX: Final = "strawfire:video:previous:"
+_PENDING_PREFIX: Final = "strawfire:video:pending:"
 
 
 def _env(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -274,8 +280,12 @@ class RedisVerifierStore:
             index, events = state.advance(captured_at, cadence_s, detections)
             if index is None:
                 return None, []
-            pipe = self.redis.pipeline()
+            pipe = self.redis.pipeline()  # MULTI/EXEC: the state and the frame's pending events, or neither
             pipe.set(_STATE_PREFIX + key, json.dumps(state_to_json(state)), ex=self.ttl_s)
+            if events:
+                pending = {"index": index, "events": [_event_to_json(e) for e in events]}
+                pipe.hset(_PENDING_PREFIX + key, captured_at.isoformat(), json.dumps(pending))
+                pipe.expire(_PENDING_PREFIX + key, self.ttl_s)
             if image is not None:
                 import cv2
 
@@ -285,6 +295,45 @@ class RedisVerifierStore:
                     pipe.expire(_PREVIOUS_PREFIX + key, self.ttl_s)
             pipe.execute()
             return index, events
+
+    def pending(self, key: str, captured_at: datetime) -> tuple[int, list[Event]] | None:
+        """The index and events of a frame verified earlier whose sightings were not handed over (its worker died):
+        Celery gives such a frame back, late by then, and its sightings are sent from these."""
+        import json
+
+        raw = cast(bytes | None, self.redis.hget(_PENDING_PREFIX + key, captured_at.isoformat()))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return int(data["index"]), [_event_from_json(e) for e in data["events"]]
+
+    def settle(self, key: str, captured_at: datetime) -> None:
+        """The frame's sightings were handed over: forget its pending events."""
+        self.redis.hdel(_PENDING_PREFIX + key, captured_at.isoformat())
+
+
+def _event_to_json(event: Event) -> dict[str, Any]:
+    return {
+        "class_name": event.class_name,
+        "start_frame": event.start_frame,
+        "confirm_frame": event.confirm_frame,
+        "end_frame": event.end_frame,
+        "box": [float(v) for v in event.box],
+        "max_confidence": float(event.max_confidence),
+    }
+
+
+def _event_from_json(data: Mapping[str, Any]) -> Event:
+    x1, y1, x2, y2 = (float(v) for v in data["box"])
+    end = data["end_frame"]
+    return Event(
+        class_name=str(data["class_name"]),
+        start_frame=int(data["start_frame"]),
+        confirm_frame=int(data["confirm_frame"]),
+        end_frame=None if end is None else int(end),
+        box=(x1, y1, x2, y2),
+        max_confidence=float(data["max_confidence"]),
+    )
 
 
 # --- Worker runtime -----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import itertools
 import shutil
 import socket
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,8 +48,11 @@ def small_frames(count: int = 12) -> list[np.ndarray]:
     return [cv2.resize(f, (640, 427), interpolation=cv2.INTER_AREA) for f in clip_frames()[:count]]
 
 
-def collect(source: MjpegSource | SnapshotSource | RtspSource, count: int, timeout_s: float = 20.0) -> list[Frame]:
-    """``count`` frames from ``source`` in a thread (the source is closed from outside when time runs out)."""
+def collect(
+    source: MjpegSource | SnapshotSource | RtspSource, count: int, timeout_s: float = 20.0, work_s: float = 0.0
+) -> list[Frame]:
+    """``count`` frames from ``source`` in a thread (the source is closed from outside when time runs out), each
+    followed by ``work_s`` of "detection" during which the thread does nothing else."""
     frames: list[Frame] = []
     errors: list[BaseException] = []
 
@@ -58,6 +62,7 @@ def collect(source: MjpegSource | SnapshotSource | RtspSource, count: int, timeo
                 frames.append(frame)
                 if len(frames) >= count:
                     break
+                time.sleep(work_s)
         except BaseException as exc:
             errors.append(exc)
 
@@ -65,7 +70,7 @@ def collect(source: MjpegSource | SnapshotSource | RtspSource, count: int, timeo
     thread.start()
     thread.join(timeout_s)
     source.close()
-    thread.join(5)
+    thread.join(10)
     assert not errors, errors
     assert len(frames) == count, f"{len(frames)} frames in {timeout_s} s; stats {source.stats}"
     return frames
@@ -233,7 +238,9 @@ def test_rtsp_source_reconnects_after_drop_and_stall() -> None:
         )
         frames = collect(source, 72, timeout_s=30.0)
     numbers = assert_own_frames(frames, 0, "tower-r")
-    assert numbers[:8] == list(range(8))
+    # A live source hands over the newest frame when asked: the burst FFmpeg buffered while opening is not
+    # queued for a consumer busy with the previous frame, so only the first frame and the order are fixed.
+    assert numbers[0] == 0
     assert frames[0].size == (640, 432)
     assert source.stats.reconnects >= 2
     assert source.stats.stalls >= 1
