@@ -13,8 +13,14 @@ Rules, in order of precedence (the first that matches sets the status; all match
    "hot" pixel with almost no radiative power). Applied to VIIRS only by default (reference S4): on the real
    global MODIS day of 2025-04-23 the rule would flag 11 pixels of 16,017, all high-confidence detections whose FRP
    is published as 0.0, i.e. MODIS's "not retrieved", not upsets. FRP missing → the test does not apply.
-2. ``outside_coverage`` — outside every coverage polygon (e.g. the city boundary plus a margin), when coverage is
-   configured.
+2. ``outside_coverage`` — the pixel *footprint* (scan × track, :func:`satellite.hotspot.footprint_polygons`; a
+   Himawari hotspot's 0.02° cell) meets no coverage polygon (e.g. the city boundary plus a margin), when coverage
+   is configured. The footprint, not the centre: the fire can be anywhere in the pixel (reference §1 finding 6,
+   S3/S6), and the service assigns an incident by footprint overlap, falling back to the nearest unit within the
+   tolerance *of the footprint*. Tested on the centre, a 1-5 km MODIS pixel whose centre lay just beyond the
+   margin but which reached into a township was screened out before the assignment could place it (a missed fire
+   on the real MODIS day of 2025-04-24, Aqua 05:55 UTC at 43.99067 N 126.01398 E). Records without pixel size
+   are tested at their centre.
 3. ``industrial_site`` — inside a known industrial-site polygon (steel works, power plants, cement kilns...).
 4. ``static_source`` — a fixed heat source by evidence: the product says so (FIRMS standard-processing ``type``
    1 volcano, 2 other static land source, 3 offshore; Himawari ``Volcano`` > 0), or the persistence map has seen
@@ -22,18 +28,28 @@ Rules, in order of precedence (the first that matches sets the status; all match
    ``static_window_days`` (365) before the hotspot's own day. The rule and its thresholds are those of the Henan
    two-year VIIRS analysis (reference §8: P95 of cell-days is 3, P99 32; 10 days ⇒ fixed). Days are counted as
    local dates (China Standard Time) because a night and a day pass of one local day fall on two UTC dates.
-5. ``permitted`` — inside a burn permit (polygon + UTC window) valid at the detection time: planned burning in a
+5. ``low_confidence`` — normalised detection confidence below ``min_confidence``: **off by default** (0.0), 0.30
+   holds the *low* class of every product. Off by decision: small straw fires are often detected only in the low
+   class (MODIS below 30 %), and a fire screened out here is a fire no township hears of, while a false one costs a
+   patrol a trip, which the feedback loop then records. A deployment plagued by glint turns it
+   on (``screening.min_confidence = 0.30``). VIIRS ``l`` pixels are "typically daytime pixels in sun-glint areas,
+   with a lower relative temperature anomaly (< 15 K)" (reference §3.4): FIRMS data carry no glint or cloud mask of
+   their own, and this class is the only glint signal in them; MODIS below 30 % is the C6.1 low class; Himawari
+   reliability 1 is what JAXA gives "frequently detected hot spots from economic or human activity" (§6.6). Held, not
+   deleted: the pixel is stored with its reason, and a later nominal pass of a real fire alerts on its own.
+6. ``permitted`` — inside a burn permit (polygon + UTC window) valid at the detection time: planned burning in a
    限烧区 is not a violation. Permits do not apply inside a 禁烧区 unless ``permits_in_no_burn_zones`` is set — a
    permit there contradicts the zone, and the zone is the stricter rule.
-6. ``accepted`` — none of the above: a candidate straw fire, "suspected" (疑似) until verified on the ground.
+7. ``accepted`` — none of the above: a candidate straw fire, "suspected" (疑似) until verified on the ground.
 
 Zones: the decision also carries the zone (``no_burn`` 禁烧区 beats ``restricted`` 限烧区 where both contain the
 point; ``None`` outside all zones), so :attr:`ScreeningDecision.violation` can say ``True`` / ``False`` / ``None``
 (unknown: no zone data there).
 
 All polygon lookups use shapely 2 STRtrees, queried once per layer for all hotspots; a point on a polygon's
-boundary counts as inside, and holes are honoured (activefires-pp tested exteriors only). Tests are on the pixel
-*centre*: draw site polygons with a margin of about half a pixel. Polygons must be WGS-84 longitude/latitude
+boundary counts as inside, and holes are honoured (activefires-pp tested exteriors only). Site, zone and permit
+tests are on the pixel *centre* (coverage alone on the footprint): draw site polygons with a margin of about half a
+pixel. Polygons must be WGS-84 longitude/latitude
 (GeoJSON's CRS): convert GCJ-02 or CGCS2000 data first (the service's region import does).
 """
 
@@ -47,7 +63,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, Generic, TypeAlias
+from typing import Any, Final, Generic, TypeAlias, cast
 
 import numpy as np
 import shapely
@@ -55,6 +71,7 @@ from shapely import MultiPolygon, Polygon
 
 from satellite.clustering import D, Detection
 from satellite.errors import GeometryInputError
+from satellite.hotspot import Hotspot, footprint_polygons
 
 __all__ = [
     "CHINA_STANDARD_TIME",
@@ -70,6 +87,7 @@ __all__ = [
     "Zone",
     "ZoneKind",
     "glitch_reason",
+    "low_confidence_reason",
     "read_coverage_geojson",
     "read_permits_geojson",
     "read_sites_geojson",
@@ -88,6 +106,7 @@ class ScreeningStatus(StrEnum):
     OUTSIDE_COVERAGE = "outside_coverage"
     INDUSTRIAL_SITE = "industrial_site"
     STATIC_SOURCE = "static_source"
+    LOW_CONFIDENCE = "low_confidence"
     PERMITTED = "permitted"
 
 
@@ -96,6 +115,7 @@ _PRECEDENCE: Final[tuple[ScreeningStatus, ...]] = (
     ScreeningStatus.OUTSIDE_COVERAGE,
     ScreeningStatus.INDUSTRIAL_SITE,
     ScreeningStatus.STATIC_SOURCE,
+    ScreeningStatus.LOW_CONFIDENCE,
     ScreeningStatus.PERMITTED,
 )
 
@@ -368,6 +388,8 @@ class ScreeningConfig:
         glitch_ratio_k_per_mw, glitch_min_k: the glitch rule ``T/FRP > ratio and T > min`` (activefires-pp).
         glitch_instruments: instruments the glitch rule applies to (VIIRS; see the module docstring for MODIS).
         static_min_days, static_window_days, static_neighbourhood: the persistence rule.
+        min_confidence: hold hotspots whose normalised confidence is below this (0, the default: the rule is off;
+            0.30: the low class of MODIS, VIIRS and Himawari alike).
         permits_in_no_burn_zones: let permits apply inside 禁烧区 too.
     """
 
@@ -377,6 +399,7 @@ class ScreeningConfig:
     static_min_days: int = 10
     static_window_days: int = 365
     static_neighbourhood: int = 0
+    min_confidence: float = 0.0
     permits_in_no_burn_zones: bool = False
 
     def __post_init__(self) -> None:
@@ -384,6 +407,8 @@ class ScreeningConfig:
             raise ValueError("static_min_days and static_window_days must be >= 1, static_neighbourhood 0-5")
         if not (self.glitch_ratio_k_per_mw > 0 and math.isfinite(self.glitch_min_k)):
             raise ValueError("glitch thresholds must be positive and finite")
+        if not (math.isfinite(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0):
+            raise ValueError(f"min_confidence must be in [0, 1], not {self.min_confidence!r}")
 
 
 def glitch_reason(hotspot: Detection, config: ScreeningConfig | None = None) -> str | None:
@@ -405,6 +430,29 @@ def glitch_reason(hotspot: Detection, config: ScreeningConfig | None = None) -> 
     )
 
 
+def low_confidence_reason(hotspot: Detection, config: ScreeningConfig | None = None) -> str | None:
+    """Why a hotspot's detection confidence is too low to alert on, or ``None`` (module docstring, rule 5).
+
+    Reads the normalised ``confidence`` (and ``confidence_raw`` for the wording); a record without one is never
+    held by this rule.
+    """
+    cfg = config if config is not None else ScreeningConfig()
+    confidence = getattr(hotspot, "confidence", None)
+    if not isinstance(confidence, int | float) or confidence >= cfg.min_confidence:
+        return None
+    raw = str(getattr(hotspot, "confidence_raw", "")).strip()
+    instrument = str(getattr(hotspot, "instrument", ""))
+    if instrument == "VIIRS":
+        what = f"VIIRS confidence {raw!r} (low: typically a daytime pixel in a sun-glint area or a weak I-4 anomaly)"
+    elif instrument == "MODIS":
+        what = f"MODIS confidence {raw} %"
+    elif instrument == "AHI":
+        what = f"Himawari reliability {raw} (low: JAXA's rating of frequently detected hot spots of human activity)"
+    else:
+        what = f"confidence {raw or confidence!r}"
+    return f"low detection confidence: {what}, normalised {confidence:.2f} < {cfg.min_confidence:.2f}"
+
+
 _FIRMS_STATIC_TYPES: Final[dict[int, str]] = {
     1: "active volcano",
     2: "other static land source",
@@ -419,11 +467,12 @@ class _PolygonIndex:
         self.size = len(geometries)
         self.tree = shapely.STRtree(list(geometries)) if geometries else None
 
-    def hits(self, points: np.ndarray[Any, Any]) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in range(len(points))]
-        if self.tree is None or len(points) == 0:
+    def hits(self, geometries: np.ndarray[Any, Any]) -> list[list[int]]:
+        """For each geometry (a point or a footprint), the polygons it intersects, in index order."""
+        out: list[list[int]] = [[] for _ in range(len(geometries))]
+        if self.tree is None or len(geometries) == 0:
             return out
-        found = self.tree.query(points, predicate="intersects")
+        found = self.tree.query(geometries, predicate="intersects")
         for point, polygon in zip(found[0].tolist(), found[1].tolist(), strict=True):
             out[point].append(polygon)
         for row in out:
@@ -482,7 +531,7 @@ class Screener:
         site_hits = self._sites.hits(points)
         zone_hits = self._zones.hits(points)
         permit_hits = self._permits.hits(points)
-        coverage_hits = self._coverage.hits(points) if self.coverage is not None else None
+        coverage_hits = self._coverage.hits(_footprints(items, points)) if self.coverage is not None else None
         return [
             self._decide(
                 item,
@@ -513,6 +562,9 @@ class Screener:
                 Finding(ScreeningStatus.INDUSTRIAL_SITE, f"inside known industrial site {site.site_id}{named}")
             )
         findings.extend(Finding(ScreeningStatus.STATIC_SOURCE, reason) for reason in self._static_reasons(hotspot))
+        low = low_confidence_reason(hotspot, cfg)
+        if low is not None:
+            findings.append(Finding(ScreeningStatus.LOW_CONFIDENCE, low))
 
         zone_kinds = {self.zones[z].kind for z in zones}
         zone = ZoneKind.NO_BURN if ZoneKind.NO_BURN in zone_kinds else (ZoneKind.RESTRICTED if zone_kinds else None)
@@ -595,6 +647,21 @@ class Screener:
                     f"(threshold {cfg.static_min_days})"
                 )
         return reasons
+
+
+def _footprints(items: Sequence[Detection], points: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Each detection's pixel footprint: FIRMS pixels from scan × track in one vectorised call, other records by
+    their own ``footprint()`` (Himawari's grid cell), and the centre point for records that have neither."""
+    shapes = points.copy()
+    firms = [i for i, item in enumerate(items) if isinstance(item, Hotspot)]
+    if firms:
+        shapes[firms] = footprint_polygons([cast(Hotspot, items[i]) for i in firms])
+    for i, item in enumerate(items):
+        if not isinstance(item, Hotspot):
+            footprint = getattr(item, "footprint", None)
+            if callable(footprint):
+                shapes[i] = footprint()
+    return shapes
 
 
 # --- GeoJSON loaders --------------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ class ScreeningSettings(BaseModel):
     # The Henan two-year VIIRS analysis: a ~1 km cell hot on >= 10 local days a year is a fixed heat source.
     static_min_days: int = Field(10, ge=1, le=366)
     static_window_days: int = Field(365, ge=1, le=3660)
+    # Hold hotspots below this normalised detection confidence as `low_confidence` (0.30: the low class of every
+    # product, e.g. VIIRS sun glint). Off by default: small straw fires are often only in the low class.
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class EvidenceSettings(BaseModel):

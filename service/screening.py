@@ -160,7 +160,11 @@ def build_screener(
         else []
     )
     return Screener(
-        ScreeningConfig(static_min_days=config.static_min_days, static_window_days=config.static_window_days),
+        ScreeningConfig(
+            static_min_days=config.static_min_days,
+            static_window_days=config.static_window_days,
+            min_confidence=config.min_confidence,
+        ),
         persistence=persistence,
         sites=sites,
         zones=zones,

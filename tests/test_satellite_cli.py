@@ -47,7 +47,7 @@ def test_firms_poll_ingests_from_the_area_api_and_never_prints_the_key(tmp_path:
         paths = [r.path for r in firms.received()]
     assert first.returncode == 0, first.stderr
     assert "MODIS_NRT 484" in first.stdout
-    assert "new 9," in first.stdout
+    assert "new 10," in first.stdout  # 9 centred in Changchun + 1 footprint reaching in
     assert "new 0, duplicate 484" in second.stdout  # an overlapping window adds nothing
     assert "VIIRS_SNPP_NRT" in first.stderr  # the failing source is reported …
     for output in (first.stdout, first.stderr, second.stdout, second.stderr):

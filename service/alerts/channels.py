@@ -20,6 +20,7 @@ Formats and limits follow the platforms' documentation (see ``../shared/referenc
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import json
@@ -123,18 +124,27 @@ def digest_key(messages: list[AlertMessage]) -> str:
     return "digest:" + hashlib.sha256(joined.encode()).hexdigest()
 
 
+_SENDING_ALERT: contextvars.ContextVar[bool] = contextvars.ContextVar("strawfire_sending_alert", default=False)
+"""True while this thread sends an alert: httpx logs the request in the sending thread."""
+
+
 class _RedactRequestUrls(logging.Filter):
     """httpx logs each request's full URL at INFO (``HTTP Request: POST https://…?key=…``): the bot keys in it
     (WeCom ``key``, DingTalk ``access_token`` and ``sign``, Feishu's path token) would reach the log of any
-    deployment that logs at INFO. Logged by host only, as :func:`safe_url` gives it."""
+    deployment that logs at INFO. An alert's request is logged by host only, as :func:`safe_url` gives it.
+
+    Only alerts': other clients of the process keep their URLs (the FIRMS poller's carries its key's placeholder,
+    never the key, and its product and area are what an operator reads the log for)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not _SENDING_ALERT.get():
+            return True
         if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
             record.args = tuple(safe_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args)
         return True
 
 
-# On httpx's own logger, so every client in the process is covered (the FIRMS poller's key is in its URL too).
+# On httpx's own logger: a client passed in by the caller logs there too.
 _httpx_log = logging.getLogger("httpx")
 if not any(isinstance(f, _RedactRequestUrls) for f in _httpx_log.filters):
     _httpx_log.addFilter(_RedactRequestUrls())
@@ -214,10 +224,13 @@ class ChannelSender:
     # -- HTTP ---------------------------------------------------------------------------------------------
 
     def _post(self, url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
+        sending = _SENDING_ALERT.set(True)
         try:
             response = self._client.post(url, content=content, headers={"Content-Type": "application/json", **headers})
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{safe_url(url)}: {type(exc).__name__}") from None
+        finally:
+            _SENDING_ALERT.reset(sending)
         if response.status_code == 429:
             retry = response.headers.get("Retry-After")
             raise DeliveryError(

@@ -7,6 +7,8 @@ rows, commits or rolls back as one.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from service.auth.service import Principal
 from service.db import utcnow
 from service.errors import ConflictError, InputError, NotFoundError
+from service.evidence.tables import Evidence
 from service.incidents.fusion import (
     FusionWindows,
     Located,
@@ -412,7 +415,67 @@ def events_of(session: Session, incident: Incident) -> list[IncidentEvent]:
     )
 
 
-FEEDBACK_FIELDS = ("cause", "burned_area_m2", "responsible_party", "photos")
+#: What a feedback (反馈) may hold: the cause, the burned area (m²), the responsible person (责任人), the photos taken
+#: on site (sha256 of photos uploaded for this incident), the measures taken (处置措施) and the penalty (处罚).
+FEEDBACK_FIELDS = ("cause", "burned_area_m2", "responsible_party", "photos", "measures", "penalty")
+_FEEDBACK_TEXT = ("cause", "responsible_party", "measures", "penalty")
+_FEEDBACK_TEXT_MAX = 1000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_area(value: Any) -> bool:
+    """A finite number ≥ 0 (not a boolean; an integer too large for a float is not an area either)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        return False
+
+
+def check_feedback(session: Session, incident: Incident, feedback: dict[str, Any] | None) -> dict[str, Any]:
+    """The feedback, validated (:class:`InputError` naming the field otherwise).
+
+    Why each check: the burned area decides the ×2 above 300 m² in the scores, and an area sent as text ("300亩"),
+    negative or infinite used to be stored and then silently ignored (no doubling); a cause or responsible party
+    sent as a list or object was stored as such; photos cited by hash were never checked, so a feedback could cite
+    photos nobody uploaded for this fire (the on-site photo with its GPS and time is what the county verifies).
+    """
+    if not feedback or not isinstance(feedback.get("cause"), str) or not feedback["cause"].strip():
+        raise InputError(
+            "feedback needs at least a cause (and burned_area_m2, responsible_party, photos, measures, penalty)",
+            field="feedback",
+        )
+    unknown = set(feedback) - set(FEEDBACK_FIELDS)
+    if unknown:
+        raise InputError(f"unknown feedback fields: {', '.join(sorted(unknown))}", field="feedback")
+    for name in _FEEDBACK_TEXT:
+        value = feedback.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InputError(f"feedback.{name} must be text", field="feedback")
+        if len(value) > _FEEDBACK_TEXT_MAX:
+            raise InputError(f"feedback.{name} is longer than {_FEEDBACK_TEXT_MAX} characters", field="feedback")
+    area = feedback.get("burned_area_m2")
+    if area is not None and not _is_area(area):
+        raise InputError("feedback.burned_area_m2 must be a number of square metres, 0 or more", field="feedback")
+    photos = feedback.get("photos")
+    if photos is not None:
+        if not isinstance(photos, list) or not all(isinstance(p, str) and _SHA256.fullmatch(p) for p in photos):
+            raise InputError("feedback.photos must be a list of sha256 hashes of uploaded photos", field="feedback")
+        uploaded = set(
+            session.scalars(
+                select(Evidence.sha256).where(Evidence.incident_id == incident.id, Evidence.sha256.in_(set(photos)))
+            )
+        )
+        missing = [p for p in photos if p not in uploaded]
+        if missing:
+            raise InputError(
+                f"feedback.photos: {', '.join(p[:12] + '…' for p in missing)} not uploaded for incident {incident.id}",
+                field="feedback",
+            )
+    return feedback
 
 
 def transition(
@@ -445,14 +508,7 @@ def transition(
             "a false alarm needs a reason: " + ", ".join(r.value for r in FalseAlarmReason), field="reason"
         )
     if target is IncidentState.FEEDBACK:
-        if not feedback or not feedback.get("cause"):
-            raise InputError(
-                "feedback needs at least a cause (and burned_area_m2, responsible_party, photos)", field="feedback"
-            )
-        unknown = set(feedback) - set(FEEDBACK_FIELDS)
-        if unknown:
-            raise InputError(f"unknown feedback fields: {', '.join(sorted(unknown))}", field="feedback")
-        incident.feedback = json.dumps(feedback, ensure_ascii=False)
+        incident.feedback = json.dumps(check_feedback(session, incident, feedback), ensure_ascii=False)
     now = at or utcnow()
     incident.state = target.value
     setattr(incident, f"{target.value}_at", now)

@@ -48,6 +48,7 @@ def _at_or_after(stage: IncidentState) -> frozenset[IncidentState]:
 _ACK_STATES = _at_or_after(S.ACKNOWLEDGED)
 _ON_SITE_STATES = _at_or_after(S.ON_SITE)
 _EXTINGUISHED_STATES = _at_or_after(S.EXTINGUISHED)
+_FEEDBACK_STATES = _at_or_after(S.FEEDBACK)
 
 
 class OutcomeKind(StrEnum):
@@ -78,6 +79,7 @@ class Milestones:
     on_site: datetime | None
     extinguished: datetime | None
     closed: datetime | None
+    fed_back: datetime | None  # first feedback (反馈) or later step of the main path
     first_false_alarm: datetime | None  # first non-duplicate false alarm at or after notification
     escalated: bool
     reopened: bool
@@ -112,6 +114,7 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
         on_site=first(_ON_SITE_STATES),
         extinguished=first(_EXTINGUISHED_STATES),
         closed=first(frozenset({S.CLOSED})),
+        fed_back=first(_FEEDBACK_STATES),
         first_false_alarm=first_false_alarm,
         escalated=any(t.to_state is S.ESCALATED for t in transitions),
         reopened=any(t.to_state is S.REOPENED for t in transitions),

@@ -8,6 +8,7 @@ per-state timestamps, which keep only the latest entry into each state.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -65,10 +66,15 @@ def _json(text: str | None) -> dict[str, Any]:
 
 
 def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
+    """A finite number from a stored feedback (records written before feedback was validated may hold text, an
+    integer too large for a float, or Infinity: read as unknown, not a crash or an infinite area)."""
+    if isinstance(value, bool):
         return None
+    try:
+        number = float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _reason(event: IncidentEvent, incident: Incident) -> str | None:

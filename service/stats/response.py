@@ -135,6 +135,21 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
     return Response(m, intervals, acknowledge, on_site)
 
 
+def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) -> Compliance:
+    """How a fire point fared against the feedback deadline (``within`` of notification; 24 小时接报处置).
+
+    The team answers by feeding the fire back (反馈) or by declaring a false alarm; either ends the clock. Never
+    notified or merged into another incident: not applicable.
+    """
+    if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
+        return Compliance.NOT_APPLICABLE
+    m = milestones(point.transitions)
+    if m.notified is None:
+        return Compliance.NOT_APPLICABLE
+    answers = [t for t in (m.fed_back, m.first_false_alarm) if t is not None]
+    return _judge(min(answers, default=None), m.notified, within, as_of)
+
+
 @dataclass(frozen=True, slots=True)
 class Distribution:
     """Nearest-rank fractiles of one interval over a group (None when the group has no value)."""

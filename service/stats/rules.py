@@ -45,12 +45,26 @@ class FirePointRules(BaseModel):
 
 
 class ResponseRules(BaseModel):
-    """Points deducted per missed response deadline."""
+    """Points deducted per missed response deadline.
+
+    ``feedback_within_h``: the hours from notification within which the township must have handled the fire and
+    fed it back (反馈), or answered that it was a false alarm (荆门: 24 小时接报处置); each fire point that misses it
+    costs ``late_feedback``. Without it a fire the team never fed back cost nothing at all (an open fire point is
+    not a violation), so leaving a fire open was cheaper than reporting it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     late_acknowledge: float = Field(0.0, ge=0)
     late_on_site: float = Field(0.0, ge=0)
+    feedback_within_h: float | None = Field(None, gt=0, le=24 * 366)
+    late_feedback: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _feedback_deadline(self) -> ResponseRules:
+        if self.late_feedback and self.feedback_within_h is None:
+            raise ValueError("late_feedback needs feedback_within_h (the hours from notification to feedback)")
+        return self
 
 
 class ReportingRules(BaseModel):

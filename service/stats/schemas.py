@@ -228,6 +228,7 @@ class UnitScoreOut(BaseModel):
     concealed: int
     late_acknowledge: int
     late_on_site: int
+    late_feedback: int
     density_per_1000ha: float | None
     density_basis: str | None
     basis_ha: float | None
@@ -254,6 +255,7 @@ class UnitScoreOut(BaseModel):
             concealed=u.concealed,
             late_acknowledge=u.late_acknowledge,
             late_on_site=u.late_on_site,
+            late_feedback=u.late_feedback,
             density_per_1000ha=None if u.density_per_1000ha is None else round(u.density_per_1000ha, 6),
             density_basis=u.density_basis,
             basis_ha=u.basis_ha,

@@ -4,7 +4,7 @@ For each unit of the scored level (townships by default) every fire point assign
 
     score = base
             − Σ violations not found by the unit itself   weight(heaviest source) × k_area × k_reopened
-            − Σ missed deadlines                          late_acknowledge / late_on_site
+            − Σ missed deadlines                          late_acknowledge / late_on_site / late_feedback
             − Σ unreported violations                     unreported
             − Σ concealed violations                      concealed
             − density × points_per_fire_per_1000ha
@@ -28,7 +28,9 @@ Definitions, with the data the record holds:
 * **Unreported** (漏报) — a violation whose earliest observation is a satellite's: nobody on the ground had
   reported it before the satellite pass.
 * **Concealed** (瞒报) — a violation the team had earlier declared a false alarm (reopened and then fed back).
-* **Late** — each missed acknowledge and on-site deadline (:mod:`service.stats.response`), on any fire point.
+* **Late** — each missed acknowledge and on-site deadline (:mod:`service.stats.response`), on any fire point; and,
+  when the rules set ``responses.feedback_within_h``, each fire point not fed back (or declared a false alarm)
+  within that many hours of notification (``late_feedback``; 荆门: 24 小时接报处置), still open ones included.
 * **Density** — violations per 1,000 ha of the unit's cropland; units imported without ``cropland_ha`` fall back to
   their total area, flagged ``density_basis = "area"``.
 
@@ -40,13 +42,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from service.regions.types import RegionLevel
 from service.stats.lifecycle import OutcomeKind, outcome, reopened_after_feedback, was_concealed
 from service.stats.records import SOURCE_ORDER, FirePoint, Source, Unit
-from service.stats.response import Compliance, DeadlinePolicy, response_of
+from service.stats.response import Compliance, DeadlinePolicy, feedback_compliance, response_of
 from service.stats.rules import ScoringRules
 
 DensityBasis = Literal["cropland", "area"]
@@ -87,6 +89,7 @@ class UnitScore:
     deductions: float
     credits: float
     items: tuple[ScoreItem, ...]
+    late_feedback: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,14 @@ def _score_unit(
         if response is not None and response.on_site is Compliance.MISSED:
             counts["late_on_site"] += 1
             items.append(ScoreItem(point.id, "late_on_site", -rules.responses.late_on_site))
+        within_h = rules.responses.feedback_within_h
+        if within_h is not None and feedback_compliance(point, timedelta(hours=within_h), as_of) is Compliance.MISSED:
+            counts["late_feedback"] += 1
+            items.append(
+                ScoreItem(
+                    point.id, "late_feedback", -rules.responses.late_feedback, f"not fed back within {within_h:g} h"
+                )
+            )
         if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
             continue
         counts["violations"] += 1
@@ -206,6 +217,7 @@ def _score_unit(
         deductions=round(deductions, 4),
         credits=round(credited, 4),
         items=tuple(items),
+        late_feedback=counts["late_feedback"],
     )
 
 

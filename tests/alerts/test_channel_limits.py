@@ -10,6 +10,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, SmtpSettings
@@ -153,3 +154,13 @@ def test_bot_keys_stay_out_of_the_request_log(caplog: pytest.LogCaptureFixture) 
     assert "HTTP Request: POST" in logged  # the requests are still logged, by host
     for secret in ("WECOMKEY42", "DINGTOKEN42", "sign=", "FEISHUTOKEN42"):
         assert secret not in logged
+
+
+def test_other_clients_keep_their_logged_urls(caplog: pytest.LogCaptureFixture) -> None:
+    """The alerts' redaction is scoped to alert requests: it had cut every httpx URL of the process to its host,
+    the FIRMS poller's too (whose path holds only its key's placeholder, and the product an operator looks for)."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    with http_receiver() as receiver, httpx.Client(timeout=10.0) as client:
+        client.post(receiver.url + "/api/area/csv/***/VIIRS_NOAA20_NRT/124,43,127,45/2", content=b"{}")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/api/area/csv/***/VIIRS_NOAA20_NRT/" in logged

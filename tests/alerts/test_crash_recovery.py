@@ -67,7 +67,7 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
                     env=env,
                 )
         summary = cli("firms", "ingest", str(firms), cwd=tmp_path, env=env)
-        assert "rows read 484, new 9," in summary
+        assert "rows read 484, new 10," in summary  # 9 centred in Changchun + 1 footprint reaching in
         engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
         with engine.connect() as conn:
             in_changchun = conn.execute(text("SELECT count(*) FROM incidents WHERE county_code IS NOT NULL")).scalar()

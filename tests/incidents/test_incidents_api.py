@@ -67,12 +67,13 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
     firms = shared_path("firms", "MODIS_C6_1_Global_24h_2025-04-23_NEChina_bbox.csv")
     device = login(client, "cam01")
     first = upload(client, device, firms)
-    # Nine hotspots fell in Changchun; the other 475 (Inner Mongolia, Russia, Korea…) are recorded as outside
-    # coverage and open no incident.
-    assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 9, 0, [])
-    assert first["held"] == {"outside_coverage": 475}
-    # The nine pixels are seven fire points (adjacent pixels of one pass cluster), each one incident.
-    assert (first["fire_points"], first["repeats"], len(first["new_incidents"])) == (7, 0, 7)
+    # Ten pixels reach Changchun: nine centred in it, and one 1.15 km Aqua pixel centred 558 m outside whose
+    # footprint overlaps 九台区 (coverage is tested on the footprint, as the assignment is). The other 474 (Inner
+    # Mongolia, Russia, Korea…) are recorded as outside coverage and open no incident.
+    assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 10, 0, [])
+    assert first["held"] == {"outside_coverage": 474}
+    # The ten pixels are eight fire points (adjacent pixels of one pass cluster), each one incident.
+    assert (first["fire_points"], first["repeats"], len(first["new_incidents"])) == (8, 0, 8)
     again = upload(client, device, firms)
     assert (again["new"], again["duplicates"], again["new_incidents"], again["held"]) == (0, 484, [], {})
 

@@ -236,3 +236,30 @@ def test_standard_processing_of_a_handled_fire_opens_nothing(engine: Engine) -> 
             for o in session.scalars(select(Observation).where(Observation.incident_id.is_(None)))
         ]
     assert [s["superseded"] for s in superseded] == [nrt.hotspots[0].key]
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_low_confidence_hotspots_are_held_only_when_the_setting_asks(engine: Engine, tmp_path: Path) -> None:
+    """``screening.min_confidence`` reaches the screener: off by default (a low-class MODIS pixel opens an
+    incident), 0.30 holds it as ``low_confidence`` with its reason."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    low = HEADER + f"44.33,125.55,330.5,1.0,1.0,{t:%Y-%m-%d},{t:%H%M},T,20,6.1NRT,290.0,15.2,D\n"
+    later = t + timedelta(days=3)
+    low_later = HEADER + f"44.33,125.55,330.5,1.0,1.0,{later:%Y-%m-%d},{later:%H%M},T,20,6.1NRT,290.0,15.2,D\n"
+    indexes = RegionIndexCache(500)
+    with transaction(factory) as session:
+        summary = ingest_hotspots(
+            session, read_firms_csv(low).hotspots, indexes=indexes, settings=Settings(data_dir=tmp_path), actor=ADMIN
+        )
+    assert summary.new == 1
+    assert not summary.held
+    holding = Settings(data_dir=tmp_path, screening={"min_confidence": 0.30})
+    with transaction(factory) as session:
+        summary = ingest_hotspots(
+            session, read_firms_csv(low_later).hotspots, indexes=indexes, settings=holding, actor=ADMIN
+        )
+    assert summary.held == {"low_confidence": 1}
+    assert summary.new == 0

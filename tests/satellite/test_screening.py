@@ -461,9 +461,16 @@ def test_real_ne_china_day_every_hotspot_gets_a_reasoned_decision() -> None:
     decisions = screener.screen(hotspots)
     assert len(decisions) == len(hotspots)
     counts = Counter(d.status for d in decisions)
-    inside = sum(jilin_box.covers(shapely.Point(h.longitude, h.latitude)) for h in hotspots)
-    assert counts[ScreeningStatus.OUTSIDE_COVERAGE] == len(hotspots) - inside
+    # Coverage is tested on the pixel footprint (scan x track), not the centre.
+    inside = [h for h in hotspots if jilin_box.intersects(h.footprint())]
+    assert counts[ScreeningStatus.OUTSIDE_COVERAGE] == len(hotspots) - len(inside)
     # A one-day history can never reach 10 days (and the day itself is not counted): nothing is "static".
     assert counts[ScreeningStatus.STATIC_SOURCE] == 0
-    assert counts[ScreeningStatus.ACCEPTED] == inside
+    assert counts[ScreeningStatus.ACCEPTED] == len(inside)  # the low-confidence rule is off by default
+    low = sum(h.confidence < 0.30 for h in inside)  # MODIS < 30 %: the low class, held when the rule is on
+    assert low > 0
+    held = Counter(
+        d.status for d in Screener(ScreeningConfig(min_confidence=0.30), coverage=[jilin_box]).screen(hotspots)
+    )
+    assert held[ScreeningStatus.LOW_CONFIDENCE] == low
     assert all(d.reason for d in decisions)

@@ -160,3 +160,46 @@ def test_floor(floor: float | None) -> None:
     unit = score_units(points, [UNIT], RegionLevel.TOWNSHIP, rules, DeadlinePolicy(), T0).units[0]
     assert unit.deductions == 3 * 40 + 3 * 4 + 10 * 1.5
     assert unit.score == (0.0 if floor == 0.0 else 100 - 147)
+
+
+def test_a_fire_never_fed_back_costs_late_feedback_once_its_deadline_passes() -> None:
+    """24 小时接报处置: leaving a fire open (never fed back, never declared a false alarm) cost nothing, since an
+    open fire point is not a violation: keeping quiet was cheaper than reporting. With ``feedback_within_h`` each
+    fire point not answered within that many hours of notification costs ``late_feedback``."""
+    rules = RULES.model_copy(
+        update={"responses": RULES.responses.model_copy(update={"feedback_within_h": 24.0, "late_feedback": 4.0})}
+    )
+
+    def scored(*points: FirePoint, as_of: datetime) -> UnitScore:
+        return score_units(points, [UNIT], RegionLevel.TOWNSHIP, rules, DeadlinePolicy(), as_of).units[0]
+
+    on_site_forever = fire(1, (K.CAMERA,), (S.ACKNOWLEDGED, S.ON_SITE, S.EXTINGUISHED))
+    unit = scored(on_site_forever, as_of=T0 + timedelta(hours=25))
+    assert (unit.late_feedback, unit.violations, unit.score) == (1, 0, 96.0)
+    assert [(i.rule, i.points) for i in unit.items] == [("late_feedback", -4.0)]
+    assert scored(on_site_forever, as_of=T0 + timedelta(hours=23)).late_feedback == 0  # still pending
+    # Fed back (a violation) or declared a false alarm within the deadline: met.
+    assert scored(fire(2, (K.CAMERA,)), as_of=T0 + timedelta(days=3)).late_feedback == 0
+    assert scored(fire(3, (K.CAMERA,), (S.FALSE_ALARM,)), as_of=T0 + timedelta(days=3)).late_feedback == 0
+    # Fed back 30 h after notification (its first answer, so also acknowledged late, −1): missed, −4, on top of the
+    # camera point −5 and density −5.
+    late = replace(
+        fire(4, (K.CAMERA,)),
+        transitions=(Transition(T0, S.NOTIFIED), Transition(T0 + timedelta(hours=30), S.FEEDBACK)),
+    )
+    unit = scored(late, as_of=T0 + timedelta(days=3))
+    assert (unit.late_feedback, unit.late_acknowledge, unit.violations, unit.score) == (1, 1, 1, 85.0)
+    # Without feedback_within_h nothing changes (the example rules files do not set it).
+    assert score(on_site_forever, as_of=T0 + timedelta(days=3)).late_feedback == 0
+    # late_feedback without the deadline is a mistake in the rules file, refused.
+    with pytest.raises(ValueError, match="late_feedback needs feedback_within_h"):
+        ScoringRules.model_validate({**RULES.model_dump(), "responses": {"late_feedback": 1.0}})
+
+
+def test_a_stored_burned_area_that_is_not_a_finite_number_reads_as_unknown() -> None:
+    """Feedback stored before it was validated: an integer too large for a float crashed the scores (OverflowError),
+    Infinity doubled the deduction as a "large area", a boolean read as 1 m²."""
+    from service.stats.queries import _float
+
+    assert [_float(v) for v in (10**400, float("inf"), float("nan"), True, "300亩", "", None)] == [None] * 7
+    assert (_float(450), _float("450.5")) == (450.0, 450.5)
