@@ -71,6 +71,15 @@ class IncidentSettings(BaseModel):
     # alarms at a spot for 6 h. A satellite pass is a snapshot, hence the longer window whenever one is involved.
     ground_window_h: float = Field(2.0, gt=0, le=48)
     satellite_window_h: float = Field(6.0, gt=0, le=72)
+    # A satellite pass 6–24 h later at the spot a satellite, drone or triangulation placed a fire joins that
+    # incident while it is not yet closed 销号 (closed-loop reference §2.4 step 3); below satellite_window_h it
+    # changes nothing.
+    satellite_repass_h: float = Field(24.0, gt=0, le=72)
+    # A new incident within repeat_site_km (between the two incidents' location regions) of an earlier real fire
+    # (fed back as a violation, or still open) seen at most repeat_site_days before it is flagged repeat_at_site
+    # (同一地点再次起火). 30 days: one burning season (spring ~Mar–May or autumn ~Oct–Nov) around Changchun.
+    repeat_site_km: float = Field(0.8, ge=0, le=50)
+    repeat_site_days: float = Field(30.0, gt=0, le=366)
     # Uncertainty regions must overlap; a positive buffer (m) also links regions that nearly touch.
     link_buffer_m: float = Field(0.0, ge=0, le=5000)
     # A FIRMS global 24 h CSV is ~1.3 MB; a 7-day global VIIRS file is ~100 MB.

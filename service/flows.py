@@ -23,7 +23,7 @@ from service.config import Settings
 from service.evidence.service import store_evidence
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind, combined_confidence
-from service.incidents.sources import fusion_windows, hotspot_observation, sighting_observation
+from service.incidents.sources import fusion_windows, hotspot_observation, repeat_site_rule, sighting_observation
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
@@ -43,7 +43,12 @@ def ingest_observations(
 ) -> incidents.IngestSummary:
     """Fuse observations into incidents and queue the township alerts for new incidents (same transaction)."""
     summary = incidents.ingest(
-        session, observations, indexes=indexes, windows=fusion_windows(settings.incidents), actor=actor
+        session,
+        observations,
+        indexes=indexes,
+        windows=fusion_windows(settings.incidents),
+        actor=actor,
+        repeat_rule=repeat_site_rule(settings.incidents),
     )
     if summary.new_incidents:
         created = session.scalars(select(Incident).where(Incident.id.in_(summary.new_incidents))).all()

@@ -4,9 +4,17 @@ Every signal — a screened satellite hotspot, a camera sighting, a drone sighti
 with an uncertainty region: the satellite pixel footprint, a camera's bearing wedge or triangulated ellipse, a
 drone point with its pose error. Two observations are of the same fire when their regions overlap and their times
 are within the window for their pair of kinds (defaults: 2 h camera–camera, as Pyronear's sequence relaxation;
-6 h whenever a satellite is involved, as SMHI's activefires-pp). Linking is transitive: an observation that links
-to several incidents links them all, except through a single camera's wedge, which never bridges two fires
-(:func:`plan_batch`).
+6 h whenever a satellite is involved, as SMHI's activefires-pp). A satellite observation also joins a fire that
+another *precise* observation (satellite, drone, triangulated) placed at the same spot up to 24 h apart — the next
+overpasses over a fire that is still burning (closed-loop reference §2.4 step 3). That link is only offered to
+incidents whose fire is still being dealt with (:attr:`Located.takes_repass`: not yet reported put out). A pass
+6–24 h after a fire was put out, fed back or verified is the field burning again: it opens a new incident, which
+alerts the township and is flagged ``repeat_at_site`` (:mod:`service.incidents.repeat_site`), where joining the
+handled incident would have told no one. A camera wedge never links beyond the 6 h window: it is kilometres long,
+so 24 h later it is no evidence of "the same spot".
+
+Linking is transitive: an observation that links to several incidents links them all, except through a single
+camera's wedge, which never bridges two fires (:func:`plan_batch`).
 
 The incident's location is its most precise observation's: drone > triangulated > satellite pixel > single
 camera (a wedge is kilometres long); ties go to the higher confidence, then — for satellites — the higher FRP
@@ -72,12 +80,24 @@ class FusionWindows:
     satellite: timedelta = timedelta(hours=6)  # any pair with a satellite observation
     # Regions are buffered by this much (metres) before the overlap test: 0 means "uncertainty regions overlap".
     buffer_m: float = 0.0
+    # A later (or earlier: files arrive out of order) satellite pass at the spot a precise observation placed the
+    # fire joins it up to this far apart, while the incident is not yet closed (§2.4 step 3: "6–24 h later").
+    satellite_repass: timedelta = timedelta(hours=24)
 
-    def window(self, a: ObservationKind, b: ObservationKind) -> timedelta:
-        """The window for a pair of kinds."""
+    def window(self, a: ObservationKind, b: ObservationKind, *, repass: bool = True) -> timedelta:
+        """The window for a pair of kinds: the repass window for a satellite and another precise observation
+        (never shorter than the satellite window; not with ``repass=False``), the satellite window for a satellite
+        and a camera, else the ground window."""
         if ObservationKind.SATELLITE in (a, b):
-            return self.satellite
+            if ObservationKind.CAMERA in (a, b) or not repass:
+                return self.satellite
+            return max(self.satellite, self.satellite_repass)
         return self.ground
+
+    @property
+    def reach(self) -> timedelta:
+        """The longest window: how far in time the candidates for a batch are loaded."""
+        return max(self.ground, self.satellite, self.satellite_repass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +108,8 @@ class Located:
     kind: ObservationKind
     observed_at: datetime
     region: shapely.Geometry
+    #: Whether the incident still takes a satellite repass (6–24 h): its fire is not yet reported put out.
+    takes_repass: bool = True
 
 
 def _buffered(geometry: shapely.Geometry, buffer_m: float, latitude: float) -> shapely.Geometry:
@@ -106,7 +128,7 @@ def linked_incidents(new: ObservationIn, existing: Iterable[Located], windows: F
     for other in existing:
         if other.incident_id in linked:
             continue
-        if abs(other.observed_at - new.observed_at) > windows.window(new.kind, other.kind):
+        if abs(other.observed_at - new.observed_at) > windows.window(new.kind, other.kind, repass=other.takes_repass):
             continue
         if region.intersects(_buffered(other.region, windows.buffer_m, new.latitude)):
             linked.add(other.incident_id)
@@ -194,12 +216,12 @@ def plan_batch(
     node_of_incident = {incident_id: n + k for k, incident_id in enumerate(incident_ids)}
     sets = _DisjointSet(n + len(incident_ids))
     placed: set[int] = set()  # roots of fires a precise observation has placed (kept up to date on union)
-    grid: dict[tuple[int, int], list[tuple[int, int, ObservationKind, datetime, shapely.Geometry]]] = {}
+    grid: dict[tuple[int, int], list[tuple[int, int, ObservationKind, datetime, shapely.Geometry, bool]]] = {}
     serial = 0
 
-    def file(node: int, kind: ObservationKind, at: datetime, region: shapely.Geometry) -> None:
+    def file(node: int, kind: ObservationKind, at: datetime, region: shapely.Geometry, repass: bool = True) -> None:
         nonlocal serial
-        entry = (serial, node, kind, at, region)
+        entry = (serial, node, kind, at, region, repass)
         serial += 1
         for cell in _cells(region):
             grid.setdefault(cell, []).append(entry)
@@ -219,6 +241,7 @@ def plan_batch(
             e.kind,
             e.observed_at,
             _buffered(e.region, windows.buffer_m, e.region.centroid.y),
+            e.takes_repass,
         )
     for i in sorted(range(n), key=lambda k: (new[k].observed_at, new[k].source_key)):
         obs = new[i]
@@ -229,14 +252,15 @@ def plan_batch(
         through_wedge: list[tuple[float, timedelta, int]] = []  # (distance to the point, time apart, node)
         point = shapely.Point(obs.longitude, obs.latitude)
         for cell in _cells(region):
-            for entry_no, node, kind, at, other in grid.get(cell, ()):
+            for entry_no, node, kind, at, other, repass in grid.get(cell, ()):
                 if entry_no in seen:
                     continue
                 seen.add(entry_no)
-                if abs(at - obs.observed_at) > windows.window(obs.kind, kind) or not region.intersects(other):
+                apart = abs(at - obs.observed_at)
+                if apart > windows.window(obs.kind, kind, repass=repass) or not region.intersects(other):
                     continue
                 if obs.kind is ObservationKind.CAMERA or kind is ObservationKind.CAMERA:
-                    through_wedge.append((float(point.distance(other)), abs(at - obs.observed_at), node))
+                    through_wedge.append((float(point.distance(other)), apart, node))
                 else:
                     precise.append(node)
         if obs.kind is ObservationKind.CAMERA:

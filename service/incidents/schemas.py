@@ -47,6 +47,8 @@ class IncidentRead(BaseModel):
     reopened_at: datetime | None
     escalated_at: datetime | None
     false_alarm_reason: str | None
+    # repeat_at_site (同一地点再次起火): the earlier real fire at this place that this incident repeats, or None.
+    repeat_of_incident_id: int | None = None
     version: int
 
     @computed_field  # type: ignore[prop-decorator]

@@ -31,6 +31,7 @@ from service.incidents.fusion import (
     combined_confidence,
     plan_batch,
 )
+from service.incidents.repeat_site import RepeatSiteRule, SiteFire, find_repeats, is_real_fire
 from service.incidents.states import ACTIVE_STATES, OPEN_STATES, FalseAlarmReason, IncidentState, check_transition
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.index import RegionIndex
@@ -60,6 +61,8 @@ class IngestSummary:
     # Satellite fire points (clusters of pixels of one pass) that are new, and those repeating an earlier one.
     fire_points: int = 0
     repeats: int = 0
+    # New incidents flagged repeat_at_site (fire again where an earlier real fire was), by id.
+    repeat_at_site: list[int] = field(default_factory=list)
 
 
 def record_event(
@@ -124,11 +127,35 @@ def _placed(session: Session, incident_ids: set[int]) -> set[int]:
     return placed
 
 
+#: States whose fire is still being dealt with: a satellite pass 6–24 h later at its spot joins the incident.
+_TAKES_REPASS = frozenset(
+    s.value
+    for s in (
+        IncidentState.SUSPECTED,
+        IncidentState.NOTIFIED,
+        IncidentState.ACKNOWLEDGED,
+        IncidentState.EN_ROUTE,
+        IncidentState.ON_SITE,
+        IncidentState.ESCALATED,
+        IncidentState.REOPENED,
+    )
+)
+
+
 def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionWindows) -> list[Located]:
-    """Observations of active incidents that any observation of the batch could link to (one query)."""
-    reach = max(windows.ground, windows.satellite)
+    """Observations of active incidents that any observation of the batch could link to (one query).
+
+    Active — :data:`ACTIVE_STATES`, every state but ``closed`` (销号) and ``false_alarm``. The 6–24 h satellite
+    repass (§2.4 step 3) joins only incidents whose fire is still being dealt with (:data:`_TAKES_REPASS`): a pass
+    that long after a fire was put out, fed back or verified is the field burning again, and joining the handled
+    incident would alert no one (the system cannot reopen it: that is a supervisor's move). It opens a new incident
+    instead, alerted as any, and flagged ``repeat_at_site``. A closed or false-alarm incident absorbs nothing.
+    """
+    reach = windows.reach
     rows = session.execute(
-        select(Observation.incident_id, Observation.kind, Observation.observed_at, Observation.region_wkb)
+        select(
+            Observation.incident_id, Observation.kind, Observation.observed_at, Observation.region_wkb, Incident.state
+        )
         .join(Incident, Incident.id == Observation.incident_id)
         .where(
             Incident.state.in_([s.value for s in ACTIVE_STATES]),
@@ -143,8 +170,8 @@ def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionW
         )
     ).all()
     return [
-        Located(incident_id, ObservationKind(kind), observed_at, shapely.from_wkb(wkb))
-        for incident_id, kind, observed_at, wkb in rows
+        Located(incident_id, ObservationKind(kind), observed_at, shapely.from_wkb(wkb), state in _TAKES_REPASS)
+        for incident_id, kind, observed_at, wkb, state in rows
         if incident_id is not None
     ]
 
@@ -195,7 +222,11 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
     incident.assignment_candidates = json.dumps(candidates, ensure_ascii=False)
 
 
-def _refresh(incident: Incident, observations: Sequence[ObservationIn], levels: dict[RegionLevel, RegionIndex]) -> None:
+def _refresh(
+    incident: Incident, observations: Sequence[ObservationIn], levels: dict[RegionLevel, RegionIndex]
+) -> ObservationIn:
+    """Recompute the incident's location, confidence, times and unit from all its observations; the observation
+    that locates it comes back."""
     best = best_location(observations)
     incident.latitude, incident.longitude = best.latitude, best.longitude
     incident.location_kind = best.kind.value
@@ -204,6 +235,81 @@ def _refresh(incident: Incident, observations: Sequence[ObservationIn], levels: 
     incident.last_observed_at = max(o.observed_at for o in observations)
     if incident.assignment_status != MANUAL_ASSIGNMENT:  # a supervisor's reassignment outranks later geometry
         assign_incident(incident, best.region, levels)
+    return best
+
+
+def _site_fire(incident: Incident, best: ObservationIn) -> SiteFire:
+    return SiteFire(
+        incident_id=incident.id,
+        first_observed_at=incident.first_observed_at,
+        last_observed_at=incident.last_observed_at,
+        latitude=incident.latitude,
+        longitude=incident.longitude,
+        location_kind=best.kind,
+        region=best.region,
+        real_fire=is_real_fire(
+            IncidentState(incident.state), fed_back_at=incident.feedback_at, false_alarm_at=incident.false_alarm_at
+        ),
+    )
+
+
+def _earlier_fires(session: Session, new: Sequence[SiteFire], rule: RepeatSiteRule) -> list[SiteFire]:
+    """Stored incidents (other than ``new``) that a new one could repeat: first seen before the latest new one,
+    last seen within the window before the earliest, within the distance of the batch's box (one query, then
+    their observations to find each one's location region)."""
+    # The box is widened by the distance plus a satellite pixel's size, as regions count, not only points.
+    margin_m = rule.distance_m + 2_000.0
+    lat_margin = margin_m / 110_574.0
+    lon_margin = margin_m / (111_320.0 * max(0.1, math.cos(math.radians(max(abs(f.latitude) for f in new)))))
+    incidents = list(
+        session.scalars(
+            select(Incident).where(
+                Incident.id.notin_([f.incident_id for f in new]),
+                Incident.first_observed_at < max(f.first_observed_at for f in new),
+                Incident.last_observed_at >= min(f.first_observed_at for f in new) - rule.window,
+                Incident.latitude.between(
+                    min(f.latitude for f in new) - lat_margin, max(f.latitude for f in new) + lat_margin
+                ),
+                Incident.longitude.between(
+                    min(f.longitude for f in new) - lon_margin, max(f.longitude for f in new) + lon_margin
+                ),
+            )
+        )
+    )
+    observations: dict[int, list[ObservationIn]] = {}
+    ids = [i.id for i in incidents]
+    for start in range(0, len(ids), 500):
+        for row in session.scalars(select(Observation).where(Observation.incident_id.in_(ids[start : start + 500]))):
+            observations.setdefault(row.incident_id or 0, []).append(_as_input(row))
+    return [_site_fire(i, best_location(observations[i.id])) for i in incidents if observations.get(i.id)]
+
+
+def _flag_repeats(
+    session: Session,
+    created: Sequence[tuple[Incident, ObservationIn]],
+    rule: RepeatSiteRule,
+    actor: Principal,
+    summary: IngestSummary,
+) -> None:
+    """Flag the new incidents that repeat an earlier real fire at the same place (``repeat_at_site``): the column
+    for the API and the statistics, an event for the record."""
+    new = [_site_fire(incident, best) for incident, best in created]
+    if not new:
+        return
+    by_id = {incident.id: incident for incident, _ in created}
+    # New incidents are candidates too: a multi-day file opens several at one spot.
+    for match in find_repeats(new, [*new, *_earlier_fires(session, new, rule)], rule):
+        incident = by_id[match.incident_id]
+        incident.repeat_of_incident_id = match.repeat_of
+        record_event(
+            session,
+            incident,
+            actor,
+            "repeat_at_site",
+            note=f"fire again at the same place as incident {match.repeat_of}",
+            data={"repeat_of": match.repeat_of, "distance_m": match.distance_m, "days_after": match.days_after},
+        )
+        summary.repeat_at_site.append(incident.id)
 
 
 def ingest(
@@ -213,8 +319,11 @@ def ingest(
     indexes: RegionIndexCache,
     windows: FusionWindows,
     actor: Principal,
+    repeat_rule: RepeatSiteRule | None = None,
 ) -> IngestSummary:
-    """Store new observations (re-sent ones are skipped by their natural key) and fuse them into incidents.
+    """Store new observations (re-sent ones are skipped by their natural key) and fuse them into incidents; new
+    incidents at the place of an earlier real fire are flagged ``repeat_at_site`` (``repeat_rule``, default 800 m /
+    30 days).
 
     The batch is linked in memory (:func:`plan_batch`) against the active incidents' observations loaded in one
     query, then written with a handful of flushes: a 16,000-row FIRMS file is one transaction of seconds.
@@ -273,8 +382,11 @@ def ingest(
     for row in session.scalars(select(Observation).where(Observation.incident_id.in_(list(touched)))):
         by_incident.setdefault(row.incident_id or 0, []).append(_as_input(row))
     levels = region_indexes(session, indexes)
+    best: dict[int, ObservationIn] = {}
     for incident_id, incident in touched.items():
-        _refresh(incident, by_incident[incident_id], levels)
+        best[incident_id] = _refresh(incident, by_incident[incident_id], levels)
+    session.flush()  # locations and times of the new incidents, which the repeat test reads back
+    _flag_repeats(session, [(i, best[i.id]) for i, _ in created], repeat_rule or RepeatSiteRule(), actor, summary)
     summary.new = len(fresh)
     summary.updated_incidents = sorted(set(touched) - new_ids - set(summary.merged_incidents))
     session.flush()

@@ -12,6 +12,7 @@ from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningDecision
 from service.config import IncidentSettings
 from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKind
+from service.incidents.repeat_site import RepeatSiteRule
 from video.sighting import CameraSighting, DroneSighting
 
 
@@ -134,4 +135,10 @@ def fusion_windows(settings: IncidentSettings) -> FusionWindows:
         ground=timedelta(hours=settings.ground_window_h),
         satellite=timedelta(hours=settings.satellite_window_h),
         buffer_m=settings.link_buffer_m,
+        satellite_repass=timedelta(hours=settings.satellite_repass_h),
     )
+
+
+def repeat_site_rule(settings: IncidentSettings) -> RepeatSiteRule:
+    """The repeat-at-site rule configured for this deployment."""
+    return RepeatSiteRule(distance_m=settings.repeat_site_km * 1000.0, window=timedelta(days=settings.repeat_site_days))

@@ -51,6 +51,9 @@ class Incident(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     false_alarm_reason: Mapped[str | None] = mapped_column(String(32))
     feedback: Mapped[str | None] = mapped_column(Text)  # JSON: cause, burned area, responsible party, photos
+    # repeat_at_site (同一地点再次起火): the earlier real fire at the same place this one repeats, set when the
+    # incident opens (service.incidents.repeat_site); also recorded in the event log.
+    repeat_of_incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     # Bumped on every change: two concurrent writes of one incident cannot both land (optimistic locking). A
     # transition may also name the state its caller saw (TransitionIn.expected_state).
     version: Mapped[int] = mapped_column(default=1)

@@ -186,6 +186,7 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
         labels.t2("卫星点", "satellite"),
         labels.t2("漏报", "unreported"),
         labels.t2("自查自报", "self-found"),
+        labels.t2("再次起火", "repeats"),
         labels.t2("签收超时", "late ack"),
         labels.t2("到场超时", "late site"),
         labels.t2("千公顷密度", "/1000 ha"),
@@ -206,6 +207,7 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
                 str(u.violations_by_source.get(Source.SATELLITE.value, 0)),
                 str(u.unreported),
                 str(u.self_found),
+                str(u.repeat_at_site),
                 str(u.late_acknowledge),
                 str(u.late_on_site),
                 "—"
@@ -214,7 +216,7 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
             ]
             for u in chunk
         ] or [["—"] * len(header)]
-        widths = [0.06, 0.2, 0.08, 0.1] + [0.08] * (len(header) - 4)
+        widths = [0.06, 0.2, 0.08, 0.1] + [0.07] * (len(header) - 4)
         table = ax.table(cellText=rows, colLabels=header, colWidths=widths, loc="upper center", cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(7)

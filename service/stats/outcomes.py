@@ -2,7 +2,9 @@
 
 A *fire point* is an incident that is not a merged duplicate. Each fire point has exactly one outcome (see
 :mod:`service.stats.lifecycle`): ``fire_points = violations + false_alarms + permitted_burns + open``;
-``false_alarm_reasons`` splits ``false_alarms`` (permitted burns and duplicates are not in it). Broken down by
+``false_alarm_reasons`` splits ``false_alarms`` (permitted burns and duplicates are not in it);
+``repeat_at_site`` counts the fire points flagged as fire again at the place of an earlier real fire (同一地点再次
+起火), whatever their outcome. Broken down by
 source, a fire seen by a satellite and a camera counts under both, so the rows add up to more than the total,
 which counts it once.
 """
@@ -31,6 +33,7 @@ class OutcomeGroup:
     open: int
     duplicates: int
     false_alarm_reasons: Mapping[str, int]
+    repeat_at_site: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,11 @@ def _group(key: str | None, name: str | None, points: list[FirePoint]) -> Outcom
         open=kinds[OutcomeKind.OPEN],
         duplicates=kinds[OutcomeKind.DUPLICATE],
         false_alarm_reasons=dict(sorted(reasons.items())),
+        repeat_at_site=sum(
+            1
+            for p, o in zip(points, outcomes, strict=True)
+            if p.repeat_of is not None and o.kind is not OutcomeKind.DUPLICATE
+        ),
     )
 
 

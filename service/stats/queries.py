@@ -145,6 +145,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             sightings=tuple(sightings[i.id]),
             transitions=tuple(transitions[i.id]),
             burned_area_m2=_float(_json(i.feedback).get("burned_area_m2")),
+            repeat_of=i.repeat_of_incident_id,
         )
         for i in incidents
     ]

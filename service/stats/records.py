@@ -81,6 +81,8 @@ class FirePoint:
     sightings: tuple[Sighting, ...]
     transitions: tuple[Transition, ...]
     burned_area_m2: float | None = None
+    # repeat_at_site (同一地点再次起火): the earlier real fire at this place, when the incident was flagged so.
+    repeat_of: int | None = None
 
     @property
     def sources(self) -> frozenset[Source]:

@@ -213,6 +213,7 @@ class ResponseGroup:
     intervals: Mapping[Interval, Distribution]
     acknowledge: ComplianceCount
     on_site: ComplianceCount
+    repeat_at_site: int = 0  # fire points flagged as fire again at the place of an earlier real fire
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,7 @@ def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Respon
         intervals={i: distribution([r.intervals[i] for r in responses if i in r.intervals]) for i in Interval},
         acknowledge=_count(r.acknowledge for r in responses),
         on_site=_count(r.on_site for r in responses),
+        repeat_at_site=sum(1 for p, _ in kept if p.repeat_of is not None),
     )
 
 

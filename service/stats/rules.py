@@ -38,6 +38,9 @@ class FirePointRules(BaseModel):
     large_area_m2: float | None = Field(None, gt=0)
     large_area_factor: float = Field(1.0, ge=1)
     reopened_factor: float = Field(1.0, ge=1)
+    # A violation flagged repeat_at_site (fire again at the place of an earlier real fire, 同一地点再次起火) has its
+    # deduction multiplied by this ("quantitative accountability for areas where burning recurs"); 1.0: no effect.
+    repeat_site_factor: float = Field(1.0, ge=1)
 
     def weight(self, source: Source) -> float:
         """The deduction for one violation seen by ``source``."""

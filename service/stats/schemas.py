@@ -81,6 +81,7 @@ class ResponseGroupOut(BaseModel):
     intervals: dict[str, DistributionOut]
     acknowledge: ComplianceOut
     on_site: ComplianceOut
+    repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire
 
     @classmethod
     def of(cls, g: ResponseGroup) -> ResponseGroupOut:
@@ -96,6 +97,7 @@ class ResponseGroupOut(BaseModel):
             intervals={i.value: DistributionOut.of(d) for i, d in g.intervals.items()},
             acknowledge=ComplianceOut.of(g.acknowledge),
             on_site=ComplianceOut.of(g.on_site),
+            repeat_at_site=g.repeat_at_site,
         )
 
 
@@ -134,6 +136,7 @@ class OutcomeGroupOut(BaseModel):
     open: int
     duplicates: int
     false_alarm_reasons: dict[str, int]
+    repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire
 
     @classmethod
     def of(cls, g: OutcomeGroup) -> OutcomeGroupOut:
@@ -148,6 +151,7 @@ class OutcomeGroupOut(BaseModel):
             open=g.open,
             duplicates=g.duplicates,
             false_alarm_reasons=dict(g.false_alarm_reasons),
+            repeat_at_site=g.repeat_at_site,
         )
 
 
@@ -229,6 +233,7 @@ class UnitScoreOut(BaseModel):
     late_acknowledge: int
     late_on_site: int
     late_feedback: int
+    repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire (同一地点再次起火)
     density_per_1000ha: float | None
     density_basis: str | None
     basis_ha: float | None
@@ -256,6 +261,7 @@ class UnitScoreOut(BaseModel):
             late_acknowledge=u.late_acknowledge,
             late_on_site=u.late_on_site,
             late_feedback=u.late_feedback,
+            repeat_at_site=u.repeat_at_site,
             density_per_1000ha=None if u.density_per_1000ha is None else round(u.density_per_1000ha, 6),
             density_basis=u.density_basis,
             basis_ha=u.basis_ha,

@@ -3,7 +3,7 @@
 For each unit of the scored level (townships by default) every fire point assigned to it is looked at::
 
     score = base
-            − Σ violations not found by the unit itself   weight(heaviest source) × k_area × k_reopened
+            − Σ violations not found by the unit itself   weight(heaviest source) × k_area × k_reopened × k_repeat
             − Σ missed deadlines                          late_acknowledge / late_on_site / late_feedback
             − Σ unreported violations                     unreported
             − Σ concealed violations                      concealed
@@ -20,7 +20,11 @@ Definitions, with the data the record holds:
   −5 for a city camera).
 * **k_area** — ``large_area_factor`` when the feedback's ``burned_area_m2`` exceeds ``large_area_m2`` (荆门: doubled
   above 300 m²). **k_reopened** — ``reopened_factor`` when the handling failed verification (reopened after
-  feedback), the record's nearest equivalent of "not stopped on site".
+  feedback), the record's nearest equivalent of "not stopped on site". **k_repeat** — ``repeat_site_factor``
+  (default 1.0: none) when the violation is a fire again at the place of an earlier real fire
+  (``repeat_at_site``, :mod:`service.incidents.repeat_site`): burning that recurs weighs more (Changchun 2022).
+* **Repeats** — ``repeat_at_site`` counts the unit's fire points flagged so, whatever their outcome (an open or
+  false-alarm one included), as the accountability count; only violations are multiplied.
 * **Self-found** (自查自报) — the earliest observation is the unit's own: its source is one of
   ``reporting.self_found_sources`` (e.g. the township patrol's drones), or the observation's
   ``details.reporter_unit`` is the unit's code (patrol reports). Such a violation costs no source points and earns
@@ -90,6 +94,7 @@ class UnitScore:
     credits: float
     items: tuple[ScoreItem, ...]
     late_feedback: int = 0
+    repeat_at_site: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,8 @@ def _score_unit(
     fire_points = [p for p in points if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
     weights = rules.fire_points
     for point in fire_points:
+        if point.repeat_of is not None:
+            counts["repeat_at_site"] += 1
         response = response_of(point, deadlines.for_county(point.county_code), as_of)
         if response is not None and response.acknowledge is Compliance.MISSED:
             counts["late_acknowledge"] += 1
@@ -166,6 +173,9 @@ def _score_unit(
             if reopened_after_feedback(point):
                 factor *= weights.reopened_factor
                 notes.append(f"failed verification ×{weights.reopened_factor:g}")
+            if point.repeat_of is not None and weights.repeat_site_factor != 1.0:
+                factor *= weights.repeat_site_factor
+                notes.append(f"fire again at the place of incident {point.repeat_of} ×{weights.repeat_site_factor:g}")
             items.append(
                 ScoreItem(point.id, f"fire_point:{source.value}", -weights.weight(source) * factor, "; ".join(notes))
             )
@@ -218,6 +228,7 @@ def _score_unit(
         credits=round(credited, 4),
         items=tuple(items),
         late_feedback=counts["late_feedback"],
+        repeat_at_site=counts["repeat_at_site"],
     )
 
 

@@ -198,3 +198,19 @@ def test_the_app_knows_the_same_states_as_the_server() -> None:
         assert f"--state-{state.value}:" in css
         assert f".dot.state-{state.value} " in css
         assert f".badge.state-{state.value}," in css
+
+
+def test_the_incident_page_shows_a_fire_again_at_the_same_place_with_a_link_to_the_earlier_one() -> None:
+    """repeat_at_site (同一地点再次起火): the API's field is shown as a badge linking to the earlier incident, and the
+    event the server records has a label in both languages."""
+    from service.incidents.schemas import IncidentRead
+
+    assert "repeat_of_incident_id" in IncidentRead.model_fields
+    page = code_of(js("page-incident.js"))
+    assert "detail.repeat_of_incident_id" in page
+    assert "href: `#/incident/${earlier}`" in page
+    assert "repeat_at_site" in js_list(js("model.js"), "EVENT_KINDS")
+    text = js("i18n.js")
+    assert '"incident.repeat_at_site": "同一地点再次起火' in text
+    assert '"incident.repeat_at_site": "Fire again at the same place' in text
+    assert {"event.repeat_at_site", "incident.repeat_at_site"} <= dictionaries()["en"]

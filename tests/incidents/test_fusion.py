@@ -164,3 +164,40 @@ def test_a_fire_placed_before_the_window_is_still_placed() -> None:
     camera_only = [located(6, K.CAMERA, long_wedge, minutes=-20)]  # its placing pixel is older than the window
     assert plan_batch([pixel], camera_only, FusionWindows())[0].incidents == (6,)
     assert plan_batch([pixel], camera_only, FusionWindows(), placed_before={6})[0].incidents == ()
+
+
+def test_a_satellite_pass_6_to_24_h_later_at_the_same_spot_joins_the_incident() -> None:
+    """§2.4 step 3: the next overpasses over a fire not yet 销号 belong to it (the caller offers only incidents
+    that are not closed or false alarms). The 6 h window alone opened a second incident for the same field."""
+    from service.incidents.fusion import plan_batch
+
+    w = FusionWindows()
+    pixel = obs(K.SATELLITE, PIXEL, minutes=12 * 60)
+    assert linked_incidents(pixel, [located(1, K.SATELLITE, PIXEL)], w) == [1]
+    assert linked_incidents(pixel, [located(1, K.DRONE, shapely.Point(125.405, 44.005))], w) == [1]
+    assert plan_batch([pixel], [located(1, K.SATELLITE, PIXEL)], w)[0].incidents == (1,)
+    # Beyond 24 h, elsewhere, or through a camera's wedge (kilometres long) it is not the same spot.
+    assert linked_incidents(obs(K.SATELLITE, PIXEL, minutes=25 * 60), [located(1, K.SATELLITE, PIXEL)], w) == []
+    elsewhere = shapely.box(125.6, 44.2, 125.61, 44.21)
+    assert linked_incidents(obs(K.SATELLITE, elsewhere, minutes=12 * 60), [located(1, K.SATELLITE, PIXEL)], w) == []
+    assert linked_incidents(pixel, [located(1, K.CAMERA, WEDGE)], w) == []
+    assert plan_batch([pixel], [located(1, K.CAMERA, WEDGE)], w)[0].incidents == ()
+    # Cameras keep their own windows; a repass window shorter than the satellite window changes nothing.
+    assert w.window(K.CAMERA, K.CAMERA) == timedelta(hours=2)
+    assert w.window(K.SATELLITE, K.CAMERA) == timedelta(hours=6)
+    assert w.window(K.SATELLITE, K.TRIANGULATED) == timedelta(hours=24)
+    assert FusionWindows(satellite_repass=timedelta(hours=1)).window(K.SATELLITE, K.SATELLITE) == timedelta(hours=6)
+    assert w.reach == timedelta(hours=24)
+
+
+def test_a_pass_hours_after_a_fire_was_put_out_is_a_fire_again_not_part_of_the_old_incident() -> None:
+    """A fire reported put out (extinguished, fed back, verified) takes no 6–24 h repass: joining it would have
+    told no one that the field burns again; a new incident alerts the township. Within 6 h it still joins."""
+    from service.incidents.fusion import Located, plan_batch
+
+    w = FusionWindows()
+    handled = Located(1, K.SATELLITE, T0, PIXEL, takes_repass=False)
+    assert linked_incidents(obs(K.SATELLITE, PIXEL, minutes=12 * 60), [handled], w) == []
+    assert plan_batch([obs(K.SATELLITE, PIXEL, minutes=12 * 60)], [handled], w)[0].incidents == ()
+    assert linked_incidents(obs(K.SATELLITE, PIXEL, minutes=5 * 60), [handled], w) == [1]
+    assert plan_batch([obs(K.SATELLITE, PIXEL, minutes=5 * 60)], [handled], w)[0].incidents == (1,)

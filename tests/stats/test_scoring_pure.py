@@ -203,3 +203,33 @@ def test_a_stored_burned_area_that_is_not_a_finite_number_reads_as_unknown() -> 
 
     assert [_float(v) for v in (10**400, float("inf"), float("nan"), True, "300亩", "", None)] == [None] * 7
     assert (_float(450), _float("450.5")) == (450.0, 450.5)
+
+
+def test_a_violation_at_the_place_of_an_earlier_real_fire_weighs_repeat_site_factor_and_is_counted() -> None:
+    """repeat_at_site: counted per unit whatever the outcome; only a violation has its deduction multiplied, and
+    only when the rules set repeat_site_factor (default 1.0: the existing rules' results stay the same)."""
+    repeat = replace(fire(2, (K.CAMERA,)), repeat_of=1)
+    open_repeat = replace(fire(3, (K.CAMERA,), (S.ACKNOWLEDGED,)), repeat_of=1)
+    unchanged = score(repeat, open_repeat)
+    assert unchanged.repeat_at_site == 2
+    assert [i.points for i in unchanged.items if i.rule.startswith("fire_point")] == [-5]
+    doubled_rules = RULES.model_copy(
+        update={"fire_points": RULES.fire_points.model_copy(update={"repeat_site_factor": 2.0})}
+    )
+    board = score_units([repeat, open_repeat], [UNIT], RegionLevel.TOWNSHIP, doubled_rules, DeadlinePolicy(), T0)
+    (doubled,) = board.units
+    (item,) = [i for i in doubled.items if i.rule.startswith("fire_point")]
+    assert (item.incident_id, item.points) == (2, -10)
+    assert "incident 1 ×2" in item.note
+    assert doubled.repeat_at_site == 2
+    # A fire at a new place costs the plain deduction under the same rules.
+    first = score_units([fire(1, (K.CAMERA,))], [UNIT], RegionLevel.TOWNSHIP, doubled_rules, DeadlinePolicy(), T0)
+    assert [i.points for i in first.units[0].items if i.rule.startswith("fire_point")] == [-5]
+
+
+def test_repeat_site_factor_is_validated_and_off_unless_set() -> None:
+    from pydantic import ValidationError
+
+    assert RULES.fire_points.repeat_site_factor == 1.0
+    with pytest.raises(ValidationError):
+        RULES.fire_points.model_validate({**RULES.fire_points.model_dump(), "repeat_site_factor": 0.5})

@@ -103,6 +103,7 @@ def test_a_supervisor_sees_its_county(client: TestClient) -> None:
         "open": 1,
         "duplicates": 0,
         "false_alarm_reasons": None,
+        "repeat_at_site": 0,
     }
 
 

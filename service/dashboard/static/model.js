@@ -50,7 +50,16 @@ export const FALSE_ALARM_REASONS = [
   "out_of_area",
 ];
 
-export const EVENT_KINDS = ["created", "observation", "transition", "merged", "reassigned", "evidence", "alert"];
+export const EVENT_KINDS = [
+  "created",
+  "observation",
+  "transition",
+  "merged",
+  "reassigned",
+  "evidence",
+  "alert",
+  "repeat_at_site",
+];
 
 function deadlinesFor(incident, config) {
   const fallback = { acknowledge_min: 15, on_site_min: 30 };

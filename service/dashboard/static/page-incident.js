@@ -177,6 +177,7 @@ function timelineEntry(e) {
     e.to_state ? h("div", {}, e.from_state ? [stateBadge(e.from_state), " → "] : null, stateBadge(e.to_state)) : null,
     h("div", { class: "muted small" }, `${e.actor} · ${t(`role.${e.actor_role}`)}`),
     e.kind === "reassigned" && data.to ? reassignChange(data) : null,
+    e.kind === "repeat_at_site" && data.repeat_of != null ? repeatLink(data.repeat_of) : null,
     e.note ? h("div", { class: "note" }, e.note) : null,
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
@@ -185,6 +186,21 @@ function timelineEntry(e) {
       ? h("div", { class: "small mono", title: e.evidence_sha256 }, `${t("evidence.sha")} ${short(e.evidence_sha256)}`)
       : null,
   );
+}
+
+/** 同一地点再次起火: a link to the earlier real fire at this place (the count that accountability asks for). */
+function repeatTag(detail) {
+  const earlier = detail.repeat_of_incident_id;
+  if (earlier == null) return null;
+  return h(
+    "a",
+    { class: "badge repeat", id: "repeat-at-site", href: `#/incident/${earlier}`, title: t("incident.repeat_help") },
+    t("incident.repeat_at_site", { id: earlier }),
+  );
+}
+
+function repeatLink(earlier) {
+  return h("div", {}, h("a", { href: `#/incident/${earlier}` }, t("incident.repeat_at_site", { id: earlier })));
 }
 
 function reassignChange(data) {
@@ -316,6 +332,7 @@ export async function incidentPage(main, ctx) {
             { class: "badges", id: "incident-state" },
             stateBadge(detail.state),
             lateTag(lateness(detail, ctx.config)),
+            repeatTag(detail),
           ),
         ),
         h("p", { class: "muted small tz-note" }, t("common.tz_note")),
