@@ -79,6 +79,7 @@ async def post_satellite(
         held=summary.held,
         fire_points=summary.fire_points,
         repeats=summary.repeats,
+        repeat_at_site=summary.repeat_at_site,
     )
 
 

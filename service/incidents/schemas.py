@@ -189,3 +189,4 @@ class IngestOut(BaseModel):
     held: dict[str, int]  # screened out (recorded, no incident): status → count
     fire_points: int  # new satellite fire points (clusters of pixels of one pass)
     repeats: int  # fire points repeating one seen within the repeat window
+    repeat_at_site: list[int] = []  # new incidents at the place of an earlier real fire (同一地点再次起火)

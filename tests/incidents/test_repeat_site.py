@@ -156,6 +156,7 @@ def test_fire_again_at_the_same_place_through_the_api(client: TestClient, tmp_pa
     # Four days later at the same place: a new incident, flagged with the earlier one's id.
     again = upload_pixel(client, admin, tmp_path, day0 + timedelta(days=4), SPOT)
     (b,) = again["new_incidents"]
+    assert again["repeat_at_site"] == [b]
     detail = client.get(f"/api/v1/incidents/{b}", headers=admin).json()
     assert detail["repeat_of_incident_id"] == a
     events = client.get(f"/api/v1/incidents/{b}/events", headers=admin).json()
@@ -167,6 +168,7 @@ def test_fire_again_at_the_same_place_through_the_api(client: TestClient, tmp_pa
     # Far away the same day: a new incident, not a repeat.
     elsewhere = upload_pixel(client, admin, tmp_path, day0 + timedelta(days=4, hours=1), FAR)
     (c,) = elsewhere["new_incidents"]
+    assert elsewhere["repeat_at_site"] == []
     assert client.get(f"/api/v1/incidents/{c}", headers=admin).json()["repeat_of_incident_id"] is None
 
     # 12 h after the repeat, still open: joins it, and opens nothing new.

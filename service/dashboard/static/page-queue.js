@@ -35,6 +35,16 @@ export function lateTag(late) {
   return h("span", { class: "badge late", title: t(`late.${late.kind}`) }, t("late.tag"), " ", t(`late.${late.kind}`));
 }
 
+/** A fire again at the place of an earlier real fire (同一地点再次起火): marked in every list it appears in. */
+export function repeatTag(incident) {
+  if (incident.repeat_of_incident_id == null) return null;
+  return h(
+    "span",
+    { class: "badge repeat", title: t("incident.repeat_at_site", { id: incident.repeat_of_incident_id }) },
+    t("queue.repeat"),
+  );
+}
+
 export function incidentRow(incident, config) {
   const late = lateness(incident, config);
   const place = [incident.township_name, incident.county_name].filter(Boolean).join(" · ") || t("incident.unassigned");
@@ -46,7 +56,7 @@ export function incidentRow(incident, config) {
       dataset: { incidentId: incident.id, state: incident.state },
     },
     h("span", { class: "row-id" }, `#${incident.id}`),
-    h("span", { class: "row-state" }, stateBadge(incident.state), lateTag(late)),
+    h("span", { class: "row-state" }, stateBadge(incident.state), lateTag(late), repeatTag(incident)),
     h("span", { class: "row-place" }, place),
     h(
       "span",
