@@ -357,3 +357,124 @@ def triangulate(
         f"{result.latitude:.7f}, {result.longitude:.7f} ±{result.sigma_major_m:.0f}/{result.sigma_minor_m:.0f} m "
         f"(major axis {result.orientation_deg:.0f}°), crossing {result.crossing_angle_deg:.1f}°, {verdict}"
     )
+
+
+LANDMARK_FIELDS: Final = (
+    "name",
+    "latitude",
+    "longitude",
+    "u",
+    "v",
+    "preset",
+    "pan_deg",
+    "tilt_deg",
+    "zoom",
+    "roll_deg",
+    "altitude_m",
+)
+
+
+def read_landmarks(path: Path, camera: Any) -> list[Any]:
+    """Parse LANDMARKS.json for ``camera`` (a :class:`video.registry.CameraRecord`): a list of
+    ``{"name", "latitude", "longitude", "u", "v", "preset" | "pan_deg"+"tilt_deg"[+"zoom", "roll_deg"],
+    "altitude_m"}``; errors name the file, the item (from 1) and the field."""
+    from video.calibration import Landmark
+
+    source = str(path)
+    if not path.is_file():
+        raise InputError(f"{source}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{source}: expected a non-empty JSON list of landmarks")
+    marks = []
+    for index, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise InputError(f"{source}: item {index}: expected an object, got {type(item).__name__}")
+        unknown = sorted(set(item) - set(LANDMARK_FIELDS))
+        if unknown:
+            raise InputError(f"{source}: item {index}: unknown field {unknown[0]!r}")
+        for key in ("latitude", "longitude", "u", "v"):
+            if key not in item:
+                raise InputError(f"{source}: item {index}: missing field {key!r}")
+        numbers = {
+            key: _number_field(source, index, item, key)
+            for key in ("latitude", "longitude", "u", "v", "pan_deg", "tilt_deg", "zoom", "roll_deg", "altitude_m")
+            if key in item and item[key] is not None
+        }
+        if "preset" in item:
+            if not isinstance(item["preset"], str):
+                raise InputError(f"{source}: item {index}: field 'preset': expected a preset id")
+            try:
+                pose = camera.pose(item["preset"])
+            except InputError as exc:
+                raise InputError(f"{source}: item {index}: {exc}") from None
+            numbers.update(pan_deg=pose.pan_deg, tilt_deg=pose.tilt_deg, zoom=pose.zoom, roll_deg=pose.roll_deg)
+        elif "pan_deg" not in numbers or "tilt_deg" not in numbers:
+            raise InputError(f"{source}: item {index}: give 'preset', or 'pan_deg' and 'tilt_deg'")
+        marks.append(Landmark(name=str(item.get("name") or f"item {index}"), **numbers))
+    return marks
+
+
+@camera_app.command()
+@_friendly
+def calibrate(
+    registry_file: Annotated[Path, typer.Argument(metavar="CAMERAS.toml", help="The camera registry (TOML or JSON).")],
+    camera_id: Annotated[str, typer.Argument(metavar="CAMERA_ID")],
+    landmarks_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="LANDMARKS.json",
+            help='A JSON list of {"name", "latitude", "longitude", "u", "v", "preset" (or "pan_deg", "tilt_deg", '
+            '"zoom"), "altitude_m" (optional: the marked point\'s height in the site\'s datum)}.',
+        ),
+    ],
+    no_tilt: Annotated[bool, typer.Option("--no-tilt", help="Fit the heading only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit a camera's heading (north) and tilt offsets to landmarks of known position seen in its frames.
+
+    Prints the offsets to put in the registry's site (it is not changed) and each landmark's residual: a residual
+    far from the others is a misidentified landmark; the RMS is the bearing error left (a floor for sigma_pan_deg).
+    """
+    from video.calibration import calibrate_site
+    from video.registry import load_registry
+
+    camera = load_registry(registry_file).camera(camera_id)
+    marks = read_landmarks(landmarks_file, camera)
+    result = calibrate_site(camera.site, camera.lens, marks, fit_tilt=not no_tilt)
+    rows = [
+        {"name": m.name, "distance_m": d, "bearing_residual_deg": b, "elevation_residual_deg": e}
+        for m, d, b, e in zip(
+            marks, result.distances_m, result.bearing_residuals_deg, result.elevation_residuals_deg, strict=True
+        )
+    ]
+    payload: dict[str, Any] = {
+        "camera_id": camera.id,
+        "heading_offset_deg": result.heading_offset_deg,
+        "tilt_offset_deg": result.tilt_offset_deg,
+        "tilt_fitted": result.tilt_fitted,
+        "previous_heading_offset_deg": camera.site.heading_offset_deg,
+        "previous_tilt_offset_deg": camera.site.tilt_offset_deg,
+        "rms_bearing_deg": result.rms_bearing_deg,
+        "landmarks": rows,
+        "warnings": list(result.warnings),
+    }
+    if as_json:
+        _echo_json(payload)
+        return
+    tilt = f"{result.tilt_offset_deg:.3f}" + ("" if result.tilt_fitted else " (kept)")
+    typer.echo(
+        f"{camera.id}: heading_offset_deg = {result.heading_offset_deg:.3f} (was {camera.site.heading_offset_deg:g}), "
+        f"tilt_offset_deg = {tilt}, bearing RMS {result.rms_bearing_deg:.3f}°"
+    )
+    for row in rows:
+        elevation = row["elevation_residual_deg"]
+        extra = "" if elevation is None else f", elevation {elevation:+.3f}°"
+        typer.echo(f"  {row['name']}: {row['distance_m']:.0f} m, bearing {row['bearing_residual_deg']:+.3f}°{extra}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)

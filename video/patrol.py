@@ -57,6 +57,7 @@ from detector.tiling import with_tiles
 from video.camera import BearingWedge, box_to_wedge, lens_intrinsics
 from video.errors import DemError, InputError, MetadataError, NoGroundIntersectionError, VideoError
 from video.ground import GroundFix, Terrain, locate_box
+from video.health import FrozenFeedWatch
 from video.registry import CameraRecord, CameraRegistry, PresetRecord, RegistryError
 from video.sighting import (
     BearingInfo,
@@ -812,6 +813,8 @@ class PresetStats:
     frames: int = 0
     errors: int = 0
     last_error: str | None = None
+    frozen: bool = False  # the feed shows the same picture again and again (:mod:`video.health`)
+    frozen_episodes: int = 0
     results: list[Any] = field(default_factory=list)
 
 
@@ -886,9 +889,11 @@ class Patrol:
             self._sources.append(source)
             if self._stop.is_set():
                 source.close()
+        watch = FrozenFeedWatch()
         try:
             for frame in source:
                 stats.frames += 1
+                self._watch_feed(key, watch, frame, stats)
                 try:
                     result = self.handle(frame)
                 except Exception as exc:  # one bad frame (or a detector hiccup) must not stop a tower's patrol
@@ -906,6 +911,26 @@ class Patrol:
             stats.errors += 1
             stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")  # messages may quote the stream's URL
             log.error("%s: the source failed: %s", key, stats.last_error)
+
+    @staticmethod
+    def _watch_feed(key: str, watch: FrozenFeedWatch, frame: Frame, stats: PresetStats) -> None:
+        try:
+            change = watch.update(frame.image)
+        except Exception:  # a health check must never stop the patrol
+            log.exception("%s: the frozen-feed check failed", key)
+            return
+        if change == "frozen":
+            stats.frozen = True
+            stats.frozen_episodes += 1
+            log.error(
+                "%s: the feed has shown the same picture for %d frames: the camera or its encoder is stuck, and no "
+                "fire can be seen here until it recovers",
+                key,
+                watch.unchanged,
+            )
+        elif change == "recovered":
+            stats.frozen = False
+            log.warning("%s: the feed moves again", key)
 
     def run(self, *, timeout_s: float | None = None) -> PatrolReport:
         """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live)."""
