@@ -57,6 +57,7 @@ __all__ = [
     "FirmsSource",
     "RejectedRow",
     "read_firms_csv",
+    "read_firms_csv_chunks",
 ]
 
 FirmsSource = os.PathLike[str] | str | bytes | bytearray | memoryview | IO[str] | IO[bytes]
@@ -174,6 +175,115 @@ def read_firms_csv(
     text, name = _load_text(source, source_name)
     with _gc_paused():
         return _parse(text, name, want)
+
+
+def read_firms_csv_chunks(
+    path: os.PathLike[str],
+    *,
+    source_name: str | None = None,
+    product: Product | str | None = None,
+    chunk_lines: int = _CHUNK_LINES,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[FirmsReadResult]:
+    """Read a large FIRMS file in batches of ``chunk_lines`` lines: one :class:`FirmsReadResult` per batch.
+
+    The same header checks and row rules as :func:`read_firms_csv` (the same column reader runs on each batch), and
+    rejected rows carry their physical line in the file; but the file is read line by line, so a year of VIIRS
+    archive (tens of MB, hundreds of thousands of rows) never sits in memory as one text, one list of lines and
+    one list of records at once. A file with no header yields nothing and raises :class:`FirmsEmptyError`; a
+    header with no rows yields one empty result.
+
+    Args:
+        path: the file.
+        source_name, product: as for :func:`read_firms_csv`.
+        chunk_lines: data lines per batch.
+        on_bytes: called after each batch with the bytes consumed since the previous call (progress bars).
+
+    Raises:
+        FirmsEmptyError, FirmsFormatError: as :func:`read_firms_csv`; an undecodable line raises when it is
+            reached, after the batches before it were yielded.
+    """
+    if chunk_lines < 1:
+        raise ValueError(f"chunk_lines must be >= 1, not {chunk_lines!r}")
+    want = None if product is None else Product(product)
+    file_path = Path(path)
+    name = source_name if source_name is not None else file_path.name
+    with file_path.open("rb") as handle:
+        offset = 0  # bytes before the current line
+        reported = 0  # bytes passed to on_bytes so far
+
+        def report() -> None:
+            nonlocal reported
+            if on_bytes is not None and offset > reported:
+                on_bytes(offset - reported)
+            reported = offset
+
+        line_no = 0
+        header: str | None = None
+        for raw in handle:
+            line_no += 1
+            text = _decode_line(raw, name, line_no, offset, first=line_no == 1)
+            offset += len(raw)
+            if text.strip():
+                header = text
+                break
+        if header is None:
+            raise FirmsEmptyError("empty input: no header and no rows", source_name=name)
+        if "\r" in header.rstrip("\r\n"):
+            # Old-Mac CR line ends: the file is one physical "line"; the whole-text reader splits it (rare and
+            # small in practice, so reading it at once costs nothing).
+            offset = file_path.stat().st_size
+            yield read_firms_csv(file_path, source_name=name, product=want)
+            report()
+            return
+        header_line = _strip_line_end(header)
+        columns = tuple(col.strip().lower() for col in _split_line(header_line, '"' in header_line))
+        reader = _ColumnReader(columns, _check_header(columns, name, line_no, header_line, want), want, name)
+        batch: list[str] = []
+        first_line_no = line_no + 1
+        last_raw = header.encode()
+        yielded = False
+        for raw in handle:
+            if len(batch) == chunk_lines:
+                # A full batch is read once the next line exists: only the file's last line may be cut off.
+                yield _read_batch(reader, batch, first_line_no, cut_last=False)
+                yielded = True
+                report()
+                first_line_no, batch = line_no + 1, []
+            line_no += 1
+            batch.append(_strip_line_end(_decode_line(raw, name, line_no, offset, first=False)))
+            offset += len(raw)
+            last_raw = raw
+        if batch or not yielded:
+            yield _read_batch(reader, batch, first_line_no, cut_last=not last_raw.endswith(b"\n"))
+        report()
+
+
+def _decode_line(raw: bytes, name: str, line_no: int, offset: int, *, first: bool) -> str:
+    try:
+        return raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise FirmsFormatError(f"not UTF-8 text (byte {offset + exc.start})", source_name=name, line=line_no) from None
+
+
+def _strip_line_end(text: str) -> str:
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def _read_batch(reader: _ColumnReader, lines: list[str], first_line_no: int, *, cut_last: bool) -> FirmsReadResult:
+    hotspots: list[Hotspot] = []
+    rejected: list[RejectedRow] = []
+    with _gc_paused():
+        reader.read_chunk(lines, first_line_no, any('"' in line for line in lines), cut_last, hotspots, rejected)
+    rejected.sort(key=lambda row: row.line)
+    return FirmsReadResult(
+        source_name=reader.name,
+        instrument=reader.instrument,
+        product=reader.product,
+        columns=reader.columns,
+        hotspots=hotspots,
+        rejected=rejected,
+    )
 
 
 @contextmanager

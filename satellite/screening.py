@@ -87,6 +87,7 @@ __all__ = [
     "Zone",
     "ZoneKind",
     "glitch_reason",
+    "in_coverage",
     "low_confidence_reason",
     "read_coverage_geojson",
     "read_permits_geojson",
@@ -647,6 +648,58 @@ class Screener:
                     f"(threshold {cfg.static_min_days})"
                 )
         return reasons
+
+
+def in_coverage(hotspots: Sequence[Detection], coverage: Iterable[Polygonal]) -> list[bool]:
+    """Whether each hotspot's pixel footprint meets a coverage polygon: exactly rule 2's test (``outside_coverage``
+    is its negation), for callers that keep only the monitored area, such as a history import."""
+    polygons = tuple(coverage)
+    for number, polygon in enumerate(polygons):
+        _check_polygonal(polygon, f"coverage polygon {number}")
+    items = list(hotspots)
+    covered = [False] * len(items)
+    if not polygons or not items:
+        return covered
+    # Footprints cost far more than this test: an archive of a province has mostly pixels nowhere near the area.
+    near = np.flatnonzero(_may_reach(items, shapely.total_bounds(polygons))).tolist()
+    candidates = [items[i] for i in near]
+    points = shapely.points(
+        np.fromiter((h.longitude for h in candidates), dtype=np.float64, count=len(candidates)),
+        np.fromiter((h.latitude for h in candidates), dtype=np.float64, count=len(candidates)),
+    )
+    for i, hits in zip(near, _PolygonIndex(polygons).hits(_footprints(candidates, points)), strict=True):
+        covered[i] = bool(hits)
+    return covered
+
+
+def _may_reach(items: Sequence[Detection], bounds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Per item, whether its pixel footprint can reach the box ``bounds`` (west, south, east, north): its centre
+    lies within a whole pixel size of it (a footprint's half-diagonal is at most 0.71 of that, so nothing that
+    reaches is lost). Records without a pixel size (Himawari's grid cell) are always tested."""
+
+    def size_km(item: Detection) -> float:
+        scan, track = getattr(item, "scan_km", None), getattr(item, "track_km", None)
+        if isinstance(scan, float | int) and isinstance(track, float | int):
+            return float(max(scan, track))
+        return math.inf
+
+    count = len(items)
+    latitude = np.fromiter((h.latitude for h in items), dtype=np.float64, count=count)
+    longitude = np.fromiter((h.longitude for h in items), dtype=np.float64, count=count)
+    size = np.fromiter((size_km(h) for h in items), dtype=np.float64, count=count)
+    west, south, east, north = (float(v) for v in bounds)
+    margin_lat = size / 110.0  # a degree of latitude is 110.6-111.7 km
+    # A degree of longitude is 111.3 km × cos(latitude); near a pole there is no useful bound (cos clipped).
+    cos_lat = np.cos(np.radians(np.minimum(np.abs(latitude) + margin_lat, 90.0)))
+    margin_lon = np.where(cos_lat < 0.01, math.inf, size / (111.0 * np.maximum(cos_lat, 0.01)))
+    with np.errstate(invalid="ignore"):  # inf - inf for records without a size: NaN compares False, kept below
+        inside = (
+            (latitude >= south - margin_lat)
+            & (latitude <= north + margin_lat)
+            & (longitude >= west - margin_lon)
+            & (longitude <= east + margin_lon)
+        )
+    return inside | np.isinf(size)
 
 
 def _footprints(items: Sequence[Detection], points: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

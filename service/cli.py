@@ -43,7 +43,7 @@ regions_app = typer.Typer(help="Administrative units: import, list, assign place
 demo_app = typer.Typer(help="The generated DEMO region and scenario.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and device tokens.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alert recipients and the delivery worker.", no_args_is_help=True)
-firms_app = typer.Typer(help="NASA FIRMS hotspots: ingest files.", no_args_is_help=True)
+firms_app = typer.Typer(help="NASA FIRMS hotspots: ingest files, import archives as history.", no_args_is_help=True)
 training_app = typer.Typer(help="Training data from the field: judged sighting frames.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(regions_app, name="regions")
@@ -671,6 +671,98 @@ def firms_ingest(
         return list(parsed.hotspots), list(parsed.rejected)
 
     _ingest_files(files, read)
+
+
+@firms_app.command("history")
+@friendly_errors
+def firms_history(
+    files: Annotated[
+        list[Path], typer.Argument(help="FIRMS archive CSV files (MODIS or VIIRS, any published layout).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: per file and totals.")] = False,
+) -> None:
+    """Import FIRMS archives (e.g. a year of MODIS/VIIRS for the area) as **history only**: the hotspots inside the
+    imported units' coverage feed the persistence rule (fixed heat sources) and nothing else: no incidents, no
+    alerts, no statistics. Each file is one transaction; bad rows are reported with their line and skipped; a
+    re-import adds nothing."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from satellite.errors import SatelliteError
+    from service.db import transaction
+    from service.history.service import HistoryFileSummary, history_coverage, import_firms_history
+    from service.regions.service import RegionIndexCache
+
+    settings = get_settings()
+    factory = _session_factory()
+    indexes = RegionIndexCache(settings.regions.tolerance_m)
+    with factory() as session:
+        coverage = history_coverage(session, indexes)
+    summaries: list[HistoryFileSummary] = []
+    failures: dict[str, str] = {}
+    sizes = {path: path.stat().st_size if path.is_file() else 0 for path in files}
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("importing history", total=sum(sizes.values()))
+        for path in files:
+            progress.update(task, description=f"history {path.name}")
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                progress.advance(task, count)
+
+            try:
+                with transaction(factory) as session:
+                    summary = import_firms_history(session, path, coverage, on_bytes=advance)
+            except (SatelliteError, OSError) as exc:
+                # The file's transaction was rolled back: nothing of it is stored.
+                failures[str(path)] = str(exc)
+                if not as_json:
+                    err.print(f"[red]error:[/red] {exc}", highlight=False)
+                progress.advance(task, sizes[path] - done)
+                continue
+            summaries.append(summary)
+            if not as_json:
+                for row in summary.rejected:
+                    err.print(f"rejected {row}", markup=False, highlight=False)
+    totals = {
+        "files": len(summaries),
+        "failed_files": len(failures),
+        "read": sum(s.read for s in summaries),
+        "in_coverage": sum(s.in_coverage for s in summaries),
+        "stored": sum(s.stored for s in summaries),
+        "already_known": sum(s.already_known for s in summaries),
+        "rejected": sum(len(s.rejected) for s in summaries),
+    }
+    if as_json:
+        document = {
+            "files": [
+                {
+                    "file": s.source_name,
+                    "read": s.read,
+                    "in_coverage": s.in_coverage,
+                    "stored": s.stored,
+                    "already_known": s.already_known,
+                    "rejected": [
+                        {"file": r.source_name, "line": r.line, "field": r.field, "reason": r.reason}
+                        for r in s.rejected
+                    ],
+                }
+                for s in summaries
+            ],
+            "failed": [{"file": name, "error": message} for name, message in failures.items()],
+            "totals": totals,
+        }
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        typer.echo(
+            f"history: rows read {totals['read']}, in coverage {totals['in_coverage']}, "
+            f"stored {totals['stored']}, already known {totals['already_known']}, rejected {totals['rejected']}"
+            + (f"; {len(failures)} file(s) failed" if failures else "")
+        )
+    if failures:
+        raise typer.Exit(2)
 
 
 @himawari_app.command("ingest")

@@ -142,6 +142,12 @@ class ScreeningSettings(BaseModel):
     # The Henan two-year VIIRS analysis: a ~1 km cell hot on >= 10 local days a year is a fixed heat source.
     static_min_days: int = Field(10, ge=1, le=366)
     static_window_days: int = Field(365, ge=1, le=3660)
+    # Count the cell alone (0) or with its 8 neighbours (1, a 3 x 3 block of ~3.3 x 2.4 km at Changchun). 0 by
+    # default: the 10-day threshold was calibrated on single 0.01° cells (Henan, VIIRS 375 m), and a 3 x 3 block
+    # also adds up neighbouring farmers' fields over two burning seasons, so real straw fires would be held as
+    # static sources and no township would hear of them. A deployment that sees chimneys escape the rule because
+    # MODIS pixel centres scatter over neighbouring cells sets 1.
+    static_neighbourhood: int = Field(0, ge=0, le=1)
     # Hold hotspots below this normalised detection confidence as `low_confidence` (0.30: the low class of every
     # product, e.g. VIIRS sun glint). Off by default: small straw fires are often only in the low class.
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)

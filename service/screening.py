@@ -2,8 +2,10 @@
 
 * **Coverage** is the imported administrative units (the coarsest level loaded), widened by the assignment
   tolerance: a hotspot nobody is responsible for is recorded but opens no incident and alerts no one.
-* **Static heat sources** come from the history of satellite observations in the database (a persistence map
-  of ~1 km cells over the configured window), plus the industrial-site polygons of ``screening.sites_file``.
+* **Static heat sources** come from the history of satellite observations in the database and the FIRMS archive
+  imported as history (``strawfire firms history``, table ``hotspot_history``): a persistence map of ~1 km cells
+  over the configured window, counting the cell alone or its 3 x 3 block (``screening.static_neighbourhood``);
+  plus the industrial-site polygons of ``screening.sites_file``.
 * **Zones and permits** (禁烧区/限烧区, 计划烧除 permits) come from ``screening.zones_file`` and
   ``screening.permits_file``, in the CRS named by ``screening.layers_crs`` (GCJ-02 map data is converted).
 
@@ -32,6 +34,7 @@ from satellite.screening import (
     read_zones_geojson,
 )
 from service.config import Settings
+from service.history.service import history_between
 from service.incidents.tables import Observation
 from service.regions.crs import geometry_to_wgs84, parse_crs
 from service.regions.service import RegionIndexCache, loaded_levels
@@ -140,6 +143,11 @@ def build_screener(
             )
         ).all()
         persistence.add(_PastHotspot(*row) for row in rows)
+        # Archive pixels imported as history (`strawfire firms history`): the same window, the same local days.
+        persistence.add(
+            _PastHotspot(key, latitude, longitude, acq_utc, None)
+            for key, latitude, longitude, acq_utc in history_between(session, since, max(times))
+        )
     coverage = _coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
     # A projected file (a CGCS2000 Gauss-Krüger zone) is in metres: ranges are checked after conversion, not before.
@@ -163,6 +171,7 @@ def build_screener(
         ScreeningConfig(
             static_min_days=config.static_min_days,
             static_window_days=config.static_window_days,
+            static_neighbourhood=config.static_neighbourhood,
             min_confidence=config.min_confidence,
         ),
         persistence=persistence,

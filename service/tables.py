@@ -4,6 +4,7 @@ from service.alerts.tables import Alert, Recipient
 from service.auth.tables import User
 from service.cameras.tables import Camera
 from service.evidence.tables import Evidence
+from service.history.tables import HotspotHistory
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region, RegionImport
 
@@ -11,6 +12,7 @@ __all__ = [
     "Alert",
     "Camera",
     "Evidence",
+    "HotspotHistory",
     "Incident",
     "IncidentEvent",
     "Observation",

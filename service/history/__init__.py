@@ -1,0 +1,1 @@
+"""Hotspot history: past satellite detections imported from FIRMS archives, evidence for the persistence rule only."""
