@@ -34,7 +34,7 @@ from service.incidents.fusion import (
 from service.incidents.repeat_site import RepeatSiteRule, SiteFire, find_repeats, is_real_fire
 from service.incidents.states import ACTIVE_STATES, OPEN_STATES, FalseAlarmReason, IncidentState, check_transition
 from service.incidents.tables import Incident, IncidentEvent, Observation
-from service.regions.index import RegionIndex
+from service.regions.index import RegionIndex, degree_margins
 from service.regions.service import RegionIndexCache, get_region, loaded_levels
 from service.regions.types import AssignStatus, RegionLevel
 
@@ -258,9 +258,7 @@ def _earlier_fires(session: Session, new: Sequence[SiteFire], rule: RepeatSiteRu
     last seen within the window before the earliest, within the distance of the batch's box (one query, then
     their observations to find each one's location region)."""
     # The box is widened by the distance plus a satellite pixel's size, as regions count, not only points.
-    margin_m = rule.distance_m + 2_000.0
-    lat_margin = margin_m / 110_574.0
-    lon_margin = margin_m / (111_320.0 * max(0.1, math.cos(math.radians(max(abs(f.latitude) for f in new)))))
+    lat_margin, lon_margin = degree_margins(rule.distance_m + 2_000.0, max(abs(f.latitude) for f in new) + 1.0)
     incidents = list(
         session.scalars(
             select(Incident).where(

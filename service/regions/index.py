@@ -51,10 +51,22 @@ _MIXED = -1  # the cell's boundary needs an exact test
 _NEAR = -2  # outside every unit but possibly within the tolerance of one
 _FAR = -3  # no unit within the tolerance
 _GEOD = Geod(ellps="WGS84")
-# Shortest length of one degree of latitude (at the equator) and of longitude scale; used to turn a metre
-# tolerance into a degree margin that is never too small.
-_MIN_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LON_EQUATOR = 111_320.0
+# The shortest degree of latitude (at the equator), in metres: measured over a small span, as the degree
+# lengthens away from the equator.
+_MIN_M_PER_DEG_LAT = float(_GEOD.inv(0.0, 0.0, 0.0, 0.01)[2]) * 100.0
+
+
+def degree_margins(metres: float, max_abs_latitude: float) -> tuple[float, float]:
+    """``(latitude, longitude)`` degrees that span at least ``metres`` anywhere up to ``max_abs_latitude``: a box
+    widened by them never misses what lies within ``metres`` of it (a degree of longitude is measured with pyproj
+    at that latitude, capped at 89°, where it is shortest)."""
+    latitude = min(89.0, abs(max_abs_latitude))
+    widen = 1.0 + 1e-6  # a millimetre per kilometre: rounding never leaves the margin a hair short
+    return (
+        widen * metres / _MIN_M_PER_DEG_LAT,
+        widen * metres / (float(_GEOD.inv(0.0, latitude, 0.01, latitude)[2]) * 100.0),
+    )
+
 
 STATUS_CODES = (AssignStatus.INSIDE, AssignStatus.NEAREST, AssignStatus.OUTSIDE)
 
@@ -106,8 +118,7 @@ class RegionIndex:
             raise ValueError("unit geometries must be valid polygons (repair them with shapely.make_valid)")
         minx, miny, maxx, maxy = shapely.total_bounds(geometries)
         max_abs_lat = min(89.0, max(abs(miny), abs(maxy)) + 1.0)
-        self._tol_deg_y = self.tolerance_m / _MIN_M_PER_DEG_LAT
-        self._tol_deg_x = self.tolerance_m / (_M_PER_DEG_LON_EQUATOR * np.cos(np.radians(max_abs_lat)))
+        self._tol_deg_y, self._tol_deg_x = degree_margins(self.tolerance_m, max_abs_lat)
         margin_x = 2 * self._tol_deg_x + 1e-6
         margin_y = 2 * self._tol_deg_y + 1e-6
         self._bounds = (minx - margin_x, miny - margin_y, maxx + margin_x, maxy + margin_y)

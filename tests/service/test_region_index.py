@@ -190,3 +190,20 @@ def test_invalid_or_duplicate_units_are_refused() -> None:
         RegionIndex([unit("001", bowtie)])
     with pytest.raises(ValueError, match="unique"):
         RegionIndex([unit("001", shapely.box(0, 0, 1, 1)), unit("001", shapely.box(2, 2, 3, 3))])
+
+
+def test_degree_margins_reach_the_metres_in_every_direction_up_to_the_latitude() -> None:
+    from pyproj import Geod
+
+    from service.regions.index import degree_margins
+
+    geod = Geod(ellps="WGS84")
+    for latitude in (0.0, 44.0, 53.5):
+        lat_margin, lon_margin = degree_margins(2_800.0, latitude)
+        for azimuth in (0.0, 90.0, 180.0, 270.0):
+            lon, lat, _ = geod.fwd(0.0, latitude, azimuth, 2_800.0)
+            assert abs(lat - latitude) <= lat_margin
+            assert abs(lon) <= lon_margin
+        # Not wildly larger than needed: within 1 % of the east-west reach at that latitude.
+        east, _, _ = geod.fwd(0.0, latitude, 90.0, 2_800.0)
+        assert lon_margin <= 1.01 * east

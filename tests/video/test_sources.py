@@ -49,16 +49,23 @@ def small_frames(count: int = 12) -> list[np.ndarray]:
 
 
 def collect(
-    source: MjpegSource | SnapshotSource | RtspSource, count: int, timeout_s: float = 20.0, work_s: float = 0.0
+    source: MjpegSource | SnapshotSource | RtspSource,
+    count: int,
+    timeout_s: float = 20.0,
+    work_s: float = 0.0,
+    handed_at: list[datetime] | None = None,
 ) -> list[Frame]:
     """``count`` frames from ``source`` in a thread (the source is closed from outside when time runs out), each
-    followed by ``work_s`` of "detection" during which the thread does nothing else."""
+    followed by ``work_s`` of "detection" during which the thread does nothing else. ``handed_at``, when given,
+    receives the wall-clock time (UTC) at which each frame reached the consumer."""
     frames: list[Frame] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
             for frame in source:
+                if handed_at is not None:
+                    handed_at.append(datetime.now(UTC))
                 frames.append(frame)
                 if len(frames) >= count:
                     break
