@@ -41,7 +41,7 @@ class FrozenFeedWatch:
     max_changed_fraction: float = 0.005
     min_std: float = 5.0
     frozen: bool = False
-    unchanged: int = 0  # unchanged frames in a row so far
+    unchanged: int = 0  # unchanged frames in a row so far, after the first frame showing the picture
     _previous: NDArray[np.uint8] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -55,11 +55,13 @@ class FrozenFeedWatch:
         grey: NDArray[np.uint8] = np.asarray(
             cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image, dtype=np.uint8
         )
+        if float(grey.std()) < self.min_std:
+            # Fog guard: a flat picture may repeat; it neither counts nor breaks a run, so the next frame is compared
+            # with the last textured one (compared with the flat one, any picture would count as changed).
+            return None
         previous, self._previous = self._previous, grey
         if previous is None or previous.shape != grey.shape:
             return self._changed()
-        if float(grey.std()) < self.min_std:
-            return None  # fog guard: a flat picture may repeat; it neither counts nor breaks a run
         moved = np.count_nonzero(cv2.absdiff(grey, previous) > _CHANGE_LEVELS)
         if moved > self.max_changed_fraction * grey.size:
             return self._changed()
@@ -68,6 +70,11 @@ class FrozenFeedWatch:
             self.frozen = True
             return "frozen"
         return None
+
+    @property
+    def repeats(self) -> int:
+        """How many frames in a row have shown the same picture: the first one and the unchanged ones after it."""
+        return self.unchanged + 1 if self.unchanged else 0
 
     def _changed(self) -> FeedChange | None:
         self.unchanged = 0

@@ -926,7 +926,7 @@ class Patrol:
                 "%s: the feed has shown the same picture for %d frames: the camera or its encoder is stuck, and no "
                 "fire can be seen here until it recovers",
                 key,
-                watch.unchanged,
+                watch.repeats,
             )
         elif change == "recovered":
             stats.frozen = False

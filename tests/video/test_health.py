@@ -48,6 +48,22 @@ def test_a_live_camera_and_a_fogged_one_are_never_frozen() -> None:
     assert all(watch.update(fog) is None for _ in range(20))  # flat: the fog guard
 
 
+def test_a_flat_frame_inside_a_frozen_run_neither_breaks_it_nor_recovers_it() -> None:
+    """The fog guard's flat frame (a black frame the encoder slips in, a fog bank) became the picture the next
+    frame was compared with: the stuck picture after it counted as changed, so a frozen feed was reported
+    recovered, and a run that had not yet reached ``after_frames`` started over."""
+    stuck = scene(1)
+    flat = np.full((240, 320, 3), 20, np.uint8)
+    watch = FrozenFeedWatch(after_frames=3)
+    changes = [watch.update(frame) for frame in (scene(0), stuck, stuck, flat, stuck, stuck)]
+    assert changes == [None, None, None, None, None, "frozen"]
+    assert watch.repeats == 4  # the stuck picture, shown four times (the flat frame not counted)
+    assert [watch.update(frame) for frame in (flat, stuck, stuck)] == [None, None, None]
+    assert watch.frozen
+    assert watch.update(scene(2)) == "recovered"
+    assert watch.repeats == 0
+
+
 def test_the_real_tower_clip_is_never_frozen() -> None:
     folder = shared_path("tower_sequences", "20190925_FIRE_wc-s-mobo-c", "images")
     files = sorted(folder.glob("*.jpg"))
@@ -89,4 +105,5 @@ def test_the_patrol_reports_a_frozen_feed(caplog: pytest.LogCaptureFixture) -> N
     stats = report.presets["tower-1/p1"]
     assert (stats.frames, stats.frozen, stats.frozen_episodes) == (16, True, 1)
     assert len(handled) == 16  # frames are still handled
-    assert any("same picture for 10 frames" in r.getMessage() for r in caplog.records)
+    # Frames 3-13 show the stuck picture when it is reported: 11 frames, 10 of them unchanged from the one before.
+    assert any("same picture for 11 frames" in r.getMessage() for r in caplog.records)

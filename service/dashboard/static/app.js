@@ -3,7 +3,7 @@
 //
 // Routes live after "#" (e.g. #/incident/12) so the server serves one page and the token never travels in a URL.
 
-import { api, ApiError, currentSession, login, logout, onSessionChange, peekDraft } from "./api.js";
+import { api, ApiError, clearDraft, currentSession, login, logout, onSessionChange, peekDraft } from "./api.js";
 import { clearToast, errorBox, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
 import { camerasPage } from "./page-cameras.js";
@@ -215,6 +215,8 @@ function loginPage(main) {
           // Back to a form the expired session interrupted (the same user only), else the role's first page.
           const draft = peekDraft();
           const back = draft && draft.username === session.username ? draft.route : null;
+          // Someone else's draft (a shared township PC): not theirs to see, and not to be handed back later.
+          if (draft && !back) clearDraft();
           navigate(back || homeFor(session), true); // replace: "back" should not return to the login form
         } catch (e) {
           const refused = e instanceof ApiError && e.status === 401;
