@@ -28,7 +28,16 @@ Rules, in order of precedence (the first that matches sets the status; all match
    ``static_window_days`` (365) before the hotspot's own day. The rule and its thresholds are those of the Henan
    two-year VIIRS analysis (reference §8: P95 of cell-days is 3, P99 32; 10 days ⇒ fixed). Days are counted as
    local dates (China Standard Time) because a night and a day pass of one local day fall on two UTC dates.
-5. ``low_confidence`` — normalised detection confidence below ``min_confidence``: **off by default** (0.0), 0.30
+5. ``non_crop`` — less than ``min_cropland_fraction`` (0.5) of the pixel footprint lies on cropland (reference S4),
+   when a cropland layer is configured (the Third National Land Survey 三调 耕地 polygons); **off** without one.
+   The footprint is the one coverage uses (scan × track; Himawari's 0.02° cell); a record without pixel size is
+   on cropland when its centre is. Areas are measured in a Lambert azimuthal *equal-area* projection centred on
+   the batch (ellipsoidal, so the ratio is one of true areas, never of square degrees), summed over the cropland
+   polygons the footprint meets: the layer's polygons are taken not to overlap (三调 parcels tile the land; where a
+   file's do, the fraction can only come out too high, which alerts rather than holds). Below a static source: a
+   chimney in a town is a chimney first; above low confidence and permits: a fire in a town or a forest is not a
+   straw fire whatever its confidence, and a burn permit or a 禁烧区 does not make it one.
+6. ``low_confidence`` — normalised detection confidence below ``min_confidence``: **off by default** (0.0), 0.30
    holds the *low* class of every product. Off by decision: small straw fires are often detected only in the low
    class (MODIS below 30 %), and a fire screened out here is a fire no township hears of, while a false one costs a
    patrol a trip, which the feedback loop then records. A deployment plagued by glint turns it
@@ -37,10 +46,10 @@ Rules, in order of precedence (the first that matches sets the status; all match
    their own, and this class is the only glint signal in them; MODIS below 30 % is the C6.1 low class; Himawari
    reliability 1 is what JAXA gives "frequently detected hot spots from economic or human activity" (§6.6). Held, not
    deleted: the pixel is stored with its reason, and a later nominal pass of a real fire alerts on its own.
-6. ``permitted`` — inside a burn permit (polygon + UTC window) valid at the detection time: planned burning in a
+7. ``permitted`` — inside a burn permit (polygon + UTC window) valid at the detection time: planned burning in a
    限烧区 is not a violation. Permits do not apply inside a 禁烧区 unless ``permits_in_no_burn_zones`` is set — a
    permit there contradicts the zone, and the zone is the stricter rule.
-7. ``accepted`` — none of the above: a candidate straw fire, "suspected" (疑似) until verified on the ground.
+8. ``accepted`` — none of the above: a candidate straw fire, "suspected" (疑似) until verified on the ground.
 
 Zones: the decision also carries the zone (``no_burn`` 禁烧区 beats ``restricted`` 限烧区 where both contain the
 point; ``None`` outside all zones), so :attr:`ScreeningDecision.violation` can say ``True`` / ``False`` / ``None``
@@ -48,13 +57,14 @@ point; ``None`` outside all zones), so :attr:`ScreeningDecision.violation` can s
 
 All polygon lookups use shapely 2 STRtrees, queried once per layer for all hotspots; a point on a polygon's
 boundary counts as inside, and holes are honoured (activefires-pp tested exteriors only). Site, zone and permit
-tests are on the pixel *centre* (coverage alone on the footprint): draw site polygons with a margin of about half a
-pixel. Polygons must be WGS-84 longitude/latitude
-(GeoJSON's CRS): convert GCJ-02 or CGCS2000 data first (the service's region import does).
+tests are on the pixel *centre* (coverage and cropland on the footprint): draw site polygons with a margin of
+about half a pixel. Polygons must be WGS-84 longitude/latitude (GeoJSON's CRS): convert GCJ-02 or CGCS2000 data
+first (the service's region import does).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -67,6 +77,7 @@ from typing import Any, Final, Generic, TypeAlias, cast
 
 import numpy as np
 import shapely
+from pyproj import CRS, Transformer
 from shapely import MultiPolygon, Polygon
 
 from satellite.clustering import D, Detection
@@ -86,10 +97,12 @@ __all__ = [
     "Site",
     "Zone",
     "ZoneKind",
+    "cropland_fractions",
     "glitch_reason",
     "in_coverage",
     "low_confidence_reason",
     "read_coverage_geojson",
+    "read_cropland_geojson",
     "read_permits_geojson",
     "read_sites_geojson",
     "read_zones_geojson",
@@ -107,6 +120,7 @@ class ScreeningStatus(StrEnum):
     OUTSIDE_COVERAGE = "outside_coverage"
     INDUSTRIAL_SITE = "industrial_site"
     STATIC_SOURCE = "static_source"
+    NON_CROP = "non_crop"
     LOW_CONFIDENCE = "low_confidence"
     PERMITTED = "permitted"
 
@@ -116,6 +130,7 @@ _PRECEDENCE: Final[tuple[ScreeningStatus, ...]] = (
     ScreeningStatus.OUTSIDE_COVERAGE,
     ScreeningStatus.INDUSTRIAL_SITE,
     ScreeningStatus.STATIC_SOURCE,
+    ScreeningStatus.NON_CROP,
     ScreeningStatus.LOW_CONFIDENCE,
     ScreeningStatus.PERMITTED,
 )
@@ -240,6 +255,7 @@ class ScreeningDecision(Generic[D]):
         findings: every rule that matched, in precedence order (empty for a plain ``accepted``).
         site_id: the industrial site containing the point, if any.
         permit_id: the permit that made it ``permitted``, if any.
+        cropland_fraction: the share of the footprint on cropland (0-1), ``None`` without a cropland layer.
     """
 
     hotspot: D
@@ -250,6 +266,7 @@ class ScreeningDecision(Generic[D]):
     findings: tuple[Finding, ...]
     site_id: str | None = None
     permit_id: str | None = None
+    cropland_fraction: float | None = None
 
     @property
     def key(self) -> str:
@@ -392,6 +409,8 @@ class ScreeningConfig:
         min_confidence: hold hotspots whose normalised confidence is below this (0, the default: the rule is off;
             0.30: the low class of MODIS, VIIRS and Himawari alike).
         permits_in_no_burn_zones: let permits apply inside 禁烧区 too.
+        min_cropland_fraction: hold as ``non_crop`` a hotspot with less of its footprint on cropland (applies only
+            when the screener has a cropland layer).
     """
 
     glitch_ratio_k_per_mw: float = 1000.0
@@ -402,6 +421,7 @@ class ScreeningConfig:
     static_neighbourhood: int = 0
     min_confidence: float = 0.0
     permits_in_no_burn_zones: bool = False
+    min_cropland_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.static_min_days < 1 or self.static_window_days < 1 or not 0 <= self.static_neighbourhood <= 5:
@@ -410,6 +430,8 @@ class ScreeningConfig:
             raise ValueError("glitch thresholds must be positive and finite")
         if not (math.isfinite(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0):
             raise ValueError(f"min_confidence must be in [0, 1], not {self.min_confidence!r}")
+        if not (math.isfinite(self.min_cropland_fraction) and 0.0 < self.min_cropland_fraction <= 1.0):
+            raise ValueError(f"min_cropland_fraction must be in (0, 1], not {self.min_cropland_fraction!r}")
 
 
 def glitch_reason(hotspot: Detection, config: ScreeningConfig | None = None) -> str | None:
@@ -491,6 +513,7 @@ class Screener:
         zones: 禁烧区 / 限烧区 polygons.
         permits: burn permits.
         coverage: the monitored area; ``None`` means no coverage test.
+        cropland: cropland polygons (三调 耕地) for the ``non_crop`` rule; ``None`` (the default) turns the rule off.
     """
 
     def __init__(
@@ -502,6 +525,7 @@ class Screener:
         zones: Iterable[Zone] = (),
         permits: Iterable[BurnPermit] = (),
         coverage: Iterable[Polygonal] | None = None,
+        cropland: Iterable[Polygonal] | None = None,
     ) -> None:
         self.config = config if config is not None else ScreeningConfig()
         self.persistence = persistence
@@ -518,6 +542,8 @@ class Screener:
         self._zones = _PolygonIndex([z.geometry for z in self.zones])
         self._permits = _PolygonIndex([p.geometry for p in self.permits])
         self._coverage = _PolygonIndex(self.coverage or ())
+        self.cropland = None if cropland is None else _cropland_array(cropland)
+        self._cropland = _PolygonIndex(list(self.cropland) if self.cropland is not None else ())
 
     def screen(self, hotspots: Iterable[D]) -> list[ScreeningDecision[D]]:
         """One decision per hotspot, in input order."""
@@ -532,7 +558,13 @@ class Screener:
         site_hits = self._sites.hits(points)
         zone_hits = self._zones.hits(points)
         permit_hits = self._permits.hits(points)
-        coverage_hits = self._coverage.hits(_footprints(items, points)) if self.coverage is not None else None
+        shapes = _footprints(items, points) if self.coverage is not None or self.cropland is not None else None
+        coverage_hits = self._coverage.hits(shapes) if shapes is not None and self.coverage is not None else None
+        fractions = (
+            _cropland_fractions(shapes, self._cropland, self.cropland).tolist()
+            if shapes is not None and self.cropland is not None
+            else None
+        )
         return [
             self._decide(
                 item,
@@ -540,12 +572,19 @@ class Screener:
                 zone_hits[i],
                 permit_hits[i],
                 None if coverage_hits is None else bool(coverage_hits[i]),
+                None if fractions is None else fractions[i],
             )
             for i, item in enumerate(items)
         ]
 
     def _decide(
-        self, hotspot: D, sites: list[int], zones: list[int], permits: list[int], covered: bool | None
+        self,
+        hotspot: D,
+        sites: list[int],
+        zones: list[int],
+        permits: list[int],
+        covered: bool | None,
+        cropland: float | None = None,
     ) -> ScreeningDecision[D]:
         cfg = self.config
         findings: list[Finding] = []
@@ -563,6 +602,8 @@ class Screener:
                 Finding(ScreeningStatus.INDUSTRIAL_SITE, f"inside known industrial site {site.site_id}{named}")
             )
         findings.extend(Finding(ScreeningStatus.STATIC_SOURCE, reason) for reason in self._static_reasons(hotspot))
+        if cropland is not None and cropland < cfg.min_cropland_fraction:
+            findings.append(Finding(ScreeningStatus.NON_CROP, _non_crop_reason(hotspot, cropland, cfg)))
         low = low_confidence_reason(hotspot, cfg)
         if low is not None:
             findings.append(Finding(ScreeningStatus.LOW_CONFIDENCE, low))
@@ -607,6 +648,8 @@ class Screener:
                 reason += " without a valid permit"
             if permit_notes:
                 reason += "; " + "; ".join(permit_notes)
+            if cropland is not None:
+                reason += f"; cropland fraction {cropland:.2f}"
         return ScreeningDecision(
             hotspot,
             status,
@@ -616,6 +659,7 @@ class Screener:
             tuple(findings),
             site_id,
             permit_id if status is ScreeningStatus.PERMITTED else None,
+            cropland,
         )
 
     def _static_reasons(self, hotspot: Detection) -> list[str]:
@@ -715,6 +759,114 @@ def _footprints(items: Sequence[Detection], points: np.ndarray[Any, Any]) -> np.
             if callable(footprint):
                 shapes[i] = footprint()
     return shapes
+
+
+def _has_footprint(item: Detection) -> bool:
+    """Whether :func:`_footprints` gives the record an area (a pixel size or a ``footprint()``), not its centre."""
+    return isinstance(item, Hotspot) or callable(getattr(item, "footprint", None))
+
+
+def _non_crop_reason(hotspot: Detection, fraction: float, cfg: ScreeningConfig) -> str:
+    """Why a hotspot is held as ``non_crop`` (module docstring, rule 5): the fraction, on what, and the threshold."""
+    if isinstance(hotspot, Hotspot):
+        what = f"{hotspot.scan_km:g} × {hotspot.track_km:g} km pixel footprint"
+    elif _has_footprint(hotspot):
+        what = "pixel footprint"
+    else:
+        return (
+            f"not cropland: the centre lies on no cropland polygon (no pixel size to weigh: cropland fraction "
+            f"{fraction:.2f} < {cfg.min_cropland_fraction:.2f})"
+        )
+    return (
+        f"not cropland: cropland fraction {fraction:.2f} of the {what} ({fraction:.0%} on cropland) is below "
+        f"{cfg.min_cropland_fraction:.2f}"
+    )
+
+
+def _cropland_array(cropland: Iterable[Polygonal]) -> np.ndarray[Any, Any]:
+    """The cropland polygons as a shapely array, checked in one vectorised pass (a 三调 layer has 10⁵ parcels)."""
+    items = list(cropland)
+    if not items:
+        raise ValueError("cropland is configured but empty: every hotspot would be non_crop")
+    polygons = np.empty(len(items), dtype=object)
+    polygons[:] = items
+    for number, polygon in enumerate(items):
+        if not isinstance(polygon, Polygon | MultiPolygon):
+            raise ValueError(f"cropland polygon {number} must be a shapely Polygon or MultiPolygon")
+    bad = np.flatnonzero(shapely.is_empty(polygons) | ~shapely.is_valid(polygons))
+    if bad.size:
+        _check_polygonal(items[int(bad[0])], f"cropland polygon {int(bad[0])}")
+    return polygons
+
+
+@functools.lru_cache(maxsize=16)
+def _equal_area(lon_0: float, lat_0: float) -> Transformer:
+    """WGS-84 lon/lat → a Lambert azimuthal equal-area projection (ellipsoidal, metres) centred at the point."""
+    laea = CRS.from_proj4(f"+proj=laea +lat_0={lat_0} +lon_0={lon_0} +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs")
+    return Transformer.from_crs("EPSG:4326", laea, always_xy=True)
+
+
+def _cropland_fractions(
+    shapes: np.ndarray[Any, Any], index: _PolygonIndex, polygons: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Per footprint, the share of its area on the cropland polygons (0-1); per point, 1.0 inside one, else 0.0.
+
+    One STRtree query for all footprints, then the intersection areas of the (footprint, parcel) pairs it found
+    in one vectorised call, in an equal-area projection centred on the batch; only those footprints and parcels
+    are projected. Pieces are summed per footprint (parcels taken not to overlap) and capped at 1.
+    """
+    count = len(shapes)
+    fractions = np.zeros(count, dtype=np.float64)
+    if count == 0 or index.tree is None:
+        return fractions
+    found = index.tree.query(shapes, predicate="intersects")
+    src, dst = found[0], found[1]
+    point = shapely.get_type_id(shapes) == shapely.GeometryType.POINT
+    fractions[src[point[src]]] = 1.0
+    keep = ~point[src]
+    src, dst = src[keep], dst[keep]
+    if src.size == 0:
+        return fractions
+    footprint_ids, crop_ids = np.unique(src), np.unique(dst)
+    west, south, east, north = (float(v) for v in shapely.total_bounds(shapes[footprint_ids]))
+    transformer = _equal_area(round((west + east) / 2, 2), round((south + north) / 2, 2))
+
+    def project(coords: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    projected_shapes = np.empty(count, dtype=object)
+    projected_shapes[footprint_ids] = shapely.transform(shapes[footprint_ids], project)
+    projected_crops = np.empty(len(polygons), dtype=object)
+    projected_crops[crop_ids] = shapely.transform(polygons[crop_ids], project)
+    try:
+        pieces = shapely.intersection(projected_shapes[src], projected_crops[dst])
+    except shapely.errors.GEOSException:  # a ring that projection nudged into touching itself
+        pieces = shapely.intersection(
+            shapely.make_valid(projected_shapes[src]), shapely.make_valid(projected_crops[dst])
+        )
+    on_crop = np.bincount(src, weights=shapely.area(pieces), minlength=count)
+    totals = shapely.area(projected_shapes[footprint_ids])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(totals > 0, on_crop[footprint_ids] / totals, 1.0)  # a degenerate footprint: it hit
+    fractions[footprint_ids] = np.clip(share, 0.0, 1.0)
+    return fractions
+
+
+def cropland_fractions(hotspots: Sequence[Detection], cropland: Iterable[Polygonal]) -> list[float]:
+    """The share of each hotspot's pixel footprint on cropland (0-1): exactly rule 5's measure (``non_crop`` is
+    ``fraction < min_cropland_fraction``). A record without pixel size gets 1.0 when its centre is on cropland,
+    else 0.0."""
+    polygons = _cropland_array(cropland)
+    items = list(hotspots)
+    points = shapely.points(
+        np.fromiter((h.longitude for h in items), dtype=np.float64, count=len(items)),
+        np.fromiter((h.latitude for h in items), dtype=np.float64, count=len(items)),
+    )
+    result: list[float] = _cropland_fractions(
+        _footprints(items, points), _PolygonIndex(list(polygons)), polygons
+    ).tolist()
+    return result
 
 
 # --- GeoJSON loaders --------------------------------------------------------------------------------------
@@ -870,6 +1022,15 @@ def read_permits_geojson(
         except ValueError as exc:
             raise GeometryInputError(str(exc), source_name=name, feature=index) from None
     return permits
+
+
+def read_cropland_geojson(
+    source: GeoJsonSource, *, source_name: str | None = None, lonlat: bool = True
+) -> list[Polygonal]:
+    """Cropland polygons (三调 耕地 parcels) for the ``non_crop`` rule: every feature's polygon, attributes ignored
+    (export only the cropland classes). ``lonlat``: as for :func:`read_zones_geojson`."""
+    _, features = _features(source, source_name, lonlat=lonlat)
+    return [geometry for _, _, geometry in features]
 
 
 def read_coverage_geojson(source: GeoJsonSource, *, source_name: str | None = None) -> list[Polygonal]:

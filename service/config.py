@@ -151,6 +151,11 @@ class ScreeningSettings(BaseModel):
     # Hold hotspots below this normalised detection confidence as `low_confidence` (0.30: the low class of every
     # product, e.g. VIIRS sun glint). Off by default: small straw fires are often only in the low class.
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    # Cropland polygons (三调 耕地; GeoJSON or a (zipped) shapefile, in `cropland_crs`, default `layers_crs`): a
+    # hotspot with less than `min_cropland_fraction` of its pixel footprint on cropland is held as `non_crop`.
+    cropland_file: Path | None = None
+    cropland_crs: str | None = None
+    min_cropland_fraction: float = Field(0.5, gt=0.0, le=1.0)
 
 
 class EvidenceSettings(BaseModel):

@@ -8,6 +8,11 @@
   plus the industrial-site polygons of ``screening.sites_file``.
 * **Zones and permits** (禁烧区/限烧区, 计划烧除 permits) come from ``screening.zones_file`` and
   ``screening.permits_file``, in the CRS named by ``screening.layers_crs`` (GCJ-02 map data is converted).
+* **Cropland** (三调 耕地 parcels) comes from ``screening.cropland_file`` (GeoJSON, or a shapefile / zipped
+  shapefile read by the region import's reader), in ``screening.cropland_crs`` (default ``layers_crs``): a
+  hotspot with less than ``screening.min_cropland_fraction`` of its footprint on cropland is held as
+  ``non_crop``. No file, no rule. The converted layer is cached per file version (path, size, modification time):
+  a county's parcels are 10⁵ polygons, too many to read again for every batch.
 
 Every decision is stored with its observation (``details.screening``): nothing is dropped silently.
 """
@@ -18,8 +23,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +36,7 @@ from satellite.screening import (
     PersistenceMap,
     Screener,
     ScreeningConfig,
+    read_cropland_geojson,
     read_permits_geojson,
     read_sites_geojson,
     read_zones_geojson,
@@ -37,6 +45,7 @@ from service.config import Settings
 from service.history.service import history_between
 from service.incidents.tables import Observation
 from service.regions.crs import geometry_to_wgs84, parse_crs
+from service.regions.loader import iter_features
 from service.regions.service import RegionIndexCache, loaded_levels
 
 
@@ -54,6 +63,54 @@ class _PastHotspot:
 def _converter(crs_name: str) -> Callable[[Any], Any]:
     crs = parse_crs(crs_name)
     return lambda geometry: geometry_to_wgs84(crs, geometry)
+
+
+_CROPLAND_CACHE: dict[tuple[str, int, int, str], tuple[shapely.Polygon | shapely.MultiPolygon, ...]] = {}
+
+
+def cropland_layer(path: Path, crs_name: str) -> tuple[shapely.Polygon | shapely.MultiPolygon, ...]:
+    """The cropland polygons of a GeoJSON or (zipped) shapefile in ``crs_name``, as WGS-84; cached per file version.
+
+    Read by :func:`satellite.screening.read_cropland_geojson` (a shapefile's features are handed to it as a
+    FeatureCollection by the region import's reader), converted in one vectorised call; a parcel the conversion
+    made invalid (GCJ-02's offset nudging two vertices together) is repaired, its polygonal part kept.
+    """
+    try:
+        stat = path.stat()
+        key: tuple[str, int, int, str] | None = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, crs_name)
+    except OSError:
+        key = None  # the reader below says what is wrong with the path
+    if key is not None and key in _CROPLAND_CACHE:
+        return _CROPLAND_CACHE[key]
+    crs = parse_crs(crs_name)
+    source: Any = path
+    if path.suffix.lower() in (".shp", ".zip"):
+        source = {
+            "type": "FeatureCollection",
+            "features": [
+                {"type": "Feature", "properties": {}, "geometry": geometry}
+                for _, _, geometry in iter_features(path)
+                if geometry is not None  # a NULL shape: a deleted record
+            ],
+        }
+    read = read_cropland_geojson(source, source_name=path.name, lonlat=crs.geographic)
+    polygons = np.empty(len(read), dtype=object)
+    polygons[:] = read
+    polygons = np.asarray(geometry_to_wgs84(crs, polygons), dtype=object)  # shapely.transform takes arrays
+    for i in np.flatnonzero(~shapely.is_valid(polygons)).tolist():
+        parts = [
+            part
+            for part in shapely.get_parts(shapely.make_valid(polygons[i]))
+            if isinstance(part, shapely.Polygon | shapely.MultiPolygon) and not part.is_empty
+        ]
+        polygons[i] = shapely.union_all(parts) if parts else None
+    layer = tuple(
+        p for p in polygons.tolist() if isinstance(p, shapely.Polygon | shapely.MultiPolygon) and not p.is_empty
+    )
+    if key is not None:
+        _CROPLAND_CACHE.clear()  # one deployment, one layer: keep the latest version only
+        _CROPLAND_CACHE[key] = layer
+    return layer
 
 
 def _coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
@@ -167,16 +224,21 @@ def build_screener(
         if config.permits_file
         else []
     )
+    cropland = (
+        cropland_layer(config.cropland_file, config.cropland_crs or config.layers_crs) if config.cropland_file else None
+    )
     return Screener(
         ScreeningConfig(
             static_min_days=config.static_min_days,
             static_window_days=config.static_window_days,
             static_neighbourhood=config.static_neighbourhood,
             min_confidence=config.min_confidence,
+            min_cropland_fraction=config.min_cropland_fraction,
         ),
         persistence=persistence,
         sites=sites,
         zones=zones,
         permits=permits,
         coverage=coverage,
+        cropland=cropland,
     )

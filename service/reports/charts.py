@@ -20,6 +20,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import MaxNLocator
 
+from service.reports import tables
 from service.reports.data import ReportData
 from service.reports.fonts import Labels
 from service.stats.lifecycle import OutcomeKind, outcome
@@ -177,6 +178,7 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
     else:
         _no_data(ax, labels)
     pages.append(fig)
+    feedback = tables.shows_late_feedback(data)  # a column only when the rules count late feedback
     header = [
         labels.t2("名次", "rank"),
         labels.t2("单位", "unit"),
@@ -189,6 +191,7 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
         labels.t2("再次起火", "repeats"),
         labels.t2("签收超时", "late ack"),
         labels.t2("到场超时", "late site"),
+        *([labels.t2("反馈超时", "late feedback")] if feedback else []),
         labels.t2("千公顷密度", "/1000 ha"),
     ]
     for start in range(0, max(1, len(units)), ROWS_PER_PAGE):
@@ -210,13 +213,14 @@ def ranking_pages(data: ReportData, labels: Labels) -> list[Figure]:
                 str(u.repeat_at_site),
                 str(u.late_acknowledge),
                 str(u.late_on_site),
+                *([str(u.late_feedback)] if feedback else []),
                 "—"
                 if u.density_per_1000ha is None
                 else f"{u.density_per_1000ha:.3f}" + ("*" if u.density_basis == "area" else ""),
             ]
             for u in chunk
         ] or [["—"] * len(header)]
-        widths = [0.06, 0.2, 0.08, 0.1] + [0.07] * (len(header) - 4)
+        widths = [0.06, 0.2, 0.08, 0.1] + [min(0.07, 0.56 / (len(header) - 4))] * (len(header) - 4)
         table = ax.table(cellText=rows, colLabels=header, colWidths=widths, loc="upper center", cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(7)

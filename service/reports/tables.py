@@ -81,8 +81,27 @@ RANKED_HEADER = [
 ]
 
 
+LATE_FEEDBACK_HEADER = "late feedback 反馈超时"
+"""The ranked-units column of fire points not fed back in time, after "late on site": only when the rules in force
+set ``responses.feedback_within_h`` (:func:`shows_late_feedback`), since it is always zero otherwise."""
+
+
+def shows_late_feedback(data: ReportData) -> bool:
+    """Whether the rules that scored the period count late feedback (``responses.feedback_within_h`` is set)."""
+    return data.board.rules.responses.feedback_within_h is not None
+
+
+def ranked_header(data: ReportData) -> list[str]:
+    """:data:`RANKED_HEADER`, with :data:`LATE_FEEDBACK_HEADER` after "late on site" when the rules count it."""
+    if not shows_late_feedback(data):
+        return list(RANKED_HEADER)
+    at = RANKED_HEADER.index("late on site 到场超时") + 1
+    return [*RANKED_HEADER[:at], LATE_FEEDBACK_HEADER, *RANKED_HEADER[at:]]
+
+
 def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
-    """One row per scored unit, best first."""
+    """One row per scored unit, best first (the columns of :func:`ranked_header`)."""
+    feedback = shows_late_feedback(data)
     for u in data.board.units:
         yield [
             u.rank,
@@ -103,6 +122,7 @@ def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
             u.repeat_at_site,
             u.late_acknowledge,
             u.late_on_site,
+            *([u.late_feedback] if feedback else []),
             u.density_per_1000ha,
             u.density_basis,
             u.basis_ha,

@@ -45,7 +45,7 @@ def write_xlsx(data: ReportData, out: Path | BinaryIO) -> list[str]:
     """Write the workbook; returns the sheet names in order."""
     book = Workbook()
     book.remove(book.active)
-    _sheet(book, SHEETS[0], tables.RANKED_HEADER, tables.ranked_rows(data))
+    _sheet(book, SHEETS[0], tables.ranked_header(data), tables.ranked_rows(data))
     _sheet(book, SHEETS[1], tables.ITEMS_HEADER, tables.item_rows(data))
     _sheet(book, SHEETS[2], tables.RESPONSE_HEADER, tables.response_rows(data))
     _sheet(book, SHEETS[3], tables.POINTS_HEADER, tables.point_rows(data))

@@ -263,3 +263,99 @@ def test_low_confidence_hotspots_are_held_only_when_the_setting_asks(engine: Eng
         )
     assert summary.held == {"low_confidence": 1}
     assert summary.new == 0
+
+
+def gcj_field_around_a_town(town: tuple[float, float]) -> dict[str, object]:
+    """A GCJ-02 cropland layer: one 0.1° field with the town cut out of it (a hole of 0.02°), and a detached
+    parcel further east, as one MultiPolygon feature and one Polygon."""
+    field = {"type": "Polygon", "coordinates": [gcj_square(*town, 0.05), gcj_square(*town, 0.01)[::-1]]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"DLMC": "旱地"}, "geometry": field},
+            {
+                "type": "Feature",
+                "properties": {"DLMC": "水田"},
+                "geometry": {"type": "MultiPolygon", "coordinates": [[gcj_square(125.72, 44.30, 0.02)]]},
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_cropland_layer_holds_a_hotspot_over_a_town_as_non_crop(engine: Engine, tmp_path: Path) -> None:
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    town = (125.53, 44.33)
+    cropland = tmp_path / "gengdi.geojson"
+    cropland.write_text(json.dumps(gcj_field_around_a_town(town), ensure_ascii=False), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path, screening={"cropland_file": cropland, "layers_crs": "gcj02"})
+    batch = firms([(town[1], town[0], t), (44.33, 125.57, t), (44.30, 125.72, t)])  # town, field, parcel
+    with transaction(factory) as session:
+        summary = ingest_hotspots(session, batch, indexes=RegionIndexCache(500), settings=settings, actor=ADMIN)
+    assert summary.held == {"non_crop": 1}
+    assert summary.new == 2
+    with factory() as session:
+        observations = session.scalars(select(Observation).where(Observation.observed_at >= t)).all()
+        by_lon = {round(o.longitude, 2): o for o in observations}
+        town_row = by_lon[town[0]]
+        screening = json.loads(town_row.details)["screening"]
+        assert screening["status"] == "non_crop"
+        # GCJ-02 converted: without it the ~0.5 km offset would put part of the pixel on the field.
+        assert "cropland fraction 0.00" in screening["reason"]
+        assert town_row.incident_id is None
+        assert by_lon[125.57].incident_id is not None
+        assert by_lon[125.72].incident_id is not None
+        assert "cropland fraction 1.00" in json.loads(by_lon[125.57].details)["screening"]["reason"]
+        assert len(session.scalars(select(Incident)).all()) == 2
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_cropland_from_a_projected_shapefile_and_off_without_a_file(engine: Engine, tmp_path: Path) -> None:
+    """三调 data come as CGCS2000 Gauss-Krüger shapefiles: `cropland_crs` names it apart from the other layers."""
+    shapefile = pytest.importorskip("shapefile")
+    from pyproj import Transformer
+
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    t = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
+    to_gk = Transformer.from_crs("EPSG:4326", "EPSG:4551", always_xy=True)  # CGCS2000 3° GK, CM 126° E
+    ring = [to_gk.transform(x, y) for x, y in ((125.52, 44.32), (125.62, 44.32), (125.62, 44.38), (125.52, 44.38))]
+    with shapefile.Writer(str(tmp_path / "gengdi"), shapeType=shapefile.POLYGON, encoding="utf-8") as writer:
+        writer.field("DLMC", "C", size=20)
+        writer.poly([[*ring[::-1], ring[-1]]])  # a shapefile's outer ring runs clockwise
+        writer.record("旱地")
+    (tmp_path / "gengdi.cpg").write_text("UTF-8")
+    batch = firms([(44.35, 125.57, t), (44.30, 125.72, t)])  # on the field, off it
+    settings = Settings(
+        data_dir=tmp_path,
+        screening={"cropland_file": tmp_path / "gengdi.shp", "cropland_crs": "epsg:4551", "layers_crs": "gcj02"},
+    )
+    with transaction(factory) as session:
+        summary = ingest_hotspots(session, batch, indexes=RegionIndexCache(500), settings=settings, actor=ADMIN)
+    assert (summary.held, summary.new) == ({"non_crop": 1}, 1)
+    later = firms([(44.30, 125.72, t + timedelta(days=3))])  # the same place off the field, no layer: no rule
+    with transaction(factory) as session:
+        summary = ingest_hotspots(
+            session, later, indexes=RegionIndexCache(500), settings=Settings(data_dir=tmp_path), actor=ADMIN
+        )
+    assert (summary.held, summary.new) == ({}, 1)
+
+
+def test_the_cropland_layer_is_read_once_per_file_version(tmp_path: Path) -> None:
+    from service.screening import cropland_layer
+
+    path = tmp_path / "gengdi.geojson"
+    path.write_text(json.dumps(gcj_field_around_a_town((125.53, 44.33))), encoding="utf-8")
+    first = cropland_layer(path, "gcj02")
+    assert cropland_layer(path, "gcj02") is first  # cached
+    assert len(first) == 2
+    assert len(first[0].interiors) == 1  # the town's hole survived the conversion
+    document = gcj_field_around_a_town((125.53, 44.33))
+    document["features"] = document["features"][:1]  # type: ignore[index]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    assert len(cropland_layer(path, "gcj02")) == 1  # a new version of the file is read again
+    assert cropland_layer(path, "wgs84") is not cropland_layer(path, "gcj02")
