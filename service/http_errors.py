@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -26,7 +31,26 @@ async def _stale(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "the incident was changed by someone else; reload it"}, status_code=409)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as text: JSON has no such numbers, and the response would fail to encode."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own 422 answer, except that it echoes the input: a NaN sent as a number (the JSON parser takes it)
+    # made the answer itself fail with a 500.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(StrawfireError, _handle)
     app.add_exception_handler(StaleDataError, _stale)
+    app.add_exception_handler(RequestValidationError, _invalid)

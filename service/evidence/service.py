@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pyproj import Geod
 from sqlalchemy import select
@@ -25,7 +26,55 @@ _GEOD = Geod(ellps="WGS84")
 # A photo taken more than this before the first detection, or after "now", is suspicious (the audit risk the
 # field notes describe: old photos, or photos of another fire).
 _EARLY = timedelta(days=1)
-_SKEW = timedelta(minutes=10)
+#: How far ahead of the server clock a phone's clock may run: a photo's EXIF time, or the time of a position sent
+#: with a transition, later than this is not of "now".
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def distance_from_incident(incident: Incident, latitude: float, longitude: float) -> float:
+    """Geodesic distance (m, WGS-84 ellipsoid) from the incident's location to a reported point."""
+    _, _, distance = _GEOD.inv(incident.longitude, incident.latitude, longitude, latitude)
+    return float(distance)
+
+
+def position_record(
+    incident: Incident,
+    *,
+    latitude: float,
+    longitude: float,
+    accuracy_m: float,
+    at: datetime,
+    settings: Settings,
+) -> dict[str, Any]:
+    """What a transition stores about the position the actor's phone reported (tamper evidence, 虚假到场).
+
+    The distance is the server's, to the incident's location at the time of the move. ``far_from_fire`` when
+    even the nearest point the phone's own accuracy allows is farther than ``evidence.max_distance_m`` (the
+    photo rule's distance); ``imprecise`` when the accuracy alone is larger than that distance, so the position
+    proves nothing either way. A client time later than the server clock plus :data:`CLOCK_SKEW` is refused
+    (:class:`InputError` naming ``position.at``); an older one is kept with its age (a draft sent after
+    signing in again, or a cached fix).
+    """
+    now = utcnow()
+    if at > now + CLOCK_SKEW:
+        raise InputError(
+            f"the position's time {at.isoformat()} is more than {CLOCK_SKEW.seconds // 60} minutes ahead of the "
+            "server clock",
+            field="position.at",
+        )
+    limit = settings.evidence.max_distance_m
+    distance = distance_from_incident(incident, latitude, longitude)
+    return {
+        "latitude": latitude,
+        "longitude": longitude,
+        "accuracy_m": accuracy_m,
+        "at": at.isoformat(),
+        "age_s": round((now - at).total_seconds(), 1),
+        "distance_m": round(distance, 1),
+        "max_distance_m": limit,
+        "far_from_fire": distance - accuracy_m > limit,
+        "imprecise": accuracy_m > limit,
+    }
 
 
 def evidence_dir(settings: Settings) -> Path:
@@ -75,13 +124,13 @@ def store_evidence(
         if not from_device:
             flags.append("no GPS position in the photo")
     else:
-        _, _, distance = _GEOD.inv(incident.longitude, incident.latitude, facts.longitude, facts.latitude)
+        distance = distance_from_incident(incident, facts.latitude, facts.longitude)
         if distance > settings.evidence.max_distance_m:
             flags.append(f"taken {distance:,.0f} m from the incident")
     if facts.taken_at is not None:
         if facts.taken_at < incident.first_observed_at - _EARLY:
             flags.append("taken more than a day before the fire was detected")
-        if facts.taken_at > utcnow() + _SKEW:  # a phone's clock may run a little fast; more is not a photo of now
+        if facts.taken_at > utcnow() + CLOCK_SKEW:  # a phone's clock may run a little fast; more is not a photo of now
             flags.append("taken in the future")
     evidence = Evidence(
         incident_id=incident.id,

@@ -14,7 +14,7 @@ from service.auth.service import Principal
 from service.config import Settings
 from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
 from service.errors import InputError
-from service.evidence.service import require_evidence
+from service.evidence.service import position_record, require_evidence
 from service.incidents import service
 from service.incidents.schemas import (
     EventRead,
@@ -231,10 +231,18 @@ def get_events(incident_id: IncidentId, principal: Reader, session: SessionDep) 
 
 
 @router.post("/incidents/{incident_id}/transitions")
-def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Actor, session: SessionDep) -> IncidentRead:
-    """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller)."""
+def post_transition(
+    incident_id: IncidentId, body: TransitionIn, principal: Actor, session: SessionDep, settings: SettingsDep
+) -> IncidentRead:
+    """Move the incident in its lifecycle (409 when the move is not allowed from its state or for the caller).
+
+    A ``position`` from the actor's phone is stored in the event with the distance to the fire and the
+    ``far_from_fire`` flag (tamper evidence for "on site")."""
     incident = service.get_incident(session, incident_id, principal)
     require_evidence(session, incident, body.evidence_sha256)
+    position = None
+    if body.position is not None:
+        position = position_record(incident, **body.position.model_dump(), settings=settings)
     flows.transition_incident(
         session,
         incident,
@@ -245,6 +253,7 @@ def post_transition(incident_id: IncidentId, body: TransitionIn, principal: Acto
         feedback=body.feedback,
         evidence_sha256=body.evidence_sha256,
         expected_state=body.expected_state,
+        position=position,
     )
     session.commit()
     return IncidentRead.model_validate(incident)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
 from shapely.geometry import mapping
 
 from service.incidents.states import FalseAlarmReason, IncidentState
@@ -143,6 +143,23 @@ class EventRead(BaseModel):
         return cls.model_validate(row)
 
 
+class PositionIn(BaseModel):
+    """Where the actor's phone says it is at the move (the browser's Geolocation API), as tamper evidence.
+
+    WGS-84, as browsers and phone GPS report it (not GCJ-02). ``at`` is the phone's own time of the fix, with its
+    UTC offset; a time more than 10 minutes ahead of the server clock is refused, as for photos.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # Numbers only (strict: "44.3" or true is refused, not converted); finite (the JSON parser takes NaN too).
+    latitude: float = Field(ge=-90, le=90, strict=True)
+    longitude: float = Field(ge=-180, le=180, strict=True)
+    # Metres (the Geolocation API's 95 % radius); up to half the Earth's circumference.
+    accuracy_m: float = Field(ge=0, le=20_000_000, strict=True)
+    at: AwareDatetime
+
+
 class TransitionIn(BaseModel):
     """A requested move in the lifecycle."""
 
@@ -155,6 +172,9 @@ class TransitionIn(BaseModel):
     evidence_sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
     # The state the caller saw: refused with 409 when the incident has moved since (two phones acting blindly).
     expected_state: IncidentState | None = None
+    # The phone's position at the move; stored in the event with the server's distance to the fire. An ``on_site``
+    # without one is accepted (no GPS, or a browser refusing geolocation off HTTPS) and recorded as ``null``.
+    position: PositionIn | None = None
 
 
 class ReassignIn(BaseModel):

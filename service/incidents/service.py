@@ -599,12 +599,17 @@ def transition(
     feedback: dict[str, Any] | None = None,
     evidence_sha256: str | None = None,
     expected_state: IncidentState | None = None,
+    position: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Incident:
     """Move an incident to ``target`` if the lifecycle and the actor's role allow it; record the event.
 
     ``expected_state``: the state the caller saw; when the incident has moved since (another phone acted), the
-    move is refused (:class:`ConflictError`) even where it would be legal from the new state."""
+    move is refused (:class:`ConflictError`) even where it would be legal from the new state.
+
+    ``position``: what the actor's phone reported, checked and measured against the fire
+    (``service.evidence.service.position_record``), stored in the event's data. An ``on_site`` move without one is
+    recorded with ``"position": null``, so that a declaration nobody located is visible (虚假到场)."""
     current = IncidentState(incident.state)
     if expected_state is not None and expected_state is not current:
         raise ConflictError(
@@ -624,6 +629,9 @@ def transition(
     setattr(incident, f"{target.value}_at", now)
     if target is IncidentState.FALSE_ALARM:
         incident.false_alarm_reason = reason.value if reason else None
+    data: dict[str, Any] = {"reason": reason.value} if reason else ({"feedback": feedback} if feedback else {})
+    if position is not None or target is IncidentState.ON_SITE:
+        data["position"] = position
     record_event(
         session,
         incident,
@@ -633,7 +641,7 @@ def transition(
         to_state=target.value,
         note=note,
         evidence_sha256=evidence_sha256,
-        data={"reason": reason.value} if reason else ({"feedback": feedback} if feedback else {}),
+        data=data,
         at=now,
     )
     session.flush()

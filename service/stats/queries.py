@@ -93,6 +93,19 @@ def _reason(event: IncidentEvent, incident: Incident) -> str | None:
     return reason
 
 
+def _position(event: IncidentEvent) -> str | None:
+    """How the position sent with a move compares with the fire (see :class:`Transition`)."""
+    data = _json(event.data)
+    if "position" not in data:
+        return None
+    position = data["position"]
+    if not isinstance(position, dict):
+        return "missing"
+    if position.get("far_from_fire") is True:
+        return "far"
+    return "imprecise" if position.get("imprecise") is True else "near"
+
+
 def load_fire_points(session: Session, period: Period, *, where: ColumnElement[bool] | None = None) -> list[FirePoint]:
     """Every incident first observed in ``period`` (and matching ``where``, e.g. a caller's scope), by id."""
     query = select(Incident).where(Incident.first_observed_at >= period.start, Incident.first_observed_at < period.end)
@@ -118,6 +131,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
                     from_state=IncidentState(event.from_state) if event.from_state else None,
                     reason=_reason(event, by_id[event.incident_id]),
                     actor_role=event.actor_role,
+                    position=_position(event),
                 )
             )
         for incident_id, kind, observed_at, details in session.execute(

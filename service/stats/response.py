@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from service.incidents.states import IncidentState
 from service.stats.lifecycle import Milestones, OutcomeKind, milestones, outcome
 from service.stats.periods import local_date
 from service.stats.records import SOURCE_ORDER, FirePoint
@@ -214,6 +215,17 @@ class ResponseGroup:
     acknowledge: ComplianceCount
     on_site: ComplianceCount
     repeat_at_site: int = 0  # fire points flagged as fire again at the place of an earlier real fire
+    # "On site" (到场) declarations (every one, a reopened fire's too) whose phone position was far from the fire,
+    # missing, or too coarse to tell (tamper evidence against 虚假到场; see service.evidence.service.position_record).
+    on_site_far: int = 0
+    on_site_without_position: int = 0
+    on_site_imprecise: int = 0
+
+
+def _on_site_positions(points: Iterable[FirePoint], position: str) -> int:
+    return sum(
+        1 for p in points for t in p.transitions if t.to_state is IncidentState.ON_SITE and t.position == position
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +274,9 @@ def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Respon
         acknowledge=_count(r.acknowledge for r in responses),
         on_site=_count(r.on_site for r in responses),
         repeat_at_site=sum(1 for p, _ in kept if p.repeat_of is not None),
+        on_site_far=_on_site_positions((p for p, _ in kept), "far"),
+        on_site_without_position=_on_site_positions((p for p, _ in kept), "missing"),
+        on_site_imprecise=_on_site_positions((p for p, _ in kept), "imprecise"),
     )
 
 

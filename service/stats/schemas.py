@@ -82,6 +82,11 @@ class ResponseGroupOut(BaseModel):
     acknowledge: ComplianceOut
     on_site: ComplianceOut
     repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire
+    # "On site" declarations whose phone position was > the distance rule from the fire (net of its accuracy), sent
+    # none (position null), or was too coarse to tell.
+    on_site_far: int
+    on_site_without_position: int
+    on_site_imprecise: int
 
     @classmethod
     def of(cls, g: ResponseGroup) -> ResponseGroupOut:
@@ -98,6 +103,9 @@ class ResponseGroupOut(BaseModel):
             acknowledge=ComplianceOut.of(g.acknowledge),
             on_site=ComplianceOut.of(g.on_site),
             repeat_at_site=g.repeat_at_site,
+            on_site_far=g.on_site_far,
+            on_site_without_position=g.on_site_without_position,
+            on_site_imprecise=g.on_site_imprecise,
         )
 
 

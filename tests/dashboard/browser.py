@@ -79,6 +79,15 @@ class Browser:
             {"width": v.width, "height": height, "deviceScaleFactor": 1, "mobile": v.mobile},
         )
 
+    def deny_geolocation(self) -> None:
+        """Refuse the Geolocation API on every origin (the default here): headless Chromium would otherwise grant it
+        and ask Google's network location service, which must not be reached (and logs a console error)."""
+        self.driver.execute_cdp_cmd("Emulation.clearGeolocationOverride", {})
+        self.driver.execute_cdp_cmd("Browser.resetPermissions", {})
+        self.driver.execute_cdp_cmd(
+            "Browser.setPermission", {"permission": {"name": "geolocation"}, "setting": "denied"}
+        )
+
     def go(self, route: str) -> None:
         """Open an app route such as ``#/queue`` (loads the page the first time, then only changes the fragment)."""
         self.driver.get(f"{self.base_url}/app/{route}")
@@ -173,7 +182,9 @@ def chromium(base_url: str, artifacts: Path, *, binary: Path, driver_path: Path)
     # An explicit driver path: Selenium Manager would otherwise try to download one.
     driver = webdriver.Chrome(options=options, service=Service(str(driver_path)))
     try:
-        yield Browser(driver, base_url, artifacts)
+        browser = Browser(driver, base_url, artifacts)
+        browser.deny_geolocation()
+        yield browser
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

@@ -39,6 +39,46 @@ const unitName = (name, code) => [name, code && `(${code})`].filter(Boolean).joi
 const present = (value) => value !== undefined && value !== null;
 // The server's evidence limit when /app/config.json could not be read (service/config.py EvidenceSettings).
 const DEFAULT_MAX_UPLOAD_MB = 25;
+// Moves that say the team is at the fire: the phone's position goes with them as tamper evidence (虚假到场), and
+// the server stores it with its distance to the fire. Never required: the move is sent without it if none comes.
+const LOCATED_MOVES = ["on_site", "extinguished"];
+const GEO_TIMEOUT_MS = 8000;
+
+/**
+ * The phone's position as the API takes it ({latitude, longitude, accuracy_m, at}), or null when there is none:
+ * refused, no GPS, an insecure (plain HTTP intranet) page where browsers refuse geolocation, or too slow. Never
+ * rejects. The Geolocation API's own timeout starts only once permission is given, so a permission prompt left
+ * unanswered is cut off here too.
+ */
+function currentPosition() {
+  return new Promise((resolve) => {
+    if (!window.isSecureContext || !navigator.geolocation) {
+      resolve(null);
+      return;
+    }
+    let timer = null;
+    const finish = (value) => {
+      clearTimeout(timer);
+      resolve(value); // later calls are no-ops: a promise settles once
+    };
+    timer = setTimeout(() => finish(null), GEO_TIMEOUT_MS + 1000);
+    try {
+      navigator.geolocation.getCurrentPosition(
+        (fix) => {
+          const { latitude, longitude, accuracy } = fix.coords;
+          const ok = [latitude, longitude, accuracy].every(Number.isFinite);
+          const at = new Date(Number.isFinite(fix.timestamp) ? fix.timestamp : Date.now()).toISOString();
+          finish(ok ? { latitude, longitude, accuracy_m: Math.max(accuracy, 0), at } : null);
+        },
+        () => finish(null),
+        // A fresh fix only: a cached one may be from the office or the road (its age is recorded anyway).
+        { enableHighAccuracy: true, timeout: GEO_TIMEOUT_MS, maximumAge: 0 },
+      );
+    } catch {
+      finish(null);
+    }
+  });
+}
 
 /** The values of a form's named controls by id (text, choices, ticks), to keep as a draft. */
 function formValues(form) {
@@ -181,9 +221,32 @@ function timelineEntry(e) {
     e.note ? h("div", { class: "note" }, e.note) : null,
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
+    e.kind === "transition" && "position" in data ? positionLine(data.position) : null,
     flags.length ? h("div", { class: "warn small" }, flags.join("; ")) : null,
     e.evidence_sha256
       ? h("div", { class: "small mono", title: e.evidence_sha256 }, `${t("evidence.sha")} ${short(e.evidence_sha256)}`)
+      : null,
+  );
+}
+
+/** Where the phone was at the move: its distance to the fire, and a warning when it was far or not located. */
+function positionLine(position) {
+  if (!position || typeof position !== "object") {
+    return h(
+      "div",
+      { class: "position small", dataset: { position: "none" } },
+      h("span", { class: "badge no-position", title: t("position.none_help") }, t("position.none")),
+    );
+  }
+  const far = position.far_from_fire === true;
+  const farHelp = t("position.far_help", { limit: fmtNumber(position.max_distance_m) });
+  return h(
+    "div",
+    { class: "position small", dataset: { position: far ? "far" : "near", distance: String(position.distance_m) } },
+    t("position.distance", { distance: fmtNumber(position.distance_m), accuracy: fmtNumber(position.accuracy_m) }),
+    far ? [" ", h("span", { class: "badge far-from-fire", title: farHelp }, t("position.far"))] : null,
+    position.imprecise === true
+      ? [" ", h("span", { class: "badge imprecise", title: t("position.imprecise_help") }, t("position.imprecise"))]
       : null,
   );
 }
@@ -737,6 +800,19 @@ export async function incidentPage(main, ctx) {
   function openDialog(to, evidence) {
     const error = h("p", { class: "error", role: "alert", hidden: true });
     const { fields, read } = transitionFields(to, evidence);
+    // Asked for as soon as the move is chosen, so that the fix is usually there by the time the form is sent.
+    const located = LOCATED_MOVES.includes(to) ? currentPosition() : null;
+    const where = located
+      ? h("p", { class: "muted small", id: "t-position", "aria-live": "polite" }, t("position.locating"))
+      : null;
+    if (located) {
+      located.then((position) => {
+        where.textContent = position
+          ? t("position.found", { accuracy: fmtNumber(position.accuracy_m) })
+          : t("position.unavailable");
+        where.dataset.state = position ? "found" : "unavailable";
+      });
+    }
     const submit = h("button", { type: "submit", class: "primary big", id: "t-submit" }, t(`action.${to}`));
     const cancel = h(
       "button",
@@ -753,6 +829,11 @@ export async function incidentPage(main, ctx) {
       if (read.evidence && read.evidence()) body.evidence_sha256 = read.evidence();
       submit.disabled = true;
       keepDraft(event.target, "transition", to);
+      if (located) {
+        // At most a few seconds (the fix was asked for when the form opened); without one the move goes anyway.
+        const position = await located;
+        if (position) body.position = position;
+      }
       let sent = false;
       try {
         await api(`${base}/transitions`, { json: body });
@@ -787,6 +868,7 @@ export async function incidentPage(main, ctx) {
         { class: "form", onsubmit: send },
         h("h2", {}, `${t(`action.${to}`)} · ${t("incident.title", { id })}`),
         fields,
+        where,
         error,
         h("div", { class: "dialog-buttons" }, cancel, submit),
       ),

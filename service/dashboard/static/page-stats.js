@@ -240,6 +240,8 @@ export async function statsPage(main, ctx) {
           t("stats.max"),
           t("stats.ack_rate"),
           t("stats.on_site_rate"),
+          t("stats.on_site_far"),
+          t("stats.on_site_without_position"),
         ],
         withTotal(response.groups, total).map(([name, g]) => [
           name,
@@ -251,6 +253,8 @@ export async function statsPage(main, ctx) {
           minutes(g.intervals[interval].max_min),
           fmtPercent(g.acknowledge.rate),
           fmtPercent(g.on_site.rate),
+          fmtNumber(g.on_site_far),
+          fmtNumber(g.on_site_without_position),
         ]),
         "table-response",
       ),
