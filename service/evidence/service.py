@@ -29,6 +29,9 @@ _EARLY = timedelta(days=1)
 #: How far ahead of the server clock a phone's clock may run: a photo's EXIF time, or the time of a position sent
 #: with a transition, later than this is not of "now".
 CLOCK_SKEW = timedelta(minutes=10)
+#: How old a position sent with a transition may be and still say where the actor was at the move: an older fix
+#: (a cached one, or a draft sent long after) is ``stale`` and proves nothing either way.
+POSITION_MAX_AGE = timedelta(minutes=30)
 
 
 def distance_from_incident(incident: Incident, latitude: float, longitude: float) -> float:
@@ -53,7 +56,8 @@ def position_record(
     photo rule's distance); ``imprecise`` when the accuracy alone is larger than that distance, so the position
     proves nothing either way. A client time later than the server clock plus :data:`CLOCK_SKEW` is refused
     (:class:`InputError` naming ``position.at``); an older one is kept with its age (a draft sent after
-    signing in again, or a cached fix).
+    signing in again, or a cached fix), and one older than :data:`POSITION_MAX_AGE` is ``stale``: where the phone
+    was then is not where the team was at the move, so it is never ``far_from_fire`` (nor evidence of being near).
     """
     now = utcnow()
     if at > now + CLOCK_SKEW:
@@ -64,6 +68,7 @@ def position_record(
         )
     limit = settings.evidence.max_distance_m
     distance = distance_from_incident(incident, latitude, longitude)
+    stale = now - at > POSITION_MAX_AGE
     return {
         "latitude": latitude,
         "longitude": longitude,
@@ -72,8 +77,9 @@ def position_record(
         "age_s": round((now - at).total_seconds(), 1),
         "distance_m": round(distance, 1),
         "max_distance_m": limit,
-        "far_from_fire": distance - accuracy_m > limit,
+        "far_from_fire": not stale and distance - accuracy_m > limit,
         "imprecise": accuracy_m > limit,
+        "stale": stale,
     }
 
 

@@ -101,6 +101,8 @@ def _position(event: IncidentEvent) -> str | None:
     position = data["position"]
     if not isinstance(position, dict):
         return "missing"
+    if position.get("stale") is True:  # too old to say where the actor was at the move
+        return "stale"
     if position.get("far_from_fire") is True:
         return "far"
     return "imprecise" if position.get("imprecise") is True else "near"

@@ -64,8 +64,9 @@ class Transition:
     reason: str | None = None  # the false-alarm reason, for transitions to false_alarm
     actor_role: str | None = None  # who made the move (patrol, supervisor, admin, system)
     # The phone position sent with the move, judged against the fire (``far_from_fire``): "near", "far",
-    # "imprecise" (accuracy coarser than the distance rule), "missing" (recorded ``null``: none was sent), or None
-    # when the event says nothing (a move that records no position, or one recorded before positions were).
+    # "imprecise" (accuracy coarser than the distance rule), "stale" (a fix too old to tell), "missing" (recorded
+    # ``null``: none was sent), or None when the event says nothing (a move that records no position, or one
+    # recorded before positions were).
     position: str | None = None
 
 

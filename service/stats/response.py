@@ -216,10 +216,12 @@ class ResponseGroup:
     on_site: ComplianceCount
     repeat_at_site: int = 0  # fire points flagged as fire again at the place of an earlier real fire
     # "On site" (到场) declarations (every one, a reopened fire's too) whose phone position was far from the fire,
-    # missing, or too coarse to tell (tamper evidence against 虚假到场; see service.evidence.service.position_record).
+    # missing, too coarse or too old to tell (tamper evidence against 虚假到场; see
+    # service.evidence.service.position_record).
     on_site_far: int = 0
     on_site_without_position: int = 0
     on_site_imprecise: int = 0
+    on_site_stale: int = 0
 
 
 def _on_site_positions(points: Iterable[FirePoint], position: str) -> int:
@@ -277,6 +279,7 @@ def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Respon
         on_site_far=_on_site_positions((p for p, _ in kept), "far"),
         on_site_without_position=_on_site_positions((p for p, _ in kept), "missing"),
         on_site_imprecise=_on_site_positions((p for p, _ in kept), "imprecise"),
+        on_site_stale=_on_site_positions((p for p, _ in kept), "stale"),
     )
 
 

@@ -87,6 +87,7 @@ class ResponseGroupOut(BaseModel):
     on_site_far: int
     on_site_without_position: int
     on_site_imprecise: int
+    on_site_stale: int  # with a fix older than service.evidence.service.POSITION_MAX_AGE: proves nothing
 
     @classmethod
     def of(cls, g: ResponseGroup) -> ResponseGroupOut:
@@ -106,6 +107,7 @@ class ResponseGroupOut(BaseModel):
             on_site_far=g.on_site_far,
             on_site_without_position=g.on_site_without_position,
             on_site_imprecise=g.on_site_imprecise,
+            on_site_stale=g.on_site_stale,
         )
 
 

@@ -237,3 +237,57 @@ def test_response_statistics_count_on_site_far_and_without_position(tmp_path: Pa
         row = next(g for g in body["groups"] if g["key"] == "DEMO01")
         assert (row["on_site_far"], row["on_site_without_position"], row["on_site_imprecise"]) == (1, 1, 0)
         assert (body["total"]["on_site_far"], body["total"]["on_site_without_position"]) == (1, 1)
+
+
+def test_a_stale_position_is_flagged_and_never_far(en_route: tuple[TestClient, int]) -> None:
+    """A fix older than POSITION_MAX_AGE (a cached one, a draft sent hours later) says nothing about where the team
+    was at the move: a fix taken at the office that morning must not read as 虚假到场, nor one at the fire as proof."""
+    client, incident = en_route
+    lat, lon = _at(5_000.0, 0.0)
+    old = _position(lat, lon, at=datetime.now(UTC) - timedelta(hours=2))
+    assert _move(client, incident, {"to": "on_site", "position": old}).status_code == 200
+    stored = _last_transition(client, incident)["data"]["position"]
+    assert (stored["stale"], stored["far_from_fire"]) == (True, False)
+    assert stored["age_s"] > 7000
+    with transaction(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        create_user(session, "sup", PASSWORD, Role.SUPERVISOR, "DEMO00")
+    response = client.get(
+        "/api/v1/stats/response-times",
+        headers=token(client, "sup"),
+        params={"group_by": "township", "period": "2025-10"},
+    )
+    row = next(g for g in response.json()["groups"] if g["key"] == "DEMO01")
+    assert (row["on_site_far"], row["on_site_stale"], row["on_site_without_position"]) == (0, 1, 0)
+
+
+def test_a_fresh_position_is_not_stale(en_route: tuple[TestClient, int]) -> None:
+    client, incident = en_route
+    recent = _position(FIRE[1], FIRE[0], at=datetime.now(UTC) - timedelta(minutes=20))
+    assert _move(client, incident, {"to": "on_site", "position": recent}).status_code == 200
+    assert _last_transition(client, incident)["data"]["position"]["stale"] is False
+
+
+@pytest.mark.parametrize(
+    ("reader", "role", "unit", "sees"),
+    [
+        ("beigang", None, None, True),  # the member who sent it
+        ("sup", Role.SUPERVISOR, "DEMO00", True),  # the county supervisor verifying the arrival
+        ("judge", Role.EVALUATOR, None, False),  # an evaluator scores units: distance and flags only
+        ("colleague", Role.PATROL, "DEMO01", False),  # another account of the township
+    ],
+)
+def test_the_position_coordinates_are_personal_data(
+    en_route: tuple[TestClient, int], reader: str, role: Role | None, unit: str | None, sees: bool
+) -> None:
+    client, incident = en_route
+    lat, lon = _at(300.0, 0.0)
+    assert _move(client, incident, {"to": "on_site", "position": _position(lat, lon)}).status_code == 200
+    if role is not None:
+        with transaction(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+            create_user(session, reader, PASSWORD, role, unit)
+    events = client.get(f"/api/v1/incidents/{incident}/events", headers=token(client, reader))
+    assert events.status_code == 200, events.text
+    stored = [e for e in events.json() if e["kind"] == "transition"][-1]["data"]["position"]
+    assert stored["distance_m"] == pytest.approx(300.0, abs=1.0)
+    assert stored["far_from_fire"] is False
+    assert ("latitude" in stored, "longitude" in stored) == (sees, sees)

@@ -248,6 +248,9 @@ function positionLine(position) {
     position.imprecise === true
       ? [" ", h("span", { class: "badge imprecise", title: t("position.imprecise_help") }, t("position.imprecise"))]
       : null,
+    position.stale === true
+      ? [" ", h("span", { class: "badge imprecise stale", title: t("position.stale_help") }, t("position.stale"))]
+      : null,
   );
 }
 
