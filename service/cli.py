@@ -499,6 +499,14 @@ def patrol(
             "opinion on fire boxes; or package.module:factory (as the Celery workers take it).",
         ),
     ] = "auto",
+    heartbeat_s: Annotated[
+        float,
+        typer.Option(
+            envvar="STRAWFIRE_VIDEO__HEARTBEAT_S",
+            min=0.0,
+            help="Seconds between the presets' heartbeats to the service (frames, errors, frozen feed); 0: none.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Patrol every camera preset in this process: frames → detector → sequence verification → geolocation →
     sightings posted to the service (the embedded default; Celery workers use the same pipeline)."""
@@ -530,9 +538,19 @@ def patrol(
             cameras = CameraRegistry.from_dict(response.json())
         # Sightings the service cannot take now wait on disk and are sent again (a restart sends them too).
         spool = os.environ.get("STRAWFIRE_VIDEO__SPOOL_DIR") or get_settings().data_dir / "sighting-spool"
-        sink = SpoolSink(SightingClient(service_url, token), Path(spool))
+        client = SightingClient(service_url, token)
+        sink = SpoolSink(client, Path(spool))
         try:
-            report = run_inline(cameras, sink, detector=frame_detector, timeout_s=timeout_s, keep_results=False)
+            # Heartbeats go straight to the service, never to the spool: a lost one is replaced by the next.
+            report = run_inline(
+                cameras,
+                sink,
+                detector=frame_detector,
+                timeout_s=timeout_s,
+                keep_results=False,
+                heartbeat=client.post_heartbeats if heartbeat_s > 0 else None,
+                heartbeat_every_s=heartbeat_s or 60.0,
+            )
         finally:
             sink.close()
     except VideoError as exc:

@@ -2,7 +2,7 @@
 
 from service.alerts.tables import Alert, Recipient
 from service.auth.tables import User
-from service.cameras.tables import Camera
+from service.cameras.tables import Camera, PresetHeartbeat
 from service.evidence.tables import Evidence
 from service.history.tables import HotspotHistory
 from service.incidents.tables import Incident, IncidentEvent, Observation
@@ -16,6 +16,7 @@ __all__ = [
     "Incident",
     "IncidentEvent",
     "Observation",
+    "PresetHeartbeat",
     "Recipient",
     "Region",
     "RegionImport",

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _RETRY_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S: Final = 30.0
 USER_AGENT: Final = "strawfire-video/0.1"
+HEALTH_PATH: Final = "/api/v1/cameras/health"
 #: A post is small and the service is local: retry fast, give up within ~15 s (the Celery path retries later).
 DEFAULT_POST_BACKOFF: Final = Backoff(initial_s=0.5, max_s=8.0)
 
@@ -172,3 +173,26 @@ class SightingClient:
         raise ServiceUnavailable(
             f"sighting {upload.key}: {redact_url(self.base_url)}{upload.path} failed {allowed + 1} times: {last}"
         )
+
+    def post_heartbeats(self, heartbeats: list[dict[str, Any]], *, timeout_s: float = 5.0) -> Any:
+        """Post per-preset heartbeats (``POST /api/v1/cameras/health``) once, without retries: a lost heartbeat is
+        replaced by the next one. Returns the service's JSON answer (stored, stale, rejected).
+
+        Raises:
+            SightingRejected: the service refused the batch (4xx).
+            ServiceUnavailable: unreachable, timed out or failing (5xx).
+        """
+        try:
+            response = self._http.post(HEALTH_PATH, json={"heartbeats": heartbeats}, timeout=timeout_s)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"heartbeats: {redact_url(self.base_url)}: {type(exc).__name__}: {exc}") from None
+        if response.is_success:
+            body = response.json()
+            for item in body.get("rejected", []) if isinstance(body, dict) else []:
+                log.warning(
+                    "heartbeat of %s/%s refused: %s", item.get("camera_id"), item.get("preset"), item.get("error")
+                )
+            return body
+        if response.status_code in _RETRY_STATUS:
+            raise ServiceUnavailable(f"heartbeats: HTTP {response.status_code}: {_detail(response)}")
+        raise SightingRejected("heartbeats", response.status_code, _detail(response))

@@ -815,6 +815,7 @@ class PresetStats:
     last_error: str | None = None
     frozen: bool = False  # the feed shows the same picture again and again (:mod:`video.health`)
     frozen_episodes: int = 0
+    last_frame_at: datetime | None = None  # capture time of the latest frame read
     results: list[Any] = field(default_factory=list)
 
 
@@ -853,8 +854,14 @@ class Patrol:
         sources: SourceFactory = open_source,
         presets: Iterable[tuple[str, str]] | None = None,
         keep_results: bool = False,
+        heartbeat: Callable[[list[dict[str, Any]]], Any] | None = None,
+        heartbeat_every_s: float = 60.0,
     ) -> None:
+        if heartbeat_every_s <= 0:
+            raise ValueError("heartbeat_every_s must be > 0")
         self.registry = registry
+        self.heartbeat = heartbeat
+        self.heartbeat_every_s = heartbeat_every_s
         self.handle = handle
         self._factory = sources
         wanted = list(presets) if presets is not None else [(c.id, p.id) for c, p in registry.presets()]
@@ -893,6 +900,7 @@ class Patrol:
         try:
             for frame in source:
                 stats.frames += 1
+                stats.last_frame_at = frame.captured_at
                 self._watch_feed(key, watch, frame, stats)
                 try:
                     result = self.handle(frame)
@@ -932,9 +940,50 @@ class Patrol:
             stats.frozen = False
             log.warning("%s: the feed moves again", key)
 
+    def heartbeats(self, report: PatrolReport) -> list[dict[str, Any]]:
+        """One heartbeat per preset from the run's counters (``POST /api/v1/cameras/health``'s items)."""
+        now = datetime.now(UTC)
+        out = []
+        for camera, preset in self._presets:
+            stats = report.presets[preset_key(camera.id, preset.id)]
+            last = stats.last_frame_at
+            out.append(
+                {
+                    "camera_id": camera.id,
+                    "preset": preset.id,
+                    "at": now.isoformat(),
+                    "frames": stats.frames,
+                    "errors": stats.errors,
+                    "frozen": stats.frozen,
+                    # a file's frames may carry times ahead of the clock: never after the heartbeat itself
+                    "last_frame_at": None if last is None else min(last, now).isoformat(),
+                }
+            )
+        return out
+
+    def _send_heartbeats(self, report: PatrolReport, done: threading.Event) -> None:
+        # Its own thread: a slow or absent service never holds up a frame. Nothing is kept when a post fails.
+        assert self.heartbeat is not None
+        while not done.wait(self.heartbeat_every_s):
+            try:
+                self.heartbeat(self.heartbeats(report))
+            except Exception as exc:  # the next heartbeat replaces a lost one
+                log.warning("heartbeats not sent: %s", redact_url(f"{type(exc).__name__}: {exc}"))
+
     def run(self, *, timeout_s: float | None = None) -> PatrolReport:
-        """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live)."""
+        """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live).
+
+        With ``heartbeat``, every ``heartbeat_every_s`` seconds it is called from a thread of its own with one
+        heartbeat per preset (:meth:`heartbeats`).
+        """
         report = PatrolReport({preset_key(c.id, p.id): PresetStats() for c, p in self._presets})
+        done = threading.Event()
+        beating = None
+        if self.heartbeat is not None:
+            beating = threading.Thread(
+                target=self._send_heartbeats, args=(report, done), name="patrol-heartbeats", daemon=True
+            )
+            beating.start()
         threads = [
             threading.Thread(
                 target=self._run_preset,
@@ -952,6 +1001,9 @@ class Patrol:
             if thread.is_alive():  # the deadline passed with live sources still running
                 self.stop()
                 thread.join()
+        done.set()
+        if beating is not None:
+            beating.join(timeout=10.0)  # at most one post in flight, with its own short timeout
         return report
 
 
@@ -1187,8 +1239,18 @@ def run_inline(
     presets: Iterable[tuple[str, str]] | None = None,
     keep_results: bool = True,
     timeout_s: float | None = None,
+    heartbeat: Callable[[list[dict[str, Any]]], Any] | None = None,
+    heartbeat_every_s: float = 60.0,
 ) -> PatrolReport:
     """The embedded default: patrol every preset in this process, no broker, no Redis."""
     pipeline = FramePipeline(registry, detector or default_detector(), sink, config=config)
-    patrol = Patrol(registry, pipeline.process, sources=sources, presets=presets, keep_results=keep_results)
+    patrol = Patrol(
+        registry,
+        pipeline.process,
+        sources=sources,
+        presets=presets,
+        keep_results=keep_results,
+        heartbeat=heartbeat,
+        heartbeat_every_s=heartbeat_every_s,
+    )
     return patrol.run(timeout_s=timeout_s)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
-from service.cameras import service
+from service.cameras import health, service
 from service.db import utcnow
-from service.deps import Admin, CurrentPrincipal, SessionDep
+from service.deps import Admin, CurrentPrincipal, ObservationPoster, SessionDep, Supervisor
+from service.errors import InputError
 from service.incidents.states import Role
 from video.sources import redact_url
 
@@ -75,3 +76,64 @@ def get_mask_suggestions(
     until an admin adds a polygon to the registry."""
     found = service.mask_suggestions(session, since=utcnow() - timedelta(days=days), min_incidents=min_incidents)
     return [MaskSuggestionOut.model_validate(s.to_json()) for s in found]
+
+
+class HeartbeatRejectedOut(BaseModel):
+    index: int  # position in the posted batch
+    camera_id: str | None
+    preset: str | None
+    error: str
+
+
+class HeartbeatBatchOut(BaseModel):
+    stored: int
+    stale: int  # older than the heartbeat already kept for the preset: ignored
+    rejected: list[HeartbeatRejectedOut]
+
+
+class PresetHealthOut(BaseModel):
+    camera_id: str
+    camera_name: str
+    preset: str
+    preset_name: str
+    cadence_s: float
+    silent_after_s: float  # max(3 × cadence_s, 600 s)
+    state: Literal["ok", "frozen", "silent", "never_seen"]
+    at: datetime | None  # the latest heartbeat
+    frames: int | None
+    errors: int | None
+    frozen: bool | None
+    last_frame_at: datetime | None
+
+
+@router.post("/health")
+def post_health(
+    principal: ObservationPoster,
+    session: SessionDep,
+    body: Annotated[
+        dict[str, list[Any]],
+        Body(description='{"heartbeats": [{camera_id, preset, at, frames, errors, frozen, last_frame_at}, …]}'),
+    ],
+) -> HeartbeatBatchOut:
+    """Per-preset heartbeats from a patrol (devices). Each is checked on its own: one naming an unknown camera or
+    preset, or malformed, is reported by its index and the others are kept. Only the latest per preset is kept."""
+    if set(body) != {"heartbeats"}:
+        raise InputError('the body must be {"heartbeats": [...]}', source="camera health")
+    items = body["heartbeats"]
+    if len(items) > health.MAX_BATCH:
+        raise InputError(f"at most {health.MAX_BATCH} heartbeats per post", source="camera health")
+    result = health.store_heartbeats(session, items, now=utcnow())
+    session.commit()
+    return HeartbeatBatchOut(
+        stored=result.stored,
+        stale=result.stale,
+        rejected=[HeartbeatRejectedOut(index=r.index, camera_id=r.camera_id, preset=r.preset, error=r.error)
+                  for r in result.rejected],
+    )  # fmt: skip
+
+
+@router.get("/health")
+def get_health(principal: Supervisor, session: SessionDep) -> list[PresetHealthOut]:
+    """Each registered preset with its state: ``ok``, ``frozen``, ``silent`` (no heartbeat or no frame for
+    ``max(3 × cadence_s, 600 s)``) or ``never_seen`` (supervisors, admins)."""
+    return [PresetHealthOut.model_validate(p) for p in health.preset_health(session, now=utcnow())]

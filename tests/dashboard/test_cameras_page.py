@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 import shapely
 
@@ -97,4 +98,39 @@ def test_an_admin_adds_a_false_alarm_hotspot_to_the_mask(browser: Browser, live:
         _, preset = load_registry(session).preset("tower-9", "p1")
         assert len(preset.ignore_mask) == 1
         assert preset.source == "rtsp://ops:secret@10.0.0.9/1"  # written back whole: the password is kept
+    assert browser.console_errors() == []
+
+
+def test_the_cameras_page_shows_each_presets_health(browser: Browser, live: LiveServer) -> None:
+    """A preset never heard of reads 从未上报; after its patrol reports a frozen picture, 画面冻结."""
+    with transaction(live.app.state.session_factory) as session:
+        replace_registry(session, CameraRegistry.from_dict(REGISTRY))
+    browser.use(DESKTOP)
+    browser.login("admin", PASSWORD)
+    browser.click('#nav [data-nav="cameras"]')
+    badge = browser.find("#camera-presets tbody tr .badge.health")
+    assert badge.get_attribute("data-state") == "never_seen"
+    assert "从未上报" in badge.text
+
+    token = browser.driver.execute_script("return JSON.parse(sessionStorage.getItem('strawfire.session')).token")
+    now = utcnow()
+    heartbeat = {
+        "camera_id": "tower-9",
+        "preset": "p1",
+        "at": now.isoformat(),
+        "frames": 40,
+        "errors": 0,
+        "frozen": True,
+        "last_frame_at": (now - timedelta(seconds=30)).isoformat(),
+    }
+    answer = httpx.post(
+        f"{live.url}/api/v1/cameras/health",
+        json={"heartbeats": [heartbeat]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stored"] == 1
+    browser.driver.refresh()
+    badge = browser.find('#camera-presets tbody tr .badge.health[data-state="frozen"]')
+    assert "画面冻结" in badge.text
     assert browser.console_errors() == []

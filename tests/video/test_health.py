@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,3 +108,61 @@ def test_the_patrol_reports_a_frozen_feed(caplog: pytest.LogCaptureFixture) -> N
     assert len(handled) == 16  # frames are still handled
     # Frames 3-13 show the stuck picture when it is reported: 11 frames, 10 of them unchanged from the one before.
     assert any("same picture for 11 frames" in r.getMessage() for r in caplog.records)
+
+
+def test_the_patrol_sends_heartbeats_to_a_real_service_without_holding_up_frames() -> None:
+    from tests.httpserver import http_receiver
+    from video.client import SightingClient
+
+    camera = CameraRecord(
+        id="tower-1",
+        site=CameraSite(44.0, 125.0, 40.0),
+        lens=Intrinsics.from_hfov(320, 240, 58.0),
+        presets=(PresetRecord(id="p1", pan_deg=0.0, tilt_deg=-0.5),),
+    )
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    stuck = scene(7)
+    frames = [
+        Frame(scene(i) if i < 3 else stuck, start + timedelta(seconds=30 * i), "tower-1", "p1", i) for i in range(16)
+    ]
+
+    with http_receiver() as receiver:
+        answers = iter([503])  # the first post finds the service down: the patrol goes on, and the next one lands
+
+        def respond(request: Any) -> tuple[int, dict[str, str], bytes]:
+            status = next(answers, 200)
+            return status, {"Content-Type": "application/json"}, b'{"stored": 1, "stale": 0, "rejected": []}'
+
+        receiver.respond = respond
+
+        def frozen_heard() -> bool:
+            return any(r.json()["heartbeats"][0]["frozen"] for r in receiver.received())
+
+        class LiveSource(ListSource):
+            def __iter__(self) -> Any:
+                yield from self.frames
+                deadline = time.monotonic() + 10
+                while not frozen_heard() and time.monotonic() < deadline:  # a live stream would go on
+                    time.sleep(0.02)
+
+        client = SightingClient(receiver.url, "tower-token")
+        patrol = Patrol(
+            CameraRegistry((camera,)),
+            lambda frame: None,
+            sources=lambda c, p: LiveSource(frames),
+            heartbeat=client.post_heartbeats,
+            heartbeat_every_s=0.05,
+        )
+        report = patrol.run(timeout_s=20)
+        client.close()
+        requests = receiver.received()
+    assert report.presets["tower-1/p1"].frames == 16
+    assert requests
+    assert all(r.path == "/api/v1/cameras/health" for r in requests)
+    assert requests[-1].headers["Authorization"] == "Bearer tower-token"
+    [last] = requests[-1].json()["heartbeats"]
+    assert (last["camera_id"], last["preset"], last["frames"], last["errors"], last["frozen"]) == (
+        "tower-1", "p1", 16, 0, True,
+    )  # fmt: skip
+    assert datetime.fromisoformat(last["last_frame_at"]) == frames[-1].captured_at
+    assert datetime.fromisoformat(last["at"]).tzinfo is not None

@@ -5,16 +5,25 @@
 // real fires too, so the incidents behind each suggestion are one click away.
 
 import { api } from "./api.js";
-import { card, errorBox, fmtPercent, h, replace, table, toast } from "./dom.js";
+import { card, errorBox, fmtPercent, fmtTime, h, replace, table, toast } from "./dom.js";
 import { t } from "./i18n.js";
 
 const DAYS = 90;
 
-function presetRows(registry) {
+/** The patrol's last word on a preset (GET /api/v1/cameras/health): ok, frozen, silent or never seen. */
+function healthBadge(health) {
+  if (!health) return "—";
+  const title = health.at ? t("cameras.health_at", { at: fmtTime(health.at) }) : "";
+  return h("span", { class: "badge health", dataset: { state: health.state }, title }, t(`cameras.health.${health.state}`));
+}
+
+function presetRows(registry, health) {
+  const byPreset = new Map(health.map((p) => [`${p.camera_id}/${p.preset}`, p]));
   return registry.cameras.flatMap((camera) =>
     (camera.presets || []).map((preset) => [
       camera.name ? `${camera.id} · ${camera.name}` : camera.id,
       preset.id,
+      healthBadge(byPreset.get(`${camera.id}/${preset.id}`)),
       `${preset.pan_deg} / ${preset.tilt_deg} / ${preset.zoom ?? 1}`,
       String(preset.cadence_s ?? 60),
       String((preset.ignore_mask || []).length),
@@ -78,18 +87,19 @@ export async function camerasPage(main, ctx) {
     main,
     h("div", { class: "page cameras-page" }, h("div", { class: "page-head" }, h("h1", {}, t("cameras.title"))), body),
   );
-  let registry, suggestions;
+  let registry, suggestions, health;
   try {
-    [registry, suggestions] = await Promise.all([
+    [registry, suggestions, health] = await Promise.all([
       api("/api/v1/cameras"),
       api("/api/v1/cameras/mask-suggestions", { params: { days: DAYS } }),
+      api("/api/v1/cameras/health"),
     ]);
   } catch (error) {
     if (ctx.alive()) replace(body, errorBox(error));
     return;
   }
   if (!ctx.alive()) return;
-  const presets = presetRows(registry);
+  const presets = presetRows(registry, health);
   replace(
     body,
     card(
@@ -116,10 +126,10 @@ export async function camerasPage(main, ctx) {
       t("cameras.presets"),
       presets.length
         ? table(
-            ["camera", "preset", "pose", "cadence", "masks", "sun"].map((key) => t(`cameras.${key}`)),
+            ["camera", "preset", "health_title", "pose", "cadence", "masks", "sun"].map((key) => t(`cameras.${key}`)),
             presets,
             "camera-presets",
-            [0, 1, 2],
+            [0, 1, 2, 3],
           )
         : h("p", { class: "muted" }, t("cameras.none")),
     ),

@@ -1,0 +1,166 @@
+"""Camera preset health: the latest heartbeat of each preset from its patrol, and the state the county sees.
+
+A heartbeat replaces the preset's previous one (a row per preset, not a log). States, for each registered preset:
+
+* ``never_seen`` — no heartbeat was ever received for it;
+* ``silent`` — the latest heartbeat, or the latest frame it reports, is older than :func:`silent_after_s`
+  (``max(3 × cadence_s, 600 s)``): the patrol is down, or it runs but the stream gives no picture;
+* ``frozen`` — the patrol reports the feed showing the same picture again and again (``video.health``);
+* ``ok`` — otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.cameras.service import load_registry
+from service.cameras.tables import PresetHeartbeat
+from video.errors import VideoError
+from video.registry import CameraRegistry
+
+#: A preset is silent after 3 of its cadences without news, and never sooner than this (a heartbeat a minute
+#: may be lost now and then; a 10-s cadence must not flap).
+MIN_SILENT_S: Final = 600.0
+SILENT_CADENCES: Final = 3
+#: A heartbeat stamped further ahead than this is refused (a wrong clock would keep a dead preset "ok").
+MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
+MAX_BATCH: Final = 1000
+
+HealthState = Literal["ok", "frozen", "silent", "never_seen"]
+
+
+class HeartbeatIn(BaseModel):
+    """One preset's heartbeat as posted by a patrol."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    camera_id: str = Field(min_length=1, max_length=64)
+    preset: str = Field(min_length=1, max_length=64)
+    at: AwareDatetime
+    frames: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    frozen: bool
+    last_frame_at: AwareDatetime | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A heartbeat of the batch that was not stored, and why."""
+
+    index: int
+    error: str
+    camera_id: str | None = None
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    stale: int  # older than the one already kept for the preset: ignored
+    rejected: list[Rejected]
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def _parse_item(index: int, item: object, registry: CameraRegistry, now: datetime) -> HeartbeatIn | Rejected:
+    if not isinstance(item, dict):
+        return Rejected(index, "a heartbeat must be a JSON object")
+    camera_id = item.get("camera_id") if isinstance(item.get("camera_id"), str) else None
+    preset = item.get("preset") if isinstance(item.get("preset"), str) else None
+    try:
+        # JSON mode: timestamps arrive as ISO 8601 strings even under strict validation
+        beat = HeartbeatIn.model_validate_json(json.dumps(item))
+    except ValidationError as exc:
+        return Rejected(index, _validation_message(exc), camera_id, preset)
+    try:
+        camera = registry.camera(beat.camera_id)
+    except VideoError:
+        return Rejected(index, f"unknown camera {beat.camera_id!r}", camera_id, preset)
+    if beat.preset not in {p.id for p in camera.presets}:
+        return Rejected(index, f"camera {beat.camera_id!r} has no preset {beat.preset!r}", camera_id, preset)
+    if beat.at > now + MAX_CLOCK_AHEAD:
+        return Rejected(
+            index, f"at: {beat.at.isoformat()} is in the future (check the patrol's clock)", camera_id, preset
+        )
+    if beat.last_frame_at is not None and beat.last_frame_at > beat.at:
+        return Rejected(index, "last_frame_at: after the heartbeat's own time", camera_id, preset)
+    return beat
+
+
+def store_heartbeats(session: Session, items: list[object], *, now: datetime) -> BatchResult:
+    """Validate each heartbeat on its own and keep the latest per preset (inside the caller's transaction)."""
+    registry = load_registry(session)
+    rejected: list[Rejected] = []
+    stored = stale = 0
+    for index, item in enumerate(items):
+        beat = _parse_item(index, item, registry, now)
+        if isinstance(beat, Rejected):
+            rejected.append(beat)
+            continue
+        row = session.get(PresetHeartbeat, (beat.camera_id, beat.preset))
+        if row is None:
+            row = PresetHeartbeat(camera_id=beat.camera_id, preset_id=beat.preset)
+            session.add(row)
+        elif row.at >= beat.at:
+            stale += 1
+            continue
+        row.at, row.frames, row.errors, row.frozen = beat.at, beat.frames, beat.errors, beat.frozen
+        row.last_frame_at, row.received_at = beat.last_frame_at, now
+        session.flush()
+        stored += 1
+    return BatchResult(stored, stale, rejected)
+
+
+def silent_after_s(cadence_s: float) -> float:
+    """Seconds without a heartbeat (or a frame) after which a preset of this cadence is ``silent``."""
+    return max(SILENT_CADENCES * cadence_s, MIN_SILENT_S)
+
+
+def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
+    """Every registered preset, in registry order, with its state and latest heartbeat."""
+    rows = {(r.camera_id, r.preset_id): r for r in session.scalars(select(PresetHeartbeat))}
+    out: list[dict[str, Any]] = []
+    for camera, preset in load_registry(session).presets():
+        limit = silent_after_s(preset.cadence_s)
+        row = rows.get((camera.id, preset.id))
+        state: HealthState
+        if row is None:
+            state = "never_seen"
+        elif (now - row.at).total_seconds() > limit or (
+            row.last_frame_at is None or (now - row.last_frame_at).total_seconds() > limit
+        ):
+            state = "silent"
+        elif row.frozen:
+            state = "frozen"
+        else:
+            state = "ok"
+        out.append(
+            {
+                "camera_id": camera.id,
+                "camera_name": camera.name,
+                "preset": preset.id,
+                "preset_name": preset.name,
+                "cadence_s": preset.cadence_s,
+                "silent_after_s": limit,
+                "state": state,
+                "at": row.at if row else None,
+                "frames": row.frames if row else None,
+                "errors": row.errors if row else None,
+                "frozen": row.frozen if row else None,
+                "last_frame_at": row.last_frame_at if row else None,
+            }
+        )
+    return out

@@ -1,0 +1,134 @@
+"""Camera preset heartbeats: devices post them per preset, the latest is kept, supervisors see each preset's state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.auth.service import create_user
+from service.cameras.tables import PresetHeartbeat
+from service.config import Settings
+from service.db import transaction, utcnow
+from service.incidents.states import Role
+from service.main import create_app
+from tests.cameras.test_registry_service import login
+from tests.video.test_registry import BASE
+
+HEALTH = "/api/v1/cameras/health"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(data_dir=tmp_path / "var"))
+    with TestClient(app) as test_client:
+        with transaction(app.state.session_factory) as session:
+            create_user(session, "admin", "admin-password", Role.ADMIN, None)
+            create_user(session, "worker", "device-password", Role.DEVICE, None)
+            create_user(session, "sup", "supervisor-password", Role.SUPERVISOR, "DEMO00")
+            create_user(session, "eval", "evaluator-password", Role.EVALUATOR, None)
+        assert test_client.put("/api/v1/cameras", headers=login(test_client, "admin", "admin-password"), json=BASE)
+        yield test_client
+
+
+def beat(camera_id: str, preset: str, ago_s: float, *, frozen: bool = False, frame_ago_s: float | None = 0.0,
+         frames: int = 10) -> dict[str, Any]:  # fmt: skip
+    now = utcnow()
+    return {
+        "camera_id": camera_id,
+        "preset": preset,
+        "at": (now - timedelta(seconds=ago_s)).isoformat(),
+        "frames": frames,
+        "errors": 1,
+        "frozen": frozen,
+        "last_frame_at": None if frame_ago_s is None else (now - timedelta(seconds=frame_ago_s)).isoformat(),
+    }
+
+
+def states(client: TestClient) -> dict[str, str]:
+    response = client.get(HEALTH, headers=login(client, "sup", "supervisor-password"))
+    assert response.status_code == 200, response.text
+    return {f"{p['camera_id']}/{p['preset']}": p["state"] for p in response.json()}
+
+
+def test_the_latest_heartbeat_per_preset_gives_its_state(client: TestClient) -> None:
+    device = login(client, "worker", "device-password")
+    assert states(client) == {"nongan-07/p1": "never_seen", "nongan-07/p2": "never_seen", "dehui-02/east": "never_seen"}
+
+    posted = client.post(HEALTH, headers=device, json={"heartbeats": [beat("nongan-07", "p1", 30, frame_ago_s=40)]})
+    assert posted.json() == {"stored": 1, "stale": 0, "rejected": []}
+    # p2: the patrol last spoke 11+ minutes ago (600 s is the floor; 3 × its 60 s cadence is less)
+    client.post(HEALTH, headers=device, json={"heartbeats": [beat("nongan-07", "p2", 700, frame_ago_s=710)]})
+    assert states(client) == {"nongan-07/p1": "ok", "nongan-07/p2": "silent", "dehui-02/east": "never_seen"}
+
+    later = client.post(
+        HEALTH,
+        headers=device,
+        json={
+            "heartbeats": [
+                beat("nongan-07", "p1", 5, frozen=True, frames=20, frame_ago_s=6),
+                beat("nongan-07", "p1", 20, frame_ago_s=25),
+            ]
+        },
+    )
+    assert later.json() == {"stored": 1, "stale": 1, "rejected": []}  # the older one, sent after, does not win
+    # p2's patrol is back but its stream gives no picture: still silent
+    client.post(HEALTH, headers=device, json={"heartbeats": [beat("nongan-07", "p2", 1, frame_ago_s=None)]})
+    assert states(client) == {"nongan-07/p1": "frozen", "nongan-07/p2": "silent", "dehui-02/east": "never_seen"}
+
+    rows = client.get(HEALTH, headers=login(client, "admin", "admin-password")).json()
+    p1 = next(r for r in rows if r["preset"] == "p1")
+    assert (p1["frames"], p1["frozen"], p1["silent_after_s"], p1["camera_name"]) == (20, True, 600.0, "农安7号塔")
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        assert session.scalar(select(func.count()).select_from(PresetHeartbeat)) == 2  # a row per preset, no log
+
+
+def test_bad_heartbeats_are_reported_one_by_one_and_the_good_ones_kept(client: TestClient) -> None:
+    device = login(client, "worker", "device-password")
+    naive = beat("nongan-07", "p2", 10) | {"at": utcnow().replace(tzinfo=None).isoformat()}
+    batch = [
+        beat("nowhere", "p1", 10),
+        beat("nongan-07", "p9", 10),
+        naive,
+        beat("nongan-07", "p2", 10) | {"frames": -1},
+        beat("nongan-07", "p2", 10) | {"frames": "5"},
+        beat("nongan-07", "p2", 10) | {"colour": "red"},
+        beat("nongan-07", "p2", -3600),  # an hour ahead: a wrong clock
+        "p2",
+        beat("dehui-02", "east", 10, frame_ago_s=12),
+    ]
+    response = client.post(HEALTH, headers=device, json={"heartbeats": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["stored"] == 1
+    errors = {r["index"]: r["error"] for r in body["rejected"]}
+    assert sorted(errors) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert "unknown camera 'nowhere'" in errors[0]
+    assert "no preset 'p9'" in errors[1]
+    assert errors[2].startswith("at:")
+    assert "timezone" in errors[2]
+    assert errors[3].startswith("frames:")
+    assert errors[4].startswith("frames:")
+    assert errors[5].startswith("colour:")
+    assert "future" in errors[6]
+    assert body["rejected"][1]["camera_id"] == "nongan-07"
+    assert body["rejected"][1]["preset"] == "p9"
+    assert states(client)["dehui-02/east"] == "ok"
+    assert states(client)["nongan-07/p2"] == "never_seen"
+    assert client.post(HEALTH, headers=device, json=[beat("dehui-02", "east", 1, frame_ago_s=2)]).status_code == 422
+    assert client.post(HEALTH, headers=device, json={"beats": []}).status_code == 422
+
+
+def test_devices_post_and_supervisors_read(client: TestClient) -> None:
+    body = {"heartbeats": [beat("dehui-02", "east", 10, frame_ago_s=12)]}
+    assert client.post(HEALTH, json=body).status_code == 401
+    assert client.post(HEALTH, headers=login(client, "eval", "evaluator-password"), json=body).status_code == 403
+    assert client.post(HEALTH, headers=login(client, "sup", "supervisor-password"), json=body).status_code == 403
+    assert client.get(HEALTH, headers=login(client, "worker", "device-password")).status_code == 403
+    assert client.get(HEALTH, headers=login(client, "eval", "evaluator-password")).status_code == 403
+    assert client.get(HEALTH).status_code == 401
