@@ -123,10 +123,15 @@ def test_two_mjpeg_cameras_reconnect_skip_corrupt_parts_and_never_cross() -> Non
             thread.join()
     a_numbers = assert_own_frames(results["tower-a"], 0, "tower-a")
     b_numbers = assert_own_frames(results["tower-b"], 1, "tower-b")
-    # Frames served after the truncated part continue the sequence: nothing served whole was lost or repeated.
-    assert a_numbers[:5] == [0, 1, 2, 3, 4]
-    assert b_numbers[:4] == [0, 1, 3, 4]  # frame 2 was the truncated one
     a, b = sources[0].stats, sources[1].stats
+    # Frames served after a corrupt or truncated part continue the sequence (numbers rise, none repeated: checked
+    # above). A live source hands over the newest whole frame, so one the consumer was too slow for may be skipped
+    # on a loaded machine, but then it is counted as throttled: nothing served whole is lost unseen.
+    assert a_numbers[0] == 0
+    assert len(set(range(a_numbers[4] + 1)) - set(a_numbers)) <= a.throttled
+    assert b_numbers[0] == 0
+    assert 2 not in b_numbers  # frame 2 was the truncated one
+    assert len(set(range(b_numbers[3] + 1)) - set(b_numbers) - {2}) <= b.throttled
     assert (a.corrupt, b.corrupt) == (1, 1)
     assert a.reconnects >= 2
     assert a.stalls >= 1
