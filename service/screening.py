@@ -46,7 +46,7 @@ from service.history.service import history_between
 from service.incidents.tables import Observation
 from service.regions.crs import geometry_to_wgs84, parse_crs
 from service.regions.loader import iter_features
-from service.regions.service import RegionIndexCache, loaded_levels
+from service.regions.service import RegionIndexCache, units_coverage
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +111,6 @@ def cropland_layer(path: Path, crs_name: str) -> tuple[shapely.Polygon | shapely
         _CROPLAND_CACHE.clear()  # one deployment, one layer: keep the latest version only
         _CROPLAND_CACHE[key] = layer
     return layer
-
-
-def _coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
-    levels = loaded_levels(session)
-    if not levels:
-        return None
-    # The coarsest level covers the whole area; its cached index keeps the widened outline between batches.
-    return indexes.get(session, levels[-1]).coverage()
 
 
 def _priors(session: Session, settings: Settings, first: datetime, last: datetime) -> list[PriorFirePoint]:
@@ -205,7 +197,7 @@ def build_screener(
             _PastHotspot(key, latitude, longitude, acq_utc, None)
             for key, latitude, longitude, acq_utc in history_between(session, since, max(times))
         )
-    coverage = _coverage(session, indexes) if config.coverage_from_regions else None
+    coverage = units_coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
     # A projected file (a CGCS2000 Gauss-Krüger zone) is in metres: ranges are checked after conversion, not before.
     lonlat = parse_crs(config.layers_crs).geographic

@@ -199,9 +199,7 @@ def calibrate_site(
         if tilt_fitted:
             misses = [float(e) - elevations[i] for i, e in enumerate(true_elevations) if e is not None]
             tilt = max(-90.0, min(90.0, tilt + float(np.mean(misses))))
-        updated = CameraSite(
-            site.latitude, site.longitude, site.mast_height_m, site.ground_elevation_m, normalise_bearing(heading), tilt
-        )
+        updated = replace(site, heading_offset_deg=normalise_bearing(heading), tilt_offset_deg=tilt)
         converged = abs(_wrap(updated.heading_offset_deg - current.heading_offset_deg)) < 1e-9 and (
             abs(updated.tilt_offset_deg - current.tilt_offset_deg) < 1e-9
         )

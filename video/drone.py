@@ -80,8 +80,20 @@ FULL_FRAME_DIAGONAL_MM: Final = math.hypot(36.0, 24.0)
 DEFAULT_SIGMA_PITCH_DEG: Final = 1.0
 DEFAULT_SIGMA_YAW_DEG: Final = 2.0
 _FOCAL_PLANE_UNIT_MM: Final = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
-# EXIF orientations shown rotated by 90° (width and height swap on screen).
-_SWAPPING_ORIENTATIONS: Final = frozenset({5, 6, 7, 8})
+# EXIF orientation → ``(swap, flip_x, flip_y)``: a displayed pixel ``(u, v)`` is the sensor pixel ``(v, u)`` when
+# ``swap`` (shown rotated by 90°: width and height swap on screen), else ``(u, v)``, then mirrored across the
+# sensor's width when ``flip_x`` and its height when ``flip_y``. Anything else is upright.
+_UPRIGHT: Final = (False, False, False)
+_ORIENTATION_TRANSFORMS: Final[dict[int, tuple[bool, bool, bool]]] = {
+    1: _UPRIGHT,
+    2: (False, True, False),
+    3: (False, True, True),
+    4: (False, False, True),
+    5: (True, False, False),
+    6: (True, False, True),
+    7: (True, True, True),
+    8: (True, True, False),
+}
 
 _XMLNS = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _ATTRIBUTE = re.compile(rb"""(?<![\w.:-])([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -213,50 +225,24 @@ class DroneMetadata:
     @property
     def display_size(self) -> tuple[int, int]:
         """``(width, height)`` of the frame as viewers and the detector show it: after the EXIF orientation."""
-        return (self.height, self.width) if self.orientation in _SWAPPING_ORIENTATIONS else (self.width, self.height)
+        return (
+            (self.height, self.width)
+            if _ORIENTATION_TRANSFORMS.get(self.orientation, _UPRIGHT)[0]
+            else (self.width, self.height)
+        )
 
     def sensor_pixel(self, u: float, v: float) -> tuple[float, float]:
         """A point of the displayed frame → the same point of the stored (sensor) frame, which the intrinsics and
         the gimbal attitude describe. Pixel coordinates are continuous, from the top-left corner."""
-        w, h = self.width, self.height
-        match self.orientation:
-            case 2:
-                return w - u, v
-            case 3:
-                return w - u, h - v
-            case 4:
-                return u, h - v
-            case 5:
-                return v, u
-            case 6:
-                return v, h - u
-            case 7:
-                return w - v, h - u
-            case 8:
-                return w - v, u
-            case _:
-                return u, v
+        swap, flip_x, flip_y = _ORIENTATION_TRANSFORMS.get(self.orientation, _UPRIGHT)
+        x, y = (v, u) if swap else (u, v)
+        return (self.width - x if flip_x else x), (self.height - y if flip_y else y)
 
     def display_pixel(self, u: float, v: float) -> tuple[float, float]:
         """The inverse of :meth:`sensor_pixel`: a point of the stored frame → where it is shown."""
-        w, h = self.width, self.height
-        match self.orientation:
-            case 2:
-                return w - u, v
-            case 3:
-                return w - u, h - v
-            case 4:
-                return u, h - v
-            case 5:
-                return v, u
-            case 6:
-                return h - v, u
-            case 7:
-                return h - v, w - u
-            case 8:
-                return v, w - u
-            case _:
-                return u, v
+        swap, flip_x, flip_y = _ORIENTATION_TRANSFORMS.get(self.orientation, _UPRIGHT)
+        x, y = (self.width - u if flip_x else u), (self.height - v if flip_y else v)
+        return (y, x) if swap else (x, y)
 
     @property
     def takeoff_elevation_m(self) -> float | None:

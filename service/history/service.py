@@ -26,7 +26,7 @@ from satellite.hotspot import Hotspot
 from satellite.screening import CHINA_STANDARD_TIME, in_coverage
 from service.errors import InputError
 from service.history.tables import HotspotHistory
-from service.regions.service import RegionIndexCache, loaded_levels
+from service.regions.service import RegionIndexCache, units_coverage
 
 # Keys per "IN (...)" query: well below SQLite's bound-parameter limit.
 _KEYS_PER_QUERY = 500
@@ -61,13 +61,13 @@ def history_coverage(session: Session, indexes: RegionIndexCache) -> Coverage:
     Raises:
         InputError: no units are imported: without them every hotspot of the archive would be kept.
     """
-    levels = loaded_levels(session)
-    if not levels:
+    coverage = units_coverage(session, indexes)
+    if coverage is None:
         raise InputError(
             "no administrative units are imported: history is kept for the covered area only; "
             "run `strawfire regions import` first"
         )
-    return indexes.get(session, levels[-1]).coverage()
+    return coverage
 
 
 def store_history(

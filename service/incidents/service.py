@@ -108,6 +108,16 @@ def _as_input(row: Observation) -> ObservationIn:
     )
 
 
+def _observations_of(session: Session, incident_ids: Sequence[int]) -> dict[int, list[ObservationIn]]:
+    """The stored observations of these incidents, by incident (in chunks of ids)."""
+    out: dict[int, list[ObservationIn]] = {}
+    for start in range(0, len(incident_ids), 500):
+        chunk = incident_ids[start : start + 500]
+        for row in session.scalars(select(Observation).where(Observation.incident_id.in_(chunk))):
+            out.setdefault(row.incident_id or 0, []).append(_as_input(row))
+    return out
+
+
 def _placed(session: Session, incident_ids: set[int]) -> set[int]:
     """Of these incidents, those a precise observation (not a single camera's wedge) has ever placed, however long
     ago: fusion must know it even when that observation is older than the time window it loads."""
@@ -274,11 +284,7 @@ def _earlier_fires(session: Session, new: Sequence[SiteFire], rule: RepeatSiteRu
             )
         )
     )
-    observations: dict[int, list[ObservationIn]] = {}
-    ids = [i.id for i in incidents]
-    for start in range(0, len(ids), 500):
-        for row in session.scalars(select(Observation).where(Observation.incident_id.in_(ids[start : start + 500]))):
-            observations.setdefault(row.incident_id or 0, []).append(_as_input(row))
+    observations = _observations_of(session, [i.id for i in incidents])
     return [_site_fire(i, best_location(observations[i.id])) for i in incidents if observations.get(i.id)]
 
 
@@ -376,9 +382,7 @@ def ingest(
             )
         touched[holder.id] = holder
     session.flush()
-    by_incident: dict[int, list[ObservationIn]] = {}
-    for row in session.scalars(select(Observation).where(Observation.incident_id.in_(list(touched)))):
-        by_incident.setdefault(row.incident_id or 0, []).append(_as_input(row))
+    by_incident = _observations_of(session, list(touched))
     levels = region_indexes(session, indexes)
     best: dict[int, ObservationIn] = {}
     for incident_id, incident in touched.items():

@@ -135,6 +135,17 @@ def loaded_levels(session: Session) -> list[RegionLevel]:
     return [level for level in reversed(RegionLevel) if level.value in present]
 
 
+def units_coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
+    """The imported units' area widened by the assignment tolerance, or None when no units are imported.
+
+    The coarsest level covers the whole area; its cached index keeps the widened outline between calls.
+    """
+    levels = loaded_levels(session)
+    if not levels:
+        return None
+    return indexes.get(session, levels[-1]).coverage()
+
+
 class RegionIndexCache:
     """One :class:`RegionIndex` per level, rebuilt only when that level was re-imported.
 

@@ -32,6 +32,7 @@ met / (met + missed).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -224,10 +225,9 @@ class ResponseGroup:
     on_site_stale: int = 0
 
 
-def _on_site_positions(points: Iterable[FirePoint], position: str) -> int:
-    return sum(
-        1 for p in points for t in p.transitions if t.to_state is IncidentState.ON_SITE and t.position == position
-    )
+def _on_site_positions(points: Iterable[FirePoint]) -> Counter[str | None]:
+    """How many "on site" declarations of ``points`` had each position verdict (:attr:`Transition.position`)."""
+    return Counter(t.position for p in points for t in p.transitions if t.to_state is IncidentState.ON_SITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +264,7 @@ def sort_key(by: GroupBy) -> Callable[[str | None], tuple[int, str]]:
 def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Response | None]]) -> ResponseGroup:
     kept = [(p, r) for p, r in rows if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
     responses = [r for _, r in kept if r is not None]
+    positions = _on_site_positions(p for p, _ in kept)
     return ResponseGroup(
         key=key,
         name=name,
@@ -276,10 +277,10 @@ def _group(key: str | None, name: str | None, rows: list[tuple[FirePoint, Respon
         acknowledge=_count(r.acknowledge for r in responses),
         on_site=_count(r.on_site for r in responses),
         repeat_at_site=sum(1 for p, _ in kept if p.repeat_of is not None),
-        on_site_far=_on_site_positions((p for p, _ in kept), "far"),
-        on_site_without_position=_on_site_positions((p for p, _ in kept), "missing"),
-        on_site_imprecise=_on_site_positions((p for p, _ in kept), "imprecise"),
-        on_site_stale=_on_site_positions((p for p, _ in kept), "stale"),
+        on_site_far=positions["far"],
+        on_site_without_position=positions["missing"],
+        on_site_imprecise=positions["imprecise"],
+        on_site_stale=positions["stale"],
     )
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import email
 import logging
-import threading
-import time
-from collections import deque
 from datetime import UTC, datetime
 
 import httpx
@@ -16,12 +13,13 @@ import pytest
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, SmtpSettings
 from service.alerts.messages import AlertMessage
 from service.alerts.tables import AlertKind, Channel
+from tests.alerts.ratelimit import SlidingWindow
 from tests.alerts.test_channels import (
     _Inbox,
     message,
     smtp_server,  # noqa: F401  (the fixture)
 )
-from tests.httpserver import Recorded, http_receiver
+from tests.httpserver import http_receiver
 
 SECRET = "s3cr3t-signing-key"
 
@@ -29,19 +27,12 @@ SECRET = "s3cr3t-signing-key"
 def test_feishu_requests_keep_to_five_a_second() -> None:
     """Feishu bots take 100/min but also only 5/s (error 11232 beyond it). A pass with 8 alerts due for one
     Feishu group sent 8 requests back to back: the sixth on was refused and waited out a 65 s backoff."""
-    arrivals: deque[float] = deque()
-    lock = threading.Lock()
-
-    def feishu(request: Recorded) -> tuple[int, dict[str, str], bytes]:
-        with lock:
-            now = time.monotonic()
-            while arrivals and now - arrivals[0] >= 1.0:
-                arrivals.popleft()
-            if len(arrivals) >= 5:
-                return 200, {}, b'{"code": 11232, "msg": "frequency limited", "data": {}}'
-            arrivals.append(now)
-        return 200, {}, b'{"code": 0, "msg": "success", "data": {}}'
-
+    feishu = SlidingWindow(
+        5,
+        1.0,
+        ok=b'{"code": 0, "msg": "success", "data": {}}',
+        refusal=b'{"code": 11232, "msg": "frequency limited", "data": {}}',
+    )
     sender = ChannelSender()
     with http_receiver() as receiver:
         receiver.respond = feishu
@@ -49,6 +40,7 @@ def test_feishu_requests_keep_to_five_a_second() -> None:
         for incident_id in range(1, 9):
             sender.send(destination, [message(incident_id)])
         assert len(receiver.received()) == 8
+    assert feishu.refused == []  # every one of the 8 went through at the first try
 
 
 def test_dingtalk_throttling_waits_out_the_ten_minute_block() -> None:

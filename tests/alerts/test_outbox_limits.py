@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -18,28 +15,20 @@ from service.config import Settings
 from service.db import transaction
 from service.flows import ingest_observations
 from service.regions.service import RegionIndexCache
+from tests.alerts.ratelimit import SlidingWindow
 from tests.alerts.test_outbox import ADMIN, factory, observation  # noqa: F401  (factory: the fixture)
-from tests.httpserver import Recorded, http_receiver
+from tests.httpserver import http_receiver
 
 
 def test_two_recipients_on_one_bot_share_its_twenty_a_minute(factory: sessionmaker[Session]) -> None:  # noqa: F811
     """WeCom's 20/min is per bot. One group bot registered for two townships was counted per recipient, so a
     pass sent 24 requests to it in a minute and the platform refused 4 (errcode 45009): those alerts waited."""
-    arrivals: deque[float] = deque()
-    refused: list[float] = []
-    lock = threading.Lock()
-
-    def wecom(request: Recorded) -> tuple[int, dict[str, str], bytes]:
-        with lock:
-            now = time.monotonic()
-            while arrivals and now - arrivals[0] >= 60.0:
-                arrivals.popleft()
-            if len(arrivals) >= 20:
-                refused.append(now)
-                return 200, {}, b'{"errcode": 45009, "errmsg": "api freq out of limit"}'
-            arrivals.append(now)
-        return 200, {}, b'{"errcode": 0, "errmsg": "ok"}'
-
+    wecom = SlidingWindow(
+        20,
+        60.0,
+        ok=b'{"errcode": 0, "errmsg": "ok"}',
+        refusal=b'{"errcode": 45009, "errmsg": "api freq out of limit"}',
+    )
     with http_receiver() as receiver:
         receiver.respond = wecom
         bot = receiver.url + "/cgi-bin/webhook/send?key=SHAREDBOT"
@@ -55,7 +44,7 @@ def test_two_recipients_on_one_bot_share_its_twenty_a_minute(factory: sessionmak
         assert len(summary.new_incidents) == 24
         t0 = datetime.now(UTC) + timedelta(seconds=1)
         report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
-    assert refused == []
+    assert wecom.refused == []
     assert report.retried == 0
     assert report.sent == 24
     with factory() as session:

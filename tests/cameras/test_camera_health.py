@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.auth.service import create_user
 from service.cameras.tables import PresetHeartbeat
-from service.config import Settings
-from service.db import transaction, utcnow
-from service.incidents.states import Role
-from service.main import create_app
+from service.db import utcnow
 from tests.cameras.test_registry_service import login
 from tests.video.test_registry import BASE
 
@@ -24,16 +18,12 @@ HEALTH = "/api/v1/cameras/health"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path / "var"))
-    with TestClient(app) as test_client:
-        with transaction(app.state.session_factory) as session:
-            create_user(session, "admin", "admin-password", Role.ADMIN, None)
-            create_user(session, "worker", "device-password", Role.DEVICE, None)
-            create_user(session, "sup", "supervisor-password", Role.SUPERVISOR, "DEMO00")
-            create_user(session, "eval", "evaluator-password", Role.EVALUATOR, None)
-        assert test_client.put("/api/v1/cameras", headers=login(test_client, "admin", "admin-password"), json=BASE)
-        yield test_client
+def client(client: TestClient) -> TestClient:
+    """The cameras' service (tests/cameras/conftest.py) with the two cameras of BASE registered."""
+    registered = client.put("/api/v1/cameras", headers=login(client, "admin", "admin-password"), json=BASE)
+    assert registered.status_code == 200
+    assert registered.json() == {"cameras": 2}
+    return client
 
 
 def beat(camera_id: str, preset: str, ago_s: float, *, frozen: bool = False, frame_ago_s: float | None = 0.0,

@@ -7,17 +7,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from service.auth.service import create_user
-from service.config import Settings
-from service.db import transaction
-from service.incidents.states import Role
-from service.main import create_app
 from tests.video.test_registry import BASE
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
@@ -48,17 +41,6 @@ def test_cli_import_and_list(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "cameras[1].presets[0].pan_deg" in refused.stderr
     assert "nongan-07" in cli("camera", "list", cwd=tmp_path).stdout  # nothing half-imported
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path / "var"))
-    with TestClient(app) as test_client:
-        with transaction(app.state.session_factory) as session:
-            create_user(session, "admin", "admin-password", Role.ADMIN, None)
-            create_user(session, "worker", "device-password", Role.DEVICE, None)
-            create_user(session, "eval", "evaluator-password", Role.EVALUATOR, None)
-        yield test_client
 
 
 def login(client: TestClient, name: str, password: str) -> dict[str, str]:

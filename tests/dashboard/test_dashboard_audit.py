@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from selenium.webdriver.remote.webelement import WebElement
 from sqlalchemy import update
 
 from service.db import transaction, utcnow
@@ -67,6 +68,20 @@ def expire_token(browser: Browser) -> None:
 def open_incident(browser: Browser, incident_id: int) -> None:
     browser.go(f"#/incident/{incident_id}")
     browser.find(f'.incident-page[data-incident-id="{incident_id}"]')
+
+
+def send_after_the_session_expired(browser: Browser, fire: int, state: str, to: str, note: str) -> WebElement:
+    """As 南屯镇's patrol on a phone: open the fire (in `state`), start the move `to` with `note`, lose the session
+    (expire_token) and tap submit. Returns the sign-in form's message."""
+    browser.use(PHONE)
+    browser.login("nantun", PASSWORD)
+    open_incident(browser, fire)
+    browser.find(f'.incident-page[data-incident-id="{fire}"][data-state="{state}"]')
+    browser.click(f'#actions button[data-transition="{to}"]')
+    browser.type("#t-note", note)
+    expire_token(browser)
+    browser.click("#t-submit")
+    return browser.find("#login-error")
 
 
 def test_api_text_is_shown_as_text_never_markup(browser: Browser, live: LiveServer) -> None:
@@ -179,16 +194,8 @@ def test_two_taps_on_a_slow_network_send_one_move(browser: Browser, live: LiveSe
 
 def test_an_expired_session_keeps_the_report_and_says_it_was_not_sent(browser: Browser, live: LiveServer) -> None:
     fire = live.incidents["nantun"]  # 南屯镇's fire, still suspected
-    browser.use(PHONE)
-    browser.login("nantun", PASSWORD)
-    open_incident(browser, fire)
-    browser.find(f'.incident-page[data-incident-id="{fire}"][data-state="suspected"]')
-    browser.click('#actions button[data-transition="acknowledged"]')
-    browser.type("#t-note", "两人一车，十分钟到")
     # The token runs out while the team is in the field (the server now answers 401).
-    expire_token(browser)
-    browser.click("#t-submit")
-    message = browser.find("#login-error")
+    message = send_after_the_session_expired(browser, fire, "suspected", "acknowledged", "两人一车，十分钟到")
     assert "未提交" in message.text
     assert "重新登录" in message.text
     browser.screenshot("session-expired")
@@ -214,15 +221,7 @@ def test_another_user_signing_in_after_an_expired_session_does_not_inherit_the_d
     draft was only withheld from them: it stayed in the tab's storage (readable there, and handed back to its
     author on the next sign-in, hours later, over whatever the incident had become)."""
     fire = live.incidents["nantun"]  # acknowledged by the test above
-    browser.use(PHONE)
-    browser.login("nantun", PASSWORD)
-    open_incident(browser, fire)
-    browser.find(f'.incident-page[data-incident-id="{fire}"][data-state="acknowledged"]')
-    browser.click('#actions button[data-transition="en_route"]')
-    browser.type("#t-note", "村东头，东风车")
-    expire_token(browser)
-    browser.click("#t-submit")
-    browser.find("#login-error")
+    send_after_the_session_expired(browser, fire, "acknowledged", "en_route", "村东头，东风车")
     assert browser.driver.execute_script("return sessionStorage.getItem('strawfire.draft')") is not None
     browser.type("#username", "beigang")
     browser.type("#password", PASSWORD)

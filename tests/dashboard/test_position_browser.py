@@ -36,6 +36,13 @@ def _transition(live: LiveServer, username: str, incident: int, to: str) -> dict
     return [e for e in events if e["kind"] == "transition" and e["to_state"] == to][-1]  # type: ignore[no-any-return]
 
 
+def _open_on_a_phone(browser: Browser, username: str, incident: int) -> None:
+    browser.use(PHONE)
+    browser.login(username, PASSWORD)
+    browser.go(f"#/incident/{incident}")
+    browser.find(f'.incident-page[data-incident-id="{incident}"]')
+
+
 def _move(browser: Browser, to: str) -> None:
     browser.click(f'#actions button[data-transition="{to}"]')
     browser.find("#transition-dialog[open]")
@@ -53,10 +60,7 @@ def test_on_site_sends_the_phone_position_and_the_timeline_warns_when_far(browse
     driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": live.url, "permissions": ["geolocation"]})
     driver.execute_cdp_cmd("Emulation.setGeolocationOverride", {"latitude": lat, "longitude": lon, "accuracy": 25})
     try:
-        browser.use(PHONE)
-        browser.login("beigang", PASSWORD)
-        browser.go(f"#/incident/{incident}")
-        browser.find(f'.incident-page[data-incident-id="{incident}"]')
+        _open_on_a_phone(browser, "beigang", incident)
         _move(browser, "acknowledged")
         _move(browser, "en_route")
         browser.click('#actions button[data-transition="on_site"]')
@@ -100,10 +104,7 @@ def test_on_site_goes_through_when_geolocation_is_denied(browser: Browser, live:
     incident = live.incidents["nantun"]
     browser.deny_geolocation()  # as a phone whose user tapped "block"
     try:
-        browser.use(PHONE)
-        browser.login("nantun", PASSWORD)
-        browser.go(f"#/incident/{incident}")
-        browser.find(f'.incident-page[data-incident-id="{incident}"]')
+        _open_on_a_phone(browser, "nantun", incident)
         _move(browser, "acknowledged")
         browser.click('#actions button[data-transition="on_site"]')
         browser.find("#transition-dialog[open]")

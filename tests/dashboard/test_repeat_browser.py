@@ -34,6 +34,8 @@ def test_a_fire_again_at_the_same_place_is_marked_in_the_queue_and_links_to_the_
         browser.go(f"#/incident/{again}")
         link = browser.find("#repeat-at-site")
         assert f"#{earlier}" in link.text
+        assert link.text == f"同一地点再次起火（前次 #{earlier}）"  # the label the app's i18n gives it, filled in
+        assert (link.get_attribute("href") or "").endswith(f"#/incident/{earlier}")
         link.click()
         browser.find(f'.incident-page[data-incident-id="{earlier}"]')
         browser.logout()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import shapely
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy.orm import Session
 
 from service.auth.service import SYSTEM, create_user
 from service.config import Settings
@@ -24,6 +26,17 @@ from service.regions.service import RegionIndexCache
 
 PASSWORD = "evidence-password"
 FIRE = (125.55, 44.33)  # in 北岗镇 (DEMO01)
+
+
+def satellite_fire(session: Session, settings: Settings) -> int:
+    """A new incident from one satellite pixel (about 650 m x 330 m) centred on FIRE, 2025-10-20 13:30 local time."""
+    pixel = shapely.box(FIRE[0] - 0.004, FIRE[1] - 0.003, FIRE[0] + 0.004, FIRE[1] + 0.003)
+    obs = ObservationIn(
+        ObservationKind.SATELLITE, "s1", datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], FIRE[0], pixel, 0.9
+    )
+    summary = ingest_observations(session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM)
+    assert len(summary.new_incidents) == 1
+    return summary.new_incidents[0]
 
 
 def photo(lat: float | None, lon: float | None, when: str = "2025:10:20 13:45:00", size: int = 64) -> bytes:
@@ -48,20 +61,12 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, int, Settings]]:
     settings = Settings(data_dir=tmp_path / "var", evidence={"max_upload_mb": 0.05})
     app = create_app(settings)
     with TestClient(app) as client:
-        from datetime import UTC, datetime
-
         with transaction(app.state.session_factory) as session:
             load_demo(session)
             create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
             create_user(session, "donghe", PASSWORD, Role.PATROL, "DEMO02")
-            pixel = shapely.box(FIRE[0] - 0.004, FIRE[1] - 0.003, FIRE[0] + 0.004, FIRE[1] + 0.003)
-            obs = ObservationIn(
-                ObservationKind.SATELLITE, "s1", datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], FIRE[0], pixel, 0.9
-            )
-            summary = ingest_observations(
-                session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM
-            )
-        yield client, summary.new_incidents[0], settings
+            incident = satellite_fire(session, settings)
+        yield client, incident, settings
 
 
 def token(client: TestClient, name: str) -> dict[str, str]:

@@ -15,20 +15,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 from pyproj import Geod
 
-from service.auth.service import SYSTEM, create_user
+from service.auth.service import create_user
 from service.config import Settings
 from service.db import transaction
 from service.demo import load_demo
-from service.flows import ingest_observations
-from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.states import Role
 from service.main import create_app
-from service.regions.service import RegionIndexCache
-from tests.incidents.test_evidence import FIRE, PASSWORD, token
+from tests.incidents.test_evidence import FIRE, PASSWORD, satellite_fire, token
 
 GEOD = Geod(ellps="WGS84")
 
@@ -40,14 +36,7 @@ def _client(tmp_path: Path, **evidence: Any) -> Iterator[tuple[TestClient, int]]
         with transaction(app.state.session_factory) as session:
             load_demo(session)
             create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
-            pixel = shapely.box(FIRE[0] - 0.004, FIRE[1] - 0.003, FIRE[0] + 0.004, FIRE[1] + 0.003)
-            obs = ObservationIn(
-                ObservationKind.SATELLITE, "s1", datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], FIRE[0], pixel, 0.9
-            )
-            summary = ingest_observations(
-                session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM
-            )
-        incident = summary.new_incidents[0]
+            incident = satellite_fire(session, settings)
         me = token(client, "beigang")
         for step in ("acknowledged", "en_route"):
             response = client.post(f"/api/v1/incidents/{incident}/transitions", headers=me, json={"to": step})

@@ -34,13 +34,18 @@ def scenario_db(
 @pytest.fixture(scope="package")
 def november(scenario_db: tuple[str, sessionmaker[Session], dict[str, int]]) -> ReportData:
     """Everything the November report of the whole city shows."""
+    return collect_november(scenario_db, RULES)
+
+
+def collect_november(scenario_db: tuple[str, sessionmaker[Session], dict[str, int]], rules: Path) -> ReportData:
+    """The November report of the whole city over the recorded scenario, under the rule files in `rules`."""
     _, factory, _ = scenario_db
     with factory() as session:
         return collect(
             session,
             parse_period("2025-11"),
             scenario.CITY,
-            RuleBook.load(RULES),
+            RuleBook.load(rules),
             scenario.DEADLINES,
             as_of=scenario.AS_OF,
         )

@@ -13,13 +13,10 @@ from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.reports import charts, tables
-from service.reports.data import ReportData, collect
+from service.reports.data import ReportData
 from service.reports.fonts import Labels
 from service.reports.xlsx import write_xlsx
-from service.stats.periods import parse_period
-from service.stats.rules import RuleBook
-from tests.reports.conftest import RULES
-from tests.stats import scenario
+from tests.reports.conftest import RULES, collect_november
 
 Scenario = tuple[str, sessionmaker[Session], dict[str, int]]
 
@@ -36,16 +33,7 @@ def with_feedback(scenario_db: Scenario, tmp_path_factory: pytest.TempPathFactor
     v2.write_text(
         text.replace("[responses]\n", "[responses]\nfeedback_within_h = 24.0\nlate_feedback = 2.0\n"), encoding="utf-8"
     )
-    _, factory, _ = scenario_db
-    with factory() as session:
-        return collect(
-            session,
-            parse_period("2025-11"),
-            scenario.CITY,
-            RuleBook.load(folder),
-            scenario.DEADLINES,
-            as_of=scenario.AS_OF,
-        )
+    return collect_november(scenario_db, folder)
 
 
 def ranked_sheet(data: ReportData, path: Path) -> tuple[list[str], list[tuple[object, ...]]]:

@@ -105,13 +105,16 @@ def assert_own_frames(frames: list[Frame], camera_index: int, camera_id: str) ->
 def test_two_mjpeg_cameras_reconnect_skip_corrupt_parts_and_never_cross() -> None:
     frames = small_frames()
     camera_a = Feed(0, frames, content_length=True, script=deque(["ok"] * 3 + ["corrupt"] + ["ok"] * 2 + ["drop"]))
-    camera_a.script.extend(["ok"] * 2 + ["stall:0.8"] + ["ok"] * 3)
+    # The stall timeout is 40 frame gaps long and the scripted stalls well beyond it: on a loaded machine a 0.4 s
+    # timeout fired between two good parts, and the parts the server then wrote into the abandoned connection
+    # were gone (a frame and the truncated part missing, neither counted: the client never received them).
+    camera_a.script.extend(["ok"] * 2 + ["stall:1.6"] + ["ok"] * 3)
     camera_b = Feed(1, frames[::-1], content_length=False, script=deque(["ok"] * 2 + ["truncated"] + ["ok"] * 2))
-    camera_b.script.extend(["trickle:0.8"] + ["ok"] * 2 + ["drop"] + ["ok"] * 3)
+    camera_b.script.extend(["trickle:1.6"] + ["ok"] * 2 + ["drop"] + ["ok"] * 3)
     with camera_server([camera_a, camera_b]) as server:
         sources = [
-            MjpegSource(server.mjpeg_url(0), "tower-a", "p1", stall_timeout_s=0.4, backoff=FAST),
-            MjpegSource(server.mjpeg_url(1), "tower-b", "p1", stall_timeout_s=0.4, backoff=FAST),
+            MjpegSource(server.mjpeg_url(0), "tower-a", "p1", stall_timeout_s=1.0, backoff=FAST),
+            MjpegSource(server.mjpeg_url(1), "tower-b", "p1", stall_timeout_s=1.0, backoff=FAST),
         ]
         results: dict[str, list[Frame]] = {}
         threads = [
