@@ -29,6 +29,9 @@ from video.cli import camera_app, drone_app
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from video.patrol import PatrolReport
+    from video.registry import CameraRegistry
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -507,9 +510,30 @@ def patrol(
             help="Seconds between the presets' heartbeats to the service (frames, errors, frozen feed); 0: none.",
         ),
     ] = 60.0,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STRAWFIRE_VIDEO__BROKER_URL",
+            help="Redis URL of a Celery broker: this process only reads the cameras and queues their frames for "
+            "`celery -A video.tasks worker` processes, which detect, verify and post (default: all in this process).",
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option(envvar="STRAWFIRE_VIDEO__QUEUE", help="With --broker: the workers' queue.")
+    ] = None,
+    frame_ttl_s: Annotated[
+        float,
+        typer.Option(
+            envvar="STRAWFIRE_VIDEO__FRAME_TTL_S",
+            min=1.0,
+            help="With --broker: a frame no worker has taken within this many seconds is dropped (workers behind a "
+            "backlog catch up on the present).",
+        ),
+    ] = 300.0,
 ) -> None:
-    """Patrol every camera preset in this process: frames → detector → sequence verification → geolocation →
-    sightings posted to the service (the embedded default; Celery workers use the same pipeline)."""
+    """Patrol every camera preset: frames → detector → sequence verification → geolocation → sightings posted to
+    the service, all in this process (the embedded default), or with --broker as the grabber of Celery workers
+    that run the same pipeline. Heartbeats come from this process either way: it is what reads the cameras."""
     import httpx
 
     from detector.manifest import ModelError
@@ -522,10 +546,12 @@ def patrol(
     token = sys.stdin.readline().strip() if token_stdin else ""
     if not token:
         raise InputError("a device token is needed on stdin (strawfire users token NAME)")
-    try:
-        frame_detector = load_detector_spec(detector, threads=None)
-    except (ValueError, TypeError, ImportError, AttributeError, ModelError) as exc:
-        raise InputError(str(exc), field="--detector") from None
+    frame_detector = None
+    if not broker:  # the workers load their own detector (STRAWFIRE_VIDEO__DETECTOR in their environment)
+        try:
+            frame_detector = load_detector_spec(detector, threads=None)
+        except (ValueError, TypeError, ImportError, AttributeError, ModelError) as exc:
+            raise InputError(str(exc), field="--detector") from None
     try:
         if registry is not None:
             cameras = load_registry(registry)
@@ -536,28 +562,70 @@ def patrol(
             if response.status_code != 200:
                 raise InputError(f"the service answered {response.status_code} for the camera registry")
             cameras = CameraRegistry.from_dict(response.json())
-        # Sightings the service cannot take now wait on disk and are sent again (a restart sends them too).
-        spool = os.environ.get("STRAWFIRE_VIDEO__SPOOL_DIR") or get_settings().data_dir / "sighting-spool"
         client = SightingClient(service_url, token)
-        sink = SpoolSink(client, Path(spool))
-        try:
-            # Heartbeats go straight to the service, never to the spool: a lost one is replaced by the next.
-            report = run_inline(
-                cameras,
-                sink,
-                detector=frame_detector,
-                timeout_s=timeout_s,
-                keep_results=False,
-                heartbeat=client.post_heartbeats if heartbeat_s > 0 else None,
-                heartbeat_every_s=heartbeat_s or 60.0,
-            )
-        finally:
-            sink.close()
+        # Heartbeats go straight to the service, never to the spool: a lost one is replaced by the next.
+        heartbeat = client.post_heartbeats if heartbeat_s > 0 else None
+        report: PatrolReport
+        if broker:
+            report = _grab_for_workers(cameras, broker, queue, frame_ttl_s, timeout_s, heartbeat, heartbeat_s or 60.0)
+        else:
+            # Sightings the service cannot take now wait on disk and are sent again (a restart sends them too).
+            spool = os.environ.get("STRAWFIRE_VIDEO__SPOOL_DIR") or get_settings().data_dir / "sighting-spool"
+            sink = SpoolSink(client, Path(spool))
+            try:
+                report = run_inline(
+                    cameras,
+                    sink,
+                    detector=frame_detector,
+                    timeout_s=timeout_s,
+                    keep_results=False,
+                    heartbeat=heartbeat,
+                    heartbeat_every_s=heartbeat_s or 60.0,
+                )
+            finally:
+                sink.close()
     except VideoError as exc:
         raise InputError(str(exc)) from None
     for key, stats in report.presets.items():
-        line = f"{key}: {stats.frames} frames, {stats.errors} errors"
+        line = f"{key}: {stats.frames} frames{' queued' if broker else ''}, {stats.errors} errors"
         typer.echo(line + (f" (last: {stats.last_error})" if stats.last_error else ""))
+
+
+def _grab_for_workers(
+    cameras: CameraRegistry,
+    broker: str,
+    queue: str | None,
+    frame_ttl_s: float,
+    timeout_s: float | None,
+    heartbeat: Callable[[list[dict[str, Any]]], Any] | None,
+    heartbeat_every_s: float,
+) -> PatrolReport:
+    """``patrol --broker``: the grabber of the Celery workers (:func:`video.tasks.run_grabber`), once the broker
+    answers: a patrol that cannot queue a single frame says so at the start, not as one error per frame."""
+    from kombu.exceptions import OperationalError
+
+    from video.sources import redact_url
+    from video.tasks import make_celery, run_grabber
+
+    celery = make_celery(broker, queue=queue)
+    try:
+        with celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
+    except (OperationalError, OSError) as exc:
+        raise InputError(
+            f"the broker {redact_url(broker)} does not answer: {redact_url(str(exc))}", field="--broker"
+        ) from None
+    try:
+        return run_grabber(
+            cameras,
+            celery,
+            frame_ttl_s=frame_ttl_s,
+            timeout_s=timeout_s,
+            heartbeat=heartbeat,
+            heartbeat_every_s=heartbeat_every_s,
+        )
+    finally:
+        celery.close()
 
 
 @alerts_app.command("add-recipient")

@@ -409,15 +409,16 @@ class EventOutcome:
 class FrameResult:
     """What the pipeline did with one frame.
 
-    ``status``: ``ok``; ``late`` (older than the last frame verified for the preset: not verified); ``error`` (an
-    unknown camera/preset: the frame is dropped rather than attributed to anything else).
+    ``status``: ``ok``; ``late`` (older than the last frame verified for the preset: not verified); ``expired``
+    (no worker took it before its ``expires_at``: dropped unlooked-at, see :meth:`FramePipeline.expired`);
+    ``error`` (an unknown camera/preset: the frame is dropped rather than attributed to anything else).
     """
 
     camera_id: str
     preset_id: str
     seq: int
     captured_at: datetime
-    status: Literal["ok", "late", "error"]
+    status: Literal["ok", "late", "expired", "error"]
     frame_index: int | None = None
     candidates: int = 0
     sun_glare: int = 0  # boxes ignored because they lay in the sun's glare (``PresetRecord.sun_glare_deg``)
@@ -630,6 +631,18 @@ class FramePipeline:
         # A preset without tiles is the whole frame only (with_tiles' None would mean "auto"); a motion detector
         # is never tiled (with_tiles hands it back as it is) and gets the previous frame.
         return detect_frame(with_tiles(self.detector, tiles or (1, 1)), rgb, previous, conf=threshold)
+
+    def expired(self, camera_id: str, preset_id: str, captured_at: datetime, expires_at: datetime | None) -> bool:
+        """Whether a queued frame taken now, past its ``expires_at``, is to be dropped unlooked-at (``expired``).
+
+        Workers behind a backlog drop old frames rather than detect them first: the preset's newer frames are
+        already queued, and the verifier would only see the past while they wait (:func:`video.tasks.submit_frame`).
+        A frame whose verified events are still pending (its worker died before handing their sightings over) is
+        never dropped: those sightings are due.
+        """
+        if expires_at is None or datetime.now(UTC) <= expires_at:
+            return False
+        return self.store.pending(preset_key(camera_id, preset_id), captured_at) is None
 
     def process(self, frame: Frame) -> FrameResult:
         """Run every step for one frame; sightings go to the sink as their events change state."""
@@ -974,7 +987,7 @@ class Patrol:
         """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live).
 
         With ``heartbeat``, every ``heartbeat_every_s`` seconds it is called from a thread of its own with one
-        heartbeat per preset (:meth:`heartbeats`).
+        heartbeat per preset (:meth:`heartbeats`), and once more when the run ends.
         """
         report = PatrolReport({preset_key(c.id, p.id): PresetStats() for c, p in self._presets})
         done = threading.Event()
@@ -1004,7 +1017,17 @@ class Patrol:
         done.set()
         if beating is not None:
             beating.join(timeout=10.0)  # at most one post in flight, with its own short timeout
+            self._last_heartbeat(report)
         return report
+
+    def _last_heartbeat(self, report: PatrolReport) -> None:
+        # The final counts (a folder's last frame, the error that ended a preset) reach the service even when the
+        # run was shorter than one heartbeat interval; from then on the presets age into ``silent`` there.
+        assert self.heartbeat is not None
+        try:
+            self.heartbeat(self.heartbeats(report))
+        except Exception as exc:
+            log.warning("the last heartbeats were not sent: %s", redact_url(f"{type(exc).__name__}: {exc}"))
 
 
 # --- Drone images ---------------------------------------------------------------------------------------------

@@ -6,9 +6,13 @@ Two modes, same task functions:
   ``process_frame_task.delay(...)`` executes in the calling process, and verifier state is kept in memory. Nothing
   else to run. (The in-process :class:`video.patrol.Patrol` skips even the payload round trip:
   :func:`video.patrol.run_inline`.)
-* **Distributed** — ``STRAWFIRE_VIDEO__BROKER_URL=redis://host:6379/0``: grabbers call :func:`submit_frame`, workers
-  run ``celery -A video.tasks worker`` (one process per core: ``--pool=prefork --concurrency=N`` or one
-  ``--pool=solo`` worker per core; every process loads its own detector with one thread).
+* **Distributed** — ``STRAWFIRE_VIDEO__BROKER_URL=redis://host:6379/0``: one grabber, ``strawfire patrol --broker
+  URL`` (:func:`run_grabber`), reads the cameras and queues each frame (:func:`submit_frame`); workers run ``celery
+  -A video.tasks worker`` (one process per core: ``--pool=prefork --concurrency=N`` or one ``--pool=solo`` worker
+  per core; every process loads its own detector with one thread) and detect, verify and post. The grabber sends
+  the cameras' heartbeats. A frame no worker has taken within ``--frame-ttl-s`` (default 300 s) is dropped by the
+  worker that finally takes it (``expired``, before decoding): workers behind a backlog catch up on the present
+  instead of verifying the past; add workers when the heartbeats and results show frames expiring.
 
 Sequence-verification state across workers — decision: **the state lives in Redis, one lock per (camera,
 preset)**, rather than routing each camera to a fixed worker. Routing needs a queue per worker and re-balancing
@@ -47,6 +51,8 @@ Environment (read when a worker, or :func:`runtime_from_env`, starts):
 ``STRAWFIRE_VIDEO__DETECTOR_THREADS``  inference threads per worker process (default 1)
 ``STRAWFIRE_VIDEO__QUEUE``             the queue name (default ``strawfire-video``)
 ``STRAWFIRE_VIDEO__POST_RETRY_S``      delay before a failed post is retried by a task (default 30)
+``STRAWFIRE_VIDEO__FRAME_TTL_S``       the grabber (``strawfire patrol --broker``): seconds a queued frame stays
+                                       worth detecting (default 300)
 ``STRAWFIRE_VIDEO__SPOOL_DIR``         embedded mode: where undeliverable sightings wait for the service
                                        (default ``$STRAWFIRE_DATA_DIR/sighting-spool``, ``var/…`` without it)
 =====================================  ==========================================================================
@@ -61,7 +67,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,17 +84,21 @@ from video.errors import VideoError
 from video.patrol import (
     ClientSink,
     FramePipeline,
+    FrameResult,
     MemoryVerifierStore,
+    Patrol,
+    PatrolReport,
     PostOutcome,
     PresetState,
     SightingSink,
+    SourceFactory,
     VerifierStore,
     drone_sightings,
     load_detector_spec,
 )
 from video.registry import CameraRegistry, load_registry
 from video.sighting import SightingUpload, parse_sighting
-from video.sources import Frame, decode_jpeg
+from video.sources import Frame, decode_jpeg, open_source
 
 if TYPE_CHECKING:
     import redis
@@ -113,6 +123,7 @@ __all__ = [
     "process_drone_image_task",
     "process_frame",
     "process_frame_task",
+    "run_grabber",
     "runtime_from_env",
     "state_from_json",
     "state_to_json",
@@ -428,8 +439,11 @@ class QueueingSink(ClientSink):
 # --- Payloads ----------------------------------------------------------------------------------------------------
 
 
-def frame_payload(frame: Frame, *, quality: int = 95) -> dict[str, Any]:
-    """A frame as a JSON task argument: the camera's own JPEG when it sent one, else encoded at ``quality``."""
+def frame_payload(frame: Frame, *, quality: int = 95, expires_at: datetime | None = None) -> dict[str, Any]:
+    """A frame as a JSON task argument: the camera's own JPEG when it sent one, else encoded at ``quality``.
+
+    ``expires_at``: a worker that takes the frame later drops it (:meth:`~video.patrol.FramePipeline.expired`).
+    """
     jpeg = frame.encoded
     if jpeg is None or not jpeg.startswith(b"\xff\xd8"):
         import cv2
@@ -438,13 +452,42 @@ def frame_payload(frame: Frame, *, quality: int = 95) -> dict[str, Any]:
         if not ok:
             raise VideoError("OpenCV could not encode the frame")
         jpeg = buffer.tobytes()
-    return {
+    payload = {
         "camera_id": frame.camera_id,
         "preset_id": frame.preset_id,
         "captured_at": frame.captured_at.isoformat(),
         "seq": frame.seq,
         "jpeg_b64": base64.b64encode(jpeg).decode("ascii"),
     }
+    if expires_at is not None:
+        payload["expires_at"] = expires_at.astimezone(UTC).isoformat()
+    return payload
+
+
+def _aware(payload: Mapping[str, Any], name: str) -> datetime | None:
+    """The payload's time ``name`` (``None`` when absent); one without a zone is malformed."""
+    raw = payload.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except (TypeError, ValueError) as exc:
+        raise VideoError(f"malformed frame payload: {name}: {type(exc).__name__}: {exc}") from None
+    if value.tzinfo is None:  # a frame's time must say its zone: cadence, sun glare and expiry depend on it
+        raise VideoError(f"malformed frame payload: {name} {raw!r} has no time zone")
+    return value
+
+
+def _frame_header(payload: Mapping[str, Any]) -> tuple[str, str, int, datetime]:
+    """The payload's camera, preset, sequence number and capture time, without decoding its JPEG."""
+    try:
+        camera_id, preset_id, seq = str(payload["camera_id"]), str(payload["preset_id"]), int(payload["seq"])
+        captured_at = _aware(payload, "captured_at")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VideoError(f"malformed frame payload: {type(exc).__name__}: {exc}") from None
+    if captured_at is None:
+        raise VideoError("malformed frame payload: KeyError: 'captured_at'")
+    return camera_id, preset_id, seq, captured_at
 
 
 def frame_from_payload(payload: Mapping[str, Any]) -> Frame:
@@ -453,14 +496,11 @@ def frame_from_payload(payload: Mapping[str, Any]) -> Frame:
     Raises:
         VideoError: the payload is incomplete or its JPEG does not decode.
     """
+    camera_id, preset_id, seq, captured_at = _frame_header(payload)
     try:
         jpeg = base64.b64decode(payload["jpeg_b64"], validate=True)
-        captured_at = datetime.fromisoformat(payload["captured_at"])
-        camera_id, preset_id, seq = str(payload["camera_id"]), str(payload["preset_id"]), int(payload["seq"])
     except (KeyError, TypeError, ValueError) as exc:
         raise VideoError(f"malformed frame payload: {type(exc).__name__}: {exc}") from None
-    if captured_at.tzinfo is None:  # a frame's time must say its zone: cadence and sun glare depend on it
-        raise VideoError(f"malformed frame payload: captured_at {payload['captured_at']!r} has no time zone")
     image = decode_jpeg(jpeg)
     if image is None:
         raise VideoError(f"frame {seq} of {camera_id}/{preset_id}: the JPEG does not decode")
@@ -479,8 +519,19 @@ def _upload_payload(upload: SightingUpload) -> dict[str, Any]:
 def process_frame(payload: dict[str, Any], worker: str = "inline") -> dict[str, Any]:
     """decode → detect → verify (shared state) → geolocate → post, for one frame; returns the frame's result."""
     started = time.perf_counter()
-    frame = frame_from_payload(payload)
-    result = get_runtime().pipeline.process(frame).to_json()
+    pipeline = get_runtime().pipeline
+    camera_id, preset_id, seq, captured_at = _frame_header(payload)
+    if pipeline.expired(camera_id, preset_id, captured_at, _aware(payload, "expires_at")):
+        # Checked before the JPEG is decoded: a worker catching up on a backlog drops each old frame for little.
+        log.warning(
+            "%s/%s: frame %d was not taken before %s; dropped", camera_id, preset_id, seq, payload["expires_at"]
+        )
+        expired = FrameResult(
+            camera_id, preset_id, seq, captured_at, status="expired", model=pipeline.detector.info.name
+        )
+        result = expired.to_json()
+    else:
+        result = pipeline.process(frame_from_payload(payload)).to_json()
     result["worker"] = worker
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result
@@ -550,13 +601,45 @@ post_sighting_task: Any = app.task(
 process_drone_image_task: Any = app.task(name="strawfire.video.process_drone_image")(process_drone_image)
 
 
-def submit_frame(frame: Frame, *, celery: Celery | None = None) -> AsyncResult[Any]:
+def submit_frame(frame: Frame, *, celery: Celery | None = None, ttl_s: float | None = None) -> AsyncResult[Any]:
     """Queue one frame for the workers (or run it now in embedded mode); the handle for :class:`~video.patrol.Patrol`.
 
     ``celery``: a client app other than this module's (e.g. one made by :func:`make_celery` for another broker);
-    tasks are sent by name, so the client needs no task code.
+    tasks are sent by name, so the client needs no task code. ``ttl_s``: a worker that takes the frame more than
+    this many seconds after now drops it (``expired``; :meth:`~video.patrol.FramePipeline.expired`). Not Celery's
+    own ``expires``: that would also drop a frame given back after its worker died, whose sightings are still due.
     """
-    payload = frame_payload(frame)
+    expires_at = None if ttl_s is None else datetime.now(UTC) + timedelta(seconds=ttl_s)
+    payload = frame_payload(frame, expires_at=expires_at)
     if celery is None:
         return cast("AsyncResult[Any]", process_frame_task.apply_async(args=[payload], task_id=str(uuid.uuid4())))
     return celery.send_task("strawfire.video.process_frame", args=[payload])
+
+
+def run_grabber(
+    registry: CameraRegistry,
+    celery: Celery,
+    *,
+    frame_ttl_s: float | None = None,
+    sources: SourceFactory = open_source,
+    presets: Iterable[tuple[str, str]] | None = None,
+    timeout_s: float | None = None,
+    heartbeat: Callable[[list[dict[str, Any]]], Any] | None = None,
+    heartbeat_every_s: float = 60.0,
+) -> PatrolReport:
+    """The distributed patrol's grabber: read every preset's frames and queue them for the workers.
+
+    The workers (``celery -A video.tasks worker``) detect, verify and post; this process only reads the cameras,
+    so it needs no detector. Heartbeats (frames read, stream errors, frozen feed) are the grabber's to send: it is
+    what sees the cameras. A frame the broker does not take is counted as an error of its preset (in the
+    heartbeat) and the patrol goes on with the next.
+    """
+    patrol = Patrol(
+        registry,
+        lambda frame: submit_frame(frame, celery=celery, ttl_s=frame_ttl_s),
+        sources=sources,
+        presets=presets,
+        heartbeat=heartbeat,
+        heartbeat_every_s=heartbeat_every_s,
+    )
+    return patrol.run(timeout_s=timeout_s)

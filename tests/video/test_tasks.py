@@ -347,3 +347,131 @@ def _part(request: Recorded, name: bytes) -> bytes:
     body_start = request.body.index(b"\r\n\r\n", start) + 4
     boundary = request.headers["Content-Type"].split("boundary=")[1].encode()
     return request.body[body_start : request.body.index(b"\r\n--" + boundary, body_start)]
+
+
+def _worker_of(meta: dict[str, Any]) -> str | None:
+    result = meta.get("result")
+    return result.get("worker") if isinstance(result, dict) else None  # post tasks' results name no worker
+
+
+def _noise_frames(folder: Path, start: datetime, count: int, seed: int) -> None:
+    """``count`` frames of moving noise, one a minute from ``start``, named by their epoch (their capture time)."""
+    import cv2
+
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        image = rng.integers(0, 255, (427, 640, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{int(start.timestamp()) + 60 * i}.jpg"), image)
+
+
+@pytest.mark.slow
+def test_patrol_with_a_broker_grabs_for_real_workers_which_drop_what_waited_too_long(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``strawfire patrol --broker``: the grabber reads the cameras and queues their frames, sends the heartbeats,
+    and loads no detector; a real Celery worker detects, verifies and posts. Frames queued while no worker ran
+    and older than ``--frame-ttl-s`` when one came are dropped unlooked-at (``expired``), and the frames queued
+    after them are verified from a fresh start."""
+    import redis
+
+    from tests.video.figlib import figlib_camera
+    from video.registry import CameraRegistry
+
+    queue = f"strawfire-test-{uuid.uuid4().hex[:8]}"
+    t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
+    _noise_frames(tmp_path / "before", t0, 3, seed=1)
+    _noise_frames(tmp_path / "after", t0 + timedelta(minutes=10), 6, seed=2)
+    registries = {}
+    for name in ("before", "after"):
+        camera = figlib_camera(source=str(tmp_path / name), kind="folder")
+        registries[name] = save_registry(CameraRegistry((camera,)), tmp_path / f"{name}.json")
+    strawfire = str(Path(sys.executable).with_name("strawfire"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+
+    def grab(receiver_url: str, registry: Path, ttl_s: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            strawfire, "patrol", "--service-url", receiver_url, "--registry", str(registry), "--broker", redis_url,
+            "--queue", queue, "--frame-ttl-s", ttl_s, "--heartbeat-s", "30", "--detector", "no.such:factory",
+        ]  # fmt: skip
+        return subprocess.run(
+            command, env=clean, input="grabber-token\n", capture_output=True, text=True, timeout=120, check=False
+        )
+
+    def respond(request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if request.path == "/api/v1/cameras/health":
+            return 200, {"Content-Type": "application/json"}, b'{"stored": 1, "stale": 0, "rejected": []}'
+        return 201, {"Content-Type": "application/json"}, b'{"ok": true}'
+
+    with http_receiver() as receiver:
+        receiver.respond = respond
+        early = grab(receiver.url, registries["before"], "1")  # no worker yet: these wait in Redis
+        assert early.returncode == 0, early.stderr
+        assert early.stdout.strip() == "figlib-mobo-c/p1: 3 frames queued, 0 errors"
+        time.sleep(1.5)
+        env = clean | {
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "1",
+            "STRAWFIRE_VIDEO__BROKER_URL": redis_url,
+            "STRAWFIRE_VIDEO__QUEUE": queue,
+            "STRAWFIRE_VIDEO__REGISTRY": str(registries["after"]),
+            "STRAWFIRE_VIDEO__SERVICE_URL": receiver.url,
+            "STRAWFIRE_VIDEO__DEVICE_TOKEN": "worker-token",
+            "STRAWFIRE_VIDEO__DETECTOR": "tests.video.stand_ins:steady_smoke_detector",
+        }
+        name = f"w-{queue}@test"
+        worker = _start_worker(name, env, tmp_path / "worker.log")
+        try:
+            late = grab(receiver.url, registries["after"], "300")
+            assert late.returncode == 0, late.stderr
+            assert late.stdout.strip() == "figlib-mobo-c/p1: 6 frames queued, 0 errors"
+            store = redis.Redis.from_url(redis_url)
+            deadline = time.monotonic() + 90
+            results: list[dict[str, Any]] = []
+            while len(results) < 9 and time.monotonic() < deadline and worker.poll() is None:
+                metas = [json.loads(store.get(k) or b"{}") for k in store.scan_iter("celery-task-meta-*")]
+                results = [m["result"] for m in metas if m.get("status") == "SUCCESS" and _worker_of(m) == name]
+                time.sleep(0.2)
+            posted = [r for r in receiver.received() if r.path == "/api/v1/observations/camera"]
+        finally:
+            worker.send_signal(signal.SIGQUIT)
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        log_text = (tmp_path / "worker.log").read_text()
+        beats = [r for r in receiver.received() if r.path == "/api/v1/cameras/health"]
+
+    assert len(results) == 9, log_text
+    by_status = sorted((r["status"], r["seq"]) for r in results)
+    assert by_status == [("expired", 0), ("expired", 1), ("expired", 2)] + [("ok", i) for i in range(6)]
+    assert all(r["model"] == "steady-smoke" for r in results)
+    confirmed = {r["seq"]: r["events"] for r in results if r["events"]}
+    assert list(confirmed) == [3]  # the fourth frame of the fresh start, not the first (the old ones never counted)
+    [event] = confirmed[3]
+    assert (event["state"], event["class_name"], event["posted"]) == ("confirmed", "smoke", True)
+    [sighting] = posted
+    assert sighting.headers["Authorization"] == "Bearer worker-token"
+    assert json.loads(_part(sighting, b"sighting"))["sighting_key"] == event["sighting_key"]
+    # The grabber's last heartbeat of each run, with its own token; the detector option was never loaded.
+    assert [b.headers["Authorization"] for b in beats] == ["Bearer grabber-token"] * 2
+    assert [b.json()["heartbeats"][0]["frames"] for b in beats] == [3, 6]
+
+
+def test_patrol_with_a_broker_that_does_not_answer_says_so_once_without_its_password(tmp_path: Path) -> None:
+    from tests.video.figlib import figlib_camera
+    from video.registry import CameraRegistry
+
+    _noise_frames(tmp_path / "frames", datetime(2026, 4, 20, 2, 0, tzinfo=UTC), 2, seed=3)
+    camera = figlib_camera(source=str(tmp_path / "frames"), kind="folder")
+    registry = save_registry(CameraRegistry((camera,)), tmp_path / "cameras.json")
+    command = [
+        str(Path(sys.executable).with_name("strawfire")), "patrol", "--service-url", "http://127.0.0.1:9",
+        "--registry", str(registry), "--broker", f"redis://:hunter2-secret@127.0.0.1:{_free_port()}/0",
+    ]  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    result = subprocess.run(command, env=clean, input="t\n", capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "the broker redis://:***@127.0.0.1:" in result.stderr
+    assert "does not answer" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
