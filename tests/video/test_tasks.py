@@ -475,3 +475,51 @@ def test_patrol_with_a_broker_that_does_not_answer_says_so_once_without_its_pass
     assert "the broker redis://:***@127.0.0.1:" in result.stderr
     assert "does not answer" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_an_expired_frame_whose_sightings_are_still_due_is_processed_not_dropped() -> None:
+    """A frame given back after its worker died between verifying it and handing its sightings over is past its
+    ``expires_at`` by then (the broker's visibility timeout is an hour): its sightings are sent all the same."""
+    from tests.video.figlib import figlib_registry
+    from tests.video.stand_ins import steady_smoke_detector
+    from video.patrol import MemoryVerifierStore
+
+    sent: list[SightingUpload] = []
+
+    class Sink:
+        def send(self, upload: SightingUpload) -> PostOutcome:
+            sent.append(upload)
+            return PostOutcome(upload.key, True)
+
+    store = MemoryVerifierStore()
+    pipeline = FramePipeline(figlib_registry(), steady_smoke_detector(), Sink(), store=store)
+    runtime = Runtime(pipeline, None)
+    t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
+    rng = np.random.default_rng(4)
+    frames = [
+        Frame(rng.integers(0, 255, (427, 640, 3), dtype=np.uint8), t0 + timedelta(minutes=i), "figlib-mobo-c", "p1", i)
+        for i in range(4)
+    ]
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    configure_runtime(runtime)
+    try:
+        for frame in frames[:3]:
+            assert process_frame_task.delay(frame_payload(frame)).get()["status"] == "ok"
+        # The fourth frame confirms; its worker "dies" after the verifier saved its state: the events are pending.
+        key = "figlib-mobo-c/p1"
+        found = steady_smoke_detector().detect([frames[3].rgb()])[0]
+        preset = pipeline.registry.preset("figlib-mobo-c", "p1")[1]
+        index, events = store.advance(key, lambda: pipeline.new_state(preset), frames[3].captured_at, 60.0, found)
+        assert index is not None
+        assert [e.class_name for e in events] == ["smoke"]
+        redelivered = process_frame_task.delay(frame_payload(frames[3], expires_at=past)).get()
+        stale = process_frame_task.delay(
+            frame_payload(Frame(frames[0].image, t0 - timedelta(minutes=5), "figlib-mobo-c", "p1", 9), expires_at=past)
+        ).get()
+    finally:
+        configure_runtime(None)
+    assert (redelivered["status"], redelivered["frame_index"]) == ("ok", index)
+    assert [e["state"] for e in redelivered["events"]] == ["confirmed"]
+    assert len(sent) == 1
+    assert store.pending(key, frames[3].captured_at) is None  # settled once handed over
+    assert (stale["status"], stale["frame_index"], stale["events"]) == ("expired", None, [])
