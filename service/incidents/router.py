@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -188,10 +192,44 @@ async def post_drone_images(
     return [DroneImageOut(image=r.image, sightings=r.sightings, incidents=r.incidents, error=r.error) for r in results]
 
 
-@router.get("/incidents")
+_CURSOR_PREFIX = "incidents:id<"
+_CURSOR = re.compile(re.escape(_CURSOR_PREFIX) + r"([1-9][0-9]{0,18})")
+_NEXT_HEADERS = {
+    "X-Next-Cursor": {
+        "description": "Present when the page is full: send it back as `cursor` (with the same filters) for the "
+        "next page; absent on the last page.",
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": 'The next page as an RFC 8288 link (`rel="next"`), when there may be one.',
+        "schema": {"type": "string"},
+    },
+}
+
+
+def encode_cursor(last_id: int) -> str:
+    """The opaque cursor that goes on after the incident ``last_id`` (a client only sends it back)."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The incident id a cursor from :func:`encode_cursor` goes on after; anything else is an :class:`InputError`."""
+    try:
+        text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    match = _CURSOR.fullmatch(text)
+    if match is None or not 1 <= int(match[1]) <= 2**62:
+        raise InputError("not a cursor this endpoint gave out (send back X-Next-Cursor unchanged)", field="cursor")
+    return int(match[1])
+
+
+@router.get("/incidents", responses={200: {"headers": _NEXT_HEADERS}})
 def list_incidents(
     principal: Reader,
     session: SessionDep,
+    request: Request,
+    response: Response,
     township: str | None = None,
     county: str | None = None,
     state: IncidentState | None = None,
@@ -199,9 +237,37 @@ def list_incidents(
         bool, Query(alias="open", description="Only incidents the township still has to act on.")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[
+        int, Query(ge=0, description="Rows to skip (kept for old clients; a walk by `cursor` is exact).")
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="The `X-Next-Cursor` of the previous page: the page after it."),
+    ] = None,
 ) -> list[IncidentRead]:
-    """Incidents in the caller's scope, newest first."""
+    """Incidents in the caller's scope, newest first (by id: the order of creation).
+
+    Reading every page: follow the cursor. A full page comes with an opaque ``X-Next-Cursor`` header (and a
+    ``Link: <…>; rel="next"``); the same request with ``cursor=`` that value returns the page after it, and a page
+    without the header is the last. The walk is keyset paging on the incident id, which is unique and never
+    changes: every incident that existed when the walk started and still matches the filters is returned exactly
+    once, whatever is created, observed again, moved or closed between the requests (the primary key orders it: no
+    other index is needed). An incident created during the walk has a higher id than those read and comes on the
+    next walk (on PostgreSQL, one whose id was drawn before the walk began but committed during it may come in this
+    one, still once); one that leaves the filters before its page is read is not returned. ``offset`` still works,
+    on the same order, for old clients; it is exact only on data that does not change: an incident created between
+    two requests shifts the rest back by one (one comes twice), one that leaves the filters shifts them forward
+    (one is skipped).
+
+    Decided against: paging an order that changes (``last_observed_at``, the order before the cursor, moves with
+    every new observation: an incident not yet read jumped ahead of the walk and was never returned, and a cursor
+    on it would skip it the same way), and a snapshot kept on the server per client. The body stays the plain list
+    it always was; the cursor travels in headers."""
+    before_id = None
+    if cursor is not None:
+        if offset:
+            raise InputError("send either cursor or offset, not both", field="offset")
+        before_id = decode_cursor(cursor)
     rows = service.list_incidents(
         session,
         principal,
@@ -211,7 +277,13 @@ def list_incidents(
         open_only=open_only,
         limit=limit,
         offset=offset,
+        before_id=before_id,
     )
+    if len(rows) == limit:
+        next_cursor = encode_cursor(rows[-1].id)
+        query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "offset")]
+        response.headers["X-Next-Cursor"] = next_cursor
+        response.headers["Link"] = f'<{request.url.path}?{urlencode([*query, ("cursor", next_cursor)])}>; rel="next"'
     return [IncidentRead.model_validate(r) for r in rows]
 
 

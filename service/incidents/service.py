@@ -492,9 +492,15 @@ def list_incidents(
     open_only: bool = False,
     limit: int = 200,
     offset: int = 0,
+    before_id: int | None = None,
 ) -> list[Incident]:
-    """Incidents within the principal's scope, newest first; ``open_only``: those the township still has to act
-    on (:data:`OPEN_STATES`), filtered here so that a page of them is never cut short by closed ones."""
+    """Incidents within the principal's scope, newest first by id; ``open_only``: those the township still has to
+    act on (:data:`OPEN_STATES`), filtered here so that a page of them is never cut short by closed ones.
+
+    The order is the id's alone, which never changes and is unique, so that a walk that goes on from the last id it
+    was given (``before_id``, keyset paging) returns every incident that existed when it started and still matches,
+    once, however incidents are created, observed again or moved between requests. (``last_observed_at`` moves with
+    every new observation: an incident not yet read would jump ahead of the walk and be missed.)"""
     query = select(Incident).where(principal.incident_filter())
     if township:
         query = query.where(Incident.township_code == township)
@@ -504,11 +510,9 @@ def list_incidents(
         query = query.where(Incident.state == state.value)
     if open_only:
         query = query.where(Incident.state.in_(sorted(s.value for s in OPEN_STATES)))
-    return list(
-        session.scalars(
-            query.order_by(Incident.last_observed_at.desc(), Incident.id.desc()).limit(limit).offset(offset)
-        )
-    )
+    if before_id is not None:
+        query = query.where(Incident.id < before_id)
+    return list(session.scalars(query.order_by(Incident.id.desc()).limit(limit).offset(offset)))
 
 
 def observations_of(session: Session, incident: Incident) -> list[Observation]:

@@ -77,20 +77,27 @@ export class NetworkError extends Error {
 }
 
 /**
- * Read pages of a list (`limit`/`offset`) until one comes back short: {items, truncated}. `truncated` is true when
- * `maxPages` were read and there may be more (the page then says it shows only part). Items are kept once by id
- * (a new incident arriving between pages shifts the offsets by one).
+ * Read every page of a list: {items, truncated}. The pages are followed by the server's cursor (the
+ * `X-Next-Cursor` header of a full page, sent back as `cursor`): keyset paging on an order that never changes, so
+ * an incident created, observed again or closed between two requests can neither be read twice nor skipped. A list
+ * whose full pages come without a cursor is read by `offset`, and items are then kept once by id (a new item
+ * arriving between pages shifts the offsets by one). `truncated` is true when `maxPages` were read and there may be
+ * more (the page then says it shows only part).
  */
 export async function fetchAll(path, params = {}, { pageSize = 1000, maxPages = 5 } = {}) {
   const items = [];
   const seen = new Set();
+  let cursor = null;
   for (let page = 0; page < maxPages; page++) {
-    const batch = await api(path, { params: { ...params, limit: pageSize, offset: page * pageSize } });
+    const position = cursor ? { cursor } : { offset: page * pageSize };
+    const query = { ...params, limit: pageSize, ...position };
+    const { data: batch, headers } = await api(path, { params: query, as: "page" });
     for (const item of batch) {
       if (item && item.id !== undefined && seen.has(item.id)) continue;
       if (item && item.id !== undefined) seen.add(item.id);
       items.push(item);
     }
+    cursor = headers.get("X-Next-Cursor");
     if (batch.length < pageSize) return { items, truncated: false };
   }
   return { items, truncated: true };
@@ -147,7 +154,7 @@ async function readJson(response) {
 
 /**
  * Call the API. Options: method, params (query, nulls dropped), json (a body to send as JSON), form (FormData),
- * as: "json" (default) or "blob".
+ * as: "json" (default), "blob", or "page" ({data, headers}: the JSON and the response's headers).
  */
 export async function api(path, options = {}) {
   const session = currentSession();
@@ -184,5 +191,6 @@ export async function api(path, options = {}) {
     throw new ApiError(response.status, data && data.detail);
   }
   if (options.as === "blob") return response.blob();
+  if (options.as === "page") return { data: await readJson(response), headers: response.headers };
   return readJson(response);
 }
