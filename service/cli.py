@@ -667,12 +667,13 @@ def alerts_add_recipient(
 @friendly_errors
 def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False) -> None:
     """Deliver alerts and apply deadlines (for deployments that run workers apart from the web process)."""
-    from service.alerts.worker import AlertWorker, run_once, sender_from
+    from service.alerts.worker import AlertWorker, record_pass, run_once, sender_from
 
     settings = get_settings()
     factory = _session_factory()
     if once:
         escalation, delivery = run_once(factory, sender_from(settings.alerts), settings.alerts)
+        record_pass(factory, ok=True)  # a worker run by a timer shows in the system status like one that loops
         typer.echo(
             f"reminders {escalation.reminders}, escalated {len(escalation.escalated)}, "
             f"sent {delivery.sent}, retried {delivery.retried}, failed {delivery.failed}"
@@ -875,7 +876,7 @@ def firms_poll(
     import time
 
     from satellite.poller import TransactionBudget
-    from service.firms_poll import make_poller, poll_and_ingest
+    from service.firms_poll import run_poll
     from service.regions.service import RegionIndexCache
 
     settings = get_settings()
@@ -883,10 +884,7 @@ def firms_poll(
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     budget = TransactionBudget()  # one for the key, across the loop's cycles
     while True:
-        with factory() as session:
-            poller = make_poller(session, settings, budget)
-        with poller:
-            summary = poll_and_ingest(factory, settings, indexes, poller)
+        summary = run_poll(factory, settings, indexes, budget)
         received = ", ".join(f"{k} {v}" for k, v in summary.per_source.items())
         typer.echo(
             f"received {received}; new {summary.new}, duplicate {summary.duplicates}, "

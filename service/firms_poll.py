@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 import shapely
 from sqlalchemy.orm import Session, sessionmaker
 
+from satellite.errors import redact
 from satellite.hotspot import Product
 from satellite.poller import BBox, FirmsPoller, PollResult, TransactionBudget
 from service.auth.service import SYSTEM
 from service.config import Settings
-from service.db import transaction
+from service.db import transaction, utcnow
 from service.errors import ConfigError
 from service.flows import ingest_hotspots
 from service.regions.service import RegionIndexCache, list_regions
+from service.status.service import firms_component, record_run
+from video.sources import redact_url
 
 log = logging.getLogger("strawfire.firms")
 
@@ -88,6 +91,45 @@ def poll_and_ingest(
     return summary
 
 
+def run_poll(
+    factory: sessionmaker[Session], settings: Settings, indexes: RegionIndexCache, budget: TransactionBudget
+) -> PollSummary:
+    """One cycle: make the poller, poll, ingest, and record each source's outcome for the system status
+    (``firms:<source>``, :mod:`service.status`). A cycle that fails as a whole (no regions, no MAP_KEY, the
+    database) is recorded against every configured source and re-raised."""
+    try:
+        with factory() as session:
+            poller = make_poller(session, settings, budget)
+        with poller:
+            summary = poll_and_ingest(factory, settings, indexes, poller)
+    except Exception as exc:
+        key = settings.firms.map_key.get_secret_value() if settings.firms.map_key else None
+        error = redact(redact_url(f"{type(exc).__name__}: {exc}"), key)
+        _record(factory, [(source, False, error, None) for source in settings.firms.sources])
+        raise
+    outcomes: list[_Outcome] = [
+        (source, True, None, {"hotspots": n})
+        for source, n in summary.per_source.items()
+        if source not in summary.errors
+    ]  # a failed source is in per_source too, with nothing received
+    outcomes += [(source, False, error, None) for source, error in summary.errors.items()]  # redacted by the poller
+    _record(factory, outcomes)
+    return summary
+
+
+_Outcome = tuple[str, bool, str | None, dict[str, int] | None]  # source, ok, error (redacted), detail
+
+
+def _record(factory: sessionmaker[Session], outcomes: list[_Outcome]) -> None:
+    at = utcnow()
+    try:
+        with transaction(factory) as session:
+            for source, ok, error, detail in outcomes:
+                record_run(session, firms_component(source), at=at, ok=ok, error=error, detail=detail)
+    except Exception:  # the hotspots are in; a status row that could not be written must not undo that
+        log.warning("could not record the FIRMS poll for the system status", exc_info=True)
+
+
 class FirmsPollWorker(threading.Thread):
     """Polls every ``firms.poll_interval_min`` minutes inside the web process (daemon thread)."""
 
@@ -101,10 +143,7 @@ class FirmsPollWorker(threading.Thread):
         budget = TransactionBudget()  # one for the key, across cycles
         while not self._stop_event.is_set():
             try:
-                with self._factory() as session:
-                    poller = make_poller(session, self._settings, budget)
-                with poller:
-                    summary = poll_and_ingest(self._factory, self._settings, self._indexes, poller)
+                summary = run_poll(self._factory, self._settings, self._indexes, budget)
                 log.info(
                     "FIRMS poll: %s new, %s duplicate, errors %s",
                     summary.new,

@@ -34,6 +34,7 @@ from service.regions import service as regions
 from service.regions.router import router as regions_router
 from service.regions.service import RegionIndexCache
 from service.stats.router import router as stats_router
+from service.status.router import router as status_router
 
 log = logging.getLogger("strawfire")
 
@@ -90,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
         app.state.region_indexes = RegionIndexCache(settings.regions.tolerance_m)
         app.state.token_secret = token_secret_value
+        if settings.demo:  # before the workers start: the FIRMS poller's first poll needs the region
+            with transaction(app.state.session_factory) as session:
+                if load_demo(session):
+                    log.info("loaded the generated DEMO region")
         worker = None
         if settings.alerts.run_worker:
             worker = AlertWorker(app.state.session_factory, settings.alerts)
@@ -98,10 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.firms.map_key is not None and settings.firms.poll_interval_min > 0:
             firms_worker = FirmsPollWorker(app.state.session_factory, settings, app.state.region_indexes)
             firms_worker.start()
-        if settings.demo:
-            with transaction(app.state.session_factory) as session:
-                if load_demo(session):
-                    log.info("loaded the generated DEMO region")
         yield
         for thread in (worker, firms_worker):
             if thread is not None:
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats_router)
     app.include_router(cameras_router)
     app.include_router(dashboard_router)
+    app.include_router(status_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -7,10 +7,12 @@ from service.evidence.tables import Evidence
 from service.history.tables import HotspotHistory
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region, RegionImport
+from service.status.tables import ComponentRun
 
 __all__ = [
     "Alert",
     "Camera",
+    "ComponentRun",
     "Evidence",
     "HotspotHistory",
     "Incident",

@@ -19,6 +19,8 @@ from service.alerts.escalation import Deadlines, EscalationReport, escalate_due
 from service.alerts.outbox import DeliveryReport, deliver_due
 from service.config import AlertSettings, DeadlineSettings
 from service.db import utcnow
+from service.status.service import ALERT_WORKER, record_run
+from video.sources import redact_url
 
 log = logging.getLogger("strawfire.alerts")
 
@@ -60,8 +62,24 @@ def run_once(
     return escalation, delivery
 
 
+def record_pass(factory: sessionmaker[Session], *, ok: bool, error: str | None = None) -> None:
+    """Record a pass for the system status (``alerts.worker``); a failure to record is logged, never raised (a
+    database that refuses this write refuses the pass's own work too, and the pass already logged that)."""
+    try:
+        with factory() as session, session.begin():
+            record_run(session, ALERT_WORKER, at=utcnow(), ok=ok, error=error)
+    except Exception:
+        log.warning("could not record the alert worker's pass", exc_info=True)
+
+
 class AlertWorker(threading.Thread):
-    """A daemon thread calling :func:`run_once` every ``poll_interval_s`` until stopped."""
+    """A daemon thread calling :func:`run_once` every ``poll_interval_s`` until stopped.
+
+    Its passes are recorded for the system status (:mod:`service.status`): every failure, and a success at most
+    once a minute (a pass every few seconds need not write a row every few seconds).
+    """
+
+    RECORD_EVERY: timedelta = timedelta(minutes=1)
 
     def __init__(self, factory: sessionmaker[Session], settings: AlertSettings, sender: Sender | None = None) -> None:
         super().__init__(name="strawfire-alerts", daemon=True)
@@ -72,11 +90,18 @@ class AlertWorker(threading.Thread):
 
     def run(self) -> None:
         """Loop until :meth:`stop`; an error in one pass is logged and the next pass runs anyway."""
+        recorded: datetime | None = None
         while not self._stop_event.is_set():
             try:
                 run_once(self._factory, self._sender, self._settings)
-            except Exception:  # a worker that dies silently would stop every alert
+            except Exception as exc:  # a worker that dies silently would stop every alert
                 log.exception("alert worker pass failed")
+                record_pass(self._factory, ok=False, error=redact_url(f"{type(exc).__name__}: {exc}"))
+                recorded = None  # the next success is recorded at once: the status must see the recovery
+            else:
+                if recorded is None or utcnow() - recorded >= self.RECORD_EVERY:
+                    record_pass(self._factory, ok=True)
+                    recorded = utcnow()
             self._stop_event.wait(self._settings.poll_interval_s)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -84,6 +84,7 @@ class Observation(Base):
         UniqueConstraint("kind", "source_key", name="kind_source_key"),
         CheckConstraint(f"kind IN ({KINDS_SQL})", name="kind"),
         Index("ix_observations_lat_lon", "latitude", "longitude"),
+        Index("ix_observations_kind_received", "kind", "received_at"),  # the system status's latest arrivals
     )
 
 

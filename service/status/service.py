@@ -1,0 +1,339 @@
+"""Whether the closed loop is working: alert delivery, the FIRMS polls, the cameras, what came in recently.
+
+The loop fails silently when a background part stops: an alert worker that is not running leaves every alert in
+the outbox, a revoked MAP_KEY leaves the satellite feed empty, and both look like a quiet day. Each background
+component records its latest run (:func:`record_run`, one row per component, replaced at every run), and
+:func:`system_status` turns those rows, the outbox and the camera heartbeats into a state per part and a list of
+problems in plain words.
+
+Decisions:
+
+* **A component is late after three of its intervals**, and never sooner than a floor (2 min for the alert worker,
+  30 min for a FIRMS source): one slow pass is not an outage, three are.
+* **One failure is not a problem; two in a row are** (a FIRMS source answers 5xx now and then and the next poll's
+  overlapping day range picks up what it missed), unless the component has never succeeded (a wrong MAP_KEY).
+* **Overdue alerts are judged on their own**, not only through the worker's row: an alert due longer than the
+  worker's limit has not been delivered, whatever the worker says (an alert worker on another machine with the
+  wrong database writes its row elsewhere).
+* **No hotspots is not a problem**: a quiet week in summer is normal; the recent counts per kind are shown for
+  people to judge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, cast
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.alerts.tables import Alert, AlertStatus
+from service.cameras.health import preset_health
+from service.config import Settings
+from service.incidents.tables import Observation
+from service.status.tables import ComponentRun
+
+ALERT_WORKER: Final = "alerts.worker"
+FIRMS_PREFIX: Final = "firms:"
+#: A stored error is cut to this many characters (they are redacted by whoever records them).
+ERROR_CHARS: Final = 500
+LATE_INTERVALS: Final = 3
+ALERT_WORKER_FLOOR: Final = timedelta(minutes=2)
+FIRMS_FLOOR: Final = timedelta(minutes=30)
+FAILURES_TO_REPORT: Final = 2
+#: How many camera presets a problem names before it says "and N more".
+NAMED_PRESETS: Final = 10
+
+ComponentState = Literal["ok", "failing", "late", "never_run"]
+
+
+def firms_component(source: str) -> str:
+    """The component name of one FIRMS source's poll (``firms:MODIS_NRT``)."""
+    return FIRMS_PREFIX + source
+
+
+def record_run(
+    session: Session,
+    name: str,
+    *,
+    at: datetime,
+    ok: bool,
+    error: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record one run of a component in the caller's transaction (an upsert: several workers may record at once).
+
+    ``error`` must already be redacted; it is cut to :data:`ERROR_CHARS`. A success clears the error and the
+    failure count and replaces ``detail``; a failure keeps the last success and its detail.
+    """
+    table = cast(Table, ComponentRun.__table__)
+    message = None if ok else (error or "failed")[:ERROR_CHARS]
+    values: dict[str, Any] = {
+        "name": name,
+        "last_attempt_at": at,
+        "last_success_at": at if ok else None,
+        "consecutive_failures": 0 if ok else 1,
+        "last_error": message,
+        "detail": json.dumps(detail or {}, ensure_ascii=False) if ok else "{}",
+    }
+    update: dict[str, Any] = {"last_attempt_at": at, "last_error": message}
+    if ok:
+        update |= {"last_success_at": at, "consecutive_failures": 0, "detail": values["detail"]}
+    else:
+        update["consecutive_failures"] = table.c.consecutive_failures + 1
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_update(index_elements=["name"], set_=update)
+    session.execute(statement)
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One background component: its state and latest run."""
+
+    name: str
+    state: ComponentState
+    expected: bool  # configured to run here (a row of a component no longer configured is shown, not judged)
+    late_after_s: float
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertsStatus:
+    """The outbox: what waits, what is overdue, what failed and was sent in the last 24 h."""
+
+    pending: int
+    overdue: int  # pending and due for longer than the worker's limit
+    overdue_since: datetime | None  # when the longest-overdue one fell due
+    failed_24h: int
+    sent_24h: int
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ObservationFeed:
+    """What came in of one observation kind."""
+
+    kind: str
+    last_received_at: datetime | None
+    last_observed_at: datetime | None
+    received_24h: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something people must act on: ``code`` for translations, ``message`` in plain English, ``items`` named."""
+
+    code: str
+    component: str
+    message: str
+    count: int = 1
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """Everything :func:`system_status` found; ``status`` is ``degraded`` when there is any problem."""
+
+    status: Literal["ok", "degraded"]
+    checked_at: datetime
+    alerts: AlertsStatus
+    components: list[ComponentStatus]
+    observations: list[ObservationFeed]
+    cameras: dict[str, int]
+    problems: list[Problem]
+
+
+def alert_worker_limit(settings: Settings) -> timedelta:
+    """How long the alert worker (or an alert due) may go without a pass before it is late."""
+    return max(LATE_INTERVALS * timedelta(seconds=settings.alerts.poll_interval_s), ALERT_WORKER_FLOOR)
+
+
+def firms_limit(settings: Settings) -> timedelta:
+    """How long a FIRMS source may go without a successful poll before it is late."""
+    return max(LATE_INTERVALS * timedelta(minutes=settings.firms.poll_interval_min), FIRMS_FLOOR)
+
+
+def firms_expected(settings: Settings) -> list[str]:
+    """The FIRMS components the service polls itself (none without a MAP_KEY or with polling off)."""
+    if settings.firms.map_key is None or settings.firms.poll_interval_min <= 0:
+        return []
+    return [firms_component(source) for source in settings.firms.sources]
+
+
+def component_state(
+    last_attempt_at: datetime | None,
+    last_success_at: datetime | None,
+    consecutive_failures: int,
+    *,
+    limit: timedelta,
+    now: datetime,
+) -> ComponentState:
+    """``never_run``; ``failing`` (two failures in a row or more, or failures and never a success: a wrong key
+    fails from the first poll on); ``late`` (no success within ``limit``); ``ok``."""
+    if last_attempt_at is None:
+        return "never_run"
+    if consecutive_failures >= FAILURES_TO_REPORT or (consecutive_failures and last_success_at is None):
+        return "failing"
+    if last_success_at is None or now - last_success_at > limit:
+        return "late"
+    return "ok"
+
+
+def components(session: Session, settings: Settings, *, now: datetime) -> list[ComponentStatus]:
+    """The alert worker, every expected FIRMS source, and any other component that has recorded a run."""
+    rows = {row.name: row for row in session.scalars(select(ComponentRun))}
+    # Alert workers apart from the web process (``strawfire alerts worker``) make themselves expected by running.
+    worker = settings.alerts.run_worker or ALERT_WORKER in rows
+    expected = ([ALERT_WORKER] if worker else []) + firms_expected(settings)
+    names = expected + sorted(set(rows) - set(expected))
+    out = []
+    for name in names:
+        limit = alert_worker_limit(settings) if name == ALERT_WORKER else firms_limit(settings)
+        row = rows.get(name)
+        if row is None:
+            out.append(ComponentStatus(name, "never_run", True, limit.total_seconds()))
+            continue
+        state = component_state(
+            row.last_attempt_at, row.last_success_at, row.consecutive_failures, limit=limit, now=now
+        )
+        out.append(
+            ComponentStatus(
+                name,
+                state,
+                name in expected,
+                limit.total_seconds(),
+                row.last_attempt_at,
+                row.last_success_at,
+                row.consecutive_failures,
+                row.last_error,
+                json.loads(row.detail or "{}"),
+            )
+        )
+    return out
+
+
+def alerts_status(session: Session, settings: Settings, *, now: datetime) -> AlertsStatus:
+    """Counts from the outbox (one grouped query and two small ones)."""
+    pending = AlertStatus.PENDING.value
+    due_before = now - alert_worker_limit(settings)
+    day = now - timedelta(hours=24)
+    waiting = session.execute(
+        select(func.count(), func.min(Alert.next_attempt_at)).where(
+            Alert.status == pending, Alert.next_attempt_at < due_before
+        )
+    ).one()
+    counts = session.execute(
+        select(
+            func.count().filter(Alert.status == pending),
+            func.count().filter(Alert.status == AlertStatus.FAILED.value, Alert.created_at >= day),
+            func.count().filter(Alert.status == AlertStatus.SENT.value, Alert.sent_at >= day),
+            func.max(Alert.sent_at),
+        )
+    ).one()
+    return AlertsStatus(
+        pending=int(counts[0]),
+        overdue=int(waiting[0]),
+        overdue_since=waiting[1],
+        failed_24h=int(counts[1]),
+        sent_24h=int(counts[2]),
+        last_sent_at=counts[3],
+    )
+
+
+def observation_feeds(session: Session, *, now: datetime) -> list[ObservationFeed]:
+    """Per observation kind that ever came in: its latest arrival and how many arrived in the last 24 h."""
+    day = now - timedelta(hours=24)
+    rows = session.execute(
+        select(
+            Observation.kind,
+            func.max(Observation.received_at),
+            func.max(Observation.observed_at),
+            func.count().filter(Observation.received_at >= day),
+        ).group_by(Observation.kind)
+    ).all()
+    return sorted((ObservationFeed(kind, last, observed, int(n)) for kind, last, observed, n in rows), key=_by_kind)
+
+
+def _by_kind(feed: ObservationFeed) -> str:
+    return feed.kind
+
+
+def _presets(items: list[str]) -> str:
+    named = ", ".join(items[:NAMED_PRESETS])
+    return named + (f" and {len(items) - NAMED_PRESETS} more" if len(items) > NAMED_PRESETS else "")
+
+
+def problems_of(alerts: AlertsStatus, parts: list[ComponentStatus], cameras: list[dict[str, Any]]) -> list[Problem]:
+    """The problems people must act on, most urgent first (pure: a unit test gives it any situation)."""
+    out: list[Problem] = []
+    if alerts.overdue:
+        since = alerts.overdue_since.isoformat(timespec="minutes") if alerts.overdue_since else "?"
+        out.append(
+            Problem(
+                "alerts_overdue",
+                ALERT_WORKER,
+                f"{alerts.overdue} alert(s) due since {since} have not been delivered: is an alert worker running "
+                "(strawfire serve with alerts.run_worker, or strawfire alerts worker) on this database?",
+                alerts.overdue,
+            )
+        )
+    for part in parts:
+        if not part.expected or part.state == "ok":
+            continue
+        source = part.name.removeprefix(FIRMS_PREFIX)
+        what = "the alert worker" if part.name == ALERT_WORKER else f"the FIRMS poll of {source}"
+        if part.state == "never_run":
+            message = f"{what} has never run"
+        elif part.state == "failing" and part.last_success_at is None:
+            message = (
+                f"{what} has never succeeded ({part.consecutive_failures} attempt(s)); last error: {part.last_error}"
+            )
+        elif part.state == "failing":
+            message = f"{what} failed {part.consecutive_failures} times in a row; last error: {part.last_error}"
+        else:
+            last = part.last_success_at.isoformat(timespec="minutes") if part.last_success_at else "never"
+            message = f"{what} has not succeeded for over {part.late_after_s / 60:g} min (last success: {last})"
+        out.append(Problem(f"component_{part.state}", part.name, message))
+    if alerts.failed_24h:
+        out.append(
+            Problem(
+                "alerts_failed",
+                ALERT_WORKER,
+                f"{alerts.failed_24h} alert(s) of the last 24 h were given up after every retry: see the alerts "
+                "list for each one's error (a wrong webhook address, a revoked bot)",
+                alerts.failed_24h,
+            )
+        )
+    for state, words in (("frozen", "show a frozen picture"), ("silent", "have sent no picture or heartbeat lately")):
+        keys = [f"{c['camera_id']}/{c['preset']}" for c in cameras if c["state"] == state]
+        if keys:
+            message = f"{len(keys)} camera preset(s) {words}: {_presets(keys)}; no fire can be seen there"
+            out.append(Problem(f"cameras_{state}", "cameras", message, len(keys), tuple(keys)))
+    return out
+
+
+def system_status(session: Session, settings: Settings, *, now: datetime) -> SystemStatus:
+    """The whole picture, read in one session."""
+    alerts = alerts_status(session, settings, now=now)
+    parts = components(session, settings, now=now)
+    presets = preset_health(session, now=now)
+    cameras = dict.fromkeys(("ok", "frozen", "silent", "never_seen"), 0)
+    for preset in presets:
+        cameras[preset["state"]] += 1
+    problems = problems_of(alerts, parts, presets)
+    return SystemStatus(
+        "degraded" if problems else "ok",
+        now,
+        alerts,
+        parts,
+        observation_feeds(session, now=now),
+        cameras,
+        problems,
+    )
