@@ -489,6 +489,49 @@ def camera_list() -> None:
 
 @app.command()
 @friendly_errors
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON (as GET /api/v1/status).")] = False,
+) -> None:
+    """Whether the closed loop works, read from the configured database: overdue and failed alerts, the alert
+    worker's and each FIRMS source's latest run, camera presets, what came in. Exit 1 when there is a problem
+    (for a monitoring timer), 0 when there is none."""
+    from pydantic import TypeAdapter
+    from rich.text import Text
+
+    from service.db import utcnow
+    from service.status.service import SystemStatus, system_status
+
+    settings = get_settings()
+    with _session_factory()() as session:
+        found = system_status(session, settings, now=utcnow())
+    if as_json:
+        typer.echo(TypeAdapter(SystemStatus).dump_json(found, indent=2).decode())
+    else:
+        table = Table("component", "state", "last success", "failures", "last error")
+        for part in found.components:
+            last = part.last_success_at.isoformat(timespec="minutes") if part.last_success_at else "–"
+            # Text, not markup: names and errors come from outside (a "[" in an error message is not a style)
+            cells = (part.name, part.state, last, str(part.consecutive_failures), part.last_error or "")
+            table.add_row(*(Text(cell) for cell in cells))
+        Console().print(table)
+        alerts = found.alerts
+        typer.echo(
+            f"alerts: {alerts.pending} pending, {alerts.overdue} overdue, {alerts.failed_24h} failed and "
+            f"{alerts.sent_24h} sent in 24 h; cameras: "
+            + ", ".join(f"{n} {state}" for state, n in found.cameras.items())
+        )
+        for feed in found.observations:
+            last = feed.last_received_at.isoformat(timespec="minutes") if feed.last_received_at else "–"
+            typer.echo(f"{feed.kind}: {feed.received_24h} in 24 h, last received {last}")
+        for problem in found.problems:
+            err.print(Text.assemble(("problem: ", "red"), problem.message), highlight=False)
+        typer.echo(f"status: {found.status}")
+    if found.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def patrol(
     service_url: Annotated[str, typer.Option(help="The strawfire service sightings are posted to.")],
     registry: Annotated[Path | None, typer.Option(help="Registry file; default: fetched from the service.")] = None,

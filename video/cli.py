@@ -44,7 +44,9 @@ drone_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 camera_app = typer.Typer(
-    help="Tower cameras: intersect bearings from several towers.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="Tower cameras: the registry, heading calibration, mask suggestions, bearings crossed from several towers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 app.add_typer(drone_app, name="drone")
 app.add_typer(camera_app, name="camera")

@@ -249,3 +249,31 @@ def test_the_status_counts_what_came_in_per_kind(factory: sessionmaker[Session])
     assert satellite.last_observed_at == datetime(2025, 10, 20, 3, 0, tzinfo=UTC)
     assert tomorrow[0].received_24h == 0
     assert tomorrow[0].last_received_at == satellite.last_received_at
+
+
+def test_the_status_command_exits_1_on_a_problem_and_0_when_the_loop_works(tmp_path: Path) -> None:
+    """``strawfire status`` on the configured database, as a monitoring timer runs it: before any alert worker
+    has run there is a problem (exit 1); ``alerts worker --once`` records its pass, and the status is ok (exit 0)."""
+    import os
+    import subprocess
+    import sys
+
+    strawfire = str(Path(sys.executable).with_name("strawfire"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [strawfire, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    assert run("db", "upgrade").returncode == 0
+    before = run("status")
+    assert before.returncode == 1, before.stderr
+    assert "the alert worker has never run" in before.stderr
+    assert before.stdout.strip().endswith("status: degraded")
+    assert run("alerts", "worker", "--once").returncode == 0
+    after = run("status", "--json")
+    assert after.returncode == 0, after.stderr
+    body = json.loads(after.stdout)
+    assert (body["status"], body["problems"]) == ("ok", [])
+    assert [(c["name"], c["state"]) for c in body["components"]] == [("alerts.worker", "ok")]
