@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from detector.cli import app as detector_app
 from satellite.cli import app as satellite_app
@@ -41,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # help from docstrings: lines joined, ``code`` shown; rich markup would eat [brackets]
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations and backups.", no_args_is_help=True)
 regions_app = typer.Typer(help="Administrative units: import, list, assign places to them.", no_args_is_help=True)
 demo_app = typer.Typer(help="The generated DEMO region and scenario.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and device tokens.", no_args_is_help=True)
@@ -128,6 +129,40 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     engine = open_database(get_settings().effective_database_url, revision)
     typer.echo(f"database at {revision} ({engine.url.render_as_string(hide_password=True)})")
     engine.dispose()
+
+
+@db_app.command("backup")
+@friendly_errors
+def db_backup(
+    destination: Annotated[Path, typer.Argument(help="Folder the backup goes in (a strawfire-<UTC time> folder).")],
+    keep: Annotated[int, typer.Option(min=0, help="Keep only the newest N complete backups there (0: all).")] = 0,
+) -> None:
+    """Back up the embedded deployment while it serves: a checked snapshot of the SQLite database, the evidence
+    files (each verified against its sha256 name) and the token key. Exit 1 if an evidence file is damaged (the
+    rest of the backup is kept). PostgreSQL: use pg_dump."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from service.backup import backup, evidence_bytes
+    from service.db import utcnow
+
+    settings = get_settings()
+    with Progress(TextColumn("evidence"), BarColumn(), DownloadColumn(), transient=True, console=err) as progress:
+        task = progress.add_task("evidence", total=evidence_bytes(settings) or None)
+        summary = backup(
+            settings, destination, now=utcnow(), keep=keep, on_evidence=lambda n: progress.advance(task, n)
+        )
+    rows = ", ".join(f"{n} {table}" for table, n in summary.rows.items())
+    typer.echo(
+        f"backed up to {summary.folder}: database at revision {summary.revision} "
+        f"({summary.database_bytes / 1e6:.1f} MB; {rows}), {summary.evidence_files} evidence files "
+        f"({summary.evidence_bytes / 1e6:.1f} MB)"
+    )
+    for old in summary.removed:
+        typer.echo(f"removed the older backup {old}")
+    if summary.damaged:
+        for name in summary.damaged:
+            err.print(Text(f"damaged evidence file (its bytes do not match its sha256 name): {name}"), soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @regions_app.command("import")
@@ -496,7 +531,6 @@ def status(
     worker's and each FIRMS source's latest run, camera presets, what came in. Exit 1 when there is a problem
     (for a monitoring timer), 0 when there is none."""
     from pydantic import TypeAdapter
-    from rich.text import Text
 
     from service.db import utcnow
     from service.status.service import SystemStatus, system_status
@@ -524,7 +558,7 @@ def status(
             last = feed.last_received_at.isoformat(timespec="minutes") if feed.last_received_at else "–"
             typer.echo(f"{feed.kind}: {feed.received_24h} in 24 h, last received {last}")
         for problem in found.problems:
-            err.print(Text.assemble(("problem: ", "red"), problem.message), highlight=False)
+            err.print(Text.assemble(("problem: ", "red"), problem.message), highlight=False, soft_wrap=True)
         typer.echo(f"status: {found.status}")
     if found.problems:
         raise typer.Exit(1)
