@@ -11,7 +11,10 @@ import { incidentPage } from "./page-incident.js";
 import { mapPage } from "./page-map.js";
 import { queuePage } from "./page-queue.js";
 import { scoresPage, statsPage } from "./page-stats.js";
+import { statusPage } from "./page-status.js";
+import { STATUS_ROLES, statusIndicator, watchStatus } from "./status.js";
 
+// [pattern, page, section, roles that may open it (all when absent; others are sent to their first page)]
 const ROUTES = [
   [/^\/map$/, mapPage, "map"],
   [/^\/queue$/, queuePage, "queue"],
@@ -19,6 +22,7 @@ const ROUTES = [
   [/^\/stats$/, statsPage, "stats"],
   [/^\/scores$/, scoresPage, "scores"],
   [/^\/cameras$/, camerasPage, "cameras"],
+  [/^\/status$/, statusPage, "status", STATUS_ROLES], // the top bar's status indicator links here
 ];
 
 // [section, route, label, roles that see it (all when absent)]
@@ -81,6 +85,7 @@ async function route() {
   const main = document.getElementById("main");
   const session = currentSession();
   const { path, query } = parseHash();
+  watchStatus(session); // the indicator's reading: refreshed on navigation when stale, stopped for other roles
   renderTopbar(session);
   if (!session) {
     loginPage(main);
@@ -91,8 +96,8 @@ async function route() {
     replace(main, h("div", { class: "page" }, h("p", { class: "error", role: "alert" }, t("error.device"))));
     return;
   }
-  const match = ROUTES.map(([re, page, section]) => [path.match(re), page, section]).find(([m]) => m);
-  if (!match) {
+  const match = ROUTES.map(([re, ...rest]) => [path.match(re), ...rest]).find(([m]) => m);
+  if (!match || (match[3] && !match[3].includes(session.role))) {
     navigate(homeFor(session), true);
     return;
   }
@@ -162,6 +167,7 @@ function renderTopbar(session, section = "") {
   const who = [session.username, t(`role.${session.role}`), session.unit_code].filter(Boolean).join(" · ");
   replace(
     box,
+    statusIndicator(session, section),
     languageSelect,
     h("span", { class: "who", title: who, id: "who" }, who),
     h(
