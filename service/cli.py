@@ -682,9 +682,9 @@ def _grab_for_workers(
     from kombu.exceptions import OperationalError
 
     from video.sources import redact_url
-    from video.tasks import make_celery, run_grabber
+    from video.tasks import grabber_celery, run_grabber
 
-    celery = make_celery(broker, queue=queue)
+    celery = grabber_celery(broker, queue=queue)
     try:
         with celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
@@ -745,11 +745,16 @@ def alerts_add_recipient(
 def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False) -> None:
     """Deliver alerts and apply deadlines (for deployments that run workers apart from the web process)."""
     from service.alerts.worker import AlertWorker, record_pass, run_once, sender_from
+    from service.status.service import error_text
 
     settings = get_settings()
     factory = _session_factory()
     if once:
-        escalation, delivery = run_once(factory, sender_from(settings.alerts), settings.alerts)
+        try:
+            escalation, delivery = run_once(factory, sender_from(settings.alerts), settings.alerts)
+        except Exception as exc:  # a timer's failing pass shows in the system status like a looping worker's
+            record_pass(factory, ok=False, error=error_text(exc))
+            raise
         record_pass(factory, ok=True)  # a worker run by a timer shows in the system status like one that loops
         typer.echo(
             f"reminders {escalation.reminders}, escalated {len(escalation.escalated)}, "

@@ -79,7 +79,9 @@ def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite make sure the folder exists and set the pragmas."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         make_data_dir(Path(url.removeprefix("sqlite:///")).parent)
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # hide_parameters: a failed statement's message (logged, stored as a component's error) must not quote its
+    # values, which may be a recipient's webhook token, a phone number or a password hash.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

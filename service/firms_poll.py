@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import shapely
 from sqlalchemy.orm import Session, sessionmaker
 
-from satellite.errors import redact
 from satellite.hotspot import Product
 from satellite.poller import BBox, FirmsPoller, PollResult, TransactionBudget
 from service.auth.service import SYSTEM
@@ -22,8 +21,7 @@ from service.db import transaction, utcnow
 from service.errors import ConfigError
 from service.flows import ingest_hotspots
 from service.regions.service import RegionIndexCache, list_regions
-from service.status.service import firms_component, record_run
-from video.sources import redact_url
+from service.status.service import error_text, firms_component, record_run
 
 log = logging.getLogger("strawfire.firms")
 
@@ -104,7 +102,7 @@ def run_poll(
             summary = poll_and_ingest(factory, settings, indexes, poller)
     except Exception as exc:
         key = settings.firms.map_key.get_secret_value() if settings.firms.map_key else None
-        error = redact(redact_url(f"{type(exc).__name__}: {exc}"), key)
+        error = error_text(exc, key)
         _record(factory, [(source, False, error, None) for source in settings.firms.sources])
         raise
     outcomes: list[_Outcome] = [
@@ -124,7 +122,8 @@ def _record(factory: sessionmaker[Session], outcomes: list[_Outcome]) -> None:
     at = utcnow()
     try:
         with transaction(factory) as session:
-            for source, ok, error, detail in outcomes:
+            # In name order: two pollers at once on PostgreSQL lock the rows in the same order (no deadlock).
+            for source, ok, error, detail in sorted(outcomes, key=lambda outcome: outcome[0]):
                 record_run(session, firms_component(source), at=at, ok=ok, error=error, detail=detail)
     except Exception:  # the hotspots are in; a status row that could not be written must not undo that
         log.warning("could not record the FIRMS poll for the system status", exc_info=True)

@@ -115,6 +115,7 @@ __all__ = [
     "frame_from_payload",
     "frame_payload",
     "get_runtime",
+    "grabber_celery",
     "load_detector_spec",
     "make_celery",
     "post_sighting",
@@ -190,6 +191,17 @@ def make_celery(
             **common,
         )
     return celery
+
+
+def grabber_celery(broker_url: str, *, queue: str | None = None) -> Celery:
+    """The client app of :func:`run_grabber` (``strawfire patrol --broker``): it sends frames and never reads
+    their results, so it has no result backend (the workers still store theirs).
+
+    With one, every frame sent also subscribed to its result in Redis; while the broker was down, that
+    subscription retried for about 20 s per frame before failing ("The Celery application must be restarted"),
+    holding up the preset's frames, where a send alone fails in under a second and counts as the preset's error.
+    """
+    return make_celery(broker_url, result_backend="disabled://", queue=queue)
 
 
 app: Final = make_celery(_env("BROKER_URL"), result_backend=_env("RESULT_BACKEND"), queue=_env("QUEUE"))
@@ -632,7 +644,8 @@ def run_grabber(
     The workers (``celery -A video.tasks worker``) detect, verify and post; this process only reads the cameras,
     so it needs no detector. Heartbeats (frames read, stream errors, frozen feed) are the grabber's to send: it is
     what sees the cameras. A frame the broker does not take is counted as an error of its preset (in the
-    heartbeat) and the patrol goes on with the next.
+    heartbeat) and the patrol goes on with the next. ``celery``: a client app for the workers' broker, made by
+    :func:`grabber_celery` (one with a result backend holds up every frame for ~20 s while the broker is down).
     """
     patrol = Patrol(
         registry,

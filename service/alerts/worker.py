@@ -19,8 +19,7 @@ from service.alerts.escalation import Deadlines, EscalationReport, escalate_due
 from service.alerts.outbox import DeliveryReport, deliver_due
 from service.config import AlertSettings, DeadlineSettings
 from service.db import utcnow
-from service.status.service import ALERT_WORKER, record_run
-from video.sources import redact_url
+from service.status.service import ALERT_WORKER, error_text, record_run
 
 log = logging.getLogger("strawfire.alerts")
 
@@ -96,7 +95,7 @@ class AlertWorker(threading.Thread):
                 run_once(self._factory, self._sender, self._settings)
             except Exception as exc:  # a worker that dies silently would stop every alert
                 log.exception("alert worker pass failed")
-                record_pass(self._factory, ok=False, error=redact_url(f"{type(exc).__name__}: {exc}"))
+                record_pass(self._factory, ok=False, error=error_text(exc))
                 recorded = None  # the next success is recorded at once: the status must see the recovery
             else:
                 if recorded is None or utcnow() - recorded >= self.RECORD_EVERY:

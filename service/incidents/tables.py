@@ -84,7 +84,9 @@ class Observation(Base):
         UniqueConstraint("kind", "source_key", name="kind_source_key"),
         CheckConstraint(f"kind IN ({KINDS_SQL})", name="kind"),
         Index("ix_observations_lat_lon", "latitude", "longitude"),
-        Index("ix_observations_kind_received", "kind", "received_at"),  # the system status's latest arrivals
+        # the system status's latest arrivals and observations per kind (service.status.service.observation_feeds)
+        Index("ix_observations_kind_received", "kind", "received_at"),
+        Index("ix_observations_kind_observed", "kind", "observed_at"),
     )
 
 

@@ -28,13 +28,17 @@ from typing import Any, Final, Literal, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
+from satellite.errors import redact
 from service.alerts.tables import Alert, AlertStatus
 from service.cameras.health import preset_health
 from service.config import Settings
+from service.incidents.fusion import ObservationKind
 from service.incidents.tables import Observation
 from service.status.tables import ComponentRun
+from video.sources import redact_url
 
 ALERT_WORKER: Final = "alerts.worker"
 FIRMS_PREFIX: Final = "firms:"
@@ -53,6 +57,21 @@ ComponentState = Literal["ok", "failing", "late", "never_run"]
 def firms_component(source: str) -> str:
     """The component name of one FIRMS source's poll (``firms:MODIS_NRT``)."""
     return FIRMS_PREFIX + source
+
+
+def error_text(exc: BaseException, *secrets: str | None) -> str:
+    """An exception as a stored error (:func:`record_run`): ``Type: message``, with passwords in URLs,
+    password-like parameters and ``secrets`` masked.
+
+    A database error is its driver's first line only: SQLAlchemy's message also quotes the statement and its
+    parameters, which may hold a recipient's webhook address (a Feishu bot's token is in its path, which
+    :func:`~video.sources.redact_url` does not recognise), a phone number or a password hash.
+    """
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        message = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    else:
+        message = str(exc)
+    return redact(redact_url(f"{type(exc).__name__}: {message}"), *secrets)
 
 
 def record_run(
@@ -111,7 +130,7 @@ class AlertsStatus:
     pending: int
     overdue: int  # pending and due for longer than the worker's limit
     overdue_since: datetime | None  # when the longest-overdue one fell due
-    failed_24h: int
+    failed_24h: int  # given up in the last 24 h
     sent_24h: int
     last_sent_at: datetime | None
 
@@ -191,7 +210,13 @@ def components(session: Session, settings: Settings, *, now: datetime) -> list[C
     rows = {row.name: row for row in session.scalars(select(ComponentRun))}
     # Alert workers apart from the web process (``strawfire alerts worker``) make themselves expected by running.
     worker = settings.alerts.run_worker or ALERT_WORKER in rows
-    expected = ([ALERT_WORKER] if worker else []) + firms_expected(settings)
+    # So does a FIRMS poll apart from it (``strawfire firms poll [--loop]``, the default: the web process polls
+    # only with a MAP_KEY and ``poll_interval_min`` > 0), for each configured source it has recorded: a revoked
+    # key there must not look like a quiet day. A source no longer configured is shown, not judged.
+    firms = firms_expected(settings) or [
+        name for name in (firms_component(source) for source in settings.firms.sources) if name in rows
+    ]
+    expected = ([ALERT_WORKER] if worker else []) + firms
     names = expected + sorted(set(rows) - set(expected))
     out = []
     for name in names:
@@ -220,7 +245,13 @@ def components(session: Session, settings: Settings, *, now: datetime) -> list[C
 
 
 def alerts_status(session: Session, settings: Settings, *, now: datetime) -> AlertsStatus:
-    """Counts from the outbox (one grouped query and two small ones)."""
+    """Counts from the outbox (one grouped query and a small one).
+
+    An alert is given up at its first failed attempt more than a day after it was queued
+    (:data:`~service.alerts.outbox.RETRY_HORIZON`), so its ``created_at`` says nothing about when: the time of that
+    last attempt is its ``next_attempt_at`` less one backoff (at most 10 min, or the wait a rate-limited platform
+    asked for), close enough for "the last 24 h".
+    """
     pending = AlertStatus.PENDING.value
     due_before = now - alert_worker_limit(settings)
     day = now - timedelta(hours=24)
@@ -232,7 +263,7 @@ def alerts_status(session: Session, settings: Settings, *, now: datetime) -> Ale
     counts = session.execute(
         select(
             func.count().filter(Alert.status == pending),
-            func.count().filter(Alert.status == AlertStatus.FAILED.value, Alert.created_at >= day),
+            func.count().filter(Alert.status == AlertStatus.FAILED.value, Alert.next_attempt_at >= day),
             func.count().filter(Alert.status == AlertStatus.SENT.value, Alert.sent_at >= day),
             func.max(Alert.sent_at),
         )
@@ -248,21 +279,22 @@ def alerts_status(session: Session, settings: Settings, *, now: datetime) -> Ale
 
 
 def observation_feeds(session: Session, *, now: datetime) -> list[ObservationFeed]:
-    """Per observation kind that ever came in: its latest arrival and how many arrived in the last 24 h."""
+    """Per observation kind that ever came in: its latest arrival and how many arrived in the last 24 h.
+
+    Small queries per kind, each an index search (``ix_observations_kind_received``, ``…_kind_observed``):
+    observations are the largest table, and one GROUP BY over it read every row at every status request.
+    """
     day = now - timedelta(hours=24)
-    rows = session.execute(
-        select(
-            Observation.kind,
-            func.max(Observation.received_at),
-            func.max(Observation.observed_at),
-            func.count().filter(Observation.received_at >= day),
-        ).group_by(Observation.kind)
-    ).all()
-    return sorted((ObservationFeed(kind, last, observed, int(n)) for kind, last, observed, n in rows), key=_by_kind)
-
-
-def _by_kind(feed: ObservationFeed) -> str:
-    return feed.kind
+    out = []
+    for kind in sorted(k.value for k in ObservationKind):
+        of_kind = Observation.kind == kind
+        last = session.scalar(select(func.max(Observation.received_at)).where(of_kind))
+        if last is None:
+            continue  # never came in
+        observed = session.scalar(select(func.max(Observation.observed_at)).where(of_kind))
+        recent = session.scalar(select(func.count()).where(of_kind, Observation.received_at >= day))
+        out.append(ObservationFeed(kind, last, observed, int(recent or 0)))
+    return out
 
 
 def _presets(items: list[str]) -> str:

@@ -277,3 +277,34 @@ def test_the_status_command_exits_1_on_a_problem_and_0_when_the_loop_works(tmp_p
     body = json.loads(after.stdout)
     assert (body["status"], body["problems"]) == ("ok", [])
     assert [(c["name"], c["state"]) for c in body["components"]] == [("alerts.worker", "ok")]
+
+
+def test_a_failing_pass_of_alerts_worker_once_is_recorded_and_still_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alerts worker --once`` from a timer: a pass that fails is recorded for the status (redacted), and the
+    command still fails, so the timer's own log shows it too."""
+    from typer.testing import CliRunner
+
+    from service import cli
+    from service.config import get_settings
+    from service.db import make_session_factory, open_database
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("webhook https://open.feishu.cn/x?access_token=tok-123 unreachable")
+
+    monkeypatch.setenv("STRAWFIRE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr("service.alerts.worker.run_once", failing)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["alerts", "worker", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code != 0
+    engine = open_database(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
+    with make_session_factory(engine)() as session:
+        row = session.get(ComponentRun, "alerts.worker")
+        assert row is not None
+        assert (row.consecutive_failures, row.last_success_at) == (1, None)
+        assert row.last_error == "RuntimeError: webhook https://open.feishu.cn/x?access_token=*** unreachable"
+    engine.dispose()

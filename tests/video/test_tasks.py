@@ -523,3 +523,75 @@ def test_an_expired_frame_whose_sightings_are_still_due_is_processed_not_dropped
     assert len(sent) == 1
     assert store.pending(key, frames[3].captured_at) is None  # settled once handed over
     assert (stale["status"], stale["frame_index"], stale["events"]) == ("expired", None, [])
+
+
+def test_a_grabber_whose_broker_goes_down_counts_each_frame_as_an_error_at_once(tmp_path: Path) -> None:
+    """The broker stops in the middle of a patrol: each frame the grabber cannot queue is one error of its preset,
+    within about a second, and the patrol goes on. With a result backend, every frame sent also subscribed to its
+    result (which the grabber never reads), and while Redis was down that subscription retried for ~20 s per
+    frame ("Retry limit exceeded ... The Celery application must be restarted"), holding up the preset."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+    import redis
+
+    from video.sources import SourceStats
+    from video.tasks import grabber_celery, run_grabber
+
+    port = _free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(
+        [*command, "--requirepass", "grab-secret", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        probe = redis.Redis(port=port, password="grab-secret")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+        queue = f"strawfire-test-{uuid.uuid4().hex[:8]}"
+        t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
+        rng = np.random.default_rng(5)
+        handled: list[float] = []
+
+        class Source:
+            camera_id, preset_id, stats = "figlib-mobo-c", "p1", SourceStats()
+
+            def __iter__(self) -> Iterator[Frame]:
+                for i in range(3):
+                    if i == 1:  # the first frame is queued; then the broker goes away
+                        assert probe.llen(queue) == 1
+                        probe.close()
+                        server.terminate()
+                        server.wait(10)
+                    handled.append(time.monotonic())
+                    image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+                    yield Frame(image, t0 + timedelta(minutes=i), self.camera_id, self.preset_id, i)
+                handled.append(time.monotonic())
+
+            def close(self) -> None:
+                pass
+
+        celery = grabber_celery(f"redis://:grab-secret@127.0.0.1:{port}/0", queue=queue)
+        try:
+            report = run_grabber(figlib_registry(), celery, frame_ttl_s=60, sources=lambda c, p: Source())
+        finally:
+            celery.close()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(10)
+    stats = report.presets["figlib-mobo-c/p1"]
+    assert (stats.frames, stats.errors) == (3, 2)
+    assert stats.last_error is not None
+    assert stats.last_error.startswith("OperationalError")
+    assert "grab-secret" not in stats.last_error
+    waits = [b - a for a, b in itertools.pairwise(handled[1:])]  # the two frames sent to a broker that is gone
+    assert max(waits) < 5.0, waits
