@@ -32,7 +32,11 @@ def write_pdf(data: ReportData, out: Path | BinaryIO, *, labels: Labels | None =
     labels = labels or Labels(cjk_family())
     title = f"strawfire report {data.period.label} {data.area_code or 'all'}"
     # Type 3 fonts: subset glyph by glyph with a ToUnicode map (text stays searchable), 3× faster than Type 42.
-    with rc_context({"font.family": labels.families, "pdf.fonttype": 3, "axes.unicode_minus": False}):
+    # No mathtext: text between two "$" (a unit name from an imported file) is drawn as written, not parsed (an
+    # unparsable one failed the whole report).
+    with rc_context(
+        {"font.family": labels.families, "pdf.fonttype": 3, "axes.unicode_minus": False, "text.parse_math": False}
+    ):
         pages = figures(data, labels)
         with PdfPages(
             out,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -17,18 +18,31 @@ from service.reports.data import ReportData
 SHEETS = ("Ranked units", "Score items", "Response times", "Fire points", "Daily trend", "Rules")
 
 
+def _storable(value: tables.Cell) -> tables.Cell:
+    """The value with the control characters XML 1.0 cannot hold (and openpyxl refuses, failing the whole
+    workbook) shown as U+FFFD: unit names come from imported files, which sometimes carry them."""
+    if isinstance(value, str):
+        text: str = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+        return text
+    return value
+
+
 def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[tables.Cell]]) -> None:
     sheet = book.create_sheet(title)
     sheet.append(header)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     widths = [len(h) for h in header]
-    for row in rows:
+    # Rows are numbered here: openpyxl's max_row (and sheet[n], through max_column) scans every cell written so
+    # far, which made a season's sheets quadratic in their rows.
+    for number, given in enumerate(rows, start=2):
+        row = [_storable(v) for v in given]
         sheet.append(row)
-        for cell in sheet[sheet.max_row]:
-            if tables.looks_like_formula(cell.value):
+        for column, value in enumerate(row, start=1):
+            if tables.looks_like_formula(value):
                 # openpyxl stores a string starting with "=" as a formula; keep it a string, shown as written,
                 # and quote-prefixed so that Excel keeps it text when someone edits the cell.
+                cell = sheet.cell(row=number, column=column)
                 cell.data_type = "s"
                 cell.quotePrefix = True
         widths = [max(w, len(str(v)) if v is not None else 0) for w, v in zip(widths, row, strict=False)]

@@ -241,6 +241,14 @@ class RuleBook:
             last_day = rules.effective_to
             if following is not None:
                 next_rules, next_path = following
+                if next_rules.effective_from == rules.effective_from:
+                    # Both in force from the same day: without this, an open version would be given a last day
+                    # before its first, never be in force, and the file name would decide which rules score.
+                    raise InputError(
+                        f"version {rules.version} overlaps version {next_rules.version} in {next_path.name}: both "
+                        f"take effect on {rules.effective_from}",
+                        source=str(path),
+                    )
                 if last_day is None:
                     last_day = next_rules.effective_from - timedelta(days=1)
                 if last_day >= next_rules.effective_from:
