@@ -167,7 +167,8 @@ class PriorFirePoint(NamedTuple):
 
     ``pass_id`` (from :attr:`FirePoint.pass_id`) should be stored with it: a prior of the *same* pass never makes a
     fire point a repeat — the pieces of a split cluster are separate fires — unless it is that very fire point
-    (same key), as when overlapping API windows bring a pass back a second time. ``pixel_km`` (from
+    (same key, or its representative pixel is among the fire point's members), as when overlapping API windows
+    bring a pass back a second time, possibly grown by pixels published since. ``pixel_km`` (from
     :attr:`FirePoint.pixel_km`) widens the repeat radius for coarse pixels, as it widens the linking radius.
     """
 
@@ -275,6 +276,7 @@ def cluster_fire_points(
     # Keys are computed once: building a FIRMS key formats a datetime and two integers (~10 µs).
     keys = _checked_keys(items)
     points: list[FirePoint[D]] = []
+    member_keys: dict[str, list[str]] = {}  # fire point key -> its members' keys
     for pass_id, indices in _passes(items, keys, cfg.pass_gap):
         members = [items[i] for i in indices]
         lat, lon = _coords(members)
@@ -290,9 +292,11 @@ def cluster_fire_points(
                 pieces.extend((piece, True) for piece in _split(component, lat, lon, radii, split_at, g))
         extents = _extents_km([piece for piece, _ in pieces], lat, lon, g)
         for (piece, was_split), extent in zip(pieces, extents, strict=True):
-            best = _representative(piece, members, [keys[indices[i]] for i in piece])
+            piece_keys = [keys[indices[i]] for i in piece]
+            best = _representative(piece, members, piece_keys)
             cluster = tuple(members[i] for i in piece)
             key = f"FP|{keys[indices[best]]}"
+            member_keys[key] = piece_keys
             pixel_km = float(sizes[piece].max())
             points.append(FirePoint(members[best], cluster, extent, was_split, pass_id, key, pixel_km))
     points.sort(key=lambda fp: (fp.acq_utc, fp.key))
@@ -300,7 +304,7 @@ def cluster_fire_points(
     for prior in priors:
         if prior.acq_utc.utcoffset() is None:
             raise ValueError(f"history fire point {prior.key} has a naive time; times must be tz-aware UTC")
-    return ClusteringResult(_mark_repeats(points, priors, cfg, g))
+    return ClusteringResult(_mark_repeats(points, priors, cfg, g, member_keys))
 
 
 def link_components(detections: Sequence[Detection], config: ClusteringConfig | None = None) -> list[list[int]]:
@@ -612,15 +616,24 @@ def _representative(piece: Sequence[int], members: Sequence[Detection], keys: Se
 
 
 def _mark_repeats(
-    points: list[FirePoint[D]], priors: list[PriorFirePoint], cfg: ClusteringConfig, geod: Geod
+    points: list[FirePoint[D]],
+    priors: list[PriorFirePoint],
+    cfg: ClusteringConfig,
+    geod: Geod,
+    member_keys: dict[str, list[str]],
 ) -> list[FirePoint[D]]:
     """Set ``repeat_of`` (module docstring, rule 4). ``points`` are in chronological order.
 
     Two fire points are close when less than ``max(repeat_km, pixel_factor × the larger pixel)`` apart, so that
     the next pass of a coarse sensor, whose pixel grid falls differently, still finds the fire it repeats.
+
+    A prior whose representative pixel is a member of a fire point is that same fire point seen again, whatever
+    the distance and the pass: overlapping API windows bring a pass back, sometimes with pixels published since
+    (the pass's next granule), and a new pixel with a higher FRP moves the representative and so the key.
     """
     if not points:
         return points
+    prior_by_key = {prior.key: prior for prior in priors}
     n_prior = len(priors)
     everything: list[PriorFirePoint] = [*priors, *(fp.as_prior() for fp in points)]
     lat = np.array([p.latitude for p in everything], dtype=np.float64)
@@ -645,6 +658,18 @@ def _mark_repeats(
     alarmed = [False] * len(points)
     marked: list[FirePoint[D]] = []
     for position, point in enumerate(points):
+        itself = (
+            [
+                prior_by_key[key]
+                for key in (f"FP|{member}" for member in member_keys.get(point.key, ()))
+                if key in prior_by_key
+            ]
+            if prior_by_key
+            else []
+        )
+        if itself:
+            marked.append(replace(point, repeat_of=min(itself, key=lambda m: (abs(point.acq_utc - m.acq_utc), m.key))))
+            continue
         matches: list[PriorFirePoint] = []
         for other_index in candidates.get(position, ()):
             if other_index >= n_prior and not alarmed[other_index - n_prior]:

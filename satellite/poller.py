@@ -28,17 +28,21 @@ route such requests through a transport of its own, past the key swap; pass ``pr
   or :class:`~satellite.errors.FirmsApiError`; never parsed as an empty CSV, never retried at once. Key-wide
   errors (auth, limit) end the cycle for the remaining sources without spending more requests, and a limit
   answer fills the local budget so the next cycle waits for the window to roll.
-* 5xx, timeouts, refused or reset connections, an empty body, a body shorter than its ``Content-Length`` or
-  a body cut in the middle of a row → retried with backoff. A cut body is never parsed: its complete rows would
-  be kept and the cut one reported as rejected, and a poll cycle that "succeeded" with a missing detection
-  would not fetch it again. Retrying gets the whole window; if every attempt fails the source reports a
-  :class:`~satellite.errors.FirmsTransportError`, and the next cycle's overlapping window (DAY_RANGE 2 polled
-  every 15 min) fetches the same rows again. A body cut exactly at a line end is only detectable through
-  ``Content-Length``; without one, the overlapping windows are what recover those rows.
+* 5xx, timeouts, refused or reset connections, an answer still arriving at the attempt's deadline
+  (``max_request_s``: a server that trickles a few bytes inside every read timeout never trips httpx's
+  per-read timeout), an empty body (or one with nothing but a byte-order mark or spaces), a body shorter than
+  its ``Content-Length`` or a body cut in the middle of a row → retried with backoff. A cut body is never
+  parsed: its complete rows would be kept and the cut one reported as rejected, and a poll cycle that
+  "succeeded" with a missing detection would not fetch it again. Retrying gets the whole window; if every
+  attempt fails the source reports a :class:`~satellite.errors.FirmsTransportError`, and the next cycle's
+  overlapping window (DAY_RANGE 2 polled every 15 min) fetches the same rows again. A body cut exactly at a
+  line end is only detectable through ``Content-Length``; without one, the overlapping windows are what recover
+  those rows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -69,6 +73,7 @@ from satellite.hotspot import Hotspot, Product
 __all__ = [
     "CHANGCHUN_BBOX",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_REQUEST_S",
     "DEFAULT_SOURCES",
     "DEFAULT_TRANSACTION_BUDGET",
     "FIRMS_TRANSACTION_LIMIT",
@@ -107,6 +112,10 @@ DEFAULT_TRANSACTION_BUDGET: Final = 4_500
 """What this process allows itself per window: 10 % below FIRMS's limit, because our transaction count is an
 estimate (see :func:`estimate_transactions`), our window and FIRMS's are measured on different clocks, and
 another tool using the same key (a browser, a one-off script) counts against the same limit."""
+
+DEFAULT_MAX_REQUEST_S: Final = 180.0
+"""Deadline of one attempt, headers and body together: the configured box's CSV is kilobytes, and even a
+five-day world request arrives well within it on a working link."""
 
 MAX_DAY_RANGE: Final = 5
 """The area API serves 1-5 days per request (reference §3.1; older clients used up to 10)."""
@@ -509,7 +518,9 @@ class FirmsPoller:
         bbox: the area (:data:`CHANGCHUN_BBOX`).
         day_range: default DAY_RANGE, 1-5 (2: with polling every 15 min, each detection is seen in many cycles,
             so a cycle that fails loses nothing).
-        timeout_s: connect/read/write/pool timeout per request.
+        timeout_s: connect/read/write/pool timeout per request: how long one network operation may wait.
+        max_request_s: how long one attempt may take from sending the request to the last byte of the answer; a
+            longer one is abandoned and retried (a stall that drips data never trips ``timeout_s``).
         retry: backoff for retryable failures.
         budget: the transaction limiter; share one between pollers that use the same key.
         max_budget_wait_s: how long a request may wait for room in the budget before it is reported as
@@ -531,6 +542,7 @@ class FirmsPoller:
         bbox: BBox = CHANGCHUN_BBOX,
         day_range: int = 2,
         timeout_s: float = 30.0,
+        max_request_s: float = DEFAULT_MAX_REQUEST_S,
         retry: RetryPolicy | None = None,
         budget: TransactionBudget | None = None,
         max_budget_wait_s: float = 30.0,
@@ -555,6 +567,9 @@ class FirmsPoller:
         self.day_range = day_range
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
+        if not (math.isfinite(max_request_s) and max_request_s > 0):
+            raise ValueError(f"max_request_s must be positive, not {max_request_s!r}")
+        self.max_request_s = float(max_request_s)
         if not (math.isfinite(max_budget_wait_s) and max_budget_wait_s >= 0):
             raise ValueError(f"max_budget_wait_s must be >= 0, not {max_budget_wait_s!r}")
         self.retry = retry if retry is not None else RetryPolicy()
@@ -669,13 +684,14 @@ class FirmsPoller:
         """
         name = f"/mapserver/mapkey_status/?MAP_KEY={REDACTED}"
         try:
-            response = self._client.get(self.base_url + name)
+            response, body = self._get(self.base_url + name)
         except httpx.RequestError as exc:
             raise FirmsTransportError(source_name=name, attempts=1, reason=self._describe_exc(exc)) from None
-        body = response.content
+        except _RetryableError as exc:
+            raise FirmsTransportError(source_name=name, attempts=1, reason=str(exc)) from None
         text = body.decode("utf-8", errors="replace")
         try:
-            data = response.json() if response.status_code == 200 else None
+            data = json.loads(body) if response.status_code == 200 else None
         except ValueError:
             data = None
         if not isinstance(data, dict) or "current_transactions" not in data:
@@ -715,7 +731,7 @@ class FirmsPoller:
     def _attempt(self, request: AreaRequest, name: str) -> tuple[list[Hotspot], list[RejectedRow]]:
         logger.debug("%s: GET", name)
         try:
-            response = self._client.get(self.base_url + request.describe())
+            response, body = self._get(self.base_url + request.describe())
         except httpx.TimeoutException as exc:
             raise _RetryableError(f"timed out ({type(exc).__name__})") from None
         except httpx.RequestError as exc:
@@ -723,7 +739,6 @@ class FirmsPoller:
             # that does not decode as its Content-Encoding says (DecodingError, not a TransportError), ...
             raise _RetryableError(self._describe_exc(exc)) from None
         status = response.status_code
-        body = response.content
         if status >= 500:
             raise _RetryableError(f"HTTP {status}")
         if status == 429:
@@ -744,11 +759,11 @@ class FirmsPoller:
             got = response.num_bytes_downloaded if encoded else len(body)
             if got < int(declared):
                 raise _RetryableError(f"body shorter than Content-Length ({got} of {declared} bytes)")
-        if not body.strip():
-            raise _RetryableError("empty body")
         text = body.decode("utf-8", errors="replace").removeprefix("\ufeff")
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        first = next(line for line in lines if line.strip())
+        first = next((line for line in lines if line.strip()), None)
+        if first is None:  # nothing at all, or only a byte-order mark and (Unicode) spaces
+            raise _RetryableError(f"empty body ({len(body)} bytes)" if body else "empty body")
         if not _looks_like_firms_header(first):
             error = self._api_error(name, status, text)
             if isinstance(error, FirmsRateLimitError):
@@ -759,6 +774,24 @@ class FirmsPoller:
             raise _RetryableError(cut)
         parsed = read_firms_csv(body, source_name=name, product=request.source)
         return parsed.hotspots, parsed.rejected
+
+    def _get(self, url: str) -> tuple[httpx.Response, bytes]:
+        """GET ``url`` and read the whole (decoded) body within :attr:`max_request_s`, or raise ``_RetryableError``.
+
+        httpx's timeouts bound each network operation, not the request: a server that sends a few bytes inside
+        every read timeout would hold the call for as long as it keeps doing so.
+        """
+        deadline = time.monotonic() + self.max_request_s
+        with self._client.stream("GET", url) as response:
+            chunks: list[bytes] = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _RetryableError(
+                        f"answer still arriving after {self.max_request_s:g} s "
+                        f"({response.num_bytes_downloaded} bytes so far); abandoned"
+                    )
+        return response, b"".join(chunks)
 
     def _api_error(self, name: str, status: int, text: str, kind: type[FirmsApiError] | None = None) -> FirmsApiError:
         detail = " ".join(redact(text, self._key).split())[:_MAX_DETAIL]

@@ -28,10 +28,12 @@ log = logging.getLogger("strawfire.firms")
 
 @dataclass(slots=True)
 class PollSummary:
-    """One poll: hotspots received per source, what the ingest did, and per-source errors (redacted)."""
+    """One poll: hotspots received per source, what the ingest did, per-source errors (redacted) and the rows of the
+    answers that were skipped as malformed (``request:line: field: reason``, the request with the key masked)."""
 
     per_source: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
     new: int = 0
     duplicates: int = 0
     held: dict[str, int] = field(default_factory=dict)
@@ -43,7 +45,10 @@ def area_of_interest(session: Session, settings: Settings) -> BBox:
     if settings.firms.bbox:
         if len(settings.firms.bbox) != 4:
             raise ConfigError("firms.bbox needs four numbers: west, south, east, north")
-        return BBox(*settings.firms.bbox)
+        try:
+            return BBox(*settings.firms.bbox)
+        except ValueError as exc:
+            raise ConfigError(f"firms.bbox: {exc}") from None
     rows = list_regions(session)
     if not rows:
         raise ConfigError("no regions imported and no firms.bbox configured: nothing to poll for")
@@ -61,14 +66,19 @@ def make_poller(session: Session, settings: Settings, budget: TransactionBudget 
         sources = tuple(Product(name) for name in settings.firms.sources)
     except ValueError as exc:
         raise ConfigError(f"firms.sources: {exc}") from None
-    return FirmsPoller(
-        settings.firms.map_key,
-        base_url=settings.firms.base_url,
-        sources=sources,
-        bbox=area_of_interest(session, settings),
-        day_range=settings.firms.day_range,
-        budget=budget,
-    )
+    bbox = area_of_interest(session, settings)
+    try:
+        return FirmsPoller(
+            settings.firms.map_key,
+            base_url=settings.firms.base_url,
+            sources=sources,
+            bbox=bbox,
+            day_range=settings.firms.day_range,
+            budget=budget,
+        )
+    except ValueError as exc:  # the poller's checks of the key and the URL; their messages never hold the key
+        setting = "firms.map_key" if "MAP_KEY" in str(exc) else "firms.base_url" if "base_url" in str(exc) else "firms"
+        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def poll_and_ingest(
@@ -79,7 +89,10 @@ def poll_and_ingest(
     summary = PollSummary(
         per_source={source.value: len(r.hotspots) for source, r in result.results.items()},
         errors={source.value: str(error) for source, error in result.errors.items()},
+        rejected=[str(row) for row in result.rejected],
     )
+    for row in summary.rejected:  # skipped, never silently: which row of which answer, and why
+        log.warning("FIRMS row rejected: %s", row)
     hotspots = result.all_hotspots()
     if hotspots:
         with transaction(factory) as session:

@@ -2,8 +2,9 @@
 
 * **Coverage** is the imported administrative units (the coarsest level loaded), widened by the assignment
   tolerance: a hotspot nobody is responsible for is recorded but opens no incident and alerts no one.
-* **Static heat sources** come from the history of satellite observations in the database and the FIRMS archive
-  imported as history (``strawfire firms history``, table ``hotspot_history``): a persistence map of ~1 km cells
+* **Static heat sources** come from the history of satellite observations in the database, the FIRMS archive
+  imported as history (``strawfire firms history``, table ``hotspot_history``) and the earlier days of the batch
+  itself (a multi-day file or API window screens like the daily polls it stands for): a persistence map of ~1 km cells
   over the configured window, counting the cell alone or its 3 x 3 block (``screening.static_neighbourhood``);
   plus the industrial-site polygons of ``screening.sites_file``.
 * **Zones and permits** (禁烧区/限烧区, 计划烧除 permits) come from ``screening.zones_file`` and
@@ -174,7 +175,8 @@ def fire_points(session: Session, hotspots: Sequence[Detection], settings: Setti
 def build_screener(
     session: Session, settings: Settings, hotspots: Sequence[Detection], indexes: RegionIndexCache
 ) -> Screener:
-    """A screener for a batch: history up to the batch's earliest time, layers from the configured files."""
+    """A screener for a batch: stored and archive history before it plus the batch itself (the persistence map
+    never counts a hotspot's own local day), layers from the configured files."""
     config = settings.screening
     persistence = PersistenceMap()
     times = [h.acq_utc for h in hotspots]
@@ -197,6 +199,9 @@ def build_screener(
             _PastHotspot(key, latitude, longitude, acq_utc, None)
             for key, latitude, longitude, acq_utc in history_between(session, since, max(times))
         )
+        # And the batch itself: a hotspot's earlier days in the same file or API window are history for it as much
+        # as stored ones (the map never counts a hotspot's own day), so one 12-day file is screened like 12 polls.
+        persistence.add(hotspots)
     coverage = units_coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
     # A projected file (a CGCS2000 Gauss-Krüger zone) is in metres: ranges are checked after conversion, not before.

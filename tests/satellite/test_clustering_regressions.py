@@ -12,7 +12,7 @@ from pyproj import Geod
 
 from satellite.clustering import ClusteringConfig, cluster_fire_points, link_components
 from satellite.himawari import HimawariHotspot, HimawariSatellite, read_himawari_csv
-from tests.satellite.test_clustering import distance_km, pixel
+from tests.satellite.test_clustering import T0, distance_km, pixel
 
 H09 = "H09_20250423_0420_L2WLF010_FLDK.06001_06001.csv"
 TIMES = "# 2025  4 23  4 20 UTC  2025  4 23  4 52 UTC"
@@ -114,3 +114,38 @@ def test_extent_of_a_large_cluster_is_its_longest_span() -> None:
     (point,) = cluster_fire_points(pixels, config).fire_points
     longest = max(distance_km(a, b) for a, b in combinations(pixels, 2))
     assert abs(point.extent_km - longest) < 1e-9
+
+
+def test_a_pass_that_comes_back_with_a_hotter_pixel_is_the_same_fire_point() -> None:
+    """Overlapping API windows bring a pass back; when the later window also holds a pixel the earlier one lacked
+    (the pass's next granule was published in between) and that pixel has the higher FRP, the cluster's
+    representative, hence its key, changed. A prior of the same pass with another key was taken for a separate
+    piece of a split cluster, so the grown fire point alarmed a second time for the same fire."""
+    first_pixel = pixel(0.0, frp=5.0)
+    later_pixel = pixel(0.35, frp=12.0, when=T0 + timedelta(minutes=1))
+    earlier = cluster_fire_points([first_pixel])
+    (grown,) = cluster_fire_points([first_pixel, later_pixel], history=earlier.fire_points).fire_points
+    assert grown.representative == later_pixel
+    assert grown.pass_id == earlier.fire_points[0].pass_id
+    assert grown.repeat_of is not None
+    assert grown.repeat_of.key == earlier.fire_points[0].key
+
+
+def test_a_grown_fire_point_repeats_its_earlier_self_even_beyond_the_repeat_distance() -> None:
+    """The earlier fire point's pixel is a member of the grown one: it is the same fire point whatever the distance
+    between the two representatives (here a chain of pixels 1.05 km long, unsplit at 1.2 km)."""
+    chain = [pixel(0.35 * i, frp=5.0 + i, when=T0 + timedelta(minutes=i // 2)) for i in range(4)]
+    earlier = cluster_fire_points(chain[:1])
+    (grown,) = cluster_fire_points(chain, history=earlier.fire_points).fire_points
+    assert distance_km(grown.representative, chain[0]) > 0.8
+    assert grown.repeat_of is not None
+    assert grown.repeat_of.key == earlier.fire_points[0].key
+
+
+def test_the_other_pieces_of_a_split_pass_still_alarm() -> None:
+    """The same-pass rule stays: pieces of one split cluster are separate fires, one repeat does not hide the rest."""
+    line = [pixel(0.35 * i, frp=5.0, when=T0) for i in range(8)]  # 2.45 km: split
+    earlier = cluster_fire_points(line[:1])
+    again = cluster_fire_points(line, history=earlier.fire_points).fire_points
+    assert len(again) >= 2
+    assert [fp.repeat_of is not None for fp in again].count(True) == 1

@@ -8,6 +8,7 @@ test scripts what one source's URL answers, call by call; the last step repeats.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -61,7 +62,8 @@ class Answer:
     """One scripted reply.
 
     kind: ``ok`` (status + body), ``stall`` (sleep, then ok), ``cut`` (send ``cut_at`` bytes of the body and close
-    the connection; with ``declare_length`` the headers still announce the whole body).
+    the connection; with ``declare_length`` the headers still announce the whole body), ``trickle`` (headers at once,
+    then the body a few bytes at a time, each piece well inside the client's read timeout).
     """
 
     body: bytes
@@ -85,6 +87,14 @@ def stall(body: bytes) -> Answer:
 
 def cut(body: bytes, at: int, *, declare_length: bool) -> Answer:
     return Answer(body, kind="cut", cut_at=at, declare_length=declare_length)
+
+
+def trickle(body: bytes) -> Answer:
+    return Answer(body, kind="trickle")
+
+
+TRICKLE_BYTES = 8
+TRICKLE_PAUSE_S = TIMEOUT_S / 2  # every read gets data in time: the read timeout never fires
 
 
 @dataclass
@@ -140,6 +150,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
+            if answer.kind == "trickle":
+                self.wfile.flush()
+                for start in range(0, len(body), TRICKLE_BYTES):
+                    time.sleep(TRICKLE_PAUSE_S)
+                    self.wfile.write(body[start : start + TRICKLE_BYTES])
+                    self.wfile.flush()
+                return
             self.wfile.write(body)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up on a stalled answer
@@ -467,6 +484,71 @@ def test_a_stalled_server_times_out_and_the_next_attempt_succeeds(
     assert outcome.attempts == 2
     assert outcome.hotspots == read_firms_csv(body).hotspots
     assert TIMEOUT_S * 0.9 <= elapsed < STALL_S + 1.0  # gave up on the stall after ~the timeout
+
+
+def test_a_server_trickling_its_answer_is_abandoned_and_retried(firms: tuple[FakeFirms, str]) -> None:
+    """A stall that keeps sending a few bytes inside every read timeout never trips httpx's per-read timeout: the
+    605-byte fixture took ~14 s, a large answer trickled like that held the poll (and every later one) for as
+    long as the server liked. Each attempt now has a deadline for headers and body together."""
+    fake, url = firms
+    body = viirs_snpp_bytes()
+    fake.script(Product.VIIRS_SNPP_NRT, [trickle(body), ok(body)])
+    started = time.monotonic()
+    with make_poller(url, sources=[Product.VIIRS_SNPP_NRT], max_request_s=1.0) as poller:
+        outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
+    elapsed = time.monotonic() - started
+    assert len(body) / TRICKLE_BYTES * TRICKLE_PAUSE_S > 10  # what waiting for the whole answer would take
+    assert outcome.ok, outcome.error
+    assert outcome.attempts == 2
+    assert outcome.hotspots == read_firms_csv(body).hotspots
+    assert elapsed < 4.0
+
+
+def test_a_server_that_only_trickles_is_a_transport_error(firms: tuple[FakeFirms, str]) -> None:
+    fake, url = firms
+    fake.script(Product.VIIRS_SNPP_NRT, [trickle(viirs_snpp_bytes())])
+    with make_poller(url, sources=[Product.VIIRS_SNPP_NRT], max_request_s=0.5, retry=RetryPolicy(attempts=2)) as poller:
+        outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
+    assert isinstance(outcome.error, FirmsTransportError)
+    assert outcome.attempts == 2
+    assert "0.5 s" in str(outcome.error)
+    assert KEY not in str(outcome.error)
+
+
+def test_the_request_deadline_is_validated() -> None:
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="max_request_s"):
+            FirmsPoller(KEY, max_request_s=bad)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n", "\u00a0\n".encode(), "\ufeff\u3000\n".encode()],
+    ids=["bom", "bom-crlf", "nbsp", "bom-ideographic-space"],
+)
+def test_a_body_with_no_visible_text_is_retried_and_stops_no_other_source(body: bytes) -> None:
+    """A body that is not empty as bytes but holds nothing once decoded (a byte-order mark, Unicode spaces) made
+    the header search raise StopIteration out of poll_once: the whole cycle failed, other sources unpolled."""
+    calls: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        product = request.url.path.split("/")[5]
+        calls[product] = calls.get(product, 0) + 1
+        if product == Product.VIIRS_SNPP_NRT.value and calls[product] == 1:
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, content=viirs_snpp_bytes())
+
+    sources = [Product.VIIRS_SNPP_NRT, Product.VIIRS_NOAA20_NRT]
+    poller = FirmsPoller(
+        KEY, transport=httpx.MockTransport(handler), sources=sources, sleep=Sleeps(), retry=RetryPolicy(attempts=2)
+    )
+    with poller:
+        result = poller.poll_once()
+    first = result.results[Product.VIIRS_SNPP_NRT]
+    assert first.ok, first.error
+    assert first.attempts == 2
+    assert len(first.hotspots) == 6
+    assert calls[Product.VIIRS_NOAA20_NRT.value] == 1
 
 
 @pytest.mark.parametrize("source", SCENARIO_SOURCES)

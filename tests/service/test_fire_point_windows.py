@@ -1,0 +1,52 @@
+"""Satellite ingest across overlapping FIRMS windows: a pass that comes back grown is not a second fire point."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from satellite.firms import read_firms_csv
+from service.auth.service import Principal
+from service.config import Settings
+from service.db import make_session_factory, transaction
+from service.demo import load_demo
+from service.flows import ingest_hotspots
+from service.incidents.states import Role
+from service.incidents.tables import Incident, Observation
+from service.regions.service import RegionIndexCache
+
+ADMIN = Principal("admin", Role.ADMIN)
+HEADER = (
+    "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,"
+    "frp,daynight\n"
+)
+# Two adjacent VIIRS pixels of one NOAA-20 pass inside the demo county; the second, hotter one was published a
+# granule later, so only the second poll's window holds it.
+FIRST = "44.33000,125.55000,330.1,0.39,0.36,2025-10-20,510,N20,VIIRS,n,2.0NRT,295.0,5.0,D\n"
+LATER = "44.33300,125.55000,345.2,0.39,0.36,2025-10-20,511,N20,VIIRS,n,2.0NRT,296.0,14.0,D\n"
+
+
+def test_a_pass_that_comes_back_with_a_hotter_pixel_adds_no_fire_point(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    indexes, settings = RegionIndexCache(500), Settings()
+    with transaction(factory) as session:
+        first = ingest_hotspots(
+            session, read_firms_csv(HEADER + FIRST).hotspots, indexes=indexes, settings=settings, actor=ADMIN
+        )
+    with transaction(factory) as session:
+        second = ingest_hotspots(
+            session, read_firms_csv(HEADER + FIRST + LATER).hotspots, indexes=indexes, settings=settings, actor=ADMIN
+        )
+    assert (first.fire_points, first.repeats, len(first.new_incidents)) == (1, 0, 1)
+    assert (second.new, second.duplicates) == (1, 1)
+    assert (second.fire_points, second.repeats, len(second.new_incidents)) == (0, 1, 0)
+    with factory() as session:
+        assert session.scalar(select(Incident.id).where(Incident.id.not_in(first.new_incidents))) is None
+        points = {o.source_key: json.loads(o.details)["fire_point"] for o in session.scalars(select(Observation))}
+    later = next(point for key, point in points.items() if "+4433300" in key)
+    assert later["representative"]
+    assert later["repeat_of"] == points[next(key for key in points if "+4433000" in key)]["key"]
