@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from detector.dataset import (
     DEFAULT_MIN_SEQUENCE_FRAMES,
@@ -62,8 +63,9 @@ app = typer.Typer(
 dataset_app = typer.Typer(help="Assemble the YOLO training set from ../shared/data.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
-_console = Console()
-_errors = Console(stderr=True)
+# markup off: messages and tables quote paths and names from outside ("[x]" in a file name is text, not a style)
+_console = Console(markup=False)
+_errors = Console(stderr=True, markup=False)
 
 
 @dataset_app.command("build")
@@ -99,7 +101,7 @@ def dataset_build(
             source_root, out, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames, extra_sets=extras
         )
     except DatasetError as exc:
-        _errors.print(f"[red]dataset build failed:[/red] {exc}")
+        _errors.print(Text.assemble(("dataset build failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
 
     sources = cast(dict[str, dict[str, Any]], manifest["sources"])
@@ -200,7 +202,7 @@ def train_command(
             close_mosaic=close_mosaic,
         )
     except TrainingSetupError as exc:
-        _errors.print(f"[red]training failed:[/red] {exc}")
+        _errors.print(Text.assemble(("training failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     _console.print(f"done: {run_dir}")
 
@@ -275,7 +277,7 @@ def _load(
             backend.value, model=model, models_dir=models_dir, threads=threads or None, second_opinion=second_opinion
         )
     except ModelError as exc:
-        _errors.print(f"[red]model error:[/red] {exc}", markup=True, highlight=False)
+        _errors.print(Text.assemble(("model error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     from detector.tiling import with_tiles
 
@@ -456,7 +458,11 @@ def predict_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(_json_bytes(results))
     except OSError as exc:
-        _errors.print(f"[red]predict failed:[/red] cannot write {out}: {exc.strerror or exc}", highlight=False)
+        _errors.print(
+            Text.assemble(("predict failed:", "red"), f" cannot write {out}: {exc.strerror or exc}"),
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=1) from exc
     _console.print(
         f"{len(results)} images, {sum(len(v) for v in results.values())} detections ≥ {conf} "
@@ -554,7 +560,7 @@ def eval_command(
                 on_image=show,
             )
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(f"[red]eval failed:[/red] {exc}", highlight=False)
+        _errors.print(Text.assemble(("eval failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
     report = run.report(detector.info.operating_threshold if threshold is None else threshold, iou=iou)
     sources = run.by_source(report) if by_source else {}
@@ -607,7 +613,7 @@ def _write_review(run: FolderRun, report: EvalReport, out: Path, max_images: int
     except FileExistsError as exc:
         raise typer.BadParameter(str(exc), param_hint="--errors") from exc
     except OSError as exc:  # a full disk, a read-only folder: say so, without a traceback
-        _errors.print(f"[red]eval --errors failed:[/red] {exc}", highlight=False)
+        _errors.print(Text.assemble(("eval --errors failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     for problem in review.not_drawn:
         _errors.print(f"not drawn: {problem}", markup=False, highlight=False)
@@ -719,7 +725,7 @@ def watch_command(
         with _progress("watching") as show:
             result = watch(detector, source, config=config, mask=ignore, on_frame=show)
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(f"[red]watch failed:[/red] {exc}", highlight=False)
+        _errors.print(Text.assemble(("watch failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
     if not result.frames:
         if source.is_dir():
@@ -855,7 +861,7 @@ def export_command(
                 tower_mask=tower_mask or DEFAULT_TOWER_MASK,
             )
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(f"[red]export failed:[/red] {exc}", highlight=False)
+        _errors.print(Text.assemble(("export failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     report = result.entry.validation
     aps = ", ".join(f"{cls} {_num(r.ap50)}" for cls, r in report.per_class.items())

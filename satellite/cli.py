@@ -127,7 +127,7 @@ def _print_table(result: SceneScan) -> None:
             f"{p.max_latitude:.6f}",
             f"{p.max_longitude:.6f}",
         )
-    console = Console()
+    console = Console(markup=False)  # numbers only today; never a style from data
     console.print(table)
     console.print(
         f"{len(result.fire_points)} fire point(s), {result.fire_pixels} fire pixel(s) of {result.valid_pixels} "

@@ -62,7 +62,8 @@ app.add_typer(firms_app, name="firms")
 app.add_typer(training_app, name="training")
 app.command("report")(report)
 
-err = Console(stderr=True)
+# markup off: messages quote files, rows and names from outside ("[/bold]" in a CSV cell is text, not a style)
+err = Console(stderr=True, markup=False)
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -73,7 +74,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except StrawfireError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -224,7 +225,7 @@ def regions_list(level: Annotated[str | None, typer.Option(help="Only this level
     table = Table("level", "code", "name", "parent", "area ha")
     for r in rows:
         table.add_row(r.level, r.code, r.name, r.parent_code or "", f"{r.area_ha:,.0f}")
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @regions_app.command("assign")
@@ -284,7 +285,7 @@ def regions_assign(
             str(row["status"]),
             str(row["distance_m"]),
         )
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @demo_app.command("load")
@@ -452,7 +453,7 @@ def camera_suggest_masks(
         incidents = ", ".join(map(str, row["incidents"]))
         size = "?" if row["frame_size"] is None else "×".join(map(str, row["frame_size"]))
         table.add_row(camera, str(row["status"]), incidents, json.dumps(row["polygon"]), size, share)
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @training_app.command("export-frames")
@@ -519,7 +520,7 @@ def camera_list() -> None:
             f"{preset.pan_deg:g}/{preset.tilt_deg:g}/{preset.zoom:g}",
             preset.source_kind,
         )
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @app.command()
@@ -547,7 +548,7 @@ def status(
             # Text, not markup: names and errors come from outside (a "[" in an error message is not a style)
             cells = (part.name, part.state, last, str(part.consecutive_failures), part.last_error or "")
             table.add_row(*(Text(cell) for cell in cells))
-        Console().print(table)
+        Console(markup=False).print(table)
         alerts = found.alerts
         typer.echo(
             f"alerts: {alerts.pending} pending, {alerts.overdue} overdue, {alerts.failed_24h} failed and "
@@ -799,7 +800,7 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
             try:
                 hotspots, rejected = read(path)
             except (SatelliteError, OSError) as exc:
-                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
                 failed_files += 1
                 progress.advance(task)
                 continue
@@ -888,7 +889,7 @@ def firms_history(
                 # The file's transaction was rolled back: nothing of it is stored.
                 failures[str(path)] = str(exc)
                 if not as_json:
-                    err.print(f"[red]error:[/red] {exc}", highlight=False)
+                    err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
                 progress.advance(task, sizes[path] - done)
                 continue
             summaries.append(summary)
@@ -973,7 +974,7 @@ def firms_poll(
             f"new incidents {len(summary.new_incidents)}"
         )
         for source, error in summary.errors.items():
-            err.print(f"[yellow]{source}:[/yellow] {error}", highlight=False)
+            err.print(Text.assemble((f"{source}:", "yellow"), f" {error}"), highlight=False, soft_wrap=True)
         if not loop:
             # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
             # stderr, what came in is ingested, and the status stays 0.

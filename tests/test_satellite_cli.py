@@ -74,3 +74,26 @@ def test_himawari_ingest(tmp_path: Path) -> None:
     assert "rows read" in result.stdout
     again = run("himawari", "ingest", *map(str, files), cwd=tmp_path, env=env)
     assert "new 0," in again.stdout
+
+
+def test_text_from_files_is_printed_as_text_not_as_rich_markup(tmp_path: Path) -> None:
+    """A CSV cell "[/bold]" used to end `firms ingest` with a rich markup traceback after its file was committed
+    (the files after it skipped, no summary), and "[red]" vanished from the message: both are text now."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    source = REPO / "tests" / "satellite" / "data" / "viirs_noaa20_nrt_window_0423.csv"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("longitude")] = "[/bold]"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n", encoding="utf-8")
+    missing = tmp_path / "[red]missing.csv"
+    result = run("firms", "ingest", str(bad), str(source), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[/bold]" in result.stderr  # the rejected row quotes the cell as it was
+    assert "rows read 8, new 4, duplicate 3, rejected 1," in result.stdout  # the file after it too, summed up
+    gone = run("firms", "ingest", str(missing), cwd=tmp_path, env=env)
+    assert gone.returncode != 0
+    assert "Traceback" not in gone.stderr
+    assert "[red]missing.csv" in gone.stderr
