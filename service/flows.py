@@ -24,7 +24,7 @@ from service.evidence.service import store_evidence
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind, combined_confidence
 from service.incidents.sources import fusion_windows, hotspot_observation, repeat_site_rule, sighting_observation
-from service.incidents.states import IncidentState
+from service.incidents.states import OPEN_STATES, IncidentState
 from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
 from service.screening import build_screener, fire_points
@@ -50,9 +50,12 @@ def ingest_observations(
         actor=actor,
         repeat_rule=repeat_site_rule(settings.incidents),
     )
-    if summary.new_incidents:
-        created = session.scalars(select(Incident).where(Incident.id.in_(summary.new_incidents))).all()
-        enqueue_many(session, created, AlertKind.NEW)
+    # New incidents, and open incidents a new observation placed in another unit: that unit's team is alerted (one
+    # alert per incident and recipient, so the first unit's team is not alerted again).
+    alerted = [*summary.new_incidents, *summary.reassigned_incidents]
+    if alerted:
+        rows = session.scalars(select(Incident).where(Incident.id.in_(alerted))).all()
+        enqueue_many(session, [i for i in rows if IncidentState(i.state) in OPEN_STATES], AlertKind.NEW)
     return summary
 
 
@@ -284,7 +287,10 @@ def reassign_incident(
     county_code: str | None,
     note: str,
 ) -> Incident:
-    """A supervisor's reassignment; the new unit's team is alerted."""
+    """A supervisor's reassignment; the new unit's team is alerted while the incident is open (a correction of a
+    closed, false-alarm or verified incident's unit changes the record, but is no fire to go to: it used to send
+    the new township a fire alert all the same)."""
     incidents.reassign(session, incident, actor, township_code=township_code, county_code=county_code, note=note)
-    enqueue(session, incident, AlertKind.NEW)
+    if IncidentState(incident.state) in OPEN_STATES:
+        enqueue(session, incident, AlertKind.NEW)
     return incident

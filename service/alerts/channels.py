@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import email.utils
 import hashlib
 import hmac
 import json
@@ -31,12 +32,13 @@ import urllib.parse
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import httpx
 
-from service.alerts.messages import AlertMessage, digest_text
+from service.alerts.messages import BEIJING, AlertMessage, digest_text
 from service.alerts.tables import Channel
 
 # Per-minute limits when the recipient does not set one.
@@ -333,6 +335,8 @@ class ChannelSender:
         mail["From"] = smtp.sender
         mail["To"] = destination.target
         mail["Subject"] = messages[0].title if len(messages) == 1 else f"火点汇总 {len(messages)} 条"
+        # RFC 5322 § 3.6 requires Date (with From); smtplib adds none, and servers and filters mark mail without it.
+        mail["Date"] = email.utils.format_datetime(datetime.fromtimestamp(self._clock(), BEIJING))
         # One alert: a hash of its key, so that a resend after a lost SMTP answer is recognisably the same mail.
         # A digest: a hash of all its keys; the first alert's own would make it look like that alert's mail.
         key = messages[0].idempotency_key if len(messages) == 1 else digest_key(messages)

@@ -27,6 +27,8 @@ _KIND_SMS_TITLE = {
     AlertKind.REMINDER: "火点未签收再提醒",
     AlertKind.ESCALATION: "火点超时升级",
 }
+#: Characters in one SMS segment of Chinese text (UCS-2); a longer text is sent as billed 67-character parts.
+SMS_SEGMENT = 70
 _SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
 
 
@@ -125,13 +127,19 @@ class AlertMessage:
         return "\n".join(lines)
 
     def sms(self) -> str:
-        """A short text: SMS templates are short and links are often blocked. One SMS segment (70 characters)
-        with a township name of up to four characters and a six-digit incident number."""
+        """A short text: SMS templates are short and links are often blocked. One SMS segment
+        (:data:`SMS_SEGMENT` characters): the township's name is cut (marked …) where the whole text would be
+        longer, never the time, the coordinates or the incident number (a reminder for a six-character township
+        such as 双营子回族乡 had run to 72 characters, two billed parts)."""
         local = self.observed_at.astimezone(BEIJING)
-        return (
-            f"【strawfire】{_KIND_SMS_TITLE[self.kind]}：{self.unit_name} {local:%m-%d %H:%M} "
-            f"坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} 编号{self.incident_id} 请立即签收"
+        head = f"【strawfire】{_KIND_SMS_TITLE[self.kind]}："
+        tail = (
+            f" {local:%m-%d %H:%M} 坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} "
+            f"编号{self.incident_id} 请立即签收"
         )
+        room = SMS_SEGMENT - len(head) - len(tail)
+        unit = self.unit_name if len(self.unit_name) <= room else self.unit_name[: max(1, room - 1)] + "…"
+        return head + unit + tail
 
     def as_json(self) -> dict[str, Any]:
         """The machine form for generic webhooks (UTC ISO times)."""

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender
 from service.alerts.messages import AlertMessage
@@ -282,7 +283,28 @@ def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_af
     return outcome
 
 
+#: How often a write that a phone's concurrent move made stale is tried again from the fresh state.
+STALE_RETRIES = 3
+
+
 def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:
+    """Record that the alerts went out (and move a ``suspected`` incident to ``notified``).
+
+    A phone may move the incident between this reading it and writing it back (a team acknowledging from the map
+    before the alert arrived; PostgreSQL, where the incident row is not locked): the write is then stale and is
+    made again from the fresh state, where the team's move stands. Why: the stale write rolled back the record of
+    the delivery too; the alert stayed pending and went out a second time when its lease ran out."""
+    for attempt in range(STALE_RETRIES):
+        try:
+            _record_delivery(factory, ids, at, digest=digest)
+            return
+        except StaleDataError:
+            if attempt == STALE_RETRIES - 1:
+                raise
+            log.info("alerts %s: the incident moved while the delivery was recorded; recording it again", ids)
+
+
+def _record_delivery(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:
     with factory() as session, session.begin():
         for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
             alert.status = AlertStatus.SENT.value

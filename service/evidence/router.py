@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from service.deps import Actor, Reader, SessionDep, SettingsDep
 from service.errors import NotFoundError
@@ -48,10 +50,20 @@ async def upload_evidence(
     """Attach a photo; its sha256 can then be cited by a transition (``evidence_sha256``)."""
     incident = incidents.get_incident(session, incident_id, principal)
     data = await read_limited(file, settings.evidence.max_upload_mb)
-    row = service.store_evidence(
-        session, incident, data, filename=file.filename or "photo", actor=principal, settings=settings
-    )
-    session.commit()
+    try:
+        row = service.store_evidence(
+            session, incident, data, filename=file.filename or "photo", actor=principal, settings=settings
+        )
+        session.commit()
+    except IntegrityError as exc:
+        # The same photo landed from another request meanwhile (a phone retrying an upload still in flight): an
+        # upload is idempotent per incident and content, so the answer is the stored photo, as for any re-upload
+        # (it was a 500). Anything else that breaks the insert is not this, and is raised.
+        session.rollback()
+        try:
+            row = service.get_evidence(session, incident, hashlib.sha256(data).hexdigest())
+        except NotFoundError:
+            raise exc from None
     return EvidenceRead.model_validate(row)
 
 

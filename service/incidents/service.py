@@ -36,7 +36,7 @@ from service.incidents.states import ACTIVE_STATES, OPEN_STATES, FalseAlarmReaso
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.index import RegionIndex, degree_margins
 from service.regions.service import RegionIndexCache, get_region, loaded_levels
-from service.regions.types import AssignStatus, RegionLevel
+from service.regions.types import AssignStatus, RegionLevel, RegionUnit
 
 # Candidate observations are pre-selected by a box this wide (degrees) around the new one; a camera wedge reaches
 # tens of kilometres, so the box is generous and the exact test is the region overlap.
@@ -63,6 +63,8 @@ class IngestSummary:
     repeats: int = 0
     # New incidents flagged repeat_at_site (fire again where an earlier real fire was), by id.
     repeat_at_site: list[int] = field(default_factory=list)
+    # Existing incidents that a new observation placed in another township or county, by id.
+    reassigned_incidents: list[int] = field(default_factory=list)
 
 
 def record_event(
@@ -386,13 +388,46 @@ def ingest(
     levels = region_indexes(session, indexes)
     best: dict[int, ObservationIn] = {}
     for incident_id, incident in touched.items():
+        unit_before = _unit_of(incident)
         best[incident_id] = _refresh(incident, by_incident[incident_id], levels)
+        if incident_id not in new_ids and _unit_of(incident) != unit_before:
+            _record_moved(session, incident, unit_before, best[incident_id], actor, summary)
     session.flush()  # locations and times of the new incidents, which the repeat test reads back
     _flag_repeats(session, [(i, best[i.id]) for i, _ in created], repeat_rule or RepeatSiteRule(), actor, summary)
     summary.new = len(fresh)
     summary.updated_incidents = sorted(set(touched) - new_ids - set(summary.merged_incidents))
     session.flush()
     return summary
+
+
+def _unit_of(incident: Incident) -> dict[str, str | None]:
+    return {"township": incident.township_code, "county": incident.county_code}
+
+
+def _record_moved(
+    session: Session,
+    incident: Incident,
+    unit_before: dict[str, str | None],
+    best: ObservationIn,
+    actor: Principal,
+    summary: IngestSummary,
+) -> None:
+    """A new observation placed the fire in another unit (a drone's fix 150 m across the township border from the
+    satellite pixel): the change is recorded as an automatic reassignment, and the incident is listed in
+    ``summary.reassigned_incidents`` so that the new unit's team is alerted (``service.flows``).
+
+    Why: the unit changed silently; the team that now answers for the fire, and alone can see it, was never told,
+    and the record did not say why the first team lost it."""
+    unit_after = _unit_of(incident)
+    record_event(
+        session,
+        incident,
+        actor,
+        "reassigned",
+        note=f"located by a {best.kind.value} observation in another unit",
+        data={"from": unit_before, "to": unit_after, "automatic": True, "source_key": best.source_key},
+    )
+    summary.reassigned_incidents.append(incident.id)
 
 
 def record_held(session: Session, observations: Sequence[ObservationIn], summary: IngestSummary) -> None:
@@ -630,6 +665,12 @@ def transition(
         raise InputError(
             "a false alarm needs a reason: " + ", ".join(r.value for r in FalseAlarmReason), field="reason"
         )
+    # A field of another move is refused, not kept: a reason sent with "acknowledged" was written into that event
+    # (an acknowledgement reading "reason: duplicate"), and a feedback sent with any other move was dropped.
+    if reason is not None and target is not IncidentState.FALSE_ALARM:
+        raise InputError(f"a reason goes with a move to false_alarm, not to {target.value}", field="reason")
+    if feedback is not None and target is not IncidentState.FEEDBACK:
+        raise InputError(f"a feedback goes with a move to feedback, not to {target.value}", field="feedback")
     if target is IncidentState.FEEDBACK:
         incident.feedback = json.dumps(check_feedback(session, incident, feedback), ensure_ascii=False)
     now = at or utcnow()
@@ -656,6 +697,29 @@ def transition(
     return incident
 
 
+def _unit_or_none(session: Session, level: RegionLevel, code: str) -> RegionUnit | None:
+    try:
+        return get_region(session, level, code)[1]
+    except NotFoundError:
+        return None
+
+
+def _own_county(session: Session, township: RegionUnit | None) -> RegionUnit | None:
+    """The loaded county a township belongs to; None when its parent is not a loaded county."""
+    if township is None or not township.parent_code:
+        return None
+    return _unit_or_none(session, RegionLevel.COUNTY, township.parent_code)
+
+
+def _unit_or_input_error(session: Session, level: RegionLevel, code: str | None, name: str) -> RegionUnit | None:
+    if not code:
+        return None
+    unit = _unit_or_none(session, level, code)
+    if unit is None:
+        raise InputError(f"no {level.value} with code {code}", field=name)
+    return unit
+
+
 def reassign(
     session: Session,
     incident: Incident,
@@ -665,23 +729,40 @@ def reassign(
     county_code: str | None,
     note: str,
 ) -> Incident:
-    """A supervisor's manual assignment (audited with the previous assignment)."""
+    """A supervisor's manual assignment (audited with the previous assignment).
+
+    Refused (:class:`InputError` naming the field, nothing changed): no unit named; a code that is not a loaded
+    township or county (a code in the request body, not the resource asked for: it was a 404); a township with a
+    county that is not its own, which neither county's supervisors could follow (the township's own would not
+    see a fire in their township, the other would see one outside their county), or another county alone for an
+    incident whose township belongs to its own."""
     if not note.strip():
         raise InputError("a reassignment needs a note saying why", field="note")
+    if not township_code and not county_code:
+        raise InputError("name the township_code or the county_code to assign the incident to", field="township_code")
     previous = {"township": incident.township_code, "county": incident.county_code}
-    if township_code:
-        _, unit = get_region(session, RegionLevel.TOWNSHIP, township_code)
-        incident.township_code, incident.township_name = unit.code, unit.name
-        if not county_code and unit.parent_code:  # the township's own county, or its supervisors cannot see it
-            try:
-                _, county = get_region(session, RegionLevel.COUNTY, unit.parent_code)
-            except NotFoundError:
-                pass  # its parent is not a loaded county (a township list without counties): keep the county
-            else:
-                incident.county_code, incident.county_name = county.code, county.name
-    if county_code:
-        _, unit = get_region(session, RegionLevel.COUNTY, county_code)
-        incident.county_code, incident.county_name = unit.code, unit.name
+    township = _unit_or_input_error(session, RegionLevel.TOWNSHIP, township_code, "township_code")
+    county = _unit_or_input_error(session, RegionLevel.COUNTY, county_code, "county_code")
+    if township is not None:
+        own = _own_county(session, township)
+        if own is not None and county is not None and county.code != own.code:
+            raise InputError(
+                f"township {township.code} belongs to county {own.code}, not {county.code}", field="county_code"
+            )
+        county = county or own  # the township's own county, or its supervisors cannot see it
+    elif county is not None and incident.township_code:
+        own = _own_county(session, _unit_or_none(session, RegionLevel.TOWNSHIP, incident.township_code))
+        if own is not None and own.code != county.code:
+            raise InputError(
+                f"the incident's township {incident.township_code} belongs to county {own.code}: name a township "
+                f"of county {county.code} too",
+                field="township_code",
+            )
+    # A parent that is not a loaded county (a township list without counties) keeps the incident's county.
+    if township is not None:
+        incident.township_code, incident.township_name = township.code, township.name
+    if county is not None:
+        incident.county_code, incident.county_name = county.code, county.name
     incident.assignment_status = MANUAL_ASSIGNMENT
     incident.assignment_certainty = 1.0
     record_event(
