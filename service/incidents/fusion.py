@@ -64,6 +64,10 @@ class ObservationIn:
     confidence: float
     frp_mw: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: Source keys of earlier observations of the same fire by another judgement than overlap: a satellite pixel
+    #: of a fire point the clustering calls a repeat of an earlier one (``satellite.clustering``: the same fire in
+    #: the next pass, 50 min later and a few hundred metres off, whose 375 m footprints need not touch).
+    same_fire_as: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.observed_at.tzinfo is None:
@@ -110,6 +114,7 @@ class Located:
     region: shapely.Geometry
     #: Whether the incident still takes a satellite repass (6–24 h): its fire is not yet reported put out.
     takes_repass: bool = True
+    source_key: str = ""
 
 
 def _buffered(geometry: shapely.Geometry, buffer_m: float, latitude: float) -> shapely.Geometry:
@@ -210,6 +215,10 @@ def plan_batch(
     ``placed_before``: existing incidents a precise observation has placed, also one older than ``existing`` holds (the
     caller loads observations within the time windows only). Groups come back ordered by their first observation
     in the batch.
+
+    An observation also joins what holds the observations it names in ``same_fire_as`` (in the batch, or of an
+    active incident in ``existing``) within the pair's time window: the clustering's repeat judgement, so that one
+    fire seen by three VIIRS passes is one incident and one alert, not three.
     """
     n = len(new)
     incident_ids = sorted({e.incident_id for e in existing})
@@ -235,6 +244,12 @@ def plan_batch(
             placed.add(sets.find(a))
 
     placed.update(node_of_incident[i] for i in placed_before if i in node_of_incident)
+    node_of_key: dict[str, tuple[int, ObservationKind, datetime, bool]] = {
+        e.source_key: (node_of_incident[e.incident_id], e.kind, e.observed_at, e.takes_repass)
+        for e in existing
+        if e.source_key
+    }
+    node_of_key.update((o.source_key, (k, o.kind, o.observed_at, True)) for k, o in enumerate(new))
     for e in existing:
         file(
             node_of_incident[e.incident_id],
@@ -273,6 +288,12 @@ def plan_batch(
             unplaced = [c for c in through_wedge if sets.find(c[2]) not in placed]
             if unplaced:
                 join(i, min(unplaced)[2])
+        for key in obs.same_fire_as:
+            found = node_of_key.get(key)
+            if found is not None:
+                node, kind, at, repass = found
+                if abs(at - obs.observed_at) <= windows.window(obs.kind, kind, repass=repass):
+                    join(i, node)
         file(i, obs.kind, obs.observed_at, region)
 
     members: dict[int, list[int]] = {}

@@ -166,7 +166,12 @@ def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionW
     reach = windows.reach
     rows = session.execute(
         select(
-            Observation.incident_id, Observation.kind, Observation.observed_at, Observation.region_wkb, Incident.state
+            Observation.incident_id,
+            Observation.kind,
+            Observation.observed_at,
+            Observation.region_wkb,
+            Incident.state,
+            Observation.source_key,
         )
         .join(Incident, Incident.id == Observation.incident_id)
         .where(
@@ -182,8 +187,8 @@ def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionW
         )
     ).all()
     return [
-        Located(incident_id, ObservationKind(kind), observed_at, shapely.from_wkb(wkb), state in _TAKES_REPASS)
-        for incident_id, kind, observed_at, wkb, state in rows
+        Located(incident_id, ObservationKind(kind), observed_at, shapely.from_wkb(wkb), state in _TAKES_REPASS, key)
+        for incident_id, kind, observed_at, wkb, state, key in rows
         if incident_id is not None
     ]
 

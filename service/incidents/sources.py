@@ -58,8 +58,13 @@ def hotspot_observation(
             "site_id": decision.site_id,
             "permit_id": decision.permit_id,
         }
+    same_fire_as: tuple[str, ...] = ()
     if fire_point is not None:
         details["fire_point"] = fire_point
+        # A repeat of an earlier fire point is the same fire in a later (or earlier) pass: fusion joins the pixel
+        # to the incident holding that fire point's representative pixel (its key is "FP|" + the pixel's key).
+        if fire_point.get("repeat_of"):
+            same_fire_as = (str(fire_point["repeat_of"]).removeprefix("FP|"),)
     return ObservationIn(
         kind=ObservationKind.SATELLITE,
         source_key=hotspot.key,
@@ -70,6 +75,7 @@ def hotspot_observation(
         confidence=hotspot.confidence,
         frp_mw=hotspot.frp_mw,
         details=details,
+        same_fire_as=same_fire_as,
     )
 
 

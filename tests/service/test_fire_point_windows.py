@@ -50,3 +50,55 @@ def test_a_pass_that_comes_back_with_a_hotter_pixel_adds_no_fire_point(engine: E
     later = next(point for key, point in points.items() if "+4433300" in key)
     assert later["representative"]
     assert later["repeat_of"] == points[next(key for key in points if "+4433000" in key)]["key"]
+
+
+# One fire seen by three VIIRS passes (NOAA-20, S-NPP 52 min later, NOAA-21 50 min after that), each pixel a few
+# hundred metres from the last: 375 m footprints that do not touch, which the clustering calls repeats.
+PASSES = (
+    "44.33000,125.55000,330.1,0.39,0.36,2025-10-20,510,N20,VIIRS,n,2.0NRT,295.0,5.0,D\n",
+    "44.33550,125.55000,331.0,0.39,0.36,2025-10-20,602,N,VIIRS,n,2.0NRT,295.0,6.0,D\n",
+    "44.33000,125.55600,332.0,0.39,0.36,2025-10-20,652,N21,VIIRS,n,2.0NRT,295.0,7.0,D\n",
+)
+# A different fire 3 km away in the same hour: a fire point of its own, an incident of its own.
+ELSEWHERE = "44.36000,125.55000,333.0,0.39,0.36,2025-10-20,602,N,VIIRS,n,2.0NRT,295.0,8.0,D\n"
+
+
+def test_the_same_fire_in_later_passes_is_one_incident_whether_polled_or_in_one_file(engine: Engine) -> None:
+    """The clustering called the later passes repeats (one fire point), but fusion, linking only overlapping
+    footprints, opened an incident for each: three alerts and three counted fires for one fire."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    indexes, settings = RegionIndexCache(500), Settings()
+    polled = []
+    for rows in (PASSES[0], PASSES[1] + ELSEWHERE, PASSES[2]):  # one poll per pass
+        with transaction(factory) as session:
+            polled.append(
+                ingest_hotspots(
+                    session, read_firms_csv(HEADER + rows).hotspots, indexes=indexes, settings=settings, actor=ADMIN
+                )
+            )
+    assert [(s.fire_points, s.repeats) for s in polled] == [(1, 0), (1, 1), (0, 1)]
+    assert [len(s.new_incidents) for s in polled] == [1, 1, 0]  # the second: the fire 3 km away only
+    with factory() as session:
+        by_incident: dict[int, list[str]] = {}
+        for observation in session.scalars(select(Observation)):
+            assert observation.incident_id is not None
+            by_incident.setdefault(observation.incident_id, []).append(observation.source_key)
+    assert sorted(len(keys) for keys in by_incident.values()) == [1, 3]
+
+
+def test_the_same_fire_in_three_passes_of_one_file_is_one_incident(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    with transaction(factory) as session:
+        whole = ingest_hotspots(
+            session,
+            read_firms_csv(HEADER + "".join(PASSES) + ELSEWHERE).hotspots,
+            indexes=RegionIndexCache(500),
+            settings=Settings(),
+            actor=ADMIN,
+        )
+    assert (whole.fire_points, whole.repeats) == (2, 2)
+    assert len(whole.new_incidents) == 2
