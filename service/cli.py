@@ -759,7 +759,8 @@ def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit
         record_pass(factory, ok=True)  # a worker run by a timer shows in the system status like one that loops
         typer.echo(
             f"reminders {escalation.reminders}, escalated {len(escalation.escalated)}, "
-            f"sent {delivery.sent}, retried {delivery.retried}, failed {delivery.failed}"
+            f"sent {delivery.sent}, retried {delivery.retried}, failed {delivery.failed}, "
+            f"withdrawn {delivery.withdrawn}"
         )
         return
     worker = AlertWorker(factory, settings.alerts)

@@ -129,6 +129,32 @@ class DeliveryReport:
     digests: int
     retried: int
     failed: int
+    withdrawn: int = 0
+
+
+#: States in which "not acknowledged yet, again" is still true (those the escalation pass reminds in, and before).
+_UNACKNOWLEDGED = frozenset({IncidentState.SUSPECTED.value, IncidentState.NOTIFIED.value, IncidentState.REOPENED.value})
+_ENDED = frozenset({IncidentState.CLOSED.value, IncidentState.FALSE_ALARM.value})
+
+
+def lapsed_reason(kind: AlertKind, state: str, unit_code: str, units: tuple[str | None, ...]) -> str | None:
+    """Why an alert due now is no longer worth sending, or ``None`` (pure).
+
+    An alert waits in the outbox while its channel is down; by the time it could go out the incident may have
+    moved on, and sending it then misleads: "未签收，再次提醒" to a team that has acknowledged, a new fire for an
+    incident merged into another or closed, a fire of a unit it no longer belongs to. An escalation stands: the
+    missed deadline it reports stays missed.
+    """
+    if kind is AlertKind.ESCALATION:
+        return None
+    if unit_code not in units:
+        return "the incident moved to another unit before the alert went out"
+    if state in _ENDED:
+        ended = "declared a false alarm" if state == IncidentState.FALSE_ALARM.value else "closed"
+        return f"the incident was {ended} before the alert went out"
+    if kind is AlertKind.REMINDER and state not in _UNACKNOWLEDGED:
+        return "the incident was acknowledged before the reminder went out"
+    return None
 
 
 def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> dict[int, datetime]:
@@ -223,16 +249,29 @@ def deliver_due(
         for alert in session.scalars(select(Alert).where(Alert.id.in_(list(claimed))).order_by(Alert.id)):
             by_recipient[alert.recipient_id].append(alert)
         work = []
+        lapsed: dict[int, str] = {}
         # Requests per target in the last minute, then also those this pass plans: the limit is the bot's.
         requests: dict[str, int] = {}
-        for recipient_id, alerts in by_recipient.items():
+        for recipient_id, claimed_alerts in by_recipient.items():
             recipient = session.get_one(Recipient, recipient_id)
+            alerts = []
+            for alert in claimed_alerts:
+                incident = session.get_one(Incident, alert.incident_id)
+                units = (incident.township_code, incident.county_code)
+                reason = lapsed_reason(AlertKind(alert.kind), incident.state, recipient.unit_code, units)
+                if reason is None:
+                    alerts.append(alert)
+                else:
+                    lapsed[alert.id] = reason
+            if not alerts:
+                continue
             limit = recipient.rate_per_min or DEFAULT_RATE_PER_MIN[Channel(recipient.channel)]
             if recipient.target not in requests:
                 requests[recipient.target] = _sent_recently(session, recipient.target, started)
             messages = [_message(session, a, recipient, base_url) for a in alerts]
             destination = Destination(Channel(recipient.channel), recipient.target, recipient.secret)
             work.append((recipient, destination, [a.id for a in alerts], messages, limit))
+    withdrawn = _withdraw(factory, claimed, lapsed, now()) if lapsed else 0
     sent = digests = retried = failed = 0
     for recipient, destination, alert_ids, messages, limit in work:
         capacity = limit - requests[destination.target]
@@ -258,7 +297,27 @@ def deliver_due(
             _delivered(factory, ids, now(), digest=len(kept) > 1)
             sent += len(ids)
             digests += len(kept) > 1
-    return DeliveryReport(len(claimed), sent, digests, retried, failed)
+    return DeliveryReport(len(claimed), sent, digests, retried, failed, withdrawn)
+
+
+def _withdraw(factory: sessionmaker[Session], held: dict[int, datetime], lapsed: dict[int, str], at: datetime) -> int:
+    """Mark the lapsed alerts this worker still holds ``withdrawn``, each with an event on its incident's record."""
+    ids = _renew(factory, held, list(lapsed), at)
+    with factory() as session, session.begin():
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+            alert.status = AlertStatus.WITHDRAWN.value
+            alert.lease_until = None
+            alert.last_error = lapsed[alert.id]
+            record_event(
+                session,
+                session.get_one(Incident, alert.incident_id),
+                SYSTEM,
+                "alert_withdrawn",
+                note=f"{alert.kind} alert to recipient {alert.recipient_id} not sent: {lapsed[alert.id]}",
+                data={"alert": alert.id, "recipient": alert.recipient_id},
+                at=at,
+            )
+    return len(ids)
 
 
 def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -> None:

@@ -43,6 +43,9 @@ class AlertStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"  # gave up after the retry horizon; visible to supervisors
+    # Not sent: the incident moved on before it could go out (acknowledged before its reminder, closed or merged,
+    # moved to another unit), see service.alerts.outbox.lapsed_reason; the reason is in last_error.
+    WITHDRAWN = "withdrawn"
 
 
 def _values(enum: type[StrEnum]) -> str:

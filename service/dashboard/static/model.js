@@ -58,6 +58,7 @@ export const EVENT_KINDS = [
   "reassigned",
   "evidence",
   "alert",
+  "alert_withdrawn",
   "repeat_at_site",
 ];
 
