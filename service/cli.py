@@ -125,10 +125,12 @@ def serve(
 @friendly_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations."""
+    from service.config import redact_url
     from service.db import open_database
 
-    engine = open_database(get_settings().effective_database_url, revision)
-    typer.echo(f"database at {revision} ({engine.url.render_as_string(hide_password=True)})")
+    url = get_settings().effective_database_url
+    engine = open_database(url, revision)
+    typer.echo(f"database at {revision} ({redact_url(url)})")  # hides a ?password= parameter too
     engine.dispose()
 
 
@@ -246,6 +248,8 @@ def regions_assign(
     from service.regions.service import load_units
 
     region_level = _parse_level(level)
+    if tolerance_m is not None and not 0.0 <= tolerance_m <= 50_000.0:  # NaN fails both, as it must
+        raise InputError(f"--tolerance-m must be 0–50000 metres, got {tolerance_m}", field="--tolerance-m")
     tolerance = tolerance_m if tolerance_m is not None else get_settings().regions.tolerance_m
     if regions is not None:
         units, _ = read_units(regions, level=region_level, crs=parse_crs(regions_crs))

@@ -42,12 +42,59 @@ _OTHER_VARIABLES = ("STRAWFIRE_CONFIG", "STRAWFIRE_TEST_POSTGRES_URL")
 _OTHER_PREFIXES = ("STRAWFIRE_VIDEO__",)
 
 
+# libpq (and so psycopg) also takes the password as a parameter: ...?password=...
+_PASSWORD_PARAM = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of the URL's user part lies, None without one.
+
+    Read by hand: SQLAlchemy ends a password at its first ``@``, so an unencoded ``@`` in it put the rest of it in the
+    host, and the shown URL (and the driver's "cannot resolve host" message) carried it. The password runs to the
+    last ``@`` before the query, or to the last ``@`` of all when the query holds none before it (a ``?`` in the
+    password).
+    """
+    scheme = url.find("://")
+    if scheme < 0:
+        return None
+    start = scheme + 3
+    colon = url.find(":", start)
+    query = url.find("?", start)
+    at = url.rfind("@", start, query) if query >= 0 else -1
+    if at < 0:
+        at = url.rfind("@", start)
+    if at < 0 or colon < 0 or colon > at or any(c in url[start:colon] for c in "/?#"):
+        return None
+    return colon + 1, at
+
+
 def redact_url(url: str) -> str:
-    """A database URL fit to print: the password replaced by ``***``."""
+    """A database URL fit to print: its password, in the user part or a ``password=`` parameter, as ``***``."""
+    span = _password_span(url)
+    if span is not None:
+        url = f"{url[: span[0]]}***{url[span[1] :]}"
+    return _PASSWORD_PARAM.sub(r"\1***", url)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a database URL a driver's message may quote that must not be shown: the password as written,
+    the piece of it SQLAlchemy took for a password and the piece it took for the host (an unencoded ``@``), and
+    ``password=`` parameters' values. Longest first, for replacing."""
+    secrets: set[str] = set()
+    span = _password_span(url)
+    if span is not None:
+        written = url[span[0] : span[1]]
+        secrets.add(written)
+        secrets.update(written.split("@"))
+    secrets.update(m.group(0).split("=", 1)[1] for m in _PASSWORD_PARAM.finditer(url))
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable (a bad port, say): hide whatever sits between user: and @
-        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+        parsed = make_url(url)
+        if parsed.password:
+            secrets.add(str(parsed.password))
+        secrets.update(str(v) for k, v in parsed.query.items() if "password" in k.lower())
+    except Exception:  # noqa: S110  (not parseable: the hand-read parts above are all there is)
+        pass
+    return sorted((s for s in secrets if s), key=len, reverse=True)
 
 
 class RegionSettings(BaseModel):

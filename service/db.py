@@ -17,12 +17,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from service.config import redact_url
+from service.config import redact_url, url_secrets
 from service.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -137,15 +137,7 @@ def open_database(url: str, revision: str = "head") -> Engine:
     except DBAPIError as exc:
         engine.dispose()
         reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-        password = _password(url)
-        if password:
-            reason = reason.replace(password, "***")
+        for secret in url_secrets(url):
+            reason = reason.replace(secret, "***")
         raise ConfigError(f"cannot open the database {shown}: {reason}") from None
     return engine
-
-
-def _password(url: str) -> str | None:
-    try:
-        return make_url(url).password
-    except Exception:
-        return None

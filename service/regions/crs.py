@@ -78,9 +78,14 @@ def parse_crs(name: str) -> SourceCRS:
         return SourceCRS(_ALIASES[key])
     if key.startswith("epsg:") and key[5:].isdigit():
         try:
-            CRS.from_user_input(key)
+            crs = CRS.from_user_input(key)
         except CRSError as exc:
             raise UnknownCRSError(f"unknown CRS {name!r}: pyproj does not know it ({exc})") from exc
+        if not (crs.is_geographic or crs.is_projected):
+            # A vertical or geocentric CRS converted x/y into nonsense that failed later as a bad polygon.
+            raise UnknownCRSError(
+                f"{name} ({crs.name}) is not a longitude/latitude or projected CRS: boundaries need a horizontal one"
+            )
         return SourceCRS(key)
     raise UnknownCRSError(f"unknown CRS {name!r}; use one of {', '.join(KNOWN_CRS_NAMES)} or epsg:NNNN")
 

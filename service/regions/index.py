@@ -71,6 +71,11 @@ def degree_margins(metres: float, max_abs_latitude: float) -> tuple[float, float
 STATUS_CODES = (AssignStatus.INSIDE, AssignStatus.NEAREST, AssignStatus.OUTSIDE)
 
 
+def _lonlat_ok(lon: FloatArray, lat: FloatArray) -> NDArray[np.bool_]:
+    """Whether each point is a WGS-84 longitude/latitude (NaN and infinities are not; comparisons say False)."""
+    return (np.abs(lon) <= 180.0) & (np.abs(lat) <= 90.0)
+
+
 class PointAssignments:
     """Vectorised result of :meth:`RegionIndex.assign_points`.
 
@@ -102,8 +107,8 @@ class RegionIndex:
     ) -> None:
         if not units:
             raise ValueError("a region index needs at least one unit")
-        if tolerance_m < 0:
-            raise ValueError("tolerance_m must be >= 0")
+        if not (np.isfinite(tolerance_m) and tolerance_m >= 0):
+            raise ValueError(f"tolerance_m must be a finite number >= 0, not {tolerance_m}")
         # Deterministic order: by code. Border ties go to the lower index, i.e. the lower code.
         self.units: tuple[RegionUnit, ...] = tuple(sorted(units, key=lambda u: u.code))
         codes = [u.code for u in self.units]
@@ -267,6 +272,12 @@ class RegionIndex:
         lat = np.ascontiguousarray(lat, dtype=np.float64)
         if lon.shape != lat.shape or lon.ndim != 1:
             raise ValueError("lon and lat must be 1-D arrays of the same length")
+        bad = np.flatnonzero(~_lonlat_ok(lon, lat))
+        if bad.size:
+            # NaN and inf fell outside the grid and were answered "outside": refused instead, as the CSV reader and
+            # the API refuse them.
+            i = int(bad[0])
+            raise ValueError(f"row {i} ({lon[i]}, {lat[i]}) is not a WGS-84 longitude/latitude ({bad.size} such rows)")
         n = lon.size
         unit = np.full(n, -1, dtype=np.int64)
         status = np.full(n, 2, dtype=np.int8)
@@ -375,8 +386,14 @@ class RegionIndex:
     def assign_footprint(self, footprint: shapely.Geometry) -> FootprintAssignment:
         """Every unit a WGS-84 footprint overlaps, with area shares (equal-area projection), largest first.
 
-        A footprint without area (a point, a line) is assigned like its representative point.
+        A footprint without area (a point, a line) is assigned like its representative point. An empty footprint
+        or one with a vertex that is not a WGS-84 longitude/latitude is a ValueError.
         """
+        coords = shapely.get_coordinates(footprint)
+        if coords.size == 0:
+            raise ValueError("the footprint is empty")
+        if not _lonlat_ok(coords[:, 0], coords[:, 1]).all():
+            raise ValueError("the footprint has a vertex outside WGS-84 longitude/latitude (or NaN)")
         footprint_m = self._project(footprint)
         total = shapely.area(footprint_m)
         if total <= 0.0:

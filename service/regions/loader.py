@@ -6,7 +6,8 @@ nothing. Invalid polygons are repaired with ``shapely.make_valid`` and reported,
 
 Attribute names are detected (``code``/``adcode``/``XZQDM``/``行政区划代码``…, ``name``/``XZQMC``/``名称``…,
 ``parent``/``parent_code``/``上级代码``…) or given explicitly. A shapefile's text is decoded as its ``.cpg`` says
-(any case of the extension), GBK without one; GeoJSON is UTF-8, GBK accepted with a warning.
+(any case of the extension); without one as UTF-8 when all of it is valid UTF-8 (with a warning), else GBK. GeoJSON
+is UTF-8, GBK accepted with a warning. Codes and names longer than the database columns are refused.
 
 The official code list (``streets_2201.csv`` form: ``code,name,<parent>Code…``) can fill missing codes (by unique
 name), names (by code) and parent codes.
@@ -32,7 +33,7 @@ from shapely.geometry import shape
 
 from service.errors import InputError
 from service.regions.crs import SourceCRS, geometry_to_wgs84
-from service.regions.types import RegionLevel, RegionUnit
+from service.regions.types import MAX_CODE_CHARS, MAX_NAME_CHARS, RegionLevel, RegionUnit
 
 # Latin names first, then the Chinese column names of GIS exports (a DBF field name holds at most 10 bytes, 5 GBK
 # characters, hence the truncated 行政区划代 of 行政区划代码).
@@ -98,24 +99,48 @@ def normalise_code(value: object) -> str:
     return text
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _pick(properties: Mapping[str, Any], explicit: str | None, candidates: Iterable[str]) -> Any:
     if explicit:
         return properties.get(explicit)
     lowered = {k.lower(): v for k, v in properties.items()}
     for name in candidates:
-        if name in lowered and lowered[name] not in (None, ""):
+        if name in lowered and not _blank(lowered[name]):
             return lowered[name]
     return None
 
 
-def _parent_value(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
+def _scalar_text(value: Any, *, source: str, row: int, field: str) -> str | None:
+    """An attribute as stripped text, None when absent or blank; an object or a list is an error (it was stored as
+    its Python repr)."""
+    if isinstance(value, Mapping | list | tuple):
+        raise InputError(
+            f"{json.dumps(value, ensure_ascii=False, default=str)[:80]} is not a text or number",
+            source=source,
+            location=f"feature {row}",
+            field=field,
+        )
+    return None if _blank(value) else str(value).strip()
+
+
+def _parent_value(value: Any, *, source: str, row: int) -> str | None:
     if isinstance(value, Mapping):  # DataV: "parent": {"adcode": 220100}
         value = value.get("adcode") or value.get("code")
-        if value in (None, ""):
-            return None
-    return normalise_code(value)
+    text = _scalar_text(value, source=source, row=row, field="parent_code")
+    return normalise_code(text) if text is not None else None
+
+
+def _check_width(value: str | None, limit: int, *, source: str, row: int, field: str) -> None:
+    if value is not None and len(value) > limit:
+        raise InputError(
+            f"{value[:40]!r}… has {len(value)} characters; at most {limit} fit in the database",
+            source=source,
+            location=f"feature {row}",
+            field=field,
+        )
 
 
 def _polygonal(geometry: shapely.Geometry) -> shapely.Polygon | shapely.MultiPolygon | None:
@@ -177,8 +202,13 @@ def _iter_geojson(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[str,
         features = [{"type": "Feature", "properties": {}, "geometry": data}]
     for row, feature in enumerate(features, start=1):
         if not isinstance(feature, dict):
-            raise InputError("feature is not a JSON object", source=str(path), location=f"line {row}")
-        yield row, feature.get("properties") or {}, feature.get("geometry")
+            raise InputError("feature is not a JSON object", source=str(path), location=f"feature {row}")
+        properties = feature.get("properties")
+        if properties is None:
+            properties = {}
+        if not isinstance(properties, dict):
+            raise InputError("'properties' is not a JSON object", source=str(path), location=f"feature {row}")
+        yield row, properties, feature.get("geometry")
 
 
 # What pyshp raises on truncated or foreign files.
@@ -211,7 +241,15 @@ def _declared_encoding(path: Path) -> str | None:
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as archive:
-                member = next((n for n in archive.namelist() if n.lower().endswith(".cpg")), None)
+                names = archive.namelist()
+                shapefiles = [n for n in names if n.lower().endswith(".shp")]
+                if len(shapefiles) > 1:  # pyshp's refusal quoted Python object reprs
+                    raise InputError(
+                        f"the zip holds {len(shapefiles)} shapefiles ({', '.join(shapefiles[:5])}): zip one shapefile"
+                        " per file",
+                        source=str(path),
+                    )
+                member = next((n for n in names if n.lower().endswith(".cpg")), None)
                 if member is not None:
                     return archive.read(member).decode("ascii", errors="replace").strip()
         except (OSError, zipfile.BadZipFile) as exc:
@@ -257,10 +295,35 @@ def _encoding_error(path: Path, encoding: str, exc: BaseException, location: str
     )
 
 
-def _shapefile_reader(path: Path) -> shapefile.Reader:
+def _text_without_cpg(path: Path) -> str:
+    """How a shapefile without a ``.cpg`` reads as UTF-8: ``ascii`` (no text beyond ASCII, any encoding reads it),
+    ``utf-8`` (valid UTF-8 with other characters) or ``other``.
+
+    pyshp and many scripts write UTF-8 without a ``.cpg``; read as GBK it was silently garbled (丙镇 became 涓欓晣: 113
+    of Changchun's 246 township names in UTF-8 are also valid GBK bytes). GBK text is practically never valid UTF-8
+    (none of those 246 names is), so valid UTF-8 is read as UTF-8. A file pyshp cannot read at all is ``other``: the
+    GBK reading reports why.
+    """
+    try:
+        with shapefile.Reader(str(path), encoding="utf-8", encodingErrors="strict") as reader:
+            texts = [str(f[0]) for f in reader.fields]
+            for record in reader.iterRecords():
+                texts.extend(v for v in record if isinstance(v, str))
+    except (*_SHAPEFILE_ERRORS, UnicodeDecodeError):
+        return "other"
+    return "ascii" if all(t.isascii() for t in texts) else "utf-8"
+
+
+def _shapefile_reader(path: Path, notes: list[str]) -> shapefile.Reader:
     declared = _declared_encoding(path)
-    # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
-    encoding = _codec(declared, path) if declared else "gbk"
+    if declared:
+        encoding = _codec(declared, path)
+    elif _text_without_cpg(path) == "utf-8":
+        encoding = "utf-8"
+        notes.append("no .cpg names the encoding: the text is valid UTF-8 and was read as UTF-8; add a .cpg to be sure")
+    else:
+        # Chinese shapefiles without a .cpg are usually GBK; pyshp decodes names with this encoding.
+        encoding = "gbk"
     try:
         with warnings.catch_warnings():
             # pyshp compares the .cpg's text with the codec name ("ANSI 936" vs cp936) and warns; read above.
@@ -272,8 +335,8 @@ def _shapefile_reader(path: Path) -> shapefile.Reader:
         raise InputError(f"cannot read shapefile: {exc or type(exc).__name__}", source=str(path)) from exc
 
 
-def _iter_shapefile(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
-    reader = _shapefile_reader(path)
+def _iter_shapefile(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+    reader = _shapefile_reader(path, notes)
     with reader:
         if reader.numRecords == 0:
             raise InputError("the shapefile has no features", source=str(path))
@@ -292,14 +355,14 @@ def iter_features(
     path: Path, notes: list[str] | None = None
 ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
     """Yield (row, properties, GeoJSON geometry) for a GeoJSON, Shapefile or zipped Shapefile; what a reader
-    had to guess (a GeoJSON's encoding) is appended to ``notes``."""
+    had to guess (the text encoding) is appended to ``notes``."""
     if not path.exists():
         raise InputError("no such file", source=str(path))
     suffix = path.suffix.lower()
     if suffix in (".json", ".geojson"):
         return _iter_geojson(path, notes if notes is not None else [])
     if suffix in (".shp", ".zip"):
-        return _iter_shapefile(path)
+        return _iter_shapefile(path, notes if notes is not None else [])
     raise InputError(f"unsupported file type {suffix!r}: use .geojson/.json, .shp or a zipped .shp", source=str(path))
 
 
@@ -333,7 +396,8 @@ class CodeList:
                     if not code or not name:
                         raise InputError("empty code or name", source=str(path), location=f"line {row}")
                     names[code] = name
-                    parents[code] = normalise_code(record[parent_field]) if parent_field else None
+                    parent = (record.get(parent_field) or "").strip() if parent_field else ""
+                    parents[code] = normalise_code(parent) if parent else None
                     by_name.setdefault(name, []).append(code)
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read code list: {exc}", source=str(path)) from exc
@@ -384,11 +448,10 @@ def read_units(
                 field="geometry",
             )
 
-        raw_code = _pick(properties, code_field, CODE_FIELDS)
-        name = _pick(properties, name_field, NAME_FIELDS)
-        name = str(name).strip() if name not in (None, "") else None
-        code = normalise_code(raw_code) if raw_code not in (None, "") else None
-        parent = _parent_value(_pick(properties, parent_field, PARENT_FIELDS))
+        raw_code = _scalar_text(_pick(properties, code_field, CODE_FIELDS), source=source, row=row, field="code")
+        name = _scalar_text(_pick(properties, name_field, NAME_FIELDS), source=source, row=row, field="name")
+        code = normalise_code(raw_code) if raw_code is not None else None
+        parent = _parent_value(_pick(properties, parent_field, PARENT_FIELDS), source=source, row=row)
         if codes is not None:
             if code is None and name is not None:
                 matches = codes.by_name.get(name, [])
@@ -422,6 +485,9 @@ def read_units(
         if name is None:
             name = code
             report.warnings.append(f"row {row}: unit {code} has no name; using its code")
+        _check_width(code, MAX_CODE_CHARS, source=source, row=row, field="code")
+        _check_width(name, MAX_NAME_CHARS, source=source, row=row, field="name")
+        _check_width(parent, MAX_CODE_CHARS, source=source, row=row, field="parent_code")
         if code in seen:
             raise InputError(
                 f"code {code} appears twice (also row {seen[code]})",

@@ -16,7 +16,9 @@ def read_points_csv(path: Path) -> tuple[NDArray[np.float64], NDArray[np.float64
     """Return (longitude, latitude) arrays in file order; any bad row is an error naming its line."""
     source = str(path)
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        # Only the two number columns are read: text in other columns need not be UTF-8 (Excel on a Chinese Windows
+        # writes GBK), and a stray byte in a coordinate still fails as "not a number" on its line.
+        handle = path.open(encoding="utf-8-sig", errors="replace", newline="")
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", source=source) from exc
     lons: list[float] = []

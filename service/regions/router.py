@@ -98,7 +98,10 @@ def assign(
             raise InputError(f"unreadable GeoJSON geometry: {exc}", location=f"footprints[{i}]") from exc
         if not isinstance(geometry, shapely.Polygon | shapely.MultiPolygon) or not geometry.is_valid:
             raise InputError("a footprint must be a valid Polygon or MultiPolygon", location=f"footprints[{i}]")
-        f = index.assign_footprint(geometry)
+        try:
+            f = index.assign_footprint(geometry)
+        except ValueError as exc:  # empty, or a vertex that is no longitude/latitude (was a 500 or nonsense shares)
+            raise InputError(str(exc), location=f"footprints[{i}]") from exc
         footprints.append(
             FootprintAssignmentOut(
                 status=f.status,

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import shapely
 from pyproj import Geod
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,14 @@ def geodesic_area_ha(geometry: shapely.Geometry) -> float:
 def import_units(
     session: Session, units: Sequence[RegionUnit], *, level: RegionLevel, crs: SourceCRS, report: ReadReport
 ) -> ImportSummary:
-    """Replace every unit of ``level`` with ``units`` inside the caller's transaction (all or nothing)."""
+    """Replace every unit of ``level`` with ``units`` inside the caller's transaction (all or nothing).
+
+    Imports are serialised: on PostgreSQL a second import's DELETE did not see the first's uncommitted rows, so two
+    imports of a level committed one after the other left the units of both files. The table lock lets readers
+    (the serving service) through; SQLite's single writer lock, taken by the DELETE, does the same there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE regions IN SHARE ROW EXCLUSIVE MODE"))
     deleted = session.execute(delete(Region).where(Region.level == level.value))
     replaced = cast("CursorResult[Any]", deleted).rowcount or 0
     record = RegionImport(

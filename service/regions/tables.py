@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, utcnow
-from service.regions.types import RegionLevel
+from service.regions.types import MAX_CODE_CHARS, MAX_NAME_CHARS, RegionLevel
 
 LEVELS_SQL = ", ".join(f"'{level.value}'" for level in RegionLevel)
 
@@ -36,10 +36,10 @@ class Region(Base):
     __tablename__ = "regions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(MAX_CODE_CHARS))
+    name: Mapped[str] = mapped_column(String(MAX_NAME_CHARS))
     level: Mapped[str] = mapped_column(String(16))
-    parent_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    parent_code: Mapped[str | None] = mapped_column(String(MAX_CODE_CHARS), index=True)
     geometry_wkb: Mapped[bytes] = mapped_column(LargeBinary)
     area_ha: Mapped[float]
     cropland_ha: Mapped[float | None]

@@ -7,6 +7,11 @@ from enum import StrEnum
 
 import shapely
 
+# Column widths of unit codes and names (regions, incidents, users, recipients): the loader refuses longer ones, which
+# SQLite would store and PostgreSQL's VARCHAR refuse.
+MAX_CODE_CHARS = 32
+MAX_NAME_CHARS = 200
+
 
 class RegionLevel(StrEnum):
     """Administrative level of a unit. Any level can be imported and assigned to."""

@@ -55,7 +55,11 @@ def test_undecodable_shapefile_text_names_the_encoding_fix(tmp_path: Path) -> No
     """pyshp 3 reports undecodable text as its own dbfFileException, not UnicodeDecodeError: the hint to add a
     .cpg was never shown, only pyshp's raw bytes."""
     base = tmp_path / "towns"
-    _utf8_shapefile(base, ("南关区",))  # 9 UTF-8 bytes: not valid GBK
+    # Windows-1252 "é" before the space padding is neither UTF-8 nor GBK (valid UTF-8 is read as UTF-8 without a .cpg).
+    with shapefile.Writer(str(base), shapeType=shapefile.POLYGON, encoding="cp1252") as writer:
+        writer.field("XZQMC", "C", 40)
+        writer.poly([[(125.0, 44.0), (125.0, 44.1), (125.1, 44.1), (125.1, 44.0), (125.0, 44.0)]])
+        writer.record("Café")
     with pytest.raises(InputError) as info:
         read_units(base.with_suffix(".shp"), level=RegionLevel.TOWNSHIP, crs=WGS)
     message = str(info.value)
