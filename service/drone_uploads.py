@@ -95,7 +95,8 @@ def ingest_drone_images(
             try:
                 uploads = drone_sightings(path, detector, drone_id=drone_id, image_name=shown)
             except VideoError as exc:
-                result.error = f"{shown}: {str(exc).replace(str(path), shown)}"
+                message = str(exc).replace(str(path), shown).removeprefix(f"{shown}: ")  # the reader names the file
+                result.error = f"{shown}: {message}"
                 continue
             try:
                 with session.begin_nested():  # this image's sightings land together, or not at all

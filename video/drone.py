@@ -10,8 +10,8 @@ resolve prefixes through the packet's own ``xmlns`` declarations. No entity is e
 Where each value comes from (the first available wins; :attr:`DroneMetadata.sources` records the choice):
 
 * **Position**: XMP ``GpsLatitude``/``GpsLongitude`` (older firmware misspells ``GpsLongtitude``; both are read),
-  else EXIF ``GPSLatitude``/``GPSLongitude`` with their N/S/E/W references. An EXIF fix of exactly (0, 0) is a
-  receiver without a fix and counts as missing.
+  else EXIF ``GPSLatitude``/``GPSLongitude`` with their N/S/E/W references. A fix of exactly (0, 0), XMP or EXIF,
+  is a receiver without a fix and counts as missing.
 * **Altitude**: XMP ``AbsoluteAltitude`` (else EXIF ``GPSAltitude`` with its below-sea-level flag) and
   ``RelativeAltitude`` (height above the take-off point; no EXIF equivalent).
 * **Attitude**: ``GimbalYawDegree``/``GimbalPitchDegree``/``GimbalRollDegree``. Yaw falls back to
@@ -401,6 +401,9 @@ def read_drone_metadata(path: str | Path) -> DroneMetadata:
     take("calibrated_optical_center_x_px", "CalibratedOpticalCenterX")
     take("calibrated_optical_center_y_px", "CalibratedOpticalCenterY")
 
+    if values.get("latitude") == 0.0 and values.get("longitude") == 0.0:  # no GPS lock: DJI writes 0/0, as in EXIF
+        for attr in ("latitude", "longitude"):
+            del values[attr], sources[attr]
     if ("latitude" not in values or "longitude" not in values) and "GPSLatitude" in exif:
         values["latitude"], values["longitude"] = exif["GPSLatitude"], exif["GPSLongitude"]
         sources["latitude"] = sources["longitude"] = "exif"

@@ -451,10 +451,15 @@ class GroundFix:
 
     @property
     def cross_range_m(self) -> float | None:
-        """Half-width of the region across the ray at the hit, metres."""
+        """Half-width of the region across the ray at the hit, metres: to the wedge's edge, or to its far arc when
+        that comes first (from ±90° on the edge is never met, where ``r·tan`` ran to infinity)."""
         if self.hit is None:
             return None
-        return self.hit.horizontal_range_m * math.tan(math.radians(self.half_width_deg))
+        r = self.hit.horizontal_range_m
+        to_arc = math.sqrt(max(0.0, self.far_range_m**2 - r**2))
+        if self.half_width_deg >= 90.0:
+            return to_arc
+        return min(to_arc, r * math.tan(math.radians(self.half_width_deg)))
 
 
 def ground_fix(
@@ -486,9 +491,9 @@ def ground_fix(
             raise InputError(f"must be within [0, 45], got {value!r}", field=name)
     if not (math.isfinite(n_sigma) and 0.0 <= n_sigma <= 10.0):
         raise InputError(f"must be within [0, 10], got {n_sigma!r}", field="n_sigma")
-    if not (math.isfinite(extra_half_width_deg) and 0.0 <= extra_half_width_deg < 90.0):
-        raise InputError(f"must be within [0, 90), got {extra_half_width_deg!r}", field="extra_half_width_deg")
-    half_width = n_sigma * sigma_bearing_deg + extra_half_width_deg
+    if not (math.isfinite(extra_half_width_deg) and 0.0 <= extra_half_width_deg <= 180.0):
+        raise InputError(f"must be within [0, 180], got {extra_half_width_deg!r}", field="extra_half_width_deg")
+    half_width = min(180.0, n_sigma * sigma_bearing_deg + extra_half_width_deg)  # at most the whole circle
     options: dict[str, Any] = {"max_range_m": max_range_m, "refraction_k": refraction_k, "curvature": curvature}
     try:
         hit = intersect_ray(latitude, longitude, altitude_m, ray, terrain, **options)
@@ -610,10 +615,11 @@ def locate_box(
     """Ground fix of a detection box ``(xmin, ymin, xmax, ymax)``.
 
     The ray goes through the box's *bottom* centre: smoke rises from the fire, so the plume's lowest point is
-    where it meets the ground, and the box centre would land too far away. The region is widened by the box's
-    bearing half-width, as in :func:`video.camera.box_to_wedge`.
+    where it meets the ground, and the box centre would land too far away. The region is as wide as the box's
+    bearing wedge (:func:`video.camera.box_to_wedge`: the box, its bearing turn under a tilt error, n·σ_pan).
     """
-    wedge = box_to_wedge(site, lens, pose, box, max_range_m=max_range_m, n_sigma=0.0)
+    wedge = box_to_wedge(site, lens, pose, box, max_range_m=max_range_m, n_sigma=n_sigma)
+    beyond_pan = max(0.0, wedge.half_width_deg - n_sigma * pose.sigma_pan_deg)
     base = pixel_to_ray(site, lens, pose, (box[0] + box[2]) / 2.0, box[3])
     return ground_fix(
         site.latitude,
@@ -624,7 +630,7 @@ def locate_box(
         sigma_bearing_deg=pose.sigma_pan_deg,
         sigma_elevation_deg=pose.sigma_tilt_deg,
         n_sigma=n_sigma,
-        extra_half_width_deg=wedge.box_half_width_deg,
+        extra_half_width_deg=beyond_pan,
         max_range_m=max_range_m,
         refraction_k=refraction_k,
         curvature=curvature,

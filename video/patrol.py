@@ -76,7 +76,7 @@ from video.sighting import (
     SightingUpload,
     evidence_info,
 )
-from video.sources import Frame, FrameSource, SourceError, open_source, redact_url
+from video.sources import Frame, FrameSource, SourceError, SourceStats, open_source, redact_url
 from video.sun import glare_polygon
 
 if TYPE_CHECKING:
@@ -830,6 +830,14 @@ class PresetStats:
     frozen_episodes: int = 0
     last_frame_at: datetime | None = None  # capture time of the latest frame read
     results: list[Any] = field(default_factory=list)
+    # The running source's own counters: its failed connections, stalls and corrupt frames are this preset's errors
+    # too (added to ``errors`` when the source ends; counted live in the heartbeats meanwhile).
+    source: SourceStats | None = field(default=None, repr=False, compare=False)
+
+    def stream_errors(self) -> int:
+        """``errors`` plus the running source's failed connections and corrupt frames so far."""
+        live = self.source
+        return self.errors + (0 if live is None else live.reconnects + live.corrupt)
 
 
 @dataclass
@@ -907,6 +915,7 @@ class Patrol:
             return
         with self._lock:
             self._sources.append(source)
+            stats.source = getattr(source, "stats", None)
             if self._stop.is_set():
                 source.close()
         watch = FrozenFeedWatch()
@@ -932,6 +941,20 @@ class Patrol:
             stats.errors += 1
             stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")  # messages may quote the stream's URL
             log.error("%s: the source failed: %s", key, stats.last_error)
+        finally:
+            self._fold_source_errors(stats)
+
+    def _fold_source_errors(self, stats: PresetStats) -> None:
+        """Make the ended source's failed connections and corrupt frames part of the preset's errors (a camera that
+        refused every connection reported "0 frames, 0 errors"), and its last failure the preset's when it has none."""
+        with self._lock:
+            counters, stats.source = stats.source, None
+            if counters is None:
+                return
+            failures = counters.reconnects + counters.corrupt
+            stats.errors += failures
+            if failures and stats.last_error is None and counters.last_error:
+                stats.last_error = redact_url(counters.last_error)
 
     @staticmethod
     def _watch_feed(key: str, watch: FrozenFeedWatch, frame: Frame, stats: PresetStats) -> None:
@@ -959,6 +982,8 @@ class Patrol:
         out = []
         for camera, preset in self._presets:
             stats = report.presets[preset_key(camera.id, preset.id)]
+            with self._lock:  # not while a preset's ended source is being folded into its errors
+                errors = stats.stream_errors()
             last = stats.last_frame_at
             out.append(
                 {
@@ -966,7 +991,7 @@ class Patrol:
                     "preset": preset.id,
                     "at": now.isoformat(),
                     "frames": stats.frames,
-                    "errors": stats.errors,
+                    "errors": errors,
                     "frozen": stats.frozen,
                     # a file's frames may carry times ahead of the clock: never after the heartbeat itself
                     "last_frame_at": None if last is None else min(last, now).isoformat(),

@@ -212,7 +212,8 @@ class PoseInfo(_Wire):
 class BearingInfo(_Wire):
     """The bearing wedge in numbers (``wedge`` is the same as a polygon): what triangulation across towers needs.
 
-    ``half_width_deg`` = ``box_half_width_deg`` + n·σ_pan; ``sigma_deg`` is σ_pan.
+    ``half_width_deg`` = ``box_half_width_deg`` + n·σ_pan (+ the bearing turn of a tilt error, for a camera looking
+    down; at most 180: the whole circle); ``sigma_deg`` is σ_pan.
     """
 
     centre_deg: Annotated[float, Field(ge=0.0, lt=360.0)]

@@ -651,6 +651,7 @@ class MjpegSource(_HttpSource):
                     image = decode_jpeg(part)
                     if image is None:
                         self._stats.corrupt += 1
+                        self._stats.last_error = f"skipped a corrupt JPEG part ({len(part)} bytes)"
                         log.info("%s: skipped a corrupt JPEG part (%d bytes)", self.label, len(part))
                         continue
                     yield self._frame(image, captured_at, seq, part)
@@ -691,6 +692,7 @@ class SnapshotSource(_HttpSource):
                 image = decode_jpeg(response.content)
                 if image is None:
                     self._stats.corrupt += 1
+                    self._stats.last_error = f"skipped a corrupt snapshot ({len(response.content)} bytes)"
                     log.info("%s: skipped a corrupt snapshot (%d bytes)", self.label, len(response.content))
                     continue
                 yield self._frame(image, captured_at, seq, response.content)

@@ -117,7 +117,8 @@ def test_zoom_table_interpolates_focal_length_and_refuses_outside() -> None:
 
 def test_box_to_wedge_half_width_is_box_plus_pose_sigma() -> None:
     lens = Intrinsics.from_hfov(1920, 1080, 60.0)
-    pose = PtzPose(pan_deg=350.0, tilt_deg=0.0, sigma_pan_deg=0.25)
+    # σ_tilt 0: a tilt error turns the bearings of pixels off the centre row a little (see the tilted tests)
+    pose = PtzPose(pan_deg=350.0, tilt_deg=0.0, sigma_pan_deg=0.25, sigma_tilt_deg=0.0)
     box = (1000.0, 500.0, 1100.0, 560.0)
     wedge = box_to_wedge(SITE, lens, pose, box, max_range_m=6000.0, n_sigma=2.0)
     left = pixel_to_ray(SITE, lens, pose, 1000.0, 530.0).bearing_deg
