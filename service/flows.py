@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -196,6 +197,18 @@ def triangulated_key(sighting_keys: Sequence[str]) -> str:
     return "tri:" + hashlib.sha256(joined.encode()).hexdigest()
 
 
+def crossing_sigma_deg(bearing: dict[str, Any]) -> float:
+    """The one-sigma bearing error a sighting's box centre carries into a crossing: the pose error (σ_pan) and
+    where in its box the fire is (uniform over ±``box_half_width_deg``: σ = half-width/√3), at least 0.05°.
+
+    Why: with σ_pan alone a 1.5° plume box was taken as a 0.1° bearing; Monte-Carlo over three towers, the 95 %
+    ellipse held the fire 37.5 % of the time and chi-square refused 28 % of consistent crossings (96.5 % and 0.5 %
+    with the box counted).
+    """
+    box = float(bearing.get("box_half_width_deg") or 0.0)
+    return max(math.hypot(float(bearing["sigma_deg"]), box / math.sqrt(3.0)), 0.05)
+
+
 def _triangulate(
     session: Session, incident: Incident, *, indexes: RegionIndexCache, settings: Settings, actor: Principal
 ) -> bool:
@@ -229,7 +242,7 @@ def _triangulate(
                 latitude=site["latitude"],
                 longitude=site["longitude"],
                 bearing_deg=bearing["centre_deg"],
-                bearing_sigma_deg=max(bearing["sigma_deg"], 0.05),
+                bearing_sigma_deg=crossing_sigma_deg(bearing),
                 height_m=site["mast_height_m"],
             )
         )
