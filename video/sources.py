@@ -201,10 +201,13 @@ class FrameSource(Protocol):
 
 
 #: Path and query parameters whose value is a secret: cameras put passwords there too (XMEye's
-#: ``.../user=admin&password=...``, Foscam-style ``loginpas=``), and signed URLs carry tokens.
+#: ``.../user=admin&password=...``, Foscam-style ``loginpas=``, Vivotek's ``userpass=``), and signed URLs carry
+#: tokens. Any name ending in a password-, token- or key-like word counts (``adminpass``, ``userpwd``,
+#: ``stream_key``), and any starting with ``auth``: redacting a harmless parameter costs less than printing a
+#: password under a name nobody listed.
 _SECRET_PARAM = re.compile(
-    r"(?i)(?<![a-z0-9])(password|passwd|pwd|psw|pass|pw|loginpas|loginpass|loginpassword|token|access_token|auth|"
-    r"authorization|secret|apikey|api_key|key|sig|signature)=([^&;/?#\s_]*(?:_(?![a-z]+=)[^&;/?#\s_]*)*)"
+    r"(?i)(?<![a-z0-9])([a-z0-9_]*?(?:password|passwort|passwd|pass|pwd|psw|psd|pas|pw|token|secret|key|sig|signature)"
+    r"|auth[a-z0-9_]*)=([^&;/?#\s_]*(?:_(?![a-z]+=)[^&;/?#\s_]*)*)"
 )
 
 

@@ -212,6 +212,17 @@ def test_snapshot_credentials_travel_as_auth_not_in_logs() -> None:
             "http://cam/x?loginPassword=***&psw=***&Authorization=***",
         ),
         ("/srv/frames/tower-a", "/srv/frames/tower-a", "/srv/frames/tower-a"),
+        # names nobody listed: Vivotek's userpass, and the like
+        (
+            "http://cam/cgi?user=root&userpass=s3cret&channel=1&adminpass=s3cret&userpwd=s3cret&subtype=0",
+            "http://cam/cgi?user=root&userpass=***&channel=1&adminpass=***&userpwd=***&subtype=0",
+            "http://cam/cgi?user=root&userpass=***&channel=1&adminpass=***&userpwd=***&subtype=0",
+        ),
+        (
+            "http://cam/x?authbasic=s3cret&passwort=s3cret&psd=s3cret&user_pass=s3cret&resolution=1080",
+            "http://cam/x?authbasic=***&passwort=***&psd=***&user_pass=***&resolution=1080",
+            "http://cam/x?authbasic=***&passwort=***&psd=***&user_pass=***&resolution=1080",
+        ),
         # an @ in the path or query after a port is no user part (it was read as one, and the URL refused)
         (
             "rtsp://10.0.0.1:554/user=admin&password=p@ss&channel=1",
