@@ -290,7 +290,7 @@ def _progress(description: str, total: int | None = None) -> Iterator[Callable[[
     clean); yields the function that sets it to (done, total)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_errors, transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done, total: progress.update(task, completed=done, total=total)

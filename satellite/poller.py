@@ -28,11 +28,12 @@ route such requests through a transport of its own, past the key swap; pass ``pr
   or :class:`~satellite.errors.FirmsApiError`; never parsed as an empty CSV, never retried at once. Key-wide
   errors (auth, limit) end the cycle for the remaining sources without spending more requests, and a limit
   answer fills the local budget so the next cycle waits for the window to roll.
-* 5xx, timeouts, refused or reset connections, an answer still arriving at the attempt's deadline
-  (``max_request_s``: a server that trickles a few bytes inside every read timeout never trips httpx's
-  per-read timeout), an empty body (or one with nothing but a byte-order mark or spaces), a body shorter than
-  its ``Content-Length`` or a body cut in the middle of a row → retried with backoff. A cut body is never
-  parsed: its complete rows would be kept and the cut one reported as rejected, and a poll cycle that
+* 5xx, timeouts, refused or reset connections, an answer arriving more slowly than a link carries
+  (``min_rate_bps`` over any ``max_request_s``: a server that trickles a few bytes inside every read timeout never
+  trips httpx's per-read timeout; a large answer arriving steadily on a slow link is kept, however long it
+  takes), an empty body (or one with nothing but a byte-order mark or spaces), a
+  body shorter than its ``Content-Length`` or a body cut in the middle of a row → retried with backoff. A cut body
+  is never parsed: its complete rows would be kept and the cut one reported as rejected, and a poll cycle that
   "succeeded" with a missing detection would not fetch it again. Retrying gets the whole window; if every
   attempt fails the source reports a :class:`~satellite.errors.FirmsTransportError`, and the next cycle's
   overlapping window (DAY_RANGE 2 polled every 15 min) fetches the same rows again. A body cut exactly at a
@@ -74,6 +75,7 @@ __all__ = [
     "CHANGCHUN_BBOX",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_REQUEST_S",
+    "DEFAULT_MIN_RATE_BPS",
     "DEFAULT_SOURCES",
     "DEFAULT_TRANSACTION_BUDGET",
     "FIRMS_TRANSACTION_LIMIT",
@@ -114,8 +116,14 @@ estimate (see :func:`estimate_transactions`), our window and FIRMS's are measure
 another tool using the same key (a browser, a one-off script) counts against the same limit."""
 
 DEFAULT_MAX_REQUEST_S: Final = 180.0
-"""Deadline of one attempt, headers and body together: the configured box's CSV is kilobytes, and even a
-five-day world request arrives well within it on a working link."""
+"""The stretch over which an answer's rate is judged, the first counted from the request: the configured box's CSV
+is kilobytes and arrives well within it."""
+
+DEFAULT_MIN_RATE_BPS: Final = 16_384.0
+"""An answer still arriving at this many bytes per second (128 kbit/s) is waited for: a five-day world VIIRS
+request is ~100 MB (hundreds of thousands of ~80-byte rows a day), 10-20 minutes on a 1 Mbit/s link, and cut at a
+fixed deadline it failed every attempt of every cycle. A server trickling a few bytes per read timeout is
+thousands of times slower."""
 
 MAX_DAY_RANGE: Final = 5
 """The area API serves 1-5 days per request (reference §3.1; older clients used up to 10)."""
@@ -519,8 +527,11 @@ class FirmsPoller:
         day_range: default DAY_RANGE, 1-5 (2: with polling every 15 min, each detection is seen in many cycles,
             so a cycle that fails loses nothing).
         timeout_s: connect/read/write/pool timeout per request: how long one network operation may wait.
-        max_request_s: how long one attempt may take from sending the request to the last byte of the answer; a
-            longer one is abandoned and retried (a stall that drips data never trips ``timeout_s``).
+        max_request_s: the stretch over which an answer's rate is judged, the first from sending the request: one
+            that brought less than ``min_rate_bps`` is abandoned and retried (a stall that drips data never trips
+            ``timeout_s``).
+        min_rate_bps: the rate (bytes per second) at which an answer is still waited for, however long it takes:
+            a large answer on a slow link is not a stall (0: any answer that keeps arriving).
         retry: backoff for retryable failures.
         budget: the transaction limiter; share one between pollers that use the same key.
         max_budget_wait_s: how long a request may wait for room in the budget before it is reported as
@@ -543,6 +554,7 @@ class FirmsPoller:
         day_range: int = 2,
         timeout_s: float = 30.0,
         max_request_s: float = DEFAULT_MAX_REQUEST_S,
+        min_rate_bps: float = DEFAULT_MIN_RATE_BPS,
         retry: RetryPolicy | None = None,
         budget: TransactionBudget | None = None,
         max_budget_wait_s: float = 30.0,
@@ -570,6 +582,9 @@ class FirmsPoller:
         if not (math.isfinite(max_request_s) and max_request_s > 0):
             raise ValueError(f"max_request_s must be positive, not {max_request_s!r}")
         self.max_request_s = float(max_request_s)
+        if not (math.isfinite(min_rate_bps) and min_rate_bps >= 0):
+            raise ValueError(f"min_rate_bps must be >= 0, not {min_rate_bps!r}")
+        self.min_rate_bps = float(min_rate_bps)
         if not (math.isfinite(max_budget_wait_s) and max_budget_wait_s >= 0):
             raise ValueError(f"max_budget_wait_s must be >= 0, not {max_budget_wait_s!r}")
         self.retry = retry if retry is not None else RetryPolicy()
@@ -776,21 +791,29 @@ class FirmsPoller:
         return parsed.hotspots, parsed.rejected
 
     def _get(self, url: str) -> tuple[httpx.Response, bytes]:
-        """GET ``url`` and read the whole (decoded) body within :attr:`max_request_s`, or raise ``_RetryableError``.
+        """GET ``url`` and read the whole (decoded) body, or raise ``_RetryableError`` when, over any stretch of
+        :attr:`max_request_s` (the first from the request), it arrived more slowly than :attr:`min_rate_bps`.
 
         httpx's timeouts bound each network operation, not the request: a server that sends a few bytes inside
-        every read timeout would hold the call for as long as it keeps doing so.
+        every read timeout would hold the call for as long as it keeps doing so. A large answer on a slow link is
+        no such stall: it is judged by its rate, not cut at a fixed time; and by its recent rate, so that an answer
+        that stalls into a trickle after a good start is not carried for hours by its average.
         """
-        deadline = time.monotonic() + self.max_request_s
+        started = time.monotonic()
+        since, had = started, 0  # the start of the stretch being judged, and the bytes received before it
         with self._client.stream("GET", url) as response:
             chunks: list[bytes] = []
             for chunk in response.iter_bytes():
                 chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise _RetryableError(
-                        f"answer still arriving after {self.max_request_s:g} s "
-                        f"({response.num_bytes_downloaded} bytes so far); abandoned"
-                    )
+                now = time.monotonic()
+                if now - since > self.max_request_s:
+                    got = response.num_bytes_downloaded
+                    if got - had < self.min_rate_bps * (now - since):
+                        raise _RetryableError(
+                            f"answer arriving at under {self.min_rate_bps:g} bytes/s over {self.max_request_s:g} s "
+                            f"({got} bytes in {now - started:.1f} s); abandoned"
+                        )
+                    since, had = now, got
         return response, b"".join(chunks)
 
     def _api_error(self, name: str, status: int, text: str, kind: type[FirmsApiError] | None = None) -> FirmsApiError:

@@ -797,7 +797,7 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
     totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0, "fire_points": 0, "repeats": 0}
     held: dict[str, int] = {}
     failed_files = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
@@ -875,7 +875,7 @@ def firms_history(
     summaries: list[HistoryFileSummary] = []
     failures: dict[str, str] = {}
     sizes = {path: path.stat().st_size if path.is_file() else 0 for path in files}
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("importing history", total=sum(sizes.values()))
         for path in files:

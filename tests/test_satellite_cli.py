@@ -97,3 +97,16 @@ def test_text_from_files_is_printed_as_text_not_as_rich_markup(tmp_path: Path) -
     assert gone.returncode != 0
     assert "Traceback" not in gone.stderr
     assert "[red]missing.csv" in gone.stderr
+
+
+def test_a_file_name_in_the_progress_line_is_text_not_markup(tmp_path: Path) -> None:
+    """On a terminal the progress line names the file being ingested; its description was read as rich markup,
+    so "[red]" in a file name vanished (and styled the line) while everything else printed it as text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    env.update(FORCE_COLOR="1", TERM="xterm", COLUMNS="200")  # rich draws the live progress line
+    source = REPO / "tests" / "satellite" / "data" / "viirs_noaa20_nrt_window_0423.csv"
+    named = tmp_path / "[red]fires.csv"
+    named.write_bytes(source.read_bytes())
+    result = run("firms", "ingest", str(named), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ingesting [red]fires.csv" in result.stderr

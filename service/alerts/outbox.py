@@ -70,7 +70,8 @@ def enqueue(
     round_no: int = 0,
     now: datetime | None = None,
 ) -> list[Alert]:
-    """Queue ``kind`` alerts for every active recipient of the incident's township or county (idempotent)."""
+    """Queue ``kind`` alerts for every active recipient of the incident's township or county (idempotent; an alert
+    of the same key that was withdrawn, never sent, is queued again)."""
     return enqueue_many(session, [incident], kind, role=role, round_no=round_no, now=now)
 
 
@@ -100,10 +101,18 @@ def enqueue_many(
     ]
     keys = [key for _, _, key in wanted]
     existing: set[str] = set()
+    rearmed: list[Alert] = []
     for start in range(0, len(keys), 500):
-        existing.update(
-            session.scalars(select(Alert.idempotency_key).where(Alert.idempotency_key.in_(keys[start : start + 500])))
-        )
+        for alert in session.scalars(select(Alert).where(Alert.idempotency_key.in_(keys[start : start + 500]))):
+            existing.add(alert.idempotency_key)
+            if alert.status == AlertStatus.WITHDRAWN.value:
+                # Withdrawn, never sent, and due again (the fire moved away and back): queued again. It held the
+                # key, so the recipient was otherwise never told; re-sending is still once per key.
+                alert.status = AlertStatus.PENDING.value
+                alert.next_attempt_at = now or utcnow()
+                alert.lease_until = None
+                alert.last_error = None  # the withdrawal stays on the incident's record (alert_withdrawn)
+                rearmed.append(alert)
     created = [
         Alert(
             incident_id=incident.id,
@@ -117,7 +126,7 @@ def enqueue_many(
     ]
     session.add_all(created)
     session.flush()
-    return created
+    return [*rearmed, *created]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +146,32 @@ _UNACKNOWLEDGED = frozenset({IncidentState.SUSPECTED.value, IncidentState.NOTIFI
 _ENDED = frozenset({IncidentState.CLOSED.value, IncidentState.FALSE_ALARM.value})
 
 
-def lapsed_reason(kind: AlertKind, state: str, unit_code: str, units: tuple[str | None, ...]) -> str | None:
+def acknowledged_since_notified(
+    *, acknowledged_at: datetime | None, notified_at: datetime | None, reopened_at: datetime | None
+) -> bool:
+    """Whether the team acknowledged in the incident's current round (since it was notified, or reopened since).
+
+    ``escalated`` says nothing about it: the escalation pass escalates a notified incident nobody acknowledged as
+    well as an acknowledged one whose team is not on site, and an acknowledgement of an earlier round (before a
+    reopening) is not one of this round."""
+    if acknowledged_at is None:
+        return False
+    start = max((t for t in (notified_at, reopened_at) if t is not None), default=None)
+    return start is None or acknowledged_at >= start
+
+
+def lapsed_reason(
+    kind: AlertKind, state: str, unit_code: str, units: tuple[str | None, ...], *, acknowledged: bool | None = None
+) -> str | None:
     """Why an alert due now is no longer worth sending, or ``None`` (pure).
 
     An alert waits in the outbox while its channel is down; by the time it could go out the incident may have
     moved on, and sending it then misleads: "未签收，再次提醒" to a team that has acknowledged, a new fire for an
     incident merged into another or closed, a fire of a unit it no longer belongs to. An escalation stands: the
     missed deadline it reports stays missed.
+
+    ``acknowledged`` (:func:`acknowledged_since_notified`) decides a reminder of an ``escalated`` incident, whose
+    state alone does not say whether anyone acknowledged; without it such a reminder stands.
     """
     if kind is AlertKind.ESCALATION:
         return None
@@ -153,6 +181,8 @@ def lapsed_reason(kind: AlertKind, state: str, unit_code: str, units: tuple[str 
         ended = "declared a false alarm" if state == IncidentState.FALSE_ALARM.value else "closed"
         return f"the incident was {ended} before the alert went out"
     if kind is AlertKind.REMINDER and state not in _UNACKNOWLEDGED:
+        if state == IncidentState.ESCALATED.value and not acknowledged:
+            return None  # escalated because nobody acknowledged: the reminder is still true
         return "the incident was acknowledged before the reminder went out"
     return None
 
@@ -258,7 +288,14 @@ def deliver_due(
             for alert in claimed_alerts:
                 incident = session.get_one(Incident, alert.incident_id)
                 units = (incident.township_code, incident.county_code)
-                reason = lapsed_reason(AlertKind(alert.kind), incident.state, recipient.unit_code, units)
+                acknowledged = acknowledged_since_notified(
+                    acknowledged_at=incident.acknowledged_at,
+                    notified_at=incident.notified_at,
+                    reopened_at=incident.reopened_at,
+                )
+                reason = lapsed_reason(
+                    AlertKind(alert.kind), incident.state, recipient.unit_code, units, acknowledged=acknowledged
+                )
                 if reason is None:
                     alerts.append(alert)
                 else:

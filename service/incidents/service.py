@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -344,6 +344,8 @@ def ingest(
     if not fresh:
         return summary
     existing = _existing(session, fresh, windows)
+    levels = region_indexes(session, indexes)
+    fresh = _links_within_units(fresh, existing, levels)
     groups = plan_batch(fresh, existing, windows, placed_before=_placed(session, {e.incident_id for e in existing}))
     touched: dict[int, Incident] = {}
     created: list[tuple[Incident, ObservationIn]] = []
@@ -390,7 +392,6 @@ def ingest(
         touched[holder.id] = holder
     session.flush()
     by_incident = _observations_of(session, list(touched))
-    levels = region_indexes(session, indexes)
     best: dict[int, ObservationIn] = {}
     for incident_id, incident in touched.items():
         unit_before = _unit_of(incident)
@@ -403,6 +404,48 @@ def ingest(
     summary.updated_incidents = sorted(set(touched) - new_ids - set(summary.merged_incidents))
     session.flush()
     return summary
+
+
+def _unit_code(region: shapely.Geometry, levels: dict[RegionLevel, RegionIndex]) -> str | None:
+    """The unit a region is assigned to at the finest loaded level (township, else county), as
+    :func:`assign_incident` assigns an incident located by it."""
+    for level in (RegionLevel.TOWNSHIP, RegionLevel.COUNTY):
+        index = levels.get(level)
+        if index is not None:
+            primary = index.assign_footprint(region).primary
+            return primary.code if primary is not None else None
+    return None
+
+
+def _links_within_units(
+    fresh: list[ObservationIn], existing: Sequence[Located], levels: dict[RegionLevel, RegionIndex]
+) -> list[ObservationIn]:
+    """The batch with each ``same_fire_as`` link kept only where the two observations lie in the same unit.
+
+    Why: the link (the clustering's repeat: the next pass a few hundred metres off) joins footprints that do not
+    touch, so it reached across township borders; the next pass's pixel, as precise as the first and often hotter,
+    then became the incident's location and moved the incident, mid-response, to the other township, whose team
+    got a new-fire alert for a fire the first team had acknowledged and could no longer see. Across a border the
+    pixel is fused as before the link existed (by overlap), and opens an incident in its own township otherwise."""
+    if not levels or not any(obs.same_fire_as for obs in fresh):
+        return fresh
+    regions = {e.source_key: e.region for e in existing if e.source_key}
+    regions.update((obs.source_key, obs.region) for obs in fresh)
+    units: dict[str, str | None] = {}
+
+    def unit(key: str) -> str | None:
+        if key not in units:
+            units[key] = _unit_code(regions[key], levels)
+        return units[key]
+
+    out = []
+    for obs in fresh:
+        if obs.same_fire_as:
+            kept = tuple(k for k in obs.same_fire_as if k in regions and unit(k) == unit(obs.source_key))
+            if kept != obs.same_fire_as:
+                obs = replace(obs, same_fire_as=kept)
+        out.append(obs)
+    return out
 
 
 def _unit_of(incident: Incident) -> dict[str, str | None]:

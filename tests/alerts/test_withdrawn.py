@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -10,10 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.channels import ChannelSender
-from service.alerts.outbox import deliver_due, enqueue, lapsed_reason
-from service.alerts.tables import Alert, AlertKind, AlertStatus, RecipientRole
+from service.alerts.escalation import escalate_due
+from service.alerts.outbox import acknowledged_since_notified, deliver_due, enqueue, lapsed_reason
+from service.alerts.service import create_recipient
+from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, RecipientRole
 from service.auth.service import Principal
 from service.db import transaction
+from service.flows import reassign_incident
 from service.incidents.service import transition
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
@@ -104,3 +107,115 @@ def test_the_database_still_refuses_an_unknown_alert_status(factory: sessionmake
         session.execute(text("UPDATE alerts SET status = 'bogus'"))
     with transaction(factory) as session:
         session.execute(text("UPDATE alerts SET status = 'withdrawn'"))
+
+
+def test_a_reminder_still_goes_out_when_the_incident_was_escalated_unacknowledged(
+    factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    """Escalation from notified moves the incident to ``escalated`` without anyone acknowledging it: the reminder
+    that waited while the webhook was down is still true (未签收) and goes out. It was withdrawn as "acknowledged
+    before the reminder went out", a false line on the record, and the township that never answered lost it."""
+    with http_receiver() as receiver:
+        [incident_id], t0 = setup(factory, receiver, 1)
+        first = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
+        assert first.sent == 1  # the new-fire alert: notified at t0
+        receiver.respond = lambda r: (500, {}, b"down")
+        with transaction(factory) as session:
+            assert escalate_due(session, t0 + timedelta(minutes=16)).reminders == 1
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=16))
+        with transaction(factory) as session:
+            assert escalate_due(session, t0 + timedelta(minutes=31)).escalated == [incident_id]
+        receiver.respond = lambda r: (200, {}, b"{}")
+        back = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=40))
+    assert back.withdrawn == 0
+    with factory() as session:
+        statuses = {a.kind: a.status for a in session.scalars(select(Alert))}
+        assert session.get_one(Incident, incident_id).state == IncidentState.ESCALATED.value
+    assert statuses == {"new": "sent", "reminder": "sent", "escalation": "sent"}
+
+
+def test_a_reminder_is_withdrawn_when_the_team_acknowledged_before_being_escalated(
+    factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    """Escalated for not being on site (after acknowledging): the reminder to acknowledge is moot."""
+    with http_receiver() as receiver:
+        [incident_id], t0 = setup(factory, receiver, 1)
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
+        receiver.respond = lambda r: (500, {}, b"down")
+        with transaction(factory) as session:
+            escalate_due(session, t0 + timedelta(minutes=16))
+            incident = session.get_one(Incident, incident_id)
+            transition(session, incident, IncidentState.ACKNOWLEDGED, PATROL, at=t0 + timedelta(minutes=17))
+        with transaction(factory) as session:
+            assert escalate_due(session, t0 + timedelta(minutes=48)).escalated == [incident_id]
+        receiver.respond = lambda r: (200, {}, b"{}")
+        back = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=50))
+    assert back.withdrawn == 1
+    with factory() as session:
+        statuses = {a.kind: (a.status, a.last_error) for a in session.scalars(select(Alert))}
+    assert statuses["reminder"] == ("withdrawn", "the incident was acknowledged before the reminder went out")
+
+
+def test_a_reminder_after_a_reopening_is_not_taken_as_acknowledged_by_the_earlier_round() -> None:
+    t = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    units = ("DEMO01", "DEMO00")
+    # Acknowledged in the first round, reopened later, escalated unacknowledged in the second: the reminder stands.
+    assert (
+        lapsed_reason(
+            AlertKind.REMINDER,
+            "escalated",
+            "DEMO01",
+            units,
+            acknowledged=acknowledged_since_notified(
+                acknowledged_at=t, notified_at=t - timedelta(minutes=5), reopened_at=t + timedelta(hours=3)
+            ),
+        )
+        is None
+    )
+    assert acknowledged_since_notified(acknowledged_at=None, notified_at=t, reopened_at=None) is False
+    assert acknowledged_since_notified(acknowledged_at=t, notified_at=t - timedelta(minutes=5), reopened_at=None)
+
+
+def test_an_alert_withdrawn_when_the_fire_moved_away_is_queued_again_when_it_moves_back(
+    factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    """北岗镇's webhook is down when the fire is moved to 东河乡 (a supervisor, or a fix across the border): its
+    pending new-fire alert is withdrawn. When the fire is moved back, the new-fire alert to 北岗镇 was "queued" by
+    its idempotency key, which the withdrawn alert held: nothing went out, and 北岗镇 was never told of a fire in
+    its township (no alert delivered: the incident stayed suspected, so no deadline ever escalated it)."""
+    with http_receiver() as receiver:
+        receiver.respond = lambda r: (500, {}, b"down") if r.path == "/town" else (200, {}, b"{}")
+        [incident_id], t0 = setup(factory, receiver, 1)
+        with transaction(factory) as session:
+            create_recipient(
+                session, name="东河乡群", unit_code="DEMO02", channel=Channel.WEBHOOK, target=receiver.url + "/east"
+            )
+        assert deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0).retried == 1
+        with transaction(factory) as session:
+            reassign_incident(
+                session,
+                session.get_one(Incident, incident_id),
+                SUPERVISOR,
+                township_code="DEMO02",
+                county_code=None,
+                note="东河乡的地块",
+            )
+        moved = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=1))
+        assert (moved.sent, moved.withdrawn) == (1, 1)
+        receiver.respond = lambda r: (200, {}, b"{}")
+        with transaction(factory) as session:
+            reassign_incident(
+                session,
+                session.get_one(Incident, incident_id),
+                SUPERVISOR,
+                township_code="DEMO01",
+                county_code=None,
+                note="核实后仍属北岗镇",
+            )
+        back = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=2))
+        paths = [r.path for r in receiver.received()]
+    assert back.sent == 1
+    assert (paths.count("/town"), paths.count("/east")) == (1, 1)  # delivered: each township once
+    with factory() as session:
+        town = session.scalars(select(Alert).where(Alert.recipient_id == 1)).one()
+        assert (town.status, town.kind) == (AlertStatus.SENT.value, "new")

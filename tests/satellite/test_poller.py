@@ -519,6 +519,51 @@ def test_the_request_deadline_is_validated() -> None:
     for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="max_request_s"):
             FirmsPoller(KEY, max_request_s=bad)
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="min_rate_bps"):
+            FirmsPoller(KEY, min_rate_bps=bad)
+
+
+def _steady(body: bytes, pieces: int, pause_s: float) -> Iterator[bytes]:
+    size = -(-len(body) // pieces)
+    for start in range(0, len(body), size):
+        time.sleep(pause_s)
+        yield body[start : start + size]
+
+
+def test_a_large_answer_arriving_steadily_past_the_deadline_is_kept() -> None:
+    """The deadline is for answers that stall, not for large ones on a slow link: a 5-day world VIIRS request is
+    ~100 MB (hundreds of thousands of rows of ~80 bytes a day), 10-20 minutes at 1 Mbit/s. Abandoned at 180 s,
+    such a poll failed every attempt, every cycle, and spent the key's transactions on each. Scaled down here: a
+    0.2 s deadline, an answer that takes ~0.5 s at ~1 kB/s, above the 100 B/s floor."""
+    body = viirs_snpp_bytes()
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, content=_steady(body, 10, 0.05))
+
+    poller = FirmsPoller(
+        KEY,
+        transport=httpx.MockTransport(handler),
+        sources=[Product.VIIRS_SNPP_NRT],
+        sleep=Sleeps(),
+        max_request_s=0.2,
+        min_rate_bps=100.0,
+    )
+    with poller:
+        outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
+    assert outcome.ok, outcome.error
+    assert (outcome.attempts, calls) == (1, 1)
+    assert outcome.hotspots == read_firms_csv(body).hotspots
+
+
+def test_the_default_floor_keeps_a_slow_link_and_drops_a_trickle() -> None:
+    from satellite.poller import DEFAULT_MIN_RATE_BPS
+
+    assert DEFAULT_MIN_RATE_BPS <= 1_000_000 / 8 / 4  # a quarter of a 1 Mbit/s link still counts as arriving
+    assert DEFAULT_MIN_RATE_BPS > TRICKLE_BYTES / TRICKLE_PAUSE_S * 100  # a few bytes a read timeout does not
 
 
 @pytest.mark.parametrize(
@@ -870,3 +915,37 @@ def test_a_body_that_does_not_decode_is_retried_and_stops_no_other_source() -> N
     assert calls[Product.VIIRS_SNPP_NRT.value] == 2  # retried like any transport failure
     assert result.results[Product.VIIRS_NOAA20_NRT].ok  # and the next source was polled
     assert KEY not in str(status.value)
+
+
+def test_an_answer_that_stalls_into_a_trickle_after_a_good_start_is_abandoned() -> None:
+    """Judged by its rate over the last stretch, not its average since the request: a trickle after a fast start
+    (here 500 bytes at once, then a byte every 0.1 s) would have been carried by its average for 25 times the
+    stretch (a real 100 MB start: hours)."""
+    body = viirs_snpp_bytes()
+    calls = 0
+
+    def stalling() -> Iterator[bytes]:
+        yield body[:500]
+        for i in range(500, len(body)):
+            time.sleep(0.1)
+            yield body[i : i + 1]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, content=stalling() if calls == 1 else body)
+
+    poller = FirmsPoller(
+        KEY,
+        transport=httpx.MockTransport(handler),
+        sources=[Product.VIIRS_SNPP_NRT],
+        sleep=Sleeps(),
+        max_request_s=0.2,
+        min_rate_bps=100.0,
+    )
+    started = time.monotonic()
+    with poller:
+        outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
+    assert outcome.ok, outcome.error
+    assert outcome.attempts == 2
+    assert time.monotonic() - started < 3.0  # the whole trickle takes 10.5 s; the average dropped under 100 B/s at 5 s

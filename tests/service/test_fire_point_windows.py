@@ -13,7 +13,8 @@ from service.config import Settings
 from service.db import make_session_factory, transaction
 from service.demo import load_demo
 from service.flows import ingest_hotspots
-from service.incidents.states import Role
+from service.incidents.service import transition
+from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
 
@@ -102,3 +103,64 @@ def test_the_same_fire_in_three_passes_of_one_file_is_one_incident(engine: Engin
         )
     assert (whole.fire_points, whole.repeats) == (2, 2)
     assert len(whole.new_incidents) == 2
+
+
+# The same fire in two passes either side of the border of 北岗镇 (DEMO01) and 东河乡 (DEMO02), which crosses
+# latitude 44.33 at longitude 125.6646: the first pixel ~250 m inside DEMO01, the next pass's, hotter, ~270 m
+# inside DEMO02; 520 m apart, a repeat to the clustering, footprints that do not touch.
+WEST_OF_BORDER = "44.33000,125.66150,330.1,0.39,0.36,2025-10-20,510,N20,VIIRS,n,2.0NRT,295.0,5.0,D\n"
+EAST_OF_BORDER = "44.33000,125.66800,331.0,0.39,0.36,2025-10-20,602,N,VIIRS,n,2.0NRT,295.0,9.0,D\n"
+
+
+def test_a_repeat_across_a_township_border_does_not_take_the_fire_from_the_team_that_acknowledged_it(
+    engine: Engine,
+) -> None:
+    """same_fire_as joined the next pass's pixel to the incident across the border; being hotter it became the
+    incident's location, and the incident moved to the other township: 北岗镇's team, which had acknowledged it and
+    was on its way, could no longer see or report it, and 东河乡 got a new-fire alert for an acknowledged incident.
+    An equally precise pass is no reason to hand a fire over (before the repeat link it opened an incident in its
+    own township, as it does again): each township keeps the fire seen on its side."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    indexes, settings = RegionIndexCache(500), Settings()
+    with transaction(factory) as session:
+        first = ingest_hotspots(
+            session, read_firms_csv(HEADER + WEST_OF_BORDER).hotspots, indexes=indexes, settings=settings, actor=ADMIN
+        )
+    [acknowledged] = first.new_incidents
+    with transaction(factory) as session:
+        transition(
+            session,
+            session.get_one(Incident, acknowledged),
+            IncidentState.ACKNOWLEDGED,
+            Principal("p", Role.PATROL, "DEMO01"),
+        )
+    with transaction(factory) as session:
+        second = ingest_hotspots(
+            session, read_firms_csv(HEADER + EAST_OF_BORDER).hotspots, indexes=indexes, settings=settings, actor=ADMIN
+        )
+    assert second.repeats == 1  # still the same fire to the clustering
+    assert second.reassigned_incidents == []
+    assert len(second.new_incidents) == 1
+    with factory() as session:
+        kept = session.get_one(Incident, acknowledged)
+        assert (kept.township_code, kept.state) == ("DEMO01", IncidentState.ACKNOWLEDGED.value)
+        assert session.get_one(Incident, second.new_incidents[0]).township_code == "DEMO02"
+
+
+def test_a_repeat_on_the_same_side_of_the_border_still_joins(engine: Engine) -> None:
+    near = "44.33000,125.66000,331.0,0.39,0.36,2025-10-20,602,N,VIIRS,n,2.0NRT,295.0,9.0,D\n"  # 120 m west: DEMO01
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        load_demo(session)
+    indexes, settings = RegionIndexCache(500), Settings()
+    with transaction(factory) as session:
+        whole = ingest_hotspots(
+            session,
+            read_firms_csv(HEADER + WEST_OF_BORDER + near.replace(",125.66000,", ",125.65500,")).hotspots,
+            indexes=indexes,
+            settings=settings,
+            actor=ADMIN,
+        )
+    assert (whole.fire_points, whole.repeats, len(whole.new_incidents)) == (1, 1, 1)
