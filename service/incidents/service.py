@@ -394,10 +394,13 @@ def ingest(
     by_incident = _observations_of(session, list(touched))
     best: dict[int, ObservationIn] = {}
     for incident_id, incident in touched.items():
-        unit_before = _unit_of(incident)
+        unit_before, assignment_before = _unit_of(incident), _assignment_of(incident)
         best[incident_id] = _refresh(incident, by_incident[incident_id], levels)
         if incident_id not in new_ids and _unit_of(incident) != unit_before:
-            _record_moved(session, incident, unit_before, best[incident_id], actor, summary)
+            if IncidentState(incident.state) in _MOVES_WITH_ITS_FIX:
+                _record_moved(session, incident, unit_before, best[incident_id], actor, summary)
+            else:
+                _keep_with_the_team(session, incident, assignment_before, best[incident_id], actor)
     session.flush()  # locations and times of the new incidents, which the repeat test reads back
     _flag_repeats(session, [(i, best[i.id]) for i, _ in created], repeat_rule or RepeatSiteRule(), actor, summary)
     summary.new = len(fresh)
@@ -452,6 +455,51 @@ def _unit_of(incident: Incident) -> dict[str, str | None]:
     return {"township": incident.township_code, "county": incident.county_code}
 
 
+#: An incident nobody has acted on yet follows a new fix into another unit; once a team has acknowledged it, it
+#: stays with that team (see :func:`_keep_with_the_team`).
+_MOVES_WITH_ITS_FIX = frozenset({IncidentState.SUSPECTED, IncidentState.NOTIFIED})
+_ASSIGNMENT_FIELDS = (
+    "township_code",
+    "township_name",
+    "county_code",
+    "county_name",
+    "assignment_status",
+    "assignment_certainty",
+    "assignment_candidates",
+)
+
+
+def _assignment_of(incident: Incident) -> dict[str, Any]:
+    return {name: getattr(incident, name) for name in _ASSIGNMENT_FIELDS}
+
+
+def _keep_with_the_team(
+    session: Session, incident: Incident, assignment: dict[str, Any], best: ObservationIn, actor: Principal
+) -> None:
+    """A new observation places a fire a team is already dealing with in another unit: the incident stays with
+    that team's unit, and the record says where the observation put it, for a supervisor to reassign if it is
+    right.
+
+    Why: moved automatically, the team on its way lost the fire from its phone (its unit's incidents only) and
+    the other township got a "new fire" alert for a fire already acknowledged — for what is as often a pixel a few
+    hundred metres off as a better fix.
+    """
+    placed_in = _unit_of(incident)
+    for name, value in assignment.items():
+        setattr(incident, name, value)
+    record_event(
+        session,
+        incident,
+        actor,
+        "located_other",
+        note=(
+            f"a {best.kind.value} observation places the fire in {placed_in['township'] or placed_in['county']}; "
+            "kept with the team dealing with it (a supervisor may reassign)"
+        ),
+        data={"unit": _unit_of(incident), "placed_in": placed_in, "source_key": best.source_key},
+    )
+
+
 def _record_moved(
     session: Session,
     incident: Incident,
@@ -460,9 +508,10 @@ def _record_moved(
     actor: Principal,
     summary: IngestSummary,
 ) -> None:
-    """A new observation placed the fire in another unit (a drone's fix 150 m across the township border from the
-    satellite pixel): the change is recorded as an automatic reassignment, and the incident is listed in
-    ``summary.reassigned_incidents`` so that the new unit's team is alerted (``service.flows``).
+    """A new observation placed a fire nobody has acknowledged yet in another unit (a drone's fix 150 m across the
+    township border from the satellite pixel): the change is recorded as an automatic reassignment, and the
+    incident is listed in ``summary.reassigned_incidents`` so that the new unit's team is alerted
+    (``service.flows``). An acknowledged one stays with its team (:func:`_keep_with_the_team`).
 
     Why: the unit changed silently; the team that now answers for the fire, and alone can see it, was never told,
     and the record did not say why the first team lost it."""

@@ -26,7 +26,8 @@ from service.errors import InputError
 from service.evidence import service as evidence
 from service.flows import ingest_observations, reassign_incident
 from service.incidents.fusion import ObservationIn, ObservationKind
-from service.incidents.states import Role
+from service.incidents.service import transition
+from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
 from service.main import create_app
 from service.regions.service import RegionIndexCache
@@ -107,6 +108,33 @@ def test_a_fix_that_moves_the_fire_into_another_township_is_recorded_and_alerts_
         kinds = [e.kind for e in session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == number))]
         assert kinds.count("reassigned") == 1
         assert len(session.scalars(select(Alert)).all()) == 2
+
+
+def test_a_fire_the_team_has_acknowledged_stays_with_it_when_a_fix_lands_across_the_border(engine: Engine) -> None:
+    """The same drone fix after 北岗镇's team acknowledged: the incident stays with 北岗镇 (its team on the way
+    would lose it from its phone, and 东河乡 would get a "new fire" alert for a fire already acknowledged); the
+    record says where the drone placed it, for a supervisor to reassign."""
+    factory, settings, indexes = _factory(engine), Settings(), RegionIndexCache(500)
+    with transaction(factory) as session:
+        (number,) = ingest_observations(
+            session, [_pixel_on_the_border()], indexes=indexes, settings=settings, actor=SYSTEM
+        ).new_incidents
+        incident = session.get_one(Incident, number)
+        transition(session, incident, IncidentState.NOTIFIED, SYSTEM)
+        transition(session, incident, IncidentState.ACKNOWLEDGED, Principal("p", Role.PATROL, "DEMO01"))
+    with transaction(factory) as session:
+        summary = ingest_observations(session, [_drone_in_donghe()], indexes=indexes, settings=settings, actor=SYSTEM)
+    assert summary.reassigned_incidents == []
+    with factory() as session:
+        incident = session.get_one(Incident, number)
+        assert (incident.township_code, incident.county_code, incident.location_kind) == ("DEMO01", "DEMO00", "drone")
+        events = {e.kind: e for e in session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == number))}
+        assert "reassigned" not in events
+        placed = json.loads(events["located_other"].data)
+        assert placed["placed_in"] == {"township": "DEMO02", "county": "DEMO00"}
+        assert placed["unit"] == {"township": "DEMO01", "county": "DEMO00"}
+        alerted = {a.recipient_id for a in session.scalars(select(Alert).where(Alert.incident_id == number))}
+    assert alerted == {1}  # 北岗镇's first alert only
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)

@@ -59,6 +59,7 @@ export const EVENT_KINDS = [
   "evidence",
   "alert",
   "alert_withdrawn",
+  "located_other",
   "repeat_at_site",
 ];
 
