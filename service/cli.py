@@ -522,7 +522,7 @@ def camera_list() -> None:
             f"{camera.site.mast_height_m:g}",
             preset.id,
             f"{preset.pan_deg:g}/{preset.tilt_deg:g}/{preset.zoom:g}",
-            preset.source_kind,
+            preset.resolved_kind or "–",  # inferred from the URL when the registry does not say (was blank)
         )
     Console(markup=False).print(table)
 

@@ -34,6 +34,8 @@ def test_cli_import_and_list(tmp_path: Path) -> None:
     listing = cli("camera", "list", cwd=tmp_path)
     assert "nongan-07" in listing.stdout
     assert "dehui-02" in listing.stdout
+    kinds = [line.split("│")[-2].strip() for line in listing.stdout.splitlines() if "nongan-07" in line]
+    assert kinds == ["rtsp", "snapshot"]  # inferred from the URLs (the column was blank)
     bad = copy.deepcopy(BASE)
     bad["cameras"][1]["presets"][0]["pan_deg"] = "east"
     path.write_text(json.dumps(bad), encoding="utf-8")
