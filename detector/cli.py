@@ -371,9 +371,13 @@ def _image_files(folder: Path) -> list[Path]:
     """Every visible regular file of a folder, sorted: non-images get a per-file error rather than being skipped."""
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="IMAGES_DIR")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    files = [p for p in entries if p.is_file()]
     if not files:
         _warn_empty(folder, "no files")
+    elif folders := [p.name for p in entries if p.is_dir()]:  # a folder named like an image included
+        shown = ", ".join(folders[:10]) + (f" and {len(folders) - 10} more" if len(folders) > 10 else "")
+        _errors.print(f"note: subfolders are not searched: {shown}", markup=False, highlight=False)
     return files
 
 
@@ -663,10 +667,21 @@ EndAfterOption = Annotated[int, typer.Option(min=1, help="K: frames without supp
 MinOverlapOption = Annotated[
     float, typer.Option(min=0.01, max=1.0, help="Intersection over the smaller box to link detections.")
 ]
+MaxBoxFractionOption = Annotated[
+    float,
+    typer.Option(
+        min=0.01, max=1.0, help="Boxes over this share of the frame are not tracked (fog, a grey screen); 1: all."
+    ),
+]
 
 
 def _rule(
-    frame_threshold: float | None, window: int, min_hits: int, end_after: int, min_overlap: float
+    frame_threshold: float | None,
+    window: int,
+    min_hits: int,
+    end_after: int,
+    min_overlap: float,
+    max_box_fraction: float = 0.25,
 ) -> Callable[[Detector], SequenceConfig]:
     """The persistence rule of `watch` and `eval-clips` from their options, checked before a model loads; the
     per-frame threshold is the detector's own (half its operating threshold) unless given."""
@@ -679,6 +694,7 @@ def _rule(
             min_hits=min_hits,
             min_overlap=min_overlap,
             end_after=end_after,
+            max_box_fraction=max_box_fraction,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -696,6 +712,7 @@ def watch_command(
     min_hits: MinHitsOption = 4,
     end_after: EndAfterOption = 5,
     min_overlap: MinOverlapOption = 0.2,
+    max_box_fraction: MaxBoxFractionOption = 0.25,
     mask: Annotated[
         Path | None, typer.Option(help="JSON ignore polygons [[[x, y], ...], ...] in frame pixels.")
     ] = None,
@@ -714,7 +731,7 @@ def watch_command(
     """
     from detector.watch import load_mask, watch
 
-    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap)
+    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap, max_box_fraction)
     try:
         ignore = load_mask(mask) if mask else None
     except (ValueError, OSError) as exc:
@@ -762,6 +779,7 @@ def eval_clips_command(
     min_hits: MinHitsOption = 4,
     end_after: EndAfterOption = 5,
     min_overlap: MinOverlapOption = 0.2,
+    max_box_fraction: MaxBoxFractionOption = 0.25,
     backend: BackendOption = BackendChoice.auto,
     model: ModelOption = None,
     models_dir: ModelsDirOption = DEFAULT_MODELS_DIR,
@@ -774,7 +792,7 @@ def eval_clips_command(
     were confirmed within `--within` minutes. Exit 1 when a clip could not be read (it is in no figure)."""
     from detector.clips import ClipsSummary, evaluate_clips, read_clip_list
 
-    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap)
+    rule = _rule(frame_threshold, window, min_hits, end_after, min_overlap, max_box_fraction)
     try:
         specs = read_clip_list(clips)
     except (OSError, ValueError) as exc:

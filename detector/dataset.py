@@ -266,6 +266,8 @@ def parse_label_text(text: str, *, where: str = "<label>") -> list[Box]:
             values = [float(p) for p in parts[1:]]
         except ValueError as exc:
             raise DatasetError(f"{where}:{lineno}: not a YOLO label line: {raw!r}") from exc
+        if not all(math.isfinite(v) for v in values):  # min()/max() of a polygon would step over a nan
+            raise DatasetError(f"{where}:{lineno}: degenerate box {raw!r}")
         if len(values) == 4:
             cx, cy, w, h = values
         elif len(values) >= 6 and len(values) % 2 == 0:

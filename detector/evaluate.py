@@ -26,6 +26,7 @@ how many images had none.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections import Counter, deque
@@ -202,6 +203,8 @@ def _lenient_line(raw: str) -> str:
             cx, cy, w, h = (float(v) for v in parts[1:])
         except ValueError:
             return raw
+        if not all(math.isfinite(v) for v in (cx, cy, w, h)):  # nan/inf would clip to a whole-width box
+            return raw
         x0, y0, x1, y1 = max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2)
         if x1 > x0 and y1 > y0 and (x0, y0, x1, y1) != (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2):
             parts[1:] = [f"{(x0 + x1) / 2:.6f}", f"{(y0 + y1) / 2:.6f}", f"{x1 - x0:.6f}", f"{y1 - y0:.6f}"]
@@ -245,6 +248,17 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
+def _label_files(labels_dir: Path) -> dict[str, Path]:
+    """The label file of each stem in ``labels_dir``: ``STEM.txt``, else ``STEM.TXT`` (or any case of the suffix,
+    as Windows labelling tools may write it): an image whose boxes sit in ``IMG_1.TXT`` is not a negative."""
+    exact: dict[str, Path] = {}
+    other: dict[str, Path] = {}
+    for path in sorted(labels_dir.iterdir()):
+        if path.suffix.lower() == ".txt" and path.is_file():
+            (exact if path.suffix == ".txt" else other).setdefault(path.stem, path)
+    return other | exact
+
+
 def read_yolo_folder(
     data_dir: Path,
     names: str | Sequence[str] = CLASS_NAMES,
@@ -286,9 +300,10 @@ def read_yolo_folder(
     out: list[LabelledImage] = []
     unlabelled: list[Path] = []
     skipped_lines: list[str] = []
+    labels = _label_files(labels_dir) if paths and labels_dir.is_dir() else {}
     for path in paths:
-        label = labels_dir / f"{path.stem}.txt"
-        if not label.is_file():
+        label = labels.get(path.stem)
+        if label is None:
             unlabelled.append(path)
             if missing_labels == "skip":
                 continue

@@ -14,7 +14,8 @@ from __future__ import annotations
 import io
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, cast
@@ -60,60 +61,93 @@ class LoadedImage:
 
 
 def load_image(source: Path | bytes, *, max_pixels: int = MAX_DECODE_PIXELS, name: str | None = None) -> LoadedImage:
-    """Decode an image file (or its bytes) to RGB ``uint8``; raise :class:`ImageLoadError` on anything unusable."""
-    from PIL import Image, ImageOps
+    """Decode an image file (or its bytes) to RGB ``uint8``; raise :class:`ImageLoadError` on anything unusable.
+
+    A file is read as Pillow needs it, never whole up front: a folder of photos may hold multi-GB video clips
+    (DJI cards keep .MP4 next to .JPG), and refusing one as "not an image" must read its header, not gigabytes.
+    """
+    from PIL import Image
 
     label = name or (str(source) if isinstance(source, Path) else "<bytes>")
-    image = _open_header(source, label)
-    width, height = image.size
-    pixels = width * height
-    if pixels > max_pixels:
-        # MPO (DJI and phone JPEGs with a second picture) is a JPEG too, decoded the same way
-        if image.format not in ("JPEG", "MPO") or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
-            raise ImageLoadError(
-                label,
-                f"image is {width}×{height} ({pixels / 1e6:.0f} MP), above the {max_pixels / 1e6:.0f} MP limit; "
-                "downscale it before detection",
-            )
-        factor = next(f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels)
-        image.draft("RGB", (width // factor, height // factor))  # libjpeg decodes at 1/factor scale directly
+    with _opened(source, label) as stream:
+        image = _open_header(stream, label)
+        width, height = image.size
+        pixels = width * height
+        if pixels > max_pixels:
+            # MPO (DJI and phone JPEGs with a second picture) is a JPEG too, decoded the same way
+            if image.format not in ("JPEG", "MPO") or pixels > 64 * max_pixels:  # 1/8 scale is libjpeg's smallest
+                raise ImageLoadError(
+                    label,
+                    f"image is {width}×{height} ({pixels / 1e6:.0f} MP), above the {max_pixels / 1e6:.0f} MP "
+                    "limit; downscale it before detection",
+                )
+            factor = next(f for f in (2, 4, 8) if pixels / (f * f) <= max_pixels)
+            image.draft("RGB", (width // factor, height // factor))  # libjpeg decodes at 1/factor scale directly
 
-    orientation = _exif_orientation(image)
-    try:
-        image.load()
-        rgb = _to_rgb(ImageOps.exif_transpose(image))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from exc
+        orientation = _exif_orientation(image)
+        try:
+            image.load()
+            rgb = _to_rgb(_upright(image, orientation))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from exc
+        except Exception as exc:  # whatever else a decoder raises for one bad file must not end a whole batch
+            raise ImageLoadError(label, f"cannot decode the image ({type(exc).__name__}: {exc})") from exc
 
     original = (height, width) if orientation in _ROTATING_ORIENTATIONS else (width, height)
     return LoadedImage(rgb, original)
 
 
-def _open_header(source: Path | bytes, label: str) -> Any:
-    """The image opened by Pillow (header read, pixels not yet decoded); :class:`ImageLoadError` when the file
-    cannot be read, is empty, is no image, or has an impossible size. A JPEG over Pillow's pixel limit still opens
+@contextmanager
+def _opened(source: Path | bytes, label: str) -> Iterator[IO[bytes]]:
+    """A binary stream of the file (closed afterwards) or of the bytes; :class:`ImageLoadError` when the file
+    cannot be opened or is empty."""
+    if not isinstance(source, Path):
+        if not source:
+            raise ImageLoadError(label, "empty file (0 bytes)")
+        yield io.BytesIO(source)
+        return
+    try:
+        stream = source.open("rb")
+    except OSError as exc:  # missing, a folder, no permission
+        raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
+    with stream:
+        try:
+            empty = not stream.read(1)
+            stream.seek(0)
+        except OSError as exc:
+            raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
+        if empty:
+            raise ImageLoadError(label, "empty file (0 bytes)")
+        yield stream
+
+
+def _open_header(stream: IO[bytes], label: str) -> Any:
+    """The image opened by Pillow from ``stream`` (header read, pixels not yet decoded); :class:`ImageLoadError`
+    when it cannot be read, is no image, or has an impossible size. A JPEG over Pillow's pixel limit still opens
     (its size decides later); any other format over it is refused."""
     from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
     try:
-        data = source.read_bytes() if isinstance(source, Path) else source
-    except OSError as exc:
-        raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageLoadError(label, "empty file (0 bytes)")
-    try:
         with warnings.catch_warnings():
             # Pillow warns above ~89 MP and raises above ~179 MP; callers apply their own, lower limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _genuine_pil_open()(io.BytesIO(data))
+            image = _genuine_pil_open()(stream)
     except Image.DecompressionBombError:
-        if not data.startswith(_JPEG_MAGIC):
+        try:
+            stream.seek(0)
+            is_jpeg = stream.read(len(_JPEG_MAGIC)) == _JPEG_MAGIC
+            stream.seek(0)
+        except OSError as exc:
+            raise ImageLoadError(label, f"cannot read the file ({exc.strerror or exc})") from exc
+        if not is_jpeg:
             raise ImageLoadError(label, "image dimensions exceed Pillow's safety limit; refused") from None
-        image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))  # header only: the caller's size check decides
+        image = JpegImagePlugin.JpegImageFile(stream)  # header only: the caller's size check decides
     except UnidentifiedImageError:
         raise ImageLoadError(label, "not an image file (unknown format)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(label, f"unreadable image header ({exc})") from exc
+    except Exception as exc:  # a plugin's own (NotImplementedError for an unknown DDS format): still one file's
+        raise ImageLoadError(label, f"unreadable image header ({type(exc).__name__}: {exc})") from exc
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageLoadError(label, f"invalid image size {width}×{height}")
@@ -124,9 +158,11 @@ def image_size(source: Path | bytes, *, name: str | None = None) -> tuple[int, i
     """(width, height) of an image file as :func:`load_image` would decode it (after EXIF orientation), from its
     header only; :class:`ImageLoadError` as for :func:`load_image`."""
     label = name or (str(source) if isinstance(source, Path) else "<bytes>")
-    image = _open_header(source, label)
-    width, height = image.size
-    return (height, width) if _exif_orientation(image) in _ROTATING_ORIENTATIONS else (width, height)
+    with _opened(source, label) as stream:
+        image = _open_header(stream, label)
+        width, height = image.size
+        rotated = _exif_orientation(image) in _ROTATING_ORIENTATIONS
+    return (height, width) if rotated else (width, height)
 
 
 def _genuine_pil_open() -> Callable[[IO[bytes]], Any]:
@@ -154,8 +190,26 @@ def _exif_orientation(image: object) -> int:
     try:
         getexif = getattr(image, "getexif", None)
         return int(getexif().get(0x0112, 1)) if getexif is not None else 1
-    except (OSError, ValueError, SyntaxError, TypeError):
+    except Exception:  # a corrupt EXIF block: no orientation, like OpenCV
         return 1
+
+
+def _upright(image: Any, orientation: int) -> Any:
+    """The image as displayed: turned/flipped by its EXIF orientation, as OpenCV and ``ImageOps.exif_transpose``
+    do. Not ``exif_transpose`` itself: it also writes the EXIF block back, and a corrupt tag there (one OpenCV
+    ignores) fails that write and would lose the image."""
+    from PIL import Image
+
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation)
+    return image if method is None else image.transpose(method)
 
 
 def _to_rgb(image: object) -> ImageArray:

@@ -69,6 +69,12 @@ class SequenceConfig:
     min_overlap: float = 0.2  # intersection over the smaller box to link a detection to a track
     end_after: int = 5  # K: frames without support that end an event
     classes: tuple[str, ...] = ("fire", "smoke")
+    # A box over this share of the frame locates nothing and is not tracked: a fixed camera's fire starts small
+    # (the FIgLib plume: 0.12 % of the frame), while a grey "no video" screen, an overcast sky or dense fog draws
+    # one frame-wide smoke box at 0.6–0.98 (the CCTV close-ups the model learned from have smoke filling the
+    # frame), which persistence then confirmed: grey frames at frame 3, fogged pre-ignition frames (a box of 41 %
+    # of the frame) at frame 6. A quarter, as mask suggestions call a box too large to mask.
+    max_box_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_hits <= self.window:
@@ -77,6 +83,8 @@ class SequenceConfig:
             raise ValueError(f"end_after must be ≥ 1, got {self.end_after}")
         if not 0.0 <= self.frame_threshold <= 1.0 or not 0.0 < self.min_overlap <= 1.0:
             raise ValueError("frame_threshold must be in [0, 1] and min_overlap in (0, 1]")
+        if not 0.0 < self.max_box_fraction <= 1.0:
+            raise ValueError(f"max_box_fraction must be in (0, 1], got {self.max_box_fraction}")
 
     def for_model(self, operating_threshold: float) -> SequenceConfig:
         """This rule at the per-frame threshold of a model operating at ``operating_threshold``
@@ -156,6 +164,10 @@ class IgnoreMask:
         import shapely
 
         return shapely.union_all([shapely.make_valid(shapely.Polygon(polygon)) for polygon in self.polygons])
+
+
+def _area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
 def overlap(a: Box, b: Box) -> float:
@@ -241,10 +253,15 @@ class SequenceVerifier:
             raise ValueError(f"frame {frame} after frame {self._last_frame}: frames must increase")
         self._last_frame = frame
         cfg = self.config
+        width, height = detections.image_size
+        largest = cfg.max_box_fraction * width * height
         candidates = [
             d
             for d in detections
-            if d.confidence >= cfg.frame_threshold and d.class_name in cfg.classes and not self.mask.covers(d.box)
+            if d.confidence >= cfg.frame_threshold
+            and d.class_name in cfg.classes
+            and (cfg.max_box_fraction >= 1.0 or _area(d.box) <= largest)
+            and not self.mask.covers(d.box)
         ]
         # Frames skipped since the last one had no support: what they would have ended is ended first, so that a
         # detection after a gap starts a new event instead of extending one that went quiet.

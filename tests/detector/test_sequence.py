@@ -263,3 +263,14 @@ def test_a_detection_after_a_gap_in_the_frames_starts_a_new_event() -> None:
     for index in [0, 1, 2, 3, 8]:  # frames 4–7 skipped: 4 without support, under end_after
         short.update(index, SMOKE)
     assert [(e.start_frame, e.end_frame) for e in short.events] == [(0, None)]
+
+
+def test_a_box_over_a_quarter_of_the_frame_is_not_tracked() -> None:
+    """A grey screen, overcast sky or fog draws one frame-wide smoke box; persistence used to confirm it."""
+    wide = frame(("smoke", 0.9, (0.0, 0.0, 640.0, 480.0)))
+    quarter = frame(("smoke", 0.9, (0.0, 0.0, 320.0, 240.0)))  # exactly a quarter: still tracked
+    assert run(SequenceVerifier(), [wide] * 8) == []
+    assert run(SequenceVerifier(), [quarter] * 4) == [(3, "smoke", None)]
+    assert run(SequenceVerifier(SequenceConfig(max_box_fraction=1.0)), [wide] * 4) == [(3, "smoke", None)]
+    with pytest.raises(ValueError, match="max_box_fraction"):
+        SequenceConfig(max_box_fraction=0.0)
