@@ -4,7 +4,7 @@
 // Routes live after "#" (e.g. #/incident/12) so the server serves one page and the token never travels in a URL.
 
 import { api, ApiError, clearDraft, currentSession, login, logout, onSessionChange, peekDraft } from "./api.js";
-import { clearToast, errorBox, h, replace, toast } from "./dom.js";
+import { clearToast, errorBox, focusPage, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
 import { camerasPage } from "./page-cameras.js";
 import { incidentPage } from "./page-incident.js";
@@ -130,7 +130,11 @@ async function route() {
     console.error(error);
     replace(main, errorBox(error));
   }
+  if (!ctx.alive()) return;
   document.title = `${t("app.title")} · ${document.querySelector("#main h1")?.textContent || ""}`;
+  // The link or tab pressed is gone (the bar and the page were redrawn): the focus goes to the new page, unless the
+  // page put it somewhere itself (a form it reopened).
+  if (!main.contains(document.activeElement) && !document.querySelector("dialog[open]")) focusPage(main);
 }
 
 function renderTopbar(session, section = "") {

@@ -52,6 +52,34 @@ function safeHref(value) {
   return text.startsWith("#") || text.startsWith("/") || text.startsWith("https://") ? text : "#";
 }
 
+/**
+ * Put the keyboard and screen-reader focus on a page just drawn: its heading (read out, and the next Tab starts
+ * there), else the container. Scrolls it into view, which also starts a new page at its top.
+ */
+export function focusPage(container) {
+  const heading = container.querySelector("h1");
+  const target = heading || container;
+  if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+  target.focus();
+}
+
+/**
+ * Replace a polled list's rows (each with a data-incident-id) without disturbing its reader: nothing is touched
+ * when the new rows are the same as those shown (a screen reader does not hear the list again every poll), and a
+ * row that had the keyboard focus has it again in its new version (else the focus fell to the page every poll).
+ */
+export function replaceRows(list, rows) {
+  const same = list.children.length === rows.length && rows.every((row, i) => row.isEqualNode(list.children[i]));
+  if (same) return;
+  const focused = list.contains(document.activeElement) ? document.activeElement.closest("[data-incident-id]") : null;
+  const id = focused ? focused.dataset.incidentId : null;
+  replace(list, rows);
+  if (id === null) return;
+  const again = rows.find((row) => row.dataset && row.dataset.incidentId === id);
+  if (again) again.focus();
+  else if (list.closest("main")) focusPage(list.closest("main"));
+}
+
 /** Replace an element's children. */
 export function replace(el, ...children) {
   el.replaceChildren();
@@ -186,11 +214,15 @@ export function notSent(error) {
   return `${t("error.not_sent")} ${error && error.message}`;
 }
 
-/** An error box for a failed load. */
-export function errorBox(error) {
+/**
+ * An error box for a failed load. `messages` maps an HTTP status to the page's own words for it: the default 404
+ * text is about an incident ("no such fire, or not yours"), which is wrong for an area or a period.
+ */
+export function errorBox(error, messages = {}) {
   const status = error && error.status;
-  const text =
-    status === 404
+  const text = messages[status]
+    ? t(messages[status])
+    : status === 404
       ? t("error.not_found")
       : status === 403
         ? t("error.forbidden")

@@ -129,7 +129,14 @@ export function mapView(options) {
     const markerGroup = svg("g", { class: "markers" });
     for (const m of markers) markerGroup.append(markerNode(m));
     content.append(markerGroup);
+    // A marker with the keyboard focus keeps it through the redraw (every poll, every zoom).
+    const focused = svgRoot.contains(document.activeElement) ? document.activeElement.closest(".marker") : null;
+    const focusedId = focused ? focused.dataset.incidentId : null;
     svgRoot.replaceChildren(content);
+    if (focusedId !== null) {
+      const again = [...markerGroup.children].find((node) => node.dataset.incidentId === focusedId);
+      if (again) again.focus();
+    }
     reset.disabled = view === null;
   }
 

@@ -12,6 +12,7 @@ import {
   fmtNumber,
   fmtPercent,
   fmtTime,
+  focusPage,
   h,
   notSent,
   replace,
@@ -160,11 +161,59 @@ function progress(detail) {
   );
 }
 
+// The source details the service itself records (service/incidents/sources.py, service/flows.py): named in the
+// reader's language, the field's own name kept as the tooltip. Other keys (a device's own) are shown as sent.
+const DETAIL_KEYS = [
+  "product",
+  "instrument",
+  "satellite",
+  "confidence",
+  "confidence_raw",
+  "scan_km",
+  "track_km",
+  "bright_mir_k",
+  "bright_tir_k",
+  "daynight",
+  "version",
+  "level",
+  "reliability",
+  "volcano",
+  "screening",
+  "fire_point",
+  "camera",
+  "camera_id",
+  "preset_id",
+  "bearing",
+  "bearing_deg",
+  "image_size",
+  "site",
+  "event",
+  "boxes",
+  "model",
+  "evidence_sha256",
+  "ground_status",
+  "drone",
+  "drone_id",
+  "aircraft",
+  "altitude_m",
+  "method",
+  "image_name",
+  "lrf_check_m",
+  "cameras",
+  "sightings",
+  "crossing_angle_deg",
+  "sigma_major_m",
+  "sigma_minor_m",
+  "p_value",
+];
+
 function detailsList(details) {
   const entries = Object.entries(details || {});
   if (!entries.length) return null;
+  const label = (key) => (DETAIL_KEYS.includes(key) ? h("span", { title: key }, t(`detail.${key}`)) : key);
   // Source details are free-form (camera names, satellite codes…): shown as text, whatever they contain.
-  return facts(entries.map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
+  const text = (value) => (typeof value === "string" ? value : JSON.stringify(value));
+  return facts(entries.map(([key, value]) => [label(key), text(value)]));
 }
 
 function observationList(observations) {
@@ -193,17 +242,67 @@ function feedbackFacts(feedback) {
   const area = present(feedback.burned_area_m2) ? `${fmtNumber(feedback.burned_area_m2)} m²` : "—";
   const cited = Array.isArray(feedback.photos) ? feedback.photos : [];
   const photos = cited.length ? cited.map(short).join(", ") : "—";
+  const text = (value) => (typeof value === "string" && value ? value : null);
   return facts([
     [t("feedback.cause"), String(feedback.cause ?? "—")],
     [t("feedback.burned_area"), area],
     [t("feedback.responsible"), feedback.responsible_party || "—"],
+    // 处置措施 and 处罚: shown when given (the API keeps them; older reports have neither).
+    text(feedback.measures) ? [t("feedback.measures"), feedback.measures] : null,
+    text(feedback.penalty) ? [t("feedback.penalty"), feedback.penalty] : null,
     [t("feedback.photos"), photos],
   ]);
 }
 
-function timelineEntry(e) {
+// Entries the service writes itself; their notes are its English sentences ("new alert delivered to recipient 3").
+const GENERATED_KINDS = ["alert", "alert_withdrawn", "located_other", "repeat_at_site", "merged"];
+
+function isGenerated(e, data) {
+  return (
+    e.actor_role === "system" ||
+    GENERATED_KINDS.includes(e.kind) ||
+    (e.kind === "reassigned" && data.automatic === true) ||
+    (e.kind === "transition" && present(data.merged_into))
+  );
+}
+
+/** What the service wrote, in the reader's language, from the entry's data; null for a person's entry. */
+function systemSummary(e, data, nameOf) {
+  const unit = (side) => {
+    const code = side && (side.township || side.county);
+    return code ? nameOf(String(code)) : "—";
+  };
+  const recipient = present(data.recipient) ? data.recipient : "?";
+  switch (e.kind) {
+    case "alert":
+      return t("event_text.alert", { recipient });
+    case "alert_withdrawn":
+      return t("event_text.alert_withdrawn", { recipient });
+    case "located_other":
+      return t("event_text.located_other", { placed: unit(data.placed_in), unit: unit(data.unit) });
+    case "repeat_at_site":
+      return present(data.distance_m) && present(data.days_after)
+        ? t("event_text.repeat_at_site", { distance: fmtNumber(data.distance_m), days: fmtNumber(data.days_after, 1) })
+        : null;
+    case "merged":
+      return t("event_text.merged", { id: present(data.merged) ? data.merged : "?" });
+    case "reassigned":
+      return data.automatic === true ? t("event_text.reassigned_auto") : null;
+    case "transition":
+      if (present(data.merged_into)) return t("event_text.merged_into", { id: data.merged_into });
+      if (e.actor_role === "system" && e.to_state === "notified") return t("event_text.notified");
+      if (e.actor_role === "system" && e.to_state === "escalated") return t("event_text.escalated");
+      return null;
+    default:
+      return null;
+  }
+}
+
+function timelineEntry(e, nameOf) {
   const data = e.data || {};
   const flags = Array.isArray(data.flags) ? data.flags : [];
+  const generated = isGenerated(e, data);
+  const summary = generated ? systemSummary(e, data, nameOf) : null;
   return h(
     "li",
     { dataset: { kind: e.kind, to: e.to_state || "" } },
@@ -218,7 +317,9 @@ function timelineEntry(e) {
     h("div", { class: "muted small" }, `${e.actor} · ${t(`role.${e.actor_role}`)}`),
     e.kind === "reassigned" && data.to ? reassignChange(data) : null,
     e.kind === "repeat_at_site" && data.repeat_of != null ? repeatLink(data.repeat_of) : null,
-    e.note ? h("div", { class: "note" }, e.note) : null,
+    summary ? h("div", { class: "event-summary" }, summary) : null,
+    // A person's note as they typed it; the service's own sentence kept under the summary as the English original.
+    e.note ? h("div", generated ? { class: "note server-note small", lang: "en" } : { class: "note" }, e.note) : null,
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
     e.kind === "transition" && "position" in data ? positionLine(data.position) : null,
@@ -274,9 +375,9 @@ function reassignChange(data) {
   return h("div", { class: "small mono reassign-change" }, `${unit(data.from)} → ${unit(data.to)}`);
 }
 
-function timeline(events) {
+function timeline(events, nameOf) {
   // Newest first: what just happened is what a supervisor opens the page for.
-  return h("ol", { class: "timeline", id: "timeline" }, [...events].reverse().map(timelineEntry));
+  return h("ol", { class: "timeline", id: "timeline" }, [...events].reverse().map((e) => timelineEntry(e, nameOf)));
 }
 
 // The page ---------------------------------------------------------------------------------------------------------
@@ -292,15 +393,38 @@ export async function incidentPage(main, ctx) {
   let townships = null; // the regions API's townships (a promise), read when the reassign form first opens
   let lastEventId = null; // the record is append-only: a new last entry means something changed
   let shownState = null; // the state the page shows: sent with a move (expected_state)
-  const dialog = h("dialog", { class: "dialog", id: "transition-dialog" });
+  // Named by the form's title (each form's <h2 id="dialog-title">): a screen reader says what the dialog is for.
+  const dialog = h("dialog", { class: "dialog", id: "transition-dialog", "aria-labelledby": "dialog-title" });
   let stale = false; // a move was refused because the incident changed: reload once the form is closed
   dialog.addEventListener("close", () => {
     if (!stale) return;
     stale = false;
     load()
       .then((fresh) => ctx.alive() && render(fresh))
-      .catch(() => {}); // the next poll tries again
+      .catch((error) => ctx.alive() && isGone(error) && showGone(error)); // else the next poll tries again
   });
+
+  /** Not (or no longer) the user's incident: another unit's is a 404 too, by design ("does not exist" or "not
+   * yours"). Shown at once, and when a poll finds it gone (handed to another township meanwhile): the page must
+   * not keep offering moves the server now refuses. */
+  function showGone(error) {
+    const hadFocus = main.contains(document.activeElement);
+    if (miniMap) miniMap.destroy();
+    miniMap = null;
+    replace(
+      main,
+      h(
+        "div",
+        { class: "page" },
+        h("h1", {}, t("incident.title", { id })),
+        errorBox(error),
+        h("p", {}, h("a", { href: "#/queue" }, t("incident.back"))),
+      ),
+    );
+    if (hadFocus) focusPage(main);
+  }
+
+  const isGone = (error) => error instanceof ApiError && error.status === 404;
 
   async function load() {
     const [detail, events, evidence] = await Promise.all([api(base), api(`${base}/events`), api(`${base}/evidence`)]);
@@ -312,17 +436,7 @@ export async function incidentPage(main, ctx) {
     data = await load();
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
-      // Another unit's incident is a 404 too: the page cannot tell "does not exist" from "not yours", by design.
-      replace(
-        main,
-        h(
-          "div",
-          { class: "page" },
-          h("h1", {}, t("incident.title", { id })),
-          errorBox(error),
-          h("p", {}, h("a", { href: "#/queue" }, t("incident.back"))),
-        ),
-      );
+      showGone(error);
       return;
     }
     throw error;
@@ -330,6 +444,11 @@ export async function incidentPage(main, ctx) {
   if (!ctx.alive()) return;
   const regions = await loadRegions().catch(() => ({ county: { features: [] }, township: { features: [] } }));
   if (!ctx.alive()) return;
+  // "东河乡 (DEMO02)" for a unit code in the record's data; the code alone when the unit is not loaded.
+  const unitNames = new Map(
+    [...regions.township.features, ...regions.county.features].map((f) => [f.properties.code, f.properties.name]),
+  );
+  const nameOf = (code) => unitName(unitNames.get(code), code);
   render(data);
   await restoreDraft(data);
 
@@ -342,8 +461,9 @@ export async function incidentPage(main, ctx) {
       const events = await api(`${base}/events`);
       const last = events.length ? events[events.length - 1].id : null;
       if (ctx.alive() && last !== lastEventId && !busy()) render(await load());
-    } catch {
-      /* keep showing what we have; the next poll tries again */
+    } catch (error) {
+      // Gone from the user's area (reassigned): say so. Anything else: keep what we have; the next poll tries again.
+      if (ctx.alive() && isGone(error) && !busy()) showGone(error);
     }
   });
 
@@ -376,6 +496,10 @@ export async function incidentPage(main, ctx) {
   }
 
   function render({ detail, events, evidence }) {
+    // Where the focus was on the page (the button just pressed, the photo input): redrawing must not drop it.
+    const focused = document.activeElement;
+    const hadFocus = Boolean(focused) && focused !== main && main.contains(focused) && !dialog.contains(focused);
+    const focusedId = hadFocus ? focused.id : "";
     lastEventId = events.length ? events[events.length - 1].id : null;
     shownState = detail.state;
     if (miniMap) miniMap.destroy();
@@ -425,12 +549,17 @@ export async function incidentPage(main, ctx) {
             card(t("evidence.title"), uploadControl(), h("div", { class: "photos", id: "photos" }, photos)),
             detail.feedback ? card(t("feedback.title"), feedbackFacts(detail.feedback)) : null,
             card(t("incident.observations", { n: detail.observations.length }), observationList(detail.observations)),
-            card(t("incident.timeline"), timeline(events)),
+            card(t("incident.timeline"), timeline(events, nameOf)),
           ),
         ),
         dialog,
       ),
     );
+    if (hadFocus && !dialog.open) {
+      const again = focusedId ? document.getElementById(focusedId) : null;
+      if (again && main.contains(again)) again.focus();
+      else focusPage(main);
+    }
   }
 
   function actionsCard(detail, evidence) {
@@ -610,7 +739,7 @@ export async function incidentPage(main, ctx) {
       h(
         "form",
         { class: "form", id: "reassign-form", onsubmit: send, oninput: () => (error.hidden = true) },
-        h("h2", {}, `${t("reassign.open")} · ${t("incident.title", { id })}`),
+        h("h2", { id: "dialog-title" }, `${t("reassign.open")} · ${t("incident.title", { id })}`),
         h(
           "p",
           { class: "muted small" },
@@ -684,7 +813,7 @@ export async function incidentPage(main, ctx) {
     if (!url) return;
     const viewer = h(
       "dialog",
-      { class: "dialog photo-viewer", onclose: () => viewer.remove() },
+      { class: "dialog photo-viewer", "aria-label": t("evidence.open"), onclose: () => viewer.remove() },
       h("img", { src: url, alt: photo.filename }),
       h("p", { class: "mono small" }, photo.sha256),
       h("form", { method: "dialog" }, h("button", { class: "secondary big" }, t("common.close"))),
@@ -753,6 +882,9 @@ export async function incidentPage(main, ctx) {
       const cause = h("input", { id: "t-cause", required: true, list: "t-causes", maxlength: 200 });
       const area = h("input", { id: "t-area", type: "number", min: 0, step: "any", inputmode: "decimal" });
       const party = h("input", { id: "t-party", maxlength: 200 });
+      // 处置措施 and 处罚 (the field notes' 反馈: photos, GPS, cause, 责任人, 处罚); the API takes up to 1000 characters.
+      const measures = h("textarea", { id: "t-measures", rows: 2, maxlength: 1000 });
+      const penalty = h("input", { id: "t-penalty", maxlength: 1000 });
       const boxes = evidence.map((p) =>
         h("input", { type: "checkbox", value: p.sha256, checked: true, id: `t-photo-${p.sha256.slice(0, 12)}` }),
       );
@@ -764,6 +896,10 @@ export async function incidentPage(main, ctx) {
         area,
         h("label", { for: "t-party" }, t("feedback.responsible")),
         party,
+        h("label", { for: "t-measures" }, t("feedback.measures")),
+        measures,
+        h("label", { for: "t-penalty" }, t("feedback.penalty")),
+        penalty,
         boxes.length
           ? h(
               "fieldset",
@@ -777,6 +913,8 @@ export async function incidentPage(main, ctx) {
         const report = { cause: cause.value.trim() };
         if (area.value !== "") report.burned_area_m2 = Number(area.value);
         if (party.value.trim()) report.responsible_party = party.value.trim();
+        if (measures.value.trim()) report.measures = measures.value.trim();
+        if (penalty.value.trim()) report.penalty = penalty.value.trim();
         const cited = boxes.filter((b) => b.checked).map((b) => b.value);
         if (cited.length) report.photos = cited;
         return report;
@@ -844,9 +982,13 @@ export async function incidentPage(main, ctx) {
       } catch (e) {
         dropDraft(e);
         const conflict = e instanceof ApiError && e.status === 409;
-        error.textContent = conflict ? `${t("error.not_sent")} ${t("transition.conflict")} ${e.message}` : notSent(e);
+        error.textContent = conflict
+          ? `${t("error.not_sent")} ${t("transition.conflict")} ${e.message}`
+          : isGone(e)
+            ? `${t("error.not_sent")} ${t("error.not_found")}`
+            : notSent(e);
         error.hidden = false;
-        stale = stale || conflict;
+        stale = stale || conflict || isGone(e); // closing the form reloads the page (or says the fire is gone)
       } finally {
         submit.disabled = false;
       }
@@ -869,7 +1011,7 @@ export async function incidentPage(main, ctx) {
       h(
         "form",
         { class: "form", onsubmit: send },
-        h("h2", {}, `${t(`action.${to}`)} · ${t("incident.title", { id })}`),
+        h("h2", { id: "dialog-title" }, `${t(`action.${to}`)} · ${t("incident.title", { id })}`),
         fields,
         where,
         error,

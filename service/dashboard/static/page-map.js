@@ -1,7 +1,7 @@
 // The map page: unit boundaries with the live incidents as markers coloured by state, re-read every poll.
 
 import { fetchAll } from "./api.js";
-import { card, h, replace, updatedNow } from "./dom.js";
+import { card, h, replace, replaceRows, updatedNow } from "./dom.js";
 import { t } from "./i18n.js";
 import { mapView, loadRegions } from "./mapview.js";
 import { STATES, isActive, lateness } from "./model.js";
@@ -98,7 +98,7 @@ export async function mapPage(main, ctx) {
     map.setMarkers([...shown].sort((a, b) => order(a) - order(b)).map((i) => markerOf(i, ctx.config)));
     replace(legendBox, legend(new Set(shown.map((i) => i.state))));
     const rows = shown.map((i) => incidentRow(i, ctx.config));
-    replace(list, rows.length ? rows : h("p", { class: "empty" }, t("map.none")));
+    replaceRows(list, rows.length ? rows : [h("p", { class: "empty" }, t("map.none"))]);
     status.textContent = [
       t("map.count", { n: shown.length }),
       truncated ? t("map.truncated", { n: shown.length }) : null,

@@ -7,7 +7,7 @@
 //   others      newest first.
 
 import { fetchAll } from "./api.js";
-import { card, fmtAgo, fmtPercent, fmtTime, h, replace, updatedNow } from "./dom.js";
+import { card, fmtAgo, fmtPercent, fmtTime, h, replace, replaceRows, updatedNow } from "./dom.js";
 import { t } from "./i18n.js";
 import { STATES, isOpen, lateness } from "./model.js";
 
@@ -108,7 +108,7 @@ export async function queuePage(main, ctx) {
     const shown = sortForRole(incidents, role, ctx.config);
     const late = shown.filter((i) => lateness(i, ctx.config)).length;
     const rows = shown.map((i) => incidentRow(i, ctx.config));
-    replace(list, rows.length ? rows : h("p", { class: "empty" }, t("queue.empty")));
+    replaceRows(list, rows.length ? rows : [h("p", { class: "empty" }, t("queue.empty"))]);
     status.textContent = [
       t("queue.count", { n: shown.length }),
       late ? t("queue.late_count", { n: late }) : null,

@@ -15,7 +15,17 @@ const INTERVALS = ["acknowledge", "on_site", "extinguished", "closed", "travel"]
 const PRESETS = ["7d", "30d", "month", "quarter", "year", "custom"];
 // The outcome of every fire point, in stacking order (they add up to the fire points; duplicates are apart).
 const OUTCOMES = ["violations", "false_alarms", "permitted_burns", "open"];
-const OUTCOME_COLUMNS = ["fire_points", ...OUTCOMES, "duplicates"];
+// repeat_at_site: fire points at the place of an earlier real fire (同一地点再次起火), whatever their outcome.
+const OUTCOME_COLUMNS = ["fire_points", ...OUTCOMES, "duplicates", "repeat_at_site"];
+// The rules a score line can come from (service/stats/scoring.py); "fire_point:<source>" names the sensor.
+const RULES = ["late_acknowledge", "late_on_site", "late_feedback", "self_found", "unreported", "concealed", "density"];
+
+/** A score line's rule in the reader's language ("签收超时", "卫星火点"); an unknown code as it is. */
+function ruleLabel(rule) {
+  const [name, source] = String(rule).split(":");
+  if (name === "fire_point" && source) return t("rule.fire_point", { source: t(`kind.${source}`) });
+  return RULES.includes(name) ? t(`rule.${name}`) : String(rule);
+}
 
 /** The API's period string for a preset, counted in Beijing days. */
 export function periodOf(preset, custom) {
@@ -44,6 +54,7 @@ function controls(ctx, route, extra = []) {
     id: "period-custom",
     value: ctx.query.get("period") || "",
     placeholder: "2025-11 · 2025-Q4 · 2025-11-01..2025-11-15",
+    "aria-label": t("stats.period_custom"),
     hidden: preset !== "custom",
   });
   const presetSelect = h(
@@ -152,7 +163,7 @@ export async function statsPage(main, ctx) {
       api("/api/v1/stats/outcomes", { params }),
     ]);
   } catch (error) {
-    if (ctx.alive()) replace(body, errorBox(error));
+    if (ctx.alive()) replace(body, errorBox(error, { 404: "stats.not_found", 422: "stats.bad_query" }));
     return;
   }
   if (!ctx.alive()) return;
@@ -283,9 +294,11 @@ function itemsList(items) {
       h(
         "li",
         {},
-        `${i.points > 0 ? "+" : ""}${fmtNumber(i.points, 2)} ${i.rule}`,
+        `${i.points > 0 ? "+" : ""}${fmtNumber(i.points, 2)} `,
+        h("span", { class: "rule", title: i.rule, dataset: { rule: i.rule } }, ruleLabel(i.rule)),
         i.incident_id ? [" ", h("a", { href: `#/incident/${i.incident_id}` }, `#${i.incident_id}`)] : null,
-        i.note ? ` — ${i.note}` : "",
+        // The server's own detail ("burned 1500 m² > 300 m² ×2"), in English: marked so for screen readers.
+        i.note ? [" — ", h("span", { lang: "en" }, i.note)] : "",
       ),
     ),
   );
@@ -304,6 +317,8 @@ const SCORE_COLUMNS = [
   ["scores.concealed", (u) => fmtNumber(u.concealed)],
   ["scores.late_ack", (u) => fmtNumber(u.late_acknowledge)],
   ["scores.late_on_site", (u) => fmtNumber(u.late_on_site)],
+  ["scores.late_feedback", (u) => fmtNumber(u.late_feedback)],
+  ["scores.repeat_at_site", (u) => fmtNumber(u.repeat_at_site)],
   ["scores.density", (u) => (u.density_per_1000ha === null ? "—" : fmtNumber(u.density_per_1000ha, 2))],
 ];
 
@@ -317,7 +332,7 @@ export async function scoresPage(main, ctx) {
   try {
     board = await api("/api/v1/scores", { params: { period, area, level } });
   } catch (error) {
-    if (ctx.alive()) replace(body, errorBox(error));
+    if (ctx.alive()) replace(body, errorBox(error, { 404: "scores.not_found", 422: "stats.bad_query" }));
     return;
   }
   if (!ctx.alive()) return;
