@@ -53,9 +53,22 @@ def deadline_policy(alerts: AlertSettings) -> DeadlinePolicy:
     )
 
 
+#: The checkout's own rules folder: the default when the service is started from another working directory.
+_CHECKOUT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+
 def rules_dir(settings: Settings) -> Path:
-    """The folder of scoring-rules files (``stats.rules_dir``, default ``./rules``)."""
-    return settings.stats.rules_dir
+    """The folder of scoring-rules files (``stats.rules_dir``, default ``./rules``).
+
+    A relative folder that is not there under the working directory is looked for in the checkout, as the
+    default ``rules`` is: a service started by systemd from another directory failed every score with "no scoring
+    rules folder at rules".
+    """
+    configured = settings.stats.rules_dir
+    if configured.is_absolute() or configured.is_dir():
+        return configured
+    beside_the_code = _CHECKOUT_RULES_DIR.parent / configured
+    return beside_the_code if beside_the_code.is_dir() else configured
 
 
 def resolve_area(principal: Principal, requested: str | None, units: list[Unit]) -> Area:

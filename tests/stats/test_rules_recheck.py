@@ -36,3 +36,21 @@ def test_consecutive_versions_still_load(tmp_path: Path) -> None:
         ("a", "2025-09-01"),
         ("b", None),
     ]
+
+
+def test_the_default_rules_folder_is_found_when_started_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service started by systemd from another working directory failed every score: "no scoring rules folder
+    at rules". The checkout's own folder is used when the relative one is not there; an absolute one as given."""
+    from service.config import Settings
+    from service.stats.service import rules_dir
+
+    monkeypatch.chdir(tmp_path)
+    found = rules_dir(Settings(data_dir=tmp_path))
+    assert found.is_dir()
+    assert sorted(p.name for p in found.glob("*.toml")) == ["scoring-example-v1.toml", "scoring-example-v2.toml"]
+    (tmp_path / "rules").mkdir()
+    assert rules_dir(Settings(data_dir=tmp_path)) == Path("rules")  # the working directory's own comes first
+    elsewhere = tmp_path / "elsewhere"
+    assert rules_dir(Settings(data_dir=tmp_path, stats={"rules_dir": elsewhere})) == elsewhere
