@@ -68,6 +68,11 @@ _console = Console(markup=False)
 _errors = Console(stderr=True, markup=False)
 
 
+def _failed(what: str, detail: object) -> None:
+    """``what`` in red on stderr, then ``detail`` as written (a message may quote a path or name with "[x]")."""
+    _errors.print(Text.assemble((what, "red"), f" {detail}"), highlight=False, soft_wrap=True)
+
+
 @dataset_app.command("build")
 def dataset_build(
     source_root: Annotated[
@@ -101,7 +106,7 @@ def dataset_build(
             source_root, out, val_fraction=val_fraction, min_sequence_frames=min_sequence_frames, extra_sets=extras
         )
     except DatasetError as exc:
-        _errors.print(Text.assemble(("dataset build failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("dataset build failed:", exc)
         raise typer.Exit(code=1) from exc
 
     sources = cast(dict[str, dict[str, Any]], manifest["sources"])
@@ -202,7 +207,7 @@ def train_command(
             close_mosaic=close_mosaic,
         )
     except TrainingSetupError as exc:
-        _errors.print(Text.assemble(("training failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("training failed:", exc)
         raise typer.Exit(code=1) from exc
     _console.print(f"done: {run_dir}")
 
@@ -277,7 +282,7 @@ def _load(
             backend.value, model=model, models_dir=models_dir, threads=threads or None, second_opinion=second_opinion
         )
     except ModelError as exc:
-        _errors.print(Text.assemble(("model error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("model error:", exc)
         raise typer.Exit(code=1) from exc
     from detector.tiling import with_tiles
 
@@ -462,11 +467,7 @@ def predict_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(_json_bytes(results))
     except OSError as exc:
-        _errors.print(
-            Text.assemble(("predict failed:", "red"), f" cannot write {out}: {exc.strerror or exc}"),
-            highlight=False,
-            soft_wrap=True,
-        )
+        _failed("predict failed:", f"cannot write {out}: {exc.strerror or exc}")
         raise typer.Exit(code=1) from exc
     _console.print(
         f"{len(results)} images, {sum(len(v) for v in results.values())} detections ≥ {conf} "
@@ -564,7 +565,7 @@ def eval_command(
                 on_image=show,
             )
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(Text.assemble(("eval failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("eval failed:", exc)
         raise typer.Exit(code=2) from exc
     report = run.report(detector.info.operating_threshold if threshold is None else threshold, iou=iou)
     sources = run.by_source(report) if by_source else {}
@@ -617,7 +618,7 @@ def _write_review(run: FolderRun, report: EvalReport, out: Path, max_images: int
     except FileExistsError as exc:
         raise typer.BadParameter(str(exc), param_hint="--errors") from exc
     except OSError as exc:  # a full disk, a read-only folder: say so, without a traceback
-        _errors.print(Text.assemble(("eval --errors failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("eval --errors failed:", exc)
         raise typer.Exit(code=1) from exc
     for problem in review.not_drawn:
         _errors.print(f"not drawn: {problem}", markup=False, highlight=False)
@@ -681,7 +682,7 @@ def _rule(
     min_hits: int,
     end_after: int,
     min_overlap: float,
-    max_box_fraction: float = 0.25,
+    max_box_fraction: float,
 ) -> Callable[[Detector], SequenceConfig]:
     """The persistence rule of `watch` and `eval-clips` from their options, checked before a model loads; the
     per-frame threshold is the detector's own (half its operating threshold) unless given."""
@@ -742,7 +743,7 @@ def watch_command(
         with _progress("watching") as show:
             result = watch(detector, source, config=config, mask=ignore, on_frame=show)
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(Text.assemble(("watch failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("watch failed:", exc)
         raise typer.Exit(code=2) from exc
     if not result.frames:
         if source.is_dir():
@@ -879,7 +880,7 @@ def export_command(
                 tower_mask=tower_mask or DEFAULT_TOWER_MASK,
             )
     except (FileNotFoundError, ValueError) as exc:
-        _errors.print(Text.assemble(("export failed:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        _failed("export failed:", exc)
         raise typer.Exit(code=1) from exc
     report = result.entry.validation
     aps = ", ".join(f"{cls} {_num(r.ap50)}" for cls, r in report.per_class.items())

@@ -73,7 +73,7 @@ class SequenceConfig:
     # (the FIgLib plume: 0.12 % of the frame), while a grey "no video" screen, an overcast sky or dense fog draws
     # one frame-wide smoke box at 0.6–0.98 (the CCTV close-ups the model learned from have smoke filling the
     # frame), which persistence then confirmed: grey frames at frame 3, fogged pre-ignition frames (a box of 41 %
-    # of the frame) at frame 6. A quarter, as mask suggestions call a box too large to mask.
+    # of the frame) at frame 6. A quarter; ``video.mask_suggestions`` takes this share too (a box too large to mask).
     max_box_fraction: float = 0.25
 
     def __post_init__(self) -> None:

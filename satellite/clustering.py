@@ -676,8 +676,8 @@ def _mark_repeats(
                 continue  # a fire point of this run counts only once it has alarmed itself
             prior = everything[other_index]
             # The pieces of one split cluster are separate fires of the same pass and must all alarm; the same
-            # fire point coming back (same key) is a repeat of itself.
-            if prior.pass_id == point.pass_id and prior.key != point.key:
+            # fire point coming back (its key among the members) was found above.
+            if prior.pass_id == point.pass_id:
                 continue
             if abs(point.acq_utc - prior.acq_utc) < cfg.repeat_window:
                 matches.append(prior)

@@ -23,7 +23,6 @@ and ``secret_key`` to ``<data_dir>/``, then start; an older backup is migrated f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -33,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from detector.manifest import sha256_file
 from service.config import Settings
 from service.errors import InputError
 from service.evidence.service import evidence_dir
@@ -76,14 +76,6 @@ def sqlite_path(settings: Settings) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _copy_database(source: Path, target: Path) -> tuple[str | None, dict[str, int]]:
     """A consistent snapshot of ``source`` in ``target``, checked, as a single file; its revision and row counts."""
     live, copy = sqlite3.connect(source), sqlite3.connect(target)
@@ -121,7 +113,7 @@ def _copy_evidence(source: Path, target: Path, summary: BackupSummary, on_file: 
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination)
         size = destination.stat().st_size
-        if len(path.name) == 64 and _sha256(destination) != path.name:  # evidence files are named by their hash
+        if len(path.name) == 64 and sha256_file(destination) != path.name:  # evidence files are named by their hash
             summary.damaged.append(str(relative))
         summary.evidence_files += 1
         summary.evidence_bytes += size
@@ -179,7 +171,7 @@ def backup(
             "database": {
                 "file": DATABASE_FILE,
                 "bytes": summary.database_bytes,
-                "sha256": _sha256(partial / DATABASE_FILE),
+                "sha256": sha256_file(partial / DATABASE_FILE),
             },
             "rows": rows,
             "evidence": {"files": summary.evidence_files, "bytes": summary.evidence_bytes, "damaged": summary.damaged},

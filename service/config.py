@@ -76,10 +76,10 @@ def redact_url(url: str) -> str:
     return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
-def url_secrets(url: str) -> list[str]:
-    """The parts of a database URL a driver's message may quote that must not be shown: the password as written,
-    the piece of it SQLAlchemy took for a password and the piece it took for the host (an unencoded ``@``), and
-    ``password=`` parameters' values. Longest first, for replacing."""
+def url_secrets(url: str) -> set[str]:
+    """The parts of a database URL a driver's message may quote that must not be shown (for
+    :func:`satellite.errors.redact`): the password as written, the piece of it SQLAlchemy took for a password and
+    the piece it took for the host (an unencoded ``@``), and ``password=`` parameters' values."""
     secrets: set[str] = set()
     span = _password_span(url)
     if span is not None:
@@ -94,7 +94,7 @@ def url_secrets(url: str) -> list[str]:
         secrets.update(str(v) for k, v in parsed.query.items() if "password" in k.lower())
     except Exception:  # noqa: S110  (not parseable: the hand-read parts above are all there is)
         pass
-    return sorted((s for s in secrets if s), key=len, reverse=True)
+    return secrets
 
 
 class RegionSettings(BaseModel):
@@ -267,6 +267,11 @@ class FirmsSettings(BaseModel):
     day_range: int = Field(2, ge=1, le=5)
     # 0 = no automatic polling inside the web process (use `strawfire firms poll`).
     poll_interval_min: float = Field(0.0, ge=0, le=24 * 60)
+
+    @property
+    def polled_by_service(self) -> bool:
+        """Whether the web process polls FIRMS itself (a MAP_KEY and a poll interval)."""
+        return self.map_key is not None and self.poll_interval_min > 0
 
 
 class SentinelHubSettings(BaseModel):

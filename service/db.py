@@ -18,10 +18,11 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from satellite.errors import redact
 from service.config import redact_url, url_secrets
 from service.errors import ConfigError
 
@@ -120,6 +121,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def driver_message(exc: StatementError) -> str:
+    """The first line of what the database driver said: SQLAlchemy's own message goes on to quote the statement
+    and its parameters, which may hold secrets (a webhook token, a password hash) and say nothing to a user."""
+    cause: BaseException = exc.orig if exc.orig is not None else exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
 def open_database(url: str, revision: str = "head") -> Engine:
     """:func:`make_engine` and :func:`upgrade`, with the usual failures (a malformed URL, a server that is not
     there, a file that is not a database, an unknown revision) as one :class:`ConfigError` naming the database
@@ -136,8 +144,6 @@ def open_database(url: str, revision: str = "head") -> Engine:
         raise ConfigError(f"database {shown}: {exc}") from None
     except DBAPIError as exc:
         engine.dispose()
-        reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-        for secret in url_secrets(url):
-            reason = reason.replace(secret, "***")
+        reason = redact(driver_message(exc), *url_secrets(url), mask="***")
         raise ConfigError(f"cannot open the database {shown}: {reason}") from None
     return engine

@@ -51,12 +51,13 @@ def ingest_observations(
         actor=actor,
         repeat_rule=repeat_site_rule(settings.incidents),
     )
-    # New incidents, and open incidents a new observation placed in another unit: that unit's team is alerted (one
-    # alert per incident and recipient, so the first unit's team is not alerted again).
+    # New incidents, and incidents nobody has acted on yet that a new observation placed in another unit (open, as
+    # only those move): that unit's team is alerted (one alert per incident and recipient, so the first unit's team
+    # is not alerted again).
     alerted = [*summary.new_incidents, *summary.reassigned_incidents]
     if alerted:
         rows = session.scalars(select(Incident).where(Incident.id.in_(alerted))).all()
-        enqueue_many(session, [i for i in rows if IncidentState(i.state) in OPEN_STATES], AlertKind.NEW)
+        enqueue_many(session, rows, AlertKind.NEW)
     return summary
 
 

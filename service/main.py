@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker = AlertWorker(app.state.session_factory, settings.alerts)
             worker.start()
         firms_worker = None
-        if settings.firms.map_key is not None and settings.firms.poll_interval_min > 0:
+        if settings.firms.polled_by_service:
             firms_worker = FirmsPollWorker(app.state.session_factory, settings, app.state.region_indexes)
             firms_worker.start()
         yield

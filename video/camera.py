@@ -399,8 +399,11 @@ def sector_polygon(
 
     if not 0.0 <= min_range_m < max_range_m:
         raise InputError(f"need 0 <= min_range_m < max_range_m, got {min_range_m:g}, {max_range_m:g}")
-    span = (right_bearing_deg - left_bearing_deg) % 360.0
-    if (span == 0.0 and right_bearing_deg != left_bearing_deg) or span > 360.0 - 1e-9:  # c ± 180 in floating point
+    turn = right_bearing_deg - left_bearing_deg
+    # A whole turn or more is the whole circle. Decided before the modulo: ``c ± 180`` comes out a hair either side
+    # of 360 in floating point, and the remainder of 360.00000000000006 was a sliver, not the circle.
+    span = 360.0 if turn > 360.0 - 1e-9 else turn % 360.0
+    if span == 0.0 and turn != 0.0:
         span = 360.0
     n = max(2, math.ceil(span / step_deg) + 1)
     bearings = left_bearing_deg + np.linspace(0.0, span, n)
@@ -408,14 +411,14 @@ def sector_polygon(
     lats = np.full(n, latitude)
     out_lon, out_lat, _ = GEOD.fwd(lons, lats, bearings, np.full(n, max_range_m))
     ring = list(zip(out_lon.tolist(), out_lat.tolist(), strict=True))
-    if min_range_m > 0.0 and span >= 360.0:
-        # The whole circle with an inner radius is a ring with a hole (one ring out and back along the same edge
-        # would be invalid).
-        in_lon, in_lat, _ = GEOD.fwd(lons, lats, bearings, np.full(n, min_range_m))
-        return Polygon(ring, [list(zip(in_lon.tolist(), in_lat.tolist(), strict=True))])
     if min_range_m > 0.0:
         in_lon, in_lat, _ = GEOD.fwd(lons, lats, bearings, np.full(n, min_range_m))
-        ring += list(zip(in_lon.tolist()[::-1], in_lat.tolist()[::-1], strict=True))
+        inner = list(zip(in_lon.tolist(), in_lat.tolist(), strict=True))
+        if span >= 360.0:
+            # The whole circle with an inner radius is a ring with a hole (one ring out and back along the same
+            # edge would be invalid).
+            return Polygon(ring, [inner])
+        ring += inner[::-1]
     elif span < 360.0:
         ring.append((longitude, latitude))
     return Polygon(ring)

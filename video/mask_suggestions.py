@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from detector.sequence import IgnoreMask, overlap
+from detector.sequence import DEFAULT_SEQUENCE_CONFIG, IgnoreMask, overlap
 
 __all__ = ["DEFAULT_MIN_INCIDENTS", "FalseAlarmBox", "MaskSuggestion", "suggest_masks"]
 
@@ -102,7 +102,8 @@ def suggest_masks(
     min_incidents: int = DEFAULT_MIN_INCIDENTS,
     min_overlap: float = 0.2,
     margin: float = 0.1,
-    max_frame_fraction: float = 0.25,
+    # One rule for "too large to locate": the share over which sequence verification does not track a box.
+    max_frame_fraction: float = DEFAULT_SEQUENCE_CONFIG.max_box_fraction,
 ) -> list[MaskSuggestion]:
     """Suggestions for one preset from its false alarms' boxes, most incidents first (see the module docstring).
 

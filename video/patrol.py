@@ -1000,13 +1000,17 @@ class Patrol:
         return out
 
     def _send_heartbeats(self, report: PatrolReport, done: threading.Event) -> None:
-        # Its own thread: a slow or absent service never holds up a frame. Nothing is kept when a post fails.
-        assert self.heartbeat is not None
+        # Its own thread: a slow or absent service never holds up a frame.
         while not done.wait(self.heartbeat_every_s):
-            try:
-                self.heartbeat(self.heartbeats(report))
-            except Exception as exc:  # the next heartbeat replaces a lost one
-                log.warning("heartbeats not sent: %s", redact_url(f"{type(exc).__name__}: {exc}"))
+            self._beat(report, "heartbeats not sent")
+
+    def _beat(self, report: PatrolReport, failure: str) -> None:
+        # Nothing is kept when a post fails: the next heartbeat replaces a lost one.
+        assert self.heartbeat is not None
+        try:
+            self.heartbeat(self.heartbeats(report))
+        except Exception as exc:
+            log.warning("%s: %s", failure, redact_url(f"{type(exc).__name__}: {exc}"))
 
     def run(self, *, timeout_s: float | None = None) -> PatrolReport:
         """Run until every source ends (files, folders) or :meth:`stop` (or ``timeout_s``) ends them (live).
@@ -1042,17 +1046,10 @@ class Patrol:
         done.set()
         if beating is not None:
             beating.join(timeout=10.0)  # at most one post in flight, with its own short timeout
-            self._last_heartbeat(report)
+            # The final counts (a folder's last frame, the error that ended a preset) reach the service even when
+            # the run was shorter than one heartbeat interval; from then on the presets age into ``silent`` there.
+            self._beat(report, "the last heartbeats were not sent")
         return report
-
-    def _last_heartbeat(self, report: PatrolReport) -> None:
-        # The final counts (a folder's last frame, the error that ended a preset) reach the service even when the
-        # run was shorter than one heartbeat interval; from then on the presets age into ``silent`` there.
-        assert self.heartbeat is not None
-        try:
-            self.heartbeat(self.heartbeats(report))
-        except Exception as exc:
-            log.warning("the last heartbeats were not sent: %s", redact_url(f"{type(exc).__name__}: {exc}"))
 
 
 # --- Drone images ---------------------------------------------------------------------------------------------

@@ -508,7 +508,11 @@ def frame_from_payload(payload: Mapping[str, Any]) -> Frame:
     Raises:
         VideoError: the payload is incomplete or its JPEG does not decode.
     """
-    camera_id, preset_id, seq, captured_at = _frame_header(payload)
+    return _decoded(payload, *_frame_header(payload))
+
+
+def _decoded(payload: Mapping[str, Any], camera_id: str, preset_id: str, seq: int, captured_at: datetime) -> Frame:
+    """The frame of a payload whose :func:`_frame_header` has been read."""
     try:
         jpeg = base64.b64decode(payload["jpeg_b64"], validate=True)
     except (KeyError, TypeError, ValueError) as exc:
@@ -532,7 +536,8 @@ def process_frame(payload: dict[str, Any], worker: str = "inline") -> dict[str, 
     """decode → detect → verify (shared state) → geolocate → post, for one frame; returns the frame's result."""
     started = time.perf_counter()
     pipeline = get_runtime().pipeline
-    camera_id, preset_id, seq, captured_at = _frame_header(payload)
+    header = _frame_header(payload)  # read once: the JPEG is decoded from it below unless the frame expired
+    camera_id, preset_id, seq, captured_at = header
     if pipeline.expired(camera_id, preset_id, captured_at, _aware(payload, "expires_at")):
         # Checked before the JPEG is decoded: a worker catching up on a backlog drops each old frame for little.
         log.warning(
@@ -543,7 +548,7 @@ def process_frame(payload: dict[str, Any], worker: str = "inline") -> dict[str, 
         )
         result = expired.to_json()
     else:
-        result = pipeline.process(frame_from_payload(payload)).to_json()
+        result = pipeline.process(_decoded(payload, *header)).to_json()
     result["worker"] = worker
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +38,8 @@ from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, Observation
 
 log = logging.getLogger("strawfire.alerts")
+
+T = TypeVar("T")
 
 LEASE = timedelta(seconds=60)
 RETRY_HORIZON = timedelta(hours=24)
@@ -227,8 +230,7 @@ def _renew(factory: sessionmaker[Session], held: dict[int, datetime], ids: list[
     return sorted(mine, key=ids.index)
 
 
-def _message(session: Session, alert: Alert, recipient: Recipient, base_url: str) -> AlertMessage:
-    incident = session.get_one(Incident, alert.incident_id)
+def _message(session: Session, alert: Alert, incident: Incident, recipient: Recipient, base_url: str) -> AlertMessage:
     sources = tuple(
         sorted(set(session.scalars(select(Observation.kind).where(Observation.incident_id == incident.id))))
     )
@@ -284,7 +286,8 @@ def deliver_due(
         requests: dict[str, int] = {}
         for recipient_id, claimed_alerts in by_recipient.items():
             recipient = session.get_one(Recipient, recipient_id)
-            alerts = []
+            # Each with its incident, held for _message: the session keeps unchanged objects only while they are used.
+            alerts: list[tuple[Alert, Incident]] = []
             for alert in claimed_alerts:
                 incident = session.get_one(Incident, alert.incident_id)
                 units = (incident.township_code, incident.county_code)
@@ -297,7 +300,7 @@ def deliver_due(
                     AlertKind(alert.kind), incident.state, recipient.unit_code, units, acknowledged=acknowledged
                 )
                 if reason is None:
-                    alerts.append(alert)
+                    alerts.append((alert, incident))
                 else:
                     lapsed[alert.id] = reason
             if not alerts:
@@ -305,9 +308,9 @@ def deliver_due(
             limit = recipient.rate_per_min or DEFAULT_RATE_PER_MIN[Channel(recipient.channel)]
             if recipient.target not in requests:
                 requests[recipient.target] = _sent_recently(session, recipient.target, started)
-            messages = [_message(session, a, recipient, base_url) for a in alerts]
+            messages = [_message(session, a, incident, recipient, base_url) for a, incident in alerts]
             destination = Destination(Channel(recipient.channel), recipient.target, recipient.secret)
-            work.append((recipient, destination, [a.id for a in alerts], messages, limit))
+            work.append((recipient, destination, [a.id for a, _ in alerts], messages, limit))
     withdrawn = _withdraw(factory, claimed, lapsed, now()) if lapsed else 0
     sent = digests = retried = failed = 0
     for recipient, destination, alert_ids, messages, limit in work:
@@ -379,8 +382,20 @@ def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_af
     return outcome
 
 
-#: How often a write that a phone's concurrent move made stale is tried again from the fresh state.
+#: How often a write that a phone's concurrent move made stale is tried in all, each time from the fresh state.
 STALE_RETRIES = 3
+
+
+def retry_stale(write: Callable[[], T], retrying: str, *args: object) -> T:
+    """``write()`` (a transaction of its own), made again from the fresh state while a phone's concurrent move makes
+    it stale (PostgreSQL, where the incident row is not locked), :data:`STALE_RETRIES` times in all; each retry is
+    logged as ``retrying % args``, and the last try's error is raised."""
+    for _ in range(STALE_RETRIES - 1):
+        try:
+            return write()
+        except StaleDataError:
+            log.info(retrying, *args)
+    return write()
 
 
 def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:
@@ -390,14 +405,11 @@ def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, 
     before the alert arrived; PostgreSQL, where the incident row is not locked): the write is then stale and is
     made again from the fresh state, where the team's move stands. Why: the stale write rolled back the record of
     the delivery too; the alert stayed pending and went out a second time when its lease ran out."""
-    for attempt in range(STALE_RETRIES):
-        try:
-            _record_delivery(factory, ids, at, digest=digest)
-            return
-        except StaleDataError:
-            if attempt == STALE_RETRIES - 1:
-                raise
-            log.info("alerts %s: the incident moved while the delivery was recorded; recording it again", ids)
+    retry_stale(
+        lambda: _record_delivery(factory, ids, at, digest=digest),
+        "alerts %s: the incident moved while the delivery was recorded; recording it again",
+        ids,
+    )
 
 
 def _record_delivery(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:

@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from service.alerts.channels import ChannelSender, Sender, SmtpSettings
 from service.alerts.escalation import Deadlines, EscalationReport, escalate_due
-from service.alerts.outbox import STALE_RETRIES, DeliveryReport, deliver_due
+from service.alerts.outbox import DeliveryReport, deliver_due, retry_stale
 from service.config import AlertSettings, DeadlineSettings
 from service.db import utcnow
 from service.status.service import ALERT_WORKER, error_text, record_run
@@ -52,18 +51,15 @@ def run_once(
     """One pass: apply deadlines (queueing reminders/escalations), then deliver what is due."""
     at = now or utcnow()
     per_county = {code: deadlines_of(d) for code, d in settings.county_deadlines.items()}
+
     # A phone that moves an incident while the pass escalates it makes the pass's write stale and rolls the whole
     # pass back (every other incident's reminder and escalation with it): the pass is judged again from the fresh
     # state, in which the team's move stands. Passes are idempotent (one alert per missed deadline).
-    for attempt in range(STALE_RETRIES):
-        try:
-            with factory() as session, session.begin():
-                escalation = escalate_due(session, at, default=deadlines_of(settings.deadlines), per_county=per_county)
-            break
-        except StaleDataError:
-            if attempt == STALE_RETRIES - 1:
-                raise
-            log.info("an incident moved during the escalation pass; judging the pass again")
+    def escalate() -> EscalationReport:
+        with factory() as session, session.begin():
+            return escalate_due(session, at, default=deadlines_of(settings.deadlines), per_county=per_county)
+
+    escalation = retry_stale(escalate, "an incident moved during the escalation pass; judging the pass again")
     delivery = deliver_due(factory, sender, base_url=settings.public_base_url, now=(lambda: at) if now else utcnow)
     return escalation, delivery
 

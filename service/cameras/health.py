@@ -103,6 +103,8 @@ def _parse_item(index: int, item: object, registry: CameraRegistry, now: datetim
 def store_heartbeats(session: Session, items: list[object], *, now: datetime) -> BatchResult:
     """Validate each heartbeat on its own and keep the latest per preset (inside the caller's transaction)."""
     registry = load_registry(session)
+    # One read for the batch (a row per preset): a patrol posts every preset's heartbeat at once.
+    rows = {(r.camera_id, r.preset_id): r for r in session.scalars(select(PresetHeartbeat))}
     rejected: list[Rejected] = []
     stored = stale = 0
     for index, item in enumerate(items):
@@ -110,16 +112,15 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
         if isinstance(beat, Rejected):
             rejected.append(beat)
             continue
-        row = session.get(PresetHeartbeat, (beat.camera_id, beat.preset))
+        row = rows.get((beat.camera_id, beat.preset))
         if row is None:
-            row = PresetHeartbeat(camera_id=beat.camera_id, preset_id=beat.preset)
+            row = rows[beat.camera_id, beat.preset] = PresetHeartbeat(camera_id=beat.camera_id, preset_id=beat.preset)
             session.add(row)
         elif row.at >= beat.at:
             stale += 1
             continue
         row.at, row.frames, row.errors, row.frozen = beat.at, beat.frames, beat.errors, beat.frozen
         row.last_frame_at, row.received_at = beat.last_frame_at, now
-        session.flush()
         stored += 1
     return BatchResult(stored, stale, rejected)
 

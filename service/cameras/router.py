@@ -98,7 +98,7 @@ class PresetHealthOut(BaseModel):
     preset_name: str
     cadence_s: float
     silent_after_s: float  # max(3 × cadence_s, 600 s)
-    state: Literal["ok", "frozen", "silent", "never_seen"]
+    state: health.HealthState
     at: datetime | None  # the latest heartbeat
     frames: int | None
     errors: int | None
@@ -124,12 +124,7 @@ def post_health(
         raise InputError(f"at most {health.MAX_BATCH} heartbeats per post", source="camera health")
     result = health.store_heartbeats(session, items, now=utcnow())
     session.commit()
-    return HeartbeatBatchOut(
-        stored=result.stored,
-        stale=result.stale,
-        rejected=[HeartbeatRejectedOut(index=r.index, camera_id=r.camera_id, preset=r.preset, error=r.error)
-                  for r in result.rejected],
-    )  # fmt: skip
+    return HeartbeatBatchOut.model_validate(result, from_attributes=True)
 
 
 @router.get("/health")

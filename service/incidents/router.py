@@ -299,10 +299,7 @@ def get_incident(incident_id: IncidentId, principal: Reader, session: SessionDep
 def get_events(incident_id: IncidentId, principal: Reader, session: SessionDep) -> list[EventRead]:
     """The incident's append-only record."""
     incident = service.get_incident(session, incident_id, principal)
-    return [
-        EventRead.of(e, viewer_role=principal.role, viewer=principal.username)
-        for e in service.events_of(session, incident)
-    ]
+    return [EventRead.of(e, principal) for e in service.events_of(session, incident)]
 
 
 @router.post("/incidents/{incident_id}/transitions")

@@ -10,6 +10,7 @@ import shapely
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
 from shapely.geometry import mapping
 
+from service.auth.service import Principal
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.crs import wgs84_to_gcj02
@@ -138,21 +139,15 @@ class EventRead(BaseModel):
         return json.loads(value) if isinstance(value, str) else value
 
     @classmethod
-    def of(cls, row: IncidentEvent, *, viewer_role: Role | None = None, viewer: str | None = None) -> EventRead:
-        """Build from a row, as ``viewer`` (a username with ``viewer_role``) may read it.
+    def of(cls, row: IncidentEvent, viewer: Principal) -> EventRead:
+        """Build from a row, as ``viewer`` may read it.
 
         A phone position is personal data (where a patrol member was): its coordinates are shown only to the
         member who sent it, to supervisors and to admins (:data:`POSITION_READERS`); everyone else (evaluators,
-        other patrol members, another township after a reassignment) reads the distance and flags without them.
-        ``viewer_role`` ``None`` (internal use) shows everything."""
+        other patrol members, another township after a reassignment) reads the distance and flags without them."""
         event = cls.model_validate(row)
         position = event.data.get("position")
-        if (
-            isinstance(position, dict)
-            and viewer_role is not None
-            and viewer_role not in POSITION_READERS
-            and viewer != event.actor
-        ):
+        if isinstance(position, dict) and viewer.role not in POSITION_READERS and viewer.username != event.actor:
             hidden = {k: v for k, v in position.items() if k not in ("latitude", "longitude")}
             event.data = {**event.data, "position": hidden}
         return event

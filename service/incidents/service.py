@@ -41,9 +41,10 @@ from service.regions.types import AssignStatus, RegionLevel, RegionUnit
 # Candidate observations are pre-selected by a box this wide (degrees) around the new one; a camera wedge reaches
 # tens of kilometres, so the box is generous and the exact test is the region overlap.
 _SEARCH_DEG = 0.5
-# Incidents not yet acted on are merged when one observation links them; others stay separate (their records are
-# already in use by a patrol team) and the observation joins the oldest.
-_MERGEABLE = frozenset({IncidentState.SUSPECTED, IncidentState.NOTIFIED})
+# Incidents not yet acted on are merged when one observation links them, and follow a new fix into another unit;
+# others stay separate (their records are already in use by a patrol team: the observation joins the oldest) and
+# stay with that team's unit (:func:`_keep_with_the_team`).
+_NOT_ACTED_ON = frozenset({IncidentState.SUSPECTED, IncidentState.NOTIFIED})
 
 
 @dataclass(slots=True)
@@ -397,7 +398,7 @@ def ingest(
         unit_before, assignment_before = _unit_of(incident), _assignment_of(incident)
         best[incident_id] = _refresh(incident, by_incident[incident_id], levels)
         if incident_id not in new_ids and _unit_of(incident) != unit_before:
-            if IncidentState(incident.state) in _MOVES_WITH_ITS_FIX:
+            if IncidentState(incident.state) in _NOT_ACTED_ON:
                 _record_moved(session, incident, unit_before, best[incident_id], actor, summary)
             else:
                 _keep_with_the_team(session, incident, assignment_before, best[incident_id], actor)
@@ -455,9 +456,7 @@ def _unit_of(incident: Incident) -> dict[str, str | None]:
     return {"township": incident.township_code, "county": incident.county_code}
 
 
-#: An incident nobody has acted on yet follows a new fix into another unit; once a team has acknowledged it, it
-#: stays with that team (see :func:`_keep_with_the_team`).
-_MOVES_WITH_ITS_FIX = frozenset({IncidentState.SUSPECTED, IncidentState.NOTIFIED})
+#: The columns :func:`assign_incident` writes.
 _ASSIGNMENT_FIELDS = (
     "township_code",
     "township_name",
@@ -584,7 +583,7 @@ def _new_only(session: Session, observations: Sequence[ObservationIn], summary: 
 
 def _merge(session: Session, other: Incident, *, into: Incident, actor: Principal, summary: IngestSummary) -> None:
     """Move a not-yet-acted-on incident's observations into ``into`` and close it as a duplicate."""
-    if IncidentState(other.state) not in _MERGEABLE:
+    if IncidentState(other.state) not in _NOT_ACTED_ON:
         return
     for row in session.scalars(select(Observation).where(Observation.incident_id == other.id)):
         row.incident_id = into.id
@@ -837,7 +836,7 @@ def reassign(
         raise InputError("a reassignment needs a note saying why", field="note")
     if not township_code and not county_code:
         raise InputError("name the township_code or the county_code to assign the incident to", field="township_code")
-    previous = {"township": incident.township_code, "county": incident.county_code}
+    previous = _unit_of(incident)
     township = _unit_or_input_error(session, RegionLevel.TOWNSHIP, township_code, "township_code")
     county = _unit_or_input_error(session, RegionLevel.COUNTY, county_code, "county_code")
     if township is not None:
@@ -868,7 +867,7 @@ def reassign(
         actor,
         "reassigned",
         note=note,
-        data={"from": previous, "to": {"township": incident.township_code, "county": incident.county_code}},
+        data={"from": previous, "to": _unit_of(incident)},
     )
     session.flush()
     return incident

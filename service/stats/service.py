@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from detector.paths import REPO_ROOT
 from service.auth.service import UNIT_ROLES, Principal
 from service.config import AlertSettings, Settings
 from service.errors import InputError, NotFoundError, StrawfireError
@@ -53,10 +54,6 @@ def deadline_policy(alerts: AlertSettings) -> DeadlinePolicy:
     )
 
 
-#: The checkout's own rules folder: the default when the service is started from another working directory.
-_CHECKOUT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
-
-
 def rules_dir(settings: Settings) -> Path:
     """The folder of scoring-rules files (``stats.rules_dir``, default ``./rules``).
 
@@ -67,7 +64,7 @@ def rules_dir(settings: Settings) -> Path:
     configured = settings.stats.rules_dir
     if configured.is_absolute() or configured.is_dir():
         return configured
-    beside_the_code = _CHECKOUT_RULES_DIR.parent / configured
+    beside_the_code = REPO_ROOT / configured
     return beside_the_code if beside_the_code.is_dir() else configured
 
 

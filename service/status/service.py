@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, cast, get_args
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,8 +33,9 @@ from sqlalchemy.orm import Session
 
 from satellite.errors import redact
 from service.alerts.tables import Alert, AlertStatus
-from service.cameras.health import preset_health
+from service.cameras.health import HealthState, preset_health
 from service.config import Settings
+from service.db import driver_message
 from service.incidents.fusion import ObservationKind
 from service.incidents.tables import Observation
 from service.status.tables import ComponentRun
@@ -67,10 +68,7 @@ def error_text(exc: BaseException, *secrets: str | None) -> str:
     parameters, which may hold a recipient's webhook address (a Feishu bot's token is in its path, which
     :func:`~video.sources.redact_url` does not recognise), a phone number or a password hash.
     """
-    if isinstance(exc, StatementError) and exc.orig is not None:
-        message = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-    else:
-        message = str(exc)
+    message = driver_message(exc) if isinstance(exc, StatementError) and exc.orig is not None else str(exc)
     return redact(redact_url(f"{type(exc).__name__}: {message}"), *secrets)
 
 
@@ -181,7 +179,7 @@ def firms_limit(settings: Settings) -> timedelta:
 
 def firms_expected(settings: Settings) -> list[str]:
     """The FIRMS components the service polls itself (none without a MAP_KEY or with polling off)."""
-    if settings.firms.map_key is None or settings.firms.poll_interval_min <= 0:
+    if not settings.firms.polled_by_service:
         return []
     return [firms_component(source) for source in settings.firms.sources]
 
@@ -356,7 +354,7 @@ def system_status(session: Session, settings: Settings, *, now: datetime) -> Sys
     alerts = alerts_status(session, settings, now=now)
     parts = components(session, settings, now=now)
     presets = preset_health(session, now=now)
-    cameras = dict.fromkeys(("ok", "frozen", "silent", "never_seen"), 0)
+    cameras = dict.fromkeys(get_args(HealthState), 0)
     for preset in presets:
         cameras[preset["state"]] += 1
     problems = problems_of(alerts, parts, presets)

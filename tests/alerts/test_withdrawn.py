@@ -186,32 +186,24 @@ def test_an_alert_withdrawn_when_the_fire_moved_away_is_queued_again_when_it_mov
     with http_receiver() as receiver:
         receiver.respond = lambda r: (500, {}, b"down") if r.path == "/town" else (200, {}, b"{}")
         [incident_id], t0 = setup(factory, receiver, 1)
+
+        def move_to(township_code: str, note: str) -> None:  # as a supervisor reassigns it
+            with transaction(factory) as session:
+                incident = session.get_one(Incident, incident_id)
+                reassign_incident(
+                    session, incident, SUPERVISOR, township_code=township_code, county_code=None, note=note
+                )
+
         with transaction(factory) as session:
             create_recipient(
                 session, name="东河乡群", unit_code="DEMO02", channel=Channel.WEBHOOK, target=receiver.url + "/east"
             )
         assert deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0).retried == 1
-        with transaction(factory) as session:
-            reassign_incident(
-                session,
-                session.get_one(Incident, incident_id),
-                SUPERVISOR,
-                township_code="DEMO02",
-                county_code=None,
-                note="东河乡的地块",
-            )
+        move_to("DEMO02", "东河乡的地块")
         moved = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=1))
         assert (moved.sent, moved.withdrawn) == (1, 1)
         receiver.respond = lambda r: (200, {}, b"{}")
-        with transaction(factory) as session:
-            reassign_incident(
-                session,
-                session.get_one(Incident, incident_id),
-                SUPERVISOR,
-                township_code="DEMO01",
-                county_code=None,
-                note="核实后仍属北岗镇",
-            )
+        move_to("DEMO01", "核实后仍属北岗镇")
         back = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0 + timedelta(minutes=2))
         paths = [r.path for r in receiver.received()]
     assert back.sent == 1

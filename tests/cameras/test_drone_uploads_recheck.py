@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import service.drone_uploads as drone_uploads
+from tests.cameras.test_registry_service import login
 from tests.conftest import shared_path
 from tests.video.test_patrol import CentreFireDetector
 
@@ -16,8 +17,7 @@ from tests.video.test_patrol import CentreFireDetector
 def test_refused_images_are_named_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reader's messages already start with the file: the upload prefixed the name again ("x.jpg: x.jpg: …")."""
     monkeypatch.setattr(drone_uploads, "_detectors", {False: CentreFireDetector()})
-    token = client.post("/api/v1/auth/token", data={"username": "worker", "password": "device-password"})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    headers = login(client, "worker", "device-password")
     png = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 40, 30)).save(png, format="PNG")
     files = [

@@ -51,6 +51,7 @@ class Viewport:
 
 
 PHONE = Viewport("phone", 390, 844, True)
+NARROW = Viewport("narrow", 360, 740, True)  # the narrowest phone the dashboard is checked on
 DESKTOP = Viewport("desktop", 1366, 900, False)
 
 
@@ -161,6 +162,12 @@ class Browser:
             for e in entries
             if e["level"] == "SEVERE" and not any(pattern in e["message"] for pattern in ignore)
         ]
+
+
+def open_incident(browser: Browser, incident_id: int, state: str | None = None) -> None:
+    """Open the incident's page and wait for it (in ``state`` when given)."""
+    browser.go(f"#/incident/{incident_id}")
+    browser.find(f'.incident-page[data-incident-id="{incident_id}"]' + (f'[data-state="{state}"]' if state else ""))
 
 
 def _visible(driver: webdriver.Chrome, css: str) -> WebElement | None:

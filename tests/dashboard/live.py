@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import shapely
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from service.auth.service import SYSTEM, Principal, create_user
@@ -52,6 +55,29 @@ class LiveServer:
     url: str
     app: FastAPI
     incidents: dict[str, int] = field(default_factory=dict)  # scenario name → incident id
+
+
+def api(live: LiveServer, username: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The JSON answer to a GET of ``path`` (a POST of ``body`` when given) as ``username``, signed in anew."""
+    token = httpx.post(f"{live.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    url = f"{live.url}{path}"
+    response = httpx.post(url, json=body, headers=headers) if body is not None else httpx.get(url, headers=headers)
+    assert response.is_success, response.text
+    return response.json()
+
+
+@contextmanager
+def repeat_of(live: LiveServer, again: int, earlier: int) -> Iterator[None]:
+    """Incident ``again`` marked as a fire again at the place of ``earlier`` (同一地点再次起火) until the block ends."""
+    with transaction(live.app.state.session_factory) as session:
+        session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=earlier))
+    try:
+        yield
+    finally:
+        with transaction(live.app.state.session_factory) as session:
+            session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=None))
 
 
 def _pixel(lon: float, lat: float, half: float = 0.0035) -> shapely.Polygon:

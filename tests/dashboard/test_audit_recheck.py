@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import httpx
 import pytest
 from selenium.webdriver.common.keys import Keys
 from sqlalchemy import update
@@ -24,12 +22,10 @@ from service.db import transaction
 from service.incidents.service import record_event
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
-from tests.dashboard.browser import DESKTOP, PHONE, Browser, Viewport
-from tests.dashboard.live import PASSWORD, LiveServer
+from tests.dashboard.browser import DESKTOP, NARROW, PHONE, Browser, open_incident
+from tests.dashboard.live import PASSWORD, LiveServer, api, repeat_of
 
 pytestmark = pytest.mark.slow
-
-NARROW = Viewport("narrow", 360, 740, True)
 
 # How far right anything reaches, and how wide the document is (a page wider than the phone scrolls sideways).
 WIDTHS = """
@@ -106,25 +102,6 @@ def english(browser: Browser) -> Iterator[None]:
         set_language(browser, "zh-CN")
 
 
-def token(live: LiveServer, username: str) -> dict[str, str]:
-    answer = httpx.post(f"{live.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-def api(live: LiveServer, username: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    headers = token(live, username)
-    url = f"{live.url}{path}"
-    response = httpx.post(url, json=body, headers=headers) if body is not None else httpx.get(url, headers=headers)
-    assert response.is_success, response.text
-    return response.json()
-
-
-def open_incident(browser: Browser, incident: int, state: str | None = None) -> None:
-    browser.go(f"#/incident/{incident}")
-    browser.find(f'.incident-page[data-incident-id="{incident}"]' + (f'[data-state="{state}"]' if state else ""))
-
-
 @pytest.mark.parametrize("user", ["beigang", "sup", "admin"])
 def test_the_top_bar_fits_a_360px_phone_in_english(browser: Browser, live: LiveServer, user: str) -> None:
     """ "Straw-burning watch", the language switch and "Sign out" (and a supervisor's status pill) at 360 px: the
@@ -151,9 +128,7 @@ def test_the_top_bar_fits_a_360px_phone_in_english(browser: Browser, live: LiveS
 def test_a_long_badge_on_the_incident_page_wraps_on_a_360px_phone(browser: Browser, live: LiveServer) -> None:
     """ "Fire again at the same place (earlier #N)" kept on one line ran 44 px past a 360 px screen."""
     again, earlier = live.incidents["beigang"], live.incidents["nantun"]
-    with transaction(live.app.state.session_factory) as session:
-        session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=earlier))
-    try:
+    with repeat_of(live, again, earlier):
         browser.use(NARROW)
         browser.login("beigang", PASSWORD)
         with english(browser):
@@ -171,9 +146,6 @@ def test_a_long_badge_on_the_incident_page_wraps_on_a_360px_phone(browser: Brows
             assert [b for b in badges if b["right"] > b["rowRight"] or b["lines"] > 1] == []
             assert browser.driver.execute_script(WIDTHS)["page"] <= NARROW.width
         browser.logout()
-    finally:
-        with transaction(live.app.state.session_factory) as session:
-            session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=None))
 
 
 def test_every_badge_is_readable_in_the_sun(browser: Browser) -> None:

@@ -22,12 +22,11 @@ from service.db import transaction, utcnow
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
 from service.regions.tables import Region
-from tests.dashboard.browser import DESKTOP, PHONE, Browser, Viewport
+from tests.dashboard.browser import DESKTOP, NARROW, PHONE, Browser, open_incident
 from tests.dashboard.live import PASSWORD, LiveServer
 
 pytestmark = pytest.mark.slow
 
-NARROW = Viewport("narrow", 360, 740, True)
 XSS = "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
 
 
@@ -65,18 +64,12 @@ def expire_token(browser: Browser) -> None:
     )
 
 
-def open_incident(browser: Browser, incident_id: int) -> None:
-    browser.go(f"#/incident/{incident_id}")
-    browser.find(f'.incident-page[data-incident-id="{incident_id}"]')
-
-
 def send_after_the_session_expired(browser: Browser, fire: int, state: str, to: str, note: str) -> WebElement:
     """As 南屯镇's patrol on a phone: open the fire (in `state`), start the move `to` with `note`, lose the session
     (expire_token) and tap submit. Returns the sign-in form's message."""
     browser.use(PHONE)
     browser.login("nantun", PASSWORD)
-    open_incident(browser, fire)
-    browser.find(f'.incident-page[data-incident-id="{fire}"][data-state="{state}"]')
+    open_incident(browser, fire, state)
     browser.click(f'#actions button[data-transition="{to}"]')
     browser.type("#t-note", note)
     expire_token(browser)

@@ -11,36 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from pyproj import Geod
 
-from tests.dashboard.browser import PHONE, Browser
-from tests.dashboard.live import PASSWORD, LiveServer
+from tests.dashboard.browser import PHONE, Browser, open_incident
+from tests.dashboard.live import PASSWORD, LiveServer, api
 
 pytestmark = pytest.mark.slow
 
 GEOD = Geod(ellps="WGS84")
 
 
-def _api(live: LiveServer, username: str, path: str) -> Any:
-    token = httpx.post(f"{live.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    response = httpx.get(f"{live.url}{path}", headers=headers)
-    response.raise_for_status()
-    return response.json()
-
-
 def _transition(live: LiveServer, username: str, incident: int, to: str) -> dict[str, Any]:
-    events = _api(live, username, f"/api/v1/incidents/{incident}/events")
+    events = api(live, username, f"/api/v1/incidents/{incident}/events")
     return [e for e in events if e["kind"] == "transition" and e["to_state"] == to][-1]  # type: ignore[no-any-return]
 
 
 def _open_on_a_phone(browser: Browser, username: str, incident: int) -> None:
     browser.use(PHONE)
     browser.login(username, PASSWORD)
-    browser.go(f"#/incident/{incident}")
-    browser.find(f'.incident-page[data-incident-id="{incident}"]')
+    open_incident(browser, incident)
 
 
 def _move(browser: Browser, to: str) -> None:
@@ -53,7 +43,7 @@ def _move(browser: Browser, to: str) -> None:
 
 def test_on_site_sends_the_phone_position_and_the_timeline_warns_when_far(browser: Browser, live: LiveServer) -> None:
     incident = live.incidents["beigang"]
-    fire = _api(live, "beigang", f"/api/v1/incidents/{incident}")
+    fire = api(live, "beigang", f"/api/v1/incidents/{incident}")
     # 3 km east of the fire with a 25 m fix: "on site" from somewhere else (虚假到场).
     lon, lat, _ = GEOD.fwd(fire["longitude"], fire["latitude"], 90.0, 3_000.0)
     driver = browser.driver

@@ -4,12 +4,9 @@ page links to the earlier fire, which opens on a tap."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
-from service.db import transaction
-from service.incidents.tables import Incident
 from tests.dashboard.browser import DESKTOP, PHONE, Browser
-from tests.dashboard.live import PASSWORD, LiveServer
+from tests.dashboard.live import PASSWORD, LiveServer, repeat_of
 
 pytestmark = pytest.mark.slow
 
@@ -18,9 +15,7 @@ def test_a_fire_again_at_the_same_place_is_marked_in_the_queue_and_links_to_the_
     browser: Browser, live: LiveServer
 ) -> None:
     again, earlier = live.incidents["beigang"], live.incidents["nantun"]
-    with transaction(live.app.state.session_factory) as session:
-        session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=earlier))
-    try:
+    with repeat_of(live, again, earlier):
         browser.use(PHONE)
         browser.login("sup", PASSWORD)
         browser.go("#/queue")
@@ -39,6 +34,3 @@ def test_a_fire_again_at_the_same_place_is_marked_in_the_queue_and_links_to_the_
         link.click()
         browser.find(f'.incident-page[data-incident-id="{earlier}"]')
         browser.logout()
-    finally:
-        with transaction(live.app.state.session_factory) as session:
-            session.execute(update(Incident).where(Incident.id == again).values(repeat_of_incident_id=None))

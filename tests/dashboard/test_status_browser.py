@@ -17,12 +17,10 @@ from sqlalchemy import update
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient
 from service.db import transaction, utcnow
 from service.status.service import ALERT_WORKER, record_run
-from tests.dashboard.browser import DESKTOP, Browser, Viewport
+from tests.dashboard.browser import DESKTOP, NARROW, Browser
 from tests.dashboard.live import PASSWORD, LiveServer
 
 pytestmark = pytest.mark.slow
-
-NARROW = Viewport("narrow", 360, 740, True)  # the narrowest phone the dashboard audit checks
 
 # A remote server's answer quoted in an error: it must reach the page as text.
 EVIL_ERROR = 'RuntimeError: webhook answered <img src=x onerror="window.__pwned=1"> & <b>bold</b>'

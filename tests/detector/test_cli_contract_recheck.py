@@ -4,7 +4,6 @@ suffix, subfolders predict skips without a word, a network attempt anywhere in a
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -19,10 +18,9 @@ from typer.testing import CliRunner
 from detector.cli import app
 from detector.dataset import DatasetError, parse_label_text
 from detector.evaluate import read_yolo_folder
-from tests.detector.conftest import committed_model, flame_image, said
-from tests.detector.test_images import png_with_header_size
+from tests.detector.conftest import REPO_ROOT, committed_model, flame_image, said
+from tests.detector.test_images import encode, png_with_header_size
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 #: Sparse files this large cost no disk, but reading one whole needs this much memory.
@@ -30,9 +28,7 @@ SPARSE_SIZE = 2 << 30
 
 
 def jpeg_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
+    return encode(Image.fromarray(image), "JPEG", quality=95)
 
 
 def sparse(path: Path, head: bytes = b"", size: int = SPARSE_SIZE) -> Path:
@@ -202,9 +198,7 @@ def test_the_cli_loads_and_runs_the_model_with_networking_disabled_for_the_proce
 def dds_with_unknown_pixel_format() -> bytes:
     """A DDS texture whose pixel-format flags are unknown: Pillow raises NotImplementedError, not OSError (found
     by mutating small images of every format Pillow reads)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, format="DDS")
-    data = bytearray(buffer.getvalue())
+    data = bytearray(encode(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), "DDS"))
     data[80:84] = (0x40000000).to_bytes(4, "little")  # DDS_PIXELFORMAT.dwFlags
     return bytes(data)
 
@@ -235,9 +229,7 @@ def jpeg_with_a_corrupt_exif_tag(orientation: int = 6) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
     exif[0x010F] = "DJI"
-    buffer = io.BytesIO()
-    Image.fromarray(flame_image(64, 48)).save(buffer, format="JPEG", exif=exif.tobytes())
-    data = bytearray(buffer.getvalue())
+    data = bytearray(encode(Image.fromarray(flame_image(64, 48)), "JPEG", exif=exif.tobytes()))
     tiff = data.index(b"Exif\x00\x00") + 6
     assert data[tiff + 10 : tiff + 12] == b"\x01\x0f"  # big-endian TIFF: the first IFD entry's tag, Make
     data[tiff + 11] = 0x00  # 0x0100 ImageWidth, type ASCII

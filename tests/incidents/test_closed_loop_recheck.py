@@ -29,10 +29,9 @@ from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.service import transition
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
-from service.main import create_app
 from service.regions.service import RegionIndexCache
 from tests.incidents.test_assignment_and_events import FIRE, pixel, two_counties
-from tests.incidents.test_evidence import PASSWORD, photo, satellite_fire, token
+from tests.incidents.test_evidence import PASSWORD, demo_service, photo, token
 
 T = datetime(2025, 10, 20, 5, 30, tzinfo=UTC)
 ADMIN = Principal("admin", Role.ADMIN)
@@ -179,13 +178,8 @@ def test_a_reassignment_whose_township_and_county_disagree_is_refused(engine: En
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[TestClient, int, Settings]]:
     settings = Settings(data_dir=tmp_path / "var")
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.session_factory) as session:
-            load_demo(session)
-            create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
-            create_user(session, "sup", PASSWORD, Role.SUPERVISOR, "DEMO00")
-            number = satellite_fire(session, settings)
+    users = {"beigang": (Role.PATROL, "DEMO01"), "sup": (Role.SUPERVISOR, "DEMO00")}
+    with demo_service(settings, users) as (client, [number]):
         yield client, number, settings
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,15 +29,32 @@ PASSWORD = "evidence-password"
 FIRE = (125.55, 44.33)  # in 北岗镇 (DEMO01)
 
 
-def satellite_fire(session: Session, settings: Settings) -> int:
-    """A new incident from one satellite pixel (about 650 m x 330 m) centred on FIRE, 2025-10-20 13:30 local time."""
-    pixel = shapely.box(FIRE[0] - 0.004, FIRE[1] - 0.003, FIRE[0] + 0.004, FIRE[1] + 0.003)
+def satellite_fire(session: Session, settings: Settings, key: str = "s1", lon: float = FIRE[0]) -> int:
+    """A new incident from one satellite pixel (about 650 m x 330 m) centred on FIRE (or ``lon`` at its latitude),
+    2025-10-20 13:30 local time."""
+    pixel = shapely.box(lon - 0.004, FIRE[1] - 0.003, lon + 0.004, FIRE[1] + 0.003)
     obs = ObservationIn(
-        ObservationKind.SATELLITE, "s1", datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], FIRE[0], pixel, 0.9
+        ObservationKind.SATELLITE, key, datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], lon, pixel, 0.9
     )
     summary = ingest_observations(session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM)
     assert len(summary.new_incidents) == 1
     return summary.new_incidents[0]
+
+
+@contextmanager
+def demo_service(
+    settings: Settings, users: Mapping[str, tuple[Role, str | None]], fires: Sequence[float] = (FIRE[0],)
+) -> Iterator[tuple[TestClient, list[int]]]:
+    """The service on the demo county with ``users`` (name: role, unit; all with PASSWORD) and a
+    :func:`satellite_fire` at each of ``fires`` (longitudes; keys s1, s2, ...): the client and the incidents."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        with transaction(app.state.session_factory) as session:
+            load_demo(session)
+            for name, (role, unit) in users.items():
+                create_user(session, name, PASSWORD, role, unit)
+            incidents = [satellite_fire(session, settings, f"s{n}", lon) for n, lon in enumerate(fires, start=1)]
+        yield client, incidents
 
 
 def photo(lat: float | None, lon: float | None, when: str = "2025:10:20 13:45:00", size: int = 64) -> bytes:
@@ -59,13 +77,8 @@ def photo(lat: float | None, lon: float | None, when: str = "2025:10:20 13:45:00
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[TestClient, int, Settings]]:
     settings = Settings(data_dir=tmp_path / "var", evidence={"max_upload_mb": 0.05})
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.session_factory) as session:
-            load_demo(session)
-            create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
-            create_user(session, "donghe", PASSWORD, Role.PATROL, "DEMO02")
-            incident = satellite_fire(session, settings)
+    users = {"beigang": (Role.PATROL, "DEMO01"), "donghe": (Role.PATROL, "DEMO02")}
+    with demo_service(settings, users) as (client, [incident]):
         yield client, incident, settings
 
 

@@ -10,46 +10,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 
-from service.auth.service import SYSTEM, create_user
 from service.config import Settings
-from service.db import transaction
-from service.demo import load_demo
-from service.flows import ingest_observations
-from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.states import Role
-from service.main import create_app
-from service.regions.service import RegionIndexCache
-from tests.incidents.test_evidence import FIRE, PASSWORD, photo, token
-
-
-def _fire(session: Any, settings: Settings, key: str, lon: float) -> int:
-    pixel = shapely.box(lon - 0.004, FIRE[1] - 0.003, lon + 0.004, FIRE[1] + 0.003)
-    obs = ObservationIn(
-        ObservationKind.SATELLITE, key, datetime(2025, 10, 20, 5, 30, tzinfo=UTC), FIRE[1], lon, pixel, 0.9
-    )
-    summary = ingest_observations(session, [obs], indexes=RegionIndexCache(500), settings=settings, actor=SYSTEM)
-    return summary.new_incidents[0]
+from tests.incidents.test_evidence import FIRE, demo_service, photo, token
 
 
 @pytest.fixture
 def two_fires(tmp_path: Path) -> Iterator[tuple[TestClient, int, int]]:
     """Two fires of 北岗镇 (DEMO01), both extinguished by its patrol and waiting for feedback."""
     settings = Settings(data_dir=tmp_path / "var")
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.session_factory) as session:
-            load_demo(session)
-            create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
-            first = _fire(session, settings, "s1", FIRE[0])
-            second = _fire(session, settings, "s2", FIRE[0] + 0.05)
+    beigang = {"beigang": (Role.PATROL, "DEMO01")}
+    with demo_service(settings, beigang, fires=(FIRE[0], FIRE[0] + 0.05)) as (client, [first, second]):
         me = token(client, "beigang")
         for incident in (first, second):
             for step in ("acknowledged", "en_route", "on_site", "extinguished"):

@@ -21,22 +21,15 @@ from pyproj import Geod
 from service.auth.service import create_user
 from service.config import Settings
 from service.db import transaction
-from service.demo import load_demo
 from service.incidents.states import Role
-from service.main import create_app
-from tests.incidents.test_evidence import FIRE, PASSWORD, satellite_fire, token
+from tests.incidents.test_evidence import FIRE, PASSWORD, demo_service, token
 
 GEOD = Geod(ellps="WGS84")
 
 
 def _client(tmp_path: Path, **evidence: Any) -> Iterator[tuple[TestClient, int]]:
     settings = Settings(data_dir=tmp_path / "var", evidence=evidence)
-    app = create_app(settings)
-    with TestClient(app) as client:
-        with transaction(app.state.session_factory) as session:
-            load_demo(session)
-            create_user(session, "beigang", PASSWORD, Role.PATROL, "DEMO01")
-            incident = satellite_fire(session, settings)
+    with demo_service(settings, {"beigang": (Role.PATROL, "DEMO01")}) as (client, [incident]):
         me = token(client, "beigang")
         for step in ("acknowledged", "en_route"):
             response = client.post(f"/api/v1/incidents/{incident}/transitions", headers=me, json={"to": step})

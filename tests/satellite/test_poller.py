@@ -62,8 +62,8 @@ class Answer:
     """One scripted reply.
 
     kind: ``ok`` (status + body), ``stall`` (sleep, then ok), ``cut`` (send ``cut_at`` bytes of the body and close
-    the connection; with ``declare_length`` the headers still announce the whole body), ``trickle`` (headers at once,
-    then the body a few bytes at a time, each piece well inside the client's read timeout).
+    the connection; with ``declare_length`` the headers still announce the whole body), ``trickle`` (headers and the
+    first ``head`` bytes at once, then the rest ``piece`` bytes at a time, ``pause_s`` before each).
     """
 
     body: bytes
@@ -71,6 +71,9 @@ class Answer:
     kind: str = "ok"
     cut_at: int = 0
     declare_length: bool = True
+    head: int = 0
+    piece: int = 0
+    pause_s: float = 0.0
 
 
 def ok(body: bytes) -> Answer:
@@ -89,12 +92,12 @@ def cut(body: bytes, at: int, *, declare_length: bool) -> Answer:
     return Answer(body, kind="cut", cut_at=at, declare_length=declare_length)
 
 
-def trickle(body: bytes) -> Answer:
-    return Answer(body, kind="trickle")
-
-
 TRICKLE_BYTES = 8
 TRICKLE_PAUSE_S = TIMEOUT_S / 2  # every read gets data in time: the read timeout never fires
+
+
+def trickle(body: bytes, *, head: int = 0, piece: int = TRICKLE_BYTES, pause_s: float = TRICKLE_PAUSE_S) -> Answer:
+    return Answer(body, kind="trickle", head=head, piece=piece, pause_s=pause_s)
 
 
 @dataclass
@@ -151,10 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             self.end_headers()
             if answer.kind == "trickle":
+                self.wfile.write(body[: answer.head])
                 self.wfile.flush()
-                for start in range(0, len(body), TRICKLE_BYTES):
-                    time.sleep(TRICKLE_PAUSE_S)
-                    self.wfile.write(body[start : start + TRICKLE_BYTES])
+                for start in range(answer.head, len(body), answer.piece):
+                    time.sleep(answer.pause_s)
+                    self.wfile.write(body[start : start + answer.piece])
                     self.wfile.flush()
                 return
             self.wfile.write(body)
@@ -524,38 +528,18 @@ def test_the_request_deadline_is_validated() -> None:
             FirmsPoller(KEY, min_rate_bps=bad)
 
 
-def _steady(body: bytes, pieces: int, pause_s: float) -> Iterator[bytes]:
-    size = -(-len(body) // pieces)
-    for start in range(0, len(body), size):
-        time.sleep(pause_s)
-        yield body[start : start + size]
-
-
-def test_a_large_answer_arriving_steadily_past_the_deadline_is_kept() -> None:
+def test_a_large_answer_arriving_steadily_past_the_deadline_is_kept(firms: tuple[FakeFirms, str]) -> None:
     """The deadline is for answers that stall, not for large ones on a slow link: a 5-day world VIIRS request is
     ~100 MB (hundreds of thousands of rows of ~80 bytes a day), 10-20 minutes at 1 Mbit/s. Abandoned at 180 s,
     such a poll failed every attempt, every cycle, and spent the key's transactions on each. Scaled down here: a
     0.2 s deadline, an answer that takes ~0.5 s at ~1 kB/s, above the 100 B/s floor."""
+    fake, url = firms
     body = viirs_snpp_bytes()
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(200, content=_steady(body, 10, 0.05))
-
-    poller = FirmsPoller(
-        KEY,
-        transport=httpx.MockTransport(handler),
-        sources=[Product.VIIRS_SNPP_NRT],
-        sleep=Sleeps(),
-        max_request_s=0.2,
-        min_rate_bps=100.0,
-    )
-    with poller:
+    fake.script(Product.VIIRS_SNPP_NRT, [trickle(body, piece=-(-len(body) // 10), pause_s=0.05)])
+    with make_poller(url, sources=[Product.VIIRS_SNPP_NRT], max_request_s=0.2, min_rate_bps=100.0) as poller:
         outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
     assert outcome.ok, outcome.error
-    assert (outcome.attempts, calls) == (1, 1)
+    assert (outcome.attempts, len(fake.paths)) == (1, 1)
     assert outcome.hotspots == read_firms_csv(body).hotspots
 
 
@@ -571,29 +555,22 @@ def test_the_default_floor_keeps_a_slow_link_and_drops_a_trickle() -> None:
     [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n", "\u00a0\n".encode(), "\ufeff\u3000\n".encode()],
     ids=["bom", "bom-crlf", "nbsp", "bom-ideographic-space"],
 )
-def test_a_body_with_no_visible_text_is_retried_and_stops_no_other_source(body: bytes) -> None:
+def test_a_body_with_no_visible_text_is_retried_and_stops_no_other_source(
+    firms: tuple[FakeFirms, str], body: bytes
+) -> None:
     """A body that is not empty as bytes but holds nothing once decoded (a byte-order mark, Unicode spaces) made
     the header search raise StopIteration out of poll_once: the whole cycle failed, other sources unpolled."""
-    calls: dict[str, int] = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        product = request.url.path.split("/")[5]
-        calls[product] = calls.get(product, 0) + 1
-        if product == Product.VIIRS_SNPP_NRT.value and calls[product] == 1:
-            return httpx.Response(200, content=body)
-        return httpx.Response(200, content=viirs_snpp_bytes())
-
+    fake, url = firms
+    fake.script(Product.VIIRS_SNPP_NRT, [ok(body), ok(viirs_snpp_bytes())])
+    fake.script(Product.VIIRS_NOAA20_NRT, [ok(viirs_snpp_bytes())])
     sources = [Product.VIIRS_SNPP_NRT, Product.VIIRS_NOAA20_NRT]
-    poller = FirmsPoller(
-        KEY, transport=httpx.MockTransport(handler), sources=sources, sleep=Sleeps(), retry=RetryPolicy(attempts=2)
-    )
-    with poller:
+    with make_poller(url, sources=sources, retry=RetryPolicy(attempts=2)) as poller:
         result = poller.poll_once()
     first = result.results[Product.VIIRS_SNPP_NRT]
     assert first.ok, first.error
     assert first.attempts == 2
     assert len(first.hotspots) == 6
-    assert calls[Product.VIIRS_NOAA20_NRT.value] == 1
+    assert sum(path.split("/")[5] == Product.VIIRS_NOAA20_NRT.value for path in fake.paths) == 1
 
 
 @pytest.mark.parametrize("source", SCENARIO_SOURCES)
@@ -917,34 +894,15 @@ def test_a_body_that_does_not_decode_is_retried_and_stops_no_other_source() -> N
     assert KEY not in str(status.value)
 
 
-def test_an_answer_that_stalls_into_a_trickle_after_a_good_start_is_abandoned() -> None:
+def test_an_answer_that_stalls_into_a_trickle_after_a_good_start_is_abandoned(firms: tuple[FakeFirms, str]) -> None:
     """Judged by its rate over the last stretch, not its average since the request: a trickle after a fast start
     (here 500 bytes at once, then a byte every 0.1 s) would have been carried by its average for 25 times the
     stretch (a real 100 MB start: hours)."""
+    fake, url = firms
     body = viirs_snpp_bytes()
-    calls = 0
-
-    def stalling() -> Iterator[bytes]:
-        yield body[:500]
-        for i in range(500, len(body)):
-            time.sleep(0.1)
-            yield body[i : i + 1]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(200, content=stalling() if calls == 1 else body)
-
-    poller = FirmsPoller(
-        KEY,
-        transport=httpx.MockTransport(handler),
-        sources=[Product.VIIRS_SNPP_NRT],
-        sleep=Sleeps(),
-        max_request_s=0.2,
-        min_rate_bps=100.0,
-    )
+    fake.script(Product.VIIRS_SNPP_NRT, [trickle(body, head=500, piece=1, pause_s=0.1), ok(body)])
     started = time.monotonic()
-    with poller:
+    with make_poller(url, sources=[Product.VIIRS_SNPP_NRT], max_request_s=0.2, min_rate_bps=100.0) as poller:
         outcome = poller.poll_once().results[Product.VIIRS_SNPP_NRT]
     assert outcome.ok, outcome.error
     assert outcome.attempts == 2

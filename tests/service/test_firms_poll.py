@@ -4,10 +4,11 @@ configuration errors."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from satellite.poller import FirmsPoller, TransactionBudget
 from service.config import Settings
@@ -16,18 +17,26 @@ from service.demo import load_demo
 from service.errors import ConfigError
 from service.firms_poll import make_poller, poll_and_ingest
 from service.regions.service import RegionIndexCache
+from tests.httpserver import http_receiver
 
 KEY = "0123456789abcdef0123456789abcdef"
 
 
-def test_the_budget_outlives_a_poll_cycle(tmp_path: Path) -> None:
-    """A poller (and its budget) was rebuilt every cycle: the sliding window, and FIRMS's "limit exceeded",
-    were forgotten at each poll. The worker and `firms poll --loop` now pass one budget to every cycle's poller."""
+@pytest.fixture
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A migrated SQLite database in ``tmp_path`` with the demo county."""
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     upgrade(engine)
     factory = make_session_factory(engine)
     with transaction(factory) as session:
         load_demo(session)
+    yield factory
+    engine.dispose()
+
+
+def test_the_budget_outlives_a_poll_cycle(tmp_path: Path, factory: sessionmaker[Session]) -> None:
+    """A poller (and its budget) was rebuilt every cycle: the sliding window, and FIRMS's "limit exceeded",
+    were forgotten at each poll. The worker and `firms poll --loop` now pass one budget to every cycle's poller."""
     settings = Settings(data_dir=tmp_path, firms={"map_key": "0123456789abcdef0123456789abcdef"})
     budget = TransactionBudget()
     with factory() as session:
@@ -35,7 +44,6 @@ def test_the_budget_outlives_a_poll_cycle(tmp_path: Path) -> None:
     assert first.budget is second.budget is budget
     budget.saturate()
     assert second.budget.try_charge(1) > 0  # the next cycle waits for the window FIRMS said was full
-    engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -46,50 +54,38 @@ def test_the_budget_outlives_a_poll_cycle(tmp_path: Path) -> None:
         ({"map_key": KEY, "base_url": "ftp://firms.example"}, "firms.base_url: base_url must be an http(s) URL"),
     ],
 )
-def test_a_bad_firms_setting_is_a_configuration_error(tmp_path: Path, firms: dict[str, object], message: str) -> None:
+def test_a_bad_firms_setting_is_a_configuration_error(
+    tmp_path: Path, factory: sessionmaker[Session], firms: dict[str, object], message: str
+) -> None:
     """A malformed MAP_KEY, box or base URL raised a bare ValueError from the poller: `strawfire firms poll` printed
     a Python traceback instead of the one-line configuration error the other settings give."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        load_demo(session)
     settings = Settings(data_dir=tmp_path, firms=firms)
     with factory() as session, pytest.raises(ConfigError) as caught:
         make_poller(session, settings)
     assert message in str(caught.value)
     assert "abc-def" not in str(caught.value)  # not even a near-miss of a key is echoed
-    engine.dispose()
 
 
 def test_rows_the_api_answer_rejects_are_reported_with_their_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A malformed row in an API answer was skipped with only a count in an INFO line of the poller: which row and
     why reached neither the poll summary nor any warning, so a FIRMS format change dropped detections unseen."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        load_demo(session)
     header = (
         "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
         "bright_ti5,frp,daynight\n"
     )
     good = "44.33000,125.55000,330.1,0.39,0.36,2025-10-20,510,N,VIIRS,n,2.0NRT,295.0,5.0,D\n"
     bad = "44.33300,125.55000,330.1,0.39,0.36,2025-10-20,510,N,VIIRS,maybe,2.0NRT,295.0,5.0,D\n"
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=(header + good + bad).encode())
-
     settings = Settings(data_dir=tmp_path, firms={"map_key": KEY, "sources": ["VIIRS_SNPP_NRT"]})
-    poller = FirmsPoller(KEY, sources=["VIIRS_SNPP_NRT"], transport=httpx.MockTransport(answer), sleep=lambda s: None)
-    with caplog.at_level(logging.WARNING), poller:
-        summary = poll_and_ingest(factory, settings, RegionIndexCache(500), poller)
+    with http_receiver() as firms:
+        firms.respond = lambda request: (200, {}, (header + good + bad).encode())
+        poller = FirmsPoller(KEY, base_url=firms.url, sources=["VIIRS_SNPP_NRT"], sleep=lambda s: None)
+        with caplog.at_level(logging.WARNING), poller:
+            summary = poll_and_ingest(factory, settings, RegionIndexCache(500), poller)
     assert summary.per_source == {"VIIRS_SNPP_NRT": 1}
     assert len(summary.rejected) == 1
     assert ":3: confidence: VIIRS confidence must be" in summary.rejected[0]
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "rejected" in r.getMessage()]
     assert any(":3: confidence:" in message for message in warned)
     assert all(KEY not in message for message in [*summary.rejected, *warned])
-    engine.dispose()

@@ -6,16 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from satellite.firms import read_firms_csv
-from service.auth.service import Principal
-from service.config import Settings
-from service.db import make_session_factory, transaction
-from service.demo import load_demo
-from service.flows import ingest_hotspots
-from service.incidents.states import Role
-from service.regions.service import RegionIndexCache
+from tests.service.test_fire_point_windows import DemoCounty
 
-ADMIN = Principal("admin", Role.ADMIN)
 HEADER = (
     "latitude,longitude,brightness,scan,track,acq_date,acq_time,satellite,confidence,version,bright_t31,frp,daynight\n"
 )
@@ -35,23 +27,12 @@ def test_a_chimney_on_twelve_days_in_one_file_is_held_like_twelve_daily_polls(en
     """The persistence map was built from what was stored *before* the batch, never from the batch itself: a
     chimney on 12 days read from one file (a FIRMS 7-day text file, a multi-day area-API window, an archive given to
     `firms ingest`) alerted on all 12 days, while the same rows polled day by day were held from the 11th day on."""
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        load_demo(session)
-    indexes, settings = RegionIndexCache(500), Settings()
-    with transaction(factory) as session:
-        batch = ingest_hotspots(
-            session, read_firms_csv(HEADER + chimney_days(range(12))).hotspots, indexes=indexes, settings=settings,
-            actor=ADMIN,
-        )  # fmt: skip
+    demo = DemoCounty(engine)
+    batch = demo.ingest(HEADER + chimney_days(range(12)))
     assert batch.held == {"static_source": 2}  # days 11 and 12 follow 10 and 11 earlier days
     assert batch.new == 10
     held_daily = 0
     for day in range(12):
-        with transaction(factory) as session:
-            daily = ingest_hotspots(
-                session, read_firms_csv(HEADER + chimney_days(range(day, day + 1), OTHER_CHIMNEY)).hotspots,
-                indexes=indexes, settings=settings, actor=ADMIN,
-            )  # fmt: skip
+        daily = demo.ingest(HEADER + chimney_days(range(day, day + 1), OTHER_CHIMNEY))
         held_daily += daily.held.get("static_source", 0)
     assert held_daily == 2

@@ -12,8 +12,8 @@ from shapely import Point
 
 from tests.video.figlib import figlib_camera
 from tests.video.test_patrol import ListSink, SteadySmokeDetector
-from video.camera import GEOD, CameraSite, Intrinsics, PtzPose, Ray, box_to_wedge, sector_polygon
-from video.ground import FlatTerrain, ground_fix
+from video.camera import GEOD, BearingWedge, CameraSite, Intrinsics, PtzPose, Ray, box_to_wedge, sector_polygon
+from video.ground import FlatTerrain, GroundFix, ground_fix
 from video.patrol import FramePipeline
 from video.registry import CameraRegistry
 from video.sighting import CameraSighting
@@ -31,6 +31,20 @@ def around(latitude: float, longitude: float, distance_m: float) -> list[Point]:
         lon, lat, _ = GEOD.fwd(longitude, latitude, float(bearing), distance_m)
         points.append(Point(lon, lat))
     return points
+
+
+def _wide_fix(bearing: float) -> GroundFix:
+    """A ground fix whose 5σ bearing spread (σ 45°) is wider than a half circle."""
+    return ground_fix(
+        SITE.latitude,
+        SITE.longitude,
+        SITE.camera_altitude_m,
+        Ray(bearing, -2.0),
+        FlatTerrain(SITE.ground_elevation_m),
+        sigma_bearing_deg=45.0,
+        sigma_elevation_deg=0.1,
+        n_sigma=5.0,
+    )
 
 
 @pytest.mark.parametrize("sigma_pan", [60.0, 89.0, 90.0])
@@ -59,18 +73,23 @@ def test_a_full_circle_wedge_with_a_minimum_range_is_a_valid_ring() -> None:
     assert wedge.polygon().is_valid
 
 
+@pytest.mark.parametrize("centre", [30.0, 336.62607256359655])
+def test_a_half_width_of_180_is_the_whole_circle_whatever_the_centre(centre: float) -> None:
+    """For some centres (336.626…° is one) ``(c + 180) − (c − 180)`` comes out 360.00000000000006: the sector's
+    span, taken modulo 360, was a sliver of no area instead of the whole circle, for the wedge and the ground region
+    alike."""
+    wedge = BearingWedge(SITE.latitude, SITE.longitude, centre, 180.0, 1.0, 8000.0)
+    fix = _wide_fix(centre)
+    assert fix.hit is not None
+    assert fix.half_width_deg == 180.0
+    for region, distance in ((wedge.polygon(), 5000.0), (fix.region, fix.hit.horizontal_range_m)):
+        assert region.is_valid
+        assert all(region.contains(p) for p in around(SITE.latitude, SITE.longitude, distance))
+
+
 def test_a_ground_region_wider_than_a_half_circle_stays_the_whole_circle() -> None:
     """σ 45° at 5σ is a 225° half-width: the sector's span, taken modulo 360, came out 90° — a quarter circle."""
-    fix = ground_fix(
-        SITE.latitude,
-        SITE.longitude,
-        SITE.camera_altitude_m,
-        Ray(30.0, -2.0),
-        FlatTerrain(SITE.ground_elevation_m),
-        sigma_bearing_deg=45.0,
-        sigma_elevation_deg=0.1,
-        n_sigma=5.0,
-    )
+    fix = _wide_fix(30.0)
     assert fix.hit is not None
     assert fix.half_width_deg == 180.0
     assert fix.region.is_valid

@@ -34,12 +34,13 @@ from tests.video.figlib import (
     VIDEO,
     FiglibLabelledDetector,
     clip_frames,
+    figlib_camera,
     figlib_registry,
     require,
 )
 from video.errors import VideoError
 from video.patrol import FramePipeline, PostOutcome, PresetState
-from video.registry import save_registry
+from video.registry import CameraRegistry, save_registry
 from video.sighting import CameraSighting, SightingUpload
 from video.sources import Frame, VideoFileSource
 from video.tasks import (
@@ -186,21 +187,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _start_redis(folder: Path, *, password: str | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server of its own on a free port of 127.0.0.1, once it answers; the test is skipped without one."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
     port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if password is not None:
+        command += ["--requirepass", password]
+    process = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import redis
 
-    client = redis.Redis(port=port)
+    client = redis.Redis(port=port, password=password)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -212,6 +211,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pytest.fail(f"redis-server did not start on port {port}")
             time.sleep(0.05)
     client.close()
+    return process, port
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, port = _start_redis(tmp_path_factory.mktemp("redis"))
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)
@@ -375,9 +380,6 @@ def test_patrol_with_a_broker_grabs_for_real_workers_which_drop_what_waited_too_
     after them are verified from a fresh start."""
     import redis
 
-    from tests.video.figlib import figlib_camera
-    from video.registry import CameraRegistry
-
     queue = f"strawfire-test-{uuid.uuid4().hex[:8]}"
     t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
     _noise_frames(tmp_path / "before", t0, 3, seed=1)
@@ -459,9 +461,6 @@ def test_patrol_with_a_broker_grabs_for_real_workers_which_drop_what_waited_too_
 
 
 def test_patrol_with_a_broker_that_does_not_answer_says_so_once_without_its_password(tmp_path: Path) -> None:
-    from tests.video.figlib import figlib_camera
-    from video.registry import CameraRegistry
-
     _noise_frames(tmp_path / "frames", datetime(2026, 4, 20, 2, 0, tzinfo=UTC), 2, seed=3)
     camera = figlib_camera(source=str(tmp_path / "frames"), kind="folder")
     registry = save_registry(CameraRegistry((camera,)), tmp_path / "cameras.json")
@@ -480,19 +479,12 @@ def test_patrol_with_a_broker_that_does_not_answer_says_so_once_without_its_pass
 def test_an_expired_frame_whose_sightings_are_still_due_is_processed_not_dropped() -> None:
     """A frame given back after its worker died between verifying it and handing its sightings over is past its
     ``expires_at`` by then (the broker's visibility timeout is an hour): its sightings are sent all the same."""
-    from tests.video.figlib import figlib_registry
     from tests.video.stand_ins import steady_smoke_detector
     from video.patrol import MemoryVerifierStore
 
-    sent: list[SightingUpload] = []
-
-    class Sink:
-        def send(self, upload: SightingUpload) -> PostOutcome:
-            sent.append(upload)
-            return PostOutcome(upload.key, True)
-
+    sink = ListSink()
     store = MemoryVerifierStore()
-    pipeline = FramePipeline(figlib_registry(), steady_smoke_detector(), Sink(), store=store)
+    pipeline = FramePipeline(figlib_registry(), steady_smoke_detector(), sink, store=store)
     runtime = Runtime(pipeline, None)
     t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
     rng = np.random.default_rng(4)
@@ -520,7 +512,7 @@ def test_an_expired_frame_whose_sightings_are_still_due_is_processed_not_dropped
         configure_runtime(None)
     assert (redelivered["status"], redelivered["frame_index"]) == ("ok", index)
     assert [e["state"] for e in redelivered["events"]] == ["confirmed"]
-    assert len(sent) == 1
+    assert len(sink.uploads) == 1
     assert store.pending(key, frames[3].captured_at) is None  # settled once handed over
     assert (stale["status"], stale["frame_index"], stale["events"]) == ("expired", None, [])
 
@@ -530,32 +522,14 @@ def test_a_grabber_whose_broker_goes_down_counts_each_frame_as_an_error_at_once(
     within about a second, and the patrol goes on. With a result backend, every frame sent also subscribed to its
     result (which the grabber never reads), and while Redis was down that subscription retried for ~20 s per
     frame ("Retry limit exceeded ... The Celery application must be restarted"), holding up the preset."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
     import redis
 
     from video.sources import SourceStats
     from video.tasks import grabber_celery, run_grabber
 
-    port = _free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    server = subprocess.Popen(
-        [*command, "--requirepass", "grab-secret", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, port = _start_redis(tmp_path, password="grab-secret")
     try:
         probe = redis.Redis(port=port, password="grab-secret")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
         queue = f"strawfire-test-{uuid.uuid4().hex[:8]}"
         t0 = datetime(2026, 4, 20, 2, 0, tzinfo=UTC)
         rng = np.random.default_rng(5)

@@ -124,9 +124,9 @@ export function localDay(offsetDays = 0) {
   return format.format(when); // en-CA writes YYYY-MM-DD
 }
 
-/** "更新于 20:15:07（北京时间）" for a status line: when the data on screen was read. */
-export function updatedNow() {
-  return t("common.updated", { time: fmtTime(new Date().toISOString(), true) });
+/** "更新于 20:15:07（北京时间）" for a status line: when the data on screen was read (`at`, ms; now by default). */
+export function updatedNow(at = Date.now()) {
+  return t("common.updated", { time: fmtTime(new Date(at).toISOString(), true) });
 }
 
 /** "5 分钟前" / "5 min ago". */

@@ -9,7 +9,7 @@
 
 import { card, facts, fmtAgo, fmtNumber, fmtTime, h, replace, table } from "./dom.js";
 import { lang, t } from "./i18n.js";
-import { onStatus, readStatus, statusReading } from "./status.js";
+import { onStatus, problemsText, readStatus, statusReading } from "./status.js";
 
 const ALERT_WORKER = "alerts.worker";
 const FIRMS_PREFIX = "firms:";
@@ -237,9 +237,7 @@ function errorNote(error) {
 }
 
 function summaryLine(data) {
-  const n = data.problems.length;
-  const verdict = n === 0 ? "status.indicator.ok" : n === 1 ? "status.indicator.problem" : "status.indicator.problems";
-  return `${t(verdict, { n })} · ${t("status.checked", { time: fmtTime(data.checked_at, true) })}`;
+  return `${problemsText(data.problems.length)} · ${t("status.checked", { time: fmtTime(data.checked_at, true) })}`;
 }
 
 export async function statusPage(main, ctx) {

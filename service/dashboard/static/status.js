@@ -7,7 +7,7 @@
 // data for the page, but the indicator then says the status is unknown rather than showing an old "OK".
 
 import { api, currentSession } from "./api.js";
-import { fmtTime, h, replace } from "./dom.js";
+import { h, replace, updatedNow } from "./dom.js";
 import { t } from "./i18n.js";
 
 /** The roles GET /api/v1/status answers (service/deps.py: Supervisor). */
@@ -93,6 +93,12 @@ export function watchStatus(session) {
   readStatus(FRESH_S);
 }
 
+/** "系统正常", "1 个问题", "3 个问题": the verdict on a reading with `n` problems (the indicator's and the page's). */
+export function problemsText(n) {
+  if (n === 0) return t("status.indicator.ok");
+  return n === 1 ? t("status.indicator.problem") : t("status.indicator.problems", { n });
+}
+
 /** What the indicator shows: "loading" (no reading yet), "unknown" (the last reading failed), "ok", "degraded". */
 export function indicatorState(current) {
   if (current.error) return "unknown";
@@ -105,13 +111,13 @@ function renderIndicator() {
   const current = statusReading();
   const state = indicatorState(current);
   const n = current.data ? current.data.problems.length : 0;
-  const text = {
-    loading: t("status.indicator.loading"),
-    unknown: t("status.indicator.unknown"),
-    ok: t("status.indicator.ok"),
-    degraded: n === 1 ? t("status.indicator.problem") : t("status.indicator.problems", { n }),
-  }[state];
-  const when = current.at ? t("common.updated", { time: fmtTime(new Date(current.at).toISOString(), true) }) : "";
+  const text =
+    state === "loading"
+      ? t("status.indicator.loading")
+      : state === "unknown"
+        ? t("status.indicator.unknown")
+        : problemsText(n);
+  const when = current.at ? updatedNow(current.at) : "";
   const why = current.error ? `${t("status.unreadable")} ${current.error.message}` : "";
   indicator.dataset.state = state;
   indicator.dataset.problems = String(n);
