@@ -13,6 +13,8 @@ Public API, by module:
   :class:`YoloDetector` (shared letterbox → network → NMS), :func:`onnx_network`, :func:`torch_network`.
 * ``detector.yolo`` — :func:`letterbox`, :func:`letterbox_batch`, :func:`nms`, :func:`postprocess`,
   :func:`box_iou`: the pre/post-processing every network backend shares.
+* ``detector.featureless`` — :func:`featureless_boxes`, :func:`box_structure`: large boxes over content with
+  no structure (a grey or blue screen, an even sky, dense fog), which every network backend leaves out (pure).
 * ``detector.images`` — :func:`load_image` (safe decoding; :class:`ImageLoadError` per bad file).
 * ``detector.rules`` — :class:`RulesDetector`: weights-free flame colour and smoke motion rules.
 * ``detector.second_opinion`` — :class:`SecondOpinion`: a model whose fire boxes the flame rule re-weighs

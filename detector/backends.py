@@ -24,6 +24,7 @@ import numpy as np
 
 from detector.cpu import usable_cores
 from detector.detections import Detections, Detector, FloatArray, ImageArray, ModelInfo
+from detector.featureless import DEFAULT_MIN_STRUCTURE, featureless_boxes
 from detector.manifest import (
     DEFAULT_MODELS_DIR,
     ModelEntry,
@@ -132,10 +133,13 @@ class YoloDetector:
         max_det: int = DEFAULT_MAX_DET,
         max_batch: int | None = None,
         trim: bool | None = None,
+        min_structure: float = DEFAULT_MIN_STRUCTURE,
     ) -> None:
         """``trim``: letterbox into the smallest canvas that holds the image instead of the full square (default:
         when the network says it accepts any size, see :class:`SizedNetwork`). ``max_batch``: images per network
-        call (default: what the network prefers, else :data:`DEFAULT_MAX_BATCH`)."""
+        call (default: what the network prefers, else :data:`DEFAULT_MAX_BATCH`). ``min_structure``: boxes over a
+        quarter of the image whose content has less structure than this are left out
+        (:mod:`detector.featureless`; 0 keeps them)."""
         self._network = network
         self.trim = bool(getattr(network, "any_size", False)) if trim is None else trim
         self._pixels = bool(getattr(network, "pixels", False))
@@ -147,6 +151,9 @@ class YoloDetector:
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
+        if not min_structure >= 0.0:  # NaN fails too
+            raise ValueError(f"min_structure must be ≥ 0, got {min_structure}")
+        self.min_structure = min_structure
         preferred = getattr(network, "max_batch", None)
         self.max_batch = max_batch if max_batch is not None else preferred or DEFAULT_MAX_BATCH
         self._pool: ThreadPoolExecutor | None = None  # started on the first batch that can use it
@@ -230,10 +237,16 @@ class YoloDetector:
             canvas=input_canvas(batch, self._layout),
         )
         info = self._info
-        return [
+        per_image = [
             (index, Detections(box.image_size, info.name, info.version, info.classes, xyxy, confidence, class_id))
             for index, box, (xyxy, confidence, class_id) in zip(chunk, boxes, results, strict=True)
         ]
+        return [(index, self._without_featureless(images[index], found)) for index, found in per_image]
+
+    def _without_featureless(self, image: ImageArray, found: Detections) -> Detections:
+        """``found`` less its large boxes over featureless content (:mod:`detector.featureless`)."""
+        flat = featureless_boxes(image, found.xyxy, found.confidence, min_structure=self.min_structure)
+        return found.select(~flat) if flat.any() else found
 
 
 def head_layout(output_channels: int, classes: int) -> HeadLayout:
@@ -464,6 +477,7 @@ def load_detector(
     threads: int | None = None,
     device: str | None = None,
     second_opinion: bool = False,
+    min_structure: float = DEFAULT_MIN_STRUCTURE,
 ) -> Detector:
     """The configured detector: the manifest's default model (or ``model``) on the requested backend.
 
@@ -474,6 +488,8 @@ def load_detector(
 
     ``second_opinion``: the model's fire boxes re-weighed by the flame rule (:mod:`detector.second_opinion`); it
     needs a trained model, so with the rules (asked for, or no manifest) it is a :class:`ModelError`.
+
+    ``min_structure``: see :class:`YoloDetector` (model boxes only; the rules judge colour and motion themselves).
     """
     if second_opinion:
         if backend == "rules":
@@ -482,7 +498,10 @@ def load_detector(
             raise ModelError(f"the second opinion needs a trained model, and {models_dir} has no manifest.json")
         from detector.second_opinion import SecondOpinion
 
-        return SecondOpinion(load_detector(backend, model=model, models_dir=models_dir, threads=threads, device=device))
+        network_detector = load_detector(
+            backend, model=model, models_dir=models_dir, threads=threads, device=device, min_structure=min_structure
+        )
+        return SecondOpinion(network_detector)
     if backend == "rules":
         from detector.rules import RulesDetector
 
@@ -505,4 +524,4 @@ def load_detector(
         network = onnx_network(verified_file(models_dir, entry, "onnx"), threads=threads)
     _check_entry(entry, network, entry.torch_file if backend == "torch" else entry.file)
     # The manifest decides, so both backends letterbox the same way for the same entry.
-    return YoloDetector(network, model_info(entry, backend), trim=entry.trimmed_input)
+    return YoloDetector(network, model_info(entry, backend), trim=entry.trimmed_input, min_structure=min_structure)

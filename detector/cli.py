@@ -241,6 +241,17 @@ SecondOpinionFlag = Annotated[
         "fires on red objects, some real fires missed (docs/detector.md). Needs a trained model.",
     ),
 ]
+#: detector.featureless.DEFAULT_MIN_STRUCTURE, repeated because importing this module loads no numpy (a test
+#: keeps the two equal).
+MIN_STRUCTURE = 6.0
+MinStructureOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Leave out boxes over a quarter of the frame whose content deviates less than this many grey levels "
+        "from a plane (a grey or blue screen, an even sky, dense fog: the model's known blind spot); 0 keeps them.",
+    ),
+]
 TilesOption = Annotated[
     str,
     typer.Option(
@@ -270,6 +281,7 @@ def _load(
     threads: int,
     tiles: str = "1x1",
     second_opinion: bool = False,
+    min_structure: float = MIN_STRUCTURE,
 ) -> Detector:
     """The detector (tiled, with the rules' second opinion if asked), or exit 1 with the reason (missing or
     corrupted model, a second opinion without a model) on stderr."""
@@ -279,7 +291,12 @@ def _load(
     grid = _parse_tiles(tiles)
     try:
         detector = load_detector(
-            backend.value, model=model, models_dir=models_dir, threads=threads or None, second_opinion=second_opinion
+            backend.value,
+            model=model,
+            models_dir=models_dir,
+            threads=threads or None,
+            second_opinion=second_opinion,
+            min_structure=min_structure,
         )
     except ModelError as exc:
         _failed("model error:", exc)
@@ -433,6 +450,7 @@ def predict_command(
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
     second_opinion: SecondOpinionFlag = False,
+    min_structure: MinStructureOption = MIN_STRUCTURE,
 ) -> None:
     """Detect fire and smoke in every image of a folder; boxes in original-image pixels.
 
@@ -445,7 +463,7 @@ def predict_command(
     to_stdout = str(out) == "-"
     if not to_stdout and out.is_dir():
         raise typer.BadParameter(f"{out} is a folder; give a file name (or - for stdout)", param_hint="--json")
-    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion, min_structure)
     results: dict[str, list[list[str | float]]] = {}
     failed = 0
     files = _image_files(images_dir)
@@ -512,6 +530,7 @@ def eval_command(
     batch: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     tiles: TilesOption = "1x1",
     second_opinion: SecondOpinionFlag = False,
+    min_structure: MinStructureOption = MIN_STRUCTURE,
     by_source: Annotated[
         bool, typer.Option("--by-source", help="Also one row per source set (built datasets: SOURCE__NAME file names).")
     ] = False,
@@ -550,7 +569,7 @@ def eval_command(
             check_review_folder(errors)  # before the evaluation: a typo must not cost the whole run
         except FileExistsError as exc:
             raise typer.BadParameter(str(exc), param_hint="--errors") from exc
-    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion, min_structure)
     try:
         with _progress("evaluating") as show:
             run = detect_folder(
@@ -723,6 +742,7 @@ def watch_command(
     threads: ThreadsOption = 0,
     tiles: TilesOption = "1x1",
     second_opinion: SecondOpinionFlag = False,
+    min_structure: MinStructureOption = MIN_STRUCTURE,
 ) -> None:
     """Confirm fire/smoke events on one fixed camera position: N of the last M frames with overlapping boxes.
 
@@ -737,7 +757,7 @@ def watch_command(
         ignore = load_mask(mask) if mask else None
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion, min_structure)
     config = rule(detector)
     try:
         with _progress("watching") as show:
@@ -787,6 +807,7 @@ def eval_clips_command(
     threads: ThreadsOption = 0,
     tiles: TilesOption = "1x1",
     second_opinion: SecondOpinionFlag = False,
+    min_structure: MinStructureOption = MIN_STRUCTURE,
 ) -> None:
     """Tower clips through sequence verification (as `watch` runs it), scored per clip: false events before
     ignition or on clips without fire, minutes from ignition to the fire's first confirmation, and how many fires
@@ -798,7 +819,7 @@ def eval_clips_command(
         specs = read_clip_list(clips)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CLIPS") from exc
-    detector = _load(backend, model, models_dir, threads, tiles, second_opinion)
+    detector = _load(backend, model, models_dir, threads, tiles, second_opinion, min_structure)
     with _progress("clips", len(specs)) as show:
         reports = evaluate_clips(detector, specs, config=rule(detector), on_clip=show)
     summary = ClipsSummary.of(reports, within)
