@@ -127,6 +127,27 @@ def _observation(point: DemoFirePoint, index: int) -> ObservationIn:
     return ObservationIn(kind, f"demo-{index}", point.observed_at, lat, lon, region, point.confidence, details=details)
 
 
+# Who makes a step of the demo's plans: the service, the fire's township team, or the county.
+_SERVICE, _TEAM, _COUNTY = "service", "team", "county"
+
+
+def _actor(who: str, incident: Incident, people: dict[Role, Principal]) -> Principal:
+    """The DEMO user who may make a step on ``incident`` under the real permission model.
+
+    The township team's steps are demo-patrol's only on its own township's fires (DEMO01): it had acted on fires
+    of DEMO04 and on one outside every township, which no patrol user could even see. The demo has no team for
+    the other townships, so there the county supervisor, whom the lifecycle lets make field moves in its county,
+    works the fire (and the statistics count the township as not having answered); a fire outside the county is
+    the admin's, the only user who sees it.
+    """
+    if who == _SERVICE:
+        return SYSTEM
+    patrol, supervisor = people[Role.PATROL], people[Role.SUPERVISOR]
+    if who == _TEAM and incident.township_code == patrol.unit_code:
+        return patrol
+    return supervisor if supervisor.can_see(incident) else people[Role.ADMIN]
+
+
 def load_demo_scenario(session: Session, settings: Settings, indexes: RegionIndexCache) -> tuple[int, list[str]]:
     """The DEMO scenario: incidents from the generated fire points (some already acted on) and DEMO users.
 
@@ -147,33 +168,32 @@ def load_demo_scenario(session: Session, settings: Settings, indexes: RegionInde
     incidents = session.scalars(
         select(Incident).where(Incident.id.in_(summary.new_incidents)).order_by(Incident.first_observed_at)
     ).all()
-    patrol = Principal("demo-patrol", Role.PATROL, "DEMO01")
-    supervisor = Principal("demo-supervisor", Role.SUPERVISOR, DEMO_COUNTY_CODE)
+    people = {role: Principal(name, role, unit) for name, role, unit in DEMO_USERS}
     # The two oldest have been handled end to end, the next two are being worked on; the rest are waiting.
-    plans = [
+    plans: list[list[tuple[IncidentState, str]]] = [
         [
-            (S.NOTIFIED, SYSTEM),
-            (S.ACKNOWLEDGED, patrol),
-            (S.EN_ROUTE, patrol),
-            (S.ON_SITE, patrol),
-            (S.EXTINGUISHED, patrol),
-            (S.FEEDBACK, patrol),
-            (S.VERIFIED, supervisor),
-            (S.CLOSED, supervisor),
+            (S.NOTIFIED, _SERVICE),
+            (S.ACKNOWLEDGED, _TEAM),
+            (S.EN_ROUTE, _TEAM),
+            (S.ON_SITE, _TEAM),
+            (S.EXTINGUISHED, _TEAM),
+            (S.FEEDBACK, _TEAM),
+            (S.VERIFIED, _COUNTY),
+            (S.CLOSED, _COUNTY),
         ],
-        [(S.NOTIFIED, SYSTEM), (S.ACKNOWLEDGED, patrol), (S.FALSE_ALARM, patrol), (S.CLOSED, supervisor)],
-        [(S.NOTIFIED, SYSTEM), (S.ACKNOWLEDGED, patrol), (S.ON_SITE, patrol)],
-        [(S.NOTIFIED, SYSTEM)],
+        [(S.NOTIFIED, _SERVICE), (S.ACKNOWLEDGED, _TEAM), (S.FALSE_ALARM, _TEAM), (S.CLOSED, _COUNTY)],
+        [(S.NOTIFIED, _SERVICE), (S.ACKNOWLEDGED, _TEAM), (S.ON_SITE, _TEAM)],
+        [(S.NOTIFIED, _SERVICE)],
     ]
     for incident, plan in zip(incidents, plans, strict=False):
         at = incident.first_observed_at
-        for step, (target, actor) in enumerate(plan):
+        for step, (target, who) in enumerate(plan):
             at = at + timedelta(minutes=4 + 3 * step)
             transition(
                 session,
                 incident,
                 target,
-                actor,
+                _actor(who, incident, people),
                 at=at,
                 note="DEMO",
                 reason=FalseAlarmReason.NON_STRAW_FIRE if target is S.FALSE_ALARM else None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import math
 import struct
 import warnings
 import zipfile
@@ -406,6 +407,40 @@ class CodeList:
         return cls(names, parents, by_name)
 
 
+def _cropland_ha(properties: Mapping[str, Any], *, source: str, row: int) -> float | None:
+    """The unit's cropland area in hectares (the density basis of the scores), or None when the file gives none.
+
+    Refused, naming the attribute as the file spells it: text that is not a number, a true/false value, NaN or
+    infinity (JSON files may hold ``NaN``/``Infinity``; a shapefile's ``1e999`` reads as infinity), and a negative
+    area. Any of them stored made every density of the unit NaN or infinite, or negative (a score raised by fires).
+    Zero is kept: a unit with no cropland (an urban 街道), whose density falls back to its total area.
+    """
+    lowered = {key.lower(): key for key in properties}
+    attribute = next(
+        (lowered[name] for name in CROPLAND_FIELDS if name in lowered and not _blank(properties[lowered[name]])), None
+    )
+    if attribute is None:
+        return None
+    value = properties[attribute]
+    if isinstance(value, bool):
+        problem = "is not a number"
+    else:
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError, OverflowError):
+            problem = "is not a number"
+        else:
+            if not math.isfinite(number):
+                problem = "is not a finite number"
+            elif number < 0:
+                problem = "is negative"
+            else:
+                return number
+    raise InputError(
+        f"cropland area {value!r} {problem} (hectares)", source=source, location=f"feature {row}", field=attribute
+    )
+
+
 def read_units(
     path: Path,
     *,
@@ -519,16 +554,7 @@ def read_units(
                 )
             report.repairs.append(Repair(row, code, reason))
             geometry = repaired
-        cropland = _pick(properties, None, CROPLAND_FIELDS)
-        try:
-            cropland_ha = float(cropland) if cropland not in (None, "") else None
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"cropland area {cropland!r} is not a number",
-                source=source,
-                location=f"feature {row}",
-                field="cropland_ha",
-            ) from exc
+        cropland_ha = _cropland_ha(properties, source=source, row=row)
         units.append(
             RegionUnit(
                 code=code,

@@ -123,9 +123,10 @@ def _write(chosen: ReportFormat, data: ReportData, path: Path) -> str:
     from service.reports.pdf import write_pdf
     from service.reports.points_csv import write_csv
     from service.reports.xlsx import write_xlsx
+    from service.stats.wording import counted
 
     if chosen is ReportFormat.PDF:
-        return f"{len(write_pdf(data, path))} pages"
+        return counted(len(write_pdf(data, path)), "page")
     if chosen is ReportFormat.XLSX:
-        return f"{len(write_xlsx(data, path))} sheets"
-    return f"{write_csv(data, path)} fire points"
+        return counted(len(write_xlsx(data, path)), "sheet")
+    return counted(write_csv(data, path), "fire point")

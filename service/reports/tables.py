@@ -15,6 +15,7 @@ from service.stats.periods import local_time
 from service.stats.records import SOURCE_ORDER, FirePoint, Source
 from service.stats.response import Interval, ResponseGroup, response_of
 from service.stats.schemas import minutes
+from service.stats.wording import counted
 
 Cell = str | int | float | datetime | None
 
@@ -314,7 +315,7 @@ def rules_rows(data: ReportData) -> Iterator[list[Cell]]:
     for grade in sorted(rules.grades, key=lambda g: -g.min_score):
         yield [f"grade ≥ {grade.min_score:g}", grade.name]
     for step, sanction in enumerate(rules.sanctions, start=1):
-        when = [f"≥ {sanction.min_violations} violations"] if sanction.min_violations is not None else []
+        when = [f"≥ {counted(sanction.min_violations, 'violation')}"] if sanction.min_violations is not None else []
         when += [f"score < {sanction.below_score:g}"] if sanction.below_score is not None else []
         yield [f"sanction {step}: {' or '.join(when)}", sanction.name]
     default = data.deadlines.default

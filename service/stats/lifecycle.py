@@ -9,6 +9,13 @@ Definitions (all from the append-only transitions, server time):
   a team that goes from ``escalated`` straight to ``on_site`` has acknowledged by then. For acknowledging, a false
   alarm declared by the team also counts as its answer (it looked and decided). ``closed`` is its first entry,
   whatever led to it.
+* **Whose moves** — acknowledging, being on site, extinguishing, feeding back and a false alarm as an answer are the
+  township's response only when its own team made them (:func:`answered_by_the_unit`): a patrol user of the
+  township the fire is assigned to. A county supervisor's or admin's move is the county's, not the township's
+  answer (it had counted as the township acknowledging: a supervisor dismissing a fire gave the township an on-time
+  answer it never gave), and a patrol of another township answered for that township (a fire reassigned after it
+  acted). A false alarm declared by anyone else is the **county's call** (``county_call``): the township owes no
+  answer the deadline had not yet asked of it when the county decided (:mod:`service.stats.response`).
 * **Reopened incidents** keep the times of their first round: the first time each stage was reached is what the
   deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times.
 * **Outcome** — the latest decision in the record: entering ``feedback`` (反馈, a real fire was handled) makes it a
@@ -83,16 +90,30 @@ class Milestones:
     first_false_alarm: datetime | None  # first non-duplicate false alarm at or after notification
     escalated: bool
     reopened: bool
+    # The first false alarm at or after notification declared by someone other than the township's team (a
+    # supervisor, an admin, the service's merge): the county took the fire off the township's list then.
+    county_call: datetime | None = None
 
 
 def _is_duplicate(t: Transition) -> bool:
     return t.to_state is S.FALSE_ALARM and t.reason == FalseAlarmReason.DUPLICATE.value
 
 
+def answered_by_the_unit(t: Transition) -> bool:
+    """Whether a move is the township's own (see "Whose moves" in the module docstring).
+
+    A patrol user's move counts unless the record shows they answer for another unit; a move whose role is unknown
+    (records older than roles) counts as it always did. Supervisors, admins and the service itself never answer
+    for the township.
+    """
+    return t.actor_role in (None, Role.PATROL.value) and t.actor_in_unit is not False
+
+
 def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milestones:
     """The first time each stage was reached (see the module docstring for the rules)."""
     notified = next((t.at for t in transitions if t.to_state is S.NOTIFIED), None)
-    after = [t for t in transitions if notified is not None and t.at >= notified]
+    since = [t for t in transitions if notified is not None and t.at >= notified]
+    after = [t for t in since if answered_by_the_unit(t)]
 
     def first(states: frozenset[IncidentState], *, false_alarm: bool = False) -> datetime | None:
         return next(
@@ -113,11 +134,14 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
         acknowledged_by_false_alarm=acknowledged is not None and acknowledged != acknowledged_main,
         on_site=first(_ON_SITE_STATES),
         extinguished=first(_EXTINGUISHED_STATES),
-        closed=first(frozenset({S.CLOSED})),
+        closed=next((t.at for t in since if t.to_state is S.CLOSED), None),  # whoever closed it
         fed_back=first(_FEEDBACK_STATES),
         first_false_alarm=first_false_alarm,
         escalated=any(t.to_state is S.ESCALATED for t in transitions),
         reopened=any(t.to_state is S.REOPENED for t in transitions),
+        county_call=next(
+            (t.at for t in since if t.to_state is S.FALSE_ALARM and not answered_by_the_unit(t)), None
+        ),
     )
 
 
@@ -147,14 +171,14 @@ def was_concealed(point: FirePoint) -> bool:
     """瞒报: the township called it a false alarm, and it was later handled as a real fire (a violation).
 
     A merge into another incident is not a claim by the township and does not count; nor is a dismissal by a
-    supervisor or admin (the county's call, not the township's): only false alarms declared by patrol users, or by
-    an unknown role in records older than roles.
+    supervisor or admin (the county's call, not the township's), nor one by another township's patrol (before the
+    fire was reassigned): only false alarms declared by the township's own team (:func:`answered_by_the_unit`).
     """
     if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
         return False
     last_feedback = max((i for i, t in enumerate(point.transitions) if t.to_state is S.FEEDBACK), default=-1)
     return any(
-        t.to_state is S.FALSE_ALARM and not _is_duplicate(t) and t.actor_role in (None, Role.PATROL.value)
+        t.to_state is S.FALSE_ALARM and not _is_duplicate(t) and answered_by_the_unit(t)
         for t in point.transitions[:last_feedback]
     )
 

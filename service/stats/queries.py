@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import shapely
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from service.auth.tables import User
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
@@ -26,9 +27,10 @@ from service.stats.periods import Period
 from service.stats.records import FirePoint, Sighting, Transition, Unit
 
 _CHUNK = 500  # ids per IN (…) list: well inside every driver's parameter limit
+_Id = TypeVar("_Id", int, str)
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+def _chunks(ids: Sequence[_Id]) -> Iterable[list[_Id]]:
     for start in range(0, len(ids), _CHUNK):
         yield list(ids[start : start + _CHUNK])
 
@@ -108,6 +110,31 @@ def _position(event: IncidentEvent) -> str | None:
     return "imprecise" if position.get("imprecise") is True else "near"
 
 
+def responsible_unit(incident: Incident) -> str | None:
+    """The unit whose response the fire judges: its township, or its county where it has none (only counties
+    loaded, or a fire outside every township)."""
+    return incident.township_code or incident.county_code
+
+
+def _user_units(session: Session, usernames: set[str]) -> dict[str, str | None]:
+    """The unit each of these users answers for (users are never deleted, and their unit is set at creation)."""
+    units: dict[str, str | None] = {}
+    for chunk in _chunks(sorted(usernames)):
+        for username, unit_code in session.execute(
+            select(User.username, User.unit_code).where(User.username.in_(chunk))
+        ):
+            units[username] = unit_code
+    return units
+
+
+def _actor_in_unit(event: IncidentEvent, incident: Incident, units: dict[str, str | None]) -> bool | None:
+    """Whether the event's actor answers for the fire's responsible unit (see :attr:`Transition.actor_in_unit`)."""
+    if event.actor not in units:
+        return None  # the service itself, or an actor who is not a user: the record cannot tell
+    unit = units[event.actor]
+    return unit is not None and unit == responsible_unit(incident)
+
+
 def load_fire_points(session: Session, period: Period, *, where: ColumnElement[bool] | None = None) -> list[FirePoint]:
     """Every incident first observed in ``period`` (and matching ``where``, e.g. a caller's scope), by id."""
     query = select(Incident).where(Incident.first_observed_at >= period.start, Incident.first_observed_at < period.end)
@@ -119,21 +146,27 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
     transitions: dict[int, list[Transition]] = {i: [] for i in ids}
     sightings: dict[int, list[Sighting]] = {i: [] for i in ids}
     for chunk in _chunks(ids):
-        for event in session.scalars(
-            select(IncidentEvent)
-            .where(IncidentEvent.incident_id.in_(chunk), IncidentEvent.kind == "transition")
-            .order_by(IncidentEvent.id)
-        ):
-            if event.to_state is None:
-                continue
+        events = [
+            (event, IncidentState(event.to_state))
+            for event in session.scalars(
+                select(IncidentEvent)
+                .where(IncidentEvent.incident_id.in_(chunk), IncidentEvent.kind == "transition")
+                .order_by(IncidentEvent.id)
+            )
+            if event.to_state is not None
+        ]
+        units = _user_units(session, {event.actor for event, _ in events})
+        for event, to_state in events:
+            incident = by_id[event.incident_id]
             transitions[event.incident_id].append(
                 Transition(
                     at=event.at,
-                    to_state=IncidentState(event.to_state),
+                    to_state=to_state,
                     from_state=IncidentState(event.from_state) if event.from_state else None,
-                    reason=_reason(event, by_id[event.incident_id]),
+                    reason=_reason(event, incident),
                     actor_role=event.actor_role,
                     position=_position(event),
+                    actor_in_unit=_actor_in_unit(event, incident, units),
                 )
             )
         for incident_id, kind, observed_at, details in session.execute(

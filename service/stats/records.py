@@ -68,6 +68,11 @@ class Transition:
     # ``null``: none was sent), or None when the event says nothing (a move that records no position, or one
     # recorded before positions were).
     position: str | None = None
+    # Whether the actor answers for the unit the fire is assigned to (their user's unit is the fire's township, or
+    # its county where the fire has no township): False for a supervisor of the county or a patrol of another
+    # township (one that acted before the fire was reassigned); None when the record cannot tell (the service
+    # itself, records older than roles, an actor who is not a user).
+    actor_in_unit: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ counts as reached):
 * ``travel``       acknowledged → on site (出发+到场, what the on-site deadline judges)
 
 Every incident that reached the end stage contributes, whatever its outcome (a false alarm closed after a site
-visit has a real ``on_site`` time). Merged duplicates are left out entirely: the incident they were merged into
-carries the response.
+visit has a real ``on_site`` time); a stage is reached by the township's own team, ``closed`` by whoever closed it.
+Merged duplicates are left out entirely: the incident they were merged into carries the response.
 
 Fractiles are **nearest-rank**, as NFPA 1710 reports them: the p-th percentile of n sorted values is the value
 at rank ⌈p·n/100⌉, i.e. the smallest time within which at least p % of the responses happened. No
@@ -27,6 +27,11 @@ acknowledge within 15 min of notification, be on site within 30 min **of acknowl
 The on-site deadline applies only to incidents the team acknowledged by taking the case (not by declaring a false
 alarm); one declared a false alarm within the on-site deadline without a visit owes none. The compliance rate is
 met / (met + missed).
+
+Only the township's own team answers for it (:func:`service.stats.lifecycle.answered_by_the_unit`): a supervisor's
+acknowledgement or false alarm is not the township's. When the county declares a false alarm before the township
+answered (the county's call), a deadline that had not passed by then is *not applicable* (the township owed nothing
+more), and one that had passed stays *missed*; the same holds for the on-site and feedback deadlines.
 """
 
 from __future__ import annotations
@@ -108,6 +113,18 @@ def _judge(reached: datetime | None, since: datetime, deadline: timedelta, as_of
     return Compliance.MISSED if as_of - since > deadline else Compliance.PENDING
 
 
+def _judge_answer(
+    answered: datetime | None, county_call: datetime | None, since: datetime, deadline: timedelta, as_of: datetime
+) -> Compliance:
+    """Like :func:`_judge`, for the township's answer when the county may have decided first (``county_call``):
+    an answer after the county's call is a later round, and a call within the deadline leaves nothing owed."""
+    if county_call is not None and (answered is None or answered > county_call):
+        if county_call - since <= deadline:
+            return Compliance.NOT_APPLICABLE
+        answered = None  # the deadline had passed unanswered when the county decided
+    return _judge(answered, since, deadline, as_of)
+
+
 def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Response | None:
     """The response to one incident; None when it was never notified or was merged into another."""
     if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
@@ -124,7 +141,7 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
     ):
         if reached is not None:
             intervals[interval] = reached - m.notified
-    acknowledge = _judge(m.acknowledged, m.notified, deadline.acknowledge, as_of)
+    acknowledge = _judge_answer(m.acknowledged, m.county_call, m.notified, deadline.acknowledge, as_of)
     on_site = Compliance.NOT_APPLICABLE
     if m.acknowledged is not None and not m.acknowledged_by_false_alarm:
         if m.on_site is not None:
@@ -132,16 +149,18 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
         due = m.acknowledged + deadline.on_site
         if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:
             on_site = Compliance.NOT_APPLICABLE  # judged a false alarm in time: no visit owed
-        else:
-            on_site = _judge(m.on_site, m.acknowledged, deadline.on_site, as_of)
+        elif m.county_call is None or m.county_call >= m.acknowledged:
+            on_site = _judge_answer(m.on_site, m.county_call, m.acknowledged, deadline.on_site, as_of)
+        # else: acknowledged only in a later round, after the county's call: no first-round visit to judge
     return Response(m, intervals, acknowledge, on_site)
 
 
 def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) -> Compliance:
     """How a fire point fared against the feedback deadline (``within`` of notification; 24 小时接报处置).
 
-    The team answers by feeding the fire back (反馈) or by declaring a false alarm; either ends the clock. Never
-    notified or merged into another incident: not applicable.
+    The team answers by feeding the fire back (反馈) or by declaring a false alarm; either ends the clock, and so does
+    the county's own false alarm within the deadline (nothing more owed). Never notified or merged into another
+    incident: not applicable.
     """
     if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
         return Compliance.NOT_APPLICABLE
@@ -149,7 +168,7 @@ def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) ->
     if m.notified is None:
         return Compliance.NOT_APPLICABLE
     answers = [t for t in (m.fed_back, m.first_false_alarm) if t is not None]
-    return _judge(min(answers, default=None), m.notified, within, as_of)
+    return _judge_answer(min(answers, default=None), m.county_call, m.notified, within, as_of)
 
 
 @dataclass(frozen=True, slots=True)

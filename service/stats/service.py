@@ -33,6 +33,7 @@ from service.stats.records import FirePoint, Unit
 from service.stats.response import Deadline, DeadlinePolicy, GroupBy, ResponseTable, response_table
 from service.stats.rules import RuleBook, Selection
 from service.stats.scoring import ScoreBoard, score_units
+from service.stats.wording import counted
 
 DEFAULT_RULES_DIR = Path("rules")
 _SCORED_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
@@ -171,8 +172,14 @@ def score_board(
     scored = [u for u in units if u.level is chosen and area.contains(u.code)]
     board = score_units(points, scored, chosen, rules, deadlines, as_of)
     if board.unscored:
-        warnings.append(f"{board.unscored} fire point(s) in the area have no {chosen.value} and are not scored")
+        warnings.append(_unscored_warning(board.unscored, chosen))
     return board, warnings
+
+
+def _unscored_warning(count: int, level: RegionLevel) -> str:
+    """The warning that fire points of the area were left out of the scores (no unit of the scored level)."""
+    have, be = ("has", "is") if count == 1 else ("have", "are")
+    return f"{counted(count, 'fire point')} in the area {have} no {level.value} and {be} not scored"
 
 
 def scores(
@@ -204,5 +211,6 @@ def scores(
     own_level = own.level if own.level in _SCORED_LEVELS else None
     board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own_level)
     mine = [u for u in board.units if u.code == own.code]
-    notes = [w for w in warnings if "fire point(s)" not in w]
+    # The area's unscored fire points are the siblings' business, not the patrol user's.
+    notes = [w for w in warnings if w != _unscored_warning(board.unscored, board.level)]
     return Scores(Stats(period, area, as_of), replace(board, units=mine, unscored=0), selection, notes)

@@ -16,6 +16,8 @@ from typer.testing import CliRunner, Result
 from service.config import get_settings
 from service.errors import InputError
 from service.reports.cli import ReportFormat, _format_of, report
+from service.reports.data import ReportData
+from service.reports.tables import rules_rows
 from tests.reports.conftest import RULES
 
 Scenario = tuple[str, sessionmaker[Session], dict[str, int]]
@@ -64,6 +66,16 @@ def test_csv_and_xlsx(run: Invoke, tmp_path: Path) -> None:
     rules = dict(load_workbook(io.BytesIO(book_path.read_bytes()))["Rules"].iter_rows(min_row=2, values_only=True))
     assert rules["version"] == "example-v1"  # August 2025 is scored with the rules then in force
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fires.csv", "report.data"]  # no temporary files left
+
+
+def test_counts_in_english_agree_with_their_noun(run: Invoke, november: ReportData, tmp_path: Path) -> None:
+    """A day with one fire said "1 fire points"; the rules sheet said "≥ 1 violations"."""
+    out = tmp_path / "day.csv"
+    result = run("--period", "2025-11-04", "--area", "229900", "--out", str(out), "--rules", str(RULES))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}: 1 fire point (2025-11-04," in result.output
+    sanctions = [row[0] for row in rules_rows(november) if str(row[0]).startswith("sanction")]
+    assert sanctions[:2] == ["sanction 1: ≥ 1 violation", "sanction 2: ≥ 2 violations or score < 60"]
 
 
 @pytest.mark.parametrize(

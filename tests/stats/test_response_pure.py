@@ -17,11 +17,20 @@ from service.stats.lifecycle import (
     was_concealed,
 )
 from service.stats.records import FirePoint, Sighting, Transition
-from service.stats.response import Compliance, Deadline, Interval, percentile, response_of
+from service.stats.response import (
+    Compliance,
+    Deadline,
+    Interval,
+    Response,
+    feedback_compliance,
+    percentile,
+    response_of,
+)
 
 T0 = datetime(2025, 11, 3, 2, 0, tzinfo=UTC)
 S = IncidentState
 DEADLINE = Deadline()
+AS_LATE = T0 + timedelta(days=2)  # every deadline has passed
 
 
 def t(minutes: float, state: IncidentState, reason: str | None = None) -> Transition:
@@ -175,3 +184,72 @@ def test_whose_duplicate_it_is_decides_what_it_counts_as() -> None:
     assert _reason(event("supervisor", {"reason": "duplicate"}), incident) == "duplicate"
     assert _reason(event("system", {"merged_into": 7}), incident) == "duplicate"  # the service's merge
     assert _reason(event("patrol", {"reason": "not_found"}), incident) == "not_found"
+
+
+def by(
+    minutes: float, state: IncidentState, role: str, *, in_unit: bool | None = None, reason: str | None = None
+) -> Transition:
+    """A move by a user of ``role``; ``in_unit``: whether they answer for the fire's township (None: unknown)."""
+    return Transition(T0 + timedelta(minutes=minutes), state, reason=reason, actor_role=role, actor_in_unit=in_unit)
+
+
+def respond(fire: FirePoint) -> Response:
+    """The response to a notified fire, every deadline passed."""
+    response = response_of(fire, DEADLINE, AS_LATE)
+    assert response is not None
+    return response
+
+
+def test_a_supervisors_false_alarm_is_not_the_townships_answer() -> None:
+    """A county supervisor dismissed a fire 5 minutes after the alert: that was counted as the township
+    acknowledging on time (and a 5-minute acknowledge time). The township gave no answer; it owed none once the
+    county decided within the deadline, and still owes the one it had missed when the county decides later."""
+    early = point(t(0, S.NOTIFIED), by(5, S.FALSE_ALARM, "supervisor", in_unit=False, reason="not_found"))
+    response = respond(early)
+    assert response.acknowledge is Compliance.NOT_APPLICABLE
+    assert Interval.ACKNOWLEDGE not in response.intervals
+    assert response.milestones.acknowledged is None
+    assert response.milestones.county_call == T0 + timedelta(minutes=5)
+    late = point(t(0, S.NOTIFIED), by(40, S.FALSE_ALARM, "admin", reason="not_found"))
+    assert respond(late).acknowledge is Compliance.MISSED
+    # The township's own false alarm is its answer, as ever.
+    own = point(t(0, S.NOTIFIED), by(5, S.FALSE_ALARM, "patrol", in_unit=True, reason="not_found"))
+    answered = respond(own)
+    assert answered.acknowledge is Compliance.MET
+    assert answered.intervals[Interval.ACKNOWLEDGE] == timedelta(minutes=5)
+
+
+def test_only_the_townships_own_team_acknowledges_for_it() -> None:
+    """A supervisor acknowledged at 5 minutes; the township's team first moved at 60 (on site): it acknowledged
+    at 60, late. A patrol of another township (it acted before the fire was reassigned here) does not answer for
+    this one; a patrol user whose unit the record cannot tell still does (records older than units)."""
+    for_them = point(
+        t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "supervisor", in_unit=False), by(60, S.ON_SITE, "patrol", in_unit=True)
+    )
+    response = respond(for_them)
+    assert response.milestones.acknowledged == T0 + timedelta(minutes=60)
+    assert response.acknowledge is Compliance.MISSED
+    elsewhere = point(t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "patrol", in_unit=False))
+    assert respond(elsewhere).acknowledge is Compliance.MISSED
+    unknown = point(t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "patrol"))
+    assert respond(unknown).acknowledge is Compliance.MET
+
+
+def test_the_countys_call_ends_what_the_township_owes_on_site_and_in_feedback() -> None:
+    acknowledged = (t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "patrol", in_unit=True))
+    dismissed_in_time = point(*acknowledged, by(20, S.FALSE_ALARM, "supervisor", in_unit=False, reason="not_found"))
+    response = respond(dismissed_in_time)
+    assert (response.acknowledge, response.on_site) == (Compliance.MET, Compliance.NOT_APPLICABLE)
+    assert feedback_compliance(dismissed_in_time, timedelta(hours=24), AS_LATE) is Compliance.NOT_APPLICABLE
+    dismissed_late = point(*acknowledged, by(50, S.FALSE_ALARM, "supervisor", in_unit=False, reason="not_found"))
+    assert respond(dismissed_late).on_site is Compliance.MISSED  # due at 35, nobody on site by the call at 50
+    # A feedback the supervisor entered on the team's behalf is not the team's: 24 h passed without its answer.
+    fed_by_county = point(*acknowledged, by(60, S.EXTINGUISHED, "supervisor"), by(70, S.FEEDBACK, "supervisor"))
+    assert feedback_compliance(fed_by_county, timedelta(hours=24), AS_LATE) is Compliance.MISSED
+
+
+def test_another_townships_false_alarm_is_not_this_townships_concealment() -> None:
+    elsewhere = by(5, S.FALSE_ALARM, "patrol", in_unit=False, reason="not_found")
+    assert not was_concealed(point(t(0, S.NOTIFIED), elsewhere, t(60, S.REOPENED), t(70, S.FEEDBACK)))
+    own = by(5, S.FALSE_ALARM, "patrol", in_unit=True, reason="not_found")
+    assert was_concealed(point(t(0, S.NOTIFIED), own, t(60, S.REOPENED), t(70, S.FEEDBACK)))

@@ -110,3 +110,40 @@ def test_the_api_names_the_field(client: TestClient) -> None:  # noqa: F811
     response = client.get("/api/v1/scores", params={"period": "2025-11", "level": "grid"}, headers=headers)
     assert response.status_code == 422, response.text
     assert "field 'level'" in response.json()["detail"]
+
+
+def test_the_unscored_warning_counts_in_english() -> None:
+    """ "1 fire point(s) in the area have no township": one fire point has, and is not scored."""
+    period = parse_period("2025-11")
+    selection = RuleBook.load(SHIPPED).select(period)
+
+    def unassigned(fire_id: int) -> FirePoint:
+        return FirePoint(
+            id=fire_id,
+            latitude=44.0,
+            longitude=125.0,
+            township_code=None,  # in the county, in none of its townships
+            township_name=None,
+            county_code="C1",
+            county_name=None,
+            first_observed_at=T0,
+            state=IncidentState.NOTIFIED,
+            sightings=(Sighting(ObservationKind.CAMERA, T0),),
+            transitions=(Transition(T0, IncidentState.NOTIFIED),),
+        )
+
+    def warnings(count: int) -> list[str]:
+        _, said = score_board(
+            None,  # type: ignore[arg-type]  # the points are given: no query
+            period,
+            Area.of("C1", UNITS),
+            UNITS,
+            selection,
+            DeadlinePolicy(),
+            T0 + timedelta(days=1),
+            points=[unassigned(i) for i in range(1, count + 1)],
+        )
+        return [w for w in said if "not scored" in w]
+
+    assert warnings(1) == ["1 fire point in the area has no township and is not scored"]
+    assert warnings(2) == ["2 fire points in the area have no township and are not scored"]

@@ -2,6 +2,8 @@
 // reference; English is a full translation. A key missing from English falls back to Chinese, and a key missing
 // everywhere shows itself, so a forgotten string is visible rather than blank (tests/dashboard check both
 // dictionaries have the same keys). The choice is remembered in localStorage: it is a preference, not a secret.
+// A string whose noun agrees with a count ("1 incident", "2 incidents") is an object of plural forms, chosen by
+// `t` with Intl.PluralRules; Chinese has no plural, so its strings stay plain.
 
 export const LANGUAGES = { "zh-CN": "中文", en: "English" };
 const DEFAULT = "zh-CN";
@@ -50,7 +52,6 @@ const zh = {
   "status.indicator.loading": "系统状态…",
   "status.indicator.unknown": "状态未知",
   "status.indicator.ok": "系统正常",
-  "status.indicator.problem": "1 个问题",
   "status.indicator.problems": "{n} 个问题",
   "status.unreadable": "无法读取系统状态。",
   "status.checked": "服务器检查于 {time}（北京时间）",
@@ -451,7 +452,7 @@ const en = {
   "cameras.health.silent": "Silent",
   "cameras.health.never_seen": "Never seen",
   "cameras.none": "No cameras registered.",
-  "cameras.suggestions": "False-alarm hotspots (last {days} days)",
+  "cameras.suggestions": { count: "days", one: "False-alarm hotspots (last day)", other: "False-alarm hotspots (last {days} days)" },
   "cameras.suggestions_hint": "Places of a frame that three or more false alarms (a heat source, nothing on site) came from. A mask hides real fires too: look at those incidents before adding it.",
   "cameras.no_suggestions": "No false-alarm hotspots.",
   "cameras.status": "Status",
@@ -472,20 +473,37 @@ const en = {
   "status.indicator.loading": "Status…",
   "status.indicator.unknown": "Status unknown",
   "status.indicator.ok": "System OK",
-  "status.indicator.problem": "1 problem",
-  "status.indicator.problems": "{n} problems",
+  "status.indicator.problems": { one: "1 problem", other: "{n} problems" },
   "status.unreadable": "Could not read the system status.",
   "status.checked": "checked by the server at {time} (Beijing time)",
   "status.problems": "Problems to act on",
   "status.no_problems": "No problems found.",
-  "status.problem.alerts_overdue": "{n} alert(s) overdue and not delivered (the first was due {since}): check that the alert worker is running.",
+  "status.problem.alerts_overdue": {
+    one: "1 alert overdue and not delivered (it was due {since}): check that the alert worker is running.",
+    other: "{n} alerts overdue and not delivered (the first was due {since}): check that the alert worker is running.",
+  },
   "status.problem.component_never_run": "The {component} has never run: check that it was started.",
-  "status.problem.component_failing": "The {component} failed {n} times in a row.",
-  "status.problem.component_failing_never": "The {component} has never succeeded ({n} attempts): check its configuration.",
+  "status.problem.component_failing": {
+    one: "The {component} failed its last attempt.",
+    other: "The {component} failed {n} times in a row.",
+  },
+  "status.problem.component_failing_never": {
+    one: "The {component} has never succeeded (1 attempt): check its configuration.",
+    other: "The {component} has never succeeded ({n} attempts): check its configuration.",
+  },
   "status.problem.component_late": "The {component} has not succeeded for over {minutes} min (last success: {last}).",
-  "status.problem.alerts_failed": "{n} alert(s) of the last 24 h were given up after every retry: check the recipients' addresses and bots.",
-  "status.problem.cameras_frozen": "{n} camera preset(s) show a frozen picture: {items}. No fire can be seen there.",
-  "status.problem.cameras_silent": "{n} camera preset(s) sent no picture or heartbeat lately: {items}. No fire can be seen there.",
+  "status.problem.alerts_failed": {
+    one: "1 alert of the last 24 h was given up after every retry: check the recipients' addresses and bots.",
+    other: "{n} alerts of the last 24 h were given up after every retry: check the recipients' addresses and bots.",
+  },
+  "status.problem.cameras_frozen": {
+    one: "1 camera preset shows a frozen picture: {items}. No fire can be seen there.",
+    other: "{n} camera presets show a frozen picture: {items}. No fire can be seen there.",
+  },
+  "status.problem.cameras_silent": {
+    one: "1 camera preset sent no picture or heartbeat lately: {items}. No fire can be seen there.",
+    other: "{n} camera presets sent no picture or heartbeat lately: {items}. No fire can be seen there.",
+  },
   "status.more": "and {n} more",
   "status.never": "never",
   "status.component.alerts_worker": "alert worker",
@@ -497,7 +515,7 @@ const en = {
   "status.state.never_run": "never run",
   "status.state.unknown": "unknown",
   "status.late_after": "late after {minutes} min without a success",
-  "status.detail.hotspots": "{n} hotspots last time",
+  "status.detail.hotspots": { one: "1 hotspot last time", other: "{n} hotspots last time" },
   "status.not_expected": "(not configured here; for information)",
   "status.components": "Background components",
   "status.col.name": "Component",
@@ -544,7 +562,7 @@ const en = {
   "time.just_now": "just now",
   "time.minutes_ago": "{n} min ago",
   "time.hours_ago": "{n} h ago",
-  "time.days_ago": "{n} days ago",
+  "time.days_ago": { one: "1 day ago", other: "{n} days ago" },
   "login.title": "Sign in",
   "login.hint": "Use the account you were given.",
   "login.username": "Username",
@@ -618,7 +636,7 @@ const en = {
   "map.show_done": "Show closed",
   "map.list": "Fires",
   "map.none": "No fires right now.",
-  "map.count": "{n} fires",
+  "map.count": { one: "1 fire", other: "{n} fires" },
   "map.truncated": "only the newest {n} are shown; older ones are not",
   "map.reset": "Whole area",
   "map.zoom_in": "Zoom in",
@@ -631,7 +649,7 @@ const en = {
   "queue.filter_open": "open",
   "queue.filter_all": "all",
   "queue.empty": "No incidents match.",
-  "queue.count": "{n} incidents",
+  "queue.count": { one: "1 incident", other: "{n} incidents" },
   "queue.late_count": "{n} late",
   "queue.truncated": "only the newest {n} are shown; older ones are not",
   "incident.title": "Incident #{id}",
@@ -803,7 +821,11 @@ const en = {
   "event_text.alert_withdrawn": "The alert to recipient #{recipient} was withdrawn, not sent (the incident had changed).",
   "event_text.located_other": "A new observation places the fire in {placed}; it stays with {unit} (a supervisor may reassign it).",
   "event_text.reassigned_auto": "A new observation located the fire in another unit: reassigned automatically.",
-  "event_text.repeat_at_site": "{distance} m from the earlier fire, {days} days later.",
+  "event_text.repeat_at_site": {
+    count: "days",
+    one: "{distance} m from the earlier fire, 1 day later.",
+    other: "{distance} m from the earlier fire, {days} days later.",
+  },
   "event_text.merged": "Incident #{id} was the same fire and was merged into this one.",
   "event_text.merged_into": "The same fire as incident #{id}: merged into it.",
   "event_text.notified": "Alert delivered: the township has been told.",
@@ -887,9 +909,30 @@ export function onLanguageChange(fn) {
   listeners.add(fn);
 }
 
-/** The string for `key` with {name} placeholders filled from `params`. */
+/** The plural category (Intl.PluralRules: "one", "other", …) of a count as it is shown: "1" is one, "1.0" and
+ * "1,234" are read as written, so the noun agrees with the figure on the screen. */
+function pluralCategory(code, shown) {
+  const written = String(shown).replace(/[,\s]/g, "");
+  const decimals = (written.split(".")[1] || "").length;
+  const count = Number(written);
+  if (!Number.isFinite(count)) return "other";
+  return new Intl.PluralRules(code, { minimumFractionDigits: decimals }).select(count);
+}
+
+/** The string for `key` with {name} placeholders filled from `params`.
+ *
+ * A string whose noun agrees with a count is an object of plural forms instead of a string (English:
+ * `{ one: "1 incident", other: "{n} incidents" }`); the count is `params.n`, or the param named by its `count`
+ * entry. Chinese has no plural, so its strings stay plain. */
 export function t(key, params) {
-  const text = DICTIONARIES[current][key] ?? DICTIONARIES[DEFAULT][key] ?? key;
+  const own = DICTIONARIES[current][key];
+  let text = own ?? DICTIONARIES[DEFAULT][key] ?? key;
+  if (typeof text === "object") {
+    const countParam = text.count || "n";
+    const shown = params && countParam in params ? params[countParam] : undefined;
+    const category = shown === undefined ? "other" : pluralCategory(own ? current : DEFAULT, shown);
+    text = text[category] ?? text.other;
+  }
   if (!params) return text;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }

@@ -96,7 +96,7 @@ export function watchStatus(session) {
 /** "系统正常", "1 个问题", "3 个问题": the verdict on a reading with `n` problems (the indicator's and the page's). */
 export function problemsText(n) {
   if (n === 0) return t("status.indicator.ok");
-  return n === 1 ? t("status.indicator.problem") : t("status.indicator.problems", { n });
+  return t("status.indicator.problems", { n });
 }
 
 /** What the indicator shows: "loading" (no reading yet), "unknown" (the last reading failed), "ok", "degraded". */

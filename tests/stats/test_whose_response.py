@@ -1,0 +1,132 @@
+"""Only the township's own team answers for it: a county supervisor's moves and another township's patrol are
+not the township's response (recorded with the real service and real users, scored with the shipped rules)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from service.auth.service import SYSTEM, create_user
+from service.config import Settings
+from service.db import make_session_factory, transaction
+from service.flows import ingest_observations
+from service.incidents import service as incidents
+from service.incidents.fusion import ObservationKind
+from service.incidents.states import FalseAlarmReason, IncidentState, Role
+from service.incidents.tables import Incident
+from service.regions.service import RegionIndexCache
+from service.stats import service
+from service.stats.areas import Area
+from service.stats.periods import parse_period
+from service.stats.queries import load_fire_points, load_units
+from service.stats.response import Compliance, DeadlinePolicy, response_of
+from service.stats.rules import RuleBook
+from tests.stats.scenario import (
+    AS_OF,
+    CITY,
+    COUNTY_A,
+    EAST,
+    PATROL,
+    SUPERVISOR,
+    T0,
+    WEST,
+    Clock,
+    _obs,
+    frozen,
+    import_regions,
+    minutes,
+)
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+NOVEMBER = parse_period("2025-11")
+S = IncidentState
+
+
+def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_answer(engine: Engine) -> None:
+    """P: 甲县's supervisor dismissed it 5 minutes after the alert (it counted as 东镇 acknowledging on time).
+    Q: the supervisor acknowledged at 5 minutes; 东镇's team first moved at 60. R: 西镇's team acknowledged at 5
+    minutes, then the supervisor reassigned the fire to 东镇, whose team was on site at 50. Before, all three were
+    东镇 answering within 5 minutes; now P owes nothing (the county decided within the deadline) and Q and R are
+    acknowledged late, at 60 and 50 minutes."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        import_regions(session)
+        for principal in (PATROL[EAST], PATROL[WEST], SUPERVISOR[COUNTY_A]):
+            create_user(session, principal.username, "a-long-password", principal.role, principal.unit_code)
+    supervisor, east, west = SUPERVISOR[COUNTY_A], PATROL[EAST], PATROL[WEST]
+    clock = Clock()
+    ids: dict[str, int] = {}
+    places = {"P": (125.05, 44.05), "Q": (125.03, 44.03), "R": (125.15, 44.05)}
+    with frozen(clock):
+        for offset, (name, (lon, lat)) in enumerate(places.items()):
+            notified = T0 + timedelta(hours=offset)
+            clock.now = notified
+            with transaction(factory) as session:
+                summary = ingest_observations(
+                    session,
+                    [_obs(name, ObservationKind.CAMERA, lon, lat, notified)],
+                    indexes=RegionIndexCache(500),
+                    settings=Settings(),
+                    actor=SYSTEM,
+                )
+                incident = session.get_one(Incident, summary.new_incidents[0])
+                ids[name] = incident.id
+                incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=notified)
+                if name == "P":
+                    steps = [(5, S.FALSE_ALARM, supervisor), (30, S.CLOSED, supervisor)]
+                elif name == "Q":
+                    steps = [(5, S.ACKNOWLEDGED, supervisor), (60, S.ON_SITE, east)]
+                else:
+                    steps = [(5, S.ACKNOWLEDGED, west), (50, S.ON_SITE, east)]
+                for after, state, actor in steps:
+                    if name == "R" and state is S.ON_SITE:
+                        clock.now = notified + minutes(20)
+                        incidents.reassign(
+                            session, incident, supervisor, township_code=EAST, county_code=None, note="东镇's field"
+                        )
+                    clock.now = notified + minutes(after)
+                    reason = FalseAlarmReason.NOT_FOUND if state is S.FALSE_ALARM else None
+                    position = {"latitude": lat, "longitude": lon, "accuracy_m": 10.0} if state is S.ON_SITE else None
+                    incidents.transition(
+                        session, incident, state, actor, at=clock.now, reason=reason, position=position
+                    )
+
+    with factory() as session:
+        points = {p.id: p for p in load_fire_points(session, NOVEMBER)}
+        units = load_units(session)
+        board, _ = service.score_board(
+            session,
+            NOVEMBER,
+            Area.of(CITY, units),
+            units,
+            RuleBook.load(RULES).select(NOVEMBER),
+            DeadlinePolicy(),
+            AS_OF,
+        )
+    # Who answered for the fire's township, as the record says: the service itself cannot tell (None).
+    r = points[ids["R"]]
+    assert r.township_code == EAST
+    assert [(t.to_state, t.actor_role, t.actor_in_unit) for t in r.transitions] == [
+        (S.NOTIFIED, Role.SYSTEM.value, None),
+        (S.ACKNOWLEDGED, Role.PATROL.value, False),  # 西镇's team, before the fire was 东镇's
+        (S.ON_SITE, Role.PATROL.value, True),
+    ]
+    responses = {name: response_of(points[ids[name]], DeadlinePolicy().default, AS_OF) for name in places}
+    assert {name: r.acknowledge for name, r in responses.items() if r is not None} == {
+        "P": Compliance.NOT_APPLICABLE,
+        "Q": Compliance.MISSED,
+        "R": Compliance.MISSED,
+    }
+    assert [r.milestones.acknowledged for r in responses.values() if r is not None] == [
+        None,
+        T0 + timedelta(hours=1) + minutes(60),
+        T0 + timedelta(hours=2) + minutes(50),
+    ]
+    east_score = next(u for u in board.units if u.code == EAST)
+    assert east_score.late_acknowledge == 2
+    assert {(i.incident_id, i.rule) for i in east_score.items} == {
+        (ids["Q"], "late_acknowledge"),
+        (ids["R"], "late_acknowledge"),
+    }
