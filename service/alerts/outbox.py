@@ -9,7 +9,9 @@
   carrying the same ``Idempotency-Key`` so that the receiver can drop the repeat. The lease is renewed before each
   send, and an alert another worker has taken over since is skipped: a slow batch never sends it twice.
 * **Failures** are retried with exponential backoff (5 s doubling to 10 min, or what the platform asked for)
-  until the retry horizon (24 h) passes; then the alert is ``failed`` and shows up for supervisors.
+  until the retry horizon (24 h) passes; then the alert is ``failed`` and shows up for supervisors. A township
+  whose new-fire alert failed on every channel never heard of the fire: the incident is escalated to the county
+  at once, the record saying the township could not be reached (:func:`escalate_unreachable`).
 * **Rate limits**: at most ``rate_per_min`` requests to one target (bot) in any 60 s, counted over every recipient
   that shares it (the platforms limit a bot, not a recipient); when more are due than the window allows, each
   recipient's alerts go out as one township digest.
@@ -368,9 +370,23 @@ def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -
 
 
 def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_after: float | None, at: datetime) -> str:
+    """Record a failed attempt: retried later, or ``failed`` past the retry horizon (and the county told when that
+    leaves the township unreached, :func:`escalate_unreachable`). Made again from the fresh state when a phone's
+    concurrent move of the incident makes the escalation's write stale, as :func:`_delivered` is."""
+    return retry_stale(
+        lambda: _record_failure(factory, ids, error, retry_after, at),
+        "alerts %s: the incident moved while the failure was recorded; recording it again",
+        ids,
+    )
+
+
+def _record_failure(
+    factory: sessionmaker[Session], ids: list[int], error: str, retry_after: float | None, at: datetime
+) -> str:
     outcome = "retry"
     with factory() as session, session.begin():
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+        given_up: list[Alert] = []
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
             alert.attempts += 1
             alert.lease_until = None
             alert.last_error = error[:1000]
@@ -379,7 +395,81 @@ def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_af
             if at - alert.created_at > RETRY_HORIZON:
                 alert.status = AlertStatus.FAILED.value
                 outcome = "failed"
+                given_up.append(alert)
+        session.flush()  # the failures count in what escalate_unreachable reads
+        for alert in given_up:
+            escalate_unreachable(session, alert, at)
     return outcome
+
+
+#: States in which the township has not answered the fire yet: the ones an unreached township leaves it in.
+_AWAITING_TOWNSHIP = frozenset(
+    {IncidentState.SUSPECTED.value, IncidentState.NOTIFIED.value, IncidentState.REOPENED.value}
+)
+
+
+def _round_of(key: str) -> str:
+    """The round part of an idempotency key ("" for the first round; see :func:`idempotency_key`)."""
+    return ":".join(key.split(":")[3:])
+
+
+def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
+    """Escalate the incident of a new-fire alert that has just ``failed`` when that leaves its township unreached;
+    whether it did (inside the caller's transaction).
+
+    Unreached: no new-fire alert of the same round (the first alert, or a reopening's) to anyone who acts on the
+    incident's unit — its township's recipients, or those of its county that act on alerts — was delivered or is
+    still being retried. Then nobody in the township knows of the fire, no deadline runs (a township that was
+    never told is not "notified"), and the county is the only one that can act: the incident moves to
+    ``escalated`` by the system, the event naming the unit, the recipients and the last error ("the township could
+    not be reached"), and the county's supervisors get the escalation alert, as for a missed deadline.
+
+    Not escalated: a reminder or escalation that failed (the township was told of the fire once); a recipient of a
+    unit the fire has left (its new unit's own alert decides); an incident the township has answered, one the
+    county already has (escalated) or one that has ended; a township that another of its channels reached."""
+    if alert.kind != AlertKind.NEW.value:
+        return False
+    recipient = session.get_one(Recipient, alert.recipient_id)
+    incident = session.get_one(Incident, alert.incident_id)
+    units = [code for code in (incident.township_code, incident.county_code) if code]
+    if (
+        recipient.role != RecipientRole.TOWNSHIP.value
+        or recipient.unit_code not in units
+        or incident.state not in _AWAITING_TOWNSHIP
+    ):
+        return False
+    this_round = _round_of(alert.idempotency_key)
+    siblings = session.execute(
+        select(Alert.recipient_id, Alert.status, Alert.idempotency_key)
+        .join(Recipient, Recipient.id == Alert.recipient_id)
+        .where(
+            Alert.incident_id == incident.id,
+            Alert.kind == AlertKind.NEW.value,
+            Recipient.role == RecipientRole.TOWNSHIP.value,
+            Recipient.unit_code.in_(units),
+        )
+    ).all()
+    same_round = [(recipient_id, status) for recipient_id, status, key in siblings if _round_of(key) == this_round]
+    if any(status in (AlertStatus.SENT.value, AlertStatus.PENDING.value) for _, status in same_round):
+        return False
+    failed = sorted(recipient_id for recipient_id, status in same_round if status == AlertStatus.FAILED.value)
+    unit = incident.township_code or recipient.unit_code  # the unit that acts on the fire
+    transition(
+        session,
+        incident,
+        IncidentState.ESCALATED,
+        SYSTEM,
+        note=(
+            f"the township could not be reached: the new-fire alert to {unit} failed on every channel for "
+            f"{RETRY_HORIZON.total_seconds() / 3600:g} h (recipients {', '.join(map(str, failed))}; "
+            f"last error: {alert.last_error})"
+        ),
+        record={"unreachable": {"unit": unit, "recipients": failed, "error": alert.last_error}},
+        at=at,
+    )
+    enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=alert_round(at), now=at)
+    log.warning("incident %s escalated: township %s could not be reached", incident.id, unit)
+    return True
 
 
 #: How often a write that a phone's concurrent move made stale is tried in all, each time from the fresh state.

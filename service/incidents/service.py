@@ -740,6 +740,7 @@ def transition(
     expected_state: IncidentState | None = None,
     position: dict[str, Any] | None = None,
     at: datetime | None = None,
+    record: dict[str, Any] | None = None,
 ) -> Incident:
     """Move an incident to ``target`` if the lifecycle and the actor's role allow it; record the event.
 
@@ -748,7 +749,10 @@ def transition(
 
     ``position``: what the actor's phone reported, checked and measured against the fire
     (``service.evidence.service.position_record``), stored in the event's data. An ``on_site`` move without one is
-    recorded with ``"position": null``, so that a declaration nobody located is visible (虚假到场)."""
+    recorded with ``"position": null``, so that a declaration nobody located is visible (虚假到场).
+
+    ``record``: what the service itself says about a move it makes, kept in the event's data beside the rest (an
+    escalation because the township could not be reached names the unit and the alerts that failed)."""
     current = IncidentState(incident.state)
     if expected_state is not None and expected_state is not current:
         raise ConflictError(
@@ -777,6 +781,8 @@ def transition(
     data: dict[str, Any] = {"reason": reason.value} if reason else ({"feedback": feedback} if feedback else {})
     if position is not None or target is IncidentState.ON_SITE:
         data["position"] = position
+    if record:
+        data.update(record)
     record_event(
         session,
         incident,

@@ -3,7 +3,8 @@
 Main path (the Chinese 闭环 steps): suspected 疑似 → notified 推送 → acknowledged 签收 → en route 出发 →
 on site 到场 → extinguished 扑灭/处置 → feedback 反馈 → verified 核查 → closed 销号.
 Side exits: false alarm (with a reason), reopened (a closed or false-alarm incident that needs action again, or a
-verification that failed), escalated (a deadline passed, or a supervisor escalated by hand).
+verification that failed), escalated (a deadline passed, the township's alert could not be delivered, or a supervisor
+escalated by hand).
 
 Every transition not in :data:`TRANSITIONS` is illegal (HTTP 409). The table is the single source of truth; the
 database CHECK constraint on ``incidents.state`` is generated from :class:`IncidentState`.
@@ -58,9 +59,12 @@ S = IncidentState
 _FIELD = frozenset({Role.PATROL, Role.SUPERVISOR, Role.ADMIN})
 _SUPERVISION = frozenset({Role.SUPERVISOR, Role.ADMIN})
 _SYSTEM = frozenset({Role.SYSTEM, Role.SUPERVISOR, Role.ADMIN})
+_SERVICE = frozenset({Role.SYSTEM})
 
 TRANSITIONS: dict[IncidentState, dict[IncidentState, frozenset[Role]]] = {
-    S.SUSPECTED: {S.NOTIFIED: _SYSTEM, S.FALSE_ALARM: _SUPERVISION, S.ACKNOWLEDGED: _FIELD},
+    # Escalated while suspected: the township's new-fire alert could not be delivered (service.alerts.outbox), so
+    # the county takes the fire over; only the service knows that, so only it makes this move.
+    S.SUSPECTED: {S.NOTIFIED: _SYSTEM, S.FALSE_ALARM: _SUPERVISION, S.ACKNOWLEDGED: _FIELD, S.ESCALATED: _SERVICE},
     S.NOTIFIED: {S.ACKNOWLEDGED: _FIELD, S.FALSE_ALARM: _FIELD, S.ESCALATED: _SYSTEM},
     S.REOPENED: {S.ACKNOWLEDGED: _FIELD, S.FALSE_ALARM: _FIELD, S.ESCALATED: _SYSTEM},
     S.ESCALATED: {S.ACKNOWLEDGED: _FIELD, S.EN_ROUTE: _FIELD, S.ON_SITE: _FIELD, S.FALSE_ALARM: _FIELD},

@@ -42,7 +42,11 @@ def test_an_alert_given_up_today_is_counted_and_is_a_problem(factory: sessionmak
         report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: given_up)
     assert report.failed == 1  # the township's alert (the county is alerted on escalation)
     with factory() as session:
-        assert {a.status for a in session.scalars(select(Alert))} == {AlertStatus.FAILED.value}
+        # The township could not be reached: the county's escalation is queued (outbox.escalate_unreachable).
+        assert {(a.kind, a.status) for a in session.scalars(select(Alert))} == {
+            ("new", AlertStatus.FAILED.value),
+            ("escalation", AlertStatus.PENDING.value),
+        }
         soon = status.system_status(session, settings, now=given_up + timedelta(minutes=5))
         next_day = status.alerts_status(session, settings, now=given_up + timedelta(hours=25))
     assert soon.alerts.failed_24h == 1
