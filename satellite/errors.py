@@ -32,6 +32,7 @@ __all__ = [
     "SatelliteError",
     "SentinelHubAuthError",
     "SentinelHubError",
+    "SentinelHubRateLimitError",
     "SentinelHubRequestError",
     "SentinelHubResponseError",
     "redact",
@@ -234,6 +235,24 @@ class SentinelHubResponseError(SentinelHubError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class SentinelHubRateLimitError(SentinelHubResponseError):
+    """The service kept answering HTTP 429 (rate limited) and strawfire gave up within its bound.
+
+    sentinelhub-py alone retries a 429 for as long as the service keeps sending it (a processing-unit quota that
+    is spent for the month means forever): a scan hung without a word. strawfire stops after a bounded number of
+    rate-limited answers or a bounded time, whichever comes first, and says so.
+
+    Attributes:
+        attempts: how many requests were answered 429 before giving up.
+        elapsed_s: how long the call had been trying when it gave up (seconds).
+    """
+
+    def __init__(self, message: str, *, attempts: int, elapsed_s: float) -> None:
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        super().__init__(message, status=429)
 
 
 def redact(text: str, *secrets: str | None, mask: str = REDACTED) -> str:

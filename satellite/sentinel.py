@@ -34,6 +34,7 @@ import logging
 import math
 import re
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,8 @@ from sentinelhub.api.catalog import SentinelHubCatalog
 from sentinelhub.api.process import SentinelHubRequest
 from sentinelhub.config import SHConfig
 from sentinelhub.constants import CRS, MimeType
+from sentinelhub.download.rate_limit import SentinelHubRateLimit
+from sentinelhub.download.session import SentinelHubSession
 from sentinelhub.geometry import BBox, Geometry
 from shapely.geometry.base import BaseGeometry
 
@@ -55,16 +58,16 @@ from satellite.errors import (
     REDACTED,
     SatelliteError,
     SentinelHubAuthError,
+    SentinelHubRateLimitError,
     SentinelHubRequestError,
     SentinelHubResponseError,
     redact,
 )
 from satellite.evalscripts import OUTPUT_BANDS, evalscript
-from satellite.raster import PixelFlag, RuleSet, SceneScan, Sensor, Thresholds, scan_codes
+from satellite.raster import FirePoint, PixelFlag, RuleSet, SceneScan, Sensor, Thresholds, scan_codes
 
 if TYPE_CHECKING:
     from sentinelhub.download.sentinelhub_client import SentinelHubDownloadClient
-    from sentinelhub.download.session import SentinelHubSession
 
 __all__ = [
     "CDSE_BASE_URL",
@@ -77,6 +80,7 @@ __all__ = [
     "Collection",
     "Endpoint",
     "ProcessGrid",
+    "SceneDetection",
     "SceneFires",
     "SceneRecord",
     "SentinelHubClient",
@@ -141,6 +145,11 @@ class SentinelHubSettings:
     ``client_secret`` is a pydantic ``SecretStr`` (a plain ``str`` is wrapped), so ``repr`` shows ``**********``.
     ``max_attempts``/``retry_sleep_s``: sentinelhub-py retries 5xx and connection errors this many times, sleeping
     ``retry_sleep_s`` then three times longer each time.
+    ``rate_limit_attempts``/``rate_limit_budget_s``: how many HTTP 429 (rate limited) answers one call (a catalog
+    search, a scene scan) accepts, and how long it may go on trying, before it gives up with
+    :class:`~satellite.errors.SentinelHubRateLimitError`; between them it waits as long as the service's
+    ``Retry-After`` says (sentinelhub-py's 30 s without one). sentinelhub-py alone retries 429 without end. A wait
+    that would end past the budget is not started: the call gives up at once instead of sleeping to fail.
     """
 
     client_id: str
@@ -150,6 +159,8 @@ class SentinelHubSettings:
     timeout_s: float = 120.0
     max_attempts: int = 3
     retry_sleep_s: float = 5.0
+    rate_limit_attempts: int = 4
+    rate_limit_budget_s: float = 300.0
 
     def __post_init__(self) -> None:
         secret: Any = self.client_secret
@@ -168,6 +179,10 @@ class SentinelHubSettings:
             object.__setattr__(self, name, url.rstrip("/"))
         if not (self.timeout_s > 0 and self.max_attempts >= 1 and self.retry_sleep_s >= 0):
             raise SentinelHubRequestError("timeout_s must be > 0, max_attempts >= 1 and retry_sleep_s >= 0")
+        if not (self.rate_limit_attempts >= 1 and math.isfinite(self.rate_limit_budget_s)):
+            raise SentinelHubRequestError("rate_limit_attempts must be >= 1 and rate_limit_budget_s finite")
+        if self.rate_limit_budget_s < 0:
+            raise SentinelHubRequestError("rate_limit_budget_s must be >= 0")
 
     @classmethod
     def for_endpoint(
@@ -217,6 +232,9 @@ def sh_config(settings: SentinelHubSettings) -> SHConfig:
         download_timeout_seconds=settings.timeout_s,
         max_download_attempts=settings.max_attempts,
         download_sleep_time=settings.retry_sleep_s,
+        # A backstop only: _BoundedRateLimit gives up first (at rate_limit_attempts 429s per call). Should a later
+        # sentinelhub-py stop consulting the client's rate_limit object, this still bounds the 429 loop per request.
+        max_retries=settings.rate_limit_attempts + 1,
     )
 
 
@@ -275,6 +293,71 @@ def _install_scrubber(secret: str) -> None:
     _SCRUBBER.add(secret)
     for name in _SCRUBBED_LOGGERS:
         logging.getLogger(name).addFilter(_SCRUBBER)  # a no-op when already there
+
+
+class _RateLimitExhaustedError(Exception):
+    """Internal: a call reached its bound on HTTP 429 answers; :meth:`SentinelHubClient._service_errors` words it.
+
+    Not a ``requests`` exception, so sentinelhub-py's retry decorators let it through instead of retrying.
+    """
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(attempts)
+        self.attempts = attempts
+
+
+def _retry_after_ms(headers: Any, default_ms: float) -> float:
+    """The wait a 429 asks for, in milliseconds (Sentinel Hub's ``Retry-After`` unit, as sentinelhub-py reads it).
+
+    A missing or unreadable header (an HTTP date from a proxy) means the client's default; sentinelhub-py's own
+    ``int()`` of it would raise ``ValueError`` in the middle of its download loop.
+    """
+    raw = headers.get(SentinelHubRateLimit.RETRY_HEADER) if hasattr(headers, "get") else None
+    try:
+        value = float(raw) if raw is not None else float(default_ms)
+    except (TypeError, ValueError):
+        value = float(default_ms)
+    return max(0.0, value) if math.isfinite(value) else float(default_ms)
+
+
+class _BoundedRateLimit(SentinelHubRateLimit):
+    """sentinelhub-py's rate-limit bookkeeping for one call, with an end.
+
+    ``SentinelHubDownloadClient`` calls :meth:`update` after every 429 and then sleeps until the next attempt is
+    allowed, for as long as the service keeps answering 429. This gives up (raising :class:`_RateLimitExhaustedError`)
+    at the ``max_limited``-th 429, or as soon as the wait asked for would end more than ``budget_s`` after the call
+    started: sleeping only to give up afterwards helps no one.
+    """
+
+    def __init__(self, *, num_processes: int, max_limited: int, budget_s: float) -> None:
+        super().__init__(num_processes=num_processes)
+        self.max_limited = max_limited
+        self.budget_s = budget_s
+        self.limited = 0
+        self._started = time.monotonic()
+
+    def update(self, headers: dict[str, Any], *, default: float) -> None:
+        """Count a 429 and schedule the next attempt, or give up (``default`` in milliseconds, as upstream)."""
+        self.limited += 1
+        wait_ms = _retry_after_ms(headers, default)
+        elapsed_s = time.monotonic() - self._started
+        if self.limited >= self.max_limited or elapsed_s + wait_ms / 1000 > self.budget_s:
+            raise _RateLimitExhaustedError(self.limited)
+        super().update({self.RETRY_HEADER: str(int(wait_ms))}, default=default)
+
+
+class _RateLimitAwareSession(SentinelHubSession):
+    """A 429 from the token endpoint is an HTTP error, not an OAuth error.
+
+    Its JSON body has an ``error`` key, which sentinelhub-py's compliance hook hands to oauthlib, and the rate limit
+    came back as "credentials refused". sentinelhub-py does not retry the token request on 429: one answer is all.
+    """
+
+    @staticmethod
+    def _compliance_hook(response: Any) -> Any:
+        if response.status_code == 429:
+            response.raise_for_status()
+        return SentinelHubSession._compliance_hook(response)
 
 
 class Collection(StrEnum):
@@ -410,6 +493,116 @@ class SceneFires:
 
     scene: SceneRecord
     scan: SceneScan
+
+    def detections(self) -> list[SceneDetection]:
+        """Each fire point as a :class:`SceneDetection`, the record screening, clustering and ingest read."""
+        return [SceneDetection.of(self.scene, point, self.scan.value_unit) for point in self.scan.fire_points]
+
+
+_INSTRUMENTS: Final[dict[RuleSet, str]] = {RuleSet.LANDSAT: "OLI", RuleSet.SENTINEL2: "MSI", RuleSet.SLSTR: "SLSTR"}
+_M_PER_DEG_LAT: Final = 111_320.0
+
+SINGLE_PIXEL_CONFIDENCE: Final = 0.55
+CLUSTER_CONFIDENCE: Final = 0.8
+"""Normalised confidence of a scene fire point: the rules publish no per-pixel confidence, so a fire point of one
+pixel gets FIRMS's nominal class (0.55, a lone hot pixel is where the rules' false alarms are) and one of two or more
+adjacent fire pixels the high class's lower bound (0.8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SceneDetection:
+    """One fire point of a Sentinel-2 / Landsat / SLSTR scene, shaped like a FIRMS hotspot for the service.
+
+    It fits :class:`satellite.clustering.Detection` and what screening reads (``footprint()``, ``scan_km``,
+    ``confidence``), so it is screened, clustered and fused like any satellite hotspot.
+
+    Fields:
+        key: ``{collection}|{scene id}|{lat}|{lon}`` of the brightest pixel (5 decimals, ~1 m): scanning the same
+            scene again gives the same keys, and the service stores each once.
+        latitude, longitude: the brightest pixel's centre, the alarm position (as activefires-pp picks the
+            highest-FRP pixel of a cluster).
+        acq_utc: the scene's acquisition time.
+        scan_km, track_km: the side of :meth:`footprint`, the square the fire point lies in.
+        instrument: ``OLI``, ``MSI`` or ``SLSTR``; satellite: the catalog's platform (``landsat-9``...).
+        centroid_latitude, centroid_longitude, pixel_count, area_m2, max_value, value_unit: from the raster rules.
+    """
+
+    key: str
+    collection: Collection
+    scene_id: str
+    acq_utc: datetime
+    latitude: float
+    longitude: float
+    centroid_latitude: float
+    centroid_longitude: float
+    pixel_count: int
+    area_m2: float
+    resolution_m: float
+    max_value: float
+    value_unit: str
+    instrument: str
+    satellite: str | None
+    frp_mw: float | None = None
+
+    @classmethod
+    def of(cls, scene: SceneRecord, point: FirePoint, value_unit: str) -> SceneDetection:
+        """The detection of ``point`` in ``scene``."""
+        coll = scene.collection
+        return cls(
+            key=f"{coll.value}|{scene.scene_id}|{point.max_latitude:.5f}|{point.max_longitude:.5f}",
+            collection=coll,
+            scene_id=scene.scene_id,
+            acq_utc=scene.acquired,
+            latitude=float(point.max_latitude),
+            longitude=float(point.max_longitude),
+            centroid_latitude=float(point.latitude),
+            centroid_longitude=float(point.longitude),
+            pixel_count=int(point.pixel_count),
+            area_m2=float(point.area_m2),
+            resolution_m=coll.resolution_m,
+            max_value=float(point.max_value),
+            value_unit=value_unit,
+            instrument=_INSTRUMENTS[coll.ruleset],
+            satellite=scene.platform,
+        )
+
+    @property
+    def confidence(self) -> float:
+        """See :data:`CLUSTER_CONFIDENCE`."""
+        return CLUSTER_CONFIDENCE if self.pixel_count > 1 else SINGLE_PIXEL_CONFIDENCE
+
+    @property
+    def confidence_raw(self) -> str:
+        """What the confidence stands for, for people reading a screening reason."""
+        return f"{self.pixel_count} fire pixel(s)"
+
+    @property
+    def _half_side_m(self) -> float:
+        # Around the brightest pixel: as far as the cluster's centroid, plus half the side of a square of the
+        # cluster's area and half a pixel (geolocation), so the square holds the whole cluster in any shape but a
+        # long thin one bent away from its brightest pixel.
+        dlat_m = (self.centroid_latitude - self.latitude) * _M_PER_DEG_LAT
+        dlon_m = (self.centroid_longitude - self.longitude) * _M_PER_DEG_LAT * math.cos(math.radians(self.latitude))
+        return math.hypot(dlat_m, dlon_m) + (math.sqrt(self.area_m2) + self.resolution_m) / 2
+
+    @property
+    def scan_km(self) -> float:
+        """Side of :meth:`footprint`, km."""
+        return 2 * self._half_side_m / 1000
+
+    @property
+    def track_km(self) -> float:
+        """Side of :meth:`footprint`, km (a square)."""
+        return self.scan_km
+
+    def footprint(self) -> BaseGeometry:
+        """A WGS-84 square around the brightest pixel that holds the fire point's pixels: its uncertainty region."""
+        from shapely.geometry import box
+
+        half_lat = self._half_side_m / _M_PER_DEG_LAT
+        half_lon = half_lat / max(math.cos(math.radians(self.latitude)), 0.01)
+        lon, lat = self.longitude, self.latitude
+        return box(lon - half_lon, lat - half_lat, lon + half_lon, lat + half_lat)
 
 
 BBoxLike: TypeAlias = tuple[float, float, float, float]
@@ -768,15 +961,19 @@ class SentinelHubClient:
     def _download_client(self) -> SentinelHubDownloadClient:
         from sentinelhub.download.sentinelhub_client import SentinelHubDownloadClient
 
-        return SentinelHubDownloadClient(config=self._config, session=self._get_session())
+        client = SentinelHubDownloadClient(config=self._config, session=self._get_session())
+        client.rate_limit = _BoundedRateLimit(
+            num_processes=self._config.number_of_download_processes,
+            max_limited=self.settings.rate_limit_attempts,
+            budget_s=self.settings.rate_limit_budget_s,
+        )
+        return client
 
     def _get_session(self) -> SentinelHubSession:
-        from sentinelhub.download.session import SentinelHubSession
-
         with self._lock:
             if self._session is None:
                 with self._service_errors(f"OAuth token request to {self.settings.token_url}", auth=True):
-                    self._session = SentinelHubSession(config=self._config)
+                    self._session = _RateLimitAwareSession(config=self._config)
             return self._session
 
     @contextmanager
@@ -784,12 +981,17 @@ class SentinelHubClient:
         """Turn library and HTTP failures into scrubbed, one-line SentinelHubError subclasses."""
         import requests
         from oauthlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
-        from sentinelhub.exceptions import BaseSentinelHubException, DownloadFailedException
+        from sentinelhub.exceptions import BaseSentinelHubException, DownloadFailedException, OutOfRequestsException
 
+        started = time.monotonic()
         try:
             yield
         except SatelliteError:
             raise
+        except _RateLimitExhaustedError as exc:
+            raise self._rate_limited(what, exc.attempts, started) from None
+        except OutOfRequestsException:  # sentinelhub-py's own per-request bound (max_retries), the backstop
+            raise self._rate_limited(what, self.settings.rate_limit_attempts + 1, started) from None
         except InsecureTransportError:
             raise SentinelHubAuthError(f"{what}: the token URL must use https") from None
         except OAuth2Error as exc:
@@ -806,6 +1008,8 @@ class SentinelHubClient:
         except requests.RequestException as exc:
             response = getattr(exc, "response", None)
             status = getattr(response, "status_code", None)
+            if status == 429:  # the token endpoint: sentinelhub-py does not retry it, one answer is all there is
+                raise self._rate_limited(what, 1, started) from None
             message = self._scrub(f"{what}: {type(exc).__name__}: {_one_line(str(exc))}")
             if auth:
                 raise SentinelHubAuthError(message) from None
@@ -815,6 +1019,17 @@ class SentinelHubClient:
             if auth:
                 raise SentinelHubAuthError(message) from None
             raise SentinelHubResponseError(message) from None
+
+    def _rate_limited(self, what: str, attempts: int, started: float) -> SentinelHubRateLimitError:
+        elapsed_s = time.monotonic() - started
+        plural = "s" if attempts != 1 else ""
+        message = self._scrub(
+            f"{what}: rate limited by {self.settings.base_url} (HTTP 429); gave up after {attempts} rate-limited "
+            f"attempt{plural} in {elapsed_s:.1f} s (bounds: {self.settings.rate_limit_attempts} attempts, "
+            f"{self.settings.rate_limit_budget_s:g} s)"
+        )
+        LOG.warning("%s", message)
+        return SentinelHubRateLimitError(message, attempts=attempts, elapsed_s=elapsed_s)
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secret)

@@ -30,6 +30,7 @@ from video.cli import camera_app, drone_app
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from service.firms_poll import BackfillReport
     from video.patrol import PatrolReport
     from video.registry import CameraRegistry
 
@@ -980,6 +981,7 @@ def firms_poll(
         )
         for source, error in summary.errors.items():
             err.print(Text.assemble((f"{source}:", "yellow"), f" {error}"), highlight=False, soft_wrap=True)
+        _print_backfill(summary.backfill)
         if not loop:
             # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
             # stderr, what came in is ingested, and the status stays 0.
@@ -987,6 +989,79 @@ def firms_poll(
                 raise typer.Exit(1)
             return
         time.sleep(max(60.0, settings.firms.poll_interval_min * 60))
+
+
+sentinel_app = typer.Typer(
+    help="Sentinel-2, Landsat 8/9 and SLSTR scenes through Sentinel Hub or Copernicus Data Space: scan and ingest.",
+    no_args_is_help=True,
+)
+app.add_typer(sentinel_app, name="sentinel")
+
+
+@sentinel_app.command("scan")
+@friendly_errors
+def sentinel_scan(
+    collection: Annotated[
+        str,
+        typer.Option(help="sentinel-2-l2a (s2l2a), sentinel-2-l1c (s2l1c), landsat-ot-l1 (landsat) or slstr."),
+    ] = "sentinel-2-l2a",
+    days: Annotated[float, typer.Option(min=0.01, max=31, help="Scan the scenes of the last DAYS days.")] = 2.0,
+) -> None:
+    """Scan the scenes of the last days over the regions (or ``sentinelhub.bbox``) with the active-fire rules on
+    Sentinel Hub, and ingest their fire points like FIRMS hotspots (screened, fused, alerted). Credentials and
+    endpoints: the ``sentinelhub.*`` settings (``STRAWFIRE_SENTINELHUB__CLIENT_ID``, ``__CLIENT_SECRET``,
+    ``__BASE_URL``...); the secret is never printed. A scene scanned again adds nothing."""
+    from satellite.errors import SatelliteError
+    from service.auth.service import Principal
+    from service.db import utcnow
+    from service.incidents.states import Role
+    from service.regions.service import RegionIndexCache
+    from service.sentinel_scan import default_period, scan_and_ingest
+
+    settings = get_settings()
+    start, end = default_period(days, utcnow())
+    try:
+        summary = scan_and_ingest(
+            _session_factory(),
+            settings,
+            RegionIndexCache(settings.regions.tolerance_m),
+            collection=collection,
+            start=start,
+            end=end,
+            actor=Principal("cli", Role.ADMIN),
+        )
+    except SatelliteError as exc:  # scrubbed of the client secret and tokens by satellite.sentinel
+        err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    held = ", ".join(f"{k} {v}" for k, v in sorted(summary.held.items()))
+    typer.echo(
+        f"scenes {len(summary.scenes)}, fire points {summary.fire_points}, new {summary.new}, "
+        f"duplicate {summary.duplicates}, new incidents {len(summary.new_incidents)}"
+        + (f", screened out {sum(summary.held.values())} ({held})" if held else "")
+    )
+
+
+def _print_backfill(report: BackfillReport | None) -> None:
+    """What a poll fetched of the days an outage missed (stdout), and what it could not (stderr)."""
+    if report is None:
+        return
+    for source, windows in report.windows.items():
+        typer.echo(f"back-filled {source}: {', '.join(windows)}")
+    for source, (first, last) in report.skipped.items():
+        err.print(
+            Text.assemble(
+                (f"{source}:", "yellow"),
+                f" missed {first} to {last}, older than firms.backfill_max_days: not fetched (ingest an archive file)",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    for source, error in report.errors.items():
+        err.print(
+            Text.assemble((f"{source}:", "yellow"), f" back-fill stopped at {report.pending[source]}: {error}"),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 if __name__ == "__main__":

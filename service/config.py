@@ -267,6 +267,9 @@ class FirmsSettings(BaseModel):
     day_range: int = Field(2, ge=1, le=5)
     # 0 = no automatic polling inside the web process (use `strawfire firms poll`).
     poll_interval_min: float = Field(0.0, ge=0, le=24 * 60)
+    # After an outage longer than day_range, each poll first fetches the missed days in dated windows, oldest first,
+    # at most this many days back (older days: import an archive with `strawfire firms ingest`). 0 = no back-fill.
+    backfill_max_days: int = Field(30, ge=0, le=90)
 
     @property
     def polled_by_service(self) -> bool:
@@ -275,13 +278,29 @@ class FirmsSettings(BaseModel):
 
 
 class SentinelHubSettings(BaseModel):
-    """Sentinel Hub / Copernicus Data Space credentials."""
+    """Sentinel Hub / Copernicus Data Space: the credentials and endpoints ``strawfire sentinel scan`` uses."""
 
     model_config = ConfigDict(extra="forbid")
 
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    # CDSE by default; Sentinel Hub is https://services.sentinel-hub.com.
     base_url: str = "https://sh.dataspace.copernicus.eu"
+    # The OAuth token URL; unset = the known one of base_url (CDSE, Sentinel Hub), required for any other.
+    token_url: str | None = None
+    # Per request; 5xx and connection errors are retried max_attempts times in all, retry_sleep_s then 3x longer.
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_sleep_s: float = Field(5.0, ge=0, le=600)
+    # HTTP 429 (rate limited, e.g. the month's processing units spent): give up after this many per search or scene,
+    # or once waiting would go past rate_limit_budget_s seconds (sentinelhub-py alone waits for ever).
+    rate_limit_attempts: int = Field(4, ge=1, le=100)
+    rate_limit_budget_s: float = Field(300.0, ge=0, le=3600)
+    # W,S,E,N; empty = the bounds of the imported regions. The Process API takes at most 2,500 x 2,500 pixels
+    # (50 x 50 km at Sentinel-2's 20 m, 75 x 75 km at Landsat's 30 m).
+    bbox: list[float] = Field(default_factory=list, max_length=4)
+    # Scenes more cloudy than this (percent) are not scanned: clouds hide fires, and cost processing units.
+    max_cloud_cover: float = Field(60.0, ge=0, le=100)
 
 
 class Settings(BaseSettings):

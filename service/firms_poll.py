@@ -2,19 +2,35 @@
 
 The MAP_KEY stays inside :class:`satellite.poller.FirmsPoller`; nothing here logs URLs. A source that fails is
 reported and retried on the next poll; the overlapping day range picks up what it missed.
+
+**Back-fill after an outage.** A poll asks for the last ``firms.day_range`` days, so a service down for longer never
+fetched the days in between. Each source's progress is kept with its status row (``firms:<source>``,
+:mod:`service.status`): ``detail.resume_from``, the first UTC day not yet known to be fetched completely, written
+by each back-filled window and kept by a regular poll while a back-fill is unfinished; without it,
+``last_success_at`` minus one day (a near-real-time pass late on the day before a poll is published up to hours
+after it). When that day is older than the first day of the regular window, each cycle first fetches the days in
+between in dated windows (``/{DAY_RANGE}/{DATE}``, at most 5 days each), oldest first, at most
+``firms.backfill_max_days`` back; each window is ingested as usual (what overlaps is a duplicate, stored once) and
+its progress recorded in the same transaction, so a crash or a failing window resumes where it stopped. A source
+that has never succeeded is not back-filled: a new deployment's past is imported as history (``firms history``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
 
 import shapely
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from satellite.errors import FirmsApiError
 from satellite.hotspot import Product
-from satellite.poller import BBox, FirmsPoller, PollResult, TransactionBudget
+from satellite.poller import MAX_DAY_RANGE, BBox, FirmsPoller, PollResult, TransactionBudget
 from service.auth.service import SYSTEM
 from service.config import Settings
 from service.db import transaction, utcnow
@@ -22,6 +38,7 @@ from service.errors import ConfigError
 from service.flows import ingest_hotspots
 from service.regions.service import RegionIndexCache, list_regions
 from service.status.service import error_text, firms_component, record_run
+from service.status.tables import ComponentRun
 
 log = logging.getLogger("strawfire.firms")
 
@@ -37,6 +54,29 @@ class PollSummary:
     new: int = 0
     duplicates: int = 0
     held: dict[str, int] = field(default_factory=dict)
+    new_incidents: list[int] = field(default_factory=list)
+    backfill: BackfillReport | None = None
+
+
+LATE_PUBLICATION_MARGIN: Final = timedelta(days=1)
+"""How far before a successful poll the next fetch must reach: FIRMS NRT rows appear up to ~3 h after the pass, so
+a pass late on the day before a poll can be published after it."""
+
+
+@dataclass(slots=True)
+class BackfillReport:
+    """What one cycle's back-fill did, per source: the dated windows fetched (``YYYY-MM-DD+N``: N days from that
+    day), the source's error when a window failed (redacted by the poller), the days left undone (``pending``: the
+    first day still to fetch; the next cycle starts there), the days beyond ``firms.backfill_max_days`` that were
+    given up (first, last), and what the ingests did."""
+
+    windows: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, date] = field(default_factory=dict)
+    skipped: dict[str, tuple[date, date]] = field(default_factory=dict)
+    received: int = 0
+    new: int = 0
+    duplicates: int = 0
     new_incidents: list[int] = field(default_factory=list)
 
 
@@ -102,24 +142,120 @@ def poll_and_ingest(
     return summary
 
 
+def _resume_from(row: ComponentRun | None) -> date | None:
+    """The first UTC day a source's fetches have not yet covered completely; None when it never succeeded."""
+    if row is None or row.last_success_at is None:
+        return None
+    marked = json.loads(row.detail or "{}").get("resume_from")
+    if isinstance(marked, str):
+        try:
+            return date.fromisoformat(marked)
+        except ValueError:
+            log.warning("firms status row %s: unreadable resume_from %r; using its last success", row.name, marked)
+    return (row.last_success_at.astimezone(UTC) - LATE_PUBLICATION_MARGIN).date()
+
+
+def backfill(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    indexes: RegionIndexCache,
+    poller: FirmsPoller,
+    *,
+    now: datetime,
+) -> BackfillReport:
+    """Fetch and ingest the days each source missed before the regular window (module docstring), oldest first.
+
+    A failing window ends that source's back-fill for this cycle (what came before it is kept and recorded); an
+    error about the key itself (refused, transaction limit) ends it for every source.
+    """
+    report = BackfillReport()
+    if settings.firms.backfill_max_days == 0:
+        return report
+    today = now.astimezone(UTC).date()
+    regular_first = today - timedelta(days=poller.day_range - 1)
+    oldest_allowed = today - timedelta(days=settings.firms.backfill_max_days)
+    names = [firms_component(source.value) for source in poller.sources]
+    with factory() as session:
+        rows = {row.name: row for row in session.scalars(select(ComponentRun).where(ComponentRun.name.in_(names)))}
+        session.expunge_all()
+    key_refused = False
+    for source in poller.sources:
+        resume = _resume_from(rows.get(firms_component(source.value)))
+        if resume is None or resume >= regular_first:
+            continue
+        if key_refused:  # the key itself was refused: every request would fail the same way
+            report.pending[source.value] = max(resume, oldest_allowed)
+            continue
+        day = max(resume, oldest_allowed)
+        if day > resume:
+            report.skipped[source.value] = (resume, day - timedelta(days=1))
+            log.warning(
+                "FIRMS %s: days %s to %s were missed and are older than firms.backfill_max_days (%d); not fetched "
+                "(import a FIRMS archive file for them)",
+                source.value,
+                resume,
+                day - timedelta(days=1),
+                settings.firms.backfill_max_days,
+            )
+        log.info("FIRMS %s: back-filling %s to %s", source.value, day, regular_first - timedelta(days=1))
+        while day < regular_first:
+            days = min(MAX_DAY_RANGE, (regular_first - day).days)
+            result = poller.fetch(poller.request_for(source, day_range=days, start_date=day))
+            if result.error is not None:
+                report.errors[source.value] = str(result.error)
+                report.pending[source.value] = day
+                log.warning("FIRMS %s: back-fill stopped at %s: %s", source.value, day, result.error)
+                key_refused = isinstance(result.error, FirmsApiError) and result.error.key_wide
+                break
+            day += timedelta(days=days)
+            with transaction(factory) as session:
+                if result.hotspots:
+                    ingest = ingest_hotspots(session, result.hotspots, indexes=indexes, settings=settings, actor=SYSTEM)
+                    report.new += ingest.new
+                    report.duplicates += ingest.duplicates
+                    report.new_incidents += ingest.new_incidents
+                # In the ingest's transaction: a crash never records a window whose rows are not stored.
+                record_run(
+                    session,
+                    firms_component(source.value),
+                    at=utcnow(),
+                    ok=True,
+                    detail={"hotspots": len(result.hotspots), "resume_from": day.isoformat()},
+                )
+            report.received += len(result.hotspots)
+            report.windows.setdefault(source.value, []).append(f"{result.request.start_date}+{days}")
+            for row in result.rejected:
+                log.warning("FIRMS row rejected: %s", row)
+    return report
+
+
 def run_poll(
     factory: sessionmaker[Session], settings: Settings, indexes: RegionIndexCache, budget: TransactionBudget
 ) -> PollSummary:
-    """One cycle: make the poller, poll, ingest, and record each source's outcome for the system status
-    (``firms:<source>``, :mod:`service.status`). A cycle that fails as a whole (no regions, no MAP_KEY, the
+    """One cycle: make the poller, back-fill what an outage missed (module docstring), poll, ingest, and record
+    each source's outcome for the system status (``firms:<source>``, :mod:`service.status`), with the day the next
+    back-fill starts from while one is unfinished. A cycle that fails as a whole (no regions, no MAP_KEY, the
     database) is recorded against every configured source and re-raised."""
+    now = utcnow()
     try:
         with factory() as session:
             poller = make_poller(session, settings, budget)
         with poller:
+            report = backfill(factory, settings, indexes, poller, now=now)
             summary = poll_and_ingest(factory, settings, indexes, poller)
     except Exception as exc:
         key = settings.firms.map_key.get_secret_value() if settings.firms.map_key else None
         error = error_text(exc, key)
         _record(factory, [(source, False, error, None) for source in settings.firms.sources])
         raise
+    summary.backfill = report
+    summary.new += report.new
+    summary.duplicates += report.duplicates
+    summary.new_incidents += report.new_incidents
+    # A success says "fetched through now" (resume from the day before it), unless a back-fill is unfinished: then
+    # the next one must start where it stopped, and the success must not cover that over.
     outcomes: list[_Outcome] = [
-        (source, True, None, {"hotspots": n})
+        (source, True, None, {"hotspots": n, **_pending(report, source)})
         for source, n in summary.per_source.items()
         if source not in summary.errors
     ]  # a failed source is in per_source too, with nothing received
@@ -128,7 +264,11 @@ def run_poll(
     return summary
 
 
-_Outcome = tuple[str, bool, str | None, dict[str, int] | None]  # source, ok, error (redacted), detail
+def _pending(report: BackfillReport, source: str) -> dict[str, int | str]:
+    return {"resume_from": report.pending[source].isoformat()} if source in report.pending else {}
+
+
+_Outcome = tuple[str, bool, str | None, dict[str, int | str] | None]  # source, ok, error (redacted), detail
 
 
 def _record(factory: sessionmaker[Session], outcomes: list[_Outcome]) -> None:

@@ -1,14 +1,21 @@
-"""`strawfire firms poll` against a local FIRMS stand-in, and `strawfire himawari ingest`, as a user runs them."""
+"""`strawfire firms poll` against a local FIRMS stand-in, `strawfire sentinel scan` against a local Sentinel Hub
+stand-in, and `strawfire himawari ingest`, as a user runs them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
+
+from service.db import make_engine
 from tests.conftest import REPO, shared_path
 from tests.httpserver import http_receiver
+from tests.satellite.test_sentinel import FakeSentinelHub, fake_hub, local_env  # noqa: F401  (fixtures)
+from tests.satellite.test_sentinel_rate_limit import RateLimited
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 MAP_KEY = "0123456789abcdef0123456789abcdef"
@@ -110,3 +117,98 @@ def test_a_file_name_in_the_progress_line_is_text_not_markup(tmp_path: Path) -> 
     result = run("firms", "ingest", str(named), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "ingesting [red]fires.csv" in result.stderr
+
+
+SH_SECRET = "s3cr3t-Client-Secret-0123456789abcdef"  # the FakeSentinelHub's (tests.satellite.test_sentinel)
+
+
+def sentinel_env(tmp_path: Path, hub_url: str) -> dict[str, str]:
+    """Credentials and endpoints as a deployment sets them: the client id in the settings file with a base URL that
+    the environment overrides (env > file > defaults), the secret in the environment only."""
+    settings_file = tmp_path / "strawfire.toml"
+    settings_file.write_text(
+        '[sentinelhub]\nclient_id = "strawfire-test-client"\nbase_url = "https://sh.dataspace.copernicus.eu"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_") and "proxy" not in k.lower()}
+    return env | {
+        "STRAWFIRE_CONFIG": str(settings_file),
+        "STRAWFIRE_SENTINELHUB__CLIENT_SECRET": SH_SECRET,
+        "STRAWFIRE_SENTINELHUB__BASE_URL": hub_url,
+        "STRAWFIRE_SENTINELHUB__TOKEN_URL": f"{hub_url}/oauth/token",
+        "STRAWFIRE_SENTINELHUB__RETRY_SLEEP_S": "0",
+        "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the stand-in speaks plain http on 127.0.0.1
+    }
+
+
+def import_test_county(tmp_path: Path, env: dict[str, str]) -> None:
+    """A county around the FakeSentinelHub's fires (125.30-125.33 E, 43.90-43.92 N)."""
+    county = tmp_path / "county.geojson"
+    feature = {
+        "type": "Feature",
+        "properties": {"code": "220199", "name": "Test county"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[125.29, 43.89], [125.34, 43.89], [125.34, 43.93], [125.29, 43.93], [125.29, 43.89]]],
+        },
+    }
+    county.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
+    imported = run("regions", "import", str(county), "--level", "county", "--crs", "wgs84", cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stderr
+
+
+def test_sentinel_scan_reads_the_sentinelhub_settings_and_ingests_the_fire_points(
+    tmp_path: Path,
+    fake_hub: FakeSentinelHub,  # noqa: F811
+) -> None:
+    """The `sentinelhub.*` settings had no path in the service: nothing read them. `strawfire sentinel scan` takes
+    its credentials and endpoints from them and ingests each scene's fire points as satellite observations."""
+    env = sentinel_env(tmp_path, fake_hub.base_url)
+    import_test_county(tmp_path, env)
+    first = run("sentinel", "scan", "--collection", "landsat", "--days", "10", cwd=tmp_path, env=env)
+    again = run("sentinel", "scan", "--collection", "landsat", "--days", "10", cwd=tmp_path, env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert "scenes 2, fire points 4, new 4, duplicate 0, new incidents " in first.stdout
+    assert "scenes 2, fire points 4, new 0, duplicate 4, new incidents 0" in again.stdout  # a scene adds once
+    token = fake_hub.requests[0]
+    assert token.path == "/oauth/token"  # the environment's base and token URLs, over the file's CDSE one
+    assert b"client_id=strawfire-test-client" in token.body  # from the file
+    searches = [r.json() for r in fake_hub.requests if r.path == "/api/v1/catalog/1.0.0/search"]
+    assert searches[0]["collections"] == ["landsat-ot-l1"]
+    assert searches[0]["filter"] == "eo:cloud_cover <= 60"  # sentinelhub.max_cloud_cover's default
+    assert searches[0]["bbox"] == [125.29, 43.89, 125.34, 43.93]  # the imported regions' bounds
+    for output in (first.stdout, first.stderr, again.stdout, again.stderr):
+        assert SH_SECRET not in output
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT source_key, details FROM observations ORDER BY source_key")).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == 4
+    assert all(key.startswith("landsat-ot-l1|LC0") for key, _ in rows)
+    details = [json.loads(d) for _, d in rows]
+    assert {d["instrument"] for d in details} == {"OLI"}
+    assert {d["screening"]["status"] for d in details} == {"accepted"}
+    assert sorted(d["pixel_count"] for d in details) == [1, 1, 9, 9]
+
+
+def test_sentinel_scan_without_credentials_or_rate_limited_is_one_line_without_the_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    missing = run("sentinel", "scan", cwd=tmp_path, env=env)
+    assert missing.returncode == 2
+    assert "sentinelhub.client_id and sentinelhub.client_secret are not set" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    with http_receiver() as hub:
+        hub.respond = RateLimited(retry_after_ms="100")
+        env = sentinel_env(tmp_path, hub.url) | {"STRAWFIRE_SENTINELHUB__RATE_LIMIT_ATTEMPTS": "2"}
+        import_test_county(tmp_path, env)
+        limited = run("sentinel", "scan", cwd=tmp_path, env=env)
+    assert limited.returncode == 2
+    assert "catalog search of sentinel-2-l2a: rate limited by http://127.0.0.1:" in limited.stderr
+    assert "gave up after 2 rate-limited attempts" in limited.stderr
+    assert "Traceback" not in limited.stderr
+    assert SH_SECRET not in limited.stdout + limited.stderr
