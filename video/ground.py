@@ -23,7 +23,9 @@ own CRS is handled with a ``pyproj.Transformer``.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -71,6 +73,10 @@ _BISECTION_TOLERANCE_M: Final = 0.01
 _MAX_HIDDEN_TERRAIN_M: Final = 0.05
 # Caps one dense scan's memory; with a 30 m DEM and slopes up to ~1.5 the cap is never reached.
 _MAX_SAMPLES_PER_SCAN: Final = 4096
+# Heights above the geoid that ground can have, metres; a DEM value outside is a void marker (see DemTerrain).
+_PLAUSIBLE_HEIGHT_M: Final = (-1000.0, 9000.0)
+
+log = logging.getLogger(__name__)
 
 
 def curvature_drop_m(distance_m: float, refraction_k: float = REFRACTION_K) -> float:
@@ -82,17 +88,18 @@ class Terrain(Protocol):
     """A ground surface: heights at WGS-84 points, plus what ray marching needs to step safely."""
 
     @property
-    def max_slope(self) -> float:
-        """An upper bound of the surface gradient, metres per metre."""
-        ...
-
-    @property
     def resolution_m(self) -> float:
         """The finest horizontal detail of the surface, metres (the smallest marching step)."""
         ...
 
     def elevation(self, longitude: ArrayLike, latitude: ArrayLike) -> NDArray[np.float64]:
         """Heights at the points; NaN where the surface is unknown."""
+        ...
+
+    def bounds_near(self, longitude: float, latitude: float, radii_m: Sequence[float]) -> list[tuple[float, float]]:
+        """For each radius: upper bounds of the height and of the gradient (m/m) of the surface within that ground
+        distance of the point. The height bound is ``inf`` where unknown ground (no data, off the surface) lies
+        within the radius; the gradient bound covers the known surface only."""
         ...
 
 
@@ -117,13 +124,23 @@ class FlatTerrain:
         shape = np.broadcast(np.asarray(longitude), np.asarray(latitude)).shape
         return np.full(shape, self.elevation_m, dtype=np.float64)
 
+    def bounds_near(self, longitude: float, latitude: float, radii_m: Sequence[float]) -> list[tuple[float, float]]:
+        """The one height, no slope, at every radius."""
+        return [(self.elevation_m, 0.0)] * len(radii_m)
+
 
 class DemTerrain:
     """A single-band elevation raster held in memory, sampled bilinearly; nodata and outside are NaN.
 
-    ``max_slope`` is the steepest gradient of the bilinear surface anywhere in the raster; the marcher uses it
-    to take the longest step that provably cannot pass through a hill (the ray's clearance divided by the
-    fastest rate at which the clearance can shrink).
+    Heights outside −1,000…9,000 m are no data too: no ground above the geoid lies there (the Dead Sea shore is at
+    −430 m, Everest at 8,849 m), so such a value is a void marker of a DEM written without a declared nodata value
+    (SRTM's −32768, 32767, −9999) and must not stand in the terrain as a 30 km spike. Each is counted in
+    ``implausible_cells`` and logged.
+
+    For the marcher, :meth:`bounds_near` answers "how high and how steep can the ground be within r metres of
+    here" from two max-pyramids over the raster's cells (level ``l`` holds, per block of 2^l × 2^l cells, the
+    highest corner and the steepest bilinear gradient). A local bound keeps one outlier — a spike, a mast in a DSM
+    — from slowing every ray: with one global maximum slope, a single 1,000 m/m cell made every step crawl.
     """
 
     def __init__(
@@ -142,6 +159,20 @@ class DemTerrain:
             raise DemError(f"{source_name}: a DEM needs a 2-D grid of at least 2×2 cells, got shape {grid.shape}")
         if transform.b != 0.0 or transform.d != 0.0:
             raise DemError(f"{source_name}: rotated rasters are not supported (transform {tuple(transform)[:6]})")
+        lowest, highest = _PLAUSIBLE_HEIGHT_M
+        with np.errstate(invalid="ignore"):
+            implausible = np.isinf(grid) | (grid < lowest) | (grid > highest)
+        self.implausible_cells = int(np.count_nonzero(implausible))
+        if self.implausible_cells:
+            grid = np.where(implausible, np.nan, grid)  # a copy: the caller's array stays as it was
+            log.warning(
+                "%s: %d cells with heights outside %g…%g m (void markers without a declared nodata value) "
+                "are read as no data",
+                source_name,
+                self.implausible_cells,
+                lowest,
+                highest,
+            )
         self.source_name = source_name
         self.heights = grid
         self._transform = transform
@@ -151,7 +182,7 @@ class DemTerrain:
             raise DemError(f"{source_name}: unusable CRS {crs!r}: {exc}") from None
         self._to_dem = Transformer.from_crs("EPSG:4326", dem_crs, always_xy=True)
         self._pixel_m = self._pixel_size_m(dem_crs)
-        self._max_slope = self._compute_max_slope()
+        self._highest, self._steepest = self._bound_pyramids()
 
     @classmethod
     def from_file(cls, path: str | Path) -> DemTerrain:
@@ -178,7 +209,8 @@ class DemTerrain:
         Measured on the ground, not read off the CRS units: a projected CRS's metre is a ground metre only where its
         scale factor is 1 (Web Mercator's is 1/cos φ, so at Changchun one EPSG:3857 "metre" is 0.72 m of ground),
         and degrees shrink poleward. Taking the smallest length over a 3×3 grid of places (corners, edge midpoints,
-        centre) keeps ``max_slope`` an upper bound of the true gradient, which the ray marcher's step bound needs.
+        centre) keeps the gradient bounds upper bounds of the true gradient, and ``bounds_near``'s cell reach at least
+        the disc's, which the ray marcher's step bounds need.
         """
         from pyproj import Transformer
 
@@ -201,19 +233,71 @@ class DemTerrain:
             lengths.append(float(dist.min()))
         return lengths[0], lengths[1]
 
-    def _compute_max_slope(self) -> float:
+    def _bound_pyramids(self) -> tuple[list[NDArray[np.float32]], list[NDArray[np.float32]]]:
+        """Per-block upper bounds of height and gradient, levels 1, 2, … (index 0 is level 1; see the class doc).
+
+        Level 0 is one bilinear cell (the square between four pixel centres): its height is at most its highest
+        corner, and its gradient at most ``hypot(max |Δ across| / dx, max |Δ down| / dy)`` over its two pairs of
+        opposite edges (the bilinear surface's partial derivatives vary linearly between them). A cell with a
+        nodata corner has no height bound (NaN, which ``np.maximum`` carries up the pyramid); its finite edges still
+        count for the gradient, as they did for the old global bound. Level 0 itself is not kept: the marcher's
+        smallest disc (half a cell) already spans two cells, and without it the pyramids take a third of the
+        heights' memory. Stored as float32 rounded up, so they stay bounds.
+        """
+        h = self.heights
         dx, dy = self._pixel_m
+        highest = np.maximum(np.maximum(h[:-1, :-1], h[:-1, 1:]), np.maximum(h[1:, :-1], h[1:, 1:]))
         with np.errstate(invalid="ignore"):
-            sx = np.abs(np.diff(self.heights, axis=1)) / dx
-            sy = np.abs(np.diff(self.heights, axis=0)) / dy
-        mx = float(np.nanmax(sx)) if np.any(np.isfinite(sx)) else 0.0
-        my = float(np.nanmax(sy)) if np.any(np.isfinite(sy)) else 0.0
-        return math.hypot(mx, my)
+            across = np.fmax(np.abs(h[:-1, 1:] - h[:-1, :-1]), np.abs(h[1:, 1:] - h[1:, :-1])) / dx
+            down = np.fmax(np.abs(h[1:, :-1] - h[:-1, :-1]), np.abs(h[1:, 1:] - h[:-1, 1:])) / dy
+        steepest = np.hypot(np.nan_to_num(across, nan=0.0), np.nan_to_num(down, nan=0.0))
+        heights_up = [_coarser(_float32_rounded_up(highest), -np.inf)]
+        slopes_up = [_coarser(_float32_rounded_up(steepest), 0.0)]
+        while heights_up[-1].shape != (1, 1):
+            heights_up.append(_coarser(heights_up[-1], -np.inf))
+            slopes_up.append(_coarser(slopes_up[-1], 0.0))
+        return heights_up, slopes_up
 
     @property
     def max_slope(self) -> float:
-        """Steepest gradient of the bilinear surface, m/m."""
-        return self._max_slope
+        """An upper bound of the bilinear surface's gradient anywhere in the raster, m/m."""
+        return float(self._steepest[-1][0, 0])
+
+    def bounds_near(self, longitude: float, latitude: float, radii_m: Sequence[float]) -> list[tuple[float, float]]:
+        """Upper bounds of height and gradient within each of ``radii_m`` metres of the point (see :class:`Terrain`).
+
+        A disc of radius r is covered by the cells within r / (smallest ground length of a pixel step) columns and
+        rows of the point, 1 % more for the grid's curvature; those cells lie in at most 2 × 2 blocks of the
+        pyramid level whose blocks are at least that wide, and the bound is the largest of those blocks' — a
+        bound over slightly more ground than the disc, never less.
+        """
+        x, y = self._to_dem.transform(longitude, latitude)
+        t = self._transform
+        column = (float(x) - t.c) / t.a - 0.5
+        row = (float(y) - t.f) / t.e - 0.5
+        rows, cols = self.heights.shape
+        dx, dy = self._pixel_m
+        top = len(self._highest)  # the coarsest level
+        bounds: list[tuple[float, float]] = []
+        for radius in radii_m:
+            reach_columns, reach_rows = 1.01 * radius / dx, 1.01 * radius / dy
+            off_raster = (
+                column - reach_columns < 0.0
+                or row - reach_rows < 0.0
+                or column + reach_columns > cols - 1
+                or row + reach_rows > rows - 1
+            )
+            # Cell j spans pixel centres j..j+1, so the cells touched are floor(low)..floor(high), on the raster.
+            c0 = min(max(math.floor(column - reach_columns), 0), cols - 2)
+            c1 = min(max(math.floor(column + reach_columns), 0), cols - 2)
+            r0 = min(max(math.floor(row - reach_rows), 0), rows - 2)
+            r1 = min(max(math.floor(row + reach_rows), 0), rows - 2)
+            level = min(max(1, max(c1 - c0, r1 - r0).bit_length()), top)  # blocks of 2^level cells, ≥ the span
+            blocks = np.s_[r0 >> level : (r1 >> level) + 1, c0 >> level : (c1 >> level) + 1]
+            highest = float(self._highest[level - 1][blocks].max())  # NaN when any cell in them has no data
+            steepest = float(self._steepest[level - 1][blocks].max())
+            bounds.append((math.inf if off_raster or math.isnan(highest) else highest, steepest))
+        return bounds
 
     @property
     def resolution_m(self) -> float:
@@ -239,6 +323,24 @@ class DemTerrain:
         top = h[r0, c0] * (1.0 - fc) + h[r0, c0 + 1] * fc
         bottom = h[r0 + 1, c0] * (1.0 - fc) + h[r0 + 1, c0 + 1] * fc
         return np.asarray(np.where(inside, top * (1.0 - fr) + bottom * fr, np.nan), dtype=np.float64)
+
+
+def _float32_rounded_up(values: NDArray[np.float64]) -> NDArray[np.float32]:
+    """``values`` as float32, each rounded towards +inf so an upper bound stays one (NaN stays NaN)."""
+    rounded = values.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        low = rounded < values
+    rounded[low] = np.nextafter(rounded[low], np.float32(np.inf))
+    return rounded
+
+
+def _coarser(level: NDArray[np.float32], fill: float) -> NDArray[np.float32]:
+    """The next pyramid level: the maximum of each 2 × 2 block (``fill`` pads an odd edge; NaN propagates)."""
+    rows, cols = level.shape
+    padded = np.pad(level, ((0, rows % 2), (0, cols % 2)), constant_values=fill)
+    return np.maximum(
+        np.maximum(padded[0::2, 0::2], padded[0::2, 1::2]), np.maximum(padded[1::2, 0::2], padded[1::2, 1::2])
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +384,14 @@ def intersect_ray(
     root of ``a·d² + t·d + h = 0``, i.e. ``d = 2h / (−t + √(t² − 4ah))`` (the stable form). No real root means
     the ray passes over the horizon.
 
-    Other terrain is marched: the ray's height above the curved datum is ``z + d·t + a·d²`` and at clearance
-    ``g`` above the surface the next step is ``g / (−t + s_max)`` (``s_max`` the terrain's steepest slope) — the
-    farthest the ray can go without possibly crossing the surface. Once that is under half a DEM cell, the next
-    half cell is sampled densely enough that no more than 5 cm of terrain can hide above the ray between two
-    samples; the first sample below the surface is bisected to 1 cm.
+    Other terrain is marched: the ray's height above the curved datum is ``z + d·t + a·d²``. At clearance ``g``
+    above the surface, for radii r = half a cell, twice that, … up to the rest of the range, the terrain's local
+    bounds within r (:meth:`Terrain.bounds_near`: highest ground ``H_r``, steepest slope ``s_r``) each give a step
+    that provably cannot cross the surface: ``g / (−t + s_r)`` (the clearance shrinks no faster), and
+    ``(z_ray − H_r) / −t`` (the ray stays above everything there); the march takes the longest, up to r. A spike
+    or a steep cell therefore only slows the rays that pass near it. Once the longest safe step is under half a
+    DEM cell, the next half cell is sampled densely enough that no more than 5 cm of terrain can hide above the
+    ray between two samples; the first sample below the surface is bisected to 1 cm.
 
     Raises:
         NoGroundIntersectionError: ``above_horizon``, ``beyond_max_range`` or ``outside_dem``.
@@ -369,40 +474,57 @@ def _march(
         raise DemError(f"the camera ({latitude:.6f}, {longitude:.6f}) is not over the DEM")
     if g <= 0.0:
         raise InputError(f"the camera ({altitude_m:g} m) is not above the terrain ({altitude_m - g:g} m)")
-    # Clearance shrinks at most at -tan(e) + s_max per metre (the curvature term only ever adds clearance), so a
-    # step of g / that rate cannot cross the surface.
-    descent_bound = max(0.0, -tan_e) + terrain.max_slope
-    # Closer to the surface than half a cell's worth of that rate, the safe steps would crawl: the next half cell
-    # is sampled densely instead, in one vectorised call. Between two samples s apart that are both above the
-    # surface, the terrain can rise above the ray by at most s·rate/2 (it has to go up and come back down at no
-    # more than `rate`), so the spacing bounds the height of terrain a sample gap can hide — a ridge, an embankment
-    # or a DSM tree line narrower than a cell is not stepped over (a bare "at least half a cell" step was).
+    descent = max(0.0, -tan_e)
+    curvature_rate = 2.0 * a * max_range_m
     min_step = 0.5 * terrain.resolution_m
-    rate = abs(tan_e) + terrain.max_slope + 2.0 * a * max_range_m
-    spacing = 2.0 * _MAX_HIDDEN_TERRAIN_M / rate if rate > 0.0 else min_step
     d = 0.0
+    lon_here, lat_here = longitude, latitude
     while d < max_range_m:
-        safe = g / descent_bound if descent_bound > 0.0 else math.inf
-        if safe >= min_step:
-            d_next = min(d + safe, max_range_m)
-            g_next = clearance_at(d_next)
+        remaining = max_range_m - d
+        radii = [min(min_step, remaining)]
+        while radii[-1] < remaining:
+            radii.append(min(2.0 * radii[-1], remaining))
+        ray_height = altitude_m + d * tan_e + a * d * d
+        bounds = terrain.bounds_near(lon_here, lat_here, radii)
+        step = 0.0
+        for radius, (highest, steepest) in zip(radii, bounds, strict=True):
+            # Within `radius` the clearance shrinks at most at -tan(e) + steepest per metre (the curvature term
+            # only ever adds clearance), so g / that rate cannot cross the surface; and while the ray stays above
+            # the highest ground there, it cannot meet it either.
+            rate = descent + steepest
+            reach = g / rate if rate > 0.0 else math.inf
+            if ray_height > highest:
+                reach = max(reach, (ray_height - highest) / descent if descent > 0.0 else math.inf)
+            step = max(step, min(radius, reach))
+        if step >= radii[0]:
+            d_next = d + step if step < remaining else max_range_m
+            gs, lats, lons = clearance(np.array([d_next]))
+            g_next = float(gs[0])
             if math.isnan(g_next):
                 raise left_dem(d_next)
             if g_next <= 0.0:
                 return hit_at(d, d_next)
-            d, g = d_next, g_next
+            d, g, lat_here, lon_here = d_next, g_next, float(lats[0]), float(lons[0])
             continue
-        span = min(min_step, max_range_m - d)
+        # Closer to the surface than half a cell's worth of safe steps, they would crawl: the next half cell is
+        # sampled densely instead, in one vectorised call. Between two samples s apart that are both above the
+        # surface, the terrain can rise above the ray by at most s·rate/2 (it has to go up and come back down at
+        # no more than `rate`), so the spacing bounds the height of terrain a sample gap can hide — a ridge, an
+        # embankment or a DSM tree line narrower than a cell is not stepped over (a bare "at least half a cell"
+        # step was). The slope bound is the local one of this half cell, so a spike elsewhere costs nothing here.
+        span = radii[0]
+        scan_rate = abs(tan_e) + bounds[0][1] + curvature_rate
+        spacing = 2.0 * _MAX_HIDDEN_TERRAIN_M / scan_rate if scan_rate > 0.0 else span
         count = min(max(1, math.ceil(span / spacing)), _MAX_SAMPLES_PER_SCAN)
         distances = d + span * np.arange(1, count + 1) / count
-        gs, _, _ = clearance(distances)
+        gs, lats, lons = clearance(distances)
         stops = np.nonzero(np.isnan(gs) | (gs <= 0.0))[0]
         if len(stops):
             k = int(stops[0])
             if math.isnan(gs[k]):
                 raise left_dem(float(distances[k]))
             return hit_at(d if k == 0 else float(distances[k - 1]), float(distances[k]))
-        d, g = float(distances[-1]), float(gs[-1])
+        d, g, lat_here, lon_here = float(distances[-1]), float(gs[-1]), float(lats[-1]), float(lons[-1])
     # Past d = -tan(e)/(2a) the ray climbs away from the curved datum: it went over the horizon.
     reason = "above_horizon" if tan_e + 2.0 * a * max_range_m >= 0.0 else "beyond_max_range"
     raise NoGroundIntersectionError(

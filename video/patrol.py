@@ -35,7 +35,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -88,6 +88,7 @@ __all__ = [
     "ClientSink",
     "DroneImageResult",
     "EventOutcome",
+    "ExpiredFrames",
     "FramePipeline",
     "FrameResult",
     "MemoryVerifierStore",
@@ -268,6 +269,30 @@ class VerifierStore(Protocol):
         """The sightings of that frame were handed over (posted, queued or refused): forget its pending events."""
         ...
 
+    def record_expired(self, key: str, captured_at: datetime, at: datetime) -> None:
+        """A frame of ``key`` taken at ``captured_at`` was dropped unlooked-at (``expired``) at ``at``: kept a day
+        for :meth:`expired_frames` (the heartbeats carry it to the service's status)."""
+        ...
+
+    def expired_frames(self, keys: Sequence[str], *, since: datetime) -> dict[str, ExpiredFrames]:
+        """Per key of ``keys``: how many of its frames were dropped at or after ``since``, and when the latest one
+        was (within a day)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredFrames:
+    """A preset's frames that no worker took before their ``expires_at`` (``expired``, dropped unlooked-at)."""
+
+    count: int  # dropped within the window asked for
+    last_at: datetime | None  # when the latest was dropped (within a day); None: none
+
+
+#: Heartbeats count the frames of a preset dropped unlooked-at in this window (distributed patrols).
+EXPIRED_WINDOW: Final = timedelta(hours=1)
+#: How long a dropped frame is remembered (and its preset's ``last_expired_at`` reported).
+_EXPIRED_KEPT: Final = timedelta(days=1)
+
 
 class MemoryVerifierStore:
     """In-process state (the embedded default): a dict of live states, one lock per preset."""
@@ -276,6 +301,7 @@ class MemoryVerifierStore:
         self._states: dict[str, PresetState] = {}
         self._previous: dict[str, tuple[datetime, ImageArray]] = {}
         self._pending: dict[str, tuple[datetime, int, list[Event]]] = {}  # in process: the last such frame only
+        self._expired: dict[str, dict[datetime, datetime]] = {}  # key → capture time → when it was dropped
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -330,6 +356,23 @@ class MemoryVerifierStore:
             entry = self._pending.get(key)
             if entry is not None and entry[0] == captured_at:
                 del self._pending[key]
+
+    def record_expired(self, key: str, captured_at: datetime, at: datetime) -> None:
+        """Remember the dropped frame (by its capture time: a frame dropped twice counts once) for a day."""
+        with self._lock(key):
+            dropped = self._expired.setdefault(key, {})
+            dropped[captured_at] = at
+            for old in [c for c, when in dropped.items() if when < at - _EXPIRED_KEPT]:
+                del dropped[old]
+
+    def expired_frames(self, keys: Sequence[str], *, since: datetime) -> dict[str, ExpiredFrames]:
+        """The frames of each key dropped since ``since``, and the latest."""
+        out = {}
+        for key in keys:
+            with self._lock(key):
+                times = list(self._expired.get(key, {}).values())
+            out[key] = ExpiredFrames(sum(t >= since for t in times), max(times, default=None))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -877,12 +920,14 @@ class Patrol:
         keep_results: bool = False,
         heartbeat: Callable[[list[dict[str, Any]]], Any] | None = None,
         heartbeat_every_s: float = 60.0,
+        expired_frames: Callable[[list[str]], Mapping[str, ExpiredFrames]] | None = None,
     ) -> None:
         if heartbeat_every_s <= 0:
             raise ValueError("heartbeat_every_s must be > 0")
         self.registry = registry
         self.heartbeat = heartbeat
         self.heartbeat_every_s = heartbeat_every_s
+        self.expired_frames = expired_frames
         self.handle = handle
         self._factory = sources
         wanted = list(presets) if presets is not None else [(c.id, p.id) for c, p in registry.presets()]
@@ -977,27 +1022,48 @@ class Patrol:
             log.warning("%s: the feed moves again", key)
 
     def heartbeats(self, report: PatrolReport) -> list[dict[str, Any]]:
-        """One heartbeat per preset from the run's counters (``POST /api/v1/cameras/health``'s items)."""
+        """One heartbeat per preset from the run's counters (``POST /api/v1/cameras/health``'s items).
+
+        With ``expired_frames`` (a grabber of Celery workers), each also says how many of the preset's frames the
+        workers dropped unlooked-at in the last hour (``expired``) and when the latest was (``last_expired_at``):
+        the grabber only queues frames, so workers that do not keep up would otherwise show in their own logs
+        only. When those counts cannot be read (their Redis is down) the heartbeats go without them.
+        """
         now = datetime.now(UTC)
+        keys = [preset_key(camera.id, preset.id) for camera, preset in self._presets]
+        expired = self._read_expired(keys)
         out = []
-        for camera, preset in self._presets:
-            stats = report.presets[preset_key(camera.id, preset.id)]
+        for (camera, preset), key in zip(self._presets, keys, strict=True):
+            stats = report.presets[key]
             with self._lock:  # not while a preset's ended source is being folded into its errors
                 errors = stats.stream_errors()
             last = stats.last_frame_at
-            out.append(
-                {
-                    "camera_id": camera.id,
-                    "preset": preset.id,
-                    "at": now.isoformat(),
-                    "frames": stats.frames,
-                    "errors": errors,
-                    "frozen": stats.frozen,
-                    # a file's frames may carry times ahead of the clock: never after the heartbeat itself
-                    "last_frame_at": None if last is None else min(last, now).isoformat(),
-                }
-            )
+            beat: dict[str, Any] = {
+                "camera_id": camera.id,
+                "preset": preset.id,
+                "at": now.isoformat(),
+                "frames": stats.frames,
+                "errors": errors,
+                "frozen": stats.frozen,
+                # a file's frames may carry times ahead of the clock: never after the heartbeat itself
+                "last_frame_at": None if last is None else min(last, now).isoformat(),
+            }
+            if expired is not None:
+                dropped = expired.get(key) or ExpiredFrames(0, None)
+                beat["expired"] = dropped.count
+                # a worker's clock may run ahead of this one: never after the heartbeat itself either
+                beat["last_expired_at"] = None if dropped.last_at is None else min(dropped.last_at, now).isoformat()
+            out.append(beat)
         return out
+
+    def _read_expired(self, keys: list[str]) -> Mapping[str, ExpiredFrames] | None:
+        if self.expired_frames is None:
+            return None
+        try:
+            return self.expired_frames(keys)
+        except Exception as exc:  # the heartbeats themselves must still go
+            log.warning("the workers' expired frames could not be read: %s", redact_url(f"{type(exc).__name__}: {exc}"))
+            return None
 
     def _send_heartbeats(self, report: PatrolReport, done: threading.Event) -> None:
         # Its own thread: a slow or absent service never holds up a frame.

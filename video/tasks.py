@@ -12,7 +12,9 @@ Two modes, same task functions:
   per core; every process loads its own detector with one thread) and detect, verify and post. The grabber sends
   the cameras' heartbeats. A frame no worker has taken within ``--frame-ttl-s`` (default 300 s) is dropped by the
   worker that finally takes it (``expired``, before decoding): workers behind a backlog catch up on the present
-  instead of verifying the past; add workers when the heartbeats and results show frames expiring.
+  instead of verifying the past. Each worker records such frames per preset in its state Redis, the grabber's
+  heartbeats carry the counts (``expired`` in the last hour, ``last_expired_at``), and the system status
+  (``GET /api/v1/status``, ``strawfire status``) names the presets whose frames expired lately: add workers then.
 
 Sequence-verification state across workers — decision: **the state lives in Redis, one lock per (camera,
 preset)**, rather than routing each camera to a fixed worker. Routing needs a queue per worker and re-balancing
@@ -67,7 +69,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,7 +84,9 @@ from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifie
 from video.client import ServiceUnavailable, SightingClient, SightingRejected
 from video.errors import VideoError
 from video.patrol import (
+    EXPIRED_WINDOW,
     ClientSink,
+    ExpiredFrames,
     FramePipeline,
     FrameResult,
     MemoryVerifierStore,
@@ -95,6 +99,7 @@ from video.patrol import (
     VerifierStore,
     drone_sightings,
     load_detector_spec,
+    preset_key,
 )
 from video.registry import CameraRegistry, load_registry
 from video.sighting import SightingUpload, parse_sighting
@@ -144,6 +149,7 @@ _STATE_PREFIX: Final = "strawfire:video:verifier:"
 _LOCK_PREFIX: Final = "strawfire:video:lock:"
 _PREVIOUS_PREFIX: Final = "strawfire:video:previous:"
 _PENDING_PREFIX: Final = "strawfire:video:pending:"
+_EXPIRED_PREFIX: Final = "strawfire:video:expired:"
 
 
 def _env(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -333,6 +339,30 @@ class RedisVerifierStore:
     def settle(self, key: str, captured_at: datetime) -> None:
         """The frame's sightings were handed over: forget its pending events."""
         self.redis.hdel(_PENDING_PREFIX + key, captured_at.isoformat())
+
+    def record_expired(self, key: str, captured_at: datetime, at: datetime) -> None:
+        """Add the dropped frame to the preset's sorted set (member: its capture time, so a frame dropped twice
+        counts once; score: when it was dropped), pruned to the last :data:`STATE_TTL_S`."""
+        name = _EXPIRED_PREFIX + key
+        pipe = self.redis.pipeline()
+        pipe.zadd(name, {captured_at.isoformat(): at.timestamp()})
+        pipe.zremrangebyscore(name, "-inf", f"({at.timestamp() - self.ttl_s}")
+        pipe.expire(name, self.ttl_s)
+        pipe.execute()
+
+    def expired_frames(self, keys: Sequence[str], *, since: datetime) -> dict[str, ExpiredFrames]:
+        """The frames of each key dropped since ``since`` and the latest, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(_EXPIRED_PREFIX + key, since.timestamp(), "+inf")
+            pipe.zrange(_EXPIRED_PREFIX + key, -1, -1, withscores=True)
+        replies = pipe.execute()
+        out = {}
+        for i, key in enumerate(keys):
+            count, latest = int(replies[2 * i]), cast(list[tuple[bytes, float]], replies[2 * i + 1])
+            last_at = datetime.fromtimestamp(latest[0][1], UTC) if latest else None
+            out[key] = ExpiredFrames(count, last_at)
+        return out
 
 
 def _event_to_json(event: Event) -> dict[str, Any]:
@@ -543,6 +573,10 @@ def process_frame(payload: dict[str, Any], worker: str = "inline") -> dict[str, 
         log.warning(
             "%s/%s: frame %d was not taken before %s; dropped", camera_id, preset_id, seq, payload["expires_at"]
         )
+        try:  # for the grabber's heartbeats: the system status says when workers do not keep up
+            pipeline.store.record_expired(preset_key(camera_id, preset_id), captured_at, datetime.now(UTC))
+        except Exception as exc:  # a report about the frame must not turn its drop into a failed task
+            log.warning("%s/%s: the expired frame was not recorded: %s", camera_id, preset_id, exc)
         expired = FrameResult(
             camera_id, preset_id, seq, captured_at, status="expired", model=pipeline.detector.info.name
         )
@@ -643,15 +677,26 @@ def run_grabber(
     timeout_s: float | None = None,
     heartbeat: Callable[[list[dict[str, Any]]], Any] | None = None,
     heartbeat_every_s: float = 60.0,
+    state_url: str | None = None,
 ) -> PatrolReport:
     """The distributed patrol's grabber: read every preset's frames and queue them for the workers.
 
     The workers (``celery -A video.tasks worker``) detect, verify and post; this process only reads the cameras,
     so it needs no detector. Heartbeats (frames read, stream errors, frozen feed) are the grabber's to send: it is
-    what sees the cameras. A frame the broker does not take is counted as an error of its preset (in the
-    heartbeat) and the patrol goes on with the next. ``celery``: a client app for the workers' broker, made by
+    what sees the cameras. They also carry the frames the workers dropped unlooked-at (``expired``), read from the
+    workers' state Redis: ``state_url``, else ``STRAWFIRE_VIDEO__STATE_URL``, else the broker's URL when it is a
+    Redis one (the workers' own default). A frame the broker does not take is counted as an error of its preset (in
+    the heartbeat) and the patrol goes on with the next. ``celery``: a client app for the workers' broker, made by
     :func:`grabber_celery` (one with a result backend holds up every frame for ~20 s while the broker is down).
     """
+    expired_frames: Callable[[list[str]], Mapping[str, ExpiredFrames]] | None = None
+    url = state_url or _env("STATE_URL") or str(celery.conf.broker_url or "")
+    if heartbeat is not None and url.startswith(("redis://", "rediss://", "unix://")):
+        store = RedisVerifierStore.from_url(url)
+
+        def expired_frames(keys: list[str]) -> dict[str, ExpiredFrames]:
+            return store.expired_frames(keys, since=datetime.now(UTC) - EXPIRED_WINDOW)
+
     patrol = Patrol(
         registry,
         lambda frame: submit_frame(frame, celery=celery, ttl_s=frame_ttl_s),
@@ -659,5 +704,6 @@ def run_grabber(
         presets=presets,
         heartbeat=heartbeat,
         heartbeat_every_s=heartbeat_every_s,
+        expired_frames=expired_frames,
     )
     return patrol.run(timeout_s=timeout_s)

@@ -7,13 +7,22 @@ A heartbeat replaces the preset's previous one (a row per preset, not a log). St
   (``max(3 × cadence_s, 600 s)``): the patrol is down, or it runs but the stream gives no picture;
 * ``frozen`` — the patrol reports the feed showing the same picture again and again (``video.health``);
 * ``ok`` — otherwise.
+
+Apart from its state, a preset is ``expiring`` when the Celery workers of a distributed patrol dropped some of its
+frames unlooked-at lately (``expired``: no worker took them within the grabber's ``--frame-ttl-s``): the camera
+sends pictures, but nobody looks at all of them. The grabber's heartbeats carry the workers' counts (``expired`` in
+the last hour, ``last_expired_at``; an in-process patrol sends neither), and "lately" is the preset's silence
+horizon, :func:`silent_after_s`. Those counts are kept in one ``component_runs`` row, :data:`EXPIRED_FRAMES`, a
+JSON map by preset where each newer report replaces the preset's last — for want of columns on
+``camera_heartbeats`` (adding ``expired`` and ``last_expired_at`` there would take a migration). A report carries
+the preset's current counts, not an increment, so one lost to two posts at once is made good by the next.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from service.cameras.service import load_registry
 from service.cameras.tables import PresetHeartbeat
+from service.status.tables import ComponentRun
 from video.errors import VideoError
 from video.registry import CameraRegistry
 
@@ -32,6 +42,8 @@ SILENT_CADENCES: Final = 3
 #: A heartbeat stamped further ahead than this is refused (a wrong clock would keep a dead preset "ok").
 MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
 MAX_BATCH: Final = 1000
+#: The ``component_runs`` row holding each preset's latest report of frames its workers dropped (see above).
+EXPIRED_FRAMES: Final = "cameras.expired_frames"
 
 HealthState = Literal["ok", "frozen", "silent", "never_seen"]
 
@@ -48,6 +60,9 @@ class HeartbeatIn(BaseModel):
     errors: int = Field(ge=0)
     frozen: bool
     last_frame_at: AwareDatetime | None
+    # Distributed patrols only: frames the workers dropped unlooked-at in the last hour, and the latest such drop.
+    expired: int | None = Field(default=None, ge=0)
+    last_expired_at: AwareDatetime | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,10 @@ def _parse_item(index: int, item: object, registry: CameraRegistry, now: datetim
         )
     if beat.last_frame_at is not None and beat.last_frame_at > beat.at:
         return Rejected(index, "last_frame_at: after the heartbeat's own time", camera_id, preset)
+    if beat.last_expired_at is not None and beat.last_expired_at > beat.at:
+        return Rejected(index, "last_expired_at: after the heartbeat's own time", camera_id, preset)
+    if beat.last_expired_at is not None and beat.expired is None:
+        return Rejected(index, "last_expired_at: given without expired", camera_id, preset)
     return beat
 
 
@@ -107,6 +126,7 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
     rows = {(r.camera_id, r.preset_id): r for r in session.scalars(select(PresetHeartbeat))}
     rejected: list[Rejected] = []
     stored = stale = 0
+    expiries: dict[str, dict[str, Any]] = {}  # camera/preset → its report of frames the workers dropped
     for index, item in enumerate(items):
         beat = _parse_item(index, item, registry, now)
         if isinstance(beat, Rejected):
@@ -122,7 +142,30 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
         row.at, row.frames, row.errors, row.frozen = beat.at, beat.frames, beat.errors, beat.frozen
         row.last_frame_at, row.received_at = beat.last_frame_at, now
         stored += 1
+        if beat.expired is not None:
+            last = beat.last_expired_at
+            expiries[f"{beat.camera_id}/{beat.preset}"] = {
+                "expired": beat.expired,
+                "last_expired_at": None if last is None else last.isoformat(),
+            }
+    if expiries:
+        _store_expiries(session, expiries, now=now)
     return BatchResult(stored, stale, rejected)
+
+
+def _store_expiries(session: Session, expiries: dict[str, dict[str, Any]], *, now: datetime) -> None:
+    """Merge the presets' reports into the :data:`EXPIRED_FRAMES` row (locked on PostgreSQL while merging)."""
+    from service.status.service import record_run  # service.status reads camera health: imported here, not above
+
+    presets = _expiries(session, lock=True) | expiries
+    record_run(session, EXPIRED_FRAMES, at=now, ok=True, detail={"presets": presets})
+
+
+def _expiries(session: Session, *, lock: bool = False) -> dict[str, Any]:
+    """The :data:`EXPIRED_FRAMES` row's reports by ``camera/preset``."""
+    row = session.get(ComponentRun, EXPIRED_FRAMES, with_for_update=lock)
+    presets = json.loads(row.detail or "{}").get("presets", {}) if row is not None else {}
+    return presets if isinstance(presets, dict) else {}
 
 
 def silent_after_s(cadence_s: float) -> float:
@@ -133,10 +176,14 @@ def silent_after_s(cadence_s: float) -> float:
 def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     """Every registered preset, in registry order, with its state and latest heartbeat."""
     rows = {(r.camera_id, r.preset_id): r for r in session.scalars(select(PresetHeartbeat))}
+    expiries = _expiries(session)
     out: list[dict[str, Any]] = []
     for camera, preset in load_registry(session).presets():
         limit = silent_after_s(preset.cadence_s)
         row = rows.get((camera.id, preset.id))
+        report = expiries.get(f"{camera.id}/{preset.id}")
+        raw_last = report.get("last_expired_at") if isinstance(report, dict) else None
+        last_expired_at = datetime.fromisoformat(raw_last).astimezone(UTC) if isinstance(raw_last, str) else None
         state: HealthState
         if row is None:
             state = "never_seen"
@@ -162,6 +209,10 @@ def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
                 "errors": row.errors if row else None,
                 "frozen": row.frozen if row else None,
                 "last_frame_at": row.last_frame_at if row else None,
+                # None: never reported (an in-process patrol looks at every frame it reads)
+                "expired": report.get("expired") if isinstance(report, dict) else None,
+                "last_expired_at": last_expired_at,
+                "expiring": last_expired_at is not None and (now - last_expired_at).total_seconds() <= limit,
             }
         )
     return out

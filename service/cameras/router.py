@@ -104,6 +104,9 @@ class PresetHealthOut(BaseModel):
     errors: int | None
     frozen: bool | None
     last_frame_at: datetime | None
+    expired: int | None  # distributed patrols: frames the workers dropped unlooked-at in the last hour reported
+    last_expired_at: datetime | None  # the latest such drop (within a day)
+    expiring: bool  # frames dropped within silent_after_s: the workers do not keep up
 
 
 @router.post("/health")
@@ -112,7 +115,11 @@ def post_health(
     session: SessionDep,
     body: Annotated[
         dict[str, list[Any]],
-        Body(description='{"heartbeats": [{camera_id, preset, at, frames, errors, frozen, last_frame_at}, …]}'),
+        Body(
+            description='{"heartbeats": [{camera_id, preset, at, frames, errors, frozen, last_frame_at}, …]}; a '
+            "grabber of Celery workers adds expired (frames the workers dropped unlooked-at in the last hour) and "
+            "last_expired_at"
+        ),
     ],
 ) -> HeartbeatBatchOut:
     """Per-preset heartbeats from a patrol (devices). Each is checked on its own: one naming an unknown camera or
@@ -130,5 +137,6 @@ def post_health(
 @router.get("/health")
 def get_health(principal: Supervisor, session: SessionDep) -> list[PresetHealthOut]:
     """Each registered preset with its state: ``ok``, ``frozen``, ``silent`` (no heartbeat or no frame for
-    ``max(3 × cadence_s, 600 s)``) or ``never_seen`` (supervisors, admins)."""
+    ``max(3 × cadence_s, 600 s)``) or ``never_seen``, and ``expiring`` when workers dropped some of its frames
+    unlooked-at within that time (supervisors, admins)."""
     return [PresetHealthOut.model_validate(p) for p in health.preset_health(session, now=utcnow())]

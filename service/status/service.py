@@ -17,6 +17,10 @@ Decisions:
   wrong database writes its row elsewhere).
 * **No hotspots is not a problem**: a quiet week in summer is normal; the recent counts per kind are shown for
   people to judge.
+* **Frames the patrol workers dropped unlooked-at are a problem while recent** (``frames_expired``): in a
+  distributed patrol a frame no Celery worker took within the grabber's frame TTL is dropped, so a camera that
+  sends pictures goes partly unwatched when the workers fall behind. It is judged over the preset's silence
+  horizon (three cadences, at least 10 min, as ``silent``), and clears by itself once the workers catch up.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from satellite.errors import redact
 from service.alerts.tables import Alert, AlertStatus
-from service.cameras.health import HealthState, preset_health
+from service.cameras.health import EXPIRED_FRAMES, HealthState, preset_health
 from service.config import Settings
 from service.db import driver_message
 from service.incidents.fusion import ObservationKind
@@ -215,7 +219,9 @@ def components(session: Session, settings: Settings, *, now: datetime) -> list[C
         name for name in (firms_component(source) for source in settings.firms.sources) if name in rows
     ]
     expected = ([ALERT_WORKER] if worker else []) + firms
-    names = expected + sorted(set(rows) - set(expected))
+    # The cameras' expired-frame reports share the table for want of columns of their own: they are the presets'
+    # (service.cameras.health), shown with them and judged as ``frames_expired``, not a component.
+    names = expected + sorted(set(rows) - set(expected) - {EXPIRED_FRAMES})
     out = []
     for name in names:
         limit = alert_worker_limit(settings) if name == ALERT_WORKER else firms_limit(settings)
@@ -346,6 +352,16 @@ def problems_of(alerts: AlertsStatus, parts: list[ComponentStatus], cameras: lis
         if keys:
             message = f"{len(keys)} camera preset(s) {words}: {_presets(keys)}; no fire can be seen there"
             out.append(Problem(f"cameras_{state}", "cameras", message, len(keys), tuple(keys)))
+    expiring = [c for c in cameras if c.get("expiring")]
+    if expiring:
+        keys = [f"{c['camera_id']}/{c['preset']}" for c in expiring]
+        counted = [f"{key} ({c['expired']} in the last hour)" for key, c in zip(keys, expiring, strict=True)]
+        message = (
+            f"{len(keys)} camera preset(s) had frames dropped unlooked-at, not taken by a patrol worker within the "
+            f"frame TTL: {_presets(counted)}; the Celery workers are not keeping up: add workers (celery -A "
+            "video.tasks worker) or check that they run"
+        )
+        out.append(Problem("frames_expired", "cameras", message, len(keys), tuple(keys)))
     return out
 
 

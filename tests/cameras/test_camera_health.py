@@ -122,3 +122,64 @@ def test_devices_post_and_supervisors_read(client: TestClient) -> None:
     assert client.get(HEALTH, headers=login(client, "worker", "device-password")).status_code == 403
     assert client.get(HEALTH, headers=login(client, "eval", "evaluator-password")).status_code == 403
     assert client.get(HEALTH).status_code == 401
+
+
+def test_frames_the_workers_dropped_show_on_the_preset_and_in_the_status(client: TestClient) -> None:
+    """A grabber of Celery workers reports, per preset, the frames its workers dropped unlooked-at (``expired``):
+    the preset shows them, and the system status names the presets where it happened lately."""
+    device, supervisor = login(client, "worker", "device-password"), login(client, "sup", "supervisor-password")
+    now = utcnow()
+
+    def dropped(camera_id: str, preset: str, count: int, last_ago_s: float | None, ago_s: float = 5) -> dict[str, Any]:
+        last = None if last_ago_s is None else (now - timedelta(seconds=last_ago_s)).isoformat()
+        return beat(camera_id, preset, ago_s, frame_ago_s=ago_s) | {"expired": count, "last_expired_at": last}
+
+    batch = [
+        dropped("nongan-07", "p1", 4, 120),
+        dropped("nongan-07", "p2", 0, None),
+        beat("dehui-02", "east", 5, frame_ago_s=6),
+    ]
+    posted = client.post(HEALTH, headers=device, json={"heartbeats": batch})
+    assert posted.json()["stored"] == 3, posted.text
+    presets = {p["preset"]: p for p in client.get(HEALTH, headers=supervisor).json()}
+    assert (presets["p1"]["expired"], presets["p1"]["expiring"], presets["p1"]["state"]) == (4, True, "ok")
+    assert (presets["p2"]["expired"], presets["p2"]["last_expired_at"], presets["p2"]["expiring"]) == (0, None, False)
+    assert (presets["east"]["expired"], presets["east"]["expiring"]) == (None, False)  # an in-process patrol
+
+    def expired_problems() -> list[dict[str, Any]]:
+        body = client.get("/api/v1/status", headers=supervisor).json()
+        assert "cameras.expired_frames" not in {c["name"] for c in body["components"]}  # the presets', not a part
+        return [p for p in body["problems"] if p["code"] == "frames_expired"]
+
+    [problem] = expired_problems()
+    assert problem["items"] == ["nongan-07/p1"]
+    assert problem["message"].startswith(
+        "1 camera preset(s) had frames dropped unlooked-at, not taken by a patrol worker within the frame TTL: "
+        "nongan-07/p1 (4 in the last hour); the Celery workers are not keeping up"
+    )
+
+    # A heartbeat without the counts (the grabber could not read the workers' Redis) leaves the last report.
+    assert (
+        client.post(HEALTH, headers=device, json={"heartbeats": [beat("nongan-07", "p1", 3, frame_ago_s=3)]}).json()[
+            "stored"
+        ]
+        == 1
+    )
+    assert [p["items"] for p in expired_problems()] == [["nongan-07/p1"]]
+    # The workers caught up: the last frame dropped 20 min ago is past p1's 10-min horizon.
+    caught_up = dropped("nongan-07", "p1", 1, 1200, ago_s=1)
+    assert client.post(HEALTH, headers=device, json={"heartbeats": [caught_up]}).json()["stored"] == 1
+    assert expired_problems() == []
+    p1 = next(p for p in client.get(HEALTH, headers=supervisor).json() if p["preset"] == "p1")
+    assert (p1["expired"], p1["expiring"]) == (1, False)
+
+    wrong = [
+        dropped("nongan-07", "p2", 1, -60, ago_s=0),  # a worker's clock ahead of the grabber's
+        beat("nongan-07", "p2", 0) | {"last_expired_at": now.isoformat()},
+        beat("nongan-07", "p2", 0) | {"expired": -1},
+    ]
+    body = client.post(HEALTH, headers=device, json={"heartbeats": wrong}).json()
+    errors = [r["error"] for r in body["rejected"]]
+    assert errors[0] == "last_expired_at: after the heartbeat's own time"
+    assert errors[1] == "last_expired_at: given without expired"
+    assert errors[2].startswith("expired:")

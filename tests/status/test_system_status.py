@@ -305,3 +305,59 @@ def test_a_failing_pass_of_alerts_worker_once_is_recorded_and_still_fails(
         assert (row.consecutive_failures, row.last_success_at) == (1, None)
         assert row.last_error == "RuntimeError: webhook https://open.feishu.cn/x?access_token=*** unreachable"
     engine.dispose()
+
+
+def test_frames_the_workers_dropped_lately_come_after_the_blind_cameras() -> None:
+    cameras = [
+        {"camera_id": "c1", "preset": "p1", "state": "silent"},
+        {"camera_id": "c2", "preset": "east", "state": "ok", "expiring": True, "expired": 12},
+        {"camera_id": "c2", "preset": "west", "state": "ok", "expiring": False, "expired": 3},  # caught up since
+    ]
+    problems = status.problems_of(quiet_alerts(), [], cameras)
+    assert [p.code for p in problems] == ["cameras_silent", "frames_expired"]
+    assert problems[1].items == ("c2/east",)
+    assert problems[1].message == (
+        "1 camera preset(s) had frames dropped unlooked-at, not taken by a patrol worker within the frame TTL: "
+        "c2/east (12 in the last hour); the Celery workers are not keeping up: add workers (celery -A video.tasks "
+        "worker) or check that they run"
+    )
+
+
+def test_expired_frame_reports_of_two_grabbers_are_kept_per_preset(factory: sessionmaker[Session]) -> None:  # noqa: F811
+    """Two grabbers (each with its own cameras) report the frames their workers dropped; each report replaces
+    only its own presets' in the shared row, and the status names the presets where frames expired lately."""
+    from service.cameras.health import store_heartbeats
+    from service.cameras.service import replace_registry
+    from tests.video.test_registry import BASE
+    from video.registry import CameraRegistry
+
+    with transaction(factory) as session:
+        replace_registry(session, CameraRegistry.from_dict(BASE))
+    now = utcnow()
+
+    def report(camera_id: str, preset: str, expired: int, last_ago_min: float | None, at: datetime) -> dict[str, Any]:
+        last = None if last_ago_min is None else (now - timedelta(minutes=last_ago_min)).isoformat()
+        beat = {"camera_id": camera_id, "preset": preset, "at": at.isoformat(), "frames": 9, "errors": 0}
+        return beat | {"frozen": False, "last_frame_at": at.isoformat(), "expired": expired, "last_expired_at": last}
+
+    first, second = now - timedelta(minutes=2), now - timedelta(minutes=1)
+    batches = [
+        [report("nongan-07", "p1", 5, 3, first), report("nongan-07", "p2", 0, None, first)],
+        [report("dehui-02", "east", 2, 4, first)],
+        [report("nongan-07", "p1", 0, 70, second), report("nongan-07", "p2", 1, 1, second)],  # p1 caught up
+    ]
+    for batch in batches:
+        with transaction(factory) as session:
+            result = store_heartbeats(session, list(batch), now=now)
+            assert (result.stored, result.rejected) == (len(batch), [])
+    with factory() as session:
+        found = status.system_status(session, Settings(), now=now)
+        presets = {f"{c['camera_id']}/{c['preset']}": c for c in status.preset_health(session, now=now)}
+    assert {key: (p["expired"], p["expiring"]) for key, p in presets.items()} == {
+        "nongan-07/p1": (0, False),
+        "nongan-07/p2": (1, True),
+        "dehui-02/east": (2, True),
+    }
+    [problem] = [p for p in found.problems if p.code == "frames_expired"]
+    assert problem.items == ("nongan-07/p2", "dehui-02/east")
+    assert "cameras.expired_frames" not in {c.name for c in found.components}

@@ -12,6 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 from shapely import Point
 
+from tests.video.terrain import GlobalBoundTerrain, SampleCounter, rolling_plain_dem, rolling_plain_heights
 from video.camera import GEOD, CameraSite, Intrinsics, PtzPose, Ray, pixel_to_ray
 from video.errors import DemError, InputError, NoGroundIntersectionError
 from video.ground import (
@@ -279,3 +280,153 @@ def test_camera_outside_the_dem_and_bad_files(tmp_path: Path) -> None:
     junk.write_bytes(b"not a raster")
     with pytest.raises(DemError, match="cannot read"):
         DemTerrain.from_file(junk)
+
+
+def deepest_dip_m(
+    dem: DemTerrain, latitude: float, longitude: float, altitude_m: float, ray: Ray, start_m: float, end_m: float
+) -> float:
+    """How far the terrain rises above the ray between two distances (curvature and refraction included), by
+    sampling every 5 mm; 0 when the ray stays above it."""
+    distances = np.arange(start_m, end_m, 0.005)
+    n = len(distances)
+    lons, lats, _ = GEOD.fwd(np.full(n, longitude), np.full(n, latitude), np.full(n, ray.bearing_deg), distances)
+    ray_heights = altitude_m + distances * math.tan(math.radians(ray.elevation_deg)) + curvature_drop_m(distances)
+    above_ray = dem.elevation(lons, lats) - ray_heights
+    return max(0.0, float(np.nanmax(above_ray))) if np.any(np.isfinite(above_ray)) else 0.0
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32651", "EPSG:4326"])
+def test_dem_local_bounds_find_the_same_ground_as_the_global_bound(crs: str) -> None:
+    # The per-block bounds only lengthen the marcher's safe steps: on random rays over a rolling-plain DEM (towers,
+    # drones, grazing and steep rays, some leaving the DEM or passing over the horizon) the answer is the one the
+    # global-bound march gives — the same status and the same point to the 1 cm bisection tolerance. The one
+    # allowed difference is the marcher's stated tolerance: a ray that only grazes the terrain, dipping less than
+    # 5 cm below it, may be stepped over by either (their samples fall in different places); then the point the
+    # other one found must be such a graze.
+    dem = rolling_plain_dem(rolling_plain_heights(300, 300, seed=11), crs)
+    reference = GlobalBoundTerrain(dem)
+    rng = np.random.default_rng(5)
+    statuses: set[str] = set()
+    grazes = 0
+    for _ in range(80):
+        lon, lat, _ = GEOD.fwd(LON, LAT, rng.uniform(0.0, 360.0), rng.uniform(0.0, 3500.0))
+        altitude = float(dem.elevation(lon, lat)) + rng.uniform(5.0, 150.0)
+        ray = Ray(rng.uniform(0.0, 360.0), -(10.0 ** rng.uniform(-1.0, 1.9)))
+        answers = []
+        for terrain in (dem, reference):
+            try:
+                hit = intersect_ray(lat, lon, altitude, ray, terrain, max_range_m=6000.0)
+            except NoGroundIntersectionError as exc:
+                answers.append((exc.reason, 6000.0))
+            else:
+                answers.append(("hit", hit.horizontal_range_m))
+        (status, local), (reference_status, global_) = answers
+        statuses.add(status)
+        if status == reference_status and (status != "hit" or abs(local - global_) <= 0.011):
+            continue
+        grazes += 1
+        earlier, later = sorted((local, global_))
+        assert deepest_dip_m(dem, lat, lon, altitude, ray, earlier - 0.02, later - 0.02) < 0.05, (ray, answers)
+    assert statuses == {"hit", "outside_dem", "beyond_max_range"}
+    assert grazes <= 2
+
+
+def test_dem_bounds_near_bound_the_ground_in_the_disc() -> None:
+    # Checked against the surface itself: the bilinear heights sampled densely over each disc never exceed the
+    # height bound, and the slope between neighbouring samples never exceeds the slope bound.
+    dem = rolling_plain_dem(rolling_plain_heights(200, 200, seed=3), "EPSG:4326")
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        lon, lat, _ = GEOD.fwd(LON, LAT, rng.uniform(0.0, 360.0), rng.uniform(0.0, 2000.0))
+        radii = [15.0, 60.0, 240.0, 900.0]
+        for radius, (highest, steepest) in zip(radii, dem.bounds_near(lon, lat, radii), strict=True):
+            distances = np.linspace(0.0, radius, 60)
+            bearings = np.linspace(0.0, 360.0, 73)
+            d, b = np.meshgrid(distances, bearings)
+            lons, lats, _ = GEOD.fwd(np.full(d.size, lon), np.full(d.size, lat), b.ravel(), d.ravel())
+            ground = dem.elevation(lons, lats).reshape(d.shape)
+            if np.all(np.isfinite(ground)):
+                assert float(ground.max()) <= highest
+            else:
+                assert highest == math.inf  # the disc reaches off the DEM
+            rise = np.abs(np.diff(ground, axis=1)) / np.diff(distances)
+            assert float(np.nanmax(rise)) <= steepest + 1e-6
+            assert steepest <= dem.max_slope
+
+
+@pytest.mark.parametrize("spike_m", [3000.0, 800.0])
+def test_dem_spike_slows_only_the_rays_near_it(spike_m: float) -> None:
+    # One outlier cell (a mast in a DSM, a bad value in a plausible range) made the global maximum slope thousands
+    # of times the plain's, and with it every fix: each ray crawled in half-cell dense scans of 4,096 samples
+    # (~6 s a ground fix). Now a fix far from the spike looks at about as many ground points as without it, and
+    # finds the same ground.
+    heights = rolling_plain_heights(400, 400, seed=7)
+    clean = rolling_plain_dem(heights)
+    spiked_heights = heights.copy()
+    spiked_heights[40, 350] = spike_m  # ~5.9 km north-east of the camera
+    spiked = rolling_plain_dem(spiked_heights)
+    assert spiked.max_slope > 20.0 * clean.max_slope
+    camera = float(clean.elevation(LON, LAT)) + 40.0
+    fixes, points = [], []
+    for dem in (clean, spiked):
+        counter = SampleCounter(dem)
+        fixes.append(
+            [
+                ground_fix(LAT, LON, camera, Ray(bearing, -0.6), dem, sigma_bearing_deg=0.2, sigma_elevation_deg=0.1)
+                for bearing in (100.0, 200.0, 300.0)
+            ]
+        )
+        points.append(counter.points)
+    for on_clean, on_spiked in zip(*fixes, strict=True):
+        assert on_spiked.status is on_clean.status is GroundStatus.HIT
+        assert on_spiked.hit is not None
+        assert on_clean.hit is not None
+        assert on_spiked.hit.horizontal_range_m == pytest.approx(on_clean.hit.horizontal_range_m, abs=0.011)
+        assert (on_spiked.near_range_m, on_spiked.far_range_m) == pytest.approx(
+            (on_clean.near_range_m, on_clean.far_range_m), abs=0.011
+        )
+    assert points[1] <= 1.2 * points[0]
+    # A ray aimed at the spike still stops on it.
+    x0, y0 = Transformer.from_crs("EPSG:4326", "EPSG:32651", always_xy=True).transform(LON, LAT)
+    spike_lon, spike_lat = Transformer.from_crs("EPSG:32651", "EPSG:4326", always_xy=True).transform(
+        x0 + (350.5 - 200.0) * 30.0,
+        y0 - (40.5 - 200.0) * 30.0,  # the spike's pixel centre on rolling_plain_dem's grid
+    )
+    bearing, _, distance = GEOD.inv(LON, LAT, spike_lon, spike_lat)
+    # Rising to 300 m at the spike, above every hill of the plain: only the spike's flanks can stop it.
+    ray = Ray(bearing, depression_for(camera - 300.0, distance))
+    hit = intersect_ray(LAT, LON, camera, ray, spiked)
+    assert hit.horizontal_range_m == pytest.approx(distance, abs=45.0)
+    assert hit.ground_altitude_m > 300.0
+
+
+def test_dem_void_markers_without_a_nodata_value_are_no_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A DEM written without a declared nodata value keeps its voids as −32768 / 32767 (SRTM's markers). Read as
+    # heights they were a 32 km wall (and a 1,000 m/m slope that slowed every fix); they are no data.
+    heights = np.full((50, 50), GROUND)
+    heights[20, 30] = -32768.0
+    heights[:, 40:] = 32767.0
+    transform = from_origin(LON - 0.01, LAT + 0.01, 0.0004, 0.0004)
+    path = tmp_path / "voids.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=50, height=50, count=1, dtype="int16", crs="EPSG:4326", transform=transform
+    ) as ds:
+        ds.write(heights.astype(np.int16), 1)
+    with caplog.at_level("WARNING", logger="video.ground"):
+        dem = DemTerrain.from_file(path)
+    assert dem.implausible_cells == 1 + 50 * 10
+    assert "501 cells" in caplog.text
+    assert math.isnan(dem.heights[20, 30])
+    assert dem.max_slope == 0.0
+    with pytest.raises(NoGroundIntersectionError) as info:
+        intersect_ray(LAT, LON, GROUND + 40.0, Ray(90.0, -0.5), dem)
+    assert info.value.reason == "outside_dem"  # into the void, not against a 32 km wall ~480 m out
+    # A ray that passes ~100 m beside the single void cell lands where it would on flat ground (~400 m out).
+    ray = Ray(20.0, -5.71)
+    assert intersect_ray(LAT, LON, GROUND + 40.0, ray, dem).horizontal_range_m == pytest.approx(
+        intersect_ray(LAT, LON, GROUND + 40.0, ray, FlatTerrain(GROUND)).horizontal_range_m, abs=0.05
+    )
+    # Arrays given directly are read the same way, and the caller's array is left as it was.
+    direct = DemTerrain(heights, transform, "EPSG:4326")
+    assert direct.implausible_cells == 501
+    assert heights[20, 30] == -32768.0

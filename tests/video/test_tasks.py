@@ -258,6 +258,69 @@ def test_redis_store_serialises_presets_and_reports_late_frames(redis_url: str) 
     assert 0 < store.redis.ttl("strawfire:video:verifier:" + key) <= 86_400
 
 
+def test_workers_record_expired_frames_and_the_grabbers_heartbeats_carry_them(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each frame a worker drops unlooked-at (``expired``) is recorded per preset in the workers' Redis; the
+    grabber's heartbeats read it there (``expired`` in the last hour, ``last_expired_at``) for the system status,
+    and go without those fields, not without the heartbeat, when that Redis does not answer."""
+    import redis
+
+    from tests.video.stand_ins import steady_smoke_detector
+    from tests.video.test_health import ListSource
+    from video.tasks import grabber_celery, process_frame, run_grabber
+
+    state_url = redis_url.removesuffix("/0") + "/1"  # a database of its own: other tests' presets stay apart
+    redis.Redis.from_url(state_url).flushdb()
+    store = RedisVerifierStore(redis.Redis.from_url(state_url))
+    registry = figlib_registry()
+    configure_runtime(Runtime(FramePipeline(registry, steady_smoke_detector(), ListSink(), store=store), None))
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    rng = np.random.default_rng(6)
+    frames = [
+        Frame(rng.integers(0, 255, (427, 640, 3), dtype=np.uint8), t0 + timedelta(minutes=i), "figlib-mobo-c", "p1", i)
+        for i in range(3)
+    ]
+    try:
+        dropped = [process_frame(frame_payload(frame, expires_at=past))["status"] for frame in frames]
+        # Celery hands a frame out again when its worker is lost: dropped twice, it is one frame dropped.
+        process_frame(frame_payload(frames[0], expires_at=past))
+        taken = process_frame(frame_payload(frames[2], expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    finally:
+        configure_runtime(None)
+    assert dropped == ["expired"] * 3
+    assert taken["status"] in {"ok", "late"}  # looked at, not dropped: not counted
+    assert store.redis.ttl("strawfire:video:expired:figlib-mobo-c/p1") > 86_000
+
+    def grab(state: str) -> list[dict[str, Any]]:
+        beats: list[list[dict[str, Any]]] = []
+        celery = grabber_celery(state_url, queue=f"strawfire-test-{uuid.uuid4().hex[:8]}")
+        try:
+            run_grabber(
+                registry,
+                celery,
+                frame_ttl_s=300,
+                sources=lambda camera, preset: ListSource(frames[:1]),
+                heartbeat=beats.append,
+                state_url=state,
+            )
+        finally:
+            celery.close()
+        return beats[-1]
+
+    [beat] = grab(state_url)
+    assert beat["expired"] == 3
+    last = datetime.fromisoformat(beat["last_expired_at"])
+    assert past < last <= datetime.fromisoformat(beat["at"])
+    with caplog.at_level("WARNING", logger="video.patrol"):
+        [unread] = grab(f"redis://127.0.0.1:{_free_port()}/0")
+    assert "expired" not in unread
+    assert "last_expired_at" not in unread
+    assert unread["frames"] == 1
+    assert "the workers' expired frames could not be read" in caplog.text
+
+
 def _start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "celery", "-A", "video.tasks", "worker", "--pool=solo", "-n", name,
@@ -435,6 +498,9 @@ def test_patrol_with_a_broker_grabs_for_real_workers_which_drop_what_waited_too_
                 results = [m["result"] for m in metas if m.get("status") == "SUCCESS" and _worker_of(m) == name]
                 time.sleep(0.2)
             posted = [r for r in receiver.received() if r.path == "/api/v1/observations/camera"]
+            # Once the worker has dropped the old frames, the next grabber run's heartbeat says so.
+            again = grab(receiver.url, registries["before"], "300")  # taken in time (as late), not dropped
+            assert again.returncode == 0, again.stderr
         finally:
             worker.send_signal(signal.SIGQUIT)
             try:
@@ -456,8 +522,13 @@ def test_patrol_with_a_broker_grabs_for_real_workers_which_drop_what_waited_too_
     assert sighting.headers["Authorization"] == "Bearer worker-token"
     assert json.loads(_part(sighting, b"sighting"))["sighting_key"] == event["sighting_key"]
     # The grabber's last heartbeat of each run, with its own token; the detector option was never loaded.
-    assert [b.headers["Authorization"] for b in beats] == ["Bearer grabber-token"] * 2
-    assert [b.json()["heartbeats"][0]["frames"] for b in beats] == [3, 6]
+    assert [b.headers["Authorization"] for b in beats] == ["Bearer grabber-token"] * 3
+    assert [b.json()["heartbeats"][0]["frames"] for b in beats] == [3, 6, 3]
+    # The frames the worker dropped reach the service in the heartbeats the grabber sends after, read from Redis.
+    assert beats[0].json()["heartbeats"][0]["expired"] == 0  # none dropped yet: no worker had run
+    [after] = beats[2].json()["heartbeats"]
+    assert after["expired"] == 3
+    assert after["last_expired_at"] is not None
 
 
 def test_patrol_with_a_broker_that_does_not_answer_says_so_once_without_its_password(tmp_path: Path) -> None:
