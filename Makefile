@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_assign.py
 	$(BIN)/python bench/bench_firms_parse.py
+	$(BIN)/python bench/bench_ground.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
