@@ -27,6 +27,13 @@ _KIND_SMS_TITLE = {
     AlertKind.REMINDER: "火点未签收再提醒",
     AlertKind.ESCALATION: "火点超时升级",
 }
+#: ``escalation_reason`` of a county alert about a township its new-fire alert could not reach (the county has to
+#: phone it: nobody there knows of the fire), and of one about a missed deadline (or any other escalation).
+UNREACHABLE = "unreachable"
+OVERDUE = "overdue"
+_UNREACHABLE_TITLE = "火点预警升级（乡镇告警无法送达）"
+_UNREACHABLE_SMS_TITLE = "乡镇无法送达"  # as long as the overdue one: the same room for the township's name
+_UNREACHABLE_LINE = "升级原因：乡镇告警无法送达，乡镇尚不知道此火点，请电话通知乡镇处置"
 #: Characters in one SMS segment of Chinese text (UCS-2); a longer text is sent as billed 67-character parts.
 SMS_SEGMENT = 70
 _SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
@@ -51,6 +58,8 @@ class AlertMessage:
     incident_url: str
     map_url: str
     idempotency_key: str
+    # Escalations only: why the county is told (:data:`UNREACHABLE` or :data:`OVERDUE`); None for other kinds.
+    escalation_reason: str | None = None
 
     @classmethod
     def build(
@@ -68,6 +77,7 @@ class AlertMessage:
         state: str,
         base_url: str,
         idempotency_key: str,
+        escalation_reason: str | None = None,
     ) -> AlertMessage:
         """Fill in the GCJ-02 coordinates and the links."""
         gcj_lon, gcj_lat = wgs84_to_gcj02(longitude, latitude)
@@ -89,12 +99,18 @@ class AlertMessage:
             # Amap's marker URI opens the map app on phones; it expects GCJ-02.
             map_url=f"https://uri.amap.com/marker?position={gcj_lon:.6f},{gcj_lat:.6f}&name=火点{incident_id}",
             idempotency_key=idempotency_key,
+            escalation_reason=escalation_reason if kind is AlertKind.ESCALATION else None,
         )
 
     @property
+    def unreachable(self) -> bool:
+        """An escalation because the township's new-fire alert could not be delivered (not a missed deadline)."""
+        return self.kind is AlertKind.ESCALATION and self.escalation_reason == UNREACHABLE
+
+    @property
     def title(self) -> str:
-        """The headline for this kind of alert."""
-        return _KIND_TITLE[self.kind]
+        """The headline for this kind of alert (an unreached township's escalation says so)."""
+        return _UNREACHABLE_TITLE if self.unreachable else _KIND_TITLE[self.kind]
 
     def _lines(self) -> list[str]:
         local = self.observed_at.astimezone(BEIJING)
@@ -112,6 +128,7 @@ class AlertMessage:
             f"置信度：{self.confidence:.0%}",
             f"坐标(WGS-84)：{self.latitude:.5f}, {self.longitude:.5f}",
             f"坐标(GCJ-02)：{self.gcj02_latitude:.5f}, {self.gcj02_longitude:.5f}",
+            *([_UNREACHABLE_LINE] if self.unreachable else []),
         ]
 
     def text(self) -> str:
@@ -130,12 +147,14 @@ class AlertMessage:
         """A short text: SMS templates are short and links are often blocked. One SMS segment
         (:data:`SMS_SEGMENT` characters): the township's name is cut (marked …) where the whole text would be
         longer, never the time, the coordinates or the incident number (a reminder for a six-character township
-        such as 双营子回族乡 had run to 72 characters, two billed parts)."""
+        such as 双营子回族乡 had run to 72 characters, two billed parts). An unreached township's escalation asks the
+        county to phone the township instead of to acknowledge."""
         local = self.observed_at.astimezone(BEIJING)
-        head = f"【strawfire】{_KIND_SMS_TITLE[self.kind]}："
+        title = _UNREACHABLE_SMS_TITLE if self.unreachable else _KIND_SMS_TITLE[self.kind]
+        head = f"【strawfire】{title}："
         tail = (
             f" {local:%m-%d %H:%M} 坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} "
-            f"编号{self.incident_id} 请立即签收"
+            f"编号{self.incident_id} {'请联系乡镇' if self.unreachable else '请立即签收'}"
         )
         room = SMS_SEGMENT - len(head) - len(tail)
         unit = self.unit_name if len(self.unit_name) <= room else self.unit_name[: max(1, room - 1)] + "…"

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -31,13 +32,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender
-from service.alerts.messages import AlertMessage
+from service.alerts.messages import OVERDUE, UNREACHABLE, AlertMessage
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
 from service.auth.service import SYSTEM
 from service.db import utcnow
 from service.incidents.service import record_event, transition
 from service.incidents.states import IncidentState
-from service.incidents.tables import Incident, Observation
+from service.incidents.tables import Incident, IncidentEvent, Observation
 
 log = logging.getLogger("strawfire.alerts")
 
@@ -250,6 +251,7 @@ def _message(session: Session, alert: Alert, incident: Incident, recipient: Reci
         state=incident.state,
         base_url=base_url,
         idempotency_key=alert.idempotency_key,
+        escalation_reason=escalation_reason(session, alert) if alert.kind == AlertKind.ESCALATION.value else None,
     )
 
 
@@ -407,10 +409,83 @@ _AWAITING_TOWNSHIP = frozenset(
     {IncidentState.SUSPECTED.value, IncidentState.NOTIFIED.value, IncidentState.REOPENED.value}
 )
 
+#: Alerts still on their way or given up: a withdrawn one was never meant to reach anyone any more.
+_UNDELIVERED = frozenset({AlertStatus.PENDING.value, AlertStatus.FAILED.value})
+
 
 def _round_of(key: str) -> str:
     """The round part of an idempotency key ("" for the first round; see :func:`idempotency_key`)."""
     return ":".join(key.split(":")[3:])
+
+
+def round_of_incident(incident: Incident) -> str:
+    """The round of the incident's current new-fire alerts: a reopened incident's are the reopening's
+    (:func:`service.flows.transition_incident`), every other incident's the first ("")."""
+    if incident.state == IncidentState.REOPENED.value and incident.reopened_at is not None:
+        return str(alert_round(incident.reopened_at))
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class TownshipAlerts:
+    """The new-fire alerts of one round to those who act on an incident's unit (its township's recipients, and
+    those of its county that act on alerts), as the decision whether the township was reached needs them."""
+
+    unit: str  # the unit that acts on the fire
+    delivered: bool  # one of them reached someone
+    trying: bool  # one of them is still being retried (pending)
+    attempted: bool  # one of them was tried at least once
+    recipients: list[int]  # the recipients not reached, in id order
+    error: str | None  # the last delivery error so far (of the latest-queued alert that has one)
+    first_queued: datetime | None  # when the first of them was queued (the township would have been told then)
+
+
+def township_alerts(session: Session, incidents: Sequence[Incident]) -> dict[int, TownshipAlerts]:
+    """:class:`TownshipAlerts` of each incident's current round, by incident id (absent: no such alert, e.g. a unit
+    without a township recipient); one query per 500 incidents."""
+    by_id = {incident.id: incident for incident in incidents}
+    found: dict[int, list[tuple[int, str, int, str | None, datetime]]] = defaultdict(list)
+    ids = sorted(by_id)
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(
+                Alert.incident_id,
+                Alert.recipient_id,
+                Alert.status,
+                Alert.attempts,
+                Alert.last_error,
+                Alert.created_at,
+                Alert.idempotency_key,
+                Recipient.unit_code,
+            )
+            .join(Recipient, Recipient.id == Alert.recipient_id)
+            .where(
+                Alert.incident_id.in_(ids[start : start + 500]),
+                Alert.kind == AlertKind.NEW.value,
+                Recipient.role == RecipientRole.TOWNSHIP.value,
+            )
+            .order_by(Alert.id)
+        )
+        for incident_id, recipient_id, status, attempts, error, created_at, key, unit_code in rows:
+            incident = by_id[incident_id]
+            if unit_code in (incident.township_code, incident.county_code) and _round_of(key) == round_of_incident(
+                incident
+            ):
+                found[incident_id].append((recipient_id, status, attempts, error, created_at))
+    summary: dict[int, TownshipAlerts] = {}
+    for incident_id, alerts in found.items():
+        incident = by_id[incident_id]
+        errors = [error for _, _, _, error, _ in alerts if error]
+        summary[incident_id] = TownshipAlerts(
+            unit=incident.township_code or incident.county_code or "",
+            delivered=any(status == AlertStatus.SENT.value for _, status, _, _, _ in alerts),
+            trying=any(status == AlertStatus.PENDING.value for _, status, _, _, _ in alerts),
+            attempted=any(attempts > 0 for _, _, attempts, _, _ in alerts),
+            recipients=sorted(r for r, status, _, _, _ in alerts if status in _UNDELIVERED),
+            error=errors[-1] if errors else None,
+            first_queued=min(created_at for *_, created_at in alerts),
+        )
+    return summary
 
 
 def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
@@ -419,10 +494,12 @@ def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
 
     Unreached: no new-fire alert of the same round (the first alert, or a reopening's) to anyone who acts on the
     incident's unit — its township's recipients, or those of its county that act on alerts — was delivered or is
-    still being retried. Then nobody in the township knows of the fire, no deadline runs (a township that was
-    never told is not "notified"), and the county is the only one that can act: the incident moves to
-    ``escalated`` by the system, the event naming the unit, the recipients and the last error ("the township could
-    not be reached"), and the county's supervisors get the escalation alert, as for a missed deadline.
+    still being retried. Then nobody in the township knows of the fire, and the county is the only one that can
+    act: the incident moves to ``escalated`` by the system (:func:`escalate_as_unreachable`).
+
+    Usually the escalation pass has done so long before, when the acknowledge escalation deadline passed with the
+    alert still undelivered (``service.alerts.escalation``); the incident is ``escalated`` then and is not escalated
+    a second time here.
 
     Not escalated: a reminder or escalation that failed (the township was told of the fire once); a recipient of a
     unit the fire has left (its new unit's own alert decides); an incident the township has answered, one the
@@ -431,45 +508,63 @@ def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
         return False
     recipient = session.get_one(Recipient, alert.recipient_id)
     incident = session.get_one(Incident, alert.incident_id)
-    units = [code for code in (incident.township_code, incident.county_code) if code]
     if (
         recipient.role != RecipientRole.TOWNSHIP.value
-        or recipient.unit_code not in units
+        or recipient.unit_code not in (incident.township_code, incident.county_code)
         or incident.state not in _AWAITING_TOWNSHIP
+        or _round_of(alert.idempotency_key) != round_of_incident(incident)
     ):
         return False
-    this_round = _round_of(alert.idempotency_key)
-    siblings = session.execute(
-        select(Alert.recipient_id, Alert.status, Alert.idempotency_key)
-        .join(Recipient, Recipient.id == Alert.recipient_id)
-        .where(
-            Alert.incident_id == incident.id,
-            Alert.kind == AlertKind.NEW.value,
-            Recipient.role == RecipientRole.TOWNSHIP.value,
-            Recipient.unit_code.in_(units),
-        )
-    ).all()
-    same_round = [(recipient_id, status) for recipient_id, status, key in siblings if _round_of(key) == this_round]
-    if any(status in (AlertStatus.SENT.value, AlertStatus.PENDING.value) for _, status in same_round):
+    alerts = township_alerts(session, [incident])[incident.id]
+    if alerts.delivered or alerts.trying:
         return False
-    failed = sorted(recipient_id for recipient_id, status in same_round if status == AlertStatus.FAILED.value)
-    unit = incident.township_code or recipient.unit_code  # the unit that acts on the fire
+    why = f"failed on every channel for {RETRY_HORIZON.total_seconds() / 3600:g} h"
+    escalate_as_unreachable(session, incident, alerts, why, at)
+    return True
+
+
+def escalate_as_unreachable(
+    session: Session, incident: Incident, alerts: TownshipAlerts, why: str, at: datetime
+) -> None:
+    """Move the incident to ``escalated`` (by the system) because its township could not be reached, and alert the
+    county's supervisors (inside the caller's transaction).
+
+    The event's note says so ("the township could not be reached: the new-fire alert to DEMO01 {why} …") and its
+    data names the unit, the recipients not reached and the last error (``{"unreachable": {...}}``). The county's
+    alert is of the round of this moment (:func:`alert_round` of ``at``): that is how its message knows to say why
+    (:func:`escalation_reason`)."""
     transition(
         session,
         incident,
         IncidentState.ESCALATED,
         SYSTEM,
         note=(
-            f"the township could not be reached: the new-fire alert to {unit} failed on every channel for "
-            f"{RETRY_HORIZON.total_seconds() / 3600:g} h (recipients {', '.join(map(str, failed))}; "
-            f"last error: {alert.last_error})"
+            f"the township could not be reached: the new-fire alert to {alerts.unit} {why} "
+            f"(recipients {', '.join(map(str, alerts.recipients))}; last error: {alerts.error})"
         ),
-        record={"unreachable": {"unit": unit, "recipients": failed, "error": alert.last_error}},
+        record={"unreachable": {"unit": alerts.unit, "recipients": alerts.recipients, "error": alerts.error}},
         at=at,
     )
     enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=alert_round(at), now=at)
-    log.warning("incident %s escalated: township %s could not be reached", incident.id, unit)
-    return True
+    log.warning("incident %s escalated: township %s could not be reached", incident.id, alerts.unit)
+
+
+def escalation_reason(session: Session, alert: Alert) -> str:
+    """Why the county gets this escalation alert: :data:`UNREACHABLE` when it reports a township its new-fire alert
+    could not reach (an escalation event with ``unreachable`` data, of the alert's round), else :data:`OVERDUE`."""
+    round_no = _round_of(alert.idempotency_key)
+    rows = session.execute(
+        select(IncidentEvent.at, IncidentEvent.data).where(
+            IncidentEvent.incident_id == alert.incident_id,
+            IncidentEvent.kind == "transition",
+            IncidentEvent.to_state == IncidentState.ESCALATED.value,
+            IncidentEvent.actor_role == SYSTEM.role.value,
+        )
+    )
+    for at, data in rows:
+        if str(alert_round(at)) == round_no and "unreachable" in json.loads(data or "{}"):
+            return UNREACHABLE
+    return OVERDUE
 
 
 #: How often a write that a phone's concurrent move made stale is tried in all, each time from the fresh state.

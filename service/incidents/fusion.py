@@ -1,11 +1,12 @@
 """Fusing observations of the same fire into one incident (pure: no database, no I/O).
 
-Every signal — a screened satellite hotspot, a camera sighting, a drone sighting — is an :class:`ObservationIn`
-with an uncertainty region: the satellite pixel footprint, a camera's bearing wedge or triangulated ellipse, a
-drone point with its pose error. Two observations are of the same fire when their regions overlap and their times
-are within the window for their pair of kinds (defaults: 2 h camera–camera, as Pyronear's sequence relaxation;
-6 h whenever a satellite is involved, as SMHI's activefires-pp). A satellite observation also joins a fire that
-another *precise* observation (satellite, drone, triangulated) placed at the same spot up to 24 h apart — the next
+Every signal — a screened satellite hotspot, a camera sighting, a drone sighting, a patrol's report — is an
+:class:`ObservationIn` with an uncertainty region: the satellite pixel footprint, a camera's bearing wedge or
+triangulated ellipse, a drone point with its pose error, a circle of the patrol phone's GPS accuracy. Two
+observations are of the same fire when their regions overlap and their times are within the window for their pair
+of kinds (defaults: 2 h among ground observations, as Pyronear's sequence relaxation; 6 h whenever a satellite is
+involved, as SMHI's activefires-pp). A satellite observation also joins a fire that another *precise* observation
+(satellite, drone, triangulated, patrol) placed at the same spot up to 24 h apart — the next
 overpasses over a fire that is still burning (closed-loop reference §2.4 step 3). That link is only offered to
 incidents whose fire is still being dealt with (:attr:`Located.takes_repass`: not yet reported put out). A pass
 6–24 h after a fire was put out, fed back or verified is the field burning again: it opens a new incident, which
@@ -16,10 +17,10 @@ so 24 h later it is no evidence of "the same spot".
 Linking is transitive: an observation that links to several incidents links them all, except through a single
 camera's wedge, which never bridges two fires (:func:`plan_batch`).
 
-The incident's location is its most precise observation's: drone > triangulated > satellite pixel > single
-camera (a wedge is kilometres long); ties go to the higher confidence, then — for satellites — the higher FRP
-(the pixel nearest the fire's core, as activefires-pp picks), then the earlier time. Its confidence is the
-noisy-OR of independent sources, ``1 − Π(1 − pᵢ)``.
+The incident's location is its most precise observation's: patrol (a phone at the fire) > drone > triangulated >
+satellite pixel > single camera (a wedge is kilometres long); ties go to the higher confidence, then — for
+satellites — the higher FRP (the pixel nearest the fire's core, as activefires-pp picks), then the earlier time.
+Its confidence is the noisy-OR of independent sources, ``1 − Π(1 − pᵢ)``.
 """
 
 from __future__ import annotations
@@ -41,13 +42,19 @@ class ObservationKind(StrEnum):
     TRIANGULATED = "triangulated"
     SATELLITE = "satellite"
     CAMERA = "camera"
+    # A township patrol's own report from the field (巡查发现): the phone's GPS fix where the team stands at the
+    # fire (:mod:`service.incidents.patrol_reports`).
+    PATROL = "patrol"
 
 
+#: Lower is more precise. A patrol's phone fix is first: the team stands at the fire, metres from it, where a
+#: drone's point is a projection from its pose (closed-loop reference §2.4 step 5: "patrol/drone point > …").
 PRECISION_RANK: dict[ObservationKind, int] = {
-    ObservationKind.DRONE: 0,
-    ObservationKind.TRIANGULATED: 1,
-    ObservationKind.SATELLITE: 2,
-    ObservationKind.CAMERA: 3,
+    ObservationKind.PATROL: 0,
+    ObservationKind.DRONE: 1,
+    ObservationKind.TRIANGULATED: 2,
+    ObservationKind.SATELLITE: 3,
+    ObservationKind.CAMERA: 4,
 }
 
 
@@ -80,7 +87,7 @@ class ObservationIn:
 class FusionWindows:
     """Time windows for linking two observations, by whether a satellite is involved."""
 
-    ground: timedelta = timedelta(hours=2)  # camera, drone, triangulated among themselves
+    ground: timedelta = timedelta(hours=2)  # camera, drone, triangulated, patrol among themselves
     satellite: timedelta = timedelta(hours=6)  # any pair with a satellite observation
     # Regions are buffered by this much (metres) before the overlap test: 0 means "uncertainty regions overlap".
     buffer_m: float = 0.0
@@ -208,9 +215,9 @@ def plan_batch(
     * a camera observation joins at most one fire among those it overlaps: the one nearest its point (its ground
       fix, or the wedge's middle), then the closest in time. A wedge is kilometres long; two pixels of different
       fires in it are two fires, and linking them through it had merged them and closed one as a duplicate;
-    * any other observation links to every fire whose *precise* observations (satellite, drone, triangulated)
-      overlap it; only when there is none does it join a fire through a camera wedge, then one only, and only a
-      fire no precise observation has placed yet (one that has is somewhere else along the wedge).
+    * any other observation links to every fire whose *precise* observations (satellite, drone, triangulated,
+      patrol) overlap it; only when there is none does it join a fire through a camera wedge, then one only, and
+      only a fire no precise observation has placed yet (one that has is somewhere else along the wedge).
 
     ``placed_before``: existing incidents a precise observation has placed, also one older than ``existing`` holds (the
     caller loads observations within the time windows only). Groups come back ordered by their first observation

@@ -8,18 +8,29 @@ import re
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import flows
+from service.alerts.escalation import moved_at
 from service.auth.service import Principal
 from service.config import Settings
-from service.deps import Actor, ObservationPoster, Reader, RegionIndexesDep, SessionDep, SettingsDep, Supervisor
+from service.deps import (
+    Actor,
+    ObservationPoster,
+    Reader,
+    RegionIndexesDep,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+    require,
+)
 from service.errors import InputError
 from service.evidence.service import position_record, require_evidence
 from service.incidents import service
+from service.incidents.patrol_reports import PatrolReportIn, report_fire
 from service.incidents.schemas import (
     EventRead,
     IncidentDetail,
@@ -29,7 +40,7 @@ from service.incidents.schemas import (
     RejectedRowOut,
     TransitionIn,
 )
-from service.incidents.states import IncidentState, allowed_targets
+from service.incidents.states import IncidentState, Role, allowed_targets
 from service.regions.service import RegionIndexCache
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -147,6 +158,55 @@ async def post_drone_sighting(
 ) -> SightingOut:
     """A drone image's detection, located by ray projection from the drone's pose."""
     return await _post_sighting("drone", principal, session, settings, indexes, sighting, evidence)
+
+
+# A township team reports what it found; an admin may post one too (never credited to a unit). Supervisors,
+# evaluators and devices may not (service.incidents.patrol_reports).
+PatrolReporter = Annotated[Principal, Depends(require(Role.PATROL, Role.ADMIN))]
+
+
+class PatrolReportOut(BaseModel):
+    """What a patrol's report did: its incident (with the unit it was assigned to by the reported position), whether
+    it was a re-send of an earlier report, whether the reporter's team took it on (now ``on_site``), and whether a
+    new-fire alert to its township was queued (another township's fire, or an admin's report)."""
+
+    duplicate: bool
+    incident_id: int | None
+    state: IncidentState | None
+    township_code: str | None
+    township_name: str | None
+    county_code: str | None
+    county_name: str | None
+    taken_on: bool
+    alerted: bool
+
+
+@router.post("/observations/patrol")
+def post_patrol_report(
+    body: PatrolReportIn,
+    principal: PatrolReporter,
+    session: SessionDep,
+    settings: SettingsDep,
+    indexes: RegionIndexesDep,
+) -> PatrolReportOut:
+    """A fire the township patrol found itself (巡查发现), reported from the phone at the fire: fused like any
+    observation, credited to the reporter's unit (never to a unit named in the body), taken on by the team when the
+    fire is its own unit's (acknowledged and on site at once, no alert to itself), alerted to the township it is in
+    otherwise. Photos go to ``POST /api/v1/incidents/{incident_id}/evidence`` afterwards."""
+    result = report_fire(session, body, principal, indexes=indexes, settings=settings)
+    session.commit()
+    incident = result.incident
+    return PatrolReportOut(
+        duplicate=result.duplicate,
+        incident_id=incident.id if incident else None,
+        state=IncidentState(incident.state) if incident else None,
+        township_code=incident.township_code if incident else None,
+        township_name=incident.township_name if incident else None,
+        county_code=incident.county_code if incident else None,
+        county_name=incident.county_name if incident else None,
+        taken_on=result.taken_on,
+        alerted=result.alerted,
+    )
 
 
 class DroneImageOut(BaseModel):
@@ -284,7 +344,7 @@ def list_incidents(
         query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "offset")]
         response.headers["X-Next-Cursor"] = next_cursor
         response.headers["Link"] = f'<{request.url.path}?{urlencode([*query, ("cursor", next_cursor)])}>; rel="next"'
-    return [IncidentRead.model_validate(r) for r in rows]
+    return IncidentRead.of_rows(session, rows)
 
 
 @router.get("/incidents/{incident_id}")
@@ -292,7 +352,8 @@ def get_incident(incident_id: IncidentId, principal: Reader, session: SessionDep
     """One incident with its observations and the transitions the caller may make."""
     incident = service.get_incident(session, incident_id, principal)
     allowed = allowed_targets(IncidentState(incident.state), principal.role)
-    return IncidentDetail.of(incident, service.observations_of(session, incident), allowed)
+    moved = moved_at(session, [incident.id]).get(incident.id)  # clock_from counts from a move
+    return IncidentDetail.of(incident, service.observations_of(session, incident), allowed, moved)
 
 
 @router.get("/incidents/{incident_id}/events")
@@ -328,7 +389,7 @@ def post_transition(
         position=position,
     )
     session.commit()
-    return IncidentRead.model_validate(incident)
+    return IncidentRead.of_rows(session, [incident])[0]
 
 
 @router.post("/incidents/{incident_id}/assignment")
@@ -344,4 +405,4 @@ def post_assignment(
         session, incident, principal, township_code=body.township_code, county_code=body.county_code, note=body.note
     )
     session.commit()
-    return IncidentRead.model_validate(incident)
+    return IncidentRead.of_rows(session, [incident])[0]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import shapely
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
 from shapely.geometry import mapping
+from sqlalchemy.orm import Session
 
+from service.alerts.escalation import deadline_start, moved_at
 from service.auth.service import Principal
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.crs import wgs84_to_gcj02
+
+#: The states in which a township deadline runs (see ``IncidentRead.clock_from``).
+_CLOCKED = frozenset(
+    s.value
+    for s in (IncidentState.NOTIFIED, IncidentState.REOPENED, IncidentState.ACKNOWLEDGED, IncidentState.EN_ROUTE)
+)
 
 
 class IncidentRead(BaseModel):
@@ -51,6 +60,25 @@ class IncidentRead(BaseModel):
     # repeat_at_site (同一地点再次起火): the earlier real fire at this place that this incident repeats, or None.
     repeat_of_incident_id: int | None = None
     version: int
+    # When the deadline running now started, as the escalation timer counts it: notified (or reopened) for the
+    # acknowledge deadline, acknowledged for the on-site one, each restarted by a later move of the fire to another
+    # unit (service.alerts.escalation.deadline_start); None when no township deadline runs (suspected, escalated,
+    # on site and later). The dashboard measures lateness from it.
+    clock_from: datetime | None = None
+
+    @classmethod
+    def of_rows(cls, session: Session, rows: Sequence[Incident]) -> list[IncidentRead]:
+        """The rows as read, each with its ``clock_from`` (one query for the moves of up to 500 incidents, none when
+        no deadline runs for any of them)."""
+        moves = moved_at(session, [row.id for row in rows if row.state in _CLOCKED])
+        return [cls.of_row(row, moves.get(row.id)) for row in rows]
+
+    @classmethod
+    def of_row(cls, incident: Incident, moved: datetime | None) -> IncidentRead:
+        """One row as read; ``moved``: when it last moved to another unit (:func:`moved_at`), if ever."""
+        read = cls.model_validate(incident)
+        read.clock_from = deadline_start(IncidentState(incident.state), incident, moved)
+        return read
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -105,9 +133,15 @@ class IncidentDetail(IncidentRead):
     allowed_transitions: list[IncidentState]
 
     @classmethod
-    def of(cls, incident: Incident, observations: list[Observation], allowed: list[IncidentState]) -> IncidentDetail:
-        """Build from rows."""
-        base = IncidentRead.model_validate(incident).model_dump()
+    def of(
+        cls,
+        incident: Incident,
+        observations: list[Observation],
+        allowed: list[IncidentState],
+        moved: datetime | None = None,
+    ) -> IncidentDetail:
+        """Build from rows; ``moved``: when the incident last moved to another unit (for ``clock_from``)."""
+        base = IncidentRead.of_row(incident, moved).model_dump()
         return cls(
             **base,
             assignment_candidates=json.loads(incident.assignment_candidates),

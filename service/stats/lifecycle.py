@@ -4,7 +4,12 @@ Definitions (all from the append-only transitions, server time):
 
 * **Clock start** — the first entry into ``notified`` (推送: the alert reached the township). An incident that was
   never notified (a supervisor dismissed it while suspected, or a patrol picked it up before any alert) has no
-  response times: they are measured *from notification*, and it is counted as ``not_notified``.
+  response times: they are measured *from notification*, and it is counted as ``not_notified``. A fire moved to
+  another unit after that (a more precise fix across the border, or a supervisor's reassignment) is judged on the
+  unit it was moved to from the move: each clock (acknowledge, on site, feedback, and the response times) starts at
+  the later of its own start and the latest move before the stage was reached (:func:`clock_start`), the rule the
+  escalation timer follows (``service.alerts.escalation``), so the receiving township is not judged on the time lost
+  at the one the fire was wrongly placed in.
 * **Stage reached** — the first time the incident entered that state *or any later state of the main path*:
   a team that goes from ``escalated`` straight to ``on_site`` has acknowledged by then. For acknowledging, a false
   alarm declared by the team also counts as its answer (it looked and decided). ``closed`` is its first entry,
@@ -33,6 +38,7 @@ Definitions (all from the append-only transitions, server time):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -107,6 +113,17 @@ def answered_by_the_unit(t: Transition) -> bool:
     for the township.
     """
     return t.actor_role in (None, Role.PATROL.value) and t.actor_in_unit is not False
+
+
+def clock_start(start: datetime, moves: Sequence[datetime], until: datetime) -> datetime:
+    """When a township's clock started for one stage (pure): ``start`` (the notification, or the acknowledgement for
+    the on-site deadline), or the latest move of the fire to another unit after it, at or before ``until`` (when the
+    stage was reached, the county decided, or the time judged at).
+
+    A move after the stage was reached changes nothing (the team had answered; a later reassignment corrects the
+    record), and one before ``start`` is already in it (a fire moved while suspected is notified in its new unit)."""
+    latest = max((moved for moved in moves if start < moved <= until), default=None)
+    return latest if latest is not None else start
 
 
 def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milestones:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import shapely
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from service.alerts.escalation import changed_unit
 from service.auth.tables import User
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
@@ -145,6 +147,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
     by_id = {i.id: i for i in incidents}
     transitions: dict[int, list[Transition]] = {i: [] for i in ids}
     sightings: dict[int, list[Sighting]] = {i: [] for i in ids}
+    moves: dict[int, list[datetime]] = {i: [] for i in ids}
     for chunk in _chunks(ids):
         events = [
             (event, IncidentState(event.to_state))
@@ -155,6 +158,14 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             )
             if event.to_state is not None
         ]
+        # Moves to another unit restart the township's clocks (FirePoint.moves); the rule the escalation timer uses.
+        for moved_id, moved_on, data in session.execute(
+            select(IncidentEvent.incident_id, IncidentEvent.at, IncidentEvent.data).where(
+                IncidentEvent.incident_id.in_(chunk), IncidentEvent.kind == "reassigned"
+            )
+        ):
+            if changed_unit(data):
+                moves[moved_id].append(moved_on)
         units = _user_units(session, {event.actor for event, _ in events})
         for event, to_state in events:
             incident = by_id[event.incident_id]
@@ -195,6 +206,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             transitions=tuple(transitions[i.id]),
             burned_area_m2=_float(_json(i.feedback).get("burned_area_m2")),
             repeat_of=i.repeat_of_incident_id,
+            moves=tuple(sorted(moves[i.id])),
         )
         for i in incidents
     ]

@@ -93,6 +93,10 @@ class FirePoint:
     burned_area_m2: float | None = None
     # repeat_at_site (同一地点再次起火): the earlier real fire at this place, when the incident was flagged so.
     repeat_of: int | None = None
+    # When the fire moved to another unit (``reassigned`` events that changed its unit: a more precise fix across
+    # the border, or a supervisor's reassignment), in time order: the township's clocks restart at a move
+    # (:func:`service.stats.lifecycle.clock_start`).
+    moves: tuple[datetime, ...] = ()
 
     @property
     def sources(self) -> frozenset[Source]:

@@ -18,7 +18,9 @@ at rank ⌈p·n/100⌉, i.e. the smallest time within which at least p % of the 
 interpolation, so every figure is a time that really occurred.
 
 Deadlines are the ones the escalation timer enforces (``alerts.deadlines``, per county ``alerts.county_deadlines``):
-acknowledge within 15 min of notification, be on site within 30 min **of acknowledging**. A stage is
+acknowledge within 15 min of notification, be on site within 30 min **of acknowledging**; as the timer does, each
+counts from a later move of the fire to another unit instead, and so do the intervals (a township a fire was moved
+to answers for the time since the move, not for the time lost at the one it was wrongly placed in). A stage is
 
 * *met* when reached within its deadline;
 * *missed* when reached late, or not reached and the deadline has passed at ``as_of``;
@@ -44,7 +46,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.incidents.states import IncidentState
-from service.stats.lifecycle import Milestones, OutcomeKind, milestones, outcome
+from service.stats.lifecycle import Milestones, OutcomeKind, clock_start, milestones, outcome
 from service.stats.periods import local_date
 from service.stats.records import SOURCE_ORDER, FirePoint
 
@@ -125,8 +127,17 @@ def _judge_answer(
     return _judge(answered, since, deadline, as_of)
 
 
+def _decided(answered: datetime | None, county_call: datetime | None, as_of: datetime) -> datetime:
+    """Until when a clock can restart: the township's answer or the county's call, whichever came first, else the
+    time judged at (see :func:`service.stats.lifecycle.clock_start`)."""
+    return min((t for t in (answered, county_call) if t is not None), default=as_of)
+
+
 def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Response | None:
-    """The response to one incident; None when it was never notified or was merged into another."""
+    """The response to one incident; None when it was never notified or was merged into another.
+
+    Each interval and deadline of a fire moved to another unit counts from the move when that came later than its
+    own start (:func:`service.stats.lifecycle.clock_start`)."""
     if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
         return None
     m = milestones(point.transitions)
@@ -140,23 +151,26 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
         (Interval.CLOSED, m.closed),
     ):
         if reached is not None:
-            intervals[interval] = reached - m.notified
-    acknowledge = _judge_answer(m.acknowledged, m.county_call, m.notified, deadline.acknowledge, as_of)
+            intervals[interval] = reached - clock_start(m.notified, point.moves, reached)
+    since = clock_start(m.notified, point.moves, _decided(m.acknowledged, m.county_call, as_of))
+    acknowledge = _judge_answer(m.acknowledged, m.county_call, since, deadline.acknowledge, as_of)
     on_site = Compliance.NOT_APPLICABLE
     if m.acknowledged is not None and not m.acknowledged_by_false_alarm:
+        since = clock_start(m.acknowledged, point.moves, _decided(m.on_site, m.county_call, as_of))
         if m.on_site is not None:
-            intervals[Interval.TRAVEL] = m.on_site - m.acknowledged
-        due = m.acknowledged + deadline.on_site
+            intervals[Interval.TRAVEL] = m.on_site - since
+        due = since + deadline.on_site
         if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:
             on_site = Compliance.NOT_APPLICABLE  # judged a false alarm in time: no visit owed
         elif m.county_call is None or m.county_call >= m.acknowledged:
-            on_site = _judge_answer(m.on_site, m.county_call, m.acknowledged, deadline.on_site, as_of)
+            on_site = _judge_answer(m.on_site, m.county_call, since, deadline.on_site, as_of)
         # else: acknowledged only in a later round, after the county's call: no first-round visit to judge
     return Response(m, intervals, acknowledge, on_site)
 
 
 def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) -> Compliance:
-    """How a fire point fared against the feedback deadline (``within`` of notification; 24 小时接报处置).
+    """How a fire point fared against the feedback deadline (``within`` of notification, or of a later move to
+    another unit; 24 小时接报处置).
 
     The team answers by feeding the fire back (反馈) or by declaring a false alarm; either ends the clock, and so does
     the county's own false alarm within the deadline (nothing more owed). Never notified or merged into another
@@ -167,8 +181,9 @@ def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) ->
     m = milestones(point.transitions)
     if m.notified is None:
         return Compliance.NOT_APPLICABLE
-    answers = [t for t in (m.fed_back, m.first_false_alarm) if t is not None]
-    return _judge_answer(min(answers, default=None), m.county_call, m.notified, within, as_of)
+    answered = min((t for t in (m.fed_back, m.first_false_alarm) if t is not None), default=None)
+    since = clock_start(m.notified, point.moves, _decided(answered, m.county_call, as_of))
+    return _judge_answer(answered, m.county_call, since, within, as_of)
 
 
 @dataclass(frozen=True, slots=True)

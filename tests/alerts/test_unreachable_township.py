@@ -43,6 +43,13 @@ def _passes(factory: sessionmaker[Session], *clock: datetime) -> None:  # noqa: 
         run_once(factory, ChannelSender(), SETTINGS, now=at)
 
 
+def _deliveries(factory: sessionmaker[Session], *clock: datetime) -> None:  # noqa: F811
+    """Delivery passes alone at these times: no deadline is applied, so the 24 h failure is what escalates (the
+    worker's escalation pass does it at the acknowledge escalation deadline: tests/alerts/test_unreachable_early)."""
+    for at in clock:
+        deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda at=at: at)
+
+
 def _statuses(factory: sessionmaker[Session]) -> dict[tuple[str, int], str]:  # noqa: F811
     with factory() as session:
         return {(a.kind, a.recipient_id): a.status for a in session.scalars(select(Alert))}
@@ -54,11 +61,11 @@ def test_a_township_that_cannot_be_reached_is_escalated_to_the_county(
     with http_receiver() as receiver:
         _refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
-        _passes(factory, t0, t0 + timedelta(hours=1))
+        _deliveries(factory, t0, t0 + timedelta(hours=1))
         with factory() as session:
             assert session.get_one(Incident, incident_id).state == IncidentState.SUSPECTED.value
         failed_at = t0 + PAST_HORIZON
-        _passes(factory, failed_at, failed_at + timedelta(seconds=5))
+        _deliveries(factory, failed_at, failed_at + timedelta(seconds=5))
         received = [(r.path, r.json()["kind"], r.json()["incident_id"]) for r in receiver.received()]
     assert received == [("/county", "escalation", incident_id)]
     assert _statuses(factory) == {("new", 1): "failed", ("escalation", 2): "sent"}

@@ -72,19 +72,23 @@ function deadlinesFor(incident, config) {
 /**
  * Why an incident is late, or null: the same rule as the escalation timer (service/alerts/escalation.py) —
  * not acknowledged within the county's deadline of being notified (or reopened), or not on site within the
- * deadline of acknowledging. Escalated incidents are late by definition.
+ * deadline of acknowledging; each deadline counts from the fire's later move to another unit, which the server
+ * works out (`clock_from`: the team a fire was moved to is not late for the time lost at the unit it was wrongly
+ * placed in). A reply without `clock_from` (an older server) counts from the state's own time. Escalated incidents
+ * are late by definition.
  */
 export function lateness(incident, config, now = Date.now()) {
   const d = deadlinesFor(incident, config);
   const minutesSince = (iso) => (iso ? (now - new Date(iso).getTime()) / 60000 : null);
+  const since = (own) => minutesSince("clock_from" in incident ? incident.clock_from : own);
   if (incident.state === "escalated") return { kind: "escalated", minutes: minutesSince(incident.escalated_at) };
   if (incident.state === "notified" || incident.state === "reopened") {
-    const since = minutesSince(incident.state === "reopened" ? incident.reopened_at : incident.notified_at);
-    if (since !== null && since > d.acknowledge_min) return { kind: "acknowledge", minutes: since };
+    const minutes = since(incident.state === "reopened" ? incident.reopened_at : incident.notified_at);
+    if (minutes !== null && minutes > d.acknowledge_min) return { kind: "acknowledge", minutes };
   }
   if (incident.state === "acknowledged" || incident.state === "en_route") {
-    const since = minutesSince(incident.acknowledged_at);
-    if (since !== null && since > d.on_site_min) return { kind: "on_site", minutes: since };
+    const minutes = since(incident.acknowledged_at);
+    if (minutes !== null && minutes > d.on_site_min) return { kind: "on_site", minutes };
   }
   return null;
 }

@@ -51,7 +51,7 @@ const GEO_TIMEOUT_MS = 8000;
  * rejects. The Geolocation API's own timeout starts only once permission is given, so a permission prompt left
  * unanswered is cut off here too.
  */
-function currentPosition() {
+export function currentPosition() {
   return new Promise((resolve) => {
     if (!window.isSecureContext || !navigator.geolocation) {
       resolve(null);
@@ -205,6 +205,14 @@ const DETAIL_KEYS = [
   "sigma_major_m",
   "sigma_minor_m",
   "p_value",
+  // A patrol's own report (service/incidents/patrol_reports.py)
+  "reporter",
+  "reporter_unit",
+  "accuracy_m",
+  "radius_m",
+  "reported_at",
+  "note",
+  "observed_at_claimed",
 ];
 
 function detailsList(details) {
@@ -291,7 +299,14 @@ function systemSummary(e, data, nameOf) {
     case "transition":
       if (present(data.merged_into)) return t("event_text.merged_into", { id: data.merged_into });
       if (e.actor_role === "system" && e.to_state === "notified") return t("event_text.notified");
-      if (e.actor_role === "system" && e.to_state === "escalated") return t("event_text.escalated");
+      if (e.actor_role === "system" && e.to_state === "escalated") {
+        // The township's new-fire alert never reached it: the county has to tell the township itself.
+        const unreachable = data.unreachable;
+        if (unreachable && typeof unreachable === "object") {
+          return t("event_text.escalated_unreachable", { unit: unit({ township: unreachable.unit }) });
+        }
+        return t("event_text.escalated");
+      }
       return null;
     default:
       return null;

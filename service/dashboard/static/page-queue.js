@@ -6,10 +6,23 @@
 //   supervisor  late incidents first (highlighted), then open ones, newest first — who needs chasing;
 //   others      newest first.
 
-import { fetchAll } from "./api.js";
-import { card, fmtAgo, fmtPercent, fmtTime, h, replace, replaceRows, updatedNow } from "./dom.js";
+import { api, fetchAll } from "./api.js";
+import {
+  card,
+  fmtAgo,
+  fmtNumber,
+  fmtPercent,
+  fmtTime,
+  h,
+  notSent,
+  replace,
+  replaceRows,
+  toast,
+  updatedNow,
+} from "./dom.js";
 import { t } from "./i18n.js";
 import { STATES, isOpen, lateness } from "./model.js";
+import { currentPosition } from "./page-incident.js";
 
 // Pages of the API read per refresh; more than this many incidents are cut, and the status line says so.
 export const PAGE_SIZE = 1000;
@@ -69,6 +82,140 @@ export function incidentRow(incident, config) {
   );
 }
 
+/** A random id for one report, drawn once per form: a re-send after a lost answer is the same report. */
+function reportId() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`; // plain-HTTP intranets lack it
+}
+
+/**
+ * "Report a fire here" (巡查发现) for a patrol team on its phone: the phone's position when the browser gives one
+ * (filled into the latitude/longitude fields), else the team types them in (WGS-84, as a GPS app shows them). A fix
+ * is sent with its accuracy and time; coordinates typed or changed by hand are sent without, so the server places
+ * the fire but does not take them as proof of presence. The server credits the report to the user's own township
+ * and, when the fire is in it, marks the incident on site at once: the page opens it for photos and the next steps.
+ * `onReported` refreshes the list when the fire is another township's.
+ */
+export function reportCard(ctx, onReported) {
+  let fix = null; // the phone's fix as the fields show it; dropped when a field is edited by hand
+  let id = reportId();
+  const latitude = h("input", {
+    id: "report-lat",
+    type: "number",
+    step: "any",
+    min: -90,
+    max: 90,
+    inputmode: "decimal",
+  });
+  const longitude = h("input", {
+    id: "report-lon",
+    type: "number",
+    step: "any",
+    min: -180,
+    max: 180,
+    inputmode: "decimal",
+  });
+  const note = h("textarea", { id: "report-note", rows: 2, maxlength: 2000 });
+  const where = h("p", { class: "muted small", id: "report-position", "aria-live": "polite" });
+  const error = h("p", { class: "error", role: "alert", id: "report-error", hidden: true });
+  const submit = h("button", { type: "submit", class: "primary big", id: "report-submit" }, t("report.submit"));
+  const byHand = () => {
+    fix = null;
+    where.textContent = t("report.manual");
+    where.dataset.state = "manual";
+  };
+  latitude.addEventListener("input", byHand);
+  longitude.addEventListener("input", byHand);
+
+  function locate() {
+    where.textContent = t("report.locating");
+    where.dataset.state = "locating";
+    currentPosition().then((position) => {
+      if (!ctx.alive() || where.dataset.state !== "locating") return; // left, or typed in meanwhile
+      if (!position) {
+        where.textContent = t("report.unavailable");
+        where.dataset.state = "unavailable";
+        return;
+      }
+      fix = position;
+      latitude.value = String(position.latitude);
+      longitude.value = String(position.longitude);
+      where.textContent = t("report.found", { accuracy: fmtNumber(position.accuracy_m) });
+      where.dataset.state = "found";
+    });
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    const lat = latitude.value === "" ? NaN : Number(latitude.value);
+    const lon = longitude.value === "" ? NaN : Number(longitude.value);
+    if (!(Math.abs(lat) <= 90 && Math.abs(lon) <= 180)) {
+      error.textContent = t("report.bad_position");
+      error.hidden = false;
+      return;
+    }
+    const body = { latitude: lat, longitude: lon, note: note.value.trim(), report_id: id };
+    if (fix) {
+      body.accuracy_m = fix.accuracy_m;
+      body.observed_at = fix.at;
+    }
+    submit.disabled = true;
+    error.hidden = true;
+    let out = null;
+    try {
+      out = await api("/api/v1/observations/patrol", { json: body });
+    } catch (e) {
+      error.textContent = notSent(e);
+      error.hidden = false;
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    id = reportId(); // the next report is another one
+    note.value = "";
+    const mine = [out.township_code, out.county_code].includes(ctx.session.unit_code);
+    if (mine && out.incident_id != null) {
+      toast(t("report.done_own", { id: out.incident_id }), "ok");
+      ctx.navigate(`#/incident/${out.incident_id}`);
+      return;
+    }
+    toast(t("report.done_other", { where: out.township_name || out.county_name || t("incident.unassigned") }), "ok");
+    if (ctx.alive()) onReported();
+  }
+
+  const form = h(
+    "form",
+    // Checked here, not by the browser: its own bubble would speak the browser's language, not the page's.
+    { class: "form", id: "report-form", hidden: true, novalidate: true, onsubmit: send },
+    h("p", { class: "muted small" }, t("report.hint")),
+    where,
+    h("button", { type: "button", class: "secondary", id: "report-locate", onclick: locate }, t("report.locate")),
+    h("label", { for: "report-lat" }, t("report.latitude")),
+    latitude,
+    h("label", { for: "report-lon" }, t("report.longitude")),
+    longitude,
+    h("label", { for: "report-note" }, t("report.note")),
+    note,
+    error,
+    submit,
+  );
+  const open = h(
+    "button",
+    {
+      type: "button",
+      class: "primary big",
+      id: "report-open",
+      onclick: () => {
+        open.hidden = true;
+        form.hidden = false;
+        locate(); // asked at once: the fix is usually there by the time the note is written
+      },
+    },
+    t("report.open"),
+  );
+  return h("section", { class: "card", id: "report-card" }, open, form);
+}
+
 export async function queuePage(main, ctx) {
   const role = ctx.session.role;
   const filter = ctx.query.get("state") || "open";
@@ -90,6 +237,8 @@ export async function queuePage(main, ctx) {
       "div",
       { class: "page" },
       h("div", { class: "page-head" }, h("h1", {}, t(`queue.title_${role}`, { unit: ctx.session.unit_code || "" }))),
+      // A patrol team in the field reports the fires it finds itself (巡查发现).
+      role === "patrol" ? reportCard(ctx, () => refresh().catch(() => {})) : null,
       card(null, h("label", { class: "inline" }, t("queue.filter"), " ", select), status, list),
     ),
   );
