@@ -49,6 +49,7 @@ def every_problem() -> list[status.Problem]:
     cameras = [
         {"camera_id": "c1", "preset": "a", "state": "frozen"},
         {"camera_id": "c1", "preset": "b", "state": "silent"},
+        {"camera_id": "c2", "preset": "a", "state": "ok", "expiring": True, "expired": 4},
     ]
     return status.problems_of(alerts, parts, cameras)
 
@@ -74,7 +75,7 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
     codes = {p.code for p in every_problem()}
     assert codes == {
         "alerts_overdue", "component_never_run", "component_failing", "component_late", "alerts_failed",
-        "cameras_frozen", "cameras_silent",
+        "cameras_frozen", "cameras_silent", "frames_expired",
     }  # fmt: skip
     page = code_of(js("page-status.js"))
     zh, en = dictionaries()["zh"], dictionaries()["en"]

@@ -65,6 +65,7 @@ const zh = {
   "status.problem.alerts_failed": "近 24 小时有 {n} 条告警多次重试后仍未送达，已放弃：请检查接收人的地址或机器人设置。",
   "status.problem.cameras_frozen": "{n} 个摄像头预置位画面冻结：{items}。这些位置看不到火情。",
   "status.problem.cameras_silent": "{n} 个摄像头预置位近期没有画面或心跳：{items}。这些位置看不到火情。",
+  "status.problem.frames_expired": "{n} 个摄像头预置位的画面因处理节点来不及而被丢弃：{items}。请增加处理节点（celery -A video.tasks worker）或检查其是否在运行。",
   "status.more": "等另外 {n} 个",
   "status.never": "从未",
   "status.component.alerts_worker": "告警推送程序",
@@ -526,6 +527,10 @@ const en = {
   "status.problem.cameras_silent": {
     one: "1 camera preset sent no picture or heartbeat lately: {items}. No fire can be seen there.",
     other: "{n} camera presets sent no picture or heartbeat lately: {items}. No fire can be seen there.",
+  },
+  "status.problem.frames_expired": {
+    one: "1 camera preset had frames dropped because the patrol workers are not keeping up: {items}. Add workers (celery -A video.tasks worker) or check that they run.",
+    other: "{n} camera presets had frames dropped because the patrol workers are not keeping up: {items}. Add workers (celery -A video.tasks worker) or check that they run.",
   },
   "status.more": "and {n} more",
   "status.never": "never",

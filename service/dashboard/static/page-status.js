@@ -67,6 +67,8 @@ export function problemText(problem, data) {
       return t("status.problem.cameras_frozen", { n, items: namedItems(problem.items, n) });
     case "cameras_silent":
       return t("status.problem.cameras_silent", { n, items: namedItems(problem.items, n) });
+    case "frames_expired":
+      return t("status.problem.frames_expired", { n, items: namedItems(problem.items, n) });
     default:
       return problem.message; // a code this dashboard does not know yet: the server's own words
   }
