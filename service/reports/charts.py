@@ -39,8 +39,13 @@ OUTCOME_COLOURS = {
     OutcomeKind.PERMITTED_BURN: "#27ae60",
     OutcomeKind.OPEN: "#e67e22",
 }
-SOURCE_MARKERS = {Source.SATELLITE: "^", Source.CAMERA: "s", Source.DRONE: "o"}
-SOURCE_COLOURS = {Source.SATELLITE: "#8e44ad", Source.CAMERA: "#2980b9", Source.DRONE: "#16a085"}
+SOURCE_MARKERS = {Source.SATELLITE: "^", Source.CAMERA: "s", Source.DRONE: "o", Source.PATROL: "D"}
+SOURCE_COLOURS = {
+    Source.SATELLITE: "#8e44ad",
+    Source.CAMERA: "#2980b9",
+    Source.DRONE: "#16a085",
+    Source.PATROL: "#d35400",
+}
 INTERVAL_LABELS = {
     Interval.ACKNOWLEDGE: ("签收", "acknowledge"),
     Interval.ON_SITE: ("到场", "on site"),
@@ -58,6 +63,7 @@ SOURCE_LABELS = {
     Source.SATELLITE: ("卫星", "satellite"),
     Source.CAMERA: ("视频", "camera"),
     Source.DRONE: ("无人机", "drone"),
+    Source.PATROL: ("巡查", "patrol"),
 }
 UNIT_CMAP = "Blues"  # units in blues so that the red/orange/green/grey fire markers stand out
 

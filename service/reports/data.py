@@ -46,7 +46,7 @@ class ReportData:
     board: ScoreBoard
     selection: Selection
     deadlines: DeadlinePolicy
-    warnings: list[str]
+    warnings: list[str]  # in English (service.stats.wording.Note.text)
 
 
 def collect(
@@ -92,5 +92,5 @@ def collect(
         board=board,
         selection=selection,
         deadlines=deadlines,
-        warnings=warnings,
+        warnings=[w.text for w in warnings],
     )

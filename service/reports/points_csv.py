@@ -9,7 +9,8 @@ One row per fire point (merged duplicates excluded), in time order, with Chinese
 经度, 纬度                longitude, latitude (WGS-84, 6 decimals)
 发现时间                  first observation, Beijing time (UTC+8), ``YYYY-MM-DD HH:MM``
 卫星过境时间              the first satellite observation (pass time), if a satellite saw it
-来源                      卫星 / 视频 / 无人机, joined with ``+`` when several saw it
+来源                      卫星 / 视频 / 无人机 / 巡查 (a patrol's report), joined with ``+`` when several saw it
+首报来源                  the source of the first observation
 处置结果                  违规焚烧 / 误报 / 计划烧除 / 处置中
 误报原因                  the false-alarm reason, in Chinese
 事件编号                  strawfire's incident id

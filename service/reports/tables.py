@@ -30,7 +30,7 @@ def looks_like_formula(value: object) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_STARTS)
 
 
-SOURCE_ZH = {Source.SATELLITE: "卫星", Source.CAMERA: "视频", Source.DRONE: "无人机"}
+SOURCE_ZH = {Source.SATELLITE: "卫星", Source.CAMERA: "视频", Source.DRONE: "无人机", Source.PATROL: "巡查"}
 OUTCOME_ZH = {
     OutcomeKind.VIOLATION: "违规焚烧",
     OutcomeKind.FALSE_ALARM: "误报",
@@ -68,6 +68,7 @@ RANKED_HEADER = [
     "satellite 卫星点",
     "camera 视频点",
     "drone 无人机点",
+    "patrol 巡查点",
     "self-found 自查自报",
     "unreported 漏报",
     "concealed 瞒报",
@@ -117,6 +118,7 @@ def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
             u.violations_by_source.get(Source.SATELLITE.value, 0),
             u.violations_by_source.get(Source.CAMERA.value, 0),
             u.violations_by_source.get(Source.DRONE.value, 0),
+            u.violations_by_source.get(Source.PATROL.value, 0),
             u.self_found,
             u.unreported,
             u.concealed,
@@ -273,6 +275,7 @@ DAILY_HEADER = [
     "satellite 卫星",
     "camera 视频",
     "drone 无人机",
+    "patrol 巡查",
 ]
 
 
@@ -311,6 +314,11 @@ def rules_rows(data: ReportData) -> Iterator[list[Cell]]:
     yield ["max_credit", rules.max_credit]
     for section in ("fire_points", "responses", "reporting", "density"):
         for key, value in getattr(rules, section).model_dump(mode="json").items():
+            if section == "fire_points" and key == "patrol" and value is None:
+                # Not in the file: the weight a patrol point was charged, which is the drone weight
+                # (service.stats.rules), rather than an empty cell an evaluator would read as "no deduction".
+                yield ["fire_points.patrol (not set: as drone)", rules.fire_points.patrol_weight]
+                continue
             yield [f"{section}.{key}", ", ".join(value) if isinstance(value, list) else value]
     for grade in sorted(rules.grades, key=lambda g: -g.min_score):
         yield [f"grade ≥ {grade.min_score:g}", grade.name]

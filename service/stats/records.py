@@ -18,17 +18,22 @@ from service.regions.types import RegionLevel
 
 
 class Source(StrEnum):
-    """What kind of sensor saw a fire, as supervisors count them (卫星 / 视频 / 无人机).
+    """What kind of sensor saw a fire, as supervisors count them (卫星 / 视频 / 无人机 / 巡查).
 
-    A triangulated observation is two or more tower cameras agreeing, so it counts as ``camera``.
+    A triangulated observation is two or more tower cameras agreeing, so it counts as ``camera``. A township
+    patrol's own report from the field (``patrol``, :mod:`service.incidents.patrol_reports`) is its own source: the
+    published rules weigh a township patrol's find (−3) apart from a city camera's (−5), and a report listing it as
+    视频 would tell the county a camera found a fire that people on the ground did.
     """
 
     SATELLITE = "satellite"
     CAMERA = "camera"
     DRONE = "drone"
+    PATROL = "patrol"
 
 
-SOURCE_ORDER = (Source.SATELLITE, Source.CAMERA, Source.DRONE)
+#: The order sources are listed in (tables, columns, charts) and break ties between equal weights in.
+SOURCE_ORDER = (Source.SATELLITE, Source.CAMERA, Source.DRONE, Source.PATROL)
 
 
 def source_of(kind: ObservationKind) -> Source:
@@ -37,6 +42,8 @@ def source_of(kind: ObservationKind) -> Source:
         return Source.SATELLITE
     if kind is ObservationKind.DRONE:
         return Source.DRONE
+    if kind is ObservationKind.PATROL:
+        return Source.PATROL
     return Source.CAMERA
 
 

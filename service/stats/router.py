@@ -13,7 +13,15 @@ from service.stats import service
 from service.stats.periods import parse_period
 from service.stats.response import GroupBy
 from service.stats.rules import RuleBook
-from service.stats.schemas import OutcomesOut, PeriodOut, ResponseTimesOut, RulesOut, ScoresOut, UnitScoreOut
+from service.stats.schemas import (
+    NoteOut,
+    OutcomesOut,
+    PeriodOut,
+    ResponseTimesOut,
+    RulesOut,
+    ScoresOut,
+    UnitScoreOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
 
@@ -103,6 +111,7 @@ def get_scores(
         level=result.board.level.value,
         as_of=result.stats.as_of,
         rules=RulesOut.of(result.selection.version),
-        warnings=result.warnings,
+        warnings=[w.text for w in result.warnings],
+        warning_notes=[NoteOut.of(w) for w in result.warnings],
         units=[UnitScoreOut.of(u) for u in result.board.units],
     )

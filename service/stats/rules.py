@@ -10,6 +10,16 @@ was assessed however the rules change later. A period that spans a change of rul
 with one version, and the selection lists the other versions in force during it as a warning.
 
 ``rules/scoring-example-v1.toml`` documents every key.
+
+Keys added later are optional, so that a rules file written before them still loads and still scores as it was
+published:
+
+* ``[fire_points] patrol`` — the deduction for a violation a township patrol reported (source ``patrol``, a fire
+  another township's patrol found: the burning township's own report is self-found and costs none). Without it a
+  patrol point weighs ``drone``: the example rules' drone weight is the township patrol point (−3) of the
+  published rules, and until patrol reports existed the drone weight was the only patrol-like weight a file set.
+  A file that wants patrol finds weighed otherwise sets ``patrol`` (a new version, so past periods keep their
+  scores).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from service.errors import InputError, NotFoundError
 from service.stats.periods import Period
 from service.stats.records import Source
+from service.stats.wording import Note, NoteCode
 
 
 class FirePointRules(BaseModel):
@@ -35,6 +46,8 @@ class FirePointRules(BaseModel):
     satellite: float = Field(ge=0)
     camera: float = Field(ge=0)
     drone: float = Field(ge=0)
+    # Optional (see the module docstring): None weighs a patrol point as a drone point.
+    patrol: float | None = Field(None, ge=0)
     large_area_m2: float | None = Field(None, gt=0)
     large_area_factor: float = Field(1.0, ge=1)
     reopened_factor: float = Field(1.0, ge=1)
@@ -42,9 +55,19 @@ class FirePointRules(BaseModel):
     # deduction multiplied by this ("quantitative accountability for areas where burning recurs"); 1.0: no effect.
     repeat_site_factor: float = Field(1.0, ge=1)
 
+    @property
+    def patrol_weight(self) -> float:
+        """The deduction for a patrol point: ``patrol`` when the file sets it, else ``drone``."""
+        return self.drone if self.patrol is None else self.patrol
+
     def weight(self, source: Source) -> float:
         """The deduction for one violation seen by ``source``."""
-        return {Source.SATELLITE: self.satellite, Source.CAMERA: self.camera, Source.DRONE: self.drone}[source]
+        return {
+            Source.SATELLITE: self.satellite,
+            Source.CAMERA: self.camera,
+            Source.DRONE: self.drone,
+            Source.PATROL: self.patrol_weight,
+        }[source]
 
 
 class ResponseRules(BaseModel):
@@ -187,14 +210,28 @@ class Selection:
     also_in_force: tuple[RuleVersion, ...]
 
     @property
-    def warnings(self) -> list[str]:
-        """Human-readable notes about the selection."""
+    def notes(self) -> list[Note]:
+        """Warnings about the selection: each other version that took effect during the period."""
+        chosen = self.version.rules.version
         return [
-            f"rules {other.rules.version} ({other.path.name}) took effect during the period on "
-            f"{other.rules.effective_from}; the period is scored with {self.version.rules.version}, in force on its "
-            "first day"
+            Note(
+                NoteCode.RULES_CHANGED,
+                f"rules {other.rules.version} ({other.path.name}) took effect during the period on "
+                f"{other.rules.effective_from}; the period is scored with {chosen}, in force on its first day",
+                {
+                    "version": other.rules.version,
+                    "file": other.path.name,
+                    "effective_from": other.rules.effective_from.isoformat(),
+                    "scored_with": chosen,
+                },
+            )
             for other in self.also_in_force
         ]
+
+    @property
+    def warnings(self) -> list[str]:
+        """:attr:`notes` in English."""
+        return [note.text for note in self.notes]
 
 
 def read_rules(path: Path) -> ScoringRules:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.stats.outcomes import OutcomeGroup, OutcomeTable
 from service.stats.periods import CHINA_TZ, Period
+from service.stats.records import SOURCE_ORDER
 from service.stats.response import ComplianceCount, Distribution, GroupBy, ResponseGroup, ResponseTable
 from service.stats.rules import RuleVersion
 from service.stats.scoring import ScoreItem, UnitScore
+from service.stats.wording import Note, NoteCode
 
 
 def minutes(value: timedelta | None) -> float | None:
@@ -210,18 +212,39 @@ class RulesOut(BaseModel):
         )
 
 
+class NoteOut(BaseModel):
+    """A line of server text as a stable ``code`` with the ``params`` it is made of, for a client to say in its
+    reader's language, and ``text``, the same in English (what to show for a code the client does not know)."""
+
+    code: NoteCode
+    params: dict[str, str | int | float]
+    text: str
+
+    @classmethod
+    def of(cls, note: Note) -> NoteOut:
+        """Build from a note."""
+        return cls(code=note.code, params=dict(note.params), text=note.text)
+
+
 class ScoreItemOut(BaseModel):
-    """One line of a unit's score."""
+    """One line of a unit's score. ``note`` is ``notes`` in English, joined with "; " (kept for older clients)."""
 
     incident_id: int | None
     rule: str
     points: float
     note: str
+    notes: list[NoteOut]
 
     @classmethod
     def of(cls, item: ScoreItem) -> ScoreItemOut:
         """Build from an item."""
-        return cls(incident_id=item.incident_id, rule=item.rule, points=round(item.points, 4), note=item.note)
+        return cls(
+            incident_id=item.incident_id,
+            rule=item.rule,
+            points=round(item.points, 4),
+            note=item.note,
+            notes=[NoteOut.of(n) for n in item.notes],
+        )
 
 
 class UnitScoreOut(BaseModel):
@@ -236,7 +259,10 @@ class UnitScoreOut(BaseModel):
     sanction: str | None
     fire_points: int
     violations: int
-    violations_by_source: dict[str, int]
+    violations_by_source: dict[str, int] = Field(
+        description="Violations charged (not self-found) by the source each was charged as; every source is listed: "
+        + ", ".join(s.value for s in SOURCE_ORDER)
+    )
     self_found: int
     unreported: int
     concealed: int
@@ -282,7 +308,8 @@ class UnitScoreOut(BaseModel):
 
 
 class ScoresOut(BaseModel):
-    """Ranked units for a period and area, with the rules that scored them."""
+    """Ranked units for a period and area, with the rules that scored them. ``warning_notes`` are ``warnings``
+    (English) as codes with their parameters, in the same order."""
 
     period: PeriodOut
     area: str | None
@@ -290,4 +317,5 @@ class ScoresOut(BaseModel):
     as_of: datetime
     rules: RulesOut
     warnings: list[str]
+    warning_notes: list[NoteOut]
     units: list[UnitScoreOut]

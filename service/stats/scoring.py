@@ -17,7 +17,8 @@ Definitions, with the data the record holds:
   false alarms (permitted burns included) cost nothing but late responses.
 * **Heaviest source** — a fire seen by a satellite and a camera is charged as a satellite point: the higher
   authority's list includes it whoever saw it first (the published rules weigh satellite points −20/−30 against
-  −5 for a city camera).
+  −5 for a city camera). A fire only a patrol report saw — another township's patrol found it — is a ``patrol``
+  point (the township patrol point, −3; ``fire_points.patrol``, falling back to ``drone``).
 * **k_area** — ``large_area_factor`` when the feedback's ``burned_area_m2`` exceeds ``large_area_m2`` (荆门: doubled
   above 300 m²). **k_reopened** — ``reopened_factor`` when the handling failed verification (reopened after
   feedback), the record's nearest equivalent of "not stopped on site". **k_repeat** — ``repeat_site_factor``
@@ -54,18 +55,25 @@ from service.stats.lifecycle import OutcomeKind, outcome, reopened_after_feedbac
 from service.stats.records import SOURCE_ORDER, FirePoint, Source, Unit
 from service.stats.response import Compliance, DeadlinePolicy, feedback_compliance, response_of
 from service.stats.rules import ScoringRules
+from service.stats.wording import Note, NoteCode
 
 DensityBasis = Literal["cropland", "area"]
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreItem:
-    """One line of a unit's score: which fire point (None for the unit's density), which rule, how many points."""
+    """One line of a unit's score: which fire point (None for the unit's density), which rule, how many points, and
+    the notes that explain the figure (a multiplier, the density's basis)."""
 
     incident_id: int | None
     rule: str
     points: float  # negative: deducted; positive: credited
-    note: str = ""
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def note(self) -> str:
+        """The notes in English, one sentence ("burned 500 m² > 300 m² ×2; failed verification ×2")."""
+        return "; ".join(n.text for n in self.notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +116,8 @@ class ScoreBoard:
 
 
 def charged_source(point: FirePoint, rules: ScoringRules) -> Source:
-    """The heaviest source that saw the fire (ties in the order satellite, camera, drone)."""
+    """The heaviest source that saw the fire (ties in the order of :data:`SOURCE_ORDER`: satellite, camera, drone,
+    patrol)."""
     seen = [s for s in SOURCE_ORDER if s in point.sources] or [Source.CAMERA]
     return max(seen, key=lambda s: (rules.fire_points.weight(s), -SOURCE_ORDER.index(s)))
 
@@ -150,13 +159,14 @@ def _score_unit(
         if response is not None and response.on_site is Compliance.MISSED:
             counts["late_on_site"] += 1
             items.append(ScoreItem(point.id, "late_on_site", -rules.responses.late_on_site))
-        if feedback_within is not None and feedback_compliance(point, feedback_within, as_of) is Compliance.MISSED:
+        if (
+            within_h is not None
+            and feedback_within is not None
+            and feedback_compliance(point, feedback_within, as_of) is Compliance.MISSED
+        ):
             counts["late_feedback"] += 1
-            items.append(
-                ScoreItem(
-                    point.id, "late_feedback", -rules.responses.late_feedback, f"not fed back within {within_h:g} h"
-                )
-            )
+            late = Note(NoteCode.NOT_FED_BACK_WITHIN, f"not fed back within {within_h:g} h", {"hours": within_h})
+            items.append(ScoreItem(point.id, "late_feedback", -rules.responses.late_feedback, (late,)))
         if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
             continue
         counts["violations"] += 1
@@ -168,17 +178,36 @@ def _score_unit(
             by_source[source.value] += 1
             factor, notes = 1.0, []
             large = weights.large_area_m2
-            if large is not None and point.burned_area_m2 is not None and point.burned_area_m2 > large:
+            burned = point.burned_area_m2
+            if large is not None and burned is not None and burned > large:
                 factor *= weights.large_area_factor
-                notes.append(f"burned {point.burned_area_m2:g} m² > {large:g} m² ×{weights.large_area_factor:g}")
+                notes.append(
+                    Note(
+                        NoteCode.LARGE_AREA,
+                        f"burned {burned:g} m² > {large:g} m² ×{weights.large_area_factor:g}",
+                        {"burned_m2": burned, "limit_m2": large, "factor": weights.large_area_factor},
+                    )
+                )
             if reopened_after_feedback(point):
                 factor *= weights.reopened_factor
-                notes.append(f"failed verification ×{weights.reopened_factor:g}")
+                notes.append(
+                    Note(
+                        NoteCode.FAILED_VERIFICATION,
+                        f"failed verification ×{weights.reopened_factor:g}",
+                        {"factor": weights.reopened_factor},
+                    )
+                )
             if point.repeat_of is not None and weights.repeat_site_factor != 1.0:
                 factor *= weights.repeat_site_factor
-                notes.append(f"fire again at the place of incident {point.repeat_of} ×{weights.repeat_site_factor:g}")
+                notes.append(
+                    Note(
+                        NoteCode.REPEAT_AT_SITE,
+                        f"fire again at the place of incident {point.repeat_of} ×{weights.repeat_site_factor:g}",
+                        {"incident": point.repeat_of, "factor": weights.repeat_site_factor},
+                    )
+                )
             items.append(
-                ScoreItem(point.id, f"fire_point:{source.value}", -weights.weight(source) * factor, "; ".join(notes))
+                ScoreItem(point.id, f"fire_point:{source.value}", -weights.weight(source) * factor, tuple(notes))
             )
         first = point.first_sighting
         if first is not None and first.source is Source.SATELLITE:
@@ -189,15 +218,13 @@ def _score_unit(
             items.append(ScoreItem(point.id, "concealed", -rules.reporting.concealed))
     basis_ha, basis = density_basis(unit)
     density = counts["violations"] / basis_ha * 1000.0 if basis_ha else None
-    if density is not None and rules.density.points_per_fire_per_1000ha and counts["violations"]:
-        items.append(
-            ScoreItem(
-                None,
-                "density",
-                -rules.density.points_per_fire_per_1000ha * density,
-                f"{counts['violations']} per {basis_ha:,.0f} ha of {basis}",
-            )
+    if basis_ha and basis and density is not None and rules.density.points_per_fire_per_1000ha and counts["violations"]:
+        basis_note = Note(
+            NoteCode.DENSITY,
+            f"{counts['violations']} per {basis_ha:,.0f} ha of {basis}",
+            {"violations": counts["violations"], "basis_ha": basis_ha, "basis": basis},
         )
+        items.append(ScoreItem(None, "density", -rules.density.points_per_fire_per_1000ha * density, (basis_note,)))
     deductions = -sum(i.points for i in items if i.points < 0)
     credited = sum(i.points for i in items if i.points > 0)
     if rules.max_credit is not None:

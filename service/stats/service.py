@@ -33,7 +33,7 @@ from service.stats.records import FirePoint, Unit
 from service.stats.response import Deadline, DeadlinePolicy, GroupBy, ResponseTable, response_table
 from service.stats.rules import RuleBook, Selection
 from service.stats.scoring import ScoreBoard, score_units
-from service.stats.wording import counted
+from service.stats.wording import Note, NoteCode, counted
 
 DEFAULT_RULES_DIR = Path("rules")
 _SCORED_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
@@ -127,12 +127,12 @@ def outcomes(
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """A score board with the rules version that made it and notes for the reader."""
+    """A score board with the rules version that made it and warnings for the reader."""
 
     stats: Stats
     board: ScoreBoard
     selection: Selection
-    warnings: list[str]
+    warnings: list[Note]
 
 
 def scored_level(units: list[Unit], area: Area, preferred: RegionLevel) -> RegionLevel:
@@ -153,8 +153,9 @@ def score_board(
     as_of: datetime,
     level: RegionLevel | None = None,
     points: list[FirePoint] | None = None,
-) -> tuple[ScoreBoard, list[str]]:
-    """Score every unit of the scored level in ``area`` (unscoped: callers filter what they show)."""
+) -> tuple[ScoreBoard, list[Note]]:
+    """Score every unit of the scored level in ``area`` (unscoped: callers filter what they show), with the
+    warnings about it."""
     if level is not None and level not in _SCORED_LEVELS:
         # A fire point is assigned to a township and a county only: at any other level (city, village, grid) no
         # fire would match its unit, and every unit would show a clean 100.
@@ -164,9 +165,15 @@ def score_board(
     rules = selection.version.rules
     preferred = level or RegionLevel(rules.unit_level)
     chosen = scored_level(units, area, preferred)
-    warnings = list(selection.warnings)
+    warnings = list(selection.notes)
     if chosen is not preferred:
-        warnings.append(f"no {preferred.value} units in the area: scored {chosen.value} units instead")
+        warnings.append(
+            Note(
+                NoteCode.LEVEL_FALLBACK,
+                f"no {preferred.value} units in the area: scored {chosen.value} units instead",
+                {"preferred": preferred.value, "chosen": chosen.value},
+            )
+        )
     if points is None:
         points = [p for p in load_fire_points(session, period) if area.contains_any(p.township_code, p.county_code)]
     scored = [u for u in units if u.level is chosen and area.contains(u.code)]
@@ -176,10 +183,14 @@ def score_board(
     return board, warnings
 
 
-def _unscored_warning(count: int, level: RegionLevel) -> str:
+def _unscored_warning(count: int, level: RegionLevel) -> Note:
     """The warning that fire points of the area were left out of the scores (no unit of the scored level)."""
     have, be = ("has", "is") if count == 1 else ("have", "are")
-    return f"{counted(count, 'fire point')} in the area {have} no {level.value} and {be} not scored"
+    return Note(
+        NoteCode.UNSCORED,
+        f"{counted(count, 'fire point')} in the area {have} no {level.value} and {be} not scored",
+        {"n": count, "level": level.value},
+    )
 
 
 def scores(
@@ -212,5 +223,5 @@ def scores(
     board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own_level)
     mine = [u for u in board.units if u.code == own.code]
     # The area's unscored fire points are the siblings' business, not the patrol user's.
-    notes = [w for w in warnings if w != _unscored_warning(board.unscored, board.level)]
+    notes = [w for w in warnings if w.code is not NoteCode.UNSCORED]
     return Scores(Stats(period, area, as_of), replace(board, units=mine, unscored=0), selection, notes)

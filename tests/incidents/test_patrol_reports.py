@@ -321,10 +321,10 @@ def test_another_townships_report_earns_the_burning_township_no_credit(client: T
     units = _scores(client, found_by_east)
     west, east = units[WEST], units[EAST]
     assert (west["violations"], west["self_found"], west["credits"]) == (1, 0, 0.0)
-    # Not self-found: charged by its source. A patrol report counts with the ground sources as a camera point
-    # (service.stats.records.source_of) until the rules weigh patrol finds of their own.
-    fire_items = [(i["incident_id"], i["rule"]) for i in west["items"] if i["incident_id"]]
-    assert fire_items == [(found_by_east, "fire_point:camera")]
+    # Not self-found: charged by its source, a patrol point (service.stats.records.source_of; example-v2 sets no
+    # fire_points.patrol, so it weighs as a drone point, −3).
+    fire_items = [(i["incident_id"], i["rule"], i["points"]) for i in west["items"] if i["incident_id"]]
+    assert fire_items == [(found_by_east, "fire_point:patrol", -3.0)]
     # The reporting township's score is untouched: the fire point is not its own.
     assert (east["fire_points"], east["violations"], east["self_found"], east["items"]) == (0, 0, 0, [])
     assert east["score"] == 100.0

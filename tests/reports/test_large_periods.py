@@ -20,8 +20,8 @@ def test_daily_rows_look_at_each_fire_point_once(november: ReportData, monkeypat
     expected = list(tables.daily_rows(data))
     assert len(expected) == 365
     by_day = {row[0]: row[1:] for row in expected}
-    assert by_day["2025-11-03"] == [6, 3, 1, 1, 1, 3, 3, 1]  # the November sheet's figures, in the year's sheet
-    assert by_day["2025-01-01"] == [0] * 8
+    assert by_day["2025-11-03"] == [6, 3, 1, 1, 1, 3, 3, 1, 0]  # the November sheet's figures, in the year's sheet
+    assert by_day["2025-01-01"] == [0] * 9
 
     calls = 0
 

@@ -80,11 +80,11 @@ def test_workbook_values(november: ReportData, scenario_db: Scenario, tmp_path: 
 
     days = {row[0]: row[1:] for row in book["Daily trend"].iter_rows(min_row=2, values_only=True)}
     assert len(days) == 30
-    # fire points, violations, false alarms, permitted burns, open, satellite, camera, drone
-    assert days["2025-11-03"] == (6, 3, 1, 1, 1, 3, 3, 1)
-    assert days["2025-11-01"] == (1, 0, 0, 0, 1, 0, 1, 0)
-    assert days["2025-11-04"] == (1, 1, 0, 0, 0, 1, 0, 0)
-    assert days["2025-11-02"] == (0,) * 8
+    # fire points, violations, false alarms, permitted burns, open, satellite, camera, drone, patrol
+    assert days["2025-11-03"] == (6, 3, 1, 1, 1, 3, 3, 1, 0)
+    assert days["2025-11-01"] == (1, 0, 0, 0, 1, 0, 1, 0, 0)
+    assert days["2025-11-04"] == (1, 1, 0, 0, 0, 1, 0, 0, 0)
+    assert days["2025-11-02"] == (0,) * 9
 
     rules = dict(book["Rules"].iter_rows(min_row=2, values_only=True))
     assert rules["version"] == "example-v2"

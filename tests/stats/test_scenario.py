@@ -194,7 +194,7 @@ def test_scores_under_the_rules_in_force(recorded: tuple[sessionmaker[Session], 
     assert east.deductions == 60 + 10 + 30 + 0.5 + 3 + 6
     assert east.credits == 2
     assert (east.score, east.rank, east.grade) == (0.0, 3, "不合格")
-    assert east.violations_by_source == {"satellite": 2, "camera": 0, "drone": 0}
+    assert east.violations_by_source == {"satellite": 2, "camera": 0, "drone": 0, "patrol": 0}
     assert (east.self_found, east.unreported, east.concealed) == (1, 1, 0)
     assert east.density_per_1000ha == 3.0
     assert east.sanction == "严重：约谈乡镇党政主要负责人"

@@ -143,7 +143,7 @@ def test_the_unscored_warning_counts_in_english() -> None:
             T0 + timedelta(days=1),
             points=[unassigned(i) for i in range(1, count + 1)],
         )
-        return [w for w in said if "not scored" in w]
+        return [w.text for w in said if "not scored" in w.text]
 
     assert warnings(1) == ["1 fire point in the area has no township and is not scored"]
     assert warnings(2) == ["2 fire points in the area have no township and are not scored"]

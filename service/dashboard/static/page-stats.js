@@ -8,7 +8,7 @@
 import { api } from "./api.js";
 import { barChart, groupedBars, rangeChart, responsive, stackedBars } from "./charts.js";
 import { card, errorBox, fmtNumber, fmtPercent, h, localDay, replace, table } from "./dom.js";
-import { t } from "./i18n.js";
+import { lang, t } from "./i18n.js";
 
 const GROUPS = ["township", "county", "source", "day"];
 const INTERVALS = ["acknowledge", "on_site", "extinguished", "closed", "travel"];
@@ -25,6 +25,68 @@ function ruleLabel(rule) {
   const [name, source] = String(rule).split(":");
   if (name === "fire_point" && source) return t("rule.fire_point", { source: t(`kind.${source}`) });
   return RULES.includes(name) ? t(`rule.${name}`) : String(rule);
+}
+
+/** A note the service explains a score line or warns about a score board with (service/stats/wording.py NoteCode),
+ * in the reader's language from its code and params; null for a code this dashboard does not know yet (the caller
+ * shows the server's English words instead, as page-status.js does for problems). */
+export function noteText(note) {
+  const p = (note && note.params) || {};
+  const factor = fmtNumber(p.factor, 2);
+  switch (note && note.code) {
+    case "large_area":
+      return t("scores.note.large_area", {
+        burned: fmtNumber(p.burned_m2, 1),
+        limit: fmtNumber(p.limit_m2, 1),
+        factor,
+      });
+    case "failed_verification":
+      return t("scores.note.failed_verification", { factor });
+    case "repeat_at_site":
+      return t("scores.note.repeat_at_site", { incident: p.incident, factor });
+    case "not_fed_back_within":
+      return t("scores.note.not_fed_back_within", { hours: fmtNumber(p.hours, 1) });
+    case "density": {
+      const figures = { violations: fmtNumber(p.violations), basis_ha: fmtNumber(p.basis_ha) };
+      return p.basis === "area" ? t("scores.note.density_area", figures) : t("scores.note.density_cropland", figures);
+    }
+    case "rules_changed":
+      return t("scores.warning.rules_changed", {
+        version: p.version,
+        file: p.file,
+        from: p.effective_from,
+        scored_with: p.scored_with,
+      });
+    case "level_fallback":
+      return t("scores.warning.level_fallback", {
+        preferred: t(`group.${p.preferred}`),
+        chosen: t(`group.${p.chosen}`),
+      });
+    case "unscored":
+      return t("scores.warning.unscored", { n: fmtNumber(p.n), level: t(`group.${p.level}`) });
+    default:
+      return null;
+  }
+}
+
+/** A note as a node: in the reader's language, or the server's English (marked so for screen readers). */
+function noteNode(note, english) {
+  const said = note ? noteText(note) : null;
+  if (said === null) return h("span", { lang: "en", dataset: { code: (note && note.code) || "" } }, english);
+  return h("span", { dataset: { code: note.code } }, said);
+}
+
+/** The notes behind a score line ("burned 1500 m² > 300 m² ×2; failed verification ×2"); null when none. A server
+ * without note codes sends only the English `note`. */
+function itemNotes(item) {
+  const notes = Array.isArray(item.notes) ? item.notes : [];
+  if (!notes.length) return item.note ? noteNode(null, item.note) : null;
+  const separator = lang() === "en" ? "; " : "；";
+  return h(
+    "span",
+    { class: "notes" },
+    notes.flatMap((note, i) => [i ? separator : "", noteNode(note, note.text)]),
+  );
 }
 
 /** The API's period string for a preset, counted in Beijing days. */
@@ -297,8 +359,8 @@ function itemsList(items) {
         `${i.points > 0 ? "+" : ""}${fmtNumber(i.points, 2)} `,
         h("span", { class: "rule", title: i.rule, dataset: { rule: i.rule } }, ruleLabel(i.rule)),
         i.incident_id ? [" ", h("a", { href: `#/incident/${i.incident_id}` }, `#${i.incident_id}`)] : null,
-        // The server's own detail ("burned 1500 m² > 300 m² ×2"), in English: marked so for screen readers.
-        i.note ? [" — ", h("span", { lang: "en" }, i.note)] : "",
+        // Why the line weighs what it does ("过火面积 1500 m² 超过 300 m²，×2"), from the notes' codes.
+        i.note || (i.notes && i.notes.length) ? [" — ", itemNotes(i)] : "",
       ),
     ),
   );
@@ -321,6 +383,14 @@ const SCORE_COLUMNS = [
   ["scores.repeat_at_site", (u) => fmtNumber(u.repeat_at_site)],
   ["scores.density", (u) => (u.density_per_1000ha === null ? "—" : fmtNumber(u.density_per_1000ha, 2))],
 ];
+
+/** The board's warnings in the reader's language: `warning_notes` are `warnings` as codes, in the same order (a
+ * server without them sends the English only). */
+function warningItems(board) {
+  const notes = Array.isArray(board.warning_notes) ? board.warning_notes : [];
+  const coded = notes.length === board.warnings.length;
+  return board.warnings.map((english, i) => h("li", {}, noteNode(coded ? notes[i] : null, english)));
+}
 
 export async function scoresPage(main, ctx) {
   const level = ["township", "county"].includes(ctx.query.get("level")) ? ctx.query.get("level") : "township";
@@ -359,7 +429,7 @@ export async function scoresPage(main, ctx) {
       " · ",
       scopeText(board.period, board.area),
     ),
-    board.warnings.length ? h("ul", { class: "warn" }, board.warnings.map((w) => h("li", {}, w))) : null,
+    board.warnings.length ? h("ul", { class: "warn", id: "scores-warnings" }, warningItems(board)) : null,
     card(t("scores.chart"), board.units.length ? chartBox(ctx, "chart-scores", chart) : noData()),
     card(
       t("scores.table"),
