@@ -135,6 +135,44 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     engine.dispose()
 
 
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
+@friendly_errors
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision: an id such as 0012, -1 for one step, or base.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Go ahead although steps drop or change rows.")] = False,
+) -> None:
+    """Undo database migrations down to REVISION, to go back to an older strawfire release. **Back up first**
+    (`strawfire db backup DIR`; PostgreSQL: pg_dump) and stop the service: it needs the newest schema, and
+    `strawfire serve` of this release upgrades the database again at start. Every step to undo is listed with
+    what it drops or changes in this database; when one would lose rows, nothing is done without `--yes`
+    (exit 2)."""
+    from service.config import redact_url
+    from service.db import database_engine, database_errors, downgrade, downgrade_plan
+
+    url = get_settings().effective_database_url
+    engine = database_engine(url)
+    try:
+        with database_errors(url, "downgrade"):
+            current, steps = downgrade_plan(engine, revision)
+            if not steps:
+                typer.echo(f"database already at {current} ({redact_url(url)})")
+                return
+            losing = False
+            for step in steps:
+                lost = ", ".join(f"{count} {loss.what}" for loss, count in step.losses)
+                losing = losing or bool(lost)
+                err.print(f"{step.revision} → {step.down_to} ({step.title}): {lost or 'no rows lost'}", soft_wrap=True)
+            if losing and not yes:
+                raise InputError(
+                    "these steps drop or change rows: back up first (strawfire db backup DIR; PostgreSQL: pg_dump), "
+                    "then run again with --yes"
+                )
+            downgrade(engine, steps[-1].down_to)  # "-1" resolved from the database's revision, as listed
+        typer.echo(f"database at {steps[-1].down_to} ({redact_url(url)})")
+    finally:
+        engine.dispose()
+
+
 @db_app.command("backup")
 @friendly_errors
 def db_backup(

@@ -14,13 +14,14 @@ print as ``**********`` in reprs, logs and error messages.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -97,16 +98,45 @@ def url_secrets(url: str) -> set[str]:
     return secrets
 
 
+#: Settings that were once accepted and are now ignored (with a warning, once per process): refusing them, as any
+#: unknown key is, would stop a working deployment's settings file from starting the service.
+RETIRED_REGION_SETTINGS = {
+    "default_level": (
+        "regions.default_level is ignored and can be removed from the settings: incidents are always assigned to "
+        "a township and that township's county (the county alone where no townships are imported); "
+        "'strawfire regions assign --level' and the API's 'level' choose a level for one request"
+    ),
+}
+_warned: set[str] = set()
+log = logging.getLogger("strawfire.config")
+
+
 class RegionSettings(BaseModel):
-    """How places are assigned to administrative units."""
+    """How places are assigned to administrative units.
+
+    There is no level setting. The service assigns every incident to the township its location falls in and to
+    that township's county, or to the county alone where no townships are imported: townships answer for fires
+    and counties supervise them, and an incident has a column for each (a village or grid level would have
+    nowhere to go). ``default_level`` claimed to choose that level but was never read; a file or variable that
+    still sets it is accepted with a warning and its value ignored (:data:`RETIRED_REGION_SETTINGS`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     # A fire a few hundred metres outside every polygon is almost always a boundary-data error (coarse or
     # offset polygons), not a fire abroad: give it to the nearest unit, flagged `nearest`.
     tolerance_m: float = Field(500.0, ge=0, le=50_000)
-    # Units are always assigned at this level by the service (townships when they are loaded).
-    default_level: str = "township"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name in RETIRED_REGION_SETTINGS.keys() & data.keys():
+            if name not in _warned:
+                _warned.add(name)
+                log.warning("%s", RETIRED_REGION_SETTINGS[name])
+        return {key: value for key, value in data.items() if key not in RETIRED_REGION_SETTINGS}
 
 
 class IncidentSettings(BaseModel):

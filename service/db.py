@@ -7,24 +7,28 @@ so concurrent writers wait instead of failing). PostgreSQL is selected by URL. T
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from satellite.errors import redact
 from service.config import redact_url, url_secrets
-from service.errors import ConfigError
+from service.errors import ConfigError, InputError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -121,6 +125,178 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+@contextmanager
+def sqlite_migration_mode(connection: Connection) -> Iterator[None]:
+    """Run migrations on a SQLite ``connection`` with foreign keys off and each step in one real transaction.
+
+    Batch mode recreates a table (copy, drop the old one, rename the copy), and with ``PRAGMA foreign_keys=ON``
+    dropping a table that other tables' rows reference fails (0006's downgrade on any database with observations).
+    The pragma is a no-op inside a transaction, so it is set on the driver connection before Alembic begins one;
+    :func:`refuse_dangling_foreign_keys` then checks each step's result. Python's sqlite3 opens no transaction
+    before DDL, so a failed step used to leave its half (an ``_alembic_tmp_*`` table that blocked the next try):
+    here the driver is in autocommit mode and every SQLAlchemy transaction starts with ``BEGIN``, so a step is all
+    or nothing. Deferred, not ``IMMEDIATE``: every command opens the database through here, and reading the
+    revision must not wait for (or fail on) another process's long write when there is nothing to migrate. The
+    connection goes back to the pool as it came: foreign keys on, the driver's own transaction handling.
+    """
+    if connection.in_transaction():
+        connection.commit()  # Alembic must see no transaction of ours, or it never commits its own
+    driver: Any = connection.connection.driver_connection
+    saved_isolation_level = driver.isolation_level
+    driver.isolation_level = None
+    driver.execute("PRAGMA foreign_keys=OFF")
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    event.listen(connection, "begin", begin)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", begin)
+        if connection.in_transaction():
+            connection.rollback()
+        driver.execute("PRAGMA foreign_keys=ON")
+        driver.isolation_level = saved_isolation_level
+
+
+class DanglingForeignKeysError(ConfigError):
+    """A migration step on SQLite left rows whose foreign keys point at no row; the step was rolled back."""
+
+
+def refuse_dangling_foreign_keys(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    """Alembic ``on_version_apply`` hook for SQLite: ``PRAGMA foreign_key_check`` after each step, inside its
+    transaction, so a step that breaks a reference (possible with foreign keys off) is rolled back instead of
+    committed. Rows that were already dangling before (written with foreign keys off, e.g. by the ``sqlite3``
+    shell) stop the migration too: the message names them so they can be fixed first."""
+    assert ctx.connection is not None
+    rows = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if not rows:
+        return
+    by_reference: dict[tuple[str, str], list[int]] = {}
+    for table, rowid, parent, _fkid in rows:
+        by_reference.setdefault((str(table), str(parent)), []).append(int(rowid))
+    found = "; ".join(
+        f"{len(ids)} {table} row(s) referencing missing {parent} rows (rowid {', '.join(map(str, ids[:5]))}"
+        + (", …)" if len(ids) > 5 else ")")
+        for (table, parent), ids in sorted(by_reference.items())
+    )
+    lower, upper = "/".join(step.down_revision_ids) or "base", "/".join(step.up_revision_ids) or "base"
+    moved = f"{lower} → {upper}" if step.is_upgrade else f"{upper} → {lower}"
+    raise DanglingForeignKeysError(
+        f"migration step {moved} rolled back: PRAGMA foreign_key_check finds {found}; "
+        "fix or delete those rows (sqlite3 shell: PRAGMA foreign_key_check) and run it again"
+    )
+
+
+@dataclass(frozen=True)
+class DowngradeLoss:
+    """Something undoing one revision drops or changes, and the query counting it at that revision."""
+
+    what: str
+    count_sql: str
+
+
+def _dropped(what: str, table: str, note: str = "") -> DowngradeLoss:
+    """A table the step drops, with every row in it."""
+    count_sql = f"SELECT count(*) FROM {table}"  # noqa: S608  (table names from the constant below only)
+    return DowngradeLoss(f"{what} dropped" + (f" ({note})" if note else ""), count_sql)
+
+
+#: What undoing each revision loses (``()``: nothing but schema). Every revision must have an entry (a test checks
+#: it), so a new migration has to say what going below it costs. Counts are read before anything is changed.
+DOWNGRADE_LOSSES: dict[str, tuple[DowngradeLoss, ...]] = {
+    "0013": (
+        DowngradeLoss(
+            "patrol reports become drone observations (details kept)",
+            "SELECT count(*) FROM observations WHERE kind = 'patrol'",
+        ),
+    ),
+    "0012": (
+        DowngradeLoss("withdrawn alerts become failed ones", "SELECT count(*) FROM alerts WHERE status = 'withdrawn'"),
+    ),
+    "0011": (),
+    "0010": (),
+    "0009": (_dropped("component status rows", "component_runs", "rebuilt by the next runs"),),
+    "0008": (_dropped("camera heartbeats", "camera_heartbeats"),),
+    "0007": (_dropped("FIRMS history pixels", "hotspot_history"),),
+    "0006": (
+        DowngradeLoss(
+            "repeat-at-site links between incidents dropped",
+            "SELECT count(*) FROM incidents WHERE repeat_of_incident_id IS NOT NULL",
+        ),
+    ),
+    "0005": (_dropped("registered cameras", "cameras"),),
+    "0004": (_dropped("evidence photo records", "evidence", "their files stay in the data folder"),),
+    "0003": (_dropped("alerts", "alerts"), _dropped("alert recipients", "recipients")),
+    "0002": (
+        _dropped("incidents", "incidents"),
+        _dropped("observations", "observations"),
+        _dropped("incident events", "incident_events"),
+        _dropped("users", "users"),
+    ),
+    "0001": (_dropped("region units", "regions"), _dropped("region imports", "region_imports")),
+}
+
+
+@dataclass(frozen=True)
+class DowngradeStep:
+    """One revision a downgrade undoes, with what it would lose in this database (counts above 0 only)."""
+
+    revision: str
+    down_to: str  # the revision below it, or "base"
+    title: str  # the first paragraph of the migration's docstring
+    losses: tuple[tuple[DowngradeLoss, int], ...]
+
+
+def downgrade_plan(engine: Engine, target: str) -> tuple[str, list[DowngradeStep]]:
+    """The database's revision and the steps (newest first) a downgrade to ``target`` would undo, with the rows
+    each one drops or changes. ``target`` is a revision, ``base`` or relative (``-1``); a target that is not below
+    the database's revision, or that this release does not know, is an :class:`InputError`."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is None:
+            raise InputError("the database has no strawfire schema yet: nothing to downgrade")
+        try:
+            revisions = list(script.iterate_revisions(current, _below(script, current, target)))
+        except RevisionError as exc:
+            raise InputError(f"cannot downgrade from {current} to {target!r}: {exc}") from None
+        steps = []
+        for revision in revisions:
+            losses = []
+            for loss in DOWNGRADE_LOSSES[revision.revision]:
+                count = int(connection.execute(text(loss.count_sql)).scalar_one())
+                if count:
+                    losses.append((loss, count))
+            title = " ".join((revision.doc or "").replace("``", "").split())  # the docstring's first paragraph
+            down_to = revision.down_revision if isinstance(revision.down_revision, str) else "base"
+            steps.append(DowngradeStep(revision.revision, down_to, title, tuple(losses)))
+    return current, steps
+
+
+def _below(script: ScriptDirectory, current: str, target: str) -> str:
+    """``target`` with ``-N`` counted down from the database's revision (Alembic's revision map counts relative
+    revisions from the newest script, which is not where a database that is already below it stands)."""
+    steps = target.strip()
+    if not (steps.startswith("-") and steps[1:].isdigit()):
+        return target
+    revision: str | None = current
+    for done in range(int(steps[1:])):
+        if revision is None:
+            raise InputError(f"cannot go {steps[1:]} steps down from {current}: it is {done} steps above base")
+        down = script.get_revision(revision).down_revision
+        revision = down if isinstance(down, str) else None
+    return revision or "base"
+
+
+def downgrade(engine: Engine, target: str) -> None:
+    """Undo migrations down to ``target`` (:func:`downgrade_plan` says what that loses)."""
+    command.downgrade(alembic_config(engine), target)
+
+
 def driver_message(exc: StatementError) -> str:
     """The first line of what the database driver said: SQLAlchemy's own message goes on to quote the statement
     and its parameters, which may hold secrets (a webhook token, a password hash) and say nothing to a user."""
@@ -128,22 +304,36 @@ def driver_message(exc: StatementError) -> str:
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
-def open_database(url: str, revision: str = "head") -> Engine:
-    """:func:`make_engine` and :func:`upgrade`, with the usual failures (a malformed URL, a server that is not
-    there, a file that is not a database, an unknown revision) as one :class:`ConfigError` naming the database
-    with its password hidden."""
+def database_engine(url: str) -> Engine:
+    """:func:`make_engine`, with a malformed URL (an unknown dialect, a port that is not a number) as a
+    :class:`ConfigError` naming the database with its password hidden."""
+    try:
+        return make_engine(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"database_url {redact_url(url)} cannot be used: {exc}") from None
+
+
+@contextmanager
+def database_errors(url: str, doing: str = "open") -> Iterator[None]:
+    """Alembic's and the driver's usual failures (a server that is not there, a file that is not a database, an
+    unknown revision) as one :class:`ConfigError` naming the database with its password hidden."""
     shown = redact_url(url)
     try:
-        engine = make_engine(url)
-    except (ArgumentError, ValueError) as exc:  # an unknown dialect, a port that is not a number
-        raise ConfigError(f"database_url {shown} cannot be used: {exc}") from None
-    try:
-        upgrade(engine, revision)
+        yield
     except CommandError as exc:
-        engine.dispose()
         raise ConfigError(f"database {shown}: {exc}") from None
     except DBAPIError as exc:
-        engine.dispose()
         reason = redact(driver_message(exc), *url_secrets(url), mask="***")
-        raise ConfigError(f"cannot open the database {shown}: {reason}") from None
+        raise ConfigError(f"cannot {doing} the database {shown}: {reason}") from None
+
+
+def open_database(url: str, revision: str = "head") -> Engine:
+    """:func:`database_engine` and :func:`upgrade`, failures as :func:`database_errors` gives them."""
+    engine = database_engine(url)
+    try:
+        with database_errors(url):
+            upgrade(engine, revision)
+    except ConfigError:
+        engine.dispose()
+        raise
     return engine

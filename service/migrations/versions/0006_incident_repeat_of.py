@@ -3,7 +3,7 @@
 On SQLite the column is added with a plain ``ALTER TABLE … ADD COLUMN … REFERENCES`` (allowed for a nullable
 column): batch mode would copy and drop ``incidents``, which ``PRAGMA foreign_keys=ON`` refuses once observations
 and events reference it. Going down on SQLite uses batch mode (SQLite cannot drop a column that is in a foreign
-key), so it works on a database whose incidents nothing references yet.
+key): env.py turns foreign keys off around the steps and checks them after each (``service.db``).
 
 Revision ID: 0006
 Revises: 0005
