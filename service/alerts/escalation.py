@@ -23,8 +23,17 @@ error so far), and so does the county's alert. The township's alert keeps being 
 team can still take the fire from ``escalated``. A notified or reopened incident whose current alert never reached
 its unit (a move to a township whose channel is down, a reopening's alert that keeps failing) is escalated on its
 usual deadline, with the same record. No reminder is queued for a township never told (it would fail the same way);
-a suspected fire whose alerts were never tried (the worker was down) waits for the first try; one whose unit has no
-township recipient at all is not escalated (nothing was ever sent to fail).
+a suspected fire whose alerts were never tried (the worker was down) waits for the first try.
+
+A fire in a unit no township recipient covers (:mod:`service.alerts.coverage`) is escalated at the next pass, not
+on any deadline: no alert was queued for it, so nothing would ever be delivered or fail, and it sat ``suspected``
+unseen. The record is the unreachable one, its error "no recipients configured for DEMO05"; the same goes for a
+notified fire moved into such a unit and a fire reopened there. A unit that has had a recipient added since the
+fire came in is sent the fire's alert by the pass instead (late, but the township is told, and its clock starts
+then). Every escalation's event data also says why in codes the dashboard words in its reader's language
+(``{"escalation": {"cause", "limit_s", "from", "to"}}``, :func:`~service.alerts.outbox.escalation_record`), ``to``
+naming the unit whose supervisors were alerted: the county's, a unit above it when the county has none, or null
+when nobody was (:func:`~service.alerts.outbox.escalate`).
 """
 
 from __future__ import annotations
@@ -33,14 +42,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from service.alerts.outbox import alert_round, enqueue, escalate_as_unreachable, township_alerts
-from service.alerts.tables import Alert, AlertKind, AlertStatus, RecipientRole
-from service.auth.service import SYSTEM
-from service.incidents.service import transition
+from service.alerts.coverage import no_recipients_error
+from service.alerts.outbox import (
+    TownshipAlerts,
+    alert_round,
+    enqueue,
+    escalate,
+    escalate_as_unreachable,
+    escalation_record,
+    township_alerts,
+)
+from service.alerts.tables import Alert, AlertKind, AlertStatus, Recipient, RecipientRole
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, IncidentEvent
 
@@ -74,21 +91,35 @@ def escalate_due(
     per_county = per_county or {}
     reminders = 0
     escalated: list[int] = []
+    # The suspected fires whose township's alert for the unit they are in now was never queued: nobody acts on it.
+    never_queued = ~exists(
+        select(Alert.id)
+        .join(Recipient, Recipient.id == Alert.recipient_id)
+        .where(
+            Alert.incident_id == Incident.id,
+            Alert.kind == AlertKind.NEW.value,
+            Recipient.role == RecipientRole.TOWNSHIP.value,
+            or_(Recipient.unit_code == Incident.township_code, Recipient.unit_code == Incident.county_code),
+        )
+    )
     waiting = session.scalars(
         select(Incident)
         .where(
             or_(
                 Incident.state.in_([S.NOTIFIED.value, S.REOPENED.value, S.ACKNOWLEDGED.value, S.EN_ROUTE.value]),
-                # Only the suspected fires a township alert was tried for and has not reached: a large ingest
-                # leaves many suspected for the seconds until their alerts go out.
+                # Only the suspected fires a township alert was tried for and has not reached, or was never queued
+                # for: a large ingest leaves many suspected for the seconds until their alerts go out.
                 and_(
                     Incident.state == S.SUSPECTED.value,
-                    Incident.id.in_(
-                        select(Alert.incident_id).where(
-                            Alert.kind == AlertKind.NEW.value,
-                            Alert.status == AlertStatus.PENDING.value,
-                            Alert.attempts > 0,
-                        )
+                    or_(
+                        Incident.id.in_(
+                            select(Alert.incident_id).where(
+                                Alert.kind == AlertKind.NEW.value,
+                                Alert.status == AlertStatus.PENDING.value,
+                                Alert.attempts > 0,
+                            )
+                        ),
+                        and_(or_(Incident.township_code.is_not(None), Incident.county_code.is_not(None)), never_queued),
                     ),
                 ),
             )
@@ -100,39 +131,56 @@ def escalate_due(
     township = township_alerts(session, unanswered)
     for incident in waiting:
         deadlines = per_county.get(incident.county_code or "", default)
+        unanswered_for = 2 * deadlines.acknowledge  # the acknowledge escalation deadline
         state = IncidentState(incident.state)
         moved = moves.get(incident.id)
         alerts = township.get(incident.id)
         unreached = alerts if alerts is not None and alerts.attempted and not alerts.delivered else None
+        if _told_nobody(state, incident, alerts, moved):
+            # No township alert of this round was ever queued for the unit the fire is in: nothing will be
+            # delivered or fail, and without this the fire sat suspected for good. A recipient added since is told
+            # now (its deadlines run from this alert); with none, the county hears of it now.
+            round_no = alert_round(incident.reopened_at) if state is S.REOPENED and incident.reopened_at else 0
+            if enqueue(session, incident, AlertKind.NEW, round_no=round_no, now=now):
+                continue
+            cause = escalation_record("no_recipients")
+            escalate_as_unreachable(session, incident, _nobody(incident), "could not be queued", now, cause=cause)
+            escalated.append(incident.id)
+            continue
         if state is S.SUSPECTED:
             if unreached is None or unreached.first_queued is None:
                 continue  # delivered meanwhile (notified), or never tried: not the township's failure yet
             queued = _restarted(unreached.first_queued, moved)
-            if now - queued > 2 * deadlines.acknowledge and not _already_escalated(incident, queued):
-                why = f"not delivered within {2 * deadlines.acknowledge}" + _of_the_move(queued, moved)
-                escalate_as_unreachable(session, incident, unreached, why, now)
+            if now - queued > unanswered_for and not _already_escalated(incident, queued):
+                why = f"not delivered within {unanswered_for}" + _of_the_move(queued, moved)
+                cause = escalation_record("not_delivered", unanswered_for, "move" if queued is moved else "queued")
+                escalate_as_unreachable(session, incident, unreached, why, now, cause=cause)
                 escalated.append(incident.id)
             continue
         since = deadline_start(state, incident, moved)
         if since is None:
             continue
+        # What the deadline counts from, for the record: the move, or the notification, reopening, acknowledgement.
+        started = "move" if since is moved else (S.ACKNOWLEDGED if state is S.EN_ROUTE else state).value
         if state in (S.NOTIFIED, S.REOPENED):
             late = now - since
             if _already_escalated(incident, since):
                 continue
-            if late > 2 * deadlines.acknowledge and unreached is not None:
-                why = f"not delivered within {2 * deadlines.acknowledge}" + _of_the_move(since, moved)
-                escalate_as_unreachable(session, incident, unreached, why, now)
+            if late > unanswered_for and unreached is not None:
+                why = f"not delivered within {unanswered_for}" + _of_the_move(since, moved)
+                cause = escalation_record("not_delivered", unanswered_for, started)
+                escalate_as_unreachable(session, incident, unreached, why, now, cause=cause)
                 escalated.append(incident.id)
-            elif late > 2 * deadlines.acknowledge:
-                why = f"not acknowledged within {2 * deadlines.acknowledge}" + _of_the_move(since, moved)
-                _escalate(session, incident, now, since, why)
+            elif late > unanswered_for:
+                why = f"not acknowledged within {unanswered_for}" + _of_the_move(since, moved)
+                cause = escalation_record("not_acknowledged", unanswered_for, started)
+                _escalate(session, incident, now, since, why, cause)
                 escalated.append(incident.id)
             elif late > deadlines.acknowledge:
                 reminders += len(enqueue(session, incident, AlertKind.REMINDER, round_no=alert_round(since), now=now))
         elif now - since > deadlines.on_site and not _already_escalated(incident, since):
-            counted = _of_the_move(since, moved) or " of acknowledging"
-            _escalate(session, incident, now, since, f"not on site within {deadlines.on_site}{counted}")
+            why = f"not on site within {deadlines.on_site}" + (_of_the_move(since, moved) or " of acknowledging")
+            _escalate(session, incident, now, since, why, escalation_record("not_on_site", deadlines.on_site, started))
             escalated.append(incident.id)
     session.flush()
     return EscalationReport(reminders, escalated)
@@ -199,6 +247,31 @@ def _already_escalated(incident: Incident, since: datetime) -> bool:
     return incident.escalated_at is not None and incident.escalated_at >= since
 
 
-def _escalate(session: Session, incident: Incident, now: datetime, since: datetime, why: str) -> None:
-    transition(session, incident, S.ESCALATED, SYSTEM, note=why, at=now)
-    enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=alert_round(since), now=now)
+def _escalate(
+    session: Session, incident: Incident, now: datetime, since: datetime, why: str, cause: dict[str, Any]
+) -> None:
+    escalate(session, incident, note=why, record={"escalation": cause}, round_no=alert_round(since), at=now)
+
+
+def _told_nobody(
+    state: IncidentState, incident: Incident, alerts: TownshipAlerts | None, moved: datetime | None
+) -> bool:
+    """Whether a fire awaiting its township has no township alert of its current round for the unit it is in (pure):
+    none was queued, as no recipient covers the unit (:mod:`service.alerts.coverage`).
+
+    Suspected or reopened: the alert is queued in the transaction that opened, moved or reopened the fire, so none
+    means nobody to queue it for. Notified: only after a move (a notified fire was told, but its new unit may have
+    nobody). A fire outside every unit is nobody's to escalate."""
+    if alerts is not None or not (incident.township_code or incident.county_code):
+        return False
+    if state is S.NOTIFIED:
+        return moved is not None and not _already_escalated(incident, moved)
+    if state is S.REOPENED:
+        return incident.reopened_at is not None and not _already_escalated(incident, incident.reopened_at)
+    return state is S.SUSPECTED
+
+
+def _nobody(incident: Incident) -> TownshipAlerts:
+    """The township alerts of a fire whose unit has no recipients: none, the error saying so."""
+    unit = incident.township_code or incident.county_code or ""
+    return TownshipAlerts(unit, False, False, False, [], no_recipients_error(unit), None)

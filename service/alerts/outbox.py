@@ -25,13 +25,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender
+from service.alerts.coverage import supervisors_unit
 from service.alerts.messages import OVERDUE, UNREACHABLE, AlertMessage
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
 from service.auth.service import SYSTEM
@@ -99,11 +100,27 @@ def enqueue_many(
         .where(Recipient.active.is_(True), Recipient.role == role.value, Recipient.unit_code.in_(sorted(units)))
         .order_by(Recipient.id)
     ).all()
-    wanted = [
-        (incident, recipient, idempotency_key(incident.id, recipient.id, kind, round_no))
+    pairs = [
+        (incident, recipient)
         for incident in incidents
         for recipient in recipients
         if recipient.unit_code in (incident.township_code, incident.county_code)
+    ]
+    return _queue(session, pairs, kind, round_no=round_no, now=now)
+
+
+def _queue(
+    session: Session,
+    pairs: Sequence[tuple[Incident, Recipient]],
+    kind: AlertKind,
+    *,
+    round_no: int,
+    now: datetime | None,
+) -> list[Alert]:
+    """Queue one ``kind`` alert per (incident, recipient) pair, or re-arm its withdrawn one (see :func:`enqueue`)."""
+    wanted = [
+        (incident, recipient, idempotency_key(incident.id, recipient.id, kind, round_no))
+        for incident, recipient in pairs
     ]
     keys = [key for _, _, key in wanted]
     existing: set[str] = set()
@@ -182,15 +199,25 @@ def lapsed_reason(
     if kind is AlertKind.ESCALATION:
         return None
     if unit_code not in units:
-        return "the incident moved to another unit before the alert went out"
+        return LAPSED["moved"]
     if state in _ENDED:
-        ended = "declared a false alarm" if state == IncidentState.FALSE_ALARM.value else "closed"
-        return f"the incident was {ended} before the alert went out"
+        return LAPSED["false_alarm" if state == IncidentState.FALSE_ALARM.value else "closed"]
     if kind is AlertKind.REMINDER and state not in _UNACKNOWLEDGED:
         if state == IncidentState.ESCALATED.value and not acknowledged:
             return None  # escalated because nobody acknowledged: the reminder is still true
-        return "the incident was acknowledged before the reminder went out"
+        return LAPSED["acknowledged"]
     return None
+
+
+#: Why an alert lapsed (:func:`lapsed_reason`), by the code its ``alert_withdrawn`` event's data carries (``why``)
+#: for the dashboard to word in its reader's language; the sentence is the alert's ``last_error`` and the note.
+LAPSED: dict[str, str] = {
+    "moved": "the incident moved to another unit before the alert went out",
+    "false_alarm": "the incident was declared a false alarm before the alert went out",
+    "closed": "the incident was closed before the alert went out",
+    "acknowledged": "the incident was acknowledged before the reminder went out",
+}
+_LAPSED_CODES = {sentence: code for code, sentence in LAPSED.items()}
 
 
 def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> dict[int, datetime]:
@@ -358,7 +385,13 @@ def _withdraw(factory: sessionmaker[Session], held: dict[int, datetime], lapsed:
                 SYSTEM,
                 "alert_withdrawn",
                 note=f"{alert.kind} alert to recipient {alert.recipient_id} not sent: {lapsed[alert.id]}",
-                data={"alert": alert.id, "recipient": alert.recipient_id},
+                # The alert's kind and why, as codes for the dashboard's words (the note is the English original).
+                data={
+                    "alert": alert.id,
+                    "recipient": alert.recipient_id,
+                    "alert_kind": alert.kind,
+                    "why": _LAPSED_CODES.get(lapsed[alert.id]),
+                },
                 at=at,
             )
     return len(ids)
@@ -519,34 +552,106 @@ def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
     if alerts.delivered or alerts.trying:
         return False
     why = f"failed on every channel for {RETRY_HORIZON.total_seconds() / 3600:g} h"
-    escalate_as_unreachable(session, incident, alerts, why, at)
+    escalate_as_unreachable(session, incident, alerts, why, at, cause=escalation_record("given_up", RETRY_HORIZON))
     return True
 
 
 def escalate_as_unreachable(
-    session: Session, incident: Incident, alerts: TownshipAlerts, why: str, at: datetime
-) -> None:
+    session: Session,
+    incident: Incident,
+    alerts: TownshipAlerts,
+    why: str,
+    at: datetime,
+    *,
+    cause: dict[str, Any] | None = None,
+) -> str | None:
     """Move the incident to ``escalated`` (by the system) because its township could not be reached, and alert the
-    county's supervisors (inside the caller's transaction).
+    supervisors (:func:`escalate`, inside the caller's transaction); the unit whose supervisors were alerted, or
+    None.
 
     The event's note says so ("the township could not be reached: the new-fire alert to DEMO01 {why} …") and its
-    data names the unit, the recipients not reached and the last error (``{"unreachable": {...}}``). The county's
-    alert is of the round of this moment (:func:`alert_round` of ``at``): that is how its message knows to say why
+    data names the unit, the recipients not reached and the last error (``{"unreachable": {...}}``), and why in
+    words the dashboard translates (``cause``: :func:`escalation_record`). The county's alert is of the round of
+    this moment (:func:`alert_round` of ``at``): that is how its message knows to say why
     (:func:`escalation_reason`)."""
-    transition(
+    to = escalate(
         session,
         incident,
-        IncidentState.ESCALATED,
-        SYSTEM,
         note=(
             f"the township could not be reached: the new-fire alert to {alerts.unit} {why} "
             f"(recipients {', '.join(map(str, alerts.recipients))}; last error: {alerts.error})"
         ),
-        record={"unreachable": {"unit": alerts.unit, "recipients": alerts.recipients, "error": alerts.error}},
+        record={
+            "unreachable": {"unit": alerts.unit, "recipients": alerts.recipients, "error": alerts.error},
+            "escalation": cause or {},
+        },
+        round_no=alert_round(at),
         at=at,
     )
-    enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=alert_round(at), now=at)
     log.warning("incident %s escalated: township %s could not be reached", incident.id, alerts.unit)
+    return to
+
+
+def escalation_record(cause: str, limit: timedelta | None = None, counted_from: str | None = None) -> dict[str, Any]:
+    """What an escalation's event data says about why, for the dashboard to word in its reader's language (pure):
+    ``cause`` (``not_acknowledged``, ``not_on_site``, ``not_delivered``, ``given_up``, ``no_recipients``), the
+    deadline missed in seconds (``limit_s``), what it was counted from (``from``: ``notified``, ``reopened``,
+    ``acknowledged``, ``move``, ``queued``); :func:`escalate` adds ``to``. The note keeps the English sentence for
+    readers of the raw record and for events written before these fields existed."""
+    return {
+        "cause": cause,
+        "limit_s": None if limit is None else int(limit.total_seconds()),
+        "from": counted_from,
+    }
+
+
+def escalate(
+    session: Session,
+    incident: Incident,
+    *,
+    note: str,
+    record: dict[str, Any],
+    round_no: int,
+    at: datetime,
+) -> str | None:
+    """Move the incident to ``escalated`` by the system and queue the escalation alert for its supervisors (inside
+    the caller's transaction); the unit whose supervisors were alerted, or None when nobody was.
+
+    The supervisors are the county's (or the township's) own; a county without any active county-role recipient
+    falls back to the nearest unit above it that has some (:func:`~service.alerts.coverage.supervisors_unit`), and
+    when there is none the fire is escalated all the same: ``escalated`` heads the supervisors' and admins' queues,
+    and the system status lists the county. The event records where the alert went (``escalation.to``, null for
+    nobody), and its note says so when it is not the county's own."""
+    to = supervisors_unit(session, incident.township_code, incident.county_code)
+    county = incident.county_code or incident.township_code
+    if to is None:
+        note += f"; no supervisor recipient is configured for {county} or above it: nobody was alerted"
+    elif to not in (incident.county_code, incident.township_code):
+        note += f"; {county} has no supervisor recipient: its escalation goes to {to}"
+    escalation = {**record.get("escalation", {}), "to": to}
+    record = {**record, "escalation": escalation}
+    transition(session, incident, IncidentState.ESCALATED, SYSTEM, note=note, record=record, at=at)
+    enqueue_escalation(session, incident, to, round_no=round_no, now=at)
+    if to is None:
+        log.warning("incident %s escalated, but no supervisor recipient is configured for %s", incident.id, county)
+    return to
+
+
+def enqueue_escalation(
+    session: Session, incident: Incident, to: str | None, *, round_no: int, now: datetime | None = None
+) -> list[Alert]:
+    """Queue the escalation alert for the supervisors of unit ``to`` (:func:`supervisors_unit`; None: nobody): the
+    incident's own county's as :func:`enqueue` queues them, or those of a unit above it."""
+    if to is None:
+        return []
+    if to in (incident.township_code, incident.county_code):
+        return enqueue(session, incident, AlertKind.ESCALATION, role=RecipientRole.COUNTY, round_no=round_no, now=now)
+    above = session.scalars(
+        select(Recipient)
+        .where(Recipient.active.is_(True), Recipient.role == RecipientRole.COUNTY.value, Recipient.unit_code == to)
+        .order_by(Recipient.id)
+    ).all()
+    return _queue(session, [(incident, r) for r in above], AlertKind.ESCALATION, round_no=round_no, now=now)
 
 
 def escalation_reason(session: Session, alert: Alert) -> str:
@@ -613,7 +718,7 @@ def _record_delivery(factory: sessionmaker[Session], ids: list[int], at: datetim
                 "alert",
                 note=f"{alert.kind} alert delivered to recipient {alert.recipient_id}"
                 + (" (digest)" if digest else ""),
-                data={"alert": alert.id, "recipient": alert.recipient_id},
+                data={"alert": alert.id, "recipient": alert.recipient_id, "alert_kind": alert.kind, "digest": digest},
                 at=at,
             )
             # The township has been told: the incident is now "notified" (推送), and the ack deadline starts.

@@ -495,7 +495,13 @@ def _keep_with_the_team(
             f"a {best.kind.value} observation places the fire in {placed_in['township'] or placed_in['county']}; "
             "kept with the team dealing with it (a supervisor may reassign)"
         ),
-        data={"unit": _unit_of(incident), "placed_in": placed_in, "source_key": best.source_key},
+        # The source's kind too, for the dashboard's words (the note is the English original).
+        data={
+            "unit": _unit_of(incident),
+            "placed_in": placed_in,
+            "source": best.kind.value,
+            "source_key": best.source_key,
+        },
     )
 
 
@@ -521,7 +527,13 @@ def _record_moved(
         actor,
         "reassigned",
         note=f"located by a {best.kind.value} observation in another unit",
-        data={"from": unit_before, "to": unit_after, "automatic": True, "source_key": best.source_key},
+        data={
+            "from": unit_before,
+            "to": unit_after,
+            "automatic": True,
+            "source": best.kind.value,  # for the dashboard's words, as located_other's
+            "source_key": best.source_key,
+        },
     )
     summary.reassigned_incidents.append(incident.id)
 

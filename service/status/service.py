@@ -21,6 +21,12 @@ Decisions:
   distributed patrol a frame no Celery worker took within the grabber's frame TTL is dropped, so a camera that
   sends pictures goes partly unwatched when the workers fall behind. It is judged over the preset's silence
   horizon (three cadences, at least 10 min, as ``silent``), and clears by itself once the workers catch up.
+* **A unit with open fires and nobody to alert is a problem** (``units_without_recipients``): its fires queue no
+  township alert, so nothing is overdue or failed to show it; they are escalated to the county at once, and the
+  units are listed until someone adds a recipient. A county whose escalations reach no supervisor, there or above
+  it, is one too (``counties_without_supervisors``): those fires are ``escalated`` with nobody alerted, and the
+  status is all that tells the admins. Only units with open fires are listed, not every township without a
+  recipient (:mod:`service.alerts.coverage`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from satellite.errors import redact
+from service.alerts.coverage import Uncovered, uncovered_units
 from service.alerts.tables import Alert, AlertStatus
 from service.cameras.health import EXPIRED_FRAMES, HealthState, preset_health
 from service.config import Settings
@@ -46,6 +53,8 @@ from service.status.tables import ComponentRun
 from video.sources import redact_url
 
 ALERT_WORKER: Final = "alerts.worker"
+#: The component of the problems about units nobody is alerted for (recipients are the alerts' configuration).
+RECIPIENTS: Final = "alerts.recipients"
 FIRMS_PREFIX: Final = "firms:"
 #: A stored error is cut to this many characters (they are redacted by whoever records them).
 ERROR_CHARS: Final = 500
@@ -306,7 +315,12 @@ def _presets(items: list[str]) -> str:
     return named + (f" and {len(items) - NAMED_PRESETS} more" if len(items) > NAMED_PRESETS else "")
 
 
-def problems_of(alerts: AlertsStatus, parts: list[ComponentStatus], cameras: list[dict[str, Any]]) -> list[Problem]:
+def problems_of(
+    alerts: AlertsStatus,
+    parts: list[ComponentStatus],
+    cameras: list[dict[str, Any]],
+    uncovered: Uncovered | None = None,
+) -> list[Problem]:
     """The problems people must act on, most urgent first (pure: a unit test gives it any situation)."""
     out: list[Problem] = []
     if alerts.overdue:
@@ -320,6 +334,8 @@ def problems_of(alerts: AlertsStatus, parts: list[ComponentStatus], cameras: lis
                 alerts.overdue,
             )
         )
+    if uncovered is not None:
+        out.extend(_recipient_problems(uncovered))
     for part in parts:
         if not part.expected or part.state == "ok":
             continue
@@ -365,6 +381,27 @@ def problems_of(alerts: AlertsStatus, parts: list[ComponentStatus], cameras: lis
     return out
 
 
+def _recipient_problems(uncovered: Uncovered) -> list[Problem]:
+    """The units with open fires nobody is alerted for (as urgent as undelivered alerts: no alert exists at all)."""
+    out: list[Problem] = []
+    if uncovered.townships:
+        labels = [unit.label for unit in uncovered.townships]
+        message = (
+            f"{len(labels)} unit(s) with open fires have no alert recipients: {_presets(labels)}; their fires alert "
+            "nobody there and go straight to the county: add a recipient (strawfire alerts add-recipient --unit CODE)"
+        )
+        out.append(Problem("units_without_recipients", RECIPIENTS, message, len(labels), tuple(labels)))
+    if uncovered.counties:
+        labels = [unit.label for unit in uncovered.counties]
+        message = (
+            f"{len(labels)} county(ies) with open fires have no supervisor recipient, nor any unit above them: "
+            f"{_presets(labels)}; their escalations alert nobody: add one (strawfire alerts add-recipient --role "
+            "county --unit CODE)"
+        )
+        out.append(Problem("counties_without_supervisors", RECIPIENTS, message, len(labels), tuple(labels)))
+    return out
+
+
 def system_status(session: Session, settings: Settings, *, now: datetime) -> SystemStatus:
     """The whole picture, read in one session."""
     alerts = alerts_status(session, settings, now=now)
@@ -373,7 +410,7 @@ def system_status(session: Session, settings: Settings, *, now: datetime) -> Sys
     cameras = dict.fromkeys(get_args(HealthState), 0)
     for preset in presets:
         cameras[preset["state"]] += 1
-    problems = problems_of(alerts, parts, presets)
+    problems = problems_of(alerts, parts, presets, uncovered_units(session))
     return SystemStatus(
         "degraded" if problems else "ok",
         now,

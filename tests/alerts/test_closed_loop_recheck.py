@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.alerts import escalation, outbox
+from service.alerts import outbox
 from service.alerts.channels import ChannelSender, Destination, SmtpSettings
 from service.alerts.outbox import deliver_due
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel
@@ -97,8 +97,9 @@ def test_a_phone_acknowledging_during_an_escalation_pass_does_not_cost_the_other
         deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)  # both notified at t0
         raced: list[int] = []
         at = t0 + timedelta(minutes=31)
-        racing = _phone_acknowledges_first(factory, escalation.transition, raced, at=at)
-        monkeypatch.setattr(escalation, "transition", racing)
+        # The pass's escalation moves the incident through outbox.escalate (the first transition of the pass).
+        racing = _phone_acknowledges_first(factory, outbox.transition, raced, at=at)
+        monkeypatch.setattr(outbox, "transition", racing)
         report, _ = run_once(factory, ChannelSender(), settings, now=at)
     assert len(raced) == 1
     other = next(i for i in ids if i not in raced)

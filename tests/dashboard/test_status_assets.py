@@ -12,6 +12,7 @@ from typing import get_args
 import pytest
 from fastapi.testclient import TestClient
 
+from service.alerts.coverage import Uncovered, UncoveredUnit
 from service.auth.service import create_user
 from service.config import Settings
 from service.db import transaction
@@ -51,7 +52,8 @@ def every_problem() -> list[status.Problem]:
         {"camera_id": "c1", "preset": "b", "state": "silent"},
         {"camera_id": "c2", "preset": "a", "state": "ok", "expiring": True, "expired": 4},
     ]
-    return status.problems_of(alerts, parts, cameras)
+    unit = UncoveredUnit("DEMO02", "东河乡", 1)
+    return status.problems_of(alerts, parts, cameras, Uncovered(townships=[unit], counties=[unit]))
 
 
 def test_the_dashboard_asks_for_the_status_only_with_roles_the_api_answers(client: TestClient) -> None:
@@ -75,7 +77,8 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
     codes = {p.code for p in every_problem()}
     assert codes == {
         "alerts_overdue", "component_never_run", "component_failing", "component_late", "alerts_failed",
-        "cameras_frozen", "cameras_silent", "frames_expired",
+        "cameras_frozen", "cameras_silent", "frames_expired", "units_without_recipients",
+        "counties_without_supervisors",
     }  # fmt: skip
     page = code_of(js("page-status.js"))
     zh, en = dictionaries()["zh"], dictionaries()["en"]

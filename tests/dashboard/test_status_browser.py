@@ -14,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 from sqlalchemy import update
 
-from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient
+from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
 from service.db import transaction, utcnow
 from service.status.service import ALERT_WORKER, record_run
 from tests.dashboard.browser import DESKTOP, NARROW, Browser
@@ -47,11 +47,23 @@ def status_requests(browser: Browser) -> list[str]:
 
 
 def seed_problems(live: LiveServer) -> None:
-    """The alert worker has failed twice and never succeeded, and an alert to 北岗镇 is half an hour overdue."""
+    """The alert worker has failed twice and never succeeded, and an alert to 北岗镇 is half an hour overdue.
+    Every township's fires are alerted (a county-wide duty group) and escalated (the county's supervisors): the
+    seeded server has no recipients, which would be problems of their own (units nobody is alerted for)."""
     now = utcnow()
     with transaction(live.app.state.session_factory) as session:
         for minutes in (6, 3):
             record_run(session, ALERT_WORKER, at=now - timedelta(minutes=minutes), ok=False, error=EVIL_ERROR)
+        for role in RecipientRole:
+            session.add(
+                Recipient(
+                    name=f"演示县{role.value}",
+                    unit_code="DEMO00",
+                    role=role.value,
+                    channel=Channel.WEBHOOK.value,
+                    target="https://example.invalid/county",
+                )
+            )
         recipient = Recipient(
             name="北岗镇值班", unit_code="DEMO01", channel=Channel.WEBHOOK.value, target="https://example.invalid/hook"
         )

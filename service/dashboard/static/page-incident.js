@@ -18,7 +18,7 @@ import {
   replace,
   toast,
 } from "./dom.js";
-import { t } from "./i18n.js";
+import { lang, t } from "./i18n.js";
 import { loadRegions, mapView } from "./mapview.js";
 import { EVENT_KINDS, FALSE_ALARM_REASONS, lateness } from "./model.js";
 import { markerOf } from "./page-map.js";
@@ -274,43 +274,124 @@ function isGenerated(e, data) {
   );
 }
 
-/** What the service wrote, in the reader's language, from the entry's data; null for a person's entry. */
+// Why an alert was withdrawn (service/alerts/outbox.py LAPSED), alert kinds, and what an escalation's deadline
+// counted from (service/alerts/outbox.py escalation_record): codes in the event's data, worded here.
+const LAPSED = ["moved", "false_alarm", "closed", "acknowledged"];
+const ALERT_KINDS = ["new", "reminder", "escalation"];
+const ESCALATION_CAUSES = ["not_acknowledged", "not_on_site", "not_delivered", "given_up", "no_recipients"];
+const COUNTED_FROM = ["notified", "reopened", "acknowledged", "move", "queued"];
+const SOURCES = ["satellite", "camera", "drone", "triangulated", "patrol"];
+
+/** "30 分钟", "24 h": a deadline in seconds as people state it. */
+function limitText(seconds) {
+  const minutes = Math.round(seconds / 60);
+  return minutes >= 120 && minutes % 60 === 0
+    ? t("event_text.limit_h", { n: fmtNumber(minutes / 60) })
+    : t("event_text.limit_min", { n: fmtNumber(minutes) });
+}
+
+/**
+ * What the service wrote, in the reader's language, from the entry's data: `{ text, full }`, or null for a person's
+ * entry and a kind this page cannot word. `full`: the words say all the server's English note says (the note is
+ * then only the hover title); an older event without the data's codes keeps its note shown under the words.
+ */
 function systemSummary(e, data, nameOf) {
   const unit = (side) => {
     const code = side && (side.township || side.county);
     return code ? nameOf(String(code)) : "—";
   };
   const recipient = present(data.recipient) ? data.recipient : "?";
+  const full = (text) => ({ text, full: true });
+  const partial = (text) => (text ? { text, full: false } : null);
+  const kind = ALERT_KINDS.includes(data.alert_kind) ? t(`event_text.alert_kind.${data.alert_kind}`) : null;
+  const source = SOURCES.includes(data.source) ? t(`kind.${data.source}`) : null;
   switch (e.kind) {
     case "alert":
-      return t("event_text.alert", { recipient });
+      if (kind) {
+        const sent = data.digest === true ? "event_text.alert_sent_digest" : "event_text.alert_sent";
+        return full(t(sent, { kind, recipient }));
+      }
+      return partial(t("event_text.alert", { recipient }));
     case "alert_withdrawn":
-      return t("event_text.alert_withdrawn", { recipient });
-    case "located_other":
-      return t("event_text.located_other", { placed: unit(data.placed_in), unit: unit(data.unit) });
+      if (kind && LAPSED.includes(data.why)) {
+        return full(t("event_text.alert_withdrawn_why", { kind, recipient, why: t(`event_text.lapsed.${data.why}`) }));
+      }
+      return partial(t("event_text.alert_withdrawn", { recipient }));
+    case "located_other": {
+      const words = { placed: unit(data.placed_in), unit: unit(data.unit) };
+      if (source) return full(t("event_text.located_other_by", { ...words, source }));
+      return partial(t("event_text.located_other", words));
+    }
     case "repeat_at_site":
       return present(data.distance_m) && present(data.days_after)
-        ? t("event_text.repeat_at_site", { distance: fmtNumber(data.distance_m), days: fmtNumber(data.days_after, 1) })
+        ? full(
+            t("event_text.repeat_at_site", {
+              distance: fmtNumber(data.distance_m),
+              days: fmtNumber(data.days_after, 1),
+            }),
+          )
         : null;
     case "merged":
-      return t("event_text.merged", { id: present(data.merged) ? data.merged : "?" });
+      return present(data.merged)
+        ? full(t("event_text.merged", { id: data.merged }))
+        : partial(t("event_text.merged", { id: "?" }));
     case "reassigned":
-      return data.automatic === true ? t("event_text.reassigned_auto") : null;
+      if (data.automatic !== true) return null;
+      return source ? full(t("event_text.reassigned_auto_by", { source })) : partial(t("event_text.reassigned_auto"));
     case "transition":
-      if (present(data.merged_into)) return t("event_text.merged_into", { id: data.merged_into });
-      if (e.actor_role === "system" && e.to_state === "notified") return t("event_text.notified");
-      if (e.actor_role === "system" && e.to_state === "escalated") {
-        // The township's new-fire alert never reached it: the county has to tell the township itself.
-        const unreachable = data.unreachable;
-        if (unreachable && typeof unreachable === "object") {
-          return t("event_text.escalated_unreachable", { unit: unit({ township: unreachable.unit }) });
-        }
-        return t("event_text.escalated");
-      }
+      if (present(data.merged_into)) return full(t("event_text.merged_into", { id: data.merged_into }));
+      if (e.actor_role === "system" && e.to_state === "notified") return full(t("event_text.notified"));
+      if (e.actor_role === "system" && e.to_state === "escalated") return escalationSummary(data, nameOf, unit);
       return null;
     default:
       return null;
   }
+}
+
+/** Why the service escalated, and to whom: from `data.escalation` (newer events), else the older sentences. */
+function escalationSummary(data, nameOf, unit) {
+  // The township's new-fire alert never reached it: the county has to tell the township itself.
+  const unreachable = data.unreachable && typeof data.unreachable === "object" ? data.unreachable : null;
+  const escalation = data.escalation && typeof data.escalation === "object" ? data.escalation : {};
+  const cause = ESCALATION_CAUSES.includes(escalation.cause) ? escalation.cause : null;
+  const from = COUNTED_FROM.includes(escalation.from) ? t(`event_text.escalation.from.${escalation.from}`) : null;
+  const limit = typeof escalation.limit_s === "number" ? limitText(escalation.limit_s) : null;
+  const township = unit({ township: unreachable && unreachable.unit });
+  // What each cause's words need; an event without them (or an older one, without causes) is worded as before.
+  const needs = {
+    not_acknowledged: [limit, from],
+    not_on_site: [limit, from],
+    not_delivered: [limit, from],
+    given_up: [limit],
+    no_recipients: [],
+  };
+  if (!cause || needs[cause].some((value) => value === null)) {
+    if (unreachable) return { text: t("event_text.escalated_unreachable", { unit: township }), full: false };
+    return { text: t("event_text.escalated"), full: false };
+  }
+  const why = t(`event_text.escalation.${cause}`, { limit, from, unit: township });
+  // Who was told: the county's supervisors, a unit above it when the county has none, or nobody.
+  const to = present(escalation.to)
+    ? t("event_text.escalation.to", { unit: nameOf(String(escalation.to)) })
+    : t("event_text.escalation.to_nobody");
+  const error = unreachable && cause !== "no_recipients" && unreachable.error ? unreachable.error : null;
+  return {
+    text: [
+      why,
+      lang() === "en" ? " " : "",
+      to,
+      // A remote server's answer, as it gave it: shown as text, never markup.
+      error
+        ? h(
+            "div",
+            { class: "small muted last-error" },
+            t("event_text.escalation.last_error"),
+            h("span", { lang: "en" }, error),
+          )
+        : null,
+    ],
+    full: true,
+  };
 }
 
 function timelineEntry(e, nameOf) {
@@ -332,9 +413,13 @@ function timelineEntry(e, nameOf) {
     h("div", { class: "muted small" }, `${e.actor} · ${t(`role.${e.actor_role}`)}`),
     e.kind === "reassigned" && data.to ? reassignChange(data) : null,
     e.kind === "repeat_at_site" && data.repeat_of != null ? repeatLink(data.repeat_of) : null,
-    summary ? h("div", { class: "event-summary" }, summary) : null,
-    // A person's note as they typed it; the service's own sentence kept under the summary as the English original.
-    e.note ? h("div", generated ? { class: "note server-note small", lang: "en" } : { class: "note" }, e.note) : null,
+    summary ? h("div", { class: "event-summary", title: summary.full && e.note ? e.note : null }, summary.text) : null,
+    // A person's note as they typed it. The service's own English sentence only where the words above do not say
+    // all it says (an older event without the data's codes, a kind this page does not know); otherwise it is the
+    // summary's hover title, kept for whoever reads the raw record.
+    e.note && !(summary && summary.full)
+      ? h("div", generated ? { class: "note server-note small", lang: "en" } : { class: "note" }, e.note)
+      : null,
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
     e.kind === "transition" && "position" in data ? positionLine(data.position) : null,

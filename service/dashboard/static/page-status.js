@@ -13,6 +13,7 @@ import { onStatus, problemsText, readStatus, statusReading } from "./status.js";
 
 const ALERT_WORKER = "alerts.worker";
 const FIRMS_PREFIX = "firms:";
+const RECIPIENTS = "alerts.recipients"; // the problems about units nobody is alerted for
 const CAMERA_STATES = ["ok", "frozen", "silent", "never_seen"];
 // Camera presets a problem names before it says "and N more" (the server's message does the same).
 const NAMED_ITEMS = 10;
@@ -26,6 +27,7 @@ export function componentLabel(name) {
     return t("status.component.firms", { source: name.slice(FIRMS_PREFIX.length) });
   }
   if (name === "cameras") return t("status.component.cameras");
+  if (name === RECIPIENTS) return t("status.component.recipients");
   return String(name ?? "—");
 }
 
@@ -69,6 +71,11 @@ export function problemText(problem, data) {
       return t("status.problem.cameras_silent", { n, items: namedItems(problem.items, n) });
     case "frames_expired":
       return t("status.problem.frames_expired", { n, items: namedItems(problem.items, n) });
+    // Units with open fires nobody is alerted for: "北岗镇 (DEMO01)" as the server names them.
+    case "units_without_recipients":
+      return t("status.problem.units_without_recipients", { n, items: namedItems(problem.items, n) });
+    case "counties_without_supervisors":
+      return t("status.problem.counties_without_supervisors", { n, items: namedItems(problem.items, n) });
     default:
       return problem.message; // a code this dashboard does not know yet: the server's own words
   }
