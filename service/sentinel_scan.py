@@ -32,6 +32,7 @@ from service.errors import ConfigError
 from service.flows import ingest_observations
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind
+from service.incidents.sources import fire_point_link, screening_record
 from service.regions.service import RegionIndexCache, list_regions
 from service.screening import build_screener, fire_points
 
@@ -103,21 +104,9 @@ def scene_observation(
         "area_m2": detection.area_m2,
         "max_value": detection.max_value,
         "value_unit": detection.value_unit,
-        "screening": {
-            "status": decision.status.value,
-            "reason": decision.reason,
-            "zone": decision.zone.value if decision.zone else None,
-            "zone_ids": list(decision.zone_ids),
-            "findings": [{"status": f.status.value, "reason": f.reason} for f in decision.findings],
-            "site_id": decision.site_id,
-            "permit_id": decision.permit_id,
-        },
+        "screening": screening_record(decision),
     }
-    same_fire_as: tuple[str, ...] = ()
-    if fire_point is not None:
-        details["fire_point"] = fire_point
-        if fire_point.get("repeat_of"):  # fused with the earlier fire point's representative, as FIRMS pixels are
-            same_fire_as = (str(fire_point["repeat_of"]).removeprefix("FP|"),)
+    same_fire_as = fire_point_link(details, fire_point)  # joined to an earlier pass's fire, as FIRMS pixels are
     return ObservationIn(
         kind=ObservationKind.SATELLITE,
         source_key=detection.key,

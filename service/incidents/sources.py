@@ -49,22 +49,8 @@ def hotspot_observation(
             "volcano": hotspot.volcano,
         }
     if decision is not None:
-        details["screening"] = {
-            "status": decision.status.value,
-            "reason": decision.reason,
-            "zone": decision.zone.value if decision.zone else None,
-            "zone_ids": list(decision.zone_ids),
-            "findings": [{"status": f.status.value, "reason": f.reason} for f in decision.findings],
-            "site_id": decision.site_id,
-            "permit_id": decision.permit_id,
-        }
-    same_fire_as: tuple[str, ...] = ()
-    if fire_point is not None:
-        details["fire_point"] = fire_point
-        # A repeat of an earlier fire point is the same fire in a later (or earlier) pass: fusion joins the pixel
-        # to the incident holding that fire point's representative pixel (its key is "FP|" + the pixel's key).
-        if fire_point.get("repeat_of"):
-            same_fire_as = (str(fire_point["repeat_of"]).removeprefix("FP|"),)
+        details["screening"] = screening_record(decision)
+    same_fire_as = fire_point_link(details, fire_point)
     return ObservationIn(
         kind=ObservationKind.SATELLITE,
         source_key=hotspot.key,
@@ -83,6 +69,31 @@ def hotspot_observation(
 # there and the fire is in view, which is still worth an incident.
 _UNLOCATED_DRONE_M = 500.0
 
+
+
+def screening_record(decision: ScreeningDecision[Any]) -> dict[str, Any]:
+    """A screening decision as stored in an observation's ``details["screening"]`` (every satellite source)."""
+    return {
+        "status": decision.status.value,
+        "reason": decision.reason,
+        "zone": decision.zone.value if decision.zone else None,
+        "zone_ids": list(decision.zone_ids),
+        "findings": [{"status": f.status.value, "reason": f.reason} for f in decision.findings],
+        "site_id": decision.site_id,
+        "permit_id": decision.permit_id,
+    }
+
+
+def fire_point_link(details: dict[str, Any], fire_point: dict[str, Any] | None) -> tuple[str, ...]:
+    """Store a pixel's fire point in ``details`` and return the observations it is the same fire as.
+
+    A repeat of an earlier fire point is the same fire in a later (or earlier) pass: fusion joins the pixel to the
+    incident holding that fire point's representative pixel (its key is "FP|" + the pixel's key).
+    """
+    if fire_point is None:
+        return ()
+    details["fire_point"] = fire_point
+    return (str(fire_point["repeat_of"]).removeprefix("FP|"),) if fire_point.get("repeat_of") else ()
 
 def sighting_observation(sighting: CameraSighting | DroneSighting) -> ObservationIn:
     """A camera or drone sighting: its region is the ground fix's uncertainty polygon, else the camera's wedge."""
