@@ -103,8 +103,14 @@ def serve(
     from service.main import create_app, refuse_public_demo_passwords, token_secret
 
     settings = get_settings()
-    if demo is not None:
-        settings = settings.model_copy(update={"demo": demo})
+    # The app knows where it listens: the DEMO inbox's recipients deliver to this address (service.demo_inbox).
+    settings = settings.model_copy(
+        update={
+            "demo": settings.demo if demo is None else demo,
+            "host": host or settings.host,
+            "port": port or settings.port,
+        }
+    )
     # What the start needs, checked here: a failure inside uvicorn's start-up would be a traceback.
     make_data_dir(settings.data_dir)
     token_secret(settings)
@@ -116,8 +122,8 @@ def serve(
         engine.dispose()
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level.lower(),
     )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import http_errors
 from service.alerts.router import router as alerts_router
-from service.alerts.worker import AlertWorker
+from service.alerts.worker import AlertWorker, sender_from
 from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret, verify_password
 from service.auth.tables import User
@@ -25,6 +27,14 @@ from service.config import MIN_SECRET_KEY_CHARS, Settings, get_settings
 from service.dashboard.router import router as dashboard_router
 from service.db import make_data_dir, make_session_factory, open_database, transaction
 from service.demo import DEMO_LABEL, DEMO_PASSWORD, DEMO_USERS, demo_scenario, load_demo
+from service.demo_inbox import (
+    DemoInbox,
+    inbox_base_url,
+    provide_demo_recipients,
+    retire_demo_recipients,
+    wait_until_listening,
+)
+from service.demo_inbox import router as demo_inbox_router
 from service.deps import RegionIndexesDep, SessionDep
 from service.errors import ConfigError
 from service.evidence.router import router as evidence_router
@@ -67,6 +77,40 @@ def refuse_public_demo_passwords(factory: sessionmaker[Session]) -> None:
         )
 
 
+def set_up_demo_recipients(
+    factory: sessionmaker[Session], settings: Settings, inbox: DemoInbox | None, serving_demo: bool
+) -> bool:
+    """Point the DEMO units' alert recipients at this server's demo inbox when it serves the DEMO region in demo
+    mode, else retire any a demo start left (:mod:`service.demo_inbox`); True when the demo's alerts are delivered
+    to this server.
+
+    The inbox's address is where ``strawfire serve`` listens (``settings.host``/``settings.port``, which its
+    ``--host``/``--port`` set)."""
+    with transaction(factory) as session:
+        if settings.demo and serving_demo and inbox is not None:
+            recipients = provide_demo_recipients(session, inbox_base_url(settings.host, settings.port), inbox.secret)
+            log.info("DEMO alerts are delivered to the demo inbox (%d recipients)", len(recipients))
+            return True
+        retired, withdrawn = retire_demo_recipients(session)
+    if retired or withdrawn:
+        log.warning(
+            "retired %d DEMO inbox recipient(s) and withdrew %d alert(s) pending for them: %s",
+            retired,
+            withdrawn,
+            "the service runs without --demo" if not settings.demo else "the database holds real regions",
+        )
+    return False
+
+
+def _start_when_listening(worker: AlertWorker, settings: Settings, stop: threading.Event) -> None:
+    """Start the alert worker once this server accepts connections (or after a while, or never when the app stops
+    first): its first pass delivers the demo's alerts to this server (:func:`~service.demo_inbox.wait_until_listening`).
+    """
+    wait_until_listening(settings.host, settings.port, stop)
+    if not stop.is_set():
+        worker.start()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the lifespan applies migrations and, with ``settings.demo``, loads the demo."""
     settings = settings or get_settings()
@@ -91,22 +135,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
         app.state.region_indexes = RegionIndexCache(settings.regions.tolerance_m)
         app.state.token_secret = token_secret_value
+        serving_demo = False
         if settings.demo:  # before the workers start: the FIRMS poller's first poll needs the region
             with transaction(app.state.session_factory) as session:
-                if load_demo(session):
+                serving_demo = load_demo(session)
+                if serving_demo:
                     log.info("loaded the generated DEMO region")
+        inbox = app.state.demo_inbox = DemoInbox() if settings.demo else None
+        demo_alerts_here = set_up_demo_recipients(app.state.session_factory, settings, inbox, serving_demo)
         worker = None
+        stop_waiting = threading.Event()
+        starter = None
+        # The alert channels' HTTP client, closed at the end: its open keep-alive connections (to the demo inbox of
+        # this very server, say) are not left to the garbage collector.
+        alert_client = httpx.Client(timeout=10.0)
         if settings.alerts.run_worker:
-            worker = AlertWorker(app.state.session_factory, settings.alerts)
-            worker.start()
+            worker = AlertWorker(
+                app.state.session_factory, settings.alerts, sender_from(settings.alerts, client=alert_client)
+            )
+            if demo_alerts_here:
+                # The demo's alerts go to this very server, whose socket opens only after this start-up.
+                starter = threading.Thread(
+                    target=_start_when_listening,
+                    args=(worker, settings, stop_waiting),
+                    name="strawfire-demo-start",
+                    daemon=True,
+                )
+                starter.start()
+            else:
+                worker.start()
         firms_worker = None
         if settings.firms.polled_by_service:
             firms_worker = FirmsPollWorker(app.state.session_factory, settings, app.state.region_indexes)
             firms_worker.start()
         yield
+        stop_waiting.set()
+        if starter is not None:
+            starter.join()
         for thread in (worker, firms_worker):
-            if thread is not None:
+            if thread is not None and thread.ident is not None:  # started (a demo worker may not be yet)
                 thread.stop()
+        alert_client.close()
         engine.dispose()
 
     app = FastAPI(
@@ -127,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cameras_router)
     app.include_router(dashboard_router)
     app.include_router(status_router)
+    if settings.demo:  # outside demo mode the inbox does not exist (404)
+        app.include_router(demo_inbox_router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

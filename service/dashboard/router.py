@@ -128,12 +128,14 @@ class DashboardConfig(BaseModel):
     county_deadlines: dict[str, DeadlinesOut]
     # The largest evidence photo the server takes: the app refuses a larger one before a long upload.
     max_upload_mb: float
+    # Served with --demo: the app offers the DEMO inbox page (service.demo_inbox), where the demo's alerts arrive.
+    demo: bool = False
 
 
 @router.get("/app/config.json")
 def app_config(principal: Reader, settings: SettingsDep, response: Response) -> DashboardConfig:
-    """Deadlines (to highlight late incidents as the escalation timer would), the polling interval and the photo
-    size limit."""
+    """Deadlines (to highlight late incidents as the escalation timer would), the polling interval, the photo
+    size limit and whether the server runs the demo."""
     alerts = settings.alerts
     response.headers.update({**_SECURITY_HEADERS, "Cache-Control": "no-store"})
     return DashboardConfig(
@@ -146,4 +148,5 @@ def app_config(principal: Reader, settings: SettingsDep, response: Response) -> 
             for code, d in alerts.county_deadlines.items()
         },
         max_upload_mb=settings.evidence.max_upload_mb,
+        demo=settings.demo,
     )

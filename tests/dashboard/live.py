@@ -261,18 +261,17 @@ def seed(app: FastAPI, now: datetime) -> dict[str, int]:
     return by_key
 
 
-@contextmanager
-def live_server(data_dir: Path, *, extra_routers: tuple[object, ...] = ()) -> Iterator[LiveServer]:
-    """Serve a seeded app until the block ends."""
-    settings = Settings(data_dir=data_dir, alerts={"run_worker": False})
-    app = create_app(settings)
-    paths = {getattr(route, "path", None) for route in app.routes}
-    for extra in extra_routers:  # routers not (yet) included by create_app
-        extra_paths = {getattr(route, "path", None) for route in extra.routes}  # type: ignore[attr-defined]
-        if not extra_paths & paths:
-            app.include_router(extra)  # type: ignore[arg-type]
+def bound_socket() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1, for :func:`serving` (an app that must know its port before it
+    starts, as the DEMO inbox's does, is made with it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serving(app: FastAPI, sock: socket.socket) -> Iterator[str]:
+    """Serve ``app`` (its lifespan, workers included) on ``sock`` until the block ends; yields its URL."""
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="live-server")
@@ -283,10 +282,24 @@ def live_server(data_dir: Path, *, extra_routers: tuple[object, ...] = ()) -> It
             raise RuntimeError("the live server did not start")
         time.sleep(0.05)
     try:
-        live = LiveServer(f"http://127.0.0.1:{port}", app)
-        live.incidents = seed(app, datetime.now(UTC))
-        yield live
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+@contextmanager
+def live_server(data_dir: Path, *, extra_routers: tuple[object, ...] = ()) -> Iterator[LiveServer]:
+    """Serve a seeded app until the block ends."""
+    settings = Settings(data_dir=data_dir, alerts={"run_worker": False})
+    app = create_app(settings)
+    paths = {getattr(route, "path", None) for route in app.routes}
+    for extra in extra_routers:  # routers not (yet) included by create_app
+        extra_paths = {getattr(route, "path", None) for route in extra.routes}  # type: ignore[attr-defined]
+        if not extra_paths & paths:
+            app.include_router(extra)  # type: ignore[arg-type]
+    with serving(app, bound_socket()) as url:
+        live = LiveServer(url, app)
+        live.incidents = seed(app, datetime.now(UTC))
+        yield live

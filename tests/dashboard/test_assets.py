@@ -99,6 +99,7 @@ def test_the_config_needs_a_signed_in_reader(client: TestClient) -> None:
         "deadlines": {"acknowledge_min": 15.0, "on_site_min": 30.0},
         "county_deadlines": {},
         "max_upload_mb": 25.0,  # the evidence limit: the app refuses a larger photo before uploading it
+        "demo": False,  # served without --demo: no DEMO inbox page
     }
     assert response.headers["cache-control"] == "no-store"
 

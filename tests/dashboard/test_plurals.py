@@ -37,6 +37,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("event_text.repeat_at_site", {"distance": "120", "days": "1"}),
     ("event_text.repeat_at_site", {"distance": "120", "days": "1.5"}),
     ("cameras.suggestions", {"days": 90}),
+    ("inbox.count", {"n": 1}),
+    ("inbox.count", {"n": 12}),
     ("queue.count", {}),  # no count given: the plural form, placeholders kept
 ]
 
@@ -92,6 +94,8 @@ def test_english_counts_agree_with_their_noun(rendered: dict[str, Any]) -> None:
         "120 m from the earlier fire, 1 day later.",
         "120 m from the earlier fire, 1.5 days later.",
         "False-alarm hotspots (last 90 days)",
+        "1 alert received",
+        "12 alerts received",
         "{n} incidents",
     ]
 

@@ -7,6 +7,7 @@ import { api, ApiError, clearDraft, currentSession, login, logout, onSessionChan
 import { clearToast, errorBox, focusPage, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
 import { camerasPage } from "./page-cameras.js";
+import { inboxPage } from "./page-inbox.js";
 import { incidentPage } from "./page-incident.js";
 import { mapPage } from "./page-map.js";
 import { queuePage } from "./page-queue.js";
@@ -14,7 +15,11 @@ import { scoresPage, statsPage } from "./page-stats.js";
 import { statusPage } from "./page-status.js";
 import { STATUS_ROLES, statusIndicator, watchStatus } from "./status.js";
 
-// [pattern, page, section, roles that may open it (all when absent; others are sent to their first page)]
+// People who act on fires: the DEMO inbox shows them the alerts of their unit (the server filters them).
+const INBOX_ROLES = ["patrol", "supervisor", "admin"];
+
+// [pattern, page, section, roles that may open it (all when absent; others are sent to their first page),
+//  the config.json flag the page needs (others are sent to their first page too)]
 const ROUTES = [
   [/^\/map$/, mapPage, "map"],
   [/^\/queue$/, queuePage, "queue"],
@@ -23,15 +28,17 @@ const ROUTES = [
   [/^\/scores$/, scoresPage, "scores"],
   [/^\/cameras$/, camerasPage, "cameras"],
   [/^\/status$/, statusPage, "status", STATUS_ROLES], // the top bar's status indicator links here
+  [/^\/inbox$/, inboxPage, "inbox", INBOX_ROLES, "demo"], // only when the server runs the demo
 ];
 
-// [section, route, label, roles that see it (all when absent)]
+// [section, route, label, roles that see it (all when absent), the config.json flag it needs]
 const NAV = [
   ["map", "#/map", "nav.map"],
   ["queue", "#/queue", "nav.queue"],
   ["stats", "#/stats", "nav.stats"],
   ["scores", "#/scores", "nav.scores"],
   ["cameras", "#/cameras", "nav.cameras", ["admin"]],
+  ["inbox", "#/inbox", "nav.inbox", INBOX_ROLES, "demo"],
 ];
 
 let config = null; // /app/config.json, loaded once per session
@@ -101,14 +108,21 @@ async function route() {
     navigate(homeFor(session), true);
     return;
   }
-  const [params, page, section] = match;
+  const [params, page, section, , flag] = match;
+  // Before the bar is drawn: which entries it offers depends on the server's configuration (the DEMO inbox).
+  const loaded = await loadConfig();
+  if (mine !== generation) return;
+  if (flag && !(loaded && loaded[flag])) {
+    navigate(homeFor(session), true);
+    return;
+  }
   renderTopbar(session, section);
   replace(main, h("p", { class: "loading" }, t("common.loading")));
   const ctx = {
     params: params.slice(1),
     query,
     session,
-    config: await loadConfig(),
+    config: loaded,
     alive: () => mine === generation,
     // A page that registers after the user already left is cleaned up at once.
     onCleanup: (fn) => (mine === generation ? cleanups.push(fn) : fn()),
@@ -155,7 +169,9 @@ function renderTopbar(session, section = "") {
   document.body.classList.add("signed-in");
   replace(
     nav,
-    NAV.filter(([, , , roles]) => !roles || roles.includes(session.role)).map(([key, href, label]) =>
+    NAV.filter(
+      ([, , , roles, flag]) => (!roles || roles.includes(session.role)) && (!flag || (config && config[flag])),
+    ).map(([key, href, label]) =>
       h(
         "a",
         {
