@@ -5,18 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from satellite.clustering import Detection
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
-from satellite.screening import ScreeningStatus
+from satellite.screening import ScreeningDecision, ScreeningStatus
 from service.alerts.outbox import alert_round, enqueue, enqueue_many
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
@@ -32,6 +33,8 @@ from service.screening import build_screener, fire_points
 from video.errors import VideoError
 from video.sighting import CameraSighting, DroneSighting
 from video.triangulate import BearingObservation, triangulate
+
+_Pixel = TypeVar("_Pixel", bound=Detection)
 
 
 def ingest_observations(
@@ -69,30 +72,64 @@ def ingest_hotspots(
     settings: Settings,
     actor: Principal,
 ) -> incidents.IngestSummary:
-    """Screen satellite hotspots, then fuse the accepted ones; the others are recorded with their decision.
+    """FIRMS and Himawari hotspots through :func:`ingest_screened`; a standard-processing (SP) row whose
+    near-real-time twin is stored already is recorded as held (superseded), not screened."""
+    science = [h for h in _first_of_each_key(hotspots) if isinstance(h, Hotspot) and not h.product.is_nrt]
+    return ingest_screened(
+        session,
+        hotspots,
+        hotspot_observation,
+        indexes=indexes,
+        settings=settings,
+        actor=actor,
+        superseded=_nrt_twins(session, science),
+    )
 
-    A row repeated within the batch (a file with a line twice, overlapping API windows) counts as a duplicate and
-    is ingested once; it used to abort the whole file. Fire points are counted among the hotspots not stored
-    before, so re-ingesting a file reports none.
+
+#: How a satellite source turns one pixel, its screening decision and its fire point into an observation.
+PixelObservation = Callable[[Any, ScreeningDecision[Any], dict[str, Any] | None], ObservationIn]
+
+
+def ingest_screened(
+    session: Session,
+    pixels: Sequence[Detection],
+    observe: PixelObservation,
+    *,
+    indexes: RegionIndexCache,
+    settings: Settings,
+    actor: Principal,
+    superseded: dict[str, ObservationIn] | None = None,
+) -> incidents.IngestSummary:
+    """Screen satellite fire pixels of any source, cluster the accepted ones into fire points and fuse them; the
+    others are recorded with their decision, as are ``superseded`` ones (by key: not screened).
+
+    A pixel repeated within the batch (a file with a line twice, overlapping API windows, a scene scanned twice)
+    counts as a duplicate and is ingested once; it used to abort the whole file. Fire points are counted among the
+    pixels not stored before, so ingesting the same batch again reports none.
     """
-    unique = list({hotspot.key: hotspot for hotspot in reversed(hotspots)}.values())[::-1]  # first of each key
-    repeated = len(hotspots) - len(unique)
-    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, [hotspot.key for hotspot in unique])
-    twins = _nrt_twins(session, [h for h in unique if isinstance(h, Hotspot) and not h.product.is_nrt])
-    unique = [h for h in unique if h.key not in twins]  # recorded as held (superseded), not screened
+    unique = _first_of_each_key(pixels)
+    repeated = len(pixels) - len(unique)
+    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, [pixel.key for pixel in unique])
+    twins = superseded or {}
+    unique = [pixel for pixel in unique if pixel.key not in twins]
     decisions = build_screener(session, settings, unique, indexes).screen(unique)
     passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
     points = fire_points(session, [d.hotspot for d in passed], settings)
-    accepted = [hotspot_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
-    held = [hotspot_observation(d.hotspot, d) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
+    accepted = [observe(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
+    held = [observe(d.hotspot, d, None) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
     incidents.record_held(session, [*held, *twins.values()], summary)
-    summary.received = len(hotspots)
+    summary.received = len(pixels)
     summary.duplicates += repeated
     new_points = [p for key, p in points.items() if p["representative"] and key not in stored]
     summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
     summary.repeats = sum(1 for p in new_points if p["repeat_of"])
     return summary
+
+
+def _first_of_each_key(pixels: Sequence[_Pixel]) -> list[_Pixel]:
+    """The pixels with the first of each key, in order."""
+    return list({pixel.key: pixel for pixel in reversed(pixels)}.values())[::-1]
 
 
 _GEOD = Geod(ellps="WGS84")

@@ -22,19 +22,18 @@ import shapely
 from sqlalchemy.orm import Session, sessionmaker
 
 from satellite.errors import SentinelHubRequestError
-from satellite.screening import ScreeningDecision, ScreeningStatus
+from satellite.screening import ScreeningDecision
 from satellite.sentinel import Collection, SceneDetection, SentinelHubClient
 from satellite.sentinel import SentinelHubSettings as ClientSettings
 from service.auth.service import Principal
 from service.config import Settings
 from service.db import transaction
 from service.errors import ConfigError
-from service.flows import ingest_observations
+from service.flows import ingest_screened
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.sources import fire_point_link, screening_record
 from service.regions.service import RegionIndexCache, list_regions
-from service.screening import build_screener, fire_points
 
 
 def client_settings(settings: Settings) -> ClientSettings:
@@ -128,19 +127,9 @@ def ingest_scene_detections(
     settings: Settings,
     actor: Principal,
 ) -> incidents.IngestSummary:
-    """Screen scene fire points, cluster and fuse the accepted ones, store the held ones with their decision (the
-    same steps as :func:`service.flows.ingest_hotspots` for FIRMS and Himawari)."""
-    unique = list({d.key: d for d in reversed(detections)}.values())[::-1]
-    decisions = build_screener(session, settings, unique, indexes).screen(unique)
-    passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
-    points = fire_points(session, [d.hotspot for d in passed], settings)
-    accepted = [scene_observation(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
-    held = [scene_observation(d.hotspot, d) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
-    summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
-    incidents.record_held(session, held, summary)
-    summary.received = len(detections)
-    summary.duplicates += len(detections) - len(unique)
-    return summary
+    """Scene fire points through the same screening, clustering and fusion as FIRMS and Himawari hotspots
+    (:func:`service.flows.ingest_screened`)."""
+    return ingest_screened(session, detections, scene_observation, indexes=indexes, settings=settings, actor=actor)
 
 
 def scan_and_ingest(
