@@ -16,11 +16,14 @@ outbox, the rate limits, the HMAC signature), and the dashboard's 演示收件�
   set to the address ``strawfire serve`` listens on and a new signing secret), before the alert worker starts.
   ``strawfire demo load`` does not make them: it cannot know the address the server will listen on. The demo's
   fires that came in before the recipients existed are sent their alert by the worker's first pass (late, as for
-  any unit that has had a recipient added since its fire came in), so no fire is escalated as unreachable.
+  any unit that has had a recipient added since its fire came in), so no fire is escalated as unreachable; those
+  that came in more than 24 h before are left untold, as any (``service.alerts.escalation.CATCH_UP``).
 * **Outside demo mode** the inbox does not exist (its routes are not mounted: 404), and a start on a database
   that once ran the demo retires the recipients (:func:`retire_demo_recipients`): deactivated, and their alerts
-  still pending withdrawn with the reason recorded on the incident, so that a real deployment never queues an
-  alert for an address nobody reads and never shows alerts failing against a 404.
+  still pending withdrawn with the reason recorded on the incident (``why``: ``retired``, worded on the dashboard),
+  so that a real deployment never queues an alert for an address nobody reads and never shows alerts failing
+  against a 404. A withdrawn alert tells nobody: the fires it was for are escalated by the next pass, or sent to a
+  real recipient added since, as fires in a unit without recipients (``service.alerts.escalation``).
 * **The signing secret** is made at each start and kept in memory (:class:`DemoInbox`) and on the recipients,
   where the sender reads it. The receiving endpoint checks the ``X-Strawfire-Signature`` HMAC and refuses a
   timestamp more than :data:`MAX_CLOCK_SKEW_S` away, as a real receiver should; a message with a wrong or missing
@@ -47,26 +50,23 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.alerts import service as alerts_service
 from service.alerts.channels import sign_webhook
+from service.alerts.outbox import LAPSED, withdraw
 from service.alerts.tables import Alert, AlertStatus, Channel, Recipient, RecipientRole
-from service.auth.service import SYSTEM
 from service.db import utcnow
 from service.demo import DEMO_LABEL
 from service.deps import Actor, SessionDep
 from service.errors import InputError
-from service.incidents.service import record_event
 from service.incidents.states import Role
-from service.incidents.tables import Incident
 from service.regions.tables import Region
 from service.regions.types import RegionLevel
 
@@ -80,15 +80,16 @@ RECIPIENT_NAME = "DEMO inbox"
 INBOX_SIZE = 200
 #: A signed message whose timestamp is further than this from the server's clock is refused (a replay).
 MAX_CLOCK_SKEW_S = 300
-#: Why a demo recipient's pending alert was withdrawn at a start without ``--demo``.
-RETIRED = "the service runs without --demo: DEMO inbox recipients are retired"
+#: Why a demo recipient's pending alert was withdrawn at a start without ``--demo`` (its ``why`` code: ``retired``).
+RETIRED = LAPSED["retired"]
 
 router = APIRouter(prefix="/api/v1/demo", tags=["demo"])
 
 
-@dataclass(frozen=True, slots=True)
-class InboxMessage:
-    """One alert as the inbox received it: who it was for and what its webhook body said."""
+class InboxMessageRead(BaseModel):
+    """A received alert as the dashboard lists it: who it was for and what its webhook body said."""
+
+    model_config = ConfigDict(frozen=True)
 
     received_at: datetime
     unit_code: str  # the recipient's unit (from the address it was sent to)
@@ -100,8 +101,13 @@ class InboxMessage:
     observed_at: str
     state: str
     escalation_reason: str | None
-    idempotency_key: str
     digest: bool  # arrived inside a township digest
+
+
+class InboxMessage(InboxMessageRead):
+    """One alert as the inbox keeps it: what the dashboard lists, and its ``Idempotency-Key`` (not listed)."""
+
+    idempotency_key: str
 
 
 class DemoInbox:
@@ -226,16 +232,7 @@ def retire_demo_recipients(session: Session) -> tuple[int, int]:
         ).all()
         now = utcnow()
         for alert in pending:
-            alert.status, alert.lease_until, alert.last_error = AlertStatus.WITHDRAWN.value, None, RETIRED
-            record_event(
-                session,
-                session.get_one(Incident, alert.incident_id),
-                SYSTEM,
-                "alert_withdrawn",
-                note=f"{alert.kind} alert to recipient {alert.recipient_id} not sent: {RETIRED}",
-                data={"alert": alert.id, "recipient": alert.recipient_id, "alert_kind": alert.kind, "why": None},
-                at=now,
-            )
+            withdraw(session, alert, RETIRED, now)
         withdrawn = len(pending)
     session.flush()
     return len(recipients), withdrawn
@@ -259,22 +256,6 @@ def wait_until_listening(host: str, port: int, stop: threading.Event, timeout_s:
 
 
 # -- the endpoints ---------------------------------------------------------------------------------------------
-
-
-class InboxMessageRead(BaseModel):
-    """A received alert as the dashboard lists it."""
-
-    received_at: datetime
-    unit_code: str
-    kind: str
-    title: str
-    incident_id: int
-    unit_name: str
-    county_name: str | None
-    observed_at: str
-    state: str
-    escalation_reason: str | None
-    digest: bool
 
 
 class Received(BaseModel):
@@ -357,19 +338,5 @@ def list_inbox(principal: Actor, session: SessionDep, request: Request) -> list[
     it for supervisors and patrol teams (evaluators and devices: 403)."""
     inbox = _inbox(request)
     units = None if principal.role is Role.ADMIN else _visible_units(session, principal.unit_code)
-    return [
-        InboxMessageRead(
-            received_at=m.received_at,
-            unit_code=m.unit_code,
-            kind=m.kind,
-            title=m.title,
-            incident_id=m.incident_id,
-            unit_name=m.unit_name,
-            county_name=m.county_name,
-            observed_at=m.observed_at,
-            state=m.state,
-            escalation_reason=m.escalation_reason,
-            digest=m.digest,
-        )
-        for m in inbox.messages(units)
-    ]
+    # Sent as the declared type: the kept messages less their Idempotency-Key.
+    return list[InboxMessageRead](inbox.messages(units))

@@ -30,7 +30,19 @@ on any deadline: no alert was queued for it, so nothing would ever be delivered 
 unseen. The record is the unreachable one, its error "no recipients configured for DEMO05"; the same goes for a
 notified fire moved into such a unit and a fire reopened there. A unit that has had a recipient added since the
 fire came in is sent the fire's alert by the pass instead (late, but the township is told, and its clock starts
-then). Every escalation's event data also says why in codes the dashboard words in its reader's language
+then). The same goes for a fire whose alerts were all withdrawn, never sent (the DEMO inbox recipients retired by a
+start without ``--demo``), or are for recipients deactivated since: a withdrawn alert, or one nobody will receive,
+tells nobody (:data:`~service.alerts.outbox.TELLING`).
+
+The pass catches up like this only on fires that came to their unit within :data:`CATCH_UP` (24 h, the outbox's
+retry horizon): opened by the service (``created_at``), reopened, or moved there, whichever is latest. After an
+upgrade, or when a township's first recipient is added, the season's old untold fires would otherwise go out at
+once as "new fire" alerts or county escalations for fires long out. Older ones are left as they are, for the
+supervisors (their queues list every open fire), and the system status counts them (``fires_left_untold``,
+:func:`left_untold`). The clock is the service's, not the observation's: an ingest alerts a fire however old its
+observation is (a FIRMS back-fill, a late satellite file), and the catch-up treats it the same within 24 h of that.
+
+Every escalation's event data also says why in codes the dashboard words in its reader's language
 (``{"escalation": {"cause", "limit_s", "from", "to"}}``, :func:`~service.alerts.outbox.escalation_record`), ``to``
 naming the unit whose supervisors were alerted: the county's, a unit above it when the county has none, or null
 when nobody was (:func:`~service.alerts.outbox.escalate`).
@@ -38,7 +50,6 @@ when nobody was (:func:`~service.alerts.outbox.escalate`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +60,9 @@ from sqlalchemy.orm import Session
 
 from service.alerts.coverage import no_recipients_error
 from service.alerts.outbox import (
+    AWAITING_TOWNSHIP,
+    RETRY_HORIZON,
+    TELLING,
     TownshipAlerts,
     alert_round,
     enqueue,
@@ -58,8 +72,9 @@ from service.alerts.outbox import (
     township_alerts,
 )
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Recipient, RecipientRole
+from service.incidents.moves import moves_of
 from service.incidents.states import IncidentState
-from service.incidents.tables import Incident, IncidentEvent
+from service.incidents.tables import Incident
 
 S = IncidentState
 
@@ -91,43 +106,9 @@ def escalate_due(
     per_county = per_county or {}
     reminders = 0
     escalated: list[int] = []
-    # The suspected fires whose township's alert for the unit they are in now was never queued: nobody acts on it.
-    never_queued = ~exists(
-        select(Alert.id)
-        .join(Recipient, Recipient.id == Alert.recipient_id)
-        .where(
-            Alert.incident_id == Incident.id,
-            Alert.kind == AlertKind.NEW.value,
-            Recipient.role == RecipientRole.TOWNSHIP.value,
-            or_(Recipient.unit_code == Incident.township_code, Recipient.unit_code == Incident.county_code),
-        )
-    )
-    waiting = session.scalars(
-        select(Incident)
-        .where(
-            or_(
-                Incident.state.in_([S.NOTIFIED.value, S.REOPENED.value, S.ACKNOWLEDGED.value, S.EN_ROUTE.value]),
-                # Only the suspected fires a township alert was tried for and has not reached, or was never queued
-                # for: a large ingest leaves many suspected for the seconds until their alerts go out.
-                and_(
-                    Incident.state == S.SUSPECTED.value,
-                    or_(
-                        Incident.id.in_(
-                            select(Alert.incident_id).where(
-                                Alert.kind == AlertKind.NEW.value,
-                                Alert.status == AlertStatus.PENDING.value,
-                                Alert.attempts > 0,
-                            )
-                        ),
-                        and_(or_(Incident.township_code.is_not(None), Incident.county_code.is_not(None)), never_queued),
-                    ),
-                ),
-            )
-        )
-        .order_by(Incident.id)
-    ).all()
+    waiting = _awaiting(session, (S.NOTIFIED, S.REOPENED, S.ACKNOWLEDGED, S.EN_ROUTE))
     moves = moved_at(session, [incident.id for incident in waiting])
-    unanswered = [i for i in waiting if i.state in (S.SUSPECTED.value, S.NOTIFIED.value, S.REOPENED.value)]
+    unanswered = [i for i in waiting if i.state in AWAITING_TOWNSHIP]
     township = township_alerts(session, unanswered)
     for incident in waiting:
         deadlines = per_county.get(incident.county_code or "", default)
@@ -137,9 +118,12 @@ def escalate_due(
         alerts = township.get(incident.id)
         unreached = alerts if alerts is not None and alerts.attempted and not alerts.delivered else None
         if _told_nobody(state, incident, alerts, moved):
-            # No township alert of this round was ever queued for the unit the fire is in: nothing will be
+            # No township alert of this round that tells the unit the fire is in was queued: nothing will be
             # delivered or fail, and without this the fire sat suspected for good. A recipient added since is told
-            # now (its deadlines run from this alert); with none, the county hears of it now.
+            # now (its deadlines run from this alert); with none, the county hears of it now. Unless it came to the
+            # unit too long ago for that to help: left to the supervisors, the system status counts it.
+            if _past_catch_up(state, incident, moved, now):
+                continue
             round_no = alert_round(incident.reopened_at) if state is S.REOPENED and incident.reopened_at else 0
             if enqueue(session, incident, AlertKind.NEW, round_no=round_no, now=now):
                 continue
@@ -176,7 +160,7 @@ def escalate_due(
                 cause = escalation_record("not_acknowledged", unanswered_for, started)
                 _escalate(session, incident, now, since, why, cause)
                 escalated.append(incident.id)
-            elif late > deadlines.acknowledge:
+            elif late > deadlines.acknowledge and unreached is None:  # a township never told: no reminder
                 reminders += len(enqueue(session, incident, AlertKind.REMINDER, round_no=alert_round(since), now=now))
         elif now - since > deadlines.on_site and not _already_escalated(incident, since):
             why = f"not on site within {deadlines.on_site}" + (_of_the_move(since, moved) or " of acknowledging")
@@ -184,6 +168,66 @@ def escalate_due(
             escalated.append(incident.id)
     session.flush()
     return EscalationReport(reminders, escalated)
+
+
+#: How long after a fire came to its unit (opened, reopened, or moved there) the pass still catches up on
+#: it when nobody was told: the outbox's retry horizon, after which it gives up a new-fire alert it could not
+#: deliver. A fire older than that has burnt out or been dealt with by someone; sending it as a "new fire", or
+#: escalating it to the county, would only bury the day's real alerts (after an upgrade, or when a township's
+#: first recipient is added, under every untold fire of the season at once).
+CATCH_UP = RETRY_HORIZON
+
+
+def _awaiting(session: Session, states: Sequence[IncidentState]) -> list[Incident]:
+    """The open incidents in ``states``, and the suspected ones the pass may act on, by id: those a township alert
+    was tried for and has not reached, or that no alert telling their unit was queued for (:data:`TELLING`; in a
+    unit). Not the other suspected ones: a large ingest leaves many for the seconds until their alerts go out."""
+    never_told = ~exists(
+        select(Alert.id)
+        .join(Recipient, Recipient.id == Alert.recipient_id)
+        .where(
+            Alert.incident_id == Incident.id,
+            Alert.kind == AlertKind.NEW.value,
+            Recipient.role == RecipientRole.TOWNSHIP.value,
+            or_(Recipient.unit_code == Incident.township_code, Recipient.unit_code == Incident.county_code),
+            TELLING,
+        )
+    )
+    tried = Incident.id.in_(
+        select(Alert.incident_id).where(
+            Alert.kind == AlertKind.NEW.value, Alert.status == AlertStatus.PENDING.value, Alert.attempts > 0
+        )
+    )
+    in_a_unit = or_(Incident.township_code.is_not(None), Incident.county_code.is_not(None))
+    return list(
+        session.scalars(
+            select(Incident)
+            .where(
+                or_(
+                    Incident.state.in_([state.value for state in states]),
+                    and_(Incident.state == S.SUSPECTED.value, or_(tried, and_(in_a_unit, never_told))),
+                )
+            )
+            .order_by(Incident.id)
+        )
+    )
+
+
+def left_untold(session: Session, now: datetime) -> list[int]:
+    """The fires :func:`escalate_due` leaves to the supervisors, by id: awaiting their township, no alert of their
+    round tells their unit (:func:`_told_nobody`), and they came to it longer than :data:`CATCH_UP` ago. The system
+    status counts them (``service.status.service``)."""
+    unanswered = _awaiting(session, (S.NOTIFIED, S.REOPENED))
+    moves = moved_at(session, [incident.id for incident in unanswered])
+    township = township_alerts(session, unanswered)
+    out = []
+    for incident in unanswered:
+        state, moved = IncidentState(incident.state), moves.get(incident.id)
+        if _told_nobody(state, incident, township.get(incident.id), moved) and _past_catch_up(
+            state, incident, moved, now
+        ):
+            out.append(incident.id)
+    return out
 
 
 def deadline_start(state: IncidentState, incident: Incident, moved: datetime | None) -> datetime | None:
@@ -205,32 +249,10 @@ def deadline_start(state: IncidentState, incident: Incident, moved: datetime | N
 
 
 def moved_at(session: Session, incident_ids: Sequence[int]) -> dict[int, datetime]:
-    """When each of these incidents last moved to another unit, by id (absent: never moved).
-
-    A move is a ``reassigned`` event whose unit changed (:func:`changed_unit`): the automatic one when a more
-    precise fix places a fire nobody acknowledged in another unit, and a supervisor's. A supervisor's reassignment
-    to the unit the fire is already in (a confirmation) is no move: the same team keeps the same clock."""
-    latest: dict[int, datetime] = {}
-    ids = sorted(set(incident_ids))
-    for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(IncidentEvent.incident_id, IncidentEvent.at, IncidentEvent.data).where(
-                IncidentEvent.kind == "reassigned", IncidentEvent.incident_id.in_(ids[start : start + 500])
-            )
-        )
-        for incident_id, at, data in rows:
-            if changed_unit(data) and (incident_id not in latest or at > latest[incident_id]):
-                latest[incident_id] = at
-    return latest
-
-
-def changed_unit(data: str | None) -> bool:
-    """Whether a ``reassigned`` event's data (its JSON text) records a move to another unit (pure)."""
-    try:
-        change = json.loads(data or "{}")
-    except ValueError:
-        return False
-    return isinstance(change, dict) and change.get("from") != change.get("to")
+    """When each of these incidents last moved to another unit, by id (absent: never moved): the latest of
+    :func:`service.incidents.moves.moves_of`, which says what counts as a move (a confirmation to the same unit
+    does not: the same team keeps the same clock)."""
+    return {incident_id: max(moves) for incident_id, moves in moves_of(session, incident_ids).items()}
 
 
 def _restarted(started: datetime, moved: datetime | None) -> datetime:
@@ -257,7 +279,10 @@ def _told_nobody(
     state: IncidentState, incident: Incident, alerts: TownshipAlerts | None, moved: datetime | None
 ) -> bool:
     """Whether a fire awaiting its township has no township alert of its current round for the unit it is in (pure):
-    none was queued, as no recipient covers the unit (:mod:`service.alerts.coverage`).
+    none that tells it was queued (``alerts``: :func:`~service.alerts.outbox.township_alerts`, which counts only
+    those, :data:`~service.alerts.outbox.TELLING`), as no recipient covers the unit
+    (:mod:`service.alerts.coverage`), or those queued were all withdrawn (a retired DEMO inbox recipient's) or are
+    for recipients deactivated since.
 
     Suspected or reopened: the alert is queued in the transaction that opened, moved or reopened the fire, so none
     means nobody to queue it for. Notified: only after a move (a notified fire was told, but its new unit may have
@@ -269,6 +294,13 @@ def _told_nobody(
     if state is S.REOPENED:
         return incident.reopened_at is not None and not _already_escalated(incident, incident.reopened_at)
     return state is S.SUSPECTED
+
+
+def _past_catch_up(state: IncidentState, incident: Incident, moved: datetime | None, now: datetime) -> bool:
+    """Whether a fire nobody was told of came to its unit longer than :data:`CATCH_UP` before ``now`` (pure): when
+    the service opened it, reopened it (a reopened fire's round), or last moved it there, whichever is latest."""
+    reopened = incident.reopened_at if state is S.REOPENED else None
+    return _restarted(reopened or incident.created_at, moved) < now - CATCH_UP
 
 
 def _nobody(incident: Incident) -> TownshipAlerts:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -216,6 +216,9 @@ LAPSED: dict[str, str] = {
     "false_alarm": "the incident was declared a false alarm before the alert went out",
     "closed": "the incident was closed before the alert went out",
     "acknowledged": "the incident was acknowledged before the reminder went out",
+    # Not a lapse of the incident's but of the recipient: a DEMO inbox recipient retired at a start without the demo
+    # (service.demo_inbox.retire_demo_recipients), its alerts still pending withdrawn rather than failing.
+    "retired": "its recipient was retired before the alert went out",
 }
 _LAPSED_CODES = {sentence: code for code, sentence in LAPSED.items()}
 
@@ -376,25 +379,31 @@ def _withdraw(factory: sessionmaker[Session], held: dict[int, datetime], lapsed:
     ids = _renew(factory, held, list(lapsed), at)
     with factory() as session, session.begin():
         for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
-            alert.status = AlertStatus.WITHDRAWN.value
-            alert.lease_until = None
-            alert.last_error = lapsed[alert.id]
-            record_event(
-                session,
-                session.get_one(Incident, alert.incident_id),
-                SYSTEM,
-                "alert_withdrawn",
-                note=f"{alert.kind} alert to recipient {alert.recipient_id} not sent: {lapsed[alert.id]}",
-                # The alert's kind and why, as codes for the dashboard's words (the note is the English original).
-                data={
-                    "alert": alert.id,
-                    "recipient": alert.recipient_id,
-                    "alert_kind": alert.kind,
-                    "why": _LAPSED_CODES.get(lapsed[alert.id]),
-                },
-                at=at,
-            )
+            withdraw(session, alert, lapsed[alert.id], at)
     return len(ids)
+
+
+def withdraw(session: Session, alert: Alert, reason: str, at: datetime) -> None:
+    """Mark an alert ``withdrawn``, never sent, because of ``reason`` (a sentence of :data:`LAPSED`: the alert's
+    ``last_error``), with an ``alert_withdrawn`` event on its incident's record (inside the caller's transaction)."""
+    alert.status = AlertStatus.WITHDRAWN.value
+    alert.lease_until = None
+    alert.last_error = reason
+    record_event(
+        session,
+        session.get_one(Incident, alert.incident_id),
+        SYSTEM,
+        "alert_withdrawn",
+        note=f"{alert.kind} alert to recipient {alert.recipient_id} not sent: {reason}",
+        # The alert's kind and why, as codes for the dashboard's words (the note is the English original).
+        data={
+            "alert": alert.id,
+            "recipient": alert.recipient_id,
+            "alert_kind": alert.kind,
+            "why": _LAPSED_CODES.get(reason),
+        },
+        at=at,
+    )
 
 
 def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -> None:
@@ -438,12 +447,22 @@ def _record_failure(
 
 
 #: States in which the township has not answered the fire yet: the ones an unreached township leaves it in.
-_AWAITING_TOWNSHIP = frozenset(
+AWAITING_TOWNSHIP = frozenset(
     {IncidentState.SUSPECTED.value, IncidentState.NOTIFIED.value, IncidentState.REOPENED.value}
 )
 
 #: Alerts still on their way or given up: a withdrawn one was never meant to reach anyone any more.
 _UNDELIVERED = frozenset({AlertStatus.PENDING.value, AlertStatus.FAILED.value})
+
+#: The new-fire alerts that count as telling a township (a condition on an alert joined with its recipient): not
+#: withdrawn (never sent, and never to be: a lapse, or a retired DEMO inbox recipient's), and to a recipient still
+#: active unless it was delivered already (a team that heard of the fire was told, whatever became of its group).
+#: What :func:`township_alerts` and the escalation pass's "told nobody" count: a fire whose alerts are all
+#: withdrawn had otherwise been taken as told, and was never alerted again nor escalated.
+TELLING = and_(
+    Alert.status != AlertStatus.WITHDRAWN.value,
+    or_(Recipient.active.is_(True), Alert.status == AlertStatus.SENT.value),
+)
 
 
 def _round_of(key: str) -> str:
@@ -475,7 +494,8 @@ class TownshipAlerts:
 
 def township_alerts(session: Session, incidents: Sequence[Incident]) -> dict[int, TownshipAlerts]:
     """:class:`TownshipAlerts` of each incident's current round, by incident id (absent: no such alert, e.g. a unit
-    without a township recipient); one query per 500 incidents."""
+    without a township recipient; only alerts that count as telling it, :data:`TELLING`); one query per 500
+    incidents."""
     by_id = {incident.id: incident for incident in incidents}
     found: dict[int, list[tuple[int, str, int, str | None, datetime]]] = defaultdict(list)
     ids = sorted(by_id)
@@ -496,6 +516,7 @@ def township_alerts(session: Session, incidents: Sequence[Incident]) -> dict[int
                 Alert.incident_id.in_(ids[start : start + 500]),
                 Alert.kind == AlertKind.NEW.value,
                 Recipient.role == RecipientRole.TOWNSHIP.value,
+                TELLING,
             )
             .order_by(Alert.id)
         )
@@ -544,12 +565,14 @@ def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
     if (
         recipient.role != RecipientRole.TOWNSHIP.value
         or recipient.unit_code not in (incident.township_code, incident.county_code)
-        or incident.state not in _AWAITING_TOWNSHIP
+        or incident.state not in AWAITING_TOWNSHIP
         or _round_of(alert.idempotency_key) != round_of_incident(incident)
     ):
         return False
-    alerts = township_alerts(session, [incident])[incident.id]
-    if alerts.delivered or alerts.trying:
+    alerts = township_alerts(session, [incident]).get(incident.id)
+    if alerts is None or alerts.delivered or alerts.trying:
+        # None: its recipient was deactivated meanwhile, and no alert of the round counts as telling the township:
+        # the escalation pass's "told nobody" path has it (service.alerts.escalation).
         return False
     why = f"failed on every channel for {RETRY_HORIZON.total_seconds() / 3600:g} h"
     escalate_as_unreachable(session, incident, alerts, why, at, cause=escalation_record("given_up", RETRY_HORIZON))

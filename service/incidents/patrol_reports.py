@@ -29,7 +29,9 @@ Decisions (what township teams, county supervisors and evaluators expect of it):
   joins an active incident its circle overlaps within the ground window (the satellite window with satellite
   observations), and being the most precise kind it becomes the incident's location, so the township is assigned
   by the reported position (an unacted incident follows it into the right township).
-* **The team is already there.** When the incident is the reporter's own unit's, the report is the team's answer:
+* **The team is already there.** When the incident is the reporter's own unit's — the unit that answers for it,
+  as the statistics judge (:func:`service.stats.queries.responsible_unit`: its township, or its county where it
+  has none) — the report is the team's answer:
   the incident is moved, by the reporter, to ``acknowledged`` and ``on_site`` (from whichever earlier state it is
   in; never backwards), the ``on_site`` move carrying the phone's position (``null`` for typed-in coordinates, which
   prove nobody's presence). No "new fire" alert is queued for it: the township's alert would only tell the team
@@ -40,8 +42,16 @@ Decisions (what township teams, county supervisors and evaluators expect of it):
   the incident is that township's, alerted to its team as any new fire, and not moved by the reporter (who cannot
   see or act on another unit's incidents). Its ``reporter_unit`` is the reporter's, so the burning township gets no
   self-found credit, and the reporter's own score is untouched (the fire point is not theirs).
+* **A county's patrol account** (a patrol user whose unit is the county) sees its townships' fires, but a fire in
+  one of them is still that township's to answer: the statistics judge the township's own team by its
+  acknowledgement and arrival. Its report is treated as another township's: the township is alerted and the
+  incident is not moved by the reporter; taking it on would have left the township untold and charged with a missed
+  acknowledgement. Only a fire with no township, which the county answers itself, is taken on by it.
 * **Re-sending.** ``report_id`` (a random id the phone draws once per report) makes a retry after a lost answer a
-  no-op that answers with the same incident; without it every request is a new report.
+  no-op that answers with the same incident; without it every request is a new report. A resend that arrives
+  while the first request is still being written (both pass the stored-key check, the later insert breaks the
+  unique key) is answered the same way: the endpoint rolls back and runs the report again, which finds it stored
+  (``service.incidents.router.post_patrol_report``).
 * **Photos.** The existing evidence upload (``POST /api/v1/incidents/{id}/evidence``) attaches photos to the
   incident the answer names, for the reporting team as for any incident of its unit.
 """
@@ -74,6 +84,7 @@ from service.incidents.sources import fusion_windows, repeat_site_rule
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, Observation
 from service.regions.service import RegionIndexCache
+from service.stats.queries import responsible_unit
 
 #: Uncertainty (m) of coordinates sent without an accuracy: typed in by hand from a map, or a phone that gave none.
 DEFAULT_ACCURACY_M = 50.0
@@ -218,7 +229,8 @@ def _take_on(
     settings: Settings,
 ) -> bool:
     """Move the reporter's own incident to ``on_site`` (see the module docstring); whether it is there now."""
-    if reporter.role is not Role.PATROL or not reporter.can_see(incident):
+    # The unit that answers for the fire, not any unit that sees it: a county's patrol account sees its townships'.
+    if reporter.role is not Role.PATROL or not reporter.unit_code or reporter.unit_code != responsible_unit(incident):
         return False
     moves = _TO_ON_SITE.get(IncidentState(incident.state))
     if moves is None:

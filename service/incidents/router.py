@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -193,8 +194,17 @@ def post_patrol_report(
     observation, credited to the reporter's unit (never to a unit named in the body), taken on by the team when the
     fire is its own unit's (acknowledged and on site at once, no alert to itself), alerted to the township it is in
     otherwise. Photos go to ``POST /api/v1/incidents/{incident_id}/evidence`` afterwards."""
-    result = report_fire(session, body, principal, indexes=indexes, settings=settings)
-    session.commit()
+    try:
+        result = report_fire(session, body, principal, indexes=indexes, settings=settings)
+        session.commit()
+    except IntegrityError:
+        # The same report landed from another request meanwhile (a phone resending a report still in flight): both
+        # passed the stored-key check and this insert broke the unique (kind, source_key). Run again: the report is
+        # stored now and is answered as a re-send with its incident (it was a 500). Anything else that broke an
+        # insert breaks it again, and is raised.
+        session.rollback()
+        result = report_fire(session, body, principal, indexes=indexes, settings=settings)
+        session.commit()
     incident = result.incident
     return PatrolReportOut(
         duplicate=result.duplicate,

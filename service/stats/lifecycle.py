@@ -9,7 +9,9 @@ Definitions (all from the append-only transitions, server time):
   unit it was moved to from the move: each clock (acknowledge, on site, feedback, and the response times) starts at
   the later of its own start and the latest move before the stage was reached (:func:`clock_start`), the rule the
   escalation timer follows (``service.alerts.escalation``), so the receiving township is not judged on the time lost
-  at the one the fire was wrongly placed in.
+  at the one the fire was wrongly placed in. A move after the clock had stopped otherwise (the stage reached on the
+  township's behalf, the county's call, an escalation, the close) is a record correction and restarts nothing
+  (:mod:`service.stats.response`).
 * **Stage reached** — the first time the incident entered that state *or any later state of the main path*:
   a team that goes from ``escalated`` straight to ``on_site`` has acknowledged by then. For acknowledging, a false
   alarm declared by the team also counts as its answer (it looked and decided). ``closed`` is its first entry,
@@ -21,6 +23,17 @@ Definitions (all from the append-only transitions, server time):
   answer it never gave), and a patrol of another township answered for that township (a fire reassigned after it
   acted). A false alarm declared by anyone else is the **county's call** (``county_call``): the township owes no
   answer the deadline had not yet asked of it when the county decided (:mod:`service.stats.response`).
+* **On the township's behalf** — acknowledging or being on site recorded by someone other than the township's team
+  before it did (a supervisor who phoned the team and acknowledged for it, the patrol of the township the fire was
+  in before a move) is recorded as such (``acknowledged_on_behalf``, ``on_site_on_behalf``), not as the township's
+  answer: it stops that stage's clock, as it stops the escalation timer's (``service.alerts.escalation
+  .deadline_start`` counts the on-site deadline from anyone's acknowledgement) and the dashboard's ``clock_from``,
+  so the statistics neither charge the township a deadline the timer no longer ran nor credit it with an answer it
+  did not give (:mod:`service.stats.response`).
+* **Unreachable** — an escalation whose record says the fire's own unit could not be reached (its new-fire alert
+  never got through, or nobody receives alerts for it: ``{"unreachable": {"unit": …}}``,
+  ``service.alerts.outbox.escalate_as_unreachable``) marks when the county took over a fire the township was never
+  told of (``unreachable``).
 * **Reopened incidents** keep the times of their first round: the first time each stage was reached is what the
   deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times.
 * **Outcome** — the latest decision in the record: entering ``feedback`` (反馈, a real fire was handled) makes it a
@@ -99,6 +112,14 @@ class Milestones:
     # The first false alarm at or after notification declared by someone other than the township's team (a
     # supervisor, an admin, the service's merge): the county took the fire off the township's list then.
     county_call: datetime | None = None
+    # The first time at or after notification someone other than the township's team acknowledged (or went further
+    # on the main path), and was on site (or further), before the team itself did: on the township's behalf.
+    acknowledged_on_behalf: datetime | None = None
+    on_site_on_behalf: datetime | None = None
+    # Every escalation at or after notification, in time order (the county took the fire over each time).
+    escalations: tuple[datetime, ...] = ()
+    # The first of them whose record says the fire's own unit could not be reached (Transition.unreachable).
+    unreachable: datetime | None = None
 
 
 def _is_duplicate(t: Transition) -> bool:
@@ -108,9 +129,11 @@ def _is_duplicate(t: Transition) -> bool:
 def answered_by_the_unit(t: Transition) -> bool:
     """Whether a move is the township's own (see "Whose moves" in the module docstring).
 
-    A patrol user's move counts unless the record shows they answer for another unit; a move whose role is unknown
-    (records older than roles) counts as it always did. Supervisors, admins and the service itself never answer
-    for the township.
+    A move counts when it was made as a patrol, or with no role recorded (records older than roles), and the
+    actor's user does not belong to another unit than the fire's (:attr:`Transition.actor_in_unit` is not False):
+    another township's patrol does not count, nor does a role-less move by a user of another unit (a county
+    supervisor's old move), while a role-less move by an actor who is no user (the record cannot tell) still counts.
+    A move made as a supervisor, an admin or the service itself never counts.
     """
     return t.actor_role in (None, Role.PATROL.value) and t.actor_in_unit is not False
 
@@ -142,14 +165,21 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
             None,
         )
 
+    def on_behalf(states: frozenset[IncidentState], by_the_unit: datetime | None) -> datetime | None:
+        """The first time someone else reached ``states``, when that was before the township's team did."""
+        others = next((t.at for t in since if t.to_state in states and not answered_by_the_unit(t)), None)
+        return others if others is not None and (by_the_unit is None or others < by_the_unit) else None
+
     acknowledged = first(_ACK_STATES, false_alarm=True)
     acknowledged_main = first(_ACK_STATES)
+    on_site = first(_ON_SITE_STATES)
     first_false_alarm = first(frozenset(), false_alarm=True)
+    escalations = tuple(t for t in since if t.to_state is S.ESCALATED)
     return Milestones(
         notified=notified,
         acknowledged=acknowledged,
         acknowledged_by_false_alarm=acknowledged is not None and acknowledged != acknowledged_main,
-        on_site=first(_ON_SITE_STATES),
+        on_site=on_site,
         extinguished=first(_EXTINGUISHED_STATES),
         closed=next((t.at for t in since if t.to_state is S.CLOSED), None),  # whoever closed it
         fed_back=first(_FEEDBACK_STATES),
@@ -159,6 +189,10 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
         county_call=next(
             (t.at for t in since if t.to_state is S.FALSE_ALARM and not answered_by_the_unit(t)), None
         ),
+        acknowledged_on_behalf=on_behalf(_ACK_STATES, acknowledged),
+        on_site_on_behalf=on_behalf(_ON_SITE_STATES, on_site),
+        escalations=tuple(t.at for t in escalations),
+        unreachable=next((t.at for t in escalations if t.unreachable), None),
     )
 
 

@@ -3,6 +3,13 @@
 Fire points belong to a period by their **first observation** (when the fire was first seen), in the period's
 local-day boundaries. Their transitions come from the append-only event record, not from the incident's
 per-state timestamps, which keep only the latest entry into each state.
+
+A fire point's sightings are in the order the service **learnt of them** (``observations.received_at``, ties by
+``observed_at``, then id), not by when each was observed: who found the fire first (self-found, 自查自报, or
+unreported, 漏报: :mod:`service.stats.scoring`) is a question of who told the service first. A satellite pass
+observed at 10:30 but published by FIRMS, or back-filled, at 13:30 did not find the fire before the township
+patrol's report of 11:00, which had already brought it in; by observation time it would take the township's
+self-found credit away and charge it with not reporting a fire it reported.
 """
 
 from __future__ import annotations
@@ -10,16 +17,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 import shapely
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from service.alerts.escalation import changed_unit
 from service.auth.tables import User
 from service.incidents.fusion import ObservationKind
+from service.incidents.moves import moves_of
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region
@@ -129,6 +135,14 @@ def _user_units(session: Session, usernames: set[str]) -> dict[str, str | None]:
     return units
 
 
+def _unreached(event: IncidentEvent, incident: Incident) -> bool:
+    """Whether an event's record says the fire's responsible unit could not be reached (``{"unreachable": {"unit":
+    …}}``, written by ``service.alerts.outbox.escalate_as_unreachable``; see :attr:`Transition.unreachable`)."""
+    unreachable = _json(event.data).get("unreachable")
+    unit = unreachable.get("unit") if isinstance(unreachable, dict) else None
+    return unit is not None and unit == responsible_unit(incident)
+
+
 def _actor_in_unit(event: IncidentEvent, incident: Incident, units: dict[str, str | None]) -> bool | None:
     """Whether the event's actor answers for the fire's responsible unit (see :attr:`Transition.actor_in_unit`)."""
     if event.actor not in units:
@@ -147,7 +161,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
     by_id = {i.id: i for i in incidents}
     transitions: dict[int, list[Transition]] = {i: [] for i in ids}
     sightings: dict[int, list[Sighting]] = {i: [] for i in ids}
-    moves: dict[int, list[datetime]] = {i: [] for i in ids}
+    moves = moves_of(session, ids)  # they restart the township's clocks (FirePoint.moves), as the timer's
     for chunk in _chunks(ids):
         events = [
             (event, IncidentState(event.to_state))
@@ -158,14 +172,6 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             )
             if event.to_state is not None
         ]
-        # Moves to another unit restart the township's clocks (FirePoint.moves); the rule the escalation timer uses.
-        for moved_id, moved_on, data in session.execute(
-            select(IncidentEvent.incident_id, IncidentEvent.at, IncidentEvent.data).where(
-                IncidentEvent.incident_id.in_(chunk), IncidentEvent.kind == "reassigned"
-            )
-        ):
-            if changed_unit(data):
-                moves[moved_id].append(moved_on)
         units = _user_units(session, {event.actor for event, _ in events})
         for event, to_state in events:
             incident = by_id[event.incident_id]
@@ -178,12 +184,13 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
                     actor_role=event.actor_role,
                     position=_position(event),
                     actor_in_unit=_actor_in_unit(event, incident, units),
+                    unreachable=to_state is IncidentState.ESCALATED and _unreached(event, incident),
                 )
             )
         for incident_id, kind, observed_at, details in session.execute(
             select(Observation.incident_id, Observation.kind, Observation.observed_at, Observation.details)
             .where(Observation.incident_id.in_(chunk))
-            .order_by(Observation.observed_at, Observation.id)
+            .order_by(Observation.received_at, Observation.observed_at, Observation.id)  # as learnt (module docstring)
         ):
             if incident_id is None:
                 continue
@@ -206,7 +213,7 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             transitions=tuple(transitions[i.id]),
             burned_area_m2=_float(_json(i.feedback).get("burned_area_m2")),
             repeat_of=i.repeat_of_incident_id,
-            moves=tuple(sorted(moves[i.id])),
+            moves=tuple(moves.get(i.id, ())),
         )
         for i in incidents
     ]

@@ -80,11 +80,15 @@ class Transition:
     # township (one that acted before the fire was reassigned); None when the record cannot tell (the service
     # itself, records older than roles, an actor who is not a user).
     actor_in_unit: bool | None = None
+    # For an escalation: its record says the fire's responsible unit could not be reached (the new-fire alert never
+    # got through, or no recipient covers the unit; ``{"unreachable": {"unit": …}}`` naming that unit).
+    unreachable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class FirePoint:
-    """An incident as the statistics see it. ``sightings`` and ``transitions`` are in time order."""
+    """An incident as the statistics see it. ``transitions`` are in time order; ``sightings`` in the order the
+    service received them (who told it first: :mod:`service.stats.queries`)."""
 
     id: int
     latitude: float
@@ -112,7 +116,8 @@ class FirePoint:
 
     @property
     def first_sighting(self) -> Sighting | None:
-        """The earliest observation: who found the fire."""
+        """The observation the service received first: who found the fire (a satellite pass published after a
+        township's report did not find the fire before it, whenever it was observed)."""
         return self.sightings[0] if self.sightings else None
 
     def unit_code(self, level: RegionLevel) -> str | None:

@@ -34,6 +34,29 @@ Only the township's own team answers for it (:func:`service.stats.lifecycle.answ
 acknowledgement or false alarm is not the township's. When the county declares a false alarm before the township
 answered (the county's call), a deadline that had not passed by then is *not applicable* (the township owed nothing
 more), and one that had passed stays *missed*; the same holds for the on-site and feedback deadlines.
+
+The statistics, the escalation timer and the dashboard's lateness (``IncidentRead.clock_from``) agree on when a
+township's clock runs:
+
+* **Someone else acknowledged first** (a supervisor on the township's behalf, after phoning its team; the patrol of
+  the township the fire was in before a move): the acknowledge clock stopped there, as the timer's did. The
+  township's acknowledgement is *not applicable* when that was within its deadline (*missed* when the deadline had
+  already passed), its acknowledge time is left out of the intervals, and the on-site deadline counts from that
+  acknowledgement (or a later move), as the timer's does. The same holds for being on site: someone else's "on
+  site" before the team's stops the on-site clock.
+* **Moved after the clock stopped**: a move after a stage's clock had stopped other than by the township's answer
+  (the stage reached by someone else, the county's call, an escalation, the close) does not restart that clock: it
+  is a record correction, and restarting made a missed deadline pending again for a full deadline, then charged it
+  to the unit moved to. That unit never had the deadline running (the timer ran none for it: an acknowledged fire
+  is past acknowledging, an escalated one is the county's, a closed one is done), so it is *not applicable* for it,
+  neither met nor missed, and it does not change when the statistics are read later (:func:`_clock_start`). The
+  same holds for the feedback deadline after the county's call, an escalation or the close; it stays the team's
+  own otherwise (no timer runs it: a feedback a supervisor enters for the team is not the team's answer).
+* **Never reached** (an escalation recording that the fire's own unit could not be reached: its new-fire alert never
+  got through, or nobody receives alerts for it; ``service.alerts.escalation``): the acknowledge and feedback
+  deadlines that had not been answered by then are *not applicable*, whether or not they had passed: they presume
+  an alert the township never had. A team that takes the fire later (its alert got through after all) is judged on
+  site from its acknowledgement, as the timer then judges it.
 """
 
 from __future__ import annotations
@@ -116,55 +139,94 @@ def _judge(reached: datetime | None, since: datetime, deadline: timedelta, as_of
 
 
 def _judge_answer(
-    answered: datetime | None, county_call: datetime | None, since: datetime, deadline: timedelta, as_of: datetime
+    answered: datetime | None, stopped: datetime | None, since: datetime, deadline: timedelta, as_of: datetime
 ) -> Compliance:
-    """Like :func:`_judge`, for the township's answer when the county may have decided first (``county_call``):
-    an answer after the county's call is a later round, and a call within the deadline leaves nothing owed."""
-    if county_call is not None and (answered is None or answered > county_call):
-        if county_call - since <= deadline:
+    """Like :func:`_judge`, for the township's answer when the clock may have stopped first (``stopped``: the
+    county's call, or the stage reached on the township's behalf): an answer after that is a later round, and a stop
+    within the deadline leaves nothing owed."""
+    if stopped is not None and (answered is None or answered > stopped):
+        if stopped - since <= deadline:
             return Compliance.NOT_APPLICABLE
-        answered = None  # the deadline had passed unanswered when the county decided
+        answered = None  # the deadline had passed unanswered when the clock stopped
     return _judge(answered, since, deadline, as_of)
 
 
-def _decided(answered: datetime | None, county_call: datetime | None, as_of: datetime) -> datetime:
-    """Until when a clock can restart: the township's answer or the county's call, whichever came first, else the
-    time judged at (see :func:`service.stats.lifecycle.clock_start`)."""
-    return min((t for t in (answered, county_call) if t is not None), default=as_of)
+def _first(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _clock_start(
+    start: datetime,
+    answered: datetime | None,
+    stops: Iterable[datetime | None],
+    moves: Sequence[datetime],
+    as_of: datetime,
+) -> datetime | None:
+    """When the township's clock for one stage started (:func:`service.stats.lifecycle.clock_start`), or None when
+    the fire was moved to the township only after that clock had stopped (see the module docstring).
+
+    ``answered``: the township's answer; ``stops``: what else stops the clock (the county's call, someone else
+    reaching the stage, an escalation, the close; those before ``start`` belong to an earlier clock). Moves count up
+    to the first of them, or up to ``as_of`` when none came: a move after the clock stopped does not restart it."""
+    stopped = min((t for t in stops if t is not None and t >= start), default=None)
+    if stopped is not None and (answered is None or stopped < answered):
+        if any(stopped < moved <= (answered or as_of) for moved in moves):
+            return None
+        return clock_start(start, moves, stopped)
+    return clock_start(start, moves, answered or as_of)
+
+
+def _unreached(m: Milestones, answered: datetime | None, stops: Iterable[datetime | None]) -> bool:
+    """Whether the clock ended with the county taking the fire over as the township could not be reached: the
+    unreachable escalation came before the township's answer and before anything else that ends the clock (one of a
+    later round, after a reopening, changes nothing about the first)."""
+    return m.unreachable is not None and m.unreachable == _first(answered, *stops)
 
 
 def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Response | None:
     """The response to one incident; None when it was never notified or was merged into another.
 
     Each interval and deadline of a fire moved to another unit counts from the move when that came later than its
-    own start (:func:`service.stats.lifecycle.clock_start`)."""
+    own start (:func:`service.stats.lifecycle.clock_start`); see the module docstring for acknowledgements made on
+    the township's behalf, moves after a clock stopped and townships never reached."""
     if outcome(point.transitions).kind is OutcomeKind.DUPLICATE:
         return None
     m = milestones(point.transitions)
     if m.notified is None:
         return None
     intervals: dict[Interval, timedelta] = {}
-    for interval, reached in (
-        (Interval.ACKNOWLEDGE, m.acknowledged),
-        (Interval.ON_SITE, m.on_site),
-        (Interval.EXTINGUISHED, m.extinguished),
-        (Interval.CLOSED, m.closed),
+    for interval, reached, on_behalf in (
+        (Interval.ACKNOWLEDGE, m.acknowledged, m.acknowledged_on_behalf),
+        (Interval.ON_SITE, m.on_site, m.on_site_on_behalf),
+        (Interval.EXTINGUISHED, m.extinguished, None),
+        (Interval.CLOSED, m.closed, None),
     ):
-        if reached is not None:
+        if reached is not None and on_behalf is None:  # someone else reached it first: not the township's time
             intervals[interval] = reached - clock_start(m.notified, point.moves, reached)
-    since = clock_start(m.notified, point.moves, _decided(m.acknowledged, m.county_call, as_of))
-    acknowledge = _judge_answer(m.acknowledged, m.county_call, since, deadline.acknowledge, as_of)
+    ended = (m.county_call, m.closed, *m.escalations)  # what ends the township's clocks besides its answers
+    acknowledge = Compliance.NOT_APPLICABLE
+    stops = (*ended, m.acknowledged_on_behalf)
+    since = _clock_start(m.notified, m.acknowledged, stops, point.moves, as_of)
+    if since is not None and not _unreached(m, m.acknowledged, stops):
+        stopped = _first(m.county_call, m.acknowledged_on_behalf)
+        acknowledge = _judge_answer(m.acknowledged, stopped, since, deadline.acknowledge, as_of)
     on_site = Compliance.NOT_APPLICABLE
-    if m.acknowledged is not None and not m.acknowledged_by_false_alarm:
-        since = clock_start(m.acknowledged, point.moves, _decided(m.on_site, m.county_call, as_of))
-        if m.on_site is not None:
-            intervals[Interval.TRAVEL] = m.on_site - since
-        due = since + deadline.on_site
-        if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:
-            on_site = Compliance.NOT_APPLICABLE  # judged a false alarm in time: no visit owed
-        elif m.county_call is None or m.county_call >= m.acknowledged:
-            on_site = _judge_answer(m.on_site, m.county_call, since, deadline.on_site, as_of)
-        # else: acknowledged only in a later round, after the county's call: no first-round visit to judge
+    # The on-site deadline runs from the acknowledgement (the township's, or one made on its behalf first), unless
+    # the township's first answer was a false alarm.
+    acknowledged = m.acknowledged_on_behalf or (None if m.acknowledged_by_false_alarm else m.acknowledged)
+    if acknowledged is not None:
+        since = _clock_start(acknowledged, m.on_site, (*ended, m.on_site_on_behalf), point.moves, as_of)
+        # None: moved to the township after someone else was on site, or after the county had the fire: none owed.
+        if since is not None:
+            if m.on_site is not None and m.on_site_on_behalf is None:
+                intervals[Interval.TRAVEL] = m.on_site - since
+            due = since + deadline.on_site
+            if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:
+                on_site = Compliance.NOT_APPLICABLE  # judged a false alarm in time: no visit owed
+            elif m.county_call is None or m.county_call >= acknowledged:
+                stopped = _first(m.county_call, m.on_site_on_behalf)
+                on_site = _judge_answer(m.on_site, stopped, since, deadline.on_site, as_of)
+            # else: acknowledged only in a later round, after the county's call: no first-round visit to judge
     return Response(m, intervals, acknowledge, on_site)
 
 
@@ -181,8 +243,11 @@ def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) ->
     m = milestones(point.transitions)
     if m.notified is None:
         return Compliance.NOT_APPLICABLE
-    answered = min((t for t in (m.fed_back, m.first_false_alarm) if t is not None), default=None)
-    since = clock_start(m.notified, point.moves, _decided(answered, m.county_call, as_of))
+    answered = _first(m.fed_back, m.first_false_alarm)
+    stops = (m.county_call, m.closed, *m.escalations)
+    since = _clock_start(m.notified, answered, stops, point.moves, as_of)
+    if since is None or _unreached(m, answered, stops):
+        return Compliance.NOT_APPLICABLE
     return _judge_answer(answered, m.county_call, since, within, as_of)
 
 

@@ -105,9 +105,17 @@ class ReportingRules(BaseModel):
 
     @field_validator("self_found_sources")
     @classmethod
-    def _no_satellite(cls, value: list[Source]) -> list[Source]:
+    def _only_the_townships_own_sources(cls, value: list[Source]) -> list[Source]:
         if Source.SATELLITE in value:
             raise ValueError("a satellite is never the township's own finding")
+        # A patrol report is the township's own only when its own patrol made it, which its reporter_unit says
+        # (credited already, service.stats.scoring.is_self_found); listing the source would credit a neighbouring
+        # township's or an admin's report as the township's own.
+        if Source.PATROL in value:
+            raise ValueError(
+                "a patrol report is the township's own only when its own patrol made it, and is credited so already "
+                "(its reporter_unit); listing patrol would credit another township's or an admin's report"
+            )
         return value
 
 

@@ -26,12 +26,15 @@ Definitions, with the data the record holds:
   (``repeat_at_site``, :mod:`service.incidents.repeat_site`): burning that recurs weighs more (Changchun 2022).
 * **Repeats** — ``repeat_at_site`` counts the unit's fire points flagged so, whatever their outcome (an open or
   false-alarm one included), as the accountability count; only violations are multiplied.
-* **Self-found** (自查自报) — the earliest observation is the unit's own: its source is one of
-  ``reporting.self_found_sources`` (e.g. the township patrol's drones), or the observation's
-  ``details.reporter_unit`` is the unit's code (patrol reports). Such a violation costs no source points and earns
-  ``self_found_credit`` (XX镇: "found by the village itself, put out, punished and reported: no deduction, +2").
-* **Unreported** (漏报) — a violation whose earliest observation is a satellite's: nobody on the ground had
-  reported it before the satellite pass.
+* **Self-found** (自查自报) — the first observation the service received (not the earliest observed: a satellite
+  pass published or back-filled after the township's report did not find the fire first; see
+  :mod:`service.stats.queries`) is the unit's own: its source is one of ``reporting.self_found_sources`` (e.g. the
+  township patrol's drones; the rules loader refuses ``satellite`` and ``patrol``, which would credit a
+  neighbouring township's or an admin's report), or the observation's ``details.reporter_unit`` is the unit's code
+  (the township's own patrol reports). Such a violation costs no source points and earns ``self_found_credit``
+  (XX镇: "found by the village itself, put out, punished and reported: no deduction, +2").
+* **Unreported** (漏报) — a violation whose first observation received is a satellite's: nobody on the ground had
+  reported it before the satellite pass reached the service.
 * **Concealed** (瞒报) — a violation the team had earlier declared a false alarm (reopened and then fed back).
 * **Late** — each missed acknowledge and on-site deadline (:mod:`service.stats.response`), on any fire point; and,
   when the rules set ``responses.feedback_within_h``, each fire point not fed back (or declared a false alarm)

@@ -27,11 +27,17 @@ Decisions:
   it, is one too (``counties_without_supervisors``): those fires are ``escalated`` with nobody alerted, and the
   status is all that tells the admins. Only units with open fires are listed, not every township without a
   recipient (:mod:`service.alerts.coverage`).
+* **Fires nobody was told of and too old to catch up on are a problem** (``fires_left_untold``, by incident
+  number): the escalation pass sends a late alert, or escalates, only for fires that came to their unit (opened,
+  reopened or moved there) within the last 24 h (:data:`service.alerts.escalation.CATCH_UP`); older ones (after an
+  upgrade, a township's first recipient added late, the DEMO inbox retired) wait for a supervisor, and are listed
+  until someone deals with them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, cast, get_args
@@ -43,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from satellite.errors import redact
 from service.alerts.coverage import Uncovered, uncovered_units
+from service.alerts.escalation import CATCH_UP, left_untold
 from service.alerts.tables import Alert, AlertStatus
 from service.cameras.health import EXPIRED_FRAMES, HealthState, preset_health
 from service.config import Settings
@@ -320,8 +327,10 @@ def problems_of(
     parts: list[ComponentStatus],
     cameras: list[dict[str, Any]],
     uncovered: Uncovered | None = None,
+    untold: Sequence[int] = (),
 ) -> list[Problem]:
-    """The problems people must act on, most urgent first (pure: a unit test gives it any situation)."""
+    """The problems people must act on, most urgent first (pure: a unit test gives it any situation); ``untold``:
+    the fires the escalation pass leaves untold (:func:`service.alerts.escalation.left_untold`)."""
     out: list[Problem] = []
     if alerts.overdue:
         since = alerts.overdue_since.isoformat(timespec="minutes") if alerts.overdue_since else "?"
@@ -336,6 +345,15 @@ def problems_of(
         )
     if uncovered is not None:
         out.extend(_recipient_problems(uncovered))
+    if untold:
+        labels = [f"#{number}" for number in untold]
+        message = (
+            f"{len(labels)} open fire(s) nobody was alerted of came to their unit more than "
+            f"{CATCH_UP.total_seconds() / 3600:g} h ago: {_presets(labels)}; too old for a late alert or an "
+            "escalation, they are left to the supervisors: check each one (assign it, close it or declare it a false "
+            "alarm)"
+        )
+        out.append(Problem("fires_left_untold", RECIPIENTS, message, len(labels), tuple(labels)))
     for part in parts:
         if not part.expected or part.state == "ok":
             continue
@@ -410,7 +428,7 @@ def system_status(session: Session, settings: Settings, *, now: datetime) -> Sys
     cameras = dict.fromkeys(get_args(HealthState), 0)
     for preset in presets:
         cameras[preset["state"]] += 1
-    problems = problems_of(alerts, parts, presets, uncovered_units(session))
+    problems = problems_of(alerts, parts, presets, uncovered_units(session), left_untold(session, now))
     return SystemStatus(
         "degraded" if problems else "ok",
         now,

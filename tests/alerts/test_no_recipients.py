@@ -21,6 +21,7 @@ from service.alerts.tables import Alert, Channel, RecipientRole
 from service.alerts.worker import run_once
 from service.config import AlertSettings, Settings
 from service.db import transaction, utcnow
+from service.demo_inbox import provide_demo_recipients, retire_demo_recipients
 from service.flows import ingest_observations, reassign_incident
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
@@ -228,3 +229,59 @@ def test_a_recipient_added_after_the_fire_is_told_of_it_instead(factory: session
     assert received == [("/town", number, "new")]
     assert _alerts(factory, number) == [("new", group, "sent")]
     assert _state(factory, number) == "notified"
+
+
+def test_fires_whose_alerts_were_all_withdrawn_are_told_nobody(factory: sessionmaker[Session]) -> None:  # noqa: F811
+    """`serve --demo`, then a start without it on the same database: the DEMO inbox recipients are retired and the
+    fires' pending new-fire alerts withdrawn. Those alerts had counted as telling the townships: the fires were never
+    alerted nor escalated, and the status listed their units for good. Now 北岗镇's fire, with nobody left to tell,
+    goes to the county's own duty desk, and 东河乡's is sent to the real group added since."""
+    with transaction(factory) as session:
+        provide_demo_recipients(session, "http://127.0.0.1:9", "demo-secret")
+    beigang, donghe = _fire(factory, 0, BEIGANG), _fire(factory, 1, DONGHE)
+    with transaction(factory) as session:
+        assert retire_demo_recipients(session) == (5, 2)
+    with http_receiver() as receiver:
+        county = _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
+        group = _recipient(factory, receiver, "DEMO02", "/town")
+        assert _pass(factory, utcnow() + timedelta(seconds=1)) == [beigang]
+        received = sorted((r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received())
+    assert received == [("/county", beigang, "escalation"), ("/town", donghe, "new")]
+    assert _alerts(factory, beigang)[-1] == ("escalation", county, "sent")
+    assert _alerts(factory, donghe)[-1] == ("new", group, "sent")
+    data = json.loads(_escalation(factory, beigang).data)
+    assert data["unreachable"] == {"unit": "DEMO01", "recipients": [], "error": "no recipients configured for DEMO01"}
+
+
+def test_untold_fires_too_old_to_catch_up_on_are_left_to_the_supervisors_and_counted(
+    factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    """东河乡's first group is added when its fires have waited untold: the one that came in 23 hours ago is sent its
+    alert late; the one of 25 hours ago is left as it is (a day-old "new fire", or a county escalation for it, would
+    bury the day's real alerts; after an upgrade every untold fire of the season would go out at once), and the
+    system status counts it until a supervisor deals with it."""
+    settings = Settings(alerts=SETTINGS.model_copy(update={"run_worker": False}))
+    now = utcnow()
+    recent, old = _fire(factory, 0, DONGHE), _fire(factory, 1, (125.75, 44.38))
+    with transaction(factory) as session:
+        for number, hours in ((recent, 23), (old, 25)):
+            session.get_one(Incident, number).created_at = now - timedelta(hours=hours)
+
+    def untold() -> tuple[str, ...] | None:
+        with factory() as session:
+            found = status.system_status(session, settings, now=now)
+        return next((p.items for p in found.problems if p.code == "fires_left_untold"), None)
+
+    assert untold() == (f"#{old}",)
+    with http_receiver() as receiver:
+        _recipient(factory, receiver, "DEMO02", "/town")
+        _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
+        assert _pass(factory, now) == []
+        assert _pass(factory, now + timedelta(minutes=31)) == [recent]  # on its deadline, from the late alert
+        received = [(r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received()]
+    assert received == [("/town", recent, "new"), ("/county", recent, "escalation")]
+    assert (_state(factory, old), _alerts(factory, old)) == ("suspected", [])
+    assert untold() == (f"#{old}",)
+    with transaction(factory) as session:  # a supervisor closes it as out of reach: the problem clears
+        session.get_one(Incident, old).state = IncidentState.FALSE_ALARM.value
+    assert untold() is None

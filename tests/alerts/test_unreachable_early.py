@@ -173,12 +173,16 @@ def test_a_fire_moved_to_a_township_whose_channel_is_down_is_escalated_as_unreac
     # 东河乡's alert is tried (and refused); 北岗镇's, of a unit the fire has left, is withdrawn.
     deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: moved + timedelta(seconds=1))
 
-    def escalated(at: datetime) -> list[int]:
+    def escalated(at: datetime) -> tuple[int, list[int]]:
+        """The pass at ``at``: (reminders queued, incidents escalated)."""
         with transaction(factory) as session:
-            return escalate_due(session, at, default=DEADLINES).escalated
+            report = escalate_due(session, at, default=DEADLINES)
+            return report.reminders, report.escalated
 
-    assert escalated(moved + timedelta(minutes=25)) == []
-    assert escalated(moved + timedelta(minutes=31)) == [number]
+    # No reminder once the acknowledge deadline passes: 东河乡 was never told, and it would fail the same way.
+    assert escalated(moved + timedelta(minutes=25)) == (0, [])
+    assert escalated(moved + timedelta(minutes=31)) == (0, [number])
+    assert _alerts(factory) == [("new", 1, "withdrawn"), ("new", 2, "pending"), ("escalation", 3, "pending")]
     (event,) = _escalations(factory, number)
     assert event.note.startswith(
         "the township could not be reached: the new-fire alert to DEMO02 not delivered within 0:30:00 of the move"

@@ -215,3 +215,16 @@ def test_the_incident_page_shows_a_fire_again_at_the_same_place_with_a_link_to_t
     assert '"incident.repeat_at_site": "同一地点再次起火' in text
     assert '"incident.repeat_at_site": "Fire again at the same place' in text
     assert {"event.repeat_at_site", "incident.repeat_at_site"} <= dictionaries()["en"]
+
+
+def test_every_reason_an_alert_is_withdrawn_is_worded_in_both_languages() -> None:
+    """The codes an ``alert_withdrawn`` event's data gives as its ``why`` (service.alerts.outbox.LAPSED, a retired
+    DEMO inbox recipient's included): the incident page words each in Chinese and English, where a code it does not
+    know would show the server's English note."""
+    from service.alerts.outbox import LAPSED
+
+    assert js_list(js("page-incident.js"), "LAPSED") == list(LAPSED)
+    words = dictionaries()
+    for code in LAPSED:
+        assert f"event_text.lapsed.{code}" in words["zh"], code
+        assert f"event_text.lapsed.{code}" in words["en"], code

@@ -17,9 +17,12 @@ from sqlalchemy import event, select
 from service.alerts.escalation import moved_at
 from service.auth.service import SYSTEM
 from service.db import transaction, utcnow
+from service.incidents.moves import moves_of
 from service.incidents.service import transition
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, IncidentEvent
+from service.stats.periods import parse_period
+from service.stats.queries import load_fire_points
 from tests.incidents.test_incidents_paging import app, observe  # noqa: F401  (the fixture: demo county, admin)
 
 
@@ -108,3 +111,27 @@ def test_a_list_page_reads_the_moves_in_one_query(app: tuple[FastAPI, TestClient
     with application.state.session_factory() as session:
         reassigned = session.scalars(select(IncidentEvent).where(IncidentEvent.kind == "reassigned")).all()
     assert len(reassigned) == len(others)
+
+
+def test_the_timer_the_api_and_the_statistics_read_the_same_moves(
+    app: tuple[FastAPI, TestClient],  # noqa: F811
+) -> None:
+    """Moved to a neighbouring township, confirmed there (no move), moved back: two moves in time order for the
+    statistics, the latest for the escalation timer and ``clock_from``, from one loader (``moves_of``)."""
+    application, client = app
+    (number,) = observe(application, (0, 0))
+    _notify(application, number, utcnow() - timedelta(minutes=10))
+    with application.state.session_factory() as session:
+        home = session.get_one(Incident, number).township_code
+    neighbour = _elsewhere(application, number)
+    for township in (neighbour, neighbour, home):
+        moved = client.post(f"/api/v1/incidents/{number}/assignment", json={"township_code": township, "note": "核实"})
+        assert moved.status_code == 200, moved.text
+    with application.state.session_factory() as session:
+        moves = moves_of(session, [number])[number]
+        (fire_point,) = load_fire_points(session, parse_period("2025-10"))
+        assert moved_at(session, [number]) == {number: moves[-1]}
+    assert len(moves) == 2
+    assert moves == sorted(moves)
+    assert fire_point.moves == tuple(moves)
+    assert _when(client.get(f"/api/v1/incidents/{number}").json()["clock_from"]) == moves[-1]

@@ -19,16 +19,16 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from pyproj import Geod
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from service.alerts.service import create_recipient
 from service.alerts.tables import Alert, Channel
-from service.auth.service import SYSTEM, create_user
+from service.auth.service import SYSTEM, Principal, create_user
 from service.config import Settings
 from service.db import make_engine, transaction, utcnow
 from service.flows import ingest_observations
 from service.incidents.fusion import FusionWindows, Located, ObservationIn, ObservationKind, best_location, plan_batch
-from service.incidents.patrol_reports import MIN_RADIUS_M, uncertainty_circle
+from service.incidents.patrol_reports import MIN_RADIUS_M, PatrolReportIn, report_fire, uncertainty_circle
 from service.incidents.states import Role
 from service.incidents.tables import Incident, Observation
 from service.main import create_app
@@ -48,6 +48,7 @@ USERS = {
     "sup": (Role.SUPERVISOR, COUNTY_A),
     "east": (Role.PATROL, EAST),
     "west": (Role.PATROL, WEST),
+    "county": (Role.PATROL, COUNTY_A),  # 甲县's own patrol account: it sees both townships' fires
 }
 IN_EAST = (44.05, 125.05)  # (lat, lon)
 IN_WEST = (44.05, 125.15)
@@ -238,6 +239,57 @@ def test_a_fire_across_the_boundary_is_the_other_townships(client: TestClient) -
     assert client.get(f"/api/v1/incidents/{incident}", headers=login(client, "east")).status_code == 404
     detail = client.get(f"/api/v1/incidents/{incident}", headers=login(client, "west")).json()
     assert detail["observations"][0]["details"]["reporter_unit"] == EAST
+
+
+def test_a_county_patrol_accounts_report_is_the_townships_fire_to_answer(client: TestClient) -> None:
+    """甲县's patrol account sees 东镇's fires, but 东镇's team answers for them (the statistics judge its own
+    acknowledgement and arrival): the report alerts 东镇 and leaves the fire for its team, as another township's
+    report would. It was taken on by the county's account: 东镇 never told, and charged with a missed
+    acknowledgement."""
+    out = reported(client, "county", IN_EAST)
+    assert (out["township_code"], out["state"], out["taken_on"], out["alerted"]) == (EAST, "suspected", False, True)
+    incident = out["incident_id"]
+    assert len(alerts_of(client, incident)) == 1  # 东镇's bot
+    assert [e["to_state"] for e in events(client, "county", incident) if e["to_state"]] == ["suspected"]
+    detail = client.get(f"/api/v1/incidents/{incident}", headers=login(client, "east")).json()
+    assert detail["observations"][0]["details"]["reporter_unit"] == COUNTY_A
+    move(client, "east", incident, "acknowledged")  # 东镇's team answers it
+
+
+def test_a_resend_racing_the_first_request_is_answered_with_the_same_incident(client: TestClient) -> None:
+    """The phone resends a report whose first request is still being written: both pass the stored-key check and
+    the later insert breaks the unique (kind, source_key). Forced here: the first request commits just before the
+    second one's first insert. It was a 500; the resend is answered as one, with the first request's incident."""
+    app: Any = client.app
+    first: list[int] = []
+
+    def the_first_request_lands(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if first or not statement.lstrip().upper().startswith("INSERT"):
+            return
+        first.append(0)  # before the nested report's own inserts
+        body = PatrolReportIn(latitude=IN_EAST[0], longitude=IN_EAST[1], accuracy_m=12.0, report_id="r-race")
+        with transaction(app.state.session_factory) as session:
+            result = report_fire(
+                session,
+                body,
+                Principal("east", Role.PATROL, EAST),
+                indexes=app.state.region_indexes,
+                settings=app.state.settings,
+            )
+            assert result.incident is not None
+            first[0] = result.incident.id
+
+    event.listen(app.state.engine, "before_cursor_execute", the_first_request_lands)
+    try:
+        out = reported(client, "east", IN_EAST, report_id="r-race")
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", the_first_request_lands)
+    assert first != [0]
+    assert (out["duplicate"], out["incident_id"], out["state"]) == (True, first[0], "on_site")
+    with app.state.session_factory() as session:
+        assert session.scalars(select(Incident.id)).all() == first
+        rows = session.scalars(select(Observation.source_key)).all()
+    assert rows == ["patrol:east:r-race"]
 
 
 def _ingest(client: TestClient, kind: ObservationKind, key: str, where: tuple[float, float], at: datetime) -> int:

@@ -31,6 +31,7 @@ from service.demo_inbox import (
     MAX_CLOCK_SKEW_S,
     RETIRED,
     DemoInbox,
+    InboxMessageRead,
     inbox_base_url,
     provide_demo_recipients,
     retire_demo_recipients,
@@ -115,6 +116,14 @@ def test_a_start_without_demo_retires_the_recipients_and_withdraws_their_pending
     assert alerts[recipients[1].id].last_error == RETIRED
     assert alerts[own.id].status == AlertStatus.PENDING.value  # not a demo recipient's
     assert [e.incident_id for e in events] == [incident.id]
+    # Why, as a code the incident page words in its reader's language (it showed the English note).
+    assert json.loads(events[0].data) == {
+        "alert": alerts[recipients[1].id].id,
+        "recipient": recipients[1].id,
+        "alert_kind": "new",
+        "why": "retired",
+    }
+    assert events[0].note == f"new alert to recipient {recipients[1].id} not sent: {RETIRED}"
     with transaction(factory) as session:  # a later demo start brings them back
         assert all(r.active for r in provide_demo_recipients(session, "http://127.0.0.1:8000", "s"))
 
@@ -187,6 +196,7 @@ def test_the_inbox_exists_only_in_demo_mode_and_refuses_what_it_cannot_trust(tmp
     assert (good.json(), again.json()) == ({"alerts": 1, "new": True}, {"alerts": 1, "new": False})
     assert {name: r.status_code for name, r in readers.items()} == {"eval": 403, "cam": 403, "sup": 200}
     assert [(m["unit_code"], m["incident_id"], m["kind"]) for m in readers["sup"].json()] == [("DEMO02", 3, "new")]
+    assert set(readers["sup"].json()[0]) == set(InboxMessageRead.model_fields)  # not the Idempotency-Key
     assert anonymous.status_code == 401
     real = create_app(Settings(data_dir=tmp_path / "real", alerts={"run_worker": False}))
     with TestClient(real) as client:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +52,13 @@ from service.regions.crs import SourceCRS
 from service.regions.loader import ReadReport
 from service.regions.service import RegionIndexCache, import_units
 from service.regions.types import RegionLevel, RegionUnit
+from service.stats import service
+from service.stats.areas import Area
+from service.stats.periods import Period
+from service.stats.queries import load_units
 from service.stats.response import Deadline, DeadlinePolicy
+from service.stats.rules import RuleBook
+from service.stats.scoring import ScoreBoard
 
 T0 = datetime(2025, 11, 3, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 AS_OF = datetime(2025, 12, 15, tzinfo=UTC)
@@ -228,3 +235,25 @@ def build(factory: sessionmaker[Session], *, regions: bool = True) -> dict[str, 
 def incident_ids(factory: sessionmaker[Session]) -> list[int]:
     with factory() as session:
         return list(session.scalars(select(Incident.id).order_by(Incident.id)))
+
+
+def notified_fire(session: Session, key: str, lon: float = 125.15, lat: float = 44.05) -> Incident:
+    """A camera fire ingested the production way (by default in 西镇) and notified at T0."""
+    (number,) = ingest_observations(
+        session,
+        [_obs(key, K.CAMERA, lon, lat, T0)],
+        indexes=RegionIndexCache(500),
+        settings=Settings(),
+        actor=SYSTEM,
+    ).new_incidents
+    incident = session.get_one(Incident, number)
+    incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=T0)
+    return incident
+
+
+def city_scores(session: Session, period: Period) -> ScoreBoard:
+    """The city's score board for ``period`` under the shipped example rules (./rules), default deadlines."""
+    units = load_units(session)
+    rules = RuleBook.load(Path(__file__).resolve().parents[2] / "rules").select(period)
+    board, _ = service.score_board(session, period, Area.of(CITY, units), units, rules, DeadlinePolicy(), AS_OF)
+    return board

@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from service.auth.service import SYSTEM, create_user
-from service.config import Settings
+from service.auth.service import create_user
 from service.db import make_session_factory, transaction
-from service.flows import ingest_observations
 from service.incidents import service as incidents
-from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
-from service.incidents.tables import Incident
-from service.regions.service import RegionIndexCache
-from service.stats import service
-from service.stats.areas import Area
 from service.stats.lifecycle import clock_start
 from service.stats.periods import parse_period
-from service.stats.queries import load_fire_points, load_units
+from service.stats.queries import load_fire_points
 from service.stats.records import FirePoint, Transition
 from service.stats.response import Compliance, DeadlinePolicy, Interval, feedback_compliance, response_of
-from service.stats.rules import RuleBook
 from tests.stats.scenario import (
     AS_OF,
-    CITY,
     COUNTY_A,
     EAST,
     PATROL,
@@ -42,15 +32,15 @@ from tests.stats.scenario import (
     T0,
     WEST,
     Clock,
-    _obs,
+    city_scores,
     frozen,
     import_regions,
     minutes,
+    notified_fire,
 )
 from tests.stats.test_response_pure import AS_LATE, DEADLINE, point, t
 
 S = IncidentState
-RULES = Path(__file__).resolve().parents[2] / "rules"
 NOVEMBER = parse_period("2025-11")
 
 
@@ -131,16 +121,8 @@ def test_a_fire_moved_by_the_supervisor_is_scored_on_the_new_township_from_the_m
     supervisor, east = SUPERVISOR[COUNTY_A], PATROL[EAST]
     clock = Clock()
     with frozen(clock), transaction(factory) as session:
-        (number,) = ingest_observations(
-            session,
-            [_obs("moved", ObservationKind.CAMERA, 125.15, 44.05, T0)],
-            indexes=RegionIndexCache(500),
-            settings=Settings(),
-            actor=SYSTEM,
-        ).new_incidents
-        incident = session.get_one(Incident, number)
+        incident = notified_fire(session, "moved")
         assert incident.township_code == WEST
-        incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=T0)
         for after, township in ((20, EAST), (25, EAST)):
             clock.now = T0 + minutes(after)
             incidents.reassign(session, incident, supervisor, township_code=township, county_code=None, note="东镇的地")
@@ -153,16 +135,7 @@ def test_a_fire_moved_by_the_supervisor_is_scored_on_the_new_township_from_the_m
         )
     with factory() as session:
         (p,) = load_fire_points(session, NOVEMBER)
-        units = load_units(session)
-        board, _ = service.score_board(
-            session,
-            NOVEMBER,
-            Area.of(CITY, units),
-            units,
-            RuleBook.load(RULES).select(NOVEMBER),
-            DeadlinePolicy(),
-            AS_OF,
-        )
+        board = city_scores(session, NOVEMBER)
     assert p.moves == (T0 + minutes(20),)
     r = response_of(p, DeadlinePolicy().default, AS_OF)
     assert r is not None

@@ -72,17 +72,15 @@ def test_an_explicit_patrol_weight_is_charged() -> None:
         RULES.fire_points.model_validate({**RULES.fire_points.model_dump(), "patrol": -1})
 
 
-def test_the_townships_own_patrol_report_stays_self_found_and_self_found_sources_may_name_patrol() -> None:
+def test_the_townships_own_patrol_report_stays_self_found_and_self_found_sources_may_not_name_patrol() -> None:
+    """The township's own report is credited through its reporter_unit; listing ``patrol`` as a self-found source
+    would credit a neighbouring township's (T9's) or an admin's report as the township's own find: refused."""
     own = scored(RULES, K.PATROL, reporter="T1")
     assert (own.self_found, fire_point_items(own)) == (1, [])
-    rules = RULES.model_copy(
-        update={"reporting": RULES.reporting.model_copy(update={"self_found_sources": [Source.PATROL]})}
-    )
-    listed = scored(rules, K.PATROL, reporter="T9")
-    assert (listed.self_found, fire_point_items(listed)) == (1, [])
-    assert ScoringRules.model_validate(
-        {**RULES.model_dump(), "reporting": {"self_found_sources": ["patrol"]}}
-    ).reporting.self_found_sources == [Source.PATROL]
+    neighbours = scored(RULES, K.PATROL, reporter="T9")
+    assert (neighbours.self_found, fire_point_items(neighbours)) == (0, [("fire_point:patrol", -3.0)])
+    with pytest.raises(ValidationError, match="reporter_unit"):
+        ScoringRules.model_validate({**RULES.model_dump(), "reporting": {"self_found_sources": ["patrol"]}})
 
 
 def test_response_times_by_source_have_a_patrol_row() -> None:

@@ -220,17 +220,22 @@ def test_a_supervisors_false_alarm_is_not_the_townships_answer() -> None:
 
 
 def test_only_the_townships_own_team_acknowledges_for_it() -> None:
-    """A supervisor acknowledged at 5 minutes; the township's team first moved at 60 (on site): it acknowledged
-    at 60, late. A patrol of another township (it acted before the fire was reassigned here) does not answer for
-    this one; a patrol user whose unit the record cannot tell still does (records older than units)."""
+    """A supervisor acknowledged at 5 minutes; the township's team first moved at 60 (on site). The supervisor's
+    acknowledgement is not the township's (it is recorded as made on its behalf) but it stopped the acknowledge
+    clock, as it stopped the escalation timer's: nothing owed for acknowledging, and the on-site deadline counted
+    from it was missed. A patrol of another township (it acted before the fire was reassigned here) does not answer
+    for this one either; a patrol user whose unit the record cannot tell still does (records older than units)."""
     for_them = point(
         t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "supervisor", in_unit=False), by(60, S.ON_SITE, "patrol", in_unit=True)
     )
     response = respond(for_them)
     assert response.milestones.acknowledged == T0 + timedelta(minutes=60)
-    assert response.acknowledge is Compliance.MISSED
+    assert response.milestones.acknowledged_on_behalf == T0 + timedelta(minutes=5)
+    assert (response.acknowledge, response.on_site) == (Compliance.NOT_APPLICABLE, Compliance.MISSED)
+    assert response.intervals[Interval.TRAVEL] == timedelta(minutes=55)
     elsewhere = point(t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "patrol", in_unit=False))
-    assert respond(elsewhere).acknowledge is Compliance.MISSED
+    assert respond(elsewhere).milestones.acknowledged is None
+    assert respond(elsewhere).acknowledge is Compliance.NOT_APPLICABLE
     unknown = point(t(0, S.NOTIFIED), by(5, S.ACKNOWLEDGED, "patrol"))
     assert respond(unknown).acknowledge is Compliance.MET
 

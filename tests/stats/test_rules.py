@@ -134,6 +134,10 @@ def test_bad_files_name_the_file_and_the_key(tmp_path: Path) -> None:
     write(tmp_path, "typo.toml", "a", "2024-01-01", extra='\n[reporting]\nself_found_sources = ["satellite"]\n')
     with pytest.raises(InputError, match="never the township's own"):
         RuleBook.load(tmp_path)
+    # A neighbouring township's or an admin's patrol report would be credited as the township's own find.
+    write(tmp_path, "typo.toml", "a", "2024-01-01", extra='\n[reporting]\nself_found_sources = ["drone", "patrol"]\n')
+    with pytest.raises(InputError, match=r"typo\.toml: reporting\.self_found_sources: .*reporter_unit"):
+        RuleBook.load(tmp_path)
     with pytest.raises(NotFoundError, match="no scoring rules folder"):
         RuleBook.load(tmp_path / "missing")
     (tmp_path / "typo.toml").unlink()

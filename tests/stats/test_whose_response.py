@@ -4,7 +4,6 @@ not the township's response (recorded with the real service and real users, scor
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -17,15 +16,11 @@ from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident
 from service.regions.service import RegionIndexCache
-from service.stats import service
-from service.stats.areas import Area
 from service.stats.periods import parse_period
-from service.stats.queries import load_fire_points, load_units
+from service.stats.queries import load_fire_points
 from service.stats.response import Compliance, DeadlinePolicy, response_of
-from service.stats.rules import RuleBook
 from tests.stats.scenario import (
     AS_OF,
-    CITY,
     COUNTY_A,
     EAST,
     PATROL,
@@ -34,12 +29,12 @@ from tests.stats.scenario import (
     WEST,
     Clock,
     _obs,
+    city_scores,
     frozen,
     import_regions,
     minutes,
 )
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 NOVEMBER = parse_period("2025-11")
 S = IncidentState
 
@@ -47,9 +42,12 @@ S = IncidentState
 def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_answer(engine: Engine) -> None:
     """P: 甲县's supervisor dismissed it 5 minutes after the alert (it counted as 东镇 acknowledging on time).
     Q: the supervisor acknowledged at 5 minutes; 东镇's team first moved at 60. R: 西镇's team acknowledged at 5
-    minutes, then the supervisor reassigned the fire to 东镇, whose team was on site at 50. Before, all three were
-    东镇 answering within 5 minutes; now P owes nothing (the county decided within the deadline) and Q and R are
-    acknowledged late, at 60 and 50 minutes."""
+    minutes, then the supervisor reassigned the fire to 东镇 at 20, whose team was on site at 50. Before, all three
+    were 东镇 answering within 5 minutes. None of those acknowledgements is 东镇's, but each stopped the acknowledge
+    clock (as it stopped the escalation timer's): P owes nothing (the county decided within the deadline), Q and R
+    owe no acknowledgement (Q's supervisor acknowledged in time on 东镇's behalf, R was acknowledged when it was moved
+    to 东镇); Q's on-site deadline ran from the supervisor's acknowledgement and was missed (55 minutes), R's from
+    the move and was met (30 minutes)."""
     factory = make_session_factory(engine)
     with transaction(factory) as session:
         import_regions(session)
@@ -95,16 +93,7 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
 
     with factory() as session:
         points = {p.id: p for p in load_fire_points(session, NOVEMBER)}
-        units = load_units(session)
-        board, _ = service.score_board(
-            session,
-            NOVEMBER,
-            Area.of(CITY, units),
-            units,
-            RuleBook.load(RULES).select(NOVEMBER),
-            DeadlinePolicy(),
-            AS_OF,
-        )
+        board = city_scores(session, NOVEMBER)
     # Who answered for the fire's township, as the record says: the service itself cannot tell (None).
     r = points[ids["R"]]
     assert r.township_code == EAST
@@ -114,10 +103,10 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
         (S.ON_SITE, Role.PATROL.value, True),
     ]
     responses = {name: response_of(points[ids[name]], DeadlinePolicy().default, AS_OF) for name in places}
-    assert {name: r.acknowledge for name, r in responses.items() if r is not None} == {
-        "P": Compliance.NOT_APPLICABLE,
-        "Q": Compliance.MISSED,
-        "R": Compliance.MISSED,
+    assert {name: (r.acknowledge, r.on_site) for name, r in responses.items() if r is not None} == {
+        "P": (Compliance.NOT_APPLICABLE, Compliance.NOT_APPLICABLE),
+        "Q": (Compliance.NOT_APPLICABLE, Compliance.MISSED),
+        "R": (Compliance.NOT_APPLICABLE, Compliance.MET),
     }
     assert [r.milestones.acknowledged for r in responses.values() if r is not None] == [
         None,
@@ -125,8 +114,5 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
         T0 + timedelta(hours=2) + minutes(50),
     ]
     east_score = next(u for u in board.units if u.code == EAST)
-    assert east_score.late_acknowledge == 2
-    assert {(i.incident_id, i.rule) for i in east_score.items} == {
-        (ids["Q"], "late_acknowledge"),
-        (ids["R"], "late_acknowledge"),
-    }
+    assert (east_score.late_acknowledge, east_score.late_on_site) == (0, 1)
+    assert {(i.incident_id, i.rule) for i in east_score.items} == {(ids["Q"], "late_on_site")}

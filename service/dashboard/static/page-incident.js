@@ -276,7 +276,7 @@ function isGenerated(e, data) {
 
 // Why an alert was withdrawn (service/alerts/outbox.py LAPSED), alert kinds, and what an escalation's deadline
 // counted from (service/alerts/outbox.py escalation_record): codes in the event's data, worded here.
-const LAPSED = ["moved", "false_alarm", "closed", "acknowledged"];
+const LAPSED = ["moved", "false_alarm", "closed", "acknowledged", "retired"];
 const ALERT_KINDS = ["new", "reminder", "escalation"];
 const ESCALATION_CAUSES = ["not_acknowledged", "not_on_site", "not_delivered", "given_up", "no_recipients"];
 const COUNTED_FROM = ["notified", "reopened", "acknowledged", "move", "queued"];

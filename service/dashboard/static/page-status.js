@@ -76,6 +76,9 @@ export function problemText(problem, data) {
       return t("status.problem.units_without_recipients", { n, items: namedItems(problem.items, n) });
     case "counties_without_supervisors":
       return t("status.problem.counties_without_supervisors", { n, items: namedItems(problem.items, n) });
+    // Fires too old for the escalation pass to catch up on: "#12" as the server names them.
+    case "fires_left_untold":
+      return t("status.problem.fires_left_untold", { n, items: namedItems(problem.items, n) });
     default:
       return problem.message; // a code this dashboard does not know yet: the server's own words
   }
