@@ -179,10 +179,8 @@ class SentinelHubSettings:
             object.__setattr__(self, name, url.rstrip("/"))
         if not (self.timeout_s > 0 and self.max_attempts >= 1 and self.retry_sleep_s >= 0):
             raise SentinelHubRequestError("timeout_s must be > 0, max_attempts >= 1 and retry_sleep_s >= 0")
-        if not (self.rate_limit_attempts >= 1 and math.isfinite(self.rate_limit_budget_s)):
-            raise SentinelHubRequestError("rate_limit_attempts must be >= 1 and rate_limit_budget_s finite")
-        if self.rate_limit_budget_s < 0:
-            raise SentinelHubRequestError("rate_limit_budget_s must be >= 0")
+        if not (self.rate_limit_attempts >= 1 and 0.0 <= self.rate_limit_budget_s < math.inf):  # NaN fails too
+            raise SentinelHubRequestError("rate_limit_attempts must be >= 1 and rate_limit_budget_s finite and >= 0")
 
     @classmethod
     def for_endpoint(

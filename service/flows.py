@@ -18,7 +18,7 @@ from satellite.clustering import Detection
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
 from satellite.screening import ScreeningDecision, ScreeningStatus
-from service.alerts.outbox import alert_round, enqueue, enqueue_many
+from service.alerts.outbox import enqueue, enqueue_many, new_fire_round
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
@@ -204,11 +204,7 @@ def ingest_sighting(
     """A camera or drone sighting: fuse it, keep its frame as evidence, and cross bearings with other towers."""
     observation = sighting_observation(sighting)
     summary = ingest_observations(session, [observation], indexes=indexes, settings=settings, actor=actor)
-    row = session.scalar(
-        select(Observation).where(
-            Observation.kind == observation.kind.value, Observation.source_key == observation.source_key
-        )
-    )
+    row = incidents.stored_observation(session, observation)
     incident = session.get(Incident, row.incident_id) if row and row.incident_id else None
     if summary.duplicates or incident is None:
         return SightingResult(True, incident.id if incident else None, False)
@@ -325,7 +321,7 @@ def transition_incident(
     incident goes back to its township team at once, as a new alert for this reopening."""
     incidents.transition(session, incident, target, actor, **details)
     if target is IncidentState.REOPENED and incident.reopened_at is not None:
-        enqueue(session, incident, AlertKind.NEW, round_no=alert_round(incident.reopened_at))
+        enqueue(session, incident, AlertKind.NEW, round_no=new_fire_round(incident))
     return incident
 
 

@@ -146,10 +146,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = None
         stop_waiting = threading.Event()
         starter = None
-        # The alert channels' HTTP client, closed at the end: its open keep-alive connections (to the demo inbox of
-        # this very server, say) are not left to the garbage collector.
-        alert_client = httpx.Client(timeout=10.0)
+        alert_client = None
         if settings.alerts.run_worker:
+            # The alert channels' HTTP client, closed at the end: its open keep-alive connections (to the demo inbox
+            # of this very server, say) are not left to the garbage collector.
+            alert_client = httpx.Client(timeout=10.0)
             worker = AlertWorker(
                 app.state.session_factory, settings.alerts, sender_from(settings.alerts, client=alert_client)
             )
@@ -175,7 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for thread in (worker, firms_worker):
             if thread is not None and thread.ident is not None:  # started (a demo worker may not be yet)
                 thread.stop()
-        alert_client.close()
+        if alert_client is not None:
+            alert_client.close()
         engine.dispose()
 
     app = FastAPI(

@@ -14,7 +14,13 @@ from sqlalchemy import text
 from service.db import make_engine
 from tests.conftest import REPO, shared_path
 from tests.httpserver import http_receiver
-from tests.satellite.test_sentinel import FakeSentinelHub, fake_hub, local_env  # noqa: F401  (fixtures)
+from tests.satellite.test_sentinel import (  # noqa: F401  (fake_hub, local_env: fixtures)
+    CLIENT_ID,
+    SECRET,
+    FakeSentinelHub,
+    fake_hub,
+    local_env,
+)
 from tests.satellite.test_sentinel_rate_limit import RateLimited
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
@@ -119,21 +125,18 @@ def test_a_file_name_in_the_progress_line_is_text_not_markup(tmp_path: Path) -> 
     assert "ingesting [red]fires.csv" in result.stderr
 
 
-SH_SECRET = "s3cr3t-Client-Secret-0123456789abcdef"  # the FakeSentinelHub's (tests.satellite.test_sentinel)
-
-
 def sentinel_env(tmp_path: Path, hub_url: str) -> dict[str, str]:
     """Credentials and endpoints as a deployment sets them: the client id in the settings file with a base URL that
     the environment overrides (env > file > defaults), the secret in the environment only."""
     settings_file = tmp_path / "strawfire.toml"
     settings_file.write_text(
-        '[sentinelhub]\nclient_id = "strawfire-test-client"\nbase_url = "https://sh.dataspace.copernicus.eu"\n',
+        f'[sentinelhub]\nclient_id = "{CLIENT_ID}"\nbase_url = "https://sh.dataspace.copernicus.eu"\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_") and "proxy" not in k.lower()}
     return env | {
         "STRAWFIRE_CONFIG": str(settings_file),
-        "STRAWFIRE_SENTINELHUB__CLIENT_SECRET": SH_SECRET,
+        "STRAWFIRE_SENTINELHUB__CLIENT_SECRET": SECRET,
         "STRAWFIRE_SENTINELHUB__BASE_URL": hub_url,
         "STRAWFIRE_SENTINELHUB__TOKEN_URL": f"{hub_url}/oauth/token",
         "STRAWFIRE_SENTINELHUB__RETRY_SLEEP_S": "0",
@@ -173,13 +176,13 @@ def test_sentinel_scan_reads_the_sentinelhub_settings_and_ingests_the_fire_point
     assert "scenes 2, fire points 4, new 0, duplicate 4, new incidents 0" in again.stdout  # a scene adds once
     token = fake_hub.requests[0]
     assert token.path == "/oauth/token"  # the environment's base and token URLs, over the file's CDSE one
-    assert b"client_id=strawfire-test-client" in token.body  # from the file
+    assert f"client_id={CLIENT_ID}".encode() in token.body  # from the file
     searches = [r.json() for r in fake_hub.requests if r.path == "/api/v1/catalog/1.0.0/search"]
     assert searches[0]["collections"] == ["landsat-ot-l1"]
     assert searches[0]["filter"] == "eo:cloud_cover <= 60"  # sentinelhub.max_cloud_cover's default
     assert searches[0]["bbox"] == [125.29, 43.89, 125.34, 43.93]  # the imported regions' bounds
     for output in (first.stdout, first.stderr, again.stdout, again.stderr):
-        assert SH_SECRET not in output
+        assert SECRET not in output
 
     engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
     try:
@@ -211,4 +214,4 @@ def test_sentinel_scan_without_credentials_or_rate_limited_is_one_line_without_t
     assert "catalog search of sentinel-2-l2a: rate limited by http://127.0.0.1:" in limited.stderr
     assert "gave up after 2 rate-limited attempts" in limited.stderr
     assert "Traceback" not in limited.stderr
-    assert SH_SECRET not in limited.stdout + limited.stderr
+    assert SECRET not in limited.stdout + limited.stderr

@@ -130,17 +130,19 @@ def uncovered_units(session: Session) -> Uncovered:
     supervised = recipient_units(session, RecipientRole.COUNTY)
     townships: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
     counties: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
-    reached: dict[tuple[str | None, str | None], bool] = {}
+    reached: dict[str, bool] = {}  # per unit the walk up starts from: it depends on nothing else
     for township_code, township_name, county_code, county_name, count in rows:
         unit = township_code or county_code
         if not unit:
             continue  # outside every unit: nobody's team
         if not township_covered(township_code, county_code, acting):
             townships[unit].append((township_name if township_code else county_name, count))
-        key = (township_code, county_code)
-        if key not in reached:
-            reached[key] = supervisors_unit(session, township_code, county_code, supervised) is not None
-        if not reached[key]:
+        if township_code in supervised or county_code in supervised:
+            continue
+        start = county_code or unit
+        if start not in reached:
+            reached[start] = supervisors_unit(session, None, start, supervised) is not None
+        if not reached[start]:
             counties[county_code or unit].append((county_name if county_code else township_name, count))
     return Uncovered(_units(townships), _units(counties))
 

@@ -69,6 +69,7 @@ from service.alerts.outbox import (
     escalate,
     escalate_as_unreachable,
     escalation_record,
+    new_fire_round,
     township_alerts,
 )
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Recipient, RecipientRole
@@ -77,6 +78,9 @@ from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
 
 S = IncidentState
+
+#: The states in which a township deadline runs (:func:`deadline_start`): acknowledge, then on site.
+CLOCKED = (S.NOTIFIED, S.REOPENED, S.ACKNOWLEDGED, S.EN_ROUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,7 @@ def escalate_due(
     per_county = per_county or {}
     reminders = 0
     escalated: list[int] = []
-    waiting = _awaiting(session, (S.NOTIFIED, S.REOPENED, S.ACKNOWLEDGED, S.EN_ROUTE))
+    waiting = _awaiting(session, CLOCKED)
     moves = moved_at(session, [incident.id for incident in waiting])
     unanswered = [i for i in waiting if i.state in AWAITING_TOWNSHIP]
     township = township_alerts(session, unanswered)
@@ -124,8 +128,7 @@ def escalate_due(
             # unit too long ago for that to help: left to the supervisors, the system status counts it.
             if _past_catch_up(state, incident, moved, now):
                 continue
-            round_no = alert_round(incident.reopened_at) if state is S.REOPENED and incident.reopened_at else 0
-            if enqueue(session, incident, AlertKind.NEW, round_no=round_no, now=now):
+            if enqueue(session, incident, AlertKind.NEW, round_no=new_fire_round(incident), now=now):
                 continue
             cause = escalation_record("no_recipients")
             escalate_as_unreachable(session, incident, _nobody(incident), "could not be queued", now, cause=cause)

@@ -465,17 +465,18 @@ TELLING = and_(
 )
 
 
-def _round_of(key: str) -> str:
-    """The round part of an idempotency key ("" for the first round; see :func:`idempotency_key`)."""
-    return ":".join(key.split(":")[3:])
+def _round_of(key: str) -> int:
+    """The round of an idempotency key (0 for the first round; see :func:`idempotency_key`)."""
+    parts = key.split(":")
+    return int(parts[3]) if len(parts) > 3 else 0
 
 
-def round_of_incident(incident: Incident) -> str:
+def new_fire_round(incident: Incident) -> int:
     """The round of the incident's current new-fire alerts: a reopened incident's are the reopening's
-    (:func:`service.flows.transition_incident`), every other incident's the first ("")."""
+    (:func:`service.flows.transition_incident` queues them), every other incident's the first (0)."""
     if incident.state == IncidentState.REOPENED.value and incident.reopened_at is not None:
-        return str(alert_round(incident.reopened_at))
-    return ""
+        return alert_round(incident.reopened_at)
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,9 +523,8 @@ def township_alerts(session: Session, incidents: Sequence[Incident]) -> dict[int
         )
         for incident_id, recipient_id, status, attempts, error, created_at, key, unit_code in rows:
             incident = by_id[incident_id]
-            if unit_code in (incident.township_code, incident.county_code) and _round_of(key) == round_of_incident(
-                incident
-            ):
+            current = _round_of(key) == new_fire_round(incident)
+            if current and unit_code in (incident.township_code, incident.county_code):
                 found[incident_id].append((recipient_id, status, attempts, error, created_at))
     summary: dict[int, TownshipAlerts] = {}
     for incident_id, alerts in found.items():
@@ -566,7 +566,7 @@ def escalate_unreachable(session: Session, alert: Alert, at: datetime) -> bool:
         recipient.role != RecipientRole.TOWNSHIP.value
         or recipient.unit_code not in (incident.township_code, incident.county_code)
         or incident.state not in AWAITING_TOWNSHIP
-        or _round_of(alert.idempotency_key) != round_of_incident(incident)
+        or _round_of(alert.idempotency_key) != new_fire_round(incident)
     ):
         return False
     alerts = township_alerts(session, [incident]).get(incident.id)
@@ -690,7 +690,7 @@ def escalation_reason(session: Session, alert: Alert) -> str:
         )
     )
     for at, data in rows:
-        if str(alert_round(at)) == round_no and "unreachable" in json.loads(data or "{}"):
+        if alert_round(at) == round_no and "unreachable" in json.loads(data or "{}"):
             return UNREACHABLE
     return OVERDUE
 

@@ -195,14 +195,6 @@ def patrol_observation(
     )
 
 
-def _stored(session: Session, observation: ObservationIn) -> Observation | None:
-    return session.scalar(
-        select(Observation).where(
-            Observation.kind == observation.kind.value, Observation.source_key == observation.source_key
-        )
-    )
-
-
 def _not_ahead_of_earlier_reports(session: Session, row: Observation, incident: Incident) -> None:
     """A report joining a known incident is stored no earlier than that incident's earliest other observation (the
     earlier source reported first; ties go to the earlier row, as the statistics order them)."""
@@ -278,7 +270,7 @@ def report_fire(
         actor=reporter,
         repeat_rule=repeat_site_rule(settings.incidents),
     )
-    row = _stored(session, observation)
+    row = incidents.stored_observation(session, observation)
     incident = session.get(Incident, row.incident_id) if row is not None and row.incident_id else None
     if summary.duplicates or row is None or incident is None:
         return PatrolReportResult(True, incident, False, False)

@@ -12,17 +12,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 from shapely.geometry import mapping
 from sqlalchemy.orm import Session
 
-from service.alerts.escalation import deadline_start, moved_at
+from service.alerts.escalation import CLOCKED, deadline_start, moved_at
 from service.auth.service import Principal
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.crs import wgs84_to_gcj02
-
-#: The states in which a township deadline runs (see ``IncidentRead.clock_from``).
-_CLOCKED = frozenset(
-    s.value
-    for s in (IncidentState.NOTIFIED, IncidentState.REOPENED, IncidentState.ACKNOWLEDGED, IncidentState.EN_ROUTE)
-)
 
 
 class IncidentRead(BaseModel):
@@ -70,7 +64,7 @@ class IncidentRead(BaseModel):
     def of_rows(cls, session: Session, rows: Sequence[Incident]) -> list[IncidentRead]:
         """The rows as read, each with its ``clock_from`` (one query for the moves of up to 500 incidents, none when
         no deadline runs for any of them)."""
-        moves = moved_at(session, [row.id for row in rows if row.state in _CLOCKED])
+        moves = moved_at(session, [row.id for row in rows if IncidentState(row.state) in CLOCKED])
         return [cls.of_row(row, moves.get(row.id)) for row in rows]
 
     @classmethod

@@ -562,6 +562,15 @@ def _row(obs: ObservationIn, incident_id: int | None) -> Observation:
     )
 
 
+def stored_observation(session: Session, observation: ObservationIn) -> Observation | None:
+    """The stored row of an observation (by its kind and natural key), once ingested."""
+    return session.scalar(
+        select(Observation).where(
+            Observation.kind == observation.kind.value, Observation.source_key == observation.source_key
+        )
+    )
+
+
 def stored_keys(session: Session, kind: ObservationKind, keys: Sequence[str]) -> set[str]:
     """Which of these natural keys of ``kind`` are stored already (in chunks: a FIRMS day has 16,000 rows)."""
     found: set[str] = set()

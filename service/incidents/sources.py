@@ -65,12 +65,6 @@ def hotspot_observation(
     )
 
 
-# A drone sighting without a ground fix is placed at the drone with this uncertainty (metres): the operator was
-# there and the fire is in view, which is still worth an incident.
-_UNLOCATED_DRONE_M = 500.0
-
-
-
 def screening_record(decision: ScreeningDecision[Any]) -> dict[str, Any]:
     """A screening decision as stored in an observation's ``details["screening"]`` (every satellite source)."""
     return {
@@ -94,6 +88,12 @@ def fire_point_link(details: dict[str, Any], fire_point: dict[str, Any] | None) 
         return ()
     details["fire_point"] = fire_point
     return (str(fire_point["repeat_of"]).removeprefix("FP|"),) if fire_point.get("repeat_of") else ()
+
+
+# A drone sighting without a ground fix is placed at the drone with this uncertainty (metres): the operator was
+# there and the fire is in view, which is still worth an incident.
+_UNLOCATED_DRONE_M = 500.0
+
 
 def sighting_observation(sighting: CameraSighting | DroneSighting) -> ObservationIn:
     """A camera or drone sighting: its region is the ground fix's uncertainty polygon, else the camera's wedge."""

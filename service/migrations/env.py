@@ -30,6 +30,8 @@ with engine.connect() as connection:
             render_as_batch=sqlite,  # SQLite cannot ALTER most things in place
             compare_type=True,
             on_version_apply=refuse_dangling_foreign_keys if sqlite else None,
+            # A step refused by the foreign-key check rolls back alone; the steps before it stay applied.
+            transaction_per_migration=sqlite,
         )
         with context.begin_transaction():
             context.run_migrations()

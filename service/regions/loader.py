@@ -104,14 +104,22 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _find(properties: Mapping[str, Any], candidates: Iterable[str]) -> tuple[str, Any] | None:
+    """The first candidate attribute (matched case-insensitively) that has a value: its name as the file spells it
+    (for errors), and the value."""
+    lowered = {k.lower(): k for k in properties}
+    for name in candidates:
+        key = lowered.get(name)
+        if key is not None and not _blank(properties[key]):
+            return key, properties[key]
+    return None
+
+
 def _pick(properties: Mapping[str, Any], explicit: str | None, candidates: Iterable[str]) -> Any:
     if explicit:
         return properties.get(explicit)
-    lowered = {k.lower(): v for k, v in properties.items()}
-    for name in candidates:
-        if name in lowered and not _blank(lowered[name]):
-            return lowered[name]
-    return None
+    found = _find(properties, candidates)
+    return None if found is None else found[1]
 
 
 def _scalar_text(value: Any, *, source: str, row: int, field: str) -> str | None:
@@ -415,13 +423,10 @@ def _cropland_ha(properties: Mapping[str, Any], *, source: str, row: int) -> flo
     area. Any of them stored made every density of the unit NaN or infinite, or negative (a score raised by fires).
     Zero is kept: a unit with no cropland (an urban 街道), whose density falls back to its total area.
     """
-    lowered = {key.lower(): key for key in properties}
-    attribute = next(
-        (lowered[name] for name in CROPLAND_FIELDS if name in lowered and not _blank(properties[lowered[name]])), None
-    )
-    if attribute is None:
+    found = _find(properties, CROPLAND_FIELDS)
+    if found is None:
         return None
-    value = properties[attribute]
+    attribute, value = found
     if isinstance(value, bool):
         problem = "is not a number"
     else:

@@ -59,12 +59,8 @@ OUTCOME_LABELS = {
     OutcomeKind.PERMITTED_BURN: ("计划烧除", "permitted burn"),
     OutcomeKind.OPEN: ("处置中", "open"),
 }
-SOURCE_LABELS = {
-    Source.SATELLITE: ("卫星", "satellite"),
-    Source.CAMERA: ("视频", "camera"),
-    Source.DRONE: ("无人机", "drone"),
-    Source.PATROL: ("巡查", "patrol"),
-}
+# The Chinese names are the spreadsheets' (one list for every output); the English is the source's own name.
+SOURCE_LABELS = {s: (tables.SOURCE_ZH[s], s.value) for s in SOURCE_ORDER}
 UNIT_CMAP = "Blues"  # units in blues so that the red/orange/green/grey fire markers stand out
 
 

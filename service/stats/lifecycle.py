@@ -186,9 +186,7 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
         first_false_alarm=first_false_alarm,
         escalated=any(t.to_state is S.ESCALATED for t in transitions),
         reopened=any(t.to_state is S.REOPENED for t in transitions),
-        county_call=next(
-            (t.at for t in since if t.to_state is S.FALSE_ALARM and not answered_by_the_unit(t)), None
-        ),
+        county_call=next((t.at for t in since if t.to_state is S.FALSE_ALARM and not answered_by_the_unit(t)), None),
         acknowledged_on_behalf=on_behalf(_ACK_STATES, acknowledged),
         on_site_on_behalf=on_behalf(_ON_SITE_STATES, on_site),
         escalations=tuple(t.at for t in escalations),

@@ -162,6 +162,9 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
     transitions: dict[int, list[Transition]] = {i: [] for i in ids}
     sightings: dict[int, list[Sighting]] = {i: [] for i in ids}
     moves = moves_of(session, ids)  # they restart the township's clocks (FirePoint.moves), as the timer's
+    # The acting users' units (absent: not a user), each looked up once: the same few teams act in every chunk.
+    units: dict[str, str | None] = {}
+    looked_up: set[str] = set()
     for chunk in _chunks(ids):
         events = [
             (event, IncidentState(event.to_state))
@@ -172,7 +175,9 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             )
             if event.to_state is not None
         ]
-        units = _user_units(session, {event.actor for event, _ in events})
+        actors = {event.actor for event, _ in events} - looked_up
+        units |= _user_units(session, actors)
+        looked_up |= actors
         for event, to_state in events:
             incident = by_id[event.incident_id]
             transitions[event.incident_id].append(

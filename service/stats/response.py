@@ -176,6 +176,11 @@ def _clock_start(
     return clock_start(start, moves, answered or as_of)
 
 
+def _ended(m: Milestones) -> tuple[datetime | None, ...]:
+    """What ends the township's clocks besides its own answers: the county's call, the close, each escalation."""
+    return (m.county_call, m.closed, *m.escalations)
+
+
 def _unreached(m: Milestones, answered: datetime | None, stops: Iterable[datetime | None]) -> bool:
     """Whether the clock ended with the county taking the fire over as the township could not be reached: the
     unreachable escalation came before the township's answer and before anything else that ends the clock (one of a
@@ -203,7 +208,7 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
     ):
         if reached is not None and on_behalf is None:  # someone else reached it first: not the township's time
             intervals[interval] = reached - clock_start(m.notified, point.moves, reached)
-    ended = (m.county_call, m.closed, *m.escalations)  # what ends the township's clocks besides its answers
+    ended = _ended(m)
     acknowledge = Compliance.NOT_APPLICABLE
     stops = (*ended, m.acknowledged_on_behalf)
     since = _clock_start(m.notified, m.acknowledged, stops, point.moves, as_of)
@@ -244,7 +249,7 @@ def feedback_compliance(point: FirePoint, within: timedelta, as_of: datetime) ->
     if m.notified is None:
         return Compliance.NOT_APPLICABLE
     answered = _first(m.fed_back, m.first_false_alarm)
-    stops = (m.county_call, m.closed, *m.escalations)
+    stops = _ended(m)
     since = _clock_start(m.notified, answered, stops, point.moves, as_of)
     if since is None or _unreached(m, answered, stops):
         return Compliance.NOT_APPLICABLE

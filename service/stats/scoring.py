@@ -151,7 +151,6 @@ def _score_unit(
     fire_points = [p for p in points if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
     weights = rules.fire_points
     within_h = rules.responses.feedback_within_h
-    feedback_within = timedelta(hours=within_h) if within_h is not None else None
     for point in fire_points:
         if point.repeat_of is not None:
             counts["repeat_at_site"] += 1
@@ -162,11 +161,7 @@ def _score_unit(
         if response is not None and response.on_site is Compliance.MISSED:
             counts["late_on_site"] += 1
             items.append(ScoreItem(point.id, "late_on_site", -rules.responses.late_on_site))
-        if (
-            within_h is not None
-            and feedback_within is not None
-            and feedback_compliance(point, feedback_within, as_of) is Compliance.MISSED
-        ):
+        if within_h is not None and feedback_compliance(point, timedelta(hours=within_h), as_of) is Compliance.MISSED:
             counts["late_feedback"] += 1
             late = Note(NoteCode.NOT_FED_BACK_WITHIN, f"not fed back within {within_h:g} h", {"hours": within_h})
             items.append(ScoreItem(point.id, "late_feedback", -rules.responses.late_feedback, (late,)))

@@ -69,8 +69,8 @@ LATE_INTERVALS: Final = 3
 ALERT_WORKER_FLOOR: Final = timedelta(minutes=2)
 FIRMS_FLOOR: Final = timedelta(minutes=30)
 FAILURES_TO_REPORT: Final = 2
-#: How many camera presets a problem names before it says "and N more".
-NAMED_PRESETS: Final = 10
+#: How many items (camera presets, units, fires) a problem names before it says "and N more".
+NAMED_ITEMS: Final = 10
 
 ComponentState = Literal["ok", "failing", "late", "never_run"]
 
@@ -317,9 +317,9 @@ def observation_feeds(session: Session, *, now: datetime) -> list[ObservationFee
     return out
 
 
-def _presets(items: list[str]) -> str:
-    named = ", ".join(items[:NAMED_PRESETS])
-    return named + (f" and {len(items) - NAMED_PRESETS} more" if len(items) > NAMED_PRESETS else "")
+def _named(items: list[str]) -> str:
+    named = ", ".join(items[:NAMED_ITEMS])
+    return named + (f" and {len(items) - NAMED_ITEMS} more" if len(items) > NAMED_ITEMS else "")
 
 
 def problems_of(
@@ -349,7 +349,7 @@ def problems_of(
         labels = [f"#{number}" for number in untold]
         message = (
             f"{len(labels)} open fire(s) nobody was alerted of came to their unit more than "
-            f"{CATCH_UP.total_seconds() / 3600:g} h ago: {_presets(labels)}; too old for a late alert or an "
+            f"{CATCH_UP.total_seconds() / 3600:g} h ago: {_named(labels)}; too old for a late alert or an "
             "escalation, they are left to the supervisors: check each one (assign it, close it or declare it a false "
             "alarm)"
         )
@@ -384,7 +384,7 @@ def problems_of(
     for state, words in (("frozen", "show a frozen picture"), ("silent", "have sent no picture or heartbeat lately")):
         keys = [f"{c['camera_id']}/{c['preset']}" for c in cameras if c["state"] == state]
         if keys:
-            message = f"{len(keys)} camera preset(s) {words}: {_presets(keys)}; no fire can be seen there"
+            message = f"{len(keys)} camera preset(s) {words}: {_named(keys)}; no fire can be seen there"
             out.append(Problem(f"cameras_{state}", "cameras", message, len(keys), tuple(keys)))
     expiring = [c for c in cameras if c.get("expiring")]
     if expiring:
@@ -392,7 +392,7 @@ def problems_of(
         counted = [f"{key} ({c['expired']} in the last hour)" for key, c in zip(keys, expiring, strict=True)]
         message = (
             f"{len(keys)} camera preset(s) had frames dropped unlooked-at, not taken by a patrol worker within the "
-            f"frame TTL: {_presets(counted)}; the Celery workers are not keeping up: add workers (celery -A "
+            f"frame TTL: {_named(counted)}; the Celery workers are not keeping up: add workers (celery -A "
             "video.tasks worker) or check that they run"
         )
         out.append(Problem("frames_expired", "cameras", message, len(keys), tuple(keys)))
@@ -405,7 +405,7 @@ def _recipient_problems(uncovered: Uncovered) -> list[Problem]:
     if uncovered.townships:
         labels = [unit.label for unit in uncovered.townships]
         message = (
-            f"{len(labels)} unit(s) with open fires have no alert recipients: {_presets(labels)}; their fires alert "
+            f"{len(labels)} unit(s) with open fires have no alert recipients: {_named(labels)}; their fires alert "
             "nobody there and go straight to the county: add a recipient (strawfire alerts add-recipient --unit CODE)"
         )
         out.append(Problem("units_without_recipients", RECIPIENTS, message, len(labels), tuple(labels)))
@@ -413,7 +413,7 @@ def _recipient_problems(uncovered: Uncovered) -> list[Problem]:
         labels = [unit.label for unit in uncovered.counties]
         message = (
             f"{len(labels)} county(ies) with open fires have no supervisor recipient, nor any unit above them: "
-            f"{_presets(labels)}; their escalations alert nobody: add one (strawfire alerts add-recipient --role "
+            f"{_named(labels)}; their escalations alert nobody: add one (strawfire alerts add-recipient --role "
             "county --unit CODE)"
         )
         out.append(Problem("counties_without_supervisors", RECIPIENTS, message, len(labels), tuple(labels)))

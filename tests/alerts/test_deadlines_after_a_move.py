@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.escalation import Deadlines, escalate_due, moved_at
 from service.alerts.service import create_recipient
-from service.alerts.tables import Alert, AlertKind, Channel, RecipientRole
+from service.alerts.tables import AlertKind, Channel, RecipientRole
 from service.auth.service import SYSTEM, Principal
 from service.config import Settings
 from service.db import transaction, utcnow
@@ -26,6 +26,7 @@ from service.incidents.service import transition
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
 from service.regions.service import RegionIndexCache
+from tests.alerts.conftest import alert_rows, escalation_events
 from tests.incidents.test_closed_loop_recheck import _drone_in_donghe, _factory, _pixel_on_the_border
 
 DEADLINES = Deadlines(acknowledge=timedelta(minutes=15), on_site=timedelta(minutes=30))
@@ -68,18 +69,12 @@ def _pass(factory: sessionmaker[Session], at: datetime) -> tuple[int, list[int]]
 
 
 def _alerts(factory: sessionmaker[Session], number: int) -> list[tuple[str, int]]:
-    with factory() as session:
-        rows = session.scalars(select(Alert).where(Alert.incident_id == number).order_by(Alert.id))
-        return [(a.kind, a.recipient_id) for a in rows]
+    return [(kind, recipient_id) for kind, recipient_id, _ in alert_rows(factory, number)]
 
 
 def _escalation_note(factory: sessionmaker[Session], number: int) -> str:
-    with factory() as session:
-        return session.scalars(
-            select(IncidentEvent.note).where(
-                IncidentEvent.incident_id == number, IncidentEvent.to_state == IncidentState.ESCALATED.value
-            )
-        ).one()
+    (event,) = escalation_events(factory, number)
+    return event.note
 
 
 def _assert_the_ladder_runs_from_the_move(factory: sessionmaker[Session], number: int, moved: datetime) -> None:

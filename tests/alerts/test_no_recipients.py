@@ -9,30 +9,28 @@ no deadline runs) without anyone hearing of it. The county's real webhook stand-
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.alerts.channels import ChannelSender
 from service.alerts.messages import UNREACHABLE
 from service.alerts.service import create_recipient
-from service.alerts.tables import Alert, Channel, RecipientRole
-from service.alerts.worker import run_once
-from service.config import AlertSettings, Settings
+from service.alerts.tables import Channel, RecipientRole
+from service.config import Settings
 from service.db import transaction, utcnow
 from service.demo_inbox import provide_demo_recipients, retire_demo_recipients
 from service.flows import ingest_observations, reassign_incident
 from service.incidents.states import IncidentState, Role
-from service.incidents.tables import Incident, IncidentEvent
+from service.incidents.tables import Incident
 from service.regions.service import RegionIndexCache
 from service.regions.tables import Region
 from service.status import service as status
+from tests.alerts.conftest import SETTINGS, alert_rows, escalation_events, worker_passes
 from tests.alerts.test_deadlines_after_a_move import SUPERVISOR
 from tests.alerts.test_outbox import ADMIN, factory, observation  # noqa: F401  (the fixture, with the DEMO region)
 from tests.httpserver import Receiver, http_receiver
 
-SETTINGS = AlertSettings(public_base_url="http://x")  # the default deadlines: acknowledge 15 min, escalate at 30
 BEIGANG = (125.52, 44.33)  # 北岗镇 (DEMO01), which has a recipient in most tests here
 DONGHE = (125.73, 44.36)  # 东河乡 (DEMO02), which has none
 NO_ONE_IN_DONGHE = "no recipients configured for DEMO02"
@@ -59,27 +57,6 @@ def _fire(factory: sessionmaker[Session], i: int, place: tuple[float, float]) ->
     return number
 
 
-def _pass(factory: sessionmaker[Session], at: datetime) -> list[int]:  # noqa: F811
-    """The worker's pass (deadlines, then delivery) at ``at``; the incidents it escalated."""
-    return run_once(factory, ChannelSender(), SETTINGS, now=at)[0].escalated
-
-
-def _escalation(factory: sessionmaker[Session], number: int) -> IncidentEvent:  # noqa: F811
-    with factory() as session:
-        (event,) = session.scalars(
-            select(IncidentEvent).where(
-                IncidentEvent.incident_id == number, IncidentEvent.to_state == IncidentState.ESCALATED.value
-            )
-        ).all()
-        return event
-
-
-def _alerts(factory: sessionmaker[Session], number: int) -> list[tuple[str, int, str]]:  # noqa: F811
-    with factory() as session:
-        rows = session.scalars(select(Alert).where(Alert.incident_id == number).order_by(Alert.id))
-        return [(a.kind, a.recipient_id, a.status) for a in rows]
-
-
 def _state(factory: sessionmaker[Session], number: int) -> str:  # noqa: F811
     with factory() as session:
         return session.get_one(Incident, number).state
@@ -92,10 +69,10 @@ def test_a_fire_in_a_township_without_recipients_goes_to_the_county_at_once(
         _recipient(factory, receiver, "DEMO01", "/town")
         county = _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
         unheard, heard = _fire(factory, 0, DONGHE), _fire(factory, 1, BEIGANG)
-        assert _alerts(factory, unheard) == []  # nobody to queue 东河乡's alert for
+        assert alert_rows(factory, unheard) == []  # nobody to queue 东河乡's alert for
         at = utcnow() + timedelta(seconds=1)
-        assert _pass(factory, at) == [unheard]  # at the first pass, not on any deadline
-        assert _pass(factory, at + timedelta(minutes=10)) == []  # once (北岗镇 has 15 minutes to acknowledge)
+        assert worker_passes(factory, at) == [[unheard]]  # at the first pass, not on any deadline
+        assert worker_passes(factory, at + timedelta(minutes=10)) == [[]]  # once (北岗镇 has 15 minutes to acknowledge)
         received = [(r.path, r.json()) for r in receiver.received()]
     assert sorted((path, body["incident_id"], body["kind"]) for path, body in received) == [
         ("/county", unheard, "escalation"),
@@ -103,9 +80,9 @@ def test_a_fire_in_a_township_without_recipients_goes_to_the_county_at_once(
     ]
     (escalation,) = [body for path, body in received if path == "/county"]
     assert escalation["escalation_reason"] == UNREACHABLE  # the county is asked to phone the township
-    assert _alerts(factory, unheard) == [("escalation", county, "sent")]
+    assert alert_rows(factory, unheard) == [("escalation", county, "sent")]
     assert (_state(factory, unheard), _state(factory, heard)) == ("escalated", "notified")
-    event = _escalation(factory, unheard)
+    (event,) = escalation_events(factory, unheard)
     assert (event.actor_role, event.from_state) == (Role.SYSTEM.value, IncidentState.SUSPECTED.value)
     assert event.note.startswith("the township could not be reached: the new-fire alert to DEMO02 could not be queued")
     data = json.loads(event.data)
@@ -125,9 +102,9 @@ def test_a_county_without_supervisors_escalates_to_the_unit_above_it(
         city = _recipient(factory, receiver, "DEMO-CITY", "/city", RecipientRole.COUNTY)
         unheard, unanswered = _fire(factory, 0, DONGHE), _fire(factory, 1, BEIGANG)
         at = utcnow() + timedelta(seconds=1)
-        assert _pass(factory, at) == [unheard]  # and 北岗镇 is told of its fire
-        assert _pass(factory, at + timedelta(minutes=16)) == []  # 北岗镇 is reminded
-        assert _pass(factory, at + timedelta(minutes=31)) == [unanswered]  # not acknowledged within 30 min
+        assert worker_passes(factory, at) == [[unheard]]  # and 北岗镇 is told of its fire
+        assert worker_passes(factory, at + timedelta(minutes=16)) == [[]]  # 北岗镇 is reminded
+        assert worker_passes(factory, at + timedelta(minutes=31)) == [[unanswered]]  # not acknowledged within 30 min
         received = [(r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received()]
     assert sorted(received) == [
         ("/city", unheard, "escalation"),
@@ -135,8 +112,8 @@ def test_a_county_without_supervisors_escalates_to_the_unit_above_it(
         ("/town", unanswered, "new"),
         ("/town", unanswered, "reminder"),
     ]
-    assert _alerts(factory, unheard) == [("escalation", city, "sent")]
-    first, second = _escalation(factory, unheard), _escalation(factory, unanswered)
+    assert alert_rows(factory, unheard) == [("escalation", city, "sent")]
+    (first,), (second,) = escalation_events(factory, unheard), escalation_events(factory, unanswered)
     assert first.note.endswith("; DEMO00 has no supervisor recipient: its escalation goes to DEMO-CITY")
     assert json.loads(first.data)["escalation"]["to"] == "DEMO-CITY"
     assert second.note == (
@@ -168,9 +145,9 @@ def test_with_nobody_to_alert_the_fire_is_escalated_all_the_same_and_the_status_
         "units_without_recipients": (1, ("东河乡 (DEMO) (DEMO02)",)),
         "counties_without_supervisors": (1, ("演示县 (DEMO) (DEMO00)",)),
     }
-    assert _pass(factory, utcnow() + timedelta(seconds=1)) == [number]
-    assert _alerts(factory, number) == []
-    event = _escalation(factory, number)
+    assert worker_passes(factory, utcnow() + timedelta(seconds=1)) == [[number]]
+    assert alert_rows(factory, number) == []
+    (event,) = escalation_events(factory, number)
     assert event.note.endswith("; no supervisor recipient is configured for DEMO00 or above it: nobody was alerted")
     assert json.loads(event.data)["escalation"]["to"] is None
     assert set(problems()) == {"units_without_recipients", "counties_without_supervisors"}  # still open
@@ -195,15 +172,15 @@ def test_a_notified_fire_moved_into_a_township_without_recipients_goes_to_the_co
         _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
         number = _fire(factory, 0, BEIGANG)
         at = utcnow() + timedelta(seconds=1)
-        assert _pass(factory, at) == []
+        assert worker_passes(factory, at) == [[]]
         assert _state(factory, number) == "notified"
         with transaction(factory) as session:
             incident = session.get_one(Incident, number)
             reassign_incident(session, incident, SUPERVISOR, township_code="DEMO02", county_code=None, note="属东河乡")
-        assert _pass(factory, utcnow() + timedelta(seconds=2)) == [number]
+        assert worker_passes(factory, utcnow() + timedelta(seconds=2)) == [[number]]
         paths = [r.path for r in receiver.received()]
     assert paths == ["/town", "/county"]
-    event = _escalation(factory, number)
+    (event,) = escalation_events(factory, number)
     assert event.from_state == IncidentState.NOTIFIED.value
     assert json.loads(event.data)["unreachable"]["error"] == NO_ONE_IN_DONGHE
 
@@ -214,7 +191,7 @@ def test_a_fire_outside_every_unit_is_nobodys_to_escalate(factory: sessionmaker[
     with factory() as session:
         incident = session.get_one(Incident, number)
         assert (incident.township_code, incident.county_code) == (None, None)
-    assert _pass(factory, utcnow() + timedelta(hours=1)) == []
+    assert worker_passes(factory, utcnow() + timedelta(hours=1)) == [[]]
     assert _state(factory, number) == "suspected"
 
 
@@ -224,10 +201,10 @@ def test_a_recipient_added_after_the_fire_is_told_of_it_instead(factory: session
     number = _fire(factory, 0, DONGHE)
     with http_receiver() as receiver:
         group = _recipient(factory, receiver, "DEMO02", "/town")
-        assert _pass(factory, utcnow() + timedelta(seconds=1)) == []
+        assert worker_passes(factory, utcnow() + timedelta(seconds=1)) == [[]]
         received = [(r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received()]
     assert received == [("/town", number, "new")]
-    assert _alerts(factory, number) == [("new", group, "sent")]
+    assert alert_rows(factory, number) == [("new", group, "sent")]
     assert _state(factory, number) == "notified"
 
 
@@ -244,12 +221,13 @@ def test_fires_whose_alerts_were_all_withdrawn_are_told_nobody(factory: sessionm
     with http_receiver() as receiver:
         county = _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
         group = _recipient(factory, receiver, "DEMO02", "/town")
-        assert _pass(factory, utcnow() + timedelta(seconds=1)) == [beigang]
+        assert worker_passes(factory, utcnow() + timedelta(seconds=1)) == [[beigang]]
         received = sorted((r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received())
     assert received == [("/county", beigang, "escalation"), ("/town", donghe, "new")]
-    assert _alerts(factory, beigang)[-1] == ("escalation", county, "sent")
-    assert _alerts(factory, donghe)[-1] == ("new", group, "sent")
-    data = json.loads(_escalation(factory, beigang).data)
+    assert alert_rows(factory, beigang)[-1] == ("escalation", county, "sent")
+    assert alert_rows(factory, donghe)[-1] == ("new", group, "sent")
+    (event,) = escalation_events(factory, beigang)
+    data = json.loads(event.data)
     assert data["unreachable"] == {"unit": "DEMO01", "recipients": [], "error": "no recipients configured for DEMO01"}
 
 
@@ -276,11 +254,11 @@ def test_untold_fires_too_old_to_catch_up_on_are_left_to_the_supervisors_and_cou
     with http_receiver() as receiver:
         _recipient(factory, receiver, "DEMO02", "/town")
         _recipient(factory, receiver, "DEMO00", "/county", RecipientRole.COUNTY)
-        assert _pass(factory, now) == []
-        assert _pass(factory, now + timedelta(minutes=31)) == [recent]  # on its deadline, from the late alert
+        assert worker_passes(factory, now) == [[]]
+        assert worker_passes(factory, now + timedelta(minutes=31)) == [[recent]]  # on its deadline, from the late alert
         received = [(r.path, r.json()["incident_id"], r.json()["kind"]) for r in receiver.received()]
     assert received == [("/town", recent, "new"), ("/county", recent, "escalation")]
-    assert (_state(factory, old), _alerts(factory, old)) == ("suspected", [])
+    assert (_state(factory, old), alert_rows(factory, old)) == ("suspected", [])
     assert untold() == (f"#{old}",)
     with transaction(factory) as session:  # a supervisor closes it as out of reach: the problem clears
         session.get_one(Incident, old).state = IncidentState.FALSE_ALARM.value

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,69 +23,41 @@ from service.alerts.escalation import Deadlines, escalate_due
 from service.alerts.messages import SMS_SEGMENT, UNREACHABLE
 from service.alerts.outbox import RETRY_HORIZON, deliver_due
 from service.alerts.service import create_recipient
-from service.alerts.tables import Alert, AlertKind, Channel
-from service.alerts.worker import run_once
-from service.config import AlertSettings
+from service.alerts.tables import AlertKind, Channel
 from service.db import transaction
 from service.flows import reassign_incident
 from service.incidents.service import transition
 from service.incidents.states import IncidentState, Role
-from service.incidents.tables import Incident, IncidentEvent
+from service.incidents.tables import Incident
+from tests.alerts.conftest import SETTINGS, alert_rows, escalation_events, refuse_the_township, worker_passes
 from tests.alerts.test_closed_loop_recheck import message
-from tests.alerts.test_deadlines_after_a_move import DEADLINES, SUPERVISOR, _fire_notified_in_beigang, _moved
+from tests.alerts.test_deadlines_after_a_move import SUPERVISOR, _fire_notified_in_beigang, _moved, _pass
 from tests.alerts.test_outbox import PATROL, factory, setup  # noqa: F401  (the fixture, with the DEMO region loaded)
-from tests.httpserver import Receiver, http_receiver
+from tests.httpserver import http_receiver
 
-SETTINGS = AlertSettings(public_base_url="http://x")  # the default deadlines: acknowledge 15 min, escalate at 30
 ESCALATES_AFTER = 2 * timedelta(minutes=SETTINGS.deadlines.acknowledge_min)
-
-
-def _refuse_the_township(receiver: Receiver) -> None:
-    receiver.respond = lambda r: (500, {}, b"down") if r.path.startswith("/town") else (200, {}, b"{}")
-
-
-def _passes(factory: sessionmaker[Session], *clock: datetime) -> list[list[int]]:  # noqa: F811
-    """The worker's passes (deadlines, then delivery) at these times; the incidents each escalated."""
-    return [run_once(factory, ChannelSender(), SETTINGS, now=at)[0].escalated for at in clock]
-
-
-def _alerts(factory: sessionmaker[Session]) -> list[tuple[str, int, str]]:  # noqa: F811
-    with factory() as session:
-        return [(a.kind, a.recipient_id, a.status) for a in session.scalars(select(Alert).order_by(Alert.id))]
-
-
-def _escalations(factory: sessionmaker[Session], incident_id: int) -> list[IncidentEvent]:  # noqa: F811
-    with factory() as session:
-        return list(
-            session.scalars(
-                select(IncidentEvent).where(
-                    IncidentEvent.incident_id == incident_id,
-                    IncidentEvent.to_state == IncidentState.ESCALATED.value,
-                )
-            )
-        )
 
 
 def test_an_unreached_township_goes_to_the_county_on_the_acknowledge_escalation_deadline(
     factory: sessionmaker[Session],  # noqa: F811
 ) -> None:
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
         error = f"http://127.0.0.1:{receiver.url.rsplit(':', 1)[1]}/…: HTTP 500"
         # Tried and failing; before the deadline nothing is escalated and no reminder is queued for a township
         # that was never told (it would fail the same way).
-        assert _passes(factory, t0, t0 + timedelta(minutes=16), t0 + timedelta(minutes=29)) == [[], [], []]
-        assert _alerts(factory) == [("new", 1, "pending")]
+        assert worker_passes(factory, t0, t0 + timedelta(minutes=16), t0 + timedelta(minutes=29)) == [[], [], []]
+        assert alert_rows(factory) == [("new", 1, "pending")]
         late = t0 + ESCALATES_AFTER + timedelta(minutes=1)
-        assert _passes(factory, late) == [[incident_id]]
+        assert worker_passes(factory, late) == [[incident_id]]
         county = [r.json() for r in receiver.received() if r.path == "/county"]
         # The township's alert keeps being retried, and the county's escalation went out in the same pass.
-        assert _alerts(factory) == [("new", 1, "pending"), ("escalation", 2, "sent")]
+        assert alert_rows(factory) == [("new", 1, "pending"), ("escalation", 2, "sent")]
         with factory() as session:
             incident = session.get_one(Incident, incident_id)
             assert (incident.state, incident.escalated_at) == (IncidentState.ESCALATED.value, late)
-        (event,) = _escalations(factory, incident_id)
+        (event,) = escalation_events(factory, incident_id)
         assert (event.actor_role, event.from_state) == (Role.SYSTEM.value, "suspected")
         assert event.note.startswith("the township could not be reached: the new-fire alert to DEMO01 not delivered")
         assert json.loads(event.data)["unreachable"] == {"unit": "DEMO01", "recipients": [1], "error": error}
@@ -98,10 +69,10 @@ def test_an_unreached_township_goes_to_the_county_on_the_acknowledge_escalation_
         # The bot stays down until the retry horizon: the alert is given up, and the incident is not escalated
         # (nor the county alerted) a second time.
         given_up = t0 + RETRY_HORIZON + timedelta(minutes=1)
-        assert _passes(factory, given_up, given_up + timedelta(hours=1)) == [[], []]
+        assert worker_passes(factory, given_up, given_up + timedelta(hours=1)) == [[], []]
         assert len([r for r in receiver.received() if r.path == "/county"]) == 1
-    assert _alerts(factory) == [("new", 1, "failed"), ("escalation", 2, "sent")]
-    assert len(_escalations(factory, incident_id)) == 1
+    assert alert_rows(factory) == [("new", 1, "failed"), ("escalation", 2, "sent")]
+    assert len(escalation_events(factory, incident_id)) == 1
 
 
 def test_a_township_reached_after_the_escalation_can_still_take_the_fire(
@@ -109,19 +80,19 @@ def test_a_township_reached_after_the_escalation_can_still_take_the_fire(
 ) -> None:
     """The bot comes back an hour later: the retried alert reaches 北岗镇, whose team takes the escalated fire."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
-        assert _passes(factory, t0, t0 + ESCALATES_AFTER + timedelta(minutes=1)) == [[], [incident_id]]
+        assert worker_passes(factory, t0, t0 + ESCALATES_AFTER + timedelta(minutes=1)) == [[], [incident_id]]
         receiver.respond = lambda r: (200, {}, b"{}")
-        _passes(factory, t0 + timedelta(hours=1))
+        worker_passes(factory, t0 + timedelta(hours=1))
         paths = [(r.path, r.json()["kind"]) for r in receiver.received()]
     assert paths == [("/county", "escalation"), ("/town", "new")]
-    assert _alerts(factory) == [("new", 1, "sent"), ("escalation", 2, "sent")]
+    assert alert_rows(factory) == [("new", 1, "sent"), ("escalation", 2, "sent")]
     with transaction(factory) as session:
         incident = session.get_one(Incident, incident_id)
         assert incident.state == IncidentState.ESCALATED.value  # delivered: the county keeps it, the team acts
         transition(session, incident, IncidentState.ACKNOWLEDGED, PATROL)
-    assert len(_escalations(factory, incident_id)) == 1
+    assert len(escalation_events(factory, incident_id)) == 1
 
 
 def test_a_fire_whose_alert_was_never_tried_waits_for_the_first_try(
@@ -130,10 +101,10 @@ def test_a_fire_whose_alert_was_never_tried_waits_for_the_first_try(
     """The worker was down for an hour: its first pass does not call the township unreachable before it has tried
     (the escalation pass runs before delivery); a try that fails makes the next pass escalate it."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
         back = t0 + timedelta(hours=1)
-        assert _passes(factory, back, back + timedelta(seconds=5)) == [[], [incident_id]]
+        assert worker_passes(factory, back, back + timedelta(seconds=5)) == [[], [incident_id]]
     with factory() as session:
         assert session.get_one(Incident, incident_id).state == IncidentState.ESCALATED.value
 
@@ -144,7 +115,7 @@ def test_a_township_reached_on_another_channel_is_not_escalated(
     """北岗镇's bot is down, its SMS gateway works: the township was told (notified), and what escalates it at the
     deadline is the unanswered alert, as before (the county's alert says the deadline passed)."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         with transaction(factory) as session:
             create_recipient(
                 session,
@@ -154,9 +125,9 @@ def test_a_township_reached_on_another_channel_is_not_escalated(
                 target=receiver.url + "/sms#13800000000",
             )
         [incident_id], t0 = setup(factory, receiver, 1)
-        assert _passes(factory, t0, t0 + ESCALATES_AFTER + timedelta(minutes=1)) == [[], [incident_id]]
+        assert worker_passes(factory, t0, t0 + ESCALATES_AFTER + timedelta(minutes=1)) == [[], [incident_id]]
         county = [r.json() for r in receiver.received() if r.path == "/county"]
-    (event,) = _escalations(factory, incident_id)
+    (event,) = escalation_events(factory, incident_id)
     assert (event.from_state, event.note) == ("notified", "not acknowledged within 0:30:00")
     assert "unreachable" not in json.loads(event.data)
     assert [(c["escalation_reason"], c["title"]) for c in county] == [("overdue", "火点预警升级（超时未处置）")]
@@ -172,18 +143,11 @@ def test_a_fire_moved_to_a_township_whose_channel_is_down_is_escalated_as_unreac
     moved = _moved(factory, number)
     # 东河乡's alert is tried (and refused); 北岗镇's, of a unit the fire has left, is withdrawn.
     deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: moved + timedelta(seconds=1))
-
-    def escalated(at: datetime) -> tuple[int, list[int]]:
-        """The pass at ``at``: (reminders queued, incidents escalated)."""
-        with transaction(factory) as session:
-            report = escalate_due(session, at, default=DEADLINES)
-            return report.reminders, report.escalated
-
     # No reminder once the acknowledge deadline passes: 东河乡 was never told, and it would fail the same way.
-    assert escalated(moved + timedelta(minutes=25)) == (0, [])
-    assert escalated(moved + timedelta(minutes=31)) == (0, [number])
-    assert _alerts(factory) == [("new", 1, "withdrawn"), ("new", 2, "pending"), ("escalation", 3, "pending")]
-    (event,) = _escalations(factory, number)
+    assert _pass(factory, moved + timedelta(minutes=25)) == (0, [])
+    assert _pass(factory, moved + timedelta(minutes=31)) == (0, [number])
+    assert alert_rows(factory) == [("new", 1, "withdrawn"), ("new", 2, "pending"), ("escalation", 3, "pending")]
+    (event,) = escalation_events(factory, number)
     assert event.note.startswith(
         "the township could not be reached: the new-fire alert to DEMO02 not delivered within 0:30:00 of the move"
     )
@@ -228,7 +192,7 @@ def test_the_countys_sms_through_the_gateway_says_why() -> None:
 def test_deadlines_of_a_county_apply(factory: sessionmaker[Session]) -> None:  # noqa: F811
     """A county with a 10-minute acknowledge deadline escalates an unreached township after 20 minutes."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
         deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
         with transaction(factory) as session:

@@ -18,30 +18,18 @@ from service.alerts.escalation import left_untold
 from service.alerts.outbox import RETRY_HORIZON, deliver_due, enqueue
 from service.alerts.service import create_recipient
 from service.alerts.tables import Alert, AlertKind, Channel, Recipient
-from service.alerts.worker import run_once
 from service.auth.service import Principal
-from service.config import AlertSettings
 from service.db import transaction
 from service.flows import transition_incident
 from service.incidents.service import transition
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent
+from tests.alerts.conftest import alert_rows, refuse_the_township, worker_passes
 from tests.alerts.test_outbox import PATROL, factory, setup  # noqa: F401  (the fixture, with the DEMO region loaded)
-from tests.httpserver import Receiver, http_receiver
+from tests.httpserver import http_receiver
 
-SETTINGS = AlertSettings(public_base_url="http://x")
 PAST_HORIZON = RETRY_HORIZON + timedelta(minutes=1)
 SUPERVISOR = Principal("s", Role.SUPERVISOR, "DEMO00")
-
-
-def _refuse_the_township(receiver: Receiver) -> None:
-    receiver.respond = lambda r: (500, {}, b"down") if r.path.startswith("/town") else (200, {}, b"{}")
-
-
-def _passes(factory: sessionmaker[Session], *clock: datetime) -> None:  # noqa: F811
-    """The worker's passes (deadlines, then delivery) at these times."""
-    for at in clock:
-        run_once(factory, ChannelSender(), SETTINGS, now=at)
 
 
 def _deliveries(factory: sessionmaker[Session], *clock: datetime) -> None:  # noqa: F811
@@ -52,15 +40,14 @@ def _deliveries(factory: sessionmaker[Session], *clock: datetime) -> None:  # no
 
 
 def _statuses(factory: sessionmaker[Session]) -> dict[tuple[str, int], str]:  # noqa: F811
-    with factory() as session:
-        return {(a.kind, a.recipient_id): a.status for a in session.scalars(select(Alert))}
+    return {(kind, recipient_id): status for kind, recipient_id, status in alert_rows(factory)}
 
 
 def test_a_township_that_cannot_be_reached_is_escalated_to_the_county(
     factory: sessionmaker[Session],  # noqa: F811
 ) -> None:
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
         _deliveries(factory, t0, t0 + timedelta(hours=1))
         with factory() as session:
@@ -84,7 +71,7 @@ def test_a_township_that_cannot_be_reached_is_escalated_to_the_county(
         "error": f"http://127.0.0.1:{receiver.url.rsplit(':', 1)[1]}/…: HTTP 500",
     }
     # The county has it now: later passes neither escalate it again nor alert anyone again.
-    _passes(factory, failed_at + timedelta(hours=2))
+    worker_passes(factory, failed_at + timedelta(hours=2))
     assert _statuses(factory) == {("new", 1): "failed", ("escalation", 2): "sent"}
     # The county phones the township, whose team takes it from there.
     with transaction(factory) as session:
@@ -96,7 +83,7 @@ def test_a_township_another_of_its_channels_reached_is_not_escalated(
 ) -> None:
     """北岗镇's group bot is down, its SMS gateway works: the township knows, the failure is for the system status."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         with transaction(factory) as session:
             create_recipient(
                 session,
@@ -125,7 +112,7 @@ def test_failures_that_leave_no_one_unaware_are_not_escalated(
         # 北岗镇's webhook takes the first fire's alert, then goes down for good.
         receiver.respond = lambda r: (500, {}, b"down") if r.json()["incident_id"] == picked_up else (200, {}, b"{}")
         deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         with transaction(factory) as session:
             enqueue(session, session.get_one(Incident, reminded), AlertKind.REMINDER, round_no=1, now=t0)
             transition(session, session.get_one(Incident, picked_up), IncidentState.ACKNOWLEDGED, PATROL)
@@ -144,7 +131,7 @@ def test_a_give_up_after_the_recipient_was_deactivated_is_recorded(factory: sess
     the escalation pass (it looked the township's alerts up, found none and raised a KeyError: the failure was never
     recorded and the alert tried again at every pass); by then too old to catch up on, the fire is left untold."""
     with http_receiver() as receiver:
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
         _deliveries(factory, t0)
         with transaction(factory) as session:
@@ -166,7 +153,7 @@ def test_a_reopening_that_cannot_reach_the_township_is_escalated(
     with http_receiver() as receiver:
         [incident_id], t0 = setup(factory, receiver, 1)
         deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: t0)
-        _refuse_the_township(receiver)
+        refuse_the_township(receiver)
         with transaction(factory) as session:
             incident = session.get_one(Incident, incident_id)
             transition(session, incident, IncidentState.FALSE_ALARM, SUPERVISOR, reason=FalseAlarmReason.NOT_FOUND)
@@ -180,6 +167,4 @@ def test_a_reopening_that_cannot_reach_the_township_is_escalated(
     with factory() as session:
         incident = session.get_one(Incident, incident_id)
         assert (incident.state, incident.escalated_at) == (IncidentState.ESCALATED.value, failed_at)
-    with factory() as session:
-        alerts = [(a.kind, a.recipient_id, a.status) for a in session.scalars(select(Alert).order_by(Alert.id))]
-    assert alerts == [("new", 1, "sent"), ("new", 1, "failed"), ("escalation", 2, "sent")]
+    assert alert_rows(factory) == [("new", 1, "sent"), ("new", 1, "failed"), ("escalation", 2, "sent")]

@@ -1,15 +1,20 @@
-"""Fixtures for the dashboard tests: the seeded live server and one headless Chromium per module."""
+"""Fixtures for the dashboard tests: the seeded live server, one headless Chromium per module, and Node to run the
+dashboard's own modules without a browser."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.dashboard.live import LiveServer, live_server
+from tests.dashboard.test_assets import STATIC
 
 if TYPE_CHECKING:
     from tests.dashboard.browser import Browser
@@ -18,6 +23,19 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "var" / "test-artifacts" / "dashboard"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+# Run before a script under Node: the browser objects the modules touch at load (localStorage, document) stubbed,
+# STATIC_URL the folder to import them from, INPUT the script's input.
+NODE_PRELUDE = """
+const store = {};
+globalThis.localStorage = {
+  getItem: (key) => (key in store ? store[key] : null),
+  setItem: (key, value) => { store[key] = String(value); },
+};
+globalThis.document = { documentElement: { lang: "" } };
+const STATIC_URL = process.argv[2];
+const INPUT = JSON.parse(process.argv[3]);
+"""
 
 
 def _skip_without_browser() -> None:
@@ -57,3 +75,29 @@ def browser(live: LiveServer) -> Iterator[Browser]:
         old.unlink()
     with chromium(live.url, ARTIFACTS, binary=CHROMIUM, driver_path=CHROMEDRIVER) as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def in_node(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, object], Any]:
+    """Runs a script (an ES module, after :data:`NODE_PRELUDE`) under Node on a copy of the dashboard's modules, with
+    ``argument`` as its INPUT, and gives back what it prints, as JSON. Node has the same ECMAScript Intl the browser
+    has. Tests using it are skipped where Node is not installed."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    folder = tmp_path_factory.mktemp("node")
+    static = folder / "static"
+    shutil.copytree(STATIC, static)
+    (static / "package.json").write_text('{"type": "module"}', encoding="utf-8")  # ES modules, as to the browser
+
+    def run(script: str, argument: object) -> Any:
+        runner = folder / "runner.mjs"
+        runner.write_text(NODE_PRELUDE + script, encoding="utf-8")
+        result = subprocess.run(
+            [node, str(runner), static.as_uri(), json.dumps(argument)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    return run

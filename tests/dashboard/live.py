@@ -84,6 +84,19 @@ def _pixel(lon: float, lat: float, half: float = 0.0035) -> shapely.Polygon:
     return shapely.box(lon - half, lat - half, lon + half, lat + half)
 
 
+def new_fire(live: LiveServer, key: str, lon: float, lat: float, *, township: str) -> int:
+    """A new satellite fire at (``lon``, ``lat``), ingested the production way; its incident id, checked to be
+    placed in ``township`` (a test's scenario depends on whose fire it is)."""
+    pixel = _pixel(lon, lat, 0.003)
+    observation = ObservationIn(ObservationKind.SATELLITE, key, datetime.now(UTC), lat, lon, pixel, 0.8)
+    with transaction(live.app.state.session_factory) as session:
+        (number,) = ingest_observations(
+            session, [observation], indexes=RegionIndexCache(500), settings=Settings(), actor=ADMIN
+        ).new_incidents
+        assert session.get_one(Incident, number).township_code == township
+    return number
+
+
 def _wedge(tower: tuple[float, float], target: tuple[float, float], spread: float = 0.012) -> shapely.Polygon:
     """A camera's bearing wedge from its tower past the target (a thin triangle is enough here)."""
     (tx, ty), (x, y) = tower, target

@@ -10,41 +10,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import shapely
 
 from service.alerts.outbox import TownshipAlerts, escalate_as_unreachable
 from service.auth.service import SYSTEM
-from service.config import Settings
 from service.db import transaction
-from service.flows import ingest_observations, reassign_incident
-from service.incidents.fusion import ObservationIn, ObservationKind
+from service.flows import reassign_incident
 from service.incidents.service import transition
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
-from service.regions.service import RegionIndexCache
 from tests.dashboard.browser import DESKTOP, Browser, open_incident
-from tests.dashboard.live import ADMIN, PASSWORD, SUPERVISOR, LiveServer
+from tests.dashboard.live import PASSWORD, SUPERVISOR, LiveServer, new_fire
 from tests.dashboard.test_audit_recheck import english
 
 pytestmark = pytest.mark.slow
 
 
-def _fire_in_beigang(live: LiveServer, key: str, lon: float, lat: float) -> int:
-    """A new satellite fire in 北岗镇 (DEMO01), ingested the production way."""
-    box = shapely.box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003)
-    observation = ObservationIn(ObservationKind.SATELLITE, key, datetime.now(UTC), lat, lon, box, 0.8)
-    with transaction(live.app.state.session_factory) as session:
-        (number,) = ingest_observations(
-            session, [observation], indexes=RegionIndexCache(500), settings=Settings(), actor=ADMIN
-        ).new_incidents
-        assert session.get_one(Incident, number).township_code == "DEMO01"
-    return number
-
-
 def test_a_fire_moved_to_another_township_is_not_late_there_at_once(browser: Browser, live: LiveServer) -> None:
     """北岗镇 was alerted 28 minutes ago; the supervisor moves the fire to 南屯镇 now. The queue and the incident page
     marked it 28 minutes late (counted from 北岗镇's alert) though 南屯镇 has its full 15 minutes from the move."""
-    number = _fire_in_beigang(live, "moved-fire", 125.64, 44.385)
+    number = new_fire(live, "moved-fire", 125.64, 44.385, township="DEMO01")
     with transaction(live.app.state.session_factory) as session:
         incident = session.get_one(Incident, number)
         transition(session, incident, IncidentState.NOTIFIED, SYSTEM, at=datetime.now(UTC) - timedelta(minutes=28))
@@ -71,7 +55,7 @@ def test_a_fire_moved_to_another_township_is_not_late_there_at_once(browser: Bro
 def test_the_record_says_the_township_could_not_be_reached(browser: Browser, live: LiveServer) -> None:
     """The escalation's entry read "a deadline passed" for a township whose alert never reached it: the
     supervisor has to phone the township, not chase a team that never heard of the fire."""
-    number = _fire_in_beigang(live, "unreached-fire", 125.51, 44.29)
+    number = new_fire(live, "unreached-fire", 125.51, 44.29, township="DEMO01")
     unreached = TownshipAlerts(
         unit="DEMO01",
         delivered=False,

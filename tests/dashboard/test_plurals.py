@@ -1,23 +1,16 @@
 """English counts agree with their noun ("1 incident", "2 incidents"); Chinese, which has no plural, is unchanged.
 
-The dashboard's own i18n.js runs under Node (the same ECMAScript Intl.PluralRules the browser has), with the two
-browser objects it touches at load (localStorage, document) stubbed.
+The dashboard's own i18n.js runs under Node (the same ECMAScript Intl.PluralRules the browser has; conftest.py's
+``in_node``).
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from tests.dashboard.test_assets import STATIC
-
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 # (key, params) pairs rendered in both languages by the runner below.
 CASES: list[tuple[str, dict[str, Any]]] = [
@@ -43,36 +36,19 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 RUNNER = """
-const store = {};
-globalThis.localStorage = {
-  getItem: (key) => (key in store ? store[key] : null),
-  setItem: (key, value) => { store[key] = String(value); },
-};
-globalThis.document = { documentElement: { lang: "" } };
-const i18n = await import(process.argv[2]);
-const cases = JSON.parse(process.argv[3]);
+const i18n = await import(`${STATIC_URL}/i18n.js`);
 const out = { dictionaries: i18n.DICTIONARIES, rendered: {} };
 for (const code of ["zh-CN", "en"]) {
   i18n.setLang(code);
-  out.rendered[code] = cases.map(([key, params]) => i18n.t(key, params));
+  out.rendered[code] = INPUT.map(([key, params]) => i18n.t(key, params));
 }
 console.log(JSON.stringify(out));
 """
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    folder = tmp_path_factory.mktemp("i18n")
-    module = folder / "i18n.mjs"  # an ES module to Node by its name, as it is to the browser by <script type=module>
-    shutil.copyfile(STATIC / "i18n.js", module)
-    runner = folder / "runner.mjs"
-    runner.write_text(RUNNER, encoding="utf-8")
-    result = subprocess.run(
-        [str(NODE), str(runner), module.as_uri(), json.dumps(CASES)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    parsed: dict[str, Any] = json.loads(result.stdout)
+def rendered(in_node: Callable[[str, object], Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = in_node(RUNNER, CASES)
     return parsed
 
 

@@ -5,63 +5,32 @@ code, so the figures' names are the ones it sends), in both languages; an unknow
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from service.stats.schemas import NoteOut
 from service.stats.wording import NoteCode
-from tests.dashboard.test_assets import STATIC, code_of, js
+from tests.dashboard.test_assets import code_of, js
 from tests.stats.test_score_notes import every_note
 
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
-
 RUNNER = """
-const store = {};
-globalThis.localStorage = {
-  getItem: (key) => (key in store ? store[key] : null),
-  setItem: (key, value) => { store[key] = String(value); },
-};
-globalThis.document = { documentElement: { lang: "" } };
-const i18n = await import(process.argv[2] + "/i18n.js");
-const stats = await import(process.argv[2] + "/page-stats.js");
-const notes = JSON.parse(process.argv[3]);
+const i18n = await import(`${STATIC_URL}/i18n.js`);
+const stats = await import(`${STATIC_URL}/page-stats.js`);
 const out = {};
 for (const code of ["zh-CN", "en"]) {
   i18n.setLang(code);
-  out[code] = notes.map((note) => stats.noteText(note));
+  out[code] = INPUT.map((note) => stats.noteText(note));
 }
 console.log(JSON.stringify(out));
 """
 
 
-def render(notes: list[dict[str, Any]], folder: Path) -> dict[str, list[str | None]]:
-    """``noteText`` of each note, in Chinese and in English."""
-    static = folder / "static"
-    shutil.copytree(STATIC, static)
-    (static / "package.json").write_text('{"type": "module"}', encoding="utf-8")  # ES modules, as to the browser
-    runner = folder / "runner.mjs"
-    runner.write_text(RUNNER, encoding="utf-8")
-    result = subprocess.run(
-        [str(NODE), str(runner), static.as_uri(), json.dumps(notes)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    rendered: dict[str, list[str | None]] = json.loads(result.stdout)
-    return rendered
-
-
-def test_every_note_the_service_writes_is_said_in_both_languages(tmp_path: Path) -> None:
+def test_every_note_the_service_writes_is_said_in_both_languages(in_node: Callable[[str, object], Any]) -> None:
     notes = [NoteOut.of(n).model_dump(mode="json") for n in every_note()]
     assert [n["code"] for n in notes] == [c.value for c in NoteCode]
     unknown = {"code": "something_new", "params": {"n": 1}, "text": "something new happened"}
-    rendered = render([*notes, unknown], tmp_path)
+    rendered: dict[str, list[str | None]] = in_node(RUNNER, [*notes, unknown])  # noteText of each, in both languages
     assert rendered["zh-CN"] == [
         "过火面积 500 m² 超过 300 m²，×2",
         "核查未通过（反馈后被重新打开），×1.5",

@@ -9,6 +9,7 @@ import pytest
 
 from tests.dashboard.browser import DESKTOP, Browser
 from tests.dashboard.live import PASSWORD, LiveServer
+from tests.dashboard.test_audit_recheck import set_language
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,6 @@ const spans = "#table-scores .items li > span:not(.rule) span[data-code], #score
 return [...document.querySelectorAll(spans)]
   .map((el) => [el.dataset.code, el.closest("[lang]").getAttribute("lang"), el.textContent]);
 """
-SWITCH = "const s = document.getElementById('lang'); s.value = '{}'; s.dispatchEvent(new Event('change'));"
 
 
 def notes(browser: Browser) -> list[list[Any]]:
@@ -49,7 +49,7 @@ def test_score_notes_and_warnings_are_in_the_readers_language(browser: Browser, 
         "本时段按首日适用的 example-v1 计分。",
     ]
 
-    browser.driver.execute_script(SWITCH.format("en"))
+    set_language(browser, "en")
     browser.wait(lambda d: browser.find("#main h1").text == "Scores", "the English page")
     browser.find("#scores-warnings li")
     (warning,) = [n for n in notes(browser) if n[0] == "rules_changed"]
@@ -59,7 +59,7 @@ def test_score_notes_and_warnings_are_in_the_readers_language(browser: Browser, 
     browser.find("#table-scores tbody tr")
     english = [text for code, _, text in notes(browser) if code == "large_area"]
     assert "burned 2,500 m² > 300 m² ×2" in english, english
-    browser.driver.execute_script(SWITCH.format("zh-CN"))
+    set_language(browser, "zh-CN")
     browser.wait(lambda d: browser.find("#main h1").text == "考核排名", "the Chinese page")
     assert browser.console_errors() == []
     browser.logout()

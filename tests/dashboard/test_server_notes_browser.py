@@ -9,10 +9,9 @@ escalation pass). One module-scoped server and browser of its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import shapely
 
 from service.alerts.channels import ChannelSender
 from service.alerts.escalation import escalate_due
@@ -20,30 +19,17 @@ from service.alerts.outbox import deliver_due
 from service.alerts.service import create_recipient
 from service.alerts.tables import Channel, RecipientRole
 from service.auth.service import SYSTEM
-from service.config import Settings
 from service.db import transaction, utcnow
-from service.flows import ingest_observations, reassign_incident
-from service.incidents.fusion import ObservationIn, ObservationKind
+from service.flows import reassign_incident
 from service.incidents.service import transition
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident
-from service.regions.service import RegionIndexCache
 from tests.dashboard.browser import DESKTOP, Browser, open_incident
-from tests.dashboard.live import ADMIN, PASSWORD, SUPERVISOR, LiveServer
+from tests.dashboard.live import PASSWORD, SUPERVISOR, LiveServer, new_fire
 from tests.dashboard.test_audit_recheck import english
 from tests.httpserver import http_receiver
 
 pytestmark = pytest.mark.slow
-
-
-def _fire(live: LiveServer, key: str, lon: float, lat: float) -> int:
-    box = shapely.box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003)
-    observation = ObservationIn(ObservationKind.SATELLITE, key, datetime.now(UTC), lat, lon, box, 0.8)
-    with transaction(live.app.state.session_factory) as session:
-        (number,) = ingest_observations(
-            session, [observation], indexes=RegionIndexCache(500), settings=Settings(), actor=ADMIN
-        ).new_incidents
-    return number
 
 
 def _entry(browser: Browser, css: str) -> tuple[str, str, int]:
@@ -65,8 +51,9 @@ def test_the_services_entries_read_in_chinese_and_english(browser: Browser, live
             create_recipient(
                 session, name="县督导", unit_code="DEMO00", channel=Channel.WEBHOOK, target=receiver.url, role=county
             )
-        unanswered = _fire(live, "notes-unanswered", 125.53, 44.38)  # 北岗镇: told, never answers
-        moved = _fire(live, "notes-moved", 125.62, 44.30)  # 北岗镇, moved to 南屯镇 (no recipient) before its alert
+        unanswered = new_fire(live, "notes-unanswered", 125.53, 44.38, township="DEMO01")  # 北岗镇: told, never answers
+        # 北岗镇's too, moved to 南屯镇 (no recipient) before its alert
+        moved = new_fire(live, "notes-moved", 125.62, 44.30, township="DEMO01")
         with transaction(factory) as session:
             incident = session.get_one(Incident, moved)
             reassign_incident(session, incident, SUPERVISOR, township_code="DEMO03", county_code=None, note="属南屯镇")

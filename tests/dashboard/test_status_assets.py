@@ -4,10 +4,10 @@ both languages for every problem code, component state and camera state the API 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import fields
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
@@ -47,7 +47,7 @@ def every_problem() -> list[status.Problem]:
         part("firms:VIIRS_SNPP_NRT", "late", last_success_at=NOW - timedelta(hours=5)),
     ]
     alerts = status.AlertsStatus(3, 2, NOW - timedelta(minutes=30), 1, 0, None)
-    cameras = [
+    cameras: list[dict[str, Any]] = [
         {"camera_id": "c1", "preset": "a", "state": "frozen"},
         {"camera_id": "c1", "preset": "b", "state": "silent"},
         {"camera_id": "c2", "preset": "a", "state": "ok", "expiring": True, "expired": 4},
@@ -94,6 +94,32 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
     assert camera_states == ["ok", "frozen", "silent", "never_seen"]
     for state in camera_states:
         assert f"cameras.health.{state}" in zh
+
+
+PROBLEM_TEXT = """
+const i18n = await import(`${STATIC_URL}/i18n.js`);
+const page = await import(`${STATIC_URL}/page-status.js`);
+const out = {};
+for (const code of ["zh-CN", "en"]) {
+  i18n.setLang(code);
+  out[code] = INPUT.problems.map((problem) => page.problemText(problem, INPUT));
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_every_problem_is_worded_with_what_it_names(in_node: Callable[[str, object], Any]) -> None:
+    """The page's own problemText, run on every problem the service makes: each in the reader's language, not the
+    server's English, and naming the presets, units or fires the server named."""
+    problems = [asdict(problem) for problem in every_problem()]
+    reading = {"problems": problems, "components": [], "alerts": {"overdue_since": None}}
+    rendered: dict[str, list[str]] = in_node(PROBLEM_TEXT, reading)
+    for language in ("zh-CN", "en"):
+        for problem, text in zip(problems, rendered[language], strict=True):
+            assert text != problem["message"], (language, text)  # not the server's English
+            assert "{" not in text, (language, text)  # every placeholder filled
+            assert all(item in text for item in problem["items"]), (language, text)
+    assert all(re.search(r"[\u4e00-\u9fff]", text) for text in rendered["zh-CN"])
 
 
 def test_the_page_reads_the_fields_the_api_sends(client: TestClient) -> None:

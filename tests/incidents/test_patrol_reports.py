@@ -23,24 +23,19 @@ from sqlalchemy import event, select
 
 from service.alerts.service import create_recipient
 from service.alerts.tables import Alert, Channel
-from service.auth.service import SYSTEM, Principal, create_user
+from service.auth.service import SYSTEM, Principal
 from service.config import Settings
-from service.db import make_engine, transaction, utcnow
+from service.db import transaction, utcnow
 from service.flows import ingest_observations
 from service.incidents.fusion import FusionWindows, Located, ObservationIn, ObservationKind, best_location, plan_batch
 from service.incidents.patrol_reports import MIN_RADIUS_M, PatrolReportIn, report_fire, uncertainty_circle
 from service.incidents.states import Role
 from service.incidents.tables import Incident, Observation
-from service.main import create_app
 from service.regions.service import RegionIndexCache
-from service.stats.router import router as stats_router
-from tests.conftest import POSTGRES_URL
-from tests.conftest import _reset_postgres as reset_postgres
 from tests.incidents.test_evidence import photo
-from tests.stats.scenario import COUNTY_A, EAST, WEST, import_regions
+from tests.stats.patrol_found import DATABASES, PASSWORD, empty_database_url, patrol_app
+from tests.stats.scenario import COUNTY_A, EAST, WEST
 
-REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery"
 USERS = {
     "admin": (Role.ADMIN, None),
     "cam": (Role.DEVICE, None),
@@ -56,31 +51,16 @@ GEOD = Geod(ellps="WGS84")
 BEIJING = timedelta(hours=8)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
-    url = ""
-    if request.param == "postgres":
-        if not POSTGRES_URL:
-            pytest.skip("PostgreSQL not configured: set STRAWFIRE_TEST_POSTGRES_URL (.ci/run does)")
-        engine = make_engine(POSTGRES_URL)
-        reset_postgres(engine)
-        engine.dispose()
-        url = POSTGRES_URL
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(REPO)  # the scores use ./rules
-        settings = Settings(data_dir=tmp_path / "var", database_url=url, alerts={"run_worker": False})
-        app = create_app(settings)
-        app.include_router(stats_router)
-        with TestClient(app) as test_client:
-            with transaction(app.state.session_factory) as session:
-                import_regions(session)
-                for name, (role, unit) in USERS.items():
-                    create_user(session, name, PASSWORD, role, unit)
-                for unit in (EAST, WEST):
-                    create_recipient(
-                        session, name=f"bot {unit}", unit_code=unit, channel=Channel.WEBHOOK, target="https://x.test/h"
-                    )
-            yield test_client
+    """The service with the scenario's regions, :data:`USERS` and a group bot for each township."""
+    with patrol_app(tmp_path / "var", empty_database_url(request.param), USERS) as test_client:
+        with transaction(test_client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+            for unit in (EAST, WEST):
+                create_recipient(
+                    session, name=f"bot {unit}", unit_code=unit, channel=Channel.WEBHOOK, target="https://x.test/h"
+                )
+        yield test_client
 
 
 _TOKENS: dict[tuple[int, str], dict[str, str]] = {}

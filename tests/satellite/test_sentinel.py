@@ -479,17 +479,23 @@ def fake_hub(local_env: None) -> Iterator[FakeSentinelHub]:
     thread.join(timeout=5)
 
 
-def client_for(fake: FakeSentinelHub, secret: str = SECRET) -> SentinelHubClient:
+def client_at(url: str, secret: str = SECRET, **options: float) -> SentinelHubClient:
+    """A client of the stand-in service at ``url``: one attempt per request, no sleep between attempts."""
     settings = SentinelHubSettings.for_base_url(
-        fake.base_url,
+        url,
         client_id=CLIENT_ID,
         client_secret=secret,
-        token_url=f"{fake.base_url}/oauth/token",
+        token_url=f"{url}/oauth/token",
         timeout_s=10,
         max_attempts=1,
         retry_sleep_s=0,
+        **options,
     )
     return SentinelHubClient(settings)
+
+
+def client_for(fake: FakeSentinelHub, secret: str = SECRET) -> SentinelHubClient:
+    return client_at(fake.base_url, secret)
 
 
 def test_search_and_scan_against_the_local_service(fake_hub: FakeSentinelHub, caplog: pytest.LogCaptureFixture) -> None:

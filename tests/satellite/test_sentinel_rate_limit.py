@@ -18,10 +18,22 @@ from datetime import UTC, datetime
 
 import pytest
 
-from satellite.errors import SatelliteError, SentinelHubRateLimitError, SentinelHubResponseError
-from satellite.sentinel import Collection, SceneRecord, SentinelHubClient, SentinelHubSettings
+from satellite.errors import (
+    SatelliteError,
+    SentinelHubRateLimitError,
+    SentinelHubRequestError,
+    SentinelHubResponseError,
+)
+from satellite.sentinel import Collection, SceneRecord, SentinelHubSettings
 from tests.httpserver import Recorded, http_receiver
-from tests.satellite.test_sentinel import BBOX, CLIENT_ID, SECRET, TOKEN, local_env  # noqa: F401  (fixture)
+from tests.satellite.test_sentinel import (  # noqa: F401  (local_env: a fixture)
+    BBOX,
+    CLIENT_ID,
+    SECRET,
+    TOKEN,
+    client_at,
+    local_env,
+)
 
 START, END = datetime(2025, 4, 14, tzinfo=UTC), datetime(2025, 4, 24, tzinfo=UTC)
 SCENE = SceneRecord("LC09_L1TP_118029_20250423", Collection.LANDSAT_OT_L1, datetime(2025, 4, 23, 2, 35, tzinfo=UTC))
@@ -47,20 +59,6 @@ class RateLimited:
             headers["Retry-After"] = self.retry_after_ms
         body = {"error": {"status": 429, "reason": "Too Many Requests", "message": "You have exceeded your rate limit"}}
         return 429, headers, json.dumps(body).encode()
-
-
-def client_at(url: str, **options: float) -> SentinelHubClient:
-    settings = SentinelHubSettings.for_base_url(
-        url,
-        client_id=CLIENT_ID,
-        client_secret=SECRET,
-        token_url=f"{url}/oauth/token",
-        timeout_s=5,
-        max_attempts=1,
-        retry_sleep_s=0,
-        **options,
-    )
-    return SentinelHubClient(settings)
 
 
 def timed(call: Callable[[], object]) -> tuple[SentinelHubRateLimitError, float]:
@@ -147,8 +145,6 @@ def test_a_rate_limited_token_endpoint_is_a_rate_limit_error_without_the_secret(
 
 
 def test_rate_limit_bounds_are_validated() -> None:
-    from satellite.errors import SentinelHubRequestError
-
     with pytest.raises(SentinelHubRequestError, match="rate_limit_attempts"):
         SentinelHubSettings(CLIENT_ID, SECRET, rate_limit_attempts=0)  # type: ignore[arg-type]
     with pytest.raises(SentinelHubRequestError, match="rate_limit_budget_s"):

@@ -3,6 +3,7 @@ on a database that once ran the demo retires the demo recipients instead of leav
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -10,7 +11,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from service.demo_inbox import (
 )
 from service.incidents.tables import Incident, IncidentEvent
 from service.regions.service import RegionIndexCache
+from tests.alerts.test_channels import message
 from tests.test_cli import STRAWFIRE, run
 
 DEMO_UNITS = {
@@ -258,20 +259,8 @@ def _get(url: str, path: str, headers: dict[str, str]) -> Any:
 
 
 def _message(incident_id: int, key: str) -> AlertMessage:
-    return AlertMessage.build(
-        incident_id=incident_id,
-        kind=AlertKind.NEW,
-        unit_name="北岗镇 (DEMO)",
-        county_name="演示县 (DEMO)",
-        latitude=44.3,
-        longitude=125.6,
-        observed_at=datetime.now(UTC),
-        sources=("satellite",),
-        confidence=0.8,
-        state="suspected",
-        base_url="http://127.0.0.1",
-        idempotency_key=key,
-    )
+    """A new-fire alert for the incident, sent with the Idempotency-Key ``key``."""
+    return dataclasses.replace(message(incident_id), idempotency_key=key)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ DATE), at a place and minute of its own per day, so every day's detection is one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -94,8 +95,6 @@ def stored_days(factory: sessionmaker[Session]) -> list[date]:
 
 
 def resume_from(factory: sessionmaker[Session], source: str) -> str:
-    import json
-
     with factory() as session:
         detail = session.scalar(select(ComponentRun.detail).where(ComponentRun.name == firms_component(source)))
     return str(json.loads(detail or "{}").get("resume_from"))

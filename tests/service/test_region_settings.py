@@ -4,9 +4,6 @@ warning instead of being refused as an unknown key."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +11,13 @@ import pytest
 from service import config
 from service.config import load_settings
 from service.errors import ConfigError
+from tests.service.test_config_audit import clean_env, run  # noqa: F401  (clean_env: an autouse fixture)
 
-STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
 WARNING = "regions.default_level is ignored and can be removed from the settings"
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("STRAWFIRE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "_warned", set())  # once per process: each test is a fresh process here
 
 
@@ -62,11 +55,7 @@ def test_the_cli_starts_and_says_so_once_on_stderr(tmp_path: Path) -> None:
     (tmp_path / "strawfire.toml").write_text(
         f'data_dir = "{tmp_path / "var"}"\n[regions]\ndefault_level = "township"\n', encoding="utf-8"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("STRAWFIRE_")}
-    result = subprocess.run(
-        [STRAWFIRE, "db", "upgrade"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
-        check=False,
-    )  # fmt: skip
+    result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("database at head")
     assert result.stderr.count(WARNING) == 1, result.stderr

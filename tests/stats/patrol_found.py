@@ -7,7 +7,7 @@ a patrol report that is not 西镇's own, so charged as a ``patrol`` point. Town
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 
 from service.auth.service import create_user
 from service.config import Settings
-from service.db import transaction
+from service.db import make_engine, transaction
 from service.incidents.states import Role
 from service.incidents.tables import Incident
 from service.main import create_app
 from service.stats.router import router as stats_router
+from tests.conftest import POSTGRES_URL
+from tests.conftest import _reset_postgres as reset_postgres
 from tests.stats.scenario import COUNTY_A, EAST, WEST, import_regions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,9 +34,29 @@ IN_WEST = (44.05, 125.15)  # (lat, lon)
 BEIJING = timedelta(hours=8)
 
 
+#: The params of a fixture that runs the service on each database: its own SQLite, and PostgreSQL when configured.
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def empty_database_url(database: str) -> str:
+    """The ``database_url`` setting for one of :data:`DATABASES`: "" (the service's SQLite in its data folder), or
+    the test PostgreSQL server emptied (skipping the test when none is configured)."""
+    if database == "sqlite":
+        return ""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured: set STRAWFIRE_TEST_POSTGRES_URL (.ci/run does)")
+    engine = make_engine(POSTGRES_URL)
+    reset_postgres(engine)
+    engine.dispose()
+    return POSTGRES_URL
+
+
 @contextmanager
-def patrol_app(data_dir: Path, database_url: str = "") -> Iterator[TestClient]:
-    """The service with the scenario's regions and a patrol user for 东镇 and 西镇, scored with ./rules."""
+def patrol_app(
+    data_dir: Path, database_url: str = "", users: Mapping[str, tuple[Role, str | None]] = USERS
+) -> Iterator[TestClient]:
+    """The service with the scenario's regions and ``users`` (by default an admin and a patrol user for 东镇 and
+    西镇; each with :data:`PASSWORD`), scored with ./rules."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(REPO)  # the scores use ./rules
         settings = Settings(data_dir=data_dir, database_url=database_url, alerts={"run_worker": False})
@@ -43,7 +65,7 @@ def patrol_app(data_dir: Path, database_url: str = "") -> Iterator[TestClient]:
         with TestClient(app) as client:
             with transaction(app.state.session_factory) as session:
                 import_regions(session)
-                for name, (role, unit) in USERS.items():
+                for name, (role, unit) in users.items():
                     create_user(session, name, PASSWORD, role, unit)
             yield client
 

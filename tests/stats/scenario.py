@@ -40,7 +40,7 @@ import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.auth.service import SYSTEM, Principal
+from service.auth.service import SYSTEM, Principal, create_user
 from service.config import Settings
 from service.db import transaction
 from service.flows import ingest_observations
@@ -237,17 +237,29 @@ def incident_ids(factory: sessionmaker[Session]) -> list[int]:
         return list(session.scalars(select(Incident.id).order_by(Incident.id)))
 
 
-def notified_fire(session: Session, key: str, lon: float = 125.15, lat: float = 44.05) -> Incident:
-    """A camera fire ingested the production way (by default in 西镇) and notified at T0."""
+def regions_and_users(factory: sessionmaker[Session], *principals: Principal) -> None:
+    """The scenario's regions, and a user for each principal: their moves then name the unit they answer for
+    (``Transition.actor_in_unit``)."""
+    with transaction(factory) as session:
+        import_regions(session)
+        for principal in principals:
+            create_user(session, principal.username, "a-long-password", principal.role, principal.unit_code)
+
+
+def notified_fire(
+    session: Session, key: str, lon: float = 125.15, lat: float = 44.05, *, at: datetime = T0
+) -> Incident:
+    """A camera fire seen ``at`` (by default T0), ingested the production way (by default in 西镇) and notified
+    then."""
     (number,) = ingest_observations(
         session,
-        [_obs(key, K.CAMERA, lon, lat, T0)],
+        [_obs(key, K.CAMERA, lon, lat, at)],
         indexes=RegionIndexCache(500),
         settings=Settings(),
         actor=SYSTEM,
     ).new_incidents
     incident = session.get_one(Incident, number)
-    incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=T0)
+    incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=at)
     return incident
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
-from service.auth.service import create_user
 from service.db import make_session_factory, transaction
 from service.incidents import service as incidents
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
@@ -34,9 +33,9 @@ from tests.stats.scenario import (
     Clock,
     city_scores,
     frozen,
-    import_regions,
     minutes,
     notified_fire,
+    regions_and_users,
 )
 from tests.stats.test_response_pure import AS_LATE, DEADLINE, point, t
 
@@ -114,11 +113,8 @@ def test_a_fire_moved_by_the_supervisor_is_scored_on_the_new_township_from_the_m
     """Recorded with the real service: 西镇 notified at T0, moved to 东镇 at 20 minutes (and a confirming
     reassignment to 东镇 at 25, which is no move), 东镇's team acknowledged at 30 and was on site at 50."""
     factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        import_regions(session)
-        for principal in (PATROL[EAST], PATROL[WEST], SUPERVISOR[COUNTY_A]):
-            create_user(session, principal.username, "a-long-password", principal.role, principal.unit_code)
     supervisor, east = SUPERVISOR[COUNTY_A], PATROL[EAST]
+    regions_and_users(factory, east, PATROL[WEST], supervisor)
     clock = Clock()
     with frozen(clock), transaction(factory) as session:
         incident = notified_fire(session, "moved")

@@ -12,19 +12,24 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.db import make_engine
 from service.regions.types import RegionLevel
 from service.stats.records import SOURCE_ORDER, Source, source_of
 from service.stats.response import DeadlinePolicy, GroupBy, response_table
 from service.stats.rules import RuleBook, ScoringRules
 from service.stats.scoring import UnitScore, charged_source, score_units
-from tests.conftest import POSTGRES_URL
-from tests.conftest import _reset_postgres as reset_postgres
-from tests.stats.patrol_found import AREA, call, patrol_app, period_of, report_across_the_boundary
+from tests.stats.patrol_found import (
+    AREA,
+    DATABASES,
+    REPO,
+    call,
+    empty_database_url,
+    patrol_app,
+    period_of,
+    report_across_the_boundary,
+)
 from tests.stats.scenario import EAST, WEST
 from tests.stats.test_scoring_pure import RULES, T0, UNIT, K, fire
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = RuleBook.load(REPO / "rules")
 
 
@@ -91,17 +96,9 @@ def test_response_times_by_source_have_a_patrol_row() -> None:
 # --- through the API --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
-    url = ""
-    if request.param == "postgres":
-        if not POSTGRES_URL:
-            pytest.skip("PostgreSQL not configured: set STRAWFIRE_TEST_POSTGRES_URL (.ci/run does)")
-        engine = make_engine(POSTGRES_URL)
-        reset_postgres(engine)
-        engine.dispose()
-        url = POSTGRES_URL
-    with patrol_app(tmp_path / "var", url) as test_client:
+    with patrol_app(tmp_path / "var", empty_database_url(request.param)) as test_client:
         yield test_client
 
 

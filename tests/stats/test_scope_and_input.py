@@ -19,6 +19,7 @@ from service.stats.records import FirePoint, Sighting, Transition, Unit
 from service.stats.response import DeadlinePolicy
 from service.stats.rules import RuleBook
 from service.stats.service import ScopeError, resolve_area, score_board
+from tests.stats.test_scoring_pure import fire
 from tests.stats.test_stats_api import client, login  # noqa: F401  (the module's API fixture)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "rules"
@@ -117,21 +118,6 @@ def test_the_unscored_warning_counts_in_english() -> None:
     period = parse_period("2025-11")
     selection = RuleBook.load(SHIPPED).select(period)
 
-    def unassigned(fire_id: int) -> FirePoint:
-        return FirePoint(
-            id=fire_id,
-            latitude=44.0,
-            longitude=125.0,
-            township_code=None,  # in the county, in none of its townships
-            township_name=None,
-            county_code="C1",
-            county_name=None,
-            first_observed_at=T0,
-            state=IncidentState.NOTIFIED,
-            sightings=(Sighting(ObservationKind.CAMERA, T0),),
-            transitions=(Transition(T0, IncidentState.NOTIFIED),),
-        )
-
     def warnings(count: int) -> list[str]:
         _, said = score_board(
             None,  # type: ignore[arg-type]  # the points are given: no query
@@ -141,7 +127,8 @@ def test_the_unscored_warning_counts_in_english() -> None:
             selection,
             DeadlinePolicy(),
             T0 + timedelta(days=1),
-            points=[unassigned(i) for i in range(1, count + 1)],
+            # Notified fires in C1, in none of its townships.
+            points=[fire(i, (ObservationKind.CAMERA,), (), township=None) for i in range(1, count + 1)],
         )
         return [w.text for w in said if "not scored" in w.text]
 

@@ -51,7 +51,7 @@ def fire(
     *,
     area: float | None = None,
     reporter: str | None = None,
-    township: str = "T1",
+    township: str | None = "T1",
 ) -> FirePoint:
     transitions = [Transition(T0, S.NOTIFIED)] + [
         Transition(T0 + timedelta(minutes=i + 1), s, reason="not_found" if s is S.FALSE_ALARM else None)

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from service.alerts.escalation import escalate_due
-from service.auth.service import create_user
 from service.db import make_session_factory, transaction
 from service.incidents import service as incidents
 from service.incidents.states import IncidentState, Role
@@ -38,8 +37,8 @@ from tests.stats.scenario import (
     WEST,
     Clock,
     frozen,
-    import_regions,
     notified_fire,
+    regions_and_users,
 )
 from tests.stats.test_response_pure import AS_LATE, by, point, respond, t
 
@@ -178,9 +177,7 @@ def test_a_township_never_reached_is_not_charged_recorded_with_the_real_escalati
     escalation pass at 21 escalates it to the county, recording 东镇 as unreachable. 东镇 was charged a missed
     acknowledgement for a fire it was never told of."""
     factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        import_regions(session)
-        create_user(session, SUPERVISOR[COUNTY_A].username, "a-long-password", Role.SUPERVISOR, COUNTY_A)
+    regions_and_users(factory, SUPERVISOR[COUNTY_A])
     clock = Clock()
     with frozen(clock), transaction(factory) as session:
         incident = notified_fire(session, "unreached")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from service.auth.service import SYSTEM, create_user
+from service.auth.service import SYSTEM
 from service.config import Settings
 from service.db import make_session_factory, transaction
 from service.flows import ingest_observations
@@ -22,7 +22,7 @@ from service.regions.service import RegionIndexCache
 from service.stats.periods import parse_period
 from service.stats.queries import load_fire_points
 from service.stats.records import Source
-from tests.stats.scenario import PATROL, T0, WEST, _obs, city_scores, import_regions, minutes
+from tests.stats.scenario import PATROL, T0, WEST, _obs, city_scores, minutes, regions_and_users
 
 S = IncidentState
 NOVEMBER = parse_period("2025-11")
@@ -40,9 +40,7 @@ def _ingest(engine: Engine, observation: ObservationIn) -> list[int]:
 def test_a_satellite_pass_received_after_the_townships_report_did_not_find_the_fire_first(engine: Engine) -> None:
     factory = make_session_factory(engine)
     west = PATROL[WEST]
-    with transaction(factory) as session:
-        import_regions(session)
-        create_user(session, west.username, "a-long-password", west.role, west.unit_code)
+    regions_and_users(factory, west)
     report = _obs("west-patrol-report", ObservationKind.PATROL, *FIELD, T0 + minutes(60))
     report.details["reporter_unit"] = WEST
     (number,) = _ingest(engine, report)

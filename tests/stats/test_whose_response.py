@@ -5,34 +5,35 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from service.auth.service import SYSTEM, create_user
-from service.config import Settings
 from service.db import make_session_factory, transaction
-from service.flows import ingest_observations
 from service.incidents import service as incidents
-from service.incidents.fusion import ObservationKind
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
-from service.incidents.tables import Incident
-from service.regions.service import RegionIndexCache
+from service.stats import queries
 from service.stats.periods import parse_period
 from service.stats.queries import load_fire_points
 from service.stats.response import Compliance, DeadlinePolicy, response_of
+from tests.stats import scenario
 from tests.stats.scenario import (
+    ADMIN,
     AS_OF,
     COUNTY_A,
+    COUNTY_B,
     EAST,
     PATROL,
+    SOUTH,
     SUPERVISOR,
     T0,
     WEST,
     Clock,
-    _obs,
     city_scores,
     frozen,
-    import_regions,
     minutes,
+    notified_fire,
+    regions_and_users,
 )
 
 NOVEMBER = parse_period("2025-11")
@@ -49,11 +50,8 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
     to 东镇); Q's on-site deadline ran from the supervisor's acknowledgement and was missed (55 minutes), R's from
     the move and was met (30 minutes)."""
     factory = make_session_factory(engine)
-    with transaction(factory) as session:
-        import_regions(session)
-        for principal in (PATROL[EAST], PATROL[WEST], SUPERVISOR[COUNTY_A]):
-            create_user(session, principal.username, "a-long-password", principal.role, principal.unit_code)
     supervisor, east, west = SUPERVISOR[COUNTY_A], PATROL[EAST], PATROL[WEST]
+    regions_and_users(factory, east, west, supervisor)
     clock = Clock()
     ids: dict[str, int] = {}
     places = {"P": (125.05, 44.05), "Q": (125.03, 44.03), "R": (125.15, 44.05)}
@@ -62,16 +60,8 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
             notified = T0 + timedelta(hours=offset)
             clock.now = notified
             with transaction(factory) as session:
-                summary = ingest_observations(
-                    session,
-                    [_obs(name, ObservationKind.CAMERA, lon, lat, notified)],
-                    indexes=RegionIndexCache(500),
-                    settings=Settings(),
-                    actor=SYSTEM,
-                )
-                incident = session.get_one(Incident, summary.new_incidents[0])
+                incident = notified_fire(session, name, lon, lat, at=notified)
                 ids[name] = incident.id
-                incidents.transition(session, incident, S.NOTIFIED, SYSTEM, at=notified)
                 if name == "P":
                     steps = [(5, S.FALSE_ALARM, supervisor), (30, S.CLOSED, supervisor)]
                 elif name == "Q":
@@ -116,3 +106,30 @@ def test_a_supervisors_moves_and_another_townships_patrol_are_not_the_townships_
     east_score = next(u for u in board.units if u.code == EAST)
     assert (east_score.late_acknowledge, east_score.late_on_site) == (0, 1)
     assert {(i.incident_id, i.rule) for i in east_score.items} == {(ids["Q"], "late_on_site")}
+
+
+def test_each_acting_users_unit_is_looked_up_once_for_all_chunks(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fire points are read in chunks of incidents; the same teams act in every chunk, so each actor's unit is
+    read from the users once (it was read again for every chunk that actor acted in)."""
+    factory = make_session_factory(engine)
+    regions_and_users(factory, ADMIN, *PATROL.values(), *SUPERVISOR.values())
+    scenario.build(factory, regions=False)
+    monkeypatch.setattr(queries, "_CHUNK", 2)  # 10 incidents: 5 chunks, 东镇's team acting in the first two
+    looked_up: list[object] = []
+
+    def record(conn: object, cursor: object, statement: str, parameters: object, *rest: object) -> None:
+        if "FROM users" in statement:
+            looked_up.extend(parameters.values() if isinstance(parameters, dict) else parameters)  # type: ignore[arg-type]
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with factory() as session:
+            points = load_fire_points(session, NOVEMBER)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    east = next(p for p in points if p.township_code == EAST)
+    assert [t.actor_in_unit for t in east.transitions][:2] == [None, True]  # the system's alert, 东镇's team
+    assert sorted(map(str, looked_up)) == sorted({str(name) for name in looked_up})  # no name read twice
+    assert {PATROL[EAST].username, PATROL[SOUTH].username, SUPERVISOR[COUNTY_B].username} <= set(looked_up)

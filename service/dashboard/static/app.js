@@ -65,6 +65,11 @@ function homeFor(session) {
   return session.role === "patrol" ? "#/queue" : "#/map";
 }
 
+/** Whether a page (its roles and config.json flag, as ROUTES and NAV give them) is offered to this session. */
+function offered(session, roles, flag) {
+  return (!roles || roles.includes(session.role)) && (!flag || Boolean(config && config[flag]));
+}
+
 async function loadConfig() {
   if (config) return config;
   try {
@@ -104,15 +109,15 @@ async function route() {
     return;
   }
   const match = ROUTES.map(([re, ...rest]) => [path.match(re), ...rest]).find(([m]) => m);
-  if (!match || (match[3] && !match[3].includes(session.role))) {
+  if (!match) {
     navigate(homeFor(session), true);
     return;
   }
-  const [params, page, section, , flag] = match;
+  const [params, page, section, roles, flag] = match;
   // Before the bar is drawn: which entries it offers depends on the server's configuration (the DEMO inbox).
   const loaded = await loadConfig();
   if (mine !== generation) return;
-  if (flag && !(loaded && loaded[flag])) {
+  if (!offered(session, roles, flag)) {
     navigate(homeFor(session), true);
     return;
   }
@@ -169,9 +174,7 @@ function renderTopbar(session, section = "") {
   document.body.classList.add("signed-in");
   replace(
     nav,
-    NAV.filter(
-      ([, , , roles, flag]) => (!roles || roles.includes(session.role)) && (!flag || (config && config[flag])),
-    ).map(([key, href, label]) =>
+    NAV.filter(([, , , roles, flag]) => offered(session, roles, flag)).map(([key, href, label]) =>
       h(
         "a",
         {

@@ -15,7 +15,8 @@ const ALERT_WORKER = "alerts.worker";
 const FIRMS_PREFIX = "firms:";
 const RECIPIENTS = "alerts.recipients"; // the problems about units nobody is alerted for
 const CAMERA_STATES = ["ok", "frozen", "silent", "never_seen"];
-// Camera presets a problem names before it says "and N more" (the server's message does the same).
+// Items (camera presets, units, fires) a problem names before it says "and N more" (the server's message does the
+// same).
 const NAMED_ITEMS = 10;
 // A reading younger than this is shown as it is when the page opens; an older one is read again first.
 const OPEN_FRESH_S = 5;
@@ -65,20 +66,16 @@ export function problemText(problem, data) {
       });
     case "alerts_failed":
       return t("status.problem.alerts_failed", { n });
+    // The problems that name what they are about, as the server names them: camera presets ("T1/p1"), units with
+    // open fires nobody is alerted for ("北岗镇 (DEMO01)"), fires too old for the escalation pass to catch up on
+    // ("#12").
     case "cameras_frozen":
-      return t("status.problem.cameras_frozen", { n, items: namedItems(problem.items, n) });
     case "cameras_silent":
-      return t("status.problem.cameras_silent", { n, items: namedItems(problem.items, n) });
     case "frames_expired":
-      return t("status.problem.frames_expired", { n, items: namedItems(problem.items, n) });
-    // Units with open fires nobody is alerted for: "北岗镇 (DEMO01)" as the server names them.
     case "units_without_recipients":
-      return t("status.problem.units_without_recipients", { n, items: namedItems(problem.items, n) });
     case "counties_without_supervisors":
-      return t("status.problem.counties_without_supervisors", { n, items: namedItems(problem.items, n) });
-    // Fires too old for the escalation pass to catch up on: "#12" as the server names them.
     case "fires_left_untold":
-      return t("status.problem.fires_left_untold", { n, items: namedItems(problem.items, n) });
+      return t(`status.problem.${problem.code}`, { n, items: namedItems(problem.items, n) });
     default:
       return problem.message; // a code this dashboard does not know yet: the server's own words
   }
