@@ -128,6 +128,25 @@ def dataset_build(
     _console.print(f"data.yaml: {out / 'data.yaml'}")
 
 
+@dataset_app.command("featureless")
+def dataset_featureless(
+    out: Annotated[Path, typer.Argument(help="Folder to write images/, labels/ and extra_sets.toml to.")],
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="Frames to write (the five kinds in turn).")] = 250,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed writes the same frames.")] = 0,
+) -> None:
+    """Write generated featureless negatives (flat, overcast, sensor noise, no-signal screens, fog over a horizon)
+    as an extra set: the frames the model wrongly boxes today (`detector.synthetic_negatives`). Then
+    `strawfire detector dataset build --extra-sets OUT/extra_sets.toml`."""
+    from detector.synthetic_negatives import write_featureless_set
+
+    try:
+        spec = write_featureless_set(out, count, seed=seed)
+    except (OSError, ValueError) as exc:
+        _failed("dataset featureless failed:", exc)
+        raise typer.Exit(code=1) from exc
+    _console.print(f"{count} featureless negatives in {out}; add them with --extra-sets {spec}", highlight=False)
+
+
 def _pair(counts: dict[str, int]) -> str:
     """Format a {"train": n, "val": m} count as "n / m"."""
     return f"{counts['train']} / {counts['val']}"
@@ -782,6 +801,8 @@ def watch_command(
         )
     for error in result.errors:
         _errors.print(error, markup=False, highlight=False)
+    for note in result.notes:
+        _errors.print(f"note: {note}", markup=False, highlight=False)
 
 
 @app.command("eval-clips")

@@ -61,7 +61,7 @@ __all__ = [
 
 ClassName = Literal["fire", "smoke"]
 Split = Literal["train", "val"]
-SplitRule = Literal["sequence", "photo", "tower"]
+SplitRule = Literal["sequence", "photo", "tower", "train"]
 
 #: The project's two classes, in YOLO id order. Every model, metric and alert downstream relies on this order.
 CLASS_NAMES: Final[tuple[ClassName, ...]] = ("fire", "smoke")
@@ -606,6 +606,8 @@ def _assign_splits(
     candidates: Sequence[_Candidate], rule: SplitRule, val_fraction: float, min_frames: int
 ) -> list[Sample]:
     """Decide train/val for every candidate of one source."""
+    if rule == "train":  # generated frames: they teach, but must not move the validation figures models compare by
+        return [_to_sample(c, "train") for c in candidates]
     if rule == "photo":
         # Independent photos: each image is its own group, whatever digits its name happens to end in; a copy
         # (``x (2)``, ``x-copy``, ``x--2-``) joins its original, so the same picture never sits on both sides.
@@ -814,6 +816,7 @@ def _manifest(plan: DatasetPlan, source_root: Path, val_fraction: float, min_fra
             "original), val if below val_fraction",
             "tower": "each sequence split into pre-ignition and post-ignition phases; the last val_fraction "
             "of each phase (by time offset) goes to val; frames without a label file are excluded",
+            "train": "every image to train (generated frames: the validation split stays comparable)",
         },
         "totals": totals,
         "sources": sources,

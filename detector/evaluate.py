@@ -274,6 +274,21 @@ def read_yolo_folder(
     """
     images_dir = data_dir / "images" / split if split else data_dir / "images"
     labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
+    if not images_dir.is_dir() and split is None and data_dir.is_dir():
+        # Roboflow and other exports put each split in its own folder: DATA_DIR/test/images, DATA_DIR/valid/images.
+        exported = sorted(d.name for d in data_dir.iterdir() if not d.name.startswith(".") and (d / "images").is_dir())
+        if len(exported) == 1:
+            log.warning("%s holds one split folder, %s: evaluating it", data_dir, exported[0])
+            return read_yolo_folder(data_dir / exported[0], names, split=None, missing_labels=missing_labels)
+        if exported:
+            raise ValueError(
+                f"{data_dir} holds split folders ({', '.join(exported)}), each with images/ and labels/: "
+                f"give one of them as DATA_DIR (e.g. {data_dir / exported[0]})"
+            )
+        if data_dir.name.lower() == "images" and (data_dir.parent / "labels").is_dir():
+            raise FileNotFoundError(
+                f"{data_dir} is the images folder itself: give its parent, {data_dir.parent}, as DATA_DIR"
+            )
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
     ids = parse_names(names)
@@ -285,6 +300,8 @@ def read_yolo_folder(
         return read_yolo_folder(data_dir, names, split=splits[0], missing_labels=missing_labels)
     if not paths and splits:
         raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    if not paths:
+        log.warning("%s: no images to evaluate", images_dir)
     ignored = sorted(
         p.name
         for p in images_dir.iterdir()
@@ -319,6 +336,14 @@ def read_yolo_folder(
             truth, problems = _parse_labels(text, ids, str(label))
         except ValueError as exc:  # the message names the file and line already
             out.append(LabelledImage(path, None, str(exc)))
+            continue
+        if problems and not len(truth.xyxy):
+            # Nothing of its label file could be read: not known to be free of fire, so not a negative (counted as
+            # one, a fire image whose boxes were written in pixels would be a false alarm), and not evaluated.
+            shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+            out.append(
+                LabelledImage(path, None, f"{label}: no fire or smoke box read, image not evaluated: {shown}")
+            )
             continue
         out.append(LabelledImage(path, truth, left_out=tuple(problems)))
         skipped_lines.extend(problems)

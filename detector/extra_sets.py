@@ -41,7 +41,7 @@ class ExtraSet(BaseModel):
         licence = "Changchun EEB, internal use"
         attribution = "Changchun tower network, labelled 2026-11"
         url = ""                              # optional
-        split = "sequence"                    # or "photo" (see the dataset manifest's split_rules)
+        split = "sequence"                    # or "photo", or "train" (see the dataset manifest's split_rules)
         note = ""                             # optional
 
     Every image needs a label file (an empty one for a negative), as for the built-in sets: an image that was
@@ -56,7 +56,7 @@ class ExtraSet(BaseModel):
     licence: str = Field(min_length=1)
     attribution: str = Field(min_length=1)
     url: str = ""
-    split: Literal["sequence", "photo"] = "sequence"
+    split: Literal["sequence", "photo", "train"] = "sequence"
     note: str = ""
 
     @field_validator("name")

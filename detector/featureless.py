@@ -12,6 +12,12 @@ sequence verification already leaves out) is dropped when, on a 128-px thumbnail
 by one pixel: sensor noise and JPEG blocks average away), every colour channel inside it stays within
 ``min_structure`` grey levels (standard deviation) of a plane: flat, or one smooth ramp.
 
+A box is also left out when at least :data:`FLAT_SHARE` of it lies within :data:`FLAT_TOLERANCE` grey levels of one
+plane (a robust fit: least squares, then again on the half of the pixels nearest that plane): a camera's blue "no
+signal" screen with the encoder's lighter message box in the middle has 7.5–11.7 grey levels of structure (the
+message box's edges) and drew a frame-wide fire box at 0.45–0.56, but 93–96 % of it is one plane; of the labelled
+fire and smoke boxes over a quarter of their image, at most 22 % is (a smoke-filled room, img_932).
+
 Measured (``docs/detector.md``, *Featureless frames*): of the 546 labelled fire and smoke boxes over a quarter of
 their image in the training and validation sets, the flattest deviates 9.0 grey levels from its plane (a
 smoke-filled room; its structure is the overlay text), outdoor ones 11 or more; grey, white, noisy, ramp and blue
@@ -34,8 +40,11 @@ Float64 = npt.NDArray[np.float64]
 __all__ = [
     "DEFAULT_MIN_AREA_FRACTION",
     "DEFAULT_MIN_STRUCTURE",
+    "FLAT_SHARE",
+    "FLAT_TOLERANCE",
     "JUDGED_CONFIDENCE",
     "THUMBNAIL_SIDE",
+    "box_flat_share",
     "box_structure",
     "featureless_boxes",
 ]
@@ -50,6 +59,12 @@ DEFAULT_MIN_STRUCTURE: Final[float] = 6.0
 JUDGED_CONFIDENCE: Final[float] = 0.1
 #: Longer side of the thumbnail the structure is measured on.
 THUMBNAIL_SIDE: Final[int] = 128
+#: A box at least this share of which lies within :data:`FLAT_TOLERANCE` of one plane is mostly nothing: a screen
+#: with a message box (93–96 %), against at most 22 % of any large labelled fire or smoke box. Well above a half,
+#: so that a box half over an even sky and half over a plume is never judged by it.
+FLAT_SHARE: Final[float] = 0.75
+#: Grey levels (0–255, every channel) within which a thumbnail pixel lies on the box's plane.
+FLAT_TOLERANCE: Final[float] = 2.0
 
 
 def _thumbnail(image: ImageArray) -> tuple[Float64, float]:
@@ -97,11 +112,40 @@ def _plane_residual(crop: Float64) -> float:
     return float(np.sqrt(max(0.0, float(residual.max())) / n))
 
 
-def box_structure(image: ImageArray, xyxy: FloatArray) -> FloatArray:
-    """Per box (original-image pixels), the grey levels by which its content deviates from a plane (see the
-    module and :func:`_plane_residual`); ``inf`` for a box too small on the thumbnail to judge (under 3×3
-    pixels)."""
-    out = np.full(len(xyxy), np.inf, np.float32)
+def _flat_share(crop: Float64) -> float:
+    """Share of ``crop``'s pixels (channels, h, w) within :data:`FLAT_TOLERANCE` of its plane in every channel.
+
+    The plane is fitted twice per channel: by least squares, then again on the half of the pixels nearest that
+    first plane, so that a small bright object (a message box) does not tilt or lift the plane off the rest. Both
+    fits in closed form over all channels at once (the first on centred coordinates, which are orthogonal on a
+    rectangle; the second by its 3×3 normal equations), several times faster than ``lstsq``.
+    """
+    channels, height, width = crop.shape
+    xs = np.tile(np.arange(width, dtype=np.float64) - (width - 1) / 2.0, height)
+    ys = np.repeat(np.arange(height, dtype=np.float64) - (height - 1) / 2.0, width)
+    values = crop.reshape(channels, -1)
+    first = (
+        values.mean(axis=1, keepdims=True)
+        + (values @ xs / (xs @ xs))[:, None] * xs
+        + (values @ ys / (ys @ ys))[:, None] * ys
+    )
+    residual = np.abs(values - first)
+    nearest = (residual <= np.median(residual, axis=1, keepdims=True)).astype(np.float64)
+    columns = np.stack([np.ones_like(xs), xs, ys])  # (3, n)
+    products = (columns[:, None, :] * columns[None, :, :]).reshape(9, -1)
+    normal = (nearest @ products.T).reshape(channels, 3, 3)  # per channel, Σ over its nearest pixels
+    moments = (nearest * values) @ columns.T
+    coefficients = np.linalg.solve(normal + 1e-9 * np.eye(3), moments[..., None])[..., 0]  # (channels, 3)
+    worst = np.abs(values - coefficients @ columns).max(axis=0)
+    return float(np.mean(worst < FLAT_TOLERANCE))
+
+
+def _judge(image: ImageArray, xyxy: FloatArray, measures: int) -> FloatArray:
+    """Per box (original-image pixels): its structure (:func:`_plane_residual`) and, with ``measures`` 2, its flat
+    share (:func:`_flat_share`), as rows; ``inf`` structure and 0 share for a box too small on the thumbnail to
+    judge (under 3×3 pixels)."""
+    out = np.zeros((2, len(xyxy)), np.float32)
+    out[0] = np.inf
     if not len(xyxy):
         return out
     thumb, scale = _thumbnail(image)
@@ -110,8 +154,26 @@ def box_structure(image: ImageArray, xyxy: FloatArray) -> FloatArray:
         x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
         x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
         if x2 - x1 >= 3 and y2 - y1 >= 3:
-            out[i] = _plane_residual(thumb[:, y1:y2, x1:x2])
+            crop = thumb[:, y1:y2, x1:x2]
+            out[0, i] = _plane_residual(crop)
+            if measures > 1:  # every other thumbnail pixel: a share needs no more, and it costs a quarter
+                out[1, i] = _flat_share(crop[:, ::2, ::2] if min(crop.shape[1:]) >= 6 else crop)
     return out
+
+
+def box_structure(image: ImageArray, xyxy: FloatArray) -> FloatArray:
+    """Per box (original-image pixels), the grey levels by which its content deviates from a plane (see the
+    module and :func:`_plane_residual`); ``inf`` for a box too small on the thumbnail to judge (under 3×3
+    pixels)."""
+    structure: FloatArray = _judge(image, xyxy, 1)[0]
+    return structure
+
+
+def box_flat_share(image: ImageArray, xyxy: FloatArray) -> FloatArray:
+    """Per box (original-image pixels), the share of it within :data:`FLAT_TOLERANCE` of one plane (see
+    :func:`_flat_share`); 0 for a box too small on the thumbnail to judge."""
+    share: FloatArray = _judge(image, xyxy, 2)[1]
+    return share
 
 
 def featureless_boxes(
@@ -125,7 +187,7 @@ def featureless_boxes(
 ) -> npt.NDArray[np.bool_]:
     """True for each box (original-image pixels) with at least ``min_confidence`` that covers at least
     ``min_area_fraction`` of ``image`` and whose content has less than ``min_structure`` grey levels of
-    structure; ``min_structure`` 0 judges none."""
+    structure, or lies mostly on one plane (:data:`FLAT_SHARE`); ``min_structure`` 0 judges none."""
     flags = np.zeros(len(xyxy), bool)
     if min_structure <= 0.0 or not len(xyxy):
         return flags
@@ -134,5 +196,6 @@ def featureless_boxes(
     area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
     judged = np.flatnonzero((area >= min_area_fraction * width * height) & (confidence >= min_confidence))
     if len(judged):
-        flags[judged] = box_structure(image, boxes[judged].astype(np.float32)) < min_structure
+        structure, flat_share = _judge(image, boxes[judged].astype(np.float32), 2)
+        flags[judged] = (structure < min_structure) | (flat_share >= FLAT_SHARE)
     return flags

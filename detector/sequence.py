@@ -33,7 +33,7 @@ recorded clip, a live camera and the unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Final
@@ -124,7 +124,8 @@ MASKED_FRACTION: Final[float] = 0.5
 
 @dataclass(frozen=True)
 class IgnoreMask:
-    """Polygons (pixel coordinates of the camera position's frames) where detections are ignored."""
+    """Polygons where detections are ignored, in pixels of the camera position's frames (of its first frame, when
+    frames of several sizes come: see :class:`SequenceVerifier`)."""
 
     polygons: tuple[tuple[Point, ...], ...] = ()
 
@@ -188,7 +189,7 @@ class Event:
     start_frame: int  # first frame of the track that became the event
     confirm_frame: int
     end_frame: int | None
-    box: Box  # the detection that confirmed it, in frame pixels
+    box: Box  # the detection that confirmed it, in pixels of the frame that confirmed it
     max_confidence: float
 
 
@@ -235,7 +236,13 @@ class _Track:
 
 
 class SequenceVerifier:
-    """Persistence rule for one camera position. Feed it every frame in order with :meth:`update`."""
+    """Persistence rule for one camera position. Feed it every frame in order with :meth:`update`.
+
+    Frames of one position may come in more than one size (a camera switched to its sub-stream, frames saved at
+    another resolution): tracks and the ignore mask are kept in pixels of the first frame, and each frame's boxes
+    are scaled to it before they are compared, so one fire stays one event. An event's ``box`` is in pixels of the
+    frame that confirmed it, like that frame's own detections.
+    """
 
     def __init__(self, config: SequenceConfig = DEFAULT_SEQUENCE_CONFIG, mask: IgnoreMask | None = None) -> None:
         self.config = config
@@ -243,6 +250,24 @@ class SequenceVerifier:
         self._tracks: list[_Track] = []
         self._ended: list[Event] = []
         self._last_frame: int | None = None
+        self._frame_size: tuple[int, int] | None = None  # (width, height) of the first frame: the tracks' pixels
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the first frame with a size: tracks and the ignore mask are in its pixels."""
+        return self._frame_size
+
+    def _to_track_pixels(self, image_size: tuple[int, int]) -> Callable[[Box], Box]:
+        """The map from a frame of ``image_size``'s pixels to the tracks' (the first frame's)."""
+        width, height = image_size
+        if width <= 0 or height <= 0:  # an undecodable frame: no boxes to map
+            return lambda box: box
+        if self._frame_size is None:
+            self._frame_size = (width, height)
+        sx, sy = self._frame_size[0] / width, self._frame_size[1] / height
+        if sx == sy == 1.0:
+            return lambda box: box
+        return lambda box: (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
 
     def update(self, frame: int, detections: Detections) -> list[Event]:
         """Account for one frame; return the events confirmed or ended at this frame.
@@ -255,40 +280,43 @@ class SequenceVerifier:
         cfg = self.config
         width, height = detections.image_size
         largest = cfg.max_box_fraction * width * height
+        to_tracks = self._to_track_pixels(detections.image_size)
         candidates = [
-            d
+            (d, to_tracks(d.box))
             for d in detections
             if d.confidence >= cfg.frame_threshold
             and d.class_name in cfg.classes
             and (cfg.max_box_fraction >= 1.0 or _area(d.box) <= largest)
-            and not self.mask.covers(d.box)
         ]
+        candidates = [(d, box) for d, box in candidates if not self.mask.covers(box)]
         # Frames skipped since the last one had no support: what they would have ended is ended first, so that a
         # detection after a gap starts a new event instead of extending one that went quiet.
         changed = self._expire(frame - 1)
         # tracks with a detection in this frame, in the order they got it, with the classes of their boxes
         supported: dict[int, set[str]] = {}
-        for det in sorted(candidates, key=lambda d: -d.confidence):
+        placed_by: dict[int, Box] = {}  # per track, the frame's strongest box on it, in this frame's pixels
+        for det, box in sorted(candidates, key=lambda c: -c[0].confidence):
             matches = [  # tracks are kept in the order they started: a lower index is an older track
                 (track.confirmed_at is not None, score, -index)
                 for index, track in enumerate(self._tracks)
-                if (score := overlap(track.box, det.box)) >= cfg.min_overlap
+                if (score := overlap(track.box, box)) >= cfg.min_overlap
             ]
             if matches:
                 best = -max(matches)[2]
             else:
-                self._tracks.append(_Track(det.box))
+                self._tracks.append(_Track(box))
                 best = len(self._tracks) - 1
             track = self._tracks[best]
             if best not in supported:  # the frame's strongest box on this track places it
-                track.box = det.box
+                track.box = box
+                placed_by[best] = det.box
             supported.setdefault(best, set()).add(det.class_name)
             track.max_confidence = max(track.max_confidence, det.confidence)
         for index, classes in supported.items():  # once the whole frame has counted, whatever its boxes' order
             track = self._tracks[index]
             track.add_hit(frame, classes, cfg.window)
             if track.confirmed_at is None and track.hits_in_window(frame, cfg.window) >= cfg.min_hits:
-                track.confirmed_at, track.confirm_box = frame, track.box
+                track.confirmed_at, track.confirm_box = frame, placed_by[index]
                 track.confirmed_class = track.class_name(cfg.classes)
                 changed.append(track.to_event(ended=False))
 
@@ -322,6 +350,7 @@ class SequenceVerifier:
         """
         return {
             "last_frame": self._last_frame,
+            "frame_size": None if self._frame_size is None else list(self._frame_size),
             "tracks": [
                 {
                     "support": dict(t.support),
@@ -366,14 +395,17 @@ class SequenceVerifier:
 
         verifier = cls(config, mask)
         verifier._last_frame = None if data["last_frame"] is None else int(data["last_frame"])
+        if data.get("frame_size"):  # snapshots from before frames were scaled: taken from the next frame
+            width, height = (int(v) for v in data["frame_size"])
+            verifier._frame_size = (width, height)
         verifier._tracks = [track(t) for t in data["tracks"]]
         return verifier
 
     @property
     def events(self) -> list[Event]:
-        """All confirmed events so far, ended ones first then ongoing ones, each in confirmation order."""
+        """All confirmed events so far, ended or ongoing, in the order they were confirmed (then started)."""
         ongoing = [t.to_event(ended=False) for t in self._tracks if t.confirmed_at is not None]
-        return sorted(self._ended, key=lambda e: e.confirm_frame) + sorted(ongoing, key=lambda e: e.confirm_frame)
+        return sorted(self._ended + ongoing, key=lambda e: (e.confirm_frame, e.start_frame))
 
 
 class PositionVerifiers:

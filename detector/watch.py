@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +31,8 @@ class WatchResult:
     events: list[Event]
     errors: list[str]
     frame_size: tuple[int, int] | None = None  # (width, height) of the last decoded frame
+    # Said about the source without being an error: frames of another size than the first (scaled to it).
+    notes: list[str] = field(default_factory=list)
 
     def event_dicts(self) -> list[dict[str, Any]]:
         """The events as JSON objects: class, start/confirm/end frame (0-based), box, max confidence."""
@@ -47,8 +49,9 @@ class WatchResult:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        """``{"frames": N, "events": [...], "errors": [...]}``, the output of ``strawfire detector watch --json``."""
-        return {"frames": self.frames, "events": self.event_dicts(), "errors": self.errors}
+        """``{"frames": N, "events": [...], "errors": [...], "notes": [...]}``, the output of ``strawfire detector
+        watch --json``; events in the order they were confirmed."""
+        return {"frames": self.frames, "events": self.event_dicts(), "errors": self.errors, "notes": self.notes}
 
 
 #: Reads in a row that may fail before a video is taken to end there. A damaged stretch in the middle of a file is
@@ -130,11 +133,15 @@ def watch(
     Without ``config`` the default rule runs at the model's own per-frame threshold (:func:`frame_threshold_for`).
     ``on_frame`` is called after each frame with the frames done and the total (:func:`frame_count`), for a
     progress bar.
+
+    Frames of another size than the first are verified in the first frame's pixels (the mask too; see
+    :class:`SequenceVerifier`), and each change of size is a note; the motion test restarts after one.
     """
     if config is None:
         config = DEFAULT_SEQUENCE_CONFIG.for_model(detector.info.operating_threshold)
     verifier = SequenceVerifier(config, mask)
     errors: list[str] = []
+    notes: list[str] = []
     previous: ImageArray | None = None
     frames = 0
     size: tuple[int, int] | None = None
@@ -147,13 +154,23 @@ def watch(
             found = Detections((0, 0), detector.info.name, detector.info.version)
             previous = None
         else:
+            if size is not None and frame.original_size != size:
+                notes.append(
+                    f"frame {index}: {_size_text(frame.original_size)} after {_size_text(size)} frames: its boxes are "
+                    f"compared in pixels of the first frame ({_size_text(verifier.frame_size or size)})"
+                )
+                previous = None  # motion needs two frames of one size
             found = rescale(detect_frame(detector, frame.pixels, previous, conf=conf), frame)
             previous = frame.pixels
             size = frame.original_size
         verifier.update(index, found)
         if on_frame is not None:
             on_frame(frames, total)
-    return WatchResult(frames, verifier.events, errors, size)
+    return WatchResult(frames, verifier.events, errors, size, notes)
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}×{size[1]}"
 
 
 def frame_count(source: Path) -> int | None:

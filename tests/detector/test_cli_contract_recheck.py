@@ -271,3 +271,56 @@ def test_an_unreadable_file_is_one_per_image_error(tmp_path: Path, monkeypatch: 
     assert result.exit_code == 0, result.output
     assert list(json.loads(out.read_text())) == ["b_flame.jpg"]
     assert said("skipped a_locked.jpg: cannot read the file (Permission denied)") in said(result.stderr)
+
+
+@pytest.mark.parametrize("line", ["0 459 205 80 121", "0 0.478 0.379 0.083 0.224 0.9 x"])
+def test_an_image_none_of_whose_label_lines_can_be_read_is_no_negative(tmp_path: Path, line: str) -> None:
+    """Boxes written in pixels by mistake (or with stray columns): the image is not known to be free of fire, so it
+    is left out and named. Counted as a negative, a fire found on it was a false alarm (fp_image_rate 1.0 here)."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(flame_image()).save(tmp_path / "images" / f"{stem}.png")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.4167 0.4688 0.2083 0.3125\n")
+    (tmp_path / "labels" / "b.txt").write_text(f"{line}\n")
+    result = runner.invoke(app, ["eval", str(tmp_path), "--names", "fire,smoke", "--backend", "rules", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["images"], report["evaluated"], report["negatives"]) == (2, 1, 0)
+    assert report["fp_image_rate"] is None
+    [error] = report["errors"]
+    assert "b.txt: no fire or smoke box read, image not evaluated" in error
+    assert "b.txt:1" in error
+
+
+def test_eval_on_an_export_with_a_folder_per_split(tmp_path: Path) -> None:
+    """Roboflow exports put each split in its own folder (DATA_DIR/test/images): one is evaluated, several are
+    named; the images folder given itself points at its parent."""
+    for split in ("test", "valid"):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "labels").mkdir()
+        Image.fromarray(flame_image()).save(tmp_path / split / "images" / "a.png")
+        (tmp_path / split / "labels" / "a.txt").write_text("0 0.4167 0.4688 0.2083 0.3125\n")
+    args = ["--names", "fire,smoke", "--backend", "rules", "--json"]
+    both = runner.invoke(app, ["eval", str(tmp_path), *args])
+    assert both.exit_code == 2
+    assert said("holds split folders (test, valid), each with images/ and labels/") in said(both.stderr)
+    itself = runner.invoke(app, ["eval", str(tmp_path / "test" / "images"), *args])
+    assert itself.exit_code == 2
+    assert said(f"give its parent, {tmp_path / 'test'}, as DATA_DIR") in said(itself.stderr)
+    for child in (tmp_path / "valid").rglob("*"):
+        if child.is_file():
+            child.unlink()
+    for folder in ("images", "labels", ""):
+        (tmp_path / "valid" / folder).rmdir()
+    one = runner.invoke(app, ["eval", str(tmp_path), *args])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["per_class"]["fire"]["gt_boxes"] == 1
+
+
+def test_eval_warns_about_an_empty_images_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    result = runner.invoke(app, ["eval", str(tmp_path), "--backend", "rules", "--json"])
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path / 'images'}: no images to evaluate" in caplog.messages

@@ -338,6 +338,28 @@ def test_watch_json_on_a_frame_folder(tmp_path: Path) -> None:
     assert any("frame 7" in e for e in out["errors"])
 
 
+def test_watch_keeps_one_event_across_frames_of_several_sizes(tmp_path: Path) -> None:
+    """A folder of one camera's frames saved at three sizes: one fire, one event, and the sizes named as notes (the
+    tracks compared in each frame's own pixels had confirmed nothing)."""
+    frames = write_frames(tmp_path / "frames", 12, fire_from=2)
+    for i, path in enumerate(sorted(frames.iterdir())):
+        factor = (1, 2, 3)[i % 3]
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST))
+    result = runner.invoke(
+        app, ["watch", str(frames), "--json", "--backend", "rules", "--window", "6", "--min-hits", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    [event] = out["events"]
+    assert (event["class"], event["start_frame"], event["confirm_frame"]) == ("fire", 2, 4)
+    assert event["box"][2] > 96  # in pixels of the frame that confirmed it: frame 4, twice the first frame's size
+    assert out["notes"][0] == (
+        "frame 1: 192×128 after 96×64 frames: its boxes are compared in pixels of the first frame (96×64)"
+    )
+    assert len(out["notes"]) == 11
+
+
 def test_watch_with_the_rules_finds_a_rising_plume_by_motion(tmp_path: Path) -> None:
     """The weights-free smoke rule needs the previous frame: tiling (here asked for) must leave it whole."""
     frames = tmp_path / "plume"
@@ -532,14 +554,15 @@ def test_no_event_on_the_forty_pre_ignition_tower_frames(tmp_path: Path) -> None
         if "_-" in path.name:  # <epoch>_-<seconds before ignition>.jpg
             (clip / path.name).symlink_to(path)
     assert len(list(clip.iterdir())) == 40
-    assert watch_tower(clip) == {"frames": 40, "events": [], "errors": []}
+    assert watch_tower(clip) == {"frames": 40, "events": [], "errors": [], "notes": []}
 
 
 @pytest.mark.shared_data
 def test_no_event_on_a_fixed_camera_through_glare_haze_and_low_sun(tmp_path: Path) -> None:
     """Acceptance, a second non-fire clip: D-Fire's AoF frames (mostly one fixed camera over a hillside on
     different days: sun in the lens, lens flare, haze, dusk) in name order, without AoF00002 (a faint plume), whole
-    frames and with ``--tiles auto``, no mask. 38 of the 48 frames are in the training set as negatives."""
+    frames and with ``--tiles auto``, no mask. 38 of the 48 frames are in the training set as negatives. Its frames
+    come in several sizes: compared in the first frame's pixels."""
     images = shared_path("negatives", "dfire_aof", "images")
     clip = tmp_path / "aof"
     clip.mkdir()
@@ -550,7 +573,9 @@ def test_no_event_on_a_fixed_camera_through_glare_haze_and_low_sun(tmp_path: Pat
     for extra in ([], ["--tiles", "auto"]):
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout) == {"frames": 48, "events": [], "errors": []}, extra
+        out = json.loads(result.stdout)
+        assert {key: out[key] for key in ("frames", "events", "errors")} == {"frames": 48, "events": [], "errors": []}
+        assert out["notes"], extra  # its frames come in several sizes (1086×610, 1280×720, ...), scaled to the first
 
 
 def test_tiles_option(mixed_folder: Path, tmp_path: Path) -> None:

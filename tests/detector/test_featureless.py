@@ -18,8 +18,10 @@ from detector.detections import Detections, Detector
 from detector.evaluate import read_yolo_folder
 from detector.featureless import (
     DEFAULT_MIN_STRUCTURE,
+    FLAT_SHARE,
     JUDGED_CONFIDENCE,
     _thumbnail,
+    box_flat_share,
     box_structure,
     featureless_boxes,
 )
@@ -49,6 +51,14 @@ def blue_screen() -> np.ndarray:
     """A camera's "no signal" screen: flat in every channel, not grey."""
     image = np.zeros((480, 640, 3), np.uint8)
     image[..., 2] = 200
+    return image
+
+
+def message_screen() -> np.ndarray:
+    """A video encoder's "no signal" screen with its lighter message box in the middle (as a grabber receives
+    from an NVR whose camera is offline): the box's edges are structure, the rest one colour."""
+    image = np.broadcast_to(np.array([16, 40, 190], np.uint8), (480, 640, 3)).copy()
+    image[215:265, 220:420] = (76, 100, 250)
     return image
 
 
@@ -127,6 +137,7 @@ def test_what_is_not_judged_or_has_structure_stays() -> None:
         False,
         True,
     ]
+    assert box_flat_share(half, halves[:1])[0] < FLAT_SHARE - 0.2  # half of it on one plane is not "mostly"
     # under the judged confidence: left as it is (nothing acts on it; judging it would cost a thumbnail per frame)
     assert featureless_boxes(grey(), WHOLE, np.array([JUDGED_CONFIDENCE - 0.01], np.float32)).tolist() == [False]
     assert featureless_boxes(grey(), WHOLE, np.array([JUDGED_CONFIDENCE], np.float32)).tolist() == [True]
@@ -135,14 +146,24 @@ def test_what_is_not_judged_or_has_structure_stays() -> None:
     assert box_structure(grey(), thin)[1] == np.inf
 
 
+def test_a_screen_with_a_message_box_is_mostly_one_plane() -> None:
+    """The message box's edges give the screen as much structure as a smoke-filled room with its overlay text
+    (so structure alone kept the fire box the network draws there), but nearly all of it is one plane."""
+    assert box_structure(message_screen(), WHOLE)[0] > DEFAULT_MIN_STRUCTURE
+    assert box_flat_share(message_screen(), WHOLE)[0] > 0.9
+    assert featureless_boxes(message_screen(), WHOLE, SURE).tolist() == [True]
+    assert box_flat_share(textured(), WHOLE)[0] < 0.1
+    assert box_flat_share(grey(), WHOLE)[0] == 1.0
+
+
 def test_the_cli_default_is_the_rules() -> None:
     assert MIN_STRUCTURE == DEFAULT_MIN_STRUCTURE
 
 
-def _large_labelled_boxes(folder: Path, names: str) -> list[tuple[str, float]]:
-    """(image name, structure) of every labelled box covering at least a quarter of its image."""
+def _large_labelled_boxes(folder: Path, names: str) -> list[tuple[str, float, float]]:
+    """(image name, structure, flat share) of every labelled box covering at least a quarter of its image."""
     images, _ = read_yolo_folder(folder, names)
-    found: list[tuple[str, float]] = []
+    found: list[tuple[str, float, float]] = []
     for labelled in images:
         truth = labelled.truth
         if truth is None or not len(truth.class_id):
@@ -152,19 +173,23 @@ def _large_labelled_boxes(folder: Path, names: str) -> list[tuple[str, float]]:
             continue
         image = cv2.imread(str(labelled.path))[:, :, ::-1]
         pixels = truth.to_pixels((image.shape[1], image.shape[0]))[areas >= 0.25]
-        found += [(labelled.path.name, float(s)) for s in box_structure(image, pixels)]
+        measured = zip(box_structure(image, pixels), box_flat_share(image, pixels), strict=True)
+        found += [(labelled.path.name, float(s), float(f)) for s, f in measured]
     return found
 
 
 def test_every_large_labelled_fire_or_smoke_box_of_the_shared_sets_has_structure_to_spare() -> None:
     """The rule's margin: the flattest large labelled box (smoke filling a room, its only structure the camera's
-    overlay text) deviates ~9 grey levels from a plane; the rule leaves out boxes under 6."""
+    overlay text) deviates ~9 grey levels from a plane; the rule leaves out boxes under 6. And at most 22 % of any
+    lies on one plane, where the rule leaves out boxes 75 % on one."""
     found = _large_labelled_boxes(shared_path("fire_smoke", "train"), "Fire,default,smoke")
     found += _large_labelled_boxes(shared_path("fire_smoke", "valid"), "Fire,default,smoke")
     found += _large_labelled_boxes(shared_path("fire_smoke_aerial"), "fire,smoke")
     assert len(found) > 300
-    name, flattest = min(found, key=lambda item: item[1])
+    name, flattest, _ = min(found, key=lambda item: item[1])
     assert flattest > 1.4 * DEFAULT_MIN_STRUCTURE, name
+    name, _, most_on_a_plane = max(found, key=lambda item: item[2])
+    assert most_on_a_plane < FLAT_SHARE / 2, name
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +206,9 @@ def judged(found: Detections) -> npt.NDArray[np.bool_]:
     return (areas >= 0.25 * width * height) & (found.confidence >= JUDGED_CONFIDENCE)
 
 
-@pytest.mark.parametrize("image", [grey(), grey(110), noisy(200, 6.0), sky_gradient(), blue_screen()], ids=str)
+@pytest.mark.parametrize(
+    "image", [grey(), grey(110), noisy(200, 6.0), sky_gradient(), blue_screen(), message_screen()], ids=str
+)
 def test_the_committed_model_finds_nothing_on_frames_with_nothing_in_them(
     image: np.ndarray, committed: tuple[Detector, Detector]
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -176,6 +178,69 @@ def test_event_ends_after_k_frames_without_support() -> None:
     verifier.update(7, SMOKE)
     verifier.update(8, SMOKE)
     assert [(e.start_frame, e.end_frame) for e in verifier.events] == [(0, 2), (7, None)]
+
+
+def sized(size: tuple[int, int], *items: tuple[str, float, tuple[float, float, float, float]]) -> Detections:
+    """:func:`frame` from a frame of another size."""
+    return dataclasses.replace(frame(*items), image_size=size)
+
+
+def test_frames_of_another_size_are_compared_in_the_first_frames_pixels() -> None:
+    """A camera switched to its sub-stream (or a folder with frames saved at several sizes): the same fire at the
+    same place in the picture keeps one track; compared in each frame's own pixels it would not overlap at all."""
+    rule = SequenceConfig(window=6, min_hits=3)
+    big = sized((1280, 960), ("fire", 0.9, (400.0, 400.0, 480.0, 480.0)))  # 2× the 640×480 frames
+    small = frame(("fire", 0.9, (200.0, 200.0, 240.0, 240.0)))
+    verifier = SequenceVerifier(rule)
+    assert run(verifier, [small, big, small, big]) == [(2, "fire", None)]
+    [event] = verifier.events
+    assert (event.start_frame, event.confirm_frame) == (0, 2)
+    assert event.box == (200.0, 200.0, 240.0, 240.0)  # in pixels of the frame that confirmed it
+    assert verifier.frame_size == (640, 480)
+    # confirmed on a large frame, the event's box is in that frame's pixels
+    other = SequenceVerifier(rule)
+    assert run(other, [big, small, big]) == [(2, "fire", None)]
+    assert other.events[0].box == (400.0, 400.0, 480.0, 480.0)
+    # the mask is in the first frame's pixels, whatever size the later frames have
+    mask = IgnoreMask.from_lists([[[190, 190], [250, 190], [250, 250], [190, 250]]])
+    assert run(SequenceVerifier(rule, mask), [small, big, small, big]) == []
+    # an undecodable frame (no size) neither sets the first frame's size nor breaks the scaling
+    late = SequenceVerifier(rule)
+    late.update(0, Detections((0, 0), "m", "1"))
+    assert late.frame_size is None
+    for index, detections in enumerate([big, small, big], start=1):
+        late.update(index, detections)
+    assert late.frame_size == (1280, 960)
+    assert len(late.events) == 1
+
+
+def test_the_first_frames_size_survives_a_snapshot() -> None:
+    rule = SequenceConfig(window=6, min_hits=3)
+    big = sized((1280, 960), ("fire", 0.9, (400.0, 400.0, 480.0, 480.0)))
+    small = frame(("fire", 0.9, (200.0, 200.0, 240.0, 240.0)))
+    verifier = SequenceVerifier(rule)
+    run(verifier, [small, big])
+    restored = SequenceVerifier.restore(verifier.snapshot(), rule)
+    assert restored.frame_size == (640, 480)
+    assert [e.confirm_frame for e in restored.update(2, big)] == [2]
+
+
+def test_events_are_listed_in_confirmation_order_ended_or_not() -> None:
+    """Whether an event has ended does not change where it is listed: a reader taking the first event as the first
+    confirmation gets it."""
+    rule = SequenceConfig(window=4, min_hits=2, end_after=2)
+    first = frame(("fire", 0.9, (10.0, 10.0, 50.0, 50.0)))
+    later = frame(("smoke", 0.5, (300.0, 100.0, 340.0, 130.0)))
+    both = frame(("fire", 0.9, (10.0, 10.0, 50.0, 50.0)), ("smoke", 0.5, (300.0, 100.0, 340.0, 130.0)))
+    verifier = SequenceVerifier(rule)
+    run(verifier, [first, first, both, both, first, first, first])  # the smoke ends, the fire goes on
+    assert [(e.class_name, e.confirm_frame, e.end_frame) for e in verifier.events] == [
+        ("fire", 1, None),
+        ("smoke", 3, 3),
+    ]
+    both_ended = SequenceVerifier(rule)
+    run(both_ended, [first, first, both, both, later, EMPTY, EMPTY])  # the smoke ends after the fire
+    assert [(e.class_name, e.end_frame) for e in both_ended.events] == [("fire", 3), ("smoke", 4)]
 
 
 def test_ignore_mask_drops_detections_lying_mostly_in_its_polygons() -> None:
