@@ -28,14 +28,16 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import repeat
 from pathlib import Path
 from typing import IO, Any, Final
 
 from satellite.errors import FirmsEmptyError, FirmsFormatError
 from satellite.hotspot import (
+    ACQ_CLOCK_SKEW,
     BRIGHTNESS_RANGE_K,
+    EARLIEST_ACQ_DATE,
     FRP_RANGE_MW,
     SCAN_TRACK_RANGE_KM,
     DayNight,
@@ -56,6 +58,7 @@ __all__ = [
     "FirmsReadResult",
     "FirmsSource",
     "RejectedRow",
+    "compressed_input",
     "read_firms_csv",
     "read_firms_csv_chunks",
 ]
@@ -146,6 +149,7 @@ def read_firms_csv(
     *,
     source_name: str | None = None,
     product: Product | str | None = None,
+    now: datetime | None = None,
 ) -> FirmsReadResult:
     """Parse a FIRMS active-fire CSV.
 
@@ -160,6 +164,11 @@ def read_firms_csv(
             When given, a header of the other instrument is an error, and rows whose satellite or processing
             level contradict it are rejected. When ``None``, each row's product is derived from its satellite
             and ``version``.
+        now: the clock the acquisition times are checked against (default: the system clock, UTC). A row more
+            than :data:`~satellite.hotspot.ACQ_CLOCK_SKEW` (10 min) ahead of it is rejected (field ``acq_date``
+            when its day is still to come, else ``acq_time``), and so is a row dated before
+            :data:`~satellite.hotspot.EARLIEST_ACQ_DATE` (2000-01-01, before MODIS; field ``acq_date``): neither
+            can be a real observation, and the service would count and escalate either as a fire of today.
 
     Returns:
         The hotspots and the rejected rows. A header with no rows is a valid, empty result (FIRMS answers
@@ -174,7 +183,7 @@ def read_firms_csv(
     want = None if product is None else Product(product)
     text, name = _load_text(source, source_name)
     with _gc_paused():
-        return _parse(text, name, want)
+        return _parse(text, name, want, now)
 
 
 def read_firms_csv_chunks(
@@ -184,6 +193,7 @@ def read_firms_csv_chunks(
     product: Product | str | None = None,
     chunk_lines: int = _CHUNK_LINES,
     on_bytes: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> Iterator[FirmsReadResult]:
     """Read a large FIRMS file in batches of ``chunk_lines`` lines: one :class:`FirmsReadResult` per batch.
 
@@ -195,7 +205,7 @@ def read_firms_csv_chunks(
 
     Args:
         path: the file.
-        source_name, product: as for :func:`read_firms_csv`.
+        source_name, product, now: as for :func:`read_firms_csv`.
         chunk_lines: data lines per batch.
         on_bytes: called after each batch with the bytes consumed since the previous call (progress bars).
 
@@ -233,12 +243,12 @@ def read_firms_csv_chunks(
             # Old-Mac CR line ends: the file is one physical "line"; the whole-text reader splits it (rare and
             # small in practice, so reading it at once costs nothing).
             offset = file_path.stat().st_size
-            yield read_firms_csv(file_path, source_name=name, product=want)
+            yield read_firms_csv(file_path, source_name=name, product=want, now=now)
             report()
             return
         header_line = _strip_line_end(header)
         columns = tuple(col.strip().lower() for col in _split_line(header_line, '"' in header_line))
-        reader = _ColumnReader(columns, _check_header(columns, name, line_no, header_line, want), want, name)
+        reader = _ColumnReader(columns, _check_header(columns, name, line_no, header_line, want), want, name, now)
         batch: list[str] = []
         first_line_no = line_no + 1
         last_raw = header.encode()
@@ -259,7 +269,29 @@ def read_firms_csv_chunks(
         report()
 
 
+#: How compressed files begin (their magic numbers), and what to do with each.
+_COMPRESSED: Final[tuple[tuple[bytes, str], ...]] = (
+    (b"PK\x03\x04", "a ZIP archive, not CSV text: extract the CSV file(s) in it first and give those"),
+    (b"PK\x05\x06", "an empty ZIP archive, not CSV text"),
+    (b"\x1f\x8b", "gzip-compressed, not CSV text: decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed, not CSV text: decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed, not CSV text: decompress it first (unxz)"),
+)
+
+
+def compressed_input(head: bytes) -> str | None:
+    """What is wrong with an input that begins with ``head`` if it is a compressed file, else ``None``.
+
+    Not read through: FIRMS archive downloads are ZIPs that may hold an archive (standard processing) *and* a
+    near-real-time CSV, and which of them to ingest, or import as history, is the user's choice. Without this the
+    file failed as "not UTF-8 text (byte 10)", which says nothing of what to do.
+    """
+    return next((message for magic, message in _COMPRESSED if head.startswith(magic)), None)
+
+
 def _decode_line(raw: bytes, name: str, line_no: int, offset: int, *, first: bool) -> str:
+    if first and (compressed := compressed_input(raw)) is not None:
+        raise FirmsFormatError(compressed, source_name=name)
     try:
         return raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as exc:
@@ -331,6 +363,8 @@ def _load_text(source: FirmsSource, source_name: str | None) -> tuple[str, str]:
         if not isinstance(content, bytes | bytearray):
             raise TypeError(f"{name}: read() returned {type(content).__name__}, not str or bytes")
         data = bytes(content)
+    if (compressed := compressed_input(data)) is not None:
+        raise FirmsFormatError(compressed, source_name=name)
     try:
         return data.decode("utf-8-sig"), name
     except UnicodeDecodeError as exc:
@@ -347,7 +381,7 @@ def _split_line(line: str, quoted: bool) -> list[str]:
     return line.split(",")
 
 
-def _parse(text: str, name: str, product: Product | None) -> FirmsReadResult:
+def _parse(text: str, name: str, product: Product | None, now: datetime | None) -> FirmsReadResult:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
@@ -370,7 +404,7 @@ def _parse(text: str, name: str, product: Product | None) -> FirmsReadResult:
 
     hotspots: list[Hotspot] = []
     rejected: list[RejectedRow] = []
-    reader = _ColumnReader(columns, instrument, product, name)
+    reader = _ColumnReader(columns, instrument, product, name, now)
     for start in range(0, last_content + 1, _CHUNK_LINES):
         chunk = body[start : min(start + _CHUNK_LINES, last_content + 1)]
         cut_last = not ends_with_newline and start + len(chunk) == last_content + 1
@@ -453,13 +487,22 @@ class _RowErrors:
 class _ColumnReader:
     """Converts batches of data lines to hotspots, column by column."""
 
-    def __init__(self, columns: tuple[str, ...], instrument: Instrument, product: Product | None, name: str):
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        instrument: Instrument,
+        product: Product | None,
+        name: str,
+        now: datetime | None = None,
+    ):
         self.columns = columns
         self.width = len(columns)
         self.instrument = instrument
         self.product = product
         self.name = name
         self.mir, self.tir = BRIGHTNESS_COLUMNS[instrument]
+        self.now = (now if now is not None else datetime.now(UTC)).astimezone(UTC)
+        self.latest = self.now + ACQ_CLOCK_SKEW  # the latest acquisition time that can have been observed
         # column -> (lowest, highest, may be empty)
         self.numeric: dict[str, tuple[float, float, bool]] = {
             "latitude": (-90.0, 90.0, False),
@@ -472,7 +515,7 @@ class _ColumnReader:
         }
         # Low-cardinality columns: converted once per distinct value.
         self.categorical: dict[str, Callable[[str], Any]] = {
-            "acq_date": parse_acq_date,
+            "acq_date": self._acq_date,
             "acq_time": parse_acq_time,
             "satellite": self._satellite,
             "instrument": self._instrument,
@@ -482,6 +525,40 @@ class _ColumnReader:
             "type": _fire_type,
             "country_id": _country_id,
         }
+
+    def _acq_date(self, raw: str) -> date:
+        day = parse_acq_date(raw)
+        if day < EARLIEST_ACQ_DATE:
+            raise ValueError(
+                f"{day} is before {EARLIEST_ACQ_DATE}: no FIRMS instrument observed then (MODIS began in 2000)"
+            )
+        if day > self.latest.date():
+            raise ValueError(f"{day} is in the future (the clock says {self.now:%Y-%m-%d %H:%M} UTC)")
+        return day
+
+    def _ahead_of_the_clock(
+        self, cells: dict[str, Sequence[str]], converted: dict[str, dict[str, Any]], errors: _RowErrors
+    ) -> None:
+        """Reject the rows of the clock's last day whose time is more than the allowed skew ahead of it (a later
+        day was refused by :meth:`_acq_date` already)."""
+        last_day = self.latest.date()
+        days, hhmm_of = converted["acq_date"], converted["acq_time"]
+        on_last_day = {raw for raw, day in days.items() if day == last_day}
+        if not on_last_day:
+            return
+        allowed = int(ACQ_CLOCK_SKEW.total_seconds() // 60)
+        for row, (raw_day, raw_time) in enumerate(zip(cells["acq_date"], cells["acq_time"], strict=True)):
+            if raw_day not in on_last_day or raw_time not in hhmm_of:
+                continue
+            hour, minute = hhmm_of[raw_time]
+            stamp = datetime(last_day.year, last_day.month, last_day.day, hour, minute, tzinfo=UTC)
+            if stamp > self.latest:
+                errors.add(
+                    row,
+                    "acq_time",
+                    f"{stamp:%Y-%m-%d %H:%M} UTC is more than {allowed} minutes ahead of the clock "
+                    f"({self.now:%Y-%m-%d %H:%M} UTC)",
+                )
 
     def _satellite(self, raw: str) -> Satellite:
         sat = Satellite.parse(raw)
@@ -560,6 +637,8 @@ class _ColumnReader:
             elif column in self.categorical:
                 cells[column] = column_cells
                 converted[column] = _distinct(column_cells, column, self.categorical[column], errors)
+                if column in ("acq_date", "acq_time") and "acq_date" in converted and "acq_time" in converted:
+                    self._ahead_of_the_clock(cells, converted, errors)  # in header order, as every other check
         if errors.by_row:
             for row, (field, reason) in errors.by_row.items():
                 i = row_lines[row]

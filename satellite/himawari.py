@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 from satellite.errors import HimawariFormatError
-from satellite.firms import RejectedRow
-from satellite.hotspot import VIIRS_CONFIDENCE, ConfidenceClass, parse_acq_time
+from satellite.firms import RejectedRow, compressed_input
+from satellite.hotspot import ACQ_CLOCK_SKEW, VIIRS_CONFIDENCE, ConfidenceClass, parse_acq_time
 
 if TYPE_CHECKING:
     from shapely import Polygon
@@ -388,6 +388,7 @@ def read_himawari_csv(
     *,
     source_name: str | None = None,
     satellite: HimawariSatellite | str | None = None,
+    now: datetime | None = None,
 ) -> HimawariReadResult:
     """Parse a Himawari-8/9 AHI L2 wildfire CSV.
 
@@ -397,6 +398,10 @@ def read_himawari_csv(
         source_name: name used in errors and rejected rows; defaults to the file name. When it is a product
             file name, it also gives the satellite and the timeline.
         satellite: the platform, when the name does not give it; contradicting the file name is an error.
+        now: the clock the observation times are checked against (default: the system clock). A row more than
+            :data:`~satellite.hotspot.ACQ_CLOCK_SKEW` (10 min) ahead of it is rejected, naming the first of
+            ``year``/``month``/``day``/``time`` that is ahead, as FIRMS rows are (a year before 2015, before
+            Himawari-8, is refused by the year's range).
 
     Returns:
         The records and the rejected rows. A header with no rows is a valid, empty result.
@@ -429,7 +434,7 @@ def read_himawari_csv(
                 line=1,
             )
 
-    rows = _RowReader(columns, name, sat, timeline)
+    rows = _RowReader(columns, name, sat, timeline, now)
     hotspots: list[HimawariHotspot] = []
     rejected: list[RejectedRow] = []
     for index in range(header_index + 1, len(lines)):
@@ -460,6 +465,8 @@ def _load_text(source: HimawariSource, source_name: str | None) -> tuple[str, st
         if isinstance(content, str):
             return content.removeprefix("\ufeff"), name
         data = bytes(content)
+    if (compressed := compressed_input(data)) is not None:
+        raise HimawariFormatError(compressed, source_name=name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -553,6 +560,7 @@ class _RowReader:
         name: str,
         satellite: HimawariSatellite | None,
         timeline: datetime | None,
+        now: datetime | None = None,
     ) -> None:
         self.columns = columns
         self.width = len(columns)
@@ -560,6 +568,8 @@ class _RowReader:
         self.name = name
         self.satellite = satellite
         self.timeline = timeline
+        self.now = (now if now is not None else datetime.now(UTC)).astimezone(UTC)
+        self.latest = self.now + ACQ_CLOCK_SKEW  # the latest observation time that can have been made
 
     def read(self, line: str, line_no: int, rejected: list[RejectedRow]) -> HimawariHotspot | None:
         fields = line.split(",")
@@ -618,6 +628,8 @@ class _RowReader:
             acq = datetime(year, month, day, hour, minute, tzinfo=UTC)
         except ValueError:
             raise _BadField("day", f"{year}-{month}-{day} is not a calendar date") from None
+        if acq > self.latest:
+            self._ahead_of_the_clock(acq)
         if self.timeline is not None:
             end = self.timeline + timedelta(minutes=OBSERVATION_MINUTES)
             if not self.timeline <= acq <= end:
@@ -646,6 +658,24 @@ class _RowReader:
         # Every field was validated above; the C constructor skips HimawariHotspot.__new__'s repeat checks.
         record: HimawariHotspot = tuple.__new__(HimawariHotspot, values)
         return record
+
+    def _ahead_of_the_clock(self, acq: datetime) -> None:
+        """Refuse an observation time that cannot have been observed yet, naming the first field ahead."""
+        latest = self.latest
+        field = next(
+            (
+                name
+                for name, parts in (("year", 1), ("month", 2), ("day", 3))
+                if (acq.year, acq.month, acq.day)[:parts] > (latest.year, latest.month, latest.day)[:parts]
+            ),
+            "time",
+        )
+        allowed = int(ACQ_CLOCK_SKEW.total_seconds() // 60)
+        raise _BadField(
+            field,
+            f"{acq:%Y-%m-%d %H:%M} UTC is more than {allowed} minutes ahead of the clock "
+            f"({self.now:%Y-%m-%d %H:%M} UTC)",
+        )
 
     def _time(self, fields: list[str]) -> tuple[int, int]:
         try:

@@ -17,7 +17,7 @@ validates every field; the reader checks the same rules column-wise and skips th
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from shapely import Polygon
 
 __all__ = [
+    "ACQ_CLOCK_SKEW",
     "BRIGHTNESS_RANGE_K",
     "CONFIDENCE_CLASS_LOWER_BOUNDS",
+    "EARLIEST_ACQ_DATE",
     "FRP_RANGE_MW",
     "KEY_DECIMALS",
     "SCAN_TRACK_RANGE_KM",
@@ -298,6 +300,16 @@ def acq_datetime(acq_date: str, acq_time: str) -> datetime:
     hour, minute = parse_acq_time(acq_time)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
+
+EARLIEST_ACQ_DATE: Final = date(2000, 1, 1)
+"""No FIRMS row can be older: MODIS on Terra, the first instrument FIRMS carries, began observing in 2000 (the
+MODIS archive starts on 2000-11-01). An earlier ``acq_date`` (1970-01-01 from a zeroed clock, 1900-01-00 from a
+spreadsheet) is a broken row, not an old fire."""
+
+ACQ_CLOCK_SKEW: Final = timedelta(minutes=10)
+"""How far ahead of the reader's clock an acquisition time may be: the 10 minutes the service allows a phone's
+clock on photos and patrol reports. A later row cannot have been observed yet (a wrong date, a clock error where
+the file was made) and is refused; a fire of 2099 would be counted and escalated like one of today."""
 
 SCAN_TRACK_RANGE_KM: Final[tuple[float, float]] = (0.1, 20.0)
 """Plausible pixel sizes: VIIRS I-band is 0.375 km at nadir, MODIS ~4.8 km along-scan at the swath edge."""

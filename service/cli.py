@@ -223,8 +223,15 @@ def regions_import(
     code_field: Annotated[str | None, typer.Option(help="Attribute holding the unit code.")] = None,
     name_field: Annotated[str | None, typer.Option(help="Attribute holding the unit name.")] = None,
     parent_field: Annotated[str | None, typer.Option(help="Attribute holding the parent code.")] = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Replace units although open incidents, users or alert recipients still use them."),
+    ] = False,
 ) -> None:
-    """Import (or atomically replace) every unit of one level."""
+    """Import (or atomically replace) every unit of one level. A re-import that leaves out units still in use (open
+    incidents, users, alert recipients on them) is refused, listing them per unit, unless `--yes`: then it goes
+    ahead and warns what it orphaned (reassign those incidents, re-create those users and recipients). Parent codes
+    that name no imported unit are warned about: escalations climb the parents to find supervisors."""
     from service.db import transaction
     from service.regions.crs import parse_crs
     from service.regions.loader import CodeList, read_units
@@ -243,11 +250,11 @@ def regions_import(
         parent_field=parent_field,
     )
     with transaction(_session_factory()) as session:
-        summary = import_units(session, units, level=region_level, crs=source_crs, report=report)
+        summary = import_units(session, units, level=region_level, crs=source_crs, report=report, replace_in_use=yes)
     for repair in report.repairs:
         err.print(f"repaired feature {repair.row} ({repair.code}): {repair.reason}", highlight=False)
-    for warning in report.warnings:
-        err.print(f"warning: {warning}", highlight=False)
+    for warning in summary.warnings:  # the reader's, then the import's (units in use, unknown parents)
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     typer.echo(
         f"imported {summary.unit_count} {RegionLevel(region_level).value} units from {path} "
         f"(replaced {summary.replaced}, repaired {summary.repaired})"
@@ -366,8 +373,9 @@ def users_add(
     unit: Annotated[str | None, typer.Option(help="Township or county code the user answers for.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
-    """Create a user. The password is read from stdin (--password-stdin) or prompted for, never an argument."""
-    from service.auth.service import create_user
+    """Create a user. The password is read from stdin (--password-stdin) or prompted for, never an argument. A patrol
+    or supervisor user's --unit must be an imported township or county; other roles take no --unit."""
+    from service.auth.service import check_user_unit, create_user
     from service.db import transaction
     from service.incidents.states import Role
 
@@ -375,11 +383,14 @@ def users_add(
         user_role = Role(role.strip().lower())
     except ValueError:
         raise InputError(f"unknown role {role!r}; use patrol, supervisor, evaluator, admin or device") from None
+    factory = _session_factory()
+    with factory() as session:  # before the password is asked for: a typo'd --unit made an account that sees nothing
+        check_user_unit(session, user_role, unit)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    with transaction(_session_factory()) as session:
+    with transaction(factory) as session:
         user = create_user(session, name, password, user_role, unit)
     typer.echo(f"user {user.username} ({user.role}{', unit ' + user.unit_code if user.unit_code else ''}) created")
 
@@ -825,7 +836,12 @@ app.add_typer(himawari_app, name="himawari")
 
 
 def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], list[Any]]]) -> None:
-    """Read, screen and ingest each file as one transaction, with a progress bar and a summary line."""
+    """Read, screen and ingest each file as one transaction, with a progress bar and a summary line.
+
+    Exit status 2 when a file failed: unreadable (not a FIRMS/Himawari CSV, compressed, missing), or with rows of
+    which none was accepted (every row rejected: a wrong layout, a clock off by years), so that a cron job notices;
+    the other files are ingested all the same. A file with a header and no rows is fine: no fires.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from satellite.errors import SatelliteError
@@ -858,6 +874,10 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
                 summary = ingest_hotspots(session, hotspots, indexes=indexes, settings=settings, actor=actor)
             for row in rejected:
                 err.print(f"rejected {row}", highlight=False)
+            if rejected and not hotspots:
+                message = f" {path}: none of its {len(rejected)} rows was accepted"
+                err.print(Text.assemble(("error:", "red"), message), highlight=False, soft_wrap=True)
+                failed_files += 1
             totals["rows"] += len(hotspots) + len(rejected)
             totals["new"] += summary.new
             totals["duplicates"] += summary.duplicates
@@ -1005,7 +1025,12 @@ def himawari_ingest(
 def firms_poll(
     loop: Annotated[bool, typer.Option("--loop", help="Keep polling every firms.poll_interval_min minutes.")] = False,
 ) -> None:
-    """Poll the FIRMS area API once (or in a loop) and ingest the hotspots; the MAP_KEY is never printed."""
+    """Poll the FIRMS area API once (or in a loop) and ingest the hotspots; the MAP_KEY is never printed.
+
+    Each cycle prints one line: what each source returned, then new, duplicate, new incidents and what screening
+    held back (so the counts add up to what was received), and each failure once, naming the sources it stopped
+    (a refused key stops them all with one error). Retries are printed as they happen."""
+    import logging
     import time
 
     from satellite.poller import TransactionBudget
@@ -1016,23 +1041,62 @@ def firms_poll(
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     budget = TransactionBudget()  # one for the key, across the loop's cycles
-    while True:
-        summary = run_poll(factory, settings, indexes, budget)
-        received = ", ".join(f"{k} {v}" for k, v in summary.per_source.items())
-        typer.echo(
-            f"received {received}; new {summary.new}, duplicate {summary.duplicates}, "
-            f"new incidents {len(summary.new_incidents)}"
-        )
-        for source, error in summary.errors.items():
-            err.print(Text.assemble((f"{source}:", "yellow"), f" {error}"), highlight=False, soft_wrap=True)
-        _print_backfill(summary.backfill)
-        if not loop:
-            # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
-            # stderr, what came in is ingested, and the status stays 0.
-            if summary.errors and len(summary.errors) == len(summary.per_source):
-                raise typer.Exit(1)
-            return
-        time.sleep(max(60.0, settings.firms.poll_interval_min * 60))
+    summarised = _SummarisedPollRecords()
+    loggers = [logging.getLogger(name) for name in _SummarisedPollRecords.LOGGERS]
+    for logger in loggers:
+        logger.addFilter(summarised)
+    try:
+        while True:
+            summary = run_poll(factory, settings, indexes, budget)
+            received = ", ".join(f"{k} {v}" for k, v in summary.per_source.items())
+            held = ", ".join(f"{k} {v}" for k, v in sorted(summary.held.items()))
+            typer.echo(
+                f"received {received}; new {summary.new}, duplicate {summary.duplicates}, "
+                f"new incidents {len(summary.new_incidents)}"
+                + (f", screened out {sum(summary.held.values())} ({held})" if summary.held else "")
+            )
+            by_error: dict[str, list[str]] = {}
+            for source, error in summary.errors.items():
+                by_error.setdefault(error, []).append(source)
+            for error, sources in by_error.items():
+                err.print(
+                    Text.assemble((f"{', '.join(sources)}:", "yellow"), f" {error}"), highlight=False, soft_wrap=True
+                )
+            _print_backfill(summary.backfill)
+            if not loop:
+                # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
+                # stderr, what came in is ingested, and the status stays 0.
+                if summary.errors and len(summary.errors) == len(summary.per_source):
+                    raise typer.Exit(1)
+                return
+            time.sleep(max(60.0, settings.firms.poll_interval_min * 60))
+    finally:
+        for logger in loggers:
+            logger.removeFilter(summarised)
+
+
+class _SummarisedPollRecords:
+    """A logging filter for `firms poll`: drops the log records that the command's summary prints anyway, so that
+    each failure is printed once. The poller logs a source's final failure (ERROR) and the poll cycle a back-fill
+    that stopped or days given up: for the web process's log, where nothing else says so. Retries (WARNING) and
+    rejected rows are not in the summary, and are kept."""
+
+    LOGGERS = ("satellite.poller", "strawfire.firms")
+    #: The poll cycle's messages that the summary's back-fill lines repeat (service.firms_poll.backfill).
+    BACKFILL_MESSAGES = ("FIRMS %s: back-fill stopped at", "FIRMS %s: days %s to %s were missed")
+
+    def filter(self, record: Any) -> bool:
+        import logging
+
+        from satellite.errors import SatelliteError
+
+        if record.name == "satellite.poller":
+            # A source's final failure (ERROR), or an error logged as it is (a full transaction budget): the
+            # summary prints it with the source.
+            args = record.args if isinstance(record.args, tuple) else ()
+            bare_error = record.msg == "%s" and len(args) == 1 and isinstance(args[0], SatelliteError)
+            return not (bare_error or record.levelno >= logging.ERROR)
+        return not str(record.msg).startswith(self.BACKFILL_MESSAGES)
 
 
 sentinel_app = typer.Typer(

@@ -7,6 +7,7 @@ so concurrent writers wait instead of failing). PostgreSQL is selected by URL. T
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 from satellite.errors import redact
 from service.config import redact_url, url_secrets
-from service.errors import ConfigError, InputError
+from service.errors import ConfigError, InputError, StrawfireError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -80,6 +81,10 @@ def make_data_dir(path: Path) -> None:
         raise ConfigError(f"cannot create the data folder {path}: {exc.strerror or exc}") from None
 
 
+#: How long a SQLite connection waits for another writer's lock before "database is locked" (PRAGMA busy_timeout).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; for SQLite make sure the folder exists and set the pragmas."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -94,7 +99,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
     return engine
@@ -110,6 +115,61 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+class DatabaseBusyError(StrawfireError):
+    """SQLite's write lock stayed with another writer for the whole busy timeout; nothing of this unit was written
+    and the same request can be sent again."""
+
+
+def is_database_locked(exc: DBAPIError) -> bool:
+    """Whether the driver said SQLITE_BUSY ("database is locked"): another connection holds the write lock."""
+    return isinstance(exc.orig, sqlite3.OperationalError) and exc.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
+
+
+@contextmanager
+def write_savepoint(session: Session) -> Iterator[None]:
+    """A savepoint for writes that must land together, which on SQLite waits for the write lock instead of failing.
+
+    Why: outside a transaction, SQLite's ``SAVEPOINT`` begins a *deferred* transaction; its first read pins a
+    snapshot, and its first write then has to upgrade that read to the write lock. While another connection holds
+    the lock (or has committed since the snapshot) the upgrade fails at once with "database is locked": SQLite does
+    not apply the busy timeout there, since waiting could not help a stale snapshot. The escalation pass writing
+    while a drone batch was ingested made 3 of 8 uploads answer 500 well within the 10 s timeout. So on SQLite,
+    when no transaction is open on the connection, this begins one with ``BEGIN IMMEDIATE`` (the write lock is
+    taken first, waiting up to :data:`SQLITE_BUSY_TIMEOUT_MS`), nests the savepoint in it and commits it when the
+    block ends: the unit is committed on its own, as the bare savepoint committed when released, and the lock is
+    held for the block only (not for the detection of the next image). A lock not had within the timeout is a
+    :class:`DatabaseBusyError` before anything is written. Inside an open transaction (pysqlite opens one at the
+    first ``INSERT``/``UPDATE``/``DELETE``, which takes the write lock waiting as it should) and on PostgreSQL it is
+    a plain savepoint, committed with the caller's transaction.
+
+    The other writers (the alert worker's escalation and delivery passes, the API's writes, the pollers) begin
+    with pysqlite's implicit transaction at their first write, which waits for the lock; they use no savepoints
+    and are not affected. A global ``BEGIN IMMEDIATE`` on every transaction (SQLAlchemy's pysqlite recipe) would
+    make every read (the dashboard, the paged lists) queue behind the writers too, so it is not used.
+    """
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.name != "sqlite" or driver.in_transaction:
+        with session.begin_nested():
+            yield
+        return
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except DBAPIError as exc:
+        if is_database_locked(exc):
+            seconds = SQLITE_BUSY_TIMEOUT_MS / 1000
+            raise DatabaseBusyError(f"the database stayed locked by another writer for {seconds:g} s") from None
+        raise
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        if driver.in_transaction:
+            connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -14,7 +14,7 @@ from service.auth.security import decode_token, password_stamp
 from service.auth.service import Principal, principal_of
 from service.auth.tables import User
 from service.config import Settings
-from service.incidents.states import Role
+from service.incidents.states import Role, a_role
 from service.regions.service import RegionIndexCache
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
@@ -70,7 +70,7 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
 
     def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {principal.role.value} may not do this")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{a_role(principal.role)} may not do this")
         return principal
 
     return check

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from detector.detections import Detector
 from service.auth.service import Principal
 from service.config import Settings
+from service.db import DatabaseBusyError, write_savepoint
 from service.errors import ConfigError, StrawfireError
 from service.evidence.exif import ImageCheckError, inspect_photo
 from service.flows import ingest_sighting
@@ -49,12 +50,14 @@ def shared_detector(second_opinion: bool = False) -> Detector:
 
 @dataclass(slots=True)
 class ImageResult:
-    """One uploaded image: the sightings it gave and their incidents, or why it gave none."""
+    """One uploaded image: the sightings it gave and their incidents, or why it gave none (``busy``: not stored
+    because the database stayed locked by another writer; the same image can be sent again)."""
 
     image: str
     sightings: int = 0
     incidents: list[int] = field(default_factory=list)
     error: str | None = None
+    busy: bool = False
 
 
 def ingest_drone_images(
@@ -73,18 +76,24 @@ def ingest_drone_images(
     Each image is written to a temporary file under a name of the service's own (``3.jpg``): an uploaded name may
     be ``..`` or longer than a file system takes; the name is only reported.
 
-    Each image's sightings go through a savepoint. On PostgreSQL the request commits them together; on the
-    embedded SQLite (pysqlite opens no transaction before a write) each image's savepoint commits as it is
-    released, by decision: an image that is in stays in, and a batch sent again after a failure adds nothing for
-    those images, whose sightings are keyed by content. (SQLAlchemy's recipe that makes SQLite savepoints nest
-    begins every transaction at its first read, and the service's concurrent writers then met "database is
-    locked" at start.)"""
+    Each image's sightings go through a savepoint (:func:`~service.db.write_savepoint`). On PostgreSQL the request
+    commits them together; on the embedded SQLite each image's sightings are committed on their own, by decision:
+    an image that is in stays in, and a batch sent again after a failure adds nothing for those images, whose
+    sightings are keyed by content. There an image waits for another writer's lock (the alert worker's pass) up to
+    the busy timeout; when the lock is not had in time, that image and the rest of the batch are answered "not
+    stored: … send this image again" (:attr:`ImageResult.busy`), nothing of them written, and the images before
+    them stay stored: the next images would only wait as long again."""
     results: list[ImageResult] = []
+    busy = False
     with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
         for number, (name, data) in enumerate(images):
             shown = Path(name).name or "image.jpg"
             result = ImageResult(shown)
             results.append(result)
+            if busy:
+                result.busy = True
+                result.error = f"{shown}: not stored: the database was busy with another writer; send this image again"
+                continue
             try:
                 inspect_photo(data)  # the evidence check, before anything is stored: refused here, not mid-batch
             except ImageCheckError as exc:
@@ -99,7 +108,7 @@ def ingest_drone_images(
                 result.error = f"{shown}: {message}"
                 continue
             try:
-                with session.begin_nested():  # this image's sightings land together, or not at all
+                with write_savepoint(session):  # this image's sightings land together, or not at all
                     for upload in uploads:
                         outcome = ingest_sighting(
                             session, upload.sighting, upload.evidence_jpeg, indexes=indexes, settings=settings,
@@ -108,6 +117,9 @@ def ingest_drone_images(
                         result.sightings += 1
                         if outcome.incident_id is not None and outcome.incident_id not in result.incidents:
                             result.incidents.append(outcome.incident_id)
+            except DatabaseBusyError as exc:
+                result.sightings, result.incidents, result.busy, busy = 0, [], True, True
+                result.error = f"{shown}: not stored: {exc}; send this image again"
             except StrawfireError as exc:
                 result.sightings, result.incidents = 0, []
                 result.error = f"{shown}: {exc}"

@@ -81,7 +81,19 @@ class BackfillReport:
 
 
 def area_of_interest(session: Session, settings: Settings) -> BBox:
-    """The configured box, or the bounds of the imported regions (a small margin added)."""
+    """The configured box, or the bounds of the imported regions (a small margin added).
+
+    With no regions imported a poll is refused before it fetches anything, box or not, unless
+    ``screening.coverage_from_regions`` is off: the ingest would refuse every answer (see
+    :func:`service.screening.build_screener`), and each cycle would spend FIRMS transactions for nothing.
+    """
+    rows = list_regions(session)
+    if not rows and settings.screening.coverage_from_regions:
+        raise ConfigError(
+            "no regions imported: satellite fire points are ingested for the imported units only; run "
+            "`strawfire regions import` first (or set screening.coverage_from_regions = false to take every "
+            "hotspot in firms.bbox)"
+        )
     if settings.firms.bbox:
         if len(settings.firms.bbox) != 4:
             raise ConfigError("firms.bbox needs four numbers: west, south, east, north")
@@ -89,7 +101,6 @@ def area_of_interest(session: Session, settings: Settings) -> BBox:
             return BBox(*settings.firms.bbox)
         except ValueError as exc:
             raise ConfigError(f"firms.bbox: {exc}") from None
-    rows = list_regions(session)
     if not rows:
         raise ConfigError("no regions imported and no firms.bbox configured: nothing to poll for")
     west, south, east, north = shapely.total_bounds([shapely.from_wkb(r.geometry_wkb) for r in rows])

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pyproj import Geod
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from satellite.clustering import Detection
@@ -106,15 +106,30 @@ def ingest_screened(
     A pixel repeated within the batch (a file with a line twice, overlapping API windows, a scene scanned twice)
     counts as a duplicate and is ingested once; it used to abort the whole file. Fire points are counted among the
     pixels not stored before, so ingesting the same batch again reports none.
+
+    Two ingests of overlapping data at once (the in-service poller and a manual ``firms ingest``, or an upload)
+    behave as if one had come after the other: the writes are made under :func:`lock_satellite_writes`, which
+    makes the stored keys read under it final, so the other's pixels count as duplicates here, and a batch some of
+    whose pixels were stored since it was screened is screened again under the lock. The loser used to fail with
+    an IntegrityError (UNIQUE observations.kind, source_key), its whole file rolled back.
     """
     unique = _first_of_each_key(pixels)
     repeated = len(pixels) - len(unique)
-    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, [pixel.key for pixel in unique])
+    keys = [pixel.key for pixel in unique]
+    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, keys)
     twins = superseded or {}
     unique = [pixel for pixel in unique if pixel.key not in twins]
-    decisions = build_screener(session, settings, unique, indexes).screen(unique)
-    passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
-    points = fire_points(session, [d.hotspot for d in passed], settings)
+    while True:
+        decisions = build_screener(session, settings, unique, indexes).screen(unique)
+        passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
+        points = fire_points(session, [d.hotspot for d in passed], settings)
+        # Screening and clustering read without a lock (a big file takes seconds); the writes below are made
+        # under one. If another ingest stored some of these pixels in between, screen again under the lock.
+        lock_satellite_writes(session)
+        stored_now = incidents.stored_keys(session, ObservationKind.SATELLITE, keys)
+        if stored_now == stored:
+            break
+        stored = stored_now  # the loop ends next time: nobody else can store satellite pixels while we hold it
     accepted = [observe(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
     held = [observe(d.hotspot, d, None) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
@@ -125,6 +140,29 @@ def ingest_screened(
     summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
     summary.repeats = sum(1 for p in new_points if p["repeat_of"])
     return summary
+
+
+#: The PostgreSQL advisory-lock key of satellite ingests (any fixed 64-bit number no other lock uses).
+SATELLITE_INGEST_LOCK = 0x5354_5257_4649_5245  # "STRWFIRE"
+
+
+def lock_satellite_writes(session: Session) -> None:
+    """Make this transaction the only one writing satellite observations until it ends, waiting for the current
+    one; from then on the stored keys it reads stay true until it commits.
+
+    SQLite: the database's write lock, taken now (``BEGIN IMMEDIATE``, waiting up to the busy timeout as any
+    writer's first write does) unless the transaction holds it already (pysqlite begins one at the first write);
+    reads never wait for it (WAL). PostgreSQL: a transaction-level advisory lock, released at commit or rollback,
+    so that each statement after it sees the other ingest's rows (READ COMMITTED). Only satellite ingests take it;
+    other writers are not slowed down.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SATELLITE_INGEST_LOCK})
+    elif connection.dialect.name == "sqlite":
+        driver: Any = connection.connection.driver_connection
+        if not driver.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _first_of_each_key(pixels: Sequence[_Pixel]) -> list[_Pixel]:

@@ -23,7 +23,8 @@ _STATUS: list[tuple[type[StrawfireError], int]] = [
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    # The message may quote the input (a file name, a code): made encodable like the validation errors' echo.
+    return JSONResponse({"detail": _json_safe(str(exc))}, status_code=status)
 
 
 async def _stale(request: Request, exc: Exception) -> JSONResponse:
@@ -32,19 +33,24 @@ async def _stale(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as text: JSON has no such numbers, and the response would fail to encode."""
+    """``value`` with what the answer could not encode made text: NaN and infinities (JSON has no such numbers), and
+    lone UTF-16 surrogates (a JSON ``"\\ud83d"`` parses to one, and UTF-8 cannot encode it), which are written as
+    their escape (``\\ud83d``), in keys as in values. Either failed the answer itself with a 500."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
     return value
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    # FastAPI's own 422 answer, except that it echoes the input: a NaN sent as a number (the JSON parser takes it)
-    # made the answer itself fail with a 500.
+    # FastAPI's own 422 answer, except that it echoes the input: a NaN sent as a number, or a lone surrogate in a
+    # string (the JSON parser takes both; the string is refused as ``string_unicode``), made the answer itself fail
+    # with a 500.
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
 

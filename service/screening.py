@@ -1,7 +1,8 @@
 """Satellite screening in the service: build the :class:`satellite.screening.Screener` from the deployment's data.
 
 * **Coverage** is the imported administrative units (the coarsest level loaded), widened by the assignment
-  tolerance: a hotspot nobody is responsible for is recorded but opens no incident and alerts no one.
+  tolerance: a hotspot nobody is responsible for is recorded but opens no incident and alerts no one. With no
+  units imported a batch is refused (:func:`build_screener`): there is no coverage to test against.
 * **Static heat sources** come from the history of satellite observations in the database, the FIRMS archive
   imported as history (``strawfire firms history``, table ``hotspot_history``) and the earlier days of the batch
   itself (a multi-day file or API window screens like the daily polls it stands for): a persistence map of ~1 km cells
@@ -43,6 +44,7 @@ from satellite.screening import (
     read_zones_geojson,
 )
 from service.config import Settings
+from service.errors import ConflictError
 from service.history.service import history_between
 from service.incidents.tables import Observation
 from service.regions.crs import geometry_to_wgs84, parse_crs
@@ -176,8 +178,25 @@ def build_screener(
     session: Session, settings: Settings, hotspots: Sequence[Detection], indexes: RegionIndexCache
 ) -> Screener:
     """A screener for a batch: stored and archive history before it plus the batch itself (the persistence map
-    never counts a hotspot's own local day), layers from the configured files."""
+    never counts a hotspot's own local day), layers from the configured files.
+
+    Raises:
+        ConflictError: no administrative units are imported (and ``screening.coverage_from_regions`` is on, the
+            default). Every satellite source (file, upload, poll, back-fill, Sentinel scan, Himawari) is screened
+            here, so this is where they all refuse: with no units the coverage test was skipped, and a global
+            FIRMS day (16,017 rows) became 8,673 incidents with no township, which importing the regions later
+            did not fix. The request is fine and the deployment is not ready, hence a conflict (HTTP 409);
+            ``firms poll`` likewise refuses to poll without regions or ``firms.bbox``. Setting
+            ``coverage_from_regions = false`` is the deliberate way to ingest every hotspot, units or not.
+    """
     config = settings.screening
+    coverage = units_coverage(session, indexes) if config.coverage_from_regions else None
+    if config.coverage_from_regions and coverage is None:
+        raise ConflictError(
+            "no administrative units are imported: satellite fire points are ingested for the imported units "
+            "only (without them every hotspot in the data would become an incident no township is responsible "
+            "for); run `strawfire regions import` first"
+        )
     persistence = PersistenceMap()
     times = [h.acq_utc for h in hotspots]
     if times:
@@ -202,7 +221,6 @@ def build_screener(
         # And the batch itself: a hotspot's earlier days in the same file or API window are history for it as much
         # as stored ones (the map never counts a hotspot's own day), so one 12-day file is screened like 12 polls.
         persistence.add(hotspots)
-    coverage = units_coverage(session, indexes) if config.coverage_from_regions else None
     convert = _converter(config.layers_crs)
     # A projected file (a CGCS2000 Gauss-Krüger zone) is in metres: ranges are checked after conversion, not before.
     lonlat = parse_crs(config.layers_crs).geographic

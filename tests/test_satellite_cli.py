@@ -79,8 +79,26 @@ def test_firms_poll_ingests_from_the_area_api_and_never_prints_the_key(tmp_path:
     assert MAP_KEY not in revoked.stdout + revoked.stderr
 
 
+def import_northeast_china(tmp_path: Path, env: dict[str, str]) -> None:
+    """One county over all of Northeast China (120-131 E, 40-50 N): satellite data is ingested for imported units
+    only, and this covers every fire of the test files."""
+    county = tmp_path / "northeast.geojson"
+    feature = {
+        "type": "Feature",
+        "properties": {"code": "229999", "name": "Northeast China"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[120.0, 40.0], [131.0, 40.0], [131.0, 50.0], [120.0, 50.0], [120.0, 40.0]]],
+        },
+    }
+    county.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
+    imported = run("regions", "import", str(county), "--level", "county", "--crs", "wgs84", cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stderr
+
+
 def test_himawari_ingest(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    import_northeast_china(tmp_path, env)
     files = sorted((REPO / "tests" / "satellite" / "data" / "himawari").glob("*.csv"))
     result = run("himawari", "ingest", *map(str, files), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -101,6 +119,7 @@ def test_text_from_files_is_printed_as_text_not_as_rich_markup(tmp_path: Path) -
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n", encoding="utf-8")
     missing = tmp_path / "[red]missing.csv"
+    import_northeast_china(tmp_path, env)
     result = run("firms", "ingest", str(bad), str(source), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -120,6 +139,7 @@ def test_a_file_name_in_the_progress_line_is_text_not_markup(tmp_path: Path) -> 
     source = REPO / "tests" / "satellite" / "data" / "viirs_noaa20_nrt_window_0423.csv"
     named = tmp_path / "[red]fires.csv"
     named.write_bytes(source.read_bytes())
+    import_northeast_china(tmp_path, env)
     result = run("firms", "ingest", str(named), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "ingesting [red]fires.csv" in result.stderr
@@ -215,3 +235,124 @@ def test_sentinel_scan_without_credentials_or_rate_limited_is_one_line_without_t
     assert "gave up after 2 rate-limited attempts" in limited.stderr
     assert "Traceback" not in limited.stderr
     assert SECRET not in limited.stdout + limited.stderr
+
+
+MODIS_HEADER = (
+    "latitude,longitude,brightness,scan,track,acq_date,acq_time,satellite,confidence,version,bright_t31,frp,daynight\n"
+)
+
+
+def modis_rows(where: list[tuple[float, float]], day: str) -> str:
+    return "".join(f"{lat},{lon},330.5,1.0,1.0,{day},410,T,80,6.1NRT,290.0,15.2,D\n" for lat, lon in where)
+
+
+def test_satellite_data_with_no_units_imported_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A global FIRMS day given to `firms ingest` before `regions import` became thousands of incidents with no
+    township, silently; it is refused, as `firms poll` refuses to poll the whole Earth."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    source = REPO / "tests" / "satellite" / "data" / "viirs_noaa20_nrt_window_0423.csv"
+    result = run("firms", "ingest", str(source), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "no administrative units are imported" in result.stderr
+    assert "strawfire regions import" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_compressed_file_or_one_whose_every_row_is_rejected_fails_the_ingest(tmp_path: Path) -> None:
+    """A zipped FIRMS download failed as "not UTF-8 text (byte 10)"; a file of which no row was accepted (a wrong
+    date in every row) exited 0, so cron never noticed. Both are named and the status is 2; the good file given
+    with them is ingested all the same."""
+    import gzip
+    import zipfile
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    import_northeast_china(tmp_path, env)
+    source = REPO / "tests" / "satellite" / "data" / "viirs_noaa20_nrt_window_0423.csv"
+    archive = tmp_path / "DL_FIRE_J1V-C2_1.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("fire_nrt_J1V-C2_1.csv", source.read_bytes())
+    packed = tmp_path / "fires.csv.gz"
+    packed.write_bytes(gzip.compress(source.read_bytes()))
+    future = tmp_path / "future.csv"
+    future.write_text(MODIS_HEADER + modis_rows([(44.0, 125.3), (44.1, 125.4)], "2099-04-23"), encoding="utf-8")
+    no_fires = tmp_path / "no_fires.csv"
+    no_fires.write_text(MODIS_HEADER, encoding="utf-8")
+
+    files = [str(path) for path in (archive, packed, future, no_fires, source)]
+    result = run("firms", "ingest", *files, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{archive.name}: a ZIP archive, not CSV text: extract the CSV file(s) in it first" in result.stderr
+    assert f"{packed.name}: gzip-compressed, not CSV text: decompress it first" in result.stderr
+    assert "not UTF-8" not in result.stderr
+    assert "future.csv:2: acq_date: 2099-04-23 is in the future" in result.stderr  # each row, with its line
+    assert f"{future}: none of its 2 rows was accepted" in result.stderr
+    assert "no_fires.csv" not in result.stderr  # a header and no rows: no fires, not a failure
+    assert "rows read 6, new 4, duplicate 0, rejected 2," in result.stdout  # the good file is in
+    assert "Traceback" not in result.stderr
+
+    history = run("firms", "history", str(archive), cwd=tmp_path, env=env)
+    assert history.returncode == 2
+    assert "a ZIP archive, not CSV text" in history.stderr
+
+
+def test_firms_poll_prints_what_screening_held_and_each_error_once(tmp_path: Path) -> None:
+    """`firms poll` printed "received 512; new 20, duplicate 0" without the 492 rows screening held, and each
+    failure twice: the poller's log line, then the summary."""
+    from datetime import UTC, datetime, timedelta
+
+    yesterday = f"{datetime.now(UTC).date() - timedelta(days=1)}"
+    inside = [(44.0, 125.3), (44.5, 126.0), (45.0, 127.0)]
+    outside = [(30.0, 110.0), (31.0, 111.0)]  # central China: no unit of ours
+    csv = (MODIS_HEADER + modis_rows(inside + outside, yesterday)).encode()
+    maintenance = b"<!DOCTYPE html><html><body><h1>FIRMS is down</h1></body></html>"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
+    env |= {"STRAWFIRE_FIRMS__MAP_KEY": MAP_KEY, "STRAWFIRE_FIRMS__SOURCES": '["MODIS_NRT","VIIRS_NOAA20_NRT"]'}
+    import_northeast_china(tmp_path, env)
+    with http_receiver() as firms:
+
+        def respond(request):  # type: ignore[no-untyped-def]
+            if "/MODIS_NRT/" in request.path:
+                return 200, {"Content-Type": "text/csv"}, csv
+            return 200, {"Content-Type": "text/html"}, maintenance
+
+        firms.respond = respond
+        polled = run("firms", "poll", cwd=tmp_path, env=env | {"STRAWFIRE_FIRMS__BASE_URL": firms.url})
+    assert polled.returncode == 0, polled.stderr
+    assert (
+        "received MODIS_NRT 5, VIIRS_NOAA20_NRT 0; new 3, duplicate 0, new incidents 3, "
+        "screened out 2 (outside_coverage 2)"
+    ) in polled.stdout
+    assert polled.stderr.count("FIRMS is down") == 1, polled.stderr
+    assert "VIIRS_NOAA20_NRT:" in polled.stderr
+
+    with http_receiver() as firms:
+        firms.respond = lambda request: (200, {}, b"Invalid MAP_KEY.")  # a revoked key: every source fails
+        revoked = run("firms", "poll", cwd=tmp_path, env=env | {"STRAWFIRE_FIRMS__BASE_URL": firms.url})
+    assert revoked.returncode == 1
+    assert revoked.stderr.count("Invalid MAP_KEY") == 1, revoked.stderr
+    assert "MODIS_NRT, VIIRS_NOAA20_NRT: " in revoked.stderr  # one error, the sources it stopped
+    assert MAP_KEY not in revoked.stdout + revoked.stderr
+
+    # MODIS_NRT missed five days (its progress says so): the back-fill's dated request fails; said once too.
+    six_days_ago = datetime.now(UTC).date() - timedelta(days=6)
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE component_runs SET detail = :detail WHERE name = 'firms:MODIS_NRT'"),
+                {"detail": json.dumps({"resume_from": f"{six_days_ago}"})},
+            )
+    finally:
+        engine.dispose()
+    with http_receiver() as firms:
+
+        def refuse_dates(request):  # type: ignore[no-untyped-def]
+            if len(request.path.split("/")) > 8:  # .../AREA/DAY_RANGE/DATE: a back-fill window
+                return 400, {"Content-Type": "text/plain"}, b"Invalid date parameter."
+            return respond(request)
+
+        firms.respond = refuse_dates
+        backfilled = run("firms", "poll", cwd=tmp_path, env=env | {"STRAWFIRE_FIRMS__BASE_URL": firms.url})
+    assert backfilled.returncode == 0, backfilled.stderr
+    assert f"MODIS_NRT: back-fill stopped at {six_days_ago}" in backfilled.stderr
+    assert backfilled.stderr.count("Invalid date parameter") == 1, backfilled.stderr

@@ -2,9 +2,9 @@
 
 Mount with ``app.add_typer(drone_app, name="drone")`` and ``app.add_typer(camera_app, name="camera")`` (or the
 ready-made :data:`app`, which has both). Exit status: 0 done; 1 the input is fine but the geometry has no answer
-(a ray that never meets the ground, bearings that never cross); 2 bad input (a missing or unreadable file,
-malformed JSON, a missing or out-of-range field, a frame without the metadata asked for). Every failure is one
-line on stderr that names the file, the item and the field; never a traceback.
+(a ray that never meets the ground, bearings that never cross or whose crossing is rejected); 2 bad input (a
+missing or unreadable file, malformed JSON, a missing or out-of-range field, a frame without the metadata asked
+for). Every failure is one line on stderr that names the file, the item and the field; never a traceback.
 
 NumPy, pyproj, OpenCV, rasterio and Pillow are imported inside the commands, so mounting these apps costs the
 ``strawfire`` start-up nothing.
@@ -300,6 +300,10 @@ def read_observations(path: Path) -> list[BearingObservation]:
     return observations
 
 
+#: What a rejected crossing's payload gives as null: its position and ellipse are no fire's.
+_REJECTED_NULLS: Final = ("latitude", "longitude", "sigma_major_m", "sigma_minor_m", "orientation_deg")
+
+
 def _triangulation_payload(result: Triangulation, count: int) -> dict[str, Any]:
     return {
         "latitude": result.latitude,
@@ -339,8 +343,11 @@ def triangulate(
 ) -> None:
     """Intersect bearings from two or more towers (weighted least squares, with an error ellipse).
 
-    A rejected crossing (behind a camera, too narrow, inconsistent bearings) is still printed, with
-    "accepted": false and the reasons; exit status 0.
+    A rejected crossing (behind a camera, too narrow, inconsistent bearings) has no position: exit status 1, as for
+    bearings that cannot be crossed at all, with one line on stderr giving the reasons. With --json the payload
+    still goes to stdout for its diagnostics ("accepted": false, the reasons, the crossing angle, chi-square,
+    ranges and residuals), but "latitude", "longitude" and the ellipse are null: the least-squares point of a
+    rejected crossing (two parallel bearings put it in Greenland) must never be read as a fire's position.
     """
     from video.triangulate import triangulate as solve
 
@@ -351,13 +358,21 @@ def triangulate(
     observations = read_observations(observations_file)
     result = solve(observations, min_crossing_deg=min_crossing, alpha=alpha, max_range_m=max_range)
     payload = _triangulation_payload(result, len(observations))
+    if not result.accepted:
+        payload |= dict.fromkeys(_REJECTED_NULLS)
     if as_json:
         _echo_json(payload)
+    if not result.accepted:
+        raise _fail(
+            f"{observations_file}: the bearings give no accepted crossing (crossing {result.crossing_angle_deg:.1f}°): "
+            + "; ".join(result.reasons),
+            EXIT_NO_SOLUTION,
+        )
+    if as_json:
         return
-    verdict = "accepted" if result.accepted else "REJECTED: " + "; ".join(result.reasons)
     typer.echo(
         f"{result.latitude:.7f}, {result.longitude:.7f} ±{result.sigma_major_m:.0f}/{result.sigma_minor_m:.0f} m "
-        f"(major axis {result.orientation_deg:.0f}°), crossing {result.crossing_angle_deg:.1f}°, {verdict}"
+        f"(major axis {result.orientation_deg:.0f}°), crossing {result.crossing_angle_deg:.1f}°, accepted"
     )
 
 

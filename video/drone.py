@@ -532,7 +532,8 @@ def locate(
     Raises:
         MetadataError: required fields are missing; the message names them.
         NoGroundIntersectionError: the ray does not meet the ground within ``max_range_m``.
-        InputError: the pixel lies outside the image.
+        InputError: the pixel lies outside the image; the drone is not above its ground (the message names the
+            file and the field, ``RelativeAltitude`` or ``AbsoluteAltitude``, and ``field`` is that field).
     """
     missing = _position_missing(meta)
     if terrain is None:
@@ -600,17 +601,22 @@ def locate(
     else:
         ground_terrain = terrain
         terrain_name = "dem"
-    fix = ground_fix(
-        meta.latitude,
-        meta.longitude,
-        meta.absolute_altitude_m,
-        ray,
-        ground_terrain,
-        sigma_bearing_deg=sigma_yaw_deg,
-        sigma_elevation_deg=sigma_pitch_deg,
-        n_sigma=n_sigma,
-        max_range_m=max_range_m,
-    )
+    try:
+        fix = ground_fix(
+            meta.latitude,
+            meta.longitude,
+            meta.absolute_altitude_m,
+            ray,
+            ground_terrain,
+            sigma_bearing_deg=sigma_yaw_deg,
+            sigma_elevation_deg=sigma_pitch_deg,
+            n_sigma=n_sigma,
+            max_range_m=max_range_m,
+        )
+    except InputError as exc:
+        if exc.field is not None:  # an argument out of range (sigma, n_sigma): not the frame's metadata
+            raise
+        raise _below_ground(meta, terrain_name, exc) from None
     if fix.hit is None:
         raise NoGroundIntersectionError(
             f"{meta.source_name}: the ray at pitch {ray.elevation_deg:+.2f}° does not meet the ground within "
@@ -631,6 +637,23 @@ def locate(
         ground=fix,
         lrf_check_m=None if check is None else float(check),
     )
+
+
+def _below_ground(meta: DroneMetadata, terrain_name: str, exc: InputError) -> InputError:
+    """The drone is not above its ground: say which file, and which field put it there.
+
+    On flat ground at the take-off point the height is ``RelativeAltitude`` itself (a barometer that drifted, a
+    take-off from a roof); over a DEM it is ``AbsoluteAltitude`` against the DEM's ground.
+    """
+    if terrain_name == "flat_takeoff":
+        field = "RelativeAltitude"
+        why = f"RelativeAltitude {meta.relative_altitude_m:+g} m puts the drone at or below its take-off point"
+    else:
+        field = "AbsoluteAltitude"
+        why = f"AbsoluteAltitude {meta.absolute_altitude_m:g} m puts the drone at or below the DEM's ground"
+    error = InputError(f"{meta.source_name}: {why}: {exc}")
+    error.field = field
+    return error
 
 
 def lrf_fix(meta: DroneMetadata) -> LrfTarget:

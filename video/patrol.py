@@ -103,6 +103,7 @@ __all__ = [
     "default_detector",
     "drone_capture_time",
     "drone_sightings",
+    "lens_mismatch",
     "load_detector_spec",
     "locate_camera_box",
     "post_drone_batch",
@@ -500,6 +501,17 @@ def _lens_scale(lens_size: tuple[int, int], image_size: tuple[int, int]) -> tupl
     return sx, sy
 
 
+def lens_mismatch(camera: CameraRecord, preset: PresetRecord, image_size: tuple[int, int]) -> str | None:
+    """Why frames of ``image_size`` (w, h) do not fit the preset's calibrated lens (another aspect ratio), or None
+    when they do (the same size, or a sub-stream scaled down from it)."""
+    intrinsics = lens_intrinsics(camera.lens, preset.zoom)
+    try:
+        _lens_scale((intrinsics.width, intrinsics.height), image_size)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
 def _scaled_box(
     lens_size: tuple[int, int], image_size: tuple[int, int], box: Sequence[float]
 ) -> tuple[float, float, float, float]:
@@ -529,10 +541,26 @@ def locate_camera_box(
     flat at the site elevation. The fix is None when the ground cannot be computed (a DEM file missing on this
     host or not covering the camera, a camera not above its ground), logged once per camera and reason: the wedge
     still places the fire, and a confirmed fire must not be dropped for want of a ground point.
+
+    A frame whose aspect ratio is not the lens's (a stream registered with another stream's lens) cannot place a
+    box at all: where the box lies in the calibrated picture is unknown. By decision the fire is still posted, with
+    the wedge of the preset's whole view (the picture shows this preset, so the fire is somewhere in it: the box's
+    bearing extent is the whole field of view, which also widens the bearing's σ in a crossing) and no ground
+    point; logged once per camera, preset and frame size. :class:`Patrol` counts every such frame as an error
+    of its preset, so the heartbeats show the misconfiguration before a fire does.
     """
     pose = camera.pose(preset)
     intrinsics = lens_intrinsics(camera.lens, pose.zoom)
-    scaled = _scaled_box((intrinsics.width, intrinsics.height), image_size, box)
+    placeable = True
+    try:
+        scaled = _scaled_box((intrinsics.width, intrinsics.height), image_size, box)
+    except InputError as exc:
+        _warn_once(
+            preset_key(camera.id, preset.id),
+            f"{preset_key(camera.id, preset.id)}: {exc}; its sightings carry the wedge of the whole view and no "
+            "ground point",
+        )
+        scaled, placeable = (0.0, 0.0, float(intrinsics.width), float(intrinsics.height)), False
     wedge = box_to_wedge(
         camera.site,
         camera.lens,
@@ -542,6 +570,8 @@ def locate_camera_box(
         min_range_m=camera.min_range_m,
         n_sigma=n_sigma,
     )
+    if not placeable:
+        return wedge, None
     try:
         terrain = _dem(camera.dem) if camera.dem else None
         fix = locate_box(
@@ -768,7 +798,12 @@ class FramePipeline:
         if polygon is None:
             return found, 0
         lens = lens_intrinsics(camera.lens, preset.zoom)  # the polygon is in the lens's calibrated pixels
-        sx, sy = _lens_scale((lens.width, lens.height), frame.size)
+        try:
+            sx, sy = _lens_scale((lens.width, lens.height), frame.size)
+        except InputError:
+            # A frame the lens does not fit (counted as an error by the patrol, see locate_camera_box): the cone
+            # cannot be placed in it, and the frame is still looked at rather than dropped.
+            return found, 0
         mask = IgnoreMask(((tuple((u / sx, v / sy) for u, v in polygon)),))
         glared = np.array([mask.covers((x1, y1, x2, y2)) for x1, y1, x2, y2 in found.xyxy.tolist()], bool)
         return found.select(~glared), int(glared.sum())
@@ -872,6 +907,9 @@ class PresetStats:
     frozen: bool = False  # the feed shows the same picture again and again (:mod:`video.health`)
     frozen_episodes: int = 0
     last_frame_at: datetime | None = None  # capture time of the latest frame read
+    # Frames the source read but skipped by the preset's cadence (added when the source ends): a folder's images
+    # closer in capture time than the cadence, a stream's frames in between.
+    throttled: int = 0
     results: list[Any] = field(default_factory=list)
     # The running source's own counters: its failed connections, stalls and corrupt frames are this preset's errors
     # too (added to ``errors`` when the source ends; counted live in the heartbeats meanwhile).
@@ -964,11 +1002,13 @@ class Patrol:
             if self._stop.is_set():
                 source.close()
         watch = FrozenFeedWatch()
+        lens_fit: dict[tuple[int, int], str | None] = {}  # frame size → why the lens does not fit it (None: it does)
         try:
             for frame in source:
                 stats.frames += 1
                 stats.last_frame_at = frame.captured_at
                 self._watch_feed(key, watch, frame, stats)
+                self._check_lens(key, camera, preset, frame, stats, lens_fit)
                 try:
                     result = self.handle(frame)
                 except Exception as exc:  # one bad frame (or a detector hiccup) must not stop a tower's patrol
@@ -976,6 +1016,7 @@ class Patrol:
                     stats.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("%s: frame %d failed", key, frame.seq)
                     continue
+                self._count_unbuilt_sightings(result, stats)
                 if self.keep_results:
                     stats.results.append(result)
         except SourceError as exc:
@@ -989,6 +1030,48 @@ class Patrol:
         finally:
             self._fold_source_errors(stats)
 
+    @staticmethod
+    def _check_lens(
+        key: str,
+        camera: CameraRecord,
+        preset: PresetRecord,
+        frame: Frame,
+        stats: PresetStats,
+        lens_fit: dict[tuple[int, int], str | None],
+    ) -> None:
+        """Count a frame the preset's lens does not fit (another aspect ratio) as an error of the preset.
+
+        By decision every such frame counts, not only the first: none of its boxes can be placed (their sightings
+        carry the whole view's wedge, :func:`locate_camera_box`), so the preset is misconfigured for as long as it
+        lasts, and the errors in its heartbeats grow with the frames so the county's health view shows it (the
+        stream's own lens must be registered, or the stream cropped). Logged once per frame size.
+        """
+        size = frame.size
+        if size not in lens_fit:
+            lens_fit[size] = problem = lens_mismatch(camera, preset, size)
+            if problem is not None:
+                log.error(
+                    "%s: %s; every frame of this size counts as an error, and fires seen in it are posted with the "
+                    "wedge of the whole view",
+                    key,
+                    problem,
+                )
+        problem = lens_fit[size]
+        if problem is not None:
+            stats.errors += 1
+            stats.last_error = problem
+
+    @staticmethod
+    def _count_unbuilt_sightings(result: object, stats: PresetStats) -> None:
+        """A verified event whose sighting could not be made (``FramePipeline.process`` logged why) is a fire that
+        went nowhere: an error of the preset, not a frame that went well."""
+        if not isinstance(result, FrameResult):
+            return  # a Celery grabber's handle only queues the frame: the workers report their own
+        for outcome in result.events:
+            if outcome.sighting_key is None:
+                stats.errors += 1
+                stats.last_error = f"a {outcome.state} {outcome.class_name} event was not posted: {outcome.error}"
+
     def _fold_source_errors(self, stats: PresetStats) -> None:
         """Make the ended source's failed connections and corrupt frames part of the preset's errors (a camera that
         refused every connection reported "0 frames, 0 errors"), and its last failure the preset's when it has none."""
@@ -996,6 +1079,7 @@ class Patrol:
             counters, stats.source = stats.source, None
             if counters is None:
                 return
+            stats.throttled += counters.throttled
             failures = counters.reconnects + counters.corrupt
             stats.errors += failures
             if failures and stats.last_error is None and counters.last_error:
@@ -1220,6 +1304,12 @@ def _ground_pixel(class_name: str, box: Sequence[float]) -> tuple[float, float]:
     return (u, round(float(box[3]), 2)) if class_name == "smoke" else (u, round((box[1] + box[3]) / 2.0, 2))
 
 
+def _naming(exc: Exception, path: Path, shown: str) -> str:
+    """``exc``'s message with the image named as ``shown`` and not repeated: an upload's file is the service's
+    temporary ``/tmp/strawfire-drone-…/6.jpg``, which means nothing to the pilot who sent ``DJI_0042.JPG``."""
+    return str(exc).replace(str(path), shown).removeprefix(f"{shown}: ")
+
+
 def drone_sightings(
     path: str | Path,
     detector: Detector,
@@ -1253,6 +1343,7 @@ def drone_sightings(
     from video.drone import locate, read_drone_metadata
 
     path = Path(path)
+    shown = image_name or path.name
     meta = read_drone_metadata(path)
     if meta.latitude is None or meta.longitude is None:
         raise MetadataError("no drone position", source_name=str(path), missing=("GpsLatitude", "GpsLongitude"))
@@ -1282,10 +1373,10 @@ def drone_sightings(
         except NoGroundIntersectionError as exc:
             status = cast(GroundStatus, exc.reason) if exc.reason in _RAY_MISSES else "no_metadata"
         except MetadataError as exc:
-            log.warning("%s: box %d not located: %s", path.name, index, exc)
+            log.warning("%s: box %d not located: %s", shown, index, _naming(exc, path, shown))
             status = "no_metadata"
         except (DemError, InputError) as exc:  # a DEM not covering the flight, a drone below its ground: still a fire
-            log.warning("%s: box %d not located: %s", path.name, index, exc)
+            log.warning("%s: box %d not located: %s", shown, index, _naming(exc, path, shown))
             status = "ground_error"
         else:
             status = "hit"
@@ -1299,7 +1390,7 @@ def drone_sightings(
         sighting = DroneSighting(
             sighting_key=f"drone/{drone_id}/{digest[:32]}/{index}",
             drone_id=drone_id,
-            image_name=image_name or path.name,
+            image_name=shown,
             captured_at=when,
             time_source=time_source,
             image_size=size,

@@ -77,6 +77,11 @@ _MAX_CADENCE_S: Final = 86_400.0
 #: More tiles than this per side would cost more network passes per frame than a patrol cadence allows.
 _MAX_TILES: Final = 6
 _MAX_SUN_GLARE_DEG: Final = 30.0  # wider hides most of a tower camera's view whenever the sun is in it
+#: Heights a site can have (the DEM rule of ``video.ground``: the Dead Sea shore to above Everest).
+_SITE_ELEVATION_M: Final = (-1000.0, 9000.0)
+#: Pan readings and heading offsets beyond a full turn either way are typos or another unit (400 gon is 360°), and
+#: are refused rather than wrapped: a wrapped typo would put every wedge of the camera in a wrong direction.
+_MAX_ANGLE_DEG: Final = 360.0
 
 
 class RegistryError(InputError):
@@ -166,7 +171,7 @@ class PresetRecord:
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
-        _number(self.pan_deg, "pan_deg")
+        _number(self.pan_deg, "pan_deg", -_MAX_ANGLE_DEG, _MAX_ANGLE_DEG)
         _number(self.tilt_deg, "tilt_deg", -90.0, 90.0)
         _number(self.zoom, "zoom")
         _number(self.roll_deg, "roll_deg", -180.0, 180.0)
@@ -263,6 +268,8 @@ class CameraRecord:
 
     def __post_init__(self) -> None:
         _check_id(self.id, "id")
+        _number(self.site.ground_elevation_m, "site.ground_elevation_m", *_SITE_ELEVATION_M)
+        _number(self.site.heading_offset_deg, "site.heading_offset_deg", -_MAX_ANGLE_DEG, _MAX_ANGLE_DEG)
         _number(self.sigma_pan_deg, "sigma_pan_deg", 0.0, 90.0)
         _number(self.sigma_tilt_deg, "sigma_tilt_deg", 0.0, 90.0)
         _number(self.max_range_m, "max_range_m", 1.0, 1e6)
@@ -555,6 +562,14 @@ def _camera_from_dict(value: object, where: str) -> CameraRecord:
         _preset_from_dict(item, f"{where}.presets[{i}]")
         for i, item in enumerate(_sequence(data.get("presets", []), f"{where}.presets"))
     )
+    if not presets:
+        # By decision a registry (a file imported, the service's copy) holds no camera without a preset: such a
+        # camera is never patrolled, and the health view, which lists presets, would not show it at all.
+        raise RegistryError(
+            "a camera needs at least one preset (its patrol positions and their sources): without one it is never "
+            "patrolled, and the health view does not list it",
+            field=f"{where}.presets",
+        )
     dem = data.get("dem")
     try:
         return CameraRecord(

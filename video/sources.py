@@ -15,11 +15,13 @@ error after N failed reconnects in a row (a connection that delivered a good fra
 Timestamps are UTC. Live frames get the wall clock at grab (the camera's own clock is not trusted: tower cameras
 drift by minutes and are often never set). Video files get ``start_time + index × frame_interval_s`` (the
 container's 1/fps unless given — time-lapse clips need it); image folders get the epoch in FIgLib-style names
-(``<unix epoch>_<offset>.jpg``), else ``start_time + index × frame_interval_s``, else the file's mtime.
+(``<unix epoch>_<offset>.jpg``), else ``start_time + index × frame_interval_s``, else the file's mtime when those
+increase in name order, else (a copy ties them) the start of the iteration + index × ``frame_interval_s``.
 
 Cadence: sources yield at most one frame per ``min_interval_s`` (the preset's cadence; files and folders by their
-own timestamps); the frames in between are read (so a stream does not back up) but not decoded (MJPEG) or not
-converted (RTSP, files), and counted as throttled. A live stream is read by a thread of its own, also while the
+own timestamps, folders only by capture times, never by modification times: :class:`ImageFolderSource`); the
+frames in between are read (so a stream does not back up) but not decoded (MJPEG) or not converted (RTSP, files),
+and counted as throttled. A live stream is read by a thread of its own, also while the
 consumer works on the last frame: a detector slower than the cadence gets the newest frame when it asks for the
 next, stamped when it arrived, never a backlog that waited in the socket or FFmpeg's buffer (the first frame of an
 RTSP connection is the one FFmpeg read while probing the stream at open). ``Frame.seq`` counts every frame the
@@ -33,6 +35,7 @@ timeouts are passed to FFmpeg so a dead camera cannot block a grabber forever. M
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -838,9 +841,18 @@ class VideoFileSource(_BoundSource):
 class ImageFolderSource(_BoundSource):
     """The images of a folder in file-name order (see the module docstring for their timestamps).
 
-    A file that does not decode is counted and skipped; JPEG files keep their bytes as ``Frame.encoded``.
+    A file that does not decode (empty, truncated, not an image) is counted as corrupt (an error of the preset) and
+    skipped; JPEG files keep their bytes as ``Frame.encoded``.
+
     ``min_interval_s`` keeps one image per that much time, by the images' timestamps (files in between are not
-    even read).
+    even read), but only when those are capture times: the epoch in FIgLib-style names, or ``start_time`` + index ×
+    ``frame_interval_s``. By decision a file's modification time never throttles: it is when the file was written,
+    which a copy (``cp`` without ``-p``) sets to the same second, or milliseconds apart, for every file, so that
+    one image was analysed and the rest were dropped unread. Modification times are used as the frames' times
+    only when they increase strictly in name order; otherwise (tied, or out of order) the images' times are
+    unknown and they are stamped as a video file's frames are: the start of the iteration + index ×
+    ``frame_interval_s``. Either way every image is analysed, in name order. When the folder ends, one log line
+    says how many images were analysed, skipped by the cadence and unreadable.
     """
 
     def __init__(
@@ -870,44 +882,94 @@ class ImageFolderSource(_BoundSource):
             raise SourceError(f"{self.folder}: no such folder")
         return sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
-    def _timestamp(self, path: Path, index: int) -> datetime:
-        from_name = epoch_from_name(path.name)
-        if from_name is not None:
-            return from_name
-        if self.start_time is not None:
-            return self.start_time + timedelta(seconds=index * self.frame_interval_s)
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    def _timestamps(self, paths: list[Path]) -> list[tuple[datetime, bool]]:
+        """Each image's time and whether it is a capture time (which the cadence may throttle), in ``paths`` order."""
+        times: list[tuple[datetime, bool]] = []
+        start = self.start_time
+        for index, path in enumerate(paths):
+            from_name = epoch_from_name(path.name)
+            if from_name is not None:
+                times.append((from_name, True))
+            elif start is not None:
+                times.append((start + timedelta(seconds=index * self.frame_interval_s), True))
+            else:
+                try:
+                    times.append((datetime.fromtimestamp(path.stat().st_mtime, UTC), False))
+                except OSError:  # gone since the listing: read_bytes says so below
+                    times.append((datetime.min.replace(tzinfo=UTC), False))
+        from_mtime = [when for when, real in times if not real]
+        if any(later <= earlier for earlier, later in itertools.pairwise(from_mtime)):
+            # Tied or out of order: the modification times do not tell when, nor in which order, the images were
+            # taken (a copy wrote them): name order, one interval apart.
+            base = self._clock()
+            log.info(
+                "%s: %s: the names carry no time and the files' modification times do not increase in name order "
+                "(a copy?): the images are taken in name order, %g s apart",
+                self.label,
+                self.folder,
+                self.frame_interval_s,
+            )
+            times = [
+                (when, True) if real else (base + timedelta(seconds=index * self.frame_interval_s), False)
+                for index, (when, real) in enumerate(times)
+            ]
+        return times
 
     def __iter__(self) -> Iterator[Frame]:
         import cv2
 
+        paths = self.paths()
         last: datetime | None = None
-        for index, path in enumerate(self.paths()):
-            if self.closed:
-                return
-            captured_at = self._timestamp(path, index)
-            if last is not None and (captured_at - last).total_seconds() < self.min_interval_s - 1e-6:
-                self._stats.throttled += 1
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                self._stats.corrupt += 1
-                self._stats.last_error = f"{path.name}: {exc}"
-                continue
-            is_jpeg = data.startswith(b"\xff\xd8")
-            if is_jpeg:
-                image = decode_jpeg(data)
-            else:
-                decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                image = None if decoded is None else np.asarray(decoded, dtype=np.uint8)
-            if image is None:
-                self._stats.corrupt += 1
-                self._stats.last_error = f"{path.name}: not a decodable image"
-                log.info("%s: skipped %s (not a decodable image)", self.label, path)
-                continue
-            last = captured_at
-            yield self._frame(image, captured_at, index, data if is_jpeg else None)
+        analysed = 0
+        try:
+            for index, (path, (captured_at, real)) in enumerate(zip(paths, self._timestamps(paths), strict=True)):
+                if self.closed:
+                    return
+                if real and last is not None and (captured_at - last).total_seconds() < self.min_interval_s - 1e-6:
+                    self._stats.throttled += 1
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    self._corrupt(path, str(exc))
+                    continue
+                is_jpeg = data.startswith(b"\xff\xd8")
+                if is_jpeg:
+                    image = decode_jpeg(data)
+                elif data:  # OpenCV asserts on an empty buffer rather than saying it is no image
+                    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                    image = None if decoded is None else np.asarray(decoded, dtype=np.uint8)
+                else:
+                    image = None
+                if image is None:
+                    self._corrupt(path, "an empty file" if not data else "not a decodable image")
+                    continue
+                last = captured_at
+                analysed += 1
+                yield self._frame(image, captured_at, index, data if is_jpeg else None)
+        finally:
+            self._summarise(len(paths), analysed)
+
+    def _corrupt(self, path: Path, why: str) -> None:
+        self._stats.corrupt += 1
+        self._stats.last_error = f"{path.name}: {why}"
+        log.warning("%s: skipped %s (%s)", self.label, path, why)
+
+    def _summarise(self, images: int, analysed: int) -> None:
+        """One line for the folder: what was analysed, and what was not and why."""
+        stats = self._stats
+        log.info(
+            "%s: %s: %d image(s), %d analysed, %d skipped (less than the cadence of %g s after the previous by "
+            "their capture times), %d unreadable%s",
+            self.label,
+            self.folder,
+            images,
+            analysed,
+            stats.throttled,
+            self.min_interval_s,
+            stats.corrupt,
+            f" (last: {stats.last_error})" if stats.corrupt and stats.last_error else "",
+        )
 
 
 def open_source(

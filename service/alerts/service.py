@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.alerts.tables import Alert, AlertStatus, Channel, Recipient, RecipientRole
 from service.errors import InputError
+from service.regions.service import unit_levels
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?\d{6,15}$")
@@ -46,9 +47,16 @@ def create_recipient(
     role: RecipientRole = RecipientRole.TOWNSHIP,
     rate_per_min: int | None = None,
 ) -> Recipient:
-    """Add an alert recipient for a unit."""
+    """Add an alert recipient for a unit.
+
+    The unit must be imported (:func:`~service.regions.service.unit_levels`, field ``unit_code``): a recipient on a
+    typo'd code was never alerted, and its unit's fires went to nobody. Any level is accepted, and a code that
+    imported units name as their parent: a county-role recipient of a city or a province receives the escalations
+    of the counties below it (:func:`~service.alerts.coverage.supervisors_unit`), whether or not the city's own
+    boundary was imported."""
     if not name.strip() or not unit_code.strip():
         raise InputError("a recipient needs a name and a unit code", field="name")
+    unit_levels(session, unit_code.strip(), field="unit_code", as_parent=True)
     validate_target(channel, target)
     if rate_per_min is not None and not 1 <= rate_per_min <= 10_000:
         raise InputError("rate_per_min must be within 1..10000", field="rate_per_min")

@@ -13,8 +13,13 @@ from service.auth.tables import User
 from service.errors import ConflictError, InputError, NotFoundError
 from service.incidents.states import Role
 from service.incidents.tables import Incident
+from service.regions.service import unit_levels
+from service.regions.types import RegionLevel
 
 UNIT_ROLES = frozenset({Role.PATROL, Role.SUPERVISOR})
+#: The levels a patrol or supervisor user can answer for: an incident carries its township and its county only
+#: (:attr:`Principal.incident_filter`), so an account on a village, a grid cell or a city would see no incident.
+USER_UNIT_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -61,8 +66,40 @@ def _dummy_hash() -> str:
     return hash_password("no such user")
 
 
+def check_user_unit(session: Session, role: Role, unit_code: str | None) -> None:
+    """Refuse a unit a new user could never work in (``strawfire users add`` checks with it before
+    :func:`create_user`, which stores what it is given).
+
+    Refused, naming the field ``unit``: a unit code that is not imported (a typo'd account saw nothing, for ever),
+    and any code while no unit is imported at all (:func:`~service.regions.service.unit_levels`: import the
+    regions, or load the DEMO region, before adding the teams); a unit of a level no incident is assigned to
+    (:data:`USER_UNIT_LEVELS`); and a unit given to any other role, which answers for no unit (admins and
+    evaluators see every unit, devices none): it was dropped without a word, and whoever typed it believed the
+    account was limited to it.
+    """
+    if role is Role.SYSTEM:
+        return  # create_user refuses the role itself
+    if role not in UNIT_ROLES:
+        if unit_code:
+            raise InputError(
+                f"{role.value} users answer for no unit (only patrol and supervisor users do): leave out --unit",
+                field="unit",
+            )
+        return
+    if not unit_code:
+        return  # create_user refuses it
+    levels = unit_levels(session, unit_code, field="unit")
+    if not any(level in USER_UNIT_LEVELS for level in levels):
+        raise InputError(
+            f"{unit_code} is a {levels[0].value}: a {role.value} user answers for a township or a county "
+            "(the units incidents are assigned to)",
+            field="unit",
+        )
+
+
 def create_user(session: Session, username: str, password: str, role: Role, unit_code: str | None) -> User:
-    """Add a user; patrol and supervisor users must name their unit."""
+    """Add a user; patrol and supervisor users must name their unit. Whether that unit is imported is
+    :func:`check_user_unit`'s to say (the CLI checks what a person typed; tests and the DEMO set up their own)."""
     username = username.strip()
     if not username or len(username) > 64:
         raise InputError("a username has 1–64 characters", field="username")

@@ -155,13 +155,22 @@ def combined_confidence(confidences: Iterable[float]) -> float:
     return 1.0 - miss
 
 
+def location_rank(observation: ObservationIn) -> int:
+    """:data:`PRECISION_RANK` of the observation's kind, except that a drone sighting whose ray found no ground
+    (``ground_status`` other than "hit": a bearing wedge kilometres long, or a disc round the drone) locates the
+    fire no better than a tower camera's wedge, and ranks with it."""
+    if observation.kind is ObservationKind.DRONE and observation.details.get("ground_status", "hit") != "hit":
+        return PRECISION_RANK[ObservationKind.CAMERA]
+    return PRECISION_RANK[observation.kind]
+
+
 def best_location(observations: Sequence[ObservationIn]) -> ObservationIn:
     """The observation that locates the fire best (see the module docstring for the order)."""
     if not observations:
         raise ValueError("an incident has at least one observation")
     return min(
         observations,
-        key=lambda o: (PRECISION_RANK[o.kind], -o.confidence, -(o.frp_mw or 0.0), o.observed_at, o.source_key),
+        key=lambda o: (location_rank(o), -o.confidence, -(o.frp_mw or 0.0), o.observed_at, o.source_key),
     )
 
 

@@ -47,6 +47,12 @@ Decisions (what township teams, county supervisors and evaluators expect of it):
   acknowledgement and arrival. Its report is treated as another township's: the township is alerted and the
   incident is not moved by the reporter; taking it on would have left the township untold and charged with a missed
   acknowledgement. Only a fire with no township, which the county answers itself, is taken on by it.
+* **Outside every unit.** A position in no imported township or county (nor within the assignment tolerance of
+  one) is refused (422 naming ``latitude/longitude``; nothing stored): the incident would belong to no unit, the
+  reporter could not see it, and no township would be alerted. It is a wrong fix or mistyped coordinates (0, 0;
+  latitude and longitude swapped) far more often than a fire the service should keep; a fire beyond the imported
+  area is not this service's to follow. With no townships or counties imported at all, every report is refused
+  the same way. Admins' reports too.
 * **Re-sending.** ``report_id`` (a random id the phone draws once per report) makes a retry after a lost answer a
   no-op that answers with the same incident; without it every request is a new report. A resend that arrives
   while the first request is still being written (both pass the stored-key check, the later insert breaks the
@@ -195,6 +201,21 @@ def patrol_observation(
     )
 
 
+def require_a_unit(session: Session, observation: ObservationIn, indexes: RegionIndexCache) -> None:
+    """Refuse a report whose uncertainty circle no township or county takes (see the module docstring): the same
+    assignment the incident would get (:func:`service.incidents.service.assign_incident`), before anything is
+    stored."""
+    levels = list(incidents.region_indexes(session, indexes).values())
+    if any(index.assign_footprint(observation.region).primary is not None for index in levels):
+        return
+    where = f"nor within {levels[0].tolerance_m:g} m of one" if levels else "none are imported"
+    raise InputError(
+        f"{observation.latitude:g}, {observation.longitude:g} is in no imported township or county ({where}): check "
+        "the phone's position, or the coordinates typed in (latitude first)",
+        field="latitude/longitude",
+    )
+
+
 def _not_ahead_of_earlier_reports(session: Session, row: Observation, incident: Incident) -> None:
     """A report joining a known incident is stored no earlier than that incident's earliest other observation (the
     earlier source reported first; ties go to the earlier row, as the statistics order them)."""
@@ -262,6 +283,7 @@ def report_fire(
     now = utcnow()
     observed_at = observation_time(report.observed_at, now)
     observation = patrol_observation(report, reporter, observed_at=observed_at, received_at=now)
+    require_a_unit(session, observation, indexes)
     summary = incidents.ingest(
         session,
         [observation],

@@ -8,7 +8,8 @@ import re
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from service.deps import (
     Supervisor,
     require,
 )
-from service.errors import InputError
+from service.errors import ConflictError, InputError
 from service.evidence.service import position_record, require_evidence
 from service.incidents import service
 from service.incidents.patrol_reports import PatrolReportIn, report_fire
@@ -73,16 +74,23 @@ async def post_satellite(
 ) -> IngestOut:
     """Ingest a FIRMS CSV: bad rows are skipped and reported, the rest lands in one transaction."""
     from satellite.errors import SatelliteError
-    from satellite.firms import read_firms_csv
+    from satellite.firms import FirmsReadResult, read_firms_csv
 
     name = file.filename or "upload.csv"
     data = await read_limited(file, settings.incidents.max_upload_mb)
-    try:
-        parsed = read_firms_csv(data, source_name=name)
-    except SatelliteError as exc:
-        raise InputError(str(exc)) from exc
-    summary = flows.ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=principal)
-    session.commit()
+
+    def ingest() -> tuple[FirmsReadResult, service.IngestSummary]:
+        try:
+            parsed = read_firms_csv(data, source_name=name)
+        except SatelliteError as exc:
+            raise InputError(str(exc)) from exc
+        summary = flows.ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=principal)
+        session.commit()
+        return parsed, summary
+
+    # Parsing and screening a daily global file takes seconds (and waiting for SQLite's write lock up to 10 s): in a
+    # worker thread, or every other request (health checks, the dashboard, sightings) waits for the whole file.
+    parsed, summary = await run_in_threadpool(ingest)
     return IngestOut(
         source=name,
         rows=len(parsed.hotspots) + len(parsed.rejected),
@@ -228,7 +236,16 @@ class DroneImageOut(BaseModel):
     error: str | None
 
 
-@router.post("/drone/images")
+@router.post(
+    "/drone/images",
+    responses={
+        503: {
+            "description": "SQLite stayed locked by another writer: the per-image answers, those marked not stored to "
+            "be sent again (Retry-After)",
+            "model": list[DroneImageOut],
+        }
+    },
+)
 async def post_drone_images(
     principal: ObservationPoster,
     session: SessionDep,
@@ -259,7 +276,18 @@ async def post_drone_images(
         actor=principal,
     )
     session.commit()
-    return [DroneImageOut(image=r.image, sightings=r.sightings, incidents=r.incidents, error=r.error) for r in results]
+    answers = [
+        DroneImageOut(image=r.image, sightings=r.sightings, incidents=r.incidents, error=r.error) for r in results
+    ]
+    if any(r.busy for r in results):
+        # The images before the busy one are stored; a client that reads only the status must send the batch again
+        # (stored images are recognised by content), one that reads the body resends the images marked not stored.
+        return JSONResponse(  # type: ignore[return-value]
+            [answer.model_dump() for answer in answers],
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "10"},
+        )
+    return answers
 
 
 _CURSOR_PREFIX = "incidents:id<"
@@ -307,8 +335,10 @@ def list_incidents(
         bool, Query(alias="open", description="Only incidents the township still has to act on.")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    # Bounded like the ids: no table holds more rows, and a larger number overflowed the drivers' 64-bit integer
+    # (a 500 on SQLite and PostgreSQL alike).
     offset: Annotated[
-        int, Query(ge=0, description="Rows to skip (kept for old clients; a walk by `cursor` is exact).")
+        int, Query(ge=0, le=2**62, description="Rows to skip (kept for old clients; a walk by `cursor` is exact).")
     ] = 0,
     cursor: Annotated[
         str | None,
@@ -409,10 +439,23 @@ def post_assignment(
     principal: Supervisor,
     session: SessionDep,
 ) -> IncidentRead:
-    """Reassign the incident to another township/county (supervisors and admins; audited)."""
+    """Reassign the incident to another township/county (supervisors and admins; audited).
+
+    Naming the unit the incident is already in confirms an automatic assignment (near a boundary, or to the nearest
+    unit): it becomes an assignment by hand, which later observations no longer move, recorded as a ``reassigned``
+    event that is no move (the team's clocks go on). Naming it again once it is assigned there by hand changes
+    nothing and is refused (409, nothing recorded): it used to append another ``reassigned`` event each time."""
     incident = service.get_incident(session, incident_id, principal)
+    unit_before = (incident.township_code, incident.county_code)
+    by_hand_before = incident.assignment_status == service.MANUAL_ASSIGNMENT
     flows.reassign_incident(
         session, incident, principal, township_code=body.township_code, county_code=body.county_code, note=body.note
     )
+    if by_hand_before and (incident.township_code, incident.county_code) == unit_before:
+        # Told only after the reassignment resolved the units (a township brings its own county): the rollback
+        # discards the event and the alert it wrote.
+        unit = f"{incident.township_name or incident.county_name} ({incident.township_code or incident.county_code})"
+        session.rollback()
+        raise ConflictError(f"the incident is already assigned to {unit} by hand: name another unit to move it")
     session.commit()
     return IncidentRead.of_rows(session, [incident])[0]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import shapely
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
 from shapely.geometry import mapping
 from sqlalchemy.orm import Session
 
@@ -202,6 +202,26 @@ class PositionIn(BaseModel):
     at: AwareDatetime
 
 
+def _unicode_text(value: Any) -> Any:
+    """``value`` when every text in it (keys too) is Unicode that UTF-8 can store; a ``ValueError`` otherwise.
+
+    A JSON ``"\\ud83d"`` (half an emoji) parses to a lone surrogate: typed ``str`` fields refuse it, but a free-form
+    object's values are not checked as text, and storing one failed the request with a 500."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text with a lone UTF-16 surrogate (half a character, such as \\ud83d)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _unicode_text(key)
+            _unicode_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _unicode_text(item)
+    return value
+
+
 class TransitionIn(BaseModel):
     """A requested move in the lifecycle."""
 
@@ -210,7 +230,8 @@ class TransitionIn(BaseModel):
     to: IncidentState
     note: str = Field("", max_length=4000)
     reason: FalseAlarmReason | None = None
-    feedback: dict[str, Any] | None = None
+    # Free-form here (service.incidents.service.check_feedback names what is wrong in it), but text only as Unicode.
+    feedback: Annotated[dict[str, Any] | None, AfterValidator(_unicode_text)] = None
     evidence_sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
     # The state the caller saw: refused with 409 when the incident has moved since (two phones acting blindly).
     expected_state: IncidentState | None = None

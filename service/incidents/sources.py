@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import shapely
 
 from satellite.himawari import HimawariHotspot
@@ -13,7 +16,18 @@ from satellite.screening import ScreeningDecision
 from service.config import IncidentSettings
 from service.incidents.fusion import FusionWindows, ObservationIn, ObservationKind
 from service.incidents.repeat_site import RepeatSiteRule
-from video.sighting import CameraSighting, DroneSighting
+from video.camera import (
+    BearingWedge,
+    CameraSite,
+    Intrinsics,
+    PtzPose,
+    angles_from_directions,
+    box_to_wedge,
+    normalise_bearing,
+    pixel_rays,
+)
+from video.drone import DEFAULT_SIGMA_PITCH_DEG, DEFAULT_SIGMA_YAW_DEG
+from video.sighting import CameraSighting, DronePoseInfo, DroneSighting
 
 
 def hotspot_observation(
@@ -90,9 +104,16 @@ def fire_point_link(details: dict[str, Any], fire_point: dict[str, Any] | None) 
     return (str(fire_point["repeat_of"]).removeprefix("FP|"),) if fire_point.get("repeat_of") else ()
 
 
-# A drone sighting without a ground fix is placed at the drone with this uncertainty (metres): the operator was
-# there and the fire is in view, which is still worth an incident.
-_UNLOCATED_DRONE_M = 500.0
+#: How far a drone sighting without a ground fix reaches from the drone (metres): the wedge's far edge, and the
+#: radius of the disc when not even the bearing is known. The outer visibility a tower camera's wedge is given
+#: (:func:`video.camera.box_to_wedge`, closed-loop.md § 1.2); a drone higher up sees at least as far.
+UNLOCATED_DRONE_RANGE_M = 8000.0
+#: The widest lens a drone frame of unknown focal length may come from: 90° across (DJI's wide cameras are 84° on
+#: the diagonal, about 72° across; a FLIR XT with the 6.8 mm lens, 90°). The bearing wedge spans every lens from
+#: a narrow zoom up to this one.
+WIDEST_DRONE_HFOV_DEG = 90.0
+_LENS_HFOVS_DEG = (1.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 75.0, WIDEST_DRONE_HFOV_DEG)
+_WEDGE_SIGMAS = 2.0  # the wedge holds the yaw and pitch errors to ±2σ, as a camera's does
 
 
 def sighting_observation(sighting: CameraSighting | DroneSighting) -> ObservationIn:
@@ -124,9 +145,8 @@ def sighting_observation(sighting: CameraSighting | DroneSighting) -> Observatio
             region = sighting.ground.uncertainty.to_shapely()
             point = sighting.ground.point.to_shapely()
         else:
-            point = shapely.Point(sighting.drone.longitude, sighting.drone.latitude)
-            degrees = _UNLOCATED_DRONE_M / 111_320.0
-            region = shapely.buffer(point, degrees)
+            region = unlocated_drone_wedge(sighting).polygon()
+            point = region.representative_point()
         details = base | {
             "drone_id": sighting.drone_id,
             "image_name": sighting.image_name,
@@ -143,6 +163,77 @@ def sighting_observation(sighting: CameraSighting | DroneSighting) -> Observatio
         region=region,
         confidence=confidence,
         details=details,
+    )
+
+
+def _drone_yaw(pose: DronePoseInfo) -> float | None:
+    """The camera's true bearing, when the record carries it: the gimbal yaw, unless the frame's yaw came from the
+    flight yaw (a gimbal yaw missing, or 0 beside a real flight yaw), whose value the record does not hold."""
+    if pose.gimbal_yaw_deg is None or (pose.yaw_source is not None and pose.yaw_source != "GimbalYawDegree"):
+        return None
+    return pose.gimbal_yaw_deg
+
+
+def unlocated_drone_wedge(sighting: DroneSighting) -> BearingWedge:
+    """Where a drone sighting whose ray did not land can be: a bearing wedge from the drone, as a tower camera's
+    sighting without a ground point is placed (:func:`video.patrol.locate_camera_box`).
+
+    The record carries the drone's position, the gimbal's yaw, pitch and roll and the box, not the lens (its focal
+    length may be what was missing). So the wedge is the union of the box's wedges (:func:`video.camera.box_to_wedge`,
+    yaw ±2·σ_yaw, pitch ±2·σ_pitch) for every lens from a narrow zoom to :data:`WIDEST_DRONE_HFOV_DEG` across: a
+    box near the middle of the frame gives a narrow wedge whatever the lens, one at the edge up to half the widest
+    view. It reaches :data:`UNLOCATED_DRONE_RANGE_M`. With the height above the take-off point it starts where
+    the steepest of those rays through the box's lower edge meets flat ground at the take-off level: a frame looking
+    at the horizon from 500 m does not show a fire 100 m from the drone, which the wedge must then not reach (the
+    audit's repro fused such a frame into one). Ground rising towards the fire would bring it nearer than that;
+    the flat take-off ground is what the ray projection assumes too.
+
+    Without a yaw, or without a pitch (a camera looking straight down sees every bearing), the bearing is unknown:
+    the whole circle round the drone, a disc of :data:`UNLOCATED_DRONE_RANGE_M` measured on the ground. (It was a
+    500 m circle drawn in degrees, 360 m across east-west at 44° N, that claimed a precision the frame did not
+    give and caught any fire near the drone.)
+    """
+    pose = sighting.drone
+    yaw = _drone_yaw(pose)
+    if yaw is None or pose.gimbal_pitch_deg is None:
+        return BearingWedge(pose.latitude, pose.longitude, 0.0, 180.0, 180.0, UNLOCATED_DRONE_RANGE_M)
+    width, height = sighting.image_size
+    site = CameraSite(pose.latitude, pose.longitude, mast_height_m=0.0)
+    ptz = PtzPose(
+        pan_deg=yaw,
+        tilt_deg=min(90.0, max(-90.0, pose.gimbal_pitch_deg)),
+        roll_deg=pose.gimbal_roll_deg or 0.0,
+        sigma_pan_deg=DEFAULT_SIGMA_YAW_DEG,
+        sigma_tilt_deg=DEFAULT_SIGMA_PITCH_DEG,
+    )
+    box = sighting.boxes[0].xyxy  # the box this sighting locates (the others follow it)
+    wedges = [
+        box_to_wedge(site, Intrinsics.from_hfov(width, height, hfov), ptz, box, n_sigma=_WEDGE_SIGMAS)
+        for hfov in _LENS_HFOVS_DEG
+    ]
+    first = wedges[0].centre_bearing_deg
+    offsets = [(w.centre_bearing_deg - first + 180.0) % 360.0 - 180.0 for w in wedges]
+    left = min(o - w.half_width_deg for o, w in zip(offsets, wedges, strict=True))
+    right = max(o + w.half_width_deg for o, w in zip(offsets, wedges, strict=True))
+    near_m = 0.0
+    if pose.relative_altitude_m is not None and pose.relative_altitude_m > 0.0:
+        steepest = replace(ptz, tilt_deg=max(-90.0, ptz.tilt_deg - _WEDGE_SIGMAS * ptz.sigma_tilt_deg))
+        along_bottom = np.linspace(box[0], box[2], 9)
+        depression = max(
+            -float(angles_from_directions(pixel_rays(site, Intrinsics.from_hfov(width, height, hfov), steepest,
+                                                     along_bottom, np.full(9, box[3])))[1].min())
+            for hfov in _LENS_HFOVS_DEG
+        )  # fmt: skip
+        if 0.0 < depression < 90.0:
+            near_m = pose.relative_altitude_m / math.tan(math.radians(depression))
+    return BearingWedge(
+        latitude=pose.latitude,
+        longitude=pose.longitude,
+        centre_bearing_deg=normalise_bearing(first + (left + right) / 2.0),
+        half_width_deg=min(180.0, (right - left) / 2.0),
+        box_half_width_deg=min(180.0, (right - left) / 2.0),
+        max_range_m=max(UNLOCATED_DRONE_RANGE_M, 2.0 * near_m),
+        min_range_m=near_m,
     )
 
 

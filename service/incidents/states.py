@@ -43,6 +43,11 @@ class Role(StrEnum):
     SYSTEM = "system"
 
 
+def a_role(role: Role) -> str:
+    """The role with its article, as messages name it ("an evaluator", "a patrol")."""
+    return f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
+
+
 class FalseAlarmReason(StrEnum):
     """Why a fire point was not a straw-burning violation (closing codes include non-straw causes)."""
 
@@ -96,5 +101,5 @@ def check_transition(state: IncidentState, target: IncidentState, role: Role) ->
         legal = ", ".join(TRANSITIONS.get(state, {})) or "none"
         return f"cannot go from {state.value} to {target.value} (allowed from {state.value}: {legal})"
     if role not in roles:
-        return f"a {role.value} may not move an incident from {state.value} to {target.value}"
+        return f"{a_role(role)} may not move an incident from {state.value} to {target.value}"
     return None

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 import shapefile  # pyshp
 import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 
 from service.errors import InputError
-from service.regions.crs import SourceCRS, geometry_to_wgs84
+from service.regions.crs import KNOWN_CRS_NAMES, SourceCRS, geometry_to_wgs84
 from service.regions.types import MAX_CODE_CHARS, MAX_NAME_CHARS, RegionLevel, RegionUnit
 
 # Latin names first, then the Chinese column names of GIS exports (a DBF field name holds at most 10 bytes, 5 GBK
@@ -185,7 +187,40 @@ def _decode_geojson(raw: bytes, path: Path, notes: list[str]) -> str:
         return text
 
 
-def _iter_geojson(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
+# The CRSs whose coordinates are longitude/latitude degrees on WGS-84 or within a metre of it (CGCS2000): a file that
+# declares one of them agrees with any of the named systems. GCJ-02 and BD-09 have no code of their own, so their
+# files declare WGS-84's (or nothing).
+_DEGREES_CRS = (CRS.from_epsg(4326), CRS.from_epsg(4490))
+
+
+def _crs_member_note(data: Mapping[str, Any], crs: SourceCRS) -> str | None:
+    """A note when a GeoJSON's ``crs`` member (GeoJSON 2008; RFC 7946 dropped it) contradicts the CRS the import was
+    given, or names a CRS pyproj does not know; None when it agrees or is absent.
+
+    A warning, not a refusal: the import's CRS is what the operator chose and decides how the coordinates are read,
+    and tools write stale members (a file of degrees declaring Web Mercator). A wrong choice of projected against
+    degrees is refused anyway, as coordinates out of range; the note covers the quiet cases (a GCJ-02 file imported
+    as another system's, metres of one projected zone read as another's)."""
+    member = data.get("crs")
+    properties = member.get("properties") if isinstance(member, Mapping) else None
+    declared = properties.get("name") if isinstance(properties, Mapping) else None
+    if not isinstance(declared, str) or not declared.strip():
+        return None
+    read_as = f"the coordinates were read as {crs}, the CRS the import was given; check which is right"
+    try:
+        named = CRS.from_user_input(declared)
+    except CRSError:
+        return f"the file's 'crs' member declares {declared!r}, a CRS pyproj does not know: {read_as}"
+    if crs.name in KNOWN_CRS_NAMES:
+        agrees = any(named.equals(degrees, ignore_axis_order=True) for degrees in _DEGREES_CRS)
+    else:
+        agrees = named.equals(CRS.from_user_input(crs.name), ignore_axis_order=True)
+    return None if agrees else f"the file's 'crs' member declares {declared} ({named.name}), not {crs}: {read_as}"
+
+
+def _iter_geojson(
+    path: Path, notes: list[str], crs: SourceCRS | None = None
+) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -201,6 +236,9 @@ def _iter_geojson(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[str,
         ) from exc
     if not isinstance(data, dict) or "type" not in data:
         raise InputError("not a GeoJSON object (no 'type')", source=str(path))
+    crs_note = _crs_member_note(data, crs) if crs is not None else None
+    if crs_note is not None:
+        notes.append(crs_note)
     if data["type"] == "FeatureCollection":
         features = data.get("features")
         if not isinstance(features, list):
@@ -361,15 +399,16 @@ def _iter_shapefile(path: Path, notes: list[str]) -> Iterator[tuple[int, dict[st
 
 
 def iter_features(
-    path: Path, notes: list[str] | None = None
+    path: Path, notes: list[str] | None = None, crs: SourceCRS | None = None
 ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any] | None]]:
     """Yield (row, properties, GeoJSON geometry) for a GeoJSON, Shapefile or zipped Shapefile; what a reader
-    had to guess (the text encoding) is appended to ``notes``."""
+    had to guess (the text encoding), and a GeoJSON ``crs`` member that contradicts ``crs`` (the CRS the caller
+    reads the coordinates in), are appended to ``notes``."""
     if not path.exists():
         raise InputError("no such file", source=str(path))
     suffix = path.suffix.lower()
     if suffix in (".json", ".geojson"):
-        return _iter_geojson(path, notes if notes is not None else [])
+        return _iter_geojson(path, notes if notes is not None else [], crs)
     if suffix in (".shp", ".zip"):
         return _iter_shapefile(path, notes if notes is not None else [])
     raise InputError(f"unsupported file type {suffix!r}: use .geojson/.json, .shp or a zipped .shp", source=str(path))
@@ -461,11 +500,14 @@ def read_units(
     units: list[RegionUnit] = []
     seen: dict[str, int] = {}
     source = str(path)
-    for row, properties, geometry_json in iter_features(path, report.warnings):
+    for row, properties, geometry_json in iter_features(path, report.warnings, crs):
         if geometry_json is None:
             raise InputError("feature has no geometry", source=source, location=f"feature {row}")
         try:
-            geometry = shape(geometry_json)
+            with warnings.catch_warnings():
+                # NaN coordinates ("invalid value encountered in linearrings"): refused below, in one line
+                warnings.simplefilter("ignore", RuntimeWarning)
+                geometry = shape(geometry_json)
         except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as exc:
             raise InputError(
                 f"unreadable geometry: {exc}", source=source, location=f"feature {row}", field="geometry"
@@ -509,12 +551,12 @@ def read_units(
                     name = listed
                 elif name != listed:
                     report.warnings.append(
-                        f"row {row}: name {name!r} differs from the code list's {listed!r} for {code}"
+                        f"feature {row}: name {name!r} differs from the code list's {listed!r} for {code}"
                     )
                 if parent is None:
                     parent = codes.parents.get(code)
             elif code is not None:
-                report.warnings.append(f"row {row}: code {code} is not in the code list")
+                report.warnings.append(f"feature {row}: code {code} is not in the code list")
         if code is None:
             raise InputError(
                 "no unit code (looked for " + ", ".join([code_field] if code_field else CODE_FIELDS) + ")",
@@ -524,13 +566,13 @@ def read_units(
             )
         if name is None:
             name = code
-            report.warnings.append(f"row {row}: unit {code} has no name; using its code")
+            report.warnings.append(f"feature {row}: unit {code} has no name; using its code")
         _check_width(code, MAX_CODE_CHARS, source=source, row=row, field="code")
         _check_width(name, MAX_NAME_CHARS, source=source, row=row, field="name")
         _check_width(parent, MAX_CODE_CHARS, source=source, row=row, field="parent_code")
         if code in seen:
             raise InputError(
-                f"code {code} appears twice (also row {seen[code]})",
+                f"code {code} appears twice (also feature {seen[code]})",
                 source=source,
                 location=f"feature {row}",
                 field="code",

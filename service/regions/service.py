@@ -6,15 +6,17 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 import shapely
 from pyproj import Geod
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from service.errors import NotFoundError
+from service.alerts.tables import Recipient
+from service.auth.tables import User
+from service.errors import ConflictError, InputError, NotFoundError
+from service.incidents.states import OPEN_STATES
+from service.incidents.tables import Incident
 from service.regions.crs import SourceCRS
 from service.regions.index import RegionIndex
 from service.regions.loader import ReadReport
@@ -33,7 +35,52 @@ class ImportSummary:
     unit_count: int
     replaced: int
     repaired: int
+    # The reader's warnings, then the import's own: removed units still in use (with ``replace_in_use``), parent
+    # codes that name no imported unit, units of other levels whose parent was removed.
     warnings: tuple[str, ...]
+    # The removed units that open incidents, users or alert recipients still named (empty unless replace_in_use).
+    removed_in_use: tuple[RemovedUnitUse, ...] = ()
+
+
+# Coarse to fine, as RegionLevel lists them: province 0 … grid 5.
+_LEVEL_RANK = {level: rank for rank, level in enumerate(RegionLevel)}
+
+#: How many codes, ids or names a message lists before it says "and N more".
+_SHOWN = 5
+
+
+def _listed(items: Sequence[object], limit: int = _SHOWN) -> str:
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedUnitUse:
+    """A unit a re-import removes, and what still names it: open incidents (ids), active users and active alert
+    recipients. After the import their code names no unit: the incidents' teams lose them from their lists (a
+    patrol or supervisor sees the incidents of their own unit), the users see nothing, the recipients hear of
+    nothing."""
+
+    code: str
+    open_incidents: tuple[int, ...]
+    users: tuple[str, ...]
+    recipients: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``DEMO01: 3 open incidents (4, 7, 9), user demo-patrol, alert recipient 北岗镇群``."""
+        return f"{self.code}: {self.uses()}"
+
+    def uses(self) -> str:
+        """What names the unit: ``3 open incidents (4, 7, 9), user demo-patrol, alert recipient 北岗镇群``."""
+        parts = []
+        if self.open_incidents:
+            count = len(self.open_incidents)
+            parts.append(f"{count} open incident{'s' if count != 1 else ''} ({_listed(self.open_incidents)})")
+        if self.users:
+            parts.append(f"user{'s' if len(self.users) != 1 else ''} {_listed(self.users)}")
+        if self.recipients:
+            parts.append(f"alert recipient{'s' if len(self.recipients) != 1 else ''} {_listed(self.recipients)}")
+        return ", ".join(parts)
 
 
 def _ring_area_m2(ring: shapely.LinearRing) -> float:
@@ -57,18 +104,57 @@ def geodesic_area_ha(geometry: shapely.Geometry) -> float:
 
 
 def import_units(
-    session: Session, units: Sequence[RegionUnit], *, level: RegionLevel, crs: SourceCRS, report: ReadReport
+    session: Session,
+    units: Sequence[RegionUnit],
+    *,
+    level: RegionLevel,
+    crs: SourceCRS,
+    report: ReadReport,
+    replace_in_use: bool = False,
 ) -> ImportSummary:
     """Replace every unit of ``level`` with ``units`` inside the caller's transaction (all or nothing).
 
     Imports are serialised: on PostgreSQL a second import's DELETE did not see the first's uncommitted rows, so two
     imports of a level committed one after the other left the units of both files. The table lock lets readers
     (the serving service) through; SQLite's single writer lock, taken by the DELETE, does the same there.
+
+    A re-import that leaves out units still in use is refused (:class:`ConflictError`, raised inside the caller's
+    transaction, whose rollback keeps the old units: the DELETE comes first, so that on SQLite the write lock is
+    held while what it replaces is checked, as the table lock holds it on PostgreSQL) unless
+    ``replace_in_use`` (the CLI's ``--yes``): open incidents assigned to a removed township or county, and active
+    users and alert recipients on a removed unit (one no other level has either), listed per unit code. A new
+    file's other codes orphaned them without a word: their teams no longer saw the fires, a patrol account saw
+    nothing, a township's alerts reached nobody. With ``replace_in_use`` the import goes ahead and says what it
+    orphaned (:attr:`ImportSummary.removed_in_use`, and a warning each); nothing is moved for the people: the
+    incidents keep their codes (and their history), a supervisor or admin reassigns each
+    (``POST /api/v1/incidents/{id}/assignment``), and users and recipients are re-created on the new units.
+
+    Parent codes that name no imported unit are a warning, not a refusal: a township list imported before its
+    counties is a normal order. But escalations climb the parent codes to find supervisors, and a township's
+    county is its parent, so a typo'd parent is named (as are other levels' units whose parent was removed).
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE regions IN SHARE ROW EXCLUSIVE MODE"))
-    deleted = session.execute(delete(Region).where(Region.level == level.value))
-    replaced = cast("CursorResult[Any]", deleted).rowcount or 0
+    old_codes = set(session.scalars(delete(Region).where(Region.level == level.value).returning(Region.code)))
+    replaced = len(old_codes)
+    new_codes = {u.code for u in units}
+    others = session.execute(select(Region.level, Region.code).where(Region.level != level.value)).all()
+    other_codes = {code for _, code in others}
+    other_levels = {other for other, _ in others}
+    coarser = [lvl for lvl in RegionLevel if _LEVEL_RANK[lvl] < _LEVEL_RANK[level] and lvl.value in other_levels]
+    removed = sorted(old_codes - new_codes)
+    in_use = removed_units_in_use(session, level, removed, still_imported=other_codes)
+    if in_use and not replace_in_use:
+        more = f"; and {len(in_use) - _SHOWN} more units" if len(in_use) > _SHOWN else ""
+        raise ConflictError(
+            f"the new {level.value} units leave out {len(in_use)} unit{'s' if len(in_use) != 1 else ''} still in "
+            f"use ({'; '.join(u.describe() for u in in_use[:_SHOWN])}{more}): reassign or close those incidents and "
+            "move those users and recipients first, or import with --yes to replace the units all the same"
+        )
+    warnings = [
+        *report.warnings,
+        *_import_warnings(session, units, level, removed, in_use, new_codes | other_codes, coarser),
+    ]
     record = RegionImport(
         level=level.value,
         source=report.source[-500:],
@@ -78,7 +164,7 @@ def import_units(
         report=json.dumps(
             {
                 "repairs": [{"feature": r.row, "code": r.code, "reason": r.reason} for r in report.repairs],
-                "warnings": report.warnings,
+                "warnings": warnings,
             },
             ensure_ascii=False,
         ),
@@ -99,7 +185,96 @@ def import_units(
         for u in units
     )
     session.flush()
-    return ImportSummary(record.id, level, len(units), replaced, len(report.repairs), tuple(report.warnings))
+    return ImportSummary(record.id, level, len(units), replaced, len(report.repairs), tuple(warnings), tuple(in_use))
+
+
+def removed_units_in_use(
+    session: Session, level: RegionLevel, removed: Sequence[str], *, still_imported: set[str]
+) -> list[RemovedUnitUse]:
+    """The ``removed`` units of ``level`` that open incidents (by their township or county, as ``level`` is),
+    active users or active alert recipients still name, by code. A user's or recipient's code that another level
+    still has (``still_imported``) keeps working and is not counted."""
+    if not removed:
+        return []
+    incidents: dict[str | None, list[int]] = {}  # by code (never None: the rows match ``removed``)
+    column = {RegionLevel.TOWNSHIP: Incident.township_code, RegionLevel.COUNTY: Incident.county_code}.get(level)
+    if column is not None:  # an incident carries its township and county only
+        open_states = [state.value for state in OPEN_STATES]
+        rows = session.execute(
+            select(column, Incident.id)
+            .where(column.in_(removed), Incident.state.in_(open_states))
+            .order_by(Incident.id)
+        )
+        for code, incident_id in rows:
+            incidents.setdefault(code, []).append(incident_id)
+    gone = [code for code in removed if code not in still_imported]
+    users: dict[str | None, list[str]] = {}
+    recipients: dict[str, list[str]] = {}
+    if gone:
+        for code, username in session.execute(
+            select(User.unit_code, User.username)
+            .where(User.unit_code.in_(gone), User.active.is_(True))
+            .order_by(User.username)
+        ):
+            users.setdefault(code, []).append(username)
+        for code, name in session.execute(
+            select(Recipient.unit_code, Recipient.name)
+            .where(Recipient.unit_code.in_(gone), Recipient.active.is_(True))
+            .order_by(Recipient.id)
+        ):
+            recipients.setdefault(code, []).append(name)
+    return [
+        RemovedUnitUse(
+            code, tuple(incidents.get(code, ())), tuple(users.get(code, ())), tuple(recipients.get(code, ()))
+        )
+        for code in removed
+        if code in incidents or code in users or code in recipients
+    ]
+
+
+def _import_warnings(
+    session: Session,
+    units: Sequence[RegionUnit],
+    level: RegionLevel,
+    removed: Sequence[str],
+    in_use: Sequence[RemovedUnitUse],
+    known: set[str],
+    coarser: Sequence[RegionLevel],
+) -> list[str]:
+    """What an import tells its user besides the reader's warnings (:func:`import_units`); ``known``: the codes
+    imported once this import is done, ``coarser``: the levels above ``level`` that have units.
+
+    Unknown parent codes only while a level above is imported: a township list imported before its counties, or
+    counties whose city is not imported (Changchun's name 220100; its duty desk can still be a recipient on that
+    code), is a normal state, and a warning on every such import would teach people to skip warnings."""
+    warnings = [
+        f"{use.code} was replaced while still in use ({use.uses()}): its code now names no "
+        "unit; reassign the incidents, re-create the users and recipients on the new units"
+        for use in in_use
+    ]
+    unknown = sorted({u.parent_code for u in units if u.parent_code and u.parent_code not in known})
+    if unknown and coarser:
+        naming = sum(1 for u in units if u.parent_code in unknown)
+        warnings.append(
+            f"{naming} {level.value} unit{'s name' if naming != 1 else ' names'} a parent code that no imported unit "
+            f"has, though {' and '.join(lvl.value for lvl in coarser)} units are imported: {_listed(unknown, 10)} "
+            "(escalations climb the parent codes to find supervisors, and a township's county is its parent: "
+            "correct the codes, or import the missing parents)"
+        )
+    gone = [code for code in removed if code not in known]
+    if gone:
+        children = session.execute(
+            select(Region.level, Region.code)
+            .where(Region.level != level.value, Region.parent_code.in_(gone))
+            .order_by(Region.level, Region.code)
+        ).all()
+        if children:
+            warnings.append(
+                f"{len(children)} unit{'s' if len(children) != 1 else ''} of other levels name a removed "
+                f"{level.value} as their parent: {_listed([f'{code} ({lvl})' for lvl, code in children], 10)} "
+                "(re-import them with the new parent codes)"
+            )
+    return warnings
 
 
 def _to_unit(row: Region) -> RegionUnit:
@@ -134,6 +309,31 @@ def get_region(session: Session, level: RegionLevel, code: str) -> tuple[Region,
 def load_units(session: Session, level: RegionLevel) -> list[RegionUnit]:
     """Every unit of a level as typed records."""
     return [_to_unit(row) for row in list_regions(session, level)]
+
+
+def unit_levels(session: Session, code: str, *, field: str, as_parent: bool = False) -> list[RegionLevel]:
+    """The levels a unit with ``code`` is imported at (usually one), for a code a person typed (a user's unit, an
+    alert recipient's). With ``as_parent`` a code that imported units name as their parent is known too (no levels):
+    a city's duty desk receives the escalations of its counties whether or not the city's own boundary was imported
+    (:func:`~service.alerts.coverage.supervisors_unit` climbs the parent codes).
+
+    Refused (:class:`InputError` naming ``field``): a code that no imported unit has, and any code while no unit is
+    imported at all. A typo'd code was stored and matched nothing for ever: a patrol account on it saw no
+    incident, a recipient on it was never alerted. Before the first import there is nothing to check a code
+    against, so a clear refusal saying to import the regions first beats accepting every code unchecked.
+    """
+    levels = [RegionLevel(level) for level in session.scalars(select(Region.level).where(Region.code == code))]
+    if levels:
+        return levels
+    if as_parent and session.scalar(select(Region.id).where(Region.parent_code == code).limit(1)) is not None:
+        return []
+    if session.scalar(select(Region.id).limit(1)) is None:
+        raise InputError(
+            "no units are imported yet: import the regions first (strawfire regions import), "
+            "or load the DEMO region (strawfire demo load)",
+            field=field,
+        )
+    raise InputError(f"no unit with code {code!r} is imported (strawfire regions list shows the codes)", field=field)
 
 
 def loaded_levels(session: Session) -> list[RegionLevel]:

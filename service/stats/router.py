@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from service.db import utcnow
 from service.deps import Reader, SessionDep, SettingsDep
+from service.errors import InputError
+from service.incidents.states import Role
 from service.regions.types import RegionLevel
 from service.stats import service
 from service.stats.periods import parse_period
@@ -24,6 +26,9 @@ from service.stats.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
+
+# Coarse to fine, as RegionLevel lists them: province 0 … grid 5.
+_LEVEL_RANK = {level: rank for rank, level in enumerate(RegionLevel)}
 
 PeriodQuery = Annotated[
     str, Query(description="2025, 2025-Q4, 2025-11, 2025-W45, 2025-11-03 or 2025-11-01..2025-11-15 (UTC+8 days)")
@@ -89,8 +94,18 @@ def get_scores(
     area: AreaQuery = None,
     level: RegionLevel | None = None,
 ) -> ScoresOut:
-    """Ranked accountability scores under the rules in force in the period (a patrol user: its own unit only)."""
+    """Ranked accountability scores under the rules in force in the period (a patrol user: its own unit only).
+
+    ``level`` is township or county for every role (422 otherwise, naming the field): a patrol user's ``level`` was
+    ignored, a 200 for ``level=village`` where a supervisor's was refused. A patrol user's row is its own unit's, at
+    that unit's level: asking for a coarser level (``county`` from a township's account, whose county is the
+    supervisor's unit) is a 403 outside its scope; its own level, or a finer one, answers its own row."""
     parsed = parse_period(period)
+    if level is not None and level not in service._SCORED_LEVELS:  # score_board's refusal, which a patrol never met
+        raise InputError(
+            f"{level.value} units are not scored; use {' or '.join(lv.value for lv in service._SCORED_LEVELS)}",
+            field="level",
+        )
     rulebook = RuleBook.load(service.rules_dir(settings))
     try:
         result = service.scores(
@@ -105,6 +120,13 @@ def get_scores(
         )
     except service.ScopeError as exc:
         raise _scope_denied(exc) from None
+    own = result.board.level  # a patrol user's board is scored at its own unit's level
+    if principal.role is Role.PATROL and level is not None and _LEVEL_RANK[level] < _LEVEL_RANK[own]:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a patrol user sees only its own unit's score ({principal.unit_code}, at {own.value} level): "
+            f"level={level.value} is outside its scope",
+        )
     return ScoresOut(
         period=PeriodOut.of(parsed),
         area=result.stats.area.code,

@@ -23,7 +23,7 @@ from detector.paths import REPO_ROOT
 from service.auth.service import UNIT_ROLES, Principal
 from service.config import AlertSettings, Settings
 from service.errors import InputError, NotFoundError, StrawfireError
-from service.incidents.states import Role
+from service.incidents.states import Role, a_role
 from service.regions.types import RegionLevel
 from service.stats.areas import Area
 from service.stats.outcomes import OutcomeTable, outcome_table
@@ -80,7 +80,7 @@ def resolve_area(principal: Principal, requested: str | None, units: list[Unit])
             raise ScopeError(f"a {principal.role.value} user sees only unit {principal.unit_code} and what is in it")
         area = Area.of(requested or principal.unit_code, units)
     else:
-        raise ScopeError(f"a {principal.role.value} user has no unit to see statistics of")
+        raise ScopeError(f"{a_role(principal.role)} user has no unit to see statistics of")
     if area.code is not None and not any(area.contains(u.code) for u in units):
         raise NotFoundError(f"no imported unit is in area {area.code}")
     return area

@@ -116,21 +116,24 @@ def test_a_list_page_reads_the_moves_in_one_query(app: tuple[FastAPI, TestClient
 def test_the_timer_the_api_and_the_statistics_read_the_same_moves(
     app: tuple[FastAPI, TestClient],  # noqa: F811
 ) -> None:
-    """Moved to a neighbouring township, confirmed there (no move), moved back: two moves in time order for the
-    statistics, the latest for the escalation timer and ``clock_from``, from one loader (``moves_of``)."""
+    """Confirmed in its township (no move), moved to a neighbouring township (named again there: refused, nothing
+    recorded), moved back: two moves in time order for the statistics, the latest for the escalation timer and
+    ``clock_from``, from one loader (``moves_of``)."""
     application, client = app
     (number,) = observe(application, (0, 0))
     _notify(application, number, utcnow() - timedelta(minutes=10))
     with application.state.session_factory() as session:
         home = session.get_one(Incident, number).township_code
     neighbour = _elsewhere(application, number)
-    for township in (neighbour, neighbour, home):
+    for township, status in ((home, 200), (neighbour, 200), (neighbour, 409), (home, 200)):
         moved = client.post(f"/api/v1/incidents/{number}/assignment", json={"township_code": township, "note": "核实"})
-        assert moved.status_code == 200, moved.text
+        assert moved.status_code == status, moved.text
     with application.state.session_factory() as session:
         moves = moves_of(session, [number])[number]
         (fire_point,) = load_fire_points(session, parse_period("2025-10"))
         assert moved_at(session, [number]) == {number: moves[-1]}
+        recorded = session.scalars(select(IncidentEvent).where(IncidentEvent.kind == "reassigned")).all()
+    assert len(recorded) == 3  # the confirmation, the two moves; not the refused one
     assert len(moves) == 2
     assert moves == sorted(moves)
     assert fire_point.moves == tuple(moves)

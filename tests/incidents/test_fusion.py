@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,6 +86,21 @@ def test_location_precedence() -> None:
     assert best_location([cam, sat_low, tri]).source_key == "t"
     assert best_location([cam, sat_low, sat_high]).source_key == "s2"
     assert best_location([cam]).source_key == "c"
+
+
+def test_a_drone_whose_ray_found_no_ground_locates_no_better_than_a_camera() -> None:
+    """Its region is a bearing wedge kilometres long (or a disc round the drone): ranked first, it had made the
+    incident's point that wedge's middle, over a satellite pixel of the same fire."""
+    sat = obs(K.SATELLITE, PIXEL, confidence=0.5, key="s")
+    wedge = dataclasses.replace(
+        obs(K.DRONE, WEDGE, confidence=0.9, key="d"), details={"ground_status": "above_horizon"}
+    )
+    hit = dataclasses.replace(wedge, details={"ground_status": "hit"}, source_key="h")
+    cam = obs(K.CAMERA, WEDGE, confidence=0.95, key="c")
+    assert best_location([wedge, sat]).source_key == "s"
+    assert best_location([wedge, cam]).source_key == "c"  # then by confidence, as among cameras
+    assert best_location([wedge, sat, hit]).source_key == "h"
+    assert best_location([wedge]).source_key == "d"
 
 
 def test_observation_validation() -> None:

@@ -203,3 +203,36 @@ def test_events_are_append_only_in_the_database(client: TestClient, tmp_path: Pa
     for statement in ("UPDATE incident_events SET note = 'edited'", "DELETE FROM incident_events"):
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
             conn.execute(text(statement))
+
+
+def test_an_upload_being_ingested_holds_up_no_other_request(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Screening a large FIRMS file takes seconds (the global daily file froze every request for 6 s, a 50,000-row
+    one for 21 s): the ingest runs in a worker thread, so a health check answers while it is under way."""
+    import threading
+
+    from service import flows
+
+    started, released = threading.Event(), threading.Event()
+    waited_out: list[bool] = []
+    ingest_hotspots = flows.ingest_hotspots
+
+    def slow_ingest(*args: object, **kwargs: object) -> object:
+        started.set()
+        waited_out.append(not released.wait(10))  # still blocked after 10 s: nothing else got through meanwhile
+        return ingest_hotspots(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flows, "ingest_hotspots", slow_ingest)
+    path = tmp_path / "one.csv"
+    path.write_text(MODIS_HEADER + "43.63326,125.84355,320.1,1.0,1.0,2025-04-23,245,T,80,6.1NRT,290.0,12.5,D\n")
+    admin = login(client, "admin")
+    answers: list[dict] = []
+    uploading = threading.Thread(target=lambda: answers.append(upload(client, admin, path)))
+    uploading.start()
+    assert started.wait(10)
+    assert client.get("/healthz").status_code == 200
+    released.set()
+    uploading.join(20)
+    assert waited_out == [False]
+    assert answers[0]["new"] == 1

@@ -194,6 +194,16 @@ def test_a_cursor_the_server_did_not_give_is_refused(app: tuple[FastAPI, TestCli
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize("offset", [2**62 + 1, 2**63, 10**30, -1])
+def test_an_offset_past_any_row_count_is_refused_naming_it(app: tuple[FastAPI, TestClient], offset: int) -> None:
+    """2**63 and more overflowed SQLite's and PostgreSQL's 64-bit integers (a 500); 2**62 is past any table."""
+    _, client = app
+    response = client.get("/api/v1/incidents", params={"offset": offset})
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [["query", "offset"]]
+    assert client.get("/api/v1/incidents", params={"limit": 1000, "offset": 2**62}).json() == []
+
+
 def test_cursor_and_offset_together_are_refused(app: tuple[FastAPI, TestClient]) -> None:
     application, client = app
     fires(application, 3)

@@ -159,6 +159,23 @@ def test_times_in_the_future_or_too_old_are_refused(client: TestClient) -> None:
         assert second.first_observed_at == earlier
 
 
+def test_a_report_outside_every_unit_is_refused_and_nothing_is_stored(client: TestClient) -> None:
+    """(0, 0) and a place 8 km past 南乡 opened an incident in no unit (200): the reporter could not see it and no
+    township was told. A fix within the assignment tolerance (500 m) goes to the nearest township as before."""
+    for user, where in (("east", (0.0, 0.0)), ("east", (44.05, 125.4)), ("admin", (44.05, 125.4))):
+        response = report(client, user, where, report_id=f"r-{user}-{where[1]}")
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith("field 'latitude/longitude': ")
+        assert "in no imported township or county (nor within 500 m of one)" in detail
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        assert session.scalars(select(Observation)).all() == []
+        assert session.scalars(select(Incident)).all() == []
+        assert session.scalars(select(Alert)).all() == []
+    near = reported(client, "east", (44.1018, 125.15))  # ~200 m north of 西镇's edge
+    assert (near["township_code"], near["taken_on"], near["alerted"]) == (WEST, False, True)
+
+
 def test_own_fire_is_taken_on_without_alerting_the_team_and_takes_photos(client: TestClient) -> None:
     out = reported(client, "east", IN_EAST, note="东头玉米地，已在扑救", report_id="r-1")
     assert (out["duplicate"], out["taken_on"], out["alerted"], out["state"]) == (False, True, False, "on_site")
@@ -395,11 +412,13 @@ def test_the_uncertainty_circle_is_round_on_the_ground() -> None:
     assert north_south == pytest.approx(200.0, rel=0.01)
 
 
-def test_a_report_on_the_antimeridian_or_a_pole_is_stored_not_an_error(client: TestClient) -> None:
-    """Valid coordinates at the edges of WGS-84 (found by the API fuzzing: the circle ran past them, a 500)."""
+def test_a_report_on_the_antimeridian_or_a_pole_is_refused_not_an_error(client: TestClient) -> None:
+    """Valid coordinates at the edges of WGS-84 (found by the API fuzzing: the circle ran past them, a 500) are
+    judged like any other place: in no unit, so refused."""
     for where in ((90.0, 180.0), (-90.0, -180.0), (0.0, 180.0)):
-        out = reported(client, "admin", where)
-        assert (out["township_code"], out["state"]) == (None, "suspected")
+        response = report(client, "admin", where)
+        assert response.status_code == 422, response.text
+        assert "field 'latitude/longitude'" in response.json()["detail"]
     _, _, x1, y1 = uncertainty_circle(89.9999, 179.9999, 500.0).bounds
     assert x1 <= 180.0
     assert y1 <= 90.0

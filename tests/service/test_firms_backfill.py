@@ -53,6 +53,8 @@ def row(day: date) -> str:
     n = day.toordinal()
     latitude, longitude = 44.16 + (n % 15) * 0.015, 125.52 + (n % 4) * 0.06
     minute = (n % 24) * 100 + n % 60  # HHMM
+    if day >= datetime.now(UTC).date():
+        minute = 0  # today's detection has been made already: a later time of today is refused as in the future
     return f"{latitude:.5f},{longitude:.5f},330.1,0.39,0.36,{day:%Y-%m-%d},{minute},N,VIIRS,n,2.0NRT,295.0,5.0,D\n"
 
 

@@ -66,6 +66,24 @@ def test_a_bad_firms_setting_is_a_configuration_error(
     assert "abc-def" not in str(caught.value)  # not even a near-miss of a key is echoed
 
 
+def test_a_box_and_no_regions_is_refused_before_anything_is_fetched(tmp_path: Path) -> None:
+    """The ingest refuses satellite data while no units are imported: a poll with a box but no regions fetched
+    FIRMS every cycle (spending its transactions) only to be refused after. It is now refused before it fetches,
+    unless screening.coverage_from_regions is off, the deliberate way to take every hotspot in the box."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    boxed = {"map_key": KEY, "bbox": [124.0, 43.0, 127.0, 45.0]}
+    with factory() as session, pytest.raises(ConfigError, match=r"no regions imported: .* `strawfire regions import`"):
+        make_poller(session, Settings(data_dir=tmp_path, firms=boxed))
+    with factory() as session:
+        poller = make_poller(
+            session, Settings(data_dir=tmp_path, firms=boxed, screening={"coverage_from_regions": False})
+        )
+    assert poller is not None
+    engine.dispose()
+
+
 def test_rows_the_api_answer_rejects_are_reported_with_their_line(
     tmp_path: Path, factory: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:

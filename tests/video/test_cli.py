@@ -113,11 +113,10 @@ def test_use_lrf_without_lrf_fields_is_refused() -> None:
     assert_one_line_error(err, "DJI_XTR.jpg", "LRFTargetLat", "LRFTargetLon")
 
 
-def test_locate_on_a_dem(tmp_path: Path) -> None:
-    image = shared_path("drone", "DJI_H20T.jpg")
-    dem = tmp_path / "dem.tif"
+def flat_dem_under_the_h20t(path: Path, height_m: float) -> Path:
+    """A flat 50×50-cell DEM (EPSG:4326) at ``height_m`` around where the DJI_H20T sample was flown."""
     with rasterio.open(
-        dem,
+        path,
         "w",
         driver="GTiff",
         width=50,
@@ -127,7 +126,13 @@ def test_locate_on_a_dem(tmp_path: Path) -> None:
         crs="EPSG:4326",
         transform=Affine(0.00005, 0.0, -79.7662, 0.0, -0.00005, 40.5650),
     ) as ds:
-        ds.write(np.full((50, 50), 204.896, dtype=np.float32), 1)
+        ds.write(np.full((50, 50), height_m, dtype=np.float32), 1)
+    return path
+
+
+def test_locate_on_a_dem(tmp_path: Path) -> None:
+    image = shared_path("drone", "DJI_H20T.jpg")
+    dem = flat_dem_under_the_h20t(tmp_path / "dem.tif", 204.896)
     status, out, err = invoke("drone", "locate", str(image), "--dem", str(dem), "--json")
     assert status == 0, err
     payload = json.loads(out)
@@ -207,14 +212,41 @@ def test_triangulate_json(tmp_path: Path) -> None:
     assert "crossing 60.0°, accepted" in out
 
 
-def test_triangulate_rejection_is_reported_not_an_error(tmp_path: Path) -> None:
+def test_triangulate_rejection_exits_1_without_a_position(tmp_path: Path) -> None:
+    """A rejected crossing exited 0 with its least-squares point printed as a position: now exit status 1, the
+    reasons on stderr, and with --json the diagnostics but no position."""
     items, _ = two_towers()
     items[0]["bearing_deg"] = (items[0]["bearing_deg"] + 180.0) % 360.0
-    status, out, _ = invoke("camera", "triangulate", str(observations(tmp_path, items)), "--json")
-    assert status == 0
+    path = observations(tmp_path, items, "towers.json")
+    status, out, err = invoke("camera", "triangulate", str(path), "--json")
+    assert status == 1
     payload = json.loads(out)
     assert payload["accepted"] is False
     assert payload["reasons"][0].startswith("behind camera 0")
+    assert [payload[k] for k in ("latitude", "longitude", "sigma_major_m", "sigma_minor_m", "orientation_deg")] == [
+        None
+    ] * 5
+    assert payload["crossing_angle_deg"] > 15.0  # the diagnostics stay
+    assert_one_line_error(err, "towers.json", "no accepted crossing", "behind camera 0")
+    status, out, err = invoke("camera", "triangulate", str(path))
+    assert (status, out) == (1, "")
+    assert_one_line_error(err, "towers.json", "no accepted crossing", "behind camera 0")
+
+
+def test_triangulate_bearings_parallel_in_the_same_direction_exit_1(tmp_path: Path) -> None:
+    """Two towers 800 m apart both looking north: the least squares "crossed" them in Greenland, printed with exit
+    status 0 (the audit's case)."""
+    items = [
+        {"latitude": 44.1, "longitude": lon, "height_m": 35, "bearing_deg": 0, "bearing_sigma_deg": 0.5}
+        for lon in (125.3, 125.31)
+    ]
+    path = observations(tmp_path, items, "parallel.json")
+    status, out, err = invoke("camera", "triangulate", str(path))
+    assert (status, out) == (1, "")
+    assert_one_line_error(err, "parallel.json", "crossing angle 0.0° is under 15°")
+    status, out, _ = invoke("camera", "triangulate", str(path), "--json")
+    assert status == 1
+    assert (json.loads(out)["latitude"], json.loads(out)["longitude"]) == (None, None)
 
 
 def test_triangulate_parallel_bearings_have_no_solution(tmp_path: Path) -> None:

@@ -216,8 +216,10 @@ def test_a_substream_box_is_scaled_to_the_calibrated_lens() -> None:
     full, _ = locate_camera_box(camera, preset, box, (1280, 854))
     half, _ = locate_camera_box(camera, preset, [v / 2 for v in box], (640, 427))
     assert half.centre_bearing_deg == pytest.approx(full.centre_bearing_deg, abs=0.01)
-    with pytest.raises(ValueError, match="different aspect ratio"):
-        locate_camera_box(camera, preset, box, (1280, 720))
+    # Another aspect ratio cannot place the box: the whole view's wedge, no ground (tests/video/test_vidfix_patrol.py).
+    whole, fix = locate_camera_box(camera, preset, box, (1280, 720))
+    assert fix is None
+    assert whole.box_half_width_deg == pytest.approx(30.0, abs=1.0)  # half the lens's 60° field of view
 
 
 def test_patrol_threads_keep_going_after_a_failing_frame() -> None:

@@ -27,7 +27,8 @@ def registry(dead_url: str, garbled_url: str) -> CameraRegistry:
         PresetRecord("garbled", 40.0, -1.0, source=garbled_url, source_kind="snapshot", cadence_s=0.05),
     )
     site = CameraSite(44.16, 125.51, 40.0, 190.0)
-    return CameraRegistry((CameraRecord("tower-a", site, ZoomLens(64, 48, ((1.0, 60.0),)), presets),))
+    lens = ZoomLens(640, 427, ((1.0, 60.0),))  # the served frames' size: a lens they do not fit is an error too
+    return CameraRegistry((CameraRecord("tower-a", site, lens, presets),))
 
 
 def test_stream_failures_and_corrupt_frames_count_as_the_presets_errors() -> None:

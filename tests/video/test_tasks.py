@@ -617,7 +617,7 @@ def test_a_grabber_whose_broker_goes_down_counts_each_frame_as_an_error_at_once(
                         server.terminate()
                         server.wait(10)
                     handled.append(time.monotonic())
-                    image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+                    image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)  # the lens's 3:2
                     yield Frame(image, t0 + timedelta(minutes=i), self.camera_id, self.preset_id, i)
                 handled.append(time.monotonic())
 
