@@ -7,6 +7,7 @@ line and field, and never contain secrets.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from service.reports.cli import report
 from video.cli import camera_app, drone_app
 
 if TYPE_CHECKING:
+    import socket
+
     from sqlalchemy.orm import Session, sessionmaker
 
     from service.firms_poll import BackfillReport
@@ -81,6 +84,45 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+#: One log line: local time, level, logger name, message (uvicorn's lines too).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: strawfire's own loggers, whose level ``log_level`` (STRAWFIRE_LOG_LEVEL) sets: the service's ("strawfire.*")
+#: and the sensing packages' (named by module).
+OWN_LOGGERS = ("strawfire", "service", "satellite", "video", "detector")
+
+
+class _StderrLogHandler(logging.Handler):
+    """Writes each record to ``sys.stderr`` as it is when the record comes (not when the handler was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _configure_logging(level: str) -> None:
+    """Log to stderr, one :data:`LOG_FORMAT` line per record, for ``strawfire serve`` and the long-running
+    commands (``alerts worker``, ``firms poll --loop``, ``patrol``).
+
+    ``level`` (the ``log_level`` setting) is that of strawfire's own loggers (:data:`OWN_LOGGERS`); other
+    libraries' records show from WARNING up (or from ``level`` when it is higher): at INFO, httpx would log every
+    request's URL. Filters that redact secrets sit on the loggers that make the records (httpx's, sentinelhub's,
+    satellite.sentinel's), so they apply to every line whatever the level. Calling it again replaces the handler.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrLogHandler)]:
+        root.removeHandler(old)
+    handler = _StderrLogHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    numeric = logging.getLevelName(level)
+    root.setLevel(max(logging.WARNING, numeric))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(numeric)
+
+
 def _session_factory() -> sessionmaker[Session]:
     from service.db import make_session_factory, open_database
 
@@ -96,7 +138,13 @@ def serve(
         bool | None, typer.Option("--demo/--no-demo", help="Load the DEMO region when no real one exists.")
     ] = None,
 ) -> None:
-    """Start the service on the configured database (migrations are applied at start)."""
+    """Start the service on the configured database (migrations are applied at start).
+
+    The address is taken first: on one another process holds (a server already running there), the command exits
+    with status 3 before anything is read or written, instead of running the app's start-up (which points the DEMO
+    inbox's recipients at its own, new secret) and only then failing to listen."""
+    import contextlib
+
     import uvicorn
 
     from service.db import make_data_dir, make_session_factory, open_database
@@ -111,21 +159,65 @@ def serve(
             "port": port or settings.port,
         }
     )
-    # What the start needs, checked here: a failure inside uvicorn's start-up would be a traceback.
-    make_data_dir(settings.data_dir)
-    token_secret(settings)
-    engine = open_database(settings.effective_database_url)
+    _configure_logging(settings.log_level)
+    sock = _bind_listening_socket(settings.host, settings.port)
     try:
-        if not settings.demo:
-            refuse_public_demo_passwords(make_session_factory(engine))
+        # What the start needs, checked here: a failure inside uvicorn's start-up would be a traceback.
+        make_data_dir(settings.data_dir)
+        token_secret(settings)
+        engine = open_database(settings.effective_database_url)
+        try:
+            if not settings.demo:
+                refuse_public_demo_passwords(make_session_factory(engine))
+        finally:
+            engine.dispose()
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's loggers write through _configure_logging's handler: one format
+        )
+        server = uvicorn.Server(config)
+        # uvicorn does not say where it listens when given a socket (it expects whoever bound it to, as its own
+        # multi-worker start does): the address the README's first steps open.
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        logging.getLogger("strawfire").info("listening on http://%s:%d (press Ctrl+C to quit)", shown, settings.port)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn shuts down gracefully, then raises it again
+            server.run(sockets=[sock])
+        if not server.started:  # the app's start-up failed (uvicorn logged why): uvicorn.run's status
+            raise typer.Exit(_STARTUP_FAILURE)
     finally:
-        engine.dispose()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-    )
+        sock.close()
+
+
+#: `strawfire serve`'s exit status when it cannot start serving: uvicorn's own (its STARTUP_FAILURE).
+_STARTUP_FAILURE = 3
+
+
+def _bind_listening_socket(host: str, port: int) -> socket.socket:
+    """The socket ``strawfire serve`` listens on, bound to ``host:port`` (as uvicorn binds it: IPv6 for a host
+    with a colon, SO_REUSEADDR); exit status 3 with one line when the address is taken or cannot be used."""
+    import errno
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        in_use = exc.errno == errno.EADDRINUSE
+        hint = " (another server runs there: stop it, or serve on another --port)" if in_use else ""
+        err.print(
+            Text.assemble(("error:", "red"), f" cannot listen on {host}:{port}: {reason}{hint}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(_STARTUP_FAILURE) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @db_app.command("upgrade")
@@ -207,6 +299,35 @@ def db_backup(
     )
     for old in summary.removed:
         typer.echo(f"removed the older backup {old}")
+    if summary.damaged:
+        for name in summary.damaged:
+            err.print(Text(f"damaged evidence file (its bytes do not match its sha256 name): {name}"), soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@db_app.command("restore")
+@friendly_errors
+def db_restore(
+    backup_dir: Annotated[Path, typer.Argument(help="A strawfire-<UTC time> folder written by db backup.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the database that is there.")] = False,
+) -> None:
+    """Put a backup made by `strawfire db backup` back, **the service stopped**: the database (its sha256 and
+    `PRAGMA integrity_check` verified first), the evidence files (merged: none is deleted) and the token key.
+    The database's `-wal` and `-shm` files are removed (a crash leaves them, and SQLite would replay them onto the
+    restored file). Refused while anything has the database open, and without `--yes` when there is one. Exit 1 if
+    an evidence file in the backup is damaged (the rest is restored). The database stays at the backup's revision:
+    `strawfire serve` migrates it forward. PostgreSQL: use pg_restore."""
+    from service.backup import restore
+
+    summary = restore(get_settings(), backup_dir, replace=yes)
+    rows = ", ".join(f"{n} {table}" for table, n in summary.rows.items())
+    typer.echo(
+        f"restored {backup_dir} into {summary.database}: database at revision {summary.revision} ({rows}), "
+        f"{summary.evidence_files} evidence files copied ({summary.evidence_kept} already there), token key "
+        + ("restored" if summary.secret_key else "not in the backup (left as it is here)")
+    )
+    for side in summary.removed:
+        typer.echo(f"removed {side} (left by the replaced database)")
     if summary.damaged:
         for name in summary.damaged:
             err.print(Text(f"damaged evidence file (its bytes do not match its sha256 name): {name}"), soft_wrap=True)
@@ -590,13 +711,18 @@ def status(
 ) -> None:
     """Whether the closed loop works, read from the configured database: overdue and failed alerts, the alert
     worker's and each FIRMS source's latest run, camera presets, what came in. Exit 1 when there is a problem
-    (for a monitoring timer), 0 when there is none."""
+    (for a monitoring timer), 0 when there is none. Where the embedded database is not there (the data folder is
+    wrong, or the service never started on it) it says so (exit 2) instead of making an empty one to report on."""
     from pydantic import TypeAdapter
 
+    from service.backup import embedded_database, refuse_missing_database
     from service.db import utcnow
     from service.status.service import SystemStatus, system_status
 
     settings = get_settings()
+    database = embedded_database(settings)
+    if database is not None:  # PostgreSQL: a server that is not there is open_database's one-line error
+        refuse_missing_database(database)
     with _session_factory()() as session:
         found = system_status(session, settings, now=utcnow())
     if as_json:
@@ -681,6 +807,7 @@ def patrol(
     from video.registry import CameraRegistry, load_registry
     from video.spool import SpoolSink
 
+    _configure_logging(get_settings().log_level)
     token = sys.stdin.readline().strip() if token_stdin else ""
     if not token:
         raise InputError("a device token is needed on stdin (strawfire users token NAME)")
@@ -801,6 +928,95 @@ def alerts_add_recipient(
     typer.echo(f"recipient {recipient.id} ({recipient.channel}) added for unit {recipient.unit_code}")
 
 
+@alerts_app.command("list-recipients")
+@friendly_errors
+def alerts_list_recipients(
+    unit: Annotated[str | None, typer.Option(help="Only the recipients of this unit code.")] = None,
+) -> None:
+    """The alert recipients, disabled ones included: id, unit, role, channel, the target's host (a bot key in its
+    URL is not shown), whether it has a signing secret (never the secret), and the alerts pending for it."""
+    from service.alerts.channels import safe_url
+    from service.alerts.service import list_recipients, pending_by_recipient
+    from service.alerts.tables import Channel
+
+    with _session_factory()() as session:
+        recipients = list_recipients(session, [unit] if unit else None)
+        pending = pending_by_recipient(session)
+    table = Table("id", "name", "unit", "role", "channel", "target", "secret", "active", "pending")
+    for r in recipients:
+        # An SMS target's phone number is the recipient (GATEWAY_URL#PHONE): shown, unlike the gateway's URL.
+        url, _, phone = r.target.partition("#")
+        target = r.target if r.channel == Channel.EMAIL.value else safe_url(url) + (f"#{phone}" if phone else "")
+        table.add_row(
+            str(r.id),
+            r.name,
+            r.unit_code,
+            r.role,
+            r.channel,
+            target,
+            "yes" if r.secret else "no",
+            "yes" if r.active else "no",
+            str(pending.get(r.id, 0)),
+        )
+    Console(markup=False).print(table)
+
+
+@alerts_app.command("disable-recipient")
+@friendly_errors
+def alerts_disable_recipient(
+    recipient_id: Annotated[int, typer.Argument(min=1, max=2**62, help="The recipient's id.")],
+) -> None:
+    """Stop alerting a recipient: its pending alerts are withdrawn (recorded on their incidents) and nothing is
+    queued for it from then on. This is how a recipient is removed: its record stays, for the alerts sent to it."""
+    from service.alerts.service import set_recipient_active
+    from service.db import transaction
+
+    with transaction(_session_factory()) as session:
+        change = set_recipient_active(session, recipient_id, False)
+        name = change.recipient.name
+    typer.echo(f"recipient {recipient_id} ({name}) disabled; {change.withdrawn} pending alert(s) withdrawn")
+
+
+@alerts_app.command("enable-recipient")
+@friendly_errors
+def alerts_enable_recipient(
+    recipient_id: Annotated[int, typer.Argument(min=1, max=2**62, help="The recipient's id.")],
+) -> None:
+    """Alert a disabled recipient again, from the alerts queued from now on (those withdrawn stay withdrawn)."""
+    from service.alerts.service import set_recipient_active
+    from service.db import transaction
+
+    with transaction(_session_factory()) as session:
+        name = set_recipient_active(session, recipient_id, True).recipient.name
+    typer.echo(f"recipient {recipient_id} ({name}) enabled")
+
+
+@alerts_app.command("set-target")
+@friendly_errors
+def alerts_set_target(
+    recipient_id: Annotated[int, typer.Argument(min=1, max=2**62, help="The recipient's id.")],
+    target: Annotated[str | None, typer.Option(help="New URL, e-mail address, or GATEWAY_URL#PHONE for sms.")] = None,
+    secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Read a new signing secret from stdin.")] = False,
+    clear_secret: Annotated[bool, typer.Option("--clear-secret", help="Remove the signing secret.")] = False,
+) -> None:
+    """Re-point a recipient (a group's new bot URL, a new address or phone) and/or replace its signing secret, read
+    from stdin, never from the command line. Its pending alerts go to the new target at the worker's next pass."""
+    from service.alerts.service import change_recipient_target
+    from service.db import transaction
+
+    if secret_stdin and clear_secret:
+        raise InputError("--secret-stdin and --clear-secret exclude each other")
+    secret = sys.stdin.readline().rstrip("\r\n") if secret_stdin else None
+    if secret_stdin and not secret:
+        raise InputError("no secret on stdin (--clear-secret removes the secret)")
+    with transaction(_session_factory()) as session:
+        name = change_recipient_target(
+            session, recipient_id, target=target, secret=secret, change_secret=secret_stdin or clear_secret
+        ).recipient.name
+    changed = [what for what, given in (("target", target), ("secret", secret_stdin or clear_secret)) if given]
+    typer.echo(f"recipient {recipient_id} ({name}): {' and '.join(changed)} changed")
+
+
 @alerts_app.command("worker")
 @friendly_errors
 def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False) -> None:
@@ -823,6 +1039,7 @@ def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit
             f"withdrawn {delivery.withdrawn}"
         )
         return
+    _configure_logging(settings.log_level)
     worker = AlertWorker(factory, settings.alerts)
     worker.start()
     try:
@@ -1038,6 +1255,8 @@ def firms_poll(
     from service.regions.service import RegionIndexCache
 
     settings = get_settings()
+    if loop:  # one poll prints its summary; a loop runs on as a service does, and logs as one
+        _configure_logging(settings.log_level)
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     budget = TransactionBudget()  # one for the key, across the loop's cycles

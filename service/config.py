@@ -14,12 +14,15 @@ print as ``**********`` in reprs, logs and error messages.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import tomllib
+import types
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -442,16 +445,131 @@ def _refuse_unknown_variables(fields: set[str]) -> None:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation problems into a :class:`ConfigError` without secret values."""
+    """Build settings, turning validation problems into a :class:`ConfigError` without secret values.
+
+    Each problem names where its value was written, so that it can be found: ``STRAWFIRE_PORT: ...`` for an
+    environment variable, ``/etc/strawfire/prod.toml: firms.mapkey: ...`` for the settings file (the one
+    ``STRAWFIRE_CONFIG`` names, or ``./strawfire.toml`` shown with its folder, which is read without being named);
+    a value passed in code is named by its key alone. A list or table in an environment variable is written as
+    JSON; one that is not names the variable and shows how (:func:`_not_json_message`)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
-        )
+        source = _SettingSources(set(overrides))
+        problems = "; ".join(f"{source.of(err['loc'])}{err['msg']}" for err in exc.errors(include_input=False))
         raise ConfigError(f"invalid settings: {problems}") from None
     except SettingsError as exc:  # an environment value that is not valid JSON for a list or table
-        raise ConfigError(f"invalid settings: {exc}") from None
+        raise ConfigError(f"invalid settings: {_not_json_message(exc)}") from None
+
+
+class _SettingSources:
+    """Where a setting's value came from, for an error message: the variable, the file, or (code) neither."""
+
+    def __init__(self, passed_in_code: set[str]) -> None:
+        self._passed_in_code = passed_in_code
+        # Matched whatever their case, as pydantic-settings reads them; shown as written.
+        self._variables = {name.upper(): name for name in os.environ if name.upper().startswith("STRAWFIRE_")}
+        named = os.environ.get("STRAWFIRE_CONFIG")
+        self._file = Path(named) if named else DEFAULT_TOML.resolve()
+        try:
+            self._file_data: dict[str, Any] = tomllib.loads(self._file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # no file (the defaults), or one Settings already refused
+            self._file_data = {}
+
+    def of(self, loc: tuple[int | str, ...]) -> str:
+        """``"SOURCE: key: "`` for the problem at ``loc`` (``"key: "`` when it came from code, or from no source:
+        a missing value)."""
+        key = ".".join(str(part) for part in loc)
+        if not loc or loc[0] in self._passed_in_code:
+            return f"{key}: "
+        # The longest variable that set this value or a table holding it (STRAWFIRE_FIRMS='{"bbox": ...}').
+        for end in range(len(loc), 0, -1):
+            name = "STRAWFIRE_" + "__".join(str(part) for part in loc[:end]).upper()
+            if name in self._variables:
+                return f"{self._variables[name]}: {key}: "
+        value: Any = self._file_data
+        for part in loc:
+            in_table = isinstance(value, dict) and part in value
+            in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+            if in_table or in_list:
+                value = value[part]
+            else:
+                return f"{key}: "
+        return f"{self._file}: {key}: "
+
+
+_SETTINGS_ERROR_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _not_json_message(exc: SettingsError) -> str:
+    """Which ``STRAWFIRE_<TABLE>...`` variable holds a list or table that is not JSON, and how to write one; never
+    its value (it may be a secret's neighbour, or a secret)."""
+    match = _SETTINGS_ERROR_FIELD.search(str(exc))
+    if match is None:
+        return str(exc)
+    field = match.group(1)
+    prefix = f"STRAWFIRE_{field.upper()}"
+    names = sorted(n for n in os.environ if n.upper() == prefix or n.upper().startswith(prefix + "__"))
+    not_json = []
+    for name in names:
+        annotation = _annotation_at(_dotted(name).split("."))
+        if annotation is None or _scalar(annotation):
+            continue
+        try:
+            json.loads(os.environ[name])
+        except ValueError:
+            not_json.append((name, annotation))
+    if not not_json:
+        return f"{', '.join(names) or prefix}: {exc}"
+    return "; ".join(
+        f"{name} ({_dotted(name)}) is not valid JSON: {_how_to_write(name, annotation)}"
+        for name, annotation in not_json
+    )
+
+
+def _dotted(name: str) -> str:
+    """``STRAWFIRE_FIRMS__BBOX`` → ``firms.bbox``."""
+    return ".".join(name.upper().removeprefix("STRAWFIRE_").lower().split("__"))
+
+
+def _annotation_at(path: list[str]) -> Any:
+    """The type of the setting at ``path`` (``["firms", "bbox"]``), None when there is none."""
+    annotation: Any = Settings
+    for part in path:
+        annotation = _without_none(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:  # a table keyed by code: [alerts.county_deadlines.220112]
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    return _without_none(annotation)
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _scalar(annotation: Any) -> bool:
+    """Whether an environment variable holds the value as it is (not as JSON)."""
+    if get_origin(annotation) in (list, tuple, set, dict):
+        return False
+    return not (isinstance(annotation, type) and issubclass(annotation, (BaseModel, list, tuple, set, dict)))
+
+
+def _how_to_write(name: str, annotation: Any) -> str:
+    if get_origin(annotation) in (list, tuple, set) or annotation in (list, tuple, set):
+        items = get_args(annotation)
+        if items and items[0] is str:
+            return f'a list is written as JSON, text in double quotes: {name}=\'["VIIRS_SNPP_NRT", "MODIS_NRT"]\''
+        return f"a list is written as JSON: {name}='[125.4, 44.05, 125.9, 44.5]'"
+    return f"a table is written as a JSON object: {name}='{{\"key\": value}}', or one variable per key ({name}__KEY)"
 
 
 @lru_cache(maxsize=1)

@@ -180,8 +180,42 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+class NewerDatabaseError(ConfigError):
+    """The database's revision is not one of this release's migrations: a newer strawfire migrated it."""
+
+
+def refuse_unknown_revisions(shown: str, revisions: Collection[str]) -> None:
+    """Stop when a database stands at a revision this release does not know, saying what to do about it (Alembic's
+    own words, "Can't locate revision identified by '0014'", read as a bug in strawfire). ``shown`` names the
+    database (a path, or a URL with its password hidden).
+
+    Raises:
+        NewerDatabaseError: naming the database, its revision and this release's newest one.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    known = {revision.revision for revision in script.walk_revisions()}
+    unknown = [revision for revision in revisions if revision not in known]
+    if unknown:
+        raise NewerDatabaseError(
+            f"{shown}: this database was migrated by a newer strawfire (revision {', '.join(unknown)}; this release "
+            f"knows up to {script.get_current_head()}): upgrade strawfire, or restore a backup made by this release"
+        )
+
+
+def _shown(engine: Engine) -> str:
+    """The engine's database, fit to print (password hidden)."""
+    return redact_url(engine.url.render_as_string(hide_password=False))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+    """Apply migrations up to ``revision``. Every command that opens the database (``serve``, ``status``,
+    ``db upgrade``, the reports) comes through here, so a database migrated by a newer release is refused first
+    (:func:`refuse_unknown_revisions`); one without strawfire's schema yet passes."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    refuse_unknown_revisions(_shown(engine), current)
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -320,6 +354,7 @@ def downgrade_plan(engine: Engine, target: str) -> tuple[str, list[DowngradeStep
         current = MigrationContext.configure(connection).get_current_revision()
         if current is None:
             raise InputError("the database has no strawfire schema yet: nothing to downgrade")
+        refuse_unknown_revisions(_shown(engine), [current])
         try:
             revisions = list(script.iterate_revisions(current, _below(script, current, target)))
         except RevisionError as exc:

@@ -44,3 +44,8 @@ class NotFoundError(StrawfireError):
 
 class ConflictError(StrawfireError):
     """The request conflicts with the current state (for example an illegal transition)."""
+
+
+class StorageError(StrawfireError):
+    """The service cannot write its own files (a full disk, a read-only mount): the deployment must change, the
+    request was fine and nothing of it was stored."""

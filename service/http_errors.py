@@ -11,13 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
-from service.errors import ConfigError, ConflictError, InputError, NotFoundError, StrawfireError
+from service.errors import ConfigError, ConflictError, InputError, NotFoundError, StorageError, StrawfireError
 
 _STATUS: list[tuple[type[StrawfireError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (InputError, 422),
     (ConfigError, 503),  # the deployment, not the request, must change
+    (StorageError, 507),  # Insufficient Storage: a full disk or a read-only mount; send it again once fixed
 ]
 
 

@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,10 +45,14 @@ from service.incidents.router import router as incidents_router
 from service.regions import service as regions
 from service.regions.router import router as regions_router
 from service.regions.service import RegionIndexCache
+from service.reports.router import router as reports_router
 from service.stats.router import router as stats_router
 from service.status.router import router as status_router
 
 log = logging.getLogger("strawfire")
+
+#: Where the API documentation pages' scripts, styles and icon are served from (this app, never a CDN).
+DOCS_ASSETS_PATH = "/docs/assets"
 
 
 def token_secret(settings: Settings) -> str:
@@ -186,7 +192,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Straw-burning detection and closed-loop response",
         license_info={"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN: blank offline (add_offline_api_docs serves them).
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_api_docs(app)
     http_errors.install(app)
     app.add_middleware(BodyLimit, settings=settings)  # before anything reads a body: uploads are limited by size
     app.include_router(regions_router)
@@ -195,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(evidence_router)
     app.include_router(stats_router)
+    app.include_router(reports_router)
     app.include_router(cameras_router)
     app.include_router(dashboard_router)
     app.include_router(status_router)
@@ -210,6 +221,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _home_page(session, indexes)
 
     return app
+
+
+def add_offline_api_docs(app: FastAPI) -> None:
+    """Serve the API documentation pages with every asset from this app: strawfire runs on networks that cannot
+    reach a CDN (or Google's fonts), where FastAPI's default pages are blank.
+
+    ``/docs`` is Swagger UI (try requests out, signed in with the Authorize button) and ``/redoc`` ReDoc (read
+    only), both kept at FastAPI's usual addresses. Their bundles are the ``fastapi-offline`` package's copies of
+    swagger-ui-dist 5 (which renders the OpenAPI 3.1 schema FastAPI writes) and of ReDoc's standalone build, under
+    :data:`DOCS_ASSETS_PATH`.
+    """
+    assert app.openapi_url is not None  # FastAPI's defaults, which create_app keeps
+    assert app.swagger_ui_oauth2_redirect_url is not None
+    openapi_url, oauth2_redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _home_page(session: SessionDep, indexes: RegionIndexesDep) -> str:

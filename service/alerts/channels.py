@@ -7,7 +7,10 @@ used to sign or authenticate and never appear in an error: :func:`safe_url` stri
 Formats and limits follow the platforms' documentation (see ``../shared/reference/closed-loop.md`` § 4):
 
 * generic webhook — JSON body; ``X-Strawfire-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." +
-  body)>``, ``X-Strawfire-Timestamp`` and ``Idempotency-Key`` headers (receivers dedupe on the key);
+  body)>``, ``X-Strawfire-Timestamp`` and ``Idempotency-Key`` headers (receivers dedupe on the key). Every HTTP
+  channel's request carries ``Idempotency-Key``: an SMS gateway or a proxy in front of a bot can dedupe on it; the
+  group bots themselves ignore it, so a worker that dies between a bot's answer and recording it may post that
+  alert to the group twice;
 * WeCom group bot — ``{"msgtype": "markdown", ...}``, success when ``errcode == 0``; 20 messages/min per bot;
 * DingTalk robot — ``&timestamp=…&sign=urlencode(base64(HMAC-SHA256(secret, "{timestamp}\\n{secret}")))``;
   20/min per robot (exceeding it blocks the robot for 10 min, errcode 130101: the retry waits the block out);
@@ -38,7 +41,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from service.alerts.messages import BEIJING, AlertMessage, digest_text
+from service.alerts.messages import BEIJING, AlertMessage, digest_text, sms_digest_text
 from service.alerts.tables import Channel
 
 # Per-minute limits when the recipient does not set one.
@@ -114,6 +117,35 @@ def safe_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     rest = "/…" if parts.path not in ("", "/") or parts.query else ""
     return f"{parts.scheme}://{host}{rest}"
+
+
+def request_key(messages: list[AlertMessage]) -> str:
+    """The ``Idempotency-Key`` of a request: the alert's own key, or a digest's (:func:`digest_key`)."""
+    return messages[0].idempotency_key if len(messages) == 1 else digest_key(messages)
+
+
+#: How much of a platform's own error message (``errmsg``, ``msg``) an error keeps.
+PLATFORM_MESSAGE_CHARS = 200
+
+
+def platform_message(body: dict[str, Any], url: str, secret: str | None) -> str | None:
+    """The platform's own words for a refusal (WeCom/DingTalk ``errmsg``, Feishu ``msg`` or ``StatusMessage``), fit
+    for ``last_error``: on one line, cut to :data:`PLATFORM_MESSAGE_CHARS`, and with anything of the target's URL
+    that may be a key (its query values, its last path segment: Feishu's token) and the signing secret blanked
+    (``…``), should the platform or a proxy echo them. None when the answer has none.
+
+    Why: "errcode 310000" alone left a township's admin to find out which of a bot's refusals it was (a wrong
+    signature, a keyword filter, an IP whitelist); the platform's message says."""
+    text = next((body[f] for f in ("errmsg", "msg", "StatusMessage") if isinstance(body.get(f), str)), None)
+    if not text or not text.strip():
+        return None
+    parts = urllib.parse.urlsplit(url)
+    hidden = [value for _, value in urllib.parse.parse_qsl(parts.query)]
+    hidden += [parts.path.rstrip("/").rpartition("/")[2], secret or ""]
+    for value in sorted((v for v in hidden if len(v) >= 6), key=len, reverse=True):
+        text = text.replace(value, "…").replace(urllib.parse.quote(value, safe=""), "…")
+    text = " ".join(text.split())
+    return text if len(text) <= PLATFORM_MESSAGE_CHARS else text[: PLATFORM_MESSAGE_CHARS - 1] + "…"
 
 
 def digest_key(messages: list[AlertMessage]) -> str:
@@ -244,18 +276,31 @@ class ChannelSender:
 
     @staticmethod
     def _platform_ok(
-        url: str, response: httpx.Response, code_field: str, throttled: set[int], wait_s: float = RATE_LIMITED_WAIT_S
+        destination: Destination,
+        response: httpx.Response,
+        code_fields: tuple[str, ...],
+        throttled: set[int],
+        wait_s: float = RATE_LIMITED_WAIT_S,
     ) -> None:
+        """Raise :class:`DeliveryError` unless the platform's answer says it took the message: each of
+        ``code_fields`` it carries is 0 (Feishu answers ``code`` and, in its older form, ``StatusCode``: a non-zero
+        one of either is a refusal), or, with none of them, its ``code`` is absent or 0. The error names the field,
+        the code and the platform's message (:func:`platform_message`)."""
+        url = destination.target
         try:
             body = response.json()
         except ValueError:
             raise DeliveryError(f"{safe_url(url)}: not a JSON answer") from None
-        code = body.get(code_field, body.get("code", 0)) if isinstance(body, dict) else -1
+        if not isinstance(body, dict):
+            raise DeliveryError(f"{safe_url(url)}: {code_fields[0]} -1")
+        codes = [(field, body[field]) for field in code_fields if field in body] or [("code", body.get("code", 0))]
+        field, code = next(((f, c) for f, c in codes if c != 0), codes[0])
         if code in throttled:
             # WeCom 45009 / DingTalk 130101 / Feishu 11232: over the limit; wait out the window (or the block).
             raise DeliveryError(f"{safe_url(url)}: rate limited ({code})", retry_after=wait_s)
         if code != 0:
-            raise DeliveryError(f"{safe_url(url)}: {code_field} {code}")
+            said = platform_message(body, url, destination.secret)
+            raise DeliveryError(f"{safe_url(url)}: {field} {code}" + (f" ({said})" if said else ""))
 
     @staticmethod
     def _markdown(messages: list[AlertMessage], max_bytes: int) -> tuple[str, str]:
@@ -266,13 +311,11 @@ class ChannelSender:
     def _webhook(self, destination: Destination, messages: list[AlertMessage]) -> None:
         if len(messages) == 1:
             payload: dict[str, Any] = messages[0].as_json()
-            key = messages[0].idempotency_key
         else:
             payload = {"digest": [m.as_json() for m in messages]}
-            key = digest_key(messages)
         body = json.dumps(payload, ensure_ascii=False).encode()
         timestamp = str(int(self._clock()))
-        headers = {"Idempotency-Key": key, "X-Strawfire-Timestamp": timestamp}
+        headers = {"Idempotency-Key": request_key(messages), "X-Strawfire-Timestamp": timestamp}
         if destination.secret:
             headers["X-Strawfire-Signature"] = "sha256=" + sign_webhook(destination.secret, timestamp, body)
         self._post(destination.target, content=body, headers=headers)
@@ -280,8 +323,8 @@ class ChannelSender:
     def _wecom(self, destination: Destination, messages: list[AlertMessage]) -> None:
         _, text = self._markdown(messages, WECOM_MARKDOWN_BYTES)
         body = json.dumps({"msgtype": "markdown", "markdown": {"content": text}}, ensure_ascii=False).encode()
-        response = self._post(destination.target, content=body, headers={})
-        self._platform_ok(destination.target, response, "errcode", {45009})
+        response = self._post(destination.target, content=body, headers={"Idempotency-Key": request_key(messages)})
+        self._platform_ok(destination, response, ("errcode",), {45009})
 
     def _dingtalk(self, destination: Destination, messages: list[AlertMessage]) -> None:
         title, text = self._markdown(messages, DINGTALK_MARKDOWN_BYTES)
@@ -294,8 +337,8 @@ class ChannelSender:
         body = json.dumps(
             {"msgtype": "markdown", "markdown": {"title": title, "text": text}}, ensure_ascii=False
         ).encode()
-        response = self._post(url, content=body, headers={})
-        self._platform_ok(destination.target, response, "errcode", {130101}, THROTTLED_WAIT_S[Channel.DINGTALK])
+        response = self._post(url, content=body, headers={"Idempotency-Key": request_key(messages)})
+        self._platform_ok(destination, response, ("errcode",), {130101}, THROTTLED_WAIT_S[Channel.DINGTALK])
 
     def _feishu(self, destination: Destination, messages: list[AlertMessage]) -> None:
         text = (
@@ -307,20 +350,22 @@ class ChannelSender:
         if destination.secret:
             timestamp = int(self._clock())
             payload |= {"timestamp": str(timestamp), "sign": feishu_sign(destination.secret, timestamp)}
-        response = self._post(destination.target, content=json.dumps(payload, ensure_ascii=False).encode(), headers={})
-        self._platform_ok(destination.target, response, "code", {11232})
+        response = self._post(
+            destination.target,
+            content=json.dumps(payload, ensure_ascii=False).encode(),
+            headers={"Idempotency-Key": request_key(messages)},
+        )
+        self._platform_ok(destination, response, ("code", "StatusCode"), {11232})
 
     def _sms(self, destination: Destination, messages: list[AlertMessage]) -> None:
         # target: "https://gateway/send#13800000000" — the gateway URL, then the phone number after '#'.
         url, _, phone = destination.target.partition("#")
         if not phone:
             raise DeliveryError("an SMS target is 'GATEWAY_URL#PHONE'")
-        text = (
-            messages[0].sms()
-            if len(messages) == 1
-            else (f"【strawfire】{messages[0].unit_name} 有 {len(messages)} 个火点待签收，请登录系统处置。")
-        )
-        headers = {"Authorization": f"Bearer {destination.secret}"} if destination.secret else {}
+        text = messages[0].sms() if len(messages) == 1 else sms_digest_text(messages)
+        headers = {"Idempotency-Key": request_key(messages)}
+        if destination.secret:
+            headers["Authorization"] = f"Bearer {destination.secret}"
         self._post(
             url, content=json.dumps({"phone": phone, "text": text}, ensure_ascii=False).encode(), headers=headers
         )
@@ -339,7 +384,7 @@ class ChannelSender:
         mail["Date"] = email.utils.format_datetime(datetime.fromtimestamp(self._clock(), BEIJING))
         # One alert: a hash of its key, so that a resend after a lost SMTP answer is recognisably the same mail.
         # A digest: a hash of all its keys; the first alert's own would make it look like that alert's mail.
-        key = messages[0].idempotency_key if len(messages) == 1 else digest_key(messages)
+        key = request_key(messages)
         mail["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@strawfire>"
         mail.set_content("\n\n".join(m.text() for m in messages))
         try:

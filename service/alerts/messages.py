@@ -37,6 +37,19 @@ _UNREACHABLE_LINE = "升级原因：乡镇告警无法送达，乡镇尚不知�
 #: Characters in one SMS segment of Chinese text (UCS-2); a longer text is sent as billed 67-character parts.
 SMS_SEGMENT = 70
 _SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
+#: Markdown's (and WeCom's ``<font>``) characters, and the full-width forms a name is written with in markdown.
+_MARKDOWN_SAFE = str.maketrans("\\*_[]()`<>~#|", "＼＊＿［］（）｀＜＞～＃｜")
+
+
+def markdown_safe(name: str) -> str:
+    """A unit's name fit for a WeCom or DingTalk markdown message: its markdown characters (``*_[]()`` and the
+    like) written in their full-width forms, so that "开发区(试验区)" or "*镇*" stays text instead of becoming a
+    link's half or bold.
+
+    Why full-width forms and not backslashes: WeCom's markdown is a subset that does not document backslash
+    escapes, and a backslash shown as typed would garble the name; the full-width forms read the same in a Chinese
+    name (names usually carry full-width brackets anyway)."""
+    return name.translate(_MARKDOWN_SAFE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +125,7 @@ class AlertMessage:
         """The headline for this kind of alert (an unreached township's escalation says so)."""
         return _UNREACHABLE_TITLE if self.unreachable else _KIND_TITLE[self.kind]
 
-    def _lines(self) -> list[str]:
+    def _lines(self, *, markdown: bool = False) -> list[str]:
         local = self.observed_at.astimezone(BEIJING)
         sources = "、".join(_SOURCE_NAMES.get(s, s) for s in self.sources)
         place = (
@@ -120,6 +133,8 @@ class AlertMessage:
             if self.county_name and self.county_name != self.unit_name
             else (self.unit_name)
         )
+        if markdown:
+            place = markdown_safe(place)
         return [
             f"火点编号：{self.incident_id}",
             f"责任单位：{place}",
@@ -138,8 +153,8 @@ class AlertMessage:
         )
 
     def markdown(self) -> str:
-        """Markdown for WeCom and DingTalk group bots."""
-        lines = [f"### {self.title}", *(f"- {line}" for line in self._lines())]
+        """Markdown for WeCom and DingTalk group bots (the place's names :func:`markdown_safe`)."""
+        lines = [f"### {self.title}", *(f"- {line}" for line in self._lines(markdown=True))]
         lines += [f"- [地图导航]({self.map_url})", f"- [详情与签收]({self.incident_url})"]
         return "\n".join(lines)
 
@@ -178,9 +193,10 @@ def digest_text(
     ``max_bytes``: the platform's limit on a message (UTF-8; WeCom markdown 4096). A digest that would be longer
     lists the incidents that fit and says how many more there are: a platform refuses an oversized message
     outright, and the retries would have sent the same oversized digest for a day before failing every alert in it.
-    ``markdown=False`` for plain-text messages (Feishu ``text``), which would show markdown as typed.
+    ``markdown=False`` for plain-text messages (Feishu ``text``), which would show markdown as typed; in markdown the
+    unit's name is :func:`markdown_safe`.
     """
-    title = f"火点汇总：{unit_name}（{len(messages)} 条）"
+    title = f"火点汇总：{markdown_safe(unit_name) if markdown else unit_name}（{len(messages)} 条）"
     header = f"### {title}" if markdown else f"【{title}】"
     entries = []
     for m in messages:
@@ -200,3 +216,46 @@ def digest_text(
             return "\n".join([*kept, more])
         kept.append(entry)
     return "\n".join(kept)
+
+
+def digest_place(messages: list[AlertMessage]) -> str:
+    """The place a digest is about: its incidents' township when they share one, else their county when they share
+    that (a county's digest of several townships' escalations), else nothing (escalations that climbed to a city)."""
+    units = {m.unit_name for m in messages}
+    if len(units) == 1:
+        return units.pop()
+    counties = {m.county_name for m in messages}
+    county = counties.pop() if len(counties) == 1 else None
+    return county or ""
+
+
+def sms_digest_text(messages: list[AlertMessage]) -> str:
+    """One SMS for several alerts to one recipient, worded by what they are, in one segment (:data:`SMS_SEGMENT`;
+    the place's name is cut, marked …, where the text would be longer).
+
+    Why by kind: it read "N 个火点待签收" whatever it carried, and a county's digest of escalations, or of townships
+    its alerts could not reach, asked the county to acknowledge instead of to act (phone the townships). New-fire
+    alerts and reminders (a township's) ask to acknowledge, saying how many are reminders; escalations (a county's)
+    say how many are of townships that could not be reached."""
+    count = len(messages)
+    escalations = [m for m in messages if m.kind is AlertKind.ESCALATION]
+    unreachable = sum(m.unreachable for m in escalations)
+    reminders = sum(m.kind is AlertKind.REMINDER for m in messages)
+    if escalations and unreachable == count:
+        what = "乡镇告警无法送达，请电话通知乡镇处置。"
+    elif escalations and unreachable:
+        what = f"已升级（{unreachable} 个乡镇无法送达），请登录系统处置并联系乡镇。"
+    elif escalations:
+        what = "超时未处置已升级，请督促乡镇处置。"
+    elif reminders == count:
+        what = "超时未签收（再次提醒），请立即签收。"
+    elif reminders:
+        what = f"待签收（{reminders} 个已超时未签收），请立即签收。"
+    else:
+        what = "待签收，请登录系统处置。"
+    head, tail = "【strawfire】", f" 有 {count} 个火点{what}"
+    place = digest_place(messages)
+    room = SMS_SEGMENT - len(head) - len(tail)
+    if len(place) > room:
+        place = place[: max(1, room - 1)] + "…"
+    return head + place + tail if place else f"{head}{tail.lstrip()}"

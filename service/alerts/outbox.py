@@ -217,7 +217,8 @@ LAPSED: dict[str, str] = {
     "closed": "the incident was closed before the alert went out",
     "acknowledged": "the incident was acknowledged before the reminder went out",
     # Not a lapse of the incident's but of the recipient: a DEMO inbox recipient retired at a start without the demo
-    # (service.demo_inbox.retire_demo_recipients), its alerts still pending withdrawn rather than failing.
+    # (service.demo_inbox.retire_demo_recipients), or one an admin disabled (service.alerts.service.
+    # set_recipient_active) or deactivated otherwise, its alerts still pending withdrawn rather than sent or failing.
     "retired": "its recipient was retired before the alert went out",
 }
 _LAPSED_CODES = {sentence: code for code, sentence in LAPSED.items()}
@@ -320,6 +321,13 @@ def deliver_due(
         requests: dict[str, int] = {}
         for recipient_id, claimed_alerts in by_recipient.items():
             recipient = session.get_one(Recipient, recipient_id)
+            if not recipient.active:
+                # Deactivated by whatever route (strawfire alerts disable-recipient, the API, a start without the
+                # demo, an UPDATE by hand): nobody is to receive its alerts any more. An alert being retried had
+                # still gone out once its channel was back. Withdrawn, as disabling withdraws them.
+                for alert in claimed_alerts:
+                    lapsed[alert.id] = LAPSED["retired"]
+                continue
             # Each with its incident, held for _message: the session keeps unchanged objects only while they are used.
             alerts: list[tuple[Alert, Incident]] = []
             for alert in claimed_alerts:
@@ -404,6 +412,27 @@ def withdraw(session: Session, alert: Alert, reason: str, at: datetime) -> None:
         },
         at=at,
     )
+
+
+def withdraw_pending(session: Session, recipient_ids: Sequence[int], at: datetime) -> int:
+    """Withdraw the pending alerts of these recipients, deactivated (inside the caller's transaction): each
+    ``withdrawn`` with the reason :data:`LAPSED` ``retired`` (``why``: ``retired``) recorded on its incident, as
+    :func:`withdraw` records a lapse; how many.
+
+    The alerts count as telling nobody from then on (:data:`TELLING`): a fire whose township recipients are all
+    deactivated is caught by the escalation pass's "told nobody" path (its alert queued to another active recipient
+    of the unit, else the county told at once), never left waiting on alerts nobody will send."""
+    if not recipient_ids:
+        return 0
+    pending = session.scalars(
+        select(Alert)
+        .where(Alert.recipient_id.in_(list(recipient_ids)), Alert.status == AlertStatus.PENDING.value)
+        .order_by(Alert.id)
+    ).all()
+    for alert in pending:
+        withdraw(session, alert, LAPSED["retired"], at)
+    session.flush()
+    return len(pending)
 
 
 def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -> None:

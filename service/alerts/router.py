@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.alerts import service
 from service.alerts.channels import safe_url
 from service.alerts.tables import AlertStatus, Channel, Recipient, RecipientRole
 from service.deps import Admin, SessionDep, Supervisor
+from service.errors import InputError
 from service.incidents.states import Role
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
+# Bounded as the incidents' ids are: a larger one overflows the database's integer (a 500 on SQLite), not a 404.
+RecipientId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class RecipientIn(BaseModel):
@@ -29,6 +32,18 @@ class RecipientIn(BaseModel):
     secret: str | None = Field(None, max_length=200)
     role: RecipientRole = RecipientRole.TOWNSHIP
     rate_per_min: int | None = None
+
+
+class RecipientPatch(BaseModel):
+    """A change to a recipient (admins): ``active`` false disables it (its pending alerts withdrawn), true enables
+    it; ``target`` re-points it (validated for its channel); ``secret`` replaces its signing secret, ``null`` or an
+    empty string removes it (absent: kept). The answer never carries the secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool | None = None
+    target: str | None = Field(None, min_length=3, max_length=500)
+    secret: str | None = Field(None, max_length=200)
 
 
 class RecipientRead(BaseModel):
@@ -91,6 +106,28 @@ def add_recipient(body: RecipientIn, principal: Admin, session: SessionDep) -> R
         role=body.role,
         rate_per_min=body.rate_per_min,
     )
+    session.commit()
+    return _read(row)
+
+
+@router.patch("/recipients/{recipient_id}")
+def patch_recipient(
+    recipient_id: RecipientId, body: RecipientPatch, principal: Admin, session: SessionDep
+) -> RecipientRead:
+    """Disable or enable a recipient, or change its target or secret (admins). Recipients are never deleted (their
+    alerts and the incidents' records refer to them): disabling one removes it from every alert from then on."""
+    given = body.model_fields_set
+    if not given or ("active" in given and body.active is None):
+        raise InputError("give active (true/false), target and/or secret", field="active" if given else None)
+    row = service.get_recipient(session, recipient_id)
+    if "target" in given or "secret" in given:
+        if "target" in given and body.target is None:
+            raise InputError("a recipient needs a target", field="target")
+        service.change_recipient_target(
+            session, recipient_id, target=body.target, secret=body.secret, change_secret="secret" in given
+        )
+    if body.active is not None:
+        service.set_recipient_active(session, recipient_id, body.active)
     session.commit()
     return _read(row)
 

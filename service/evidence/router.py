@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from service.deps import Actor, Reader, SessionDep, SettingsDep
 from service.errors import NotFoundError
 from service.evidence import service
+from service.evidence.tables import Evidence
 from service.incidents import service as incidents
 from service.incidents.router import IncidentId, read_limited
 
@@ -21,8 +22,18 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["evidence"])
 Sha256 = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
 
 
+class FlagNote(BaseModel):
+    """One of a photo's flags as a stable ``code`` (:class:`service.evidence.service.PhotoFlag`) with the ``params``
+    it is made of, for a client to word in its reader's language, and ``text``, the same in English."""
+
+    code: str
+    params: dict[str, str | int | float]
+    text: str
+
+
 class EvidenceRead(BaseModel):
-    """A stored photo and what its EXIF says."""
+    """A stored photo and what its EXIF says. ``flags`` is ``flag_notes`` in English, joined with "; " (kept for
+    older clients)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -37,6 +48,14 @@ class EvidenceRead(BaseModel):
     longitude: float | None
     distance_m: float | None
     flags: str
+    flag_notes: list[FlagNote] = []
+
+    @classmethod
+    def of(cls, row: Evidence) -> EvidenceRead:
+        """Build from a stored photo."""
+        read = cls.model_validate(row)
+        read.flag_notes = [FlagNote(**note) for note in service.flag_notes(row.flags, row.distance_m)]
+        return read
 
 
 @router.post("/{incident_id}/evidence", status_code=201)
@@ -64,14 +83,14 @@ async def upload_evidence(
             row = service.get_evidence(session, incident, hashlib.sha256(data).hexdigest())
         except NotFoundError:
             raise exc from None
-    return EvidenceRead.model_validate(row)
+    return EvidenceRead.of(row)
 
 
 @router.get("/{incident_id}/evidence")
 def list_evidence(incident_id: IncidentId, principal: Reader, session: SessionDep) -> list[EvidenceRead]:
     """The incident's photos."""
     incident = incidents.get_incident(session, incident_id, principal)
-    return [EvidenceRead.model_validate(e) for e in service.evidence_of(session, incident)]
+    return [EvidenceRead.of(e) for e in service.evidence_of(session, incident)]
 
 
 @router.get("/{incident_id}/evidence/{sha256}", response_class=FileResponse)

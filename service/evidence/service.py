@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import tempfile
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,13 @@ from sqlalchemy.orm import Session
 from service.auth.service import Principal
 from service.config import Settings
 from service.db import utcnow
-from service.errors import InputError, NotFoundError
+from service.errors import InputError, NotFoundError, StorageError
 from service.evidence.exif import ImageCheckError, inspect_photo
 from service.evidence.tables import Evidence
 from service.incidents.service import record_event
 from service.incidents.tables import Incident
+
+log = logging.getLogger(__name__)
 
 _GEOD = Geod(ellps="WGS84")
 # A photo taken more than this before the first detection, or after "now", is suspicious (the audit risk the
@@ -32,6 +37,53 @@ CLOCK_SKEW = timedelta(minutes=10)
 #: How old a position sent with a transition may be and still say where the actor was at the move: an older fix
 #: (a cached one, or a draft sent long after) is ``stale`` and proves nothing either way.
 POSITION_MAX_AGE = timedelta(minutes=30)
+
+
+class PhotoFlag(StrEnum):
+    """Why a photo is suspicious, as a stable code the dashboard words in its reader's language
+    (``evidence.flag.<code>`` in i18n.js). A code's parameters are fixed (see :func:`flag_note`); a new kind of flag
+    is a new code, which an older dashboard shows in the English ``text``."""
+
+    NO_GPS = "no_gps"  # no parameters
+    FAR_FROM_INCIDENT = "far_from_incident"  # distance_m (rounded to the metre)
+    BEFORE_DETECTION = "before_detection"  # no parameters
+    IN_FUTURE = "in_future"  # no parameters
+    OTHER = "other"  # a stored sentence this version does not know: only its text
+
+
+# The English sentences, as stored in ``Evidence.flags`` ("; "-joined) since the first version: the row keeps no
+# codes (no schema change), so the codes are read back from these sentences, for old photos as for new ones.
+_FLAG_TEXTS = {
+    PhotoFlag.NO_GPS: "no GPS position in the photo",
+    PhotoFlag.BEFORE_DETECTION: "taken more than a day before the fire was detected",
+    PhotoFlag.IN_FUTURE: "taken in the future",
+}
+_FAR_TEXT = re.compile(r"^taken ([0-9,]+) m from the incident$")
+
+
+def flag_note(code: PhotoFlag, *, distance_m: float | None = None) -> dict[str, Any]:
+    """A photo flag as the API gives it: ``{"code", "params", "text"}``, ``text`` its English sentence."""
+    if code is PhotoFlag.FAR_FROM_INCIDENT:
+        metres = round(distance_m or 0.0)
+        return {"code": code.value, "params": {"distance_m": metres}, "text": f"taken {metres:,} m from the incident"}
+    return {"code": code.value, "params": {}, "text": _FLAG_TEXTS[code]}
+
+
+def flag_notes(flags: str, distance_m: float | None) -> list[dict[str, Any]]:
+    """The flags stored on a photo (``Evidence.flags``) as coded notes, in the same order; ``distance_m`` the
+    photo's stored distance (the far flag's figure, read from its sentence when the distance is missing)."""
+    notes: list[dict[str, Any]] = []
+    for sentence in filter(None, (part.strip() for part in flags.split(";"))):
+        known = next((code for code, text in _FLAG_TEXTS.items() if text == sentence), None)
+        far = _FAR_TEXT.match(sentence)
+        if known is not None:
+            notes.append(flag_note(known))
+        elif far is not None:
+            distance = distance_m if distance_m is not None else float(far.group(1).replace(",", ""))
+            notes.append(flag_note(PhotoFlag.FAR_FROM_INCIDENT, distance_m=distance))
+        else:
+            notes.append({"code": PhotoFlag.OTHER.value, "params": {}, "text": sentence})
+    return notes
 
 
 def distance_from_incident(incident: Incident, latitude: float, longitude: float) -> float:
@@ -93,6 +145,27 @@ def path_of(settings: Settings, sha256: str) -> Path:
     return evidence_dir(settings) / sha256[:2] / sha256
 
 
+def _write_file(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and a rename: a crash never leaves a half file under the
+    final name. A disk that is full or mounted read-only is a :class:`StorageError` (HTTP 507: the request was fine,
+    nothing is stored) with the folder in the log, not in the answer: a traceback and a 500 told the team nothing."""
+    tmp: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).replace(target)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        log.error("cannot store evidence in %s: %s", target.parent, exc.strerror or exc)
+        raise StorageError(
+            "the service cannot store photos now (its evidence folder is full or not writable): nothing was stored; "
+            "tell the administrator, then send the photo again"
+        ) from None
+
+
 def store_evidence(
     session: Session,
     incident: Incident,
@@ -118,26 +191,22 @@ def store_evidence(
         return existing
     target = path_of(settings, digest)
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash never leaves a half file under the final name.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(target)
-    flags: list[str] = []
+        _write_file(target, data)
+    notes: list[dict[str, Any]] = []
     distance = None
     if facts.latitude is None or facts.longitude is None:
         if not from_device:
-            flags.append("no GPS position in the photo")
+            notes.append(flag_note(PhotoFlag.NO_GPS))
     else:
         distance = distance_from_incident(incident, facts.latitude, facts.longitude)
         if distance > settings.evidence.max_distance_m:
-            flags.append(f"taken {distance:,.0f} m from the incident")
+            notes.append(flag_note(PhotoFlag.FAR_FROM_INCIDENT, distance_m=distance))
     if facts.taken_at is not None:
         if facts.taken_at < incident.first_observed_at - _EARLY:
-            flags.append("taken more than a day before the fire was detected")
+            notes.append(flag_note(PhotoFlag.BEFORE_DETECTION))
         if facts.taken_at > utcnow() + CLOCK_SKEW:  # a phone's clock may run a little fast; more is not a photo of now
-            flags.append("taken in the future")
+            notes.append(flag_note(PhotoFlag.IN_FUTURE))
+    flags = [note["text"] for note in notes]
     evidence = Evidence(
         incident_id=incident.id,
         sha256=digest,
@@ -160,7 +229,8 @@ def store_evidence(
         "evidence",
         note=evidence.filename,
         evidence_sha256=digest,
-        data={"flags": flags, "distance_m": distance},
+        # flag_notes: the flags as codes with their figures (the English `flags` kept for older clients).
+        data={"flags": flags, "flag_notes": notes, "distance_m": distance},
     )
     return evidence
 

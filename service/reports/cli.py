@@ -2,13 +2,15 @@
 
 Mounted by ``service.cli`` as ``app.command("report")(report)``. Errors are one line on stderr with exit status 2,
 as everywhere in the ``strawfire`` command; a failed report leaves no partial file behind.
+
+The CSV (the fire-point list) has no scores and is made without the scoring rules: ``--rules`` and
+``--rules-version`` are not read for it, and a period no rules version covers still gets its list.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,17 +18,10 @@ import typer
 
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
+from service.reports.output import ReportFormat, write_report
 
 if TYPE_CHECKING:  # the builders import matplotlib and openpyxl: only when a report is made
-    from service.reports.data import ReportData
-
-
-class ReportFormat(StrEnum):
-    """The formats a report comes in."""
-
-    PDF = "pdf"
-    XLSX = "xlsx"
-    CSV = "csv"
+    from service.reports.data import PointsData, ReportData
 
 
 def _format_of(out: Path, given: ReportFormat | None) -> ReportFormat:
@@ -77,7 +72,7 @@ def _report(
     rules_version: str | None,
 ) -> None:
     from service.db import make_session_factory, open_database
-    from service.reports.data import collect
+    from service.reports.data import ReportData, collect, collect_points
     from service.stats.periods import parse_period
     from service.stats.rules import RuleBook
     from service.stats.service import deadline_policy, rules_dir
@@ -85,48 +80,41 @@ def _report(
     chosen = _format_of(out, given)
     period = parse_period(period_text)
     settings = get_settings()
-    rulebook = RuleBook.load(rules or rules_dir(settings))
+    # The fire-point list has no scores: it needs no rules folder, and no version in force in the period.
+    rulebook = None if chosen is ReportFormat.CSV else RuleBook.load(rules or rules_dir(settings))
     if not out.parent.is_dir():
         raise InputError(f"folder {out.parent} does not exist", source=str(out))
     if out.is_dir():  # checked before the database work: the report would only fail at the last step
         raise InputError("is a folder: give a file name", source=str(out))
     engine = open_database(settings.effective_database_url)  # an unreachable database: one line, not a trace
+    deadlines = deadline_policy(settings.alerts)
+    data: PointsData | ReportData
     try:
         with make_session_factory(engine)() as session:
-            data = collect(session, period, area, rulebook, deadline_policy(settings.alerts), version=rules_version)
+            if rulebook is None:
+                data = collect_points(session, period, area, deadlines)
+            else:
+                data = collect(session, period, area, rulebook, deadlines, version=rules_version)
     finally:
         engine.dispose()
     try:
         summary = _write_atomically(chosen, data, out)
     except OSError as exc:  # a read-only folder, a full disk, a folder made there meanwhile: one line, not a trace
         raise InputError(f"cannot write the report: {exc.strerror or exc}", source=str(out)) from None
-    version = data.selection.version.rules.version
-    typer.echo(f"wrote {out}: {summary} ({period.label}, area {data.area_code or 'all'}, rules {version})")
-    for warning in data.warnings:
+    scored = f", rules {data.selection.version.rules.version}" if isinstance(data, ReportData) else ""
+    typer.echo(f"wrote {out}: {summary} ({period.label}, area {data.area_code or 'all'}{scored})")
+    for warning in data.warnings if isinstance(data, ReportData) else []:
         typer.echo(f"warning: {warning}", err=True)
 
 
-def _write_atomically(chosen: ReportFormat, data: ReportData, out: Path) -> str:
+def _write_atomically(chosen: ReportFormat, data: PointsData | ReportData, out: Path) -> str:
     """Write to a temporary file beside ``out``, then rename it over ``out``: no partial report is ever left."""
     descriptor, temporary = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
     os.close(descriptor)
     partial = Path(temporary)
     try:
-        summary = _write(chosen, data, partial)
+        summary = write_report(chosen, data, partial)
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
     return summary
-
-
-def _write(chosen: ReportFormat, data: ReportData, path: Path) -> str:
-    from service.reports.pdf import write_pdf
-    from service.reports.points_csv import write_csv
-    from service.reports.xlsx import write_xlsx
-    from service.stats.wording import counted
-
-    if chosen is ReportFormat.PDF:
-        return counted(len(write_pdf(data, path)), "page")
-    if chosen is ReportFormat.XLSX:
-        return counted(len(write_xlsx(data, path)), "sheet")
-    return counted(write_csv(data, path), "fire point")

@@ -2,6 +2,10 @@
 
 Reports are made by operators on the server (the ``strawfire report`` command), so they see every unit; the
 API's role scopes do not apply here.
+
+The fire-point list (the provincial CSV) shows no score, so it needs no scoring rules: :func:`collect_points`
+loads only what it shows, and a period no rules version covers (or a server without a rules folder) still gets its
+list. The PDF and the XLSX score the units, and :func:`collect` selects the rules for them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy.orm import Session
 from service.auth.service import SYSTEM
 from service.db import utcnow
 from service.regions.types import RegionLevel
+from service.stats.areas import Area
 from service.stats.lifecycle import OutcomeKind, outcome
 from service.stats.outcomes import OutcomeTable, outcome_table
 from service.stats.periods import Period
@@ -23,6 +28,7 @@ from service.stats.response import DeadlinePolicy, GroupBy, ResponseTable, respo
 from service.stats.rules import RuleBook, Selection
 from service.stats.scoring import ScoreBoard
 from service.stats.service import resolve_area, score_board
+from service.stats.wording import Note
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,51 @@ class ReportData:
     selection: Selection
     deadlines: DeadlinePolicy
     warnings: list[str]  # in English (service.stats.wording.Note.text)
+    notes: list[Note]  # the same warnings as notes, for a report to word in its own language
+
+
+@dataclass(frozen=True, slots=True)
+class PointsData:
+    """The inputs of the fire-point list (the CSV): no scores, so no scoring rules."""
+
+    period: Period
+    area_code: str | None
+    area_name: str | None
+    generated_at: datetime
+    as_of: datetime
+    points: list[FirePoint]  # fire points in the area, merged duplicates excluded
+    deadlines: DeadlinePolicy
+
+
+def _area_points(
+    session: Session, period: Period, area_code: str | None, *, geometry: bool
+) -> tuple[list[Unit], Area, list[FirePoint]]:
+    """Every unit, the area, and the period's fire points in it (merged duplicates included)."""
+    units = load_units(session, geometry=geometry)
+    area = resolve_area(SYSTEM, area_code, units)
+    every = [p for p in load_fire_points(session, period) if area.contains_any(p.township_code, p.county_code)]
+    return units, area, every
+
+
+def _not_merged(points: list[FirePoint]) -> list[FirePoint]:
+    return [p for p in points if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
+
+
+def collect_points(
+    session: Session, period: Period, area_code: str | None, deadlines: DeadlinePolicy, *, as_of: datetime | None = None
+) -> PointsData:
+    """Load the fire points of ``period`` in ``area_code`` (None: every unit) for the fire-point list."""
+    as_of = as_of or utcnow()
+    units, area, every = _area_points(session, period, area_code, geometry=False)
+    return PointsData(
+        period=period,
+        area_code=area.code,
+        area_name=next((u.name for u in units if u.code == area.code), None),
+        generated_at=utcnow(),
+        as_of=as_of,
+        points=_not_merged(every),
+        deadlines=deadlines,
+    )
 
 
 def collect(
@@ -62,13 +113,11 @@ def collect(
 ) -> ReportData:
     """Load and compute everything for ``period`` and ``area_code`` (None: every unit)."""
     as_of = as_of or utcnow()
-    units = load_units(session, geometry=True)
-    area = resolve_area(SYSTEM, area_code, units)
+    units, area, every = _area_points(session, period, area_code, geometry=True)
     selection = rulebook.select(period) if version is None else Selection(rulebook.by_version(version), ())
-    every = [p for p in load_fire_points(session, period) if area.contains_any(p.township_code, p.county_code)]
     board, warnings = score_board(session, period, area, units, selection, deadlines, as_of, level, points=every)
     by_unit = GroupBy.COUNTY if board.level is RegionLevel.COUNTY else GroupBy.TOWNSHIP
-    points = [p for p in every if outcome(p.transitions).kind is not OutcomeKind.DUPLICATE]
+    points = _not_merged(every)
     scored = [u for u in units if u.level is board.level and area.contains(u.code)]
     outlines = []
     if board.level is RegionLevel.TOWNSHIP:
@@ -93,4 +142,5 @@ def collect(
         selection=selection,
         deadlines=deadlines,
         warnings=[w.text for w in warnings],
+        notes=warnings,
     )

@@ -18,6 +18,8 @@ One row per fire point (merged duplicates excluded), in time order, with Chinese
 
 The file is UTF-8 with a byte-order mark and CRLF line ends, which is what Excel on a Chinese Windows needs to
 open it without garbling the names.
+
+The list shows no score, so it needs no scoring rules (:func:`service.reports.data.collect_points`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from service.reports.data import ReportData
+from service.reports.data import PointsData, ReportData
 from service.reports.tables import (
     OUTCOME_ZH,
     REASON_ZH,
@@ -69,7 +71,7 @@ def _time(at: datetime | None) -> str:
     return "" if at is None else f"{local_time(at):%Y-%m-%d %H:%M}"
 
 
-def points_csv(data: ReportData) -> str:
+def points_csv(data: PointsData | ReportData) -> str:
     """The CSV text (without the byte-order mark)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -100,7 +102,7 @@ def points_csv(data: ReportData) -> str:
     return buffer.getvalue()
 
 
-def write_csv(data: ReportData, out: Path | BinaryIO) -> int:
+def write_csv(data: PointsData | ReportData, out: Path | BinaryIO) -> int:
     """Write the CSV (UTF-8 with BOM); returns the number of fire points."""
     payload = points_csv(data).encode("utf-8-sig")
     if isinstance(out, Path):

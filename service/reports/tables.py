@@ -55,6 +55,9 @@ def local(at: datetime | None) -> datetime | None:
     return None if at is None else local_time(at).replace(tzinfo=None)
 
 
+DENSITY_HEADER = "per 1000 ha 千公顷火点密度"
+DENSITY_BASIS_HEADER = "density basis 密度基数"
+
 RANKED_HEADER = [
     "rank 名次",
     "code 代码",
@@ -75,8 +78,8 @@ RANKED_HEADER = [
     "repeat at site 同一地点再次起火",
     "late acknowledge 签收超时",
     "late on site 到场超时",
-    "per 1000 ha 千公顷火点密度",
-    "density basis 密度基数",
+    DENSITY_HEADER,
+    DENSITY_BASIS_HEADER,
     "basis ha 面积(公顷)",
     "deductions 扣分",
     "credits 加分",
@@ -99,6 +102,40 @@ def ranked_header(data: ReportData) -> list[str]:
         return list(RANKED_HEADER)
     at = RANKED_HEADER.index("late on site 到场超时") + 1
     return [*RANKED_HEADER[:at], LATE_FEEDBACK_HEADER, *RANKED_HEADER[at:]]
+
+
+PDF_RANKED_COLUMNS: list[tuple[str, str, str]] = [
+    ("rank 名次", "名次", "rank"),
+    ("unit 单位", "单位", "unit"),
+    ("score 得分", "得分", "score"),
+    ("grade 等次", "等次", "grade"),
+    ("sanction 问责", "问责", "sanction"),
+    ("violations 违规火点", "违规", "violations"),
+    ("satellite 卫星点", "卫星点", "satellite"),
+    ("camera 视频点", "视频点", "camera"),
+    ("drone 无人机点", "无人机点", "drone"),
+    ("patrol 巡查点", "巡查点", "patrol"),
+    ("unreported 漏报", "漏报", "unreported"),
+    ("concealed 瞒报", "瞒报", "concealed"),
+    ("self-found 自查自报", "自查自报", "self-found"),
+    ("repeat at site 同一地点再次起火", "再次起火", "repeats"),
+    ("late acknowledge 签收超时", "签收超时", "late ack"),
+    ("late on site 到场超时", "到场超时", "late site"),
+    (LATE_FEEDBACK_HEADER, "反馈超时", "late feedback"),
+    (DENSITY_HEADER, "千公顷密度", "/1000 ha"),
+    ("deductions 扣分", "扣分", "deductions"),
+    ("credits 加分", "加分", "credits"),
+]
+"""The columns of the PDF's ranked table: (the ranked sheet's column, Chinese and English heading). Every column
+that explains a score — each source's violations, unreported and concealed (漏报, 瞒报), the sanction (问责), the
+deductions and credits — so that a reader can follow ``base − deductions + credits`` as in the XLSX; left out
+are what only identifies or repeats (code, parent, all fire points, the density's basis, which a "*" marks)."""
+
+
+def pdf_ranked_columns(data: ReportData) -> list[tuple[str, str, str]]:
+    """:data:`PDF_RANKED_COLUMNS` that the ranked sheet has for these rules (late feedback only when counted)."""
+    present = set(ranked_header(data))
+    return [column for column in PDF_RANKED_COLUMNS if column[0] in present]
 
 
 def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:

@@ -9,6 +9,14 @@ A period is scored with the version in force on its **first day**, so a past mon
 was assessed however the rules change later. A period that spans a change of rules (a year, say) is still scored
 with one version, and the selection lists the other versions in force during it as a warning.
 
+A period whose first day no version covers (a year that starts before the first rules file took effect, an ISO week
+that starts in the old year) is scored with the **first version that comes into force during it**, and a
+``rules_changed`` warning names the days no version covered: the fires of those days are still scored (a fire
+does not stop counting because the rules were published on the 5th), by the version that was in force for the rest
+of the period. The same warning names the days after the last version's ``effective_to`` or between two versions,
+which were scored silently before. Only a period that **no** version covers on any day is refused
+(:class:`NotFoundError`, HTTP 404): it has no rules at all to be scored by.
+
 ``rules/scoring-example-v1.toml`` documents every key.
 
 Keys added later are optional, so that a rules file written before them still loads and still scores as it was
@@ -210,31 +218,72 @@ class RuleVersion:
         return self.rules.effective_from <= day and (self.last_day is None or day <= self.last_day)
 
 
+DaySpan = tuple[date, date]
+"""First and last day (inclusive) of a run of days."""
+
+
+def spans_text(spans: tuple[DaySpan, ...]) -> str:
+    """Runs of days as people write them: ``2026-01-01…2026-01-04, 2026-03-01`` (one day: the day alone)."""
+    return ", ".join(str(first) if first == last else f"{first}…{last}" for first, last in spans)
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The version that scores a period, and any other version in force during it."""
+    """The version that scores a period, any other version in force during it, and the days of the period no
+    version covered (``uncovered``: empty when rules were in force on every day)."""
 
     version: RuleVersion
     also_in_force: tuple[RuleVersion, ...]
+    uncovered: tuple[DaySpan, ...] = ()
+
+    @property
+    def covers_first_day(self) -> bool:
+        """Whether the chosen version is in force on the period's first day (not when the period starts in days no
+        version covered, and is scored with the first version that came into force during it)."""
+        return not any(last < self.version.rules.effective_from for _, last in self.uncovered)
 
     @property
     def notes(self) -> list[Note]:
-        """Warnings about the selection: each other version that took effect during the period."""
-        chosen = self.version.rules.version
-        return [
+        """Warnings about the selection: the days no version covered, then each other version that took effect
+        during the period (all ``rules_changed``; the uncovered days are its ``uncovered`` parameter)."""
+        chosen = self.version
+        why = "in force on its first day" if self.covers_first_day else "the first version in force during it"
+        notes = []
+        if self.uncovered:
+            days = sum((last - first).days + 1 for first, last in self.uncovered)
+            notes.append(
+                Note(
+                    NoteCode.RULES_CHANGED,
+                    f"no scoring rules were in force on {spans_text(self.uncovered)} ({days} "
+                    f"day{'' if days == 1 else 's'} of the period); the period is scored with {chosen.rules.version} "
+                    f"({chosen.path.name}, in force from {chosen.rules.effective_from}), {why}",
+                    {
+                        "version": chosen.rules.version,
+                        "file": chosen.path.name,
+                        "effective_from": chosen.rules.effective_from.isoformat(),
+                        "scored_with": chosen.rules.version,
+                        "uncovered": spans_text(self.uncovered),
+                        "uncovered_days": days,
+                        "first_day": int(self.covers_first_day),
+                    },
+                )
+            )
+        notes += [
             Note(
                 NoteCode.RULES_CHANGED,
                 f"rules {other.rules.version} ({other.path.name}) took effect during the period on "
-                f"{other.rules.effective_from}; the period is scored with {chosen}, in force on its first day",
+                f"{other.rules.effective_from}; the period is scored with {chosen.rules.version}, {why}",
                 {
                     "version": other.rules.version,
                     "file": other.path.name,
                     "effective_from": other.rules.effective_from.isoformat(),
-                    "scored_with": chosen,
+                    "scored_with": chosen.rules.version,
+                    "first_day": int(self.covers_first_day),
                 },
             )
             for other in self.also_in_force
         ]
+        return notes
 
     @property
     def warnings(self) -> list[str]:
@@ -314,16 +363,38 @@ class RuleBook:
         return found
 
     def select(self, period: Period) -> Selection:
-        """The version for ``period`` (in force on its first day) and the others in force during it."""
-        chosen = self.in_force(period.first_day)
-        others = tuple(
+        """The version for ``period`` and the others in force during it, with the days no version covered.
+
+        The version is the one in force on the period's first day or, when no version is, the first that comes
+        into force during the period (see the module docstring); :class:`NotFoundError` when no version is in
+        force on any day of the period.
+        """
+        during = [
             v
             for v in self.versions
-            if v is not chosen
-            and v.rules.effective_from <= period.last_day
-            and (v.last_day is None or v.last_day >= period.first_day)
-        )
-        return Selection(chosen, others)
+            if v.rules.effective_from <= period.last_day and (v.last_day is None or v.last_day >= period.first_day)
+        ]
+        if not during:
+            days = spans_text(((period.first_day, period.last_day),))
+            spans = ", ".join(f"{v.rules.version}: {v.rules.effective_from}…{v.last_day or ''}" for v in self.versions)
+            raise NotFoundError(f"no scoring rules in force on {days} (versions: {spans})")
+        chosen, *others = during  # oldest first: the one in force on the first day, else the first to start
+        return Selection(chosen, tuple(others), self._uncovered(period, during))
+
+    @staticmethod
+    def _uncovered(period: Period, during: list[RuleVersion]) -> tuple[DaySpan, ...]:
+        """The runs of days of ``period`` that none of ``during`` (the versions in force in it, oldest first)
+        covers: before the first, between two, after the last one's ``effective_to``."""
+        spans: list[DaySpan] = []
+        day = period.first_day  # the first day not yet known to be covered
+        for v in during:
+            if v.rules.effective_from > day:
+                spans.append((day, v.rules.effective_from - timedelta(days=1)))
+            if v.last_day is None or v.last_day >= period.last_day:
+                return tuple(spans)
+            day = v.last_day + timedelta(days=1)  # below period.last_day, so no date overflow
+        spans.append((day, period.last_day))
+        return tuple(spans)
 
     def by_version(self, version: str) -> RuleVersion:
         """A version by its name (to re-score a period under other rules on purpose)."""

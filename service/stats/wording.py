@@ -30,7 +30,10 @@ class NoteCode(StrEnum):
     NOT_FED_BACK_WITHIN = "not_fed_back_within"  # hours
     DENSITY = "density"  # violations, basis_ha, basis ("cropland" or "area": no cropland figure was imported)
     # Warnings about a score board:
-    RULES_CHANGED = "rules_changed"  # version, file, effective_from, scored_with
+    # version, file, effective_from, scored_with, first_day (1: the version scored with is in force on the period's
+    # first day; 0: the first one in force during it); with uncovered (day spans) and uncovered_days when no
+    # version was in force on some days of the period
+    RULES_CHANGED = "rules_changed"
     LEVEL_FALLBACK = "level_fallback"  # preferred, chosen (region levels: "township", "county")
     UNSCORED = "unscored"  # n (fire points), level
 

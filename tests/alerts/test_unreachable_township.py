@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.channels import ChannelSender
 from service.alerts.escalation import left_untold
-from service.alerts.outbox import RETRY_HORIZON, deliver_due, enqueue
+from service.alerts.outbox import RETRY_HORIZON, _failed, deliver_due, enqueue
 from service.alerts.service import create_recipient
 from service.alerts.tables import Alert, AlertKind, Channel, Recipient
 from service.auth.service import Principal
@@ -127,9 +127,11 @@ def test_failures_that_leave_no_one_unaware_are_not_escalated(
 
 def test_a_give_up_after_the_recipient_was_deactivated_is_recorded(factory: sessionmaker[Session]) -> None:  # noqa: F811
     """北岗镇's only group is deactivated while its new-fire alert is being retried: the alert no longer counts as
-    telling the township (service.alerts.outbox.TELLING). Its give-up 24 h later is recorded, and leaves the fire to
-    the escalation pass (it looked the township's alerts up, found none and raised a KeyError: the failure was never
-    recorded and the alert tried again at every pass); by then too old to catch up on, the fire is left untold."""
+    telling the township (service.alerts.outbox.TELLING). The worker's next pass would withdraw it
+    (tests/alerts/test_alertfix_recipients.py); a give-up after the deactivation (the request in flight when it
+    happened, failing past the horizon) is recorded, and leaves the fire to the escalation pass (it looked the
+    township's alerts up, found none and raised a KeyError: the failure was never recorded and the alert tried
+    again at every pass); by then too old to catch up on, the fire is left untold."""
     with http_receiver() as receiver:
         refuse_the_township(receiver)
         [incident_id], t0 = setup(factory, receiver, 1)
@@ -137,9 +139,10 @@ def test_a_give_up_after_the_recipient_was_deactivated_is_recorded(factory: sess
         with transaction(factory) as session:
             session.get_one(Recipient, 1).active = False
         failed_at = t0 + PAST_HORIZON
-        report = deliver_due(factory, ChannelSender(), base_url="http://x", now=lambda: failed_at)
-    assert report.failed == 1
-    assert _statuses(factory) == {("new", 1): "failed"}
+        with factory() as session:
+            alert_id = session.scalars(select(Alert.id)).one()
+        assert _failed(factory, [alert_id], "HTTP 500", None, failed_at) == "failed"
+        assert _statuses(factory) == {("new", 1): "failed"}
     with factory() as session:
         assert session.get_one(Incident, incident_id).state == IncidentState.SUSPECTED.value
         assert left_untold(session, failed_at) == [incident_id]

@@ -63,3 +63,29 @@ def test_score_notes_and_warnings_are_in_the_readers_language(browser: Browser, 
     browser.wait(lambda d: browser.find("#main h1").text == "考核排名", "the Chinese page")
     assert browser.console_errors() == []
     browser.logout()
+
+
+def test_days_no_rules_covered_are_said_and_the_report_downloads(browser: Browser, live: LiveServer) -> None:
+    """A year that starts before the first rules version is scored with the first version in force during it, and
+    the warning says which days no version covered (it said "in force on its first day"). A supervisor downloads
+    the period's report from the page (the API's file, saved from a blob URL: a link cannot send the token)."""
+    browser.use(DESKTOP)
+    browser.login("sup", PASSWORD)
+    browser.go("#/scores?preset=custom&period=2024")
+    browser.find("#scores-warnings li")
+    uncovered = [text for code, _, text in notes(browser) if code == "rules_changed"]
+    assert uncovered[0] == (
+        "2024-01-01…2024-08-31（本时段内 244 天）没有施行中的考核办法；本时段按 example-v1"
+        "（scoring-example-v1.toml，2024-09-01 起施行）计分。"
+    ), uncovered
+    browser.driver.execute_script(
+        "window.savedReports = []; const made = URL.createObjectURL.bind(URL);"
+        "URL.createObjectURL = (blob) => { window.savedReports.push([blob.type, blob.size]); return made(blob); };"
+    )
+    browser.find("#report-xlsx").click()
+    saved = browser.wait(lambda d: d.execute_script("return window.savedReports"), "the report saved")
+    assert saved[0][0].startswith("application/vnd.openxmlformats"), saved
+    assert saved[0][1] > 1000, saved
+    assert browser.driver.execute_script("return document.querySelector('#report-status').textContent") == ""
+    assert browser.console_errors() == []
+    browser.logout()

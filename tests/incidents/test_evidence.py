@@ -197,3 +197,23 @@ def test_a_photo_from_the_future_is_flagged(setup: tuple[TestClient, int, Settin
     future = photo(FIRE[1], FIRE[0], when=ahead)
     flags = client.post(url, headers=me, files={"file": ("f.jpg", future, "image/jpeg")}).json()["flags"]
     assert "taken in the future" in flags
+
+
+def test_a_photo_the_disk_cannot_take_is_a_507_and_nothing_is_recorded(setup: tuple[TestClient, int, Settings]) -> None:
+    """A full disk or a read-only evidence folder was a 500 with a traceback: now 507 saying the service cannot
+    store photos (the request was fine; send it again once fixed), with no photo recorded. Here the photo's folder
+    is taken by a file (what root's permissions cannot stand in for)."""
+    client, incident, settings = setup
+    me = token(client, "beigang")
+    url = f"/api/v1/incidents/{incident}/evidence"
+    near = photo(FIRE[1] + 0.001, FIRE[0])
+    digest = hashlib.sha256(near).hexdigest()
+    (settings.data_dir / "evidence").mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "evidence" / digest[:2]).write_bytes(b"not a folder")
+    refused = client.post(url, headers=me, files={"file": ("IMG_0002.jpg", near, "image/jpeg")})
+    assert refused.status_code == 507, refused.text
+    assert "cannot store photos now" in refused.json()["detail"]
+    assert str(settings.data_dir) not in refused.json()["detail"]  # the folder goes to the log, not to the phone
+    assert client.get(url, headers=me).json() == []
+    (settings.data_dir / "evidence" / digest[:2]).unlink()
+    assert client.post(url, headers=me, files={"file": ("IMG_0002.jpg", near, "image/jpeg")}).status_code == 201

@@ -56,7 +56,7 @@ def test_csv_and_xlsx(run: Invoke, tmp_path: Path) -> None:
     assert not out.exists()
     result = run("--period", "2025-11", "--area", "229900", "--out", str(out), "--rules", str(RULES))
     assert result.exit_code == 0, result.output
-    assert "8 fire points (2025-11, area 229900, rules example-v2)" in result.output
+    assert "8 fire points (2025-11, area 229900)\n" in result.output  # the list has no scores: no rules named
     assert out.read_bytes().startswith("\ufeff序号".encode())
     book_path = tmp_path / "report.data"
     result = run(
@@ -84,8 +84,9 @@ def test_counts_in_english_agree_with_their_noun(run: Invoke, november: ReportDa
         (("--period", "2025-13", "--out", "x.csv"), "month must be 1–12"),
         (("--period", "2025-11", "--out", "x.doc"), "cannot tell the format from 'x.doc'"),
         (("--period", "2025-11", "--out", "missing/x.csv"), "does not exist"),
-        (("--period", "2019-11", "--out", "x.csv"), "no scoring rules in force on 2019-11-01"),
-        (("--period", "2025-11", "--out", "x.csv", "--rules-version", "v9"), "no scoring rules version 'v9'"),
+        # The scored formats: the fire-point list (CSV) needs no rules (tests/reports/test_statfix_rules_coverage.py).
+        (("--period", "2019-11", "--out", "x.xlsx"), "no scoring rules in force on 2019-11-01…2019-11-30"),
+        (("--period", "2025-11", "--out", "x.pdf", "--rules-version", "v9"), "no scoring rules version 'v9'"),
     ],
 )
 def test_errors_are_one_line(run: Invoke, args: tuple[str, ...], message: str) -> None:

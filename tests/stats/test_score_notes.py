@@ -80,6 +80,7 @@ def test_every_note_has_a_code_its_figures_and_the_english_it_always_had() -> No
                 "file": "scoring-example-v2.toml",
                 "effective_from": "2025-09-01",
                 "scored_with": "example-v1",
+                "first_day": 1,
             },
         ),
         ("no township units in the area: scored county units instead", {"preferred": "township", "chosen": "county"}),

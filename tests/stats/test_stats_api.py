@@ -146,3 +146,39 @@ def test_errors(client: TestClient) -> None:
         assert status(client, "eval", "/api/v1/stats/outcomes", period=period) == 422
     assert status(client, "eval", "/api/v1/stats/response-times", group_by="village") == 422
     assert client.post("/api/v1/scores", headers=login(client, "eval")).status_code == 405
+
+
+def test_reports_download_for_those_who_file_them(client: TestClient) -> None:
+    """An evaluator without a shell gets the report `strawfire report` writes; a supervisor its own county's only;
+    patrol users and devices none."""
+    import io
+
+    from openpyxl import load_workbook
+
+    pdf = client.get("/api/v1/reports/pdf", params={"period": "2025-11", "area": CITY}, headers=login(client, "eval"))
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == f'attachment; filename="strawfire-2025-11-{CITY}.pdf"'
+    assert pdf.content.startswith(b"%PDF")
+    own = client.get("/api/v1/reports/xlsx", params={"period": "2025-11"}, headers=login(client, "sup_a"))
+    assert own.status_code == 200, own.text
+    assert own.headers["content-disposition"].endswith(f'-{COUNTY_A}.xlsx"')  # the supervisor's own county
+    assert "Rules" in load_workbook(io.BytesIO(own.content)).sheetnames
+    csv = client.get("/api/v1/reports/csv", params={"period": "2025-11"}, headers=login(client, "admin"))
+    assert csv.status_code == 200, csv.text
+    assert csv.content.startswith("\ufeff序号".encode())
+    other = client.get(
+        "/api/v1/reports/pdf", params={"period": "2025-11", "area": COUNTY_B}, headers=login(client, "sup_a")
+    )
+    assert other.status_code == 403
+    for name in ("east", "cam"):
+        assert (
+            client.get("/api/v1/reports/csv", params={"period": "2025-11"}, headers=login(client, name)).status_code
+            == 403
+        )
+    assert (
+        client.get("/api/v1/reports/doc", params={"period": "2025-11"}, headers=login(client, "eval")).status_code
+        == 422
+    )
+    bad = client.get("/api/v1/reports/csv", params={"period": "2025-13"}, headers=login(client, "eval"))
+    assert bad.status_code == 422

@@ -68,11 +68,46 @@ export function takeDraft(route) {
   return draft;
 }
 
-/** The request never reached the server or its answer never came back (no signal, server down). */
+/** The request never reached the server or its answer never came back (no signal, server down, or no answer
+ * within the time limit: `timedOut`). */
 export class NetworkError extends Error {
-  constructor(cause) {
-    super(cause && cause.message ? cause.message : "network error");
+  constructor(cause, timedOut = false) {
+    super(timedOut ? "no answer in time" : cause && cause.message ? cause.message : "network error");
     this.status = 0;
+    this.timedOut = timedOut;
+  }
+}
+
+// How long a request may wait for the server's whole answer before it counts as "no connection" (NetworkError):
+// a server that stopped answering (hung, or a link that drops packets without closing) would otherwise leave a
+// form's button disabled for ever, with no message. A JSON call on a 2G township link answers within seconds, so
+// 20 s without an answer means none is coming; the user is told "not sent, no connection" and keeps the form (a
+// request that did reach the server is safe to send again: reports carry their id, moves their expected state).
+// Photos travel much longer over such a link: an upload (up to the 25 MB evidence limit) or a photo download gets
+// minutes.
+export const REQUEST_TIMEOUT_MS = 20000;
+export const UPLOAD_TIMEOUT_MS = 300000;
+export const DOWNLOAD_TIMEOUT_MS = 120000;
+
+/**
+ * fetch(), and `read` of its response, within `timeoutMs`: what `read` returns, or a NetworkError when no answer
+ * came (fetch rejected, or the time ran out before the whole answer arrived).
+ */
+async function exchange(url, init, timeoutMs, read) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, signal: controller.signal });
+    const result = await read(response);
+    // readJson swallows a body cut short by the abort: a late answer is no answer.
+    if (controller.signal.aborted) throw new NetworkError(null, true);
+    return result;
+  } catch (error) {
+    if (error instanceof NetworkError || error instanceof ApiError) throw error;
+    // fetch rejects only when no answer came: say so, not "Failed to fetch"
+    throw new NetworkError(error, controller.signal.aborted);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -123,15 +158,14 @@ function describe(detail) {
 }
 
 /** The OAuth2 password flow: exchange the credentials for a token and remember who signed in. */
-export async function login(username, password) {
+export async function login(username, password, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const body = new URLSearchParams({ username, password, grant_type: "password" });
-  let response;
-  try {
-    response = await fetch("/api/v1/auth/token", { method: "POST", body, credentials: "omit", cache: "no-store" });
-  } catch (error) {
-    throw new NetworkError(error);
-  }
-  const data = await readJson(response);
+  const init = { method: "POST", body, credentials: "omit", cache: "no-store" };
+  const url = new URL("/api/v1/auth/token", window.location.origin);
+  const { response, data } = await exchange(url, init, timeoutMs, async (r) => ({
+    response: r,
+    data: await readJson(r),
+  }));
   if (!response.ok) throw new ApiError(response.status, data && data.detail);
   setSession({ token: data.access_token, username, role: data.role, unit_code: data.unit_code });
   return currentSession();
@@ -154,7 +188,8 @@ async function readJson(response) {
 
 /**
  * Call the API. Options: method, params (query, nulls dropped), json (a body to send as JSON), form (FormData),
- * as: "json" (default), "blob", or "page" ({data, headers}: the JSON and the response's headers).
+ * as: "json" (default), "blob", or "page" ({data, headers}: the JSON and the response's headers), timeoutMs (the
+ * time limit for the whole answer; REQUEST_TIMEOUT_MS, or UPLOAD/DOWNLOAD_TIMEOUT_MS for a form or a blob).
  */
 export async function api(path, options = {}) {
   const session = currentSession();
@@ -171,26 +206,24 @@ export async function api(path, options = {}) {
   for (const [key, value] of Object.entries(options.params || {})) {
     if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
   }
-  let response;
-  try {
-    response = await fetch(url, {
-      method: options.method || (body ? "POST" : "GET"),
-      headers,
-      body,
-      credentials: "omit", // the bearer header is the only credential; no cookies exist
-      cache: "no-store",
-    });
-  } catch (error) {
-    throw new NetworkError(error); // fetch rejects only when no answer came: say so, not "Failed to fetch"
-  }
+  const init = {
+    method: options.method || (body ? "POST" : "GET"),
+    headers,
+    body,
+    credentials: "omit", // the bearer header is the only credential; no cookies exist
+    cache: "no-store",
+  };
+  const timeoutMs =
+    options.timeoutMs ||
+    (options.form ? UPLOAD_TIMEOUT_MS : options.as === "blob" ? DOWNLOAD_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
+  const { response, data } = await exchange(url, init, timeoutMs, async (r) => ({
+    response: r,
+    data: r.ok && options.as === "blob" ? await r.blob() : await readJson(r),
+  }));
   if (response.status === 401 && session) {
     setSession(null, "expired");
   }
-  if (!response.ok) {
-    const data = await readJson(response);
-    throw new ApiError(response.status, data && data.detail);
-  }
-  if (options.as === "blob") return response.blob();
-  if (options.as === "page") return { data: await readJson(response), headers: response.headers };
-  return readJson(response);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  if (options.as === "page") return { data, headers: response.headers };
+  return data;
 }

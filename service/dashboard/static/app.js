@@ -3,7 +3,17 @@
 //
 // Routes live after "#" (e.g. #/incident/12) so the server serves one page and the token never travels in a URL.
 
-import { api, ApiError, clearDraft, currentSession, login, logout, onSessionChange, peekDraft } from "./api.js";
+import {
+  api,
+  ApiError,
+  clearDraft,
+  currentSession,
+  login,
+  logout,
+  onSessionChange,
+  peekDraft,
+  saveDraft,
+} from "./api.js";
 import { clearToast, errorBox, focusPage, h, replace, toast } from "./dom.js";
 import { LANGUAGES, lang, onLanguageChange, setLang, t } from "./i18n.js";
 import { camerasPage } from "./page-cameras.js";
@@ -26,7 +36,7 @@ const ROUTES = [
   [/^\/incident\/(\d+)$/, incidentPage, "queue"],
   [/^\/stats$/, statsPage, "stats"],
   [/^\/scores$/, scoresPage, "scores"],
-  [/^\/cameras$/, camerasPage, "cameras"],
+  [/^\/cameras$/, camerasPage, "cameras", ["admin"]], // the mask suggestions it is built on are admins' only
   [/^\/status$/, statusPage, "status", STATUS_ROLES], // the top bar's status indicator links here
   [/^\/inbox$/, inboxPage, "inbox", INBOX_ROLES, "demo"], // only when the server runs the demo
 ];
@@ -43,6 +53,9 @@ const NAV = [
 
 let config = null; // /app/config.json, loaded once per session
 let cleanups = [];
+// The page's open form, as a draft ({kind, values, …}) or null: kept before the page is drawn again (another
+// language) or the tab unloads (a reload), and given back by the page the next time it is drawn (takeDraft).
+let drafters = [];
 let generation = 0; // bumps on every navigation: async work of a page left behind must not touch the DOM
 let expired = false; // the server refused the token (401): the login page says so instead of appearing unexplained
 
@@ -90,8 +103,24 @@ function runCleanups() {
   }
 }
 
+/** Keep what the page's open form holds as the tab's draft (saveDraft), for the page to restore when drawn again. */
+function keepOpenForm() {
+  for (const drafter of drafters) {
+    const draft = drafter();
+    if (draft) {
+      saveDraft({ route: window.location.hash, ...draft });
+      return;
+    }
+  }
+}
+
+// Whether a failed load may succeed by itself in a while: no answer (no signal, server down or restarting), the
+// server's own trouble (5xx), or being told to wait. A refusal (403, 404…) is retried only when the user asks.
+const passing = (error) => error.status === 0 || error.status >= 500 || [408, 429].includes(error.status);
+
 async function route() {
   runCleanups();
+  drafters = [];
   clearToast();
   const mine = ++generation;
   const main = document.getElementById("main");
@@ -131,6 +160,8 @@ async function route() {
     alive: () => mine === generation,
     // A page that registers after the user already left is cleaned up at once.
     onCleanup: (fn) => (mine === generation ? cleanups.push(fn) : fn()),
+    /** `fn()` gives the draft of the page's open form (null when none is open): kept across a redraw, a reload. */
+    onDraft: (fn) => mine === generation && drafters.push(fn),
     navigate,
     /** Run fn every `seconds` while the page is shown and the tab visible. */
     every: (seconds, fn) => {
@@ -147,7 +178,24 @@ async function route() {
     if (!ctx.alive()) return;
     if (error instanceof ApiError && error.status === 401) return; // the session listener shows the login
     console.error(error);
-    replace(main, errorBox(error));
+    // A page that could not load comes back by itself once the server answers again (tried on the page's poll
+    // interval, as its data would have been refreshed), or at once with the button.
+    const retry = () => ctx.alive() && route();
+    replace(
+      main,
+      h(
+        "div",
+        { class: "page", id: "load-failed" },
+        errorBox(error),
+        h(
+          "p",
+          {},
+          h("button", { type: "button", class: "primary big", id: "retry", onclick: retry }, t("common.retry")),
+        ),
+        passing(error) ? h("p", { class: "muted small" }, t("common.retrying")) : null,
+      ),
+    );
+    if (passing(error)) ctx.every(ctx.config?.poll_interval_s || 15, retry);
   }
   if (!ctx.alive()) return;
   document.title = `${t("app.title")} · ${document.querySelector("#main h1")?.textContent || ""}`;
@@ -279,6 +327,12 @@ onSessionChange((session, reason) => {
     route(); // back to the login form, wherever we were
   }
 });
-onLanguageChange(() => route());
+// A page drawn again in the other language keeps the form being filled in (a draft the page restores).
+onLanguageChange(() => {
+  keepOpenForm();
+  route();
+});
+// A reload (pull-to-refresh on a phone) brings the open form back too; a closed tab takes its sessionStorage along.
+window.addEventListener("pagehide", keepOpenForm);
 window.addEventListener("hashchange", route);
 route();

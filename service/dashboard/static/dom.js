@@ -233,7 +233,7 @@ export function errorBox(error, messages = {}) {
     "div",
     { class: "error", role: "alert", dataset: { status: status || 0 } },
     text,
-    h("br"),
-    h("small", {}, String(error && error.message)),
+    // No answer came: the words above say so; the browser's own "Failed to fetch" (English) adds nothing.
+    status === 0 ? null : [h("br"), h("small", {}, String(error && error.message))],
   );
 }

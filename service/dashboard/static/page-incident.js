@@ -82,7 +82,7 @@ export function currentPosition() {
 }
 
 /** The values of a form's named controls by id (text, choices, ticks), to keep as a draft. */
-function formValues(form) {
+export function formValues(form) {
   const values = {};
   for (const el of form.querySelectorAll("input[id], select[id], textarea[id]")) {
     values[el.id] = el.type === "checkbox" ? el.checked : el.value;
@@ -90,7 +90,8 @@ function formValues(form) {
   return values;
 }
 
-function restoreValues(form, values) {
+/** Put a draft's values (formValues) back into a form's controls. */
+export function restoreValues(form, values) {
   for (const [id, value] of Object.entries(values || {})) {
     const el = form.querySelector(`#${CSS.escape(id)}`);
     if (!el) continue;
@@ -215,12 +216,92 @@ const DETAIL_KEYS = [
   "observed_at_claimed",
 ];
 
+// The parts of a satellite pixel's screening decision and fire point (service/incidents/sources.py
+// screening_record, service/screening.py, service/flows.py's superseded twins), named like DETAIL_KEYS.
+const DETAIL_PARTS = [
+  "status",
+  "reason",
+  "zone",
+  "zone_ids",
+  "findings",
+  "site_id",
+  "permit_id",
+  "superseded",
+  "key",
+  "representative",
+  "members",
+  "extent_km",
+  "pass_id",
+  "pixel_km",
+  "repeat_of",
+];
+// What screening concluded (satellite/screening.py ScreeningStatus; "superseded": a standard-processing twin of a
+// near-real-time pixel already ingested) and the burn zones (ZoneKind).
+const SCREENING_STATUSES = [
+  "accepted",
+  "glitch",
+  "outside_coverage",
+  "industrial_site",
+  "static_source",
+  "non_crop",
+  "low_confidence",
+  "permitted",
+  "superseded",
+];
+const ZONES = ["no_burn", "restricted"];
+
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** A part's value as text: yes/no for a tick, a list of names or numbers comma-separated, anything else as JSON. */
+function scalarText(value) {
+  if (typeof value === "string") return value;
+  if (typeof value === "boolean") return t(value ? "common.yes" : "common.no");
+  if (Array.isArray(value) && value.every((v) => !isObject(v) && !Array.isArray(v))) {
+    return value.map(scalarText).join(", ");
+  }
+  return JSON.stringify(value);
+}
+
+const screeningStatus = (status) =>
+  SCREENING_STATUSES.includes(status)
+    ? h("span", { title: status, dataset: { status } }, t(`screening.${status}`))
+    : String(status);
+// The screener's reasons are its own English sentences ("FIRMS type 2 (other static land source)"): kept as they
+// are, marked so for screen readers, under the worded status.
+const reasonText = (reason) => h("span", { lang: "en", class: "screening-reason" }, String(reason));
+
+/** One part of a nested detail (a screening decision, a fire point): worded where its meaning is known. */
+function partValue(key, value) {
+  if (key === "status") return screeningStatus(value);
+  if (key === "reason") return reasonText(value);
+  if (key === "zone" && ZONES.includes(value)) return h("span", { title: value }, t(`zone.${value}`));
+  if (key === "findings" && Array.isArray(value)) {
+    return h(
+      "ul",
+      { class: "findings" },
+      value.map((f) =>
+        isObject(f) ? h("li", {}, screeningStatus(f.status), f.reason ? [": ", reasonText(f.reason)] : null) : null,
+      ),
+    );
+  }
+  return scalarText(value);
+}
+
+/** A nested detail as key: value lines, empty parts (no zone, no permit) left out. */
+function partsList(value) {
+  const label = (key) => (DETAIL_PARTS.includes(key) ? h("span", { title: key }, t(`detail_part.${key}`)) : key);
+  const shown = Object.entries(value).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length));
+  return facts(shown.map(([key, v]) => [label(key), partValue(key, v)]));
+}
+
 function detailsList(details) {
   const entries = Object.entries(details || {});
   if (!entries.length) return null;
   const label = (key) => (DETAIL_KEYS.includes(key) ? h("span", { title: key }, t(`detail.${key}`)) : key);
-  // Source details are free-form (camera names, satellite codes…): shown as text, whatever they contain.
-  const text = (value) => (typeof value === "string" ? value : JSON.stringify(value));
+  // Source details are free-form (camera names, satellite codes…): shown as text, whatever they contain; a nested
+  // record (the screening decision, the fire point) as its own key: value lines rather than raw JSON.
+  const text = (value) =>
+    isObject(value) ? partsList(value) : typeof value === "string" ? value : JSON.stringify(value);
   return facts(entries.map(([key, value]) => [label(key), text(value)]));
 }
 
@@ -394,9 +475,45 @@ function escalationSummary(data, nameOf, unit) {
   };
 }
 
-function timelineEntry(e, nameOf) {
+// Why a photo is suspicious (service/evidence/service.py PhotoFlag): codes with their figures, worded here.
+const PHOTO_FLAGS = ["no_gps", "far_from_incident", "before_detection", "in_future"];
+
+function photoFlagText(note) {
+  if (!note || !PHOTO_FLAGS.includes(note.code)) return null;
+  const params = note.params || {};
+  return t(`evidence.flag.${note.code}`, { distance: fmtNumber(params.distance_m) });
+}
+
+/**
+ * A photo's warnings in the reader's language from their codes (`flag_notes`); the server's English (`english`,
+ * marked so for screen readers) for a code this page does not know, and for a server or an event without codes.
+ */
+function photoWarnings(notes, english) {
+  const coded = Array.isArray(notes) ? notes.filter((n) => n && typeof n.text === "string") : [];
+  if (!coded.length) return english ? h("div", { class: "warn small photo-flags", lang: "en" }, english) : null;
+  const separator = lang() === "en" ? "; " : "；";
+  return h(
+    "div",
+    { class: "warn small photo-flags" },
+    coded.flatMap((note, i) => {
+      const said = photoFlagText(note);
+      const words = said === null ? h("span", { lang: "en" }, note.text) : h("span", {}, said);
+      words.dataset.code = String(note.code);
+      return [i ? separator : "", words];
+    }),
+  );
+}
+
+function timelineEntry(e, nameOf, photoFlags) {
   const data = e.data || {};
   const flags = Array.isArray(data.flags) ? data.flags : [];
+  // An upload recorded before the events carried codes: its photo's codes say the same (both from that upload).
+  const ofPhoto = e.kind === "evidence" && e.evidence_sha256 ? photoFlags.get(e.evidence_sha256) : null;
+  const flagNotes = Array.isArray(data.flag_notes)
+    ? data.flag_notes
+    : Array.isArray(ofPhoto) && ofPhoto.length === flags.length
+      ? ofPhoto
+      : null;
   const generated = isGenerated(e, data);
   const summary = generated ? systemSummary(e, data, nameOf) : null;
   return h(
@@ -423,7 +540,7 @@ function timelineEntry(e, nameOf) {
     data.reason ? h("div", {}, `${t("false_alarm.reason")}: ${t(`reason.${data.reason}`)}`) : null,
     data.feedback ? feedbackFacts(data.feedback) : null,
     e.kind === "transition" && "position" in data ? positionLine(data.position) : null,
-    flags.length ? h("div", { class: "warn small" }, flags.join("; ")) : null,
+    flags.length ? photoWarnings(flagNotes, flags.join("; ")) : null,
     e.evidence_sha256
       ? h("div", { class: "small mono", title: e.evidence_sha256 }, `${t("evidence.sha")} ${short(e.evidence_sha256)}`)
       : null,
@@ -475,9 +592,13 @@ function reassignChange(data) {
   return h("div", { class: "small mono reassign-change" }, `${unit(data.from)} → ${unit(data.to)}`);
 }
 
-function timeline(events, nameOf) {
+function timeline(events, nameOf, photoFlags) {
   // Newest first: what just happened is what a supervisor opens the page for.
-  return h("ol", { class: "timeline", id: "timeline" }, [...events].reverse().map((e) => timelineEntry(e, nameOf)));
+  return h(
+    "ol",
+    { class: "timeline", id: "timeline" },
+    [...events].reverse().map((e) => timelineEntry(e, nameOf, photoFlags)),
+  );
 }
 
 // The page ---------------------------------------------------------------------------------------------------------
@@ -496,7 +617,9 @@ export async function incidentPage(main, ctx) {
   // Named by the form's title (each form's <h2 id="dialog-title">): a screen reader says what the dialog is for.
   const dialog = h("dialog", { class: "dialog", id: "transition-dialog", "aria-labelledby": "dialog-title" });
   let stale = false; // a move was refused because the incident changed: reload once the form is closed
+  let openForm = null; // the form the dialog shows ({kind, to}), kept as a draft when the page is drawn again
   dialog.addEventListener("close", () => {
+    openForm = null;
     if (!stale) return;
     stale = false;
     load()
@@ -550,6 +673,8 @@ export async function incidentPage(main, ctx) {
   );
   const nameOf = (code) => unitName(unitNames.get(code), code);
   render(data);
+  // Another language or a reload draws the page again: the open form comes back filled in (restoreDraft).
+  ctx.onDraft(() => (dialog.open && openForm ? { ...openForm, state: shownState, values: formValues(dialog) } : null));
   await restoreDraft(data);
 
   // Someone else (a supervisor, the escalation timer, a camera) may change the incident: every change is a new
@@ -649,7 +774,10 @@ export async function incidentPage(main, ctx) {
             card(t("evidence.title"), uploadControl(), h("div", { class: "photos", id: "photos" }, photos)),
             detail.feedback ? card(t("feedback.title"), feedbackFacts(detail.feedback)) : null,
             card(t("incident.observations", { n: detail.observations.length }), observationList(detail.observations)),
-            card(t("incident.timeline"), timeline(events, nameOf)),
+            card(
+              t("incident.timeline"),
+              timeline(events, nameOf, new Map(evidence.map((p) => [p.sha256, p.flag_notes]))),
+            ),
           ),
         ),
         dialog,
@@ -854,6 +982,7 @@ export async function incidentPage(main, ctx) {
       ),
     );
     dialog.showModal();
+    openForm = { kind: "reassign", to: null };
     select.focus();
   }
 
@@ -903,7 +1032,7 @@ export async function incidentPage(main, ctx) {
         h("br"),
         h("small", {}, `${photo.uploaded_by} · ${fmtTime(photo.uploaded_at)}`),
         present(photo.distance_m) ? h("small", {}, ` · ${fmtNumber(photo.distance_m)} m`) : null,
-        photo.flags ? h("div", { class: "warn small" }, photo.flags) : null,
+        photo.flags ? photoWarnings(photo.flag_notes, photo.flags) : null,
       ),
     );
   }
@@ -952,7 +1081,11 @@ export async function incidentPage(main, ctx) {
           toast(t("evidence.uploaded", { sha: short(stored.sha256) }), "ok");
           if (ctx.alive()) render(await load());
         } catch (error) {
-          status.textContent = `${t("evidence.failed")} ${notSent(error)}`;
+          // The server's check refused the file (not a readable image, a format or size it does not take): said
+          // plainly; its own English reason ("not a readable image (UnidentifiedImageError)") is the hover title.
+          const refused = error instanceof ApiError && error.status === 422;
+          status.textContent = `${t("evidence.failed")} ${refused ? t("evidence.rejected") : notSent(error)}`;
+          status.title = refused ? error.message : "";
           input.value = ""; // picking the same photo again fires "change" again
         }
       },
@@ -1119,6 +1252,7 @@ export async function incidentPage(main, ctx) {
       ),
     );
     dialog.showModal();
+    openForm = { kind: "transition", to };
     read.first.focus();
   }
 }

@@ -6,7 +6,7 @@
 //   supervisor  late incidents first (highlighted), then open ones, newest first — who needs chasing;
 //   others      newest first.
 
-import { api, fetchAll } from "./api.js";
+import { api, ApiError, clearDraft, fetchAll, saveDraft, takeDraft } from "./api.js";
 import {
   card,
   fmtAgo,
@@ -22,7 +22,7 @@ import {
 } from "./dom.js";
 import { t } from "./i18n.js";
 import { STATES, isOpen, lateness } from "./model.js";
-import { currentPosition } from "./page-incident.js";
+import { currentPosition, formValues, restoreValues } from "./page-incident.js";
 
 // Pages of the API read per refresh; more than this many incidents are cut, and the status line says so.
 export const PAGE_SIZE = 1000;
@@ -95,6 +95,11 @@ function reportId() {
  * the fire but does not take them as proof of presence. The server credits the report to the user's own township
  * and, when the fire is in it, marks the incident on site at once: the page opens it for photos and the next steps.
  * `onReported` refreshes the list when the fire is another township's.
+ *
+ * What was entered is a draft (api.js saveDraft) while the report is on its way, and while the form is open when
+ * the page is drawn again (another language, a reload): an expired sign-in, a language switch or a reload brings
+ * the form back filled in, with the same report id (a report that did reach the server is not made twice) and the
+ * phone's fix it was going to send (its time is when the team was there).
  */
 export function reportCard(ctx, onReported) {
   let fix = null; // the phone's fix as the fields show it; dropped when a field is edited by hand
@@ -145,6 +150,34 @@ export function reportCard(ctx, onReported) {
     });
   }
 
+  /** The open form as a draft (null when it is closed). */
+  function draft() {
+    if (form.hidden) return null;
+    return { kind: "report", values: formValues(form), report_id: id, fix };
+  }
+
+  /** A report an expired sign-in, a language switch or a reload interrupted: the form opened again as it was. */
+  function restore() {
+    const kept = takeDraft(window.location.hash);
+    if (!kept || kept.kind !== "report") return;
+    open.hidden = true;
+    form.hidden = false;
+    restoreValues(form, kept.values);
+    if (typeof kept.report_id === "string" && kept.report_id) id = kept.report_id;
+    const position = kept.fix;
+    // The fix only while the fields still show it; typed coordinates stay typed.
+    if (position && String(position.latitude) === latitude.value && String(position.longitude) === longitude.value) {
+      fix = position;
+      where.textContent = t("report.found", { accuracy: fmtNumber(position.accuracy_m) });
+      where.dataset.state = "found";
+    } else if (latitude.value !== "" || longitude.value !== "") {
+      byHand();
+    } else {
+      locate();
+    }
+    toast(t("draft.restored"));
+  }
+
   async function send(event) {
     event.preventDefault();
     const lat = latitude.value === "" ? NaN : Number(latitude.value);
@@ -161,16 +194,20 @@ export function reportCard(ctx, onReported) {
     }
     submit.disabled = true;
     error.hidden = true;
+    saveDraft({ route: window.location.hash, ...draft() }); // a 401 on the way drops the page (see api.js)
     let out = null;
     try {
       out = await api("/api/v1/observations/patrol", { json: body });
     } catch (e) {
+      // The server answered (anything but 401) or nothing was sent: the form on screen is all there is.
+      if (!(e instanceof ApiError && e.status === 401)) clearDraft();
       error.textContent = notSent(e);
       error.hidden = false;
       return;
     } finally {
       submit.disabled = false;
     }
+    clearDraft();
     id = reportId(); // the next report is another one
     note.value = "";
     const mine = [out.township_code, out.county_code].includes(ctx.session.unit_code);
@@ -213,6 +250,8 @@ export function reportCard(ctx, onReported) {
     },
     t("report.open"),
   );
+  ctx.onDraft(draft);
+  restore();
   return h("section", { class: "card", id: "report-card" }, open, form);
 }
 

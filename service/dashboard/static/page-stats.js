@@ -5,7 +5,7 @@
 // The chosen period, area and breakdown live in the URL fragment (#/stats?period=…), so a page can be
 // bookmarked or sent to a colleague; it holds no secrets.
 
-import { api } from "./api.js";
+import { api, currentSession } from "./api.js";
 import { barChart, groupedBars, rangeChart, responsive, stackedBars } from "./charts.js";
 import { card, errorBox, fmtNumber, fmtPercent, h, localDay, replace, table } from "./dom.js";
 import { lang, t } from "./i18n.js";
@@ -51,7 +51,17 @@ export function noteText(note) {
       return p.basis === "area" ? t("scores.note.density_area", figures) : t("scores.note.density_cropland", figures);
     }
     case "rules_changed":
-      return t("scores.warning.rules_changed", {
+      if (p.uncovered !== undefined) {
+        return t("scores.warning.rules_uncovered", {
+          uncovered: p.uncovered,
+          days: p.uncovered_days,
+          scored_with: p.scored_with,
+          file: p.file,
+          from: p.effective_from,
+        });
+      }
+      // first_day 0: no version was in force on the period's first day (older servers did not say: 1)
+      return t(p.first_day === 0 ? "scores.warning.rules_changed_later" : "scores.warning.rules_changed", {
         version: p.version,
         file: p.file,
         from: p.effective_from,
@@ -440,5 +450,39 @@ export async function scoresPage(main, ctx) {
         [1, 3, 4],
       ),
     ),
+    reportCard(board),
   );
+}
+
+/** The period's report as `strawfire report` writes it, for supervisors, evaluators and admins (a patrol user's
+ *  scope is its own row: the API refuses it the county's report). */
+function reportCard(board) {
+  const session = currentSession();
+  if (!session || session.role === "patrol") return null;
+  const status = h("p", { class: "muted small", id: "report-status", role: "status" });
+  const download = async (format, button) => {
+    button.disabled = true;
+    status.textContent = "";
+    try {
+      const params = { period: board.period.label, area: board.area || undefined };
+      const blob = await api(`/api/v1/reports/${format}`, { params, as: "blob" });
+      // <a download> cannot send the bearer token: the file is fetched like any API call and saved from a blob URL.
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: `strawfire-${board.period.label}-${board.area || "all"}.${format}` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      status.textContent = `${t("scores.report.failed")} ${error.message || error}`;
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const buttons = ["pdf", "xlsx", "csv"].map((format) => {
+    const button = h("button", { type: "button", id: `report-${format}` }, format.toUpperCase());
+    button.onclick = () => download(format, button);
+    return button;
+  });
+  return card(t("scores.report"), h("p", { class: "muted small" }, t("scores.report.hint")), h("p", {}, buttons), status);
 }
