@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from service.deps import Reader, SessionDep, SettingsDep
 from service.incidents.states import Role, a_role
@@ -20,6 +19,7 @@ from service.reports.output import MEDIA_TYPES, ReportFormat, write_report
 from service.stats import service as stats
 from service.stats.periods import parse_period
 from service.stats.queries import load_units
+from service.stats.router import AreaQuery, PeriodQuery
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -34,8 +34,8 @@ def get_report(
     session: SessionDep,
     settings: SettingsDep,
     report_format: ReportFormat,
-    period: Annotated[str, Query(description="2025, 2025-Q4, 2025-11, 2025-W45, 2025-11-03 or a range (UTC+8 days)")],
-    area: Annotated[str | None, Query(description="A unit code (a supervisor: its own by default)")] = None,
+    period: PeriodQuery,
+    area: AreaQuery = None,
 ) -> Response:
     """The period's report for the area as PDF (charts, map, ranked table), XLSX (tables) or CSV (fire points)."""
     from service.reports.data import PointsData, ReportData, collect, collect_points

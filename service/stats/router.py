@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from service.db import utcnow
 from service.deps import Reader, SessionDep, SettingsDep
-from service.errors import InputError
 from service.incidents.states import Role
 from service.regions.types import RegionLevel
 from service.stats import service
@@ -101,11 +100,7 @@ def get_scores(
     that unit's level: asking for a coarser level (``county`` from a township's account, whose county is the
     supervisor's unit) is a 403 outside its scope; its own level, or a finer one, answers its own row."""
     parsed = parse_period(period)
-    if level is not None and level not in service._SCORED_LEVELS:  # score_board's refusal, which a patrol never met
-        raise InputError(
-            f"{level.value} units are not scored; use {' or '.join(lv.value for lv in service._SCORED_LEVELS)}",
-            field="level",
-        )
+    service.require_scored_level(level)  # before the scope: a patrol user's board never reached score_board's check
     rulebook = RuleBook.load(service.rules_dir(settings))
     try:
         result = service.scores(

@@ -143,6 +143,18 @@ def scored_level(units: list[Unit], area: Area, preferred: RegionLevel) -> Regio
     return preferred
 
 
+def require_scored_level(level: RegionLevel | None) -> None:
+    """Refuse a level no unit is scored at (InputError naming ``level``), for every role alike.
+
+    A fire point is assigned to a township and a county only: at any other level (city, village, grid) no fire
+    would match its unit, and every unit would show a clean 100.
+    """
+    if level is not None and level not in _SCORED_LEVELS:
+        raise InputError(
+            f"{level.value} units are not scored; use {' or '.join(lv.value for lv in _SCORED_LEVELS)}", field="level"
+        )
+
+
 def score_board(
     session: Session,
     period: Period,
@@ -156,12 +168,7 @@ def score_board(
 ) -> tuple[ScoreBoard, list[Note]]:
     """Score every unit of the scored level in ``area`` (unscoped: callers filter what they show), with the
     warnings about it."""
-    if level is not None and level not in _SCORED_LEVELS:
-        # A fire point is assigned to a township and a county only: at any other level (city, village, grid) no
-        # fire would match its unit, and every unit would show a clean 100.
-        raise InputError(
-            f"{level.value} units are not scored; use {' or '.join(lv.value for lv in _SCORED_LEVELS)}", field="level"
-        )
+    require_scored_level(level)
     rules = selection.version.rules
     preferred = level or RegionLevel(rules.unit_level)
     chosen = scored_level(units, area, preferred)

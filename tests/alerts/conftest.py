@@ -6,13 +6,14 @@ The DEMO-loaded ``factory`` fixture stays in ``tests/alerts/test_outbox.py``, fr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.channels import ChannelSender
-from service.alerts.tables import Alert
+from service.alerts.messages import AlertMessage
+from service.alerts.tables import Alert, AlertKind
 from service.alerts.worker import run_once
 from service.config import AlertSettings
 from service.incidents.states import IncidentState
@@ -54,3 +55,29 @@ def escalation_events(factory: sessionmaker[Session], incident_id: int) -> list[
                 .order_by(IncidentEvent.id)
             )
         )
+
+
+def alert_message(
+    incident_id: int = 7,
+    *,
+    kind: AlertKind = AlertKind.NEW,
+    unit_name: str = "北岗镇",
+    county_name: str | None = "演示县",
+    reason: str | None = None,
+) -> AlertMessage:
+    """An alert about a fire in 北岗镇, 演示县, seen by satellite at 10:45 Beijing time on 23 April 2025."""
+    return AlertMessage.build(
+        incident_id=incident_id,
+        kind=kind,
+        unit_name=unit_name,
+        county_name=county_name,
+        latitude=44.30,
+        longitude=125.55,
+        observed_at=datetime(2025, 4, 23, 2, 45, tzinfo=UTC),
+        sources=("satellite",),
+        confidence=0.87,
+        state="suspected",
+        base_url="http://dash.local/",
+        idempotency_key=f"{incident_id}:1:{kind.value}",
+        escalation_reason=reason,
+    )

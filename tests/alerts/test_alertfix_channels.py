@@ -5,42 +5,17 @@ the older ``StatusCode`` form, unit names that would break markdown, and SMS dig
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, digest_key
-from service.alerts.messages import OVERDUE, SMS_SEGMENT, UNREACHABLE, AlertMessage, digest_text, sms_digest_text
+from service.alerts.messages import OVERDUE, SMS_SEGMENT, UNREACHABLE, digest_text, sms_digest_text
 from service.alerts.tables import AlertKind, Channel
+from tests.alerts.conftest import alert_message as message
 from tests.httpserver import http_receiver
 
 SECRET = "s3cr3t-signing-key"
 NOW = 1_745_380_000.0
-
-
-def message(
-    incident_id: int = 7,
-    *,
-    kind: AlertKind = AlertKind.NEW,
-    unit_name: str = "北岗镇",
-    county_name: str | None = "演示县",
-    reason: str | None = None,
-) -> AlertMessage:
-    return AlertMessage.build(
-        incident_id=incident_id,
-        kind=kind,
-        unit_name=unit_name,
-        county_name=county_name,
-        latitude=44.30,
-        longitude=125.55,
-        observed_at=datetime(2025, 4, 23, 2, 45, tzinfo=UTC),
-        sources=("satellite",),
-        confidence=0.87,
-        state="suspected",
-        base_url="http://dash.local/",
-        idempotency_key=f"{incident_id}:1:{kind.value}",
-        escalation_reason=reason,
-    )
 
 
 def sender() -> ChannelSender:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import email
 import logging
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, SmtpSettings
-from service.alerts.messages import AlertMessage
 from service.alerts.tables import AlertKind, Channel
+from tests.alerts.conftest import alert_message
 from tests.alerts.ratelimit import SlidingWindow
 from tests.alerts.test_channels import (
     _Inbox,
@@ -100,28 +99,11 @@ def test_a_feishu_digest_is_plain_text() -> None:
     assert "http://dash.local/app/#/incident/3" in text
 
 
-def _beijing_message(kind: AlertKind, unit: str, incident_id: int) -> AlertMessage:
-    return AlertMessage.build(
-        incident_id=incident_id,
-        kind=kind,
-        unit_name=unit,
-        county_name="演示县",
-        latitude=44.30,
-        longitude=125.55,
-        observed_at=datetime(2025, 4, 23, 2, 45, tzinfo=UTC),
-        sources=("satellite",),
-        confidence=0.87,
-        state="suspected",
-        base_url="http://dash.local/",
-        idempotency_key=f"{incident_id}:1:{kind.value}",
-    )
-
-
 def test_an_sms_alert_is_one_segment() -> None:
     """A Chinese SMS is one message up to 70 characters; longer ones go as 67-character parts, each billed and
     on some phones shown apart. Every alert SMS was 71–77 characters (a 3-character township, a 5-digit id)."""
     for kind in AlertKind:
-        text = _beijing_message(kind, "双营子乡", 123456).sms()
+        text = alert_message(123456, kind=kind, unit_name="双营子乡").sms()
         assert len(text) <= 70, (len(text), text)
         assert "双营子乡" in text
         assert "04-23 10:45" in text  # Beijing time (02:45 UTC)

@@ -15,9 +15,8 @@ from service.incidents.states import Role
 from service.main import create_app
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "var", demo=True)
+def signed_in_device(settings: Settings) -> Iterator[TestClient]:
+    """A client of the service on ``settings``, signed in as the device user ``cam`` (for a fixture: ``yield from``)."""
     app = create_app(settings)
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
@@ -25,6 +24,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         token = test_client.post("/api/v1/auth/token", data={"username": "cam", "password": "device-password"})
         test_client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         yield test_client
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    yield from signed_in_device(Settings(data_dir=tmp_path / "var", demo=True))
 
 
 def test_regions_need_a_signed_in_user(client: TestClient) -> None:

@@ -11,15 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from satellite.firms import read_firms_csv
-from service.auth.service import create_user
 from service.config import Settings
 from service.db import make_session_factory, transaction
 from service.errors import ConflictError
 from service.flows import ingest_hotspots
-from service.incidents.states import Role
 from service.incidents.tables import Incident, Observation
-from service.main import create_app
 from service.regions.service import RegionIndexCache
+from tests.service.test_api import signed_in_device
 from tests.service.test_fire_point_windows import ADMIN, FIRST, HEADER, LATER
 
 #: A hotspot in Changchun and one on the other side of the Earth (Mato Grosso).
@@ -54,13 +52,7 @@ def test_coverage_from_regions_off_is_the_deliberate_way_to_take_every_hotspot(e
 @pytest.fixture
 def device_client(tmp_path: Path) -> Iterator[TestClient]:
     """The service on an empty database (no DEMO region), signed in as a device."""
-    app = create_app(Settings(data_dir=tmp_path / "var", demo=False))
-    with TestClient(app) as client:
-        with transaction(app.state.session_factory) as session:
-            create_user(session, "cam", "device-password", Role.DEVICE, None)
-        token = client.post("/api/v1/auth/token", data={"username": "cam", "password": "device-password"})
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        yield client
+    yield from signed_in_device(Settings(data_dir=tmp_path / "var", demo=False))
 
 
 def test_an_upload_with_no_units_imported_is_a_409_that_says_what_to_do(device_client: TestClient) -> None:
