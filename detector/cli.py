@@ -412,7 +412,9 @@ def _image_files(folder: Path) -> list[Path]:
     """Every visible regular file of a folder, sorted: non-images get a per-file error rather than being skipped."""
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="IMAGES_DIR")
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    from detector.evaluate import name_order
+
+    entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=name_order)
     files = [p for p in entries if p.is_file()]
     if not files:
         _warn_empty(folder, "no files")
@@ -433,6 +435,11 @@ def _check_names(names: str) -> None:
         raise typer.BadParameter(str(exc), param_hint="--names") from exc
     items = [n.strip() for n in names.split(",")]
     if all(target is None for target in ids):
+        if len(items) == 1 and len(items[0].split()) > 1:  # "Fire default smoke": one name with spaces
+            raise typer.BadParameter(
+                f"{names!r} is one name: separate the names with commas (e.g. {','.join(items[0].split())})",
+                param_hint="--names",
+            )
         raise typer.BadParameter(f"{names!r} names neither fire nor smoke", param_hint="--names")
     for label_id, (item, target) in enumerate(zip(items, ids, strict=True)):
         if target is None:
@@ -518,9 +525,12 @@ def predict_command(
 def eval_command(
     data_dir: Annotated[Path, typer.Argument(help="Folder with images/ and labels/ (YOLO txt).")],
     names: Annotated[
-        str,
-        typer.Option(help="Label id → class by position, e.g. Fire,default,smoke (other names are ignored)."),
-    ] = "fire,smoke",
+        str | None,
+        typer.Option(
+            help="Label id → class by position, comma-separated, e.g. Fire,default,smoke (other names are ignored). "
+            "Default: the names of the set's data.yaml, else fire,smoke."
+        ),
+    ] = None,
     split: Annotated[
         str | None, typer.Option(help="Use images/SPLIT and labels/SPLIT (e.g. val for a built dataset).")
     ] = None,
@@ -575,11 +585,25 @@ def eval_command(
         int, typer.Option("--errors-max", min=0, help="Images drawn at most (those with the most errors).")
     ] = 500,
 ) -> None:
-    """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed."""
-    from detector.evaluate import ap_label, detect_folder
+    """Per-class AP50, P/R/F1 at the operating threshold, image-level presence, false-positive image rate, speed.
+
+    Exits 2 when images were found but none could be evaluated (every one left out: label ids ``--names`` does not
+    cover, unreadable labels or images): a report of nothing is no result."""
+    from detector.evaluate import ap_label, detect_folder, names_from_data_yaml, resolve_yolo_folder
 
     if missing_labels not in {"skip", "background"}:
         raise typer.BadParameter("use skip or background", param_hint="--missing-labels")
+    try:
+        data_dir, split = resolve_yolo_folder(data_dir, split)
+    except (FileNotFoundError, ValueError) as exc:
+        _failed("eval failed:", exc)
+        raise typer.Exit(code=2) from exc
+    if names is None:
+        found = names_from_data_yaml(data_dir)
+        if found is not None:
+            names = ",".join(found[1])
+            _errors.print(f"note: class names from {found[0]}: {names}", markup=False, highlight=False)
+    names = names or "fire,smoke"
     _check_names(names)
     if errors is not None:
         from detector.review import check_review_folder
@@ -606,6 +630,15 @@ def eval_command(
         _failed("eval failed:", exc)
         raise typer.Exit(code=2) from exc
     report = run.report(detector.info.operating_threshold if threshold is None else threshold, iou=iou)
+    uncovered = sum("is not covered by --names" in error for error in report.errors)
+    if uncovered:
+        _errors.print(
+            f"warning: {uncovered} of {report.images} images left out: their labels use class ids that --names "
+            f"({names}) does not cover; give one name per label id",
+            markup=False,
+            highlight=False,
+        )
+    nothing = report.images > 0 and report.evaluated == 0
     sources = run.by_source(report) if by_source else {}
     review = _write_review(run, report, errors, errors_max) if errors is not None else None
     if as_json:
@@ -615,6 +648,9 @@ def eval_command(
         if review is not None:
             payload["error_counts"] = review.counts
         _print_json(payload)
+        if nothing:
+            _failed("eval failed:", f"none of the {report.images} images could be evaluated (see errors)")
+            raise typer.Exit(code=2)
         return
     ap = ap_label(report.iou)
     table = Table(title=f"{report.model} {report.version} ({report.backend}) on {report.data} @ {report.threshold:.2f}")
@@ -644,6 +680,9 @@ def eval_command(
         )
     for error in report.errors:
         _errors.print(f"skipped {error}", markup=False, highlight=False)
+    if nothing:
+        _failed("eval failed:", f"none of the {report.images} images could be evaluated (see above)")
+        raise typer.Exit(code=2)
 
 
 def _write_review(run: FolderRun, report: EvalReport, out: Path, max_images: int) -> ReviewSummary:

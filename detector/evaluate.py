@@ -74,10 +74,13 @@ __all__ = [
     "image_files",
     "image_source",
     "match_detections",
+    "name_order",
+    "names_from_data_yaml",
     "parse_names",
     "precision_recall",
     "read_yolo_folder",
     "rescale",
+    "resolve_yolo_folder",
 ]
 
 IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset(
@@ -239,47 +242,111 @@ def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> tuple[Gro
     return GroundTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64)), problems
 
 
+def name_order(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """Sort key of file names that reads their numbers as numbers: ``frame_2.png`` before ``frame_10.png``.
+
+    Why: ``ffmpeg -i clip.mp4 frame_%d.png`` writes unpadded numbers, which text order runs 0, 1, 10…19, 2, 20…,
+    scrambling a sequence's frames (a fire that seemed to end, every frame index wrong). Zero-padded names sort
+    the same either way, so "sorted by name" keeps its meaning; the whole name breaks ties (``a01`` and ``a1``)."""
+    parts = re.split(r"(\d+)", path.name)
+    # Numbers before text, as digits come before letters in text order (``100MEDIA`` before ``dir``).
+    key = [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part]
+    return (*key, (1, 0, path.name))
+
+
+#: Subfolder names that are a dataset's splits, never evaluated together unless asked (``--split``).
+SPLIT_NAMES: Final[frozenset[str]] = frozenset({"train", "val", "valid", "validation", "test", "testing"})
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` (by suffix, any case), sorted by name. Hidden files are not images:
-    ``._name.jpg`` is the metadata macOS leaves beside each file it copies to a shared drive, and counting it
-    would shift every frame index of a sequence."""
+    """The image files directly in ``folder`` (by suffix, any case), sorted by name (:func:`name_order`). Hidden
+    files are not images: ``._name.jpg`` is the metadata macOS leaves beside each file it copies to a shared
+    drive, and counting it would shift every frame index of a sequence."""
     return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        (
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ),
+        key=name_order,
     )
 
 
+def _image_tree(images_dir: Path) -> tuple[list[Path], list[str]]:
+    """The images of ``images_dir`` and of its subfolders at any depth (a held-out set grouped by camera or
+    scene: ``images/cam1``, ``images/cam2``, as ultralytics reads it), and the subfolders named like splits, which
+    are left out: evaluating ``train`` with ``val`` would mix what a model learned from with what it did not."""
+    paths = image_files(images_dir)
+    splits: list[str] = []
+    for sub in sorted((d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=name_order):
+        if sub.name.lower() in SPLIT_NAMES:
+            splits.append(sub.name)
+            continue
+        paths.extend(_image_tree(sub)[0])
+    return paths, splits
+
+
+def _key_order(key: str) -> tuple[tuple[int, int, str], ...]:
+    return name_order(Path(key))
+
+
+def _label_key(path: Path, root: Path) -> str:
+    """An image's or label file's place under its root, without suffix: ``cam1/IMG_1`` (the stem at the top)."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
 def _label_files(labels_dir: Path) -> dict[str, Path]:
-    """The label file of each stem in ``labels_dir``: ``STEM.txt``, else ``STEM.TXT`` (or any case of the suffix,
-    as Windows labelling tools may write it): an image whose boxes sit in ``IMG_1.TXT`` is not a negative."""
+    """The label file of each image place (:func:`_label_key`) under ``labels_dir``: ``STEM.txt``, else
+    ``STEM.TXT`` (or any case of the suffix, as Windows labelling tools may write it): an image whose boxes sit
+    in ``IMG_1.TXT`` is not a negative. Subfolders mirror those of ``images/``."""
     exact: dict[str, Path] = {}
     other: dict[str, Path] = {}
-    for path in sorted(labels_dir.iterdir()):
-        if path.suffix.lower() == ".txt" and path.is_file():
-            (exact if path.suffix == ".txt" else other).setdefault(path.stem, path)
+    for path in sorted(labels_dir.rglob("*")):
+        if path.suffix.lower() == ".txt" and path.is_file() and not path.name.startswith("."):
+            (exact if path.suffix == ".txt" else other).setdefault(_label_key(path, labels_dir), path)
     return other | exact
 
 
-def read_yolo_folder(
-    data_dir: Path,
-    names: str | Sequence[str] = CLASS_NAMES,
-    *,
-    split: str | None = None,
-    missing_labels: MissingLabels = "background",
-) -> tuple[list[LabelledImage], list[Path]]:
-    """List ``data_dir/images[/split]`` with ground truth from ``data_dir/labels[/split]/<stem>.txt``.
+def names_from_data_yaml(data_dir: Path) -> tuple[Path, list[str]] | None:
+    """The class names of the ``data.yaml`` (or ``dataset.yaml``) an ultralytics or Roboflow export keeps beside
+    its splits, in ``data_dir`` or its parent (``DATA_DIR`` given as the export's ``valid`` folder): ``names`` as
+    a list, or as a mapping of id to name. ``None`` when there is none, or it has no readable ``names``.
 
-    Returns the images to evaluate (sorted by name) and those without a label file: negatives among the images to
-    evaluate when ``missing_labels`` is "background", left out when it is "skip". With "skip" and no labels folder
-    at all there is nothing to evaluate: FileNotFoundError.
-    """
+    Why: such a set's label ids are its own (``Fire, default, smoke``); evaluated with the project's
+    ``fire, smoke`` every smoke box (id 2) fell outside the names and every image was left out."""
+    import yaml
+
+    for folder in (data_dir, data_dir.parent):
+        for name in ("data.yaml", "dataset.yaml"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                content = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                log.warning("%s: not read (%s): give --names", path, exc)
+                return None
+            names = content.get("names") if isinstance(content, dict) else None
+            if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+                names = [str(names.get(i, "")) for i in range(max(names) + 1)] if names else None
+            if isinstance(names, list) and names and all(isinstance(n, str | int) and str(n).strip() for n in names):
+                return path, [str(n).strip() for n in names]
+            log.warning("%s: no list of class names: give --names", path)
+            return None
+    return None
+
+
+def resolve_yolo_folder(data_dir: Path, split: str | None = None) -> tuple[Path, str | None]:
+    """The folder and split a YOLO evaluation of ``data_dir`` reads (:func:`read_yolo_folder`): ``data_dir`` and
+    ``split`` themselves, or the one split of an export (``DATA_DIR/test/images``: Roboflow and other exports put
+    each split in its own folder; ``DATA_DIR/images/test``: a held-out set exported as one split). Several splits,
+    or the images folder given itself, are refused saying what to give instead."""
     images_dir = data_dir / "images" / split if split else data_dir / "images"
-    labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
     if not images_dir.is_dir() and split is None and data_dir.is_dir():
-        # Roboflow and other exports put each split in its own folder: DATA_DIR/test/images, DATA_DIR/valid/images.
         exported = sorted(d.name for d in data_dir.iterdir() if not d.name.startswith(".") and (d / "images").is_dir())
         if len(exported) == 1:
             log.warning("%s holds one split folder, %s: evaluating it", data_dir, exported[0])
-            return read_yolo_folder(data_dir / exported[0], names, split=None, missing_labels=missing_labels)
+            return resolve_yolo_folder(data_dir / exported[0])
         if exported:
             raise ValueError(
                 f"{data_dir} holds split folders ({', '.join(exported)}), each with images/ and labels/: "
@@ -291,25 +358,60 @@ def read_yolo_folder(
             )
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
+    if split is None:
+        paths, splits = _image_tree(images_dir)
+        subfolders = [d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        if not paths and len(subfolders) == 1:
+            # A held-out set is often exported as images/test + labels/test: one split is the set itself.
+            log.warning("%s holds one split folder, %s: evaluating it", images_dir, subfolders[0].name)
+            return data_dir, subfolders[0].name
+        if not paths and splits:
+            raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    return data_dir, split
+
+
+def read_yolo_folder(
+    data_dir: Path,
+    names: str | Sequence[str] | None = None,
+    *,
+    split: str | None = None,
+    missing_labels: MissingLabels = "background",
+) -> tuple[list[LabelledImage], list[Path]]:
+    """List ``data_dir/images[/split]`` with ground truth from ``data_dir/labels[/split]/<stem>.txt``
+    (:func:`resolve_yolo_folder` says which folder that is).
+
+    Images in subfolders of ``images/`` are evaluated too, their labels in the same subfolders of ``labels/``,
+    except folders named like splits (:data:`SPLIT_NAMES`). ``names`` maps label ids (:func:`parse_names`);
+    ``None``: those of the set's ``data.yaml`` (:func:`names_from_data_yaml`), else the project's classes.
+
+    Returns the images to evaluate (sorted by name) and those without a label file: negatives among the images to
+    evaluate when ``missing_labels`` is "background", left out when it is "skip". With "skip" and no labels folder
+    at all there is nothing to evaluate: FileNotFoundError.
+    """
+    data_dir, split = resolve_yolo_folder(data_dir, split)
+    images_dir = data_dir / "images" / split if split else data_dir / "images"
+    labels_dir = data_dir / "labels" / split if split else data_dir / "labels"
+    if names is None:
+        found = names_from_data_yaml(data_dir)
+        names = found[1] if found else CLASS_NAMES
     ids = parse_names(names)
-    paths = image_files(images_dir)
-    splits = sorted(p.name for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not paths and len(splits) == 1 and split is None:
-        # A held-out set is often exported as images/test + labels/test: one split is the set itself.
-        log.warning("%s holds one split folder, %s: evaluating it", images_dir, splits[0])
-        return read_yolo_folder(data_dir, names, split=splits[0], missing_labels=missing_labels)
-    if not paths and splits:
-        raise ValueError(f"{images_dir} holds split folders ({', '.join(splits)}), not images: pass --split NAME")
+    paths, splits = _image_tree(images_dir)
     if not paths:
         log.warning("%s: no images to evaluate", images_dir)
+    if paths and splits:
+        log.warning("%s: split folders left out (pass --split NAME): %s", images_dir, ", ".join(splits))
+    nested = sorted({path.parent.relative_to(images_dir).as_posix() for path in paths} - {"."})
+    if nested:
+        shown = ", ".join(nested[:5]) + (f" and {len(nested) - 5} more" if len(nested) > 5 else "")
+        log.warning("%s: evaluating the images of its subfolders too: %s", images_dir, shown)
     ignored = sorted(
         p.name
         for p in images_dir.iterdir()
-        if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES)
+        if not p.name.startswith(".") and p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
     )
     if paths and ignored:
         shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
-        log.warning("%s: %d entries not evaluated (folders, or not images): %s", images_dir, len(ignored), shown)
+        log.warning("%s: %d files not evaluated (not images): %s", images_dir, len(ignored), shown)
     if paths and not labels_dir.is_dir():
         if missing_labels == "skip":
             raise FileNotFoundError(f"{labels_dir}: no labels folder, and images without labels are to be skipped")
@@ -318,8 +420,15 @@ def read_yolo_folder(
     unlabelled: list[Path] = []
     skipped_lines: list[str] = []
     labels = _label_files(labels_dir) if paths and labels_dir.is_dir() else {}
+    orphans = sorted(labels.keys() - {_label_key(path, images_dir) for path in paths}, key=_key_order)
+    if orphans:
+        # A label file without its image: most often the image has another name (renamed, or a .HEIC converted),
+        # and its boxes are in no evaluation.
+        more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
+        shown = ", ".join(f"{k}.txt" for k in orphans[:5]) + more
+        log.warning("%s: %d label file(s) without an image, not evaluated: %s", labels_dir, len(orphans), shown)
     for path in paths:
-        label = labels.get(path.stem)
+        label = labels.get(_label_key(path, images_dir))
         if label is None:
             unlabelled.append(path)
             if missing_labels == "skip":
@@ -736,7 +845,7 @@ class FolderOptions(TypedDict, total=False):
     """How :func:`detect_folder` reads and runs a folder (its defaults apply to what is left out), for the functions
     that pass them on."""
 
-    names: str | Sequence[str]
+    names: str | Sequence[str] | None
     split: str | None
     missing_labels: MissingLabels
     batch_size: int
@@ -871,7 +980,7 @@ def detect_folder(
     detector: Detector,
     data_dir: Path,
     *,
-    names: str | Sequence[str] = CLASS_NAMES,
+    names: str | Sequence[str] | None = None,
     split: str | None = None,
     missing_labels: MissingLabels = "background",
     batch_size: int = 8,
@@ -881,12 +990,14 @@ def detect_folder(
     on_image: Callable[[int, int], None] | None = None,
 ) -> FolderRun:
     """Run ``detector`` once over a YOLO folder: ``images/`` and ``labels/`` (under ``split`` when given), label
-    ids mapped by ``names`` (:func:`parse_names`), an image without a label file a negative or left out as
-    ``missing_labels`` says; ``batch_size`` images per call, detections down to ``conf`` kept (the reports pick
-    their threshold later), files decoded as :func:`detect_images` explains for ``decode_workers``. With
+    ids mapped by ``names`` (:func:`parse_names`; ``None``: the set's ``data.yaml``, else the project's), an image
+    without a label file a negative or left out as ``missing_labels`` says; ``batch_size`` images per call,
+    detections down to ``conf`` kept (the reports pick their threshold later), files decoded as
+    :func:`detect_images` explains for ``decode_workers``. With
     ``sequence`` the folder is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
     motion gets each image's previous frame, labelled or not. ``on_image`` is called after each image evaluated
     or failed, with the images done and their total, for a progress bar."""
+    data_dir, split = resolve_yolo_folder(data_dir, split)  # the report names the folder really read
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
     run = FolderRun(
         data=str(data_dir / "images" / split) if split else str(data_dir),
@@ -906,7 +1017,7 @@ def detect_folder(
     started = time.perf_counter()
     images: Iterator[tuple[Path, Detections | ImageLoadError]]
     if sequence:
-        frames = sorted({sample.path for sample in samples} | set(unlabelled))
+        frames = sorted({sample.path for sample in samples} | set(unlabelled), key=name_order)
         images = (item for item in detect_sequence(detector, frames, conf=conf) if item[0] in usable)
     else:
         images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)

@@ -82,7 +82,7 @@ def ingest_hotspots(
         indexes=indexes,
         settings=settings,
         actor=actor,
-        superseded=_nrt_twins(session, science),
+        superseded=lambda current: _nrt_twins(current, science),
     )
 
 
@@ -98,10 +98,11 @@ def ingest_screened(
     indexes: RegionIndexCache,
     settings: Settings,
     actor: Principal,
-    superseded: dict[str, ObservationIn] | None = None,
+    superseded: Callable[[Session], dict[str, ObservationIn]] | None = None,
 ) -> incidents.IngestSummary:
     """Screen satellite fire pixels of any source, cluster the accepted ones into fire points and fuse them; the
-    others are recorded with their decision, as are ``superseded`` ones (by key: not screened).
+    others are recorded with their decision, as are those ``superseded`` finds in the database (by key, each as the
+    observation to record instead: not screened).
 
     A pixel repeated within the batch (a file with a line twice, overlapping API windows, a scene scanned twice)
     counts as a duplicate and is ingested once; it used to abort the whole file. Fire points are counted among the
@@ -111,25 +112,32 @@ def ingest_screened(
     behave as if one had come after the other: the writes are made under :func:`lock_satellite_writes`, which
     makes the stored keys read under it final, so the other's pixels count as duplicates here, and a batch some of
     whose pixels were stored since it was screened is screened again under the lock. The loser used to fail with
-    an IntegrityError (UNIQUE observations.kind, source_key), its whole file rolled back.
+    an IntegrityError (UNIQUE observations.kind, source_key), its whole file rolled back. So is one for which
+    ``superseded`` finds other pixels once the lock is held: an NRT file stored while its SP file was being
+    screened made the SP rows new fires again.
     """
     unique = _first_of_each_key(pixels)
     repeated = len(pixels) - len(unique)
     keys = [pixel.key for pixel in unique]
-    stored = incidents.stored_keys(session, ObservationKind.SATELLITE, keys)
-    twins = superseded or {}
-    unique = [pixel for pixel in unique if pixel.key not in twins]
+
+    def superseded_now() -> dict[str, ObservationIn]:
+        return superseded(session) if superseded else {}
+
+    stored, twins = incidents.stored_keys(session, ObservationKind.SATELLITE, keys), superseded_now()
     while True:
-        decisions = build_screener(session, settings, unique, indexes).screen(unique)
+        screened = [pixel for pixel in unique if pixel.key not in twins]
+        decisions = build_screener(session, settings, screened, indexes).screen(screened)
         passed = [d for d in decisions if d.status is ScreeningStatus.ACCEPTED]
         points = fire_points(session, [d.hotspot for d in passed], settings)
         # Screening and clustering read without a lock (a big file takes seconds); the writes below are made
-        # under one. If another ingest stored some of these pixels in between, screen again under the lock.
+        # under one. If another ingest stored some of these pixels, or their twins, in between, screen again
+        # under the lock.
         lock_satellite_writes(session)
-        stored_now = incidents.stored_keys(session, ObservationKind.SATELLITE, keys)
-        if stored_now == stored:
+        stored_now, twins_now = incidents.stored_keys(session, ObservationKind.SATELLITE, keys), superseded_now()
+        if stored_now == stored and twins_now.keys() == twins.keys():
             break
-        stored = stored_now  # the loop ends next time: nobody else can store satellite pixels while we hold it
+        # The loop ends next time: nobody else can store satellite pixels while we hold the lock.
+        stored, twins = stored_now, twins_now
     accepted = [observe(d.hotspot, d, points.get(d.hotspot.key)) for d in passed]
     held = [observe(d.hotspot, d, None) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)

@@ -306,7 +306,7 @@ class ChannelSender:
     def _markdown(messages: list[AlertMessage], max_bytes: int) -> tuple[str, str]:
         if len(messages) == 1:
             return messages[0].title, messages[0].markdown()
-        return f"火点汇总 {len(messages)} 条", digest_text(messages[0].unit_name, messages, max_bytes=max_bytes)
+        return f"火点汇总 {len(messages)} 条", digest_text(messages, max_bytes=max_bytes)
 
     def _webhook(self, destination: Destination, messages: list[AlertMessage]) -> None:
         if len(messages) == 1:
@@ -344,7 +344,7 @@ class ChannelSender:
         text = (
             messages[0].text()
             if len(messages) == 1
-            else digest_text(messages[0].unit_name, messages, max_bytes=FEISHU_TEXT_BYTES, markdown=False)
+            else digest_text(messages, max_bytes=FEISHU_TEXT_BYTES, markdown=False)
         )
         payload: dict[str, Any] = {"msg_type": "text", "content": {"text": text}}
         if destination.secret:

@@ -185,10 +185,10 @@ class AlertMessage:
         return data
 
 
-def digest_text(
-    unit_name: str, messages: list[AlertMessage], *, max_bytes: int | None = None, markdown: bool = True
-) -> str:
-    """One message for many incidents when a bot's rate limit would otherwise be exceeded.
+def digest_text(messages: list[AlertMessage], *, max_bytes: int | None = None, markdown: bool = True) -> str:
+    """One message for many incidents when a bot's rate limit would otherwise be exceeded, headed with the place it
+    is about (:func:`digest_place`: a county's digest of several townships' escalations names the county; it named
+    the first alert's township, as if all were there).
 
     ``max_bytes``: the platform's limit on a message (UTF-8; WeCom markdown 4096). A digest that would be longer
     lists the incidents that fit and says how many more there are: a platform refuses an oversized message
@@ -196,7 +196,9 @@ def digest_text(
     ``markdown=False`` for plain-text messages (Feishu ``text``), which would show markdown as typed; in markdown the
     unit's name is :func:`markdown_safe`.
     """
-    title = f"火点汇总：{markdown_safe(unit_name) if markdown else unit_name}（{len(messages)} 条）"
+    place = digest_place(messages)
+    named = f"：{markdown_safe(place) if markdown else place}" if place else ""
+    title = f"火点汇总{named}（{len(messages)} 条）"
     header = f"### {title}" if markdown else f"【{title}】"
     entries = []
     for m in messages:

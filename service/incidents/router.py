@@ -29,7 +29,7 @@ from service.deps import (
     Supervisor,
     require,
 )
-from service.errors import ConflictError, InputError
+from service.errors import InputError
 from service.evidence.service import position_record, require_evidence
 from service.incidents import service
 from service.incidents.patrol_reports import PatrolReportIn, report_fire
@@ -446,16 +446,8 @@ def post_assignment(
     event that is no move (the team's clocks go on). Naming it again once it is assigned there by hand changes
     nothing and is refused (409, nothing recorded): it used to append another ``reassigned`` event each time."""
     incident = service.get_incident(session, incident_id, principal)
-    unit_before = (incident.township_code, incident.county_code)
-    by_hand_before = incident.assignment_status == service.MANUAL_ASSIGNMENT
     flows.reassign_incident(
         session, incident, principal, township_code=body.township_code, county_code=body.county_code, note=body.note
     )
-    if by_hand_before and (incident.township_code, incident.county_code) == unit_before:
-        # Told only after the reassignment resolved the units (a township brings its own county): the rollback
-        # discards the event and the alert it wrote.
-        unit = f"{incident.township_name or incident.county_name} ({incident.township_code or incident.county_code})"
-        session.rollback()
-        raise ConflictError(f"the incident is already assigned to {unit} by hand: name another unit to move it")
     session.commit()
     return IncidentRead.of_rows(session, [incident])[0]

@@ -858,7 +858,12 @@ def reassign(
     township or county (a code in the request body, not the resource asked for: it was a 404); a township with a
     county that is not its own, which neither county's supervisors could follow (the township's own would not
     see a fire in their township, the other would see one outside their county), or another county alone for an
-    incident whose township belongs to its own."""
+    incident whose township belongs to its own.
+
+    Naming the unit the incident is already in confirms an automatic assignment (near a boundary, or to the nearest
+    unit): it becomes an assignment by hand, recorded as a ``reassigned`` event that is no move. Naming it again
+    once it is assigned there by hand changes nothing and is refused (:class:`ConflictError`, nothing recorded): it
+    used to append another ``reassigned`` event each time."""
     if not note.strip():
         raise InputError("a reassignment needs a note saying why", field="note")
     if not township_code and not county_code:
@@ -882,6 +887,12 @@ def reassign(
                 field="township_code",
             )
     # A parent that is not a loaded county (a township list without counties) keeps the incident's county.
+    township_after = township.code if township is not None else incident.township_code
+    county_after = county.code if county is not None else incident.county_code
+    unchanged = (township_after, county_after) == (incident.township_code, incident.county_code)
+    if unchanged and incident.assignment_status == MANUAL_ASSIGNMENT:
+        unit = f"{incident.township_name or incident.county_name} ({incident.township_code or incident.county_code})"
+        raise ConflictError(f"the incident is already assigned to {unit} by hand: name another unit to move it")
     if township is not None:
         incident.township_code, incident.township_name = township.code, township.name
     if county is not None:

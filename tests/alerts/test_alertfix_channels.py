@@ -125,15 +125,29 @@ def test_unit_names_cannot_break_the_markdown() -> None:
     assert "(东)" not in markdown
     assert "*北岗*" not in markdown
     assert "*北岗*_镇[试验区](东)" in odd.text()  # plain text keeps the name as it is
-    digest = digest_text(odd.unit_name, [odd, message(8, unit_name=odd.unit_name)])
+    digest = digest_text([odd, message(8, unit_name=odd.unit_name)])
     assert digest.startswith("### 火点汇总：＊北岗＊＿镇［试验区］（东）（2 条）")
     assert "[详情](http://dash.local/app/#/incident/8)" in digest
-    plain = digest_text(odd.unit_name, [odd], markdown=False)
+    plain = digest_text([odd], markdown=False)
     assert plain.startswith("【火点汇总：*北岗*_镇[试验区](东)（1 条）】")  # Feishu text shows it as typed
     with http_receiver() as receiver:
         sender().send(Destination(Channel.WECOM, receiver.url + "/w?key=k", None), [odd])
         content = receiver.received()[0].json()["markdown"]["content"]
     assert "＊北岗＊＿镇［试验区］（东）" in content
+
+
+def test_a_bot_digest_of_several_townships_is_headed_with_their_county() -> None:
+    """A county's digest of several townships' escalations was headed with the first alert's township in WeCom,
+    DingTalk and Feishu, as if every fire were there; it names the county now, and nothing when the townships are
+    in several counties (escalations that climbed to a city)."""
+    overdue = [message(i, kind=AlertKind.ESCALATION, reason=OVERDUE, unit_name=f"镇{i}") for i in (1, 2)]
+    assert digest_text(overdue).startswith("### 火点汇总：演示县（2 条）\n")
+    assert digest_text([message(1), message(2)], markdown=False).startswith("【火点汇总：北岗镇（2 条）】")
+    elsewhere = message(3, kind=AlertKind.ESCALATION, reason=OVERDUE, unit_name="镇3", county_name="另一县")
+    assert digest_text([*overdue, elsewhere]).startswith("### 火点汇总（3 条）\n")
+    with http_receiver() as receiver:
+        sender().send(Destination(Channel.DINGTALK, receiver.url + "/d?access_token=t", None), overdue)
+        assert receiver.received()[0].json()["markdown"]["text"].startswith("### 火点汇总：演示县（2 条）")
 
 
 def test_an_sms_digest_says_what_its_alerts_are() -> None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 from satellite.firms import read_firms_csv
+from service import flows
 from service.flows import ingest_hotspots
 from service.incidents.service import IngestSummary
-from service.incidents.tables import Observation
+from service.incidents.tables import Incident, Observation
 from tests.service.test_fire_point_windows import ADMIN, HEADER, DemoCounty
 
 # Nine VIIRS pixels of one NOAA-20 pass inside the demo county, 2.8 km apart (nine fires). One file holds the
@@ -78,3 +80,34 @@ def test_two_ingests_of_overlapping_files_at_once_both_land_and_the_overlap_is_d
     assert sum(s.fire_points for s in results) == 9  # the overlap's fire points counted once
     with demo.factory() as session:
         assert session.scalar(select(func.count()).select_from(Observation)) == 9
+
+
+# The same VIIRS pixel twice: near-real-time, then its standard processing (refined by a few metres), weeks later.
+NRT_PIXEL = "44.33012,125.55031,333.1,0.39,0.36,2025-10-20,530,N,VIIRS,n,2.0NRT,291.4,4.1,D\n"
+SP_PIXEL = "44.33020,125.55040,333.1,0.39,0.36,2025-10-20,530,N,VIIRS,n,2,291.4,4.1,D\n"
+
+
+def test_an_nrt_file_stored_while_its_sp_file_is_screened_still_supersedes_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SP/NRT twin check read the database before the ingest lock: an NRT file committed while the SP file
+    was being screened (the poller and a manual back-fill) left the SP row a new fire, a second incident and a
+    second alert for one fire. The twins are now looked up again under the lock."""
+    demo = DemoCounty(engine)
+    screen = flows.build_screener
+    nrt_stored: list[IngestSummary] = []
+    landing = threading.Event()
+
+    def build_screener_while_the_nrt_file_lands(*args: Any, **kwargs: Any) -> Any:
+        if not landing.is_set():  # the other ingest commits between this one's twin check and its lock
+            landing.set()
+            nrt_stored.append(demo.ingest(HEADER + NRT_PIXEL))
+        return screen(*args, **kwargs)
+
+    monkeypatch.setattr(flows, "build_screener", build_screener_while_the_nrt_file_lands)
+    later = demo.ingest(HEADER + SP_PIXEL)
+    assert len(nrt_stored[0].new_incidents) == 1
+    assert later.held == {"superseded": 1}
+    assert (later.received, later.new, later.new_incidents) == (1, 0, [])
+    with demo.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 1
