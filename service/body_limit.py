@@ -9,6 +9,14 @@ messages name the file.
 
 The limits, by decision: an upload route takes its file limit plus 1 MB of multipart framing (the drone batch
 route: 50 files); every other request 16 MB (the largest JSON the API takes, a camera registry, is far smaller).
+
+A size within its limit was still read whole (the drone route takes 1.2 GB, spooled to disk) before the route said
+401 to a caller without a token. So a POST to an upload route must also carry a valid bearer token before a byte
+of its body is read: signed with this service's key, unexpired, naming a user who is active and whose password is
+the one the token was issued under (one indexed query, in a worker thread) — the checks of ``service.deps``'s
+``CurrentPrincipal``, answered with its 401. Whether that user's role may post there stays the route's to say
+(403): a signed-in user is accountable for what they send. Small requests (every other route) are left to their
+routes' own authentication.
 """
 
 from __future__ import annotations
@@ -18,9 +26,14 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
+import anyio.to_thread
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.auth.security import TokenClaims, decode_token
+from service.auth.service import user_of_token
 from service.config import Settings
 
-__all__ = ["BodyLimit", "body_limit_for"]
+__all__ = ["BodyLimit", "body_limit_for", "upload_limit_for"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,6 +51,12 @@ _EVIDENCE = re.compile(r"^/api/v1/(incidents/[^/]+/evidence|observations/(camera
 
 def body_limit_for(path: str, settings: Settings) -> int:
     """The largest body a POST to ``path`` may have (bytes)."""
+    upload = upload_limit_for(path, settings)
+    return DEFAULT_LIMIT if upload is None else upload
+
+
+def upload_limit_for(path: str, settings: Settings) -> int | None:
+    """The largest body a POST to ``path`` may have when it is an upload route (bytes), else None."""
     evidence = int(settings.evidence.max_upload_mb * _MB)
     path = path.rstrip("/") or "/"
     if path == "/api/v1/observations/satellite":
@@ -46,7 +65,7 @@ def body_limit_for(path: str, settings: Settings) -> int:
         return DRONE_BATCH * evidence + _FRAMING
     if _EVIDENCE.match(path):
         return evidence + _FRAMING
-    return DEFAULT_LIMIT
+    return None
 
 
 class BodyLimit:
@@ -60,7 +79,8 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
-        limit = body_limit_for(scope["path"], self.settings)
+        upload = upload_limit_for(scope["path"], self.settings)
+        limit = DEFAULT_LIMIT if upload is None else upload
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is None:
@@ -79,16 +99,47 @@ class BodyLimit:
         if size > limit:
             await _refuse(send, 413, f"the request body ({size / _MB:.1f} MB) is over this route's {limit / _MB:g} MB")
             return
+        if upload is not None:
+            refusal = await _token_refusal(scope, headers.get(b"authorization"))
+            if refusal is not None:
+                await _refuse(send, 401, refusal, [(b"www-authenticate", b"Bearer")])
+                return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _token_refusal(scope: Scope, authorization: bytes | None) -> str | None:
+    """Why an upload's token is refused (the message its route's authentication would give), or None when it is
+    valid. An app whose lifespan has not run (no key, no database) is let through to its route."""
+    state = scope["app"].state if "app" in scope else None
+    secret: str | None = getattr(state, "token_secret", None)
+    factory: sessionmaker[Session] | None = getattr(state, "session_factory", None)
+    if secret is None or factory is None:
+        return None
+    scheme, _, token = (authorization or b"").decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "Not authenticated"  # FastAPI's OAuth2PasswordBearer words it so
+    claims = decode_token(secret, token.strip())
+    if claims is None or not await anyio.to_thread.run_sync(_active_user, factory, claims):
+        return "invalid or expired token"
+    return None
+
+
+def _active_user(factory: sessionmaker[Session], claims: TokenClaims) -> bool:
+    with factory() as session:
+        return user_of_token(session, claims) is not None
+
+
+async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session, sessionmaker
 
+    from service.config import Settings
     from service.firms_poll import BackfillReport
     from video.patrol import PatrolReport
     from video.registry import CameraRegistry
@@ -169,6 +171,7 @@ def serve(
         try:
             if not settings.demo:
                 refuse_public_demo_passwords(make_session_factory(engine))
+            _warn_of_unreachable_alert_links(make_session_factory(engine), settings)
         finally:
             engine.dispose()
         config = uvicorn.Config(
@@ -189,6 +192,19 @@ def serve(
             raise typer.Exit(_STARTUP_FAILURE)
     finally:
         sock.close()
+
+
+def _warn_of_unreachable_alert_links(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Log a warning at the start of ``strawfire serve`` when real recipients get alerts whose links no phone can
+    open (``alerts.public_base_url`` left at its loopback default, or on another port than this server's): the
+    status's ``alert_links_unreachable`` problem, said where the person who starts the server looks. A warning, not
+    a refusal: the alerts themselves still go out, and a server on one's own machine is a fair way to try it."""
+    from service.status.service import alert_links_problem, real_recipients
+
+    with factory() as session:
+        problem = alert_links_problem(settings, real_recipients(session))
+    if problem is not None:
+        logging.getLogger("strawfire").warning("%s", problem.message)
 
 
 #: `strawfire serve`'s exit status when it cannot start serving: uvicorn's own (its STARTUP_FAILURE).
@@ -223,14 +239,44 @@ def _bind_listening_socket(host: str, port: int) -> socket.socket:
 @db_app.command("upgrade")
 @friendly_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Apply database migrations."""
+    """Apply database migrations, saying from which revision to which: ``database at head (0013): upgraded from
+    base, 13 migrations applied``, or ``database at head (0013): no migration to apply``. Upgrading a database
+    that had a schema lists each migration applied (its revision and title) on stderr, as ``db downgrade`` lists
+    what it undoes; on a new database the count says it all."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     from service.config import redact_url
-    from service.db import open_database
+    from service.db import alembic_config, database_engine, database_errors, upgrade
 
     url = get_settings().effective_database_url
-    engine = open_database(url, revision)
-    typer.echo(f"database at {revision} ({redact_url(url)})")  # hides a ?password= parameter too
-    engine.dispose()
+    shown = redact_url(url)  # hides a ?password= parameter too
+    engine = database_engine(url)
+    try:
+
+        def current() -> str | None:
+            with engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+
+        with database_errors(url):
+            before = current()
+            upgrade(engine, revision)
+            after = current()
+        at = f"head ({after})" if revision == "head" else str(after or "base")
+        if before == after:
+            typer.echo(f"database at {at}: no migration to apply ({shown})")
+            return
+        script = ScriptDirectory.from_config(alembic_config(engine))
+        applied = list(reversed(list(script.iterate_revisions(after, before))))  # oldest first
+        if before is not None:
+            for step in applied:
+                title = " ".join((step.doc or "").replace("``", "").split())  # the docstring's first paragraph
+                down = step.down_revision if isinstance(step.down_revision, str) else "base"
+                err.print(f"{down} → {step.revision} ({title})", soft_wrap=True)
+        count = f"{len(applied)} migration{'' if len(applied) == 1 else 's'} applied"
+        typer.echo(f"database at {at}: upgraded from {before or 'base'}, {count} ({shown})")
+    finally:
+        engine.dispose()
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})  # "-1" is a revision, not an option
@@ -514,6 +560,43 @@ def users_add(
     with transaction(factory) as session:
         user = create_user(session, name, password, user_role, unit)
     typer.echo(f"user {user.username} ({user.role}{', unit ' + user.unit_code if user.unit_code else ''}) created")
+
+
+@users_app.command("list")
+@friendly_errors
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """The user accounts, disabled ones included, by name: role, unit (township or county code; none for
+    evaluators, admins and devices), whether active, and when created. Never a password or its hash. When a
+    password was last changed is not stored (``users passwd`` revokes the earlier tokens through the hash itself),
+    so it is not shown. ``--json``: one object per user with ``username``, ``role``, ``unit_code``, ``active`` and
+    ``created_at`` (ISO 8601, UTC)."""
+    from sqlalchemy import select
+
+    from service.auth.tables import User
+
+    with _session_factory()() as session:
+        users = list(session.scalars(select(User).order_by(User.username)))
+    rows = [
+        {
+            "username": user.username,
+            "role": user.role,
+            "unit_code": user.unit_code,
+            "active": user.active,
+            "created_at": user.created_at.isoformat(timespec="seconds"),
+        }
+        for user in users
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    table = Table("name", "role", "unit", "active", "created (UTC)")
+    for row in rows:
+        created = str(row["created_at"])[:16].replace("T", " ")  # to the minute
+        cells = (row["username"], row["role"], row["unit_code"] or "–", "yes" if row["active"] else "no", created)
+        table.add_row(*(Text(str(cell), overflow="fold") for cell in cells))  # names from outside: not markup
+    Console(markup=False).print(table)
 
 
 @users_app.command("token")
@@ -932,9 +1015,20 @@ def alerts_add_recipient(
 @friendly_errors
 def alerts_list_recipients(
     unit: Annotated[str | None, typer.Option(help="Only the recipients of this unit code.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list (targets as in the table).")] = False,
 ) -> None:
-    """The alert recipients, disabled ones included: id, unit, role, channel, the target's host (a bot key in its
-    URL is not shown), whether it has a signing secret (never the secret), and the alerts pending for it."""
+    """The alert recipients, disabled ones included: id, name, unit, role, channel, the target (a URL's scheme and
+    host only: a bot key in its path or query is not shown; an e-mail address, and an SMS target's phone number,
+    in full), whether it has a signing secret (never the secret), whether it is active, and the alerts pending
+    for it.
+
+    The table gives each recipient one line where the terminal is wide enough for every cell in full; where it is
+    not (80 columns, or piped without ``COLUMNS``), two lines (name over target, unit over role, channel over
+    whether it has a secret), wrapping what does not fit instead of cutting it.
+    ``--json``: one object per recipient with ``id``, ``name``, ``unit_code``, ``role``, ``channel``, ``target``
+    (as in the table), ``has_secret``, ``rate_per_min``, ``active`` and ``pending``."""
+    from rich import box
+
     from service.alerts.channels import safe_url
     from service.alerts.service import list_recipients, pending_by_recipient
     from service.alerts.tables import Channel
@@ -942,23 +1036,58 @@ def alerts_list_recipients(
     with _session_factory()() as session:
         recipients = list_recipients(session, [unit] if unit else None)
         pending = pending_by_recipient(session)
-    table = Table("id", "name", "unit", "role", "channel", "target", "secret", "active", "pending")
+    rows = []
     for r in recipients:
         # An SMS target's phone number is the recipient (GATEWAY_URL#PHONE): shown, unlike the gateway's URL.
         url, _, phone = r.target.partition("#")
         target = r.target if r.channel == Channel.EMAIL.value else safe_url(url) + (f"#{phone}" if phone else "")
-        table.add_row(
-            str(r.id),
-            r.name,
-            r.unit_code,
-            r.role,
-            r.channel,
-            target,
-            "yes" if r.secret else "no",
-            "yes" if r.active else "no",
-            str(pending.get(r.id, 0)),
+        rows.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "unit_code": r.unit_code,
+                "role": r.role,
+                "channel": r.channel,
+                "target": target,
+                "has_secret": bool(r.secret),
+                "rate_per_min": r.rate_per_min,
+                "active": r.active,
+                "pending": pending.get(r.id, 0),
+            }
         )
-    Console(markup=False).print(table)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    console = Console(markup=False)
+    # Text, not markup: names come from outside (a "[" in a group's name is not a style)
+    wide = Table("id", "name", "unit", "role", "channel", "target", "secret", "active", "pending")
+    for row in rows:
+        cells = (row["id"], row["name"], row["unit_code"], row["role"], row["channel"], row["target"])
+        flags = ("yes" if row["has_secret"] else "no", "yes" if row["active"] else "no", str(row["pending"]))
+        wide.add_row(*(Text(str(cell)) for cell in cells), *(Text(flag) for flag in flags))
+    unbounded = console.options.update_width(100_000)  # the width the table wants (measure clamps to the console's)
+    if console.measure(wide, options=unbounded).maximum <= console.width:  # one line a recipient, nothing cut
+        console.print(wide)
+        return
+    # Narrower (80 columns, piped): nine columns cut names, roles, channels and targets to "…"; six columns of two
+    # lines a recipient, the name and target wrapping where they must.
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    table.add_column("id", no_wrap=True, justify="right")
+    table.add_column("name\ntarget", overflow="fold", min_width=12)  # the column that gives way
+    table.add_column("unit\nrole", overflow="fold")
+    table.add_column("channel\nsecret", no_wrap=True)
+    table.add_column("active", no_wrap=True)
+    table.add_column("pending", no_wrap=True, justify="right")
+    for row in rows:
+        table.add_row(
+            Text(str(row["id"])),
+            Text.assemble(str(row["name"]), "\n", (str(row["target"]), "dim")),
+            Text(f"{row['unit_code']}\n{row['role']}"),
+            Text(f"{row['channel']}\n{'secret' if row['has_secret'] else 'no secret'}"),
+            Text("yes" if row["active"] else "no"),
+            Text(str(row["pending"])),
+        )
+    console.print(table)
 
 
 @alerts_app.command("disable-recipient")
@@ -1052,18 +1181,60 @@ himawari_app = typer.Typer(help="Himawari-8/9 AHI wildfire product: ingest files
 app.add_typer(himawari_app, name="himawari")
 
 
-def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], list[Any]]]) -> None:
+#: Rows observed longer ago than this are "old" to ``firms ingest`` and ``himawari ingest``: FIRMS publishes its
+#: near-real-time files for the last 24 and 48 hours, and the poll fetches the last ``firms.day_range`` (2) days.
+OLD_ROWS_AFTER = timedelta(days=2)
+
+
+def _old_new_rows(factory: sessionmaker[Session], hotspots: list[Any], indexes: Any, now: datetime) -> list[Any]:
+    """The rows of a file that ingesting would make fires of, observed before ``now - OLD_ROWS_AFTER``: inside the
+    imported units' coverage (as screening's ``outside_coverage``) and not stored yet (a file ingested again adds
+    nothing)."""
+    from satellite.screening import in_coverage
+    from service.incidents.fusion import ObservationKind
+    from service.incidents.service import stored_keys
+    from service.regions.service import units_coverage
+
+    old = [h for h in hotspots if h.acq_utc < now - OLD_ROWS_AFTER]
+    if not old:
+        return []
+    with factory() as session:
+        coverage = units_coverage(session, indexes)
+        if coverage is not None:  # none: no units, and the ingest refuses the file by itself
+            old = [h for h, covered in zip(old, in_coverage(old, coverage), strict=True) if covered]
+        known = stored_keys(session, ObservationKind.SATELLITE, [h.key for h in old])
+    return [h for h in old if h.key not in known]
+
+
+def _ingest_files(
+    files: list[Path],
+    read: Callable[[Path], tuple[list[Any], list[Any]]],
+    *,
+    yes: bool,
+    history_hint: Callable[[Path], str],
+) -> None:
     """Read, screen and ingest each file as one transaction, with a progress bar and a summary line.
 
     Exit status 2 when a file failed: unreadable (not a FIRMS/Himawari CSV, compressed, missing), or with rows of
     which none was accepted (every row rejected: a wrong layout, a clock off by years), so that a cron job notices;
-    the other files are ingested all the same. A file with a header and no rows is fine: no fires.
+    the other files are ingested all the same. A file with a header and no rows is fine: no fires. When no file
+    could be read at all, only the errors are printed: a summary of zeros read as "ingested, nothing new".
+
+    **Old rows.** Ingested fires are new fires: they open incidents and queue new-fire alerts to their townships
+    now, whatever their age (as the poll's back-fill of missed days does, on purpose). A file's rows observed more
+    than :data:`OLD_ROWS_AFTER` (2 days) ago that would become fires (inside the units, not stored yet) are most
+    likely a mistake (an old download, a sample file) or history; so before the file is written a warning names
+    how many there are and the oldest, and ``history_hint(path)`` says what to do instead (``strawfire firms
+    history`` imports FIRMS archives as history only: no incidents, no alerts). On a terminal (stdin and stdout)
+    the command then asks whether to ingest that file all the same (default no: the file is skipped, which is not
+    a failure); ``--yes`` does not ask. Elsewhere (cron, scripts) nobody can answer: the warning is printed and
+    the file ingested, as before.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from satellite.errors import SatelliteError
     from service.auth.service import Principal
-    from service.db import transaction
+    from service.db import transaction, utcnow
     from service.flows import ingest_hotspots
     from service.incidents.states import Role
     from service.regions.service import RegionIndexCache
@@ -1072,21 +1243,43 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     actor = Principal("cli", Role.ADMIN)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
     totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0, "fire_points": 0, "repeats": 0}
     held: dict[str, int] = {}
-    failed_files = 0
+    failed_files = read_files = 0
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
+    # No progress line off a terminal: there it drew nothing but left an empty line after the errors.
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
             progress.update(task, description=f"ingesting {path.name}")
             try:
                 hotspots, rejected = read(path)
             except (SatelliteError, OSError) as exc:
-                err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
+                # "[Errno 2] No such file or directory: 'x.csv'" named the file last, unlike every other error
+                message = f"{path}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+                err.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
                 failed_files += 1
                 progress.advance(task)
                 continue
+            old = _old_new_rows(factory, hotspots, indexes, utcnow())
+            if old:
+                oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
+                message = (
+                    f" {path}: {len(old)} new row(s) inside the units were observed more than {OLD_ROWS_AFTER.days} "
+                    f"days ago (the oldest {oldest}); ingested, their fires open incidents and alert their townships "
+                    f"now, as new fires. {history_hint(path)}"
+                )
+                err.print(Text.assemble(("warning:", "yellow"), message), highlight=False, soft_wrap=True)
+                if interactive and not yes:
+                    progress.stop()  # the live progress line would redraw over the question
+                    go_on = typer.confirm(f"ingest {path.name} all the same?", default=False)
+                    progress.start()
+                    if not go_on:
+                        err.print(f"{path}: not ingested", highlight=False, soft_wrap=True)
+                        progress.advance(task)
+                        continue
+            read_files += 1
             with transaction(factory) as session:
                 summary = ingest_hotspots(session, hotspots, indexes=indexes, settings=settings, actor=actor)
             for row in rejected:
@@ -1106,28 +1299,48 @@ def _ingest_files(files: list[Path], read: Callable[[Path], tuple[list[Any], lis
                 held[status] = held.get(status, 0) + count
             progress.advance(task)
     screened = ", ".join(f"{k} {v}" for k, v in sorted(held.items()))
-    typer.echo(
-        f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
-        f"rejected {totals['rejected']}, fire points {totals['fire_points']} (repeats {totals['repeats']}), "
-        f"new incidents {totals['incidents']}" + (f", screened out {sum(held.values())} ({screened})" if held else "")
-    )
+    if read_files:
+        typer.echo(
+            f"rows read {totals['rows']}, new {totals['new']}, duplicate {totals['duplicates']}, "
+            f"rejected {totals['rejected']}, fire points {totals['fire_points']} (repeats {totals['repeats']}), "
+            f"new incidents {totals['incidents']}"
+            + (f", screened out {sum(held.values())} ({screened})" if held else "")
+        )
     if failed_files:
         raise typer.Exit(2)
+
+
+#: ``--yes`` of ``firms ingest`` and ``himawari ingest``.
+YesToOldRows = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        help=f"Do not ask before ingesting rows older than {OLD_ROWS_AFTER.days} days (asked on a terminal only).",
+    ),
+]
 
 
 @firms_app.command("ingest")
 @friendly_errors
 def firms_ingest(
     files: Annotated[list[Path], typer.Argument(help="FIRMS CSV files (MODIS or VIIRS, any published layout).")],
+    yes: YesToOldRows = False,
 ) -> None:
-    """Ingest FIRMS files: each file is one transaction; bad rows are reported with their line and skipped."""
+    """Ingest FIRMS files: each file is one transaction; bad rows are reported with their line and skipped.
+
+    Their fires open incidents and alert their townships now. A file with rows observed more than 2 days ago that
+    would become fires is named with a warning before it is written (on a terminal the command asks first; --yes
+    does not): for an archive, ``strawfire firms history`` imports it as history only (no incidents, no alerts)."""
     from satellite.firms import read_firms_csv
 
     def read(path: Path) -> tuple[list[Any], list[Any]]:
         parsed = read_firms_csv(path)
         return list(parsed.hotspots), list(parsed.rejected)
 
-    _ingest_files(files, read)
+    def hint(path: Path) -> str:
+        return f"For history only (fixed heat sources; no incidents, no alerts): strawfire firms history {path}"
+
+    _ingest_files(files, read, yes=yes, history_hint=hint)
 
 
 @firms_app.command("history")
@@ -1226,27 +1439,45 @@ def firms_history(
 @friendly_errors
 def himawari_ingest(
     files: Annotated[list[Path], typer.Argument(help="JAXA AHI L2 wildfire CSV files (10-minute, 2 km).")],
+    yes: YesToOldRows = False,
 ) -> None:
-    """Ingest Himawari wildfire files like FIRMS files (screened, fused, alerted)."""
+    """Ingest Himawari wildfire files like FIRMS files (screened, fused, alerted). A file with rows observed more
+    than 2 days ago that would become fires is named with a warning before it is written (on a terminal the
+    command asks first; --yes does not)."""
     from satellite.himawari import read_himawari_csv
 
     def read(path: Path) -> tuple[list[Any], list[Any]]:
         parsed = read_himawari_csv(path)
         return list(parsed.hotspots), list(parsed.rejected)
 
-    _ingest_files(files, read)
+    def hint(path: Path) -> str:
+        return "Himawari files have no history import: ingest only the files of the last days."
+
+    _ingest_files(files, read, yes=yes, history_hint=hint)
 
 
 @firms_app.command("poll")
 @friendly_errors
 def firms_poll(
-    loop: Annotated[bool, typer.Option("--loop", help="Keep polling every firms.poll_interval_min minutes.")] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Keep polling every firms.poll_interval_min minutes, and at most once a minute (below 1, 0 "
+            "included: every minute).",
+        ),
+    ] = False,
 ) -> None:
     """Poll the FIRMS area API once (or in a loop) and ingest the hotspots; the MAP_KEY is never printed.
 
     Each cycle prints one line: what each source returned, then new, duplicate, new incidents and what screening
     held back (so the counts add up to what was received), and each failure once, naming the sources it stopped
-    (a refused key stops them all with one error). Retries are printed as they happen."""
+    (a refused key stops them all with one error). Retries are printed as they happen.
+
+    ``--loop`` waits ``firms.poll_interval_min`` minutes between polls, and at least 1 minute (FIRMS publishes a
+    pass hours after it, and each poll costs each source a transaction of the MAP_KEY's budget). It logs the
+    interval it polls at when it starts, and a warning when the setting is above 0 and below 1 minute (0, the
+    default, means "the web process does not poll": no warning)."""
     import logging
     import time
 
@@ -1255,8 +1486,16 @@ def firms_poll(
     from service.regions.service import RegionIndexCache
 
     settings = get_settings()
+    interval_s = max(POLL_LOOP_FLOOR_S, settings.firms.poll_interval_min * 60)
     if loop:  # one poll prints its summary; a loop runs on as a service does, and logs as one
         _configure_logging(settings.log_level)
+        log = logging.getLogger("strawfire.firms")
+        if 0 < settings.firms.poll_interval_min * 60 < POLL_LOOP_FLOOR_S:
+            log.warning(
+                "firms.poll_interval_min is %g: firms poll --loop polls at most once a minute, so every minute",
+                settings.firms.poll_interval_min,
+            )
+        log.info("polling FIRMS every %g min", interval_s / 60)
     factory = _session_factory()
     indexes = RegionIndexCache(settings.regions.tolerance_m)
     budget = TransactionBudget()  # one for the key, across the loop's cycles
@@ -1288,10 +1527,14 @@ def firms_poll(
                 if summary.errors and len(summary.errors) == len(summary.per_source):
                     raise typer.Exit(1)
                 return
-            time.sleep(max(60.0, settings.firms.poll_interval_min * 60))
+            time.sleep(interval_s)
     finally:
         for logger in loggers:
             logger.removeFilter(summarised)
+
+
+#: The shortest wait of ``firms poll --loop`` between two polls, whatever ``firms.poll_interval_min`` says.
+POLL_LOOP_FLOOR_S = 60.0
 
 
 class _SummarisedPollRecords:

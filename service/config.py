@@ -301,7 +301,8 @@ class FirmsSettings(BaseModel):
     # 0 = no automatic polling inside the web process (use `strawfire firms poll`).
     poll_interval_min: float = Field(0.0, ge=0, le=24 * 60)
     # After an outage longer than day_range, each poll first fetches the missed days in dated windows, oldest first,
-    # at most this many days back (older days: import an archive with `strawfire firms ingest`). 0 = no back-fill.
+    # at most this many days back (older days: keep an archive for screening with `strawfire firms history`, or
+    # make its rows fires now with `strawfire firms ingest`). 0 = no back-fill.
     backfill_max_days: int = Field(30, ge=0, le=90)
 
     @property
@@ -357,6 +358,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Signs API tokens. Generated into the data folder on first use when not set (see service.auth).
     secret_key: SecretStr | None = None
+    # Failed logins (service.auth.throttle): after login_max_failures for one username, or
+    # login_max_failures_per_client from one client address, within login_window_minutes, further attempts are
+    # answered 429 with Retry-After until the oldest failure leaves the window. A successful login clears its
+    # username's count. Kept in the service's memory (a restart clears it).
+    login_max_failures: int = Field(10, ge=1, le=10_000)
+    login_max_failures_per_client: int = Field(50, ge=1, le=100_000)
+    login_window_minutes: float = Field(15.0, gt=0, le=24 * 60)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

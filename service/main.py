@@ -5,14 +5,17 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 import httpx
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +26,8 @@ from service.alerts.worker import AlertWorker, sender_from
 from service.auth.router import router as auth_router
 from service.auth.security import load_or_create_secret, verify_password
 from service.auth.tables import User
-from service.body_limit import BodyLimit
+from service.auth.throttle import LoginThrottle
+from service.body_limit import BodyLimit, Scope, Send
 from service.cameras.router import router as cameras_router
 from service.config import MIN_SECRET_KEY_CHARS, Settings, get_settings
 from service.dashboard.router import router as dashboard_router
@@ -53,6 +57,16 @@ log = logging.getLogger("strawfire")
 
 #: Where the API documentation pages' scripts, styles and icon are served from (this app, never a CDN).
 DOCS_ASSETS_PATH = "/docs/assets"
+#: The one address in ReDoc's bundle its page fetches by itself: the "API docs by Redocly" logo, from Redocly's CDN.
+REDOC_CDN_LOGO = b'"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+#: Headers every answer carries unless its route set its own (the dashboard sets a full Content-Security-Policy):
+#: a browser never guesses a type other than the one declared (an uploaded photo or a JSON body read as HTML),
+#: and no other site frames a page of this one (clickjacking the API docs' Authorize form, or an evidence photo).
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
 
 
 def token_secret(settings: Settings) -> str:
@@ -115,6 +129,29 @@ def _start_when_listening(worker: AlertWorker, settings: Settings, stop: threadi
     wait_until_listening(settings.host, settings.port, stop)
     if not stop.is_set():
         worker.start()
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP answer that does not carry them (the API's JSON,
+    evidence downloads, ``/``, ``/docs`` and ``/redoc``; ``/app/*`` already sets its own, which are kept)."""
+
+    def __init__(self, app: Callable[[Scope, Any, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _value in headers}
+                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -198,7 +235,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     add_offline_api_docs(app)
     http_errors.install(app)
-    app.add_middleware(BodyLimit, settings=settings)  # before anything reads a body: uploads are limited by size
+    app.state.login_throttle = LoginThrottle.from_settings(settings)  # failed logins, in memory (service.auth.throttle)
+    # Before anything reads a body: uploads are limited by size, and an upload route needs a valid token.
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)  # outermost: the BodyLimit's own refusals carry the headers too
     app.include_router(regions_router)
     app.include_router(auth_router)
     app.include_router(incidents_router)
@@ -231,10 +271,20 @@ def add_offline_api_docs(app: FastAPI) -> None:
     only), both kept at FastAPI's usual addresses. Their bundles are the ``fastapi-offline`` package's copies of
     swagger-ui-dist 5 (which renders the OpenAPI 3.1 schema FastAPI writes) and of ReDoc's standalone build, under
     :data:`DOCS_ASSETS_PATH`.
+
+    Neither page reaches outside: ReDoc's bundle is served with its Redocly logo's CDN address emptied
+    (:func:`redoc_bundle`; the logo hides itself), and Swagger UI's online validator badge, which sends the schema's
+    address to validator.swagger.io from any host but localhost, is turned off (``validatorUrl`` null).
     """
     assert app.openapi_url is not None  # FastAPI's defaults, which create_app keeps
     assert app.swagger_ui_oauth2_redirect_url is not None
     openapi_url, oauth2_redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+
+    # Registered before the mount below, which would otherwise answer with the bundle as packaged.
+    @app.get(f"{DOCS_ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
+    def redoc_script() -> Response:
+        return Response(redoc_bundle(), media_type="text/javascript; charset=utf-8")
+
     app.mount(DOCS_ASSETS_PATH, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
     title = app.title
 
@@ -248,6 +298,7 @@ def add_offline_api_docs(app: FastAPI) -> None:
             swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
@@ -264,6 +315,15 @@ def add_offline_api_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )
+
+
+@lru_cache(maxsize=1)
+def redoc_bundle() -> bytes:
+    """``fastapi-offline``'s ReDoc bundle with the Redocly logo's CDN address (:data:`REDOC_CDN_LOGO`) emptied: the
+    page fetched it from cdn.redoc.ly at every view, a request out of an intranet. An image with no address fails
+    at once, without a request, and ReDoc then hides it."""
+    bundle = resources.files("fastapi_offline").joinpath("static", "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_CDN_LOGO, b'""')
 
 
 def _home_page(session: SessionDep, indexes: RegionIndexesDep) -> str:

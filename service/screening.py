@@ -193,9 +193,9 @@ def build_screener(
     coverage = units_coverage(session, indexes) if config.coverage_from_regions else None
     if config.coverage_from_regions and coverage is None:
         raise ConflictError(
-            "no administrative units are imported: satellite fire points are ingested for the imported units "
-            "only (without them every hotspot in the data would become an incident no township is responsible "
-            "for); run `strawfire regions import` first"
+            "no administrative units are imported at township or county level (those fires are assigned to): "
+            "satellite fire points are ingested for those units only (without them every hotspot in the data "
+            "would become an incident no township is responsible for); run `strawfire regions import` first"
         )
     persistence = PersistenceMap()
     times = [h.acq_utc for h in hotspots]

@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
-from celery import Celery
+from celery import Celery, signals
 
 from detector.detections import Detections, ImageArray
 from detector.sequence import Event, IgnoreMask, SequenceConfig, SequenceVerifier
@@ -211,6 +211,25 @@ def grabber_celery(broker_url: str, *, queue: str | None = None) -> Celery:
 
 
 app: Final = make_celery(_env("BROKER_URL"), result_backend=_env("RESULT_BACKEND"), queue=_env("QUEUE"))
+
+
+def _refuse_to_start_without_a_runtime(sender: Any = None, **_: Any) -> None:
+    """A worker of these tasks (``celery -A video.tasks worker``) refuses to start when its environment cannot make
+    the runtime (:func:`check_worker_env`): it exits with status 1 and the one-line reason, before it connects to
+    the broker or says "ready". Why: started without ``STRAWFIRE_VIDEO__REGISTRY`` it said "ready", took frames
+    and failed each one's task, and every frame it took was lost. ``worker_init`` runs in the worker's main
+    process before the pool starts, for every pool; Celery logs and swallows an ``Exception`` a signal handler
+    raises, so the refusal is a ``SystemExit``. Workers of other apps in the same process are not this one's."""
+    if getattr(sender, "app", None) is not app:
+        return
+    try:
+        check_worker_env()
+    except VideoError as exc:
+        raise SystemExit(f"strawfire video worker: {exc}") from None
+
+
+# Connected by a call rather than as a decorator, which Celery leaves untyped.
+signals.worker_init.connect(_refuse_to_start_without_a_runtime)
 
 
 # --- Verifier state as JSON ---------------------------------------------------------------------------------------
@@ -405,23 +424,66 @@ class Runtime:
         return self.pipeline.registry
 
 
+@dataclass(frozen=True)
+class _WorkerSettings:
+    """What a worker's runtime is made of, read and checked from ``STRAWFIRE_VIDEO__*``, before anything is loaded."""
+
+    registry: CameraRegistry
+    detector: str
+    threads: int
+    post_retry_s: float
+
+
+def _worker_settings(env: Mapping[str, str] | None = None) -> _WorkerSettings:
+    """Read and check the worker's settings (see :func:`runtime_from_env`), loading nothing but the registry file.
+
+    Raises:
+        VideoError: no registry configured, it is invalid, or a number is not one.
+    """
+    registry_path = _env("REGISTRY", env)
+    if registry_path is None:
+        raise VideoError(f"{ENV_PREFIX}REGISTRY is not set: workers need the camera registry file")
+    registry = load_registry(registry_path)
+    numbers: dict[str, float] = {}
+    for name, parse, default in (("DETECTOR_THREADS", int, "1"), ("POST_RETRY_S", float, "30")):
+        value = _env(name, env) or default
+        try:
+            numbers[name] = parse(value)
+        except ValueError:
+            raise VideoError(f"{ENV_PREFIX}{name} is not a number: {value!r}") from None
+    detector = _env("DETECTOR", env) or "auto"
+    return _WorkerSettings(registry, detector, int(numbers["DETECTOR_THREADS"]), numbers["POST_RETRY_S"])
+
+
+def check_worker_env(env: Mapping[str, str] | None = None) -> None:
+    """Check that a worker can build its runtime from the environment, as a worker does when it starts.
+
+    Why: a worker started without its camera registry (``celery -A video.tasks worker`` with
+    ``STRAWFIRE_VIDEO__REGISTRY`` unset) said "ready", then failed every frame's task, and every frame it took
+    was lost. The check loads the registry (the file must exist and be valid) and reads the numbers; it does not
+    load the detector's model: in a prefork pool the parent checks and the children load it, since a model
+    loaded before the fork (ONNX Runtime's, PyTorch's thread pools) is not safe to use in a forked child.
+
+    Raises:
+        VideoError: what :func:`runtime_from_env` would raise about the settings.
+    """
+    _worker_settings(env)
+
+
 def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
     """Build the runtime from ``STRAWFIRE_VIDEO__*`` (see the module docstring).
 
     Raises:
         VideoError: no registry configured, or it is invalid.
     """
-    registry_path = _env("REGISTRY", env)
-    if registry_path is None:
-        raise VideoError(f"{ENV_PREFIX}REGISTRY is not set: workers need the camera registry file")
-    registry = load_registry(registry_path)
-    threads = int(_env("DETECTOR_THREADS", env) or "1")
-    detector = load_detector_spec(_env("DETECTOR", env) or "auto", threads=threads)
+    settings = _worker_settings(env)
+    registry, threads = settings.registry, settings.threads
+    detector = load_detector_spec(settings.detector, threads=threads)
     state_url = _env("STATE_URL", env) or _env("BROKER_URL", env)
     store: VerifierStore = RedisVerifierStore.from_url(state_url) if state_url else MemoryVerifierStore()
     service_url = _env("SERVICE_URL", env)
     client = SightingClient(service_url, _env("DEVICE_TOKEN", env), retries=1) if service_url else None
-    retry_after = float(_env("POST_RETRY_S", env) or "30")
+    retry_after = settings.post_retry_s
     sink: SightingSink
     if client is None:
         sink = _NoServiceSink()

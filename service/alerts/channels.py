@@ -69,11 +69,20 @@ FEISHU_TEXT_BYTES = 18_000
 
 
 class DeliveryError(Exception):
-    """The channel did not accept the message. ``retry_after`` (s) when the platform said to wait."""
+    """The channel did not accept the message. ``retry_after`` (s) when the platform said to wait; ``unreachable``
+    when the target never answered (a timeout, a refused or dropped connection), as opposed to one that answered
+    with a refusal of this message."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, unreachable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unreachable = unreachable
+
+    @property
+    def target_unavailable(self) -> bool:
+        """Whether the whole target is unavailable for now (unreachable, or it said to wait), not just this
+        message refused: its other alerts would only wait out the same timeout or be refused the same way."""
+        return self.unreachable or self.retry_after is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +227,8 @@ class ChannelSender:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        # When the last requests to each bot with a per-second limit finished (one worker thread sends).
+        # When the last requests to each bot with a per-second limit finished (the outbox sends to one target from
+        # one thread at a time, so each target's queue has one writer).
         self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
 
     def send(self, destination: Destination, messages: list[AlertMessage]) -> None:
@@ -262,7 +272,9 @@ class ChannelSender:
         try:
             response = self._client.post(url, content=content, headers={"Content-Type": "application/json", **headers})
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{safe_url(url)}: {type(exc).__name__}") from None
+            # A transport error (timeout, connection refused or dropped): the target did not answer at all.
+            unreachable = isinstance(exc, httpx.TransportError)
+            raise DeliveryError(f"{safe_url(url)}: {type(exc).__name__}", unreachable=unreachable) from None
         finally:
             _SENDING_ALERT.reset(sending)
         if response.status_code == 429:
@@ -395,4 +407,9 @@ class ChannelSender:
                     client.login(smtp.username, smtp.password)
                 client.send_message(mail)
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"smtp {smtp.host}:{smtp.port}: {type(exc).__name__}") from None
+            # The server did not answer (a timeout, a refused or dropped connection, a refused greeting), rather than
+            # refusing this mail (a recipient, the sender or the data refused).
+            unanswered = (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected)
+            unreachable = isinstance(exc, unanswered) or not isinstance(exc, smtplib.SMTPException)
+            error = f"smtp {smtp.host}:{smtp.port}: {type(exc).__name__}"
+            raise DeliveryError(error, unreachable=unreachable) from None

@@ -21,10 +21,11 @@ _KIND_TITLE = {
     AlertKind.ESCALATION: "火点预警升级（超时未处置）",
 }
 # SMS headlines: short, so that an alert fits one SMS (70 Chinese characters; longer ones are sent in billed
-# 67-character parts that some phones show apart).
+# 67-character parts that some phones show apart). The reminder's says "again" and its end "acknowledge now": at
+# eight characters (火点未签收再提醒) it left a township's name one character once the coordinates were labelled.
 _KIND_SMS_TITLE = {
     AlertKind.NEW: "火点预警",
-    AlertKind.REMINDER: "火点未签收再提醒",
+    AlertKind.REMINDER: "火点再次提醒",
     AlertKind.ESCALATION: "火点超时升级",
 }
 #: ``escalation_reason`` of a county alert about a township its new-fire alert could not reach (the county has to
@@ -163,12 +164,15 @@ class AlertMessage:
         (:data:`SMS_SEGMENT` characters): the township's name is cut (marked …) where the whole text would be
         longer, never the time, the coordinates or the incident number (a reminder for a six-character township
         such as 双营子回族乡 had run to 72 characters, two billed parts). An unreached township's escalation asks the
-        county to phone the township instead of to acknowledge."""
+        county to phone the township instead of to acknowledge.
+
+        The coordinates are GCJ-02, what the phone maps a team pastes them into (Amap, WeChat) expect, and are
+        labelled so (高德坐标): unlabelled, they were typed back into GPS apps or reports as WGS-84, 550–600 m off."""
         local = self.observed_at.astimezone(BEIJING)
         title = _UNREACHABLE_SMS_TITLE if self.unreachable else _KIND_SMS_TITLE[self.kind]
         head = f"【strawfire】{title}："
         tail = (
-            f" {local:%m-%d %H:%M} 坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} "
+            f" {local:%m-%d %H:%M} 高德坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} "
             f"编号{self.incident_id} {'请联系乡镇' if self.unreachable else '请立即签收'}"
         )
         room = SMS_SEGMENT - len(head) - len(tail)

@@ -15,23 +15,30 @@
 * **Rate limits**: at most ``rate_per_min`` requests to one target (bot) in any 60 s, counted over every recipient
   that shares it (the platforms limit a bot, not a recipient); when more are due than the window allows, each
   recipient's alerts go out as one township digest.
+* **A slow or dead target holds up only its own alerts**: targets are sent to side by side, each one's alerts in
+  order; once a target times out, refuses the connection or says to wait (429 ``Retry-After``), the rest of its
+  alerts wait with the one that found it so instead of each being tried (:func:`_deliver_to_target`), and the
+  alert worker's passes do not wait for a target that hangs (:class:`SendingLanes`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender
+from service.alerts.channels import DEFAULT_RATE_PER_MIN, DeliveryError, Destination, Sender, safe_url
 from service.alerts.coverage import supervisors_unit
 from service.alerts.messages import OVERDUE, UNREACHABLE, AlertMessage
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
@@ -224,8 +231,11 @@ LAPSED: dict[str, str] = {
 _LAPSED_CODES = {sentence: code for code, sentence in LAPSED.items()}
 
 
-def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> dict[int, datetime]:
-    """Lease up to ``batch`` due alerts: {alert id: the lease this worker holds on it}."""
+def _claim(
+    factory: sessionmaker[Session], now: datetime, batch: int, skip_targets: Sequence[str] = ()
+) -> dict[int, datetime]:
+    """Lease up to ``batch`` due alerts, none of whose recipients' target is in ``skip_targets``: {alert id: the
+    lease this worker holds on it}."""
     with factory() as session, session.begin():
         query = (
             select(Alert)
@@ -237,6 +247,9 @@ def _claim(factory: sessionmaker[Session], now: datetime, batch: int) -> dict[in
             .order_by(Alert.next_attempt_at, Alert.id)
             .limit(batch)
         )
+        if skip_targets:
+            sending = select(Recipient.id).where(Recipient.target.in_(sorted(skip_targets)))
+            query = query.where(Alert.recipient_id.not_in(sending))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         alerts = session.scalars(query).all()
@@ -305,17 +318,25 @@ def deliver_due(
     base_url: str,
     now: Callable[[], datetime] = utcnow,
     batch: int = 100,
+    lanes: SendingLanes | None = None,
 ) -> DeliveryReport:
-    """Claim and deliver the alerts that are due; record every outcome."""
+    """Claim and deliver the alerts that are due; record every outcome.
+
+    Without ``lanes`` the pass sends to up to :data:`PARALLEL_TARGETS` targets side by side and returns when all
+    are done. With them (the alert worker's), it sends on their threads, kept from pass to pass, and returns once
+    every target is done or :attr:`SendingLanes.wait_s` has passed: a target that hangs goes on in the background
+    (its outcome recorded when it ends, left out of the report) while the next passes claim the alerts of every
+    other target, the deadlines' escalations with them; its own alerts are not claimed while it is being sent to
+    (one request at a time to a target, in order)."""
     started = now()
-    claimed = _claim(factory, started, batch)
+    claimed = _claim(factory, started, batch, lanes.busy() if lanes is not None else ())
     if not claimed:
         return DeliveryReport(0, 0, 0, 0, 0)
     with factory() as session:
         by_recipient: dict[int, list[Alert]] = defaultdict(list)
         for alert in session.scalars(select(Alert).where(Alert.id.in_(list(claimed))).order_by(Alert.id)):
             by_recipient[alert.recipient_id].append(alert)
-        work = []
+        work: list[_Work] = []
         lapsed: dict[int, str] = {}
         # Requests per target in the last minute, then also those this pass plans: the limit is the bot's.
         requests: dict[str, int] = {}
@@ -352,34 +373,187 @@ def deliver_due(
                 requests[recipient.target] = _sent_recently(session, recipient.target, started)
             messages = [_message(session, a, incident, recipient, base_url) for a, incident in alerts]
             destination = Destination(Channel(recipient.channel), recipient.target, recipient.secret)
-            work.append((recipient, destination, [a.id for a, _ in alerts], messages, limit))
+            work.append(_Work(recipient.id, destination, [a.id for a, _ in alerts], messages, limit))
     withdrawn = _withdraw(factory, claimed, lapsed, now()) if lapsed else 0
-    sent = digests = retried = failed = 0
-    for recipient, destination, alert_ids, messages, limit in work:
-        capacity = limit - requests[destination.target]
+    # Each target's alerts in order, the targets side by side (see _deliver_to_target).
+    by_target: dict[str, list[_Work]] = defaultdict(list)
+    for item in work:
+        by_target[item.destination.target].append(item)
+
+    def deliver_to(target: str) -> _Tally:
+        return _deliver_to_target(factory, sender, claimed, by_target[target], requests[target], now, started)
+
+    if lanes is not None:
+        sending = [lanes.submit(target, partial(deliver_to, target)) for target in by_target]
+        done, _ = wait(sending, timeout=lanes.wait_s)
+        tallies = [future.result() for future in done if future.exception() is None]
+    elif len(by_target) <= 1:
+        tallies = [deliver_to(target) for target in by_target]
+    else:
+        workers = min(PARALLEL_TARGETS, len(by_target))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="strawfire-alert-send") as pool:
+            tallies = list(pool.map(deliver_to, by_target))
+    return DeliveryReport(
+        len(claimed),
+        sum(t.sent for t in tallies),
+        sum(t.digests for t in tallies),
+        sum(t.retried for t in tallies),
+        sum(t.failed for t in tallies),
+        withdrawn,
+    )
+
+
+#: How many targets one pass sends to at the same time (each target's alerts one after another, in order).
+PARALLEL_TARGETS = 8
+
+
+class SendingLanes:
+    """The alert worker's sending threads, kept from pass to pass, and the targets being sent to on them.
+
+    Why: a pass that waited for every target waited for the slowest; with one township's channel hanging (a 10 s
+    timeout a try) a neighbour's new fire, or the county's escalation, queued meanwhile waited for it. A pass now
+    waits at most ``wait_s`` for its targets (:func:`deliver_due`); the next claims none of the alerts of a target
+    still being sent to, so each target still gets one request at a time, in order. ``workers`` targets at once:
+    beyond that, a target's alerts wait for a thread, under the lease they were claimed with (renewed before each
+    send, as ever)."""
+
+    def __init__(self, workers: int = PARALLEL_TARGETS, wait_s: float = 2.0) -> None:
+        self.wait_s = wait_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="strawfire-alert-send")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def busy(self) -> list[str]:
+        """The targets being sent to now."""
+        with self._lock:
+            return sorted(self._busy)
+
+    def submit(self, target: str, send: Callable[[], _Tally]) -> Future[_Tally]:
+        """Send to ``target`` on a lane; it is busy until ``send`` returns."""
+        with self._lock:
+            self._busy.add(target)
+        future = self._pool.submit(send)
+        future.add_done_callback(partial(self._done, target))
+        return future
+
+    def _done(self, target: str, future: Future[_Tally]) -> None:
+        with self._lock:
+            self._busy.discard(target)
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # a database error, say: its alerts stay leased and are sent again when that ends
+            log.error("sending alerts to %s failed", safe_url(target), exc_info=error)
+
+    def close(self) -> None:
+        """Start no more sends; those under way end on their own (their timeouts bound them)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One recipient's alerts of a pass, ready to send: their ids and messages, and its target's rate limit."""
+
+    recipient_id: int
+    destination: Destination
+    alert_ids: list[int]
+    messages: list[AlertMessage]
+    limit: int
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a pass did with one target's alerts (summed into the :class:`DeliveryReport`)."""
+
+    sent: int = 0
+    digests: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def _deliver_to_target(
+    factory: sessionmaker[Session],
+    sender: Sender,
+    held: dict[int, datetime],
+    work: list[_Work],
+    sent_recently: int,
+    now: Callable[[], datetime],
+    started: datetime,
+) -> _Tally:
+    """Send one target's alerts of a pass, in order (``sent_recently``: its requests in the last minute).
+
+    Decisions, so that one township's dead or slow channel holds up nobody else's alerts:
+
+    * the pass delivers to :data:`PARALLEL_TARGETS` targets at once (or on the worker's :class:`SendingLanes`),
+      each target's alerts one after another in the order queued (per-target order and rate limits stay as they
+      were). A target that hangs holds up only its own alerts: a neighbouring township's new fire and the
+      county's escalations go out meanwhile;
+    * once the target times out, refuses the connection or says to wait (HTTP 429 with its ``Retry-After``, a
+      bot's rate-limit code), its remaining alerts of the pass are not sent: each is recorded as a failed attempt
+      with the same error, due again when the one that failed is (its backoff, or the ``Retry-After``). Then the
+      target is tried again with one alert at a time rather than all of them, each waiting out the same 10 s
+      timeout (ten fires of one township held everything behind them for 100 s) or hammering a platform that
+      asked to wait. They count as attempts, with the error, because they were due and could not be delivered:
+      a township's alert that was held back is an undelivered one for the escalation deadline and the retry
+      horizon, as if it had been tried. An error of the message itself (an HTTP 500, a bot's error code) holds
+      back nothing: the next alert may go through.
+    """
+    tally = _Tally()
+    requests = sent_recently
+    # (error, due again at) once the target was found unavailable in this pass.
+    unavailable: tuple[str, datetime] | None = None
+    for item in work:
+        alert_ids, messages, destination = item.alert_ids, item.messages, item.destination
+        if unavailable is not None:
+            _hold_back(factory, held, alert_ids, unavailable, now(), tally)
+            continue
+        capacity = item.limit - requests
         if capacity <= 0:
             _postpone(factory, alert_ids, started + timedelta(seconds=15))
             continue
         # Within the limit: one request per alert. Over it: everything due as one digest.
         groups = [[i] for i in range(len(messages))] if len(messages) <= capacity else [list(range(len(messages)))]
-        requests[destination.target] += len(groups)
+        requests += len(groups)
         for group in groups:
-            ids = _renew(factory, claimed, [alert_ids[i] for i in group], now())
+            if unavailable is not None:
+                _hold_back(factory, held, [alert_ids[i] for i in group], unavailable, now(), tally)
+                continue
+            ids = _renew(factory, held, [alert_ids[i] for i in group], now())
             if not ids:
                 continue  # another worker took them over after our lease ran out: it sends them
             kept = [i for i in group if alert_ids[i] in ids]
             try:
                 sender.send(destination, [messages[i] for i in kept])
             except DeliveryError as exc:
-                outcome = _failed(factory, ids, str(exc), exc.retry_after, now())
-                retried += outcome == "retry"
-                failed += outcome == "failed"
-                log.warning("alert %s to recipient %s failed: %s", ids, recipient.id, exc)
+                outcome, due = _failed_until(factory, ids, str(exc), exc.retry_after, now())
+                tally.retried += outcome == "retry"
+                tally.failed += outcome == "failed"
+                log.warning("alert %s to recipient %s failed: %s", ids, item.recipient_id, exc)
+                if exc.target_unavailable:
+                    unavailable = (str(exc), due)
                 continue
             _delivered(factory, ids, now(), digest=len(kept) > 1)
-            sent += len(ids)
-            digests += len(kept) > 1
-    return DeliveryReport(len(claimed), sent, digests, retried, failed, withdrawn)
+            tally.sent += len(ids)
+            tally.digests += len(kept) > 1
+    return tally
+
+
+def _hold_back(
+    factory: sessionmaker[Session],
+    held: dict[int, datetime],
+    alert_ids: list[int],
+    unavailable: tuple[str, datetime],
+    at: datetime,
+    tally: _Tally,
+) -> None:
+    """Record the alerts this worker still holds as failed attempts of an unavailable target, due again with the
+    alert that found it so (see :func:`_deliver_to_target`)."""
+    ids = _renew(factory, held, alert_ids, at)
+    if not ids:
+        return  # another worker took them over after our lease ran out
+    error, due = unavailable
+    outcome, _ = _failed_until(factory, ids, error, None, at, until=due)
+    tally.retried += outcome == "retry"
+    tally.failed += outcome == "failed"
+    log.info("alerts %s not sent: their target is unavailable (%s); due again at %s", ids, error, due)
 
 
 def _withdraw(factory: sessionmaker[Session], held: dict[int, datetime], lapsed: dict[int, str], at: datetime) -> int:
@@ -444,19 +618,40 @@ def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -
 
 def _failed(factory: sessionmaker[Session], ids: list[int], error: str, retry_after: float | None, at: datetime) -> str:
     """Record a failed attempt: retried later, or ``failed`` past the retry horizon (and the county told when that
-    leaves the township unreached, :func:`escalate_unreachable`). Made again from the fresh state when a phone's
+    leaves the township unreached, :func:`escalate_unreachable`); the outcome (:func:`_failed_until`)."""
+    return _failed_until(factory, ids, error, retry_after, at)[0]
+
+
+def _failed_until(
+    factory: sessionmaker[Session],
+    ids: list[int],
+    error: str,
+    retry_after: float | None,
+    at: datetime,
+    *,
+    until: datetime | None = None,
+) -> tuple[str, datetime]:
+    """Record a failed attempt as :func:`_failed` does; the outcome, and when the alerts are due again (the latest
+    of them). Due again after ``retry_after`` seconds when the platform said so, at ``until`` when given (alerts
+    held back behind another's failure), else after the backoff. Made again from the fresh state when a phone's
     concurrent move of the incident makes the escalation's write stale, as :func:`_delivered` is."""
     return retry_stale(
-        lambda: _record_failure(factory, ids, error, retry_after, at),
+        lambda: _record_failure(factory, ids, error, retry_after, at, until),
         "alerts %s: the incident moved while the failure was recorded; recording it again",
         ids,
     )
 
 
 def _record_failure(
-    factory: sessionmaker[Session], ids: list[int], error: str, retry_after: float | None, at: datetime
-) -> str:
+    factory: sessionmaker[Session],
+    ids: list[int],
+    error: str,
+    retry_after: float | None,
+    at: datetime,
+    until: datetime | None,
+) -> tuple[str, datetime]:
     outcome = "retry"
+    due = at
     with factory() as session, session.begin():
         given_up: list[Alert] = []
         for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
@@ -464,15 +659,23 @@ def _record_failure(
             alert.lease_until = None
             alert.last_error = error[:1000]
             delay = timedelta(seconds=retry_after) if retry_after else backoff(alert.attempts)
-            alert.next_attempt_at = at + delay
+            alert.next_attempt_at = until or at + delay
+            due = max(due, alert.next_attempt_at)
             if at - alert.created_at > RETRY_HORIZON:
                 alert.status = AlertStatus.FAILED.value
                 outcome = "failed"
                 given_up.append(alert)
         session.flush()  # the failures count in what escalate_unreachable reads
+        if given_up and session.get_bind().dialect.name == "postgresql":
+            # Targets are sent to side by side (and by several workers): two recipients' last alerts of one
+            # incident given up at once each saw the other still pending, and neither told the county. The
+            # incident's row, locked in id order, makes the second wait for the first and see its failure.
+            incident_ids = sorted({alert.incident_id for alert in given_up})
+            locking = select(Incident.id).where(Incident.id.in_(incident_ids)).order_by(Incident.id)
+            session.execute(locking.with_for_update())
         for alert in given_up:
             escalate_unreachable(session, alert, at)
-    return outcome
+    return outcome, due
 
 
 #: States in which the township has not answered the fire yet: the ones an unreached township leaves it in.
@@ -621,16 +824,17 @@ def escalate_as_unreachable(
     supervisors (:func:`escalate`, inside the caller's transaction); the unit whose supervisors were alerted, or
     None.
 
-    The event's note says so ("the township could not be reached: the new-fire alert to DEMO01 {why} …") and its
-    data names the unit, the recipients not reached and the last error (``{"unreachable": {...}}``), and why in
-    words the dashboard translates (``cause``: :func:`escalation_record`). The county's alert is of the round of
-    this moment (:func:`alert_round` of ``at``): that is how its message knows to say why
-    (:func:`escalation_reason`)."""
+    The event's note says so ("the township could not be reached: the new-fire alert to DEMO01 {why} …"; "the
+    unit …" for a fire with no township, whose unit is its county or district) and its data names the unit, the
+    recipients not reached and the last error (``{"unreachable": {...}}``), and why in words the dashboard
+    translates (``cause``: :func:`escalation_record`). The county's alert is of the round of this moment
+    (:func:`alert_round` of ``at``): that is how its message knows to say why (:func:`escalation_reason`)."""
+    township = bool(alerts.unit) and alerts.unit == incident.township_code
     to = escalate(
         session,
         incident,
         note=(
-            f"the township could not be reached: the new-fire alert to {alerts.unit} {why} "
+            f"the {'township' if township else 'unit'} could not be reached: the new-fire alert to {alerts.unit} {why} "
             f"(recipients {', '.join(map(str, alerts.recipients))}; last error: {alerts.error})"
         ),
         record={
@@ -640,8 +844,21 @@ def escalate_as_unreachable(
         round_no=alert_round(at),
         at=at,
     )
-    log.warning("incident %s escalated: township %s could not be reached", incident.id, alerts.unit)
+    log.warning("incident %s escalated: %s could not be reached", incident.id, unit_label(incident, alerts.unit))
     return to
+
+
+def unit_label(incident: Incident, code: str) -> str:
+    """The incident's unit ``code`` as a log names it, worded by its level (pure): ``township DEMO01 (北岗镇)`` for
+    its township, ``unit 220102 (南关区)`` for its county-level unit (a county, a district: a fire with no township
+    is its county's to act on), with the name when the incident carries one."""
+    if code and code == incident.township_code:
+        return "township " + _named(code, incident.township_name)
+    return "unit " + _named(code, incident.county_name if code == incident.county_code else None)
+
+
+def _named(code: str, name: str | None) -> str:
+    return f"{code} ({name})" if name and name != code else code
 
 
 def escalation_record(cause: str, limit: timedelta | None = None, counted_from: str | None = None) -> dict[str, Any]:

@@ -86,7 +86,9 @@ def _read(row: Recipient) -> RecipientRead:
         unit_code=row.unit_code,
         channel=Channel(row.channel),
         role=RecipientRole(row.role),
-        target_host=safe_url(row.target.partition("#")[0]),
+        # An e-mail address is where the alerts go, nothing secret in it; any other target is a URL whose path,
+        # query and user part may hold a key (scheme and host only).
+        target_host=row.target if Channel(row.channel) is Channel.EMAIL else safe_url(row.target.partition("#")[0]),
         has_secret=bool(row.secret),
         rate_per_min=row.rate_per_min,
         active=row.active,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.channels import ChannelSender, Sender, SmtpSettings
 from service.alerts.escalation import Deadlines, EscalationReport, escalate_due
-from service.alerts.outbox import DeliveryReport, deliver_due, retry_stale
+from service.alerts.outbox import DeliveryReport, SendingLanes, deliver_due, retry_stale
 from service.config import AlertSettings, DeadlineSettings
 from service.db import utcnow
 from service.status.service import ALERT_WORKER, error_text, record_run
@@ -46,9 +46,16 @@ def sender_from(settings: AlertSettings, client: httpx.Client | None = None) -> 
 
 
 def run_once(
-    factory: sessionmaker[Session], sender: Sender, settings: AlertSettings, now: datetime | None = None
+    factory: sessionmaker[Session],
+    sender: Sender,
+    settings: AlertSettings,
+    now: datetime | None = None,
+    *,
+    lanes: SendingLanes | None = None,
 ) -> tuple[EscalationReport, DeliveryReport]:
-    """One pass: apply deadlines (queueing reminders/escalations), then deliver what is due."""
+    """One pass: apply deadlines (queueing reminders/escalations), then deliver what is due (on ``lanes``, the
+    worker's sending threads, when given: a target that hangs does not hold up the next pass; see
+    :func:`~service.alerts.outbox.deliver_due`)."""
     at = now or utcnow()
     per_county = {code: deadlines_of(d) for code, d in settings.county_deadlines.items()}
 
@@ -60,7 +67,9 @@ def run_once(
             return escalate_due(session, at, default=deadlines_of(settings.deadlines), per_county=per_county)
 
     escalation = retry_stale(escalate, "an incident moved during the escalation pass; judging the pass again")
-    delivery = deliver_due(factory, sender, base_url=settings.public_base_url, now=(lambda: at) if now else utcnow)
+    delivery = deliver_due(
+        factory, sender, base_url=settings.public_base_url, now=(lambda: at) if now else utcnow, lanes=lanes
+    )
     return escalation, delivery
 
 
@@ -78,7 +87,9 @@ class AlertWorker(threading.Thread):
     """A daemon thread calling :func:`run_once` every ``poll_interval_s`` until stopped.
 
     Its passes are recorded for the system status (:mod:`service.status`): every failure, and a success at most
-    once a minute (a pass every few seconds need not write a row every few seconds).
+    once a minute (a pass every few seconds need not write a row every few seconds). It sends on
+    :class:`~service.alerts.outbox.SendingLanes` of its own: one township's channel that hangs holds up neither the
+    next pass's deadlines nor any other target's alerts.
     """
 
     RECORD_EVERY: timedelta = timedelta(minutes=1)
@@ -89,13 +100,14 @@ class AlertWorker(threading.Thread):
         self._settings = settings
         self._sender = sender or sender_from(settings)
         self._stop_event = threading.Event()
+        self._lanes = SendingLanes()
 
     def run(self) -> None:
         """Loop until :meth:`stop`; an error in one pass is logged and the next pass runs anyway."""
         recorded: datetime | None = None
         while not self._stop_event.is_set():
             try:
-                run_once(self._factory, self._sender, self._settings)
+                run_once(self._factory, self._sender, self._settings, lanes=self._lanes)
             except Exception as exc:  # a worker that dies silently would stop every alert
                 log.exception("alert worker pass failed")
                 record_pass(self._factory, ok=False, error=error_text(exc))
@@ -107,6 +119,7 @@ class AlertWorker(threading.Thread):
             self._stop_event.wait(self._settings.poll_interval_s)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the loop to end and wait for it."""
+        """Ask the loop to end and wait for it; sends under way end on their own (their timeouts bound them)."""
         self._stop_event.set()
         self.join(timeout)
+        self._lanes.close()

@@ -103,4 +103,5 @@ def get_evidence_file(
     path = service.path_of(settings, row.sha256)
     if not path.is_file():
         raise NotFoundError(f"the file of evidence {row.sha256[:12]}… is missing from the evidence folder")
-    return FileResponse(path, media_type=row.content_type, filename=row.filename)
+    # Downloaded under its sha256 and real type, whatever name it was uploaded with (service.download_name).
+    return FileResponse(path, media_type=row.content_type, filename=service.download_name(row))

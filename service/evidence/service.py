@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -135,6 +136,48 @@ def position_record(
     }
 
 
+#: The file name extensions of each stored photo type; the first is the one a name is given.
+EXTENSIONS = {
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/webp": (".webp",),
+    "image/heif": (".heic", ".heif"),
+    "image/avif": (".avif",),
+}
+# Characters a shown photo name keeps besides letters and digits (any script): nothing markup, a shell, a path or a
+# spreadsheet formula gives a meaning to.
+_NAME_PUNCTUATION = frozenset(" ._-()")
+_NAME_CHARS = 120
+
+
+def display_name(filename: str, content_type: str) -> str:
+    """The name a photo is listed under (``Evidence.filename``, the API's ``filename``, the upload event's note):
+    the phone's own name (``IMG_2034.jpg``) made harmless wherever it is shown, by decision.
+
+    Its last path part only (``/`` and ``\\`` both separate), every character but letters, digits and `` ._-()``
+    replaced by ``_``, starting with a letter or digit (no ``=`` formula in a spreadsheet, no hidden ``.`` file), at
+    most 120 characters, and ending with an extension of the photo's real type (``.html`` typed on a JPEG becomes
+    ``.jpg``): ``../../etc/<script>x</script>.html`` is listed as ``script.jpg``. The file itself is downloaded
+    under :func:`download_name`."""
+    base = re.split(r"[/\\]", filename)[-1]
+    stem, dot, typed = base.rpartition(".")
+    if not dot:
+        stem, typed = base, ""
+    extensions = EXTENSIONS.get(content_type, (".bin",))
+    # As the phone wrote it when it is one of the type's (IMG_1.JPG stays); a known extension is plain ASCII.
+    extension = f".{typed}" if f".{typed.lower()}" in extensions else extensions[0]
+    cleaned = "".join(
+        ch if (ch.isalnum() and unicodedata.category(ch)[0] in "LN") or ch in _NAME_PUNCTUATION else "_" for ch in stem
+    )
+    return (cleaned.lstrip(" ._-()")[: _NAME_CHARS - len(extension)].rstrip(" ._-(") or "photo") + extension
+
+
+def download_name(row: Evidence) -> str:
+    """The name a photo is downloaded under (``Content-Disposition``): its sha256 and its real type's extension,
+    never what was typed at upload (a name like ``x.html`` saved a photo as a page the browser would open)."""
+    return row.sha256 + EXTENSIONS.get(row.content_type, (".bin",))[0]
+
+
 def evidence_dir(settings: Settings) -> Path:
     """The folder evidence files live in."""
     return settings.evidence.directory or settings.data_dir / "evidence"
@@ -212,7 +255,7 @@ def store_evidence(
         sha256=digest,
         content_type=facts.content_type,
         size_bytes=len(data),
-        filename=Path(filename).name[:200],
+        filename=display_name(filename, facts.content_type),
         uploaded_by=actor.username,
         taken_at=facts.taken_at,
         latitude=facts.latitude,

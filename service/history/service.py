@@ -56,7 +56,7 @@ class HistoryFileSummary:
 
 
 def history_coverage(session: Session, indexes: RegionIndexCache) -> Coverage:
-    """The imported units' area widened by the tolerance (the coarsest level, as screening uses).
+    """The imported township and county units' area widened by the tolerance (as screening uses).
 
     Raises:
         InputError: no units are imported: without them every hotspot of the archive would be kept.
@@ -64,7 +64,8 @@ def history_coverage(session: Session, indexes: RegionIndexCache) -> Coverage:
     coverage = units_coverage(session, indexes)
     if coverage is None:
         raise InputError(
-            "no administrative units are imported: history is kept for the covered area only; "
+            "no administrative units are imported at township or county level: history is kept for the covered "
+            "area only; "
             "run `strawfire regions import` first"
         )
     return coverage

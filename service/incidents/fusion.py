@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import shapely
 
 
@@ -124,12 +125,35 @@ class Located:
     source_key: str = ""
 
 
+# The WGS-84 ellipsoid: semi-major axis (m) and first eccentricity squared.
+_WGS84_A = 6_378_137.0
+_WGS84_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
+
+
+def metres_per_degree(latitude: float) -> tuple[float, float]:
+    """Metres per degree of longitude and of latitude at ``latitude`` on the WGS-84 ellipsoid (the radii of
+    curvature in the prime vertical and the meridian; a degree of longitude is taken no shorter than 1 % of one of
+    latitude, so that a region at a pole still buffers)."""
+    phi = math.radians(latitude)
+    w = 1.0 - _WGS84_E2 * math.sin(phi) ** 2
+    per_lat = math.radians(1.0) * _WGS84_A * (1.0 - _WGS84_E2) / w**1.5
+    per_lon = math.radians(1.0) * _WGS84_A * math.cos(phi) / math.sqrt(w)
+    return max(per_lon, 0.01 * per_lat), per_lat
+
+
 def _buffered(geometry: shapely.Geometry, buffer_m: float, latitude: float) -> shapely.Geometry:
+    """``geometry`` widened by ``buffer_m`` metres in every direction (``incidents.link_buffer_m``).
+
+    Buffered in a local metric frame (x and y scaled by the metres per degree of longitude and of latitude at
+    ``latitude``), then scaled back: a buffer in degrees of longitude, as it was, reached 694 m north and south for
+    500 m at 44° N, and linked observations that far apart. Over the few kilometres a region spans the scale varies
+    by well under 0.1 %."""
     if buffer_m <= 0:
         return geometry
-    # Degrees per metre at this latitude; the buffer is a gate, not a measurement, so this is precise enough.
-    deg = buffer_m / (111_320.0 * max(0.1, math.cos(math.radians(latitude))))
-    return shapely.buffer(geometry, deg)
+    per_lon, per_lat = metres_per_degree(latitude)
+    to_metres = np.array([per_lon, per_lat])
+    in_metres = shapely.transform(geometry, lambda coords: coords * to_metres)
+    return shapely.transform(shapely.buffer(in_metres, buffer_m), lambda coords: coords / to_metres)
 
 
 def linked_incidents(new: ObservationIn, existing: Iterable[Located], windows: FusionWindows) -> list[int]:

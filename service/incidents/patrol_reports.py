@@ -20,6 +20,11 @@ Decisions (what township teams, county supervisors and evaluators expect of it):
   or even which township, burns. ``observed_at`` (default: when the report arrives) may be up to
   :data:`~service.evidence.service.CLOCK_SKEW` ahead of the server clock (a fast phone clock; stored as the server
   time) and at most :data:`MAX_AGE` old.
+* **Coordinates from a phone map.** Coordinates typed in say their system (``crs``): ``wgs84`` (the default) and
+  ``cgcs2000`` are GPS's, ``gcj02`` is what Amap, WeChat and Tencent show, ``bd09`` Baidu's. They are converted to
+  WGS-84 (:mod:`service.regions.crs`) before anything else, and the details keep the system and the coordinates as
+  sent (``crs``, ``position_as_sent``): Amap's numbers taken as WGS-84 land 550–600 m off around Changchun, often in
+  the neighbouring township or county.
 * **Reporting first is what counts.** A report that joins an incident already known from another source (a camera
   alerted the township ten minutes before) is stored no earlier than that incident's earliest observation, whatever
   time the phone claims: the credit is for finding *and reporting* a fire before anyone else did, and a claimed
@@ -47,8 +52,9 @@ Decisions (what township teams, county supervisors and evaluators expect of it):
   acknowledgement and arrival. Its report is treated as another township's: the township is alerted and the
   incident is not moved by the reporter; taking it on would have left the township untold and charged with a missed
   acknowledgement. Only a fire with no township, which the county answers itself, is taken on by it.
-* **Outside every unit.** A position in no imported township or county (nor within the assignment tolerance of
-  one) is refused (422 naming ``latitude/longitude``; nothing stored): the incident would belong to no unit, the
+* **Outside every unit.** A position (the point itself, not its uncertainty circle: a 500 m circle had stretched
+  the 500 m tolerance to a kilometre) in no imported township or county, nor within the assignment tolerance of
+  one, is refused (422 naming ``latitude/longitude``; nothing stored): the incident would belong to no unit, the
   reporter could not see it, and no township would be alerted. It is a wrong fix or mistyped coordinates (0, 0;
   latitude and longitude swapped) far more often than a fire the service should keep; a fire beyond the imported
   area is not this service's to follow. With no townships or counties imported at all, every report is refused
@@ -69,8 +75,9 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import shapely
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shapely import affinity
@@ -89,6 +96,7 @@ from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.sources import fusion_windows, repeat_site_rule
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident, Observation
+from service.regions.crs import SourceCRS, to_wgs84_xy
 from service.regions.service import RegionIndexCache
 from service.stats.queries import responsible_unit
 
@@ -125,6 +133,9 @@ class PatrolReportIn(BaseModel):
     # Numbers only (strict: "44.3" or true is refused, not converted), finite.
     latitude: float = Field(ge=-90, le=90, strict=True)
     longitude: float = Field(ge=-180, le=180, strict=True)
+    # The system the coordinates are in: GPS's (wgs84, cgcs2000, the same within a metre) or a phone map's typed
+    # from it (gcj02: Amap, WeChat, Tencent; bd09: Baidu); converted to WGS-84 on arrival.
+    crs: Literal["wgs84", "cgcs2000", "gcj02", "bd09"] = "wgs84"
     # The Geolocation API's accuracy (m, 95 % radius); absent for coordinates typed in by hand.
     accuracy_m: float | None = Field(None, ge=0, le=MAX_ACCURACY_M, strict=True)
     # When the team saw the fire (the fix's time); default: when the report arrives.
@@ -132,6 +143,11 @@ class PatrolReportIn(BaseModel):
     note: str = Field("", max_length=2000)
     # Drawn once per report by the phone: a retry of the same report is answered with the same incident.
     report_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+    def wgs84(self) -> tuple[float, float]:
+        """The position as WGS-84 ``(latitude, longitude)``: the coordinates sent, converted from :attr:`crs`."""
+        lon, lat = to_wgs84_xy(SourceCRS(self.crs), np.array([self.longitude]), np.array([self.latitude]))
+        return float(lat[0]), float(lon[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +194,7 @@ def patrol_observation(
     """The observation a report becomes; ``reporter_unit`` only from a patrol user's own account."""
     accuracy = report.accuracy_m
     radius = max(accuracy if accuracy is not None else DEFAULT_ACCURACY_M, MIN_RADIUS_M)
+    latitude, longitude = report.wgs84()
     details: dict[str, Any] = {
         "reporter": reporter.username,
         "accuracy_m": accuracy,
@@ -186,6 +203,9 @@ def patrol_observation(
     }
     if reporter.role is Role.PATROL and reporter.unit_code:
         details["reporter_unit"] = reporter.unit_code
+    if report.crs != "wgs84":  # the system the team typed in, and what it typed, beside the converted position
+        details["crs"] = report.crs
+        details["position_as_sent"] = f"{report.latitude}, {report.longitude}"
     if report.note.strip():
         details["note"] = report.note.strip()
     report_id = report.report_id or uuid.uuid4().hex
@@ -193,20 +213,22 @@ def patrol_observation(
         kind=ObservationKind.PATROL,
         source_key=f"patrol:{reporter.username}:{report_id}",
         observed_at=observed_at,
-        latitude=report.latitude,
-        longitude=report.longitude,
-        region=uncertainty_circle(report.latitude, report.longitude, radius),
+        latitude=latitude,
+        longitude=longitude,
+        region=uncertainty_circle(latitude, longitude, radius),
         confidence=CONFIDENCE,
         details=details,
     )
 
 
 def require_a_unit(session: Session, observation: ObservationIn, indexes: RegionIndexCache) -> None:
-    """Refuse a report whose uncertainty circle no township or county takes (see the module docstring): the same
-    assignment the incident would get (:func:`service.incidents.service.assign_incident`), before anything is
-    stored."""
+    """Refuse a report whose position no township or county takes, inside or within the assignment tolerance (see
+    the module docstring), before anything is stored.
+
+    The point, not the uncertainty circle: "within 500 m of a unit" is the rule the README states for a position,
+    and a circle of up to 500 m reaching a unit had let a position almost a kilometre outside through."""
     levels = list(incidents.region_indexes(session, indexes).values())
-    if any(index.assign_footprint(observation.region).primary is not None for index in levels):
+    if any(index.assign_point(observation.longitude, observation.latitude).code is not None for index in levels):
         return
     where = f"nor within {levels[0].tolerance_m:g} m of one" if levels else "none are imported"
     raise InputError(
@@ -250,10 +272,11 @@ def _take_on(
         return IncidentState(incident.state) is IncidentState.ON_SITE
     position = None
     if report.accuracy_m is not None:  # a phone's fix; typed-in coordinates prove nobody's presence
+        latitude, longitude = report.wgs84()
         position = position_record(
             incident,
-            latitude=report.latitude,
-            longitude=report.longitude,
+            latitude=latitude,
+            longitude=longitude,
             accuracy_m=report.accuracy_m,
             at=observed_at,
             settings=settings,

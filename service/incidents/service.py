@@ -211,17 +211,38 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
 
     The county is the chosen township's own (its parent, when that county is loaded), not the county level's
     largest share on its own: a pixel across a county border could otherwise land in one county's township and
-    the other county, and the township's own supervisors would not see it."""
+    the other county, and the township's own supervisors would not see it.
+
+    The status follows the incident's point (``incident.latitude``/``longitude``, the locating observation's) as
+    :meth:`~service.regions.index.RegionIndex.assign_footprint` decides it; the certainty is the chosen unit's share
+    of the region, whatever the status. A region at the edge of the imported area — its centre outside every unit,
+    the region overlapping one (a satellite pixel centred 558 m outside 九台区 with 2.4 % of its area in it) — is
+    ``nearest``, not ``inside``, and still assigned to the unit it overlaps most, decided so:
+
+    * **Alerted.** The fire may well be on the unit's side of the boundary (a pixel's fire can be anywhere in it),
+      and a fire just across it is worth the township's look: its team is alerted as for any fire, and closes it as
+      a false alarm ``out_of_area`` when it finds the fire beyond the boundary.
+    * **Counted** in the unit's fire points as any assigned incident (reports count by the assigned unit), until
+      the field closes it ``out_of_area`` or a supervisor reassigns it; the status ``nearest``, the certainty (the
+      unit's share) and the ``outside`` candidate below show supervisors and evaluators that it is an edge case.
+    * **The outside share** is a candidate of its own per level, ``{"level", "code": None, "name": None, "share",
+      "outside": True}``, after the units' candidates whenever part of the region lies beyond every unit of that
+      level (a candidate list without it had read as if the units shared the whole pixel)."""
     candidates: list[dict[str, Any]] = []
     incident.township_code = incident.township_name = None
     incident.county_code = incident.county_name = None
     incident.assignment_status = AssignStatus.OUTSIDE.value
     incident.assignment_certainty = 0.0
     township_parent: str | None = None
+    centre = (incident.longitude, incident.latitude)
     for level, index in sorted(levels.items(), key=lambda item: item[0] is not RegionLevel.TOWNSHIP):
-        result = index.assign_footprint(region)
+        result = index.assign_footprint(region, centre)
         for share in result.shares:
             candidates.append({"level": level.value, "code": share.code, "name": share.name, "share": share.share})
+        if result.shares and result.outside_share > 1e-6:  # not rounding errors of a region inside
+            candidates.append(
+                {"level": level.value, "code": None, "name": None, "share": result.outside_share, "outside": True}
+            )
         primary = result.primary
         if primary is None:
             continue
@@ -236,7 +257,7 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
         # The finest level decides the status and certainty shown to people.
         if incident.assignment_status == AssignStatus.OUTSIDE.value:
             incident.assignment_status = result.status.value
-            incident.assignment_certainty = primary.share if result.status is AssignStatus.INSIDE else 0.0
+            incident.assignment_certainty = primary.share
     incident.assignment_candidates = json.dumps(candidates, ensure_ascii=False)
 
 

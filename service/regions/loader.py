@@ -193,6 +193,29 @@ def _decode_geojson(raw: bytes, path: Path, notes: list[str]) -> str:
 _DEGREES_CRS = (CRS.from_epsg(4326), CRS.from_epsg(4490))
 
 
+#: Names a GeoJSON ``crs`` member gives the offset systems, which have no EPSG code (pyproj knows none of them), as
+#: :func:`_offset_system_named` reduces them (lower case, letters and digits only, after the last colon).
+_OFFSET_SYSTEM_NAMES = {
+    "gcj02": "gcj02",
+    "gcj": "gcj02",
+    "gcj02ll": "gcj02",
+    "amap": "gcj02",
+    "gaode": "gcj02",
+    "mars": "gcj02",
+    "bd09": "bd09",
+    "bd09ll": "bd09",
+    "baidu": "bd09",
+}
+_OFFSET_SYSTEM_LABELS = {"gcj02": "GCJ-02", "bd09": "BD-09"}
+
+
+def _offset_system_named(declared: str) -> str | None:
+    """``gcj02`` or ``bd09`` when a ``crs`` member's name is one of theirs (``GCJ02``, ``GCJ-02``, ``bd09ll``,
+    ``urn:…:GCJ02``), else None."""
+    key = "".join(ch for ch in declared.strip().lower().rsplit(":", 1)[-1] if ch.isalnum())
+    return _OFFSET_SYSTEM_NAMES.get(key)
+
+
 def _crs_member_note(data: Mapping[str, Any], crs: SourceCRS) -> str | None:
     """A note when a GeoJSON's ``crs`` member (GeoJSON 2008; RFC 7946 dropped it) contradicts the CRS the import was
     given, or names a CRS pyproj does not know; None when it agrees or is absent.
@@ -207,6 +230,13 @@ def _crs_member_note(data: Mapping[str, Any], crs: SourceCRS) -> str | None:
     if not isinstance(declared, str) or not declared.strip():
         return None
     read_as = f"the coordinates were read as {crs}, the CRS the import was given; check which is right"
+    # GCJ-02 and BD-09 are named by tools that write them (a "GCJ02" member with --crs gcj02 was warned about as a
+    # CRS pyproj does not know): they agree with the same --crs and contradict any other.
+    offset = _offset_system_named(declared)
+    if offset is not None:
+        if crs.name == offset:
+            return None
+        return f"the file's 'crs' member declares {declared} ({_OFFSET_SYSTEM_LABELS[offset]}), not {crs}: {read_as}"
     try:
         named = CRS.from_user_input(declared)
     except CRSError:

@@ -342,15 +342,24 @@ def loaded_levels(session: Session) -> list[RegionLevel]:
     return [level for level in reversed(RegionLevel) if level.value in present]
 
 
-def units_coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
-    """The imported units' area widened by the assignment tolerance, or None when no units are imported.
+#: The levels an incident is assigned to (:func:`service.incidents.service.region_indexes`), hence the levels whose
+#: area satellite coverage is.
+ASSIGNED_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
 
-    The coarsest level covers the whole area; its cached index keeps the widened outline between calls.
+
+def units_coverage(session: Session, indexes: RegionIndexCache) -> list[shapely.Polygon | shapely.MultiPolygon] | None:
+    """The area of the units incidents are assigned to — the township and county levels, united — widened by the
+    assignment tolerance; None when neither level is imported (no hotspot could be given to anyone).
+
+    Why not the coarsest level: importing the province's cities after Changchun's counties (for the report's
+    outlines, or escalation parents) widened coverage to all of Jilin, and fires in 吉林市 became incidents with no
+    township or county, alerted to no one. Each level's cached index keeps its widened outline between calls; the
+    union of both levels is cached by the two indexes it was made from.
     """
-    levels = loaded_levels(session)
+    levels = [level for level in ASSIGNED_LEVELS if level in loaded_levels(session)]
     if not levels:
         return None
-    return indexes.get(session, levels[-1]).coverage()
+    return indexes.coverage(session, levels)
 
 
 class RegionIndexCache:
@@ -364,6 +373,8 @@ class RegionIndexCache:
         self._tolerance_m = tolerance_m
         self._lock = threading.Lock()
         self._indexes: dict[RegionLevel, tuple[int, RegionIndex]] = {}
+        # The last union of several levels' coverage, with the indexes it was made from.
+        self._coverage: tuple[tuple[RegionIndex, ...], list[shapely.Polygon]] | None = None
 
     def get(self, session: Session, level: RegionLevel) -> RegionIndex:
         """The index of ``level``; :class:`NotFoundError` when the level has no units."""
@@ -378,3 +389,19 @@ class RegionIndexCache:
         with self._lock:
             self._indexes[level] = (version, index)
         return index
+
+    def coverage(self, session: Session, levels: Sequence[RegionLevel]) -> list[shapely.Polygon | shapely.MultiPolygon]:
+        """The union of ``levels``' widened outlines (:meth:`RegionIndex.coverage`), computed once per set of
+        indexes (a re-import of either level builds a new index, and so a new union)."""
+        built = tuple(self.get(session, level) for level in levels)
+        if len(built) == 1:
+            return built[0].coverage()
+        with self._lock:
+            cached = self._coverage
+            if cached is not None and cached[0] == built:  # the same index objects (no __eq__: identity)
+                return list(cached[1])
+        merged = shapely.union_all([part for index in built for part in index.coverage()])
+        parts = [g for g in shapely.get_parts(merged) if isinstance(g, shapely.Polygon)]
+        with self._lock:
+            self._coverage = (built, parts)
+        return list(parts)

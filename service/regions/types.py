@@ -66,7 +66,12 @@ class UnitShare:
 
 @dataclass(frozen=True, slots=True)
 class FootprintAssignment:
-    """Every unit a footprint touches, largest share first, plus the part outside all units."""
+    """Every unit a footprint touches, largest share first, plus the part outside all units.
+
+    ``status`` follows the footprint's centre (:meth:`service.regions.index.RegionIndex.assign_footprint`):
+    ``nearest`` with shares is a footprint at the edge, its centre outside every unit. ``distance_m``: 0 inside;
+    for ``nearest``, the centre's geodesic distance to the nearest unit when the footprint overlaps one, else the
+    footprint's own distance to the unit; None outside."""
 
     status: AssignStatus
     shares: tuple[UnitShare, ...]

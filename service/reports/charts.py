@@ -386,7 +386,7 @@ def map_page(data: ReportData, labels: Labels) -> Figure:
     else:
         _no_data(ax, labels)
     ax.set_xlabel(labels.t("经度", "longitude") + " (°E, WGS-84)")
-    ax.set_ylabel(labels.t("纬度", "latitude") + " (°N)")
+    ax.set_ylabel(labels.t("纬度", "latitude") + " (°N, WGS-84)")
     handles = [
         Line2D(
             [],

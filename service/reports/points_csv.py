@@ -6,7 +6,7 @@ One row per fire point (merged duplicates excluded), in time order, with Chinese
 序号                     row number
 县（市、区）代码/名称       county code and name
 乡镇（街道）代码/名称       township code and name
-经度, 纬度                longitude, latitude (WGS-84, 6 decimals)
+经度(WGS-84), 纬度(WGS-84)  longitude, latitude (WGS-84, 6 decimals, as the headings say: not GCJ-02)
 发现时间                  first observation, Beijing time (UTC+8), ``YYYY-MM-DD HH:MM``
 卫星过境时间              the first satellite observation (pass time), if a satellite saw it
 来源                      卫星 / 视频 / 无人机 / 巡查 (a patrol's report), joined with ``+`` when several saw it
@@ -48,8 +48,8 @@ HEADER = [
     "县（市、区）",
     "乡镇（街道）代码",
     "乡镇（街道）",
-    "经度",
-    "纬度",
+    "经度(WGS-84)",
+    "纬度(WGS-84)",
     "发现时间",
     "卫星过境时间",
     "来源",

@@ -32,11 +32,21 @@ Decisions:
   reopened or moved there) within the last 24 h (:data:`service.alerts.escalation.CATCH_UP`); older ones (after an
   upgrade, a township's first recipient added late, the DEMO inbox retired) wait for a supervisor, and are listed
   until someone deals with them.
+* **Alert links nobody can open are a problem** (``alert_links_unreachable``): every alert's "详情与签收" link (where
+  a township team acknowledges) is built on ``alerts.public_base_url`` (``STRAWFIRE_ALERTS__PUBLIC_BASE_URL``), whose
+  default ``http://127.0.0.1:8000`` is the server's own loopback address: no phone can open it. It is reported while
+  real recipients (active, not the DEMO inbox's) exist and the base URL is not an absolute http(s) URL, or its host
+  is loopback (``localhost``, ``127.x``, ``::1``), unspecified (``0.0.0.0``) or link-local; a loopback URL on
+  another port than the configured one is named as such too. An intranet address (``10.x``, ``192.168.x``) or any
+  host name is taken as meant: phones on the county's network or VPN reach it, and the status cannot tell. Blind
+  cameras and failing parts come first: these alerts still arrive, with the place and a map link.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,10 +60,11 @@ from sqlalchemy.orm import Session
 from satellite.errors import redact
 from service.alerts.coverage import Uncovered, uncovered_units
 from service.alerts.escalation import CATCH_UP, left_untold
-from service.alerts.tables import Alert, AlertStatus
+from service.alerts.tables import Alert, AlertStatus, Recipient
 from service.cameras.health import EXPIRED_FRAMES, HealthState, preset_health
 from service.config import Settings
 from service.db import driver_message
+from service.demo_inbox import is_demo_recipient
 from service.incidents.fusion import ObservationKind
 from service.incidents.tables import Observation
 from service.status.tables import ComponentRun
@@ -62,6 +73,8 @@ from video.sources import redact_url
 ALERT_WORKER: Final = "alerts.worker"
 #: The component of the problems about units nobody is alerted for (recipients are the alerts' configuration).
 RECIPIENTS: Final = "alerts.recipients"
+#: The component of the problem about the links in alerts (the setting they are built on).
+PUBLIC_BASE_URL: Final = "alerts.public_base_url"
 FIRMS_PREFIX: Final = "firms:"
 #: A stored error is cut to this many characters (they are redacted by whoever records them).
 ERROR_CHARS: Final = 500
@@ -420,6 +433,60 @@ def _recipient_problems(uncovered: Uncovered) -> list[Problem]:
     return out
 
 
+def unreachable_base_url(base_url: str, port: int) -> str | None:
+    """Why links built on ``base_url`` cannot be opened on a township team's phone (words describing the URL: "a
+    loopback address"), or None when they can be as far as the URL tells. ``port``: the port this server is
+    configured to listen on (``settings.port``), named when a loopback URL does not even point at it."""
+    try:
+        parts = urllib.parse.urlsplit(base_url.strip())
+        host, url_port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, a bracket left open
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "not an absolute http(s) URL"
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    named_loopback = host in ("localhost", "localhost.localdomain") or host.endswith(".localhost")
+    if named_loopback or (address is not None and address.is_loopback):
+        why = "a loopback address"
+    elif address is not None and address.is_unspecified:
+        return "an unspecified address (a listening address, not one to open)"
+    elif address is not None and address.is_link_local:
+        return "a link-local address"
+    else:
+        return None
+    effective_port = url_port or (443 if parts.scheme == "https" else 80)
+    if effective_port != port:
+        why += f", not even on this server's port ({port})"
+    return why
+
+
+def real_recipients(session: Session) -> int:
+    """How many active recipients are people's (the DEMO inbox's own recipients left out)."""
+    active = session.scalars(select(Recipient).where(Recipient.active.is_(True)))
+    return sum(1 for recipient in active if not is_demo_recipient(recipient))
+
+
+def alert_links_problem(settings: Settings, recipients: int) -> Problem | None:
+    """The ``alert_links_unreachable`` problem when ``recipients`` (real, active: :func:`real_recipients`) get
+    alerts whose links cannot be opened (:func:`unreachable_base_url`); pure. Also logged by ``strawfire serve``
+    at its start. ``items``: the base URL, any password in it masked."""
+    base_url = settings.alerts.public_base_url
+    why = unreachable_base_url(base_url, settings.port)
+    if not recipients or why is None:
+        return None
+    shown = redact_url(base_url)
+    message = (
+        f"the links in the alerts of {recipients} active recipient(s) point to {shown} "
+        f"(alerts.public_base_url), {why}: no phone can open them, so township teams cannot open or acknowledge "
+        "their fires from the message; set STRAWFIRE_ALERTS__PUBLIC_BASE_URL to the dashboard's address as the "
+        "teams reach it (e.g. https://strawfire.example.gov.cn)"
+    )
+    return Problem("alert_links_unreachable", PUBLIC_BASE_URL, message, recipients, (shown,))
+
+
 def system_status(session: Session, settings: Settings, *, now: datetime) -> SystemStatus:
     """The whole picture, read in one session."""
     alerts = alerts_status(session, settings, now=now)
@@ -429,6 +496,8 @@ def system_status(session: Session, settings: Settings, *, now: datetime) -> Sys
     for preset in presets:
         cameras[preset["state"]] += 1
     problems = problems_of(alerts, parts, presets, uncovered_units(session), left_untold(session, now))
+    links = alert_links_problem(settings, real_recipients(session))
+    problems += [links] if links else []  # the least urgent: these alerts arrive, with the place and a map link
     return SystemStatus(
         "degraded" if problems else "ok",
         now,

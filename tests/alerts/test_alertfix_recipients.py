@@ -286,7 +286,12 @@ def test_the_api_disables_repoints_and_refuses_duplicates(
         assert client.patch("/api/v1/recipients/1", json={"active": None}).status_code == 422
         assert client.patch("/api/v1/recipients/1", json={"unit_code": "DEMO02"}).status_code == 422
         assert client.patch("/api/v1/recipients/99", json={"active": False}).status_code == 404
+        # An e-mail recipient is listed with its address (it read ":///…", a URL's scheme and host of nothing).
+        mail = {"name": "值班邮箱", "unit_code": "DEMO00", "channel": "email", "target": "duty@example.org"}
+        created = client.post("/api/v1/recipients", json={**mail, "role": "county"})
+        assert created.status_code in (200, 201), created.text
+        assert created.json()["target_host"] == "duty@example.org"
         listed = {r["id"]: r["active"] for r in client.get("/api/v1/recipients").json()}
-    assert listed == {1: True, 2: True}
+    assert listed == {1: True, 2: True, 3: True}
     with factory() as session:
         assert session.get_one(Recipient, 2).role == RecipientRole.COUNTY.value

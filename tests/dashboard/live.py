@@ -305,7 +305,10 @@ def serving(app: FastAPI, sock: socket.socket) -> Iterator[str]:
 @contextmanager
 def live_server(data_dir: Path, *, extra_routers: tuple[object, ...] = ()) -> Iterator[LiveServer]:
     """Serve a seeded app until the block ends."""
-    settings = Settings(data_dir=data_dir, alerts={"run_worker": False})
+    # A routable link address: left at loopback, the seeded real recipients would add a status problem to every page.
+    settings = Settings(
+        data_dir=data_dir, alerts={"run_worker": False, "public_base_url": "https://strawfire.example.org"}
+    )
     app = create_app(settings)
     paths = {getattr(route, "path", None) for route in app.routes}
     for extra in extra_routers:  # routers not (yet) included by create_app

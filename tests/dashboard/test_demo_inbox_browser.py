@@ -117,10 +117,13 @@ def test_a_patrol_team_sees_only_its_townships_alerts(browser: Browser, live: Li
 
 def test_without_demo_mode_the_inbox_is_not_offered(browser: Browser, live: LiveServer) -> None:
     demo_settings = live.app.state.settings
+    browser.use(DESKTOP)
+    # Signed in while in demo mode: outside it the public DEMO password opens no account.
+    browser.login("demo-admin", DEMO_PASSWORD)
     live.app.state.settings = demo_settings.model_copy(update={"demo": False})  # what config.json says
     try:
-        browser.use(DESKTOP)
-        browser.login("demo-admin", DEMO_PASSWORD)
+        browser.driver.refresh()  # the dashboard reads config.json afresh
+        browser.find("#main .page h1")
         assert browser.absent('#nav a[data-nav="inbox"]')
         browser.go("#/inbox")
         browser.wait(lambda d: d.current_url.endswith("#/map"), "the way home")

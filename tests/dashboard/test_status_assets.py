@@ -53,7 +53,10 @@ def every_problem() -> list[status.Problem]:
         {"camera_id": "c2", "preset": "a", "state": "ok", "expiring": True, "expired": 4},
     ]
     unit = UncoveredUnit("DEMO02", "东河乡", 1)
-    return status.problems_of(alerts, parts, cameras, Uncovered(townships=[unit], counties=[unit]), [12, 15])
+    problems = status.problems_of(alerts, parts, cameras, Uncovered(townships=[unit], counties=[unit]), [12, 15])
+    links = status.alert_links_problem(Settings(), 2)  # the default loopback address, with real recipients
+    assert links is not None
+    return [*problems, links]
 
 
 def test_the_dashboard_asks_for_the_status_only_with_roles_the_api_answers(client: TestClient) -> None:
@@ -78,7 +81,7 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
     assert codes == {
         "alerts_overdue", "component_never_run", "component_failing", "component_late", "alerts_failed",
         "cameras_frozen", "cameras_silent", "frames_expired", "units_without_recipients",
-        "counties_without_supervisors", "fires_left_untold",
+        "counties_without_supervisors", "fires_left_untold", "alert_links_unreachable",
     }  # fmt: skip
     page = code_of(js("page-status.js"))
     zh, en = dictionaries()["zh"], dictionaries()["en"]

@@ -68,7 +68,7 @@ def test_workbook_values(november: ReportData, scenario_db: Scenario, tmp_path: 
     }
     assert sorted(points) == sorted(ids[f] for f in "ABCDEFGJ")  # H (duplicate) and K (October) are not in it
     a = points[ids["A"]]
-    assert (a["longitude 经度"], a["latitude 纬度"]) == (125.05, 44.05)
+    assert (a["longitude (WGS-84) 经度(WGS-84)"], a["latitude (WGS-84) 纬度(WGS-84)"]) == (125.05, 44.05)
     assert a["first observed 发现时间 (UTC+8)"] == datetime(2025, 11, 3, 10, 0)
     assert a["satellite pass 卫星过境时间 (UTC+8)"] == datetime(2025, 11, 3, 10, 0)
     assert (a["outcome 处置结果"], a["acknowledge min 签收用时"], a["closed min 销号用时"]) == ("违规焚烧", 10, 140)
@@ -132,8 +132,8 @@ def test_csv_in_the_provincial_form(november: ReportData, scenario_db: Scenario)
         "县（市、区）": "甲县",
         "乡镇（街道）代码": EAST,
         "乡镇（街道）": "东镇",
-        "经度": "125.050000",
-        "纬度": "44.050000",
+        "经度(WGS-84)": "125.050000",
+        "纬度(WGS-84)": "44.050000",
         "发现时间": "2025-11-03 10:00",
         "卫星过境时间": "2025-11-03 10:00",
         "来源": "卫星",

@@ -70,7 +70,7 @@ def test_csv_neutralises_formula_like_cells(november: ReportData) -> None:
         for value in row.values():
             assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
         # numbers stay numbers
-        assert float(row["经度"]) > 0
+        assert float(row["经度(WGS-84)"]) > 0
         assert int(row["事件编号"]) > 0
 
 

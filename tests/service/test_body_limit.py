@@ -24,8 +24,16 @@ def test_each_upload_route_takes_its_own_limit() -> None:
     assert body_limit_for("/api/v1/incidents/12/transitions", settings) == DEFAULT_LIMIT
 
 
-def run(headers: list[tuple[bytes, bytes]], path: str = "/api/v1/incidents/1/evidence") -> tuple[list[Any], bool]:
-    """The middleware in front of an app that records whether it was reached; (messages sent, reached)."""
+def run(
+    headers: list[tuple[bytes, bytes]],
+    path: str = "/api/v1/incidents/1/evidence",
+    *,
+    settings: Settings | None = None,
+    service: Any = None,
+) -> tuple[list[Any], bool]:
+    """The middleware in front of an app that records whether it was reached; (messages sent, reached).
+    ``service``: the application the request is for (``scope["app"]``: its state holds the token secret and the
+    database the token check reads)."""
     sent: list[Any] = []
     reached = False
 
@@ -40,7 +48,9 @@ def run(headers: list[tuple[bytes, bytes]], path: str = "/api/v1/incidents/1/evi
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    asyncio.run(BodyLimit(app, Settings())(scope, receive, send))
+    if service is not None:
+        scope["app"] = service
+    asyncio.run(BodyLimit(app, settings or Settings())(scope, receive, send))
     return sent, reached
 
 

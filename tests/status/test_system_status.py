@@ -112,7 +112,7 @@ def test_an_alert_worker_that_is_not_running_and_one_that_fails_are_problems(
     factory: sessionmaker[Session],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = Settings()
+    settings = Settings(alerts={"public_base_url": "https://strawfire.example.org"})  # links the teams can open
     with http_receiver() as receiver:
         ids, _ = setup(factory, receiver, 2)
         with factory() as session:

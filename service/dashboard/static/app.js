@@ -297,8 +297,10 @@ function loginPage(main) {
           navigate(back || homeFor(session), true); // replace: "back" should not return to the login form
         } catch (e) {
           const refused = e instanceof ApiError && e.status === 401;
+          // Too many failed sign-ins for this account or address: the service refuses for a while (429).
+          const throttled = e instanceof ApiError && e.status === 429;
           const text = refused ? t("login.failed") : e.status === 0 ? t("error.network") : e.message;
-          error.textContent = refused ? text : `${t("error.load")} ${text}`;
+          error.textContent = throttled ? t("login.throttled") : refused ? text : `${t("error.load")} ${text}`;
           error.hidden = false;
           password.select();
         } finally {

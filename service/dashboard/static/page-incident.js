@@ -109,6 +109,19 @@ function rankedCandidates(detail) {
     .sort((a, b) => level(a) - level(b) || (Number(b.share) || 0) - (Number(a.share) || 0));
 }
 
+/**
+ * The share of the incident's region beyond every unit (the finest level's `outside` candidate, written by
+ * service/incidents/service.py assign_incident), or null when all of it lies in the units: a pixel at the edge of
+ * the imported area, assigned `nearest`, shows supervisors how much of it is outside.
+ */
+function outsideShare(detail) {
+  const list = Array.isArray(detail.assignment_candidates) ? detail.assignment_candidates : [];
+  const level = (c) => (LEVELS.includes(c.level) ? LEVELS.indexOf(c.level) : LEVELS.length);
+  const outside = list.filter((c) => c && c.outside === true).sort((a, b) => level(a) - level(b));
+  if (!outside.length) return null;
+  return Math.min(Math.max(Number(outside[0].share) || 0, 0), 1);
+}
+
 // Parts of the page that need no state of the page ---------------------------------------------------------------
 
 function locationFacts(detail) {
@@ -214,6 +227,8 @@ const DETAIL_KEYS = [
   "reported_at",
   "note",
   "observed_at_claimed",
+  "crs",
+  "position_as_sent",
 ];
 
 // The parts of a satellite pixel's screening decision and fire point (service/incidents/sources.py
@@ -815,6 +830,7 @@ export async function incidentPage(main, ctx) {
   function assignmentCard(detail) {
     if (!REASSIGNERS.includes(ctx.session.role)) return null;
     const ranked = rankedCandidates(detail);
+    const outside = outsideShare(detail);
     const current = new Set([detail.township_code, detail.county_code].filter(Boolean));
     const candidates = ranked.length
       ? h(
@@ -840,6 +856,7 @@ export async function incidentPage(main, ctx) {
         [t("incident.county"), unitName(detail.county_name, detail.county_code)],
         [t("reassign.status"), t(`assign.${detail.assignment_status}`)],
         [t("reassign.certainty"), fmtPercent(detail.assignment_certainty)],
+        ...(outside === null ? [] : [[t("reassign.outside_share"), fmtPercent(outside)]]),
       ]),
       h("h3", {}, t("reassign.candidates")),
       candidates,

@@ -90,7 +90,10 @@ function reportId() {
 
 /**
  * "Report a fire here" (巡查发现) for a patrol team on its phone: the phone's position when the browser gives one
- * (filled into the latitude/longitude fields), else the team types them in (WGS-84, as a GPS app shows them). A fix
+ * (filled into the latitude/longitude fields, always WGS-84), else the team types them in, saying which system they
+ * are in: WGS-84 (a GPS app), GCJ-02 (Amap, WeChat, Tencent: 550–600 m off WGS-84 around Changchun, enough to land in
+ * the neighbouring township) or BD-09 (Baidu); the server converts them. Choosing another system than WGS-84 after a
+ * fix makes the coordinates typed ones. A fix
  * is sent with its accuracy and time; coordinates typed or changed by hand are sent without, so the server places
  * the fire but does not take them as proof of presence. The server credits the report to the user's own township
  * and, when the fire is in it, marks the incident on site at once: the page opens it for photos and the next steps.
@@ -120,6 +123,12 @@ export function reportCard(ctx, onReported) {
     max: 180,
     inputmode: "decimal",
   });
+  // The system typed-in coordinates are in (service/incidents/patrol_reports.py PatrolReportIn.crs).
+  const crs = h(
+    "select",
+    { id: "report-crs" },
+    ["wgs84", "gcj02", "bd09"].map((value) => h("option", { value }, t(`report.crs_${value}`))),
+  );
   const note = h("textarea", { id: "report-note", rows: 2, maxlength: 2000 });
   const where = h("p", { class: "muted small", id: "report-position", "aria-live": "polite" });
   const error = h("p", { class: "error", role: "alert", id: "report-error", hidden: true });
@@ -131,6 +140,9 @@ export function reportCard(ctx, onReported) {
   };
   latitude.addEventListener("input", byHand);
   longitude.addEventListener("input", byHand);
+  crs.addEventListener("change", () => {
+    if (crs.value !== "wgs84") byHand(); // the fix is WGS-84: other numbers are typed ones
+  });
 
   function locate() {
     where.textContent = t("report.locating");
@@ -145,6 +157,7 @@ export function reportCard(ctx, onReported) {
       fix = position;
       latitude.value = String(position.latitude);
       longitude.value = String(position.longitude);
+      crs.value = "wgs84"; // the Geolocation API's fix is WGS-84
       where.textContent = t("report.found", { accuracy: fmtNumber(position.accuracy_m) });
       where.dataset.state = "found";
     });
@@ -166,7 +179,12 @@ export function reportCard(ctx, onReported) {
     if (typeof kept.report_id === "string" && kept.report_id) id = kept.report_id;
     const position = kept.fix;
     // The fix only while the fields still show it; typed coordinates stay typed.
-    if (position && String(position.latitude) === latitude.value && String(position.longitude) === longitude.value) {
+    const fixShown =
+      position &&
+      crs.value === "wgs84" &&
+      String(position.latitude) === latitude.value &&
+      String(position.longitude) === longitude.value;
+    if (fixShown) {
       fix = position;
       where.textContent = t("report.found", { accuracy: fmtNumber(position.accuracy_m) });
       where.dataset.state = "found";
@@ -187,7 +205,8 @@ export function reportCard(ctx, onReported) {
       error.hidden = false;
       return;
     }
-    const body = { latitude: lat, longitude: lon, note: note.value.trim(), report_id: id };
+    const system = fix ? "wgs84" : crs.value; // a fix is always WGS-84
+    const body = { latitude: lat, longitude: lon, crs: system, note: note.value.trim(), report_id: id };
     if (fix) {
       body.accuracy_m = fix.accuracy_m;
       body.observed_at = fix.at;
@@ -227,10 +246,14 @@ export function reportCard(ctx, onReported) {
     h("p", { class: "muted small" }, t("report.hint")),
     where,
     h("button", { type: "button", class: "secondary", id: "report-locate", onclick: locate }, t("report.locate")),
-    h("label", { for: "report-lat" }, t("report.latitude")),
-    latitude,
-    h("label", { for: "report-lon" }, t("report.longitude")),
-    longitude,
+    // Latitude and longitude side by side, their system under them: the form no taller than before the choice.
+    h(
+      "div",
+      { class: "coords" },
+      h("div", { class: "field" }, h("label", { for: "report-lat" }, t("report.latitude")), latitude),
+      h("div", { class: "field" }, h("label", { for: "report-lon" }, t("report.longitude")), longitude),
+      h("div", { class: "field wide" }, h("label", { for: "report-crs" }, t("report.crs")), crs),
+    ),
     h("label", { for: "report-note" }, t("report.note")),
     note,
     error,

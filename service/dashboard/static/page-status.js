@@ -14,6 +14,7 @@ import { onStatus, problemsText, readStatus, statusReading } from "./status.js";
 const ALERT_WORKER = "alerts.worker";
 const FIRMS_PREFIX = "firms:";
 const RECIPIENTS = "alerts.recipients"; // the problems about units nobody is alerted for
+const PUBLIC_BASE_URL = "alerts.public_base_url"; // the address alert links are built on
 const CAMERA_STATES = ["ok", "frozen", "silent", "never_seen"];
 // Items (camera presets, units, fires) a problem names before it says "and N more" (the server's message does the
 // same).
@@ -29,6 +30,7 @@ export function componentLabel(name) {
   }
   if (name === "cameras") return t("status.component.cameras");
   if (name === RECIPIENTS) return t("status.component.recipients");
+  if (name === PUBLIC_BASE_URL) return t("status.component.public_base_url");
   return String(name ?? "—");
 }
 
@@ -76,6 +78,8 @@ export function problemText(problem, data) {
     case "counties_without_supervisors":
     case "fires_left_untold":
       return t(`status.problem.${problem.code}`, { n, items: namedItems(problem.items, n) });
+    case "alert_links_unreachable": // items: the address the links start with (a password in it masked)
+      return t("status.problem.alert_links_unreachable", { n, items: (problem.items || []).map(String).join(", ") });
     default:
       return problem.message; // a code this dashboard does not know yet: the server's own words
   }
