@@ -33,6 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain, groupby
 from pathlib import Path
 from typing import Final, Literal, TypedDict, Unpack
 
@@ -243,15 +244,18 @@ def _parse_labels(text: str, ids: Sequence[int | None], where: str) -> tuple[Gro
 
 
 def name_order(path: Path) -> tuple[tuple[int, int, str], ...]:
-    """Sort key of file names that reads their numbers as numbers: ``frame_2.png`` before ``frame_10.png``.
+    """Sort key of paths that reads their numbers as numbers: ``frame_2.png`` before ``frame_10.png``.
 
     Why: ``ffmpeg -i clip.mp4 frame_%d.png`` writes unpadded numbers, which text order runs 0, 1, 10…19, 2, 20…,
     scrambling a sequence's frames (a fire that seemed to end, every frame index wrong). Zero-padded names sort
-    the same either way, so "sorted by name" keeps its meaning; the whole name breaks ties (``a01`` and ``a1``)."""
-    parts = re.split(r"(\d+)", path.name)
-    # Numbers before text, as digits come before letters in text order (``100MEDIA`` before ``dir``).
-    key = [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part]
-    return (*key, (1, 0, path.name))
+    the same either way, so "sorted by name" keeps its meaning; the whole path breaks ties (``a01`` and ``a1``).
+    The whole path, not the name alone: the frames of ``images/cam1`` stay together, before those of
+    ``images/cam2``, rather than interleaved by file name."""
+    text = path.as_posix()
+    # Numbers before text, as digits come before letters in text order (``100MEDIA`` before ``dir``). isdecimal,
+    # the characters \d matches: a superscript "²" is a digit to isdigit but no number to int().
+    key = [(0, int(part), "") if part.isdecimal() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
+    return (*key, (1, 0, text))
 
 
 #: Subfolder names that are a dataset's splits, never evaluated together unless asked (``--split``).
@@ -993,10 +997,10 @@ def detect_folder(
     ids mapped by ``names`` (:func:`parse_names`; ``None``: the set's ``data.yaml``, else the project's), an image
     without a label file a negative or left out as ``missing_labels`` says; ``batch_size`` images per call,
     detections down to ``conf`` kept (the reports pick their threshold later), files decoded as
-    :func:`detect_images` explains for ``decode_workers``. With
-    ``sequence`` the folder is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
-    motion gets each image's previous frame, labelled or not. ``on_image`` is called after each image evaluated
-    or failed, with the images done and their total, for a progress bar."""
+    :func:`detect_images` explains for ``decode_workers``. With ``sequence`` each folder (``images/``, or each
+    camera's subfolder) is one camera's frames in name order (:func:`detect_sequence`), so a detector that uses
+    motion gets each image's previous frame of the same folder, labelled or not. ``on_image`` is called after each
+    image evaluated or failed, with the images done and their total, for a progress bar."""
     data_dir, split = resolve_yolo_folder(data_dir, split)  # the report names the folder really read
     samples, unlabelled = read_yolo_folder(data_dir, names, split=split, missing_labels=missing_labels)
     run = FolderRun(
@@ -1017,8 +1021,11 @@ def detect_folder(
     started = time.perf_counter()
     images: Iterator[tuple[Path, Detections | ImageLoadError]]
     if sequence:
+        # Each folder is one camera's frames: a camera's first frame gets no other camera's last as its previous.
         frames = sorted({sample.path for sample in samples} | set(unlabelled), key=name_order)
-        images = (item for item in detect_sequence(detector, frames, conf=conf) if item[0] in usable)
+        cameras = [list(group) for _, group in groupby(frames, lambda frame: frame.parent)]
+        found = chain.from_iterable(detect_sequence(detector, camera, conf=conf) for camera in cameras)
+        images = (item for item in found if item[0] in usable)
     else:
         images = detect_images(detector, list(usable), batch_size=batch_size, conf=conf, decode_workers=decode_workers)
     for done, (path, result) in enumerate(images, start=1):

@@ -7,12 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.auth.security import decode_token, password_stamp
-from service.auth.service import Principal, principal_of
-from service.auth.tables import User
+from service.auth.security import decode_token
+from service.auth.service import Principal, principal_of, user_of_token
 from service.config import Settings
 from service.incidents.states import Role, a_role
 from service.regions.service import RegionIndexCache
@@ -50,11 +48,7 @@ SecretDep = Annotated[str, Depends(_secret)]
 
 def _principal(token: Annotated[str, Depends(_bearer)], secret: SecretDep, session: SessionDep) -> Principal:
     claims = decode_token(secret, token)
-    user = None
-    if claims is not None:
-        user = session.scalar(select(User).where(User.username == claims.username, User.active.is_(True)))
-        if user is not None and claims.stamp is not None and claims.stamp != password_stamp(user.password_hash):
-            user = None  # issued under an earlier password: revoked by the change
+    user = None if claims is None else user_of_token(session, claims)
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"}

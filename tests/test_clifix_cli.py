@@ -194,23 +194,26 @@ def _on_a_terminal(tmp_path: Path, *args: str, answer: str | None) -> str:
     os.close(follower)
     output = b""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the command ended and closed the terminal
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the command ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if answer is not None and b"[y/N]" in output:
+                    os.write(leader, answer.encode() + b"\n")
+                    answer = None
+            elif process.poll() is not None:
                 break
-            if not chunk:
-                break
-            output += chunk
-            if answer is not None and b"[y/N]" in output:
-                os.write(leader, answer.encode() + b"\n")
-                answer = None
-        elif process.poll() is not None:
-            break
-    process.wait(timeout=30)
-    os.close(leader)
+        process.wait(timeout=30)
+    finally:
+        process.kill()  # a command still waiting for an answer fails the test, and is not left running
+        os.close(leader)
     return output.decode(errors="replace").replace("\r\n", "\n")
 
 

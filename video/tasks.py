@@ -74,7 +74,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import numpy as np
 from celery import Celery, signals
@@ -424,6 +424,9 @@ class Runtime:
         return self.pipeline.registry
 
 
+_Number = TypeVar("_Number", int, float)
+
+
 @dataclass(frozen=True)
 class _WorkerSettings:
     """What a worker's runtime is made of, read and checked from ``STRAWFIRE_VIDEO__*``, before anything is loaded."""
@@ -443,16 +446,22 @@ def _worker_settings(env: Mapping[str, str] | None = None) -> _WorkerSettings:
     registry_path = _env("REGISTRY", env)
     if registry_path is None:
         raise VideoError(f"{ENV_PREFIX}REGISTRY is not set: workers need the camera registry file")
-    registry = load_registry(registry_path)
-    numbers: dict[str, float] = {}
-    for name, parse, default in (("DETECTOR_THREADS", int, "1"), ("POST_RETRY_S", float, "30")):
-        value = _env(name, env) or default
-        try:
-            numbers[name] = parse(value)
-        except ValueError:
-            raise VideoError(f"{ENV_PREFIX}{name} is not a number: {value!r}") from None
-    detector = _env("DETECTOR", env) or "auto"
-    return _WorkerSettings(registry, detector, int(numbers["DETECTOR_THREADS"]), numbers["POST_RETRY_S"])
+    return _WorkerSettings(
+        registry=load_registry(registry_path),
+        detector=_env("DETECTOR", env) or "auto",
+        threads=_env_number("DETECTOR_THREADS", int, "1", env),
+        post_retry_s=_env_number("POST_RETRY_S", float, "30", env),
+    )
+
+
+def _env_number(name: str, parse: Callable[[str], _Number], default: str, env: Mapping[str, str] | None) -> _Number:
+    """``STRAWFIRE_VIDEO__{name}`` (or ``default``) read by ``parse``; a :class:`VideoError` naming it when it is not
+    a number."""
+    value = _env(name, env) or default
+    try:
+        return parse(value)
+    except ValueError:
+        raise VideoError(f"{ENV_PREFIX}{name} is not a number: {value!r}") from None
 
 
 def check_worker_env(env: Mapping[str, str] | None = None) -> None:
@@ -477,8 +486,7 @@ def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
         VideoError: no registry configured, or it is invalid.
     """
     settings = _worker_settings(env)
-    registry, threads = settings.registry, settings.threads
-    detector = load_detector_spec(settings.detector, threads=threads)
+    detector = load_detector_spec(settings.detector, threads=settings.threads)
     state_url = _env("STATE_URL", env) or _env("BROKER_URL", env)
     store: VerifierStore = RedisVerifierStore.from_url(state_url) if state_url else MemoryVerifierStore()
     service_url = _env("SERVICE_URL", env)
@@ -494,7 +502,7 @@ def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
 
         data_dir = Path((env if env is not None else os.environ).get("STRAWFIRE_DATA_DIR") or "var")
         sink = SpoolSink(client, Path(_env("SPOOL_DIR", env) or data_dir / "sighting-spool"), retry_every_s=retry_after)
-    return Runtime(FramePipeline(registry, detector, sink, store=store), client)
+    return Runtime(FramePipeline(settings.registry, detector, sink, store=store), client)
 
 
 _runtime: Runtime | None = None

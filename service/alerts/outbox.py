@@ -380,13 +380,18 @@ def deliver_due(
     for item in work:
         by_target[item.destination.target].append(item)
 
+    stopping = lanes.stopping if lanes is not None else None
+
     def deliver_to(target: str) -> _Tally:
-        return _deliver_to_target(factory, sender, claimed, by_target[target], requests[target], now, started)
+        return _deliver_to_target(
+            factory, sender, claimed, by_target[target], requests[target], now, started, stopping
+        )
 
     if lanes is not None:
         sending = [lanes.submit(target, partial(deliver_to, target)) for target in by_target]
         done, _ = wait(sending, timeout=lanes.wait_s)
-        tallies = [future.result() for future in done if future.exception() is None]
+        tallies = [future.result() for future in done if not future.cancelled() and future.exception() is None]
+        lanes.raise_failure()
     elif len(by_target) <= 1:
         tallies = [deliver_to(target) for target in by_target]
     else:
@@ -415,12 +420,20 @@ class SendingLanes:
     waits at most ``wait_s`` for its targets (:func:`deliver_due`); the next claims none of the alerts of a target
     still being sent to, so each target still gets one request at a time, in order. ``workers`` targets at once:
     beyond that, a target's alerts wait for a thread, under the lease they were claimed with (renewed before each
-    send, as ever)."""
+    send, as ever).
+
+    An error a sending thread did not expect (a database error, say: its alerts stay leased and are sent again
+    once the lease runs out) is raised by the worker's pass that ends after it (:meth:`raise_failure`), so that the
+    worker logs it and the system status shows it, as when a pass sent on its own thread. :meth:`close` stops the
+    sending: ``stopping`` is set, and each target's sending ends after the request under way."""
 
     def __init__(self, workers: int = PARALLEL_TARGETS, wait_s: float = 2.0) -> None:
         self.wait_s = wait_s
+        self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="strawfire-alert-send")
         self._busy: set[str] = set()
+        self._sending: set[Future[_Tally]] = set()
+        self._failures: list[Exception] = []
         self._lock = threading.Lock()
 
     def busy(self) -> list[str]:
@@ -432,20 +445,47 @@ class SendingLanes:
         """Send to ``target`` on a lane; it is busy until ``send`` returns."""
         with self._lock:
             self._busy.add(target)
-        future = self._pool.submit(send)
-        future.add_done_callback(partial(self._done, target))
+            self._sending = {future for future in self._sending if not future.done()}
+            future = self._pool.submit(self._send, target, send)
+            self._sending.add(future)
         return future
 
-    def _done(self, target: str, future: Future[_Tally]) -> None:
-        with self._lock:
-            self._busy.discard(target)
-        error = None if future.cancelled() else future.exception()
-        if error is not None:  # a database error, say: its alerts stay leased and are sent again when that ends
-            log.error("sending alerts to %s failed", safe_url(target), exc_info=error)
+    def _send(self, target: str, send: Callable[[], _Tally]) -> _Tally:
+        # The failure is kept and the target freed before the future is done: a pass that sees it done sees both.
+        try:
+            return send()
+        except Exception as exc:
+            exc.add_note(f"sending alerts to {safe_url(target)}")  # in the traceback the worker logs
+            with self._lock:
+                self._failures.append(exc)
+            raise
+        finally:
+            with self._lock:
+                self._busy.discard(target)
 
-    def close(self) -> None:
-        """Start no more sends; those under way end on their own (their timeouts bound them)."""
+    def _take_failures(self) -> list[Exception]:
+        with self._lock:
+            failures, self._failures = self._failures, []
+        return failures
+
+    def raise_failure(self) -> None:
+        """Raise the first error of a sending thread not raised yet (the others are logged), if any."""
+        failures = self._take_failures()
+        for other in failures[1:]:
+            log.error("sending alerts failed", exc_info=other)
+        if failures:
+            raise failures[0]
+
+    def close(self, timeout: float | None = None) -> None:
+        """Start no more sends, and wait up to ``timeout`` s for those under way (each ends within its channel's
+        timeout): the alerts a target had left stay pending, sent again when their lease runs out."""
+        self.stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            sending = list(self._sending)
+        wait(sending, timeout=timeout)
+        for failure in self._take_failures():
+            log.error("sending alerts failed", exc_info=failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,8 +517,10 @@ def _deliver_to_target(
     sent_recently: int,
     now: Callable[[], datetime],
     started: datetime,
+    stopping: threading.Event | None = None,
 ) -> _Tally:
-    """Send one target's alerts of a pass, in order (``sent_recently``: its requests in the last minute).
+    """Send one target's alerts of a pass, in order (``sent_recently``: its requests in the last minute), until
+    ``stopping`` is set (the worker stopping: the alerts left stay pending under their lease).
 
     Decisions, so that one township's dead or slow channel holds up nobody else's alerts:
 
@@ -513,6 +555,8 @@ def _deliver_to_target(
         groups = [[i] for i in range(len(messages))] if len(messages) <= capacity else [list(range(len(messages)))]
         requests += len(groups)
         for group in groups:
+            if stopping is not None and stopping.is_set():
+                return tally
             if unavailable is not None:
                 _hold_back(factory, held, [alert_ids[i] for i in group], unavailable, now(), tally)
                 continue

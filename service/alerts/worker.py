@@ -119,7 +119,9 @@ class AlertWorker(threading.Thread):
             self._stop_event.wait(self._settings.poll_interval_s)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the loop to end and wait for it; sends under way end on their own (their timeouts bound them)."""
+        """Ask the loop to end and wait for it, then up to ``timeout`` s for the requests under way (no further one
+        starts; see :meth:`SendingLanes.close`): the service closes the channels' HTTP client next."""
         self._stop_event.set()
+        self._lanes.stopping.set()  # before the join: the pass under way waits for its targets' sends
         self.join(timeout)
-        self._lanes.close()
+        self._lanes.close(timeout)

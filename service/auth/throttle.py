@@ -15,6 +15,11 @@ Decisions:
   found their password) and takes its own attempt off its address's count, not the address's other failures.
 - Every attempt counts as a failure the moment it starts and is taken back when it succeeds: parallel guesses
   cannot all pass the check before the first of them has been counted.
+- The client address is the one uvicorn gives the request. Behind a reverse proxy on the same machine (nginx on
+  127.0.0.1 or ::1) it is the proxy's ``X-Forwarded-For``, which ``strawfire serve`` trusts from loopback as
+  uvicorn does by default. A proxy on another machine must be named in the environment variable
+  ``FORWARDED_ALLOW_IPS`` (uvicorn's: comma-separated addresses), or every login seems to come from the proxy and
+  ``login_max_failures_per_client`` failures by anyone refuse everyone's logins for the window.
 - Kept in this process's memory, which is enough for the single-process service ``strawfire serve`` runs: a
   restart clears the counts (how an administrator lets a locked-out user in before the window ends). Several
   processes behind one address would each keep their own counts. Memory is bounded: each key keeps at most its

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import tempfile
-import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -166,9 +165,8 @@ def display_name(filename: str, content_type: str) -> str:
     extensions = EXTENSIONS.get(content_type, (".bin",))
     # As the phone wrote it when it is one of the type's (IMG_1.JPG stays); a known extension is plain ASCII.
     extension = f".{typed}" if f".{typed.lower()}" in extensions else extensions[0]
-    cleaned = "".join(
-        ch if (ch.isalnum() and unicodedata.category(ch)[0] in "LN") or ch in _NAME_PUNCTUATION else "_" for ch in stem
-    )
+    # isalnum: letters and digits of any script (Unicode categories L* and N*), nothing else
+    cleaned = "".join(ch if ch.isalnum() or ch in _NAME_PUNCTUATION else "_" for ch in stem)
     return (cleaned.lstrip(" ._-()")[: _NAME_CHARS - len(extension)].rstrip(" ._-(") or "photo") + extension
 
 

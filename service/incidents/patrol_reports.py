@@ -260,10 +260,11 @@ def _take_on(
     incident: Incident,
     reporter: Principal,
     report: PatrolReportIn,
-    observed_at: datetime,
+    observation: ObservationIn,
     settings: Settings,
 ) -> bool:
-    """Move the reporter's own incident to ``on_site`` (see the module docstring); whether it is there now."""
+    """Move the reporter's own incident to ``on_site`` (see the module docstring); whether it is there now. The
+    position recorded is the ``observation``'s (the report's, in WGS-84), at its time."""
     # The unit that answers for the fire, not any unit that sees it: a county's patrol account sees its townships'.
     if reporter.role is not Role.PATROL or not reporter.unit_code or reporter.unit_code != responsible_unit(incident):
         return False
@@ -272,13 +273,12 @@ def _take_on(
         return IncidentState(incident.state) is IncidentState.ON_SITE
     position = None
     if report.accuracy_m is not None:  # a phone's fix; typed-in coordinates prove nobody's presence
-        latitude, longitude = report.wgs84()
         position = position_record(
             incident,
-            latitude=latitude,
-            longitude=longitude,
+            latitude=observation.latitude,
+            longitude=observation.longitude,
             accuracy_m=report.accuracy_m,
-            at=observed_at,
+            at=observation.observed_at,
             settings=settings,
         )
     for target in moves:
@@ -321,7 +321,7 @@ def report_fire(
         return PatrolReportResult(True, incident, False, False)
     if incident.id not in summary.new_incidents:
         _not_ahead_of_earlier_reports(session, row, incident)
-    taken_on = _take_on(session, incident, reporter, report, observed_at, settings)
+    taken_on = _take_on(session, incident, reporter, report, observation, settings)
     # As service.flows.ingest_observations: new incidents, and unacted ones this report moved into another unit,
     # alert their township, except the one the reporter's own team has just taken on.
     taken = {incident.id} if taken_on else set()

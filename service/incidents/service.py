@@ -35,7 +35,7 @@ from service.incidents.repeat_site import RepeatSiteRule, SiteFire, find_repeats
 from service.incidents.states import ACTIVE_STATES, OPEN_STATES, FalseAlarmReason, IncidentState, check_transition
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.index import RegionIndex, degree_margins
-from service.regions.service import RegionIndexCache, get_region, loaded_levels
+from service.regions.service import ASSIGNED_LEVELS, RegionIndexCache, get_region, loaded_levels
 from service.regions.types import AssignStatus, RegionLevel, RegionUnit
 
 # Candidate observations are pre-selected by a box this wide (degrees) around the new one; a camera wedge reaches
@@ -197,9 +197,7 @@ def _existing(session: Session, batch: Sequence[ObservationIn], windows: FusionW
 def region_indexes(session: Session, indexes: RegionIndexCache) -> dict[RegionLevel, RegionIndex]:
     """The township and county indexes that are loaded (fetched once per batch)."""
     levels = loaded_levels(session)
-    return {
-        level: indexes.get(session, level) for level in (RegionLevel.TOWNSHIP, RegionLevel.COUNTY) if level in levels
-    }
+    return {level: indexes.get(session, level) for level in ASSIGNED_LEVELS if level in levels}
 
 
 #: The assignment status of an incident a supervisor reassigned: later observations move its location, not its unit.
@@ -434,7 +432,7 @@ def ingest(
 def _unit_code(region: shapely.Geometry, levels: dict[RegionLevel, RegionIndex]) -> str | None:
     """The unit a region is assigned to at the finest loaded level (township, else county), as
     :func:`assign_incident` assigns an incident located by it."""
-    for level in (RegionLevel.TOWNSHIP, RegionLevel.COUNTY):
+    for level in ASSIGNED_LEVELS:
         index = levels.get(level)
         if index is not None:
             primary = index.assign_footprint(region).primary

@@ -47,10 +47,13 @@ _ALIASES = {
     "gcj02": "gcj02",
     "gcj-02": "gcj02",
     "gcj": "gcj02",
+    "gcj02ll": "gcj02",  # Baidu's APIs' name (coordtype) for GCJ-02 longitude/latitude
     "amap": "gcj02",
+    "gaode": "gcj02",
     "mars": "gcj02",
     "bd09": "bd09",
     "bd-09": "bd09",
+    "bd09ll": "bd09",
     "baidu": "bd09",
 }
 

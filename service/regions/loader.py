@@ -34,8 +34,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 
-from service.errors import InputError
-from service.regions.crs import KNOWN_CRS_NAMES, SourceCRS, geometry_to_wgs84
+from service.errors import InputError, UnknownCRSError
+from service.regions.crs import KNOWN_CRS_NAMES, SourceCRS, geometry_to_wgs84, parse_crs
 from service.regions.types import MAX_CODE_CHARS, MAX_NAME_CHARS, RegionLevel, RegionUnit
 
 # Latin names first, then the Chinese column names of GIS exports (a DBF field name holds at most 10 bytes, 5 GBK
@@ -193,27 +193,19 @@ def _decode_geojson(raw: bytes, path: Path, notes: list[str]) -> str:
 _DEGREES_CRS = (CRS.from_epsg(4326), CRS.from_epsg(4490))
 
 
-#: Names a GeoJSON ``crs`` member gives the offset systems, which have no EPSG code (pyproj knows none of them), as
-#: :func:`_offset_system_named` reduces them (lower case, letters and digits only, after the last colon).
-_OFFSET_SYSTEM_NAMES = {
-    "gcj02": "gcj02",
-    "gcj": "gcj02",
-    "gcj02ll": "gcj02",
-    "amap": "gcj02",
-    "gaode": "gcj02",
-    "mars": "gcj02",
-    "bd09": "bd09",
-    "bd09ll": "bd09",
-    "baidu": "bd09",
-}
 _OFFSET_SYSTEM_LABELS = {"gcj02": "GCJ-02", "bd09": "BD-09"}
 
 
 def _offset_system_named(declared: str) -> str | None:
-    """``gcj02`` or ``bd09`` when a ``crs`` member's name is one of theirs (``GCJ02``, ``GCJ-02``, ``bd09ll``,
-    ``urn:…:GCJ02``), else None."""
+    """``gcj02`` or ``bd09`` when a ``crs`` member names one of the offset systems, which have no EPSG code
+    (pyproj knows none of them), by a name :func:`~service.regions.crs.parse_crs` takes for it (``GCJ02``,
+    ``GCJ-02``, ``bd09ll``, ``urn:…:GCJ02``: after the last colon, letters and digits only), else None."""
     key = "".join(ch for ch in declared.strip().lower().rsplit(":", 1)[-1] if ch.isalnum())
-    return _OFFSET_SYSTEM_NAMES.get(key)
+    try:
+        name = parse_crs(key).name
+    except UnknownCRSError:
+        return None
+    return name if name in _OFFSET_SYSTEM_LABELS else None
 
 
 def _crs_member_note(data: Mapping[str, Any], crs: SourceCRS) -> str | None:

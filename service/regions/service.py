@@ -342,8 +342,8 @@ def loaded_levels(session: Session) -> list[RegionLevel]:
     return [level for level in reversed(RegionLevel) if level.value in present]
 
 
-#: The levels an incident is assigned to (:func:`service.incidents.service.region_indexes`), hence the levels whose
-#: area satellite coverage is.
+#: The levels an incident is assigned to, finest first (:func:`service.incidents.service.region_indexes`), hence
+#: the levels whose area satellite coverage is.
 ASSIGNED_LEVELS = (RegionLevel.TOWNSHIP, RegionLevel.COUNTY)
 
 

@@ -43,3 +43,34 @@ def test_coordinates_typed_from_amap_are_sent_as_gcj02(browser: Browser, live: L
     assert GEOD.inv(lon, lat, observation["longitude"], observation["latitude"])[2] < 1.0
     assert browser.console_errors() == []
     browser.logout()
+
+
+def test_the_phones_fix_is_sent_as_wgs84_whatever_system_was_chosen(browser: Browser, live: LiveServer) -> None:
+    """GCJ-02 chosen for typed numbers makes the fix's numbers typed ones; locating again brings back the fix and
+    WGS-84, and the report is sent as the fix (no ``crs``, the phone's accuracy), not converted from GCJ-02."""
+    driver = browser.driver
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": live.url, "permissions": ["geolocation"]})
+    lat, lon = 44.36, 125.58  # in 北岗镇, 3 km from the other report
+    driver.execute_cdp_cmd("Emulation.setGeolocationOverride", {"latitude": lat, "longitude": lon, "accuracy": 8})
+    try:
+        browser.use(PHONE)
+        browser.login("beigang", PASSWORD)
+        browser.click("#report-open")
+        browser.find('#report-position[data-state="found"]')
+        choice = Select(browser.find("#report-crs"))
+        choice.select_by_value("gcj02")
+        browser.find('#report-position[data-state="manual"]')  # the fix's numbers in GCJ-02 are no fix
+        browser.click("#report-locate")
+        browser.find('#report-position[data-state="found"]')
+        assert choice.first_selected_option.get_attribute("value") == "wgs84"
+        browser.click("#report-submit")
+        page = browser.find('.incident-page[data-state="on_site"]')
+        incident = int(page.get_attribute("data-incident-id") or 0)
+        observation = _patrol_observation(live, incident)
+        assert "crs" not in observation["details"]
+        assert observation["details"]["accuracy_m"] == pytest.approx(8.0)
+        assert (observation["latitude"], observation["longitude"]) == (pytest.approx(lat), pytest.approx(lon))
+        assert browser.console_errors() == []
+        browser.logout()
+    finally:
+        browser.deny_geolocation()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from detector.cli import app
-from detector.evaluate import image_files, name_order, names_from_data_yaml, read_yolo_folder
+from detector.evaluate import detect_folder, image_files, name_order, names_from_data_yaml, read_yolo_folder
+from detector.rules import RulesDetector
 from tests.detector.conftest import flame_image, said
 
 runner = CliRunner()
@@ -84,6 +86,39 @@ def test_frames_named_without_zero_padding_are_in_number_order(tmp_path: Path) -
         Path("a1.png"),
         Path("b.png"),
     ]
+    # A camera's frames stay together, its folder's number read as a number too.
+    frames = [Path(f"cam{c}/f_{i}.png") for c in (10, 2) for i in (10, 2)]
+    assert [p.as_posix() for p in sorted(frames, key=name_order)] == [
+        "cam2/f_2.png",
+        "cam2/f_10.png",
+        "cam10/f_2.png",
+        "cam10/f_10.png",
+    ]
+    # A superscript is a digit to str.isdigit, but no number: a folder "set_1²" was a ValueError.
+    assert sorted([Path("set_2"), Path("set_1²")], key=name_order) == [Path("set_1²"), Path("set_2")]
+
+
+def test_a_sequence_of_camera_subfolders_is_one_sequence_per_camera(tmp_path: Path) -> None:
+    """``eval --sequence`` over images/cam1 and images/cam2 ran the frames in file-name order across the folders
+    (cam1/f_1, cam2/f_1, cam1/f_2 …), and a camera's first frame got another camera's frame as its previous: the
+    rules' smoke, which is motion, was found where one camera's view differs from the other's."""
+    dark = np.full((64, 96, 3), 60, np.uint8)
+    haze = dark.copy()
+    haze[16:48, 32:64] = 160  # a grey patch: smoke to the rules if it appeared since the previous frame
+    for camera, frame in (("cam1", dark), ("cam2", haze)):
+        for name in ("f_1", "f_2"):
+            (tmp_path / "images" / camera).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "labels" / camera).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(frame).save(tmp_path / "images" / camera / f"{name}.png")
+            (tmp_path / "labels" / camera / f"{name}.txt").write_text("")  # nothing burns
+    run = detect_folder(RulesDetector(), tmp_path, names="fire,smoke", sequence=True)
+    assert [p.relative_to(tmp_path / "images").as_posix() for p in run.paths] == [
+        "cam1/f_1.png",
+        "cam1/f_2.png",
+        "cam2/f_1.png",
+        "cam2/f_2.png",
+    ]
+    assert [len(found.xyxy) for found in run.predictions] == [0, 0, 0, 0]
 
 
 def test_images_grouped_in_subfolders_are_evaluated_with_their_labels(

@@ -122,7 +122,10 @@ def test_coverage_is_the_township_and_county_levels_not_a_coarser_one(engine: En
         assert covered.contains(shapely.Point(*offset_east(125.2, 44.05, 450.0)))  # within the tolerance
         assert not covered.contains(shapely.Point(126.0, 45.0))  # the city's other land
         assert not covered.contains(shapely.Point(125.25, 44.05))  # between the two
-        assert units_coverage(session, indexes) == coverage  # cached
+        again = units_coverage(session, indexes)
+        assert again is not None
+        assert again == coverage  # the same area …
+        assert all(a is b for a, b in zip(again, coverage, strict=True))  # … not united again: the cached parts
 
 
 def test_no_coverage_without_township_or_county_units(engine: Engine) -> None:

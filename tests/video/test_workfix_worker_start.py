@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.video.figlib import figlib_registry
 from tests.video.test_tasks import REPO, _start_worker, redis_url  # noqa: F401  (redis_url: the fixture)
-from video.tasks import make_celery
+from video.errors import VideoError
+from video.registry import save_registry
+from video.tasks import check_worker_env, make_celery
 
 
 def worker_env(redis_url: str, **video: str) -> dict[str, str]:  # noqa: F811
@@ -76,3 +79,14 @@ def test_a_prefork_worker_with_a_missing_registry_file_refuses_to_start(
     lines = refused(worker, log)
     assert worker.returncode == 1
     assert lines[-1] == f"strawfire video worker: {missing}: no such registry file"
+
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("DETECTOR_THREADS", "two"), ("DETECTOR_THREADS", "1.5"), ("POST_RETRY_S", "30s")]
+)
+def test_a_worker_setting_that_is_not_a_number_is_named(tmp_path: Path, name: str, value: str) -> None:
+    registry = save_registry(figlib_registry(), tmp_path / "cameras.json")
+    env = {"STRAWFIRE_VIDEO__REGISTRY": str(registry), f"STRAWFIRE_VIDEO__{name}": value}
+    with pytest.raises(VideoError, match=f"^STRAWFIRE_VIDEO__{name} is not a number: '{value}'$"):
+        check_worker_env(env)

@@ -100,13 +100,15 @@ export function restoreValues(form, values) {
   }
 }
 
+/** A candidate's level for sorting: townships first, then counties, then any level this page does not know. */
+const levelRank = (c) => (LEVELS.includes(c.level) ? LEVELS.indexOf(c.level) : LEVELS.length);
+
 /** The assignment candidates (units the footprint overlaps, with shares): townships first, largest share first. */
 function rankedCandidates(detail) {
   const list = Array.isArray(detail.assignment_candidates) ? detail.assignment_candidates : [];
-  const level = (c) => (LEVELS.includes(c.level) ? LEVELS.indexOf(c.level) : LEVELS.length);
   return list
     .filter((c) => c && typeof c.code === "string" && c.code)
-    .sort((a, b) => level(a) - level(b) || (Number(b.share) || 0) - (Number(a.share) || 0));
+    .sort((a, b) => levelRank(a) - levelRank(b) || (Number(b.share) || 0) - (Number(a.share) || 0));
 }
 
 /**
@@ -116,8 +118,7 @@ function rankedCandidates(detail) {
  */
 function outsideShare(detail) {
   const list = Array.isArray(detail.assignment_candidates) ? detail.assignment_candidates : [];
-  const level = (c) => (LEVELS.includes(c.level) ? LEVELS.indexOf(c.level) : LEVELS.length);
-  const outside = list.filter((c) => c && c.outside === true).sort((a, b) => level(a) - level(b));
+  const outside = list.filter((c) => c && c.outside === true).sort((a, b) => levelRank(a) - levelRank(b));
   if (!outside.length) return null;
   return Math.min(Math.max(Number(outside[0].share) || 0, 0), 1);
 }
