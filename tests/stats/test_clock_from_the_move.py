@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from service.db import make_session_factory, transaction
+from service.errors import ConflictError
 from service.incidents import service as incidents
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.stats.lifecycle import clock_start
@@ -110,8 +112,9 @@ def test_the_feedback_deadline_counts_from_the_move() -> None:
 
 
 def test_a_fire_moved_by_the_supervisor_is_scored_on_the_new_township_from_the_move(engine: Engine) -> None:
-    """Recorded with the real service: 西镇 notified at T0, moved to 东镇 at 20 minutes (and a confirming
-    reassignment to 东镇 at 25, which is no move), 东镇's team acknowledged at 30 and was on site at 50."""
+    """Recorded with the real service: 西镇 notified at T0, its automatic assignment confirmed by hand at 10 minutes
+    (a reassignment that is no move), moved to 东镇 at 20, 东镇's team acknowledged at 30 and was on site at 50.
+    (Naming 东镇 again once it is assigned there by hand is refused, nothing recorded.)"""
     factory = make_session_factory(engine)
     supervisor, east = SUPERVISOR[COUNTY_A], PATROL[EAST]
     regions_and_users(factory, east, PATROL[WEST], supervisor)
@@ -119,9 +122,11 @@ def test_a_fire_moved_by_the_supervisor_is_scored_on_the_new_township_from_the_m
     with frozen(clock), transaction(factory) as session:
         incident = notified_fire(session, "moved")
         assert incident.township_code == WEST
-        for after, township in ((20, EAST), (25, EAST)):
+        for after, township in ((10, WEST), (20, EAST)):
             clock.now = T0 + minutes(after)
             incidents.reassign(session, incident, supervisor, township_code=township, county_code=None, note="东镇的地")
+        with pytest.raises(ConflictError, match="already assigned to"):
+            incidents.reassign(session, incident, supervisor, township_code=EAST, county_code=None, note="again")
         for after, state in ((30, S.ACKNOWLEDGED), (50, S.ON_SITE)):
             clock.now = T0 + minutes(after)
             incidents.transition(session, incident, state, east, at=clock.now)
