@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +19,9 @@ from service.db import transaction, utcnow
 from service.demo_inbox import provide_demo_recipients
 from service.status import service as status
 from tests.alerts.test_outbox import factory  # noqa: F401  (the fixture, with the DEMO region loaded)
+from tests.service.test_demo_inbox import _serving
 from tests.service.test_loader import feature, square, write_geojson
-from tests.test_cli import STRAWFIRE, run
+from tests.test_cli import run
 
 
 @pytest.mark.parametrize(
@@ -89,25 +87,11 @@ def test_a_password_in_the_base_url_is_not_shown() -> None:
 
 
 def _start_log(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """What ``strawfire serve ARGS`` (on a free port) logs until it listens; ``env`` as :func:`tests.test_cli.run`'s."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """What ``strawfire serve ARGS`` (on a free port) logs until it answers; ``env`` as :func:`tests.test_cli.run`'s."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")} | (env or {})
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [STRAWFIRE, "serve", *args, "--port", str(port)], cwd=tmp_path, env=environment, stdout=output,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and server.poll() is None and "listening on" not in log.read_text():
-                time.sleep(0.2)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    text = log.read_text()
+    with _serving(tmp_path, environment, *args) as url:
+        port = url.rsplit(":", 1)[1]
+    text = (tmp_path / f"serve-{port}.log").read_text()
     assert "listening on" in text, text
     return text.replace(f"port ({port})", "port (PORT)")
 
