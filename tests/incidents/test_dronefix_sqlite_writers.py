@@ -82,10 +82,13 @@ def test_upload_waits_for_another_writers_lock_instead_of_failing(client: TestCl
 
 def test_batches_and_a_busy_writer_all_land(client: TestClient) -> None:
     """Several batches while another writer commits short transactions all the time (the escalation loop of the
-    audit): every request answers 200 and every image is stored."""
+    audit): every request answers 200 and every image is stored. Each batch starts only after the writer has
+    committed again, so the writer is busy around every batch however fast or slow the machine is (ordered by
+    events, not by counting passes in a time span)."""
     headers = _headers(client)
     factory: sessionmaker[Session] = client.app.state.session_factory  # type: ignore[attr-defined]
     stop = threading.Event()
+    committed = threading.Condition()
     passes = 0
 
     def writer() -> None:
@@ -94,8 +97,15 @@ def test_batches_and_a_busy_writer_all_land(client: TestClient) -> None:
             with transaction(factory) as session:
                 record_run(session, ALERT_WORKER, at=utcnow(), ok=True)
                 time.sleep(0.02)  # a pass's work, with the lock held
-            passes += 1
+            with committed:
+                passes += 1
+                committed.notify_all()
             time.sleep(0.02)  # not a writer that never lets go: SQLite's lock is not fair, a waiter polls
+
+    def another_pass() -> None:
+        with committed:
+            seen = passes
+            assert committed.wait_for(lambda: passes > seen, timeout=60), "the other writer stopped committing"
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
@@ -103,15 +113,16 @@ def test_batches_and_a_busy_writer_all_land(client: TestClient) -> None:
         frames = _frames(12)
         codes = []
         for batch in range(3):
+            another_pass()
             files = frames[batch * 4 : batch * 4 + 4]
             response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "m2"}, files=files)
             codes.append(response.status_code)
             assert all(r["error"] is None for r in response.json()), response.text
+        another_pass()  # still writing after the last batch: it was never shut out
     finally:
         stop.set()
         thread.join()
     assert codes == [200, 200, 200]
-    assert passes > 10
     assert _observations(client) == 12
 
 

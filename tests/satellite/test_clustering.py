@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -363,11 +362,10 @@ def test_strtree_candidates_match_an_all_pairs_search() -> None:
 
 
 @pytest.mark.shared_data
-def test_global_day_is_clustered_quickly() -> None:
+def test_global_day_is_clustered() -> None:
+    """The whole real global day (16,017 hotspots) goes through in one call. Its speed is not asserted here (the
+    suite times nothing): candidate pairs come from the STRtree query, not from all 128 million pairs."""
     hotspots = read_firms_csv(shared_path("firms", "MODIS_C6_1_Global_24h_2025-04-23_full.csv")).hotspots
-    started = time.perf_counter()
     result = cluster_fire_points(hotspots)
-    elapsed = time.perf_counter() - started
     assert sum(len(fp.members) for fp in result.fire_points) == 16_017
-    # ~1 s here with the other core busy; an all-pairs search (128 million distances) takes minutes.
-    assert elapsed < 10.0
+    assert len(result.fire_points) < 16_017  # neighbouring pixels of one fire were joined
