@@ -276,18 +276,70 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
-def _image_tree(images_dir: Path) -> tuple[list[Path], list[str]]:
+def _folder_tree(root: Path, leave_out: Callable[[Path], bool] = lambda _: False, *, warn: bool = True) -> list[Path]:
+    """``root`` and its subfolders at any depth, each parent before its subfolders (in :func:`name_order`),
+    without those ``leave_out`` names (nor their subfolders).
+
+    A link to a folder is followed, as ultralytics follows it (a camera's images linked into a held-out set from
+    an archive), and read under the link's name, so its labels are looked for under the same name in ``labels/``.
+    Each folder is read once: a link to a folder of ``root`` itself (read under its own name), to a folder read
+    already through another link, or to a folder that holds ``root`` (``cam1/up -> ..``: a loop, which would count
+    every image again on each pass, and never end with two such links) is left out, and named in a warning. A link
+    leading outside ``root`` is named too, as the evaluation then reads images kept elsewhere.
+    ``warn=False``: the same folders, said by nobody (a first look, the warnings coming with the reading)."""
+    root_real = root.resolve()
+    read: set[Path] = set()  # the real paths of the folders read
+    folders: list[Path] = []
+
+    def visit(folder: Path, real: Path) -> None:
+        try:
+            subfolders = sorted((d for d in folder.iterdir() if d.is_dir() and not leave_out(d)), key=name_order)
+        except OSError as exc:  # an unreadable subfolder (permissions, a link gone stale meanwhile): left out, said
+            if folder == root:
+                raise
+            if warn:
+                log.warning("%s: not read (%s)", folder, exc)
+            return
+        read.add(real)
+        folders.append(folder)
+        for sub in subfolders:
+            sub_real = sub.resolve()
+            linked = sub.is_symlink()
+            # A link into the set is read under the folder's own name; one to a folder holding the set, never.
+            into_the_set = linked and (sub_real.is_relative_to(root_real) or root_real.is_relative_to(sub_real))
+            if sub_real in read or into_the_set:
+                if warn and linked:
+                    log.warning(
+                        "%s: a link to %s, already read (a link loop, or a second link to one folder): left out",
+                        sub,
+                        sub_real,
+                    )
+                elif warn:
+                    log.warning("%s: the folder %s, already read through a link: left out", sub, sub_real)
+                continue
+            if warn and linked:
+                log.warning("%s: a link to %s, outside %s: read too", sub, sub_real, root)
+            visit(sub, sub_real)
+
+    visit(root, root_real)
+    return folders
+
+
+def _image_tree(images_dir: Path, *, warn: bool = True) -> tuple[list[Path], list[str]]:
     """The images of ``images_dir`` and of its subfolders at any depth (a held-out set grouped by camera or
-    scene: ``images/cam1``, ``images/cam2``, as ultralytics reads it), and the subfolders named like splits, which
-    are left out: evaluating ``train`` with ``val`` would mix what a model learned from with what it did not."""
-    paths = image_files(images_dir)
-    splits: list[str] = []
-    for sub in sorted((d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=name_order):
-        if sub.name.lower() in SPLIT_NAMES:
-            splits.append(sub.name)
-            continue
-        paths.extend(_image_tree(sub)[0])
-    return paths, splits
+    scene: ``images/cam1``, ``images/cam2``, as ultralytics reads it; linked folders as :func:`_folder_tree` says),
+    and the subfolders named like splits, which are left out: evaluating ``train`` with ``val`` would mix what a
+    model learned from with what it did not."""
+
+    def leave_out(folder: Path) -> bool:
+        return folder.name.startswith(".") or folder.name.lower() in SPLIT_NAMES
+
+    splits = sorted(
+        (d.name for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and leave_out(d)),
+        key=lambda name: name_order(Path(name)),
+    )
+    folders = _folder_tree(images_dir, leave_out, warn=warn)
+    return [path for folder in folders for path in image_files(folder)], splits
 
 
 def _key_order(key: str) -> tuple[tuple[int, int, str], ...]:
@@ -305,7 +357,8 @@ def _label_files(labels_dir: Path) -> dict[str, Path]:
     in ``IMG_1.TXT`` is not a negative. Subfolders mirror those of ``images/``."""
     exact: dict[str, Path] = {}
     other: dict[str, Path] = {}
-    for path in sorted(labels_dir.rglob("*")):
+    # Not rglob: it does not follow a linked folder, whose images are read (:func:`_folder_tree`).
+    for path in sorted(path for folder in _folder_tree(labels_dir) for path in folder.iterdir()):
         if path.suffix.lower() == ".txt" and path.is_file() and not path.name.startswith("."):
             (exact if path.suffix == ".txt" else other).setdefault(_label_key(path, labels_dir), path)
     return other | exact
@@ -363,7 +416,7 @@ def resolve_yolo_folder(data_dir: Path, split: str | None = None) -> tuple[Path,
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: no images folder (expected DATA_DIR/images and DATA_DIR/labels)")
     if split is None:
-        paths, splits = _image_tree(images_dir)
+        paths, splits = _image_tree(images_dir, warn=False)  # said when read (read_yolo_folder)
         subfolders = [d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
         if not paths and len(subfolders) == 1:
             # A held-out set is often exported as images/test + labels/test: one split is the set itself.

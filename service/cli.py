@@ -1149,8 +1149,11 @@ def alerts_set_target(
 @alerts_app.command("worker")
 @friendly_errors
 def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False) -> None:
-    """Deliver alerts and apply deadlines (for deployments that run workers apart from the web process)."""
-    from service.alerts.worker import AlertWorker, record_pass, run_once, sender_from
+    """Deliver alerts and apply deadlines (for deployments that run workers apart from the web process).
+
+    Looping, it stops on SIGTERM (systemd, docker) or SIGINT (Ctrl-C) as the web process stops its own: no new send
+    starts, the requests under way finish and are recorded, and it exits with status 0."""
+    from service.alerts.worker import AlertWorker, record_pass, run_once, run_until_signalled, sender_from
     from service.status.service import error_text
 
     settings = get_settings()
@@ -1169,12 +1172,7 @@ def alerts_worker(once: Annotated[bool, typer.Option(help="Run one pass and exit
         )
         return
     _configure_logging(settings.log_level)
-    worker = AlertWorker(factory, settings.alerts)
-    worker.start()
-    try:
-        worker.join()
-    except KeyboardInterrupt:
-        worker.stop()
+    run_until_signalled(AlertWorker(factory, settings.alerts))
 
 
 himawari_app = typer.Typer(help="Himawari-8/9 AHI wildfire product: ingest files.", no_args_is_help=True)

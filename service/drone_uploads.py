@@ -10,8 +10,10 @@ when the service starts, and a missing model stops the start instead of failing 
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from detector.detections import Detector
 from service.auth.service import Principal
+from service.body_limit import shortened_file_name
 from service.config import Settings
 from service.db import DatabaseBusyError, write_savepoint
 from service.errors import ConfigError, StrawfireError
@@ -48,6 +51,17 @@ def shared_detector(second_opinion: bool = False) -> Detector:
         return _detectors[second_opinion]
 
 
+def shown_name(name: str) -> str:
+    """The name an uploaded image is answered and recorded under (``image_name`` of its sightings), by decision:
+    the name as sent, but only its last path part (``/`` and ``\\`` both separate: a Windows app may send
+    ``C:\\DJI\\DJI_0001.JPG``), control characters (a NUL, a line break) written as ``_``, and at most 255
+    characters (:func:`~service.body_limit.shortened_file_name`, the extension kept; a longer one failed the
+    whole batch with a 500). ``..`` stays ``..`` (it is only reported); an empty name is ``image.jpg``."""
+    base = re.split(r"[/\\]", name)[-1]
+    cleaned = "".join("_" if unicodedata.category(ch) == "Cc" else ch for ch in base)
+    return shortened_file_name(cleaned) if cleaned.strip() else "image.jpg"
+
+
 @dataclass(slots=True)
 class ImageResult:
     """One uploaded image: the sightings it gave and their incidents, or why it gave none (``busy``: not stored
@@ -74,7 +88,7 @@ def ingest_drone_images(
     cannot be used (no metadata, refused as evidence) gets its error, named by its file, and the others land.
 
     Each image is written to a temporary file under a name of the service's own (``3.jpg``): an uploaded name may
-    be ``..`` or longer than a file system takes; the name is only reported.
+    be ``..`` or longer than a file system takes; the name is only reported (:func:`shown_name`).
 
     Each image's sightings go through a savepoint (:func:`~service.db.write_savepoint`). On PostgreSQL the request
     commits them together; on the embedded SQLite each image's sightings are committed on their own, by decision:
@@ -87,7 +101,7 @@ def ingest_drone_images(
     busy = False
     with tempfile.TemporaryDirectory(prefix="strawfire-drone-") as folder:
         for number, (name, data) in enumerate(images):
-            shown = Path(name).name or "image.jpg"
+            shown = shown_name(name)
             result = ImageResult(shown)
             results.append(result)
             if busy:

@@ -20,6 +20,7 @@ _STATUS: list[tuple[type[StrawfireError], int]] = [
     (ConfigError, 503),  # the deployment, not the request, must change
     (StorageError, 507),  # Insufficient Storage: a full disk or a read-only mount; send it again once fixed
 ]
+_ECHO_CHARS = 200  # of an invalid input, in the 422 that refuses it
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
@@ -52,8 +53,14 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's own 422 answer, except that it echoes the input: a NaN sent as a number, or a lone surrogate in a
     # string (the JSON parser takes both; the string is refused as ``string_unicode``), made the answer itself fail
     # with a 500.
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+    errors = jsonable_encoder(exc.errors() if isinstance(exc, RequestValidationError) else [])
+    for error in errors:
+        # A long input is not echoed whole: an image sent as a form field (a multipart part without a file name)
+        # came back in full, up to 1 MB of mangled bytes, in the answer that refused it.
+        echoed = error.get("input") if isinstance(error, dict) else None
+        if isinstance(echoed, str) and len(echoed) > _ECHO_CHARS:
+            error["input"] = f"{echoed[:_ECHO_CHARS]}… ({len(echoed):,} characters)"
+    return JSONResponse({"detail": _json_safe(errors)}, status_code=422)
 
 
 def install(app: FastAPI) -> None:

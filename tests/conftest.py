@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from service.config import Settings
 from service.db import make_engine, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,14 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} is missing (../shared/data is not checked out)")
     return path
+
+
+def without_alert_worker(settings: Settings) -> Settings:
+    """``settings`` with the web process's own alert worker off, for tests of the API that move incidents
+    themselves. The worker escalates a fire whose unit has no recipient at its next pass (every 5 s), so with it
+    running an incident's state under test depended on whether the machine reached the next request within the
+    pass: a CI run under load found "escalated" where the test moved "suspected" (a 409)."""
+    return settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"run_worker": False})})
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import select
 import sqlite3
 import subprocess
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from service.db import utcnow
@@ -97,6 +97,7 @@ def test_the_recipient_list_reads_at_80_columns_piped_and_as_json_without_secret
 
 def test_users_are_listed_with_role_unit_and_state_never_a_hash(tmp_path: Path) -> None:
     _demo(tmp_path)
+    before = utcnow()
     for args in (("wang", "--role", "patrol", "--unit", "DEMO01"), ("tower07", "--role", "device")):
         added = run("users", "add", *args, "--password-stdin", cwd=tmp_path, stdin="a-long-password\n")
         assert added.returncode == 0, added.stderr
@@ -111,7 +112,8 @@ def test_users_are_listed_with_role_unit_and_state_never_a_hash(tmp_path: Path) 
     assert rows["wang"][:3] == ["patrol", "DEMO01", "yes"]
     assert rows["tower07"][:3] == ["device", "–", "no"]
     assert rows["demo-supervisor"][:3] == ["supervisor", "DEMO00", "yes"]
-    assert rows["wang"][3].startswith(utcnow().strftime("%Y-%m-%d "))
+    # Created today (UTC): the day the test began or, run across midnight, the next.
+    assert rows["wang"][3][:11] in {f"{day:%Y-%m-%d} " for day in (before, utcnow())}
     as_json = run("users", "list", "--json", cwd=tmp_path)
     assert as_json.returncode == 0, as_json.stderr
     users = {user["username"]: user for user in json.loads(as_json.stdout)}
@@ -148,10 +150,10 @@ def test_a_file_that_cannot_be_read_prints_only_its_error(tmp_path: Path) -> Non
         assert all(line.startswith("error: ") for line in errors), result.stderr
 
 
-def _fires_file(tmp_path: Path, days_ago: int) -> Path:
-    """Two MODIS rows in 东河乡 (DEMO02) and one outside every unit, observed ``days_ago`` days ago at 04:10 UTC
-    (yesterday's time is in the past whatever the hour)."""
-    day = (utcnow() - timedelta(days=days_ago)).strftime("%Y-%m-%d")
+def _fires_file(tmp_path: Path, days_ago: int, today: datetime | None = None) -> Path:
+    """Two MODIS rows in 东河乡 (DEMO02) and one outside every unit, observed ``days_ago`` days before ``today``
+    (default: now) at 04:10 UTC (yesterday's time is in the past whatever the hour)."""
+    day = ((today or utcnow()) - timedelta(days=days_ago)).strftime("%Y-%m-%d")
     path = tmp_path / f"modis_{days_ago}d.csv"
     path.write_text(MODIS_HEADER + modis_rows([(44.36, 125.73), (44.37, 125.74), (30.0, 110.0)], day), "utf-8")
     return path
@@ -167,13 +169,14 @@ def test_months_old_rows_are_named_before_they_alert_townships(tmp_path: Path) -
     real groups without a word. Off a terminal (cron) the file is ingested as before, with a warning first that
     counts the old rows that become fires (inside the units, not stored yet) and names `firms history`."""
     _demo(tmp_path)
-    fresh, old = _fires_file(tmp_path, 1), _fires_file(tmp_path, 200)
+    today = utcnow()  # one day for the file and the warning expected, even if the test runs across midnight
+    fresh, old = _fires_file(tmp_path, 1, today), _fires_file(tmp_path, 200, today)
     quiet = run("firms", "ingest", str(fresh), cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert "warning" not in quiet.stderr
     result = run("firms", "ingest", str(old), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    oldest = (utcnow() - timedelta(days=200)).strftime("%Y-%m-%d 04:10 UTC")
+    oldest = (today - timedelta(days=200)).strftime("%Y-%m-%d 04:10 UTC")
     assert result.stderr.splitlines() == [
         f"warning: {old}: 2 new row(s) inside the units were observed more than 2 days ago (the oldest {oldest}); "
         "ingested, their fires open incidents and alert their townships now, as new fires. For history only (fixed "

@@ -104,6 +104,7 @@ __all__ = [
     "drone_capture_time",
     "drone_sightings",
     "lens_mismatch",
+    "lens_size",
     "load_detector_spec",
     "locate_camera_box",
     "post_drone_batch",
@@ -501,12 +502,24 @@ def _lens_scale(lens_size: tuple[int, int], image_size: tuple[int, int]) -> tupl
     return sx, sy
 
 
+def lens_size(camera: CameraRecord, preset: PresetRecord) -> tuple[int, int]:
+    """(w, h) of the frames the preset's lens was calibrated for (at the preset's zoom)."""
+    intrinsics = lens_intrinsics(camera.lens, preset.zoom)
+    return intrinsics.width, intrinsics.height
+
+
 def lens_mismatch(camera: CameraRecord, preset: PresetRecord, image_size: tuple[int, int]) -> str | None:
     """Why frames of ``image_size`` (w, h) do not fit the preset's calibrated lens (another aspect ratio), or None
-    when they do (the same size, or a sub-stream scaled down from it)."""
-    intrinsics = lens_intrinsics(camera.lens, preset.zoom)
+    when they do.
+
+    Decision: only the aspect ratio decides (within 2 %). A frame of the same aspect ratio at another resolution
+    (the operator moved the stream to 720p, or the patrol reads the sub-stream) shows the same picture with fewer
+    or more pixels, and for a pinhole camera, distortion included, scaling the box to the calibrated size is exact:
+    such a preset stays healthy and its fires are geolocated. Another aspect ratio means the picture is cropped or
+    stretched in a way the registry does not say (or the lens entry is another camera's): no box can be placed.
+    """
     try:
-        _lens_scale((intrinsics.width, intrinsics.height), image_size)
+        _lens_scale(lens_size(camera, preset), image_size)
     except InputError as exc:
         return str(exc)
     return None
@@ -546,14 +559,16 @@ def locate_camera_box(
     box at all: where the box lies in the calibrated picture is unknown. By decision the fire is still posted, with
     the wedge of the preset's whole view (the picture shows this preset, so the fire is somewhere in it: the box's
     bearing extent is the whole field of view, which also widens the bearing's σ in a crossing) and no ground
-    point; logged once per camera, preset and frame size. :class:`Patrol` counts every such frame as an error
-    of its preset, so the heartbeats show the misconfiguration before a fire does.
+    point — a ground point from the wrong geometry could put the fire in the wrong township, which is worse than
+    none; its sighting says ``ground_status: "lens_mismatch"``. Logged once per camera, preset and frame size.
+    :class:`Patrol` reports the preset as ``lens_mismatch`` in its heartbeats (the service's own camera health
+    state), so the county sees the misconfiguration before a fire does.
     """
     pose = camera.pose(preset)
     intrinsics = lens_intrinsics(camera.lens, pose.zoom)
     placeable = True
     try:
-        scaled = _scaled_box((intrinsics.width, intrinsics.height), image_size, box)
+        scaled = _scaled_box(lens_size(camera, preset), image_size, box)
     except InputError as exc:
         _warn_once(
             preset_key(camera.id, preset.id),
@@ -887,11 +902,17 @@ class FramePipeline:
             ),
             wedge=GeoJsonPolygon.from_shapely(wedge.polygon()),
             ground=_ground_estimate(fix, "dem" if camera.dem else "flat") if fix is not None else None,
-            ground_status=fix.status.value if fix is not None else "ground_error",
+            ground_status=fix.status.value if fix is not None else self._no_ground_status(camera, preset, size),
             model=_model_ref(self.detector),
             evidence=evidence_info(evidence, *size),
         )
         return SightingUpload(sighting, evidence)
+
+    @staticmethod
+    def _no_ground_status(camera: CameraRecord, preset: PresetRecord, size: tuple[int, int]) -> GroundStatus:
+        """Why :func:`locate_camera_box` gave no ground fix: the frame does not fit the lens, or the ground could not
+        be computed (a DEM missing on this host, a camera not above its ground)."""
+        return "lens_mismatch" if lens_mismatch(camera, preset, size) is not None else "ground_error"
 
 
 # --- In-process patrol ------------------------------------------------------------------------------------------
@@ -906,6 +927,9 @@ class PresetStats:
     last_error: str | None = None
     frozen: bool = False  # the feed shows the same picture again and again (:mod:`video.health`)
     frozen_episodes: int = 0
+    # The latest frame does not fit the preset's lens (another aspect ratio, :func:`lens_mismatch`): the sizes
+    # ((w, h) registered, (w, h) received); None while it fits.
+    lens_mismatch: tuple[tuple[int, int], tuple[int, int]] | None = None
     last_frame_at: datetime | None = None  # capture time of the latest frame read
     # Frames the source read but skipped by the preset's cadence (added when the source ends): a folder's images
     # closer in capture time than the cadence, a stream's frames in between.
@@ -1039,24 +1063,29 @@ class Patrol:
         stats: PresetStats,
         lens_fit: dict[tuple[int, int], str | None],
     ) -> None:
-        """Count a frame the preset's lens does not fit (another aspect ratio) as an error of the preset.
+        """Note whether the preset's lens fits the frame (:func:`lens_mismatch`), and count a frame it does not fit
+        (another aspect ratio) as an error of the preset.
 
-        By decision every such frame counts, not only the first: none of its boxes can be placed (their sightings
-        carry the whole view's wedge, :func:`locate_camera_box`), so the preset is misconfigured for as long as it
-        lasts, and the errors in its heartbeats grow with the frames so the county's health view shows it (the
-        stream's own lens must be registered, or the stream cropped). Logged once per frame size.
+        By decision the preset's heartbeats then say ``lens_mismatch`` (registered and received sizes), which the
+        service shows as a camera health state of its own: none of the frame's boxes can be placed (their sightings
+        carry the whole view's wedge and no ground point, :func:`locate_camera_box`), so the preset is
+        misconfigured for as long as it lasts (the stream's own lens must be registered, or the stream set back to
+        the calibrated profile). The state follows the latest frame: it clears once frames fit again. Every such
+        frame also counts as an error, so the patrol's own summary names it. Logged once per frame size.
         """
         size = frame.size
         if size not in lens_fit:
             lens_fit[size] = problem = lens_mismatch(camera, preset, size)
             if problem is not None:
                 log.error(
-                    "%s: %s; every frame of this size counts as an error, and fires seen in it are posted with the "
-                    "wedge of the whole view",
+                    "%s: %s; every frame of this size counts as an error, the preset's health is lens_mismatch, and "
+                    "fires seen in it are posted with the wedge of the whole view and no ground point",
                     key,
                     problem,
                 )
         problem = lens_fit[size]
+        # One assignment either way: the heartbeat thread reads it meanwhile
+        stats.lens_mismatch = None if problem is None else (lens_size(camera, preset), size)
         if problem is not None:
             stats.errors += 1
             stats.last_error = problem
@@ -1112,6 +1141,10 @@ class Patrol:
         workers dropped unlooked-at in the last hour (``expired``) and when the latest was (``last_expired_at``):
         the grabber only queues frames, so workers that do not keep up would otherwise show in their own logs
         only. When those counts cannot be read (their Redis is down) the heartbeats go without them.
+
+        A preset whose latest frame does not fit its lens also says ``lens_mismatch``: ``{"registered": [w, h],
+        "received": [w, h]}`` (:meth:`_check_lens`). Only then: a heartbeat without it says the frames fit, and a
+        service older than this field still takes the heartbeats of every preset that fits.
         """
         now = datetime.now(UTC)
         keys = [preset_key(camera.id, preset.id) for camera, preset in self._presets]
@@ -1132,6 +1165,9 @@ class Patrol:
                 # a file's frames may carry times ahead of the clock: never after the heartbeat itself
                 "last_frame_at": None if last is None else min(last, now).isoformat(),
             }
+            if stats.lens_mismatch is not None:
+                registered, received = stats.lens_mismatch
+                beat["lens_mismatch"] = {"registered": list(registered), "received": list(received)}
             if expired is not None:
                 dropped = expired.get(key) or ExpiredFrames(0, None)
                 beat["expired"] = dropped.count

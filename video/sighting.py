@@ -71,7 +71,12 @@ _KEY = r"^[A-Za-z0-9._:/,+-]{1,200}$"  # the service's column holds 200 characte
 #: Whether the ground fix landed and, if not, why. ``ground_error``: it could not be computed at all (a DEM file
 #: missing on the patrol host or not covering the camera, a camera not above the ground): the sighting still goes
 #: out, placed by its wedge (cameras) or the drone's position (drones), since a fire must never be dropped for it.
-GroundStatus = Literal["hit", "above_horizon", "beyond_max_range", "outside_dem", "no_metadata", "ground_error"]
+#: ``lens_mismatch`` (cameras): the frame is of another aspect ratio than the preset's registered lens (the stream's
+#: profile was changed, or the registry describes another camera), so where the box lies in the calibrated picture
+#: is unknown: the ground is withheld and the wedge is the preset's whole view (``video.patrol.locate_camera_box``).
+GroundStatus = Literal[
+    "hit", "above_horizon", "beyond_max_range", "outside_dem", "no_metadata", "ground_error", "lens_mismatch"
+]
 
 
 class _Wire(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 
 from service.alerts.tables import AlertKind
 from service.regions.crs import wgs84_to_gcj02
+from service.regions.types import RegionLevel
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 _KIND_TITLE = {
@@ -32,14 +33,30 @@ _KIND_SMS_TITLE = {
 #: phone it: nobody there knows of the fire), and of one about a missed deadline (or any other escalation).
 UNREACHABLE = "unreachable"
 OVERDUE = "overdue"
-_UNREACHABLE_TITLE = "火点预警升级（乡镇告警无法送达）"
-_UNREACHABLE_SMS_TITLE = "乡镇无法送达"  # as long as the overdue one: the same room for the township's name
-_UNREACHABLE_LINE = "升级原因：乡镇告警无法送达，乡镇尚不知道此火点，请电话通知乡镇处置"
+#: The words for the level of the unit that acts on a fire, in an unreached unit's escalation (and what a county's
+#: digest asks it to do): a township (乡镇), or a county-level unit (区县: a county, a district, a county-level city;
+#: the unit of a fire with no township). Counties loaded without townships act on their own fires, and the county
+#: was told "乡镇告警无法送达 … 请电话通知乡镇" of a district that has no township in the system.
+_UNIT_WORDS = {RegionLevel.TOWNSHIP: "乡镇", RegionLevel.COUNTY: "区县"}
+#: The level not known (a message built without it): the unit responsible, in words that fit every level.
+_ANY_UNIT_WORD = "责任单位"
+_ANY_UNIT_SMS_WORD = "单位"  # as long as 乡镇 and 区县: an SMS keeps the same room for the unit's name
+_UNREACHABLE_TITLE = "火点预警升级（{unit}告警无法送达）"
+_UNREACHABLE_SMS_TITLE = "{unit}无法送达"  # as long as the overdue one: the same room for the township's name
+_UNREACHABLE_LINE = "升级原因：{unit}告警无法送达，{unit}尚不知道此火点，请电话通知{unit}处置"
 #: Characters in one SMS segment of Chinese text (UCS-2); a longer text is sent as billed 67-character parts.
 SMS_SEGMENT = 70
 _SOURCE_NAMES = {"satellite": "卫星", "camera": "视频监控", "drone": "无人机", "triangulated": "多塔交会"}
 #: Markdown's (and WeCom's ``<font>``) characters, and the full-width forms a name is written with in markdown.
 _MARKDOWN_SAFE = str.maketrans("\\*_[]()`<>~#|", "＼＊＿［］（）｀＜＞～＃｜")
+
+
+def unit_word(level: RegionLevel | None, *, sms: bool = False) -> str:
+    """The words for a unit of ``level`` in an alert (pure): 乡镇, 区县, or, for a level not known, 责任单位 (单位 in an
+    SMS, as long as the others)."""
+    if level in _UNIT_WORDS:
+        return _UNIT_WORDS[level]
+    return _ANY_UNIT_SMS_WORD if sms else _ANY_UNIT_WORD
 
 
 def markdown_safe(name: str) -> str:
@@ -74,6 +91,9 @@ class AlertMessage:
     idempotency_key: str
     # Escalations only: why the county is told (:data:`UNREACHABLE` or :data:`OVERDUE`); None for other kinds.
     escalation_reason: str | None = None
+    # The level of the unit that acts on the fire (``unit_name``'s): township, or county for a fire with no
+    # township; None when not known. An unreached unit's escalation is worded by it (:func:`unit_word`).
+    unit_level: RegionLevel | None = None
 
     @classmethod
     def build(
@@ -92,6 +112,7 @@ class AlertMessage:
         base_url: str,
         idempotency_key: str,
         escalation_reason: str | None = None,
+        unit_level: RegionLevel | None = None,
     ) -> AlertMessage:
         """Fill in the GCJ-02 coordinates and the links."""
         gcj_lon, gcj_lat = wgs84_to_gcj02(longitude, latitude)
@@ -114,6 +135,7 @@ class AlertMessage:
             map_url=f"https://uri.amap.com/marker?position={gcj_lon:.6f},{gcj_lat:.6f}&name=火点{incident_id}",
             idempotency_key=idempotency_key,
             escalation_reason=escalation_reason if kind is AlertKind.ESCALATION else None,
+            unit_level=unit_level,
         )
 
     @property
@@ -123,8 +145,10 @@ class AlertMessage:
 
     @property
     def title(self) -> str:
-        """The headline for this kind of alert (an unreached township's escalation says so)."""
-        return _UNREACHABLE_TITLE if self.unreachable else _KIND_TITLE[self.kind]
+        """The headline for this kind of alert (an unreached unit's escalation says so, by the unit's level)."""
+        if self.unreachable:
+            return _UNREACHABLE_TITLE.format(unit=unit_word(self.unit_level))
+        return _KIND_TITLE[self.kind]
 
     def _lines(self, *, markdown: bool = False) -> list[str]:
         local = self.observed_at.astimezone(BEIJING)
@@ -144,7 +168,7 @@ class AlertMessage:
             f"置信度：{self.confidence:.0%}",
             f"坐标(WGS-84)：{self.latitude:.5f}, {self.longitude:.5f}",
             f"坐标(GCJ-02)：{self.gcj02_latitude:.5f}, {self.gcj02_longitude:.5f}",
-            *([_UNREACHABLE_LINE] if self.unreachable else []),
+            *([_UNREACHABLE_LINE.format(unit=unit_word(self.unit_level))] if self.unreachable else []),
         ]
 
     def text(self) -> str:
@@ -163,17 +187,18 @@ class AlertMessage:
         """A short text: SMS templates are short and links are often blocked. One SMS segment
         (:data:`SMS_SEGMENT` characters): the township's name is cut (marked …) where the whole text would be
         longer, never the time, the coordinates or the incident number (a reminder for a six-character township
-        such as 双营子回族乡 had run to 72 characters, two billed parts). An unreached township's escalation asks the
-        county to phone the township instead of to acknowledge.
+        such as 双营子回族乡 had run to 72 characters, two billed parts). An unreached unit's escalation asks the
+        county to phone the unit (乡镇, 区县: :func:`unit_word`) instead of to acknowledge.
 
         The coordinates are GCJ-02, what the phone maps a team pastes them into (Amap, WeChat) expect, and are
         labelled so (高德坐标): unlabelled, they were typed back into GPS apps or reports as WGS-84, 550–600 m off."""
         local = self.observed_at.astimezone(BEIJING)
-        title = _UNREACHABLE_SMS_TITLE if self.unreachable else _KIND_SMS_TITLE[self.kind]
+        word = unit_word(self.unit_level, sms=True)
+        title = _UNREACHABLE_SMS_TITLE.format(unit=word) if self.unreachable else _KIND_SMS_TITLE[self.kind]
         head = f"【strawfire】{title}："
         tail = (
             f" {local:%m-%d %H:%M} 高德坐标{self.gcj02_latitude:.4f},{self.gcj02_longitude:.4f} "
-            f"编号{self.incident_id} {'请联系乡镇' if self.unreachable else '请立即签收'}"
+            f"编号{self.incident_id} {f'请联系{word}' if self.unreachable else '请立即签收'}"
         )
         room = SMS_SEGMENT - len(head) - len(tail)
         unit = self.unit_name if len(self.unit_name) <= room else self.unit_name[: max(1, room - 1)] + "…"
@@ -186,6 +211,7 @@ class AlertMessage:
         data["observed_at"] = self.observed_at.isoformat()
         data["sources"] = list(self.sources)
         data["title"] = self.title
+        data["unit_level"] = None if self.unit_level is None else self.unit_level.value
         return data
 
 
@@ -242,17 +268,24 @@ def sms_digest_text(messages: list[AlertMessage]) -> str:
     Why by kind: it read "N 个火点待签收" whatever it carried, and a county's digest of escalations, or of townships
     its alerts could not reach, asked the county to acknowledge instead of to act (phone the townships). New-fire
     alerts and reminders (a township's) ask to acknowledge, saying how many are reminders; escalations (a county's)
-    say how many are of townships that could not be reached."""
+    say how many are of townships that could not be reached.
+
+    The units are worded by their level (:func:`unit_word`): 乡镇 when the escalations are all of townships, 区县
+    when all of county-level units, 责任单位 (the unit responsible) when of both or not known."""
     count = len(messages)
     escalations = [m for m in messages if m.kind is AlertKind.ESCALATION]
     unreachable = sum(m.unreachable for m in escalations)
     reminders = sum(m.kind is AlertKind.REMINDER for m in messages)
+    levels = {m.unit_level for m in escalations}
+    level = levels.pop() if len(levels) == 1 else None
+    word, short = unit_word(level), unit_word(level, sms=True)
     if escalations and unreachable == count:
-        what = "乡镇告警无法送达，请电话通知乡镇处置。"
+        # "责任单位告警无法送达" reads as the unit's own alert: a level not known says only that the alerts failed.
+        what = f"{word if level in _UNIT_WORDS else ''}告警无法送达，请电话通知{word}处置。"
     elif escalations and unreachable:
-        what = f"已升级（{unreachable} 个乡镇无法送达），请登录系统处置并联系乡镇。"
+        what = f"已升级（{unreachable} 个{short}无法送达），请登录系统处置并联系{word}。"
     elif escalations:
-        what = "超时未处置已升级，请督促乡镇处置。"
+        what = f"超时未处置已升级，请督促{word}处置。"
     elif reminders == count:
         what = "超时未签收（再次提醒），请立即签收。"
     elif reminders:

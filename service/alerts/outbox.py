@@ -47,6 +47,7 @@ from service.db import utcnow
 from service.incidents.service import record_event, transition
 from service.incidents.states import IncidentState
 from service.incidents.tables import Incident, IncidentEvent, Observation
+from service.regions.types import RegionLevel
 
 log = logging.getLogger("strawfire.alerts")
 
@@ -266,7 +267,7 @@ def _renew(factory: sessionmaker[Session], held: dict[int, datetime], ids: list[
     until = at + LEASE
     mine: list[int] = []
     with factory() as session, session.begin():
-        query = select(Alert).where(Alert.id.in_(ids))
+        query = select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)  # locked in id order (see lock_incidents)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()
         for alert in session.scalars(query):
@@ -296,6 +297,7 @@ def _message(session: Session, alert: Alert, incident: Incident, recipient: Reci
         base_url=base_url,
         idempotency_key=alert.idempotency_key,
         escalation_reason=escalation_reason(session, alert) if alert.kind == AlertKind.ESCALATION.value else None,
+        unit_level=acting_level(incident),
     )
 
 
@@ -604,7 +606,8 @@ def _withdraw(factory: sessionmaker[Session], held: dict[int, datetime], lapsed:
     """Mark the lapsed alerts this worker still holds ``withdrawn``, each with an event on its incident's record."""
     ids = _renew(factory, held, list(lapsed), at)
     with factory() as session, session.begin():
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+        # By incident, then alert: each event's row lock on its incident taken in id order (see lock_incidents).
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.incident_id, Alert.id)):
             withdraw(session, alert, lapsed[alert.id], at)
     return len(ids)
 
@@ -655,7 +658,7 @@ def withdraw_pending(session: Session, recipient_ids: Sequence[int], at: datetim
 
 def _postpone(factory: sessionmaker[Session], ids: list[int], until: datetime) -> None:
     with factory() as session, session.begin():
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
             alert.lease_until = None
             alert.next_attempt_at = until
 
@@ -710,13 +713,11 @@ def _record_failure(
                 outcome = "failed"
                 given_up.append(alert)
         session.flush()  # the failures count in what escalate_unreachable reads
-        if given_up and session.get_bind().dialect.name == "postgresql":
+        if given_up:
             # Targets are sent to side by side (and by several workers): two recipients' last alerts of one
             # incident given up at once each saw the other still pending, and neither told the county. The
-            # incident's row, locked in id order, makes the second wait for the first and see its failure.
-            incident_ids = sorted({alert.incident_id for alert in given_up})
-            locking = select(Incident.id).where(Incident.id.in_(incident_ids)).order_by(Incident.id)
-            session.execute(locking.with_for_update())
+            # incident's row, locked, makes the second wait for the first and see its failure.
+            lock_incidents(session, [alert.incident_id for alert in given_up])
         for alert in given_up:
             escalate_unreachable(session, alert, at)
     return outcome, due
@@ -901,6 +902,15 @@ def unit_label(incident: Incident, code: str) -> str:
     return "unit " + _named(code, incident.county_name if code == incident.county_code else None)
 
 
+def acting_level(incident: Incident) -> RegionLevel | None:
+    """The level of the unit that acts on the incident (pure): its township's, else its county-level unit's (a
+    county, a district: a fire with no township is its county's), None outside every unit. The level an alert's
+    message words the unit by (an unreached unit's escalation: 乡镇 or 区县)."""
+    if incident.township_code:
+        return RegionLevel.TOWNSHIP
+    return RegionLevel.COUNTY if incident.county_code else None
+
+
 def _named(code: str, name: str | None) -> str:
     return f"{code} ({name})" if name and name != code else code
 
@@ -985,6 +995,28 @@ def escalation_reason(session: Session, alert: Alert) -> str:
     return OVERDUE
 
 
+def lock_incidents(session: Session, incident_ids: Sequence[int]) -> None:
+    """Lock these incidents' rows for the caller's transaction, in id order (PostgreSQL; SQLite has one writer at
+    a time): ``SELECT … FOR NO KEY UPDATE ORDER BY id``, the rows loaded fresh into the session.
+
+    Why in id order: the outbox's writes that move several incidents run side by side, one per target, and with
+    the escalation pass; each writes its incidents' rows in id order (the escalation pass goes through them so,
+    a delivery's alerts are taken in incident order). Two that took overlapping rows in opposite orders each held
+    one the other waited for, and PostgreSQL's deadlock detector rolled one back. ``NO KEY UPDATE`` is the lock an
+    UPDATE takes anyway: unlike ``FOR UPDATE`` it does not wait for the key-share locks that adding an event or an
+    alert of the incident takes (a phone's upload, another delivery's record), nor they for it."""
+    if not incident_ids or session.get_bind().dialect.name != "postgresql":
+        return
+    locking = (
+        select(Incident)
+        .where(Incident.id.in_(sorted(set(incident_ids))))
+        .order_by(Incident.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    session.scalars(locking).all()
+
+
 #: How often a write that a phone's concurrent move made stale is tried in all, each time from the fresh state.
 STALE_RETRIES = 3
 
@@ -1017,7 +1049,14 @@ def _delivered(factory: sessionmaker[Session], ids: list[int], at: datetime, *, 
 
 def _record_delivery(factory: sessionmaker[Session], ids: list[int], at: datetime, *, digest: bool) -> None:
     with factory() as session, session.begin():
-        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+        # In incident order, so that the incidents' rows are written (and so locked, on PostgreSQL) in id order:
+        # each when the next one is read, the last at the commit. A digest's alerts (a reopened or moved fire's
+        # queued after a later fire's) need not be in that order, and two targets' deliveries recorded side by side
+        # that moved the same incidents in opposite orders deadlocked: PostgreSQL rolled one back, and its alerts,
+        # delivered, went out again. Not locked beforehand: a phone's move in between makes this write stale, and
+        # it is made again from the fresh state (:func:`_delivered`), the team's move standing.
+        query = select(Alert).where(Alert.id.in_(ids)).order_by(Alert.incident_id, Alert.id)
+        for alert in session.scalars(query):
             alert.status = AlertStatus.SENT.value
             alert.sent_at = at
             alert.attempts += 1

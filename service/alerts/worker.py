@@ -8,7 +8,9 @@ with SKIP LOCKED); on SQLite run one.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import httpx
@@ -120,8 +122,57 @@ class AlertWorker(threading.Thread):
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the loop to end and wait for it, then up to ``timeout`` s for the requests under way (no further one
-        starts; see :meth:`SendingLanes.close`): the service closes the channels' HTTP client next."""
+        starts; see :meth:`SendingLanes.close`): the service closes the channels' HTTP client next. It logs that
+        it is stopping once no new send can start, and that it stopped."""
         self._stop_event.set()
         self._lanes.stopping.set()  # before the join: the pass under way waits for its targets' sends
+        log.info("alert worker stopping: no new send starts; the requests under way finish (up to %g s)", timeout)
         self.join(timeout)
         self._lanes.close(timeout)
+        log.info("alert worker stopped")
+
+
+#: What stops a looping ``strawfire alerts worker``: systemd's and docker's stop (SIGTERM), Ctrl-C (SIGINT).
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+
+
+def run_until_signalled(
+    worker: AlertWorker,
+    signals: Collection[signal.Signals] = STOP_SIGNALS,
+    *,
+    stop_timeout: float = 10.0,
+    check_every_s: float = 1.0,
+) -> signal.Signals | None:
+    """Start ``worker`` and wait in this thread (a process's main thread) until one of ``signals`` comes, then stop
+    it as :meth:`AlertWorker.stop` does; the signal that stopped it, or None when the worker ended by itself.
+
+    Why: SIGTERM (``systemctl stop``, ``docker stop``) killed the process wherever it was, in the middle of a pass:
+    the alerts it had claimed went out again only when their lease ran out, and a send whose answer had come was
+    not recorded. Stopped like this, no new send starts, the requests under way finish (each within its channel's
+    timeout) and are recorded, the alerts claimed and not sent stay pending under their lease (sent, with the same
+    Idempotency-Key, by the next start's worker once it runs out), and the process logs that it stopped and exits
+    with status 0. It takes up to ``stop_timeout`` s for the pass under way, then as long again for the requests
+    (as a rule well under that: a pass waits 2 s for its targets, a request 10 s at most); SIGKILL after that, as
+    systemd and docker send, loses nothing that a lease does not bring back.
+
+    The signals are blocked before the worker starts, so that its threads (the pass's and the sending lanes',
+    which inherit the mask) never take one, and are taken here with ``sigtimedwait``: no Python handler runs in the
+    middle of whatever this thread does. A second signal while the worker stops does not cut the stop short (it is
+    taken and dropped; SIGKILL does); the mask is as before when this returns."""
+    blocked = set(signals)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        worker.start()
+        received: signal.Signals | None = None
+        while received is None and worker.is_alive():
+            taken = signal.sigtimedwait(blocked, check_every_s)
+            if taken is not None:
+                received = signal.Signals(taken.si_signo)
+        if received is not None:
+            log.info("%s received: stopping the alert worker", received.name)
+            worker.stop(stop_timeout)
+        while signal.sigtimedwait(blocked, 0) is not None:
+            pass  # a second signal sent while it stopped: taken, not left to kill the process as the mask opens
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return received

@@ -6,7 +6,19 @@ A heartbeat replaces the preset's previous one (a row per preset, not a log). St
 * ``silent`` — the latest heartbeat, or the latest frame it reports, is older than :func:`silent_after_s`
   (``max(3 × cadence_s, 600 s)``): the patrol is down, or it runs but the stream gives no picture;
 * ``frozen`` — the patrol reports the feed showing the same picture again and again (``video.health``);
+* ``lens_mismatch`` — the patrol reports that the preset's latest frames are of another aspect ratio than its
+  registered lens (``video.patrol.lens_mismatch``: the operator changed the stream's profile, or the registry entry
+  describes another camera); ``lens_mismatch`` in the preset's health gives the registered and received sizes;
 * ``ok`` — otherwise.
+
+The order is that of severity: a silent or frozen preset sees no fire at all; a ``lens_mismatch`` preset still
+sees and posts fires, but cannot place them: by decision (``video.patrol.locate_camera_box``) their sightings carry
+the wedge of the preset's whole view and no ground point (``ground_status: "lens_mismatch"``), since a ground point
+from the wrong geometry can put a fire in the wrong township. A stream of the same aspect ratio at another
+resolution (a sub-stream, 720p instead of 1080p) is exact to scale for a pinhole camera: it stays ``ok`` and its
+fires are geolocated. The state follows the latest heartbeat: the patrol reports the mismatch while its latest
+frame does not fit, and a heartbeat without it clears it (a patrol reads the registry when it starts: after
+registering the stream's own lens, restart the patrol).
 
 Apart from its state, a preset is ``expiring`` when the Celery workers of a distributed patrol dropped some of its
 frames unlooked-at lately (``expired``: no worker took them within the grabber's ``--frame-ttl-s``): the camera
@@ -15,7 +27,9 @@ the last hour, ``last_expired_at``; an in-process patrol sends neither), and "la
 horizon, :func:`silent_after_s`. Those counts are kept in one ``component_runs`` row, :data:`EXPIRED_FRAMES`, a
 JSON map by preset where each newer report replaces the preset's last — for want of columns on
 ``camera_heartbeats`` (adding ``expired`` and ``last_expired_at`` there would take a migration). A report carries
-the preset's current counts, not an increment, so one lost to two posts at once is made good by the next.
+the preset's current counts, not an increment, so one lost to two posts at once is made good by the next. The
+presets whose lens does not fit their stream are kept the same way, in :data:`LENS_MISMATCH` (written only when
+that set changes: a fleet whose lenses fit writes nothing more per heartbeat).
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -44,8 +58,25 @@ MAX_CLOCK_AHEAD: Final = timedelta(minutes=5)
 MAX_BATCH: Final = 1000
 #: The ``component_runs`` row holding each preset's latest report of frames its workers dropped (see above).
 EXPIRED_FRAMES: Final = "cameras.expired_frames"
+#: The ``component_runs`` row holding, by preset, the sizes of its latest lens/stream mismatch report (see above).
+LENS_MISMATCH: Final = "cameras.lens_mismatch"
+#: Rows of ``component_runs`` that are the presets' (shown with them), not components of their own.
+PRESET_ROWS: Final = frozenset({EXPIRED_FRAMES, LENS_MISMATCH})
+#: A frame side no camera sends (a frame size beyond it in a heartbeat is a patrol bug, not a 50k-pixel camera).
+MAX_FRAME_SIDE: Final = 65535
 
-HealthState = Literal["ok", "frozen", "silent", "never_seen"]
+HealthState = Literal["ok", "frozen", "silent", "never_seen", "lens_mismatch"]
+
+FrameSide = Annotated[int, Field(gt=0, le=MAX_FRAME_SIDE)]
+
+
+class LensMismatchIn(BaseModel):
+    """The preset's registered lens size and the size of the frames its stream sends, (w, h) each."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    registered: tuple[FrameSide, FrameSide]
+    received: tuple[FrameSide, FrameSide]
 
 
 class HeartbeatIn(BaseModel):
@@ -63,6 +94,8 @@ class HeartbeatIn(BaseModel):
     # Distributed patrols only: frames the workers dropped unlooked-at in the last hour, and the latest such drop.
     expired: int | None = Field(default=None, ge=0)
     last_expired_at: AwareDatetime | None = None
+    # Only when the preset's latest frame does not fit its registered lens (another aspect ratio).
+    lens_mismatch: LensMismatchIn | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +149,8 @@ def _parse_item(index: int, item: object, registry: CameraRegistry, now: datetim
         return Rejected(index, "last_expired_at: after the heartbeat's own time", camera_id, preset)
     if beat.last_expired_at is not None and beat.expired is None:
         return Rejected(index, "last_expired_at: given without expired", camera_id, preset)
+    if beat.lens_mismatch is not None and beat.lens_mismatch.registered == beat.lens_mismatch.received:
+        return Rejected(index, "lens_mismatch: registered and received are the same size", camera_id, preset)
     return beat
 
 
@@ -127,6 +162,7 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
     rejected: list[Rejected] = []
     stored = stale = 0
     expiries: dict[str, dict[str, Any]] = {}  # camera/preset → its report of frames the workers dropped
+    lenses: dict[str, dict[str, list[int]] | None] = {}  # camera/preset → its lens mismatch, None: the lens fits
     for index, item in enumerate(items):
         beat = _parse_item(index, item, registry, now)
         if isinstance(beat, Rejected):
@@ -142,6 +178,10 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
         row.at, row.frames, row.errors, row.frozen = beat.at, beat.frames, beat.errors, beat.frozen
         row.last_frame_at, row.received_at = beat.last_frame_at, now
         stored += 1
+        mismatch = beat.lens_mismatch
+        lenses[f"{beat.camera_id}/{beat.preset}"] = (
+            None if mismatch is None else {"registered": list(mismatch.registered), "received": list(mismatch.received)}
+        )
         if beat.expired is not None:
             last = beat.last_expired_at
             expiries[f"{beat.camera_id}/{beat.preset}"] = {
@@ -150,6 +190,7 @@ def store_heartbeats(session: Session, items: list[object], *, now: datetime) ->
             }
     if expiries:
         _store_expiries(session, expiries, now=now)
+    _store_lens_mismatches(session, lenses, now=now)
     return BatchResult(stored, stale, rejected)
 
 
@@ -163,9 +204,34 @@ def _store_expiries(session: Session, expiries: dict[str, dict[str, Any]], *, no
 
 def _expiries(session: Session, *, lock: bool = False) -> dict[str, Any]:
     """The :data:`EXPIRED_FRAMES` row's reports by ``camera/preset``."""
-    row = session.get(ComponentRun, EXPIRED_FRAMES, with_for_update=lock)
+    return _preset_reports(session, EXPIRED_FRAMES, lock=lock)
+
+
+def _preset_reports(session: Session, name: str, *, lock: bool = False) -> dict[str, Any]:
+    """The reports by ``camera/preset`` kept in the ``component_runs`` row ``name`` (read again when locking: an
+    earlier read in this session must not stand in for the locked one)."""
+    row = session.get(ComponentRun, name, with_for_update=lock, populate_existing=lock)
     presets = json.loads(row.detail or "{}").get("presets", {}) if row is not None else {}
     return presets if isinstance(presets, dict) else {}
+
+
+def _store_lens_mismatches(session: Session, lenses: dict[str, dict[str, list[int]] | None], *, now: datetime) -> None:
+    """Set (or, for None, clear) the presets' lens mismatches in the :data:`LENS_MISMATCH` row, written only when
+    that changes it (locked on PostgreSQL while merging)."""
+
+    def merged(current: dict[str, Any]) -> dict[str, Any]:
+        out = {key: value for key, value in current.items() if lenses.get(key, value) is not None}
+        return out | {key: value for key, value in lenses.items() if value is not None}
+
+    if not lenses:
+        return
+    current = _preset_reports(session, LENS_MISMATCH)
+    if merged(current) == current:
+        return
+    from service.status.service import record_run  # service.status reads camera health: imported here, not above
+
+    presets = merged(_preset_reports(session, LENS_MISMATCH, lock=True))
+    record_run(session, LENS_MISMATCH, at=now, ok=True, detail={"presets": presets})
 
 
 def silent_after_s(cadence_s: float) -> float:
@@ -177,12 +243,14 @@ def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     """Every registered preset, in registry order, with its state and latest heartbeat."""
     rows = {(r.camera_id, r.preset_id): r for r in session.scalars(select(PresetHeartbeat))}
     expiries = _expiries(session)
+    lenses = _preset_reports(session, LENS_MISMATCH)
     out: list[dict[str, Any]] = []
     for camera, preset in load_registry(session).presets():
         limit = silent_after_s(preset.cadence_s)
         row = rows.get((camera.id, preset.id))
         report = expiries.get(f"{camera.id}/{preset.id}")
         raw_last = report.get("last_expired_at") if isinstance(report, dict) else None
+        mismatch = lenses.get(f"{camera.id}/{preset.id}") if row is not None else None
         last_expired_at = datetime.fromisoformat(raw_last).astimezone(UTC) if isinstance(raw_last, str) else None
         state: HealthState
         if row is None:
@@ -193,6 +261,8 @@ def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
             state = "silent"
         elif row.frozen:
             state = "frozen"
+        elif mismatch is not None:
+            state = "lens_mismatch"
         else:
             state = "ok"
         out.append(
@@ -213,6 +283,8 @@ def preset_health(session: Session, *, now: datetime) -> list[dict[str, Any]]:
                 "expired": report.get("expired") if isinstance(report, dict) else None,
                 "last_expired_at": last_expired_at,
                 "expiring": last_expired_at is not None and (now - last_expired_at).total_seconds() <= limit,
+                # the latest heartbeat's: {"registered": [w, h], "received": [w, h]}; None: the frames fit the lens
+                "lens_mismatch": mismatch,
             }
         )
     return out

@@ -91,6 +91,13 @@ class HeartbeatBatchOut(BaseModel):
     rejected: list[HeartbeatRejectedOut]
 
 
+class LensMismatchOut(BaseModel):
+    """The frames of a preset's stream do not fit its registered lens (another aspect ratio)."""
+
+    registered: tuple[int, int]  # (w, h) the lens was calibrated for
+    received: tuple[int, int]  # (w, h) of the stream's latest frames
+
+
 class PresetHealthOut(BaseModel):
     camera_id: str
     camera_name: str
@@ -107,6 +114,7 @@ class PresetHealthOut(BaseModel):
     expired: int | None  # distributed patrols: frames the workers dropped unlooked-at in the last hour reported
     last_expired_at: datetime | None  # the latest such drop (within a day)
     expiring: bool  # frames dropped within silent_after_s: the workers do not keep up
+    lens_mismatch: LensMismatchOut | None  # the latest heartbeat's; None: the frames fit the lens
 
 
 @router.post("/health")
@@ -118,7 +126,8 @@ def post_health(
         Body(
             description='{"heartbeats": [{camera_id, preset, at, frames, errors, frozen, last_frame_at}, …]}; a '
             "grabber of Celery workers adds expired (frames the workers dropped unlooked-at in the last hour) and "
-            "last_expired_at"
+            'last_expired_at; a preset whose latest frame does not fit its lens adds lens_mismatch: {"registered": '
+            '[w, h], "received": [w, h]}'
         ),
     ],
 ) -> HeartbeatBatchOut:
@@ -137,6 +146,8 @@ def post_health(
 @router.get("/health")
 def get_health(principal: Supervisor, session: SessionDep) -> list[PresetHealthOut]:
     """Each registered preset with its state: ``ok``, ``frozen``, ``silent`` (no heartbeat or no frame for
-    ``max(3 × cadence_s, 600 s)``) or ``never_seen``, and ``expiring`` when workers dropped some of its frames
-    unlooked-at within that time (supervisors, admins)."""
+    ``max(3 × cadence_s, 600 s)``), ``lens_mismatch`` (its stream's frames are of another aspect ratio than its
+    registered lens: its fires are posted without a ground point; ``lens_mismatch`` gives both sizes) or
+    ``never_seen``, and ``expiring`` when workers dropped some of its frames unlooked-at within that time
+    (supervisors, admins)."""
     return [PresetHealthOut.model_validate(p) for p in health.preset_health(session, now=utcnow())]

@@ -193,6 +193,10 @@ def _only_the_end_marker_missing(data: bytes) -> None:
 
 def inspect_photo(data: bytes) -> PhotoFacts:
     """Check that ``data`` is a whole, decodable image of an allowed type; read its EXIF time and GPS."""
+    if not data:
+        # Said as such (Pillow's "UnidentifiedImageError" told a team nothing): a phone app that lost the file's
+        # content, or sent a placeholder, must send the photo itself again.
+        raise ImageCheckError("not a readable image: an empty file (0 bytes)")
     try:
         # Pillow's own opener: ultralytics, when loaded, replaces Image.open with one that tries to pip-install.
         with pil_open(io.BytesIO(data)) as image:

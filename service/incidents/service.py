@@ -225,7 +225,9 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
       unit's share) and the ``outside`` candidate below show supervisors and evaluators that it is an edge case.
     * **The outside share** is a candidate of its own per level, ``{"level", "code": None, "name": None, "share",
       "outside": True}``, after the units' candidates whenever part of the region lies beyond every unit of that
-      level (a candidate list without it had read as if the units shared the whole pixel)."""
+      level (a candidate list without it had read as if the units shared the whole pixel).
+    * **The distance**: for ``nearest``, the chosen unit's candidate (finest level) also has ``distance_m``, how far
+      the point lies outside the imported units (geodesic metres), which the reports show evaluators."""
     candidates: list[dict[str, Any]] = []
     incident.township_code = incident.township_name = None
     incident.county_code = incident.county_name = None
@@ -256,6 +258,13 @@ def assign_incident(incident: Incident, region: shapely.Geometry, levels: dict[R
         if incident.assignment_status == AssignStatus.OUTSIDE.value:
             incident.assignment_status = result.status.value
             incident.assignment_certainty = primary.share
+            if result.status is AssignStatus.NEAREST and result.distance_m is not None:
+                # How far outside the boundary the fire's point lies, on the chosen unit's candidate: the reports
+                # show evaluators how far over the border an edge fire point is.
+                chosen_candidate = next(
+                    c for c in candidates if c["level"] == level.value and c["code"] == primary.code
+                )
+                chosen_candidate["distance_m"] = round(result.distance_m, 1)
     incident.assignment_candidates = json.dumps(candidates, ensure_ascii=False)
 
 

@@ -117,6 +117,16 @@ def title_page(data: ReportData, labels: Labels) -> Figure:
             f"{labels.t('处置中', 'Open')}: {total.open}",
             11,
         ),
+        # Edge fire points are scored like any other; the line (and the fire-point lists' column) is for review.
+        (
+            f"{labels.t('界外就近火点', 'Edge fire points')}: {total.edge}  "
+            + (
+                "（位于各单位界外、归属最近单位：照常计分，供复核）"
+                if labels.cjk
+                else "(outside every unit, given to the nearest: scored as usual, marked for review)"
+            ),
+            11,
+        ),
         (
             f"{labels.t('签收用时', 'Time to acknowledge')} P50 / P90: {_min(ack.p50)} / {_min(ack.p90)} min    "
             f"{labels.t('按时签收率', 'On time')}: {'—' if rate is None else percent(rate)}",

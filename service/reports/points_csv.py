@@ -14,7 +14,16 @@ One row per fire point (merged duplicates excluded), in time order, with Chinese
 处置结果                  违规焚烧 / 误报 / 计划烧除 / 处置中
 误报原因                  the false-alarm reason, in Chinese
 事件编号                  strawfire's incident id
+归属方式                  how the location was given to its unit: 界内 (inside), 界外就近 (an edge fire point:
+                        outside every unit, given to the nearest one), 人工指定 (a supervisor's reassignment),
+                        辖区外 (no unit); with （界外N米） for an edge fire point, how far outside the
+                        units it lies, and （本单位占N%） when the location's footprint is not wholly the unit's (a
+                        satellite pixel across a border)
 ======================  ==========================================================
+
+The last column is for review: an edge fire point counts for the unit it was assigned and alerted to like any
+other, and the column lets the county check or contest the border cases. It is last so that the provincial
+columns before it keep their places.
 
 The file is UTF-8 with a byte-order mark and CRLF line ends, which is what Excel on a Chinese Windows needs to
 open it without garbling the names.
@@ -35,6 +44,7 @@ from service.reports.tables import (
     OUTCOME_ZH,
     REASON_ZH,
     SOURCE_ZH,
+    assignment_text,
     looks_like_formula,
     satellite_pass,
     sources_text,
@@ -57,6 +67,7 @@ HEADER = [
     "处置结果",
     "误报原因",
     "事件编号",
+    "归属方式",
 ]
 
 
@@ -97,6 +108,7 @@ def points_csv(data: PointsData | ReportData) -> str:
                 if result.kind in (OutcomeKind.FALSE_ALARM, OutcomeKind.PERMITTED_BURN)
                 else "",
                 p.id,
+                _text(assignment_text(p)),
             ]
         )
     return buffer.getvalue()

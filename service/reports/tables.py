@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
 
+from service.incidents.service import MANUAL_ASSIGNMENT
+from service.regions.types import AssignStatus
 from service.reports.data import ReportData
 from service.stats.lifecycle import CLAIMED_DUPLICATE, OutcomeKind, milestones, outcome
 from service.stats.periods import local_time
@@ -50,11 +52,47 @@ REASON_ZH = {
 }
 
 
+ASSIGNMENT_ZH = {
+    AssignStatus.INSIDE.value: "界内",
+    AssignStatus.NEAREST.value: "界外就近",  # an edge fire point: outside every unit, given to the nearest one
+    MANUAL_ASSIGNMENT: "人工指定",
+    AssignStatus.OUTSIDE.value: "辖区外",
+}
+"""How a fire point's location was given to its unit (:attr:`FirePoint.assignment`), as the fire-point lists say
+it. The edge ones (界外就近) are marked for review: they count and score for the unit like any other
+(:mod:`service.stats.scoring`)."""
+
+
+def assignment_zh(point: FirePoint) -> str:
+    """The assignment in Chinese (an unknown stored status as written)."""
+    return ASSIGNMENT_ZH.get(point.assignment, point.assignment)
+
+
+def share_percent(share: float) -> str:
+    """A unit's share of a footprint as a percentage with one decimal ("16.7%"): a sliver in the unit is not 0%."""
+    return f"{share * 100:.1f}%"
+
+
+def assignment_text(point: FirePoint) -> str:
+    """The assignment with how far outside an edge fire point lies and the unit's share of the footprint when it is
+    not the whole, for a one-column list (the CSV): "界内", "界内（本单位占66.7%）" for a pixel across a border,
+    "界外就近（界外222米，本单位占16.7%）", "人工指定"."""
+    details = []
+    if point.edge_distance_m is not None:
+        details.append(f"界外{point.edge_distance_m:.0f}米")
+    if point.unit_share is not None:
+        details.append(f"本单位占{share_percent(point.unit_share)}")
+    text = assignment_zh(point)
+    return f"{text}（{'，'.join(details)}）" if details else text
+
+
 def local(at: datetime | None) -> datetime | None:
     """An instant as a naive China-local datetime (spreadsheets have no time zones)."""
     return None if at is None else local_time(at).replace(tzinfo=None)
 
 
+EDGE_HEADER = "edge (nearest unit) 界外就近火点"
+"""The ranked-units column of the unit's edge fire points (:attr:`FirePoint.edge`): for review, not scored."""
 DENSITY_HEADER = "per 1000 ha 千公顷火点密度"
 DENSITY_BASIS_HEADER = "density basis 密度基数"
 
@@ -76,6 +114,7 @@ RANKED_HEADER = [
     "unreported 漏报",
     "concealed 瞒报",
     "repeat at site 同一地点再次起火",
+    EDGE_HEADER,
     "late acknowledge 签收超时",
     "late on site 到场超时",
     DENSITY_HEADER,
@@ -160,6 +199,7 @@ def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
             u.unreported,
             u.concealed,
             u.repeat_at_site,
+            u.edge,
             u.late_acknowledge,
             u.late_on_site,
             *([u.late_feedback] if feedback else []),
@@ -256,7 +296,14 @@ POINTS_HEADER = [
     "acknowledge 签收时限",
     "on site 到场时限",
     "burned m² 过火面积",
+    "assignment 归属方式",
+    "unit share 本单位占比",
+    "outside m 界外距离",
 ]
+"""The last three columns mark the border cases for review: how the location was given to its unit
+(:data:`ASSIGNMENT_ZH`; 界外就近 is an edge fire point), the unit's share (0–1) of the location's footprint when
+it is not the whole (:attr:`FirePoint.unit_share`), and how far outside the imported units an edge fire point lies
+(:attr:`FirePoint.edge_distance_m`). They are last so that the columns before keep their places."""
 
 
 def satellite_pass(point: FirePoint) -> datetime | None:
@@ -299,6 +346,9 @@ def point_rows(data: ReportData) -> Iterator[list[Cell]]:
             response.acknowledge.value if response else None,
             response.on_site.value if response else None,
             p.burned_area_m2,
+            assignment_zh(p),
+            None if p.unit_share is None else round(p.unit_share, 4),
+            None if p.edge_distance_m is None else round(p.edge_distance_m),
         ]
 
 

@@ -4,9 +4,10 @@ A *fire point* is an incident that is not a merged duplicate. Each fire point ha
 :mod:`service.stats.lifecycle`): ``fire_points = violations + false_alarms + permitted_burns + open``;
 ``false_alarm_reasons`` splits ``false_alarms`` (permitted burns and duplicates are not in it);
 ``repeat_at_site`` counts the fire points flagged as fire again at the place of an earlier real fire (同一地点再次
-起火), whatever their outcome. Broken down by
-source, a fire seen by a satellite and a camera counts under both, so the rows add up to more than the total,
-which counts it once.
+起火), whatever their outcome; ``edge`` those assigned as the nearest unit, their location outside every unit
+(:attr:`~service.stats.records.FirePoint.edge`: counted for that unit like any other, marked for review). Broken
+down by source, a fire seen by a satellite and a camera counts under both, so the rows add up to more than the
+total, which counts it once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class OutcomeGroup:
     duplicates: int
     false_alarm_reasons: Mapping[str, int]
     repeat_at_site: int = 0
+    edge: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ def _group(key: str | None, name: str | None, points: list[FirePoint]) -> Outcom
             for p, o in zip(points, outcomes, strict=True)
             if p.repeat_of is not None and o.kind is not OutcomeKind.DUPLICATE
         ),
+        edge=sum(1 for p, o in zip(points, outcomes, strict=True) if p.edge and o.kind is not OutcomeKind.DUPLICATE),
     )
 
 

@@ -29,7 +29,7 @@ from service.incidents.moves import moves_of
 from service.incidents.states import FalseAlarmReason, IncidentState, Role
 from service.incidents.tables import Incident, IncidentEvent, Observation
 from service.regions.tables import Region
-from service.regions.types import RegionLevel
+from service.regions.types import AssignStatus, RegionLevel
 from service.stats.lifecycle import CLAIMED_DUPLICATE
 from service.stats.periods import Period
 from service.stats.records import FirePoint, Sighting, Transition, Unit
@@ -116,6 +116,40 @@ def _position(event: IncidentEvent) -> str | None:
     if position.get("far_from_fire") is True:
         return "far"
     return "imprecise" if position.get("imprecise") is True else "near"
+
+
+#: Below this share of the location's footprint outside the unit, the footprint is the unit's whole (rounding of
+#: the equal-area shares; the same bound service.incidents.service.assign_incident drops an "outside" share under).
+_WHOLE_SHARE_MARGIN = 1e-6
+
+
+def _unit_share(incident: Incident) -> float | None:
+    """The unit's share of the fire's footprint when it is not the whole (see :attr:`FirePoint.unit_share`): the
+    stored certainty is the chosen unit's share for an inside or nearest assignment, 1.0 for a manual one (no
+    geometry decided it), and 1.0 for a point outside every unit (no area to share), which says nothing either."""
+    if incident.assignment_status not in (AssignStatus.INSIDE.value, AssignStatus.NEAREST.value):
+        return None
+    share = _float(incident.assignment_certainty)
+    if share is None or share >= 1.0 - _WHOLE_SHARE_MARGIN:
+        return None
+    return max(0.0, share)
+
+
+def _edge_distance(incident: Incident) -> float | None:
+    """How far outside the imported units an edge (``nearest``) fire point lies: the ``distance_m`` that
+    :func:`service.incidents.service.assign_incident` stores on the chosen unit's candidate (None for other
+    assignments, and for incidents assigned before the distance was stored)."""
+    if incident.assignment_status != AssignStatus.NEAREST.value:
+        return None
+    try:
+        candidates = json.loads(incident.assignment_candidates or "[]")
+    except ValueError:
+        return None
+    codes = {incident.township_code, incident.county_code} - {None}
+    for candidate in candidates if isinstance(candidates, list) else []:
+        if isinstance(candidate, dict) and candidate.get("code") in codes and "distance_m" in candidate:
+            return _float(candidate["distance_m"])
+    return None
 
 
 def responsible_unit(incident: Incident) -> str | None:
@@ -219,6 +253,9 @@ def load_fire_points(session: Session, period: Period, *, where: ColumnElement[b
             burned_area_m2=_float(_json(i.feedback).get("burned_area_m2")),
             repeat_of=i.repeat_of_incident_id,
             moves=tuple(moves.get(i.id, ())),
+            assignment=i.assignment_status,
+            unit_share=_unit_share(i),
+            edge_distance_m=_edge_distance(i),
         )
         for i in incidents
     ]

@@ -14,7 +14,7 @@ import shapely
 
 from service.incidents.fusion import ObservationKind
 from service.incidents.states import IncidentState
-from service.regions.types import RegionLevel
+from service.regions.types import AssignStatus, RegionLevel
 
 
 class Source(StrEnum):
@@ -88,7 +88,21 @@ class Transition:
 @dataclass(frozen=True, slots=True)
 class FirePoint:
     """An incident as the statistics see it. ``transitions`` are in time order; ``sightings`` in the order the
-    service received them (who told it first: :mod:`service.stats.queries`)."""
+    service received them (who told it first: :mod:`service.stats.queries`).
+
+    ``assignment`` is how its location was given to its unit (``Incident.assignment_status``, the finest loaded
+    level's): ``inside``; ``nearest``, an **edge** fire point (:attr:`edge`), its location (a point, or a satellite
+    footprint's centre) outside every unit but within the tolerance of one, or its footprint overlapping one
+    (:mod:`service.regions.index`); ``manual``, a supervisor's reassignment; ``outside``, no unit. An edge fire point
+    counts for the unit it was assigned and alerted to like any other, scores included: the mark is for review (an
+    evaluator checks or contests it), it changes no count or score (:mod:`service.stats.scoring`).
+
+    ``unit_share`` is the unit's share (0–1) of the location's footprint when the footprint is not wholly the
+    unit's (a satellite pixel across a border: the incident's ``assignment_certainty``), for an ``inside`` or
+    ``nearest`` assignment; None when the footprint lies wholly in the unit, has no area (a point outside the unit:
+    the record keeps no share for it) or the assignment is manual or outside. ``edge_distance_m`` is how far an edge
+    fire point's location lies outside the imported units (geodesic metres; None for other fire points and for
+    incidents assigned before the distance was stored)."""
 
     id: int
     latitude: float
@@ -108,6 +122,14 @@ class FirePoint:
     # the border, or a supervisor's reassignment), in time order: the township's clocks restart at a move
     # (:func:`service.stats.lifecycle.clock_start`).
     moves: tuple[datetime, ...] = ()
+    assignment: str = AssignStatus.INSIDE.value
+    unit_share: float | None = None
+    edge_distance_m: float | None = None
+
+    @property
+    def edge(self) -> bool:
+        """Whether the fire point is an edge one: assigned to the nearest unit, its location outside every unit."""
+        return self.assignment == AssignStatus.NEAREST.value
 
     @property
     def sources(self) -> frozenset[Source]:

@@ -14,6 +14,12 @@ from service.stats.rules import RuleVersion
 from service.stats.scoring import ScoreItem, UnitScore
 from service.stats.wording import Note, NoteCode
 
+EDGE_DESCRIPTION = (
+    "Edge fire points (界外就近): those assigned to the unit as the nearest one, their location outside every unit "
+    "(an incident's assignment_status 'nearest'). They count for the unit like any other fire point, scores "
+    "included; the count is for review (each incident's assignment_status in GET /api/v1/incidents says which)."
+)
+
 
 def minutes(value: timedelta | None) -> float | None:
     """A duration in minutes, to the hundredth."""
@@ -149,6 +155,7 @@ class OutcomeGroupOut(BaseModel):
     duplicates: int
     false_alarm_reasons: dict[str, int]
     repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire
+    edge: int = Field(description=EDGE_DESCRIPTION)
 
     @classmethod
     def of(cls, g: OutcomeGroup) -> OutcomeGroupOut:
@@ -164,6 +171,7 @@ class OutcomeGroupOut(BaseModel):
             duplicates=g.duplicates,
             false_alarm_reasons=dict(g.false_alarm_reasons),
             repeat_at_site=g.repeat_at_site,
+            edge=g.edge,
         )
 
 
@@ -270,6 +278,7 @@ class UnitScoreOut(BaseModel):
     late_on_site: int
     late_feedback: int
     repeat_at_site: int  # fire points flagged as fire again at the place of an earlier real fire (同一地点再次起火)
+    edge: int = Field(description=EDGE_DESCRIPTION)
     density_per_1000ha: float | None
     density_basis: str | None
     basis_ha: float | None
@@ -298,6 +307,7 @@ class UnitScoreOut(BaseModel):
             late_on_site=u.late_on_site,
             late_feedback=u.late_feedback,
             repeat_at_site=u.repeat_at_site,
+            edge=u.edge,
             density_per_1000ha=None if u.density_per_1000ha is None else round(u.density_per_1000ha, 6),
             density_basis=u.density_basis,
             basis_ha=u.basis_ha,

@@ -39,6 +39,12 @@ Definitions, with the data the record holds:
 * **Late** — each missed acknowledge and on-site deadline (:mod:`service.stats.response`), on any fire point; and,
   when the rules set ``responses.feedback_within_h``, each fire point not fed back (or declared a false alarm)
   within that many hours of notification (``late_feedback``; 荆门: 24 小时接报处置), still open ones included.
+* **Edge fire points** — ``edge`` counts the unit's fire points assigned to it as the nearest unit (their location
+  outside every unit, within the tolerance of this one: :attr:`~service.stats.records.FirePoint.edge`), whatever
+  their outcome. Decided so: such a fire is the unit's like any other — it was assigned and alerted to the unit,
+  whose team closes it ``out_of_area`` when it finds the fire beyond the boundary — so it is scored like any other;
+  the count (and the mark in the reports' fire-point lists) is for review, so that an evaluator can check or
+  contest the border cases. It changes no score.
 * **Density** — violations per 1,000 ha of the unit's cropland; units imported without ``cropland_ha`` fall back to
   their total area, flagged ``density_basis = "area"``.
 
@@ -106,6 +112,7 @@ class UnitScore:
     items: tuple[ScoreItem, ...]
     late_feedback: int = 0
     repeat_at_site: int = 0
+    edge: int = 0  # fire points assigned as the nearest unit (for review; they score like any other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +161,8 @@ def _score_unit(
     for point in fire_points:
         if point.repeat_of is not None:
             counts["repeat_at_site"] += 1
+        if point.edge:
+            counts["edge"] += 1
         response = response_of(point, deadlines.for_county(point.county_code), as_of)
         if response is not None and response.acknowledge is Compliance.MISSED:
             counts["late_acknowledge"] += 1
@@ -255,6 +264,7 @@ def _score_unit(
         items=tuple(items),
         late_feedback=counts["late_feedback"],
         repeat_at_site=counts["repeat_at_site"],
+        edge=counts["edge"],
     )
 
 

@@ -21,6 +21,13 @@ Decisions:
   distributed patrol a frame no Celery worker took within the grabber's frame TTL is dropped, so a camera that
   sends pictures goes partly unwatched when the workers fall behind. It is judged over the preset's silence
   horizon (three cadences, at least 10 min, as ``silent``), and clears by itself once the workers catch up.
+* **A camera preset whose stream does not fit its registered lens is a problem** (``cameras_lens_mismatch``, each
+  preset named with the registered and received frame sizes): its frames are of another aspect ratio than the lens
+  was calibrated for, so its fires are posted without a ground point (the wedge of the whole view,
+  ``video.patrol.locate_camera_box``) — wrong geometry would put them in the wrong place, even the wrong township.
+  It comes after the blind presets (frozen, silent: no fire seen at all) and clears with the patrol's next
+  heartbeat once the frames fit. Only the aspect ratio counts: a sub-stream or a 720p profile of the same shape is
+  scaled exactly and is no problem.
 * **A unit with open fires and nobody to alert is a problem** (``units_without_recipients``): its fires queue no
   township alert, so nothing is overdue or failed to show it; they are escalated to the county at once, and the
   units are listed until someone adds a recipient. A county whose escalations reach no supervisor, there or above
@@ -61,7 +68,7 @@ from satellite.errors import redact
 from service.alerts.coverage import Uncovered, uncovered_units
 from service.alerts.escalation import CATCH_UP, left_untold
 from service.alerts.tables import Alert, AlertStatus, Recipient
-from service.cameras.health import EXPIRED_FRAMES, HealthState, preset_health
+from service.cameras.health import PRESET_ROWS, HealthState, preset_health
 from service.config import Settings
 from service.db import driver_message
 from service.demo_inbox import is_demo_recipient
@@ -248,9 +255,10 @@ def components(session: Session, settings: Settings, *, now: datetime) -> list[C
         name for name in (firms_component(source) for source in settings.firms.sources) if name in rows
     ]
     expected = ([ALERT_WORKER] if worker else []) + firms
-    # The cameras' expired-frame reports share the table for want of columns of their own: they are the presets'
-    # (service.cameras.health), shown with them and judged as ``frames_expired``, not a component.
-    names = expected + sorted(set(rows) - set(expected) - {EXPIRED_FRAMES})
+    # The cameras' expired-frame and lens-mismatch reports share the table for want of columns of their own: they
+    # are the presets' (service.cameras.health), shown with them and judged as ``frames_expired`` and
+    # ``cameras_lens_mismatch``, not components.
+    names = expected + sorted(set(rows) - set(expected) - PRESET_ROWS)
     out = []
     for name in names:
         limit = alert_worker_limit(settings) if name == ALERT_WORKER else firms_limit(settings)
@@ -399,6 +407,16 @@ def problems_of(
         if keys:
             message = f"{len(keys)} camera preset(s) {words}: {_named(keys)}; no fire can be seen there"
             out.append(Problem(f"cameras_{state}", "cameras", message, len(keys), tuple(keys)))
+    mismatched = [c for c in cameras if c["state"] == "lens_mismatch"]
+    if mismatched:
+        keys = [f"{c['camera_id']}/{c['preset']}" for c in mismatched]
+        sized = [f"{key} ({_lens_sizes(c.get('lens_mismatch'))})" for key, c in zip(keys, mismatched, strict=True)]
+        message = (
+            f"{len(keys)} camera preset(s) send frames of another aspect ratio than their registered lens: "
+            f"{_named(sized)}; their fires are posted without a ground point: register the stream's own lens (its "
+            "width and height) or set the stream back to the calibrated profile, then restart the patrol"
+        )
+        out.append(Problem("cameras_lens_mismatch", "cameras", message, len(keys), tuple(keys)))
     expiring = [c for c in cameras if c.get("expiring")]
     if expiring:
         keys = [f"{c['camera_id']}/{c['preset']}" for c in expiring]
@@ -410,6 +428,16 @@ def problems_of(
         )
         out.append(Problem("frames_expired", "cameras", message, len(keys), tuple(keys)))
     return out
+
+
+def _lens_sizes(mismatch: object) -> str:
+    """``registered 1280×854, received 1280×720`` from a preset's ``lens_mismatch``."""
+    if not isinstance(mismatch, dict):
+        return "sizes unknown"
+    registered, received = mismatch.get("registered"), mismatch.get("received")
+    if not (isinstance(registered, list | tuple) and isinstance(received, list | tuple)):
+        return "sizes unknown"
+    return f"registered {'×'.join(map(str, registered))}, received {'×'.join(map(str, received))}"
 
 
 def _recipient_problems(uncovered: Uncovered) -> list[Problem]:

@@ -4,13 +4,15 @@ the older ``StatusCode`` form, unit names that would break markdown, and SMS dig
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, digest_key
-from service.alerts.messages import OVERDUE, SMS_SEGMENT, UNREACHABLE, digest_text, sms_digest_text
+from service.alerts.messages import OVERDUE, SMS_SEGMENT, UNREACHABLE, AlertMessage, digest_text, sms_digest_text
 from service.alerts.tables import AlertKind, Channel
+from service.regions.types import RegionLevel
 from tests.alerts.conftest import alert_message as message
 from tests.httpserver import http_receiver
 
@@ -20,6 +22,11 @@ NOW = 1_745_380_000.0
 
 def sender() -> ChannelSender:
     return ChannelSender(clock=lambda: NOW)
+
+
+def township(alert: AlertMessage) -> AlertMessage:
+    """The alert of a fire a township acts on (what its escalations' words go by: 乡镇)."""
+    return dataclasses.replace(alert, unit_level=RegionLevel.TOWNSHIP)
 
 
 @pytest.mark.parametrize(
@@ -155,8 +162,10 @@ def test_an_sms_digest_says_what_its_alerts_are() -> None:
     that could not be reached, asked the county to acknowledge instead of to act."""
     new = [message(1), message(2)]
     reminders = [message(1, kind=AlertKind.REMINDER), message(2, kind=AlertKind.REMINDER)]
-    overdue = [message(i, kind=AlertKind.ESCALATION, reason=OVERDUE, unit_name=f"镇{i}") for i in (1, 2)]
-    unreachable = [message(i, kind=AlertKind.ESCALATION, reason=UNREACHABLE, unit_name=f"镇{i}") for i in (1, 2)]
+    overdue = [township(message(i, kind=AlertKind.ESCALATION, reason=OVERDUE, unit_name=f"镇{i}")) for i in (1, 2)]
+    unreachable = [
+        township(message(i, kind=AlertKind.ESCALATION, reason=UNREACHABLE, unit_name=f"镇{i}")) for i in (1, 2)
+    ]
     mixed_escalations = [overdue[0], unreachable[1]]
     texts = {
         "new": sms_digest_text(new),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import shared_path
 from tests.httpserver import http_receiver
@@ -68,11 +69,16 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
                 )
         summary = cli("firms", "ingest", str(firms), cwd=tmp_path, env=env)
         assert "rows read 484, new 10," in summary  # 9 centred in Changchun + 1 footprint reaching in
-        engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}")
+        # No pooled connection kept open between looks: the server's restart recovers the database on its own.
+        engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'strawfire.sqlite3'}", poolclass=NullPool)
+
+        def alerts_where(condition: str) -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(text(f"SELECT count(*) FROM alerts WHERE {condition}")).scalar_one())
+
         with engine.connect() as conn:
             in_changchun = conn.execute(text("SELECT count(*) FROM incidents WHERE county_code IS NOT NULL")).scalar()
-            pending = conn.execute(text("SELECT count(*) FROM alerts WHERE status = 'pending'")).scalar()
-        engine.dispose()
+        pending = alerts_where("status = 'pending'")
         assert in_changchun
         assert pending == 2 * in_changchun
 
@@ -85,7 +91,9 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            time.sleep(3)  # the worker tries (and fails) against the down receiver
+            # The worker has tried (and failed) against the down receiver: killed with attempts on record, whatever
+            # the machine's speed (a fixed sleep could end before the server had even started).
+            wait_for(lambda: alerts_where("attempts > 0") > 0, 60, "a failed attempt")
         finally:
             os.kill(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
@@ -102,11 +110,13 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
         try:
             # Retries back off (5 s, 10 s …); allow for it.
             wait_for(lambda: len(receiver.received()) >= pending, 90, "the pending alerts")
-            time.sleep(2)
+            # Every delivery recorded: nothing is left for the worker to send again (a duplicate would come now).
+            wait_for(lambda: alerts_where("status = 'pending'") == 0, 60, "the deliveries recorded")
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
         keys = [r.headers["Idempotency-Key"] for r in receiver.received()]
+    engine.dispose()
     # Every Changchun incident that day (three counties), alerted to both of its county's recipients.
     assert len(keys) == len(set(keys)), "an alert was delivered twice"
     paths = sorted({r.path.rsplit("/", 1)[0] for r in receiver.received()})

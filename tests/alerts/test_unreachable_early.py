@@ -29,6 +29,7 @@ from service.flows import reassign_incident
 from service.incidents.service import transition
 from service.incidents.states import IncidentState, Role
 from service.incidents.tables import Incident
+from service.regions.types import RegionLevel
 from tests.alerts.conftest import SETTINGS, alert_rows, escalation_events, refuse_the_township, worker_passes
 from tests.alerts.test_closed_loop_recheck import message
 from tests.alerts.test_deadlines_after_a_move import SUPERVISOR, _fire_notified_in_beigang, _moved, _pass
@@ -65,6 +66,7 @@ def test_an_unreached_township_goes_to_the_county_on_the_acknowledge_escalation_
         (escalation,) = county
         assert (escalation["kind"], escalation["escalation_reason"]) == ("escalation", UNREACHABLE)
         assert escalation["title"] == "火点预警升级（乡镇告警无法送达）"
+        assert escalation["unit_level"] == "township"
 
         # The bot stays down until the retry horizon: the alert is given up, and the incident is not escalated
         # (nor the county alerted) a second time.
@@ -160,7 +162,9 @@ def test_a_fire_moved_to_a_township_whose_channel_is_down_is_escalated_as_unreac
 def test_the_countys_alert_says_the_township_could_not_be_reached_in_every_format(unit: str) -> None:
     """Title (e-mail subject, DingTalk title), text (WeCom text, e-mail, Feishu), markdown (WeCom, DingTalk), the
     webhook's JSON and the SMS, still one segment whatever the township's name."""
-    escalation = dataclasses.replace(message(1234567), kind=AlertKind.ESCALATION, unit_name=unit)
+    escalation = dataclasses.replace(
+        message(1234567), kind=AlertKind.ESCALATION, unit_name=unit, unit_level=RegionLevel.TOWNSHIP
+    )
     unreachable = dataclasses.replace(escalation, escalation_reason=UNREACHABLE)
     assert unreachable.title == "火点预警升级（乡镇告警无法送达）"
     assert "乡镇告警无法送达" in unreachable.text()
@@ -180,7 +184,11 @@ def test_the_countys_alert_says_the_township_could_not_be_reached_in_every_forma
 def test_the_countys_sms_through_the_gateway_says_why() -> None:
     """The SMS gateway (a real 127.0.0.1 server) receives the one-segment text."""
     unreachable = dataclasses.replace(
-        message(42), kind=AlertKind.ESCALATION, unit_name="北岗镇", escalation_reason=UNREACHABLE
+        message(42),
+        kind=AlertKind.ESCALATION,
+        unit_name="北岗镇",
+        escalation_reason=UNREACHABLE,
+        unit_level=RegionLevel.TOWNSHIP,
     )
     with http_receiver() as receiver:
         ChannelSender().send(Destination(Channel.SMS, receiver.url + "/sms#13800000000", None), [unreachable])

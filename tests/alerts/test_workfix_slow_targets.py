@@ -36,8 +36,10 @@ from tests.alerts.conftest import escalation_events
 from tests.alerts.test_outbox import ADMIN, factory, observation  # noqa: F401  (factory: the fixture)
 from tests.httpserver import Receiver, Recorded, http_receiver
 
-#: The senders' timeout here: the production 10 s, shortened so that a hanging target costs the test little.
-TIMEOUT_S = 1.5
+#: The senders' timeout here: the production 10 s, shortened so that a hanging target costs the test little, yet
+#: long enough that the other targets' deliveries, which the tests require to end before it, do so on a loaded
+#: machine too (they take ~0.1 s; at 1.5 s a slow run's last one could arrive after the hanging one timed out).
+TIMEOUT_S = 5.0
 
 
 def township_fires(township: str, n: int, first: int = 0) -> list[ObservationIn]:

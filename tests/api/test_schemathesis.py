@@ -42,11 +42,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # only bounds a hang: a loaded machine starts the server late
+    while True:
         try:
             httpx.get(base + "/healthz", timeout=1)
             break
         except httpx.HTTPError:
+            assert thread.is_alive(), "the server stopped"
+            assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.1)
     token = httpx.post(base + "/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}).json()
     yield base, token["access_token"]

@@ -13,12 +13,13 @@ from service.config import Settings
 from service.db import transaction
 from service.incidents.states import Role
 from service.main import create_app
+from tests.conftest import without_alert_worker
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     """The service on an empty database with one user of each role the camera endpoints tell apart."""
-    app = create_app(Settings(data_dir=tmp_path / "var"))
+    app = create_app(without_alert_worker(Settings(data_dir=tmp_path / "var")))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             create_user(session, "admin", "admin-password", Role.ADMIN, None)

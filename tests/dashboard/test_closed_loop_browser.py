@@ -82,3 +82,44 @@ def test_the_record_says_the_township_could_not_be_reached(browser: Browser, liv
         assert "phone the township" in summary
     browser.screenshot("escalated-unreachable")
     browser.logout()
+
+
+@pytest.mark.parametrize(
+    ("unit", "zh", "en"),
+    [
+        ("DEMO00", ("区县告警无法送达", "请电话通知区县"), ("The county could not be reached", "phone the county")),
+        (
+            "X-GONE",
+            ("责任单位告警无法送达", "请电话通知责任单位"),
+            ("The responsible unit could not be reached", "phone the responsible unit"),
+        ),
+    ],
+    ids=["county", "unit-not-loaded"],
+)
+def test_an_unreached_county_level_unit_is_not_called_a_township(
+    browser: Browser, live: LiveServer, unit: str, zh: tuple[str, str], en: tuple[str, str]
+) -> None:
+    """Counties loaded without townships: a fire with no township is its county's (a district's) to act on, and its
+    unreached alert read "乡镇告警无法送达 … 请电话通知乡镇". The entry words the unit by its level (区县), or neutrally
+    (责任单位) for a unit the dashboard does not know the level of."""
+    lon = 125.53 if unit == "DEMO00" else 125.57  # apart: two fires, not one
+    number = new_fire(live, f"unreached-{unit}", lon, 44.31, township="DEMO01")
+    unreached = TownshipAlerts(unit, False, True, True, [1], "http://127.0.0.1:9/…: ConnectError", None)
+    with transaction(live.app.state.session_factory) as session:
+        incident = session.get_one(Incident, number)
+        incident.township_code, incident.township_name = None, None  # the county's own fire
+        escalate_as_unreachable(session, incident, unreached, "not delivered within 0:30:00", datetime.now(UTC))
+    browser.use(DESKTOP)
+    browser.login("sup", PASSWORD)
+    open_incident(browser, number, "escalated")
+    summary = browser.find('#timeline li[data-to="escalated"] .event-summary').text
+    assert summary.startswith(zh[0]), summary
+    assert zh[1] in summary
+    assert "乡镇" not in summary
+    with english(browser):
+        open_incident(browser, number, "escalated")
+        summary = browser.find('#timeline li[data-to="escalated"] .event-summary').text
+        assert summary.startswith(en[0]), summary
+        assert en[1] in summary
+        assert "township" not in summary
+    browser.logout()

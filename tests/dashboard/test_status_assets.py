@@ -51,7 +51,9 @@ def every_problem() -> list[status.Problem]:
         {"camera_id": "c1", "preset": "a", "state": "frozen"},
         {"camera_id": "c1", "preset": "b", "state": "silent"},
         {"camera_id": "c2", "preset": "a", "state": "ok", "expiring": True, "expired": 4},
-    ]
+        {"camera_id": "c3", "preset": "a", "state": "lens_mismatch", "lens_mismatch": {"registered": [1280, 854],
+         "received": [1280, 720]}},
+    ]  # fmt: skip
     unit = UncoveredUnit("DEMO02", "东河乡", 1)
     problems = status.problems_of(alerts, parts, cameras, Uncovered(townships=[unit], counties=[unit]), [12, 15])
     links = status.alert_links_problem(Settings(), 2)  # the default loopback address, with real recipients
@@ -80,7 +82,7 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
     codes = {p.code for p in every_problem()}
     assert codes == {
         "alerts_overdue", "component_never_run", "component_failing", "component_late", "alerts_failed",
-        "cameras_frozen", "cameras_silent", "frames_expired", "units_without_recipients",
+        "cameras_frozen", "cameras_silent", "cameras_lens_mismatch", "frames_expired", "units_without_recipients",
         "counties_without_supervisors", "fires_left_untold", "alert_links_unreachable",
     }  # fmt: skip
     page = code_of(js("page-status.js"))
@@ -94,7 +96,7 @@ def test_every_problem_code_and_state_has_words_in_both_languages() -> None:
         assert f"status.state.{state}" in zh, state
         assert f'{state}: "status.state.{state}"' in page, state
     camera_states = js_list(page, "CAMERA_STATES")
-    assert camera_states == ["ok", "frozen", "silent", "never_seen"]
+    assert camera_states == ["ok", "frozen", "silent", "lens_mismatch", "never_seen"]
     for state in camera_states:
         assert f"cameras.health.{state}" in zh
 

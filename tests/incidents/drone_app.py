@@ -19,6 +19,7 @@ from service.regions.crs import SourceCRS
 from service.regions.loader import ReadReport
 from service.regions.service import import_units
 from service.regions.types import RegionLevel, RegionUnit
+from tests.conftest import without_alert_worker
 from tests.video.test_patrol import CentreFireDetector
 
 #: Around the H20T sample's position (40.56 N, 79.76 W): the incidents of its frames have an owner.
@@ -31,7 +32,7 @@ def drone_upload_client(
 ) -> Iterator[TestClient]:
     """Yield a client of the app (for a fixture: ``yield from``)."""
     monkeypatch.setattr(drone_uploads, "_detectors", {False: CentreFireDetector()})
-    app = create_app(settings)
+    app = create_app(without_alert_worker(settings))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             unit = RegionUnit("T1", "test unit", RegionLevel.COUNTY, shapely.box(*county))

@@ -19,7 +19,7 @@ from service.regions.crs import SourceCRS
 from service.regions.loader import ReadReport
 from service.regions.service import import_units
 from service.regions.types import RegionLevel, RegionUnit
-from tests.conftest import shared_path
+from tests.conftest import shared_path, without_alert_worker
 from tests.video.test_patrol import CentreFireDetector
 
 
@@ -29,7 +29,8 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
     # service picks its detector by the second-opinion setting; the other one fails the upload if it is used.
     second_opinion: bool = request.param
     monkeypatch.setattr(drone_uploads, "_detectors", {second_opinion: CentreFireDetector(), not second_opinion: None})
-    app = create_app(Settings(data_dir=tmp_path / "var", detector=DetectorSettings(second_opinion=second_opinion)))
+    settings = Settings(data_dir=tmp_path / "var", detector=DetectorSettings(second_opinion=second_opinion))
+    app = create_app(without_alert_worker(settings))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             # The H20T sample was flown near 40.56 N, 79.76 W: a unit around it so the incident has an owner.

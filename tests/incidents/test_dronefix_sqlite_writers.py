@@ -44,18 +44,18 @@ def _frames(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 class LockHolder(threading.Thread):
     """Another writer of the service: records the alert worker's pass, then keeps its transaction (and SQLite's
-    write lock) open for ``hold_s`` seconds before committing."""
+    write lock) open for ``hold_s`` seconds, or until :attr:`release` is set, before committing."""
 
     def __init__(self, factory: sessionmaker[Session], hold_s: float) -> None:
         super().__init__(daemon=True)
         self.factory, self.hold_s = factory, hold_s
-        self.locked = threading.Event()
+        self.locked, self.release = threading.Event(), threading.Event()
 
     def run(self) -> None:
         with transaction(self.factory) as session:
             record_run(session, ALERT_WORKER, at=utcnow(), ok=True)  # pysqlite's implicit BEGIN: the lock is held
             self.locked.set()
-            time.sleep(self.hold_s)
+            self.release.wait(self.hold_s)
 
 
 def _observations(client: TestClient) -> int:
@@ -70,7 +70,7 @@ def test_upload_waits_for_another_writers_lock_instead_of_failing(client: TestCl
     headers = _headers(client)
     holder = LockHolder(client.app.state.session_factory, hold_s=1.0)  # type: ignore[attr-defined]
     holder.start()
-    assert holder.locked.wait(5)
+    assert holder.locked.wait(60)
     started = time.monotonic()
     response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "m2"}, files=_frames(2))
     holder.join()
@@ -136,11 +136,16 @@ def test_a_lock_not_had_in_time_is_answered_per_image_with_nothing_half_stored(
     monkeypatch.setattr(service.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     client.app.state.engine.dispose()  # type: ignore[attr-defined]  # new connections take the short timeout
     frames = _frames(2)
-    holder = LockHolder(client.app.state.session_factory, hold_s=1.5)  # type: ignore[attr-defined]
+    # Held until the answer is in (60 s only bounds a hang): past the 0.2 s busy timeout however slowly the request
+    # reaches its first write, where a fixed hold could end before a slow machine's request even got there.
+    holder = LockHolder(client.app.state.session_factory, hold_s=60)  # type: ignore[attr-defined]
     holder.start()
-    assert holder.locked.wait(5)
-    response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "m2"}, files=frames)
-    holder.join()
+    assert holder.locked.wait(60)
+    try:
+        response = client.post("/api/v1/drone/images", headers=headers, data={"drone_id": "m2"}, files=frames)
+    finally:
+        holder.release.set()
+        holder.join()
     assert response.status_code == 503, response.text  # a client reading only the status sends the batch again
     assert response.headers["Retry-After"] == "10"
     busy, after = response.json()

@@ -24,6 +24,7 @@ from service.incidents.fusion import ObservationIn, ObservationKind
 from service.incidents.states import Role
 from service.main import create_app
 from service.regions.service import RegionIndexCache
+from tests.conftest import without_alert_worker
 
 PASSWORD = "evidence-password"
 FIRE = (125.55, 44.33)  # in 北岗镇 (DEMO01)
@@ -47,7 +48,7 @@ def demo_service(
 ) -> Iterator[tuple[TestClient, list[int]]]:
     """The service on the demo county with ``users`` (name: role, unit; all with PASSWORD) and a
     :func:`satellite_fire` at each of ``fires`` (longitudes; keys s1, s2, ...): the client and the incidents."""
-    app = create_app(settings)
+    app = create_app(without_alert_worker(settings))
     with TestClient(app) as client:
         with transaction(app.state.session_factory) as session:
             load_demo(session)

@@ -18,7 +18,7 @@ from service.regions.crs import parse_crs
 from service.regions.loader import read_units
 from service.regions.service import import_units
 from service.regions.types import RegionLevel
-from tests.conftest import shared_path
+from tests.conftest import shared_path, without_alert_worker
 
 PASSWORD = "correct horse battery"
 MODIS_HEADER = (
@@ -37,7 +37,7 @@ USERS = {
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     boundary = shared_path("boundaries", "220100_full.json")
-    app = create_app(Settings(data_dir=tmp_path / "var"))
+    app = create_app(without_alert_worker(Settings(data_dir=tmp_path / "var")))
     with TestClient(app) as test_client:
         units, report = read_units(boundary, level=RegionLevel.COUNTY, crs=parse_crs("gcj02"))
         with transaction(app.state.session_factory) as session:

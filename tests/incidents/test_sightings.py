@@ -19,6 +19,7 @@ from service.db import transaction
 from service.demo import load_demo
 from service.incidents.states import Role
 from service.main import create_app
+from tests.conftest import without_alert_worker
 from video.camera import sector_polygon
 from video.sighting import GeoJsonPolygon, evidence_info
 
@@ -139,7 +140,7 @@ def drone_sighting(minutes: int) -> tuple[dict[str, Any], bytes, Any]:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path / "var"))
+    app = create_app(without_alert_worker(Settings(data_dir=tmp_path / "var")))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             load_demo(session)

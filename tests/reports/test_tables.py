@@ -141,6 +141,7 @@ def test_csv_in_the_provincial_form(november: ReportData, scenario_db: Scenario)
         "处置结果": "违规焚烧",
         "误报原因": "",
         "事件编号": str(ids["A"]),
+        "归属方式": "界内",
     }
     e = next(r for r in body if r["事件编号"] == str(ids["E"]))
     assert (e["处置结果"], e["误报原因"]) == ("计划烧除", "计划烧除")

@@ -81,7 +81,7 @@ def test_a_search_rate_limited_for_ever_gives_up_after_the_allowed_attempts(capl
     catalog_calls = [at for path, at in server.limited if path == "/api/v1/catalog/1.0.0/search"]
     assert len(catalog_calls) == 3  # before: the 4th, 5th, ... request, for ever
     assert all(later - earlier >= 0.15 for earlier, later in itertools.pairwise(catalog_calls))
-    assert took < 5  # two waits of 0.2 s and three round trips
+    assert took < 20  # two waits of 0.2 s and three round trips (~0.5 s), never a default wait of 30 s
     assert error.attempts == 3
     assert error.status == 429
     assert 0.3 <= error.elapsed_s <= took
@@ -109,7 +109,7 @@ def test_a_wait_beyond_the_time_budget_is_not_slept(caplog: pytest.LogCaptureFix
         client = client_at(hub.url, rate_limit_attempts=10, rate_limit_budget_s=2)
         error, took = timed(lambda: client.scan_scene(SCENE, BBOX))
     assert [path for path, _ in server.limited] == ["/api/v1/process"]
-    assert took < 2
+    assert took < 20  # well under the 30 s wait (the 2 s budget gives up at once; a loaded machine is slow)
     assert error.attempts == 1
     assert str(error).startswith(f"process request for {SCENE.scene_id}: rate limited by ")
     assert "gave up after 1 rate-limited attempt in " in str(error)
@@ -125,7 +125,7 @@ def test_a_retry_after_longer_than_the_budget_gives_up_at_once() -> None:
         client = client_at(hub.url, rate_limit_attempts=10, rate_limit_budget_s=60)
         error, took = timed(lambda: client.search("s2l2a", BBOX, START, END))
     assert len(server.limited) == 1
-    assert took < 5
+    assert took < 20  # not the hour asked for
     assert error.attempts == 1
 
 

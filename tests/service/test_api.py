@@ -13,11 +13,12 @@ from service.config import Settings
 from service.db import transaction
 from service.incidents.states import Role
 from service.main import create_app
+from tests.conftest import without_alert_worker
 
 
 def signed_in_device(settings: Settings) -> Iterator[TestClient]:
     """A client of the service on ``settings``, signed in as the device user ``cam`` (for a fixture: ``yield from``)."""
-    app = create_app(settings)
+    app = create_app(without_alert_worker(settings))
     with TestClient(app) as test_client:
         with transaction(app.state.session_factory) as session:
             create_user(session, "cam", "device-password", Role.DEVICE, None)

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.alerts.channels import ChannelSender, DeliveryError, Destination, sign_webhook
 from service.alerts.coverage import Uncovered, uncovered_units
 from service.alerts.messages import AlertMessage
 from service.alerts.tables import Alert, AlertKind, AlertStatus, Channel, Recipient, RecipientRole
 from service.config import Settings
-from service.db import make_session_factory, open_database, transaction
+from service.db import make_session_factory, open_database, transaction, utcnow
 from service.demo import DEMO_PASSWORD, load_demo, load_demo_scenario
 from service.demo_inbox import (
     INBOX_PATH,
@@ -38,6 +40,8 @@ from service.demo_inbox import (
 )
 from service.incidents.tables import Incident, IncidentEvent
 from service.regions.service import RegionIndexCache
+from service.status.service import ALERT_WORKER
+from service.status.tables import ComponentRun
 from tests.alerts.test_channels import message
 from tests.test_cli import STRAWFIRE, run
 
@@ -258,6 +262,13 @@ def _get(url: str, path: str, headers: dict[str, str]) -> Any:
     return response.json()
 
 
+def _worker_passed_since(factory: sessionmaker[Session], since: datetime) -> bool:
+    """Whether the alert worker recorded a pass (its first is recorded at once) at or after ``since``."""
+    with factory() as session:
+        worker = session.get(ComponentRun, ALERT_WORKER)
+    return worker is not None and worker.last_attempt_at >= since
+
+
 def _message(incident_id: int, key: str) -> AlertMessage:
     """A new-fire alert for the incident, sent with the Idempotency-Key ``key``."""
     return dataclasses.replace(message(incident_id), idempotency_key=key)
@@ -342,10 +353,16 @@ def test_make_run_delivers_the_demo_alerts_to_the_inbox_and_a_real_start_retires
         )
     for name in ("demo-admin", "demo-supervisor", "demo-patrol"):  # else the real start refuses their password
         assert run("users", "disable", name, cwd=tmp_path, env=env).returncode == 0
+    real_start = utcnow()
     with _serving(tmp_path, full_env) as url:
         inbox_gone = httpx.get(f"{url}{INBOX_PATH}").status_code
         post_gone = httpx.post(f"{url}{INBOX_PATH}/DEMO01", content=b"{}").status_code
-        time.sleep(2.5)  # two of the alert worker's passes
+        # The alert worker has passed with the alert in the outbox (its pass recorded after the real start), rather
+        # than a fixed sleep that a slow machine's worker may not have passed in.
+        deadline = time.monotonic() + 60
+        while not _worker_passed_since(factory, real_start):
+            assert time.monotonic() < deadline, "the alert worker never passed"
+            time.sleep(0.2)
     assert (inbox_gone, post_gone) == (404, 404)
     with factory() as session:
         left = session.scalars(select(Alert).where(Alert.idempotency_key == "left-pending")).one()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 
 import pytest
 from sqlalchemy import func, select
@@ -37,6 +38,16 @@ HEADER = (
     "bright_ti5,frp,daynight\n"
 )
 SOURCE = "VIIRS_SNPP_NRT"
+
+
+@pytest.fixture(autouse=True)
+def _not_across_midnight() -> None:
+    """These tests take "today" from the clock, and so does the poll they run (``run_poll`` reads it itself: it has
+    no clock to inject): a test begun in the last two minutes before midnight UTC starts just after it instead,
+    rather than ask for windows of one day and be answered for the next."""
+    to_midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(), UTC) - datetime.now(UTC)
+    if to_midnight < timedelta(minutes=2):
+        sleep(to_midnight.total_seconds() + 1)
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ def test_a_supervisor_sees_its_county(client: TestClient) -> None:
         "duplicates": 0,
         "false_alarm_reasons": None,
         "repeat_at_site": 0,
+        "edge": 0,
     }
 
 

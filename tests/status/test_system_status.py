@@ -232,7 +232,7 @@ def test_the_api_shows_a_failing_firms_source_without_its_key(tmp_path: Path, fi
     # Other problems may come first (the demo's alert worker may not have run yet): find MODIS's by its component.
     [modis] = [p for p in body["problems"] if p["component"] == "firms:MODIS_NRT"]
     assert modis["message"].startswith("the FIRMS poll of MODIS_NRT has never succeeded (1 attempt(s))")
-    assert body["cameras"] == {"ok": 0, "frozen": 0, "silent": 0, "never_seen": 0}
+    assert body["cameras"] == {"ok": 0, "frozen": 0, "silent": 0, "never_seen": 0, "lens_mismatch": 0}
     assert (unready.status_code, unready.json()) == (503, {"status": "unavailable"})
 
 

@@ -123,7 +123,7 @@ def test_reconnects_of_a_delivering_camera_do_not_accumulate_as_failures() -> No
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 60.0  # only bounds a hang: the loop ends at the sixth reconnect
         while source.stats.reconnects < 6 and time.monotonic() < deadline and thread.is_alive():
             time.sleep(0.05)
         source.close()
@@ -193,7 +193,7 @@ def _no_leftover_threads() -> Iterator[None]:
     before = {t.ident for t in threading.enumerate()}
     yield
     # A reader blocked in a read when its source is closed ends at the read's timeout (the stall timeout).
-    deadline = time.monotonic() + 8.0
+    deadline = time.monotonic() + 60.0  # only bounds a hang: a loaded machine's reader may end late
     while time.monotonic() < deadline:
         extra = [
             t for t in threading.enumerate() if t.ident not in before and t.name.startswith("source-") and t.is_alive()

@@ -47,7 +47,7 @@ def test_a_stream_of_another_aspect_ratio_still_posts_its_fire_with_the_whole_vi
     sighting = upload.sighting
     assert isinstance(sighting, CameraSighting)
     assert sighting.event.state == "confirmed"
-    assert (sighting.ground, sighting.ground_status) == (None, "ground_error")
+    assert (sighting.ground, sighting.ground_status) == (None, "lens_mismatch")  # withheld, and why
     # The whole field of view (60° at zoom 1) around the preset's pan, not a bearing made up from the box.
     hfov = 60.0
     assert sighting.bearing.centre_deg == pytest.approx(preset.pan_deg, abs=0.5)
@@ -106,10 +106,11 @@ def test_a_stream_the_lens_does_not_fit_counts_its_frames_as_errors_in_report_an
     assert len(posted) == 1  # the confirmed fire reached the service
     sighting = parse_sighting(multipart(posted[0])["sighting"][1])
     assert isinstance(sighting, CameraSighting)
-    assert sighting.ground_status == "ground_error"
+    assert sighting.ground_status == "lens_mismatch"
     [beats] = [r.json()["heartbeats"] for r in receiver.received() if r.path == HEALTH_PATH]
     [beat] = beats
     assert (beat["frames"], beat["errors"]) == (frames, frames)
+    assert beat["lens_mismatch"] == {"registered": [1280, 854], "received": list(WIDE)}  # the service's own state
     logged = [r.getMessage() for r in caplog.records if "every frame of this size counts as an error" in r.getMessage()]
     assert len(logged) == 1  # once per frame size, not per frame
 

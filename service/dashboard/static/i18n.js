@@ -31,6 +31,9 @@ const zh = {
   "cameras.health.frozen": "画面冻结",
   "cameras.health.silent": "失联",
   "cameras.health.never_seen": "从未上报",
+  "cameras.health.lens_mismatch": "画面与镜头不符",
+  "cameras.lens_sizes": "登记 {registered}，实收 {received}",
+  "cameras.lens_mismatch_hint": "码流画面的宽高比与登记的镜头不同：这里发现的火点只给方位扇区，不做地面定位。请登记该码流的镜头参数，或把码流改回标定时的分辨率，然后重启巡检。",
   "cameras.none": "尚未登记摄像头。",
   "cameras.suggestions": "误报热点（近 {days} 天）",
   "cameras.suggestions_hint": "同一画面位置有 3 起以上误报（热源、现场无火）。屏蔽区也会遮住真实火点：请先查看这些火点再添加。",
@@ -76,6 +79,7 @@ const zh = {
   "status.problem.alerts_failed": "近 24 小时有 {n} 条告警多次重试后仍未送达，已放弃：请检查接收人的地址或机器人设置。",
   "status.problem.cameras_frozen": "{n} 个摄像头预置位画面冻结：{items}。这些位置看不到火情。",
   "status.problem.cameras_silent": "{n} 个摄像头预置位近期没有画面或心跳：{items}。这些位置看不到火情。",
+  "status.problem.cameras_lens_mismatch": "{n} 个摄像头预置位的码流画面与登记的镜头宽高比不符：{items}。这些位置的火点只给方位扇区，不做地面定位：请登记该码流的镜头参数，或把码流改回标定时的分辨率，然后重启巡检。",
   "status.problem.frames_expired": "{n} 个摄像头预置位的画面因处理节点来不及而被丢弃：{items}。请增加处理节点（celery -A video.tasks worker）或检查其是否在运行。",
   "status.problem.units_without_recipients": "{n} 个有未结火点的单位没有配置告警接收人：{items}。这些火点不会通知到乡镇，已直接升级到县级：请添加接收人（strawfire alerts add-recipient --unit 单位代码）。",
   "status.problem.counties_without_supervisors": "{n} 个有未结火点的县及其上级单位都没有配置督导接收人：{items}。这些火点升级后没有通知任何人：请添加县级接收人（strawfire alerts add-recipient --role county --unit 单位代码）。",
@@ -451,7 +455,11 @@ const zh = {
   "event_text.merged_into": "与火点 #{id} 是同一火情，已并入该火点。",
   "event_text.notified": "告警已送达，乡镇已收到推送。",
   "event_text.escalated": "超过处置时限，已自动升级并通知县级。",
-  "event_text.escalated_unreachable": "乡镇告警无法送达：此火点的告警未能送达 {unit}，已自动升级并通知县级，请电话通知乡镇。",
+  "event_text.escalated_unreachable": "{level}告警无法送达：此火点的告警未能送达 {unit}，已自动升级并通知督导，请电话通知{level}。",
+  // The level of the unit that could not be reached ({level} above): a township, a county-level unit, or not known.
+  "event_text.unit_level.township": "乡镇",
+  "event_text.unit_level.county": "区县",
+  "event_text.unit_level.unknown": "责任单位",
   // Written from the event's data (newer events); older ones keep the sentences above with the server's note.
   "event_text.alert_kind.new": "新火点告警",
   "event_text.alert_kind.reminder": "未签收提醒",
@@ -581,6 +589,9 @@ const en = {
   "cameras.health.frozen": "Frozen picture",
   "cameras.health.silent": "Silent",
   "cameras.health.never_seen": "Never seen",
+  "cameras.health.lens_mismatch": "Stream ≠ lens",
+  "cameras.lens_sizes": "registered {registered}, received {received}",
+  "cameras.lens_mismatch_hint": "The stream's frames have another aspect ratio than the registered lens: fires seen here get a bearing wedge, no ground position. Register the stream's own lens, or set the stream back to the calibrated profile, then restart the patrol.",
   "cameras.none": "No cameras registered.",
   "cameras.suggestions": { count: "days", one: "False-alarm hotspots (last day)", other: "False-alarm hotspots (last {days} days)" },
   "cameras.suggestions_hint": "Places of a frame that three or more false alarms (a heat source, nothing on site) came from. A mask hides real fires too: look at those incidents before adding it.",
@@ -643,6 +654,10 @@ const en = {
   "status.problem.cameras_silent": {
     one: "1 camera preset sent no picture or heartbeat lately: {items}. No fire can be seen there.",
     other: "{n} camera presets sent no picture or heartbeat lately: {items}. No fire can be seen there.",
+  },
+  "status.problem.cameras_lens_mismatch": {
+    one: "1 camera preset sends frames of another aspect ratio than its registered lens: {items}. Its fires get a bearing wedge, no ground position: register the stream's own lens or set the stream back to the calibrated profile, then restart the patrol.",
+    other: "{n} camera presets send frames of another aspect ratio than their registered lens: {items}. Their fires get a bearing wedge, no ground position: register each stream's own lens or set the streams back to the calibrated profile, then restart the patrol.",
   },
   "status.problem.frames_expired": {
     one: "1 camera preset had frames dropped because the patrol workers are not keeping up: {items}. Add workers (celery -A video.tasks worker) or check that they run.",
@@ -1054,7 +1069,10 @@ const en = {
   "event_text.merged_into": "The same fire as incident #{id}: merged into it.",
   "event_text.notified": "Alert delivered: the township has been told.",
   "event_text.escalated": "A deadline passed: escalated automatically and the county told.",
-  "event_text.escalated_unreachable": "The township could not be reached: the alert did not get to {unit}. Escalated automatically and the county told; phone the township.",
+  "event_text.escalated_unreachable": "The {level} could not be reached: the alert did not get to {unit}. Escalated automatically and the supervisors told; phone the {level}.",
+  "event_text.unit_level.township": "township",
+  "event_text.unit_level.county": "county",
+  "event_text.unit_level.unknown": "responsible unit",
   // Written from the event's data (newer events); older ones keep the sentences above with the server's note.
   "event_text.alert_kind.new": "new-fire alert",
   "event_text.alert_kind.reminder": "reminder",

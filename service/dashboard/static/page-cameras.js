@@ -10,11 +10,20 @@ import { t } from "./i18n.js";
 
 const DAYS = 90;
 
-/** The patrol's last word on a preset (GET /api/v1/cameras/health): ok, frozen, silent or never seen. */
+const size = (wh) => (Array.isArray(wh) ? wh.join("×") : "?");
+
+/** The patrol's last word on a preset (GET /api/v1/cameras/health): ok, frozen, silent, lens mismatch or never
+ * seen. A lens mismatch names the registered and received frame sizes beside the badge, and what it means in its
+ * title: the preset's fires get no ground position until the stream fits its lens again. */
 function healthBadge(health) {
   if (!health) return "—";
-  const title = health.at ? t("cameras.health_at", { at: fmtTime(health.at) }) : "";
-  return h("span", { class: "badge health", dataset: { state: health.state }, title }, t(`cameras.health.${health.state}`));
+  const at = health.at ? t("cameras.health_at", { at: fmtTime(health.at) }) : "";
+  const mismatch = health.state === "lens_mismatch" ? health.lens_mismatch : null;
+  const title = mismatch ? `${t("cameras.lens_mismatch_hint")}\n${at}` : at;
+  const badge = h("span", { class: "badge health", dataset: { state: health.state }, title }, t(`cameras.health.${health.state}`));
+  if (!mismatch) return badge;
+  const sizes = t("cameras.lens_sizes", { registered: size(mismatch.registered), received: size(mismatch.received) });
+  return [badge, " ", h("small", { class: "muted lens-sizes" }, sizes)];
 }
 
 function presetRows(registry, health) {

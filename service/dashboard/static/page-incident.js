@@ -392,7 +392,7 @@ function limitText(seconds) {
  * entry and a kind this page cannot word. `full`: the words say all the server's English note says (the note is
  * then only the hover title); an older event without the data's codes keeps its note shown under the words.
  */
-function systemSummary(e, data, nameOf) {
+function systemSummary(e, data, nameOf, levelOf) {
   const unit = (side) => {
     const code = side && (side.township || side.county);
     return code ? nameOf(String(code)) : "—";
@@ -438,15 +438,20 @@ function systemSummary(e, data, nameOf) {
     case "transition":
       if (present(data.merged_into)) return full(t("event_text.merged_into", { id: data.merged_into }));
       if (e.actor_role === "system" && e.to_state === "notified") return full(t("event_text.notified"));
-      if (e.actor_role === "system" && e.to_state === "escalated") return escalationSummary(data, nameOf, unit);
+      if (e.actor_role === "system" && e.to_state === "escalated") {
+        return escalationSummary(data, nameOf, unit, levelOf);
+      }
       return null;
     default:
       return null;
   }
 }
 
+// The levels of unit a fire is acted on by: an unreached unit is worded by its level (乡镇, 区县), else neutrally.
+const UNIT_LEVELS = ["township", "county"];
+
 /** Why the service escalated, and to whom: from `data.escalation` (newer events), else the older sentences. */
-function escalationSummary(data, nameOf, unit) {
+function escalationSummary(data, nameOf, unit, levelOf) {
   // The township's new-fire alert never reached it: the county has to tell the township itself.
   const unreachable = data.unreachable && typeof data.unreachable === "object" ? data.unreachable : null;
   const escalation = data.escalation && typeof data.escalation === "object" ? data.escalation : {};
@@ -454,6 +459,9 @@ function escalationSummary(data, nameOf, unit) {
   const from = COUNTED_FROM.includes(escalation.from) ? t(`event_text.escalation.from.${escalation.from}`) : null;
   const limit = typeof escalation.limit_s === "number" ? limitText(escalation.limit_s) : null;
   const township = unit({ township: unreachable && unreachable.unit });
+  // A county-level unit (a fire with no township: counties loaded without townships) is not a "township".
+  const unitLevel = unreachable && present(unreachable.unit) ? levelOf(String(unreachable.unit)) : null;
+  const level = t(`event_text.unit_level.${UNIT_LEVELS.includes(unitLevel) ? unitLevel : "unknown"}`);
   // What each cause's words need; an event without them (or an older one, without causes) is worded as before.
   const needs = {
     not_acknowledged: [limit, from],
@@ -463,10 +471,10 @@ function escalationSummary(data, nameOf, unit) {
     no_recipients: [],
   };
   if (!cause || needs[cause].some((value) => value === null)) {
-    if (unreachable) return { text: t("event_text.escalated_unreachable", { unit: township }), full: false };
+    if (unreachable) return { text: t("event_text.escalated_unreachable", { unit: township, level }), full: false };
     return { text: t("event_text.escalated"), full: false };
   }
-  const why = t(`event_text.escalation.${cause}`, { limit, from, unit: township });
+  const why = t(`event_text.escalation.${cause}`, { limit, from, unit: township, level });
   // Who was told: the county's supervisors, a unit above it when the county has none, or nobody.
   const to = present(escalation.to)
     ? t("event_text.escalation.to", { unit: nameOf(String(escalation.to)) })
@@ -520,7 +528,7 @@ function photoWarnings(notes, english) {
   );
 }
 
-function timelineEntry(e, nameOf, photoFlags) {
+function timelineEntry(e, nameOf, photoFlags, levelOf) {
   const data = e.data || {};
   const flags = Array.isArray(data.flags) ? data.flags : [];
   // An upload recorded before the events carried codes: its photo's codes say the same (both from that upload).
@@ -531,7 +539,7 @@ function timelineEntry(e, nameOf, photoFlags) {
       ? ofPhoto
       : null;
   const generated = isGenerated(e, data);
-  const summary = generated ? systemSummary(e, data, nameOf) : null;
+  const summary = generated ? systemSummary(e, data, nameOf, levelOf) : null;
   return h(
     "li",
     { dataset: { kind: e.kind, to: e.to_state || "" } },
@@ -608,12 +616,12 @@ function reassignChange(data) {
   return h("div", { class: "small mono reassign-change" }, `${unit(data.from)} → ${unit(data.to)}`);
 }
 
-function timeline(events, nameOf, photoFlags) {
+function timeline(events, nameOf, photoFlags, levelOf) {
   // Newest first: what just happened is what a supervisor opens the page for.
   return h(
     "ol",
     { class: "timeline", id: "timeline" },
-    [...events].reverse().map((e) => timelineEntry(e, nameOf, photoFlags)),
+    [...events].reverse().map((e) => timelineEntry(e, nameOf, photoFlags, levelOf)),
   );
 }
 
@@ -688,6 +696,12 @@ export async function incidentPage(main, ctx) {
     [...regions.township.features, ...regions.county.features].map((f) => [f.properties.code, f.properties.name]),
   );
   const nameOf = (code) => unitName(unitNames.get(code), code);
+  // The level of a unit code in the record's data ("township", "county"; null when the unit is not loaded).
+  const unitLevels = new Map([
+    ...regions.county.features.map((f) => [f.properties.code, "county"]),
+    ...regions.township.features.map((f) => [f.properties.code, "township"]),
+  ]);
+  const levelOf = (code) => unitLevels.get(code) ?? null;
   render(data);
   // Another language or a reload draws the page again: the open form comes back filled in (restoreDraft).
   ctx.onDraft(() => (dialog.open && openForm ? { ...openForm, state: shownState, values: formValues(dialog) } : null));
@@ -792,7 +806,7 @@ export async function incidentPage(main, ctx) {
             card(t("incident.observations", { n: detail.observations.length }), observationList(detail.observations)),
             card(
               t("incident.timeline"),
-              timeline(events, nameOf, new Map(evidence.map((p) => [p.sha256, p.flag_notes]))),
+              timeline(events, nameOf, new Map(evidence.map((p) => [p.sha256, p.flag_notes])), levelOf),
             ),
           ),
         ),

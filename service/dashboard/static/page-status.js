@@ -15,7 +15,7 @@ const ALERT_WORKER = "alerts.worker";
 const FIRMS_PREFIX = "firms:";
 const RECIPIENTS = "alerts.recipients"; // the problems about units nobody is alerted for
 const PUBLIC_BASE_URL = "alerts.public_base_url"; // the address alert links are built on
-const CAMERA_STATES = ["ok", "frozen", "silent", "never_seen"];
+const CAMERA_STATES = ["ok", "frozen", "silent", "lens_mismatch", "never_seen"];
 // Items (camera presets, units, fires) a problem names before it says "and N more" (the server's message does the
 // same).
 const NAMED_ITEMS = 10;
@@ -73,6 +73,7 @@ export function problemText(problem, data) {
     // ("#12").
     case "cameras_frozen":
     case "cameras_silent":
+    case "cameras_lens_mismatch":
     case "frames_expired":
     case "units_without_recipients":
     case "counties_without_supervisors":
