@@ -190,6 +190,11 @@ def note_line(note: Note, data: ReportData, labels: Labels) -> str:
         )
     if note.code is NoteCode.UNSCORED:
         return f"注意：区域内有 {p['n']} 个火点不属于任何{_LEVEL_ZH.get(str(p['level']), p['level'])}，未计入考核。"
+    if note.code is NoteCode.PROVISIONAL:
+        return (
+            f"注意：截至 {local_time(data.as_of):%Y-%m-%d %H:%M}（UTC+8）仍有 {p['n']} 个火点处置中（涉及 "
+            f"{p['units']} 个单位），得分为暂定，定性后可能变化。"
+        )
     return note.text
 
 

@@ -93,6 +93,9 @@ def local(at: datetime | None) -> datetime | None:
 
 EDGE_HEADER = "edge (nearest unit) 界外就近火点"
 """The ranked-units column of the unit's edge fire points (:attr:`FirePoint.edge`): for review, not scored."""
+OPEN_HEADER = "open 处置中"
+"""The ranked-units column of the unit's fire points still open at the report's ``as_of``: while it is above 0 the
+unit's score is provisional (each may still cost points when decided; the ``provisional`` warning counts them)."""
 DENSITY_HEADER = "per 1000 ha 千公顷火点密度"
 DENSITY_BASIS_HEADER = "density basis 密度基数"
 
@@ -105,6 +108,7 @@ RANKED_HEADER = [
     "grade 等次",
     "sanction 问责",
     "fire points 火点",
+    OPEN_HEADER,
     "violations 违规火点",
     "satellite 卫星点",
     "camera 视频点",
@@ -150,6 +154,7 @@ PDF_RANKED_COLUMNS: list[tuple[str, str, str]] = [
     ("grade 等次", "等次", "grade"),
     ("sanction 问责", "问责", "sanction"),
     ("violations 违规火点", "违规", "violations"),
+    (OPEN_HEADER, "处置中", "open"),
     ("satellite 卫星点", "卫星点", "satellite"),
     ("camera 视频点", "视频点", "camera"),
     ("drone 无人机点", "无人机点", "drone"),
@@ -167,8 +172,9 @@ PDF_RANKED_COLUMNS: list[tuple[str, str, str]] = [
 ]
 """The columns of the PDF's ranked table: (the ranked sheet's column, Chinese and English heading). Every column
 that explains a score — each source's violations, unreported and concealed (漏报, 瞒报), the sanction (问责), the
-deductions and credits — so that a reader can follow ``base − deductions + credits`` as in the XLSX; left out
-are what only identifies or repeats (code, parent, all fire points, the density's basis, which a "*" marks)."""
+deductions and credits — so that a reader can follow ``base − deductions + credits`` as in the XLSX, and the fire
+points still open (处置中), which say the score may still change; left out are what only identifies or repeats
+(code, parent, all fire points, the density's basis, which a "*" marks)."""
 
 
 def pdf_ranked_columns(data: ReportData) -> list[tuple[str, str, str]]:
@@ -190,6 +196,7 @@ def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
             u.grade,
             u.sanction,
             u.fire_points,
+            u.open,
             u.violations,
             u.violations_by_source.get(Source.SATELLITE.value, 0),
             u.violations_by_source.get(Source.CAMERA.value, 0),
@@ -203,7 +210,7 @@ def ranked_rows(data: ReportData) -> Iterator[list[Cell]]:
             u.late_acknowledge,
             u.late_on_site,
             *([u.late_feedback] if feedback else []),
-            u.density_per_1000ha,
+            None if u.density_per_1000ha is None else round(u.density_per_1000ha, 6),  # as the API gives it
             u.density_basis,
             u.basis_ha,
             u.deductions,
@@ -252,6 +259,10 @@ RESPONSE_HEADER = [
     "on site pending 待到场",
     "on site rate 到场达标率",
 ]
+
+RATE_HEADERS = frozenset({"acknowledge rate 签收达标率", "on site rate 到场达标率"})
+"""The response sheet's columns that hold a rate (a share, 0–1): shown as whole percentages in the XLSX, as the
+PDF words them (:func:`service.reports.charts.percent`), the value itself left exact."""
 
 
 def _response_row(group: str, g: ResponseGroup) -> list[Cell]:
@@ -410,7 +421,13 @@ def rules_rows(data: ReportData) -> Iterator[list[Cell]]:
     for grade in sorted(rules.grades, key=lambda g: -g.min_score):
         yield [f"grade ≥ {grade.min_score:g}", grade.name]
     for step, sanction in enumerate(rules.sanctions, start=1):
-        when = [f"≥ {counted(sanction.min_violations, 'violation')}"] if sanction.min_violations is not None else []
+        # The ladder counts charged violations (service.stats.scoring): the ranked sheet's "violations" count
+        # includes the self-found ones, so the sheet says which it compares.
+        when = (
+            [f"≥ {counted(sanction.min_violations, 'charged violation')} (self-found not counted)"]
+            if sanction.min_violations is not None
+            else []
+        )
         when += [f"score < {sanction.below_score:g}"] if sanction.below_score is not None else []
         yield [f"sanction {step}: {' or '.join(when)}", sanction.name]
     default = data.deadlines.default

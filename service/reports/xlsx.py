@@ -27,6 +27,16 @@ def _storable(value: tables.Cell) -> tables.Cell:
     return value
 
 
+def _number_format(heading: str) -> str | None:
+    """How a column's cells are shown: local times to the minute, rates as whole percentages (a raw 2/3 showed as
+    0.6666666666666666); None: as stored (the other figures are rounded where they are made, :mod:`tables`)."""
+    if "(UTC+8)" in heading:
+        return "yyyy-mm-dd hh:mm"
+    if heading in tables.RATE_HEADERS:
+        return "0%"
+    return None
+
+
 def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[tables.Cell]]) -> None:
     sheet = book.create_sheet(title)
     sheet.append(header)
@@ -49,9 +59,10 @@ def _sheet(book: Workbook, title: str, header: list[str], rows: Iterable[list[ta
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, width + 2))
     for column, cell in enumerate(sheet[1], start=1):
-        if "(UTC+8)" in str(cell.value):
+        number_format = _number_format(str(cell.value))
+        if number_format is not None:
             for row_cells in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
-                row_cells[0].number_format = "yyyy-mm-dd hh:mm"
+                row_cells[0].number_format = number_format
     sheet.freeze_panes = "A2"
 
 

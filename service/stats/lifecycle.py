@@ -35,7 +35,11 @@ Definitions (all from the append-only transitions, server time):
   ``service.alerts.outbox.escalate_as_unreachable``) marks when the county took over a fire the township was never
   told of (``unreachable``).
 * **Reopened incidents** keep the times of their first round: the first time each stage was reached is what the
-  deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times.
+  deadlines judge; the later rounds show up as ``reopened`` in the counts, not as second response times. The first
+  round ends at the first reopening after notification (``first_reopened``): a stage first reached after it (a team
+  that declared a false alarm, was reopened by the supervisor, then went on site) has no response time, since
+  measured from the first notification it would count the time the fire lay decided as the team's response
+  (:mod:`service.stats.response`).
 * **Outcome** — the latest decision in the record: entering ``feedback`` (反馈, a real fire was handled) makes it a
   *violation*; entering ``false_alarm`` makes it a false alarm with that reason (``permitted_burn`` is counted as a
   permitted burn, ``duplicate`` as merged into another incident, not a fire point of its own: the service's own
@@ -120,6 +124,8 @@ class Milestones:
     escalations: tuple[datetime, ...] = ()
     # The first of them whose record says the fire's own unit could not be reached (Transition.unreachable).
     unreachable: datetime | None = None
+    # The first reopening at or after notification: the end of the first round (see "Reopened incidents").
+    first_reopened: datetime | None = None
 
 
 def _is_duplicate(t: Transition) -> bool:
@@ -191,6 +197,7 @@ def milestones(transitions: tuple[Transition, ...] | list[Transition]) -> Milest
         on_site_on_behalf=on_behalf(_ON_SITE_STATES, on_site),
         escalations=tuple(t.at for t in escalations),
         unreachable=next((t.at for t in escalations if t.unreachable), None),
+        first_reopened=next((t.at for t in since if t.to_state is S.REOPENED), None),
     )
 
 

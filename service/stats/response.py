@@ -13,6 +13,12 @@ Every incident that reached the end stage contributes, whatever its outcome (a f
 visit has a real ``on_site`` time); a stage is reached by the township's own team, ``closed`` by whoever closed it.
 Merged duplicates are left out entirely: the incident they were merged into carries the response.
 
+A reopened incident contributes the intervals of its first round only: a stage first reached after the first
+reopening (``Milestones.first_reopened``) has no interval. Measured from the first notification, such a time counts
+the hours the fire lay decided (a team's false alarm, until the supervisor reopened it) as response time, and a
+fire the team false-alarmed, then reached on site in its second round, put that into the on-site p90 and max while
+the on-site deadline, which does not judge it, left it out. The later rounds show in the ``reopened`` count.
+
 Fractiles are **nearest-rank**, as NFPA 1710 reports them: the p-th percentile of n sorted values is the value
 at rank ⌈p·n/100⌉, i.e. the smallest time within which at least p % of the responses happened. No
 interpolation, so every figure is a time that really occurred.
@@ -188,6 +194,12 @@ def _unreached(m: Milestones, answered: datetime | None, stops: Iterable[datetim
     return m.unreachable is not None and m.unreachable == _first(answered, *stops)
 
 
+def _in_first_round(m: Milestones, reached: datetime) -> bool:
+    """Whether a stage reached at ``reached`` belongs to the incident's first round (before any reopening after
+    notification): only those give response intervals (see the module docstring)."""
+    return m.first_reopened is None or reached < m.first_reopened
+
+
 def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Response | None:
     """The response to one incident; None when it was never notified or was merged into another.
 
@@ -206,7 +218,8 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
         (Interval.EXTINGUISHED, m.extinguished, None),
         (Interval.CLOSED, m.closed, None),
     ):
-        if reached is not None and on_behalf is None:  # someone else reached it first: not the township's time
+        # Someone else reached it first: not the township's time; reached after a reopening: a later round's.
+        if reached is not None and on_behalf is None and _in_first_round(m, reached):
             intervals[interval] = reached - clock_start(m.notified, point.moves, reached)
     ended = _ended(m)
     acknowledge = Compliance.NOT_APPLICABLE
@@ -223,7 +236,7 @@ def response_of(point: FirePoint, deadline: Deadline, as_of: datetime) -> Respon
         since = _clock_start(acknowledged, m.on_site, (*ended, m.on_site_on_behalf), point.moves, as_of)
         # None: moved to the township after someone else was on site, or after the county had the fire: none owed.
         if since is not None:
-            if m.on_site is not None and m.on_site_on_behalf is None:
+            if m.on_site is not None and m.on_site_on_behalf is None and _in_first_round(m, m.on_site):
                 intervals[Interval.TRAVEL] = m.on_site - since
             due = since + deadline.on_site
             if m.on_site is None and m.first_false_alarm is not None and m.first_false_alarm <= due:

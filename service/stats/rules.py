@@ -147,7 +147,9 @@ class Grade(BaseModel):
 class Sanction(BaseModel):
     """A step of the sanction ladder: it applies from ``min_violations`` violations, or below ``below_score``.
 
-    Steps are listed mildest first; the last step that applies is the unit's sanction.
+    ``min_violations`` counts the violations charged to the unit: a fire it found itself (自查自报, no deduction and
+    a credit) is not one (see "Sanctions" in :mod:`service.stats.scoring`). Steps are listed mildest first; the
+    last step that applies is the unit's sanction.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -163,7 +165,7 @@ class Sanction(BaseModel):
         return self
 
     def applies(self, violations: int, score: float) -> bool:
-        """Whether this step is reached."""
+        """Whether this step is reached with ``violations`` charged violations and ``score``."""
         by_count = self.min_violations is not None and violations >= self.min_violations
         by_score = self.below_score is not None and score < self.below_score
         return by_count or by_score
@@ -201,7 +203,8 @@ class ScoringRules(BaseModel):
         return next((g.name for g in bands if score >= g.min_score), None)
 
     def sanction(self, violations: int, score: float) -> str | None:
-        """The heaviest (last listed) sanction that applies; None when none does."""
+        """The heaviest (last listed) sanction that applies to ``violations`` charged violations (self-found ones
+        not counted) and ``score``; None when none does."""
         return next((s.name for s in reversed(self.sanctions) if s.applies(violations, score)), None)
 
 

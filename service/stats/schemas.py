@@ -20,6 +20,11 @@ EDGE_DESCRIPTION = (
     "included; the count is for review (each incident's assignment_status in GET /api/v1/incidents says which)."
 )
 
+OPEN_DESCRIPTION = (
+    "Fire points still open (undecided) at as_of: each may still cost the unit points when it is decided, so the "
+    "score is provisional while this is above 0 (the board's 'provisional' warning counts them)"
+)
+
 
 def minutes(value: timedelta | None) -> float | None:
     """A duration in minutes, to the hundredth."""
@@ -264,8 +269,12 @@ class UnitScoreOut(BaseModel):
     parent_code: str | None
     score: float
     grade: str | None
-    sanction: str | None
+    sanction: str | None = Field(
+        description="The heaviest step of the rules' sanction ladder reached: min_violations counts the violations "
+        "charged to the unit (violations − self_found), below_score the score"
+    )
     fire_points: int
+    open: int = Field(description=OPEN_DESCRIPTION)
     violations: int
     violations_by_source: dict[str, int] = Field(
         description="Violations charged (not self-found) by the source each was charged as; every source is listed: "
@@ -298,6 +307,7 @@ class UnitScoreOut(BaseModel):
             grade=u.grade,
             sanction=u.sanction,
             fire_points=u.fire_points,
+            open=u.open,
             violations=u.violations,
             violations_by_source=dict(u.violations_by_source),
             self_found=u.self_found,

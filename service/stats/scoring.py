@@ -47,6 +47,18 @@ Definitions, with the data the record holds:
   contest the border cases. It changes no score.
 * **Density** — violations per 1,000 ha of the unit's cropland; units imported without ``cropland_ha`` fall back to
   their total area, flagged ``density_basis = "area"``.
+* **Open** — ``open`` counts the unit's fire points still undecided at ``as_of`` (no feedback or false alarm yet, or
+  a false alarm reopened since: :class:`~service.stats.lifecycle.OutcomeKind`). They cost nothing but late
+  responses now, and each may still cost the unit a fire point's deduction (and unreported, concealed, late
+  feedback) when it is decided, so the same period scores differently later: the board's ``provisional`` warning
+  (:mod:`service.stats.service`) says how many there are, in how many units.
+* **Sanctions** — the ladder's ``min_violations`` counts the unit's *charged* violations: every violation except the
+  self-found ones (``violations − self_found``, the sum of ``violations_by_source``); ``below_score`` reads the
+  score. Decided so because a self-found fire is not charged to the unit: XX镇 2021 gives a fire "found by the village
+  itself, put out, punished and reported" no deduction and +2, so it cannot also be the incident that earns the
+  township a written warning or a city-wide criticism — a township that reports its own fire would then be punished
+  for reporting it, the opposite of what the credit is for. The violation still counts in ``violations`` and the
+  density (the fire burned), and in the ranking's tie-break.
 
 Ranking: higher score first, then fewer violations, then lower density; equal keys share a rank.
 """
@@ -113,6 +125,7 @@ class UnitScore:
     late_feedback: int = 0
     repeat_at_site: int = 0
     edge: int = 0  # fire points assigned as the nearest unit (for review; they score like any other)
+    open: int = 0  # fire points still undecided at as_of: the score may still change (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +172,11 @@ def _score_unit(
     weights = rules.fire_points
     within_h = rules.responses.feedback_within_h
     for point in fire_points:
+        kind = outcome(point.transitions).kind
         if point.repeat_of is not None:
             counts["repeat_at_site"] += 1
+        if kind is OutcomeKind.OPEN:
+            counts["open"] += 1
         if point.edge:
             counts["edge"] += 1
         response = response_of(point, deadlines.for_county(point.county_code), as_of)
@@ -174,7 +190,7 @@ def _score_unit(
             counts["late_feedback"] += 1
             late = Note(NoteCode.NOT_FED_BACK_WITHIN, f"not fed back within {within_h:g} h", {"hours": within_h})
             items.append(ScoreItem(point.id, "late_feedback", -rules.responses.late_feedback, (late,)))
-        if outcome(point.transitions).kind is not OutcomeKind.VIOLATION:
+        if kind is not OutcomeKind.VIOLATION:
             continue
         counts["violations"] += 1
         if is_self_found(point, unit.code, rules):
@@ -247,7 +263,7 @@ def _score_unit(
         rank=0,
         score=score,
         grade=rules.grade(score),
-        sanction=rules.sanction(counts["violations"], score),
+        sanction=rules.sanction(counts["violations"] - counts["self_found"], score),  # charged violations only
         fire_points=len(fire_points),
         violations=counts["violations"],
         violations_by_source={s.value: by_source[s.value] for s in SOURCE_ORDER},
@@ -265,6 +281,7 @@ def _score_unit(
         late_feedback=counts["late_feedback"],
         repeat_at_site=counts["repeat_at_site"],
         edge=counts["edge"],
+        open=counts["open"],
     )
 
 

@@ -14,7 +14,7 @@ Asking for an area outside the scope is a :class:`ScopeError` (HTTP 403).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -27,12 +27,12 @@ from service.incidents.states import Role, a_role
 from service.regions.types import RegionLevel
 from service.stats.areas import Area
 from service.stats.outcomes import OutcomeTable, outcome_table
-from service.stats.periods import Period
+from service.stats.periods import Period, local_time
 from service.stats.queries import load_fire_points, load_units
 from service.stats.records import FirePoint, Unit
 from service.stats.response import Deadline, DeadlinePolicy, GroupBy, ResponseTable, response_table
 from service.stats.rules import RuleBook, Selection
-from service.stats.scoring import ScoreBoard, score_units
+from service.stats.scoring import ScoreBoard, UnitScore, score_units
 from service.stats.wording import Note, NoteCode, counted
 
 DEFAULT_RULES_DIR = Path("rules")
@@ -187,7 +187,33 @@ def score_board(
     board = score_units(points, scored, chosen, rules, deadlines, as_of)
     if board.unscored:
         warnings.append(_unscored_warning(board.unscored, chosen))
+    provisional = provisional_warning(board.units, as_of)
+    if provisional is not None:
+        warnings.append(provisional)
     return board, warnings
+
+
+def provisional_warning(units: list[UnitScore], as_of: datetime) -> Note | None:
+    """The warning that the scores are provisional: ``units`` have fire points still open at ``as_of``; None when
+    none has.
+
+    An open fire point (escalated and never answered, say) costs nothing yet but late responses; decided later, it
+    may cost its unit a fire point's deduction and more, so the same period re-scored after ``as_of`` gives other
+    scores. The warning says how many such fire points there are and in how many units (each unit's ``open``
+    says which), so that a score filed while any is open is known to be provisional.
+    """
+    fire_points = sum(u.open for u in units)
+    if not fire_points:
+        return None
+    holding = sum(1 for u in units if u.open)
+    are, them = ("is", "it") if fire_points == 1 else ("are", "them")
+    whose = "that unit's score" if holding == 1 else "those units' scores"
+    return Note(
+        NoteCode.PROVISIONAL,
+        f"scores are provisional: {counted(fire_points, 'fire point')} in {counted(holding, 'unit')} {are} still "
+        f"open at {local_time(as_of):%Y-%m-%d %H:%M} (UTC+8); deciding {them} may still change {whose}",
+        {"n": fire_points, "units": holding, "as_of": as_of.astimezone(UTC).isoformat().replace("+00:00", "Z")},
+    )
 
 
 def _unscored_warning(count: int, level: RegionLevel) -> Note:
@@ -229,6 +255,9 @@ def scores(
     own_level = own.level if own.level in _SCORED_LEVELS else None
     board, warnings = score_board(session, period, parent, units, selection, deadlines, as_of, own_level)
     mine = [u for u in board.units if u.code == own.code]
-    # The area's unscored fire points are the siblings' business, not the patrol user's.
-    notes = [w for w in warnings if w.code is not NoteCode.UNSCORED]
+    # The area's unscored fire points are the siblings' business, not the patrol user's, and so are their open
+    # ones: the patrol user is told only of its own unit's open fire points.
+    notes = [w for w in warnings if w.code not in (NoteCode.UNSCORED, NoteCode.PROVISIONAL)]
+    provisional = provisional_warning(mine, as_of)
+    notes += [provisional] if provisional is not None else []
     return Scores(Stats(period, area, as_of), replace(board, units=mine, unscored=0), selection, notes)

@@ -36,6 +36,8 @@ class NoteCode(StrEnum):
     RULES_CHANGED = "rules_changed"
     LEVEL_FALLBACK = "level_fallback"  # preferred, chosen (region levels: "township", "county")
     UNSCORED = "unscored"  # n (fire points), level
+    # n (fire points still open at as_of), units (how many units they are in), as_of (ISO 8601, UTC)
+    PROVISIONAL = "provisional"
 
 
 NoteParam = str | int | float

@@ -41,6 +41,7 @@ def test_every_note_the_service_writes_is_said_in_both_languages(in_node: Callab
         "本时段按首日适用的 example-v1 计分。",
         "区域内没有乡镇级单位：改为按区县计分。",
         "区域内有 1 个火点不属于任何区县，未计入考核。",
+        "截至 2025-11-03 10:00，1 个单位仍有 1 个火点处置中：得分为暂定，定性后可能变化。",
         None,  # a code this dashboard does not know: the page shows the server's English
     ]
     assert rendered["en"] == [
@@ -53,6 +54,8 @@ def test_every_note_the_service_writes_is_said_in_both_languages(in_node: Callab
         "scored with example-v1, in force on its first day.",
         "No township units in the area: county units are scored instead.",
         "1 fire point in the area has no county and is not scored.",
+        "1 fire point in 1 unit(s) still open at 2025-11-03 10:00: the scores are provisional and may change when it "
+        "is decided.",
         None,
     ]
 

@@ -75,7 +75,10 @@ def test_counts_in_english_agree_with_their_noun(run: Invoke, november: ReportDa
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: 1 fire point (2025-11-04," in result.output
     sanctions = [row[0] for row in rules_rows(november) if str(row[0]).startswith("sanction")]
-    assert sanctions[:2] == ["sanction 1: ≥ 1 violation", "sanction 2: ≥ 2 violations or score < 60"]
+    assert sanctions[:2] == [
+        "sanction 1: ≥ 1 charged violation (self-found not counted)",
+        "sanction 2: ≥ 2 charged violations (self-found not counted) or score < 60",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from service.reports.data import ReportData
 from service.reports.fonts import Labels
 from service.stats.periods import parse_period
 from service.stats.rules import RuleBook
+from service.stats.wording import NoteCode
 from tests.reports.conftest import RULES, collect_november
 from tests.reports.test_report_cli import Invoke, run  # noqa: F401  (the CLI fixture)
 
@@ -43,10 +44,11 @@ def test_a_month_starting_before_the_rules_is_scored_and_says_which_days(
     assert [(u.code, u.score, u.unreported) for u in data.board.units] == [
         (u.code, u.score, u.unreported) for u in november.board.units
     ]
-    assert data.warnings == [
+    assert data.warnings[:1] == [
         "no scoring rules were in force on 2025-11-01 (1 day of the period); the period is scored with example-v2 "
         "(v2.toml, in force from 2025-11-02), the first version in force during it"
     ]
+    assert [n.code for n in data.notes] == [NoteCode.RULES_CHANGED, NoteCode.PROVISIONAL]  # F and J still open
     # The Chinese report says it in Chinese; the English one in English.
     assert (
         "注意：2025-11-01（本时段内 1 天）没有施行中的考核办法；本时段按本时段内最早施行的 example-v2（v2.toml，"

@@ -21,6 +21,7 @@ from service.stats.periods import parse_period
 from service.stats.queries import load_fire_points, load_units
 from service.stats.response import GroupBy, Interval, response_table
 from service.stats.rules import RuleBook
+from service.stats.wording import NoteCode
 from tests.conftest import POSTGRES_URL
 from tests.conftest import _reset_postgres as reset_postgres
 from tests.stats import scenario
@@ -101,15 +102,16 @@ def test_response_times_by_township(recorded: tuple[sessionmaker[Session], dict[
     south = rows[SOUTH]  # G (10 min against 乙县's 5-minute deadline), J never notified
     assert (south.incidents, south.notified, south.not_notified, south.reopened) == (2, 1, 1, 1)
     assert (south.acknowledge.met, south.acknowledge.missed, south.acknowledge.rate) == (0, 1, 0.0)
-    assert south.intervals[Interval.ON_SITE].max == m(90)  # first time on site, in the reopened round
+    # First on site at 90, in the round after the supervisor reopened its false alarm: not a response time.
+    assert south.intervals[Interval.ON_SITE].n == 0
     assert south.intervals[Interval.TRAVEL].n == 0  # its first answer was a false alarm
 
     total = table.total
     assert (total.incidents, total.notified, total.not_notified) == (8, 7, 1)
     ack = total.intervals[Interval.ACKNOWLEDGE]  # 3, 10, 10, 10, 10, 20
     assert (ack.n, ack.p50, ack.p90, ack.max) == (6, m(10), m(20), m(20))
-    on_site = total.intervals[Interval.ON_SITE]  # 8, 30, 40, 60, 90
-    assert (on_site.n, on_site.p50, on_site.p90) == (5, m(40), m(90))
+    on_site = total.intervals[Interval.ON_SITE]  # 8, 30, 40, 60 (G's 90 was in its reopened round)
+    assert (on_site.n, on_site.p50, on_site.p90) == (4, m(30), m(60))
     assert (total.acknowledge.met, total.acknowledge.missed) == (4, 3)
     assert (total.on_site.met, total.on_site.missed) == (3, 1)
 
@@ -166,8 +168,12 @@ def test_scores_under_the_rules_in_force(recorded: tuple[sessionmaker[Session], 
             session, NOVEMBER, Area.of(CITY, units), units, selection, DEADLINES, AS_OF
         )
     assert board.level is RegionLevel.TOWNSHIP
-    assert warnings == []
+    # F (西镇, escalated, never answered) and J (南乡, never notified) are still open at AS_OF.
+    assert [(w.code, dict(w.params)) for w in warnings] == [
+        (NoteCode.PROVISIONAL, {"n": 2, "units": 2, "as_of": "2025-12-15T00:00:00Z"})
+    ]
     rows = {u.code: u for u in board.units}
+    assert {code: u.open for code, u in rows.items()} == {EAST: 0, WEST: 1, SOUTH: 1}
     south_area = next(u.area_ha for u in units if u.code == SOUTH)
 
     # 西镇: D and E cost nothing; F was never acknowledged: −0.5.
@@ -197,7 +203,8 @@ def test_scores_under_the_rules_in_force(recorded: tuple[sessionmaker[Session], 
     assert east.violations_by_source == {"satellite": 2, "camera": 0, "drone": 0, "patrol": 0}
     assert (east.self_found, east.unreported, east.concealed) == (1, 1, 0)
     assert east.density_per_1000ha == 3.0
-    assert east.sanction == "严重：约谈乡镇党政主要负责人"
+    # Two violations charged (A, B); C, found by its own drone, is not one: the ladder's second step.
+    assert east.sanction == "全市通报批评，取消评优资格"
     assert {(i.incident_id, i.rule, i.points) for i in east.items} == {
         (ids["A"], "fire_point:satellite", -60.0),
         (ids["A"], "unreported", -10.0),

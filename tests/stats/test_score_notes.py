@@ -50,6 +50,8 @@ def every_note() -> list[Note]:
     # Only counties imported: the county is scored instead; a fire point with no county is left out.
     county = Unit("C1", "一县", RegionLevel.COUNTY, None, 1000.0)
     nowhere = replace(fire(3, (K.CAMERA,)), township_code=None, county_code=None)
+    # And a fire of the county still open at as_of: the scores are provisional.
+    undecided = fire(4, (K.CAMERA,), ())
     _, warnings = score_board(
         None,  # type: ignore[arg-type]  # the points are given: no query
         parse_period("2025-11"),
@@ -58,7 +60,7 @@ def every_note() -> list[Note]:
         RuleBook.load(SHIPPED).select(parse_period("2025-11")),
         DeadlinePolicy(),
         T0,
-        points=[nowhere],
+        points=[nowhere, undecided],
     )
     return notes + warnings
 
@@ -85,6 +87,11 @@ def test_every_note_has_a_code_its_figures_and_the_english_it_always_had() -> No
         ),
         ("no township units in the area: scored county units instead", {"preferred": "township", "chosen": "county"}),
         ("1 fire point in the area has no county and is not scored", {"n": 1, "level": "county"}),
+        (
+            "scores are provisional: 1 fire point in 1 unit is still open at 2025-11-03 10:00 (UTC+8); deciding it "
+            "may still change that unit's score",
+            {"n": 1, "units": 1, "as_of": "2025-11-03T02:00:00Z"},
+        ),
     ]
 
 
@@ -116,11 +123,18 @@ def test_the_api_sends_codes_beside_the_english(client: TestClient) -> None:  # 
     ]  # fire A: 500 m² under example-v2
     (density,) = [i for i in east["items"] if i["rule"] == "density"]
     assert [(n["code"], n["params"]["basis"]) for n in density["notes"]] == [("density", "cropland")]
-    assert (board["warnings"], board["warning_notes"]) == ([], [])
+    # F and J are still open: the one warning is that the scores are provisional.
+    assert [n["text"] for n in board["warning_notes"]] == board["warnings"]
+    assert [(n["code"], n["params"]["n"], n["params"]["units"]) for n in board["warning_notes"]] == [
+        ("provisional", 2, 2)
+    ]
 
     year = get(client, "eval", "/api/v1/scores", period="2025")
     assert [n["text"] for n in year["warning_notes"]] == year["warnings"]
-    assert [(n["code"], n["params"]["version"]) for n in year["warning_notes"]] == [("rules_changed", "example-v2")]
+    assert [(n["code"], n["params"].get("version")) for n in year["warning_notes"]] == [
+        ("rules_changed", "example-v2"),
+        ("provisional", None),
+    ]
     # A patrol user's board leaves the area's unscored fire points out, in both forms alike.
     own = get(client, "east", "/api/v1/scores", period="2025")
     assert [n["text"] for n in own["warning_notes"]] == own["warnings"]

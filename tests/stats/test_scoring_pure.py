@@ -111,7 +111,8 @@ def test_self_found_by_source_or_by_the_reporter_unit() -> None:
     other = score(fire(1, (K.CAMERA,), reporter="T9"))
     assert (other.score, other.self_found) == (90.0, 0)
     capped = score(*(fire(i, (K.DRONE,)) for i in range(3)))  # 3 × 2 = 6 credited, capped at 3; density 1.5 → −15
-    assert (capped.credits, capped.score, capped.sanction) == (3.0, 88.0, "warning")
+    # Three violations, none charged (all self-found): below the sanction ladder's 2 (service.stats.scoring).
+    assert (capped.credits, capped.score, capped.violations, capped.sanction) == (3.0, 88.0, 3, None)
 
 
 def test_late_responses_count_on_any_fire_point() -> None:

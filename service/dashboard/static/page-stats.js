@@ -7,7 +7,7 @@
 
 import { api, currentSession } from "./api.js";
 import { barChart, groupedBars, rangeChart, responsive, stackedBars } from "./charts.js";
-import { card, errorBox, fmtNumber, fmtPercent, h, localDay, replace, table } from "./dom.js";
+import { card, errorBox, fmtNumber, fmtPercent, fmtTime, h, localDay, replace, table } from "./dom.js";
 import { lang, t } from "./i18n.js";
 
 const GROUPS = ["township", "county", "source", "day"];
@@ -74,6 +74,8 @@ export function noteText(note) {
       });
     case "unscored":
       return t("scores.warning.unscored", { n: fmtNumber(p.n), level: t(`group.${p.level}`) });
+    case "provisional":
+      return t("scores.warning.provisional", { n: fmtNumber(p.n), units: fmtNumber(p.units), as_of: fmtTime(p.as_of) });
     default:
       return null;
   }
