@@ -101,6 +101,30 @@ def test_an_admin_adds_a_false_alarm_hotspot_to_the_mask(browser: Browser, live:
     assert browser.console_errors() == []
 
 
+def send_heartbeat(browser: Browser, live: LiveServer, **fields: object) -> None:
+    """tower-9/p1's patrol heartbeat (40 frames, the last 30 s ago; ``fields`` added or replaced), sent with the
+    signed-in page's own token, as stored."""
+    token = browser.driver.execute_script("return JSON.parse(sessionStorage.getItem('strawfire.session')).token")
+    now = utcnow()
+    heartbeat = {
+        "camera_id": "tower-9",
+        "preset": "p1",
+        "at": now.isoformat(),
+        "frames": 40,
+        "errors": 0,
+        "frozen": False,
+        "last_frame_at": (now - timedelta(seconds=30)).isoformat(),
+        **fields,
+    }
+    answer = httpx.post(
+        f"{live.url}/api/v1/cameras/health",
+        json={"heartbeats": [heartbeat]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stored"] == 1
+
+
 def test_the_cameras_page_shows_each_presets_health(browser: Browser, live: LiveServer) -> None:
     """A preset never heard of reads 从未上报; after its patrol reports a frozen picture, 画面冻结."""
     with transaction(live.app.state.session_factory) as session:
@@ -112,24 +136,7 @@ def test_the_cameras_page_shows_each_presets_health(browser: Browser, live: Live
     assert badge.get_attribute("data-state") == "never_seen"
     assert "从未上报" in badge.text
 
-    token = browser.driver.execute_script("return JSON.parse(sessionStorage.getItem('strawfire.session')).token")
-    now = utcnow()
-    heartbeat = {
-        "camera_id": "tower-9",
-        "preset": "p1",
-        "at": now.isoformat(),
-        "frames": 40,
-        "errors": 0,
-        "frozen": True,
-        "last_frame_at": (now - timedelta(seconds=30)).isoformat(),
-    }
-    answer = httpx.post(
-        f"{live.url}/api/v1/cameras/health",
-        json={"heartbeats": [heartbeat]},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["stored"] == 1
+    send_heartbeat(browser, live, errors=0, frozen=True)
     browser.driver.refresh()
     badge = browser.find('#camera-presets tbody tr .badge.health[data-state="frozen"]')
     assert "画面冻结" in badge.text

@@ -3,16 +3,13 @@ shows its own health badge with both frame sizes, and the status page counts it 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import httpx
 import pytest
 
 from service.cameras.service import replace_registry
-from service.db import transaction, utcnow
+from service.db import transaction
 from tests.dashboard.browser import DESKTOP, Browser
 from tests.dashboard.live import PASSWORD, LiveServer
-from tests.dashboard.test_cameras_page import REGISTRY
+from tests.dashboard.test_cameras_page import REGISTRY, send_heartbeat
 from video.registry import CameraRegistry
 
 pytestmark = pytest.mark.slow
@@ -27,25 +24,7 @@ def test_a_preset_whose_stream_does_not_fit_its_lens_shows_as_such(browser: Brow
     browser.click('#nav [data-nav="cameras"]')
     browser.find('#camera-presets tbody tr .badge.health[data-state="never_seen"]')
 
-    token = browser.driver.execute_script("return JSON.parse(sessionStorage.getItem('strawfire.session')).token")
-    now = utcnow()
-    heartbeat = {
-        "camera_id": "tower-9",
-        "preset": "p1",
-        "at": now.isoformat(),
-        "frames": 40,
-        "errors": 40,
-        "frozen": False,
-        "last_frame_at": (now - timedelta(seconds=30)).isoformat(),
-        "lens_mismatch": {"registered": [64, 48], "received": [64, 36]},
-    }
-    answer = httpx.post(
-        f"{live.url}/api/v1/cameras/health",
-        json={"heartbeats": [heartbeat]},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["stored"] == 1
+    send_heartbeat(browser, live, errors=40, lens_mismatch={"registered": [64, 48], "received": [64, 36]})
 
     browser.driver.refresh()
     badge = browser.find('#camera-presets tbody tr .badge.health[data-state="lens_mismatch"]')
