@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy detector satellite video service bench
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=40
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_assign.py

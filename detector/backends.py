@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from detector.cpu import usable_cores
+from detector.cpu import int8_kernels_exact, usable_cores
 from detector.detections import Detections, Detector, FloatArray, ImageArray, ModelInfo
 from detector.featureless import DEFAULT_MIN_STRUCTURE, featureless_boxes
 from detector.manifest import (
@@ -62,6 +62,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _warn_once(message: str, *args: object) -> None:
+    """Log ``message`` once per process (a patrol loads a detector per worker; one line says it)."""
+    text = message % args
+    if text not in _warned:
+        _warned.add(text)
+        log.warning("%s", text)
+
 
 Backend = Literal["auto", "onnx", "torch", "rules"]
 #: Lowest confidence a backend returns unless asked otherwise: low, so that callers (sequence verification,
@@ -517,7 +527,15 @@ def load_detector(
     if backend == "auto":
         backend = "torch" if entry.torch_file and cuda_available() else "onnx"
     if backend == "onnx" and model is None and manifest.cpu_default is not None:
-        entry = resolve_model(manifest, manifest.cpu_default)
+        if int8_kernels_exact():
+            entry = resolve_model(manifest, manifest.cpu_default)
+        else:  # the int8 variant's sums would saturate on this CPU (detector.cpu.int8_kernels_exact): the fp32 model
+            _warn_once(
+                "this CPU has no VNNI instructions, where ONNX Runtime's int8 kernels saturate: using %s (fp32), not "
+                "the int8 variant %s (slower, as accurate as measured)",
+                entry.name,
+                manifest.cpu_default,
+            )
     if backend == "torch":
         network = torch_network(verified_file(models_dir, entry, "torch"), device=device, threads=threads)
     else:

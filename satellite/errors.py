@@ -124,12 +124,13 @@ class FirmsRateLimitError(FirmsApiError):
 
 
 class FirmsTransportError(FirmsError):
-    """No usable answer after every allowed attempt: 5xx, timeouts, refused connections, cut bodies.
+    """No usable answer after every allowed attempt: 5xx, timeouts, refused connections, cut bodies; or, with 0
+    attempts, a request not sent because the server's ``Retry-After`` outlasts what the request may wait.
 
     Attributes:
         source_name: the request, described without the MAP_KEY.
         attempts: how many requests were sent.
-        reason: what went wrong on the last attempt.
+        reason: what went wrong on the last attempt (or why nothing was sent).
     """
 
     def __init__(self, *, source_name: str, attempts: int, reason: str) -> None:
@@ -137,7 +138,10 @@ class FirmsTransportError(FirmsError):
         self.attempts = attempts
         self.reason = reason
         plural = "s" if attempts != 1 else ""
-        super().__init__(f"{source_name}: no usable answer after {attempts} attempt{plural}: {reason}")
+        if attempts == 0:
+            super().__init__(f"{source_name}: {reason}")
+        else:
+            super().__init__(f"{source_name}: no usable answer after {attempts} attempt{plural}: {reason}")
 
 
 class FirmsBudgetError(FirmsError):

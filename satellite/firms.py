@@ -17,6 +17,11 @@ column that fails the fast check is re-walked value by value to find and describ
 Python record per row has a floor that a columnar C reader does not pay, so this is several times slower than
 ``pandas.read_csv`` (measured by ``bench/bench_firms_parse.py``) while doing far more; it still reads a global
 MODIS day in tens of milliseconds.
+
+Area: given ``within`` (a box, :data:`Box`), the readers keep only the rows whose pixel can reach it and count the
+others (:attr:`FirmsReadResult.outside`), so that a global daily file read for one county costs memory for the
+county's rows, not for the world's: the rows are validated first (a bad row is reported wherever it lies) and
+dropped before a record is built for them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 from satellite.errors import FirmsEmptyError, FirmsFormatError
 from satellite.hotspot import (
@@ -55,10 +60,12 @@ __all__ = [
     "BRIGHTNESS_COLUMNS",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "Box",
     "FirmsReadResult",
     "FirmsSource",
     "RejectedRow",
     "compressed_input",
+    "reaches_box",
     "read_firms_csv",
     "read_firms_csv_chunks",
 ]
@@ -97,6 +104,32 @@ _CHUNK_LINES: Final = 65_536
 
 _MAX_TEXT_IN_REPORT: Final = 200
 
+Box = tuple[float, float, float, float]
+"""``(west, south, east, north)`` in WGS-84 degrees: the area a reader keeps rows for (``within``)."""
+
+_KM_PER_DEG_LAT: Final = 110.0
+"""A degree of latitude is 110.6-111.7 km: the lower bound, so a margin in degrees errs on the wide side."""
+_KM_PER_DEG_LON_EQUATOR: Final = 111.0
+
+
+def reaches_box(latitude: float, longitude: float, size_km: float, box: Box) -> bool:
+    """Whether a pixel of ``size_km`` (its larger side) centred here may reach ``box``: its centre lies within a
+    whole pixel size of it. A footprint's half-diagonal is at most 0.71 of that, so a pixel whose footprint meets
+    the box is never refused; near a pole (where a degree of longitude is under ~1 km) every longitude passes.
+
+    The same test as the screening's prefilter of footprints (``satellite.screening._may_reach``, vectorised): a
+    row dropped here is one screening would have found ``outside_coverage``.
+    """
+    west, south, east, north = box
+    margin_lat = size_km / _KM_PER_DEG_LAT
+    if not (south - margin_lat <= latitude <= north + margin_lat):
+        return False
+    cos_lat = math.cos(math.radians(min(abs(latitude) + margin_lat, 90.0)))
+    if cos_lat < 0.01:
+        return True
+    margin_lon = size_km / (_KM_PER_DEG_LON_EQUATOR * cos_lat)
+    return west - margin_lon <= longitude <= east + margin_lon
+
 
 @dataclass(frozen=True, slots=True)
 class RejectedRow:
@@ -132,8 +165,9 @@ class FirmsReadResult:
         product: the product the caller asserted, or ``None`` when each row's product was derived from its
             satellite and version.
         columns: the header as read (lower-cased, stripped), including columns the reader ignores.
-        hotspots: valid rows, in file order.
+        hotspots: valid rows, in file order (with ``within``: those whose pixel may reach the box).
         rejected: skipped rows, in file order.
+        outside: valid rows dropped because their pixel cannot reach ``within`` (0 without it).
     """
 
     source_name: str
@@ -142,6 +176,7 @@ class FirmsReadResult:
     columns: tuple[str, ...]
     hotspots: list[Hotspot]
     rejected: list[RejectedRow]
+    outside: int = 0
 
 
 def read_firms_csv(
@@ -150,6 +185,7 @@ def read_firms_csv(
     source_name: str | None = None,
     product: Product | str | None = None,
     now: datetime | None = None,
+    within: Box | None = None,
 ) -> FirmsReadResult:
     """Parse a FIRMS active-fire CSV.
 
@@ -169,6 +205,9 @@ def read_firms_csv(
             when its day is still to come, else ``acq_time``), and so is a row dated before
             :data:`~satellite.hotspot.EARLIEST_ACQ_DATE` (2000-01-01, before MODIS; field ``acq_date``): neither
             can be a real observation, and the service would count and escalate either as a fire of today.
+        within: keep only the valid rows whose pixel may reach this box (:func:`reaches_box`), counting the
+            others in :attr:`FirmsReadResult.outside`: the service passes the box of the imported units'
+            coverage, so that a global file costs memory for the rows it can use. ``None``: every row.
 
     Returns:
         The hotspots and the rejected rows. A header with no rows is a valid, empty result (FIRMS answers
@@ -183,7 +222,7 @@ def read_firms_csv(
     want = None if product is None else Product(product)
     text, name = _load_text(source, source_name)
     with _gc_paused():
-        return _parse(text, name, want, now)
+        return _parse(text, name, want, now, within)
 
 
 def read_firms_csv_chunks(
@@ -194,6 +233,7 @@ def read_firms_csv_chunks(
     chunk_lines: int = _CHUNK_LINES,
     on_bytes: Callable[[int], None] | None = None,
     now: datetime | None = None,
+    within: Box | None = None,
 ) -> Iterator[FirmsReadResult]:
     """Read a large FIRMS file in batches of ``chunk_lines`` lines: one :class:`FirmsReadResult` per batch.
 
@@ -205,7 +245,8 @@ def read_firms_csv_chunks(
 
     Args:
         path: the file.
-        source_name, product, now: as for :func:`read_firms_csv`.
+        source_name, product, now, within: as for :func:`read_firms_csv` (each batch counts its own ``outside``
+            rows).
         chunk_lines: data lines per batch.
         on_bytes: called after each batch with the bytes consumed since the previous call (progress bars).
 
@@ -243,12 +284,13 @@ def read_firms_csv_chunks(
             # Old-Mac CR line ends: the file is one physical "line"; the whole-text reader splits it (rare and
             # small in practice, so reading it at once costs nothing).
             offset = file_path.stat().st_size
-            yield read_firms_csv(file_path, source_name=name, product=want, now=now)
+            yield read_firms_csv(file_path, source_name=name, product=want, now=now, within=within)
             report()
             return
         header_line = _strip_line_end(header)
         columns = tuple(col.strip().lower() for col in _split_line(header_line, '"' in header_line))
-        reader = _ColumnReader(columns, _check_header(columns, name, line_no, header_line, want), want, name, now)
+        instrument = _check_header(columns, name, line_no, header_line, want)
+        reader = _ColumnReader(columns, instrument, want, name, now, within)
         batch: list[str] = []
         first_line_no = line_no + 1
         last_raw = header.encode()
@@ -305,6 +347,7 @@ def _strip_line_end(text: str) -> str:
 def _read_batch(reader: _ColumnReader, lines: list[str], first_line_no: int, *, cut_last: bool) -> FirmsReadResult:
     hotspots: list[Hotspot] = []
     rejected: list[RejectedRow] = []
+    outside_before = reader.outside
     with _gc_paused():
         reader.read_chunk(lines, first_line_no, any('"' in line for line in lines), cut_last, hotspots, rejected)
     rejected.sort(key=lambda row: row.line)
@@ -315,6 +358,7 @@ def _read_batch(reader: _ColumnReader, lines: list[str], first_line_no: int, *, 
         columns=reader.columns,
         hotspots=hotspots,
         rejected=rejected,
+        outside=reader.outside - outside_before,
     )
 
 
@@ -381,7 +425,9 @@ def _split_line(line: str, quoted: bool) -> list[str]:
     return line.split(",")
 
 
-def _parse(text: str, name: str, product: Product | None, now: datetime | None) -> FirmsReadResult:
+def _parse(
+    text: str, name: str, product: Product | None, now: datetime | None, within: Box | None = None
+) -> FirmsReadResult:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
@@ -404,7 +450,7 @@ def _parse(text: str, name: str, product: Product | None, now: datetime | None) 
 
     hotspots: list[Hotspot] = []
     rejected: list[RejectedRow] = []
-    reader = _ColumnReader(columns, instrument, product, name, now)
+    reader = _ColumnReader(columns, instrument, product, name, now, within)
     for start in range(0, last_content + 1, _CHUNK_LINES):
         chunk = body[start : min(start + _CHUNK_LINES, last_content + 1)]
         cut_last = not ends_with_newline and start + len(chunk) == last_content + 1
@@ -417,6 +463,7 @@ def _parse(text: str, name: str, product: Product | None, now: datetime | None) 
         columns=columns,
         hotspots=hotspots,
         rejected=rejected,
+        outside=reader.outside,
     )
 
 
@@ -494,8 +541,11 @@ class _ColumnReader:
         product: Product | None,
         name: str,
         now: datetime | None = None,
+        within: Box | None = None,
     ):
         self.columns = columns
+        self.within = within
+        self.outside = 0  # valid rows dropped so far: their pixel cannot reach ``within``
         self.width = len(columns)
         self.instrument = instrument
         self.product = product
@@ -639,16 +689,41 @@ class _ColumnReader:
                 converted[column] = _distinct(column_cells, column, self.categorical[column], errors)
                 if column in ("acq_date", "acq_time") and "acq_date" in converted and "acq_time" in converted:
                     self._ahead_of_the_clock(cells, converted, errors)  # in header order, as every other check
+        keep: list[int] | None = None  # the rows to build, when not all
         if errors.by_row:
             for row, (field, reason) in errors.by_row.items():
                 i = row_lines[row]
                 rejected.append(self._reject(first_line_no + i, field, reason, lines[i]))
             keep = [r for r in range(len(row_lines)) if r not in errors.by_row]
+        if self.within is not None:
+            # Valid rows only: a bad row is reported wherever it lies.
+            rows = keep if keep is not None else range(len(row_lines))
+            reaching = self._reaching(numbers, rows, self.within)
+            self.outside += len(rows) - len(reaching)
+            if keep is not None or len(reaching) < len(rows):
+                keep = reaching
+        if keep is not None:
             if not keep:
                 return
             numbers = {c: [v[r] for r in keep] for c, v in numbers.items()}
             cells = {c: [v[r] for r in keep] for c, v in cells.items()}
         self._build(numbers, cells, converted, hotspots)
+
+    @staticmethod
+    def _reaching(numbers: dict[str, list[float | None]], rows: Sequence[int], box: Box) -> list[int]:
+        """The rows whose pixel may reach ``box`` (:func:`reaches_box`); most of a global file fails on latitude
+        alone, against the widest pixel a row may have."""
+        # Required columns: a row with an empty or bad value was rejected, so ``rows`` hold numbers only.
+        latitude, longitude, scan, track = (
+            cast(list[float], numbers[c]) for c in ("latitude", "longitude", "scan", "track")
+        )
+        widest = SCAN_TRACK_RANGE_KM[1] / _KM_PER_DEG_LAT
+        low, high = box[1] - widest, box[3] + widest
+        return [
+            r
+            for r in rows
+            if low <= latitude[r] <= high and reaches_box(latitude[r], longitude[r], max(scan[r], track[r]), box)
+        ]
 
     def _build(
         self,

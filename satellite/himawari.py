@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 from satellite.errors import HimawariFormatError
-from satellite.firms import RejectedRow, compressed_input
+from satellite.firms import Box, RejectedRow, compressed_input, reaches_box
 from satellite.hotspot import ACQ_CLOCK_SKEW, VIIRS_CONFIDENCE, ConfidenceClass, parse_acq_time
 
 if TYPE_CHECKING:
@@ -366,8 +366,9 @@ class HimawariReadResult:
         timeline_utc: start of the 10-minute observation (header line, else file name).
         processed_utc: when JAXA produced the file (header line), if given.
         columns: the header's canonical column names, ``date`` expanded.
-        hotspots: valid rows, in file order.
+        hotspots: valid rows, in file order (with ``within``: those whose cell may reach the box).
         rejected: skipped rows, with line and reason.
+        outside: valid rows dropped because their cell cannot reach ``within`` (0 without it).
     """
 
     source_name: str
@@ -377,6 +378,7 @@ class HimawariReadResult:
     columns: tuple[str, ...]
     hotspots: list[HimawariHotspot]
     rejected: list[RejectedRow]
+    outside: int = 0
 
 
 HimawariSource = os.PathLike[str] | str | bytes | bytearray | memoryview | IO[str] | IO[bytes]
@@ -389,6 +391,7 @@ def read_himawari_csv(
     source_name: str | None = None,
     satellite: HimawariSatellite | str | None = None,
     now: datetime | None = None,
+    within: Box | None = None,
 ) -> HimawariReadResult:
     """Parse a Himawari-8/9 AHI L2 wildfire CSV.
 
@@ -402,6 +405,9 @@ def read_himawari_csv(
             :data:`~satellite.hotspot.ACQ_CLOCK_SKEW` (10 min) ahead of it is rejected, naming the first of
             ``year``/``month``/``day``/``time`` that is ahead, as FIRMS rows are (a year before 2015, before
             Himawari-8, is refused by the year's range).
+        within: keep only the valid rows whose grid cell may reach this box
+            (:func:`satellite.firms.reaches_box`), counting the others in :attr:`HimawariReadResult.outside`: a
+            full-disk file read for one county. ``None``: every row.
 
     Returns:
         The records and the rejected rows. A header with no rows is a valid, empty result.
@@ -437,14 +443,20 @@ def read_himawari_csv(
     rows = _RowReader(columns, name, sat, timeline, now)
     hotspots: list[HimawariHotspot] = []
     rejected: list[RejectedRow] = []
+    outside = 0
+    cell_km = GRID_DEG * KM_PER_DEG_LAT  # the cell's larger side (its north-south one)
     for index in range(header_index + 1, len(lines)):
         line = lines[index]
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         record = rows.read(line, index + 1, rejected)
-        if record is not None:
-            hotspots.append(record)
-    return HimawariReadResult(name, sat, timeline, processed, columns, hotspots, rejected)
+        if record is None:
+            continue
+        if within is not None and not reaches_box(record.latitude, record.longitude, cell_km, within):
+            outside += 1
+            continue
+        hotspots.append(record)
+    return HimawariReadResult(name, sat, timeline, processed, columns, hotspots, rejected, outside)
 
 
 def _load_text(source: HimawariSource, source_name: str | None) -> tuple[str, str]:

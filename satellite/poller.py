@@ -6,7 +6,8 @@ The building blocks, from the bottom up:
   path ``/api/area/csv/{MAP_KEY}/{SOURCE}/{W,S,E,N}/{DAY_RANGE}[/{DATE}]``.
 * :class:`TransactionBudget` — a sliding-window limiter that keeps this process under FIRMS's 5,000
   transactions per 10 minutes per MAP_KEY, with an injectable clock.
-* :class:`RetryPolicy` — exponential backoff with jitter for failures that another try can fix.
+* :class:`RetryPolicy` — exponential backoff with jitter for failures that another try can fix, and how many
+  attempts may time out.
 * :class:`FirmsPoller` — an ``httpx.Client`` (transport injectable) that fetches one request
   (:meth:`FirmsPoller.fetch`) or every configured source (:meth:`FirmsPoller.poll_once`), and never lets one
   failing source stop the others. The service schedules :meth:`~FirmsPoller.poll_once` (e.g. every 15 min).
@@ -39,6 +40,23 @@ route such requests through a transport of its own, past the key swap; pass ``pr
   overlapping window (DAY_RANGE 2 polled every 15 min) fetches the same rows again. A body cut exactly at a
   line end is only detectable through ``Content-Length``; without one, the overlapping windows are what recover
   those rows.
+* 503 or 429 with ``Retry-After`` (seconds or an HTTP date) → the retry waits exactly that long, and no other
+  request of the poller goes out before it ends; when the wait does not fit the request's deadline the request
+  ends there (a 503 as a transport error, a 429 as the transaction limit) and later sources are not sent. Without
+  a valid ``Retry-After``: the backoff (503), or the transaction limit at once (429).
+
+**How long a source can take.** A poll must end well within its interval whatever FIRMS does, so each request
+(one source, or one back-fill window) has a deadline across its attempts and waits (``source_deadline_s``, 120 s):
+a retry is made only if its wait and one full ``timeout_s`` end within it. Timeouts are retried less than cheap
+failures (``RetryPolicy.timeout_attempts``, 2 of the 4 attempts): a server that accepts the request and never
+answers costs a whole ``timeout_s`` per attempt. Once an attempt has timed out, later requests of the poller get
+a single timed-out attempt until the server answers anything again, so a hung server costs a four-source poll two
+timeouts for the first source and one for each other (about 2.5 min with the defaults, instead of 4 × 4 × 30 s).
+An answer that is arriving is never cut by the deadline: ``min_rate_bps`` judges it.
+
+**Each error is logged once**: a retry at WARNING when it is decided, a request's final error at ERROR (a budget
+error at WARNING), and for the sources a key-wide error skips one WARNING (:data:`KEY_WIDE_SKIP_MESSAGE`) that
+names them without repeating the error.
 """
 
 from __future__ import annotations
@@ -54,6 +72,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from typing import Final, Protocol
 
 import httpx
@@ -77,9 +96,11 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_S",
     "DEFAULT_MIN_RATE_BPS",
     "DEFAULT_SOURCES",
+    "DEFAULT_SOURCE_DEADLINE_S",
     "DEFAULT_TRANSACTION_BUDGET",
     "FIRMS_TRANSACTION_LIMIT",
     "FIRMS_TRANSACTION_WINDOW_S",
+    "KEY_WIDE_SKIP_MESSAGE",
     "MAX_DAY_RANGE",
     "WORLD",
     "AreaRequest",
@@ -92,6 +113,7 @@ __all__ = [
     "SourceResult",
     "TransactionBudget",
     "estimate_transactions",
+    "parse_retry_after",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,6 +137,12 @@ DEFAULT_TRANSACTION_BUDGET: Final = 4_500
 estimate (see :func:`estimate_transactions`), our window and FIRMS's are measured on different clocks, and
 another tool using the same key (a browser, a one-off script) counts against the same limit."""
 
+DEFAULT_SOURCE_DEADLINE_S: Final = 120.0
+"""How long one request (a source, or a back-fill window) may spend across its attempts and waits: with the 30 s
+timeout, two timed-out attempts and their backoff fit, and four answers of 503 with their backoff; a ``Retry-After``
+of up to 90 s is waited for. Four sources against a server that accepts and never answers cost about 2.5 minutes
+(the first source two timeouts, the rest one each), not 4 × 4 × 30 s; a 15-minute poll interval stays free."""
+
 DEFAULT_MAX_REQUEST_S: Final = 180.0
 """The stretch over which an answer's rate is judged, the first counted from the request: the configured box's CSV
 is kilobytes and arrives well within it."""
@@ -130,6 +158,13 @@ MAX_DAY_RANGE: Final = 5
 
 ESTIMATE_TILE_DEG2: Final = 100.0
 """Area of one "tile" in :func:`estimate_transactions`: a 10° × 10° box."""
+
+KEY_WIDE_SKIP_MESSAGE: Final = "not asking FIRMS for %s this cycle: the error above is about the MAP_KEY itself"
+"""The WARNING :meth:`FirmsPoller.poll_once` logs for the sources a key-wide error skips (a caller that prints the
+error itself, as ``strawfire firms poll`` does, can drop this line by its ``msg``)."""
+
+MAX_RETRY_AFTER_S: Final = 10**9
+"""A larger ``Retry-After`` in seconds is read as this (~32 years): it is never waited for anyway."""
 
 _USER_AGENT: Final = "strawfire-firms-poller/0.1"
 _MAX_DETAIL: Final = 200
@@ -365,16 +400,23 @@ class RetryPolicy:
 
     Attributes:
         attempts: requests per source and cycle, the first included (1 = no retry).
+        timeout_attempts: of those, how many may end in a timeout (no answer within ``timeout_s``, or an answer
+            abandoned as a trickle) before the source gives up. A refused connection or a 503 costs milliseconds and
+            is worth every attempt; a server that accepted the request and let it time out costs a whole timeout
+            each time and seldom answers the next one, so by default it is asked twice, not four times.
     """
 
     attempts: int = 4
     base_delay_s: float = 2.0
     max_delay_s: float = 60.0
     jitter: float = 0.5
+    timeout_attempts: int = 2
 
     def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1, not {self.attempts!r}")
+        for name in ("attempts", "timeout_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, not {value!r}")
         if not (0 <= self.base_delay_s <= self.max_delay_s) or not math.isfinite(self.max_delay_s):
             raise ValueError("need 0 <= base_delay_s <= max_delay_s < inf")
         if not 0 <= self.jitter <= 1:
@@ -513,7 +555,30 @@ class _MapKeyTransport(httpx.BaseTransport):
 
 
 class _RetryableError(Exception):
-    """Internal: this attempt failed in a way another attempt may fix."""
+    """Internal: this attempt failed in a way another attempt may fix.
+
+    Attributes:
+        reason: what went wrong, for the log and the final error (never holds the key).
+        slow: the attempt cost a whole timeout (no answer in time, or an answer abandoned as a trickle): counted
+            against :attr:`RetryPolicy.timeout_attempts`.
+        retry_after: the server's ``Retry-After`` in seconds, when it sent a valid one (503, 429).
+        final: the error to report instead of a transport error if this is the last attempt (a 429's
+            :class:`~satellite.errors.FirmsRateLimitError`).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        slow: bool = False,
+        retry_after: float | None = None,
+        final: FirmsApiError | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.slow = slow
+        self.retry_after = retry_after
+        self.final = final
 
 
 class FirmsPoller:
@@ -532,16 +597,21 @@ class FirmsPoller:
             ``timeout_s``).
         min_rate_bps: the rate (bytes per second) at which an answer is still waited for, however long it takes:
             a large answer on a slow link is not a stall (0: any answer that keeps arriving).
-        retry: backoff for retryable failures.
+        retry: backoff for retryable failures, and how many of a request's attempts may time out.
+        source_deadline_s: how long one request (one source, or one back-fill window) may take across its attempts
+            and the waits between them: a retry is made only when its wait plus one whole ``timeout_s`` still ends
+            within it (see :meth:`fetch`).
         budget: the transaction limiter; share one between pollers that use the same key.
         max_budget_wait_s: how long a request may wait for room in the budget before it is reported as
             :class:`~satellite.errors.FirmsBudgetError` instead.
         transaction_cost: what a request is charged (:func:`estimate_transactions`).
         transport: the httpx transport underneath (the test seam); default ``httpx.HTTPTransport``.
         proxy: an HTTP(S) proxy URL for the default transport (environment proxy variables are not read).
-        sleep: how to wait (backoff, budget); tests pass a recorder.
+        sleep: how to wait (backoff, ``Retry-After``, budget); tests pass a recorder.
         rng: source of jitter; pass a seeded ``random.Random`` for reproducible delays.
-        now: wall clock for :class:`PollResult` timestamps.
+        now: wall clock for :class:`PollResult` timestamps and for ``Retry-After`` given as an HTTP date.
+        clock: monotonic clock for ``source_deadline_s`` and for when a ``Retry-After`` ends; a test that injects
+            ``sleep`` passes a clock that the sleep advances.
     """
 
     def __init__(
@@ -556,6 +626,7 @@ class FirmsPoller:
         max_request_s: float = DEFAULT_MAX_REQUEST_S,
         min_rate_bps: float = DEFAULT_MIN_RATE_BPS,
         retry: RetryPolicy | None = None,
+        source_deadline_s: float = DEFAULT_SOURCE_DEADLINE_S,
         budget: TransactionBudget | None = None,
         max_budget_wait_s: float = 30.0,
         transaction_cost: Callable[[AreaRequest], int] = estimate_transactions,
@@ -564,6 +635,7 @@ class FirmsPoller:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         now: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         key = map_key if isinstance(map_key, str) else map_key.get_secret_value()
         if not _KEY_RE.fullmatch(key):
@@ -579,6 +651,10 @@ class FirmsPoller:
         self.day_range = day_range
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
+        self.timeout_s = float(timeout_s)
+        if not (math.isfinite(source_deadline_s) and source_deadline_s > 0):
+            raise ValueError(f"source_deadline_s must be positive, not {source_deadline_s!r}")
+        self.source_deadline_s = float(source_deadline_s)
         if not (math.isfinite(max_request_s) and max_request_s > 0):
             raise ValueError(f"max_request_s must be positive, not {max_request_s!r}")
         self.max_request_s = float(max_request_s)
@@ -594,6 +670,12 @@ class FirmsPoller:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not cryptography
         self._now = now if now is not None else _utc_now
+        self._clock = clock
+        # When FIRMS's last Retry-After ends (on ``clock``): no request of this poller is sent before it.
+        self._not_before = -math.inf
+        # True from a timed-out attempt until the server answers anything again: a server that hung on one source
+        # hangs on the next, so a request started meanwhile gets one timeout instead of ``timeout_attempts``.
+        self._unanswered = False
         inner = transport if transport is not None else httpx.HTTPTransport(proxy=proxy)
         self._client = httpx.Client(
             transport=_MapKeyTransport(inner, key),
@@ -631,7 +713,8 @@ class FirmsPoller:
         """Fetch every configured source once; a failing source never stops the others.
 
         Only errors about the key itself (refused key, FIRMS's transaction limit) skip the remaining sources —
-        they would fail the same way — and each skipped source reports that same error with 0 attempts.
+        they would fail the same way — and each skipped source reports that same error with 0 attempts. The error
+        is logged once, by :meth:`fetch`; the skip adds one line naming the skipped sources, not the error again.
         """
         started = self._now()
         results: dict[Product, SourceResult] = {}
@@ -645,23 +728,84 @@ class FirmsPoller:
             results[source] = result
             if isinstance(result.error, FirmsApiError) and result.error.key_wide:
                 key_wide = result.error
-                logger.error("%s; skipping the remaining sources this cycle", result.error)
+                skipped = self.sources[self.sources.index(source) + 1 :]
+                if skipped:
+                    logger.warning(KEY_WIDE_SKIP_MESSAGE, ", ".join(s.value for s in skipped))
         return PollResult(started, self._now(), results)
 
     def fetch(self, request: AreaRequest) -> SourceResult:
-        """Fetch one request, retrying what can be retried; errors are returned in the result, not raised."""
+        """Fetch one request, retrying what can be retried; errors are returned in the result, not raised.
+
+        Each outcome is logged once: a retry as a warning when it is decided, the final error at ERROR (a budget
+        error at WARNING), a success at INFO. How long it may take:
+
+        * at most :attr:`RetryPolicy.attempts` requests, of which at most :attr:`RetryPolicy.timeout_attempts` may
+          time out (one only when the server has not answered anything since an earlier attempt timed out);
+        * the wait before a retry is FIRMS's ``Retry-After`` when a 503 or 429 carries a valid one (seconds or an
+          HTTP date; a date in the past is 0), otherwise the policy's backoff. ``Retry-After`` holds for the whole
+          poller: no request of it, for any source, is sent before it ends;
+        * a retry is made only when its wait plus one whole ``timeout_s`` ends within :attr:`source_deadline_s`
+          of the first request, so a longer ``Retry-After`` is not shortened but ends the request, and the
+          sources after it report it without being sent (the next poll asks again). A 429 that cannot be waited
+          for is FIRMS's transaction limit, as without ``Retry-After``;
+        * an answer that is arriving is never cut by the deadline (``min_rate_bps`` judges it), so a request takes
+          at most about ``source_deadline_s`` plus one attempt.
+        """
         name = request.describe()
         cost = self._cost(request)
+        started = self._clock()
         attempts = 0
         transactions = 0
-        reason = ""
-        for attempt in range(1, self.retry.attempts + 1):
-            if attempt > 1:
-                delay = self.retry.delay_s(attempt - 1, self._rng)
+        timeouts = 0
+        timeout_limit = 1 if self._unanswered else self.retry.timeout_attempts
+        failure: _RetryableError | None = None
+        while True:
+            now = self._clock()
+            held = max(0.0, self._not_before - now)  # FIRMS's Retry-After, from this request or an earlier one
+            wait = held
+            if failure is not None:
+                stop = ""
+                if attempts >= self.retry.attempts:
+                    stop = failure.reason
+                elif failure.slow and timeouts >= timeout_limit:
+                    plural = "s" if timeouts != 1 else ""
+                    stop = f"{failure.reason}; not asked again after {timeouts} timed-out attempt{plural}"
+                if not stop and not failure.retry_after:
+                    # No Retry-After, or one of 0 / a date already past: the usual backoff (four requests within
+                    # milliseconds would only meet the same 503)
+                    wait = max(held, self.retry.delay_s(attempts, self._rng))
+                if not stop and (now - started) + wait + self.timeout_s > self.source_deadline_s:
+                    told = " (its Retry-After)" if failure.retry_after is not None else ""
+                    stop = (
+                        f"{failure.reason}; not retried: waiting {wait:.0f} s{told} and another attempt would take "
+                        f"longer than the {self.source_deadline_s:g} s allowed per request"
+                    )
+                if stop:
+                    return self._give_up(request, name, failure, stop, attempts, transactions)
+                told = ", as FIRMS's Retry-After asks" if failure.retry_after is not None else ""
                 logger.warning(
-                    "%s: %s; retry %d of %d in %.1f s", name, reason, attempt - 1, self.retry.attempts - 1, delay
+                    "%s: %s; retry %d of %d in %.1f s%s",
+                    name,
+                    failure.reason,
+                    attempts,
+                    self.retry.attempts - 1,
+                    wait,
+                    told,
                 )
-                self._sleep(delay)
+                self._sleep(wait)
+            elif held > 0:
+                if held + self.timeout_s > self.source_deadline_s:
+                    error = FirmsTransportError(
+                        source_name=name,
+                        attempts=0,
+                        reason=f"not sent: FIRMS's Retry-After asks for no request for another {held:.0f} s; "
+                        f"waiting it and an attempt would take longer than the {self.source_deadline_s:g} s allowed "
+                        "per request",
+                    )
+                    logger.error("%s", error)
+                    return SourceResult(request, [], [], error, 0, 0)
+                logger.info("%s: waiting %.1f s, as FIRMS's Retry-After asks", name, held)
+                self._sleep(held)
             try:
                 self._reserve(name, cost)
             except FirmsBudgetError as exc:
@@ -672,7 +816,12 @@ class FirmsPoller:
             try:
                 result = self._attempt(request, name)
             except _RetryableError as exc:
-                reason = str(exc)
+                failure = exc
+                if exc.slow:
+                    timeouts += 1
+                    self._unanswered = True  # until the server answers anything again (_attempt)
+                if exc.retry_after is not None:
+                    self._not_before = max(self._not_before, self._clock() + exc.retry_after)
                 continue
             except FirmsError as exc:
                 logger.error("%s", exc)
@@ -687,7 +836,17 @@ class FirmsPoller:
                 "s" if attempts != 1 else "",
             )
             return SourceResult(request, hotspots, rejected, None, attempts, transactions)
-        error = FirmsTransportError(source_name=name, attempts=attempts, reason=reason)
+
+    def _give_up(
+        self, request: AreaRequest, name: str, failure: _RetryableError, reason: str, attempts: int, transactions: int
+    ) -> SourceResult:
+        """The result of a request that is not retried again, its error logged once."""
+        error: FirmsError
+        if failure.final is not None:  # a 429 not waited for: the key's transaction limit, as without Retry-After
+            self.budget.saturate()
+            error = failure.final
+        else:
+            error = FirmsTransportError(source_name=name, attempts=attempts, reason=reason)
         logger.error("%s", error)
         return SourceResult(request, [], [], error, attempts, transactions)
 
@@ -748,17 +907,26 @@ class FirmsPoller:
         try:
             response, body = self._get(self.base_url + request.describe())
         except httpx.TimeoutException as exc:
-            raise _RetryableError(f"timed out ({type(exc).__name__})") from None
+            raise _RetryableError(f"timed out ({type(exc).__name__})", slow=True) from None
         except httpx.RequestError as exc:
             # Connection refused/reset, a body shorter than Content-Length (h11 raises RemoteProtocolError), a body
             # that does not decode as its Content-Encoding says (DecodingError, not a TransportError), ...
             raise _RetryableError(self._describe_exc(exc)) from None
+        self._unanswered = False
         status = response.status_code
+        # RFC 9110 §10.2.3: with 503 and 429 the server says how long to stay away.
+        retry_after = (
+            parse_retry_after(response.headers.get("retry-after"), self._now()) if status in (429, 503) else None
+        )
         if status >= 500:
-            raise _RetryableError(f"HTTP {status}")
+            told = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
+            raise _RetryableError(f"HTTP {status}{told}", retry_after=retry_after)
         if status == 429:
+            error = self._api_error(name, status, body.decode("utf-8", errors="replace"), FirmsRateLimitError)
+            if retry_after is not None:  # waited for if it fits the request's deadline (fetch)
+                raise _RetryableError(f"HTTP 429, Retry-After {retry_after:g} s", retry_after=retry_after, final=error)
             self.budget.saturate()
-            raise self._api_error(name, status, body.decode("utf-8", errors="replace"), FirmsRateLimitError)
+            raise error
         if 300 <= status < 400:
             # Not followed: the Location of a redirect from FIRMS would hold the real key.
             raise FirmsApiError(f"unexpected redirect (HTTP {status}); not followed", source_name=name, status=status)
@@ -811,7 +979,8 @@ class FirmsPoller:
                     if got - had < self.min_rate_bps * (now - since):
                         raise _RetryableError(
                             f"answer arriving at under {self.min_rate_bps:g} bytes/s over {self.max_request_s:g} s "
-                            f"({got} bytes in {now - started:.1f} s); abandoned"
+                            f"({got} bytes in {now - started:.1f} s); abandoned",
+                            slow=True,
                         )
                     since, had = now, got
         return response, b"".join(chunks)
@@ -837,6 +1006,31 @@ class FirmsPoller:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+_DELAY_SECONDS_RE: Final = re.compile(r"[0-9]+")
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value, or ``None`` when absent or unreadable.
+
+    RFC 9110 §10.2.3 allows whole seconds (``120``) or an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``, also the
+    obsolete RFC 850 and asctime forms, read as UTC); a date is counted from ``now`` (tz-aware) and one already
+    past is 0. Anything else (``-5``, ``1.5``, ``soon``) is ``None``: the caller falls back to its backoff.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELAY_SECONDS_RE.fullmatch(text):
+        digits = text.lstrip("0") or "0"  # "0005" is 5 s; the length check keeps int() off a huge string
+        return float(MAX_RETRY_AFTER_S) if len(digits) > 9 else float(min(int(digits), MAX_RETRY_AFTER_S))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _check_base_url(base_url: str, key: str) -> str:

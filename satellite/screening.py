@@ -20,7 +20,10 @@ Rules, in order of precedence (the first that matches sets the status; all match
    tolerance *of the footprint*. Tested on the centre, a 1-5 km MODIS pixel whose centre lay just beyond the
    margin but which reached into a township was screened out before the assignment could place it (a missed fire
    on the real MODIS day of 2025-04-24, Aqua 05:55 UTC at 43.99067 N 126.01398 E). Records without pixel size
-   are tested at their centre.
+   are tested at their centre. The service counts these and does not store them (``service.flows``): a global
+   daily file is ~99 % outside any county, and a record per row cost gigabytes for rows nobody looks up; its
+   readers drop the rows that cannot reach the coverage's box before building records
+   (:func:`satellite.firms.reaches_box`, the same test as this rule's prefilter).
 3. ``industrial_site`` — inside a known industrial-site polygon (steel works, power plants, cement kilns...).
 4. ``static_source`` — a fixed heat source by evidence: the product says so (FIRMS standard-processing ``type``
    1 volcano, 2 other static land source, 3 offshore; Himawari ``Volcano`` > 0), or the persistence map has seen
@@ -82,6 +85,7 @@ from shapely import MultiPolygon, Polygon
 
 from satellite.clustering import D, Detection
 from satellite.errors import GeometryInputError
+from satellite.firms import Box
 from satellite.hotspot import Hotspot, footprint_polygons
 
 __all__ = [
@@ -101,6 +105,7 @@ __all__ = [
     "glitch_reason",
     "in_coverage",
     "low_confidence_reason",
+    "may_reach_box",
     "read_coverage_geojson",
     "read_cropland_geojson",
     "read_permits_geojson",
@@ -716,10 +721,23 @@ def in_coverage(hotspots: Sequence[Detection], coverage: Iterable[Polygonal]) ->
     return covered
 
 
+def may_reach_box(hotspots: Sequence[Detection], box: Box) -> list[bool]:
+    """Per hotspot, whether its pixel footprint may reach ``box`` (west, south, east, north): the cheap test before
+    rule 2's footprints (a whole pixel size around the box; :func:`satellite.firms.reaches_box` for one record). A
+    hotspot for which it says ``False`` is ``outside_coverage`` for any coverage inside the box."""
+    items = list(hotspots)
+    if not items:
+        return []
+    return [bool(v) for v in _may_reach(items, np.asarray(box, dtype=np.float64))]
+
+
 def _may_reach(items: Sequence[Detection], bounds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Per item, whether its pixel footprint can reach the box ``bounds`` (west, south, east, north): its centre
     lies within a whole pixel size of it (a footprint's half-diagonal is at most 0.71 of that, so nothing that
-    reaches is lost). Records without a pixel size (Himawari's grid cell) are always tested."""
+    reaches is lost). Records without a pixel size are always tested.
+
+    :func:`satellite.firms.reaches_box` is this test for one record (the readers' ``within``): the two must agree,
+    or a reader would drop a row this rule keeps (tests/satellite/test_reader_within.py compares them)."""
 
     def size_km(item: Detection) -> float:
         scan, track = getattr(item, "scan_km", None), getattr(item, "track_km", None)

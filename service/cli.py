@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -25,6 +24,7 @@ from detector.cli import app as detector_app
 from satellite.cli import app as satellite_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
+from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows
 from service.regions.types import RegionLevel
 from service.reports.cli import report
 from video.cli import camera_app, drone_app
@@ -32,6 +32,7 @@ from video.cli import camera_app, drone_app
 if TYPE_CHECKING:
     import socket
 
+    import uvicorn
     from sqlalchemy.orm import Session, sessionmaker
 
     from service.config import Settings
@@ -135,16 +136,28 @@ def _session_factory() -> sessionmaker[Session]:
 @friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default from settings: 8000).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port (default from settings: 8000); 0: a free one the system picks."),
+    ] = None,
     demo: Annotated[
         bool | None, typer.Option("--demo/--no-demo", help="Load the DEMO region when no real one exists.")
+    ] = None,
+    port_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the port it listens on to this file (one line) once bound; removed when it stops."),
     ] = None,
 ) -> None:
     """Start the service on the configured database (migrations are applied at start).
 
     The address is taken first: on one another process holds (a server already running there), the command exits
     with status 3 before anything is read or written, instead of running the app's start-up (which points the DEMO
-    inbox's recipients at its own, new secret) and only then failing to listen."""
+    inbox's recipients at its own, new secret) and only then failing to listen. With `--port 0` the system picks a
+    free port: the log's `listening on http://HOST:PORT` line and `--port-file` say which.
+
+    SIGTERM (`systemctl stop`, `docker stop`) or Ctrl+C stops it gracefully: requests under way finish, the alert
+    worker finishes its sends, then it exits with status 0. Status 1 when that shutdown did not complete (a second
+    Ctrl+C cuts it short, or the app's shutdown failed), 2 for bad input, 3 when it cannot start serving."""
     import contextlib
 
     import uvicorn
@@ -158,12 +171,20 @@ def serve(
         update={
             "demo": settings.demo if demo is None else demo,
             "host": host or settings.host,
-            "port": port or settings.port,
+            "port": settings.port if port is None else port,
         }
     )
     _configure_logging(settings.log_level)
     sock = _bind_listening_socket(settings.host, settings.port)
-    try:
+    # --port 0: the port the system picked, where the app (the DEMO inbox's recipients) and the log say it listens.
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+    # From here on a stop is a stop, not a kill: SIGTERM while the database is opened (migrations may take a while)
+    # used to end the process with status -15 and leave the port file behind.
+    with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
+        cleanup.callback(sock.close)
+        if port_file is not None:
+            _write_port_file(port_file, settings.port)
+            cleanup.callback(_remove_port_file, port_file, settings.port)
         # What the start needs, checked here: a failure inside uvicorn's start-up would be a traceback.
         make_data_dir(settings.data_dir)
         token_secret(settings)
@@ -185,13 +206,12 @@ def serve(
         # uvicorn does not say where it listens when given a socket (it expects whoever bound it to, as its own
         # multi-worker start does): the address the README's first steps open.
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        if stop.requested:  # before the server ran: nothing to shut down
+            logging.getLogger("strawfire").info("stopped before serving")
+            return
         logging.getLogger("strawfire").info("listening on http://%s:%d (press Ctrl+C to quit)", shown, settings.port)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn shuts down gracefully, then raises it again
-            server.run(sockets=[sock])
-        if not server.started:  # the app's start-up failed (uvicorn logged why): uvicorn.run's status
-            raise typer.Exit(_STARTUP_FAILURE)
-    finally:
-        sock.close()
+        stop.server = server
+        _run_until_stopped(server, sock)
 
 
 def _warn_of_unreachable_alert_links(factory: sessionmaker[Session], settings: Settings) -> None:
@@ -209,6 +229,78 @@ def _warn_of_unreachable_alert_links(factory: sessionmaker[Session], settings: S
 
 #: `strawfire serve`'s exit status when it cannot start serving: uvicorn's own (its STARTUP_FAILURE).
 _STARTUP_FAILURE = 3
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM, while ``strawfire serve`` runs, note a stop (:attr:`requested`) and tell :attr:`server`,
+    once there is one, to exit gracefully; the handlers found before are put back at the end. Outside the main
+    thread (a test calling the command from another one) nothing is installed: signals go to the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.server is not None:  # a signal before uvicorn takes the handlers over still stops it
+            self.server.should_exit = True
+
+    def __enter__(self) -> _StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back from it
+                signal.signal(sig, handler)
+
+
+def _run_until_stopped(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Run ``server`` on ``sock`` until SIGTERM or SIGINT stops it, and return once its graceful shutdown is over
+    (``strawfire serve``'s exit status 0); exit status 1 when that shutdown did not complete (a second Ctrl+C, which
+    uvicorn takes as "quit now", or the app's shutdown failed), 3 when the app's start-up failed.
+
+    uvicorn ends a run a signal stopped by raising that signal again against the handlers it found: with Python's
+    defaults SIGTERM then kills the process (status -15, which docker reports as 143 and a supervisor may count as a
+    failure) and SIGINT raises KeyboardInterrupt. The handlers it finds are :class:`_StopSignals`', which only note
+    the stop: a requested stop that went well ends with status 0."""
+    server.run(sockets=[sock])  # the app's start-up failing raises SystemExit(3) here (uvicorn logged why)
+    if not server.started:  # the app's start-up failed without uvicorn exiting: uvicorn.run's status
+        raise typer.Exit(_STARTUP_FAILURE)
+    if server.force_exit or getattr(server.lifespan, "shutdown_failed", False):
+        logging.getLogger("strawfire").error("stopped before the shutdown was complete")
+        raise typer.Exit(1)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    """``serve --port-file``: ``port`` and a newline, written whole (a reader waiting for the file never finds it
+    half written); exit status 2 naming the file when it cannot be written."""
+    import contextlib
+
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(f"{port}\n", encoding="ascii")
+        partial.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise InputError(f"--port-file {path}: cannot write it: {exc.strerror or exc}") from None
+
+
+def _remove_port_file(path: Path, port: int) -> None:
+    """Remove ``serve --port-file`` when the server stops, unless another server has written its port there since."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="ascii") == f"{port}\n":
+            path.unlink()
 
 
 def _bind_listening_socket(host: str, port: int) -> socket.socket:
@@ -232,6 +324,8 @@ def _bind_listening_socket(host: str, port: int) -> socket.socket:
             soft_wrap=True,
         )
         raise typer.Exit(_STARTUP_FAILURE) from None
+    # Listening now, not when uvicorn starts: a client that read --port-file (or the log) is queued, not refused.
+    sock.listen(2048)  # uvicorn's default backlog
     sock.set_inheritable(True)
     return sock
 
@@ -1179,34 +1273,25 @@ himawari_app = typer.Typer(help="Himawari-8/9 AHI wildfire product: ingest files
 app.add_typer(himawari_app, name="himawari")
 
 
-#: Rows observed longer ago than this are "old" to ``firms ingest`` and ``himawari ingest``: FIRMS publishes its
-#: near-real-time files for the last 24 and 48 hours, and the poll fetches the last ``firms.day_range`` (2) days.
-OLD_ROWS_AFTER = timedelta(days=2)
+class _FileBytes:
+    """The ``on_bytes`` callback of one file's reader: advances a progress task by the bytes read, and at
+    :meth:`finish` by the rest of the file's size (what a reader did not report, or left unread on an error)."""
 
+    def __init__(self, progress: Any, task: Any, size: int) -> None:
+        self._progress, self._task, self._size, self._done = progress, task, size, 0
 
-def _old_new_rows(factory: sessionmaker[Session], hotspots: list[Any], indexes: Any, now: datetime) -> list[Any]:
-    """The rows of a file that ingesting would make fires of, observed before ``now - OLD_ROWS_AFTER``: inside the
-    imported units' coverage (as screening's ``outside_coverage``) and not stored yet (a file ingested again adds
-    nothing)."""
-    from satellite.screening import in_coverage
-    from service.incidents.fusion import ObservationKind
-    from service.incidents.service import stored_keys
-    from service.regions.service import units_coverage
+    def __call__(self, count: int) -> None:
+        self._done += count
+        self._progress.advance(self._task, count)
 
-    old = [h for h in hotspots if h.acq_utc < now - OLD_ROWS_AFTER]
-    if not old:
-        return []
-    with factory() as session:
-        coverage = units_coverage(session, indexes)
-        if coverage is not None:  # none: no units, and the ingest refuses the file by itself
-            old = [h for h, covered in zip(old, in_coverage(old, coverage), strict=True) if covered]
-        known = stored_keys(session, ObservationKind.SATELLITE, [h.key for h in old])
-    return [h for h in old if h.key not in known]
+    def finish(self) -> None:
+        self._progress.advance(self._task, max(self._size - self._done, 0))
+        self._done = self._size
 
 
 def _ingest_files(
     files: list[Path],
-    read: Callable[[Path], tuple[list[Any], list[Any]]],
+    read: Callable[[Path, Any, Callable[[int], None]], tuple[list[Any], list[Any], int]],
     *,
     yes: bool,
     history_hint: Callable[[Path], str],
@@ -1227,13 +1312,19 @@ def _ingest_files(
     the command then asks whether to ingest that file all the same (default no: the file is skipped, which is not
     a failure); ``--yes`` does not ask. Elsewhere (cron, scripts) nobody can answer: the warning is printed and
     the file ingested, as before.
+
+    **Outside the units.** ``read(path, box, on_bytes)`` keeps the rows whose pixel may reach ``box`` (the
+    imported units' coverage, :func:`service.flows.coverage_box`) and returns ``(hotspots, rejected, outside)``,
+    the dropped rows counted as screened out (``outside_coverage``): a global file costs memory for the units'
+    rows only. It reports the bytes it has read to ``on_bytes``: the progress bar follows a large file.
+    Rejected rows are printed with the path as given, line and field.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from satellite.errors import SatelliteError
     from service.auth.service import Principal
     from service.db import transaction, utcnow
-    from service.flows import ingest_hotspots
+    from service.flows import coverage_box, ingest_hotspots
     from service.incidents.states import Role
     from service.regions.service import RegionIndexCache
 
@@ -1245,22 +1336,31 @@ def _ingest_files(
     totals = {"rows": 0, "new": 0, "duplicates": 0, "rejected": 0, "incidents": 0, "fire_points": 0, "repeats": 0}
     held: dict[str, int] = {}
     failed_files = read_files = 0
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # Refused before any file is read when no units are imported (the ingest would refuse every batch).
+    with factory() as session:
+        box = coverage_box(session, settings, indexes)
+    sizes = {path: path.stat().st_size if path.is_file() else 0 for path in files}
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     # No progress line off a terminal: there it drew nothing but left an empty line after the errors.
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("ingesting", total=len(files))
+        task = progress.add_task("ingesting", total=sum(sizes[path] for path in files))  # a file given twice: twice
         for path in files:
-            progress.update(task, description=f"ingesting {path.name}")
+            progress.update(task, description=f"reading {path.name}")
+            advance = _FileBytes(progress, task, sizes[path])
             try:
-                hotspots, rejected = read(path)
+                hotspots, rejected, outside = read(path, box, advance)
             except (SatelliteError, OSError) as exc:
                 # "[Errno 2] No such file or directory: 'x.csv'" named the file last, unlike every other error
                 message = f"{path}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
                 err.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
                 failed_files += 1
-                progress.advance(task)
+                advance.finish()
                 continue
-            old = _old_new_rows(factory, hotspots, indexes, utcnow())
+            advance.finish()  # what the reader did not report (Himawari: all)
+            progress.update(task, description=f"ingesting {path.name}")
+            with factory() as session:  # the rows it would make fires of, observed more than 2 days ago
+                in_units_only = settings.screening.coverage_from_regions
+                old = old_new_rows(session, hotspots, indexes, utcnow(), in_units_only=in_units_only)
             if old:
                 oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
                 message = (
@@ -1275,18 +1375,20 @@ def _ingest_files(
                     progress.start()
                     if not go_on:
                         err.print(f"{path}: not ingested", highlight=False, soft_wrap=True)
-                        progress.advance(task)
                         continue
             read_files += 1
             with transaction(factory) as session:
-                summary = ingest_hotspots(session, hotspots, indexes=indexes, settings=settings, actor=actor)
+                summary = ingest_hotspots(
+                    session, hotspots, indexes=indexes, settings=settings, actor=actor, outside_coverage=outside
+                )
             for row in rejected:
-                err.print(f"rejected {row}", highlight=False)
-            if rejected and not hotspots:
+                # One line each, however long (a full path), never cut or wrapped: file, line, field and reason.
+                err.print(f"rejected {row}", markup=False, highlight=False, soft_wrap=True)
+            if rejected and not hotspots and not outside:
                 message = f" {path}: none of its {len(rejected)} rows was accepted"
                 err.print(Text.assemble(("error:", "red"), message), highlight=False, soft_wrap=True)
                 failed_files += 1
-            totals["rows"] += len(hotspots) + len(rejected)
+            totals["rows"] += len(hotspots) + len(rejected) + outside
             totals["new"] += summary.new
             totals["duplicates"] += summary.duplicates
             totals["rejected"] += len(rejected)
@@ -1295,7 +1397,6 @@ def _ingest_files(
             totals["repeats"] += summary.repeats
             for status, count in summary.held.items():
                 held[status] = held.get(status, 0) + count
-            progress.advance(task)
     screened = ", ".join(f"{k} {v}" for k, v in sorted(held.items()))
     if read_files:
         typer.echo(
@@ -1329,11 +1430,21 @@ def firms_ingest(
     Their fires open incidents and alert their townships now. A file with rows observed more than 2 days ago that
     would become fires is named with a warning before it is written (on a terminal the command asks first; --yes
     does not): for an archive, ``strawfire firms history`` imports it as history only (no incidents, no alerts)."""
-    from satellite.firms import read_firms_csv
+    from satellite.firms import read_firms_csv_chunks
 
-    def read(path: Path) -> tuple[list[Any], list[Any]]:
-        parsed = read_firms_csv(path)
-        return list(parsed.hotspots), list(parsed.rejected)
+    def read(path: Path, box: Any, on_bytes: Callable[[int], None]) -> tuple[list[Any], list[Any], int]:
+        # In batches, line by line: a 200 MB global file never sits in memory whole, its rows outside the units
+        # are dropped batch by batch, and the progress bar moves as it is read.
+        hotspots: list[Any] = []
+        rejected: list[Any] = []
+        outside = 0
+        for batch in read_firms_csv_chunks(
+            path, source_name=str(path), within=box, on_bytes=on_bytes, chunk_lines=16_384
+        ):
+            hotspots.extend(batch.hotspots)
+            rejected.extend(batch.rejected)
+            outside += batch.outside
+        return hotspots, rejected, outside
 
     def hint(path: Path) -> str:
         return f"For history only (fixed heat sources; no incidents, no alerts): strawfire firms history {path}"
@@ -1353,6 +1464,8 @@ def firms_history(
     imported units' coverage feed the persistence rule (fixed heat sources) and nothing else: no incidents, no
     alerts, no statistics. Each file is one transaction; bad rows are reported with their line and skipped; a
     re-import adds nothing."""
+    import dataclasses
+
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from satellite.errors import SatelliteError
@@ -1373,13 +1486,7 @@ def firms_history(
         task = progress.add_task("importing history", total=sum(sizes.values()))
         for path in files:
             progress.update(task, description=f"history {path.name}")
-            done = 0
-
-            def advance(count: int) -> None:
-                nonlocal done
-                done += count
-                progress.advance(task, count)
-
+            advance = _FileBytes(progress, task, sizes[path])
             try:
                 with transaction(factory) as session:
                     summary = import_firms_history(session, path, coverage, on_bytes=advance)
@@ -1388,12 +1495,14 @@ def firms_history(
                 failures[str(path)] = str(exc)
                 if not as_json:
                     err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
-                progress.advance(task, sizes[path] - done)
+                advance.finish()
                 continue
             summaries.append(summary)
             if not as_json:
                 for row in summary.rejected:
-                    err.print(f"rejected {row}", markup=False, highlight=False)
+                    # The path as given (the import names the file alone), on one line however long.
+                    where = dataclasses.replace(row, source_name=str(path))
+                    err.print(f"rejected {where}", markup=False, highlight=False, soft_wrap=True)
     totals = {
         "files": len(summaries),
         "failed_files": len(failures),
@@ -1444,9 +1553,10 @@ def himawari_ingest(
     command asks first; --yes does not)."""
     from satellite.himawari import read_himawari_csv
 
-    def read(path: Path) -> tuple[list[Any], list[Any]]:
-        parsed = read_himawari_csv(path)
-        return list(parsed.hotspots), list(parsed.rejected)
+    def read(path: Path, box: Any, on_bytes: Callable[[int], None]) -> tuple[list[Any], list[Any], int]:
+        # A 10-minute file is small (its rows of one scan): read at once, the bar moved when it is read.
+        parsed = read_himawari_csv(path, source_name=str(path), within=box)
+        return list(parsed.hotspots), list(parsed.rejected), parsed.outside
 
     def hint(path: Path) -> str:
         return "Himawari files have no history import: ingest only the files of the last days."
@@ -1476,6 +1586,7 @@ def firms_poll(
     pass hours after it, and each poll costs each source a transaction of the MAP_KEY's budget). It logs the
     interval it polls at when it starts, and a warning when the setting is above 0 and below 1 minute (0, the
     default, means "the web process does not poll": no warning)."""
+    import dataclasses
     import logging
     import time
 
@@ -1518,7 +1629,12 @@ def firms_poll(
                 err.print(
                     Text.assemble((f"{', '.join(sources)}:", "yellow"), f" {error}"), highlight=False, soft_wrap=True
                 )
-            _print_backfill(summary.backfill)
+            report = summary.backfill
+            if report is not None and any(error in by_error for error in report.errors.values()):
+                # A refused MAP_KEY stops the back-fill and the poll with one error, printed just above: once.
+                errors = {s: "the error above" if e in by_error else e for s, e in report.errors.items()}
+                report = dataclasses.replace(report, errors=errors)
+            _print_backfill(report)
             if not loop:
                 # Every source failed (a revoked MAP_KEY fails them all): a failed poll. Some failed: reported on
                 # stderr, what came in is ingested, and the status stays 0.
@@ -1539,7 +1655,8 @@ class _SummarisedPollRecords:
     """A logging filter for `firms poll`: drops the log records that the command's summary prints anyway, so that
     each failure is printed once. The poller logs a source's final failure (ERROR) and the poll cycle a back-fill
     that stopped or days given up: for the web process's log, where nothing else says so. Retries (WARNING) and
-    rejected rows are not in the summary, and are kept."""
+    rejected rows are not in the summary, and are kept. The lines that point at "the error above" (the sources a
+    refused MAP_KEY skipped, the poll it made pointless) are dropped too: here the summary names those sources."""
 
     LOGGERS = ("satellite.poller", "strawfire.firms")
     #: The poll cycle's messages that the summary's back-fill lines repeat (service.firms_poll.backfill).
@@ -1549,14 +1666,16 @@ class _SummarisedPollRecords:
         import logging
 
         from satellite.errors import SatelliteError
+        from satellite.poller import KEY_WIDE_SKIP_MESSAGE
+        from service.firms_poll import POLL_NOT_SENT_MESSAGE
 
         if record.name == "satellite.poller":
             # A source's final failure (ERROR), or an error logged as it is (a full transaction budget): the
             # summary prints it with the source.
             args = record.args if isinstance(record.args, tuple) else ()
             bare_error = record.msg == "%s" and len(args) == 1 and isinstance(args[0], SatelliteError)
-            return not (bare_error or record.levelno >= logging.ERROR)
-        return not str(record.msg).startswith(self.BACKFILL_MESSAGES)
+            return not (bare_error or record.levelno >= logging.ERROR or record.msg == KEY_WIDE_SKIP_MESSAGE)
+        return not (str(record.msg).startswith(self.BACKFILL_MESSAGES) or record.msg == POLL_NOT_SENT_MESSAGE)
 
 
 sentinel_app = typer.Typer(

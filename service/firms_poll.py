@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from satellite.errors import FirmsApiError
 from satellite.hotspot import Product
-from satellite.poller import MAX_DAY_RANGE, BBox, FirmsPoller, PollResult, TransactionBudget
+from satellite.poller import MAX_DAY_RANGE, BBox, FirmsPoller, PollResult, SourceResult, TransactionBudget
 from service.auth.service import SYSTEM
 from service.config import Settings
 from service.db import transaction, utcnow
@@ -58,6 +58,9 @@ class PollSummary:
     backfill: BackfillReport | None = None
 
 
+POLL_NOT_SENT_MESSAGE: Final = "FIRMS poll not sent this cycle: the back-fill's error above is about the MAP_KEY itself"
+"""Logged (WARNING) instead of a regular poll that a key-wide back-fill error makes pointless."""
+
 LATE_PUBLICATION_MARGIN: Final = timedelta(days=1)
 """How far before a successful poll the next fetch must reach: FIRMS NRT rows appear up to ~3 h after the pass, so
 a pass late on the day before a poll can be published after it."""
@@ -78,6 +81,9 @@ class BackfillReport:
     new: int = 0
     duplicates: int = 0
     new_incidents: list[int] = field(default_factory=list)
+    key_error: FirmsApiError | None = None
+    """An error about the MAP_KEY itself (refused, transaction limit) that stopped the back-fill: the cycle's regular
+    poll is not sent either, and reports it for every source."""
 
 
 def area_of_interest(session: Session, settings: Settings) -> BBox:
@@ -133,10 +139,24 @@ def make_poller(session: Session, settings: Settings, budget: TransactionBudget 
 
 
 def poll_and_ingest(
-    factory: sessionmaker[Session], settings: Settings, indexes: RegionIndexCache, poller: FirmsPoller
+    factory: sessionmaker[Session],
+    settings: Settings,
+    indexes: RegionIndexCache,
+    poller: FirmsPoller,
+    *,
+    key_error: FirmsApiError | None = None,
 ) -> PollSummary:
-    """One poll of every source, ingested as one transaction."""
-    result: PollResult = poller.poll_once()
+    """One poll of every source, ingested as one transaction. With ``key_error`` (this cycle's back-fill was
+    refused for the key itself) nothing is sent: every source reports that error, which was logged once already."""
+    result: PollResult
+    if key_error is None:
+        result = poller.poll_once()
+    else:
+        at = utcnow()
+        result = PollResult(
+            at, at, {s: SourceResult(poller.request_for(s), [], [], key_error, 0, 0) for s in poller.sources}
+        )
+        log.warning(POLL_NOT_SENT_MESSAGE)
     summary = PollSummary(
         per_source={source.value: len(r.hotspots) for source, r in result.results.items()},
         errors={source.value: str(error) for source, error in result.errors.items()},
@@ -215,8 +235,15 @@ def backfill(
             if result.error is not None:
                 report.errors[source.value] = str(result.error)
                 report.pending[source.value] = day
-                log.warning("FIRMS %s: back-fill stopped at %s: %s", source.value, day, result.error)
-                key_refused = isinstance(result.error, FirmsApiError) and result.error.key_wide
+                # The poller logged the error itself; saying it again here would log each failure twice.
+                log.warning(
+                    "FIRMS %s: back-fill stopped at %s (the error above); the next cycle resumes there",
+                    source.value,
+                    day,
+                )
+                if isinstance(result.error, FirmsApiError) and result.error.key_wide:
+                    key_refused = True
+                    report.key_error = result.error
                 break
             day += timedelta(days=days)
             with transaction(factory) as session:
@@ -253,7 +280,7 @@ def run_poll(
             poller = make_poller(session, settings, budget)
         with poller:
             report = backfill(factory, settings, indexes, poller, now=now)
-            summary = poll_and_ingest(factory, settings, indexes, poller)
+            summary = poll_and_ingest(factory, settings, indexes, poller, key_error=report.key_error)
     except Exception as exc:
         key = settings.firms.map_key.get_secret_value() if settings.firms.map_key else None
         error = error_text(exc, key)
@@ -307,11 +334,12 @@ class FirmsPollWorker(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 summary = run_poll(self._factory, self._settings, self._indexes, budget)
+                # The sources that failed, not their errors: the poller logged each error once, as it happened.
                 log.info(
-                    "FIRMS poll: %s new, %s duplicate, errors %s",
+                    "FIRMS poll: %s new, %s duplicate, failed sources: %s",
                     summary.new,
                     summary.duplicates,
-                    summary.errors or "none",
+                    ", ".join(summary.errors) or "none",
                 )
             except Exception:  # keep polling: the next cycle may succeed
                 log.exception("FIRMS poll failed")

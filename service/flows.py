@@ -10,25 +10,28 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import shapely
 from pyproj import Geod
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from satellite.clustering import Detection
+from satellite.firms import Box
 from satellite.himawari import HimawariHotspot
 from satellite.hotspot import Hotspot
-from satellite.screening import ScreeningDecision, ScreeningStatus
+from satellite.screening import ScreeningDecision, ScreeningStatus, may_reach_box
 from service.alerts.outbox import enqueue, enqueue_many, new_fire_round
 from service.alerts.tables import AlertKind
 from service.auth.service import Principal
 from service.config import Settings
+from service.errors import ConflictError
 from service.evidence.service import store_evidence
 from service.incidents import service as incidents
 from service.incidents.fusion import ObservationIn, ObservationKind, combined_confidence
 from service.incidents.sources import fusion_windows, hotspot_observation, repeat_site_rule, sighting_observation
 from service.incidents.states import OPEN_STATES, IncidentState
 from service.incidents.tables import Incident, Observation
-from service.regions.service import RegionIndexCache
+from service.regions.service import RegionIndexCache, units_coverage
 from service.screening import build_screener, fire_points
 from video.errors import VideoError
 from video.sighting import CameraSighting, DroneSighting
@@ -64,6 +67,41 @@ def ingest_observations(
     return summary
 
 
+#: How far beyond the coverage's bounds :func:`coverage_box` reaches, in degrees (~5 km): rows just outside the
+#: coverage still go through screening and are stored as held ``outside_coverage``, for the persistence rule of this
+#: and later batches (a 3 x 3 block of 0.01° cells around a pixel at the edge) and the SP rows' NRT twins.
+COVERAGE_BOX_MARGIN_DEG = 0.05
+
+
+def coverage_box(session: Session, settings: Settings, indexes: RegionIndexCache) -> Box | None:
+    """The box a satellite file's reader may drop rows outside of (``within`` of
+    :func:`satellite.firms.read_firms_csv` and :func:`satellite.himawari.read_himawari_csv`): the imported units'
+    coverage (widened by the assignment tolerance, as screening tests it) plus :data:`COVERAGE_BOX_MARGIN_DEG`.
+    Pass the count of dropped rows to :func:`ingest_hotspots` (``outside_coverage``).
+
+    Why: a global daily file is ~99 % outside any county; parsed in full, every row became a record and a stored
+    observation, ~8 KB per row: a 20 MB VIIRS day took
+    1.9 GB for 45 rows in the county, a 200 MB file was killed at 15 GB.
+
+    ``None`` when every hotspot is screened (``screening.coverage_from_regions = false``).
+
+    Raises:
+        ConflictError: no units are imported (as the ingest itself would refuse the batch, but before a file is
+            read).
+    """
+    if not settings.screening.coverage_from_regions:
+        return None
+    coverage = units_coverage(session, indexes)
+    if coverage is None:
+        raise ConflictError(
+            "no administrative units are imported at township or county level (those fires are assigned to): "
+            "satellite fire points are ingested for those units only; run `strawfire regions import` first"
+        )
+    west, south, east, north = (float(v) for v in shapely.total_bounds(coverage))
+    margin = COVERAGE_BOX_MARGIN_DEG
+    return (west - margin, south - margin, east + margin, north + margin)
+
+
 def ingest_hotspots(
     session: Session,
     hotspots: Sequence[Hotspot | HimawariHotspot],
@@ -71,11 +109,16 @@ def ingest_hotspots(
     indexes: RegionIndexCache,
     settings: Settings,
     actor: Principal,
+    outside_coverage: int = 0,
 ) -> incidents.IngestSummary:
     """FIRMS and Himawari hotspots through :func:`ingest_screened`; a standard-processing (SP) row whose
-    near-real-time twin is stored already is recorded as held (superseded), not screened."""
+    near-real-time twin is stored already is recorded as held (superseded), not screened. ``outside_coverage``:
+    rows the reader dropped outside :func:`coverage_box`, counted as received and held ``outside_coverage``."""
+    received = len(hotspots) + outside_coverage
+    # Before the twins are looked for: an SP archive of the world has its twins' geodesics to measure otherwise.
+    hotspots, dropped = _reaching_coverage_box(session, settings, indexes, hotspots)
     science = [h for h in _first_of_each_key(hotspots) if isinstance(h, Hotspot) and not h.product.is_nrt]
-    return ingest_screened(
+    summary = ingest_screened(
         session,
         hotspots,
         hotspot_observation,
@@ -83,7 +126,10 @@ def ingest_hotspots(
         settings=settings,
         actor=actor,
         superseded=lambda current: _nrt_twins(current, science),
+        outside_coverage=outside_coverage + dropped,
     )
+    summary.received = received
+    return summary
 
 
 #: How a satellite source turns one pixel, its screening decision and its fire point into an observation.
@@ -99,10 +145,22 @@ def ingest_screened(
     settings: Settings,
     actor: Principal,
     superseded: Callable[[Session], dict[str, ObservationIn]] | None = None,
+    outside_coverage: int = 0,
 ) -> incidents.IngestSummary:
     """Screen satellite fire pixels of any source, cluster the accepted ones into fire points and fuse them; the
     others are recorded with their decision, as are those ``superseded`` finds in the database (by key, each as the
     observation to record instead: not screened).
+
+    **Far outside the coverage**: pixels that cannot reach :func:`coverage_box` (the coverage's bounds plus ~5 km)
+    are counted as held ``outside_coverage`` and not stored, and so are the rows a reader dropped before
+    (``outside_coverage``; counted as received too). They are counted before anything else is done with them (no
+    footprint, no decision, no key looked up; a row repeated there counts each time), so that an upload of a
+    global file costs memory and time for the rows near the units only. Why: a global daily file is ~99 % outside
+    any county; an observation per row (footprint, decision, JSON) cost ~8 KB of memory and a database row, 256 MB
+    of database for a 20 MB VIIRS day of which 45 rows were in the county, and nobody looks them up. The pixels
+    inside the box that screening finds ``outside_coverage`` are stored with that decision, as every other held
+    one: the persistence rule of later batches counts them (a chimney just across the border whose pixels
+    sometimes reach in is a fixed heat source, not a new fire), and an SP row finds its NRT twin among them.
 
     A pixel repeated within the batch (a file with a line twice, overlapping API windows, a scene scanned twice)
     counts as a duplicate and is ingested once; it used to abort the whole file. Fire points are counted among the
@@ -116,12 +174,17 @@ def ingest_screened(
     ``superseded`` finds other pixels once the lock is held: an NRT file stored while its SP file was being
     screened made the SP rows new fires again.
     """
+    received = len(pixels) + outside_coverage  # the rows a reader dropped were received too
+    pixels, dropped = _reaching_coverage_box(session, settings, indexes, pixels)
+    outside_coverage += dropped
     unique = _first_of_each_key(pixels)
     repeated = len(pixels) - len(unique)
     keys = [pixel.key for pixel in unique]
+    kept = set(keys)
 
     def superseded_now() -> dict[str, ObservationIn]:
-        return superseded(session) if superseded else {}
+        # Of the pixels kept: an SP row outside the coverage is counted there, whatever its twin.
+        return {key: obs for key, obs in superseded(session).items() if key in kept} if superseded else {}
 
     stored, twins = incidents.stored_keys(session, ObservationKind.SATELLITE, keys), superseded_now()
     while True:
@@ -142,12 +205,24 @@ def ingest_screened(
     held = [observe(d.hotspot, d, None) for d in decisions if d.status is not ScreeningStatus.ACCEPTED]
     summary = ingest_observations(session, accepted, indexes=indexes, settings=settings, actor=actor)
     incidents.record_held(session, [*held, *twins.values()], summary)
-    summary.received = len(pixels)
+    incidents.count_held(summary, ScreeningStatus.OUTSIDE_COVERAGE.value, outside_coverage)
+    summary.received = received
     summary.duplicates += repeated
     new_points = [p for key, p in points.items() if p["representative"] and key not in stored]
     summary.fire_points = sum(1 for p in new_points if not p["repeat_of"])
     summary.repeats = sum(1 for p in new_points if p["repeat_of"])
     return summary
+
+
+def _reaching_coverage_box(
+    session: Session, settings: Settings, indexes: RegionIndexCache, pixels: Sequence[_Pixel]
+) -> tuple[list[_Pixel], int]:
+    """The pixels that may reach :func:`coverage_box` (all of them without one), and how many did not."""
+    box = coverage_box(session, settings, indexes)
+    if box is None:
+        return list(pixels), 0
+    reaching = may_reach_box(pixels, box)
+    return [pixel for pixel, reaches in zip(pixels, reaching, strict=True) if reaches], reaching.count(False)
 
 
 #: The PostgreSQL advisory-lock key of satellite ingests (any fixed 64-bit number no other lock uses).

@@ -16,7 +16,9 @@
   ``non_crop``. No file, no rule. The converted layer is cached per file version (path, size, modification time):
   a county's parcels are 10⁵ polygons, too many to read again for every batch.
 
-Every decision is stored with its observation (``details.screening``): nothing is dropped silently.
+Every decision is stored with its observation (``details.screening``), except for pixels far outside the coverage
+(beyond its bounds plus ~5 km), which are counted in the ingest's summary (``held``, ``outside_coverage``) and not
+stored (service.flows.ingest_screened says why): nothing is dropped silently.
 """
 
 from __future__ import annotations

@@ -233,7 +233,9 @@ def test_on_a_terminal_old_rows_are_asked_about_first(tmp_path: Path) -> None:
     assert "[y/N]" not in confirmed
     assert "2 new row(s) inside the units were observed more than 2 days ago" in confirmed
     assert "rows read 3, new 2," in confirmed
-    assert _satellite_rows(tmp_path) == before + 3  # the row outside the units is recorded, screened out
+    # The two inside are stored; the row outside the units is counted (screened out), not stored.
+    assert _satellite_rows(tmp_path) == before + 2
+    assert "screened out 1 (outside_coverage 1)" in confirmed
 
 
 def test_the_poll_loop_says_it_polls_at_most_once_a_minute(tmp_path: Path) -> None:

@@ -61,7 +61,9 @@ def test_firms_poll_ingests_from_the_area_api_and_never_prints_the_key(tmp_path:
     assert first.returncode == 0, first.stderr
     assert "MODIS_NRT 484" in first.stdout
     assert "new 10," in first.stdout  # 9 centred in Changchun + 1 footprint reaching in
-    assert "new 0, duplicate 484" in second.stdout  # an overlapping window adds nothing
+    # An overlapping window adds nothing: the 21 stored pixels (10 fires, 11 held just outside the units) are
+    # duplicates, the 463 far outside are counted again, never stored (service.flows.ingest_screened).
+    assert "new 0, duplicate 21, new incidents 0, screened out 463 (outside_coverage 463)" in second.stdout
     assert "VIIRS_SNPP_NRT" in first.stderr  # the failing source is reported …
     for output in (first.stdout, first.stderr, second.stdout, second.stderr):
         assert MAP_KEY not in output  # … without the key

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
@@ -14,11 +15,14 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from service import flows
 from service.alerts.escalation import moved_at
 from service.auth.service import Principal
 from service.config import Settings
+from service.db import utcnow
 from service.deps import (
     Actor,
     ObservationPoster,
@@ -32,18 +36,23 @@ from service.deps import (
 from service.errors import InputError
 from service.evidence.service import position_record, require_evidence
 from service.incidents import service
+from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows
 from service.incidents.patrol_reports import PatrolReportIn, report_fire
 from service.incidents.schemas import (
     EventRead,
     IncidentDetail,
     IncidentRead,
     IngestOut,
+    OldRowsOut,
     ReassignIn,
     RejectedRowOut,
     TransitionIn,
 )
 from service.incidents.states import IncidentState, Role, allowed_targets
 from service.regions.service import RegionIndexCache
+
+if TYPE_CHECKING:
+    from satellite.hotspot import Hotspot
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 # Database ids are 64-bit; a larger number is a client error, not a crash in the driver.
@@ -64,36 +73,109 @@ async def read_limited(upload: UploadFile, limit_mb: float) -> bytes:
     return b"".join(parts)
 
 
+#: Field names quoted in a refusal are cut to this many characters (a client may send anything as a name).
+_NAME_CHARS = 80
+
+
+def _misplaced_files(form: FormData) -> str | None:
+    """What is wrong with the files of a satellite upload's form, or None when it holds one file under ``file``
+    (or none: FastAPI's own 422 says that ``file`` is missing)."""
+    counts: dict[str, int] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, StarletteUploadFile):  # FastAPI's UploadFile is a subclass; text fields are let be
+            counts[key] = counts.get(key, 0) + 1
+    if all(key == "file" and count == 1 for key, count in counts.items()):
+        return None
+    named = [f"{count} file{'s' if count > 1 else ''} under {key[:_NAME_CHARS]!r}" for key, count in counts.items()]
+    # A form may hold up to 1,000 files: the first few fields are enough to see what the client did.
+    held = ", ".join(named[:5]) + (f" and {len(named) - 5} more fields" if len(named) > 5 else "")
+    return f"send one FIRMS CSV per request, under 'file': this request has {held}; nothing was ingested"
+
+
+def _old_rows_warning(old: list[Hotspot]) -> str:
+    """The upload answer's warning about ``old`` (``firms ingest``'s, for a client that cannot be asked first)."""
+    oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{len(old)} new row(s) inside the units were observed more than {OLD_ROWS_AFTER.days} days ago (the oldest "
+        f"{oldest}); ingested, their fires open incidents and alert their townships now, as new fires. For history "
+        "only (fixed heat sources; no incidents, no alerts) import such files with `strawfire firms history`."
+    )
+
+
 @router.post("/observations/satellite")
 async def post_satellite(
     principal: ObservationPoster,
     session: SessionDep,
     settings: SettingsDep,
     indexes: RegionIndexesDep,
-    file: Annotated[UploadFile, File(description="A FIRMS CSV (MODIS or VIIRS, any published layout)")],
+    request: Request,
+    file: Annotated[UploadFile, File(description="One FIRMS CSV (MODIS or VIIRS, any published layout)")],
 ) -> IngestOut:
-    """Ingest a FIRMS CSV: bad rows are skipped and reported, the rest lands in one transaction."""
+    """Ingest one FIRMS CSV: bad rows are skipped and reported, the rest lands in one transaction.
+
+    **One file per request.** A request with several files under `file`, or with a file under any other field, is
+    refused with a 422 naming each field and how many files it held, and nothing is ingested (the form parser kept
+    the last `file` only and dropped the others without a word). Several files are not taken, by decision: each
+    file is one transaction with one answer, this one, which a client re-sends alone when it failed; the request
+    body may be one file's limit (`incidents.max_upload_mb`) plus 1 MB of framing, so several files would carry no
+    more in one request anyway; and `strawfire firms ingest FILE...` takes many files at once. Send one request per
+    file.
+
+    **Old rows.** Ingested rows are new fires whatever their age: they open incidents and alert their townships
+    now. New rows inside the units observed more than 2 days before the upload (an old download, a sample file,
+    history: `strawfire firms history` imports archives without incidents or alerts) are ingested all the same, as
+    a client cannot be asked first the way `strawfire firms ingest` asks on a terminal, and the answer says so:
+    `old_rows` (their count and the oldest acquisition) and a sentence in `warnings`. Rows stored before (a file
+    sent again) and rows outside the units are not counted; `old_rows` is null when none is left.
+    """
     from satellite.errors import SatelliteError
     from satellite.firms import FirmsReadResult, read_firms_csv
 
+    # FastAPI read the whole form before this route ran; the same request gives it back without reading it again.
+    misplaced = _misplaced_files(await request.form())
+    if misplaced is not None:
+        raise InputError(misplaced)
     name = file.filename or "upload.csv"
     data = await read_limited(file, settings.incidents.max_upload_mb)
 
-    def ingest() -> tuple[FirmsReadResult, service.IngestSummary]:
+    def ingest() -> tuple[FirmsReadResult, service.IngestSummary, list[Hotspot]]:
+        # Rows that cannot reach the units are counted as they are read, never built into records: a global daily
+        # file is ~99 % outside any county (a 20 MB VIIRS day took 1.8 GB and 3.5 min when they were kept).
+        box = flows.coverage_box(session, settings, indexes)
         try:
-            parsed = read_firms_csv(data, source_name=name)
+            parsed = read_firms_csv(data, source_name=name, within=box)
         except SatelliteError as exc:
             raise InputError(str(exc)) from exc
-        summary = flows.ingest_hotspots(session, parsed.hotspots, indexes=indexes, settings=settings, actor=principal)
+        # Before the ingest, which stores the rows: afterwards every one of them is "stored before".
+        old = old_new_rows(
+            session, parsed.hotspots, indexes, utcnow(), in_units_only=settings.screening.coverage_from_regions
+        )
+        summary = flows.ingest_hotspots(
+            session,
+            parsed.hotspots,
+            indexes=indexes,
+            settings=settings,
+            actor=principal,
+            outside_coverage=parsed.outside,
+        )
         session.commit()
-        return parsed, summary
+        return parsed, summary, old
 
     # Parsing and screening a daily global file takes seconds (and waiting for SQLite's write lock up to 10 s): in a
     # worker thread, or every other request (health checks, the dashboard, sightings) waits for the whole file.
-    parsed, summary = await run_in_threadpool(ingest)
+    parsed, summary, old = await run_in_threadpool(ingest)
+    old_rows = (
+        OldRowsOut(
+            count=len(old),
+            oldest=min(h.acq_utc for h in old),
+            older_than_days=OLD_ROWS_AFTER / timedelta(days=1),
+        )
+        if old
+        else None
+    )
     return IngestOut(
         source=name,
-        rows=len(parsed.hotspots) + len(parsed.rejected),
+        rows=len(parsed.hotspots) + len(parsed.rejected) + parsed.outside,
         new=summary.new,
         duplicates=summary.duplicates,
         rejected=[RejectedRowOut(line=r.line, field=r.field, reason=r.reason) for r in parsed.rejected],
@@ -104,6 +186,8 @@ async def post_satellite(
         fire_points=summary.fire_points,
         repeats=summary.repeats,
         repeat_at_site=summary.repeat_at_site,
+        old_rows=old_rows,
+        warnings=[_old_rows_warning(old)] if old else [],
     )
 
 

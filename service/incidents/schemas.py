@@ -258,8 +258,18 @@ class RejectedRowOut(BaseModel):
     reason: str
 
 
+class OldRowsOut(BaseModel):
+    """An upload's new rows inside the units (not stored before) observed more than ``older_than_days`` before it
+    (service.incidents.freshness): ingested all the same, as new fires that open incidents and alert their
+    townships now. Most likely an old download, a sample file or history (``strawfire firms history``)."""
+
+    count: int
+    oldest: datetime  # UTC, the earliest acquisition among them
+    older_than_days: float
+
+
 class IngestOut(BaseModel):
-    """What an upload did."""
+    """What an upload did. ``warnings`` says in words what the client should look at (old rows, ``old_rows``)."""
 
     source: str
     rows: int
@@ -273,3 +283,5 @@ class IngestOut(BaseModel):
     fire_points: int  # new satellite fire points (clusters of pixels of one pass)
     repeats: int  # fire points repeating one seen within the repeat window
     repeat_at_site: list[int] = []  # new incidents at the place of an earlier real fire (同一地点再次起火)
+    old_rows: OldRowsOut | None = None  # None: no old row became a fire
+    warnings: list[str] = []

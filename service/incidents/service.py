@@ -57,7 +57,8 @@ class IngestSummary:
     new_incidents: list[int] = field(default_factory=list)
     updated_incidents: list[int] = field(default_factory=list)
     merged_incidents: list[int] = field(default_factory=list)
-    # Screened-out observations: recorded with their decision, but opening no incident (status → count).
+    # Screened-out observations, opening no incident (status → count): recorded with their decision, except those
+    # far outside the coverage, which are counted only (service.flows.ingest_screened says why).
     held: dict[str, int] = field(default_factory=dict)
     # Satellite fire points (clusters of pixels of one pass) that are new, and those repeating an earlier one.
     fire_points: int = 0
@@ -571,8 +572,14 @@ def record_held(session: Session, observations: Sequence[ObservationIn], summary
     for obs in _new_only(session, observations, summary):
         session.add(_row(obs, None))
         status = str(obs.details.get("screening", {}).get("status", "held"))
-        summary.held[status] = summary.held.get(status, 0) + 1
+        count_held(summary, status, 1)
     session.flush()
+
+
+def count_held(summary: IngestSummary, status: str, count: int) -> None:
+    """Count ``count`` screened-out observations of ``status`` (none: the summary stays without the status)."""
+    if count:
+        summary.held[status] = summary.held.get(status, 0) + count
 
 
 def _row(obs: ObservationIn, incident_id: int | None) -> Observation:

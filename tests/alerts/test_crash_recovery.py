@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,6 @@ from tests.conftest import shared_path
 from tests.httpserver import http_receiver
 
 STRAWFIRE = str(Path(sys.executable).with_name("strawfire"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str], stdin: str | None = None) -> str:
@@ -82,9 +75,9 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
         assert in_changchun
         assert pending == 2 * in_changchun
 
-        port = free_port()
+        # Port 0: one the system picks (the test reaches the service through its database and the receiver only).
         server = subprocess.Popen(
-            [STRAWFIRE, "serve", "--port", str(port)],
+            [STRAWFIRE, "serve", "--port", "0"],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -101,7 +94,7 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
 
         receiver.respond = lambda r: (200, {}, b"{}")
         server = subprocess.Popen(
-            [STRAWFIRE, "serve", "--port", str(port)],
+            [STRAWFIRE, "serve", "--port", "0"],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -114,7 +107,8 @@ def test_kill_9_with_pending_alerts_then_restart(tmp_path: Path) -> None:
             wait_for(lambda: alerts_where("status = 'pending'") == 0, 60, "the deliveries recorded")
         finally:
             server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            stopped = server.wait(timeout=30)
+        assert stopped == 0  # a clean stop after the restart
         keys = [r.headers["Idempotency-Key"] for r in receiver.received()]
     engine.dispose()
     # Every Changchun incident that day (three counties), alerted to both of its county's recipients.

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detector.cpu import int8_kernels_exact
 from detector.paths import DEFAULT_MODELS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,3 +61,12 @@ def flame_image(width: int = 96, height: int = 64) -> np.ndarray:
     image[20:40, 30:50] = (255, 140, 20)
     image[25:35, 35:45] = (255, 210, 80)
     return image
+
+
+#: For tests of int8 arithmetic: ONNX Runtime's int8 kernels saturate on x86 CPUs without VNNI (AVX2 alone), so the
+#: int8 model's sums are not exact there, and strawfire runs the fp32 model instead (detector.cpu).
+needs_exact_int8 = pytest.mark.skipif(
+    not int8_kernels_exact(),
+    reason="this CPU has no VNNI: ONNX Runtime's int8 kernels saturate here (detector.cpu.int8_kernels_exact), and "
+    "strawfire runs the fp32 model on it instead",
+)

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from detector.backends import YoloDetector, load_detector, onnx_network, torch_network
+from detector.cpu import int8_kernels_exact
 from detector.detections import Detections, Detector, MotionDetector
 from detector.images import load_image
 from detector.manifest import ModelError, load_manifest, resolve_model, verified_file
 from detector.rules import RulesDetector
-from tests.detector.conftest import committed_model, flame_image, shared_path
+from tests.detector.conftest import committed_model, flame_image, needs_exact_int8, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -259,9 +260,10 @@ def test_files_are_decoded_ahead_only_beside_an_idle_core(monkeypatch: pytest.Mo
 def test_the_int8_network_runs_one_image_per_call_and_gives_what_a_batch_gives(models_dir: Path) -> None:
     """The int8 variant (ONNX Runtime's CPU default) runs one image per network call, measured faster per image
     than batches; a batch forced through it in one call finds the same."""
-    if load_manifest(models_dir).cpu_default is None:
+    variant = load_manifest(models_dir).cpu_default
+    if variant is None:
         pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
-    int8 = load_detector("onnx", models_dir=models_dir, threads=1)
+    int8 = load_detector("onnx", model=variant, models_dir=models_dir, threads=1)
     assert isinstance(int8, YoloDetector)
     assert int8.info.name.endswith("-int8")
     assert int8.max_batch == 1
@@ -429,7 +431,9 @@ def test_onnx_runtime_runs_the_cpu_default_and_torch_the_fp32_weights(models_dir
     data = json.loads((copy / "manifest.json").read_text())
     data["cpu_default"] = variant.name
     (copy / "manifest.json").write_text(json.dumps(data))
-    assert load_detector("onnx", models_dir=copy, threads=1).info.name == variant.name
+    default = variant.name if int8_kernels_exact() else fp32.name  # no VNNI: the fp32 model (detector.cpu)
+    assert load_detector("onnx", models_dir=copy, threads=1).info.name == default
+    assert load_detector("onnx", model=variant.name, models_dir=copy, threads=1).info.name == variant.name  # asked
     assert load_detector("onnx", model=fp32.name, models_dir=copy, threads=1).info.name == fp32.name
     assert load_detector("torch", models_dir=copy, threads=1, device="cpu").info.name == fp32.name
     data["cpu_default"] = None
@@ -446,6 +450,7 @@ def test_a_fixed_size_network_keeps_the_square_letterbox(models_dir: Path) -> No
 
 
 @pytest.mark.shared_data
+@needs_exact_int8
 def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_detector: YoloDetector) -> None:
     manifest = load_manifest(models_dir)
     name = f"{resolve_model(manifest).name}-int8"
@@ -548,3 +553,37 @@ def test_a_forked_child_runs_side_by_side_batches(models_dir: Path) -> None:
         pytest.fail("the forked child hung on the parent's worker pool")
     assert process.exitcode == 0
     assert queue.get(timeout=5) == before
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["vnni", "avx2-only"])
+def test_the_cpu_default_is_the_int8_variant_only_where_its_sums_are_exact(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, exact: bool
+) -> None:
+    """On an AVX2-only x86 CPU ONNX Runtime's int8 kernels saturate (29 % of the stem's outputs differ, and a
+    tower's hazy hillside got a smoke event): there the fp32 model runs, and the log says why."""
+    import detector.backends
+
+    manifest = load_manifest(models_dir)
+    if manifest.cpu_default is None:
+        pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
+    monkeypatch.setattr(detector.backends, "int8_kernels_exact", lambda: exact)
+    monkeypatch.setattr(detector.backends, "_warned", set())
+    loaded = load_detector("onnx", models_dir=models_dir, threads=1)
+    assert loaded.info.name == (manifest.cpu_default if exact else resolve_model(manifest).name)
+    warned = [r.getMessage() for r in caplog.records if "VNNI" in r.getMessage()]
+    assert len(warned) == (0 if exact else 1)
+
+
+@pytest.mark.parametrize(
+    ("flags", "exact"),
+    [
+        ("fpu sse sse2 avx avx2 fma", False),  # AMD EPYC (Zen 2/3), Xeon before Cascade Lake
+        ("fpu sse avx2 avx512f avx512bw", False),  # AVX-512 without VNNI (Skylake-SP) saturates too
+        ("fpu avx2 avx512f avx512_vnni", True),  # Cascade Lake and later, Zen 4
+        ("fpu avx2 avx_vnni", True),  # Alder Lake
+    ],
+)
+def test_int8_kernels_are_exact_where_the_cpu_has_vnni(flags: str, exact: bool) -> None:
+    cpuinfo = f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: {flags}\nbugs\t\t:\n"
+    assert int8_kernels_exact(cpuinfo) is exact
+    assert int8_kernels_exact("processor : 0\n") is True  # no flags line (not x86): nothing to say it saturates

@@ -27,7 +27,7 @@ from detector.export import (
 )
 from detector.manifest import load_manifest, resolve_model, sha256_file
 from detector.train import checkpoint_epochs_total
-from tests.detector.conftest import committed_model, flame_image
+from tests.detector.conftest import committed_model, flame_image, needs_exact_int8
 
 
 def report(map50: float) -> EvalReport:
@@ -142,6 +142,7 @@ def stem_graph(kernel: int = 3, stride: int = 2, outputs: int = 8, seed: int = 0
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+@needs_exact_int8
 def test_the_space_to_depth_stem_gives_the_same_output_bit_for_bit(tmp_path: Path) -> None:
     """The int8 stem rewritten as SpaceToDepth(2) + a 2×2 convolution over 12 channels: the same integers in, the
     same output out, through ONNX Runtime's fused int8 kernels, for several batch and canvas sizes."""
@@ -194,6 +195,7 @@ def test_the_space_to_depth_stem_refuses_another_first_layer() -> None:
         _space_to_depth_stem(rewritten)  # already rewritten: the pixels feed the SpaceToDepth
 
 
+@needs_exact_int8
 def test_the_stem_takes_pixel_blocks_channels_last_bit_for_bit(tmp_path: Path) -> None:
     """After the space-to-depth rewrite, _channels_last_blocks makes the graph take (batch, h/2, w/2, 12) blocks:
     the same output as the NCHW pixels gave, and in ONNX Runtime's optimised graph the blocks go straight into the
@@ -669,6 +671,7 @@ def test_the_tower_rule_is_the_models_own_unless_given() -> None:
     assert tower_rule(given, 0.45) is given
 
 
+@needs_exact_int8
 @pytest.mark.slow
 def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -69,13 +69,16 @@ def test_real_firms_upload_to_closed_with_scopes(client: TestClient) -> None:
     first = upload(client, device, firms)
     # Ten pixels reach Changchun: nine centred in it, and one 1.15 km Aqua pixel centred 558 m outside whose
     # footprint overlaps 九台区 (coverage is tested on the footprint, as the assignment is). The other 474 (Inner
-    # Mongolia, Russia, Korea…) are recorded as outside coverage and open no incident.
+    # Mongolia, Russia, Korea…) are held as outside coverage and open no incident; the 11 of them within ~5 km of
+    # Changchun's bounds are stored with that decision (for the fixed-heat-source rule), the rest only counted.
     assert (first["rows"], first["new"], first["duplicates"], first["rejected"]) == (484, 10, 0, [])
     assert first["held"] == {"outside_coverage": 474}
     # The ten pixels are eight fire points (adjacent pixels of one pass cluster), each one incident.
     assert (first["fire_points"], first["repeats"], len(first["new_incidents"])) == (8, 0, 8)
     again = upload(client, device, firms)
-    assert (again["new"], again["duplicates"], again["new_incidents"], again["held"]) == (0, 484, [], {})
+    # The 21 stored pixels are duplicates; the 463 far outside, never stored, are counted as outside coverage again.
+    assert (again["new"], again["duplicates"], again["new_incidents"]) == (0, 21, [])
+    assert again["held"] == {"outside_coverage": 463}
 
     admin = login(client, "admin")
     everything = client.get("/api/v1/incidents", params={"limit": 1000}, headers=admin).json()

@@ -140,7 +140,7 @@ def test_the_public_demo_password_does_not_open_a_non_demo_service(tmp_path: Pat
         assert login.status_code == 200, login.text
     with pytest.raises(ConfigError, match="demo-admin"), TestClient(create_app(settings)):
         pass
-    served = run("serve", "--port", str(closed_port()), cwd=tmp_path)
+    served = run("serve", "--port", "0", cwd=tmp_path)
     assert_one_clear_line(served, "demo-admin", "strawfire users passwd")
     changed = [
         run("users", "disable", name, cwd=tmp_path).returncode for name in ("demo-admin", "demo-supervisor")
@@ -208,7 +208,7 @@ def test_db_upgrade_to_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
 
 def test_serve_on_an_unreachable_postgresql_is_one_line(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://strawfire:{PASSWORD}@127.0.0.1:{closed_port()}/strawfire"
-    result = run("serve", "--port", str(closed_port()), cwd=tmp_path, env={"STRAWFIRE_DATABASE_URL": url})
+    result = run("serve", "--port", "0", cwd=tmp_path, env={"STRAWFIRE_DATABASE_URL": url})
     assert_one_clear_line(result, "127.0.0.1")
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -213,24 +213,27 @@ def test_the_inbox_exists_only_in_demo_mode_and_refuses_what_it_cannot_trust(tmp
 # -- `make run` ----------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _serving(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
-    """``strawfire serve ARGS --port P`` until the block ends; yields its URL once it answers."""
-    port = _free_port()
-    log = tmp_path / f"serve-{port}.log"
+    """``strawfire serve ARGS`` on a port the system picks (``--port 0``, read from its ``--port-file``: no other
+    process can take it in between) until the block ends; yields its URL once it answers. Its output is in
+    ``serve-PORT.log``; the stop at the end (SIGTERM) must be clean: exit status 0."""
+    name = uuid.uuid4().hex
+    port_file, log = tmp_path / f"serve-{name}.port", tmp_path / f"serve-{name}.log"
     with log.open("w") as output:
         server = subprocess.Popen(
-            [STRAWFIRE, "serve", *args, "--port", str(port)], cwd=tmp_path, env=env, stdout=output,
-            stderr=subprocess.STDOUT,
+            [STRAWFIRE, "serve", *args, "--port", "0", "--port-file", str(port_file)], cwd=tmp_path, env=env,
+            stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+            deadline = time.monotonic() + 60
+            while not port_file.exists():
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            port = int(port_file.read_text())
+            log = log.rename(tmp_path / f"serve-{port}.log")  # still written to; the name the callers read
+            url = f"http://127.0.0.1:{port}"
             while True:
                 assert server.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
@@ -242,7 +245,8 @@ def _serving(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
             yield url
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            stopped = server.wait(timeout=30)
+    assert stopped == 0, log.read_text()
 
 
 def _login(server: str | Any, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -304,10 +303,8 @@ def test_a_database_migrated_by_a_newer_release_is_named_as_such(engine: Engine,
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0014'")
     url = engine.url.render_as_string(hide_password=False)
     env = user_env(database_url=url)
-    with socket.socket() as probe:  # a free port: serve takes it before it opens the database
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    commands = [("db", "upgrade"), ("status",), ("db", "downgrade", "0012", "--yes"), ("serve", "--port", port)]
+    # port 0: serve binds a port the system picks before it opens the database
+    commands = [("db", "upgrade"), ("status",), ("db", "downgrade", "0012", "--yes"), ("serve", "--port", "0")]
     for command in commands:
         result = run(tmp_path, *command, env=env)
         assert result.returncode == 2, (command, result.stderr)

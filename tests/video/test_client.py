@@ -201,12 +201,6 @@ def test_client_refusals_are_final_and_unreachable_is_reported() -> None:
     assert "secret" not in str(unreachable.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def reference_service() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A real uvicorn server with the endpoints written the way the service is expected to write them."""
@@ -249,9 +243,12 @@ def reference_service() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     ) -> Any:
         return await receive("drone", sighting, evidence, authorization, idempotency_key)
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    # A socket bound here, on a port the system picks, handed to uvicorn: no other process can take the port first.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
@@ -261,6 +258,7 @@ def reference_service() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     finally:
         server.should_exit = True
         thread.join(5)
+        sock.close()
 
 
 def test_a_fastapi_endpoint_receives_exactly_what_the_client_sends() -> None:
