@@ -45,6 +45,7 @@ from satellite.hotspot import (
     EARLIEST_ACQ_DATE,
     FRP_RANGE_MW,
     SCAN_TRACK_RANGE_KM,
+    Box,
     DayNight,
     Hotspot,
     Instrument,
@@ -54,18 +55,17 @@ from satellite.hotspot import (
     normalise_confidence,
     parse_acq_date,
     parse_acq_time,
+    reaching_box,
 )
 
 __all__ = [
     "BRIGHTNESS_COLUMNS",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
-    "Box",
     "FirmsReadResult",
     "FirmsSource",
     "RejectedRow",
     "compressed_input",
-    "reaches_box",
     "read_firms_csv",
     "read_firms_csv_chunks",
 ]
@@ -103,32 +103,6 @@ _CHUNK_LINES: Final = 65_536
 """Rows converted per batch: bounds the intermediate per-field strings of a large archive file."""
 
 _MAX_TEXT_IN_REPORT: Final = 200
-
-Box = tuple[float, float, float, float]
-"""``(west, south, east, north)`` in WGS-84 degrees: the area a reader keeps rows for (``within``)."""
-
-_KM_PER_DEG_LAT: Final = 110.0
-"""A degree of latitude is 110.6-111.7 km: the lower bound, so a margin in degrees errs on the wide side."""
-_KM_PER_DEG_LON_EQUATOR: Final = 111.0
-
-
-def reaches_box(latitude: float, longitude: float, size_km: float, box: Box) -> bool:
-    """Whether a pixel of ``size_km`` (its larger side) centred here may reach ``box``: its centre lies within a
-    whole pixel size of it. A footprint's half-diagonal is at most 0.71 of that, so a pixel whose footprint meets
-    the box is never refused; near a pole (where a degree of longitude is under ~1 km) every longitude passes.
-
-    The same test as the screening's prefilter of footprints (``satellite.screening._may_reach``, vectorised): a
-    row dropped here is one screening would have found ``outside_coverage``.
-    """
-    west, south, east, north = box
-    margin_lat = size_km / _KM_PER_DEG_LAT
-    if not (south - margin_lat <= latitude <= north + margin_lat):
-        return False
-    cos_lat = math.cos(math.radians(min(abs(latitude) + margin_lat, 90.0)))
-    if cos_lat < 0.01:
-        return True
-    margin_lon = size_km / (_KM_PER_DEG_LON_EQUATOR * cos_lat)
-    return west - margin_lon <= longitude <= east + margin_lon
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +179,10 @@ def read_firms_csv(
             when its day is still to come, else ``acq_time``), and so is a row dated before
             :data:`~satellite.hotspot.EARLIEST_ACQ_DATE` (2000-01-01, before MODIS; field ``acq_date``): neither
             can be a real observation, and the service would count and escalate either as a fire of today.
-        within: keep only the valid rows whose pixel may reach this box (:func:`reaches_box`), counting the
-            others in :attr:`FirmsReadResult.outside`: the service passes the box of the imported units'
-            coverage, so that a global file costs memory for the rows it can use. ``None``: every row.
+        within: keep only the valid rows whose pixel may reach this box
+            (:func:`satellite.hotspot.reaching_box`), counting the others in :attr:`FirmsReadResult.outside`: the
+            service passes the box of the imported units' coverage, so that a global file costs memory for the
+            rows it can use. ``None``: every row.
 
     Returns:
         The hotspots and the rejected rows. A header with no rows is a valid, empty result (FIRMS answers
@@ -711,19 +686,14 @@ class _ColumnReader:
 
     @staticmethod
     def _reaching(numbers: dict[str, list[float | None]], rows: Sequence[int], box: Box) -> list[int]:
-        """The rows whose pixel may reach ``box`` (:func:`reaches_box`); most of a global file fails on latitude
-        alone, against the widest pixel a row may have."""
+        """The rows whose pixel may reach ``box`` (:func:`satellite.hotspot.reaching_box`)."""
         # Required columns: a row with an empty or bad value was rejected, so ``rows`` hold numbers only.
         latitude, longitude, scan, track = (
-            cast(list[float], numbers[c]) for c in ("latitude", "longitude", "scan", "track")
+            [cast(float, numbers[c][r]) for r in rows] for c in ("latitude", "longitude", "scan", "track")
         )
-        widest = SCAN_TRACK_RANGE_KM[1] / _KM_PER_DEG_LAT
-        low, high = box[1] - widest, box[3] + widest
-        return [
-            r
-            for r in rows
-            if low <= latitude[r] <= high and reaches_box(latitude[r], longitude[r], max(scan[r], track[r]), box)
-        ]
+        size = [max(s, t) for s, t in zip(scan, track, strict=True)]
+        reaching = reaching_box(latitude, longitude, size, box)
+        return [r for r, reaches in zip(rows, reaching.tolist(), strict=True) if reaches]
 
     def _build(
         self,

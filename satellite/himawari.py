@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 from satellite.errors import HimawariFormatError
-from satellite.firms import Box, RejectedRow, compressed_input, reaches_box
-from satellite.hotspot import ACQ_CLOCK_SKEW, VIIRS_CONFIDENCE, ConfidenceClass, parse_acq_time
+from satellite.firms import RejectedRow, compressed_input
+from satellite.hotspot import ACQ_CLOCK_SKEW, VIIRS_CONFIDENCE, Box, ConfidenceClass, parse_acq_time, reaching_box
 
 if TYPE_CHECKING:
     from shapely import Polygon
@@ -406,7 +406,7 @@ def read_himawari_csv(
             ``year``/``month``/``day``/``time`` that is ahead, as FIRMS rows are (a year before 2015, before
             Himawari-8, is refused by the year's range).
         within: keep only the valid rows whose grid cell may reach this box
-            (:func:`satellite.firms.reaches_box`), counting the others in :attr:`HimawariReadResult.outside`: a
+            (:func:`satellite.hotspot.reaching_box`), counting the others in :attr:`HimawariReadResult.outside`: a
             full-disk file read for one county. ``None``: every row.
 
     Returns:
@@ -443,19 +443,19 @@ def read_himawari_csv(
     rows = _RowReader(columns, name, sat, timeline, now)
     hotspots: list[HimawariHotspot] = []
     rejected: list[RejectedRow] = []
-    outside = 0
-    cell_km = GRID_DEG * KM_PER_DEG_LAT  # the cell's larger side (its north-south one)
     for index in range(header_index + 1, len(lines)):
         line = lines[index]
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         record = rows.read(line, index + 1, rejected)
-        if record is None:
-            continue
-        if within is not None and not reaches_box(record.latitude, record.longitude, cell_km, within):
-            outside += 1
-            continue
-        hotspots.append(record)
+        if record is not None:
+            hotspots.append(record)
+    outside = 0
+    if within is not None and hotspots:  # a full-disk file is a few thousand rows: the records are cheap here
+        sizes = [h.track_km for h in hotspots]  # the cell's larger side (its north-south one)
+        reaching = reaching_box([h.latitude for h in hotspots], [h.longitude for h in hotspots], sizes, within)
+        outside = len(hotspots) - int(reaching.sum())
+        hotspots = [h for h, reaches in zip(hotspots, reaching.tolist(), strict=True) if reaches]
     return HimawariReadResult(name, sat, timeline, processed, columns, hotspots, rejected, outside)
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy as np
     from pyproj import Geod
     from shapely import Polygon
 
@@ -36,6 +37,7 @@ __all__ = [
     "KEY_DECIMALS",
     "SCAN_TRACK_RANGE_KM",
     "VIIRS_CONFIDENCE",
+    "Box",
     "ConfidenceClass",
     "DayNight",
     "FireType",
@@ -50,6 +52,7 @@ __all__ = [
     "normalise_confidence",
     "parse_acq_date",
     "parse_acq_time",
+    "reaching_box",
 ]
 
 
@@ -510,3 +513,40 @@ def footprint_polygons(hotspots: Sequence[Hotspot], geod: Geod | None = None) ->
     coords = np.stack([clon.reshape(count, 4), np.asarray(clat).reshape(count, 4)], axis=-1)
     polygons: list[Polygon] = list(shapely.polygons(coords))
     return polygons
+
+
+Box = tuple[float, float, float, float]
+"""``(west, south, east, north)`` in WGS-84 degrees: an area rows are kept for (the readers' ``within``)."""
+
+
+def reaching_box(
+    latitude: Sequence[float], longitude: Sequence[float], size_km: Sequence[float], box: Box
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per pixel, whether a pixel of ``size_km`` (its larger side; ``inf`` when unknown) centred there may reach
+    ``box``: its centre lies within a whole pixel size of it. A footprint's half-diagonal is at most 0.71 of that,
+    so a pixel whose footprint meets the box is never refused; near a pole (where a degree of longitude is under
+    ~1 km) every longitude passes, and a pixel of unknown size always does.
+
+    The one test behind the readers' ``within`` (:func:`satellite.firms.read_firms_csv`,
+    :func:`satellite.himawari.read_himawari_csv`) and screening's prefilter of footprints
+    (:func:`satellite.screening.may_reach_box`): a row a reader drops is one screening finds ``outside_coverage``.
+    """
+    import numpy as np
+
+    lat = np.asarray(latitude, dtype=np.float64)
+    lon = np.asarray(longitude, dtype=np.float64)
+    size = np.asarray(size_km, dtype=np.float64)
+    west, south, east, north = (float(v) for v in box)
+    margin_lat = size / 110.0  # a degree of latitude is 110.6-111.7 km: the lower bound errs on the wide side
+    # A degree of longitude is 111.3 km × cos(latitude); near a pole there is no useful bound (cos clipped).
+    cos_lat = np.cos(np.radians(np.minimum(np.abs(lat) + margin_lat, 90.0)))
+    margin_lon = np.where(cos_lat < 0.01, math.inf, size / (111.0 * np.maximum(cos_lat, 0.01)))
+    with np.errstate(invalid="ignore"):  # inf - inf for pixels without a size: NaN compares False, kept below
+        inside = (
+            (lat >= south - margin_lat)
+            & (lat <= north + margin_lat)
+            & (lon >= west - margin_lon)
+            & (lon <= east + margin_lon)
+        )
+    reaching: np.ndarray[Any, np.dtype[np.bool_]] = inside | np.isinf(size)
+    return reaching

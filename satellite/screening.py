@@ -23,7 +23,7 @@ Rules, in order of precedence (the first that matches sets the status; all match
    are tested at their centre. The service counts these and does not store them (``service.flows``): a global
    daily file is ~99 % outside any county, and a record per row cost gigabytes for rows nobody looks up; its
    readers drop the rows that cannot reach the coverage's box before building records
-   (:func:`satellite.firms.reaches_box`, the same test as this rule's prefilter).
+   (:func:`satellite.hotspot.reaching_box`, the same test as this rule's prefilter).
 3. ``industrial_site`` — inside a known industrial-site polygon (steel works, power plants, cement kilns...).
 4. ``static_source`` — a fixed heat source by evidence: the product says so (FIRMS standard-processing ``type``
    1 volcano, 2 other static land source, 3 offshore; Himawari ``Volcano`` > 0), or the persistence map has seen
@@ -85,8 +85,7 @@ from shapely import MultiPolygon, Polygon
 
 from satellite.clustering import D, Detection
 from satellite.errors import GeometryInputError
-from satellite.firms import Box
-from satellite.hotspot import Hotspot, footprint_polygons
+from satellite.hotspot import Box, Hotspot, footprint_polygons, reaching_box
 
 __all__ = [
     "CHINA_STANDARD_TIME",
@@ -723,7 +722,7 @@ def in_coverage(hotspots: Sequence[Detection], coverage: Iterable[Polygonal]) ->
 
 def may_reach_box(hotspots: Sequence[Detection], box: Box) -> list[bool]:
     """Per hotspot, whether its pixel footprint may reach ``box`` (west, south, east, north): the cheap test before
-    rule 2's footprints (a whole pixel size around the box; :func:`satellite.firms.reaches_box` for one record). A
+    rule 2's footprints (a whole pixel size around the box: :func:`satellite.hotspot.reaching_box`). A
     hotspot for which it says ``False`` is ``outside_coverage`` for any coverage inside the box."""
     items = list(hotspots)
     if not items:
@@ -734,10 +733,8 @@ def may_reach_box(hotspots: Sequence[Detection], box: Box) -> list[bool]:
 def _may_reach(items: Sequence[Detection], bounds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Per item, whether its pixel footprint can reach the box ``bounds`` (west, south, east, north): its centre
     lies within a whole pixel size of it (a footprint's half-diagonal is at most 0.71 of that, so nothing that
-    reaches is lost). Records without a pixel size are always tested.
-
-    :func:`satellite.firms.reaches_box` is this test for one record (the readers' ``within``): the two must agree,
-    or a reader would drop a row this rule keeps (tests/satellite/test_reader_within.py compares them)."""
+    reaches is lost: :func:`satellite.hotspot.reaching_box`, the readers' ``within`` test too). Records without a
+    pixel size are always tested."""
 
     def size_km(item: Detection) -> float:
         scan, track = getattr(item, "scan_km", None), getattr(item, "track_km", None)
@@ -745,23 +742,13 @@ def _may_reach(items: Sequence[Detection], bounds: np.ndarray[Any, Any]) -> np.n
             return float(max(scan, track))
         return math.inf
 
-    count = len(items)
-    latitude = np.fromiter((h.latitude for h in items), dtype=np.float64, count=count)
-    longitude = np.fromiter((h.longitude for h in items), dtype=np.float64, count=count)
-    size = np.fromiter((size_km(h) for h in items), dtype=np.float64, count=count)
     west, south, east, north = (float(v) for v in bounds)
-    margin_lat = size / 110.0  # a degree of latitude is 110.6-111.7 km
-    # A degree of longitude is 111.3 km × cos(latitude); near a pole there is no useful bound (cos clipped).
-    cos_lat = np.cos(np.radians(np.minimum(np.abs(latitude) + margin_lat, 90.0)))
-    margin_lon = np.where(cos_lat < 0.01, math.inf, size / (111.0 * np.maximum(cos_lat, 0.01)))
-    with np.errstate(invalid="ignore"):  # inf - inf for records without a size: NaN compares False, kept below
-        inside = (
-            (latitude >= south - margin_lat)
-            & (latitude <= north + margin_lat)
-            & (longitude >= west - margin_lon)
-            & (longitude <= east + margin_lon)
-        )
-    return inside | np.isinf(size)
+    return reaching_box(
+        [h.latitude for h in items],
+        [h.longitude for h in items],
+        [size_km(h) for h in items],
+        (west, south, east, north),
+    )
 
 
 def _footprints(items: Sequence[Detection], points: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -24,7 +24,7 @@ from detector.cli import app as detector_app
 from satellite.cli import app as satellite_app
 from service.config import get_settings
 from service.errors import InputError, StrawfireError
-from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows
+from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows, old_rows_warning
 from service.regions.types import RegionLevel
 from service.reports.cli import report
 from video.cli import camera_app, drone_app
@@ -1362,12 +1362,7 @@ def _ingest_files(
                 in_units_only = settings.screening.coverage_from_regions
                 old = old_new_rows(session, hotspots, indexes, utcnow(), in_units_only=in_units_only)
             if old:
-                oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
-                message = (
-                    f" {path}: {len(old)} new row(s) inside the units were observed more than {OLD_ROWS_AFTER.days} "
-                    f"days ago (the oldest {oldest}); ingested, their fires open incidents and alert their townships "
-                    f"now, as new fires. {history_hint(path)}"
-                )
+                message = f" {path}: {old_rows_warning(old)} {history_hint(path)}"
                 err.print(Text.assemble(("warning:", "yellow"), message), highlight=False, soft_wrap=True)
                 if interactive and not yes:
                     progress.stop()  # the live progress line would redraw over the question

@@ -16,9 +16,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from satellite.clustering import Detection
-from satellite.firms import Box
 from satellite.himawari import HimawariHotspot
-from satellite.hotspot import Hotspot
+from satellite.hotspot import Box, Hotspot
 from satellite.screening import ScreeningDecision, ScreeningStatus, may_reach_box
 from service.alerts.outbox import enqueue, enqueue_many, new_fire_round
 from service.alerts.tables import AlertKind
@@ -114,11 +113,11 @@ def ingest_hotspots(
     """FIRMS and Himawari hotspots through :func:`ingest_screened`; a standard-processing (SP) row whose
     near-real-time twin is stored already is recorded as held (superseded), not screened. ``outside_coverage``:
     rows the reader dropped outside :func:`coverage_box`, counted as received and held ``outside_coverage``."""
-    received = len(hotspots) + outside_coverage
     # Before the twins are looked for: an SP archive of the world has its twins' geodesics to measure otherwise.
+    # (ingest_screened counts these as received and outside the coverage, and its own box test keeps them all.)
     hotspots, dropped = _reaching_coverage_box(session, settings, indexes, hotspots)
     science = [h for h in _first_of_each_key(hotspots) if isinstance(h, Hotspot) and not h.product.is_nrt]
-    summary = ingest_screened(
+    return ingest_screened(
         session,
         hotspots,
         hotspot_observation,
@@ -128,8 +127,6 @@ def ingest_hotspots(
         superseded=lambda current: _nrt_twins(current, science),
         outside_coverage=outside_coverage + dropped,
     )
-    summary.received = received
-    return summary
 
 
 #: How a satellite source turns one pixel, its screening decision and its fire point into an observation.

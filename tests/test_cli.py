@@ -180,34 +180,15 @@ def test_the_readme_start_serves_on_a_fresh_folder_and_again_on_the_same_one(tmp
     """`make run`'s steps as a user runs them (db upgrade, demo load, serve --demo) with the alert worker on: a
     change to how SQLite transactions begin once made the start fail with "database is locked" while every other
     test passed."""
-    import time
-
     import httpx
+
+    from tests.serving import serving
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}
     env["STRAWFIRE_DATA_DIR"] = str(tmp_path / "var")
-    for attempt in range(2):  # a fresh folder, then the same one again
+    for _ in range(2):  # a fresh folder, then the same one again
         assert run("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
         assert run("demo", "load", cwd=tmp_path, env=env).returncode == 0
-        log, port_file = tmp_path / f"serve-{attempt}.log", tmp_path / f"serve-{attempt}.port"
-        with log.open("w") as output:
-            # --port 0: the system picks the port (a port probed free beforehand could be taken in between)
-            server = subprocess.Popen(
-                [STRAWFIRE, "serve", "--demo", "--port", "0", "--port-file", str(port_file)], cwd=tmp_path, env=env,
-                stdout=output, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            try:
-                deadline, answer = time.monotonic() + 60, None
-                while time.monotonic() < deadline and server.poll() is None:
-                    try:
-                        port = int(port_file.read_text())
-                        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                        break
-                    except (OSError, ValueError, httpx.HTTPError):
-                        time.sleep(0.2)
-                assert answer is not None, log.read_text()
-                assert answer.json() == {"status": "ok"}
-                assert httpx.get(f"http://127.0.0.1:{port}/app/", timeout=5).status_code == 200
-            finally:
-                server.terminate()
-                assert server.wait(timeout=30) == 0, log.read_text()
+        with serving(tmp_path, env, "--demo") as url:  # and the stop at the end exits 0
+            assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+            assert httpx.get(f"{url}/app/", timeout=5).status_code == 200

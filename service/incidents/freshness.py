@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from satellite.clustering import Detection
     from service.regions.service import RegionIndexCache
 
-__all__ = ["OLD_ROWS_AFTER", "old_new_rows"]
+__all__ = ["OLD_ROWS_AFTER", "old_new_rows", "old_rows_warning"]
 
 #: Rows observed longer ago than this are "old": FIRMS publishes its near-real-time files for the last 24 and 48
 #: hours, and the poll fetches the last ``firms.day_range`` (2) days, so anything older did not come from either.
@@ -56,3 +56,13 @@ def old_new_rows(
         old = [h for h, covered in zip(old, in_coverage(old, coverage), strict=True) if covered]
     known = stored_keys(session, ObservationKind.SATELLITE, [h.key for h in old])
     return [h for h in old if h.key not in known]
+
+
+def old_rows_warning(old: Sequence[Detection]) -> str:
+    """The warning about ``old`` (:func:`old_new_rows`, not empty) that ``firms ingest`` prints and the upload
+    answers with: how many, the oldest, and what ingesting them does."""
+    oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{len(old)} new row(s) inside the units were observed more than {OLD_ROWS_AFTER.days} days ago (the oldest "
+        f"{oldest}); ingested, their fires open incidents and alert their townships now, as new fires."
+    )

@@ -36,7 +36,7 @@ from service.deps import (
 from service.errors import InputError
 from service.evidence.service import position_record, require_evidence
 from service.incidents import service
-from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows
+from service.incidents.freshness import OLD_ROWS_AFTER, old_new_rows, old_rows_warning
 from service.incidents.patrol_reports import PatrolReportIn, report_fire
 from service.incidents.schemas import (
     EventRead,
@@ -92,14 +92,10 @@ def _misplaced_files(form: FormData) -> str | None:
     return f"send one FIRMS CSV per request, under 'file': this request has {held}; nothing was ingested"
 
 
-def _old_rows_warning(old: list[Hotspot]) -> str:
-    """The upload answer's warning about ``old`` (``firms ingest``'s, for a client that cannot be asked first)."""
-    oldest = min(h.acq_utc for h in old).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"{len(old)} new row(s) inside the units were observed more than {OLD_ROWS_AFTER.days} days ago (the oldest "
-        f"{oldest}); ingested, their fires open incidents and alert their townships now, as new fires. For history "
-        "only (fixed heat sources; no incidents, no alerts) import such files with `strawfire firms history`."
-    )
+#: What the upload's old-rows warning says to do instead (``firms ingest`` names the file in its own hint).
+_HISTORY_HINT = (
+    "For history only (fixed heat sources; no incidents, no alerts) import such files with `strawfire firms history`."
+)
 
 
 @router.post("/observations/satellite")
@@ -187,7 +183,7 @@ async def post_satellite(
         repeats=summary.repeats,
         repeat_at_site=summary.repeat_at_site,
         old_rows=old_rows,
-        warnings=[_old_rows_warning(old)] if old else [],
+        warnings=[f"{old_rows_warning(old)} {_HISTORY_HINT}"] if old else [],
     )
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import shapely
 
-from satellite.firms import Box, reaches_box, read_firms_csv, read_firms_csv_chunks
+from satellite.firms import read_firms_csv, read_firms_csv_chunks
 from satellite.himawari import read_himawari_csv
+from satellite.hotspot import Box
 from satellite.screening import Screener, ScreeningStatus, may_reach_box
 
 DATA = Path(__file__).parent / "data"
@@ -30,10 +31,9 @@ def viirs_row(lat: float, lon: float, size: float = 0.39) -> str:
     return f"{lat:.5f},{lon:.5f},330.0,{size},{size},2025-04-23,0422,N20,VIIRS,n,2.0NRT,290.0,5.0,D\n"
 
 
-def test_the_box_test_agrees_with_the_screenings_prefilter_and_keeps_every_covered_pixel() -> None:
-    """``reaches_box`` (the readers, row by row) is ``may_reach_box`` (the service, vectorised): a row the reader
-    drops is one that screening would have called ``outside_coverage``; every pixel whose footprint meets a
-    coverage polygon filling the box is kept, at any latitude, of any size."""
+def test_a_row_the_reader_drops_is_one_screening_finds_outside_the_coverage() -> None:
+    """Every pixel whose footprint meets a coverage polygon filling the box is kept by the reader's ``within``, at
+    any latitude, of any size: the rows it drops are ones screening would have called ``outside_coverage``."""
     rng = random.Random(3)
     boxes: list[Box] = [BOX, (-10.0, 80.0, 10.0, 89.5), (170.0, -60.0, 179.5, -50.0)]
     for box in boxes:
@@ -44,13 +44,16 @@ def test_the_box_test_agrees_with_the_screenings_prefilter_and_keeps_every_cover
             lat = min(max(rng.uniform(south - 1.0, north + 1.0), -89.9), 89.9)
             lon = min(max(rng.uniform(west - 3.0, east + 3.0), -179.9), 179.9)
             lines.append(viirs_row(lat, lon, size))
-        rows = read_firms_csv(VIIRS_HEADER + "".join(lines), now=NOW).hotspots
-        one_by_one = [reaches_box(h.latitude, h.longitude, max(h.scan_km, h.track_km), box) for h in rows]
-        assert one_by_one == may_reach_box(rows, box)
+        text = VIIRS_HEADER + "".join(lines)
+        rows = read_firms_csv(text, now=NOW).hotspots
+        kept = read_firms_csv(text, now=NOW, within=box)
+        kept_keys = {h.key for h in kept.hotspots}
         decisions = Screener(coverage=[shapely.box(*box)]).screen(rows)
-        for decision, kept in zip(decisions, one_by_one, strict=True):
-            assert kept or decision.status is ScreeningStatus.OUTSIDE_COVERAGE, decision.key
-        assert 0 < sum(one_by_one) < len(rows)
+        for decision in decisions:
+            assert decision.key in kept_keys or decision.status is ScreeningStatus.OUTSIDE_COVERAGE, decision.key
+        assert 0 < len(kept.hotspots) < len(rows)
+        assert len(kept.hotspots) + kept.outside == len(rows)
+        assert may_reach_box(kept.hotspots, box) == [True] * len(kept.hotspots)  # the service's own test agrees
 
 
 def test_firms_rows_outside_the_box_are_counted_and_bad_rows_reported_wherever_they_lie(tmp_path: Path) -> None:

@@ -6,11 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +39,8 @@ from service.regions.service import RegionIndexCache
 from service.status.service import ALERT_WORKER
 from service.status.tables import ComponentRun
 from tests.alerts.test_channels import message
-from tests.test_cli import STRAWFIRE, run
+from tests.serving import serving
+from tests.test_cli import run
 
 DEMO_UNITS = {
     "DEMO00": RecipientRole.COUNTY.value,
@@ -213,42 +210,6 @@ def test_the_inbox_exists_only_in_demo_mode_and_refuses_what_it_cannot_trust(tmp
 # -- `make run` ----------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _serving(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[str]:
-    """``strawfire serve ARGS`` on a port the system picks (``--port 0``, read from its ``--port-file``: no other
-    process can take it in between) until the block ends; yields its URL once it answers. Its output is in
-    ``serve-PORT.log``; the stop at the end (SIGTERM) must be clean: exit status 0."""
-    name = uuid.uuid4().hex
-    port_file, log = tmp_path / f"serve-{name}.port", tmp_path / f"serve-{name}.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [STRAWFIRE, "serve", *args, "--port", "0", "--port-file", str(port_file)], cwd=tmp_path, env=env,
-            stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while not port_file.exists():
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            port = int(port_file.read_text())
-            log = log.rename(tmp_path / f"serve-{port}.log")  # still written to; the name the callers read
-            url = f"http://127.0.0.1:{port}"
-            while True:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                try:
-                    httpx.get(f"{url}/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            stopped = server.wait(timeout=30)
-    assert stopped == 0, log.read_text()
-
-
 def _login(server: str | Any, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
     """Sign in on a server's URL, or through a TestClient."""
     data = {"username": username, "password": password}
@@ -297,7 +258,7 @@ def test_make_run_delivers_the_demo_alerts_to_the_inbox_and_a_real_start_retires
             )
         )
     assert len(waiting) >= 5
-    with _serving(tmp_path, full_env, "--demo") as url:
+    with serving(tmp_path, full_env, "--demo") as url:
         admin = _login(url, "demo-admin")
         deadline, alerts = time.monotonic() + 60, []
         while time.monotonic() < deadline:
@@ -358,7 +319,7 @@ def test_make_run_delivers_the_demo_alerts_to_the_inbox_and_a_real_start_retires
     for name in ("demo-admin", "demo-supervisor", "demo-patrol"):  # else the real start refuses their password
         assert run("users", "disable", name, cwd=tmp_path, env=env).returncode == 0
     real_start = utcnow()
-    with _serving(tmp_path, full_env) as url:
+    with serving(tmp_path, full_env) as url:
         inbox_gone = httpx.get(f"{url}{INBOX_PATH}").status_code
         post_gone = httpx.post(f"{url}{INBOX_PATH}/DEMO01", content=b"{}").status_code
         # The alert worker has passed with the alert in the outbox (its pass recorded after the real start), rather

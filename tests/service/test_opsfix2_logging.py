@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from service.alerts.tables import Alert
 from service.db import make_session_factory, open_database
-from tests.service.test_demo_inbox import _serving
+from tests.serving import serving
 from tests.test_cli import STRAWFIRE, run
 
 #: A log line: date and time, level, logger name, message.
@@ -33,7 +33,7 @@ def _demo_database(tmp_path: Path) -> dict[str, str]:
 def test_serve_logs_strawfires_info_lines_with_time_level_and_name(tmp_path: Path) -> None:
     env = {**_demo_database(tmp_path), "STRAWFIRE_LOG_LEVEL": "INFO", "STRAWFIRE_ALERTS__RUN_WORKER": "false"}
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")}, **env}
-    with _serving(tmp_path, full_env, "--demo") as url:
+    with serving(tmp_path, full_env, "--demo") as url:
         pass
     lines = (tmp_path / f"serve-{url.rsplit(':', 1)[1]}.log").read_text().splitlines()
     assert any(LINE.match(line) and " INFO strawfire: DEMO alerts are delivered" in line for line in lines), lines

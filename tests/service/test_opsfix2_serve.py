@@ -15,7 +15,8 @@ from service.alerts.tables import Channel, Recipient
 from service.db import make_session_factory, open_database
 from service.demo_inbox import INBOX_PATH
 from tests.alerts.test_channels import message
-from tests.service.test_demo_inbox import _login, _serving
+from tests.service.test_demo_inbox import _login
+from tests.serving import serving
 from tests.test_cli import run
 
 
@@ -33,7 +34,7 @@ def test_a_demo_serve_on_a_busy_port_leaves_the_running_servers_inbox_alone(tmp_
         with factory() as session:
             return {r.unit_code: (r.target, r.secret, r.active) for r in session.scalars(select(Recipient))}
 
-    with _serving(tmp_path, full_env, "--demo") as url:
+    with serving(tmp_path, full_env, "--demo") as url:
         port = url.rsplit(":", 1)[1]
         before = recipients()
         started = time.monotonic()

@@ -19,8 +19,8 @@ from service.db import transaction, utcnow
 from service.demo_inbox import provide_demo_recipients
 from service.status import service as status
 from tests.alerts.test_outbox import factory  # noqa: F401  (the fixture, with the DEMO region loaded)
-from tests.service.test_demo_inbox import _serving
 from tests.service.test_loader import feature, square, write_geojson
+from tests.serving import serving
 from tests.test_cli import run
 
 
@@ -89,7 +89,7 @@ def test_a_password_in_the_base_url_is_not_shown() -> None:
 def _start_log(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """What ``strawfire serve ARGS`` (on a free port) logs until it answers; ``env`` as :func:`tests.test_cli.run`'s."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STRAWFIRE_")} | (env or {})
-    with _serving(tmp_path, environment, *args) as url:
+    with serving(tmp_path, environment, *args) as url:
         port = url.rsplit(":", 1)[1]
     text = (tmp_path / f"serve-{port}.log").read_text()
     assert "listening on" in text, text
