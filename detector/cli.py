@@ -932,6 +932,16 @@ def export_command(
     dataset: Annotated[Path, typer.Option(help="Built dataset (for the val split and licences).")] = DEFAULT_OUT_DIR,
     split: Annotated[str, typer.Option(help="Held-out split to evaluate on.")] = "val",
     quantize: Annotated[bool, typer.Option(help="Try an int8 variant; kept only if it keeps accuracy.")] = True,
+    int8_weight_bits: Annotated[
+        int,
+        typer.Option(
+            min=7,
+            max=8,
+            help="The int8 variant's weight range: 7 (the stem's 8 bits on 7-bit pixels), exact on x86 CPUs "
+            "without VNNI too, or 8 (full range), which such CPUs replace by the fp32 model "
+            "(detector.export.INT8_WEIGHT_BITS).",
+        ),
+    ] = 7,
     tower_clip: Annotated[
         Path | None, typer.Option(help="Tower clip for the sequence check (skipped when absent).")
     ] = None,
@@ -956,6 +966,7 @@ def export_command(
                 dataset=dataset,
                 split=split,
                 quantize=quantize,
+                int8_weight_bits=int8_weight_bits,
                 threads=threads or None,
                 tower_clip=tower_clip or DEFAULT_TOWER_CLIP,
                 tower_mask=tower_mask or DEFAULT_TOWER_MASK,

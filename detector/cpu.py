@@ -30,7 +30,9 @@ def int8_kernels_exact(cpuinfo: str | None = None) -> bool:
     Runtime's quantization documentation says so). Our int8 model's stem takes raw pixels (0–255) against full-range
     weights, where pairs overflow: measured on an AVX2-only EPYC, 29 % of the stem's outputs differ from an exact
     machine's, and a tower camera's hazy hillside frames get a smoke event the exact int8 and the fp32 model do not.
-    There the fp32 model is used instead (:func:`detector.backends.load_detector`).
+    There the fp32 model is used instead (:func:`detector.backends.load_detector`), unless the int8 variant has
+    7-bit weights (``ModelEntry.weight_bits``: pairs then stay under 32,767, exact on every CPU;
+    ``tests/detector/test_int8_without_vnni.py`` shows both under an emulated Haswell).
 
     ``cpuinfo``: the text of ``/proc/cpuinfo`` (tests); read from the machine when None. Not x86, or nothing to
     read (another OS): exact (ARM's int8 dot products do not saturate).

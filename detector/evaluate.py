@@ -507,9 +507,7 @@ def read_yolo_folder(
             # Nothing of its label file could be read: not known to be free of fire, so not a negative (counted as
             # one, a fire image whose boxes were written in pixels would be a false alarm), and not evaluated.
             shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-            out.append(
-                LabelledImage(path, None, f"{label}: no fire or smoke box read, image not evaluated: {shown}")
-            )
+            out.append(LabelledImage(path, None, f"{label}: no fire or smoke box read, image not evaluated: {shown}"))
             continue
         out.append(LabelledImage(path, truth, left_out=tuple(problems)))
         skipped_lines.extend(problems)

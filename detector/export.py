@@ -81,6 +81,7 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "DEFAULT_TOWER_CLIP",
     "DEFAULT_WEIGHTS",
+    "INT8_WEIGHT_BITS",
     "MAX_QUANT_AP_DROP",
     "ExportResult",
     "TowerCheck",
@@ -109,6 +110,20 @@ DEFAULT_TOWER_MASK: Final[Path] = (
 )
 #: An int8 variant is kept only if its mean AP50 is at most this much below the fp32 model's.
 MAX_QUANT_AP_DROP: Final[float] = 0.01
+#: The int8 variant's weight range, in bits, unless asked otherwise (``strawfire detector export
+#: --int8-weight-bits``). 7: every weight in [-64, 64] (ONNX Runtime's ``reduce_range``), except the stem's, which
+#: keep 8 bits and read the pixels with 7 bits instead (:func:`_halve_pixels`). Why: on x86 CPUs without VNNI
+#: (AVX2, or AVX-512 alone: Hygon, AMD EPYC before Zen 4, Xeons before Cascade Lake) ONNX Runtime multiplies uint8
+#: activations by int8 weights with ``vpmaddubsw``, which sums each pair of products in 16 bits with saturation.
+#: Full-range pairs reach 2 × 255 × 127 = 64,770; these reach at most 2 × 255 × 64 = 32,640 and, in the stem,
+#: 2 × 127 × 127 = 32,258, under 32,767: every x86 CPU computes the same sums as a VNNI one, and the int8 variant
+#: can be the CPU default everywhere (``tests/detector/test_int8_without_vnni.py`` runs it under ``qemu-x86_64
+#: -cpu Haswell``). Measured on the 20261130-e344 weights, validation mAP50 (fp32 0.658): 8 bits 0.653, whose
+#: outputs on 6 of 6 validation images changed under the emulated Haswell (by up to 8.9 in a logit); 7 bits
+#: everywhere, stem included, 0.646; 7 bits on the stem alone 0.649, and 4 of 6 images still changed (the deeper
+#: layers saturate too); this scheme 0.657, 0 of 8 images changed, at the same speed. 8 gives the full-range
+#: variant, which on CPUs without VNNI gives way to the fp32 model (:func:`detector.backends.load_detector`).
+INT8_WEIGHT_BITS: Final[int] = 7
 #: Below this the fp32 model is too weak for "int8 keeps accuracy" to be measurable: the variant is not kept.
 MIN_MAP_TO_COMPARE: Final[float] = 0.2
 OPSET: Final[int] = 17
@@ -340,12 +355,17 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
         yield {"images": batch}
 
 
-def _int8_precision(upsamplings: int) -> str:
+def _int8_precision(upsamplings: int, weight_bits: int = INT8_WEIGHT_BITS) -> str:
     """The int8 variant's precision line for the manifest and card; ``upsamplings``: how many of the neck's
     upsamplings :func:`_nhwc_upsampling` rewrote."""
     copies = f"; {upsamplings} neck upsampling{'s' if upsamplings != 1 else ''} as uint8 copies" if upsamplings else ""
+    weights = "per-channel weights"
+    if weight_bits != 8:
+        weights = (
+            f"per-channel {weight_bits}-bit weights, the stem's 8-bit on {weight_bits}-bit pixels: exact without VNNI"
+        )
     return (
-        "int8 static QDQ (every convolution; per-channel weights; one range per concatenation; uint8 pixel input;"
+        f"int8 static QDQ (every convolution; {weights}; one range per concatenation; uint8 pixel input;"
         f" space-to-depth stem taking 2x2 pixel blocks channels last{copies})"
     )
 
@@ -374,9 +394,14 @@ def _head_prefix(nodes: Iterable[Any]) -> str:
     return f"/model.{indices.pop()}/"
 
 
-def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) -> str:
+def _quantize(
+    fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int, *, weight_bits: int = INT8_WEIGHT_BITS
+) -> str:
     """Static int8 QDQ quantisation of the network, per-channel weights, calibrated on training images, with the
-    graph rewrites after it; returns the precision line (:func:`_int8_precision`)."""
+    graph rewrites after it; returns the precision line (:func:`_int8_precision`). ``weight_bits``: 8 or 7
+    (:data:`INT8_WEIGHT_BITS`)."""
+    if weight_bits not in (7, 8):
+        raise ValueError(f"int8 weights take 7 or 8 bits, not {weight_bits}")
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -405,30 +430,41 @@ def _quantize(fp32_onnx: Path, target: Path, calibration_dir: Path, imgsz: int) 
     for node in nodes:
         if _CLASS_LOGITS.match(node.name):
             overrides[node.output[0]] = _CLASS_LOGIT_RANGE
+    tensor_overrides: dict[str, list[dict[str, Any]]] = {
+        name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name, (low, high) in overrides.items()
+    }
+    if weight_bits < 8:
+        # The stem keeps full-range weights and reads 7-bit pixels instead (_halve_pixels): its input scale is
+        # 2/255 from the start, so that the quantiser's bias scales (input × weight scale) match it.
+        stem = next(node for node in nodes if node.op_type == "Conv")
+        tensor_overrides[stem.input[1]] = [{"axis": 0, "reduce_range": False}]
+        # (1-element arrays: the quantiser squeezes them, and a 0-d array would come out as a numpy scalar)
+        pixels = {"scale": np.array([2 / 255], np.float32), "zero_point": np.array([0], np.uint8)}
+        tensor_overrides[stem.input[0]] = [pixels]
     quantize_static(
         str(prepared),
         str(target),
         Reader(),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
+        reduce_range=weight_bits < 8,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=head_nodes,
-        extra_options={
-            "TensorQuantOverrides": {
-                name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name, (low, high) in overrides.items()
-            }
-        },
+        extra_options={"TensorQuantOverrides": tensor_overrides},
     )
     prepared.unlink(missing_ok=True)
     model = onnx.load(str(target))
-    _take_pixels(model)
+    pixel_shift = 1 if weight_bits < 8 else 0
+    _take_pixels(model, pixel_shift=pixel_shift)
     _space_to_depth_stem(model)
     _channels_last_blocks(model)
     upsamplings = _nhwc_upsampling(model)
+    if pixel_shift:
+        _halve_pixels(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
-    return _int8_precision(upsamplings)
+    return _int8_precision(upsamplings, weight_bits)
 
 
 #: Operators whose output holds the values of their (first) input, rearranged or subsampled: in a group with the
@@ -504,7 +540,7 @@ def _producers(graph: Any, tensor: str) -> list[Any]:
     return [node for node in graph.node if tensor in node.output]
 
 
-def _take_pixels(model: Any) -> None:
+def _take_pixels(model: Any, *, pixel_shift: int = 0) -> None:
     """Make the int8 model take the letterboxed uint8 pixels as its input, instead of floats in [0, 1].
 
     The quantised graph starts with QuantizeLinear(pixels / 255) → DequantizeLinear. With the input's scale set
@@ -514,7 +550,9 @@ def _take_pixels(model: Any) -> None:
     the caller skips the float conversion, and the network its one float-to-int8 pass. Same output, bit for bit,
     when calibration saw a white pixel (tested), about 1 ms less per 640 px image on one core. Anything else at
     the input (a shared or non-constant scale, a non-zero zero point) is refused with a ValueError, which keeps
-    the fp32 model only. ``model``: the quantised ``onnx.ModelProto``, changed in place.
+    the fp32 model only. ``model``: the quantised ``onnx.ModelProto``, changed in place. ``pixel_shift``: 1 when
+    the stem reads 7-bit pixels (input scale 2/255, see :func:`_halve_pixels`, which inserts the shift after the
+    other rewrites).
     """
     from onnx import TensorProto, numpy_helper
 
@@ -539,15 +577,54 @@ def _take_pixels(model: Any) -> None:
         if zero_point.dtype != np.uint8 or zero_point.size != 1 or int(zero_point.reshape(())) != 0:
             raise ValueError(f"the input's zero point is {zero_point!r}, not uint8 0")
     calibrated = float(numpy_helper.to_array(initializers[node.input[1]]).reshape(()))
-    if abs(calibrated * 255.0 - 1.0) > 1e-6:
+    step = float(1 << pixel_shift)
+    if abs(calibrated * 255.0 - step) > 1e-6:
         # Calibration saw no white pixel: [0, 1] is the true input range, and using it is at least as exact.
-        log.info("input scale %.9g (calibrated) replaced by 1/255", calibrated)
+        log.info("input scale %.9g (calibrated) replaced by %g/255", calibrated, step)
     for other in consumers:
         other.input[0] = source
         scale = other.input[1]
-        initializers[scale].CopyFrom(numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), scale))
+        initializers[scale].CopyFrom(numpy_helper.from_array(np.array(step / 255.0, np.float32), scale))
     graph.node.remove(node)
     graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+
+
+def _halve_pixels(model: Any) -> None:
+    """Make the int8 model read its pixels with 7 bits (value // 2; the input scale is already 2/255, see
+    :func:`_take_pixels`), for the stem's full-range weights: a pair of products then stays at most
+    2 × 127 × 127 = 32,258 (see :data:`INT8_WEIGHT_BITS`). A right shift at the input, before the byte
+    rearrangements (Transpose, SpaceToDepth) that lead to the stem's DequantizeLinear; it floors where the
+    quantiser's float path would round half to even, an offset of at most one 255th of the pixel range. It costs
+    0.8 ms of a 640×640 frame on one core (ONNX Runtime's BitShift is not vectorised), which keeps the model's
+    input the plain pixels every caller already gives it.
+    ``model``: changed in place, after the other rewrites (which expect the pixels to feed them directly).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    source = graph.input[0].name
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    reached, dequantize = [source], []
+    while reached:
+        for node in _readers(graph, reached.pop()):
+            if node.op_type in ("Transpose", "SpaceToDepth"):
+                reached.append(node.output[0])
+            elif node.op_type == "DequantizeLinear":
+                dequantize.append(node)
+            else:
+                raise ValueError(f"the pixels reach {node.op_type} {node.name!r} before a DequantizeLinear")
+    scales = {float(numpy_helper.to_array(initializers[node.input[1]]).reshape(())) for node in dequantize}
+    if not dequantize or any(abs(scale * 255.0 - 2.0) > 1e-6 for scale in scales):
+        raise ValueError(f"the pixels reach no DequantizeLinear of scale 2/255 (scales {sorted(scales)})")
+    halved = f"{source}_halved"
+    for node in _readers(graph, source):
+        for i, name in enumerate(node.input):
+            if name == source:
+                node.input[i] = halved
+    graph.initializer.append(numpy_helper.from_array(np.array(1, np.uint8), "pixel_shift"))
+    graph.node.insert(
+        0, helper.make_node("BitShift", [source, "pixel_shift"], [halved], "stem/HalvePixels", direction="RIGHT")
+    )
 
 
 #: Where each tap of a 3×3 stride-2 kernel lands after a 2×2 space-to-depth: kernel offset → (offset in blocks
@@ -916,6 +993,7 @@ def export_model(
     dataset: Path = DEFAULT_DATASET,
     split: str = "val",
     quantize: bool = True,
+    int8_weight_bits: int = INT8_WEIGHT_BITS,
     threads: int | None = None,
     tower_clip: Path | None = DEFAULT_TOWER_CLIP,
     tower_mask: Path | None = DEFAULT_TOWER_MASK,
@@ -929,7 +1007,10 @@ def export_model(
     model's own per-frame threshold, :func:`detector.sequence.frame_threshold_for`) to record the confirmation
     delay, without and (when the file exists) with the position's ignore mask ``tower_mask``; by the fp32 model and
     by the int8 variant when it is kept, because the int8 one is what runs on CPU by default.
+    ``int8_weight_bits``: :data:`INT8_WEIGHT_BITS`.
     """
+    if int8_weight_bits not in (7, 8):
+        raise ValueError(f"int8 weights take 7 or 8 bits, not {int8_weight_bits}")
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no checkpoint to export")
     if not (dataset / "images" / split).is_dir():
@@ -991,8 +1072,9 @@ def export_model(
         if quantize:
             try:
                 int8_precision = _quantize(
-                    onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz
-                )
+                    onnx_tmp.with_suffix(".fp32.onnx"), int8_tmp, dataset / "images" / "train", imgsz,
+                    weight_bits=int8_weight_bits,
+                )  # fmt: skip
                 int8_info = ModelInfo(f"{name}-int8", version, CLASS_NAMES, imgsz, threshold, "onnx")
                 int8_detector = _detector(int8_tmp, int8_info, threads)
                 int8_run = detect_folder(int8_detector, dataset, split=split)
@@ -1036,7 +1118,7 @@ def export_model(
             quantized_entry = _entry(
                 int8_info, f"{name}-int8.onnx", int8_tmp, int8_precision,
                 architecture, epochs, None, dataset_name, training_sets, int8_report, today,
-                f"{note}; speed {int8_speed:.1f} ms/image (batch 1, network + NMS)",
+                f"{note}; speed {int8_speed:.1f} ms/image (batch 1, network + NMS)", weight_bits=int8_weight_bits,
             )  # fmt: skip
 
         entry = _entry(
@@ -1150,6 +1232,8 @@ def _entry(
     report: EvalReport,
     today: str,
     notes: str,
+    *,
+    weight_bits: int | None = None,
 ) -> ModelEntry:
     return ModelEntry(
         name=info.name,
@@ -1157,6 +1241,7 @@ def _entry(
         file=file_name,
         sha256=sha256_file(path),
         precision=precision,
+        weight_bits=weight_bits,
         input_size=info.input_size,
         trimmed_input=True,  # exported with free height/width (see _export_onnx)
         classes=info.classes,

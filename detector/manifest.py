@@ -65,6 +65,12 @@ class ModelEntry(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: Literal["onnx"] = "onnx"
     precision: str  # e.g. "fp32 (fp16-stored weights)" or "int8 static QDQ"
+    #: An int8 model's weight range in bits: 7 when its weights lie in [-64, 64] (the stem's keep 8 bits and read
+    #: 7-bit pixels), so that no pair of uint8 × int8 products exceeds 32,767 and the 16-bit sums of ONNX Runtime's
+    #: kernels on x86 CPUs without VNNI (:func:`detector.cpu.int8_kernels_exact`) never saturate; 8 (full range)
+    #: is exact only with VNNI. None for float models, and for int8 exports older than the field (full range).
+    #: See :data:`detector.export.INT8_WEIGHT_BITS`.
+    weight_bits: int | None = Field(default=None, ge=2, le=8)
     #: The longer side images are letterboxed to: a whole number of the network's 32 px strides, and no larger
     #: than any deployed YOLO input (a typo of 100000 would otherwise allocate tens of GB per image).
     input_size: int = Field(strict=True, ge=32, le=4096, multiple_of=32)

@@ -501,6 +501,7 @@ def test_export_writes_weights_manifest_and_card(tmp_path: Path) -> None:
     assert entry.training_sets[0].licence == "CC0"
     assert entry.validation.evaluated == 3
     assert entry.architecture == "yolov8n-relu"  # the committed model: yolov8n with ReLU (detector/arch)
+    assert entry.weight_bits is None  # a float model
     import torch  # after export_model: unpickling the checkpoint imports ultralytics, which must be offline first
 
     run_epochs = int(torch.load(committed, map_location="cpu", weights_only=False)["epoch"]) + 1  # its own run
@@ -562,6 +563,8 @@ def test_a_kept_int8_variant_becomes_the_cpu_default(tmp_path: Path) -> None:
 def test_export_refuses_missing_inputs(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         export_model(tmp_path / "none.pt", models_dir=tmp_path)
+    with pytest.raises(ValueError, match="7 or 8 bits"):  # before any file is read
+        export_model(tmp_path / "none.pt", models_dir=tmp_path, int8_weight_bits=4)
 
 
 @pytest.mark.parametrize(
@@ -673,12 +676,15 @@ def test_the_tower_rule_is_the_models_own_unless_given() -> None:
 
 @needs_exact_int8
 @pytest.mark.slow
+@pytest.mark.parametrize("bits", [8, 7])
 def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bits: int
 ) -> None:
     """The int8 export's input QuantizeLinear (scale 1/255, zero point 0) is replaced by the uint8 pixels, its stem
     convolution by a space-to-depth one reading 2×2 pixel blocks channels last, and its upsamplings by uint8
-    copies: the same output bit for bit, through ONNX Runtime, for real letterboxed images."""
+    copies: the same output bit for bit, through ONNX Runtime, for real letterboxed images. With 7-bit weights the
+    input scale is 2/255 and the pixels are shifted right by one in the graph: the same output as the float input
+    on images of even pixel values (where the quantiser's rounding and the shift's flooring agree)."""
     import onnx
     import onnxruntime as ort
 
@@ -696,14 +702,15 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
         Image.fromarray(image).save(calibration / f"{i}.png")
 
     pixels = tmp_path / "pixels.onnx"
-    export._quantize(fp32, pixels, calibration, 320)
+    export._quantize(fp32, pixels, calibration, 320, weight_bits=bits)
     floats = tmp_path / "floats.onnx"
     with monkeypatch.context() as patched:
-        patched.setattr(export, "_take_pixels", lambda model: None)  # the same quantisation, float input kept
+        patched.setattr(export, "_take_pixels", lambda model, **_: None)  # the same quantisation, float input kept
         patched.setattr(export, "_space_to_depth_stem", lambda model: None)  # and the 3x3 stride-2 stem
         patched.setattr(export, "_channels_last_blocks", lambda model: None)  # and NCHW input
         patched.setattr(export, "_nhwc_upsampling", lambda model: 0)  # and the Resize nodes
-        export._quantize(fp32, floats, calibration, 320)
+        patched.setattr(export, "_halve_pixels", lambda model: None)  # and the 7-bit pixels' shift
+        export._quantize(fp32, floats, calibration, 320, weight_bits=bits)
 
     by_floats = ort.InferenceSession(str(floats), providers=["CPUExecutionProvider"])
     by_pixels = ort.InferenceSession(str(pixels), providers=["CPUExecutionProvider"])
@@ -713,6 +720,9 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     for image in images:
         batch, _ = letterbox_batch([image], 320, trim=True)
         blocks, _ = letterbox_batch([image], 320, trim=True, pixels=True, layout="blocks")
+        if bits == 7:  # even values, after the letterbox's resizing
+            blocks &= np.uint8(0xFE)
+            batch = (letterbox_batch([image], 320, trim=True, pixels=True)[0] & np.uint8(0xFE)) / np.float32(255)
         expected = by_floats.run(None, {"images": batch})[0]
         np.testing.assert_array_equal(by_pixels.run(None, {"pixel_blocks": blocks})[0], expected)
     counts = [Counter(node.op_type for node in onnx.load(str(path)).graph.node) for path in (floats, pixels)]
@@ -720,7 +730,9 @@ def test_the_int8_model_takes_pixels_and_gives_what_the_float_input_gave(
     assert sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(pixels)).graph.node) < sum(
         node.op_type == "QuantizeLinear" for node in onnx.load(str(floats)).graph.node
     )
-    assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "pixel_blocks" in node.input] == ["Transpose"]
+    assert [node.op_type for node in onnx.load(str(pixels)).graph.node if "pixel_blocks" in node.input] == [
+        "BitShift" if bits == 7 else "Transpose"
+    ]
     with pytest.raises(ValueError, match="QuantizeLinear"):
         export._take_pixels(onnx.load(str(pixels)))  # already takes pixels: nothing left to replace
     # Every concatenation outside the head shares one scale and zero point across its inputs and output (a byte
