@@ -528,8 +528,8 @@ def load_detector(
         backend = "torch" if entry.torch_file and cuda_available() else "onnx"
     if backend == "onnx" and model is None and manifest.cpu_default is not None:
         cpu_entry = resolve_model(manifest, manifest.cpu_default)
-        if (cpu_entry.weight_bits or 8) <= 7 or int8_kernels_exact():
-            entry = cpu_entry  # 7-bit weights: exact on every CPU (ModelEntry.weight_bits)
+        if cpu_entry.exact_without_vnni or int8_kernels_exact():
+            entry = cpu_entry
         else:  # the int8 variant's sums would saturate on this CPU (detector.cpu.int8_kernels_exact): the fp32 model
             _warn_once(
                 "this CPU has no VNNI instructions, where ONNX Runtime's int8 kernels saturate: using %s (fp32), not "

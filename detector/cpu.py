@@ -32,7 +32,8 @@ def int8_kernels_exact(cpuinfo: str | None = None) -> bool:
     machine's, and a tower camera's hazy hillside frames get a smoke event the exact int8 and the fp32 model do not.
     There the fp32 model is used instead (:func:`detector.backends.load_detector`), unless the int8 variant has
     7-bit weights (``ModelEntry.weight_bits``: pairs then stay under 32,767, exact on every CPU;
-    ``tests/detector/test_int8_without_vnni.py`` shows both under an emulated Haswell).
+    ``tests/detector/test_int8_without_vnni.py`` shows both on an emulated Haswell against an exact emulated
+    Nehalem).
 
     ``cpuinfo``: the text of ``/proc/cpuinfo`` (tests); read from the machine when None. Not x86, or nothing to
     read (another OS): exact (ARM's int8 dot products do not saturate).

@@ -355,15 +355,18 @@ def _calibration_batches(images_dir: Path, imgsz: int, count: int) -> Iterator[d
         yield {"images": batch}
 
 
-def _int8_precision(upsamplings: int, weight_bits: int = INT8_WEIGHT_BITS) -> str:
+def _check_weight_bits(weight_bits: int) -> None:
+    if weight_bits not in (7, 8):
+        raise ValueError(f"int8 weights take 7 or 8 bits, not {weight_bits}")
+
+
+def _int8_precision(upsamplings: int, weight_bits: int) -> str:
     """The int8 variant's precision line for the manifest and card; ``upsamplings``: how many of the neck's
     upsamplings :func:`_nhwc_upsampling` rewrote."""
     copies = f"; {upsamplings} neck upsampling{'s' if upsamplings != 1 else ''} as uint8 copies" if upsamplings else ""
     weights = "per-channel weights"
-    if weight_bits != 8:
-        weights = (
-            f"per-channel {weight_bits}-bit weights, the stem's 8-bit on {weight_bits}-bit pixels: exact without VNNI"
-        )
+    if weight_bits == 7:
+        weights = "per-channel 7-bit weights, the stem's 8-bit on 7-bit pixels: exact without VNNI"
     return (
         f"int8 static QDQ (every convolution; {weights}; one range per concatenation; uint8 pixel input;"
         f" space-to-depth stem taking 2x2 pixel blocks channels last{copies})"
@@ -400,8 +403,7 @@ def _quantize(
     """Static int8 QDQ quantisation of the network, per-channel weights, calibrated on training images, with the
     graph rewrites after it; returns the precision line (:func:`_int8_precision`). ``weight_bits``: 8 or 7
     (:data:`INT8_WEIGHT_BITS`)."""
-    if weight_bits not in (7, 8):
-        raise ValueError(f"int8 weights take 7 or 8 bits, not {weight_bits}")
+    _check_weight_bits(weight_bits)
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -433,7 +435,7 @@ def _quantize(
     tensor_overrides: dict[str, list[dict[str, Any]]] = {
         name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name, (low, high) in overrides.items()
     }
-    if weight_bits < 8:
+    if weight_bits == 7:
         # The stem keeps full-range weights and reads 7-bit pixels instead (_halve_pixels): its input scale is
         # 2/255 from the start, so that the quantiser's bias scales (input × weight scale) match it.
         stem = next(node for node in nodes if node.op_type == "Conv")
@@ -447,7 +449,7 @@ def _quantize(
         Reader(),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
-        reduce_range=weight_bits < 8,
+        reduce_range=weight_bits == 7,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=head_nodes,
@@ -455,7 +457,7 @@ def _quantize(
     )
     prepared.unlink(missing_ok=True)
     model = onnx.load(str(target))
-    pixel_shift = 1 if weight_bits < 8 else 0
+    pixel_shift = 1 if weight_bits == 7 else 0
     _take_pixels(model, pixel_shift=pixel_shift)
     _space_to_depth_stem(model)
     _channels_last_blocks(model)
@@ -1009,8 +1011,7 @@ def export_model(
     by the int8 variant when it is kept, because the int8 one is what runs on CPU by default.
     ``int8_weight_bits``: :data:`INT8_WEIGHT_BITS`.
     """
-    if int8_weight_bits not in (7, 8):
-        raise ValueError(f"int8 weights take 7 or 8 bits, not {int8_weight_bits}")
+    _check_weight_bits(int8_weight_bits)  # before minutes of export
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no checkpoint to export")
     if not (dataset / "images" / split).is_dir():

@@ -70,7 +70,7 @@ class ModelEntry(_Strict):
     #: kernels on x86 CPUs without VNNI (:func:`detector.cpu.int8_kernels_exact`) never saturate; 8 (full range)
     #: is exact only with VNNI. None for float models, and for int8 exports older than the field (full range).
     #: See :data:`detector.export.INT8_WEIGHT_BITS`.
-    weight_bits: int | None = Field(default=None, ge=2, le=8)
+    weight_bits: Literal[7, 8] | None = None
     #: The longer side images are letterboxed to: a whole number of the network's 32 px strides, and no larger
     #: than any deployed YOLO input (a typo of 100000 would otherwise allocate tens of GB per image).
     input_size: int = Field(strict=True, ge=32, le=4096, multiple_of=32)
@@ -90,6 +90,12 @@ class ModelEntry(_Strict):
     validation: EvalReport
     date: str  # ISO 8601 date of the export
     notes: str = ""
+
+    @property
+    def exact_without_vnni(self) -> bool:
+        """Whether this model's int8 sums are exact on x86 CPUs without VNNI too (7-bit weights); a float model's
+        question does not arise, and it answers False."""
+        return self.weight_bits == 7
 
     @field_validator("classes")
     @classmethod

@@ -1,8 +1,9 @@
 """Run an ONNX model once on one thread and save its first output: ``python onnx_run.py MODEL INPUT.npy OUT.npy``
 (or ``--matmul OUT.npy`` for the saturation probe of ``test_int8_without_vnni``).
 
-A script of its own, not a pytest helper, because the test runs it twice: natively and under
-``qemu-x86_64 -cpu Haswell``, an emulated x86 CPU without VNNI, whose int8 kernels are the saturating ones.
+A script of its own, not a pytest helper, because the test runs it in other processes: under
+``qemu-x86_64 -cpu Haswell`` (an emulated x86 CPU without VNNI, whose int8 kernels saturate), under
+``-cpu Nehalem`` (SSE4.2, whose int8 kernels are exact) and natively.
 """
 
 from __future__ import annotations

@@ -432,7 +432,7 @@ def test_onnx_runtime_runs_the_cpu_default_and_torch_the_fp32_weights(models_dir
     data["cpu_default"] = variant.name
     (copy / "manifest.json").write_text(json.dumps(data))
     # A full-range int8 model on a CPU without VNNI: the fp32 model instead (detector.cpu); 7-bit: exact anywhere
-    default = variant.name if (variant.weight_bits or 8) <= 7 or int8_kernels_exact() else fp32.name
+    default = variant.name if variant.exact_without_vnni or int8_kernels_exact() else fp32.name
     assert load_detector("onnx", models_dir=copy, threads=1).info.name == default
     assert load_detector("onnx", model=variant.name, models_dir=copy, threads=1).info.name == variant.name  # asked
     assert load_detector("onnx", model=fp32.name, models_dir=copy, threads=1).info.name == fp32.name
@@ -457,7 +457,7 @@ def test_int8_variant_loads_and_finds_what_fp32_finds(models_dir: Path, onnx_det
     variant = next((m for m in manifest.models if m.name == name), None)
     if variant is None:
         pytest.skip(f"no int8 variant in {models_dir / 'manifest.json'} (kept only when it keeps accuracy)")
-    if (variant.weight_bits or 8) > 7 and not int8_kernels_exact():
+    if not (variant.exact_without_vnni or int8_kernels_exact()):
         pytest.skip(f"{name} has full-range weights, whose int8 sums saturate on this CPU without VNNI")
     int8 = load_detector("onnx", model=name, models_dir=models_dir, threads=1)
     assert int8.info.name == name
