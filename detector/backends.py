@@ -356,7 +356,7 @@ def _onnx_session(path: Path, threads: int | None) -> Any:
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.inter_op_num_threads = 1  # one graph branch at a time: the YOLO graph is a chain
+    options.inter_op_num_threads = 1  # the parallel executor measured slower (docs/detector.md, Batching and threads)
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # warnings about unused initializers are noise here
